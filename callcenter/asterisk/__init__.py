@@ -1,0 +1,1 @@
+"""Asterisk configuration generated from the project's files (``dialplans/``, ``config/``)."""

@@ -1,0 +1,608 @@
+"""Engine configuration: YAML files validated into frozen dataclasses.
+
+Order of precedence (later wins): the shipped defaults in ``config/`` (``callcenter.yaml``,
+``agents.yaml``, ``queues.yaml``), then ``config/site.yaml`` if present, then each file
+named by ``--config`` or the ``CALLCENTER_CONFIG`` environment variable (``:``-separated).
+
+Every problem is collected, not only the first, and reported as
+``file:line:column: dotted.key: what is wrong`` by :class:`ConfigError`. Unknown keys are
+errors too: a misspelt ``retention_dayz`` must not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from callcenter.yamlsource import Location, Locations, Path_, YamlSourceError, load_yaml, merge
+
+__all__ = [
+    "AgentSettings",
+    "AgiSettings",
+    "AmiSettings",
+    "ConfigError",
+    "ConfigProblem",
+    "DatabaseSettings",
+    "HttpSettings",
+    "LabSettings",
+    "LoggingSettings",
+    "QueueSettings",
+    "RecordingSettings",
+    "Settings",
+    "SiteSettings",
+    "TeamSettings",
+    "load_settings",
+]
+
+DEFAULT_FILES = ("callcenter.yaml", "agents.yaml", "queues.yaml")
+SITE_FILE = "site.yaml"
+QUEUE_STRATEGIES = ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "rrordered", "linear", "wrandom")
+ROLES = ("agent", "lead", "manager")
+_AGENT_ID = re.compile(r"^[0-9]{3,8}$")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,39}$")
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One configuration error: where, which key, what is wrong."""
+
+    location: Location
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.key}: {self.message}" if self.key else f"{self.location}: {self.message}"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; ``problems`` lists every error found."""
+
+    def __init__(self, problems: Sequence[ConfigProblem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+@dataclass(frozen=True)
+class SiteSettings:
+    name: str
+    timezone: str
+    ticket_prefix: str
+    state_dir: Path
+
+
+@dataclass(frozen=True)
+class AmiSettings:
+    host: str
+    port: int
+    username: str
+    connect_timeout: float
+    action_timeout: float
+    ping_interval: float
+    reconnect_max_delay: float
+
+
+@dataclass(frozen=True)
+class AgiSettings:
+    bind: str
+    port: int
+    advertise_host: str
+    command_timeout: float
+
+
+@dataclass(frozen=True)
+class SipSettings:
+    bind: str
+    port: int
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str
+    threads: int
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    bind: str
+    port: int
+
+
+@dataclass(frozen=True)
+class RecordingSettings:
+    directory: Path
+    retention_days: int
+    format: str
+
+
+@dataclass(frozen=True)
+class LabSettings:
+    cache_dir: Path | None
+    instances_dir: Path
+    asterisk: str
+    mirror: str | None
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    level: str
+    format: str
+
+
+@dataclass(frozen=True)
+class TeamSettings:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    id: str
+    name: str
+    team: str
+    role: str
+    queues: Mapping[str, int]
+    """Queue name -> penalty for the queues this agent takes calls from."""
+
+    @property
+    def endpoint(self) -> str:
+        """The PJSIP endpoint (and SIP user name) of this agent's softphone."""
+        return f"agent{self.id}"
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    name: str
+    strategy: str
+    ring_timeout: int
+    retry: int
+    wrapup_time: int
+    max_callers: int
+    weight: int
+    service_level_seconds: int
+    announce_position: bool
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole validated configuration. Build it with :func:`load_settings`."""
+
+    site: SiteSettings
+    ami: AmiSettings
+    agi: AgiSettings
+    sip: SipSettings
+    database: DatabaseSettings
+    http: HttpSettings
+    metrics: HttpSettings
+    recordings: RecordingSettings
+    lab: LabSettings
+    logging: LoggingSettings
+    teams: tuple[TeamSettings, ...]
+    agents: tuple[AgentSettings, ...]
+    queues: tuple[QueueSettings, ...]
+    root: Path
+    sources: tuple[str, ...] = field(default=())
+
+    def agent(self, agent_id: str) -> AgentSettings:
+        """The agent with id ``agent_id`` (``KeyError`` if unknown)."""
+        for agent in self.agents:
+            if agent.id == agent_id:
+                return agent
+        raise KeyError(agent_id)
+
+    def queue(self, name: str) -> QueueSettings:
+        """The queue called ``name`` (``KeyError`` if unknown)."""
+        for queue in self.queues:
+            if queue.name == name:
+                return queue
+        raise KeyError(name)
+
+
+T = TypeVar("T")
+_MISSING: Any = object()
+
+
+class _Reader:
+    """Typed access to one mapping of the configuration, collecting problems."""
+
+    def __init__(self, data: Any, path: Path_, locs: Locations, problems: list[ConfigProblem]) -> None:
+        self.path = path
+        self.locs = locs
+        self.problems = problems
+        self.used: set[str] = set()
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            self.problem((), f"must be a mapping, got {_describe(data)}")
+            data = {}
+        self.data: Mapping[str, Any] = data
+
+    def key(self, name: str | int | None = None) -> str:
+        parts = [str(p) if isinstance(p, str) else f"[{p}]" for p in self.path]
+        if name is not None:
+            parts.append(str(name) if isinstance(name, str) else f"[{name}]")
+        return ".".join(parts).replace(".[", "[")
+
+    def problem(self, sub: Path_, message: str) -> None:
+        path = (*self.path, *sub)
+        name = sub[-1] if sub else None
+        reader_key = self.key(name) if len(sub) <= 1 else self.key() + "." + ".".join(map(str, sub))
+        self.problems.append(ConfigProblem(self.locs.find(path), reader_key, message))
+
+    def get(self, name: str, default: Any, convert: Callable[[Any], T], expected: str) -> T:
+        self.used.add(name)
+        value = self.data.get(name, _MISSING)
+        if value is _MISSING or value is None:
+            if default is _MISSING:
+                self.problem((name,), f"is required ({expected})")
+                return _placeholder(expected)  # type: ignore[no-any-return]
+            return default  # type: ignore[no-any-return]
+        try:
+            return convert(value)
+        except (TypeError, ValueError) as exc:
+            detail = f" ({exc})" if str(exc) else ""
+            self.problem((name,), f"expected {expected}, got {_describe(value)}{detail}")
+            return default if default is not _MISSING else _placeholder(expected)  # type: ignore[no-any-return]
+
+    def str(self, name: str, default: Any = _MISSING, pattern: re.Pattern[str] | None = None, hint: str = "a string") -> str:
+        def convert(value: Any) -> str:
+            if not isinstance(value, (str, int)) or isinstance(value, bool):
+                raise TypeError("")
+            text = str(value)
+            if pattern is not None and not pattern.match(text):
+                raise ValueError("")
+            return text
+
+        return self.get(name, default, convert, hint)
+
+    def int(self, name: str, default: Any = _MISSING, lo: int | None = None, hi: int | None = None) -> int:
+        expected = "an integer" + _range_text(lo, hi)
+
+        def convert(value: Any) -> int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError("")
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                raise ValueError("")
+            return value
+
+        return self.get(name, default, convert, expected)
+
+    def float(self, name: str, default: Any = _MISSING, lo: float | None = None, hi: float | None = None) -> float:
+        expected = "a number" + _range_text(lo, hi)
+
+        def convert(value: Any) -> float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError("")
+            number = float(value)
+            if (lo is not None and number < lo) or (hi is not None and number > hi):
+                raise ValueError("")
+            return number
+
+        return self.get(name, default, convert, expected)
+
+    def bool(self, name: str, default: Any = _MISSING) -> bool:
+        def convert(value: Any) -> bool:
+            if not isinstance(value, bool):
+                raise TypeError("")
+            return value
+
+        return self.get(name, default, convert, "true or false")
+
+    def choice(self, name: str, choices: Sequence[str], default: Any = _MISSING) -> str:
+        def convert(value: Any) -> str:
+            if value not in choices:
+                raise ValueError("")
+            return str(value)
+
+        return self.get(name, default, convert, "one of " + ", ".join(choices))
+
+    def port(self, name: str, default: Any = _MISSING) -> int:
+        return self.int(name, default, 1, 65535)
+
+    def sub(self, name: str) -> _Reader:
+        self.used.add(name)
+        return _Reader(self.data.get(name), (*self.path, name), self.locs, self.problems)
+
+    def items(self, name: str) -> list[_Reader]:
+        """Readers for each mapping in the list at ``name``."""
+        self.used.add(name)
+        value = self.data.get(name)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.problem((name,), f"must be a list, got {_describe(value)}")
+            return []
+        return [_Reader(item, (*self.path, name, i), self.locs, self.problems) for i, item in enumerate(value)]
+
+    def mapping(self, name: str) -> dict[str, _Reader]:
+        """Readers for each value of the mapping at ``name``, keyed by its keys."""
+        sub = self.sub(name)
+        return {str(key): _Reader(value, (*sub.path, key), self.locs, self.problems) for key, value in sub.data.items()}
+
+    def done(self) -> None:
+        """Report keys that were never read: they are typos or unsupported settings."""
+        for key in self.data:
+            if key not in self.used:
+                self.problem((key,), "unknown setting")
+
+
+def _placeholder(expected: str) -> Any:
+    if expected.startswith("an integer"):
+        return 0
+    if expected.startswith("a number"):
+        return 0.0
+    if expected == "true or false":
+        return False
+    return ""
+
+
+def _range_text(lo: float | None, hi: float | None) -> str:
+    if lo is not None and hi is not None:
+        return f" in {lo}..{hi}"
+    if lo is not None:
+        return f" >= {lo}"
+    if hi is not None:
+        return f" <= {hi}"
+    return ""
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _path(root: Path, text: str) -> Path:
+    path = Path(os.path.expanduser(text))
+    return path if path.is_absolute() else root / path
+
+
+def _timezone(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("unknown time zone") from None
+    return value
+
+
+def _build(data: Mapping[str, Any], locs: Locations, root: Path, problems: list[ConfigProblem]) -> Settings:
+    top = _Reader(data, (), locs, problems)
+
+    site_r = top.sub("site")
+    site = SiteSettings(
+        name=site_r.str("name", "callcenter"),
+        timezone=site_r.get("timezone", "UTC", _timezone, "an IANA time zone such as Asia/Shanghai"),
+        ticket_prefix=site_r.str("ticket_prefix", "GD", re.compile(r"^[A-Z]{2}$"), "two capital letters"),
+        state_dir=_path(root, site_r.str("state_dir", "var")),
+    )
+    site_r.done()
+
+    asterisk_r = top.sub("asterisk")
+    ami_r = asterisk_r.sub("ami")
+    ami = AmiSettings(
+        host=ami_r.str("host", "127.0.0.1"),
+        port=ami_r.port("port", 5038),
+        username=ami_r.str("username", "callcenter", re.compile(r"^[A-Za-z0-9_-]+$"), "letters, digits, _ or -"),
+        connect_timeout=ami_r.float("connect_timeout", 5.0, 0.1, 300),
+        action_timeout=ami_r.float("action_timeout", 10.0, 0.1, 600),
+        ping_interval=ami_r.float("ping_interval", 20.0, 1, 3600),
+        reconnect_max_delay=ami_r.float("reconnect_max_delay", 10.0, 0.1, 600),
+    )
+    ami_r.done()
+    agi_r = asterisk_r.sub("agi")
+    agi = AgiSettings(
+        bind=agi_r.str("bind", "127.0.0.1"),
+        port=agi_r.port("port", 4573),
+        advertise_host=agi_r.str("advertise_host", "127.0.0.1"),
+        command_timeout=agi_r.float("command_timeout", 30.0, 0.1, 3600),
+    )
+    agi_r.done()
+    sip_r = asterisk_r.sub("sip")
+    sip = SipSettings(bind=sip_r.str("bind", "127.0.0.1"), port=sip_r.port("port", 5060))
+    sip_r.done()
+    asterisk_r.done()
+
+    db_r = top.sub("database")
+    database = DatabaseSettings(
+        url=db_r.str("url", "sqlite:///var/callcenter.sqlite3"),
+        threads=db_r.int("threads", 4, 1, 64),
+    )
+    db_r.done()
+
+    http_r = top.sub("http")
+    http = HttpSettings(bind=http_r.str("bind", "127.0.0.1"), port=http_r.port("port", 8080))
+    http_r.done()
+    metrics_r = top.sub("metrics")
+    metrics = HttpSettings(bind=metrics_r.str("bind", "127.0.0.1"), port=metrics_r.port("port", 9108))
+    metrics_r.done()
+
+    rec_r = top.sub("recordings")
+    recordings = RecordingSettings(
+        directory=_path(root, rec_r.str("directory", "recordings")),
+        retention_days=rec_r.int("retention_days", 180, 1, 36500),
+        format=rec_r.choice("format", ("wav", "gsm", "wav49"), "wav"),
+    )
+    rec_r.done()
+
+    lab_r = top.sub("lab")
+    cache = lab_r.str("cache_dir", "")
+    lab = LabSettings(
+        cache_dir=_path(root, cache) if cache else None,
+        instances_dir=_path(root, lab_r.str("instances_dir", "var/lab")),
+        asterisk=lab_r.choice("asterisk", ("auto", "chroot", "host"), "auto"),
+        mirror=lab_r.str("mirror", "") or None,
+    )
+    lab_r.done()
+
+    log_r = top.sub("logging")
+    logging = LoggingSettings(
+        level=log_r.choice("level", ("debug", "info", "warn", "error"), "info"),
+        format=log_r.choice("format", ("text", "json"), "text"),
+    )
+    log_r.done()
+
+    queues = _queues(top)
+    teams = _teams(top)
+    agents = _agents(top, {t.id for t in teams}, {q.name for q in queues})
+    top.done()
+    return Settings(
+        site=site, ami=ami, agi=agi, sip=sip, database=database, http=http, metrics=metrics,
+        recordings=recordings, lab=lab, logging=logging, teams=teams, agents=agents, queues=queues, root=root,
+    )
+
+
+def _queues(top: _Reader) -> tuple[QueueSettings, ...]:
+    result = []
+    for name, q in top.mapping("queues").items():
+        if not _NAME.match(name):
+            q.problem((), "queue names are a letter then letters, digits, _ or - (at most 40)")
+        result.append(QueueSettings(
+            name=name,
+            strategy=q.choice("strategy", QUEUE_STRATEGIES, "rrmemory"),
+            ring_timeout=q.int("ring_timeout", 15, 1, 600),
+            retry=q.int("retry", 2, 0, 600),
+            wrapup_time=q.int("wrapup_time", 10, 0, 3600),
+            max_callers=q.int("max_callers", 0, 0, 100000),
+            weight=q.int("weight", 0, 0, 100),
+            service_level_seconds=q.int("service_level_seconds", 20, 1, 3600),
+            announce_position=q.bool("announce_position", False),
+        ))
+        q.done()
+    return tuple(result)
+
+
+def _teams(top: _Reader) -> tuple[TeamSettings, ...]:
+    result = []
+    seen: set[str] = set()
+    for t in top.items("teams"):
+        team_id = t.str("id", pattern=_NAME, hint="a short name (letters, digits, _ or -)")
+        if team_id in seen:
+            t.problem(("id",), f"duplicate team id {team_id!r}")
+        seen.add(team_id)
+        result.append(TeamSettings(id=team_id, name=t.str("name", team_id)))
+        t.done()
+    return tuple(result)
+
+
+def _agents(top: _Reader, teams: set[str], queues: set[str]) -> tuple[AgentSettings, ...]:
+    result = []
+    seen: set[str] = set()
+    for a in top.items("agents"):
+        agent_id = a.str("id", pattern=_AGENT_ID, hint="3 to 8 digits (the agent's extension)")
+        if agent_id in seen:
+            a.problem(("id",), f"duplicate agent id {agent_id!r}")
+        seen.add(agent_id)
+        team = a.str("team", "")
+        if team and team not in teams:
+            a.problem(("team",), f"unknown team {team!r} (teams: {', '.join(sorted(teams)) or 'none'})")
+        penalties: dict[str, int] = {}
+        for queue, penalty_r in _queue_penalties(a):
+            if queue not in queues:
+                a.problem(("queues", queue), f"unknown queue {queue!r} (queues: {', '.join(sorted(queues)) or 'none'})")
+            penalties[queue] = penalty_r
+        result.append(AgentSettings(
+            id=agent_id,
+            name=a.str("name", f"Agent {agent_id}"),
+            team=team,
+            role=a.choice("role", ROLES, "agent"),
+            queues=penalties,
+        ))
+        a.done()
+    return tuple(result)
+
+
+def _queue_penalties(a: _Reader) -> Iterable[tuple[str, int]]:
+    """``queues:`` of an agent: a list of names, or a mapping name -> penalty."""
+    a.used.add("queues")
+    value = a.data.get("queues")
+    if value is None:
+        return []
+    if isinstance(value, list):
+        pairs = []
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                a.problem(("queues", i), f"expected a queue name, got {_describe(item)}")
+                continue
+            pairs.append((item, 0))
+        return pairs
+    if isinstance(value, Mapping):
+        pairs = []
+        for name, penalty in value.items():
+            if isinstance(penalty, bool) or not isinstance(penalty, int) or not 0 <= penalty <= 100:
+                a.problem(("queues", name), f"expected a penalty 0..100, got {_describe(penalty)}")
+                continue
+            pairs.append((str(name), penalty))
+        return pairs
+    a.problem(("queues",), f"expected a list of queue names or a mapping name -> penalty, got {_describe(value)}")
+    return []
+
+
+def config_files(config_dir: Path, extra: Sequence[Path] = ()) -> list[Path]:
+    """The files that make up the configuration, in precedence order."""
+    files = [config_dir / name for name in DEFAULT_FILES if (config_dir / name).exists()]
+    site = config_dir / SITE_FILE
+    if site.exists():
+        files.append(site)
+    env = os.environ.get("CALLCENTER_CONFIG", "")
+    files.extend(Path(p) for p in env.split(":") if p)
+    files.extend(extra)
+    return files
+
+
+def default_config_dir() -> Path:
+    """``$CALLCENTER_HOME/config``, else ``./config``."""
+    home = os.environ.get("CALLCENTER_HOME")
+    return Path(home) / "config" if home else Path.cwd() / "config"
+
+
+def load_settings(config_dir: Path | None = None, extra: Sequence[Path] = (), root: Path | None = None) -> Settings:
+    """Load, merge and validate the configuration; raise :class:`ConfigError` on any problem.
+
+    Relative paths in the configuration are resolved against ``root`` (default: the
+    parent of the configuration directory, i.e. the project's checkout).
+    """
+    config_dir = (config_dir or default_config_dir()).resolve()
+    root = (root or config_dir.parent).resolve()
+    files = config_files(config_dir, extra)
+    if not files:
+        raise ConfigError([ConfigProblem(Location(str(config_dir), 1, 1), "", "no configuration files found")])
+    merged: Any = {}
+    locs = Locations(_display(files[0], root))
+    problems: list[ConfigProblem] = []
+    for path in files:
+        name = _display(path, root)
+        try:
+            data, file_locs = load_yaml(path, name)
+        except YamlSourceError as exc:
+            problems.append(ConfigProblem(exc.location, "", exc.message))
+            continue
+        except OSError as exc:
+            problems.append(ConfigProblem(Location(name, 1, 1), "", f"cannot read: {exc.strerror}"))
+            continue
+        if data is None:
+            continue
+        if not isinstance(data, Mapping):
+            problems.append(ConfigProblem(file_locs.find(()), "", f"the top level must be a mapping, got {_describe(data)}"))
+            continue
+        merged = merge(merged, data, locs, file_locs)
+    if problems:
+        raise ConfigError(problems)
+    settings = _build(merged, locs, root, problems)
+    if problems:
+        raise ConfigError(problems)
+    return Settings(**{**settings.__dict__, "sources": tuple(_display(p, root) for p in files)})
+
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root))
+    except ValueError:
+        return str(path)
