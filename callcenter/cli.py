@@ -1,0 +1,141 @@
+"""The ``callcenter`` command line.
+
+Sub-commands: ``run`` (the daemon), ``check-config``, ``lab`` (the real Asterisk lab),
+``asterisk render``, ``db upgrade``, ``demo`` and ``staffing plan``. Heavy imports happen
+inside each command so ``callcenter check-config`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from callcenter import __version__
+from callcenter.settings import ConfigError, Settings, load_settings
+
+__all__ = ["main", "build_parser"]
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    config_dir = Path(args.config_dir) if args.config_dir else None
+    return load_settings(config_dir, [Path(p) for p in args.config])
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate the configuration; print each problem as file:line:column: key: message."""
+    try:
+        settings = _settings(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"configuration invalid: {len(exc.problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"configuration OK ({', '.join(settings.sources)}): "
+          f"{len(settings.queues)} queues, {len(settings.teams)} teams, {len(settings.agents)} agents")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the daemon until SIGTERM/SIGINT."""
+    from callcenter.service import run_daemon
+
+    return run_daemon(_settings(args))
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    """Write the project's Asterisk files (manager, extensions, queues, pjsip) into a directory."""
+    from callcenter.asterisk.render import AsteriskEndpoints, render_project_config
+    from callcenter.secrets import load_or_create_secrets
+
+    settings = _settings(args)
+    secrets = load_or_create_secrets(settings.site.state_dir, [a.id for a in settings.agents])
+    endpoints = AsteriskEndpoints(
+        ami_host=settings.ami.host, ami_port=settings.ami.port,
+        sip_host=settings.sip.bind, sip_port=settings.sip.port,
+        agi_host=settings.agi.advertise_host, agi_port=settings.agi.port,
+        recordings_dir=str(settings.recordings.directory), lab=False,
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in render_project_config(settings, secrets, endpoints).items():
+        (out / name).write_text(text, encoding="utf-8")
+        print(f"wrote {out / name}")
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    """Create or migrate the database to the newest schema."""
+    from callcenter.storage.db import upgrade_database
+
+    settings = _settings(args)
+    settings.site.state_dir.mkdir(parents=True, exist_ok=True)
+    upgrade_database(settings.database.url)
+    print(f"database at newest revision: {settings.database.url}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Bring up a lab Asterisk, run the engine against it and place real calls."""
+    from callcenter.demo import run_demo
+
+    return run_demo(_settings(args), calls=args.calls)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``callcenter`` command."""
+    parser = argparse.ArgumentParser(prog="callcenter", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"callcenter {__version__}")
+    parser.add_argument("--config-dir", help="directory of the shipped configuration (default ./config)")
+    parser.add_argument("--config", action="append", default=[], metavar="FILE",
+                        help="extra YAML file overriding the configuration (repeatable)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the daemon")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("check-config", help="validate the configuration")
+    p.set_defaults(func=cmd_check_config)
+    p = sub.add_parser("demo", help="lab Asterisk + engine + a few real calls")
+    p.add_argument("--calls", type=int, default=4, help="hotline calls to place")
+    p.set_defaults(func=cmd_demo)
+
+    asterisk = sub.add_parser("asterisk", help="Asterisk configuration").add_subparsers(dest="asterisk_command", required=True)
+    p = asterisk.add_parser("render", help="write manager/extensions/queues/pjsip.conf")
+    p.add_argument("--out", required=True, help="target directory, e.g. /etc/asterisk")
+    p.set_defaults(func=cmd_render)
+
+    db = sub.add_parser("db", help="database").add_subparsers(dest="db_command", required=True)
+    p = db.add_parser("upgrade", help="create or migrate the schema")
+    p.set_defaults(func=cmd_db_upgrade)
+
+    from callcenter.lab import cli as lab_cli
+
+    lab_cli.add_parser(sub)
+
+    try:
+        from callcenter.staffing import cli as staffing_cli
+    except ImportError:  # pragma: no cover - the staffing package ships with the engine
+        pass
+    else:
+        staffing_cli.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``callcenter`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

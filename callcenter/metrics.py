@@ -1,0 +1,40 @@
+"""Prometheus metrics of the engine.
+
+One :class:`EngineMetrics` per engine, registered in a registry the composition root
+passes in (tests use their own ``CollectorRegistry``). The daemon serves it at
+``/metrics`` on ``metrics.bind:metrics.port``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["EngineMetrics"]
+
+
+class EngineMetrics:
+    """Every metric the engine exports."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.ami_connected = Gauge("callcenter_ami_connected", "1 while logged in to Asterisk's AMI", registry=registry)
+        self.ami_connections = Counter(
+            "callcenter_ami_connections", "AMI logins (the first and every reconnection)", registry=registry)
+        self.ami_events = Counter("callcenter_ami_events", "AMI events received", ["event"], registry=registry)
+        self.ami_frame_problems = Counter(
+            "callcenter_ami_frame_problems", "AMI lines that were not headers (logged)", registry=registry)
+        self.ami_resyncs = Counter(
+            "callcenter_ami_resyncs", "state resynchronisations from CoreShowChannels/QueueStatus", registry=registry)
+        self.calls_active = Gauge("callcenter_calls_active", "calls (linkedids) with a live channel", registry=registry)
+        self.channels_active = Gauge("callcenter_channels_active", "live Asterisk channels", registry=registry)
+        self.calls_started = Counter("callcenter_calls_started", "calls started", registry=registry)
+        self.calls_answered = Counter("callcenter_calls_answered", "calls answered", registry=registry)
+        self.calls_ended = Counter("callcenter_calls_ended", "calls ended", registry=registry)
+        self.call_duration = Histogram(
+            "callcenter_call_duration_seconds", "call durations, start to end", registry=registry,
+            buckets=(5, 15, 30, 60, 120, 240, 480, 900, 1800, 3600))
+        self.agi_sessions = Counter("callcenter_agi_sessions", "FastAGI sessions", ["script"], registry=registry)
+        self.agi_errors = Counter("callcenter_agi_errors", "FastAGI sessions that ended in an error", ["script"],
+                                  registry=registry)
+        self.db_errors = Counter("callcenter_db_errors", "repository calls that failed", ["operation"],
+                                 registry=registry)

@@ -1,0 +1,108 @@
+"""Configuration loading: shipped defaults, overrides, and errors naming file, line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from callcenter.settings import ConfigError, load_settings
+from callcenter.yamlsource import YamlSourceError, load_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "config"
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_shipped_configuration_is_valid() -> None:
+    """The files in config/ load into the reference site: 1 hotline + 48 outbound agents, 6 leads, 3 managers."""
+    settings = load_settings(CONFIG)
+    roles = [a.role for a in settings.agents]
+    assert roles.count("agent") == 49
+    assert roles.count("lead") == 6
+    assert roles.count("manager") == 3
+    assert {q.name for q in settings.queues} == {"hotline", "outbound"}
+    overflow = [a.id for a in settings.agents if "hotline" in a.queues and a.team != "hotline"]
+    assert len(overflow) == 12
+    assert settings.agent("1001").queues == {"hotline": 0}
+    assert settings.sources == ("config/callcenter.yaml", "config/agents.yaml", "config/queues.yaml")
+
+
+def test_override_replaces_only_the_keys_it_sets(tmp_path: Path) -> None:
+    """A site file changes one key and keeps every other default."""
+    site = _write(tmp_path, "site.yaml", "asterisk:\n  ami:\n    port: 15038\n")
+    settings = load_settings(CONFIG, [site])
+    assert settings.ami.port == 15038
+    assert settings.ami.username == "callcenter"
+    assert settings.sources[-1] == str(site)
+
+
+def test_errors_name_file_line_and_key(tmp_path: Path) -> None:
+    """Every bad value is reported with its file, line, column and dotted key, all at once."""
+    bad = _write(tmp_path, "bad.yaml", (
+        "asterisk:\n"
+        "  ami:\n"
+        "    port: abc\n"
+        "    usernme: x\n"
+        "recordings:\n"
+        "  retention_days: -3\n"
+    ))
+    with pytest.raises(ConfigError) as info:
+        load_settings(CONFIG, [bad])
+    lines = str(info.value).splitlines()
+    assert lines == [
+        f"{bad}:3:5: asterisk.ami.port: expected an integer in 1..65535, got 'abc'",
+        f"{bad}:4:5: asterisk.ami.usernme: unknown setting",
+        f"{bad}:6:3: recordings.retention_days: expected an integer in 1..36500, got -3",
+    ]
+
+
+def test_agent_errors_point_at_the_list_item(tmp_path: Path) -> None:
+    """Unknown teams and queues of an agent are reported on that agent's line."""
+    bad = _write(tmp_path, "agents.yaml", (
+        "agents:\n"
+        "  - {id: \"1001\", team: hotline}\n"
+        "  - {id: \"12\", team: nope, queues: {hotlin: 0}}\n"
+    ))
+    with pytest.raises(ConfigError) as info:
+        load_settings(CONFIG, [bad])
+    text = str(info.value)
+    assert f"{bad}:3:6: agents[1].id: expected 3 to 8 digits" in text
+    assert f"{bad}:3:16: agents[1].team: unknown team 'nope'" in text
+    assert f"{bad}:3:37: agents[1].queues.hotlin: unknown queue 'hotlin'" in text
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    """A YAML syntax error is a ConfigError with the file and line, not a traceback."""
+    bad = _write(tmp_path, "syntax.yaml", "site:\n  name: [unclosed\n  other: 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(CONFIG, [bad])
+    assert str(info.value).startswith(f"{bad}:")
+    assert "invalid YAML" in str(info.value)
+
+
+def test_duplicate_keys_are_refused(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two equal keys silently; the loader refuses them with the line."""
+    path = _write(tmp_path, "dup.yaml", "http:\n  port: 1\n  port: 2\n")
+    with pytest.raises(YamlSourceError) as info:
+        load_yaml(path)
+    assert str(info.value) == f"{path}:3:3: duplicate key 'port'"
+
+
+def test_unknown_time_zone(tmp_path: Path) -> None:
+    """The site's time zone must be a real IANA zone."""
+    bad = _write(tmp_path, "tz.yaml", "site:\n  timezone: Mars/Olympus\n")
+    with pytest.raises(ConfigError, match=r"tz.yaml:2:3: site.timezone: expected an IANA time zone"):
+        load_settings(CONFIG, [bad])
+
+
+def test_settings_are_frozen() -> None:
+    """Settings cannot be changed after validation."""
+    settings = load_settings(CONFIG)
+    with pytest.raises(AttributeError):
+        settings.ami.port = 1  # type: ignore[misc]
