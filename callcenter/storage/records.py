@@ -1,0 +1,444 @@
+"""Plain values exchanged with the storage layer (pure: no SQLAlchemy, no I/O).
+
+The repository hands out the frozen dataclasses :class:`Customer`, :class:`CallRecord`
+and :class:`Recording`, never ORM rows, so reactor-side code can keep and pass them
+around freely. Inputs are frozen dataclasses too (``New*`` to create, ``*Update`` to
+change some fields; a field left at :data:`UNSET` is not touched). They validate and
+normalise themselves when built, raising ValueError that starts with the field name,
+e.g. ``csat: must be 1..5, got 7``.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any, Final
+
+DIRECTIONS: Final = ("inbound", "outbound")
+"""Allowed values of a call record's ``direction``."""
+
+CSAT_MIN: Final = 1
+CSAT_MAX: Final = 5
+
+
+class InvalidFieldError(ValueError):
+    """An input field is invalid; the message starts with the field name."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class _Unset(enum.Enum):
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = _Unset.UNSET
+"""Marks a field of an ``*Update`` that is to be left as it is."""
+
+_PHONE_SEPARATORS = re.compile(r"[\s().\-/]")
+_PHONE_RE = re.compile(r"\+?[0-9]{3,15}")
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_FORMAT_RE = re.compile(r"[a-z0-9]{1,16}")
+
+
+# --- field validators: each returns the normalised value or raises InvalidFieldError ---
+
+
+def normalize_phone(value: object, field: str = "phone") -> str:
+    """Return ``value`` as an E.164-like number: optional ``+`` and 3 to 15 digits.
+
+    Spaces, dots, dashes, slashes and parentheses are dropped:
+    ``"+86 (20) 1234-5678"`` becomes ``"+862012345678"``.
+    """
+    if not isinstance(value, str):
+        raise InvalidFieldError(field, f"must be a string, got {value!r}")
+    compact = _PHONE_SEPARATORS.sub("", value)
+    if not _PHONE_RE.fullmatch(compact):
+        raise InvalidFieldError(
+            field, f"must be 3 to 15 digits with an optional leading +, got {value!r}"
+        )
+    return compact
+
+
+def _required_text(field: str, value: object, max_length: int) -> str:
+    if not isinstance(value, str):
+        raise InvalidFieldError(field, f"must be a string, got {value!r}")
+    text = value.strip()
+    if not text:
+        raise InvalidFieldError(field, "must not be empty")
+    if len(text) > max_length:
+        raise InvalidFieldError(
+            field, f"must be at most {max_length} characters, got {len(text)}"
+        )
+    return text
+
+
+def _optional_text(field: str, value: object, max_length: int) -> str | None:
+    """None or a blank string give None; otherwise a stripped string of bounded length."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidFieldError(field, f"must be a string or None, got {value!r}")
+    if not value.strip():
+        return None
+    return _required_text(field, value, max_length)
+
+
+def _free_text(field: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidFieldError(field, f"must be a string, got {value!r}")
+    return value
+
+
+def _email(value: object) -> str | None:
+    email = _optional_text("email", value, 254)
+    if email is not None and not _EMAIL_RE.fullmatch(email):
+        raise InvalidFieldError(
+            "email", f"must look like name@example.org, got {value!r}"
+        )
+    return email
+
+
+def _flag(field: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidFieldError(field, f"must be True or False, got {value!r}")
+    return value
+
+
+def aware_datetime(field: str, value: object) -> datetime:
+    """Return timezone-aware ``value`` converted to UTC; InvalidFieldError if naive."""
+    if not isinstance(value, datetime):
+        raise InvalidFieldError(field, f"must be a datetime, got {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidFieldError(
+            field, f"must be timezone-aware, got naive {value.isoformat()}"
+        )
+    return value.astimezone(UTC)
+
+
+def _optional_datetime(field: str, value: object) -> datetime | None:
+    return None if value is None else aware_datetime(field, value)
+
+
+def _csat(value: object) -> int | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not CSAT_MIN <= value <= CSAT_MAX
+    ):
+        raise InvalidFieldError(
+            "csat", f"must be {CSAT_MIN}..{CSAT_MAX}, got {value!r}"
+        )
+    return value
+
+
+def _direction(value: object) -> str:
+    if value not in DIRECTIONS:
+        raise InvalidFieldError(
+            "direction", f"must be 'inbound' or 'outbound', got {value!r}"
+        )
+    assert isinstance(value, str)
+    return value
+
+
+def non_negative_int(field: str, value: object) -> int:
+    """Return ``value`` if it is an int >= 0, else raise InvalidFieldError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidFieldError(field, f"must be an integer >= 0, got {value!r}")
+    return value
+
+
+def _optional_seconds(field: str, value: object) -> int | None:
+    return None if value is None else non_negative_int(field, value)
+
+
+def positive_int(field: str, value: object) -> int:
+    """Return ``value`` if it is an int >= 1, else raise InvalidFieldError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidFieldError(field, f"must be an integer >= 1, got {value!r}")
+    return value
+
+
+def _optional_id(field: str, value: object) -> int | None:
+    return None if value is None else positive_int(field, value)
+
+
+def _duration(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidFieldError(
+            "duration_seconds", f"must be a number >= 0, got {value!r}"
+        )
+    if not math.isfinite(value) or value < 0:
+        raise InvalidFieldError(
+            "duration_seconds", f"must be a number >= 0, got {value!r}"
+        )
+    return float(value)
+
+
+def _ivr_path(value: object) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise InvalidFieldError(
+            "ivr_path", f"must be a sequence of node names, got {value!r}"
+        )
+    path = tuple(value)
+    for node in path:
+        if not isinstance(node, str) or not node:
+            raise InvalidFieldError(
+                "ivr_path", f"node names must be non-empty strings, got {node!r}"
+            )
+    return path
+
+
+def _recording_format(value: object) -> str:
+    if not isinstance(value, str) or not _FORMAT_RE.fullmatch(value):
+        raise InvalidFieldError(
+            "format", f"must be a lower-case file format like 'wav', got {value!r}"
+        )
+    return value
+
+
+def _set(obj: object, name: str, value: object) -> None:
+    object.__setattr__(obj, name, value)
+
+
+def _check(obj: object, name: str, check: Any) -> None:
+    """Normalise field ``name`` of a frozen dataclass with ``check`` unless it is UNSET."""
+    value = getattr(obj, name)
+    if value is not UNSET:
+        _set(obj, name, check(value))
+
+
+# --- customers -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """A stored customer."""
+
+    id: int
+    name: str
+    phone: str
+    email: str | None
+    vip: bool
+    notes: str
+    created_at: datetime
+    updated_at: datetime
+
+
+_CUSTOMER_CHECKS: Final[dict[str, Any]] = {
+    "name": lambda v: _required_text("name", v, 200),
+    "phone": normalize_phone,
+    "email": _email,
+    "vip": lambda v: _flag("vip", v),
+    "notes": lambda v: _free_text("notes", v),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NewCustomer:
+    """A customer to create; ``phone`` is normalised (see :func:`normalize_phone`)."""
+
+    name: str
+    phone: str
+    email: str | None = None
+    vip: bool = False
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        for name, check in _CUSTOMER_CHECKS.items():
+            _check(self, name, check)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerUpdate:
+    """Fields of a customer to change; UNSET fields are left as they are."""
+
+    name: str | _Unset = UNSET
+    phone: str | _Unset = UNSET
+    email: str | None | _Unset = UNSET
+    vip: bool | _Unset = UNSET
+    notes: str | _Unset = UNSET
+
+    def __post_init__(self) -> None:
+        for name, check in _CUSTOMER_CHECKS.items():
+            _check(self, name, check)
+
+
+# --- call records --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """A stored call record. Datetimes are timezone-aware UTC."""
+
+    id: int
+    ticket_number: str
+    started_at: datetime
+    direction: str
+    customer_id: int | None
+    customer_name: str | None
+    phone: str | None
+    issue_type: str | None
+    description: str
+    outcome: str | None
+    follow_up_at: datetime | None
+    csat: int | None
+    agent_id: str | None
+    queue: str | None
+    uniqueid: str | None
+    linkedid: str | None
+    answered_at: datetime | None
+    ended_at: datetime | None
+    wait_seconds: int | None
+    talk_seconds: int | None
+    ivr_path: tuple[str, ...]
+    created_at: datetime
+
+
+# Checks shared by NewCallRecord and CallRecordUpdate, by field name.
+_CALL_RECORD_CHECKS: Final[dict[str, Any]] = {
+    "customer_id": lambda v: _optional_id("customer_id", v),
+    "customer_name": lambda v: _optional_text("customer_name", v, 200),
+    "phone": lambda v: _optional_text("phone", v, 32),
+    "issue_type": lambda v: _optional_text("issue_type", v, 64),
+    "description": lambda v: _free_text("description", v),
+    "outcome": lambda v: _optional_text("outcome", v, 64),
+    "follow_up_at": lambda v: _optional_datetime("follow_up_at", v),
+    "csat": _csat,
+    "agent_id": lambda v: _optional_text("agent_id", v, 64),
+    "queue": lambda v: _optional_text("queue", v, 64),
+    "uniqueid": lambda v: _optional_text("uniqueid", v, 64),
+    "linkedid": lambda v: _optional_text("linkedid", v, 64),
+    "answered_at": lambda v: _optional_datetime("answered_at", v),
+    "ended_at": lambda v: _optional_datetime("ended_at", v),
+    "wait_seconds": lambda v: _optional_seconds("wait_seconds", v),
+    "talk_seconds": lambda v: _optional_seconds("talk_seconds", v),
+    "ivr_path": _ivr_path,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NewCallRecord:
+    """A call record to create; the repository allocates its ticket number.
+
+    ``phone`` is the number as signalled (CallerID / dialled number), kept as given
+    apart from surrounding blanks. ``description`` holds the agent's notes.
+    """
+
+    started_at: datetime
+    direction: str
+    customer_id: int | None = None
+    customer_name: str | None = None
+    phone: str | None = None
+    issue_type: str | None = None
+    description: str = ""
+    outcome: str | None = None
+    follow_up_at: datetime | None = None
+    csat: int | None = None
+    agent_id: str | None = None
+    queue: str | None = None
+    uniqueid: str | None = None
+    linkedid: str | None = None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    wait_seconds: int | None = None
+    talk_seconds: int | None = None
+    ivr_path: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _set(self, "started_at", aware_datetime("started_at", self.started_at))
+        _set(self, "direction", _direction(self.direction))
+        for name, check in _CALL_RECORD_CHECKS.items():
+            _check(self, name, check)
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecordUpdate:
+    """Fields of a call record to change (disposition, CSAT, notes, timings...).
+
+    UNSET fields are left as they are; None clears an optional field.
+    """
+
+    customer_id: int | None | _Unset = UNSET
+    customer_name: str | None | _Unset = UNSET
+    phone: str | None | _Unset = UNSET
+    issue_type: str | None | _Unset = UNSET
+    description: str | _Unset = UNSET
+    outcome: str | None | _Unset = UNSET
+    follow_up_at: datetime | None | _Unset = UNSET
+    csat: int | None | _Unset = UNSET
+    agent_id: str | None | _Unset = UNSET
+    queue: str | None | _Unset = UNSET
+    uniqueid: str | None | _Unset = UNSET
+    linkedid: str | None | _Unset = UNSET
+    answered_at: datetime | None | _Unset = UNSET
+    ended_at: datetime | None | _Unset = UNSET
+    wait_seconds: int | None | _Unset = UNSET
+    talk_seconds: int | None | _Unset = UNSET
+    ivr_path: tuple[str, ...] | _Unset = UNSET
+
+    def __post_init__(self) -> None:
+        for name, check in _CALL_RECORD_CHECKS.items():
+            _check(self, name, check)
+
+
+# --- recordings ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """A stored recording; ``purged_at`` is set once the file was deleted."""
+
+    id: int
+    call_record_id: int
+    agent_id: str | None
+    path: str
+    started_at: datetime
+    duration_seconds: float
+    size_bytes: int
+    format: str
+    purged_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewRecording:
+    """A recording to add to a call record."""
+
+    call_record_id: int
+    path: str
+    started_at: datetime
+    duration_seconds: float
+    size_bytes: int
+    format: str
+    agent_id: str | None = None
+
+    def __post_init__(self) -> None:
+        _set(
+            self, "call_record_id", positive_int("call_record_id", self.call_record_id)
+        )
+        _set(self, "path", _required_text("path", self.path, 1024))
+        _set(self, "started_at", aware_datetime("started_at", self.started_at))
+        _set(self, "duration_seconds", _duration(self.duration_seconds))
+        _set(self, "size_bytes", non_negative_int("size_bytes", self.size_bytes))
+        _set(self, "format", _recording_format(self.format))
+        _set(self, "agent_id", _optional_text("agent_id", self.agent_id, 64))
+
+
+def changed_fields(update: CustomerUpdate | CallRecordUpdate) -> dict[str, object]:
+    """The fields of an ``*Update`` that are not UNSET, by name."""
+    return {
+        f.name: getattr(update, f.name)
+        for f in fields(update)
+        if getattr(update, f.name) is not UNSET
+    }

@@ -1,0 +1,606 @@
+"""Repository: the only code that reads and writes the call center's tables.
+
+Blocking functions take a :class:`~sqlalchemy.orm.Session` as first argument, flush but
+never commit (the caller owns the transaction), and return the frozen dataclasses of
+:mod:`callcenter.storage.records`, never ORM rows. Lookups return None when nothing
+matches; updates of a missing row raise :class:`NotFoundError`; a write that would break
+a unique or foreign key rule raises :class:`ConflictError`; invalid input raises
+ValueError naming the field.
+
+:class:`Repository` is the reactor-side facade: each method runs one blocking function
+in its own transaction on a dedicated :class:`~twisted.python.threadpool.ThreadPool` and
+returns a Deferred, so no SQL ever runs on the reactor thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Concatenate, ParamSpec, TypeVar
+
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorFromThreads
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+
+from callcenter.storage import models
+from callcenter.storage.db import SQLITE_BEGIN_IMMEDIATE, make_session_factory
+from callcenter.storage.records import (
+    CallRecord,
+    CallRecordUpdate,
+    Customer,
+    CustomerUpdate,
+    NewCallRecord,
+    NewCustomer,
+    NewRecording,
+    Recording,
+    aware_datetime,
+    changed_fields,
+    non_negative_int,
+    normalize_phone,
+    positive_int,
+)
+from callcenter.storage.tickets import (
+    format_ticket_number,
+    parse_ticket_number,
+    ticket_day_prefix,
+)
+
+__all__ = [
+    "ConflictError",
+    "NotFoundError",
+    "Repository",
+    "StorageError",
+    "add_recording",
+    "allocate_ticket_number",
+    "create_call_record",
+    "create_customer",
+    "find_customer_by_phone",
+    "get_call_record",
+    "get_call_record_by_ticket",
+    "get_call_record_by_uniqueid",
+    "get_customer",
+    "list_recent_call_records",
+    "list_recordings_for_call",
+    "list_recordings_older_than",
+    "make_threadpool",
+    "mark_recording_purged",
+    "update_call_record",
+    "update_customer",
+]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+MAX_LIST_LIMIT = 1000
+"""Upper bound of ``limit`` in the list functions."""
+
+
+class StorageError(Exception):
+    """Base class of the storage layer's own errors."""
+
+
+class NotFoundError(StorageError, LookupError):
+    """The row to update does not exist."""
+
+
+class ConflictError(StorageError, ValueError):
+    """The write would break a unique or foreign key rule (message names the field)."""
+
+
+# --- ORM row -> dataclass -------------------------------------------------------------------
+
+
+def _customer(row: models.Customer) -> Customer:
+    return Customer(
+        id=row.id,
+        name=row.name,
+        phone=row.phone,
+        email=row.email,
+        vip=row.vip,
+        notes=row.notes,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _call_record(row: models.CallRecord) -> CallRecord:
+    return CallRecord(
+        id=row.id,
+        ticket_number=row.ticket_number,
+        started_at=row.started_at,
+        direction=row.direction,
+        customer_id=row.customer_id,
+        customer_name=row.customer_name,
+        phone=row.phone,
+        issue_type=row.issue_type,
+        description=row.description,
+        outcome=row.outcome,
+        follow_up_at=row.follow_up_at,
+        csat=row.csat,
+        agent_id=row.agent_id,
+        queue=row.queue,
+        uniqueid=row.uniqueid,
+        linkedid=row.linkedid,
+        answered_at=row.answered_at,
+        ended_at=row.ended_at,
+        wait_seconds=row.wait_seconds,
+        talk_seconds=row.talk_seconds,
+        ivr_path=tuple(row.ivr_path),
+        created_at=row.created_at,
+    )
+
+
+def _recording(row: models.Recording) -> Recording:
+    return Recording(
+        id=row.id,
+        call_record_id=row.call_record_id,
+        agent_id=row.agent_id,
+        path=row.path,
+        started_at=row.started_at,
+        duration_seconds=row.duration_seconds,
+        size_bytes=row.size_bytes,
+        format=row.format,
+        purged_at=row.purged_at,
+    )
+
+
+def _flush(session: Session, conflict: str) -> None:
+    """Flush inside a savepoint; a constraint violation becomes ConflictError(conflict).
+
+    The savepoint keeps the caller's transaction usable after the error.
+    """
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        raise ConflictError(conflict) from exc
+
+
+def _limit(limit: int) -> int:
+    limit = positive_int("limit", limit)
+    if limit > MAX_LIST_LIMIT:
+        raise ValueError(f"limit: must be at most {MAX_LIST_LIMIT}, got {limit}")
+    return limit
+
+
+# --- customers ------------------------------------------------------------------------------
+
+
+def _check_phone_free(
+    session: Session, phone: str, customer_id: int | None = None
+) -> None:
+    owner = session.scalar(
+        select(models.Customer.id).where(models.Customer.phone == phone)
+    )
+    if owner is not None and owner != customer_id:
+        raise ConflictError(f"phone: customer {owner} already has {phone}")
+
+
+def create_customer(session: Session, new: NewCustomer) -> Customer:
+    """Create a customer; ConflictError if another customer has the same phone."""
+    _check_phone_free(session, new.phone)
+    row = models.Customer(
+        name=new.name, phone=new.phone, email=new.email, vip=new.vip, notes=new.notes
+    )
+    session.add(row)
+    _flush(session, f"phone: another customer already has {new.phone}")
+    return _customer(row)
+
+
+def update_customer(
+    session: Session, customer_id: int, changes: CustomerUpdate
+) -> Customer:
+    """Change the given fields of customer ``customer_id``; NotFoundError if missing."""
+    row = session.get(models.Customer, positive_int("customer_id", customer_id))
+    if row is None:
+        raise NotFoundError(f"customer_id: customer {customer_id} not found")
+    values = changed_fields(changes)
+    if "phone" in values:
+        assert isinstance(values["phone"], str)
+        _check_phone_free(session, values["phone"], customer_id)
+    for name, value in values.items():
+        setattr(row, name, value)
+    _flush(session, f"phone: another customer already has {row.phone}")
+    return _customer(row)
+
+
+def get_customer(session: Session, customer_id: int) -> Customer | None:
+    """The customer with this id, or None."""
+    row = session.get(models.Customer, positive_int("customer_id", customer_id))
+    return None if row is None else _customer(row)
+
+
+def find_customer_by_phone(session: Session, phone: str) -> Customer | None:
+    """The customer with this phone number (normalised first), or None."""
+    number = normalize_phone(phone)
+    row = session.scalar(select(models.Customer).where(models.Customer.phone == number))
+    return None if row is None else _customer(row)
+
+
+# --- call records ---------------------------------------------------------------------------
+
+
+def _advisory_lock_key(day_prefix: str) -> int:
+    """A stable signed 64-bit key for ``pg_advisory_xact_lock`` of one site and day."""
+    digest = hashlib.blake2b(
+        f"callcenter.ticket:{day_prefix}".encode(), digest_size=8
+    ).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def allocate_ticket_number(session: Session, site_prefix: str, day: date) -> str:
+    """Reserve the next ticket number of ``site_prefix`` on ``day`` for this transaction.
+
+    The number stays reserved until the transaction ends; insert the call record in the
+    same transaction. Concurrent transactions get distinct numbers:
+
+    * PostgreSQL: a transaction-scoped advisory lock per site and day serialises
+      allocators; under READ COMMITTED (the default) the next statement sees every
+      number committed before the lock was granted.
+    * SQLite: the transaction already holds the database write lock (engines from
+      :func:`~callcenter.storage.db.create_engine_for` begin with ``BEGIN IMMEDIATE``).
+    """
+    day_prefix = ticket_day_prefix(site_prefix, day)
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"),
+            {"key": _advisory_lock_key(day_prefix)},
+        )
+    elif connection.dialect.name == "sqlite" and not connection.info.get(
+        SQLITE_BEGIN_IMMEDIATE
+    ):
+        raise StorageError(
+            "ticket numbers on SQLite need an engine from create_engine_for()"
+            " (transactions must start with BEGIN IMMEDIATE)"
+        )
+    ticket = models.CallRecord.ticket_number
+    last = session.scalar(
+        select(ticket)
+        # The range lets the unique index serve the lookup; "Z" sorts after any digit.
+        .where(
+            ticket >= day_prefix,
+            ticket < day_prefix + "Z",
+            ticket.like(day_prefix + "%"),
+        )
+        # The sequence grows past 999: a longer number is a later one.
+        .order_by(func.length(ticket).desc(), ticket.desc())
+        .limit(1)
+    )
+    sequence = 1 if last is None else parse_ticket_number(last).sequence + 1
+    return format_ticket_number(site_prefix, day, sequence)
+
+
+def create_call_record(
+    session: Session,
+    new: NewCallRecord,
+    *,
+    site_prefix: str,
+    ticket_day: date | None = None,
+) -> CallRecord:
+    """Create a call record with the next ticket number of ``site_prefix``.
+
+    ``ticket_day`` is the day in the ticket; it defaults to the UTC date of
+    ``new.started_at`` (pass the site's local date to number by local days).
+    """
+    if (
+        new.customer_id is not None
+        and session.get(models.Customer, new.customer_id) is None
+    ):
+        raise ConflictError(f"customer_id: customer {new.customer_id} does not exist")
+    day = (
+        ticket_day if ticket_day is not None else new.started_at.astimezone(UTC).date()
+    )
+    ticket_number = allocate_ticket_number(session, site_prefix, day)
+    row = models.CallRecord(
+        ticket_number=ticket_number,
+        started_at=new.started_at,
+        direction=new.direction,
+        customer_id=new.customer_id,
+        customer_name=new.customer_name,
+        phone=new.phone,
+        issue_type=new.issue_type,
+        description=new.description,
+        outcome=new.outcome,
+        follow_up_at=new.follow_up_at,
+        csat=new.csat,
+        agent_id=new.agent_id,
+        queue=new.queue,
+        uniqueid=new.uniqueid,
+        linkedid=new.linkedid,
+        answered_at=new.answered_at,
+        ended_at=new.ended_at,
+        wait_seconds=new.wait_seconds,
+        talk_seconds=new.talk_seconds,
+        ivr_path=list(new.ivr_path),
+    )
+    session.add(row)
+    _flush(session, f"ticket_number: {ticket_number} is already taken")
+    return _call_record(row)
+
+
+def update_call_record(
+    session: Session, call_record_id: int, changes: CallRecordUpdate
+) -> CallRecord:
+    """Change the given fields (outcome, csat, description...); NotFoundError if missing."""
+    row = session.get(models.CallRecord, positive_int("call_record_id", call_record_id))
+    if row is None:
+        raise NotFoundError(f"call_record_id: call record {call_record_id} not found")
+    values = changed_fields(changes)
+    customer_id = values.get("customer_id")
+    if customer_id is not None and session.get(models.Customer, customer_id) is None:
+        raise ConflictError(f"customer_id: customer {customer_id} does not exist")
+    for name, value in values.items():
+        setattr(row, name, list(value) if name == "ivr_path" else value)  # type: ignore[call-overload]
+    _flush(session, f"call record {call_record_id}: update rejected by the database")
+    return _call_record(row)
+
+
+def get_call_record(session: Session, call_record_id: int) -> CallRecord | None:
+    """The call record with this id, or None."""
+    row = session.get(models.CallRecord, positive_int("call_record_id", call_record_id))
+    return None if row is None else _call_record(row)
+
+
+def get_call_record_by_ticket(
+    session: Session, ticket_number: str
+) -> CallRecord | None:
+    """The call record with this ticket number, or None (ValueError if malformed)."""
+    parse_ticket_number(ticket_number)
+    row = session.scalar(
+        select(models.CallRecord).where(
+            models.CallRecord.ticket_number == ticket_number
+        )
+    )
+    return None if row is None else _call_record(row)
+
+
+def get_call_record_by_uniqueid(session: Session, uniqueid: str) -> CallRecord | None:
+    """The latest call record of the Asterisk channel ``uniqueid``, or None."""
+    row = session.scalar(
+        select(models.CallRecord)
+        .where(models.CallRecord.uniqueid == uniqueid)
+        .order_by(models.CallRecord.started_at.desc(), models.CallRecord.id.desc())
+        .limit(1)
+    )
+    return None if row is None else _call_record(row)
+
+
+def list_recent_call_records(
+    session: Session,
+    *,
+    limit: int = 50,
+    agent_id: str | None = None,
+    queue: str | None = None,
+    customer_id: int | None = None,
+) -> list[CallRecord]:
+    """The newest call records first, optionally of one agent, queue or customer."""
+    stmt = select(models.CallRecord)
+    if agent_id is not None:
+        stmt = stmt.where(models.CallRecord.agent_id == agent_id)
+    if queue is not None:
+        stmt = stmt.where(models.CallRecord.queue == queue)
+    if customer_id is not None:
+        stmt = stmt.where(models.CallRecord.customer_id == customer_id)
+    stmt = stmt.order_by(
+        models.CallRecord.started_at.desc(), models.CallRecord.id.desc()
+    )
+    return [_call_record(row) for row in session.scalars(stmt.limit(_limit(limit)))]
+
+
+# --- recordings -----------------------------------------------------------------------------
+
+
+def add_recording(session: Session, new: NewRecording) -> Recording:
+    """Store a recording of a call record; ConflictError for a known path or missing call."""
+    if session.get(models.CallRecord, new.call_record_id) is None:
+        raise ConflictError(
+            f"call_record_id: call record {new.call_record_id} does not exist"
+        )
+    taken = session.scalar(
+        select(models.Recording.id).where(models.Recording.path == new.path)
+    )
+    if taken is not None:
+        raise ConflictError(f"path: {new.path} is already recording {taken}")
+    row = models.Recording(
+        call_record_id=new.call_record_id,
+        agent_id=new.agent_id,
+        path=new.path,
+        started_at=new.started_at,
+        duration_seconds=new.duration_seconds,
+        size_bytes=new.size_bytes,
+        format=new.format,
+    )
+    session.add(row)
+    _flush(session, f"path: {new.path} is already stored")
+    return _recording(row)
+
+
+def list_recordings_for_call(session: Session, call_record_id: int) -> list[Recording]:
+    """The recordings of one call record, oldest first."""
+    stmt = (
+        select(models.Recording)
+        .where(
+            models.Recording.call_record_id
+            == positive_int("call_record_id", call_record_id)
+        )
+        .order_by(models.Recording.started_at, models.Recording.id)
+    )
+    return [_recording(row) for row in session.scalars(stmt)]
+
+
+def list_recordings_older_than(
+    session: Session, days: int, *, now: datetime, limit: int = MAX_LIST_LIMIT
+) -> list[Recording]:
+    """Recordings not yet purged that started more than ``days`` days before ``now``.
+
+    Oldest first, at most ``limit``: a purge job calls it until it returns nothing.
+    """
+    cutoff = aware_datetime("now", now) - timedelta(days=non_negative_int("days", days))
+    stmt = (
+        select(models.Recording)
+        .where(
+            models.Recording.purged_at.is_(None), models.Recording.started_at < cutoff
+        )
+        .order_by(models.Recording.started_at, models.Recording.id)
+        .limit(_limit(limit))
+    )
+    return [_recording(row) for row in session.scalars(stmt)]
+
+
+def mark_recording_purged(
+    session: Session, recording_id: int, *, purged_at: datetime
+) -> Recording:
+    """Record that the file of ``recording_id`` was deleted at ``purged_at``.
+
+    Marking an already purged recording keeps the first time; NotFoundError if missing.
+    """
+    when = aware_datetime("purged_at", purged_at)
+    row = session.get(models.Recording, positive_int("recording_id", recording_id))
+    if row is None:
+        raise NotFoundError(f"recording_id: recording {recording_id} not found")
+    if row.purged_at is None:
+        row.purged_at = when
+        session.flush()
+    return _recording(row)
+
+
+# --- reactor-side facade --------------------------------------------------------------------
+
+
+def make_threadpool(
+    *, maxthreads: int = 4, name: str = "callcenter-storage"
+) -> ThreadPool:
+    """A dedicated, not yet started thread pool for :class:`Repository`."""
+    return ThreadPool(
+        minthreads=0, maxthreads=positive_int("maxthreads", maxthreads), name=name
+    )
+
+
+class Repository:
+    """Deferred-returning access to the storage, for code on the reactor thread.
+
+    Every method runs the blocking function of the same name in one transaction
+    (committed on success, rolled back on error) on ``threadpool`` and fires its Deferred
+    through ``reactor.callFromThread``. The composition root calls :meth:`start` before
+    use and :meth:`stop` at shutdown (e.g. from a ``"during", "shutdown"`` trigger).
+    """
+
+    def __init__(
+        self, engine: Engine, threadpool: ThreadPool, reactor: IReactorFromThreads
+    ) -> None:
+        self._sessions: sessionmaker[Session] = make_session_factory(engine)
+        self._threadpool = threadpool
+        self._reactor = reactor
+
+    def start(self) -> None:
+        """Start the thread pool."""
+        self._threadpool.start()
+
+    def stop(self) -> None:
+        """Stop the thread pool and wait for its threads to exit."""
+        self._threadpool.stop()
+
+    def run(
+        self,
+        function: Callable[Concatenate[Session, _P], _R],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> Deferred[_R]:
+        """Run ``function(session, *args, **kwargs)`` in a transaction on the pool."""
+
+        def in_transaction() -> _R:
+            with self._sessions.begin() as session:
+                return function(session, *args, **kwargs)
+
+        return deferToThreadPool(self._reactor, self._threadpool, in_transaction)
+
+    def create_customer(self, new: NewCustomer) -> Deferred[Customer]:
+        """See :func:`create_customer`."""
+        return self.run(create_customer, new)
+
+    def update_customer(
+        self, customer_id: int, changes: CustomerUpdate
+    ) -> Deferred[Customer]:
+        """See :func:`update_customer`."""
+        return self.run(update_customer, customer_id, changes)
+
+    def get_customer(self, customer_id: int) -> Deferred[Customer | None]:
+        """See :func:`get_customer`."""
+        return self.run(get_customer, customer_id)
+
+    def find_customer_by_phone(self, phone: str) -> Deferred[Customer | None]:
+        """See :func:`find_customer_by_phone`."""
+        return self.run(find_customer_by_phone, phone)
+
+    def create_call_record(
+        self, new: NewCallRecord, *, site_prefix: str, ticket_day: date | None = None
+    ) -> Deferred[CallRecord]:
+        """See :func:`create_call_record`."""
+        return self.run(
+            create_call_record, new, site_prefix=site_prefix, ticket_day=ticket_day
+        )
+
+    def update_call_record(
+        self, call_record_id: int, changes: CallRecordUpdate
+    ) -> Deferred[CallRecord]:
+        """See :func:`update_call_record`."""
+        return self.run(update_call_record, call_record_id, changes)
+
+    def get_call_record(self, call_record_id: int) -> Deferred[CallRecord | None]:
+        """See :func:`get_call_record`."""
+        return self.run(get_call_record, call_record_id)
+
+    def get_call_record_by_ticket(
+        self, ticket_number: str
+    ) -> Deferred[CallRecord | None]:
+        """See :func:`get_call_record_by_ticket`."""
+        return self.run(get_call_record_by_ticket, ticket_number)
+
+    def get_call_record_by_uniqueid(self, uniqueid: str) -> Deferred[CallRecord | None]:
+        """See :func:`get_call_record_by_uniqueid`."""
+        return self.run(get_call_record_by_uniqueid, uniqueid)
+
+    def list_recent_call_records(
+        self,
+        *,
+        limit: int = 50,
+        agent_id: str | None = None,
+        queue: str | None = None,
+        customer_id: int | None = None,
+    ) -> Deferred[list[CallRecord]]:
+        """See :func:`list_recent_call_records`."""
+        return self.run(
+            list_recent_call_records,
+            limit=limit,
+            agent_id=agent_id,
+            queue=queue,
+            customer_id=customer_id,
+        )
+
+    def add_recording(self, new: NewRecording) -> Deferred[Recording]:
+        """See :func:`add_recording`."""
+        return self.run(add_recording, new)
+
+    def list_recordings_for_call(
+        self, call_record_id: int
+    ) -> Deferred[list[Recording]]:
+        """See :func:`list_recordings_for_call`."""
+        return self.run(list_recordings_for_call, call_record_id)
+
+    def list_recordings_older_than(
+        self, days: int, *, now: datetime, limit: int = MAX_LIST_LIMIT
+    ) -> Deferred[list[Recording]]:
+        """See :func:`list_recordings_older_than`."""
+        return self.run(list_recordings_older_than, days, now=now, limit=limit)
+
+    def mark_recording_purged(
+        self, recording_id: int, *, purged_at: datetime
+    ) -> Deferred[Recording]:
+        """See :func:`mark_recording_purged`."""
+        return self.run(mark_recording_purged, recording_id, purged_at=purged_at)
