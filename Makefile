@@ -52,5 +52,5 @@ bench: install
 	$(BIN)/python bench/erlang.py
 
 clean:
-	-$(BIN)/callcenter lab down --all 2>/dev/null
-	rm -rf $(VENV) var/lab .pytest_cache .mypy_cache
+	-$(BIN)/callcenter lab down --all
+	rm -rf $(VENV) .pytest_cache .mypy_cache

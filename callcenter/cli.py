@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 from pathlib import Path
 
 from callcenter import __version__
@@ -41,7 +42,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run the daemon until SIGTERM/SIGINT."""
     from callcenter.service import run_daemon
 
-    return run_daemon(_settings(args))
+    return run_daemon(_settings(args), lab=args.lab)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -83,6 +84,38 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(_settings(args), calls=args.calls)
 
 
+def lab_project_files(settings: Settings, agi_port: int | None = None) -> Callable[[Any], Mapping[str, str]]:
+    """Renders the project's Asterisk files for a lab instance's endpoints."""
+    from callcenter.asterisk.render import AsteriskEndpoints, render_project_config
+    from callcenter.secrets import load_or_create_secrets
+
+    secrets = load_or_create_secrets(settings.site.state_dir, [a.id for a in settings.agents])
+
+    def render(ep: Any) -> Mapping[str, str]:
+        return render_project_config(settings, secrets, AsteriskEndpoints(
+            ami_host=ep.ami_host, ami_port=ep.ami_port, sip_host=ep.sip_host, sip_port=ep.sip_port,
+            agi_host=settings.agi.advertise_host, agi_port=agi_port or settings.agi.port,
+            recordings_dir=ep.recordings_dir, lab=True,
+        ))
+
+    return render
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    """``callcenter lab ...``: the real Asterisk lab, configured from the project's files."""
+    from callcenter.lab import cli as lab_cli
+
+    project_files = lab_project_files(_settings(args)) if args.lab_command == "up" else None
+    if args.cache_dir is None and args.lab_command != "shell":
+        try:
+            settings = _settings(args)
+        except ConfigError:
+            settings = None
+        if settings is not None and settings.lab.cache_dir is not None:
+            args.cache_dir = settings.lab.cache_dir
+    return lab_cli.run(args, project_files=project_files)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``callcenter`` command."""
     parser = argparse.ArgumentParser(prog="callcenter", description=__doc__.splitlines()[0])
@@ -93,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="run the daemon")
+    p.add_argument("--lab", metavar="NAME", help="drive the running lab instance NAME (its AMI port, recordings)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("check-config", help="validate the configuration")
     p.set_defaults(func=cmd_check_config)
@@ -111,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from callcenter.lab import cli as lab_cli
 
-    lab_cli.add_parser(sub)
+    lab_cli.add_parser(sub).set_defaults(func=cmd_lab)
 
     try:
         from callcenter.staffing import cli as staffing_cli

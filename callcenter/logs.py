@@ -32,7 +32,10 @@ _SKIP = {"log_logger", "log_source", "log_io", "log_time", "log_level", "log_nam
 
 
 def _fields(event: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in event.items() if k not in _SKIP and not k.startswith("log_")}
+    """Fields not already shown by the event's format string."""
+    fmt = event.get("log_format") or ""
+    return {k: v for k, v in event.items()
+            if k not in _SKIP and not k.startswith("log_") and "{" + k not in fmt}
 
 
 def _message(event: dict[str, Any]) -> str:

@@ -19,7 +19,7 @@ class EngineMetrics:
         self.registry = registry
         self.ami_connected = Gauge("callcenter_ami_connected", "1 while logged in to Asterisk's AMI", registry=registry)
         self.ami_connections = Counter(
-            "callcenter_ami_connections", "AMI logins (the first and every reconnection)", registry=registry)
+            "callcenter_ami_connections", "AMI sessions established and resynchronised (the first and every reconnection)", registry=registry)
         self.ami_events = Counter("callcenter_ami_events", "AMI events received", ["event"], registry=registry)
         self.ami_frame_problems = Counter(
             "callcenter_ami_frame_problems", "AMI lines that were not headers (logged)", registry=registry)

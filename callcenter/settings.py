@@ -122,7 +122,6 @@ class RecordingSettings:
 @dataclass(frozen=True)
 class LabSettings:
     cache_dir: Path | None
-    instances_dir: Path
     asterisk: str
     mirror: str | None
 
@@ -436,7 +435,6 @@ def _build(data: Mapping[str, Any], locs: Locations, root: Path, problems: list[
     cache = lab_r.str("cache_dir", "")
     lab = LabSettings(
         cache_dir=_path(root, cache) if cache else None,
-        instances_dir=_path(root, lab_r.str("instances_dir", "var/lab")),
         asterisk=lab_r.choice("asterisk", ("auto", "chroot", "host"), "auto"),
         mirror=lab_r.str("mirror", "") or None,
     )

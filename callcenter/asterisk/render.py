@@ -141,8 +141,6 @@ def render_queues(settings: Settings) -> str:
             "ringinuse = no",
             "joinempty = yes",
             "leavewhenempty = no",
-            "eventwhencalled = yes",
-            "eventmemberstatus = yes",
             "reportholdtime = no",
             f"announce-position = {'yes' if queue.announce_position else 'no'}",
             "; members log in at run time (AMI QueueAdd): none are static",

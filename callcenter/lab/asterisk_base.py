@@ -323,6 +323,9 @@ def render_asterisk_conf(dirs: AsteriskDirectories) -> str:
             ("hideconnect", "yes"),
             ("lockconfdir", "no"),
             ("live_dangerously", "no"),
+            # Lab parties are Local channels sitting in Wait(): without this they send no
+            # audio frames and MixMonitor writes empty files. Real phones send RTP anyway.
+            ("transmit_silence", "yes"),
         ],
     )
     return (

@@ -1,0 +1,163 @@
+"""``callcenter demo``: the engine on a real Asterisk, with real calls, narrated.
+
+Brings up a lab Asterisk instance (Debian sid's Asterisk 22) configured from the
+project's files, starts the whole engine against it (AMI client, FastAGI server, storage,
+HTTP API, metrics), logs three lab agents into the hotline queue (the hotline agent and
+two outbound agents who take overflow; the agents are Local channels that answer and talk
+for a few seconds), registers a known customer, and places calls to the 400 number. It
+prints every call fact as it happens, then the call records and recordings the engine
+wrote, and stops everything. Exit status 0 only if every call got its record.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer, task
+
+from callcenter.ami import actions
+from callcenter.engine import Engine, RecordingPaths
+from callcenter.settings import Settings
+from callcenter.state.calls import CallAnswered, CallBridged, CallEnded, CallStarted, Fact
+
+DEMO_AGENTS = ("1001", "2101", "2102")
+KNOWN_CUSTOMER = ("13800138000", "Zhang Wei")
+CALLERS = ("13800138000", "13911112222", "02087654321", "13700001111", "18600002222", "13500003333")
+
+
+def _say(text: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')}  {text}", flush=True)
+
+
+def _narrate(engine: Engine, fact: Fact) -> None:
+    linkedid = getattr(fact, "linkedid", "?")
+    call = engine.calls.call(linkedid, engine.clock.seconds())
+    who = call.caller_id_num if call is not None else "?"
+    if isinstance(fact, CallStarted):
+        _say(f"call {linkedid}: a caller dials the 400 hotline")
+    elif isinstance(fact, CallAnswered):
+        _say(f"call {linkedid}: answered by the hotline after {fact.ring_time:.1f} s (recording starts)")
+    elif isinstance(fact, CallBridged) and fact.first:
+        agent = engine.connected_agent(linkedid) or "an agent"
+        _say(f"call {linkedid}: {who} talks to {agent} (waited {fact.wait_time:.1f} s)")
+    elif isinstance(fact, CallEnded):
+        _say(f"call {fact.linkedid}: ended after {fact.duration:.1f} s, talk {fact.talk_time:.1f} s "
+             f"({fact.cause_txt or 'normal'})")
+
+
+async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int:
+    from callcenter.cli import lab_project_files
+    from callcenter.lab.instance import ChrootRuntime, HostRuntime, LabInstance, LabPorts, tcp_port_free
+    from callcenter.lab.rootfs import default_cache_dir, provision_rootfs
+    from callcenter.service import make_service
+    from callcenter.storage.records import NewCustomer
+
+    cache = settings.lab.cache_dir or default_cache_dir()
+    if settings.lab.asterisk == "host":
+        runtime: Any = HostRuntime.detect()
+    else:
+        runtime = ChrootRuntime(provision_rootfs(cache, log=_say))
+    agi_port = next(p for p in range(24573, 24673) if tcp_port_free(p))
+    instance = LabInstance("demo", cache / "instances", runtime, LabPorts.allocate(), work / "recordings")
+    instance.write_config(dict(lab_project_files(settings, agi_port)(instance.endpoints)))
+    _say(f"lab Asterisk booting ({runtime.describe()})")
+    seconds = instance.start(timeout=60)
+    ep = instance.endpoints
+    _say(f"Asterisk 22 fully booted in {seconds:.1f} s: AMI 127.0.0.1:{ep.ami_port}, SIP 127.0.0.1:{ep.sip_port}")
+    settings = replace(
+        settings,
+        ami=replace(settings.ami, port=ep.ami_port, ping_interval=5.0),
+        agi=replace(settings.agi, port=agi_port),
+        http=replace(settings.http, port=0),
+        metrics=replace(settings.metrics, port=0),
+        database=replace(settings.database, url=f"sqlite:///{work / 'demo.sqlite3'}"),
+    )
+    services = make_service(settings, reactor, recordings=RecordingPaths(ep.recordings_dir, instance.recordings_dir))
+    engine = services.engine
+    engine.fact_listeners.append(lambda fact: _narrate(engine, fact))
+    services.root.startService()
+    try:
+        await services.ami.when_connected()
+        _say(f"engine up: AMI logged in and resynced, FastAGI :{services.agi_port}, "
+             f"API http://127.0.0.1:{services.http_port}/api/health, metrics :{services.metrics_port}")
+        repo = engine.repository
+        assert repo is not None
+        customer = await repo.create_customer(NewCustomer(phone=KNOWN_CUSTOMER[0], name=KNOWN_CUSTOMER[1], vip=True))
+        _say(f"CRM: known customer {customer.name} ({customer.phone}), VIP")
+        for agent in DEMO_AGENTS:
+            penalty = settings.agent(agent).queues.get("hotline", 0)
+            await services.ami.send(actions.command(f"devstate change Custom:agent{agent} NOT_INUSE"))
+            await services.ami.send(actions.queue_add(
+                "hotline", f"Local/{agent}@lab-agents/n", penalty=penalty, member_name=f"Agent {agent}",
+                state_interface=f"Custom:agent{agent}"))
+            _say(f"agent {agent} logs in to the hotline queue (penalty {penalty})")
+        ended: list[CallEnded] = []
+        engine.fact_listeners.append(lambda f: ended.append(f) if isinstance(f, CallEnded) else None)
+        originated = []
+        for i in range(calls):
+            number = CALLERS[i % len(CALLERS)]
+            action = actions.originate(
+                "Local/400@from-pstn/n", context="lab-caller", exten="s", priority=1,
+                caller_id=f"Caller {i + 1} <{number}>", timeout_ms=20000,
+                variables={"LAB_SECONDS": 16, "LAB_DELAY": 1},
+            )
+            originated.append(services.ami.originate(action, action_id=f"demo-{i + 1}"))
+            await task.deferLater(reactor, 1.0, lambda: None)
+        responses = await defer.gatherResults(originated)
+        answered = sum(1 for r in responses if r.get("Response") == "Success")
+        _say(f"{answered}/{calls} originates answered (OriginateResponse matched by ActionID)")
+        deadline = reactor.seconds() + 90
+        while reactor.seconds() < deadline and (len(ended) < calls or engine.records_written < calls):
+            await task.deferLater(reactor, 0.5, lambda: None)
+        await task.deferLater(reactor, 2.0, lambda: None)  # recordings settle
+        records = await repo.list_recent_call_records(limit=calls)
+        print()
+        print(f"{'ticket':<15} {'phone':<13} {'customer':<10} {'agent':<6} {'wait s':>6} {'talk s':>6}  recording")
+        ok = True
+        for record in sorted(records, key=lambda r: r.ticket_number):
+            recs = await repo.list_recordings_for_call(record.id)
+            rec = (f"{Path(recs[0].path).name} {recs[0].duration_seconds:.1f} s {recs[0].size_bytes} B"
+                   if recs else "missing")
+            ok = ok and bool(recs) and recs[0].size_bytes > 0
+            print(f"{record.ticket_number:<15} {record.phone or '-':<13} {(record.customer_name or '-')[:10]:<10} "
+                  f"{record.agent_id or '-':<6} {record.wait_seconds or 0:>6} {record.talk_seconds or 0:>6}  {rec}")
+        print()
+        health = engine.health()
+        _say(f"engine: {health['records_written']} call records, AMI connections {health['ami_connections']}, "
+             f"channels still up {health['channels']}")
+        if len(records) < calls or not ok:
+            _say(f"FAILED: expected {calls} call records with recordings, got {len(records)}")
+            return 1
+        _say("demo complete: every call answered by an agent, recorded and written as a call record")
+        return 0
+    finally:
+        await services.root.stopService()
+        instance.stop()
+        _say("engine and lab Asterisk stopped")
+
+
+def run_demo(settings: Settings, calls: int = 4) -> int:
+    """Run the demo on the global reactor; return the exit status."""
+    work = Path(tempfile.mkdtemp(prefix="callcenter-demo-"))
+    result: list[int] = []
+
+    async def main(reactor: Any) -> None:
+        result.append(await _demo(reactor, settings, calls, work))
+
+    started = datetime.now(UTC)
+    try:
+        task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            return int(exc.code) if isinstance(exc.code, int) else 1
+    finally:
+        _say(f"demo took {(datetime.now(UTC) - started).total_seconds():.0f} s; files in {work}")
+        if result and result[0] == 0:
+            shutil.rmtree(work, ignore_errors=True)
+    return result[0] if result else 1

@@ -1,0 +1,379 @@
+"""The engine: AMI events -> call state -> facts -> metrics, call records, staffing advice.
+
+This is the service layer between the thin protocols and storage. It owns no socket:
+the AMI client feeds it events (and resync snapshots), the FastAGI server runs its
+scripts, the repository stores what it decides. The clock is passed in.
+
+What it does with a call:
+
+* every AMI event updates :class:`~callcenter.state.calls.CallState`; the resulting facts
+  update the Prometheus metrics and are logged;
+* the FastAGI script ``hotline`` looks the caller up by caller id (screen-pop data) and
+  tells the dialplan which queue to use (``CC_QUEUE``);
+* when an inbound call ends, a call record is written (ticket number, phone, customer,
+  times, queue wait, talk time) with its recording (path, duration, size);
+* hotline queue arrivals and completed calls feed the live Erlang staffing advice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import wave
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from callcenter.agi.server import AgiSession
+from callcenter.ami.client import AmiClient
+from callcenter.ami.codec import Message
+from callcenter.metrics import EngineMetrics
+from callcenter.settings import Settings
+from callcenter.staffing.live import LiveStaffingAdvisor, StaffingAdvice
+from callcenter.ami.client import ListenerHandle, Subscription
+from callcenter.state.calls import CallAnswered, CallEnded, CallStarted, CallState, Fact, StateAnomaly
+from callcenter.storage.records import CallRecord, NewCallRecord, NewRecording
+from callcenter.storage.repository import Repository
+
+__all__ = ["Engine", "RecordingPaths", "TRACKED_VARIABLES"]
+
+TRACKED_VARIABLES = frozenset({
+    "LEAD_ID", "CAMPAIGN_ID", "CC_DIRECTION", "CC_RECORDING", "CC_QUEUE", "CC_CUSTOMER_ID", "CC_CUSTOMER_NAME",
+    "MEMBERINTERFACE", "QUEUEWAIT", "AGENT_ID",
+})
+HOTLINE_QUEUE = "hotline"
+
+_log = Logger(namespace="callcenter.engine")
+
+
+@dataclass(frozen=True)
+class RecordingPaths:
+    """Maps a recording path as Asterisk wrote it to the same file on this host.
+
+    For a chroot lab the two differ (the host directory is bind-mounted inside the root);
+    in production they are the same directory.
+    """
+
+    asterisk_dir: str
+    host_dir: Path
+
+    def to_host(self, path: str) -> Path:
+        prefix = self.asterisk_dir.rstrip("/") + "/"
+        if path.startswith(prefix):
+            return self.host_dir / path[len(prefix):]
+        return Path(path)
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def _wav_seconds(path: Path) -> float:
+    """Duration of a WAV file from its header (0.0 when it is not a readable WAV)."""
+    try:
+        with contextlib.closing(wave.open(str(path), "rb")) as handle:
+            rate = handle.getframerate()
+            return handle.getnframes() / rate if rate else 0.0
+    except (wave.Error, EOFError, OSError):
+        return 0.0
+
+
+class Engine(Service):
+    """Keeps call state from AMI, serves the FastAGI scripts, writes call records."""
+
+    name = "engine"
+
+    def __init__(
+        self,
+        settings: Settings,
+        ami: AmiClient,
+        repository: Repository | None,
+        metrics: EngineMetrics,
+        clock: IReactorTime,
+        recordings: RecordingPaths,
+        *,
+        recording_settle_seconds: float = 1.0,
+    ) -> None:
+        self.settings = settings
+        self.ami = ami
+        self.repository = repository
+        self.metrics = metrics
+        self.clock = clock
+        self.recordings = recordings
+        self.recording_settle_seconds = recording_settle_seconds
+        self.calls = CallState(TRACKED_VARIABLES)
+        self.timezone = ZoneInfo(settings.site.timezone)
+        hotline = _hotline_queue(settings)
+        self.hotline_queue = hotline
+        self.advisor = LiveStaffingAdvisor(
+            started_at=clock.seconds(),
+            target_sl=0.8,
+            target_seconds=float(settings.queue(hotline).service_level_seconds) if hotline else 20.0,
+        )
+        self.records_written = 0
+        self.fact_listeners: list[Callable[[Fact], None]] = []
+        self._connected_agent: dict[str, tuple[str | None, float]] = {}
+        """Linkedid -> (agent id, seconds in queue) from AgentConnect, until the call ends."""
+        self._pending: set[Deferred[Any]] = set()
+        self._subscriptions: list[Subscription | ListenerHandle] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def startService(self) -> None:
+        super().startService()
+        self.metrics.ami_connected.set_function(lambda: 1.0 if self.ami.connected else 0.0)
+        self._subscriptions.append(self.ami.subscribe(self.on_event))
+        self._subscriptions.append(self.ami.on_resync(self.on_resync))
+
+    def stopService(self) -> Deferred[None] | None:
+        super().stopService()
+        for handle in self._subscriptions:
+            handle.cancel()
+        self._subscriptions.clear()
+        return None
+
+    def agi_router(self) -> Mapping[str, Callable[[AgiSession], Any]]:
+        """FastAGI scripts this engine serves, by script name."""
+        return {"hotline": self.agi_hotline}
+
+    # ------------------------------------------------------------------ AMI input
+
+    def on_event(self, msg: Message) -> None:
+        """One AMI event: update call state, metrics and staffing advice."""
+        now = self.clock.seconds()
+        if msg.name:
+            self.metrics.ami_events.labels(msg.name).inc()
+        if msg.problems:
+            self.metrics.ami_frame_problems.inc(len(msg.problems))
+        self._queue_event(msg, now)
+        for fact in self.calls.handle(msg, now):
+            self.on_fact(fact)
+
+    def on_resync(self, channels: list[Message], queue_status: list[Message]) -> None:
+        """After a (re)connection: rebuild channels from the CoreShowChannels snapshot."""
+        self.metrics.ami_resyncs.inc()
+        self.metrics.ami_connections.inc()
+        self.calls.begin_resync()
+        facts = self.calls.resync(channels, self.clock.seconds())
+        _log.info("ami.resync channels={channels} queue_items={items} facts={facts}",
+                  channels=len(channels), items=len(queue_status), facts=len(facts))
+        for fact in facts:
+            self.on_fact(fact)
+        self._refresh_gauges()
+
+    def _queue_event(self, msg: Message, now: float) -> None:
+        name = msg.name
+        if name not in ("QueueCallerJoin", "AgentComplete", "AgentConnect"):
+            return
+        fields = msg.fields
+        if name == "AgentConnect":
+            linkedid = fields.get("Linkedid")
+            if linkedid:
+                self._connected_agent[linkedid] = (
+                    _agent_from_interface(fields.get("Interface")), _float(fields.get("HoldTime")))
+            return
+        if fields.get("Queue") != self.hotline_queue:
+            return
+        if name == "QueueCallerJoin":
+            self.advisor.record_arrival(now)
+        elif name == "AgentComplete":
+            talk = _float(fields.get("TalkTime"))
+            wrap = float(self.settings.queue(self.hotline_queue).wrapup_time) if self.hotline_queue else 0.0
+            self.advisor.record_completion(now, talk + wrap)
+
+    # ------------------------------------------------------------------ facts
+
+    def on_fact(self, fact: Fact) -> None:
+        """React to one call-state fact."""
+        metrics = self.metrics
+        if isinstance(fact, CallStarted):
+            metrics.calls_started.inc()
+        elif isinstance(fact, CallAnswered):
+            metrics.calls_answered.inc()
+        elif isinstance(fact, CallEnded):
+            metrics.calls_ended.inc()
+            metrics.call_duration.observe(fact.duration)
+            _log.info(
+                "call.ended linkedid={linkedid} from={caller} duration={duration:.1f} talk={talk:.1f} "
+                "answered={answered} cause={cause}",
+                linkedid=fact.linkedid, caller=fact.call.caller_id_num, duration=fact.duration,
+                talk=fact.talk_time, answered=fact.answered, cause=fact.cause_txt,
+            )
+            if fact.call.variables.get("CC_DIRECTION") == "inbound":
+                self._track(self.record_call(fact))
+            else:
+                self._connected_agent.pop(fact.linkedid, None)
+        elif isinstance(fact, StateAnomaly):
+            _log.warn("call.anomaly {fact}", fact=fact)  # noqa: G010 - twisted Logger has no .warning
+        for listener in list(self.fact_listeners):
+            listener(fact)
+        self._refresh_gauges()
+
+    def _refresh_gauges(self) -> None:
+        self.metrics.channels_active.set(len(self.calls.channel_ids))
+        self.metrics.calls_active.set(len(self.calls.calls(self.clock.seconds())))
+
+    def _track(self, d: Deferred[Any]) -> None:
+        self._pending.add(d)
+        d.addBoth(lambda result: (self._pending.discard(d), result)[1])
+
+    # ------------------------------------------------------------------ call records
+
+    def record_call(self, ended: CallEnded) -> Deferred[CallRecord | None]:
+        """Write the call record (and its recording) of an ended inbound call."""
+        if self.repository is None:
+            return succeed(None)
+        repo = self.repository
+        call = ended.call
+        variables = call.variables
+        connected_agent, hold_time = self._connected_agent.pop(call.linkedid, (None, None))
+        wait = hold_time if hold_time is not None else (
+            _float(variables.get("QUEUEWAIT")) if variables.get("QUEUEWAIT") else None)
+        agent = connected_agent or _agent_from_interface(variables.get("MEMBERINTERFACE"))
+        started = _utc(call.started_at)
+        new = NewCallRecord(
+            started_at=started,
+            direction="inbound",
+            customer_id=int(variables["CC_CUSTOMER_ID"]) if variables.get("CC_CUSTOMER_ID", "").isdigit() else None,
+            customer_name=variables.get("CC_CUSTOMER_NAME")
+            or (call.caller_id_name if call.caller_id_name not in ("", "<unknown>") else None),
+            phone=call.caller_id_num if call.caller_id_num not in ("", "<unknown>") else None,
+            agent_id=agent,
+            queue=variables.get("CC_QUEUE") or self.hotline_queue,
+            uniqueid=call.channels[0] if call.channels else None,
+            linkedid=call.linkedid,
+            answered_at=_utc(call.answered_at) if call.answered_at is not None else None,
+            ended_at=_utc(ended.at),
+            wait_seconds=round(wait) if wait is not None else None,
+            talk_seconds=round(ended.talk_time),
+        )
+        day = started.astimezone(self.timezone).date()
+        d = repo.create_call_record(new, site_prefix=self.settings.site.ticket_prefix, ticket_day=day)
+
+        def written(record: CallRecord) -> CallRecord:
+            self.records_written += 1
+            _log.info("record.written ticket={ticket} phone={phone} talk={talk}",
+                      ticket=record.ticket_number, phone=record.phone, talk=record.talk_seconds)
+            path = variables.get("CC_RECORDING")
+            if path:
+                self._track(self._add_recording_later(record, path, started, agent))
+            return record
+
+        def failed(failure: Any) -> None:
+            self.metrics.db_errors.labels("create_call_record").inc()
+            _log.failure("record.failed linkedid={linkedid}", failure, linkedid=call.linkedid)
+            return None
+
+        d.addCallbacks(written, failed)
+        return d
+
+    def _add_recording_later(self, record: CallRecord, path: str, started: datetime,
+                             agent: str | None) -> Deferred[None]:
+        """MixMonitor closes its file just after the hangup: look at it a moment later."""
+        assert self.repository is not None
+        repo = self.repository
+        host_path = self.recordings.to_host(path)
+        fmt = host_path.suffix.lstrip(".") or self.settings.recordings.format
+        d: Deferred[None] = Deferred()
+
+        def inspect() -> NewRecording | None:  # runs in the repository's thread pool
+            if not host_path.exists():
+                return None
+            return NewRecording(
+                call_record_id=record.id, path=str(host_path), started_at=started,
+                duration_seconds=_wav_seconds(host_path) if fmt == "wav" else 0.0,
+                size_bytes=host_path.stat().st_size, format=fmt, agent_id=agent,
+            )
+
+        def run() -> None:
+            inspected = repo.run(lambda _session: inspect())
+
+            def store(new: NewRecording | None) -> Any:
+                if new is None:
+                    _log.warn("recording.missing ticket={ticket} path={path}",  # noqa: G010
+                              ticket=record.ticket_number, path=str(host_path))
+                    return None
+                return repo.add_recording(new)
+
+            inspected.addCallback(store)
+            inspected.addErrback(lambda f: (self.metrics.db_errors.labels("add_recording").inc(),
+                                            _log.failure("recording.failed", f))[-1])
+            inspected.addBoth(lambda _: d.callback(None))
+
+        self.clock.callLater(self.recording_settle_seconds, run)
+        return d
+
+    # ------------------------------------------------------------------ FastAGI scripts
+
+    async def agi_hotline(self, agi: AgiSession) -> None:
+        """Entry of a 400 hotline call: caller lookup (screen pop) and queue choice."""
+        env = agi.env
+        caller = env.callerid if env.callerid not in ("", "unknown") else ""
+        self.metrics.agi_sessions.labels("hotline").inc()
+        queue = self.hotline_queue or "hotline"
+        if caller and self.repository is not None:
+            try:
+                customer = await self.repository.find_customer_by_phone(caller)
+            except Exception:  # noqa: BLE001 - a bad caller id or a DB outage must not stop the call
+                customer = None
+                self.metrics.db_errors.labels("find_customer_by_phone").inc()
+            if customer is not None:
+                await agi.set_variable("CC_CUSTOMER_ID", str(customer.id))
+                await agi.set_variable("CC_CUSTOMER_NAME", customer.name)
+                _log.info("hotline.known_caller phone={phone} customer={name} vip={vip}",
+                          phone=caller, name=customer.name, vip=customer.vip)
+        await agi.set_variable("CC_QUEUE", queue)
+
+    # ------------------------------------------------------------------ views
+
+    def connected_agent(self, linkedid: str) -> str | None:
+        """The agent id a queue connected this call to, if any (from AgentConnect)."""
+        found = self._connected_agent.get(linkedid)
+        return found[0] if found else None
+
+    def staffing_advice(self) -> StaffingAdvice:
+        """Agents needed now on the hotline queue, from its observed traffic."""
+        return self.advisor.advice(self.clock.seconds())
+
+    def health(self) -> dict[str, Any]:
+        """What /api/health reports."""
+        return {
+            "ami_connected": self.ami.connected,
+            "ami_connections": self.ami.connections_made,
+            "ami_reconnects": self.ami.reconnects,
+            "ami_resyncs": self.ami.resyncs,
+            "channels": len(self.calls.channel_ids),
+            "calls": len(self.calls.calls(self.clock.seconds())),
+            "records_written": self.records_written,
+        }
+
+
+def _hotline_queue(settings: Settings) -> str | None:
+    names = [q.name for q in settings.queues]
+    if HOTLINE_QUEUE in names:
+        return HOTLINE_QUEUE
+    return names[0] if names else None
+
+
+def _agent_from_interface(interface: str | None) -> str | None:
+    """``PJSIP/agent2101`` or ``Local/2101@lab-agents/n`` -> ``2101``."""
+    if not interface:
+        return None
+    tail = interface.split("/", 1)[-1]
+    tail = tail.split("@", 1)[0]
+    digits = tail.removeprefix("agent")
+    return digits if digits.isdigit() else None
+
+
+def _float(text: str | None) -> float:
+    try:
+        return float(text) if text else 0.0
+    except ValueError:
+        return 0.0

@@ -1,0 +1,190 @@
+"""Composition root: the one place that builds the engine's service tree.
+
+``make_service(settings, reactor)`` returns a Twisted ``MultiService`` holding the AMI
+client (reconnecting), the storage thread pool, the engine, the FastAGI server, the HTTP
+JSON API and the Prometheus endpoint. ``run_daemon`` runs it on the global reactor until
+SIGTERM or SIGINT, stopping every service cleanly. Only this module, the CLI and the demo
+import the global reactor.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.twisted import MetricsResource
+from twisted.application.internet import TCPServer, backoffPolicy
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from callcenter.agi.server import FastAgiFactory
+from callcenter.ami.client import AmiClient, AmiCredentials
+from callcenter.engine import Engine, RecordingPaths
+from callcenter.http_api import ApiResource
+from callcenter.metrics import EngineMetrics
+from callcenter.secrets import load_or_create_secrets
+from callcenter.settings import Settings
+from callcenter.storage.db import create_engine_for, upgrade_database
+from callcenter.storage.repository import Repository, make_threadpool
+
+__all__ = ["EngineServices", "make_service", "run_daemon", "database_url"]
+
+_log = Logger(namespace="callcenter.service")
+
+
+def database_url(settings: Settings) -> str:
+    """The database URL with a relative SQLite path resolved against the project root."""
+    url = settings.database.url
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
+        path = settings.root / url[len(prefix):]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return prefix + str(path)
+    return url
+
+
+class _RepositoryService(Service):
+    """Starts and stops the repository's thread pool with the daemon."""
+
+    name = "storage"
+
+    def __init__(self, repository: Repository) -> None:
+        self.repository = repository
+
+    def startService(self) -> None:
+        super().startService()
+        self.repository.start()
+
+    def stopService(self) -> Deferred[None] | None:
+        super().stopService()
+        self.repository.stop()
+        return None
+
+
+@dataclass
+class EngineServices:
+    """The built service tree and the pieces tests and the demo look at."""
+
+    root: MultiService
+    engine: Engine
+    ami: AmiClient
+    agi_server: TCPServer
+    http_server: TCPServer
+    metrics_server: TCPServer
+    registry: CollectorRegistry
+
+    @staticmethod
+    def _port(server: TCPServer) -> int:
+        port: Any = server._port  # set by startService
+        return int(port.getHost().port)
+
+    @property
+    def agi_port(self) -> int:
+        return self._port(self.agi_server)
+
+    @property
+    def http_port(self) -> int:
+        return self._port(self.http_server)
+
+    @property
+    def metrics_port(self) -> int:
+        return self._port(self.metrics_server)
+
+
+def make_service(
+    settings: Settings,
+    reactor: Any,
+    *,
+    recordings: RecordingPaths | None = None,
+    migrate: bool = True,
+) -> EngineServices:
+    """Build the daemon's services from validated settings (nothing is started yet)."""
+    secrets = load_or_create_secrets(settings.site.state_dir, [a.id for a in settings.agents])
+    registry = CollectorRegistry()
+    metrics = EngineMetrics(registry)
+    root = MultiService()
+
+    ami = AmiClient(
+        TCP4ClientEndpoint(reactor, settings.ami.host, settings.ami.port, timeout=int(settings.ami.connect_timeout)),
+        AmiCredentials(settings.ami.username, secrets.ami_secret),
+        reactor,
+        retry_policy=backoffPolicy(initialDelay=0.5, maxDelay=settings.ami.reconnect_max_delay),
+        ping_interval=settings.ami.ping_interval,
+        action_timeout=settings.ami.action_timeout,
+    )
+    ami.setName("ami")
+    ami.setServiceParent(root)
+
+    url = database_url(settings)
+    db_engine = create_engine_for(url)
+    if migrate:
+        upgrade_database(db_engine)
+    repository = Repository(db_engine, make_threadpool(maxthreads=settings.database.threads), reactor)
+    _RepositoryService(repository).setServiceParent(root)
+
+    if recordings is None:
+        directory = settings.recordings.directory
+        recordings = RecordingPaths(str(directory), directory)
+    engine = Engine(settings, ami, repository, metrics, reactor, recordings)
+    engine.setServiceParent(root)
+
+    agi_factory = FastAgiFactory(engine.agi_router(), reactor, command_timeout=settings.agi.command_timeout)
+    agi_server = TCPServer(settings.agi.port, agi_factory, interface=settings.agi.bind)
+    agi_server.setName("fastagi")
+    agi_server.setServiceParent(root)
+
+    api_root = Resource()
+    api_root.putChild(b"api", ApiResource(engine))
+    api_root.putChild(b"metrics", MetricsResource(registry=registry))
+    http_server = TCPServer(settings.http.port, Site(api_root), interface=settings.http.bind)
+    http_server.setName("http")
+    http_server.setServiceParent(root)
+
+    metrics_server = TCPServer(settings.metrics.port, Site(MetricsResource(registry=registry)),
+                               interface=settings.metrics.bind)
+    metrics_server.setName("metrics")
+    metrics_server.setServiceParent(root)
+
+    return EngineServices(root, engine, ami, agi_server, http_server, metrics_server, registry)
+
+
+def settings_for_lab(settings: Settings, instance_name: str, cache_dir: Path | None = None) -> tuple[Settings, RecordingPaths]:
+    """Point the engine at a running lab instance: its AMI port and recordings directory."""
+    from callcenter.lab.instance import LabInstance
+    from callcenter.lab.rootfs import default_cache_dir
+
+    instances = (cache_dir or settings.lab.cache_dir or default_cache_dir()) / "instances"
+    instance = LabInstance.load(instance_name, instances)
+    endpoints = instance.endpoints
+    ami = replace(settings.ami, host=endpoints.ami_host, port=endpoints.ami_port)
+    return replace(settings, ami=ami), RecordingPaths(endpoints.recordings_dir, instance.recordings_dir)
+
+
+def run_daemon(settings: Settings, lab: str | None = None) -> int:
+    """Run the daemon on the global reactor until SIGTERM/SIGINT; return the exit code."""
+    from twisted.internet import reactor
+
+    from callcenter.logs import start_logging
+
+    start_logging(settings.logging.level, settings.logging.format)
+    recordings = None
+    if lab:
+        settings, recordings = settings_for_lab(settings, lab)
+    services = make_service(settings, reactor, recordings=recordings)
+    services.root.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", services.root.stopService)  # type: ignore[attr-defined]
+    _log.info(
+        "daemon.started pid={pid} ami={ami_host}:{ami_port} agi={agi} http={http} metrics={metrics}",
+        pid=os.getpid(), ami_host=settings.ami.host, ami_port=settings.ami.port,
+        agi=services.agi_port, http=services.http_port, metrics=services.metrics_port,
+    )
+    reactor.run()  # type: ignore[attr-defined]
+    _log.info("daemon.stopped")
+    return 0
