@@ -1,0 +1,115 @@
+"""The daemon and the demo as a user runs them, against the real lab Asterisk.
+
+These run the ``callcenter`` command in a subprocess, exactly as ``make demo`` and an
+operator do: the lab instance, the engine's services, real calls, the database rows and
+recording files they leave, and a clean stop on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.labfixture import lab_unavailable
+
+pytestmark = pytest.mark.lab
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _callcenter(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "callcenter.cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env=env, check=False)
+
+
+def _needs_root() -> None:
+    if os.geteuid() != 0 and os.environ.get("CALLCENTER_LAB_RUNTIME") != "host":
+        lab_unavailable("the chroot lab needs root")
+
+
+def test_demo_places_real_calls_that_become_call_records_with_recordings(tmp_path: Path) -> None:
+    """``callcenter demo``: hotline calls reach agents, each ends as a call record with a non-empty recording."""
+    _needs_root()
+    state = tmp_path / "site.yaml"
+    state.write_text(f"site:\n  state_dir: {tmp_path / 'var'}\n")
+    result = _callcenter("--config", str(state), "demo", "--calls", "3")
+    out = result.stdout + result.stderr
+    if "lab Asterisk booting" not in out and result.returncode != 0:
+        lab_unavailable(out[-2000:])
+    assert result.returncode == 0, out
+    assert "3/3 originates answered" in out
+    assert "demo complete" in out
+    rows = [line for line in out.splitlines() if line.startswith("GD")]
+    assert len(rows) == 3, out
+    for row in rows:
+        assert row.split()[-1] == "B" and int(row.split()[-2]) > 44, row  # more than a WAV header
+    assert any("Zhang Wei" in row for row in rows), "the known caller was looked up in the CRM"
+
+
+def test_daemon_drives_a_lab_instance_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    """``callcenter run --lab NAME`` logs in, serves health and metrics, and exits 0 on SIGTERM."""
+    _needs_root()
+    name = f"daemon{os.getpid()}"
+    http, metrics, agi = _free_port(), _free_port(), _free_port()
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        f"site:\n  state_dir: {tmp_path / 'var'}\n"
+        f"database:\n  url: sqlite:///{tmp_path / 'cc.sqlite3'}\n"
+        f"http:\n  port: {http}\nmetrics:\n  port: {metrics}\n"
+        f"asterisk:\n  agi:\n    port: {agi}\n"
+    )
+    up = _callcenter("--config", str(site), "lab", "up", "--name", name)
+    if up.returncode != 0:
+        lab_unavailable(up.stdout + up.stderr)
+    log = tmp_path / "daemon.log"
+    try:
+        with log.open("w") as handle:
+            daemon = subprocess.Popen([sys.executable, "-m", "callcenter.cli", "--config", str(site), "run",
+                                       "--lab", name], cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)
+        try:
+            health = None
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{http}/api/health", timeout=2) as response:
+                        health = json.load(response)
+                    if health["ami_connected"]:
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.3)
+            assert health is not None and health["ami_connected"], log.read_text()
+            assert health["ami_resyncs"] >= 1
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=2) as response:
+                text = response.read().decode()
+            assert "callcenter_ami_connected 1.0" in text
+            with pytest.raises(urllib.error.HTTPError) as info:
+                urllib.request.urlopen(f"http://127.0.0.1:{http}/api/call-records?limit=0", timeout=2)
+            assert info.value.code == 400
+            assert json.load(info.value) == {"error": "expected an integer 1..1000, got 0", "field": "limit"}
+            daemon.send_signal(signal.SIGTERM)
+            assert daemon.wait(timeout=15) == 0, log.read_text()
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.wait()
+        text = log.read_text()
+        assert "daemon.started" in text and "ami.logged_in" in text and "daemon.stopped" in text
+        assert "Traceback" not in text, text
+    finally:
+        _callcenter("--config", str(site), "lab", "down", "--name", name, "--purge")
