@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from callcenter import __version__
 from callcenter.settings import ConfigError, Settings, load_settings
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 
 def _settings(args: argparse.Namespace) -> Settings:

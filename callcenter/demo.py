@@ -24,7 +24,13 @@ from twisted.internet import defer, task
 from callcenter.ami import actions
 from callcenter.engine import Engine, RecordingPaths
 from callcenter.settings import Settings
-from callcenter.state.calls import CallAnswered, CallBridged, CallEnded, CallStarted, Fact
+from callcenter.state.calls import (
+    CallAnswered,
+    CallBridged,
+    CallEnded,
+    CallStarted,
+    Fact,
+)
 
 DEMO_AGENTS = ("1001", "2101", "2102")
 KNOWN_CUSTOMER = ("13800138000", "Zhang Wei")
@@ -53,7 +59,13 @@ def _narrate(engine: Engine, fact: Fact) -> None:
 
 async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int:
     from callcenter.cli import lab_project_files
-    from callcenter.lab.instance import ChrootRuntime, HostRuntime, LabInstance, LabPorts, tcp_port_free
+    from callcenter.lab.instance import (
+        ChrootRuntime,
+        HostRuntime,
+        LabInstance,
+        LabPorts,
+        tcp_port_free,
+    )
     from callcenter.lab.rootfs import default_cache_dir, provision_rootfs
     from callcenter.service import make_service
     from callcenter.storage.records import NewCustomer

@@ -27,22 +27,29 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from callcenter.agi.server import AgiSession
-from callcenter.ami.client import AmiClient
+from callcenter.ami.client import AmiClient, ListenerHandle, Subscription
 from callcenter.ami.codec import Message
 from callcenter.metrics import EngineMetrics
 from callcenter.settings import Settings
 from callcenter.staffing.live import LiveStaffingAdvisor, StaffingAdvice
-from callcenter.ami.client import ListenerHandle, Subscription
-from callcenter.state.calls import CallAnswered, CallEnded, CallStarted, CallState, Fact, StateAnomaly
+from callcenter.state.calls import (
+    CallAnswered,
+    CallEnded,
+    CallStarted,
+    CallState,
+    Fact,
+    StateAnomaly,
+)
 from callcenter.storage.records import CallRecord, NewCallRecord, NewRecording
 from callcenter.storage.repository import Repository
 
-__all__ = ["Engine", "RecordingPaths", "TRACKED_VARIABLES"]
+__all__ = ["TRACKED_VARIABLES", "Engine", "RecordingPaths"]
 
 TRACKED_VARIABLES = frozenset({
     "LEAD_ID", "CAMPAIGN_ID", "CC_DIRECTION", "CC_RECORDING", "CC_QUEUE", "CC_CUSTOMER_ID", "CC_CUSTOMER_NAME",
@@ -137,7 +144,10 @@ class Engine(Service):
         for handle in self._subscriptions:
             handle.cancel()
         self._subscriptions.clear()
-        return None
+        if not self._pending:
+            return None
+        # Call records and recordings in flight are written before the daemon stops.
+        return DeferredList(list(self._pending), consumeErrors=True).addCallback(lambda _: None)
 
     def agi_router(self) -> Mapping[str, Callable[[AgiSession], Any]]:
         """FastAGI scripts this engine serves, by script name."""
@@ -211,7 +221,7 @@ class Engine(Service):
             else:
                 self._connected_agent.pop(fact.linkedid, None)
         elif isinstance(fact, StateAnomaly):
-            _log.warn("call.anomaly {fact}", fact=fact)  # noqa: G010 - twisted Logger has no .warning
+            _log.warn("call.anomaly {fact}", fact=fact)
         for listener in list(self.fact_listeners):
             listener(fact)
         self._refresh_gauges()
@@ -221,8 +231,14 @@ class Engine(Service):
         self.metrics.calls_active.set(len(self.calls.calls(self.clock.seconds())))
 
     def _track(self, d: Deferred[Any]) -> None:
+        """Keep ``d`` until it fires, so a stopping daemon waits for its writes."""
         self._pending.add(d)
-        d.addBoth(lambda result: (self._pending.discard(d), result)[1])
+
+        def done(result: object) -> object:
+            self._pending.discard(d)
+            return result
+
+        d.addBoth(done)
 
     # ------------------------------------------------------------------ call records
 
@@ -255,7 +271,7 @@ class Engine(Service):
             talk_seconds=round(ended.talk_time),
         )
         day = started.astimezone(self.timezone).date()
-        d = repo.create_call_record(new, site_prefix=self.settings.site.ticket_prefix, ticket_day=day)
+        created = repo.create_call_record(new, site_prefix=self.settings.site.ticket_prefix, ticket_day=day)
 
         def written(record: CallRecord) -> CallRecord:
             self.records_written += 1
@@ -266,13 +282,12 @@ class Engine(Service):
                 self._track(self._add_recording_later(record, path, started, agent))
             return record
 
-        def failed(failure: Any) -> None:
+        def failed(failure: Failure) -> None:
             self.metrics.db_errors.labels("create_call_record").inc()
             _log.failure("record.failed linkedid={linkedid}", failure, linkedid=call.linkedid)
-            return None
 
-        d.addCallbacks(written, failed)
-        return d
+        result: Deferred[CallRecord | None] = created.addCallbacks(written, failed)
+        return result
 
     def _add_recording_later(self, record: CallRecord, path: str, started: datetime,
                              agent: str | None) -> Deferred[None]:
@@ -297,15 +312,21 @@ class Engine(Service):
 
             def store(new: NewRecording | None) -> Any:
                 if new is None:
-                    _log.warn("recording.missing ticket={ticket} path={path}",  # noqa: G010
+                    _log.warn("recording.missing ticket={ticket} path={path}",
                               ticket=record.ticket_number, path=str(host_path))
                     return None
                 return repo.add_recording(new)
 
-            inspected.addCallback(store)
-            inspected.addErrback(lambda f: (self.metrics.db_errors.labels("add_recording").inc(),
-                                            _log.failure("recording.failed", f))[-1])
-            inspected.addBoth(lambda _: d.callback(None))
+            def failed(failure: Failure) -> None:
+                self.metrics.db_errors.labels("add_recording").inc()
+                _log.failure("recording.failed ticket={ticket}", failure, ticket=record.ticket_number)
+
+            def finished(_: object) -> None:
+                d.callback(None)
+
+            stored = inspected.addCallback(store)
+            stored.addErrback(failed)
+            stored.addBoth(finished)
 
         self.clock.callLater(self.recording_settle_seconds, run)
         return d

@@ -24,7 +24,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from callcenter.engine import Engine
 
-__all__ = ["ApiResource", "ApiError"]
+__all__ = ["ApiError", "ApiResource"]
 
 
 class ApiError(Exception):
@@ -58,7 +58,8 @@ def _arg(request: Request, name: str) -> str | None:
     if not values:
         return None
     try:
-        return values[0].decode("utf-8")
+        text: str = values[0].decode("utf-8")
+        return text
     except UnicodeDecodeError:
         raise ApiError(400, "not valid UTF-8", name) from None
 
@@ -86,7 +87,7 @@ class ApiResource(Resource):
         self.engine = engine
 
     def render_GET(self, request: Request) -> bytes | int:
-        path = [p.decode("utf-8", "replace") for p in request.postpath if p]
+        path = [p.decode("utf-8", "replace") for p in (request.postpath or []) if p]
         try:
             result = self._route(path, request)
         except ApiError as exc:

@@ -23,7 +23,7 @@ from twisted.logger import (
 )
 from zope.interface import provider
 
-__all__ = ["format_text", "format_json", "start_logging"]
+__all__ = ["format_json", "format_text", "start_logging"]
 
 _LEVELS = {"debug": LogLevel.debug, "info": LogLevel.info, "warn": LogLevel.warn, "error": LogLevel.error}
 _SKIP = {"log_logger", "log_source", "log_io", "log_time", "log_level", "log_namespace", "log_format",

@@ -40,14 +40,14 @@ def _new_secret() -> str:
 def load_or_create_secrets(state_dir: Path, agent_ids: Iterable[str]) -> Secrets:
     """Read ``secrets.yaml`` from ``state_dir``, adding any missing secret, and return them.
 
-    Raises ``ValueError`` naming the file when it exists but is not what this module wrote.
+    Raises ``TypeError`` naming the file when it exists but is not what this module wrote.
     """
     path = state_dir / FILE_NAME
     data: dict[str, object] = {}
     if path.exists():
         loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: expected a mapping with keys ami_secret and sip")
+            raise TypeError(f"{path}: expected a mapping with keys ami_secret and sip")
         data = loaded
     changed = False
     ami_secret = data.get("ami_secret")
@@ -56,7 +56,7 @@ def load_or_create_secrets(state_dir: Path, agent_ids: Iterable[str]) -> Secrets
         changed = True
     sip_raw = data.get("sip") or {}
     if not isinstance(sip_raw, dict):
-        raise ValueError(f"{path}: sip: expected a mapping agent id -> secret")
+        raise TypeError(f"{path}: sip: expected a mapping agent id -> secret")
     sip = {str(k): str(v) for k, v in sip_raw.items()}
     for agent_id in agent_ids:
         if agent_id not in sip:

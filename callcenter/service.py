@@ -34,7 +34,7 @@ from callcenter.settings import Settings
 from callcenter.storage.db import create_engine_for, upgrade_database
 from callcenter.storage.repository import Repository, make_threadpool
 
-__all__ = ["EngineServices", "make_service", "run_daemon", "database_url"]
+__all__ = ["EngineServices", "database_url", "make_service", "run_daemon"]
 
 _log = Logger(namespace="callcenter.service")
 
@@ -179,12 +179,12 @@ def run_daemon(settings: Settings, lab: str | None = None) -> int:
         settings, recordings = settings_for_lab(settings, lab)
     services = make_service(settings, reactor, recordings=recordings)
     services.root.startService()
-    reactor.addSystemEventTrigger("before", "shutdown", services.root.stopService)  # type: ignore[attr-defined]
+    reactor.addSystemEventTrigger("before", "shutdown", services.root.stopService)
     _log.info(
         "daemon.started pid={pid} ami={ami_host}:{ami_port} agi={agi} http={http} metrics={metrics}",
         pid=os.getpid(), ami_host=settings.ami.host, ami_port=settings.ami.port,
         agi=services.agi_port, http=services.http_port, metrics=services.metrics_port,
     )
-    reactor.run()  # type: ignore[attr-defined]
+    reactor.run()
     _log.info("daemon.stopped")
     return 0

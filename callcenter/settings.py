@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from callcenter.yamlsource import Location, Locations, Path_, YamlSourceError, load_yaml, merge
+from callcenter.yamlsource import (
+    Location,
+    Locations,
+    Path_,
+    YamlSourceError,
+    load_yaml,
+    merge,
+)
 
 __all__ = [
     "AgentSettings",
@@ -247,7 +254,7 @@ class _Reader:
             self.problem((name,), f"expected {expected}, got {_describe(value)}{detail}")
             return default if default is not _MISSING else _placeholder(expected)  # type: ignore[no-any-return]
 
-    def str(self, name: str, default: Any = _MISSING, pattern: re.Pattern[str] | None = None, hint: str = "a string") -> str:
+    def text(self, name: str, default: Any = _MISSING, pattern: re.Pattern[str] | None = None, hint: str = "a string") -> str:
         def convert(value: Any) -> str:
             if not isinstance(value, (str, int)) or isinstance(value, bool):
                 raise TypeError("")
@@ -258,7 +265,7 @@ class _Reader:
 
         return self.get(name, default, convert, hint)
 
-    def int(self, name: str, default: Any = _MISSING, lo: int | None = None, hi: int | None = None) -> int:
+    def integer(self, name: str, default: Any = _MISSING, lo: int | None = None, hi: int | None = None) -> int:
         expected = "an integer" + _range_text(lo, hi)
 
         def convert(value: Any) -> int:
@@ -270,7 +277,7 @@ class _Reader:
 
         return self.get(name, default, convert, expected)
 
-    def float(self, name: str, default: Any = _MISSING, lo: float | None = None, hi: float | None = None) -> float:
+    def number(self, name: str, default: Any = _MISSING, lo: float | None = None, hi: float | None = None) -> float:
         expected = "a number" + _range_text(lo, hi)
 
         def convert(value: Any) -> float:
@@ -283,7 +290,7 @@ class _Reader:
 
         return self.get(name, default, convert, expected)
 
-    def bool(self, name: str, default: Any = _MISSING) -> bool:
+    def flag(self, name: str, default: Any = _MISSING) -> bool:
         def convert(value: Any) -> bool:
             if not isinstance(value, bool):
                 raise TypeError("")
@@ -300,7 +307,7 @@ class _Reader:
         return self.get(name, default, convert, "one of " + ", ".join(choices))
 
     def port(self, name: str, default: Any = _MISSING) -> int:
-        return self.int(name, default, 1, 65535)
+        return self.integer(name, default, 1, 65535)
 
     def sub(self, name: str) -> _Reader:
         self.used.add(name)
@@ -377,66 +384,66 @@ def _build(data: Mapping[str, Any], locs: Locations, root: Path, problems: list[
 
     site_r = top.sub("site")
     site = SiteSettings(
-        name=site_r.str("name", "callcenter"),
+        name=site_r.text("name", "callcenter"),
         timezone=site_r.get("timezone", "UTC", _timezone, "an IANA time zone such as Asia/Shanghai"),
-        ticket_prefix=site_r.str("ticket_prefix", "GD", re.compile(r"^[A-Z]{2}$"), "two capital letters"),
-        state_dir=_path(root, site_r.str("state_dir", "var")),
+        ticket_prefix=site_r.text("ticket_prefix", "GD", re.compile(r"^[A-Z]{2}$"), "two capital letters"),
+        state_dir=_path(root, site_r.text("state_dir", "var")),
     )
     site_r.done()
 
     asterisk_r = top.sub("asterisk")
     ami_r = asterisk_r.sub("ami")
     ami = AmiSettings(
-        host=ami_r.str("host", "127.0.0.1"),
+        host=ami_r.text("host", "127.0.0.1"),
         port=ami_r.port("port", 5038),
-        username=ami_r.str("username", "callcenter", re.compile(r"^[A-Za-z0-9_-]+$"), "letters, digits, _ or -"),
-        connect_timeout=ami_r.float("connect_timeout", 5.0, 0.1, 300),
-        action_timeout=ami_r.float("action_timeout", 10.0, 0.1, 600),
-        ping_interval=ami_r.float("ping_interval", 20.0, 1, 3600),
-        reconnect_max_delay=ami_r.float("reconnect_max_delay", 10.0, 0.1, 600),
+        username=ami_r.text("username", "callcenter", re.compile(r"^[A-Za-z0-9_-]+$"), "letters, digits, _ or -"),
+        connect_timeout=ami_r.number("connect_timeout", 5.0, 0.1, 300),
+        action_timeout=ami_r.number("action_timeout", 10.0, 0.1, 600),
+        ping_interval=ami_r.number("ping_interval", 20.0, 1, 3600),
+        reconnect_max_delay=ami_r.number("reconnect_max_delay", 10.0, 0.1, 600),
     )
     ami_r.done()
     agi_r = asterisk_r.sub("agi")
     agi = AgiSettings(
-        bind=agi_r.str("bind", "127.0.0.1"),
+        bind=agi_r.text("bind", "127.0.0.1"),
         port=agi_r.port("port", 4573),
-        advertise_host=agi_r.str("advertise_host", "127.0.0.1"),
-        command_timeout=agi_r.float("command_timeout", 30.0, 0.1, 3600),
+        advertise_host=agi_r.text("advertise_host", "127.0.0.1"),
+        command_timeout=agi_r.number("command_timeout", 30.0, 0.1, 3600),
     )
     agi_r.done()
     sip_r = asterisk_r.sub("sip")
-    sip = SipSettings(bind=sip_r.str("bind", "127.0.0.1"), port=sip_r.port("port", 5060))
+    sip = SipSettings(bind=sip_r.text("bind", "127.0.0.1"), port=sip_r.port("port", 5060))
     sip_r.done()
     asterisk_r.done()
 
     db_r = top.sub("database")
     database = DatabaseSettings(
-        url=db_r.str("url", "sqlite:///var/callcenter.sqlite3"),
-        threads=db_r.int("threads", 4, 1, 64),
+        url=db_r.text("url", "sqlite:///var/callcenter.sqlite3"),
+        threads=db_r.integer("threads", 4, 1, 64),
     )
     db_r.done()
 
     http_r = top.sub("http")
-    http = HttpSettings(bind=http_r.str("bind", "127.0.0.1"), port=http_r.port("port", 8080))
+    http = HttpSettings(bind=http_r.text("bind", "127.0.0.1"), port=http_r.port("port", 8080))
     http_r.done()
     metrics_r = top.sub("metrics")
-    metrics = HttpSettings(bind=metrics_r.str("bind", "127.0.0.1"), port=metrics_r.port("port", 9108))
+    metrics = HttpSettings(bind=metrics_r.text("bind", "127.0.0.1"), port=metrics_r.port("port", 9108))
     metrics_r.done()
 
     rec_r = top.sub("recordings")
     recordings = RecordingSettings(
-        directory=_path(root, rec_r.str("directory", "recordings")),
-        retention_days=rec_r.int("retention_days", 180, 1, 36500),
+        directory=_path(root, rec_r.text("directory", "recordings")),
+        retention_days=rec_r.integer("retention_days", 180, 1, 36500),
         format=rec_r.choice("format", ("wav", "gsm", "wav49"), "wav"),
     )
     rec_r.done()
 
     lab_r = top.sub("lab")
-    cache = lab_r.str("cache_dir", "")
+    cache = lab_r.text("cache_dir", "")
     lab = LabSettings(
         cache_dir=_path(root, cache) if cache else None,
         asterisk=lab_r.choice("asterisk", ("auto", "chroot", "host"), "auto"),
-        mirror=lab_r.str("mirror", "") or None,
+        mirror=lab_r.text("mirror", "") or None,
     )
     lab_r.done()
 
@@ -465,13 +472,13 @@ def _queues(top: _Reader) -> tuple[QueueSettings, ...]:
         result.append(QueueSettings(
             name=name,
             strategy=q.choice("strategy", QUEUE_STRATEGIES, "rrmemory"),
-            ring_timeout=q.int("ring_timeout", 15, 1, 600),
-            retry=q.int("retry", 2, 0, 600),
-            wrapup_time=q.int("wrapup_time", 10, 0, 3600),
-            max_callers=q.int("max_callers", 0, 0, 100000),
-            weight=q.int("weight", 0, 0, 100),
-            service_level_seconds=q.int("service_level_seconds", 20, 1, 3600),
-            announce_position=q.bool("announce_position", False),
+            ring_timeout=q.integer("ring_timeout", 15, 1, 600),
+            retry=q.integer("retry", 2, 0, 600),
+            wrapup_time=q.integer("wrapup_time", 10, 0, 3600),
+            max_callers=q.integer("max_callers", 0, 0, 100000),
+            weight=q.integer("weight", 0, 0, 100),
+            service_level_seconds=q.integer("service_level_seconds", 20, 1, 3600),
+            announce_position=q.flag("announce_position", False),
         ))
         q.done()
     return tuple(result)
@@ -481,11 +488,11 @@ def _teams(top: _Reader) -> tuple[TeamSettings, ...]:
     result = []
     seen: set[str] = set()
     for t in top.items("teams"):
-        team_id = t.str("id", pattern=_NAME, hint="a short name (letters, digits, _ or -)")
+        team_id = t.text("id", pattern=_NAME, hint="a short name (letters, digits, _ or -)")
         if team_id in seen:
             t.problem(("id",), f"duplicate team id {team_id!r}")
         seen.add(team_id)
-        result.append(TeamSettings(id=team_id, name=t.str("name", team_id)))
+        result.append(TeamSettings(id=team_id, name=t.text("name", team_id)))
         t.done()
     return tuple(result)
 
@@ -494,11 +501,11 @@ def _agents(top: _Reader, teams: set[str], queues: set[str]) -> tuple[AgentSetti
     result = []
     seen: set[str] = set()
     for a in top.items("agents"):
-        agent_id = a.str("id", pattern=_AGENT_ID, hint="3 to 8 digits (the agent's extension)")
+        agent_id = a.text("id", pattern=_AGENT_ID, hint="3 to 8 digits (the agent's extension)")
         if agent_id in seen:
             a.problem(("id",), f"duplicate agent id {agent_id!r}")
         seen.add(agent_id)
-        team = a.str("team", "")
+        team = a.text("team", "")
         if team and team not in teams:
             a.problem(("team",), f"unknown team {team!r} (teams: {', '.join(sorted(teams)) or 'none'})")
         penalties: dict[str, int] = {}
@@ -508,7 +515,7 @@ def _agents(top: _Reader, teams: set[str], queues: set[str]) -> tuple[AgentSetti
             penalties[queue] = penalty_r
         result.append(AgentSettings(
             id=agent_id,
-            name=a.str("name", f"Agent {agent_id}"),
+            name=a.text("name", f"Agent {agent_id}"),
             team=team,
             role=a.choice("role", ROLES, "agent"),
             queues=penalties,

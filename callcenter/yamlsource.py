@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Location", "Locations", "YamlSourceError", "load_yaml", "merge", "Path_"]
+__all__ = ["Location", "Locations", "Path_", "YamlSourceError", "load_yaml", "merge"]
 
 Path_ = tuple[str | int, ...]
 """A key path inside a document: ``("asterisk", "ami", "port")`` or ``("agents", 3, "id")``."""

@@ -56,7 +56,7 @@ class Message:
     * ``msg.headers``: every ``(name, value)`` pair in wire order.
     """
 
-    __slots__ = ("fields", "_multi", "name", "is_event", "is_response", "text", "_output", "problems")
+    __slots__ = ("_multi", "_output", "fields", "is_event", "is_response", "name", "problems", "text")
 
     fields: dict[str, str]
     _multi: dict[str, list[str]] | None
@@ -238,7 +238,7 @@ class AmiParser:
     time, or the whole stream at once.
     """
 
-    __slots__ = ("_buffer", "_scan_from", "greeting", "_follows")
+    __slots__ = ("_buffer", "_follows", "_scan_from", "greeting")
 
     def __init__(self) -> None:
         self._buffer = b""
@@ -294,8 +294,7 @@ class AmiParser:
             scan = start
         self._buffer = buffer[start:]
         self._scan_from -= start
-        if self._scan_from < 0:
-            self._scan_from = 0
+        self._scan_from = max(self._scan_from, 0)
         return messages
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from asterisk.config import Config
 
-__all__ = ["AsteriskConfig", "read_config", "parse_config"]
+__all__ = ["AsteriskConfig", "parse_config", "read_config"]
 
 AsteriskConfig = dict[str, list[dict[str, str]]]
 """Section name -> one dict of items per section of that name, in file order."""

@@ -19,7 +19,7 @@ from callcenter import __version__
 from callcenter.secrets import Secrets
 from callcenter.settings import Settings
 
-__all__ = ["AsteriskEndpoints", "ConfigRenderError", "render_project_config", "dialplan_files"]
+__all__ = ["AsteriskEndpoints", "ConfigRenderError", "dialplan_files", "render_project_config"]
 
 PROJECT_FILES = ("manager.conf", "extensions.conf", "queues.conf", "pjsip.conf")
 

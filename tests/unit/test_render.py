@@ -8,7 +8,11 @@ from pathlib import Path
 import pytest
 
 from callcenter.asterisk.conffile import parse_config
-from callcenter.asterisk.render import AsteriskEndpoints, ConfigRenderError, render_project_config
+from callcenter.asterisk.render import (
+    AsteriskEndpoints,
+    ConfigRenderError,
+    render_project_config,
+)
 from callcenter.secrets import load_or_create_secrets
 from callcenter.settings import load_settings
 
