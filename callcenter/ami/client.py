@@ -443,6 +443,10 @@ class AmiProtocol(Protocol):
         self._lost_callbacks: list[Callable[[Failure], object]] = []
         # Set by AmiClient once ClientService owns the connection (see _GateProtocol).
         self._supervised = False
+        #: True once Asterisk said ``FullyBooted`` on this session (at login when it is
+        #: already up, or when a boot in progress ends).
+        self.fully_booted = False
+        self._boot_waiters: list[Deferred[None]] = []
 
     # -- public API ---------------------------------------------------------------
 
@@ -460,6 +464,41 @@ class AmiProtocol(Protocol):
     def pending_actions(self) -> int:
         """Actions sent and not yet answered."""
         return len(self._pending)
+
+    def when_fully_booted(self, timeout: float) -> Deferred[bool]:
+        """A Deferred firing ``True`` at ``FullyBooted``, or ``False`` after ``timeout`` s.
+
+        Asterisk sends ``FullyBooted`` right after login when it is up; when the engine
+        reconnects while Asterisk is still loading modules, it comes when the boot ends.
+        Actions such as ``QueueStatus`` do not exist until then.
+        """
+        if self.fully_booted:
+            return succeed(True)
+        waiter: Deferred[None] = Deferred()
+        self._boot_waiters.append(waiter)
+        result: Deferred[bool] = Deferred()
+
+        def booted(_: object) -> None:
+            if timer.active():
+                timer.cancel()
+            if not result.called:
+                result.callback(True)
+
+        def gave_up() -> None:
+            if waiter in self._boot_waiters:
+                self._boot_waiters.remove(waiter)
+            if not result.called:
+                result.callback(False)
+
+        def lost(failure: Failure) -> None:
+            if timer.active():
+                timer.cancel()
+            if not result.called:
+                result.errback(failure)
+
+        timer = self.clock.callLater(timeout, gave_up)
+        waiter.addCallbacks(booted, lost)
+        return result
 
     def when_logged_in(self) -> Deferred[AmiProtocol]:
         """A Deferred firing with this protocol once logged in.
@@ -592,6 +631,9 @@ class AmiProtocol(Protocol):
             except Exception:  # noqa: BLE001 - pending actions must still fail; logged
                 self._log.failure("ami.lost_callback_failed")
         self._lost_callbacks = []
+        boot_waiters, self._boot_waiters = self._boot_waiters, []
+        for boot_waiter in boot_waiters:
+            boot_waiter.errback(AmiConnectionLost(None, reason))
         pending, self._pending = self._pending, {}
         for entry in pending.values():
             _cancel_timer(entry.timer)
@@ -774,6 +816,11 @@ class AmiProtocol(Protocol):
             self._on_response(message)
         elif message.is_event:
             self.counters.events += 1
+            if message.name == "FullyBooted" and not self.fully_booted:
+                self.fully_booted = True
+                waiters, self._boot_waiters = self._boot_waiters, []
+                for waiter in waiters:
+                    waiter.callback(None)
             self._on_event(message)
         else:
             self.counters.unrecognised_frames += 1
@@ -949,10 +996,13 @@ class AmiClient(Service):
         action_timeout: float = 10.0,
         login_timeout: float = 10.0,
         originate_margin: float = 10.0,
+        boot_timeout: float = 60.0,
         action_id_prefix: str | None = None,
         log: Logger | None = None,
     ) -> None:
         self.endpoint = endpoint
+        #: Seconds to wait for ``FullyBooted`` after login before resyncing anyway.
+        self.boot_timeout = boot_timeout
         self.credentials = credentials
         self.clock: _Clock = cast(_Clock, clock)
         self.ping_interval = ping_interval
@@ -1097,7 +1147,16 @@ class AmiClient(Service):
         ready: Deferred[None] = Deferred(lambda d: proxy.abort_connection())
 
         def logged_in(protocol: AmiProtocol) -> None:
-            self._resync(protocol).addBoth(resynced, protocol)
+            # Resync only once Asterisk has finished booting: before that QueueStatus is
+            # an unknown command (app_queue not loaded) and the snapshot would be lost.
+            booted = protocol.when_fully_booted(self.boot_timeout)
+
+            def resync(was_booted: bool) -> None:
+                if not was_booted:
+                    self._log.warn("ami.not_fully_booted", timeout=self.boot_timeout)  # noqa: G010
+                self._resync(protocol).addBoth(resynced, protocol)
+
+            booted.addCallbacks(resync, lambda failure: resynced(failure, protocol))
 
         def resynced(outcome: object, protocol: AmiProtocol) -> None:
             if ready.called or not protocol.connected:

@@ -178,11 +178,19 @@ class FakeAsterisk:
     def answer(self, action: Message, *pairs: tuple[str, str]) -> None:
         self.feed(frame(("Response", "Success"), ("ActionID", action["ActionID"]), *pairs))
 
-    def login(self) -> None:
+    def login(self, booted: bool = True) -> None:
+        """Greeting, Login, ``Authentication accepted`` and, as a booted Asterisk 22 does
+        right after it (see the capture), ``FullyBooted``."""
         self.feed(GREETING)
         (login,) = self.written()
         assert login["Action"] == "Login"
         self.answer(login, ("Message", "Authentication accepted"))
+        if booted:
+            self.fully_booted()
+
+    def fully_booted(self) -> None:
+        self.feed(frame(("Event", "FullyBooted"), ("Privilege", "system,all"), ("Uptime", "5"),
+                        ("LastReload", "5"), ("Status", "Fully Booted")))
 
     def resync(self, channels: int = 1, members: int = 1) -> None:
         """Answer the CoreShowChannels and QueueStatus the client sends after login."""
@@ -731,11 +739,11 @@ def test_events_during_resync_reach_subscribers_after_the_snapshot() -> None:
     client.startService()
     server = FakeAsterisk(reactor)
     server.login()
-    server.feed(frame(("Event", "FullyBooted"), ("Status", "Fully Booted")))
+    server.feed(frame(("Event", "SuccessfulAuth"), ("Service", "AMI")))
     assert order == []
     server.resync()
     server.feed(frame(("Event", "Newchannel"), ("Channel", "PJSIP/a-1")))
-    assert order == ["resync", "event:FullyBooted", "event:Newchannel"]
+    assert order == ["resync", "event:FullyBooted", "event:SuccessfulAuth", "event:Newchannel"]
     stopped = client.stopService()
     server.lose(ConnectionDone())
     success(stopped)
@@ -868,3 +876,37 @@ def test_resync_failure_is_logged_and_session_still_used() -> None:
     client.stopService()
     server.lose(ConnectionDone())
     assert reactor.getDelayedCalls() == []
+
+
+def test_resync_waits_for_fully_booted_when_asterisk_is_still_booting() -> None:
+    """Reconnecting during an Asterisk boot: no resync (QueueStatus would not exist yet)
+    until ``FullyBooted`` arrives; then the snapshot is taken and the session is ready."""
+    reactor = MemoryReactorClock()
+    client = AmiClient(TCP4ClientEndpoint(reactor, "127.0.0.1", 5038), CREDENTIALS, reactor,
+                       retry_policy=lambda attempt: 1.0, ping_interval=None)
+    called: list[int] = []
+    client.on_resync(lambda channels, queues: called.append(len(channels)))
+    client.startService()
+    server = FakeAsterisk(reactor)
+    server.login(booted=False)
+    assert server.written() == [] and not client.connected
+    reactor.advance(30)
+    assert server.written() == [] and not client.connected
+    server.fully_booted()
+    server.resync(channels=2)
+    assert client.connected and called == [2]
+    client.stopService()
+
+
+def test_resync_goes_ahead_when_fully_booted_never_comes() -> None:
+    """An Asterisk that never says ``FullyBooted`` still gets resynced after ``boot_timeout``."""
+    reactor = MemoryReactorClock()
+    client = AmiClient(TCP4ClientEndpoint(reactor, "127.0.0.1", 5038), CREDENTIALS, reactor,
+                       retry_policy=lambda attempt: 1.0, boot_timeout=5.0, ping_interval=None)
+    client.startService()
+    server = FakeAsterisk(reactor)
+    server.login(booted=False)
+    reactor.advance(5.0)
+    server.resync()
+    assert client.connected
+    client.stopService()
