@@ -1153,7 +1153,7 @@ class AmiClient(Service):
 
             def resync(was_booted: bool) -> None:
                 if not was_booted:
-                    self._log.warn("ami.not_fully_booted", timeout=self.boot_timeout)  # noqa: G010
+                    self._log.warn("ami.not_fully_booted", timeout=self.boot_timeout)
                 self._resync(protocol).addBoth(resynced, protocol)
 
             booted.addCallbacks(resync, lambda failure: resynced(failure, protocol))
