@@ -136,6 +136,16 @@ class Engine(Service):
     def startService(self) -> None:
         super().startService()
         self.metrics.ami_connected.set_function(lambda: 1.0 if self.ami.connected else 0.0)
+        if self.hotline_queue is not None:
+            queue = self.hotline_queue
+
+            def agents_needed() -> float:
+                agents = self.staffing_advice().agents
+                return float("nan") if agents is None else float(agents)
+
+            self.metrics.staffing_agents_needed.labels(queue).set_function(agents_needed)
+            self.metrics.staffing_arrival_rate.labels(queue).set_function(
+                lambda: self.staffing_advice().calls_per_hour)
         self._subscriptions.append(self.ami.subscribe(self.on_event))
         self._subscriptions.append(self.ami.on_resync(self.on_resync))
 

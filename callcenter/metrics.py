@@ -36,5 +36,12 @@ class EngineMetrics:
         self.agi_sessions = Counter("callcenter_agi_sessions", "FastAGI sessions", ["script"], registry=registry)
         self.agi_errors = Counter("callcenter_agi_errors", "FastAGI sessions that ended in an error", ["script"],
                                   registry=registry)
+        self.staffing_agents_needed = Gauge(
+            "callcenter_staffing_agents_needed",
+            "Erlang advice: agents needed now for the queue's observed arrival rate and AHT (NaN while unknown)",
+            ["queue"], registry=registry)
+        self.staffing_arrival_rate = Gauge(
+            "callcenter_staffing_arrivals_per_hour", "observed arrival rate of the queue (sliding window)",
+            ["queue"], registry=registry)
         self.db_errors = Counter("callcenter_db_errors", "repository calls that failed", ["operation"],
                                  registry=registry)
