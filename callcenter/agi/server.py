@@ -31,7 +31,6 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
-from typing import Protocol as TypingProtocol
 
 from twisted.internet.defer import Deferred, fail, maybeDeferred
 from twisted.internet.interfaces import IAddress, IReactorTime
@@ -54,6 +53,9 @@ from callcenter.agi.codec import (
     PlaybackResult,
     format_command,
 )
+from callcenter.twisted_typing import Clock as _Clock
+from callcenter.twisted_typing import DelayedCall as _DelayedCall
+from callcenter.twisted_typing import Transport as _Transport
 
 __all__ = ["AgiHandler", "AgiSession", "FastAgiFactory", "FastAgiProtocol"]
 
@@ -64,31 +66,6 @@ AgiHandler = Callable[["AgiSession"], "Coroutine[Any, Any, object] | Deferred[An
 returning a Deferred)."""
 
 _log = Logger()
-
-
-# The zope interfaces (IReactorTime, IDelayedCall, ITransport) declare methods without
-# ``self``, which mypy cannot check without the mypy-zope plugin; these protocols
-# describe the few methods used here.
-class _DelayedCall(TypingProtocol):
-    def active(self) -> bool: ...
-    def cancel(self) -> None: ...
-
-
-class _Clock(TypingProtocol):
-    def callLater(
-        self,
-        delay: float,
-        callable: Callable[..., object],
-        /,
-        *args: object,
-        **kw: object,
-    ) -> _DelayedCall: ...
-
-
-class _Transport(TypingProtocol):
-    def write(self, data: bytes) -> None: ...
-    def loseConnection(self) -> None: ...
-    def getPeer(self) -> object: ...
 
 
 @dataclass

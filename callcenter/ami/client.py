@@ -56,6 +56,9 @@ from zope.interface import implementer
 from callcenter.ami import actions
 from callcenter.ami.actions import AmiAction
 from callcenter.ami.codec import AmiActionError, AmiParser, Message
+from callcenter.twisted_typing import Clock as _Clock
+from callcenter.twisted_typing import DelayedCall as _DelayedCall
+from callcenter.twisted_typing import Transport as _Transport
 
 __all__ = [
     "AmiActionFailed",
@@ -294,33 +297,6 @@ class Subscribers:
                 self._log.failure(
                     "ami.subscriber_failed", event=message.name, subscriber=repr(subscription.callback)
                 )
-
-
-# The zope interfaces (IReactorTime, IDelayedCall, ITransport, IProtocol, ...) declare
-# methods without ``self``, which mypy cannot check without the mypy-zope plugin; these
-# protocols describe the few methods used here.
-class _DelayedCall(TypingProtocol):
-    def active(self) -> bool: ...
-    def cancel(self) -> None: ...
-
-
-class _Clock(TypingProtocol):
-    def callLater(
-        self,
-        delay: float,
-        callable: Callable[..., object],
-        /,
-        *args: object,
-        **kw: object,
-    ) -> _DelayedCall: ...
-
-    def seconds(self) -> float: ...
-
-
-class _Transport(TypingProtocol):
-    def write(self, data: bytes) -> None: ...
-    def loseConnection(self) -> None: ...
-    def getPeer(self) -> object: ...
 
 
 class _ProtocolLike(TypingProtocol):
