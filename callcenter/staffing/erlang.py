@@ -73,6 +73,17 @@ _SEATS_SLACK: Final = 1e-9  # tolerance for decimal shrinkage fractions (14 / 0.
 def _floats(value: npt.ArrayLike, name: str, *, low: float = 0.0, allow_low: bool = True,
             allow_inf: bool = False) -> FloatArray:
     arr = np.asarray(value, dtype=np.float64)
+    # Fast path: two reductions decide that everything is valid (NaN fails both tests,
+    # since min() propagates it); only a failing array pays for the detailed diagnosis.
+    if arr.size:
+        lowest, highest = arr.min(), arr.max()
+        if (lowest >= low if allow_low else lowest > low) and (allow_inf or highest < np.inf):
+            return arr
+    return _floats_checked(arr, name, low=low, allow_low=allow_low, allow_inf=allow_inf)
+
+
+def _floats_checked(arr: FloatArray, name: str, *, low: float, allow_low: bool,
+                    allow_inf: bool) -> FloatArray:
     if np.isnan(arr).any():
         raise ValueError(f"{name} must not be NaN")
     if not allow_inf and np.isinf(arr).any():
@@ -539,59 +550,54 @@ def _search_erlang_c(a: FloatArray, aht: FloatArray, sl: FloatArray, secs: Float
     whose service level and ASA meet its targets (both improve with every agent). Returns
     the counts with B and 1 - B there. The tests use the same expressions as
     :func:`service_level` and :func:`asa`.
+
+    ``a`` and ``aht`` are flat arrays; the targets ``sl``, ``secs`` and ``max_asa`` are flat
+    arrays of the same size or 0-d (one target for every interval: never copied). An
+    interval with ``a == 0`` gets n = 1 (B = 0, C = 0); callers that want 0 agents there
+    overwrite it. Intervals leave the working arrays as soon as they are answered, so each
+    step costs in proportion to the intervals still searching.
     """
-    first = np.floor(a) + 1.0
-    b, _ = _erlang_b_flat(a, first - 1.0)
     size = a.size
-    found = np.zeros(size)
-    b_found = np.zeros(size)
-    bc_found = np.zeros(size)
+    k = np.floor(a) + 1.0
+    b, _ = _erlang_b_flat(a, k - 1.0)
+    found = np.empty(size)
+    b_found = np.empty(size)
+    bc_found = np.empty(size)
     check_asa = bool(np.isfinite(max_asa).any())
     idx = np.arange(size)
-    k = first.copy()
     spare = k - a
-    aa, cap, mm, hh = a, 1.0 - sl, max_asa, aht
+    aa, hh = a, aht
+    cap = 1.0 - sl
+    mm = max_asa
     neg_rate = -(secs / aht)  # exponent -(n - A) t / AHT, as in service_level
-    ab = np.empty(size)
-    denom = np.empty(size)
-    wait = np.empty(size)
-    kf, bf, dfound = np.zeros(size), np.zeros(size), np.zeros(size)
-    done = np.zeros(size, dtype=bool)
     while True:
-        np.multiply(aa, b, out=ab)
-        np.add(k, ab, out=denom)
-        np.divide(ab, denom, out=b)  # B(k)
-        np.multiply(aa, b, out=wait)
-        np.add(wait, spare, out=wait)
-        np.divide(b, wait, out=wait)
-        np.multiply(wait, k, out=wait)  # C(k) = k B / (k - A + A B)
+        ab = aa * b
+        denom = k + ab
+        b = ab / denom  # B(k) = A B(k-1) / (k + A B(k-1))
+        wait = b / (aa * b + spare) * k  # C(k) = k B / (k - A + A B)
         ok = wait * np.exp(spare * neg_rate) <= cap
         if check_asa:
             ok &= wait * hh / spare <= mm
-        ok &= ~done
-        if ok.any():
-            np.copyto(kf, k, where=ok)
-            np.copyto(bf, b, where=ok)
-            np.copyto(dfound, denom, where=ok)
-            done |= ok
-            left = done.size - int(np.count_nonzero(done))
-            if left == 0 or 4 * left < done.size:
-                finished = np.flatnonzero(done)
-                hit = idx[finished]
-                found[hit], b_found[hit] = kf[finished], bf[finished]
-                bc_found[hit] = kf[finished] / dfound[finished]
-                if left == 0:
-                    break
-                keep = ~done
-                idx, k, b, aa, cap, mm, hh, neg_rate, spare = (
-                    idx[keep], k[keep], b[keep], aa[keep], cap[keep], mm[keep], hh[keep],
-                    neg_rate[keep], spare[keep])
-                n_left = idx.size
-                ab, denom, wait = ab[:n_left], denom[:n_left], wait[:n_left]
-                kf, bf, dfound = kf[:n_left], bf[:n_left], dfound[:n_left]
-                done = np.zeros(n_left, dtype=bool)
-        k += 1.0
-        spare += 1.0
+        hit = np.flatnonzero(ok)
+        if hit.size:
+            where = idx[hit]
+            kh = k[hit]
+            found[where] = kh
+            b_found[where] = b[hit]
+            bc_found[where] = kh / denom[hit]  # 1 - B(k) = k / (k + A B(k-1)), exact form
+            if hit.size == idx.size:
+                break
+            keep = np.flatnonzero(~ok)
+            idx, k, b, aa, spare, neg_rate = (
+                idx[keep], k[keep], b[keep], aa[keep], spare[keep], neg_rate[keep])
+            if cap.ndim:
+                cap = cap[keep]
+            if check_asa:
+                hh = hh[keep]
+                if mm.ndim:
+                    mm = mm[keep]
+        k = k + 1.0
+        spare = spare + 1.0
     return found, b_found, bc_found
 
 
@@ -639,39 +645,52 @@ def required_agents(calls: npt.ArrayLike, interval_seconds: npt.ArrayLike, aht: 
     handle = _floats(aht, "aht", allow_low=False)
     sl, secs, occ, shr, speed = _prepare_targets(target_sl, target_seconds, max_occupancy,
                                                  shrinkage, target_asa)
-    shape, (cf, inf_, hf, slf, sef, ocf, shf, spf) = _flat(calls_a, interval, handle, sl, secs,
-                                                            occ, shr, speed)
+    shape = np.broadcast_shapes(calls_a.shape, interval.shape, handle.shape, sl.shape,
+                                secs.shape, occ.shape, shr.shape, speed.shape)
+    size = math.prod(shape)
+
+    def flat(x: FloatArray) -> FloatArray:
+        # 0-d targets stay 0-d (they broadcast in every operation below, never copied)
+        return x if x.ndim == 0 else np.broadcast_to(x, shape).ravel()
+
+    cf, inf_, hf = (np.broadcast_to(x, shape).ravel() for x in (calls_a, interval, handle))
+    slf, sef, ocf, shf, spf = (flat(x) for x in (sl, secs, occ, shr, speed))
     a = cf * hf / inf_
-    n = np.zeros_like(a)
-    # Intervals without calls keep 0 agents: nobody waits (C = 0, 1 - C = 1).
-    c = _ErlangC(wait=np.zeros_like(a), no_wait=np.ones_like(a), spare=np.zeros_like(a))
-    all_busy = bool((a > 0).all())
-    busy = slice(None) if all_busy else np.flatnonzero(a > 0)
-    ab = a[busy]
-    if ab.size:
-        n_target, b_t, bc_t = _search_erlang_c(ab, hf[busy], slf[busy], sef[busy], spf[busy])
-        n_busy = n_target
-        c_busy = _erlang_c_from_b(ab, n_target, b_t, bc_t)
-        if max_occupancy is not None:
-            n_busy = np.maximum(n_target, _min_agents_for_occupancy(ab, ocf[busy]))
-            raised = np.flatnonzero(n_busy > n_target)
-            if raised.size:
-                c_up = _erlang_c_flat(ab[raised], n_busy[raised])
-                for field in ("wait", "no_wait", "spare"):
-                    getattr(c_busy, field)[raised] = getattr(c_up, field)
-        n[busy] = n_busy
-        for field in ("wait", "no_wait", "spare"):
-            getattr(c, field)[busy] = getattr(c_busy, field)
-    level, _ = _service_parts(c, a, hf, sef)
+    if a.size != size or a.base is not None:
+        a = np.ascontiguousarray(np.broadcast_to(a, (size,)))
+    hf = np.ascontiguousarray(np.broadcast_to(hf, (size,)))
+    # Every interval goes through the search, idle ones included (they come out with one
+    # agent, C = 0 and 1 - C = 1, and are set to 0 agents at the end): cheaper than
+    # gathering the busy intervals and scattering the answers back.
+    n, b_t, bc_t = _search_erlang_c(a, hf, slf, sef, spf)
+    n_target = n
+    c = _erlang_c_from_b(a, n, b_t, bc_t)
+    if max_occupancy is not None:
+        n = np.maximum(n_target, _min_agents_for_occupancy(a, ocf))
+        raised = np.flatnonzero(n > n_target)
+        if raised.size:
+            c_up = _erlang_c_flat(a[raised], n[raised])
+            for field in ("wait", "no_wait", "spare"):
+                getattr(c, field)[raised] = getattr(c_up, field)
+    # Every busy interval is stable here (n > A): the service level and ASA need none of
+    # the unstable-queue cases of service_level and asa (same expressions otherwise).
+    level = c.no_wait - c.wait * np.expm1(-(c.spare * (sef / hf)))
+    speed_of_answer = c.wait * hf / c.spare
+    occ_out = np.minimum(a / n, 1.0)
+    idle = a == 0
+    if idle.any():
+        n = np.where(idle, 0.0, n)
+        level[idle] = 1.0
+        speed_of_answer[idle] = 0.0
     return StaffingRequirement(
         traffic=_shaped(a, shape),
         agents=_shaped_int(n, shape),
         seats=_shaped_int(_seats(n, shf), shape),
         service_level=_shaped(level, shape),
-        asa=_shaped(_asa_from(c, a, hf), shape),
-        occupancy=_shaped(_occupancy_flat(a, n), shape),
+        asa=_shaped(speed_of_answer, shape),
+        occupancy=_shaped(occ_out, shape),
         wait_probability=_shaped(c.wait, shape),
-        abandon=_shaped(np.zeros_like(a), shape),
+        abandon=_shaped(np.zeros(size), shape),
     )
 
 

@@ -394,3 +394,21 @@ def test_public_names_are_locked() -> None:
                  "required_agents", "erlang_a_wait", "erlang_a_abandon",
                  "erlang_a_service_level", "erlang_a_asa", "erlang_a_required_agents"):
         assert callable(getattr(staffing, name))
+
+
+def test_required_agents_batch_with_idle_intervals_and_per_interval_targets() -> None:
+    # One vectorised call mixing idle intervals, scalar and per-interval targets gives, for
+    # every interval, exactly what a call for that interval alone gives.
+    calls = np.array([[0.0, 3.0, 40.0, 0.0], [250.0, 1.0, 0.0, 900.0]])
+    aht = np.array([[180.0, 240.0, 300.0, 200.0], [150.0, 600.0, 120.0, 210.0]])
+    sl = np.array([0.8, 0.9, 0.5, 0.95])
+    req = required_agents(calls, 900.0, aht, sl, 20.0, max_occupancy=0.9, shrinkage=0.25,
+                          target_asa=30.0)
+    for (q, i), n_calls in np.ndenumerate(calls):
+        one = required_agents(n_calls, 900.0, aht[q, i], sl[i], 20.0, max_occupancy=0.9,
+                              shrinkage=0.25, target_asa=30.0)
+        for field in ("traffic", "agents", "seats", "service_level", "asa", "occupancy",
+                      "wait_probability", "abandon"):
+            assert getattr(req, field)[q, i] == getattr(one, field), (field, q, i)
+    assert req.agents[0, 0] == 0 and req.seats[1, 2] == 0 and req.asa[0, 3] == 0.0
+    assert req.service_level[0, 0] == 1.0 and req.wait_probability[1, 2] == 0.0
