@@ -147,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     lab_cli.add_parser(sub).set_defaults(func=cmd_lab)
 
+    from callcenter import prompts_cli
+
+    prompts_cli.add_parser(sub)
+
     try:
         from callcenter.staffing import cli as staffing_cli
     except ImportError:  # pragma: no cover - the staffing package ships with the engine
