@@ -148,8 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     lab_cli.add_parser(sub).set_defaults(func=cmd_lab)
 
     from callcenter import prompts_cli
+    from callcenter.ivr import cli as ivr_cli
 
     prompts_cli.add_parser(sub)
+    ivr_cli.add_parser(sub)
 
     try:
         from callcenter.staffing import cli as staffing_cli
