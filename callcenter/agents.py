@@ -1,0 +1,193 @@
+"""Agent service: log agents in and out of their queues and pause them, over AMI.
+
+This module owns the call-center rules for agent sessions and nothing about the wire:
+which queues an agent joins (``agents.yaml``: queue -> penalty), with which member
+interface, and how pause reasons reach Asterisk. The AMI actions themselves are built
+by :mod:`callcenter.ami.actions` and sent with the client's ``send``; what the agent
+then *is* (ready, paused, ...) is learnt from the events, by
+:class:`callcenter.state.agents.AgentBoard`, never assumed from a successful action.
+
+Member interfaces
+    Production agents are ``PJSIP/agent<ID>`` (their softphone's endpoint), with the
+    same state interface. The lab plays agents with Local channels:
+    :data:`LAB_INTERFACES` gives ``Local/<ID>@lab-agents/n`` with state interface
+    ``Custom:agent<ID>`` (``dialplans/lab/lab.conf``).
+
+Every method returns a Deferred firing with the :class:`~callcenter.ami.client.AmiResult`
+list of the actions sent; an unknown agent id fails at once with
+:class:`UnknownAgentError` naming the agent, before anything is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from twisted.internet.defer import Deferred, FirstError, fail, gatherResults
+from twisted.python.failure import Failure
+
+from callcenter.ami import actions
+from callcenter.ami.actions import AmiAction
+from callcenter.ami.client import AmiResult
+from callcenter.settings import AgentSettings, Settings
+from callcenter.state.agents import AgentBoard
+from callcenter.twisted_typing import Clock
+
+__all__ = [
+    "LAB_INTERFACES",
+    "PJSIP_INTERFACES",
+    "AgentError",
+    "AgentService",
+    "MemberInterfaces",
+    "UnknownAgentError",
+]
+
+
+class AgentError(ValueError):
+    """A request about an agent that cannot be carried out (nothing was sent)."""
+
+
+class UnknownAgentError(AgentError, KeyError):
+    """The agent id is not in ``agents.yaml``."""
+
+    def __init__(self, agent_id: str, known: Iterable[str]) -> None:
+        self.agent_id = agent_id
+        sample = ", ".join(sorted(known)[:5])
+        super().__init__(f"unknown agent {agent_id!r} (not in agents.yaml; known agents include {sample or 'none'})")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class MemberInterfaces:
+    """How an agent id becomes a queue member: its interface and its state interface."""
+
+    interface: Callable[[str], str]
+    state_interface: Callable[[str], str]
+
+
+PJSIP_INTERFACES = MemberInterfaces(lambda a: f"PJSIP/agent{a}", lambda a: f"PJSIP/agent{a}")
+"""Production: the agent's softphone endpoint ``PJSIP/agent<ID>``."""
+
+LAB_INTERFACES = MemberInterfaces(lambda a: f"Local/{a}@lab-agents/n", lambda a: f"Custom:agent{a}")
+"""Lab: the ``[lab-agents]`` Local channel, its device state set by the dialplan."""
+
+
+class _Ami(Protocol):
+    def send(self, action: AmiAction, timeout: float | None = None, *, action_id: str | None = None) -> Deferred[AmiResult]: ...
+
+
+class AgentService:
+    """Login/logout/pause of agents over AMI (see the module docstring).
+
+    ``board`` is the engine's :class:`AgentBoard` (read by :meth:`queues_of` to log an
+    agent out of the queues it is really in); ``clock`` is kept for callers that time
+    requests (it is not used to decide states).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        ami: _Ami,
+        board: AgentBoard,
+        clock: Clock,
+        *,
+        interfaces: MemberInterfaces = PJSIP_INTERFACES,
+    ) -> None:
+        self.settings = settings
+        self.ami = ami
+        self.board = board
+        self.clock = clock
+        self.interfaces = interfaces
+
+    def agent(self, agent_id: str) -> AgentSettings:
+        """The agent's settings; :class:`UnknownAgentError` when not configured."""
+        try:
+            return self.settings.agent(agent_id)
+        except KeyError:
+            raise UnknownAgentError(agent_id, (a.id for a in self.settings.agents)) from None
+
+    def interface(self, agent_id: str) -> str:
+        """The queue member interface of ``agent_id``."""
+        return self.interfaces.interface(agent_id)
+
+    def queues_of(self, agent_id: str) -> tuple[str, ...]:
+        """The queues to leave at logout: configured ones plus any the board saw joined."""
+        configured = tuple(self.agent(agent_id).queues)
+        seen = self.board.agent(agent_id)
+        extra = tuple(q for q in (seen.queues if seen is not None else ()) if q not in configured)
+        return configured + extra
+
+    def login(self, agent_id: str, queues: Iterable[str] | None = None) -> Deferred[list[AmiResult]]:
+        """``QueueAdd`` the agent to its configured queues (or the given subset of them).
+
+        Penalties come from ``agents.yaml``. A queue not configured for the agent fails
+        with :class:`AgentError` naming the agent and the queue; nothing is sent.
+        """
+        try:
+            agent = self.agent(agent_id)
+            chosen = list(agent.queues) if queues is None else list(queues)
+            for queue in chosen:
+                if queue not in agent.queues:
+                    raise AgentError(
+                        f"agent {agent_id!r} does not take calls from queue {queue!r} "
+                        f"(agents.yaml queues: {', '.join(agent.queues) or 'none'})"
+                    )
+            if not chosen:
+                raise AgentError(f"agent {agent_id!r} has no queues to log in to (agents.yaml queues: none)")
+            interface = self.interface(agent_id)
+            built = [
+                actions.queue_add(
+                    queue,
+                    interface,
+                    penalty=agent.queues[queue],
+                    member_name=agent.name,
+                    state_interface=self.interfaces.state_interface(agent_id),
+                )
+                for queue in chosen
+            ]
+        except (AgentError, actions.AmiActionError) as error:
+            return fail(error)
+        return self._send_all(built)
+
+    def logout(self, agent_id: str) -> Deferred[list[AmiResult]]:
+        """``QueueRemove`` the agent from every queue it may be in."""
+        try:
+            interface = self.interface(agent_id)
+            built = [actions.queue_remove(queue, interface) for queue in self.queues_of(agent_id)]
+        except (AgentError, actions.AmiActionError) as error:
+            return fail(error)
+        return self._send_all(built)
+
+    def pause(self, agent_id: str, reason: str) -> Deferred[list[AmiResult]]:
+        """``QueuePause`` the agent in every queue, with ``reason`` (shown to supervisors)."""
+        return self._pause(agent_id, True, reason)
+
+    def unpause(self, agent_id: str) -> Deferred[list[AmiResult]]:
+        """``QueuePause`` with ``Paused: false`` in every queue."""
+        return self._pause(agent_id, False, None)
+
+    def _pause(self, agent_id: str, paused: bool, reason: str | None) -> Deferred[list[AmiResult]]:
+        try:
+            self.agent(agent_id)
+            if paused and not (reason or "").strip():
+                raise AgentError(f"agent {agent_id!r}: a pause needs a reason")
+            built = [actions.queue_pause(self.interface(agent_id), paused, reason=reason)]
+        except (AgentError, actions.AmiActionError) as error:
+            return fail(error)
+        return self._send_all(built)
+
+    def _send_all(self, built: list[AmiAction]) -> Deferred[list[AmiResult]]:
+        sent = [self.ami.send(action) for action in built]
+        gathered: Deferred[list[AmiResult]] = gatherResults(sent, consumeErrors=True)
+
+        def first_error(failure: Failure) -> Failure:
+            # Report the action that failed (AmiActionFailed, AmiNotConnected, ...).
+            if isinstance(failure.value, FirstError):
+                return failure.value.subFailure
+            return failure
+
+        gathered.addErrback(first_error)
+        return gathered
