@@ -90,7 +90,8 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
         metrics=replace(settings.metrics, port=0),
         database=replace(settings.database, url=f"sqlite:///{work / 'demo.sqlite3'}"),
     )
-    services = make_service(settings, reactor, recordings=RecordingPaths(ep.recordings_dir, instance.recordings_dir))
+    services = make_service(settings, reactor, recordings=RecordingPaths(ep.recordings_dir, instance.recordings_dir),
+                            lab=True)
     engine = services.engine
     engine.fact_listeners.append(lambda fact: _narrate(engine, fact))
     services.root.startService()
@@ -105,10 +106,13 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
         for agent in DEMO_AGENTS:
             penalty = settings.agent(agent).queues.get("hotline", 0)
             await services.ami.send(actions.command(f"devstate change Custom:agent{agent} NOT_INUSE"))
-            await services.ami.send(actions.queue_add(
-                "hotline", f"Local/{agent}@lab-agents/n", penalty=penalty, member_name=f"Agent {agent}",
-                state_interface=f"Custom:agent{agent}"))
-            _say(f"agent {agent} logs in to the hotline queue (penalty {penalty})")
+            await engine.agent_service.login(agent, ["hotline"])
+            for _ in range(20):  # QueueMemberAdded follows the QueueAdd response
+                if engine.agents.state_of(agent).value != "logged_out":
+                    break
+                await task.deferLater(reactor, 0.1, lambda: None)
+            state = engine.agents.state_of(agent)
+            _say(f"agent {agent} logs in to the hotline queue (penalty {penalty}): {state.value}")
         ended: list[CallEnded] = []
         engine.fact_listeners.append(lambda f: ended.append(f) if isinstance(f, CallEnded) else None)
         originated = []

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from twisted.application.service import Service
@@ -32,12 +32,14 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from callcenter.agents import PJSIP_INTERFACES, AgentService, MemberInterfaces
 from callcenter.agi.server import AgiSession
 from callcenter.ami.client import AmiClient, ListenerHandle, Subscription
 from callcenter.ami.codec import Message
 from callcenter.metrics import EngineMetrics
 from callcenter.settings import Settings
 from callcenter.staffing.live import LiveStaffingAdvisor, StaffingAdvice
+from callcenter.state.agents import AgentAnomaly, AgentBoard, AgentStateChanged
 from callcenter.state.calls import (
     CallAnswered,
     CallEnded,
@@ -48,6 +50,7 @@ from callcenter.state.calls import (
 )
 from callcenter.storage.records import CallRecord, NewCallRecord, NewRecording
 from callcenter.storage.repository import Repository
+from callcenter.supervisor import DEFAULT_SUPERVISOR_CHANNEL, SupervisorService
 
 __all__ = ["TRACKED_VARIABLES", "Engine", "RecordingPaths"]
 
@@ -107,6 +110,8 @@ class Engine(Service):
         recordings: RecordingPaths,
         *,
         recording_settle_seconds: float = 1.0,
+        agent_interfaces: MemberInterfaces = PJSIP_INTERFACES,
+        supervisor_channel: str = DEFAULT_SUPERVISOR_CHANNEL,
     ) -> None:
         self.settings = settings
         self.ami = ami
@@ -116,6 +121,10 @@ class Engine(Service):
         self.recordings = recordings
         self.recording_settle_seconds = recording_settle_seconds
         self.calls = CallState(TRACKED_VARIABLES)
+        self.agents = AgentBoard({q.name: q.wrapup_time for q in settings.queues})
+        self._agent_tick: Any = None
+        self.agent_service = AgentService(settings, ami, self.agents, cast(Any, clock), interfaces=agent_interfaces)
+        self.supervisor = SupervisorService(settings, ami, self.calls, clock, supervisor_channel=supervisor_channel)
         self.timezone = ZoneInfo(settings.site.timezone)
         hotline = _hotline_queue(settings)
         self.hotline_queue = hotline
@@ -154,6 +163,9 @@ class Engine(Service):
         for handle in self._subscriptions:
             handle.cancel()
         self._subscriptions.clear()
+        if self._agent_tick is not None and self._agent_tick.active():
+            self._agent_tick.cancel()
+        self._agent_tick = None
         if not self._pending:
             return None
         # Call records and recordings in flight are written before the daemon stops.
@@ -175,6 +187,7 @@ class Engine(Service):
         self._queue_event(msg, now)
         for fact in self.calls.handle(msg, now):
             self.on_fact(fact)
+        self._agent_facts(self.agents.handle(msg, now))
 
     def on_resync(self, channels: list[Message], queue_status: list[Message]) -> None:
         """After a (re)connection: rebuild channels from the CoreShowChannels snapshot."""
@@ -186,7 +199,31 @@ class Engine(Service):
                   channels=len(channels), items=len(queue_status), facts=len(facts))
         for fact in facts:
             self.on_fact(fact)
+        self._agent_facts(self.agents.resync(queue_status, self.clock.seconds()))
         self._refresh_gauges()
+
+    def _agent_facts(self, facts: list[Any]) -> None:
+        """Log agent state changes and keep one timer for the next wrap-up end."""
+        for fact in facts:
+            if isinstance(fact, AgentStateChanged):
+                self.metrics.agent_transitions.labels(fact.new.value).inc()
+                _log.info("agent.state agent={agent} {old} -> {new} reason={reason}", agent=fact.agent,
+                          old=fact.old.value, new=fact.new.value, reason=fact.reason)
+            elif isinstance(fact, AgentAnomaly):
+                self.metrics.agent_anomalies.inc()
+        deadline = self.agents.next_deadline()
+        if self._agent_tick is not None and self._agent_tick.active():
+            if deadline is not None and self._agent_tick.getTime() == deadline:
+                return
+            self._agent_tick.cancel()
+        self._agent_tick = None
+        if deadline is not None and self.running:
+            delay = max(0.0, deadline - self.clock.seconds())
+            self._agent_tick = self.clock.callLater(delay, self._tick_agents)
+
+    def _tick_agents(self) -> None:
+        self._agent_tick = None
+        self._agent_facts(self.agents.tick(self.clock.seconds()))
 
     def _queue_event(self, msg: Message, now: float) -> None:
         name = msg.name
@@ -383,6 +420,8 @@ class Engine(Service):
             "channels": len(self.calls.channel_ids),
             "calls": len(self.calls.calls(self.clock.seconds())),
             "records_written": self.records_written,
+            "agents": {state: sum(1 for a in self.agents.agents() if a.state.value == state)
+                       for state in ("ready", "ringing", "on_call", "wrap_up", "paused")},
         }
 
 

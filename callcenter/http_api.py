@@ -6,23 +6,30 @@ Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/404):
 * ``GET /api/calls``: calls in progress (from the call-state model);
 * ``GET /api/call-records?limit=N&agent=ID&queue=NAME``: recent call records;
 * ``GET /api/call-records/<ticket>``: one call record;
-* ``GET /api/staffing/hotline``: live Erlang advice for the hotline queue.
+* ``GET /api/staffing/hotline``: live Erlang advice for the hotline queue;
+* ``GET /api/agents``: every agent's state (ready, ringing, on call, wrap-up, paused);
+* ``POST /api/agents/<id>/login|logout|unpause`` and ``/pause`` with ``{"reason": ...}``;
+* ``POST /api/supervisor/spy`` with ``{"supervisor": ID, "agent": ID, "mode": "listen"|"whisper"|"barge"}``
+  (403 when the supervisor may not spy on that agent, 409 when the agent is not on a call).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import math
 from datetime import date, datetime
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from callcenter.agents import AgentError
 from callcenter.engine import Engine
+from callcenter.supervisor import AgentNotOnCall, NotPermitted, SpyFailed
 
 __all__ = ["ApiError", "ApiResource"]
 
@@ -40,6 +47,8 @@ class ApiError(Exception):
 def _jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     if isinstance(value, float) and not math.isfinite(value):
@@ -98,8 +107,63 @@ class ApiResource(Resource):
             return NOT_DONE_YET
         return self._body(request, 200, result)
 
+    def render_POST(self, request: Request) -> bytes | int:
+        path = [p.decode("utf-8", "replace") for p in (request.postpath or []) if p]
+        try:
+            body = self._json_body(request)
+        except ApiError as exc:
+            return self._error(request, exc)
+        result = maybeDeferred(self._post, path, body)
+        result.addCallbacks(lambda value: self._finish(request, 200, value),
+                            lambda failure: self._failed(request, failure))
+        return NOT_DONE_YET
+
+    @staticmethod
+    def _json_body(request: Request) -> dict[str, Any]:
+        raw = request.content.read() if request.content is not None else b""
+        if not raw.strip():
+            return {}
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "request body must be a JSON object")
+        return body
+
+    @staticmethod
+    def _field(body: dict[str, Any], name: str) -> str:
+        value = body.get(name)
+        if not isinstance(value, str) or not value:
+            raise ApiError(400, f"expected a non-empty string, got {value!r}", name)
+        return value
+
+    def _post(self, path: list[str], body: dict[str, Any]) -> Deferred[Any]:
+        engine = self.engine
+        if len(path) == 3 and path[0] == "agents":
+            agent, action = path[1], path[2]
+            service = engine.agent_service
+            if action == "login":
+                d = service.login(agent)
+            elif action == "logout":
+                d = service.logout(agent)
+            elif action == "pause":
+                d = service.pause(agent, self._field(body, "reason"))
+            elif action == "unpause":
+                d = service.unpause(agent)
+            else:
+                raise ApiError(404, f"no agent action {action!r}")
+            return d.addCallback(lambda _: {"agent": agent, "action": action, "ok": True})
+        if path == ["supervisor", "spy"]:
+            spying = engine.supervisor.spy(self._field(body, "supervisor"), self._field(body, "agent"),
+                                           self._field(body, "mode"))
+            return spying.addCallback(lambda session: {"spy": session})
+        raise ApiError(404, "no such resource: /api/" + "/".join(path))
+
     def _route(self, path: list[str], request: Request) -> Any:
         engine = self.engine
+        if path == ["agents"]:
+            return {"agents": engine.agents.agents()}
         if path == ["health"]:
             return engine.health()
         if path == ["calls"]:
@@ -132,6 +196,14 @@ class ApiResource(Resource):
             exc = failure.value
             assert isinstance(exc, ApiError)
             self._finish(request, exc.status, {"error": exc.message, "field": exc.field})
+        elif failure.check(NotPermitted):
+            self._finish(request, 403, {"error": str(failure.value), "field": None})
+        elif failure.check(AgentNotOnCall):
+            self._finish(request, 409, {"error": str(failure.value), "field": "agent"})
+        elif failure.check(SpyFailed):
+            self._finish(request, 502, {"error": str(failure.value), "field": None})
+        elif failure.check(AgentError):
+            self._finish(request, 400, {"error": str(failure.value), "field": "agent"})
         elif failure.check(ValueError):
             self._finish(request, 400, {"error": str(failure.value), "field": None})
         else:

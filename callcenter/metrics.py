@@ -43,5 +43,9 @@ class EngineMetrics:
         self.staffing_arrival_rate = Gauge(
             "callcenter_staffing_arrivals_per_hour", "observed arrival rate of the queue (sliding window)",
             ["queue"], registry=registry)
+        self.agent_transitions = Counter(
+            "callcenter_agent_transitions", "agent state changes, by new state", ["state"], registry=registry)
+        self.agent_anomalies = Counter(
+            "callcenter_agent_anomalies", "agent events that made no sense in the agent's state", registry=registry)
         self.db_errors = Counter("callcenter_db_errors", "repository calls that failed", ["operation"],
                                  registry=registry)

@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
+from callcenter.agents import LAB_INTERFACES, PJSIP_INTERFACES
 from callcenter.agi.server import FastAgiFactory
 from callcenter.ami.client import AmiClient, AmiCredentials
 from callcenter.engine import Engine, RecordingPaths
@@ -104,6 +105,7 @@ def make_service(
     *,
     recordings: RecordingPaths | None = None,
     migrate: bool = True,
+    lab: bool = False,
 ) -> EngineServices:
     """Build the daemon's services from validated settings (nothing is started yet)."""
     secrets = load_or_create_secrets(settings.site.state_dir, [a.id for a in settings.agents])
@@ -132,7 +134,9 @@ def make_service(
     if recordings is None:
         directory = settings.recordings.directory
         recordings = RecordingPaths(str(directory), directory)
-    engine = Engine(settings, ami, repository, metrics, reactor, recordings)
+    # In the lab, agents may be Local channels (Local/<ID>@lab-agents/n, Custom:agent<ID>).
+    interfaces = LAB_INTERFACES if lab else PJSIP_INTERFACES
+    engine = Engine(settings, ami, repository, metrics, reactor, recordings, agent_interfaces=interfaces)
     engine.setServiceParent(root)
 
     agi_factory = FastAgiFactory(engine.agi_router(), reactor, command_timeout=settings.agi.command_timeout)
@@ -177,7 +181,7 @@ def run_daemon(settings: Settings, lab: str | None = None) -> int:
     recordings = None
     if lab:
         settings, recordings = settings_for_lab(settings, lab)
-    services = make_service(settings, reactor, recordings=recordings)
+    services = make_service(settings, reactor, recordings=recordings, lab=lab is not None)
     services.root.startService()
     reactor.addSystemEventTrigger("before", "shutdown", services.root.stopService)
     _log.info(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -103,3 +104,46 @@ def test_api_rejects_bad_input_naming_the_field() -> None:
     request = DummyRequest([b"nope"])
     body = resource.render_GET(request)  # type: ignore[arg-type]
     assert request.responseCode == 404 and json.loads(body)["field"] is None
+
+
+def _post(engine: Engine, path: list[bytes], body: bytes) -> tuple[int, Any]:
+    request = DummyRequest(path)
+    request.method = b"POST"
+    request.content = io.BytesIO(body)
+    result = ApiResource(engine).render_POST(request)  # type: ignore[arg-type]
+    if isinstance(result, bytes):
+        return request.responseCode, json.loads(result)
+    return request.responseCode, json.loads(b"".join(request.written))
+
+
+def test_spy_by_a_non_supervisor_is_refused_with_403_before_any_ami_action() -> None:
+    """Only leads of the agent's team (or managers) may listen; others get 403 and nothing is sent."""
+    engine, _ami, _clock, _registry = _engine()  # FakeAmi has no originate: sending would be a 500
+    status, body = _post(engine, [b"supervisor", b"spy"], b'{"supervisor": "2102", "agent": "2101", "mode": "listen"}')
+    assert status == 403 and "2102" in body["error"]
+    status, body = _post(engine, [b"supervisor", b"spy"], b'{"supervisor": "8001", "agent": "2101", "mode": "listen"}')
+    assert status == 409 and body["field"] == "agent"  # a lead of team1, but 2101 is not on a call
+
+
+def test_post_bad_input_names_the_field() -> None:
+    """Malformed JSON, a missing field and an unknown agent are 400s that say what is wrong."""
+    engine, _ami, _clock, _registry = _engine()
+    status, body = _post(engine, [b"supervisor", b"spy"], b"{not json")
+    assert status == 400 and "not valid JSON" in body["error"]
+    status, body = _post(engine, [b"supervisor", b"spy"], b'{"supervisor": "8001", "mode": "listen"}')
+    assert status == 400 and body["field"] == "agent"
+    status, body = _post(engine, [b"agents", b"9999", b"login"], b"")
+    assert status == 400 and "9999" in body["error"]
+    status, body = _post(engine, [b"agents", b"2101", b"pause"], b"{}")
+    assert status == 400 and body["field"] == "reason"
+
+
+def test_agents_view_follows_queue_events() -> None:
+    """GET /api/agents shows an agent ready once Asterisk reports the queue member added."""
+    engine, ami, _clock, _registry = _engine()
+    ami.events[0](_event(Event="QueueMemberAdded", Queue="hotline", Interface="PJSIP/agent1001",
+                         StateInterface="PJSIP/agent1001", MemberName="Hotline agent", Paused="0",
+                         Status="1", Penalty="0", CallsTaken="0", LastCall="0", InCall="0"))
+    request = DummyRequest([b"agents"])
+    body = json.loads(ApiResource(engine).render_GET(request))  # type: ignore[arg-type]
+    assert [(a["id"], a["state"]) for a in body["agents"]] == [("1001", "ready")]
