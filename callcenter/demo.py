@@ -37,6 +37,40 @@ KNOWN_CUSTOMER = ("13800138000", "Zhang Wei")
 CALLERS = ("13800138000", "13911112222", "02087654321", "13700001111", "18600002222", "13500003333")
 
 
+def publish_prompts(settings: Settings, runtime: Any) -> int:
+    """Render the IVR prompts (espeak-ng + sox) and make them playable by the lab Asterisk.
+
+    Asterisk looks ``custom/<flow>/<prompt>-<lang>`` up under its sounds directory, whose
+    ``custom`` entry Debian links to ``/usr/local/share/asterisk/sounds``; for the chroot lab
+    the rendered files are copied there. Returns the number of prompt files available.
+    """
+    from callcenter.prompts import PromptError, build_prompts
+
+    sounds = settings.ivr.sounds_dir
+    try:
+        build_prompts(settings.root / "ivr_flows", sounds)
+    except PromptError as exc:
+        _say(f"prompts not rendered ({exc}); the IVR falls back to stock sounds")
+        return 0
+    rendered = sounds / "custom"
+    files = list(rendered.rglob("*.wav")) if rendered.exists() else []
+    root = getattr(runtime, "root", None)
+    if root is not None:
+        target = Path(root) / "usr/local/share/asterisk/sounds"
+        shutil.copytree(rendered, target, dirs_exist_ok=True)
+    return len(files)
+
+
+def open_around_the_clock(flow: Path, out: Path) -> Path:
+    """A copy of ``flow`` whose business hours cover the whole week and with no holidays,
+    so the demo reaches agents at any hour (the shipped hours are tested separately)."""
+    text = flow.read_text(encoding="utf-8")
+    start, end = text.index("business_hours:"), text.index("\nprompts:")
+    days = ", ".join(f"{day}: '00:00-23:59'" for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
+    out.write_text(text[:start] + f"business_hours: {{{days}}}\nholidays: []\n" + text[end:], encoding="utf-8")
+    return out
+
+
 def _say(text: str) -> None:
     print(f"{time.strftime('%H:%M:%S')}  {text}", flush=True)
 
@@ -75,6 +109,8 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
         runtime: Any = HostRuntime.detect()
     else:
         runtime = ChrootRuntime(provision_rootfs(cache, log=_say))
+    prompts = publish_prompts(settings, runtime)
+    _say(f"IVR prompts: {prompts} files rendered from ivr_flows/ (espeak-ng, 8 kHz)")
     agi_port = next(p for p in range(24573, 24673) if tcp_port_free(p))
     instance = LabInstance("demo", cache / "instances", runtime, LabPorts.allocate(), work / "recordings")
     instance.write_config(dict(lab_project_files(settings, agi_port)(instance.endpoints)))
@@ -82,6 +118,10 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
     seconds = instance.start(timeout=60)
     ep = instance.endpoints
     _say(f"Asterisk 22 fully booted in {seconds:.1f} s: AMI 127.0.0.1:{ep.ami_port}, SIP 127.0.0.1:{ep.sip_port}")
+    if settings.ivr.hotline_flow is not None:
+        flow = open_around_the_clock(settings.ivr.hotline_flow, work / "hotline-24h.yaml")
+        settings = replace(settings, ivr=replace(settings.ivr, hotline_flow=flow))
+        _say("IVR: ivr_flows/hotline.yaml, opened around the clock for the demo")
     settings = replace(
         settings,
         ami=replace(settings.ami, port=ep.ami_port, ping_interval=5.0),
@@ -121,7 +161,10 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
             action = actions.originate(
                 "Local/400@from-pstn/n", context="lab-caller", exten="s", priority=1,
                 caller_id=f"Caller {i + 1} <{number}>", timeout_ms=20000,
-                variables={"LAB_SECONDS": 16, "LAB_DELAY": 1},
+                # language 1 (Mandarin) during the language menu, 0 (agent) during the main
+                # menu, then 5 for the survey after the agent hangs up
+                variables={"LAB_SECONDS": 120, "LAB_DELAY": 12, "LAB_DTMF": "1", "LAB_DELAY2": 16,
+                           "LAB_DTMF2": "0", "LAB_REPEAT_DTMF": "5"},
             )
             originated.append(services.ami.originate(action, action_id=f"demo-{i + 1}"))
             await task.deferLater(reactor, 1.0, lambda: None)
@@ -134,7 +177,8 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
         await task.deferLater(reactor, 2.0, lambda: None)  # recordings settle
         records = await repo.list_recent_call_records(limit=calls)
         print()
-        print(f"{'ticket':<15} {'phone':<13} {'customer':<10} {'agent':<6} {'wait s':>6} {'talk s':>6}  recording")
+        print(f"{'ticket':<15} {'phone':<13} {'customer':<10} {'agent':<6} {'wait s':>6} {'talk s':>6} "
+              f"{'csat':>4}  {'ivr choices':<22} recording")
         ok = True
         for record in sorted(records, key=lambda r: r.ticket_number):
             recs = await repo.list_recordings_for_call(record.id)
@@ -142,15 +186,19 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
                    if recs else "missing")
             ok = ok and bool(recs) and recs[0].size_bytes > 0
             print(f"{record.ticket_number:<15} {record.phone or '-':<13} {(record.customer_name or '-')[:10]:<10} "
-                  f"{record.agent_id or '-':<6} {record.wait_seconds or 0:>6} {record.talk_seconds or 0:>6}  {rec}")
+                  f"{record.agent_id or '-':<6} {record.wait_seconds or 0:>6} {record.talk_seconds or 0:>6} "
+                  f"{record.csat or '-':>4}  {' '.join(p for p in record.ivr_path if '=' in p):<22} {rec}")
         print()
         health = engine.health()
         _say(f"engine: {health['records_written']} call records, AMI connections {health['ami_connections']}, "
              f"channels still up {health['channels']}")
+        ok = ok and all(r.csat == 5 and "main_menu=0" in r.ivr_path for r in records)
         if len(records) < calls or not ok:
-            _say(f"FAILED: expected {calls} call records with recordings, got {len(records)}")
+            _say(f"FAILED: expected {calls} call records with recordings, IVR choices and CSAT 5, "
+                 f"got {len(records)}")
             return 1
-        _say("demo complete: every call answered by an agent, recorded and written as a call record")
+        _say("demo complete: every call went through the IVR to an agent, was recorded, rated 5 in the "
+             "survey and written as a call record")
         return 0
     finally:
         await services.root.stopService()

@@ -36,6 +36,10 @@ from callcenter.agents import PJSIP_INTERFACES, AgentService, MemberInterfaces
 from callcenter.agi.server import AgiSession
 from callcenter.ami.client import AmiClient, ListenerHandle, Subscription
 from callcenter.ami.codec import Message
+from callcenter.ivr.check import load_flow
+from callcenter.ivr.flow import Flow
+from callcenter.ivr.interpreter import CallFacts
+from callcenter.ivr.runner import run_flow
 from callcenter.metrics import EngineMetrics
 from callcenter.settings import Settings
 from callcenter.staffing.live import LiveStaffingAdvisor, StaffingAdvice
@@ -56,7 +60,8 @@ __all__ = ["TRACKED_VARIABLES", "Engine", "RecordingPaths"]
 
 TRACKED_VARIABLES = frozenset({
     "LEAD_ID", "CAMPAIGN_ID", "CC_DIRECTION", "CC_RECORDING", "CC_QUEUE", "CC_CUSTOMER_ID", "CC_CUSTOMER_NAME",
-    "MEMBERINTERFACE", "QUEUEWAIT", "AGENT_ID",
+    "MEMBERINTERFACE", "QUEUEWAIT", "AGENT_ID", "CC_IVR_MAIN_PATH", "CC_CSAT", "CC_TOPIC",
+    "CC_CALLBACK", "CC_LANGUAGE",
 })
 HOTLINE_QUEUE = "hotline"
 
@@ -124,6 +129,8 @@ class Engine(Service):
         self.agents = AgentBoard({q.name: q.wrapup_time for q in settings.queues})
         self._agent_tick: Any = None
         self.agent_service = AgentService(settings, ami, self.agents, cast(Any, clock), interfaces=agent_interfaces)
+        self.hotline_flow: Flow | None = (
+            load_flow(settings.ivr.hotline_flow) if settings.ivr.hotline_flow is not None else None)
         self.supervisor = SupervisorService(settings, ami, self.calls, clock, supervisor_channel=supervisor_channel)
         self.timezone = ZoneInfo(settings.site.timezone)
         hotline = _hotline_queue(settings)
@@ -173,7 +180,7 @@ class Engine(Service):
 
     def agi_router(self) -> Mapping[str, Callable[[AgiSession], Any]]:
         """FastAGI scripts this engine serves, by script name."""
-        return {"hotline": self.agi_hotline}
+        return {"hotline": self.agi_hotline, "hotline-survey": self.agi_hotline_survey}
 
     # ------------------------------------------------------------------ AMI input
 
@@ -316,6 +323,9 @@ class Engine(Service):
             ended_at=_utc(ended.at),
             wait_seconds=round(wait) if wait is not None else None,
             talk_seconds=round(ended.talk_time),
+            issue_type=variables.get("CC_TOPIC") or None,
+            csat=int(variables["CC_CSAT"]) if variables.get("CC_CSAT", "") in ("1", "2", "3", "4", "5") else None,
+            ivr_path=tuple(p for p in variables.get("CC_IVR_MAIN_PATH", "").split(">") if p),
         )
         day = started.astimezone(self.timezone).date()
         created = repo.create_call_record(new, site_prefix=self.settings.site.ticket_prefix, ticket_day=day)
@@ -381,23 +391,65 @@ class Engine(Service):
     # ------------------------------------------------------------------ FastAGI scripts
 
     async def agi_hotline(self, agi: AgiSession) -> None:
-        """Entry of a 400 hotline call: caller lookup (screen pop) and queue choice."""
+        """Entry of a 400 hotline call: CRM lookup by caller id (screen pop), then the IVR.
+
+        The IVR flow ends by handing the dialplan its choice (``CC_QUEUE``,
+        ``CC_QUEUE_PRIORITY``, ``CC_IVR_RESULT``...); without a flow the call is queued.
+        """
         env = agi.env
         caller = env.callerid if env.callerid not in ("", "unknown") else ""
         self.metrics.agi_sessions.labels("hotline").inc()
-        queue = self.hotline_queue or "hotline"
-        if caller and self.repository is not None:
-            try:
-                customer = await self.repository.find_customer_by_phone(caller)
-            except Exception:  # noqa: BLE001 - a bad caller id or a DB outage must not stop the call
-                customer = None
-                self.metrics.db_errors.labels("find_customer_by_phone").inc()
-            if customer is not None:
-                await agi.set_variable("CC_CUSTOMER_ID", str(customer.id))
-                await agi.set_variable("CC_CUSTOMER_NAME", customer.name)
-                _log.info("hotline.known_caller phone={phone} customer={name} vip={vip}",
-                          phone=caller, name=customer.name, vip=customer.vip)
-        await agi.set_variable("CC_QUEUE", queue)
+        customer = await self._lookup(caller)
+        if customer is not None:
+            await agi.set_variable("CC_CUSTOMER_ID", str(customer.id))
+            await agi.set_variable("CC_CUSTOMER_NAME", customer.name)
+            _log.info("hotline.known_caller phone={phone} customer={name} vip={vip}",
+                      phone=caller, name=customer.name, vip=customer.vip)
+        if self.hotline_flow is None:
+            await agi.set_variable("CC_QUEUE", self.hotline_queue or "hotline")
+            return
+        outcome = await run_flow(agi, self.hotline_flow, self._facts(caller, customer),
+                                 sound_exists=self._sound_exists)
+        _log.info("hotline.ivr caller={caller} path={path} result={result}", caller=caller,
+                  path=">".join(outcome.path), result=type(outcome.step).__name__ if outcome.step else "hangup")
+        if outcome.step is not None:
+            await agi.set_variable("CC_IVR_MAIN_PATH", ">".join(outcome.path))
+
+    async def agi_hotline_survey(self, agi: AgiSession) -> None:
+        """Post-call CSAT survey (1-5) after the agent hangs up; the score lands on the record."""
+        self.metrics.agi_sessions.labels("hotline-survey").inc()
+        if self.hotline_flow is None:
+            return
+        caller = agi.env.callerid if agi.env.callerid not in ("", "unknown") else ""
+        language = await agi.get_variable("CC_LANGUAGE")
+        facts = self._facts(caller, None, {"CC_LANGUAGE": language} if language else {})
+        outcome = await run_flow(agi, self.hotline_flow, facts, entry="survey", sound_exists=self._sound_exists)
+        score = outcome.variables.get("CC_CSAT")
+        if score:
+            await agi.set_variable("CC_CSAT", score)
+            _log.info("hotline.csat caller={caller} score={score}", caller=caller, score=score)
+
+    async def _lookup(self, caller: str) -> Any:
+        if not caller or self.repository is None:
+            return None
+        try:
+            return await self.repository.find_customer_by_phone(caller)
+        except Exception:  # noqa: BLE001 - a bad caller id or a DB outage must not stop the call
+            self.metrics.db_errors.labels("find_customer_by_phone").inc()
+            return None
+
+    def _facts(self, caller: str, customer: Any, variables: Mapping[str, str] | None = None) -> CallFacts:
+        now = datetime.fromtimestamp(self.clock.seconds(), self.timezone)
+        return CallFacts(caller_id=caller, now=now, caller_known=customer is not None,
+                         vip=bool(customer is not None and customer.vip),
+                         customer_name=customer.name if customer is not None else None,
+                         variables=dict(variables or {}))
+
+    def _sound_exists(self, name: str) -> bool:
+        """Whether a prompt was rendered (``custom/<flow>/<prompt>-<lang>``) or is a stock sound."""
+        if name.startswith("custom/"):
+            return (self.settings.ivr.sounds_dir / f"{name}.wav").exists()
+        return True
 
     # ------------------------------------------------------------------ views
 

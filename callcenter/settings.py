@@ -36,6 +36,7 @@ __all__ = [
     "ConfigProblem",
     "DatabaseSettings",
     "HttpSettings",
+    "IvrSettings",
     "LabSettings",
     "LoggingSettings",
     "QueueSettings",
@@ -134,6 +135,14 @@ class LabSettings:
 
 
 @dataclass(frozen=True)
+class IvrSettings:
+    hotline_flow: Path | None
+    """The IVR flow the ``hotline`` FastAGI script walks (None: straight to the queue)."""
+    sounds_dir: Path
+    """Where ``callcenter prompts build`` writes ``custom/<flow>/<prompt>-<lang>.wav``."""
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     level: str
     format: str
@@ -186,6 +195,7 @@ class Settings:
     metrics: HttpSettings
     recordings: RecordingSettings
     lab: LabSettings
+    ivr: IvrSettings
     logging: LoggingSettings
     teams: tuple[TeamSettings, ...]
     agents: tuple[AgentSettings, ...]
@@ -447,6 +457,14 @@ def _build(data: Mapping[str, Any], locs: Locations, root: Path, problems: list[
     )
     lab_r.done()
 
+    ivr_r = top.sub("ivr")
+    flow = ivr_r.text("hotline_flow", "ivr_flows/hotline.yaml")
+    ivr = IvrSettings(
+        hotline_flow=_path(root, flow) if flow else None,
+        sounds_dir=_path(root, ivr_r.text("sounds_dir", "var/sounds")),
+    )
+    ivr_r.done()
+
     log_r = top.sub("logging")
     logging = LoggingSettings(
         level=log_r.choice("level", ("debug", "info", "warn", "error"), "info"),
@@ -460,7 +478,7 @@ def _build(data: Mapping[str, Any], locs: Locations, root: Path, problems: list[
     top.done()
     return Settings(
         site=site, ami=ami, agi=agi, sip=sip, database=database, http=http, metrics=metrics,
-        recordings=recordings, lab=lab, logging=logging, teams=teams, agents=agents, queues=queues, root=root,
+        recordings=recordings, lab=lab, ivr=ivr, logging=logging, teams=teams, agents=agents, queues=queues, root=root,
     )
 
 

@@ -43,7 +43,8 @@ def _needs_root() -> None:
 
 
 def test_demo_places_real_calls_that_become_call_records_with_recordings(tmp_path: Path) -> None:
-    """``callcenter demo``: hotline calls reach agents, each ends as a call record with a non-empty recording."""
+    """``callcenter demo``: hotline calls walk the IVR by DTMF, reach agents, rate the call in the survey,
+    and each ends as a call record (IVR choices, CSAT) with a non-empty recording."""
     _needs_root()
     state = tmp_path / "site.yaml"
     state.write_text(f"site:\n  state_dir: {tmp_path / 'var'}\n")
@@ -58,6 +59,8 @@ def test_demo_places_real_calls_that_become_call_records_with_recordings(tmp_pat
     assert len(rows) == 3, out
     for row in rows:
         assert row.split()[-1] == "B" and int(row.split()[-2]) > 44, row  # more than a WAV header
+        assert "language=1 main_menu=0" in row, row  # the caller's DTMF choices in the IVR
+        assert " 5  language=1" in row, row  # the CSAT digit pressed in the post-call survey
     assert any("Zhang Wei" in row for row in rows), "the known caller was looked up in the CRM"
 
 
