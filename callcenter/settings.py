@@ -180,6 +180,9 @@ class QueueSettings:
     weight: int
     service_level_seconds: int
     announce_position: bool
+    overflow_after: int
+    """Seconds a caller waits for the primary agents (penalty 0) before agents with a
+    higher penalty (the designated overflow agents) are rung too; 0: all at once."""
 
 
 @dataclass(frozen=True)
@@ -497,6 +500,7 @@ def _queues(top: _Reader) -> tuple[QueueSettings, ...]:
             weight=q.integer("weight", 0, 0, 100),
             service_level_seconds=q.integer("service_level_seconds", 20, 1, 3600),
             announce_position=q.flag("announce_position", False),
+            overflow_after=q.integer("overflow_after", 0, 0, 3600),
         ))
         q.done()
     return tuple(result)

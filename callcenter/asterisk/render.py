@@ -21,7 +21,7 @@ from callcenter.settings import Settings
 
 __all__ = ["AsteriskEndpoints", "ConfigRenderError", "dialplan_files", "render_project_config"]
 
-PROJECT_FILES = ("manager.conf", "extensions.conf", "queues.conf", "pjsip.conf")
+PROJECT_FILES = ("manager.conf", "extensions.conf", "queues.conf", "queuerules.conf", "pjsip.conf")
 
 
 class ConfigRenderError(ValueError):
@@ -109,6 +109,7 @@ def render_extensions(settings: Settings, endpoints: AsteriskEndpoints) -> str:
         f"RECORDINGS_DIR = {_safe(endpoints.recordings_dir, 'recordings directory')}",
         f"RECORDING_FORMAT = {settings.recordings.format}",
         f"SITE_TIMEZONE = {settings.site.timezone}",
+        *[f"QUEUE_START_PENALTY_{q.name} = 0" for q in settings.queues if q.overflow_after],
         "",
     ]
     for path, name in zip(files, sources):
@@ -143,9 +144,21 @@ def render_queues(settings: Settings) -> str:
             "leavewhenempty = no",
             "reportholdtime = no",
             f"announce-position = {'yes' if queue.announce_position else 'no'}",
+            *([f"defaultrule = {queue.name}-overflow"] if queue.overflow_after else []),
             "; members log in at run time (AMI QueueAdd): none are static",
             "",
         ]
+    return "\n".join(lines)
+
+
+def render_queuerules(settings: Settings) -> str:
+    """Overflow: a caller starts limited to penalty 0 (``QUEUE_MAX_PENALTY`` set by the
+    dialplan from ``QUEUE_START_PENALTY_<queue>``), and after ``overflow_after`` seconds the
+    limit is lifted so the designated overflow agents (higher penalties) ring too."""
+    lines = [_header(["config/queues.yaml (overflow_after)"])]
+    for queue in settings.queues:
+        if queue.overflow_after:
+            lines += [f"[{queue.name}-overflow]", f"penaltychange => {queue.overflow_after},1000", ""]
     return "\n".join(lines)
 
 
@@ -200,5 +213,6 @@ def render_project_config(settings: Settings, secrets: Secrets, endpoints: Aster
         "manager.conf": render_manager(settings, secrets, endpoints),
         "extensions.conf": render_extensions(settings, endpoints),
         "queues.conf": render_queues(settings),
+        "queuerules.conf": render_queuerules(settings),
         "pjsip.conf": render_pjsip(settings, secrets, endpoints),
     }
