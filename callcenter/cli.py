@@ -77,6 +77,27 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recordings_purge(args: argparse.Namespace) -> int:
+    """Delete recordings older than the retention period and mark their rows purged."""
+    from callcenter.retention import purge_recordings
+    from callcenter.service import database_url
+    from callcenter.storage.db import create_engine_for, make_session_factory
+
+    settings = _settings(args)
+    days = args.days if args.days is not None else settings.recordings.retention_days
+    engine = create_engine_for(database_url(settings))
+    try:
+        report = purge_recordings(make_session_factory(engine), days, dry_run=args.dry_run,
+                                  progress=print if args.verbose or args.dry_run else None)
+    finally:
+        engine.dispose()
+    print(f"recordings older than {days} days: {report.purged} purged ({report.bytes_freed} bytes freed, "
+          f"{report.missing} files already gone), {len(report.failed)} failed")
+    for failure in report.failed:
+        print(f"  could not delete {failure}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Bring up a lab Asterisk, run the engine against it and place real calls."""
     from callcenter.demo import run_demo
@@ -138,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = asterisk.add_parser("render", help="write manager/extensions/queues/pjsip.conf")
     p.add_argument("--out", required=True, help="target directory, e.g. /etc/asterisk")
     p.set_defaults(func=cmd_render)
+
+    recordings = sub.add_parser("recordings", help="call recordings").add_subparsers(
+        dest="recordings_command", required=True)
+    p = recordings.add_parser("purge", help="delete recordings past recordings.retention_days")
+    p.add_argument("--days", type=int, help="override the retention period (days)")
+    p.add_argument("--dry-run", action="store_true", help="list what would be purged, change nothing")
+    p.add_argument("--verbose", action="store_true", help="print every purged file")
+    p.set_defaults(func=cmd_recordings_purge)
 
     db = sub.add_parser("db", help="database").add_subparsers(dest="db_command", required=True)
     p = db.add_parser("upgrade", help="create or migrate the schema")
