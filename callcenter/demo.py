@@ -84,8 +84,17 @@ def _narrate(engine: Engine, fact: Fact) -> None:
     elif isinstance(fact, CallAnswered):
         _say(f"call {linkedid}: answered by the hotline after {fact.ring_time:.1f} s (recording starts)")
     elif isinstance(fact, CallBridged) and fact.first:
-        agent = engine.connected_agent(linkedid) or "an agent"
-        _say(f"call {linkedid}: {who} talks to {agent} (waited {fact.wait_time:.1f} s)")
+        agent = engine.connected_agent(linkedid)
+        _say(f"call {linkedid}: {who} talks to {agent or 'an agent'} (waited {fact.wait_time:.1f} s)")
+
+        def pop(record: Any) -> None:
+            if record is not None:
+                choices = " ".join(p for p in record.ivr_path if "=" in p)
+                _say(f"screen pop on agent {agent}'s desk: ticket {record.ticket_number}, "
+                     f"{record.customer_name or 'unknown caller'} {record.phone}, IVR {choices}")
+
+        if agent is not None:
+            engine.open_record(linkedid, agent).addCallback(pop)
     elif isinstance(fact, CallEnded):
         _say(f"call {fact.linkedid}: ended after {fact.duration:.1f} s, talk {fact.talk_time:.1f} s "
              f"({fact.cause_txt or 'normal'})")

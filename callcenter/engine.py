@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from twisted.application.service import Service
@@ -52,7 +52,13 @@ from callcenter.state.calls import (
     Fact,
     StateAnomaly,
 )
-from callcenter.storage.records import CallRecord, NewCallRecord, NewRecording
+from callcenter.storage.records import (
+    UNSET,
+    CallRecord,
+    CallRecordUpdate,
+    NewCallRecord,
+    NewRecording,
+)
 from callcenter.storage.repository import Repository
 from callcenter.supervisor import DEFAULT_SUPERVISOR_CHANNEL, SupervisorService
 
@@ -66,6 +72,7 @@ TRACKED_VARIABLES = frozenset({
 HOTLINE_QUEUE = "hotline"
 
 _log = Logger(namespace="callcenter.engine")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,10 @@ class Engine(Service):
         )
         self.records_written = 0
         self.fact_listeners: list[Callable[[Fact], None]] = []
+        self._open_records: dict[str, Deferred[CallRecord | None]] = {}
+        """Linkedid -> the call record opened when an agent's phone rang (screen pop)."""
+        self.screen_pops: dict[str, str] = {}
+        """Agent id -> linkedid of the call last offered to that agent."""
         self._connected_agent: dict[str, tuple[str | None, float]] = {}
         """Linkedid -> (agent id, seconds in queue) from AgentConnect, until the call ends."""
         self._pending: set[Deferred[Any]] = set()
@@ -234,9 +245,16 @@ class Engine(Service):
 
     def _queue_event(self, msg: Message, now: float) -> None:
         name = msg.name
-        if name not in ("QueueCallerJoin", "AgentComplete", "AgentConnect"):
+        if name not in ("QueueCallerJoin", "AgentComplete", "AgentConnect", "AgentCalled"):
             return
         fields = msg.fields
+        if name == "AgentCalled":
+            linkedid = fields.get("Linkedid")
+            agent = _agent_from_interface(fields.get("Interface"))
+            if linkedid and agent:
+                self.screen_pops[agent] = linkedid
+                self.open_record(linkedid, agent)
+            return
         if name == "AgentConnect":
             linkedid = fields.get("Linkedid")
             if linkedid:
@@ -296,17 +314,19 @@ class Engine(Service):
 
     # ------------------------------------------------------------------ call records
 
-    def record_call(self, ended: CallEnded) -> Deferred[CallRecord | None]:
-        """Write the call record (and its recording) of an ended inbound call."""
-        if self.repository is None:
+    def open_record(self, linkedid: str, agent: str | None) -> Deferred[CallRecord | None]:
+        """Create the call record when an agent's phone first rings (the screen pop).
+
+        The record carries what is known then: caller, CRM customer, queue, IVR choices and
+        the ringing agent; :meth:`record_call` completes it when the call ends.
+        """
+        existing = self._open_records.get(linkedid)
+        if existing is not None:
+            return _fork(existing)
+        call = self.calls.call(linkedid, self.clock.seconds())
+        if self.repository is None or call is None or call.variables.get("CC_DIRECTION") != "inbound":
             return succeed(None)
-        repo = self.repository
-        call = ended.call
         variables = call.variables
-        connected_agent, hold_time = self._connected_agent.pop(call.linkedid, (None, None))
-        wait = hold_time if hold_time is not None else (
-            _float(variables.get("QUEUEWAIT")) if variables.get("QUEUEWAIT") else None)
-        agent = connected_agent or _agent_from_interface(variables.get("MEMBERINTERFACE"))
         started = _utc(call.started_at)
         new = NewCallRecord(
             started_at=started,
@@ -318,19 +338,61 @@ class Engine(Service):
             agent_id=agent,
             queue=variables.get("CC_QUEUE") or self.hotline_queue,
             uniqueid=call.channels[0] if call.channels else None,
-            linkedid=call.linkedid,
+            linkedid=linkedid,
+            answered_at=_utc(call.answered_at) if call.answered_at is not None else None,
+            issue_type=variables.get("CC_TOPIC") or None,
+            ivr_path=tuple(p for p in variables.get("CC_IVR_MAIN_PATH", "").split(">") if p),
+        )
+        day = started.astimezone(self.timezone).date()
+        created = self.repository.create_call_record(new, site_prefix=self.settings.site.ticket_prefix, ticket_day=day)
+
+        def opened(record: CallRecord) -> CallRecord:
+            _log.info("record.opened ticket={ticket} phone={phone} agent={agent}",
+                      ticket=record.ticket_number, phone=record.phone, agent=agent)
+            return record
+
+        def failed(failure: Failure) -> None:
+            self.metrics.db_errors.labels("create_call_record").inc()
+            _log.failure("record.failed linkedid={linkedid}", failure, linkedid=linkedid)
+
+        result: Deferred[CallRecord | None] = created.addCallbacks(opened, failed)
+        self._open_records[linkedid] = result
+        self._track(result)
+        return _fork(result)
+
+    def record_call(self, ended: CallEnded) -> Deferred[CallRecord | None]:
+        """Complete (or create) the call record of an ended inbound call, then its recording."""
+        if self.repository is None:
+            return succeed(None)
+        repo = self.repository
+        call = ended.call
+        variables = call.variables
+        connected_agent, hold_time = self._connected_agent.pop(call.linkedid, (None, None))
+        wait = hold_time if hold_time is not None else (
+            _float(variables.get("QUEUEWAIT")) if variables.get("QUEUEWAIT") else None)
+        agent = connected_agent or _agent_from_interface(variables.get("MEMBERINTERFACE"))
+        started = _utc(call.started_at)
+        opened = self._open_records.pop(call.linkedid, None) or self.open_record_from_end(ended, agent)
+        changes = CallRecordUpdate(
+            agent_id=agent,
+            customer_id=int(variables["CC_CUSTOMER_ID"]) if variables.get("CC_CUSTOMER_ID", "").isdigit() else UNSET,
             answered_at=_utc(call.answered_at) if call.answered_at is not None else None,
             ended_at=_utc(ended.at),
             wait_seconds=round(wait) if wait is not None else None,
             talk_seconds=round(ended.talk_time),
-            issue_type=variables.get("CC_TOPIC") or None,
-            csat=int(variables["CC_CSAT"]) if variables.get("CC_CSAT", "") in ("1", "2", "3", "4", "5") else None,
-            ivr_path=tuple(p for p in variables.get("CC_IVR_MAIN_PATH", "").split(">") if p),
+            issue_type=variables.get("CC_TOPIC") or UNSET,
+            csat=int(variables["CC_CSAT"]) if variables.get("CC_CSAT", "") in ("1", "2", "3", "4", "5") else UNSET,
+            ivr_path=tuple(p for p in variables.get("CC_IVR_MAIN_PATH", "").split(">") if p) or UNSET,
         )
-        day = started.astimezone(self.timezone).date()
-        created = repo.create_call_record(new, site_prefix=self.settings.site.ticket_prefix, ticket_day=day)
 
-        def written(record: CallRecord) -> CallRecord:
+        def complete(record: CallRecord | None) -> Deferred[CallRecord] | None:
+            if record is None:
+                return None
+            return repo.update_call_record(record.id, changes)
+
+        def written(record: CallRecord | None) -> CallRecord | None:
+            if record is None:
+                return None
             self.records_written += 1
             _log.info("record.written ticket={ticket} phone={phone} talk={talk}",
                       ticket=record.ticket_number, phone=record.phone, talk=record.talk_seconds)
@@ -340,11 +402,33 @@ class Engine(Service):
             return record
 
         def failed(failure: Failure) -> None:
-            self.metrics.db_errors.labels("create_call_record").inc()
+            self.metrics.db_errors.labels("update_call_record").inc()
             _log.failure("record.failed linkedid={linkedid}", failure, linkedid=call.linkedid)
 
-        result: Deferred[CallRecord | None] = created.addCallbacks(written, failed)
+        result: Deferred[CallRecord | None] = opened.addCallback(complete).addCallbacks(written, failed)
         return result
+
+    def open_record_from_end(self, ended: CallEnded, agent: str | None) -> Deferred[CallRecord | None]:
+        """A call that ended without ringing an agent (abandoned, IVR only): open its record now."""
+        linkedid = ended.linkedid
+        if self.calls.call(linkedid, self.clock.seconds()) is not None:
+            return self.open_record(linkedid, agent)
+        # The call is gone from the live state: create from the ended snapshot.
+        assert self.repository is not None
+        call = ended.call
+        variables = call.variables
+        started = _utc(call.started_at)
+        new = NewCallRecord(
+            started_at=started, direction="inbound",
+            customer_name=variables.get("CC_CUSTOMER_NAME")
+            or (call.caller_id_name if call.caller_id_name not in ("", "<unknown>") else None),
+            phone=call.caller_id_num if call.caller_id_num not in ("", "<unknown>") else None,
+            agent_id=agent, queue=variables.get("CC_QUEUE") or self.hotline_queue,
+            uniqueid=call.channels[0] if call.channels else None, linkedid=linkedid,
+        )
+        day = started.astimezone(self.timezone).date()
+        created = self.repository.create_call_record(new, site_prefix=self.settings.site.ticket_prefix, ticket_day=day)
+        return cast("Deferred[CallRecord | None]", created)
 
     def _add_recording_later(self, record: CallRecord, path: str, started: datetime,
                              agent: str | None) -> Deferred[None]:
@@ -475,6 +559,18 @@ class Engine(Service):
             "agents": {state: sum(1 for a in self.agents.agents() if a.state.value == state)
                        for state in ("ready", "ringing", "on_call", "wrap_up", "paused")},
         }
+
+
+def _fork(master: Deferred[T]) -> Deferred[T]:
+    """A Deferred with ``master``'s result whose callbacks cannot change ``master``'s."""
+    child: Deferred[T] = Deferred()
+
+    def relay(result: T) -> T:
+        child.callback(result)
+        return result
+
+    master.addCallback(relay)
+    return child
 
 
 def _hotline_queue(settings: Settings) -> str | None:

@@ -8,6 +8,8 @@ Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/404):
 * ``GET /api/call-records/<ticket>``: one call record;
 * ``GET /api/staffing/hotline``: live Erlang advice for the hotline queue;
 * ``GET /api/agents``: every agent's state (ready, ringing, on call, wrap-up, paused);
+* ``GET /api/agents/<id>/screen-pop``: the call last offered to the agent: its call record
+  (ticket, caller, IVR choices) and the CRM customer, available as soon as the phone rings;
 * ``POST /api/agents/<id>/login|logout|unpause`` and ``/pause`` with ``{"reason": ...}``;
 * ``POST /api/supervisor/spy`` with ``{"supervisor": ID, "agent": ID, "mode": "listen"|"whisper"|"barge"}``
   (403 when the supervisor may not spy on that agent, 409 when the agent is not on a call).
@@ -164,6 +166,8 @@ class ApiResource(Resource):
         engine = self.engine
         if path == ["agents"]:
             return {"agents": engine.agents.agents()}
+        if len(path) == 3 and path[0] == "agents" and path[2] == "screen-pop":
+            return self._screen_pop(path[1])
         if path == ["health"]:
             return engine.health()
         if path == ["calls"]:
@@ -190,6 +194,27 @@ class ApiResource(Resource):
 
                 return repo.get_call_record_by_ticket(ticket).addCallback(found)
         raise ApiError(404, "no such resource: /api/" + "/".join(path))
+
+    def _screen_pop(self, agent: str) -> Deferred[Any]:
+        """The call last offered to ``agent``: its call record and the CRM customer."""
+        engine = self.engine
+        repo = engine.repository
+        if repo is None:
+            raise ApiError(503, "no database configured")
+        linkedid = engine.screen_pops.get(agent)
+        if linkedid is None:
+            raise ApiError(404, f"no call offered to agent {agent!r} yet", "agent")
+        record_d = engine.open_record(linkedid, agent)
+
+        def with_customer(record: Any) -> Any:
+            if record is None:
+                raise ApiError(404, f"no call record for the call offered to agent {agent!r}", "agent")
+            if record.customer_id is None:
+                return {"call_record": record, "customer": None}
+            return repo.get_customer(record.customer_id).addCallback(
+                lambda customer: {"call_record": record, "customer": customer})
+
+        return record_d.addCallback(with_customer)
 
     def _failed(self, request: Request, failure: Failure) -> None:
         if failure.check(ApiError):

@@ -62,6 +62,9 @@ def test_demo_places_real_calls_that_become_call_records_with_recordings(tmp_pat
         assert "language=1 main_menu=0" in row, row  # the caller's DTMF choices in the IVR
         assert " 5  language=1" in row, row  # the CSAT digit pressed in the post-call survey
     assert any("Zhang Wei" in row for row in rows), "the known caller was looked up in the CRM"
+    pops = [line for line in out.splitlines() if "screen pop on agent" in line]
+    assert len(pops) == 3, out  # the call record exists while the agent's phone rings
+    assert any("Zhang Wei 13800138000, IVR language=1 main_menu=0" in line for line in pops), pops
 
 
 def test_daemon_drives_a_lab_instance_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
