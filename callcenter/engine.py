@@ -383,6 +383,8 @@ class Engine(Service):
             issue_type=variables.get("CC_TOPIC") or UNSET,
             csat=int(variables["CC_CSAT"]) if variables.get("CC_CSAT", "") in ("1", "2", "3", "4", "5") else UNSET,
             ivr_path=tuple(p for p in variables.get("CC_IVR_MAIN_PATH", "").split(">") if p) or UNSET,
+            # a call-back request from the IVR is the call's outcome until an agent calls back
+            outcome=f"callback requested: {variables['CC_CALLBACK']}" if variables.get("CC_CALLBACK") else UNSET,
         )
 
         def complete(record: CallRecord | None) -> Deferred[CallRecord] | None:

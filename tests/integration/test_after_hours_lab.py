@@ -1,0 +1,101 @@
+"""After hours on the real call path: the engine walks the hotline flow's closed branch.
+
+The whole engine (``make_service``) runs against a lab Asterisk built from the project's
+files. The hotline flow is a copy of ``ivr_flows/hotline.yaml`` whose business hours say
+``closed`` every day, so any call is after hours whatever time CI runs. The caller asks
+for a call back on its own number (1 in the after-hours menu, 1 in the call-back menu):
+the call never reaches the queue, and its call record shows the closed branch and the
+choices, with the call-back request handed to the dialplan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callcenter.ami import actions
+from callcenter.asterisk.render import AsteriskEndpoints, render_project_config
+from callcenter.engine import RecordingPaths
+from callcenter.lab.instance import InstanceEndpoints, tcp_port_free
+from callcenter.secrets import load_or_create_secrets
+from callcenter.service import EngineServices, make_service
+from callcenter.settings import load_settings
+from tests.labfixture import LabFactory
+from tests.reactorthread import ReactorThread
+
+pytestmark = pytest.mark.lab
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _closed_flow(out: Path) -> Path:
+    text = (ROOT / "ivr_flows/hotline.yaml").read_text(encoding="utf-8")
+    start, end = text.index("business_hours:"), text.index("\nholidays:")
+    days = ", ".join(f"{d}: closed" for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
+    out.write_text(text[:start] + f"business_hours: {{{days}}}" + text[end:], encoding="utf-8")
+    return out
+
+
+@pytest.fixture
+def engine_on_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path) -> Iterator[EngineServices]:
+    base = load_settings(ROOT / "config")
+    settings = replace(
+        base,
+        site=replace(base.site, state_dir=tmp_path / "var"),
+        database=replace(base.database, url=f"sqlite:///{tmp_path / 'cc.sqlite3'}"),
+        http=replace(base.http, port=0),
+        metrics=replace(base.metrics, port=0),
+        ivr=replace(base.ivr, hotline_flow=_closed_flow(tmp_path / "closed.yaml"), sounds_dir=tmp_path / "sounds"),
+    )
+    secrets = load_or_create_secrets(settings.site.state_dir, [a.id for a in settings.agents])
+    agi_port = next(p for p in range(25573, 25773) if tcp_port_free(p))
+
+    def project_files(ep: InstanceEndpoints) -> dict[str, str]:
+        return dict(render_project_config(settings, secrets, AsteriskEndpoints(
+            ami_host=ep.ami_host, ami_port=ep.ami_port, sip_host=ep.sip_host, sip_port=ep.sip_port,
+            agi_host="127.0.0.1", agi_port=agi_port, recordings_dir=ep.recordings_dir, lab=True)))
+
+    handle = lab_factory.start(project_files=project_files,
+                               ami_credentials=(settings.ami.username, secrets.ami_secret))
+    settings = replace(settings, ami=replace(settings.ami, port=handle.ami_port),
+                       agi=replace(settings.agi, port=agi_port))
+    from twisted.internet import reactor
+
+    services = make_service(settings, reactor,
+                            recordings=RecordingPaths(handle.endpoints.recordings_dir, handle.recordings_dir), lab=True)
+    reactor_thread.call(services.root.startService)
+    try:
+        reactor_thread.call(services.ami.when_connected, timeout=20)
+        yield services
+    finally:
+        reactor_thread.call(services.root.stopService, timeout=20)
+        lab_factory.stop(handle)
+
+
+def test_after_hours_caller_requests_a_call_back(engine_on_lab: EngineServices, reactor_thread: ReactorThread) -> None:
+    """Closed hours: notice, after-hours menu (1), call back on the caller's number (1), no queue."""
+    services = engine_on_lab
+    engine = services.engine
+    action = actions.originate(
+        "Local/400@from-pstn/n", context="lab-caller", exten="s", priority=1,
+        caller_id="Night caller <13912345678>", timeout_ms=20000,
+        variables={"LAB_SECONDS": 60, "LAB_REPEAT_DTMF": "1"},  # presses 1 every 2 s
+    )
+    response: Any = reactor_thread.call(services.ami.originate, action, timeout=30)
+    assert response.get("Response") == "Success"
+    reactor_thread.wait_for(lambda: engine.records_written >= 1, timeout=60,
+                            message="no call record written for the after-hours call")
+    assert engine.repository is not None
+    records = reactor_thread.call(engine.repository.list_recent_call_records, limit=5)
+    assert len(records) == 1
+    record = records[0]
+    assert record.phone == "13912345678"
+    assert "closed_notice" in record.ivr_path
+    assert "after_hours_menu=1" in record.ivr_path and "callback_menu=1" in record.ivr_path
+    assert record.outcome == "callback requested: 13912345678"  # the number is stored for the call back
+    assert record.agent_id is None and record.talk_seconds == 0  # never queued to an agent
+    assert not any(a.state.value == "ringing" for a in engine.agents.agents())
