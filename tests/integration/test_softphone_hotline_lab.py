@@ -1,0 +1,114 @@
+"""The whole hotline on the real lab with a real SIP softphone as the agent.
+
+The engine (``make_service``) drives a lab Asterisk built from the project's files. Agent
+1001 is a SIPp softphone registered over PJSIP with its generated secret, logged in by the
+engine's agent service (``QueueAdd PJSIP/agent1001``). A caller dials the 400 number, picks
+Mandarin (1) and "agent" (0) in the IVR, the softphone answers and talks (RTP audio) for a few
+seconds and hangs up, and the caller presses 5 in the post-call survey. The call record has
+the agent, the IVR choices and the CSAT, and its recording is non-empty, with a duration
+matching the call's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callcenter.ami import actions
+from callcenter.asterisk.render import AsteriskEndpoints, render_project_config
+from callcenter.demo import open_around_the_clock
+from callcenter.engine import RecordingPaths
+from callcenter.lab.instance import InstanceEndpoints, tcp_port_free
+from callcenter.secrets import load_or_create_secrets
+from callcenter.service import EngineServices, make_service
+from callcenter.settings import load_settings
+from tests.labfixture import LabFactory
+from tests.reactorthread import ReactorThread
+from tests.softphones import G711A_PCAP, Softphone
+
+pytestmark = pytest.mark.lab
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def engine_on_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path) -> Iterator[tuple[EngineServices, Any, Any]]:
+    base = load_settings(ROOT / "config")
+    settings = replace(
+        base,
+        site=replace(base.site, state_dir=tmp_path / "var"),
+        database=replace(base.database, url=f"sqlite:///{tmp_path / 'cc.sqlite3'}"),
+        http=replace(base.http, port=0),
+        metrics=replace(base.metrics, port=0),
+        ivr=replace(base.ivr, hotline_flow=open_around_the_clock(ROOT / "ivr_flows/hotline.yaml", tmp_path / "open.yaml"),
+                    sounds_dir=tmp_path / "sounds"),
+    )
+    secrets = load_or_create_secrets(settings.site.state_dir, [a.id for a in settings.agents])
+    agi_port = next(p for p in range(25573, 25773) if tcp_port_free(p))
+
+    def project_files(ep: InstanceEndpoints) -> dict[str, str]:
+        return dict(render_project_config(settings, secrets, AsteriskEndpoints(
+            ami_host=ep.ami_host, ami_port=ep.ami_port, sip_host=ep.sip_host, sip_port=ep.sip_port,
+            agi_host="127.0.0.1", agi_port=agi_port, recordings_dir=ep.recordings_dir, lab=True)))
+
+    handle = lab_factory.start(project_files=project_files,
+                               ami_credentials=(settings.ami.username, secrets.ami_secret))
+    settings = replace(settings, ami=replace(settings.ami, port=handle.ami_port),
+                       agi=replace(settings.agi, port=agi_port))
+    from twisted.internet import reactor
+
+    services = make_service(settings, reactor,
+                            recordings=RecordingPaths(handle.endpoints.recordings_dir, handle.recordings_dir))  # PJSIP agents
+    reactor_thread.call(services.root.startService)
+    try:
+        reactor_thread.call(services.ami.when_connected, timeout=20)
+        yield services, handle, secrets
+    finally:
+        reactor_thread.call(services.root.stopService, timeout=20)
+        lab_factory.stop(handle)
+
+
+def test_caller_reaches_a_registered_softphone_and_the_record_matches(
+    engine_on_lab: tuple[EngineServices, Any, Any], reactor_thread: ReactorThread, tmp_path: Path
+) -> None:
+    """IVR by DTMF -> hotline queue -> SIPp softphone answers -> CSAT 5 -> record + recording."""
+    services, handle, secrets = engine_on_lab
+    engine = services.engine
+    phone = Softphone("1001", handle.ports.sip, secrets.sip_secret("1001"), workdir=tmp_path / "sipp",
+                      avoid_ports=handle.ports.all_ports())
+    try:
+        assert phone.register().ok
+        phone.answer_calls(1, hold_seconds=4, pcap=G711A_PCAP, timeout=90)
+        reactor_thread.call(engine.agent_service.login, "1001", ["hotline"], timeout=10)
+        reactor_thread.wait_for(lambda: engine.agents.state_of("1001").value == "ready", timeout=10,
+                                message="agent 1001 never became ready")
+        action = actions.originate(
+            "Local/400@from-pstn/n", context="lab-caller", exten="s", priority=1,
+            caller_id="SIP test <13811112222>", timeout_ms=20000,
+            variables={"LAB_SECONDS": 80, "LAB_DELAY": 2, "LAB_DTMF": "1", "LAB_DELAY2": 3, "LAB_DTMF2": "0",
+                       "LAB_REPEAT_DTMF": "5"},
+        )
+        response: Any = reactor_thread.call(services.ami.originate, action, timeout=30)
+        assert response.get("Response") == "Success"
+        reactor_thread.wait_for(lambda: engine.records_written >= 1, timeout=80,
+                                message="no call record written")
+        answered = phone.wait_answered(timeout=5)
+        assert answered.invites == 1
+    finally:
+        phone.stop()
+    assert engine.repository is not None
+    # the recording row follows the hangup by about a second
+    reactor_thread.wait_for(lambda: not engine._pending, timeout=10, message="record writes still pending")
+    (record,) = reactor_thread.call(engine.repository.list_recent_call_records, limit=5)
+    assert record.agent_id == "1001" and record.phone == "13811112222"
+    assert "language=1" in record.ivr_path and "main_menu=0" in record.ivr_path
+    assert record.csat == 5
+    assert 3 <= (record.talk_seconds or 0) <= 6
+    (recording,) = reactor_thread.call(engine.repository.list_recordings_for_call, record.id)
+    assert recording.size_bytes > 44 and recording.agent_id == "1001"
+    call_seconds = (record.ended_at - record.answered_at).total_seconds()
+    assert abs(recording.duration_seconds - call_seconds) <= 1.5, (recording.duration_seconds, call_seconds)
