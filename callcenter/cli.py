@@ -98,6 +98,57 @@ def cmd_recordings_purge(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def _api(settings: Settings, method: str, path: str, body: dict[str, str] | None = None) -> tuple[int, Any]:
+    """Call the running daemon's JSON API; return (status, decoded body)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    host = "127.0.0.1" if settings.http.bind in ("0.0.0.0", "") else settings.http.bind
+    url = f"http://{host}:{settings.http.port}/api/{path}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, json.load(exc)
+        except ValueError:
+            return exc.code, {"error": exc.reason, "field": None}
+    except OSError as exc:
+        return 0, {"error": f"the daemon is not answering at {url}: {exc}", "field": None}
+
+
+def _report(status: int, body: Any) -> int:
+    import json
+
+    if status == 200:
+        print(json.dumps(body, ensure_ascii=False, indent=2))
+        return 0
+    field = f" ({body.get('field')})" if isinstance(body, dict) and body.get("field") else ""
+    error = body.get("error") if isinstance(body, dict) else body
+    print(f"error{field}: {error}" + (f" [HTTP {status}]" if status else ""), file=sys.stderr)
+    return 1
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    """Agent actions through the running daemon: login, logout, pause, unpause, screen-pop."""
+    settings = _settings(args)
+    if args.agent_command == "screen-pop":
+        return _report(*_api(settings, "GET", f"agents/{args.agent}/screen-pop"))
+    body = {"reason": args.reason} if args.agent_command == "pause" else {}
+    return _report(*_api(settings, "POST", f"agents/{args.agent}/{args.agent_command}", body))
+
+
+def cmd_supervisor(args: argparse.Namespace) -> int:
+    """Listen, whisper or barge on an agent's call through the running daemon."""
+    settings = _settings(args)
+    body = {"supervisor": args.supervisor, "agent": args.agent, "mode": args.mode}
+    return _report(*_api(settings, "POST", "supervisor/spy", body))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Bring up a lab Asterisk, run the engine against it and place real calls."""
     from callcenter.demo import run_demo
@@ -159,6 +210,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = asterisk.add_parser("render", help="write manager/extensions/queues/pjsip.conf")
     p.add_argument("--out", required=True, help="target directory, e.g. /etc/asterisk")
     p.set_defaults(func=cmd_render)
+
+    agent = sub.add_parser("agent", help="agent actions (through the running daemon)").add_subparsers(
+        dest="agent_command", required=True)
+    for name, text in (("login", "join the agent's configured queues"), ("logout", "leave every queue"),
+                       ("unpause", "take calls again"), ("screen-pop", "the call last offered to the agent")):
+        p = agent.add_parser(name, help=text)
+        p.add_argument("agent", help="agent id, e.g. 2101")
+        p.set_defaults(func=cmd_agent)
+    p = agent.add_parser("pause", help="stop taking calls, with a reason")
+    p.add_argument("agent", help="agent id, e.g. 2101")
+    p.add_argument("--reason", required=True, help="e.g. lunch, training, after-call work")
+    p.set_defaults(func=cmd_agent)
+
+    supervisor = sub.add_parser("supervisor", help="supervisor actions (through the running daemon)")
+    supervisor_sub = supervisor.add_subparsers(dest="supervisor_command", required=True)
+    p = supervisor_sub.add_parser("spy", help="listen, whisper or barge on an agent's live call")
+    p.add_argument("--as", dest="supervisor", required=True, help="the supervisor's id (team lead or manager)")
+    p.add_argument("agent", help="the agent's id")
+    p.add_argument("--mode", choices=("listen", "whisper", "barge"), default="listen")
+    p.set_defaults(func=cmd_supervisor)
 
     recordings = sub.add_parser("recordings", help="call recordings").add_subparsers(
         dest="recordings_command", required=True)

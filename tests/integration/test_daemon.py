@@ -108,6 +108,17 @@ def test_daemon_drives_a_lab_instance_and_stops_cleanly_on_sigterm(tmp_path: Pat
                 urllib.request.urlopen(f"http://127.0.0.1:{http}/api/call-records?limit=0", timeout=2)
             assert info.value.code == 400
             assert json.load(info.value) == {"error": "expected an integer 1..1000, got 0", "field": "limit"}
+            # the CLI talks to the running daemon: refusals are clear and fail the command
+            cli = _callcenter("--config", str(site), "supervisor", "spy", "--as", "2102", "2101", "--mode", "listen",
+                              timeout=30)
+            assert cli.returncode == 1 and "[HTTP 403]" in cli.stderr and "2102" in cli.stderr, cli.stderr
+            cli = _callcenter("--config", str(site), "agent", "screen-pop", "1001", timeout=30)
+            assert cli.returncode == 1 and "error (agent): no call offered to agent '1001'" in cli.stderr, cli.stderr
+            cli = _callcenter("--config", str(site), "agent", "pause", "9999", "--reason", "lunch", timeout=30)
+            assert cli.returncode == 1 and "9999" in cli.stderr, cli.stderr
+            for command in (["agent", "login", "2101"], ["agent", "pause", "2101", "--reason", "lunch"]):
+                cli = _callcenter("--config", str(site), *command, timeout=30)
+                assert cli.returncode == 0 and '"ok": true' in cli.stdout, cli.stdout + cli.stderr
             daemon.send_signal(signal.SIGTERM)
             assert daemon.wait(timeout=15) == 0, log.read_text()
         finally:
