@@ -146,3 +146,37 @@ def test_invalid_digits_follow_the_retries_then_the_fallback_to_an_agent(
     assert path.count("main_menu:invalid") == 3  # the first try and two retries (retries: 2)
     assert path[-1] == "queue_hotline" and record.agent_id == "1001"
     assert record.csat is None
+
+
+def test_silence_times_out_through_the_retries_then_the_fallback_to_an_agent(
+    engine_on_lab: tuple[EngineServices, Any, Any], reactor_thread: ReactorThread, tmp_path: Path
+) -> None:
+    """A caller who presses nothing: each menu times out, retries as the flow says, then falls
+    back (language -> Mandarin, main menu -> agent); no survey score, no CSAT."""
+    services, handle, secrets = engine_on_lab
+    engine = services.engine
+    phone = Softphone("1001", handle.ports.sip, secrets.sip_secret("1001"), workdir=tmp_path / "sipp",
+                      avoid_ports=handle.ports.all_ports())
+    try:
+        assert phone.register().ok
+        phone.answer_calls(1, hold_seconds=2, pcap=G711A_PCAP, timeout=90)
+        reactor_thread.call(engine.agent_service.login, "1001", ["hotline"], timeout=10)
+        reactor_thread.wait_for(lambda: engine.agents.state_of("1001").value == "ready", timeout=10,
+                                message="agent 1001 never became ready")
+        action = actions.originate(
+            "Local/400@from-pstn/n", context="lab-caller", exten="s", priority=1,
+            caller_id="Silent caller <13833334444>", timeout_ms=20000,
+            variables={"LAB_SECONDS": 90, "LAB_DELAY": 1},
+        )
+        response: Any = reactor_thread.call(services.ami.originate, action, timeout=30)
+        assert response.get("Response") == "Success"
+        reactor_thread.wait_for(lambda: engine.records_written >= 1, timeout=90, message="no call record written")
+    finally:
+        phone.stop()
+    assert engine.repository is not None
+    (record,) = reactor_thread.call(engine.repository.list_recent_call_records, limit=5)
+    path = record.ivr_path
+    assert path.count("language:timeout") == 2  # the first try and one retry (retries: 1)
+    assert path.count("main_menu:timeout") == 3  # the first try and two retries (retries: 2)
+    assert path[-1] == "queue_hotline" and record.agent_id == "1001"
+    assert record.csat is None
