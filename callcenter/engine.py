@@ -539,6 +539,11 @@ class Engine(Service):
 
     # ------------------------------------------------------------------ views
 
+    @property
+    def writes_pending(self) -> int:
+        """Call records and recordings still being written (the daemon waits for them on stop)."""
+        return len(self._pending)
+
     def connected_agent(self, linkedid: str) -> str | None:
         """The agent id a queue connected this call to, if any (from AgentConnect)."""
         found = self._connected_agent.get(linkedid)

@@ -102,7 +102,7 @@ def test_caller_reaches_a_registered_softphone_and_the_record_matches(
         phone.stop()
     assert engine.repository is not None
     # the recording row follows the hangup by about a second
-    reactor_thread.wait_for(lambda: not engine._pending, timeout=10, message="record writes still pending")
+    reactor_thread.wait_for(lambda: engine.writes_pending == 0, timeout=10, message="record writes still pending")
     (record,) = reactor_thread.call(engine.repository.list_recent_call_records, limit=5)
     assert record.agent_id == "1001" and record.phone == "13811112222"
     assert "language=1" in record.ivr_path and "main_menu=0" in record.ivr_path
