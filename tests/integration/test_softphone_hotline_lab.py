@@ -72,43 +72,55 @@ def engine_on_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_pa
         lab_factory.stop(handle)
 
 
-def test_caller_reaches_a_registered_softphone_and_the_record_matches(
-    engine_on_lab: tuple[EngineServices, Any, Any], reactor_thread: ReactorThread, tmp_path: Path
-) -> None:
-    """IVR by DTMF -> hotline queue -> SIPp softphone answers -> CSAT 5 -> record + recording."""
-    services, handle, secrets = engine_on_lab
+def _call_through_the_hotline(
+    lab: tuple[EngineServices, Any, Any], reactor_thread: ReactorThread, tmp_path: Path, *,
+    caller_id: str, variables: dict[str, object], hold_seconds: float, wait_seconds: float,
+) -> tuple[Any, int]:
+    """Softphone agent 1001 registers and logs in; one caller dials 400 with ``variables``
+    (DTMF plan, see dialplans/lab/lab.conf). Returns the finished call record and how many
+    INVITEs the softphone saw."""
+    services, handle, secrets = lab
     engine = services.engine
     phone = Softphone("1001", handle.ports.sip, secrets.sip_secret("1001"), workdir=tmp_path / "sipp",
                       avoid_ports=handle.ports.all_ports())
     try:
         assert phone.register().ok
-        phone.answer_calls(1, hold_seconds=4, pcap=G711A_PCAP, timeout=90)
+        phone.answer_calls(1, hold_seconds=hold_seconds, pcap=G711A_PCAP, timeout=90)
         reactor_thread.call(engine.agent_service.login, "1001", ["hotline"], timeout=10)
         reactor_thread.wait_for(lambda: engine.agents.state_of("1001").value == "ready", timeout=10,
                                 message="agent 1001 never became ready")
-        action = actions.originate(
-            "Local/400@from-pstn/n", context="lab-caller", exten="s", priority=1,
-            caller_id="SIP test <13811112222>", timeout_ms=20000,
-            variables={"LAB_SECONDS": 80, "LAB_DELAY": 2, "LAB_DTMF": "1", "LAB_DELAY2": 3, "LAB_DTMF2": "0",
-                       "LAB_REPEAT_DTMF": "5"},
-        )
+        action = actions.originate("Local/400@from-pstn/n", context="lab-caller", exten="s", priority=1,
+                                   caller_id=caller_id, timeout_ms=20000, variables=variables)
         response: Any = reactor_thread.call(services.ami.originate, action, timeout=30)
         assert response.get("Response") == "Success"
-        reactor_thread.wait_for(lambda: engine.records_written >= 1, timeout=80,
+        reactor_thread.wait_for(lambda: engine.records_written >= 1, timeout=wait_seconds,
                                 message="no call record written")
-        answered = phone.wait_answered(timeout=5)
-        assert answered.invites == 1
+        invites = phone.wait_answered(timeout=5).invites
     finally:
         phone.stop()
     assert engine.repository is not None
     # the recording row follows the hangup by about a second
     reactor_thread.wait_for(lambda: engine.writes_pending == 0, timeout=10, message="record writes still pending")
     (record,) = reactor_thread.call(engine.repository.list_recent_call_records, limit=5)
+    return record, invites
+
+
+def test_caller_reaches_a_registered_softphone_and_the_record_matches(
+    engine_on_lab: tuple[EngineServices, Any, Any], reactor_thread: ReactorThread, tmp_path: Path
+) -> None:
+    """IVR by DTMF -> hotline queue -> SIPp softphone answers -> CSAT 5 -> record + recording."""
+    record, invites = _call_through_the_hotline(
+        engine_on_lab, reactor_thread, tmp_path, caller_id="SIP test <13811112222>", hold_seconds=4,
+        wait_seconds=80, variables={"LAB_SECONDS": 80, "LAB_DELAY": 2, "LAB_DTMF": "1", "LAB_DELAY2": 3,
+                                    "LAB_DTMF2": "0", "LAB_REPEAT_DTMF": "5"})
+    assert invites == 1
     assert record.agent_id == "1001" and record.phone == "13811112222"
     assert "language=1" in record.ivr_path and "main_menu=0" in record.ivr_path
     assert record.csat == 5
     assert 3 <= (record.talk_seconds or 0) <= 6
-    (recording,) = reactor_thread.call(engine.repository.list_recordings_for_call, record.id)
+    repo = engine_on_lab[0].engine.repository
+    assert repo is not None
+    (recording,) = reactor_thread.call(repo.list_recordings_for_call, record.id)
     assert recording.size_bytes > 44 and recording.agent_id == "1001"
     call_seconds = (record.ended_at - record.answered_at).total_seconds()
     assert abs(recording.duration_seconds - call_seconds) <= 1.5, (recording.duration_seconds, call_seconds)
@@ -119,28 +131,9 @@ def test_invalid_digits_follow_the_retries_then_the_fallback_to_an_agent(
 ) -> None:
     """A caller pressing only 9: each menu retries as the flow says, then falls back (language ->
     Mandarin, main menu -> agent); the survey gets no valid score, so the record has no CSAT."""
-    services, handle, secrets = engine_on_lab
-    engine = services.engine
-    phone = Softphone("1001", handle.ports.sip, secrets.sip_secret("1001"), workdir=tmp_path / "sipp",
-                      avoid_ports=handle.ports.all_ports())
-    try:
-        assert phone.register().ok
-        phone.answer_calls(1, hold_seconds=2, pcap=G711A_PCAP, timeout=90)
-        reactor_thread.call(engine.agent_service.login, "1001", ["hotline"], timeout=10)
-        reactor_thread.wait_for(lambda: engine.agents.state_of("1001").value == "ready", timeout=10,
-                                message="agent 1001 never became ready")
-        action = actions.originate(
-            "Local/400@from-pstn/n", context="lab-caller", exten="s", priority=1,
-            caller_id="Confused caller <13822223333>", timeout_ms=20000,
-            variables={"LAB_SECONDS": 80, "LAB_DELAY": 1, "LAB_REPEAT_DTMF": "9"},
-        )
-        response: Any = reactor_thread.call(services.ami.originate, action, timeout=30)
-        assert response.get("Response") == "Success"
-        reactor_thread.wait_for(lambda: engine.records_written >= 1, timeout=80, message="no call record written")
-    finally:
-        phone.stop()
-    assert engine.repository is not None
-    (record,) = reactor_thread.call(engine.repository.list_recent_call_records, limit=5)
+    record, _ = _call_through_the_hotline(
+        engine_on_lab, reactor_thread, tmp_path, caller_id="Confused caller <13822223333>", hold_seconds=2,
+        wait_seconds=80, variables={"LAB_SECONDS": 80, "LAB_DELAY": 1, "LAB_REPEAT_DTMF": "9"})
     path = record.ivr_path
     assert path.count("language:invalid") == 2  # the first try and one retry (retries: 1)
     assert path.count("main_menu:invalid") == 3  # the first try and two retries (retries: 2)
@@ -153,28 +146,9 @@ def test_silence_times_out_through_the_retries_then_the_fallback_to_an_agent(
 ) -> None:
     """A caller who presses nothing: each menu times out, retries as the flow says, then falls
     back (language -> Mandarin, main menu -> agent); no survey score, no CSAT."""
-    services, handle, secrets = engine_on_lab
-    engine = services.engine
-    phone = Softphone("1001", handle.ports.sip, secrets.sip_secret("1001"), workdir=tmp_path / "sipp",
-                      avoid_ports=handle.ports.all_ports())
-    try:
-        assert phone.register().ok
-        phone.answer_calls(1, hold_seconds=2, pcap=G711A_PCAP, timeout=90)
-        reactor_thread.call(engine.agent_service.login, "1001", ["hotline"], timeout=10)
-        reactor_thread.wait_for(lambda: engine.agents.state_of("1001").value == "ready", timeout=10,
-                                message="agent 1001 never became ready")
-        action = actions.originate(
-            "Local/400@from-pstn/n", context="lab-caller", exten="s", priority=1,
-            caller_id="Silent caller <13833334444>", timeout_ms=20000,
-            variables={"LAB_SECONDS": 90, "LAB_DELAY": 1},
-        )
-        response: Any = reactor_thread.call(services.ami.originate, action, timeout=30)
-        assert response.get("Response") == "Success"
-        reactor_thread.wait_for(lambda: engine.records_written >= 1, timeout=90, message="no call record written")
-    finally:
-        phone.stop()
-    assert engine.repository is not None
-    (record,) = reactor_thread.call(engine.repository.list_recent_call_records, limit=5)
+    record, _ = _call_through_the_hotline(
+        engine_on_lab, reactor_thread, tmp_path, caller_id="Silent caller <13833334444>", hold_seconds=2,
+        wait_seconds=90, variables={"LAB_SECONDS": 90, "LAB_DELAY": 1})
     path = record.ivr_path
     assert path.count("language:timeout") == 2  # the first try and one retry (retries: 1)
     assert path.count("main_menu:timeout") == 3  # the first try and two retries (retries: 2)
