@@ -45,6 +45,7 @@ from callcenter.settings import Settings
 from callcenter.staffing.live import LiveStaffingAdvisor, StaffingAdvice
 from callcenter.state.agents import AgentAnomaly, AgentBoard, AgentStateChanged
 from callcenter.state.calls import (
+    Call,
     CallAnswered,
     CallEnded,
     CallStarted,
@@ -326,22 +327,30 @@ class Engine(Service):
         call = self.calls.call(linkedid, self.clock.seconds())
         if self.repository is None or call is None or call.variables.get("CC_DIRECTION") != "inbound":
             return succeed(None)
+        result = self._create_record(call, agent)
+        self._open_records[linkedid] = result
+        self._track(result)
+        return _fork(result)
+
+    def _create_record(self, call: Call, agent: str | None) -> Deferred[CallRecord | None]:
+        """Insert the call record of ``call`` (live or ended snapshot); failures are logged."""
+        assert self.repository is not None
         variables = call.variables
         started = _utc(call.started_at)
         new = NewCallRecord(
             started_at=started,
             direction="inbound",
-            customer_id=int(variables["CC_CUSTOMER_ID"]) if variables.get("CC_CUSTOMER_ID", "").isdigit() else None,
+            customer_id=_customer_id(variables),
             customer_name=variables.get("CC_CUSTOMER_NAME")
             or (call.caller_id_name if call.caller_id_name not in ("", "<unknown>") else None),
             phone=call.caller_id_num if call.caller_id_num not in ("", "<unknown>") else None,
             agent_id=agent,
             queue=variables.get("CC_QUEUE") or self.hotline_queue,
             uniqueid=call.channels[0] if call.channels else None,
-            linkedid=linkedid,
+            linkedid=call.linkedid,
             answered_at=_utc(call.answered_at) if call.answered_at is not None else None,
             issue_type=variables.get("CC_TOPIC") or None,
-            ivr_path=tuple(p for p in variables.get("CC_IVR_MAIN_PATH", "").split(">") if p),
+            ivr_path=_ivr_path(variables),
         )
         day = started.astimezone(self.timezone).date()
         created = self.repository.create_call_record(new, site_prefix=self.settings.site.ticket_prefix, ticket_day=day)
@@ -353,15 +362,17 @@ class Engine(Service):
 
         def failed(failure: Failure) -> None:
             self.metrics.db_errors.labels("create_call_record").inc()
-            _log.failure("record.failed linkedid={linkedid}", failure, linkedid=linkedid)
+            _log.failure("record.failed linkedid={linkedid}", failure, linkedid=call.linkedid)
 
         result: Deferred[CallRecord | None] = created.addCallbacks(opened, failed)
-        self._open_records[linkedid] = result
-        self._track(result)
-        return _fork(result)
+        return result
 
     def record_call(self, ended: CallEnded) -> Deferred[CallRecord | None]:
-        """Complete (or create) the call record of an ended inbound call, then its recording."""
+        """Complete (or create) the call record of an ended inbound call, then its recording.
+
+        A call that never rang an agent (abandoned in the IVR or the queue, after hours)
+        gets its record here, from the ended call's snapshot.
+        """
         if self.repository is None:
             return succeed(None)
         repo = self.repository
@@ -372,17 +383,19 @@ class Engine(Service):
             _float(variables.get("QUEUEWAIT")) if variables.get("QUEUEWAIT") else None)
         agent = connected_agent or _agent_from_interface(variables.get("MEMBERINTERFACE"))
         started = _utc(call.started_at)
-        opened = self._open_records.pop(call.linkedid, None) or self.open_record_from_end(ended, agent)
+        opened = self._open_records.pop(call.linkedid, None) or self._create_record(call, agent)
+        customer_id = _customer_id(variables)
+        csat = variables.get("CC_CSAT", "")
         changes = CallRecordUpdate(
             agent_id=agent,
-            customer_id=int(variables["CC_CUSTOMER_ID"]) if variables.get("CC_CUSTOMER_ID", "").isdigit() else UNSET,
+            customer_id=customer_id if customer_id is not None else UNSET,
             answered_at=_utc(call.answered_at) if call.answered_at is not None else None,
             ended_at=_utc(ended.at),
             wait_seconds=round(wait) if wait is not None else None,
             talk_seconds=round(ended.talk_time),
             issue_type=variables.get("CC_TOPIC") or UNSET,
-            csat=int(variables["CC_CSAT"]) if variables.get("CC_CSAT", "") in ("1", "2", "3", "4", "5") else UNSET,
-            ivr_path=tuple(p for p in variables.get("CC_IVR_MAIN_PATH", "").split(">") if p) or UNSET,
+            csat=int(csat) if csat in ("1", "2", "3", "4", "5") else UNSET,
+            ivr_path=_ivr_path(variables) or UNSET,
             # a call-back request from the IVR is the call's outcome until an agent calls back
             outcome=f"callback requested: {variables['CC_CALLBACK']}" if variables.get("CC_CALLBACK") else UNSET,
         )
@@ -409,28 +422,6 @@ class Engine(Service):
 
         result: Deferred[CallRecord | None] = opened.addCallback(complete).addCallbacks(written, failed)
         return result
-
-    def open_record_from_end(self, ended: CallEnded, agent: str | None) -> Deferred[CallRecord | None]:
-        """A call that ended without ringing an agent (abandoned, IVR only): open its record now."""
-        linkedid = ended.linkedid
-        if self.calls.call(linkedid, self.clock.seconds()) is not None:
-            return self.open_record(linkedid, agent)
-        # The call is gone from the live state: create from the ended snapshot.
-        assert self.repository is not None
-        call = ended.call
-        variables = call.variables
-        started = _utc(call.started_at)
-        new = NewCallRecord(
-            started_at=started, direction="inbound",
-            customer_name=variables.get("CC_CUSTOMER_NAME")
-            or (call.caller_id_name if call.caller_id_name not in ("", "<unknown>") else None),
-            phone=call.caller_id_num if call.caller_id_num not in ("", "<unknown>") else None,
-            agent_id=agent, queue=variables.get("CC_QUEUE") or self.hotline_queue,
-            uniqueid=call.channels[0] if call.channels else None, linkedid=linkedid,
-        )
-        day = started.astimezone(self.timezone).date()
-        created = self.repository.create_call_record(new, site_prefix=self.settings.site.ticket_prefix, ticket_day=day)
-        return cast("Deferred[CallRecord | None]", created)
 
     def _add_recording_later(self, record: CallRecord, path: str, started: datetime,
                              agent: str | None) -> Deferred[None]:
@@ -566,6 +557,17 @@ class Engine(Service):
             "agents": {state: sum(1 for a in self.agents.agents() if a.state.value == state)
                        for state in ("ready", "ringing", "on_call", "wrap_up", "paused")},
         }
+
+
+def _customer_id(variables: Mapping[str, str]) -> int | None:
+    """The CRM customer id the ``hotline`` script put on the call, if any."""
+    value = variables.get("CC_CUSTOMER_ID", "")
+    return int(value) if value.isdigit() else None
+
+
+def _ivr_path(variables: Mapping[str, str]) -> tuple[str, ...]:
+    """The IVR walk (``CC_IVR_MAIN_PATH``, nodes joined by ``>``) as a tuple."""
+    return tuple(p for p in variables.get("CC_IVR_MAIN_PATH", "").split(">") if p)
 
 
 def _fork(master: Deferred[T]) -> Deferred[T]:
