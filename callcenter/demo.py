@@ -61,14 +61,21 @@ def publish_prompts(settings: Settings, runtime: Any) -> int:
     return len(files)
 
 
-def open_around_the_clock(flow: Path, out: Path) -> Path:
-    """A copy of ``flow`` whose business hours cover the whole week and with no holidays,
-    so the demo reaches agents at any hour (the shipped hours are tested separately)."""
+def flow_with_hours(flow: Path, out: Path, hours: str, *, holidays: bool = True) -> Path:
+    """Write a copy of ``flow`` whose ``business_hours`` are ``hours`` on every day (e.g.
+    ``'00:00-23:59'`` or ``closed``), without its holidays unless ``holidays``."""
     text = flow.read_text(encoding="utf-8")
-    start, end = text.index("business_hours:"), text.index("\nprompts:")
-    days = ", ".join(f"{day}: '00:00-23:59'" for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
-    out.write_text(text[:start] + f"business_hours: {{{days}}}\nholidays: []\n" + text[end:], encoding="utf-8")
+    start, end = text.index("business_hours:"), text.index("\nholidays:" if holidays else "\nprompts:")
+    days = ", ".join(f"{day}: {hours}" for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
+    tail = "" if holidays else "\nholidays: []"
+    out.write_text(text[:start] + f"business_hours: {{{days}}}{tail}" + text[end:], encoding="utf-8")
     return out
+
+
+def open_around_the_clock(flow: Path, out: Path) -> Path:
+    """A copy of ``flow`` open the whole week with no holidays, so the demo reaches agents at
+    any hour (the shipped hours are tested separately)."""
+    return flow_with_hours(flow, out, "'00:00-23:59'", holidays=False)
 
 
 def _say(text: str) -> None:

@@ -19,6 +19,7 @@ import pytest
 
 from callcenter.ami import actions
 from callcenter.asterisk.render import AsteriskEndpoints, render_project_config
+from callcenter.demo import flow_with_hours
 from callcenter.engine import RecordingPaths
 from callcenter.lab.instance import InstanceEndpoints, tcp_port_free
 from callcenter.secrets import load_or_create_secrets
@@ -32,14 +33,6 @@ pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _closed_flow(out: Path) -> Path:
-    text = (ROOT / "ivr_flows/hotline.yaml").read_text(encoding="utf-8")
-    start, end = text.index("business_hours:"), text.index("\nholidays:")
-    days = ", ".join(f"{d}: closed" for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
-    out.write_text(text[:start] + f"business_hours: {{{days}}}" + text[end:], encoding="utf-8")
-    return out
-
-
 @pytest.fixture
 def engine_on_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path) -> Iterator[EngineServices]:
     base = load_settings(ROOT / "config")
@@ -49,7 +42,7 @@ def engine_on_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_pa
         database=replace(base.database, url=f"sqlite:///{tmp_path / 'cc.sqlite3'}"),
         http=replace(base.http, port=0),
         metrics=replace(base.metrics, port=0),
-        ivr=replace(base.ivr, hotline_flow=_closed_flow(tmp_path / "closed.yaml"), sounds_dir=tmp_path / "sounds"),
+        ivr=replace(base.ivr, hotline_flow=flow_with_hours(ROOT / "ivr_flows/hotline.yaml", tmp_path / "closed.yaml", "closed"), sounds_dir=tmp_path / "sounds"),
     )
     secrets = load_or_create_secrets(settings.site.state_dir, [a.id for a in settings.agents])
     agi_port = next(p for p in range(25573, 25773) if tcp_port_free(p))
