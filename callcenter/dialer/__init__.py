@@ -1,0 +1,1 @@
+"""The outbound dialer: campaigns, leads, pacing, and the service that places calls."""
