@@ -1,0 +1,203 @@
+"""The dialer's calls in flight, sans-IO: from Originate to one recorded outcome each.
+
+:class:`DialBook` is fed what the Twisted side sees, with the time it saw it:
+
+- :meth:`DialBook.placed` when an ``Originate`` is sent (the engine chose the new
+  channel's ``Uniqueid`` with ``ChannelId``, so every later event can be matched);
+- :meth:`DialBook.originate_response` with the ``OriginateResponse`` event: a busy,
+  unanswered or failed call ends here (``Reason`` 5, 3, 8/0/1), an answered one waits for
+  the dialplan;
+- :meth:`DialBook.handle` with every AMI event: the dialplan's ``UserEvent``\\s
+  (``DialerAnswered``, ``DialerAMD``, ``DialerResult``, see ``dialplans/dialer.conf``)
+  and the outbound queue's ``AgentConnect`` (answer -> agent bridged latency);
+- :meth:`DialBook.expire` from a timer: a call that never got its final event (an AMI
+  reconnect lost it) ends as ``failed`` instead of staying in flight forever.
+
+Each call ends exactly once, as a :class:`DialEnded` carrying the outcome the pacer and
+the lead's attempt history need. Everything else (storage, pacing, metrics) happens in
+:mod:`callcenter.dialer.service`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Final
+
+from callcenter.ami.codec import Message
+from callcenter.dialer.campaign import ATTEMPT_OUTCOMES
+from callcenter.state.agents import agent_id_of
+
+__all__ = ["Dial", "DialBook", "DialEnded", "outcome_of_reason"]
+
+#: OriginateResponse ``Reason`` codes (Asterisk's AST_CONTROL_*): how an unanswered call ended.
+_REASONS: Final = {"1": "failed", "3": "noanswer", "5": "busy", "8": "failed", "0": "failed"}
+_ANSWERED: Final = "4"
+
+
+def outcome_of_reason(reason: str | None) -> str | None:
+    """The outcome of an ``OriginateResponse`` ``Reason``; None for 4 (answered: see the dialplan)."""
+    if reason == _ANSWERED:
+        return None
+    return _REASONS.get(reason or "", "failed")
+
+
+@dataclass(frozen=True)
+class Dial:
+    """One call placed for one attempt of one lead."""
+
+    attempt_id: int
+    lead_id: int
+    campaign_id: int
+    uniqueid: str
+    placed_at: float
+    answered_at: float | None = None
+    amd_at: float | None = None
+    amd_status: str | None = None
+    amd_cause: str | None = None
+    connected_at: float | None = None
+    agent: str | None = None
+
+    @property
+    def answered(self) -> bool:
+        """True once the far end answered (the dialplan reported it, or Originate did)."""
+        return self.answered_at is not None
+
+
+@dataclass(frozen=True)
+class DialEnded:
+    """A call's one final outcome (one of ``ATTEMPT_OUTCOMES``) and its timings, in seconds."""
+
+    dial: Dial
+    outcome: str
+    ended_at: float
+    ring_seconds: float
+    connect_seconds: float | None  # answer verdict (AMD, or answer) -> agent bridged
+    queue_status: str | None
+    detail: str
+
+
+class DialBook:
+    """Calls in flight, by attempt id and by the answered channel's ``Uniqueid``."""
+
+    def __init__(self) -> None:
+        self._by_attempt: dict[int, Dial] = {}
+        self._by_uniqueid: dict[str, int] = {}
+        self.unknown_events = 0
+
+    def __len__(self) -> int:
+        return len(self._by_attempt)
+
+    def __contains__(self, attempt_id: object) -> bool:
+        return attempt_id in self._by_attempt
+
+    def dials(self) -> list[Dial]:
+        """Every call in flight, oldest first."""
+        return sorted(self._by_attempt.values(), key=lambda d: d.placed_at)
+
+    def ringing(self, now: float) -> list[float]:
+        """Seconds each unanswered call has been ringing (the pacer's ``dials_ringing``)."""
+        return [now - d.placed_at for d in self._by_attempt.values() if d.answered_at is None]
+
+    def answered_waiting(self) -> int:
+        """Answered calls not yet with an agent nor ended (in AMD or the queue)."""
+        return sum(1 for d in self._by_attempt.values() if d.answered_at is not None and d.connected_at is None)
+
+    def placed(self, attempt_id: int, lead_id: int, campaign_id: int, uniqueid: str, now: float) -> Dial:
+        """An ``Originate`` was sent for ``attempt_id`` with ``ChannelId: uniqueid``."""
+        if attempt_id in self._by_attempt:
+            raise ValueError(f"attempt {attempt_id} is already in flight")
+        if uniqueid in self._by_uniqueid:
+            raise ValueError(f"uniqueid {uniqueid!r} is already in flight")
+        dial = Dial(attempt_id, lead_id, campaign_id, uniqueid, now)
+        self._by_attempt[attempt_id] = dial
+        self._by_uniqueid[uniqueid] = attempt_id
+        return dial
+
+    def originate_response(self, attempt_id: int, msg: Message, now: float) -> DialEnded | None:
+        """The ``OriginateResponse`` of ``attempt_id``: ends an unanswered call."""
+        dial = self._by_attempt.get(attempt_id)
+        if dial is None:
+            return None
+        outcome = outcome_of_reason(msg.get("Reason"))
+        if outcome is None:
+            if dial.answered_at is None:
+                self._by_attempt[attempt_id] = replace(dial, answered_at=now)
+            return None
+        return self._end(dial, outcome, now, detail=f"OriginateResponse {msg.get('Response')} reason {msg.get('Reason')}")
+
+    def failed(self, attempt_id: int, now: float, detail: str) -> DialEnded | None:
+        """The call could not be placed or was lost (an AMI error, a timeout)."""
+        dial = self._by_attempt.get(attempt_id)
+        return None if dial is None else self._end(dial, "failed", now, detail=detail)
+
+    def handle(self, msg: Message, now: float) -> DialEnded | None:
+        """One AMI event; returns the call's end when this event is its final one."""
+        name = msg.name
+        if name == "UserEvent":
+            return self._user_event(msg, now)
+        if name == "AgentConnect":
+            attempt_id = self._by_uniqueid.get(msg.get("Uniqueid") or "")
+            dial = self._by_attempt.get(attempt_id) if attempt_id is not None else None
+            if dial is not None and dial.connected_at is None:
+                self._by_attempt[dial.attempt_id] = replace(
+                    dial, connected_at=now, agent=_agent(msg.get("Interface")) or dial.agent)
+        return None
+
+    def expire(self, now: float, older_than: float) -> list[DialEnded]:
+        """End every call placed more than ``older_than`` seconds ago as ``failed`` (lost)."""
+        stale = [d for d in self._by_attempt.values() if now - d.placed_at > older_than]
+        return [self._end(d, "failed", now, detail=f"no final event within {older_than:.0f} s") for d in stale]
+
+    # ------------------------------------------------------------------ internals
+
+    def _user_event(self, msg: Message, now: float) -> DialEnded | None:
+        kind = msg.get("UserEvent")
+        if kind not in ("DialerAnswered", "DialerAMD", "DialerResult"):
+            return None
+        attempt_id = _int(msg.get("Attempt"))
+        dial = self._by_attempt.get(attempt_id) if attempt_id is not None else None
+        if dial is None:
+            self.unknown_events += 1
+            return None
+        if dial.answered_at is None:
+            dial = replace(dial, answered_at=now)
+        if kind == "DialerAMD":
+            dial = replace(dial, amd_at=now, amd_status=msg.get("AMDStatus") or None,
+                           amd_cause=msg.get("AMDCause") or None)
+        self._by_attempt[dial.attempt_id] = dial
+        if kind != "DialerResult":
+            return None
+        outcome = (msg.get("Outcome") or "").lower()
+        if outcome not in ATTEMPT_OUTCOMES:
+            return self._end(dial, "failed", now, detail=f"DialerResult with unknown outcome {outcome!r}")
+        agent = _agent(msg.get("Agent")) or dial.agent
+        if dial.amd_status is None and msg.get("AMDStatus"):
+            dial = replace(dial, amd_status=msg.get("AMDStatus"), amd_cause=msg.get("AMDCause") or None)
+        return self._end(replace(dial, agent=agent), outcome, now,
+                         queue_status=msg.get("QueueStatus") or None,
+                         detail=msg.get("Detail") or "")
+
+    def _end(self, dial: Dial, outcome: str, now: float, *, queue_status: str | None = None,
+             detail: str = "") -> DialEnded:
+        self._by_attempt.pop(dial.attempt_id, None)
+        self._by_uniqueid.pop(dial.uniqueid, None)
+        answered = dial.answered_at
+        ring = (answered if answered is not None else now) - dial.placed_at
+        connect = None
+        if dial.connected_at is not None:
+            verdict = dial.amd_at if dial.amd_at is not None else answered
+            connect = max(0.0, dial.connected_at - (verdict if verdict is not None else dial.connected_at))
+        return DialEnded(dial, outcome, now, max(0.0, ring), connect, queue_status, detail)
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+def _agent(interface: str | None) -> str | None:
+    """``Local/2101@lab-agents/n`` or ``PJSIP/agent2101`` -> ``2101``."""
+    return agent_id_of(interface) if interface else None
+
