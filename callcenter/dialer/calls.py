@@ -27,7 +27,7 @@ from callcenter.ami.codec import Message
 from callcenter.dialer.campaign import ATTEMPT_OUTCOMES
 from callcenter.state.agents import agent_id_of
 
-__all__ = ["Dial", "DialBook", "DialEnded", "outcome_of_reason"]
+__all__ = ["Dial", "DialBook", "DialConnected", "DialEnded", "DialFact", "outcome_of_reason"]
 
 #: OriginateResponse ``Reason`` codes (Asterisk's AST_CONTROL_*): how an unanswered call ended.
 _REASONS: Final = {"1": "failed", "3": "noanswer", "5": "busy", "8": "failed", "0": "failed"}
@@ -74,6 +74,18 @@ class DialEnded:
     connect_seconds: float | None  # answer verdict (AMD, or answer) -> agent bridged
     queue_status: str | None
     detail: str
+
+
+@dataclass(frozen=True)
+class DialConnected:
+    """An answered human was bridged to an agent (``AgentConnect``): the pacer learns it now."""
+
+    dial: Dial
+    ring_seconds: float
+    connect_seconds: float
+
+
+DialFact = DialConnected | DialEnded
 
 
 class DialBook:
@@ -130,8 +142,8 @@ class DialBook:
         dial = self._by_attempt.get(attempt_id)
         return None if dial is None else self._end(dial, "failed", now, detail=detail)
 
-    def handle(self, msg: Message, now: float) -> DialEnded | None:
-        """One AMI event; returns the call's end when this event is its final one."""
+    def handle(self, msg: Message, now: float) -> DialFact | None:
+        """One AMI event; returns what it meant for a call in flight, if anything."""
         name = msg.name
         if name == "UserEvent":
             return self._user_event(msg, now)
@@ -139,14 +151,32 @@ class DialBook:
             attempt_id = self._by_uniqueid.get(msg.get("Uniqueid") or "")
             dial = self._by_attempt.get(attempt_id) if attempt_id is not None else None
             if dial is not None and dial.connected_at is None:
-                self._by_attempt[dial.attempt_id] = replace(
-                    dial, connected_at=now, agent=_agent(msg.get("Interface")) or dial.agent)
+                answered = dial.answered_at if dial.answered_at is not None else now
+                dial = replace(dial, answered_at=answered, connected_at=now,
+                               agent=_agent(msg.get("Interface")) or dial.agent)
+                self._by_attempt[dial.attempt_id] = dial
+                verdict = dial.amd_at if dial.amd_at is not None else answered
+                return DialConnected(dial, answered - dial.placed_at, max(0.0, now - verdict))
         return None
 
-    def expire(self, now: float, older_than: float) -> list[DialEnded]:
-        """End every call placed more than ``older_than`` seconds ago as ``failed`` (lost)."""
-        stale = [d for d in self._by_attempt.values() if now - d.placed_at > older_than]
-        return [self._end(d, "failed", now, detail=f"no final event within {older_than:.0f} s") for d in stale]
+    def expire(self, now: float, *, ringing: float, answered: float, connected: float) -> list[DialEnded]:
+        """End calls whose final event is overdue as ``failed`` (lost, e.g. over an AMI reconnect).
+
+        Limits in seconds since placed: ``ringing`` for unanswered calls (the ring timeout
+        plus a margin), ``answered`` for calls in AMD or the queue, ``connected`` for calls
+        with an agent (a conversation ends the attempt only when it hangs up).
+        """
+        ends = []
+        for dial in list(self._by_attempt.values()):
+            limit = ringing if dial.answered_at is None else answered if dial.connected_at is None else connected
+            if now - dial.placed_at > limit:
+                ends.append(self._end(dial, "failed", now, detail=f"no final event within {limit:.0f} s"))
+        return ends
+
+    def forget_missing(self, live_uniqueids: set[str], now: float) -> list[DialEnded]:
+        """After an AMI resync: answered calls whose channel is gone end as ``failed``."""
+        gone = [d for d in self._by_attempt.values() if d.answered_at is not None and d.uniqueid not in live_uniqueids]
+        return [self._end(d, "failed", now, detail="channel gone after an AMI reconnect") for d in gone]
 
     # ------------------------------------------------------------------ internals
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from callcenter.ami.codec import Message
-from callcenter.dialer.calls import DialBook, outcome_of_reason
+from callcenter.dialer.calls import DialBook, DialConnected, outcome_of_reason
 
 
 def ev(name: str, **headers: object) -> Message:
@@ -41,7 +41,10 @@ def test_human_connected_to_an_agent_reports_connect_latency() -> None:
     assert book.ringing(105.0) == [] and book.answered_waiting() == 1
     assert book.handle(user("DialerAnswered", 7), 104.1) is None
     assert book.handle(user("DialerAMD", 7, AMDStatus="HUMAN", AMDCause="HUMAN-800-800"), 106.5) is None
-    assert book.handle(ev("AgentConnect", Uniqueid="dial-7", Interface="Local/2101@lab-agents/n"), 107.1) is None
+    connected = book.handle(ev("AgentConnect", Uniqueid="dial-7", Interface="Local/2101@lab-agents/n"), 107.1)
+    assert isinstance(connected, DialConnected) and connected.dial.agent == "2101"
+    assert connected.ring_seconds == pytest.approx(4.0) and connected.connect_seconds == pytest.approx(0.6)
+    assert book.handle(ev("AgentConnect", Uniqueid="dial-7", Interface="Local/2101@lab-agents/n"), 107.2) is None
     assert book.answered_waiting() == 0
     end = book.handle(user("DialerResult", 7, Outcome="human", QueueStatus=""), 140.0)
     assert end is not None
@@ -76,8 +79,20 @@ def test_lost_calls_expire_as_failed_and_nothing_is_in_flight_twice() -> None:
         book.placed(7, lead_id=70, campaign_id=1, uniqueid="dial-x", now=150.0)
     with pytest.raises(ValueError, match="dial-8"):
         book.placed(9, lead_id=90, campaign_id=1, uniqueid="dial-8", now=150.0)
-    ends = book.expire(now=200.0, older_than=60.0)
+    ends = book.expire(now=200.0, ringing=60.0, answered=60.0, connected=60.0)
     assert [(e.dial.attempt_id, e.outcome) for e in ends] == [(7, "failed")]
     assert 8 in book and 7 not in book
     assert book.failed(8, 201.0, "AMI not connected") is not None
     assert book.failed(8, 202.0, "twice") is None
+
+
+def test_connected_calls_outlive_the_ringing_limit_and_resync_drops_gone_channels() -> None:
+    """A conversation is not expired with the ringing limit; a channel gone after a reconnect ends."""
+    book = book_with()
+    book.placed(8, lead_id=80, campaign_id=1, uniqueid="dial-8", now=100.0)
+    book.handle(ev("AgentConnect", Uniqueid="dial-7", Interface="PJSIP/agent2101"), 105.0)
+    ends = book.expire(now=400.0, ringing=40.0, answered=120.0, connected=4 * 3600.0)
+    assert [e.dial.attempt_id for e in ends] == [8]
+    assert 7 in book
+    gone = book.forget_missing({"something-else"}, 401.0)
+    assert [(e.dial.attempt_id, e.outcome) for e in gone] == [(7, "failed")]
