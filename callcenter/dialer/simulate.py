@@ -1,0 +1,590 @@
+"""A seeded discrete-event simulation of an outbound campaign day, driving any pacer.
+
+This module owns the simulator behind ``callcenter dialer simulate`` and
+``bench/dialer_pacing.py``: the workloads (:class:`Workload`), one simulated day
+(:func:`simulate_day`), many seeded days per workload and pacer (:func:`compare`), the
+table and the goals of issue 5 (:func:`format_table`, :func:`check_goals`) and the CLI
+(:func:`add_arguments`, :func:`run`).
+
+The model, identical for every pacer (the dial stream, talk and wrap-up times come from
+separate seeded streams, so every pacer meets the same called parties in the same order):
+
+- every second the pacer is asked how many dials to place (its tick; VICIdial's pacer
+  acts every 2.5 s of its own accord);
+- each dial is human, machine, busy, failed or unanswered with the workload's shares; the
+  answer share (human + machine) follows a schedule of multipliers through the day;
+  answered calls ring a lognormal time; unanswered ones ring ``ring_timeout``; answers
+  later than that are unanswered;
+- AMD: a human greets for 1-2.5 s and the HUMAN verdict comes 0.8 s after the greeting; a
+  machine verdict comes 2.5-5 s after the answer. A share of humans is classified as
+  machines (hung up; counted as abandoned, Ofcom-style, unless disabled) and a share of
+  machines as humans (they take an agent for 3-10 s);
+- a call classified human takes a ready agent at once, or the first agent freed within
+  2 s of the end of the greeting; otherwise it is abandoned (the safe-harbor message
+  plays, the pacer is told ``abandoned``);
+- agents talk a lognormal time with humans, then wrap up (exponential or fixed), then are
+  ready again; the pacer is told each call's talk and wrap-up.
+
+Abandonment = abandoned / live answers (humans connected + abandoned). Utilization =
+seconds agents talked with humans within the shift / (agents x shift seconds). The
+physical limit is mean talk / (mean talk + mean wrap-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import math
+import multiprocessing
+import sys
+import time
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Final, Literal
+
+import numpy as np
+
+from callcenter.dialer.pacing import (
+    FixedRatioPacer,
+    Pacer,
+    PacingSettings,
+    PredictivePacer,
+    ProgressivePacer,
+    VicidialAdaptivePacer,
+)
+
+__all__ = [
+    "DEFAULT_PACERS",
+    "DEFAULT_WORKLOADS",
+    "WORKLOADS",
+    "DayResult",
+    "Summary",
+    "Workload",
+    "add_arguments",
+    "check_goals",
+    "compare",
+    "format_table",
+    "make_pacer",
+    "run",
+    "simulate_day",
+]
+
+ABANDON_LIMIT: Final = 0.03
+GREETING_S: Final = (1.0, 2.5)
+HUMAN_VERDICT_AFTER_GREETING_S: Final = 0.8
+CONNECT_WITHIN_S: Final = 2.0  # after the end of the greeting (FTC safe harbor)
+MACHINE_VERDICT_S: Final = (2.5, 5.0)
+MACHINE_AS_HUMAN_TALK_S: Final = (3.0, 10.0)
+BUSY_S: Final = (1.0, 4.0)
+FAILED_S: Final = (0.5, 2.0)
+DAY_STARTS_AT_S: Final = 9 * 3600.0  # 09:00 local time, for VICIdial's time of day
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One kind of campaign day. Shares are per dial; ``noanswer`` takes the rest.
+
+    ``answer_schedule``: ``(hours into the day, multiplier)`` steps applied to the human
+    and machine shares (the multiplier in force is the last step started).
+    """
+
+    name: str
+    description: str
+    agents: int = 48
+    shift_hours: float = 8.0
+    human: float = 0.30
+    machine: float = 0.10
+    busy: float = 0.10
+    failed: float = 0.0
+    answer_schedule: tuple[tuple[float, float], ...] = ((0.0, 1.0),)
+    answer_ring_mean: float = 9.0
+    answer_ring_sd: float = 5.0
+    talk_mean: float = 240.0
+    talk_sd: float = 120.0
+    wrap_mean: float = 15.0
+    wrap_distribution: Literal["exponential", "fixed"] = "exponential"
+    amd_human_as_machine: float = 0.0
+    amd_machine_as_human: float = 0.03
+    count_amd_false_positives: bool = True
+    settings: PacingSettings = field(default_factory=PacingSettings)
+
+    def __post_init__(self) -> None:
+        def bad(name: str, why: str) -> ValueError:
+            return ValueError(f"Workload {self.name!r}: {name}: {why}, got "
+                              f"{getattr(self, name)!r}")
+
+        if self.agents < 1:
+            raise bad("agents", "expected at least 1")
+        if not self.shift_hours > 0:
+            raise bad("shift_hours", "expected > 0")
+        for name in ("human", "machine", "busy", "failed", "amd_human_as_machine",
+                     "amd_machine_as_human"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise bad(name, "expected a share in [0, 1]")
+        for name in ("answer_ring_mean", "answer_ring_sd", "talk_mean", "talk_sd"):
+            if not getattr(self, name) > 0:
+                raise bad(name, "expected seconds > 0")
+        if not self.wrap_mean >= 0:
+            raise bad("wrap_mean", "expected seconds >= 0")
+        if not self.answer_schedule or self.answer_schedule[0][0] != 0.0:
+            raise bad("answer_schedule", "expected steps starting at hour 0")
+        top = max(m for _, m in self.answer_schedule)
+        if min(m for _, m in self.answer_schedule) < 0 or (
+                (self.human + self.machine) * top + self.busy + self.failed > 1.0 + 1e-12):
+            raise bad("answer_schedule", "shares times multipliers must stay within [0, 1]")
+
+    @property
+    def physical_limit(self) -> float:
+        """Utilization of agents who never wait: mean talk / (mean talk + mean wrap-up)."""
+        return self.talk_mean / (self.talk_mean + self.wrap_mean)
+
+    @property
+    def shift_seconds(self) -> float:
+        """Length of the day in seconds."""
+        return self.shift_hours * 3600.0
+
+
+WORKLOADS: Final[dict[str, Workload]] = {w.name: w for w in (
+    Workload("reference", "48 agents, 30/10/10/50% human/machine/busy/no answer, "
+             "talk 240+-120 s, wrap 15 s, 8 h"),
+    Workload("answer-halving", "reference; answer rate (human + machine) halves at 4 h",
+             answer_schedule=((0.0, 1.0), (4.0, 0.5))),
+    Workload("team-of-8", "reference with 8 agents", agents=8),
+    Workload("short-calls", "reference with 60+-30 s talk", talk_mean=60.0, talk_sd=30.0),
+    Workload("shift-start", "reference, 1 h day: every agent idle at the start",
+             shift_hours=1.0),
+    Workload("smoke", "4 agents, 15 minutes: a quick check of the tooling",
+             agents=4, shift_hours=0.25),
+    Workload("answer-drift", "reference; answer rate x1.3 in the 1st hour, x0.7 after "
+             "lunch, x1.0 late", answer_schedule=((0.0, 1.3), (1.0, 1.0), (4.0, 0.7),
+                                                  (6.0, 1.0))),
+)}
+
+DEFAULT_WORKLOADS: Final = ("reference", "answer-halving", "team-of-8", "short-calls",
+                             "shift-start", "answer-drift")
+DEFAULT_PACERS: Final = ("progressive", "vicidial-hard", "vicidial-average",
+                          "vicidial-tapered", "predictive")
+
+
+def make_pacer(name: str) -> Pacer:
+    """A fresh pacer by name: ``progressive``, ``fixed:R``, ``vicidial-hard``,
+    ``vicidial-average``, ``vicidial-tapered`` (VICIdial's three adaptive drop modes;
+    ``vicidial`` is ``vicidial-hard``), ``predictive``."""
+    if name == "progressive":
+        return ProgressivePacer()
+    if name == "predictive":
+        return PredictivePacer()
+    if name == "vicidial-tapered":
+        return VicidialAdaptivePacer(mode="TAPERED", clock_offset=DAY_STARTS_AT_S)
+    if name in ("vicidial", "vicidial-hard"):
+        return VicidialAdaptivePacer(mode="HARD_LIMIT", clock_offset=DAY_STARTS_AT_S)
+    if name == "vicidial-average":
+        return VicidialAdaptivePacer(mode="AVERAGE", clock_offset=DAY_STARTS_AT_S)
+    if name.startswith("fixed:"):
+        try:
+            ratio = float(name.split(":", 1)[1])
+        except ValueError:
+            raise ValueError(f"pacer: expected fixed:RATIO, got {name!r}") from None
+        return FixedRatioPacer(ratio)
+    raise ValueError(f"pacer: unknown {name!r}; expected progressive, fixed:R, vicidial, "
+                     "vicidial-hard, vicidial-average, vicidial-tapered or predictive")
+
+
+@dataclass(frozen=True)
+class DayResult:
+    """What one simulated day produced. Outcomes are as the dialer saw them."""
+
+    dials: int
+    outcomes: dict[str, int]
+    in_flight_at_end: int
+    humans_connected: int
+    abandoned: int              # the ledger: dropped humans + counted AMD false positives
+    amd_false_positives: int
+    human_talk_seconds: float   # within the shift
+    busy_seconds: float         # talk (any) + wrap-up within the shift
+    agents: int
+    shift_seconds: float
+
+    @property
+    def live_answers(self) -> int:
+        """Humans connected + abandoned."""
+        return self.humans_connected + self.abandoned
+
+    @property
+    def abandon_rate(self) -> float:
+        """Abandoned / live answers (0 with no live answer)."""
+        return self.abandoned / self.live_answers if self.live_answers else 0.0
+
+    @property
+    def utilization(self) -> float:
+        """Talk seconds with humans / (agents x shift seconds)."""
+        return self.human_talk_seconds / (self.agents * self.shift_seconds)
+
+    @property
+    def realised_limit(self) -> float:
+        """This day's ceiling: human talk / (all talk + wrap-up), all within the shift."""
+        return self.human_talk_seconds / self.busy_seconds if self.busy_seconds else 0.0
+
+    @property
+    def dials_per_agent_hour(self) -> float:
+        """Dials placed per agent-hour of the shift."""
+        return self.dials / (self.agents * self.shift_seconds / 3600.0)
+
+
+class _Uniforms:
+    """Batched draws from one generator: numpy per call is slow, per 4096 it is not."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self._rng = rng
+        self._buf: list[float] = []
+        self._i = 0
+
+    def next(self) -> float:
+        if self._i >= len(self._buf):
+            self._buf = self._rng.random(4096).tolist()
+            self._i = 0
+        value = self._buf[self._i]
+        self._i += 1
+        return value
+
+
+_TICK, _RESOLVE, _DEADLINE, _TALK_END, _WRAP_END = range(5)
+
+
+def simulate_day(workload: Workload, pacer: Pacer, seed: int | Sequence[int]) -> DayResult:
+    """Run one campaign day of ``workload`` with ``pacer``; deterministic for ``seed``."""
+    streams = np.random.SeedSequence(seed).spawn(3)
+    dial_u = _Uniforms(np.random.default_rng(streams[0]))
+    talk_rng = np.random.default_rng(streams[1])
+    wrap_rng = np.random.default_rng(streams[2])
+    settings = workload.settings
+    pacer.configure(settings)
+    ring_timeout = settings.ring_timeout
+    end = workload.shift_seconds
+    n_agents = workload.agents
+
+    sigma2 = math.log1p((workload.talk_sd / workload.talk_mean) ** 2)
+    talks = iter(talk_rng.lognormal(math.log(workload.talk_mean) - sigma2 / 2,
+                                    math.sqrt(sigma2), 200_000).tolist())
+    if workload.wrap_distribution == "fixed":
+        wraps: Iterator[float] = iter([workload.wrap_mean] * 200_000)
+    else:
+        wraps = iter(wrap_rng.exponential(workload.wrap_mean, 200_000).tolist()
+                     if workload.wrap_mean > 0 else [0.0] * 200_000)
+    r_sigma2 = math.log1p((workload.answer_ring_sd / workload.answer_ring_mean) ** 2)
+    r_mu, r_sigma = math.log(workload.answer_ring_mean) - r_sigma2 / 2, math.sqrt(r_sigma2)
+    ring_normals = iter(np.random.default_rng(streams[0].spawn(1)[0])
+                        .standard_normal(400_000).tolist())
+    schedule = [(h * 3600.0, m) for h, m in workload.answer_schedule]
+
+    events: list[tuple[float, int, int, int]] = []
+    seq = 0
+    ready: list[int] = list(range(n_agents))
+    talk_start: dict[int, float] = {}
+    wrap_start: dict[int, float] = {}
+    call_talk: dict[int, tuple[float, float, bool]] = {}  # agent -> (talk, wrap, human)
+    in_flight: dict[int, float] = {}   # dial id -> placed at
+    # dial id -> (placed, verdict, kind) kind: 0 human, 1 machine-as-human
+    waiting: dict[int, tuple[float, float, int]] = {}
+    queue: deque[int] = deque()
+    pending: dict[int, tuple[str, float, int]] = {}  # dial id -> (outcome, placed, kind)
+    outcomes = {o: 0 for o in ("human", "machine", "busy", "noanswer", "failed", "abandoned")}
+    dials = humans = abandoned = fps = 0
+    human_talk = busy = 0.0
+
+    def push(t: float, kind: int, ident: int) -> None:
+        nonlocal seq
+        seq += 1
+        heapq.heappush(events, (t, seq, kind, ident))
+
+    def answer_multiplier(t: float) -> float:
+        m = 1.0
+        for start, mult in schedule:
+            if t >= start:
+                m = mult
+        return m
+
+    def connect(dial: int, t: float, placed: float, verdict: float, kind: int) -> None:
+        nonlocal humans
+        agent = ready.pop()
+        in_flight.pop(dial, None)
+        outcomes["human"] += 1
+        pacer.record_attempt(verdict - placed, "human")
+        if kind == 0:
+            humans += 1
+            talk = next(talks)
+        else:
+            lo, hi = MACHINE_AS_HUMAN_TALK_S
+            talk = lo + (hi - lo) * dial_u.next()
+        talk_start[agent] = t
+        call_talk[agent] = (talk, next(wraps), kind == 0)
+        push(t + talk, _TALK_END, agent)
+
+    t_tick = 0.0
+    push(0.0, _TICK, 0)
+    while events:
+        t, _, kind, ident = heapq.heappop(events)
+        if t >= end:
+            break
+        if kind == _TICK:
+            n = pacer.dials_to_place(
+                t, len(ready), [t - s for s in talk_start.values()],
+                [t - s for s in wrap_start.values()], [t - s for s in in_flight.values()])
+            if n < 0:
+                raise ValueError(f"pacer returned {n} dials")
+            m = answer_multiplier(t)
+            p_h, p_m = workload.human * m, workload.machine * m
+            for _ in range(n):
+                dials += 1
+                dial = dials
+                in_flight[dial] = t
+                u = dial_u.next()
+                z = next(ring_normals)
+                answer = math.exp(r_mu + r_sigma * z)
+                if u < p_h + p_m and answer < ring_timeout:
+                    u1, u2 = dial_u.next(), dial_u.next()
+                    if u < p_h:
+                        greeting = GREETING_S[0] + (GREETING_S[1] - GREETING_S[0]) * u1
+                        verdict = t + answer + greeting + HUMAN_VERDICT_AFTER_GREETING_S
+                        if u2 < workload.amd_human_as_machine:
+                            pending[dial] = ("machine-fp", t, 0)
+                        else:
+                            pending[dial] = ("live", t, 0)
+                    else:
+                        lo, hi = MACHINE_VERDICT_S
+                        verdict = t + answer + lo + (hi - lo) * u1
+                        if u2 < workload.amd_machine_as_human:
+                            verdict = t + answer + GREETING_S[0] + HUMAN_VERDICT_AFTER_GREETING_S
+                            pending[dial] = ("live", t, 1)
+                        else:
+                            pending[dial] = ("machine", t, 1)
+                    push(verdict, _RESOLVE, dial)
+                elif u < p_h + p_m + workload.busy:
+                    pending[dial] = ("busy", t, 2)
+                    push(t + BUSY_S[0] + (BUSY_S[1] - BUSY_S[0]) * dial_u.next(), _RESOLVE, dial)
+                elif u < p_h + p_m + workload.busy + workload.failed:
+                    pending[dial] = ("failed", t, 2)
+                    push(t + FAILED_S[0] + (FAILED_S[1] - FAILED_S[0]) * dial_u.next(),
+                         _RESOLVE, dial)
+                else:
+                    pending[dial] = ("noanswer", t, 2)
+                    push(t + ring_timeout, _RESOLVE, dial)
+            t_tick += 1.0
+            push(t_tick, _TICK, 0)
+        elif kind == _RESOLVE:
+            what, placed, who = pending.pop(ident)
+            if what == "live":
+                if ready:
+                    connect(ident, t, placed, t, who)
+                else:
+                    waiting[ident] = (placed, t, who)
+                    queue.append(ident)
+                    grace = CONNECT_WITHIN_S - HUMAN_VERDICT_AFTER_GREETING_S
+                    push(t + grace, _DEADLINE, ident)
+                continue
+            in_flight.pop(ident)
+            if what == "machine-fp":
+                fps += 1
+                if workload.count_amd_false_positives:
+                    abandoned += 1
+                what = "machine"
+            outcomes[what] += 1
+            pacer.record_attempt(t - placed, what)
+        elif kind == _DEADLINE:
+            info = waiting.pop(ident, None)
+            if info is not None:
+                placed, verdict, who = info
+                in_flight.pop(ident)
+                outcomes["abandoned"] += 1
+                if who == 0:
+                    abandoned += 1
+                pacer.record_attempt(verdict - placed, "abandoned")
+        elif kind == _TALK_END:
+            start = talk_start.pop(ident)
+            talk, wrap, human = call_talk[ident]
+            if human:
+                human_talk += talk
+            busy += talk
+            wrap_start[ident] = t
+            push(t + wrap, _WRAP_END, ident)
+        else:  # _WRAP_END
+            start = wrap_start.pop(ident)
+            talk, wrap, _ = call_talk.pop(ident)
+            busy += wrap
+            pacer.record_call(talk, wrap)
+            ready.append(ident)
+            while queue and ready:
+                dial = queue.popleft()
+                info = waiting.pop(dial, None)
+                if info is not None:
+                    connect(dial, t, info[0], info[1], info[2])
+    # the shift ends: count the parts of calls and wrap-ups inside it
+    for agent, start in talk_start.items():
+        _, _, human = call_talk[agent]
+        if human:
+            human_talk += end - start
+        busy += end - start
+    for start in wrap_start.values():
+        busy += end - start
+    return DayResult(dials=dials, outcomes=outcomes, in_flight_at_end=len(in_flight),
+                     humans_connected=humans, abandoned=abandoned, amd_false_positives=fps,
+                     human_talk_seconds=human_talk, busy_seconds=busy, agents=n_agents,
+                     shift_seconds=end)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Many seeded days of one workload with one pacer."""
+
+    workload: str
+    pacer: str
+    days: int
+    utilization: float             # mean over days
+    physical_limit: float
+    abandon_mean: float            # mean of the days' abandonment rates
+    abandon_max: float
+    days_within_limit: float       # share of days at or under 3% abandonment
+    dials_per_agent_hour: float
+
+    @property
+    def share_of_limit(self) -> float:
+        """Utilization as a share of the physical limit."""
+        return self.utilization / self.physical_limit
+
+
+def _one_day(job: tuple[str, str, int, int, PacingSettings | None]) -> DayResult:
+    workload_name, pacer_name, seed, day, settings = job
+    workload = WORKLOADS[workload_name]
+    if settings is not None:
+        workload = replace(workload, settings=settings)
+    return simulate_day(workload, make_pacer(pacer_name),
+                        (seed, zlib.crc32(workload_name.encode()), day))
+
+
+def compare(workloads: Sequence[str], pacers: Sequence[str], days: int, seed: int,
+            processes: int = 2, settings: PacingSettings | None = None,
+            progress: Callable[[str], None] | None = None) -> list[Summary]:
+    """Run ``days`` seeded days per workload per pacer; one :class:`Summary` each.
+
+    Day ``d`` of a workload uses the same seed for every pacer. Results do not depend on
+    ``processes``. ``settings`` overrides every workload's pacing settings.
+    """
+    for name in workloads:
+        if name not in WORKLOADS:
+            raise ValueError(f"workload: unknown {name!r}; expected one of "
+                             f"{', '.join(WORKLOADS)}")
+    for name in pacers:
+        make_pacer(name)
+    if days < 1:
+        raise ValueError(f"days: expected at least 1, got {days}")
+    jobs = [(w, p, seed, d, settings) for w in workloads for p in pacers for d in range(days)]
+    if processes > 1:
+        ctx = multiprocessing.get_context("fork" if sys.platform != "win32" else "spawn")
+        with ctx.Pool(processes) as pool:
+            results = pool.map(_one_day, jobs, chunksize=1)
+    else:
+        results = [_one_day(job) for job in jobs]
+    out: list[Summary] = []
+    for i in range(0, len(jobs), days):
+        w, p = jobs[i][0], jobs[i][1]
+        day_results = results[i:i + days]
+        rates = np.array([r.abandon_rate for r in day_results])
+        out.append(Summary(
+            workload=w, pacer=p, days=days,
+            utilization=float(np.mean([r.utilization for r in day_results])),
+            physical_limit=WORKLOADS[w].physical_limit,
+            abandon_mean=float(rates.mean()), abandon_max=float(rates.max()),
+            days_within_limit=float(np.mean(rates <= ABANDON_LIMIT + 1e-12)),
+            dials_per_agent_hour=float(np.mean([r.dials_per_agent_hour
+                                                for r in day_results]))))
+        if progress is not None:
+            progress(f"{w} / {p}: done")
+    return out
+
+
+def format_table(summaries: Sequence[Summary]) -> str:
+    """The markdown table: one row per workload and pacer."""
+    lines = [("| workload | pacer | utilization | % of limit (limit) | abandonment mean (max) "
+             "| days <= 3% | dials / agent-h |"),
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for s in summaries:
+        lines.append(
+            f"| {s.workload} | {s.pacer} | {100 * s.utilization:.1f}% | "
+            f"{100 * s.share_of_limit:.1f}% ({100 * s.physical_limit:.1f}%) | "
+            f"{100 * s.abandon_mean:.2f}% ({100 * s.abandon_max:.2f}%) | "
+            f"{100 * s.days_within_limit:.0f}% | {s.dials_per_agent_hour:.1f} |")
+    return "\n".join(lines)
+
+
+def check_goals(summaries: Sequence[Summary]) -> list[tuple[str, bool]]:
+    """The acceptance goals of issue 5 that these summaries can judge, each with pass/fail.
+
+    Per workload with a ``predictive`` row: at or under 3% on at least 95% of days; on the
+    reference, at least 95% of the physical limit; against each VICIdial row, a higher
+    utilization at no higher mean abandonment.
+    """
+    by = {(s.workload, s.pacer): s for s in summaries}
+    goals: list[tuple[str, bool]] = []
+    for (w, p), s in by.items():
+        if p != "predictive":
+            continue
+        goals.append(((f"{w}: predictive <= 3% abandonment on >= 95% of days "
+                      f"({100 * s.days_within_limit:.0f}%)"), s.days_within_limit >= 0.95))
+        if w == "reference":
+            goals.append(((f"{w}: predictive >= 95% of the physical limit "
+                          f"({100 * s.share_of_limit:.1f}%)"), s.share_of_limit >= 0.95))
+        for (w2, p2), base in by.items():
+            if w2 == w and p2.startswith("vicidial"):
+                goals.append((
+                    (f"{w}: predictive utilization {100 * s.utilization:.1f}% > {p2} "
+                    f"{100 * base.utilization:.1f}% at abandonment {100 * s.abandon_mean:.2f}%"
+                    f" <= {100 * base.abandon_mean:.2f}%"),
+                    s.utilization > base.utilization
+                    and s.abandon_mean <= base.abandon_mean))
+    return goals
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``callcenter dialer simulate``."""
+    parser.add_argument("--workload", action="append", choices=list(WORKLOADS),
+                        help="workload to run (repeatable; default: all but smoke)")
+    parser.add_argument("--pacer", action="append",
+                        help="pacer to run (repeatable): progressive, fixed:R, vicidial-hard "
+                        "(= vicidial), vicidial-average, vicidial-tapered, predictive (default: "
+                        f"{', '.join(DEFAULT_PACERS)})")
+    parser.add_argument("--days", type=int, default=20, help="seeded days per workload")
+    parser.add_argument("--seed", type=int, default=1, help="base seed")
+    parser.add_argument("--processes", type=int, default=2, help="worker processes")
+    parser.add_argument("--goals", action="store_true",
+                        help="also print the issue's goals with pass/fail")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the comparison and print the table (and the goals with ``--goals``)."""
+    workloads = args.workload or list(DEFAULT_WORKLOADS)
+    pacers = args.pacer or list(DEFAULT_PACERS)
+    try:
+        for name in pacers:
+            make_pacer(name)
+        if args.days < 1:
+            raise ValueError(f"--days: expected at least 1, got {args.days}")
+    except ValueError as exc:
+        print(f"callcenter dialer simulate: {exc}", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    summaries = compare(workloads, pacers, args.days, args.seed, max(1, args.processes))
+    elapsed = time.perf_counter() - t0
+    print(f"{args.days} seeded days per workload and pacer, seed {args.seed}, "
+          f"{elapsed:.0f} s")
+    print()
+    print(format_table(summaries))
+    if args.goals:
+        print()
+        failed = 0
+        for text, ok in check_goals(summaries):
+            print(f"{'PASS' if ok else 'FAIL'}  {text}")
+            failed += not ok
+        return 1 if failed else 0
+    return 0

@@ -1,0 +1,167 @@
+"""The campaign-day simulator of callcenter.dialer.simulate and its CLI."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import pytest
+
+from callcenter.dialer.pacing import FixedRatioPacer, PacingSettings, ProgressivePacer
+from callcenter.dialer.simulate import (
+    WORKLOADS,
+    DayResult,
+    Workload,
+    add_arguments,
+    check_goals,
+    compare,
+    make_pacer,
+    run,
+    simulate_day,
+)
+
+SMALL = Workload("small", "6 agents, 30 minutes", agents=6, shift_hours=0.5)
+PERFECT_AMD = dataclasses.replace(SMALL, name="perfect-amd", amd_machine_as_human=0.0,
+                                  amd_human_as_machine=0.0)
+
+
+def test_deterministic_for_a_seed() -> None:
+    """The same seed gives the same day; another seed another day."""
+    a = simulate_day(SMALL, make_pacer("predictive"), 7)
+    b = simulate_day(SMALL, make_pacer("predictive"), 7)
+    c = simulate_day(SMALL, make_pacer("predictive"), 8)
+    assert a == b
+    assert a != c
+
+
+def test_progressive_never_abandons_with_perfect_amd() -> None:
+    """One dial per ready agent: every human finds the agent it was dialed for."""
+    for seed in range(3):
+        r = simulate_day(PERFECT_AMD, ProgressivePacer(), seed)
+        assert r.humans_connected > 20
+        assert r.abandoned == 0
+        assert r.outcomes["abandoned"] == 0
+
+
+def test_amd_false_positives_count_as_abandoned_when_configured() -> None:
+    """Humans hung up as machines are in the ledger (Ofcom), or not, per the workload."""
+    lossy = dataclasses.replace(PERFECT_AMD, amd_human_as_machine=0.2)
+    counted = simulate_day(lossy, ProgressivePacer(), 3)
+    assert counted.amd_false_positives > 0
+    assert counted.abandoned == counted.amd_false_positives  # progressive drops nobody else
+    not_counted = simulate_day(dataclasses.replace(lossy, count_amd_false_positives=False),
+                               ProgressivePacer(), 3)
+    assert not_counted.abandoned == 0
+
+
+@pytest.mark.parametrize("pacer", ["progressive", "fixed:2.5", "vicidial-tapered",
+                                   "predictive"])
+def test_utilization_within_the_days_realised_limit(pacer: str) -> None:
+    """No agent is in two places: utilization <= the day's human talk / (talk + wrap)."""
+    r = simulate_day(SMALL, make_pacer(pacer), 11)
+    assert 0.0 < r.utilization <= r.realised_limit + 1e-12
+    assert r.busy_seconds <= r.agents * r.shift_seconds + 1e-6
+
+
+@pytest.mark.parametrize("pacer", ["progressive", "fixed:3", "vicidial", "predictive"])
+def test_conservation_of_dials(pacer: str) -> None:
+    """Every dial ends in exactly one outcome or is still in flight at the end."""
+    r = simulate_day(SMALL, make_pacer(pacer), 5)
+    assert sum(r.outcomes.values()) + r.in_flight_at_end == r.dials
+    assert r.humans_connected <= r.live_answers
+    assert r.humans_connected <= r.outcomes["human"]  # machines sent to agents are extra
+    assert r.abandoned <= r.outcomes["abandoned"] + r.amd_false_positives
+
+
+def test_fixed_ratio_over_dials_and_abandons() -> None:
+    """A fixed 3:1 ratio on a small team abandons far more than 3%: the sim can show it."""
+    r = simulate_day(SMALL, FixedRatioPacer(3.0), 2)
+    assert r.abandon_rate > 0.1
+
+
+def test_answer_schedule_changes_the_answer_rate() -> None:
+    """Halving the answer rate halves the share of dials answered by humans."""
+    base = dataclasses.replace(SMALL, shift_hours=2.0)
+    halved = dataclasses.replace(base, answer_schedule=((0.0, 0.5),))
+    a = simulate_day(base, ProgressivePacer(), 1)
+    b = simulate_day(halved, ProgressivePacer(), 1)
+    share_a = a.live_answers / a.dials
+    share_b = b.live_answers / b.dials
+    assert 0.35 < share_b / share_a < 0.65
+
+
+def test_ring_timeout_comes_from_the_settings() -> None:
+    """Unanswered dials ring exactly the configured timeout (seen by the pacer)."""
+    seen: list[float] = []
+
+    class Spy(ProgressivePacer):
+        def record_attempt(self, ring_seconds: float, outcome: str) -> None:
+            if outcome == "noanswer":
+                seen.append(ring_seconds)
+
+    w = dataclasses.replace(SMALL, settings=PacingSettings(ring_timeout=30.0))
+    simulate_day(w, Spy(), 4)
+    assert seen and all(abs(s - 30.0) < 1e-9 for s in seen)
+
+
+def test_bad_workload_names_the_field() -> None:
+    """Invalid workloads are refused with the workload and field named."""
+    with pytest.raises(ValueError, match="'x': agents"):
+        Workload("x", "", agents=0)
+    with pytest.raises(ValueError, match="answer_schedule"):
+        Workload("x", "", answer_schedule=((0.0, 3.0),))
+    with pytest.raises(ValueError, match="pacer"):
+        make_pacer("magic")
+    with pytest.raises(ValueError, match="workload"):
+        compare(["nope"], ["progressive"], 1, 1, processes=1)
+
+
+def test_compare_same_with_one_or_two_processes() -> None:
+    """Results do not depend on the number of worker processes."""
+    one = compare(["smoke"], ["progressive", "predictive"], 2, 3, processes=1)
+    two = compare(["smoke"], ["progressive", "predictive"], 2, 3, processes=2)
+    assert one == two
+    assert [s.pacer for s in one] == ["progressive", "predictive"]
+
+
+def test_goals_judge_the_rows() -> None:
+    """check_goals fails a predictive row that abandons more than VICIdial."""
+    rows = compare(["smoke"], ["vicidial", "predictive"], 1, 1, processes=1)
+    pred, vici = rows[1], rows[0]
+    worse = dataclasses.replace(pred, abandon_mean=vici.abandon_mean + 0.01,
+                                utilization=vici.utilization + 0.01)
+    goals = dict(check_goals([vici, worse]))
+    assert any("vicidial" in text and not ok for text, ok in goals.items())
+
+
+def test_cli_prints_a_table_fast(capsys: pytest.CaptureFixture[str]) -> None:
+    """`callcenter dialer simulate --workload smoke` prints one row per pacer quickly."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    t0 = time.perf_counter()
+    code = run(parser.parse_args(["--workload", "smoke", "--days", "2", "--processes", "1",
+                                  "--pacer", "progressive", "--pacer", "predictive"]))
+    elapsed = time.perf_counter() - t0
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "| smoke | progressive |" in out and "| smoke | predictive |" in out
+    assert "utilization" in out and "dials / agent-h" in out
+    assert elapsed < 30
+
+
+def test_cli_rejects_unknown_pacer(capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown --pacer exits 2 with the name in the message."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert run(parser.parse_args(["--pacer", "magic"])) == 2
+    assert "magic" in capsys.readouterr().err
+
+
+def test_reference_workload_is_the_issues() -> None:
+    """The reference workload is the one issue 5 describes."""
+    w = WORKLOADS["reference"]
+    assert (w.agents, w.human, w.machine, w.busy, w.talk_mean, w.talk_sd, w.wrap_mean,
+            w.shift_hours) == (48, 0.3, 0.1, 0.1, 240.0, 120.0, 15.0, 8.0)
+    assert abs(w.physical_limit - 240 / 255) < 1e-12
+    assert isinstance(simulate_day(WORKLOADS["smoke"], ProgressivePacer(), 1), DayResult)
