@@ -253,6 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     prompts_cli.add_parser(sub)
     ivr_cli.add_parser(sub)
 
+    from callcenter.dialer import cli as dialer_cli
+
+    dialer_cli.register(sub)
+
     try:
         from callcenter.staffing import cli as staffing_cli
     except ImportError:  # pragma: no cover - the staffing package ships with the engine

@@ -2,7 +2,11 @@
 
 Tables: ``customers`` (who calls), ``call_records`` (the call center's record of one
 call, identified to the caller by a ticket number) and ``recordings`` (audio files of a
-call, purged after the retention period).
+call, purged after the retention period). The outbound dialer adds ``campaigns``,
+``lead_lists`` (imported CSV files), ``leads`` (numbers to call and where each stands),
+``dial_attempts`` (every call placed and how it ended), ``dnc_numbers`` (do not call)
+and ``audit_log`` (who destroyed or changed what, and when); see
+:mod:`callcenter.storage.dialer`.
 
 Every datetime column is timezone-aware UTC on the Python side (:class:`UTCDateTime`):
 PostgreSQL stores ``timestamp with time zone``; SQLite stores the UTC wall time as text.
@@ -15,7 +19,7 @@ These classes stay inside ``callcenter.storage``: callers get the frozen datacla
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy import (
@@ -33,9 +37,12 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    Time,
     TypeDecorator,
+    UniqueConstraint,
     false,
     func,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -180,3 +187,183 @@ class Recording(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     format: Mapped[str] = mapped_column(String(16))
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+# --- outbound dialer --------------------------------------------------------------------------
+
+BIG_ID = BigInteger().with_variant(Integer(), "sqlite")
+"""Primary key type of the big dialer tables: BIGINT, and SQLite's INTEGER rowid alias
+(only ``INTEGER PRIMARY KEY`` autoincrements there)."""
+
+LEAD_STATES_SQL = "'new', 'retry', 'dialing', 'done'"
+"""The values of :class:`callcenter.dialer.campaign.LeadState`, for CHECK constraints."""
+
+ATTEMPT_OUTCOMES_SQL = "'human', 'machine', 'busy', 'noanswer', 'failed', 'abandoned'"
+""":data:`callcenter.dialer.campaign.ATTEMPT_OUTCOMES`, for CHECK constraints."""
+
+
+class Campaign(Base):
+    """An outbound campaign as defined in ``config/dialer.yaml``, with a stable id."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        CheckConstraint(
+            "dial_mode IN ('preview', 'progressive', 'predictive')", name="dial_mode"
+        ),
+        CheckConstraint("machine_action IN ('hangup', 'message')", name="machine_action"),
+        CheckConstraint("max_attempts >= 1", name="max_attempts"),
+        CheckConstraint("call_start < call_end", name="calling_hours"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    dial_mode: Mapped[str] = mapped_column(String(16))
+    caller_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    queue: Mapped[str] = mapped_column(String(64))
+    timezone: Mapped[str] = mapped_column(String(64))
+    call_start: Mapped[time] = mapped_column(Time())
+    call_end: Mapped[time] = mapped_column(Time())
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    retry_minutes: Mapped[dict[str, int | None]] = mapped_column(JSON)
+    machine_action: Mapped[str] = mapped_column(String(16))
+    machine_message: Mapped[str] = mapped_column(
+        String(255), default="", server_default=""
+    )
+    safe_harbor_message: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=utcnow, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=utcnow, server_default=func.now()
+    )
+
+
+class LeadList(Base):
+    """One imported lead file; its leads are deleted (``destroyed_at``) after use."""
+
+    __tablename__ = "lead_lists"
+    __table_args__ = (
+        CheckConstraint("rows_ok >= 0", name="rows_ok"),
+        CheckConstraint("rows_bad >= 0", name="rows_bad"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    source_file: Mapped[str] = mapped_column(String(1024))
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    imported_by: Mapped[str] = mapped_column(String(64))
+    rows_ok: Mapped[int] = mapped_column(Integer)
+    rows_bad: Mapped[int] = mapped_column(Integer)
+    destroyed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    destroyed_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class Lead(Base):
+    """A number to call in a campaign and where it stands.
+
+    ``next_attempt_at`` is set exactly while the lead waits to be dialed (``new`` or
+    ``retry``): the claim query is one range scan of ``ix_leads_claim``.
+    """
+
+    __tablename__ = "leads"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "phone", name="uq_leads_campaign_id_phone"),
+        CheckConstraint(f"state IN ({LEAD_STATES_SQL})", name="state"),
+        CheckConstraint(
+            "(state IN ('new', 'retry') AND next_attempt_at IS NOT NULL)"
+            " OR (state IN ('dialing', 'done') AND next_attempt_at IS NULL)",
+            name="next_attempt_at",
+        ),
+        CheckConstraint("attempts >= 0", name="attempts"),
+        Index("ix_leads_claim", "campaign_id", "next_attempt_at", "id"),
+        Index("ix_leads_campaign_id_state", "campaign_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    list_id: Mapped[int] = mapped_column(ForeignKey("lead_lists.id"), index=True)
+    phone: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(200))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    extra: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(8))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_outcome: Mapped[str | None] = mapped_column(String(16))
+    final_outcome: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=utcnow, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=utcnow, server_default=func.now()
+    )
+
+
+class DialAttempt(Base):
+    """One call placed to a lead: in flight while ``outcome`` is NULL, then how it ended.
+
+    ``phone`` is blanked when the lead's list is destroyed; ``phone_hash`` (SHA-256 of
+    the normalised number) stays, so compliance counts survive the destruction.
+    """
+
+    __tablename__ = "dial_attempts"
+    __table_args__ = (
+        CheckConstraint(
+            f"outcome IS NULL OR outcome IN ({ATTEMPT_OUTCOMES_SQL})", name="outcome"
+        ),
+        CheckConstraint("attempt_no >= 1", name="attempt_no"),
+        CheckConstraint("ring_seconds IS NULL OR ring_seconds >= 0", name="ring_seconds"),
+        CheckConstraint(
+            "connect_seconds IS NULL OR connect_seconds >= 0", name="connect_seconds"
+        ),
+        CheckConstraint("talk_seconds IS NULL OR talk_seconds >= 0", name="talk_seconds"),
+        Index("ix_dial_attempts_campaign_id_started_at", "campaign_id", "started_at"),
+        Index("ix_dial_attempts_campaign_id_outcome", "campaign_id", "outcome"),
+    )
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    lead_id: Mapped[int | None] = mapped_column(
+        ForeignKey("leads.id", ondelete="SET NULL"), index=True
+    )
+    phone: Mapped[str | None] = mapped_column(String(32))
+    phone_hash: Mapped[str] = mapped_column(String(64), index=True)
+    attempt_no: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ring_seconds: Mapped[float | None] = mapped_column(Float)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    amd_status: Mapped[str | None] = mapped_column(String(32))
+    amd_cause: Mapped[str | None] = mapped_column(String(64))
+    agent_id: Mapped[str | None] = mapped_column(String(64))
+    uniqueid: Mapped[str | None] = mapped_column(String(64), index=True)
+    connect_seconds: Mapped[float | None] = mapped_column(Float)
+    talk_seconds: Mapped[float | None] = mapped_column(Float)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class DncNumber(Base):
+    """A number that must never be dialed (do-not-call), stored normalised."""
+
+    __tablename__ = "dnc_numbers"
+
+    phone: Mapped[str] = mapped_column(String(32), primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditEntry(Base):
+    """Who did what to which subject, and when (e.g. ``leads.destroy`` of a lead list)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(200), index=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -51,7 +51,8 @@ from callcenter.storage.tickets import (
 
 T = TypeVar("T")
 
-MODEL_TABLES = {"customers", "call_records", "recordings"}
+MODEL_TABLES = {"customers", "call_records", "recordings", "campaigns", "lead_lists", "leads",
+                "dial_attempts", "dnc_numbers", "audit_log"}
 DAY = date(2023, 10, 27)
 T0 = datetime(2023, 10, 27, 9, 30, tzinfo=UTC)
 

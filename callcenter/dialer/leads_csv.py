@@ -1,0 +1,167 @@
+"""Lead files: CSV with a header row, parsed into leads and per-line problems (pure).
+
+The header must name a ``phone`` column (also ``phone_number``, ``mobile``, ``tel``,
+``电话``, ``手机``, ``手机号``, ``电话号码``...); ``name`` (``姓名``) and ``timezone``
+(``时区``) are optional; every other column is kept in the lead's ``extra``.
+
+Every data row ends up either as a :class:`~callcenter.storage.dialer_records.LeadRow`
+or as a :class:`~callcenter.storage.dialer_records.RowProblem` naming the physical line
+where the row starts (the header is line 1; a quoted field spanning lines counts every
+line), the field and the reason: ``rows + problems == data rows``. Blank lines are not
+rows. A problem with the header itself (no phone column, a repeated column, an empty
+file) or bytes that do not decode raise :class:`LeadFileError` naming the file and line:
+no row of such a file can be trusted.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Final
+
+from callcenter.storage.dialer_records import DUPLICATE_REASON, LeadRow, RowProblem
+from callcenter.storage.records import InvalidFieldError
+
+__all__ = [
+    "COLUMN_ALIASES",
+    "LeadFileError",
+    "parse_leads_csv",
+    "read_leads_file",
+]
+
+COLUMN_ALIASES: Final[dict[str, str]] = {
+    alias: column
+    for column, aliases in {
+        "phone": ("phone", "phone_number", "phonenumber", "mobile", "mobile_phone", "tel",
+                  "telephone", "number", "电话", "手机", "手机号", "手机号码", "电话号码", "号码"),
+        "name": ("name", "full_name", "姓名", "名字", "客户姓名"),
+        "timezone": ("timezone", "time_zone", "tz", "时区"),
+    }.items()
+    for alias in aliases
+}
+"""Header names (compared case-insensitively, blanks trimmed) of the known columns."""
+
+_UNSAFE_ENCODINGS: Final = ("utf_16", "utf_32")
+
+
+class LeadFileError(ValueError):
+    """The lead file as a whole cannot be read; the message starts with ``FILE:LINE:``."""
+
+
+def _clean_header(cell: str) -> str:
+    return cell.lstrip("\ufeff").strip()
+
+
+def _records(lines: Iterable[str]) -> Iterator[tuple[int, list[str] | csv.Error]]:
+    """(first physical line, fields or the CSV error) of each record, blank lines skipped.
+
+    The reader is strict (a stray quote is an error, not silently merged text); after an
+    error it carries on with the next line.
+    """
+    reader = csv.reader(iter(lines), strict=True)
+    previous = 0
+    while True:
+        start = previous + 1
+        try:
+            fields: list[str] | csv.Error = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            fields = exc
+        previous = reader.line_num
+        if fields:
+            yield start, fields
+
+
+def parse_leads_csv(lines: Iterable[str], source: str) -> tuple[list[LeadRow], list[RowProblem]]:
+    """Parse a lead file given as lines (kept line endings or not) into leads and problems.
+
+    ``source`` names the file in errors. Rows with a wrong number of columns, a missing or
+    invalid phone, an over-long name or an unknown time zone are problems; so is a phone
+    seen earlier in the file (reported at the later line, naming the first one).
+    """
+    rows = _records(lines)
+    header_line, header = next(rows, (1, []))
+    if isinstance(header, csv.Error):
+        raise LeadFileError(f"{source}:{header_line}: header: not valid CSV: {header}")
+    if not header:
+        raise LeadFileError(f"{source}:1: empty file: a header row with a phone column is needed")
+    columns: list[str] = []
+    seen: dict[str, str] = {}
+    for cell in header:
+        title = _clean_header(cell)
+        column = COLUMN_ALIASES.get(title.lower(), title)
+        if not column:
+            raise LeadFileError(f"{source}:{header_line}: header: column {len(columns) + 1} has no name")
+        if column in seen:
+            raise LeadFileError(
+                f"{source}:{header_line}: header: {title!r} repeats column {seen[column]!r}")
+        seen[column] = title
+        columns.append(column)
+    if "phone" not in seen:
+        raise LeadFileError(
+            f"{source}:{header_line}: header: no phone column (found {', '.join(header)};"
+            " name one phone, mobile, 电话 or 手机)")
+    phone_at = columns.index("phone")
+    name_at = columns.index("name") if "name" in seen else None
+    tz_at = columns.index("timezone") if "timezone" in seen else None
+    extra_at = [(i, seen[c]) for i, c in enumerate(columns) if c not in ("phone", "name", "timezone")]
+
+    leads: list[LeadRow] = []
+    problems: list[RowProblem] = []
+    first_line: dict[str, int] = {}
+    for line, fields in rows:
+        if isinstance(fields, csv.Error):
+            problems.append(RowProblem(line, "row", f"not valid CSV: {fields}"))
+            continue
+        raw = tuple(fields)
+        if len(fields) != len(columns):
+            problems.append(RowProblem(line, "row", f"expected {len(columns)} columns, got {len(fields)}", raw))
+            continue
+        if not fields[phone_at].strip():
+            problems.append(RowProblem(line, "phone", "missing", raw))
+            continue
+        try:
+            lead = LeadRow(
+                line=line,
+                phone=fields[phone_at],
+                name=None if name_at is None else fields[name_at],
+                timezone=None if tz_at is None else fields[tz_at],
+                extra={title: fields[i] for i, title in extra_at},
+            )
+        except InvalidFieldError as exc:
+            problems.append(RowProblem(line, exc.field, exc.problem, raw))
+            continue
+        first = first_line.setdefault(lead.phone, line)
+        if first != line:
+            problems.append(RowProblem(line, "phone", f"{DUPLICATE_REASON} {first} ({lead.phone})", raw))
+            continue
+        leads.append(lead)
+    return leads, problems
+
+
+def read_leads_file(path: Path, *, encoding: str = "utf-8") -> tuple[list[LeadRow], list[RowProblem]]:
+    """Read and parse a lead file (see :func:`parse_leads_csv`).
+
+    ``encoding``: ``utf-8`` (a byte-order mark is accepted and dropped) or another
+    ASCII-compatible encoding such as ``gb18030`` (files from Chinese lead vendors).
+    Bytes that do not decode raise :class:`LeadFileError` naming the line.
+    """
+    try:
+        codec = codecs.lookup(encoding)
+    except LookupError as exc:
+        raise LeadFileError(f"{path}: encoding: unknown encoding {encoding!r}") from exc
+    if codec.name.replace("-", "_").startswith(_UNSAFE_ENCODINGS):
+        raise LeadFileError(f"{path}: encoding: {encoding} is not supported; save the file as UTF-8")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig" if codec.name == "utf-8" else codec.name)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise LeadFileError(
+            f"{path}:{line}: not valid {encoding}: byte {data[exc.start]:#04x} cannot be decoded"
+            " (try --encoding gb18030 or utf-8)") from exc
+    return parse_leads_csv(io.StringIO(text.lstrip("\ufeff"), newline=""), str(path))

@@ -1,0 +1,597 @@
+"""Dialer storage: campaigns, lead import, claiming, attempts, DNC, destruction, ledger.
+
+Every test that touches a database runs twice, on SQLite (a file in tmp_path) and on
+PostgreSQL (``postgres`` marker; the server comes from the ``tests.pgserver`` plugin).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from callcenter.dialer.campaign import CallingHours, Campaign, LeadState, RetryPolicy
+from callcenter.storage import dialer as store
+from callcenter.storage import models
+from callcenter.storage.db import (
+    alembic_config,
+    create_engine_for,
+    current_revision,
+    head_revision,
+    make_session_factory,
+    upgrade_database,
+)
+from callcenter.storage.dialer_records import AttemptResult, LeadRow, RowProblem
+from callcenter.storage.records import InvalidFieldError
+
+T = TypeVar("T")
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+# 10:00 in Shanghai (campaign zone, callable); 21:00 the day before in New York (not).
+NOW = datetime(2024, 3, 5, 2, 0, tzinfo=UTC)
+NY_MORNING = datetime(2024, 3, 5, 13, 0, tzinfo=UTC)  # 08:00 EST
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """An empty database: a SQLite file, or a fresh schema on the test PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'dialer.db'}"
+    url: str = request.getfixturevalue("postgres_schema_url")
+    return url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[sa.Engine]:
+    """An engine on a database migrated to head."""
+    engine = create_engine_for(db_url)
+    upgrade_database(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: sa.Engine) -> sessionmaker[Session]:
+    return make_session_factory(engine)
+
+
+def in_tx(sessions: sessionmaker[Session], fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+    """Run one repository function in its own committed transaction."""
+    with sessions.begin() as session:
+        return fn(session, *args, **kw)
+
+
+def campaign(name: str = "spring", **overrides: Any) -> Campaign:
+    fields: dict[str, Any] = {
+        "name": name, "caller_id": "02012345678", "queue": "outbound", "timezone": "Asia/Shanghai",
+        "calling_hours": CallingHours(time(8, 0), time(21, 0)),
+        "retry": RetryPolicy(max_attempts=2, retry_minutes={"busy": 30, "noanswer": 120, "failed": 60,
+                                                           "machine": None, "abandoned": 72 * 60}),
+    }
+    fields.update(overrides)
+    return Campaign(**fields)
+
+
+@pytest.fixture
+def campaign_id(sessions: sessionmaker[Session]) -> int:
+    (record,) = in_tx(sessions, store.sync_campaigns, [campaign()], now=NOW)
+    return record.id
+
+
+def phones(n: int, start: int = 0) -> list[str]:
+    return [f"138{start + i:08d}" for i in range(n)]
+
+
+def import_phones(sessions: sessionmaker[Session], campaign_id: int, numbers: list[str],
+                  now: datetime = NOW, **row: Any) -> int:
+    rows = [LeadRow(line=i + 2, phone=p, **row) for i, p in enumerate(numbers)]
+    result = in_tx(sessions, store.import_leads, campaign_id, rows, list_name="test",
+                   source_file="test.csv", actor="ops", now=now)
+    assert result.rows_ok == len(numbers), result.problems
+    return result.list_id
+
+
+def claim(sessions: sessionmaker[Session], campaign_id: int, limit: int, now: datetime = NOW) -> list[Any]:
+    return in_tx(sessions, store.claim_leads, campaign_id, limit=limit, now=now)
+
+
+def lead_of(sessions: sessionmaker[Session], lead_id: int) -> Any:
+    lead = in_tx(sessions, store.get_lead, lead_id)
+    assert lead is not None
+    return lead
+
+
+# --- migration ------------------------------------------------------------------------------
+
+DIALER_TABLES = {"campaigns", "lead_lists", "leads", "dial_attempts", "dnc_numbers", "audit_log"}
+
+
+def test_dialer_migration_adds_and_drops_exactly_its_tables(engine: sa.Engine) -> None:
+    """Revision 0002 creates the six dialer tables; downgrading to 0001 drops exactly them."""
+    assert DIALER_TABLES <= set(models.Base.metadata.tables)
+    assert DIALER_TABLES <= set(sa.inspect(engine).get_table_names())
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0001")
+    assert set(sa.inspect(engine).get_table_names()) == {"customers", "call_records", "recordings",
+                                                         "alembic_version"}
+    upgrade_database(engine)
+    assert current_revision(engine) == head_revision()
+    assert DIALER_TABLES <= set(sa.inspect(engine).get_table_names())
+
+
+def test_lead_rows_enforce_the_waiting_invariant(sessions: sessionmaker[Session], campaign_id: int) -> None:
+    """The database refuses a waiting lead without next_attempt_at and an unknown attempt outcome."""
+    list_id = import_phones(sessions, campaign_id, phones(1))
+    with pytest.raises(IntegrityError), sessions.begin() as session:
+        session.add(models.Lead(campaign_id=campaign_id, list_id=list_id, phone="555000", state="new",
+                                next_attempt_at=None, extra={}))
+    with pytest.raises(IntegrityError), sessions.begin() as session:
+        session.add(models.DialAttempt(campaign_id=campaign_id, phone_hash="0" * 64, attempt_no=1,
+                                       started_at=NOW, outcome="dropped"))
+
+
+# --- campaigns ------------------------------------------------------------------------------
+
+
+def test_sync_campaigns_upserts_by_name_and_round_trips_rules(sessions: sessionmaker[Session]) -> None:
+    """A campaign keeps its id across edits, updated_at moves only on a change, rules() gives it back."""
+    first = campaign()
+    (created,) = in_tx(sessions, store.sync_campaigns, [first], now=NOW)
+    assert created.rules() == first
+    (same,) = in_tx(sessions, store.sync_campaigns, [first], now=NOW + timedelta(hours=1))
+    assert same == created
+    edited = campaign(dial_mode="progressive", calling_hours=CallingHours(time(9, 0), time(20, 30)))
+    other = campaign("autumn")
+    changed, added = in_tx(sessions, store.sync_campaigns, [edited, other], now=NOW + timedelta(hours=2))
+    assert changed.id == created.id and changed.rules() == edited
+    assert changed.updated_at == NOW + timedelta(hours=2) and changed.created_at == NOW
+    assert added.id != created.id
+    assert in_tx(sessions, store.get_campaign, "spring") == changed
+    assert in_tx(sessions, store.get_campaign, created.id) == changed
+    assert in_tx(sessions, store.get_campaign, str(created.id)) == changed
+    assert in_tx(sessions, store.get_campaign, "nope") is None
+    assert [c.name for c in in_tx(sessions, store.list_campaigns)] == ["autumn", "spring"]
+    with pytest.raises(ValueError, match="^campaigns: name 'spring' given more than once"):
+        in_tx(sessions, store.sync_campaigns, [first, first], now=NOW)
+
+
+# --- import ---------------------------------------------------------------------------------
+
+
+def test_import_keeps_good_rows_and_reports_duplicates_dnc_and_parse_problems(
+    sessions: sessionmaker[Session], campaign_id: int
+) -> None:
+    """Duplicates (in the input and in the campaign) and DNC numbers are skipped by line; parse
+    problems are counted; good rows become new leads due now, with their extra columns."""
+    import_phones(sessions, campaign_id, ["13900000001"])
+    in_tx(sessions, store.add_dnc, ["139-0000-0003"], source="national", now=NOW)
+    rows = [
+        LeadRow(2, "13900000001"),  # already a lead
+        LeadRow(3, "13900000002", name="王伟", timezone="Asia/Shanghai", extra={"city": "广州"}),
+        LeadRow(4, "13900000003"),  # DNC
+        LeadRow(5, "139 0000 0002"),  # repeats line 3
+        LeadRow(7, "13900000004"),
+    ]
+    parse = [RowProblem(6, "phone", "missing", ("", "x")),
+             RowProblem(8, "phone", "duplicate of line 7 (13900000004)", ("13900000004",))]
+    result = in_tx(sessions, store.import_leads, campaign_id, rows, list_name="march", source_file="m.csv",
+                   actor="li", now=NOW, parse_problems=parse)
+    assert result.rows_ok == 2 and result.duplicates == 3 and result.dnc == 1
+    assert [(p.line, p.field, p.reason) for p in result.problems] == [
+        (2, "phone", "already a lead of campaign 'spring'"),
+        (4, "phone", "on the do-not-call list"),
+        (5, "phone", "duplicate of line 3 (13900000002)"),
+        (6, "phone", "missing"),
+        (8, "phone", "duplicate of line 7 (13900000004)"),
+    ]
+    lead_list = in_tx(sessions, store.get_lead_list, result.list_id)
+    assert lead_list is not None
+    assert (lead_list.rows_ok, lead_list.rows_bad, lead_list.imported_by, lead_list.source_file) == (
+        2, 5, "li", "m.csv")
+    with sessions.begin() as session:
+        leads = session.scalars(sa.select(models.Lead).where(models.Lead.list_id == result.list_id)
+                                .order_by(models.Lead.id)).all()
+        stored = [(x.phone, x.name, x.timezone, x.extra, x.state, x.attempts, x.next_attempt_at) for x in leads]
+    assert stored == [
+        ("13900000002", "王伟", "Asia/Shanghai", {"city": "广州"}, "new", 0, NOW),
+        ("13900000004", None, None, {}, "new", 0, NOW),
+    ]
+
+
+def test_import_in_chunks_keeps_every_row(sessions: sessionmaker[Session], campaign_id: int) -> None:
+    """An import larger than one INSERT chunk and one lookup chunk stores every row exactly once."""
+    numbers = phones(store.IMPORT_CHUNK * 2 + 7)
+    in_tx(sessions, store.add_dnc, numbers[1500:1503], source="test", now=NOW)
+    rows = [LeadRow(i + 2, p) for i, p in enumerate(numbers)]
+    result = in_tx(sessions, store.import_leads, campaign_id, rows, list_name="big", source_file="big.csv",
+                   actor="ops", now=NOW)
+    assert result.rows_ok == len(numbers) - 3 and result.dnc == 3
+    progress = in_tx(sessions, store.campaign_progress, campaign_id)
+    assert progress.leads_by_state["new"] == len(numbers) - 3
+
+
+def test_import_rejects_unknown_campaign_and_bad_arguments(sessions: sessionmaker[Session], campaign_id: int) -> None:
+    """A missing campaign is NotFoundError; an empty list name or actor names the field."""
+    with pytest.raises(store.NotFoundError, match="^campaign_id: campaign 999 not found"):
+        in_tx(sessions, store.import_leads, 999, [], list_name="x", source_file="x", actor="a", now=NOW)
+    with pytest.raises(ValueError, match="^actor: "):
+        in_tx(sessions, store.import_leads, campaign_id, [], list_name="x", source_file="x", actor=" ", now=NOW)
+
+
+# --- claiming -------------------------------------------------------------------------------
+
+
+def test_claim_takes_oldest_due_first_and_opens_one_attempt_each(
+    sessions: sessionmaker[Session], campaign_id: int
+) -> None:
+    """Leads come oldest due first, move to dialing with attempts+1 and an in-flight attempt row."""
+    import_phones(sessions, campaign_id, phones(3, 10), now=NOW - timedelta(minutes=5))
+    import_phones(sessions, campaign_id, phones(3, 0), now=NOW - timedelta(minutes=10))
+    import_phones(sessions, campaign_id, phones(2, 20), now=NOW + timedelta(minutes=1))  # not due yet
+    claimed = claim(sessions, campaign_id, 4)
+    assert [c.phone for c in claimed] == phones(3, 0) + phones(1, 10)
+    assert all(c.attempt_no == 1 and c.timezone == "Asia/Shanghai" for c in claimed)
+    lead = lead_of(sessions, claimed[0].lead_id)
+    assert (lead.state, lead.attempts, lead.next_attempt_at) == ("dialing", 1, None)
+    attempts = in_tx(sessions, store.list_attempts, campaign_id, outcome="in_flight")
+    assert {a.id for a in attempts} == {c.attempt_id for c in claimed}
+    first = next(a for a in attempts if a.id == claimed[0].attempt_id)
+    assert (first.started_at, first.outcome, first.phone, first.lead_id) == (NOW, None, phones(1)[0], lead.id)
+    assert first.phone_hash == store.phone_hash(phones(1)[0])
+    assert [c.phone for c in claim(sessions, campaign_id, 10)] == phones(2, 11)
+    assert claim(sessions, campaign_id, 10) == []  # the rest are in flight or not due
+
+
+def test_claims_in_a_row_never_return_a_lead_in_flight(sessions: sessionmaker[Session], campaign_id: int) -> None:
+    """dialing is the lock: repeated claims hand out each lead once until its attempt ends."""
+    import_phones(sessions, campaign_id, phones(30))
+    seen: list[int] = []
+    for _ in range(10):
+        seen += [c.lead_id for c in claim(sessions, campaign_id, 4)]
+    assert len(seen) == 30 and len(set(seen)) == 30
+
+
+def test_claim_never_dials_dnc_and_closes_those_leads(sessions: sessionmaker[Session], campaign_id: int) -> None:
+    """A lead whose number joined the DNC list after import is closed as 'dnc', with no attempt."""
+    import_phones(sessions, campaign_id, phones(12))
+    in_tx(sessions, store.add_dnc, phones(10), source="complaint", reason="asked", now=NOW)
+    claimed = claim(sessions, campaign_id, 1)  # 10 DNC leads come first: several batches of 4
+    assert [c.phone for c in claimed] == [phones(11)[10]]
+    progress = in_tx(sessions, store.campaign_progress, campaign_id)
+    assert progress.leads_by_final == {"dnc": 10}
+    assert progress.leads_by_state == {"new": 1, "retry": 0, "dialing": 1, "done": 10}
+    assert progress.in_flight == 1 and progress.attempts == 1
+
+
+def test_claim_reschedules_out_of_hours_leads_in_their_own_time_zone(
+    sessions: sessionmaker[Session], campaign_id: int
+) -> None:
+    """A New York lead at 21:00 local waits for 08:00 New York time; Shanghai leads are dialed."""
+    ny = import_phones(sessions, campaign_id, phones(2), timezone="America/New_York")
+    import_phones(sessions, campaign_id, phones(1, 50), now=NOW + timedelta(seconds=1))
+    claimed = claim(sessions, campaign_id, 5, now=NOW + timedelta(seconds=1))
+    assert [c.phone for c in claimed] == phones(1, 50)
+    with sessions.begin() as session:
+        waiting = session.scalars(sa.select(models.Lead).where(models.Lead.list_id == ny)).all()
+        assert {(x.state, x.next_attempt_at, x.attempts) for x in waiting} == {("new", NY_MORNING, 0)}
+    assert in_tx(sessions, store.list_attempts, campaign_id, outcome="in_flight")[0].phone == phones(1, 50)[0]
+    later = claim(sessions, campaign_id, 5, now=NY_MORNING)
+    assert sorted(c.phone for c in later) == phones(2)
+    assert {c.timezone for c in later} == {"America/New_York"}
+
+
+def test_claim_outside_campaign_hours_dials_nobody(sessions: sessionmaker[Session], campaign_id: int) -> None:
+    """At 22:00 in the campaign's zone leads without their own zone wait for 08:00 there."""
+    import_phones(sessions, campaign_id, phones(3), now=NOW)
+    night = datetime(2024, 3, 5, 14, 0, tzinfo=UTC)  # 22:00 Shanghai
+    assert claim(sessions, campaign_id, 3, now=night) == []
+    morning = datetime(2024, 3, 6, 0, 0, tzinfo=UTC)  # 08:00 Shanghai
+    with sessions.begin() as session:
+        assert set(session.scalars(sa.select(models.Lead.next_attempt_at))) == {morning}
+    assert len(claim(sessions, campaign_id, 3, now=morning)) == 3
+
+
+def test_inactive_campaign_claims_nothing(sessions: sessionmaker[Session], campaign_id: int) -> None:
+    """A campaign switched off in the configuration hands out no leads."""
+    import_phones(sessions, campaign_id, phones(2))
+    in_tx(sessions, store.sync_campaigns, [campaign(active=False)], now=NOW)
+    assert claim(sessions, campaign_id, 2) == []
+
+
+def test_concurrent_claimers_never_share_a_lead(sessions: sessionmaker[Session], campaign_id: int) -> None:
+    """Threads claiming at once (each in its own transaction) never get the same lead."""
+    import_phones(sessions, campaign_id, phones(120))
+    threads, rounds = 4, 8
+    barrier = threading.Barrier(threads)
+    got: list[int] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        try:
+            barrier.wait(timeout=30)
+            for _ in range(rounds):
+                leads = claim(sessions, campaign_id, 3)
+                with lock:
+                    got.extend(c.lead_id for c in leads)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(timeout=120)
+    assert errors == []
+    assert len(got) == len(set(got)) == threads * rounds * 3
+
+
+@pytest.mark.postgres
+def test_postgres_open_claims_skip_each_others_leads(postgres_schema_url: str) -> None:
+    """Two open transactions on PostgreSQL claim disjoint leads without waiting (SKIP LOCKED)."""
+    engine = create_engine_for(postgres_schema_url)
+    try:
+        upgrade_database(engine)
+        sessions = make_session_factory(engine)
+        (record,) = in_tx(sessions, store.sync_campaigns, [campaign()], now=NOW)
+        import_phones(sessions, record.id, phones(10))
+        with sessions() as first, sessions() as second:
+            a = store.claim_leads(first, record.id, limit=4, now=NOW)
+            b = store.claim_leads(second, record.id, limit=4, now=NOW)
+            assert not {x.lead_id for x in a} & {x.lead_id for x in b}
+            assert len(a) == len(b) == 4
+            first.commit()
+            second.rollback()
+        assert len(claim(sessions, record.id, 10)) == 6  # b's leads came back after its rollback
+    finally:
+        engine.dispose()
+
+
+# --- finishing attempts ---------------------------------------------------------------------
+
+
+def test_finish_applies_the_retry_policy(sessions: sessionmaker[Session], campaign_id: int) -> None:
+    """busy -> retry 30 min later, then reclaimed as attempt 2; the max attempts end it 'exhausted';
+    human ends it 'human'; machine (no retry in this campaign) ends it 'machine'."""
+    import_phones(sessions, campaign_id, phones(3))
+    busy, human, machine = claim(sessions, campaign_id, 3)
+    end = NOW + timedelta(seconds=40)
+    decision = in_tx(sessions, store.finish_attempt, busy.attempt_id,
+                     AttemptResult("busy", ring_seconds=3.5, uniqueid="dial-1"), now=end)
+    assert (decision.state, decision.next_attempt_at, decision.final) == (
+        LeadState.RETRY, end + timedelta(minutes=30), None)
+    lead = lead_of(sessions, busy.lead_id)
+    assert (lead.state, lead.next_attempt_at, lead.last_outcome, lead.final_outcome) == (
+        "retry", end + timedelta(minutes=30), "busy", None)
+    in_tx(sessions, store.finish_attempt, human.attempt_id,
+          AttemptResult("human", ring_seconds=8.0, answered_at=NOW + timedelta(seconds=8), agent_id="2101",
+                        amd_status="HUMAN", connect_seconds=0.4, talk_seconds=180.0), now=end)
+    in_tx(sessions, store.finish_attempt, machine.attempt_id, AttemptResult("machine", amd_status="MACHINE"), now=end)
+    assert lead_of(sessions, human.lead_id).final_outcome == "human"
+    assert (lead_of(sessions, machine.lead_id).state, lead_of(sessions, machine.lead_id).final_outcome) == (
+        "done", "machine")
+
+    assert claim(sessions, campaign_id, 3, now=end + timedelta(minutes=29)) == []
+    (again,) = claim(sessions, campaign_id, 3, now=end + timedelta(minutes=31))
+    assert (again.lead_id, again.attempt_no) == (busy.lead_id, 2)
+    last = in_tx(sessions, store.finish_attempt, again.attempt_id, AttemptResult("noanswer"),
+                 now=end + timedelta(minutes=32))
+    assert (last.state, last.final) == (LeadState.DONE, "exhausted")
+    lead = lead_of(sessions, busy.lead_id)
+    assert (lead.state, lead.attempts, lead.last_outcome, lead.final_outcome) == ("done", 2, "noanswer", "exhausted")
+    stored = {a.id: a for a in in_tx(sessions, store.list_attempts, campaign_id)}
+    talk = stored[human.attempt_id]
+    assert (talk.outcome, talk.agent_id, talk.connect_seconds, talk.talk_seconds, talk.ended_at) == (
+        "human", "2101", 0.4, 180.0, end)
+    assert stored[busy.attempt_id].uniqueid == "dial-1"
+
+
+def test_an_attempt_ends_once(sessions: sessionmaker[Session], campaign_id: int) -> None:
+    """Finishing a finished attempt is a ConflictError naming it; an unknown one is NotFoundError."""
+    import_phones(sessions, campaign_id, phones(1))
+    (lead,) = claim(sessions, campaign_id, 1)
+    in_tx(sessions, store.finish_attempt, lead.attempt_id, AttemptResult("noanswer"), now=NOW)
+    with pytest.raises(store.ConflictError, match=f"^attempt_id: dial attempt {lead.attempt_id} already ended"):
+        in_tx(sessions, store.finish_attempt, lead.attempt_id, AttemptResult("human"), now=NOW)
+    with pytest.raises(store.NotFoundError, match="^attempt_id: dial attempt 9999 not found"):
+        in_tx(sessions, store.finish_attempt, 9999, AttemptResult("human"), now=NOW)
+    assert lead_of(sessions, lead.lead_id).last_outcome == "noanswer"
+
+
+def test_attempt_result_validates_its_fields() -> None:
+    """Unknown outcomes, negative seconds and naive datetimes name the field."""
+    with pytest.raises(InvalidFieldError, match="^outcome: 'dropped' is not one of"):
+        AttemptResult("dropped")
+    with pytest.raises(InvalidFieldError, match="^ring_seconds: "):
+        AttemptResult("busy", ring_seconds=-1)
+    with pytest.raises(InvalidFieldError, match="^answered_at: "):
+        AttemptResult("human", answered_at=datetime(2024, 1, 1))
+
+
+def test_stale_attempts_end_failed_and_their_leads_are_decided(
+    sessions: sessionmaker[Session], campaign_id: int
+) -> None:
+    """Attempts left in flight before the cutoff end as 'failed' with the reason; newer ones stay."""
+    import_phones(sessions, campaign_id, phones(2))
+    (old,) = claim(sessions, campaign_id, 1)
+    (new,) = claim(sessions, campaign_id, 1, now=NOW + timedelta(minutes=10))
+    restart = NOW + timedelta(minutes=5)
+    ended = in_tx(sessions, store.fail_stale_attempts, campaign_id, started_before=restart,
+                  reason="open when the dialer restarted", now=restart)
+    assert ended == 1
+    (failed,) = in_tx(sessions, store.list_attempts, campaign_id, outcome="failed")
+    assert (failed.id, failed.detail, failed.ended_at) == (old.attempt_id, "open when the dialer restarted", restart)
+    lead = lead_of(sessions, old.lead_id)
+    assert (lead.state, lead.next_attempt_at) == ("retry", restart + timedelta(minutes=60))
+    assert [a.id for a in in_tx(sessions, store.list_attempts, campaign_id, outcome="in_flight")] == [new.attempt_id]
+    assert in_tx(sessions, store.fail_stale_attempts, campaign_id, started_before=restart, reason="again",
+                 now=restart) == 0
+
+
+def test_recycle_puts_exhausted_leads_back_and_refuses_reached_ones(
+    sessions: sessionmaker[Session], campaign_id: int
+) -> None:
+    """Recycling 'exhausted' makes those leads due now with attempts reset; human/dnc are refused."""
+    import_phones(sessions, campaign_id, phones(2))
+    a, b = claim(sessions, campaign_id, 2)
+    in_tx(sessions, store.finish_attempt, a.attempt_id, AttemptResult("human"), now=NOW)
+    in_tx(sessions, store.finish_attempt, b.attempt_id, AttemptResult("noanswer"), now=NOW)
+    (b2,) = claim(sessions, campaign_id, 1, now=NOW + timedelta(hours=3))
+    in_tx(sessions, store.finish_attempt, b2.attempt_id, AttemptResult("noanswer"), now=NOW + timedelta(hours=3))
+    assert lead_of(sessions, b.lead_id).final_outcome == "exhausted"
+    later = NOW + timedelta(days=7)
+    assert in_tx(sessions, store.recycle_leads, campaign_id, finals={"exhausted"}, now=later) == 1
+    lead = lead_of(sessions, b.lead_id)
+    assert (lead.state, lead.attempts, lead.next_attempt_at, lead.final_outcome) == ("retry", 0, later, None)
+    assert lead_of(sessions, a.lead_id).state == "done"
+    for final in ("human", "dnc", "abandoned"):
+        with pytest.raises(ValueError, match=f"^finals: '{final}' leads are never recycled"):
+            in_tx(sessions, store.recycle_leads, campaign_id, finals=[final], now=later)
+    with pytest.raises(ValueError, match="^finals: 'reached' is not one of"):
+        in_tx(sessions, store.recycle_leads, campaign_id, finals=["reached"], now=later)
+
+
+# --- DNC ------------------------------------------------------------------------------------
+
+
+def test_dnc_add_check_remove(sessions: sessionmaker[Session]) -> None:
+    """Numbers are normalised, repeats ignored, and each removal leaves an audit row."""
+    assert in_tx(sessions, store.add_dnc, ["+86 138-0013-8000", "+8613800138000", "12345"],
+                 source="national", reason="registry", now=NOW) == 2
+    assert in_tx(sessions, store.add_dnc, ["12345", "67890"], source="complaint", now=NOW) == 1
+    assert in_tx(sessions, store.is_dnc, "+86 (138) 0013 8000")
+    assert not in_tx(sessions, store.is_dnc, "+8613800138001")
+    assert in_tx(sessions, store.remove_dnc, ["12345", "99999"], actor="compliance", now=NOW) == 1
+    assert not in_tx(sessions, store.is_dnc, "12345")
+    (entry,) = in_tx(sessions, store.list_audit, limit=10)
+    assert (entry.action, entry.actor, entry.subject) == ("dnc.remove", "compliance", f"dnc:{store.phone_hash('12345')}")
+    with pytest.raises(ValueError, match=r"^phones\[1\]: "):
+        in_tx(sessions, store.add_dnc, ["12345", "call me"], source="x", now=NOW)
+
+
+# --- destruction ----------------------------------------------------------------------------
+
+
+def test_destroy_refuses_while_leads_are_dialing_or_waiting(sessions: sessionmaker[Session], campaign_id: int) -> None:
+    """No destruction while a lead is being dialed; waiting leads need force; the errors name the list."""
+    list_id = import_phones(sessions, campaign_id, phones(3))
+    (dialing,) = claim(sessions, campaign_id, 1)
+    with pytest.raises(store.ConflictError, match=f"^list_id: lead list {list_id} has 1 lead\\(s\\) being dialed"):
+        in_tx(sessions, store.destroy_lead_list, list_id, actor="dpo", now=NOW, force=True)
+    in_tx(sessions, store.finish_attempt, dialing.attempt_id, AttemptResult("human"), now=NOW)
+    with pytest.raises(store.ConflictError, match="has 2 lead\\(s\\) not done"):
+        in_tx(sessions, store.destroy_lead_list, list_id, actor="dpo", now=NOW)
+    with pytest.raises(store.NotFoundError, match="^list_id: lead list 999 not found"):
+        in_tx(sessions, store.destroy_lead_list, 999, actor="dpo", now=NOW)
+    assert in_tx(sessions, store.campaign_progress, campaign_id).leads == 3
+
+
+def test_destroy_deletes_leads_blanks_numbers_keeps_hashes_and_audits(
+    sessions: sessionmaker[Session], campaign_id: int
+) -> None:
+    """After use a list's leads are gone, their attempts keep only the number's hash, the other
+    list is untouched, the ledger still counts, and the audit row says what, who and when."""
+    list_id = import_phones(sessions, campaign_id, phones(2))
+    other = import_phones(sessions, campaign_id, phones(1, 100), now=NOW + timedelta(seconds=1))
+    a, b = claim(sessions, campaign_id, 2)
+    in_tx(sessions, store.finish_attempt, a.attempt_id, AttemptResult("abandoned"), now=NOW)
+    in_tx(sessions, store.finish_attempt, b.attempt_id, AttemptResult("human"), now=NOW)
+    with pytest.raises(store.ConflictError):
+        in_tx(sessions, store.destroy_lead_list, list_id, actor="dpo", now=NOW)  # a waits to retry
+    when = NOW + timedelta(days=1)
+    result = in_tx(sessions, store.destroy_lead_list, list_id, actor="dpo", now=when, force=True)
+    assert (result.leads_deleted, result.attempts_blanked, result.forced) == (2, 2, True)
+    assert in_tx(sessions, store.get_lead, a.lead_id) is None
+    attempts = in_tx(sessions, store.list_attempts, campaign_id)
+    assert {(x.phone, x.lead_id, x.phone_hash) for x in attempts} == {
+        (None, None, store.phone_hash(p)) for p in phones(2)}
+    lead_list = in_tx(sessions, store.get_lead_list, list_id)
+    assert lead_list is not None and (lead_list.destroyed_at, lead_list.destroyed_by) == (when, "dpo")
+    assert in_tx(sessions, store.campaign_progress, campaign_id).leads == 1
+    assert in_tx(sessions, store.get_lead_list, other) is not None
+    (entry,) = in_tx(sessions, store.list_audit, limit=5)
+    assert (entry.id, entry.at, entry.actor, entry.action, entry.subject) == (
+        result.audit_id, when, "dpo", "leads.destroy", f"lead_list:{list_id}")
+    assert entry.detail == {
+        "list_id": list_id, "list_name": "test", "source_file": "test.csv", "campaign": "spring",
+        "campaign_id": campaign_id, "leads_deleted": 2, "leads_by_state": {"done": 1, "retry": 1},
+        "attempts_blanked": 2, "forced": True, "actor": "dpo", "at": when.isoformat(),
+    }
+    ledger = in_tx(sessions, store.abandon_ledger, campaign_id, day=date(2024, 3, 5), tz=SHANGHAI)
+    assert (ledger.humans, ledger.abandoned_calls, ledger.rate) == (1, 1, 0.5)
+    with pytest.raises(store.ConflictError, match=f"^list_id: lead list {list_id} was destroyed at"):
+        in_tx(sessions, store.destroy_lead_list, list_id, actor="dpo", now=when)
+
+
+# --- abandon ledger -------------------------------------------------------------------------
+
+
+def add_attempts(sessions: sessionmaker[Session], campaign_id: int, when: datetime, outcomes: dict[str, int]) -> None:
+    """Finished attempts started at ``when`` (straight into the table: the ledger only reads)."""
+    with sessions.begin() as session:
+        for outcome, count in outcomes.items():
+            for _ in range(count):
+                session.add(models.DialAttempt(campaign_id=campaign_id, phone_hash="0" * 64, attempt_no=1,
+                                               started_at=when, ended_at=when, outcome=outcome))
+
+
+def test_ledger_counts_local_days_and_machine_share(sessions: sessionmaker[Session], campaign_id: int) -> None:
+    """Attempts count on their local start day; a share of machine verdicts counts as abandoned."""
+    day = date(2024, 3, 5)
+    late = datetime(2024, 3, 5, 15, 30, tzinfo=UTC)  # 23:30 in Shanghai: still the 5th
+    after_midnight = datetime(2024, 3, 5, 16, 30, tzinfo=UTC)  # 00:30 on the 6th
+    add_attempts(sessions, campaign_id, late, {"human": 95, "abandoned": 5, "machine": 20, "busy": 40})
+    add_attempts(sessions, campaign_id, after_midnight, {"abandoned": 50})
+    ledger = in_tx(sessions, store.abandon_ledger, campaign_id, day=day, tz=SHANGHAI)
+    assert (ledger.humans, ledger.abandoned_calls, ledger.machines) == (95, 5, 20)
+    assert (ledger.live_answers, ledger.abandoned, ledger.rate) == (100, 5, 0.05)
+    estimated = in_tx(sessions, store.abandon_ledger, campaign_id, day=day, tz=SHANGHAI, machine_as_abandoned=0.25)
+    assert (estimated.live_answers, estimated.abandoned) == (105, 10)
+    assert estimated.rate == pytest.approx(10 / 105)
+    # In UTC the late attempts and the ones after Shanghai's midnight fall on the same day.
+    utc = in_tx(sessions, store.abandon_ledger, campaign_id, day=day, tz=ZoneInfo("UTC"))
+    assert (utc.humans, utc.abandoned_calls) == (95, 55)
+    with pytest.raises(ValueError, match="^machine_as_abandoned: "):
+        in_tx(sessions, store.abandon_ledger, campaign_id, day=day, tz=SHANGHAI, machine_as_abandoned=1.5)
+
+
+def test_ledger_window_is_30_days_or_since_the_first_attempt(
+    sessions: sessionmaker[Session], campaign_id: int
+) -> None:
+    """The rolling window covers the 30 days ending with the day (or since the campaign's
+    first attempt); older attempts drop out; a day without live answers has rate 0."""
+    noon = time(12, 0)
+
+    def at(day: date) -> datetime:
+        return datetime.combine(day, noon, tzinfo=SHANGHAI)
+
+    start = date(2024, 1, 1)
+    add_attempts(sessions, campaign_id, at(start), {"human": 10, "abandoned": 10})
+    add_attempts(sessions, campaign_id, at(start + timedelta(days=10)), {"human": 90})
+    young = in_tx(sessions, store.abandon_ledger, campaign_id, day=start + timedelta(days=10), tz=SHANGHAI)
+    assert (young.window_first, young.window_live_answers, young.window_abandoned) == (start, 110, 10)
+    assert (young.rate, young.window_rate) == (0.0, pytest.approx(10 / 110))
+    last_in = in_tx(sessions, store.abandon_ledger, campaign_id, day=start + timedelta(days=29), tz=SHANGHAI)
+    assert (last_in.window_first, last_in.window_abandoned, last_in.live_answers) == (start, 10, 0)
+    out = in_tx(sessions, store.abandon_ledger, campaign_id, day=start + timedelta(days=30), tz=SHANGHAI)
+    assert (out.window_first, out.window_live_answers, out.window_abandoned) == (
+        start + timedelta(days=1), 90, 0)
+    before = in_tx(sessions, store.abandon_ledger, campaign_id, day=start - timedelta(days=3), tz=SHANGHAI)
+    assert (before.window_first, before.window_live_answers) == (start - timedelta(days=3), 0)
+    days = in_tx(sessions, store.abandon_ledger_days, campaign_id, first=start, last=start + timedelta(days=31),
+                 tz=SHANGHAI)
+    assert len(days) == 32 and days[0].abandoned_calls == 10 and days[10].humans == 90
+    assert [d.window_rate for d in days[28:31]] == [pytest.approx(10 / 110), pytest.approx(10 / 110), 0.0]
+    with pytest.raises(ValueError, match="^last: "):
+        in_tx(sessions, store.abandon_ledger_days, campaign_id, first=start, last=start - timedelta(days=1),
+              tz=SHANGHAI)
