@@ -143,6 +143,7 @@ def render_queues(settings: Settings) -> str:
             "joinempty = yes",
             "leavewhenempty = no",
             "reportholdtime = no",
+            "setinterfacevar = yes",  # MEMBERINTERFACE etc. on the caller: the dialer's DialerResult names the agent
             f"announce-position = {'yes' if queue.announce_position else 'no'}",
             *([f"defaultrule = {queue.name}-overflow"] if queue.overflow_after else []),
             "; members log in at run time (AMI QueueAdd): none are static",
