@@ -27,17 +27,23 @@ from twisted.web.server import Site
 from callcenter.agents import LAB_INTERFACES, PJSIP_INTERFACES
 from callcenter.agi.server import FastAgiFactory
 from callcenter.ami.client import AmiClient, AmiCredentials
+from callcenter.dialer.config import load_dialer_config, validate_against
+from callcenter.dialer.reload import ConfigWatcher, thread_reader
+from callcenter.dialer.service import DialerMetrics, DialerService
 from callcenter.engine import Engine, RecordingPaths
 from callcenter.http_api import ApiResource
 from callcenter.metrics import EngineMetrics
 from callcenter.secrets import load_or_create_secrets
-from callcenter.settings import Settings
+from callcenter.settings import ConfigError, Settings
 from callcenter.storage.db import create_engine_for, upgrade_database
 from callcenter.storage.repository import Repository, make_threadpool
 
 __all__ = ["EngineServices", "database_url", "make_service", "run_daemon"]
 
 _log = Logger(namespace="callcenter.service")
+
+#: The lab dials its simulated telephone network (dialplans/lab/sim-pstn.conf).
+LAB_TRUNK = "Local/{phone}@sim-pstn"
 
 
 def database_url(settings: Settings) -> str:
@@ -80,6 +86,7 @@ class EngineServices:
     http_server: TCPServer
     metrics_server: TCPServer
     registry: CollectorRegistry
+    dialer: DialerService | None = None
 
     @staticmethod
     def _port(server: TCPServer) -> int:
@@ -106,8 +113,14 @@ def make_service(
     recordings: RecordingPaths | None = None,
     migrate: bool = True,
     lab: bool = False,
+    dialer_config: Path | None = None,
 ) -> EngineServices:
-    """Build the daemon's services from validated settings (nothing is started yet)."""
+    """Build the daemon's services from validated settings (nothing is started yet).
+
+    With ``dialer_config`` (``config/dialer.yaml``), the outbound dialer runs too and the
+    file is watched for edits; in the lab it dials the simulated network
+    (``Local/<phone>@sim-pstn``) instead of the configured trunk.
+    """
     secrets = load_or_create_secrets(settings.site.state_dir, [a.id for a in settings.agents])
     registry = CollectorRegistry()
     metrics = EngineMetrics(registry)
@@ -156,7 +169,31 @@ def make_service(
     metrics_server.setName("metrics")
     metrics_server.setServiceParent(root)
 
-    return EngineServices(root, engine, ami, agi_server, http_server, metrics_server, registry)
+    dialer = None
+    if dialer_config is not None:
+        dialer = _dialer(settings, dialer_config, reactor, ami, repository, engine, registry, lab)
+        dialer.setServiceParent(root)
+        watcher = ConfigWatcher(dialer_config, dialer.config, dialer.apply_config, reactor,
+                                thread_reader(reactor, reactor.getThreadPool()))
+        watcher.setName("dialer-config")
+        watcher.setServiceParent(root)
+
+    return EngineServices(root, engine, ami, agi_server, http_server, metrics_server, registry, dialer)
+
+
+def _dialer(settings: Settings, path: Path, reactor: Any, ami: AmiClient, repository: Repository,
+            engine: Engine, registry: CollectorRegistry, lab: bool) -> DialerService:
+    """The outbound dialer on the engine's AMI client, repository and agent board."""
+    config = load_dialer_config(path)  # ConfigError (file:line) stops the start-up
+    problems = validate_against(config, settings)
+    if problems:
+        raise ConfigError(problems)
+    wrapups = {q.name: float(q.wrapup_time) for q in settings.queues}
+    return DialerService(
+        config, ami=ami, repository=repository, agents=engine.agents, clock=reactor,
+        metrics=DialerMetrics(registry), trunk=LAB_TRUNK if lab else None,
+        wrapup_seconds=lambda queue: wrapups.get(queue, 0.0),
+    )
 
 
 def settings_for_lab(settings: Settings, instance_name: str, cache_dir: Path | None = None) -> tuple[Settings, RecordingPaths]:
@@ -171,7 +208,7 @@ def settings_for_lab(settings: Settings, instance_name: str, cache_dir: Path | N
     return replace(settings, ami=ami), RecordingPaths(endpoints.recordings_dir, instance.recordings_dir)
 
 
-def run_daemon(settings: Settings, lab: str | None = None) -> int:
+def run_daemon(settings: Settings, lab: str | None = None, dialer_config: Path | None = None) -> int:
     """Run the daemon on the global reactor until SIGTERM/SIGINT; return the exit code."""
     from twisted.internet import reactor
 
@@ -181,7 +218,8 @@ def run_daemon(settings: Settings, lab: str | None = None) -> int:
     recordings = None
     if lab:
         settings, recordings = settings_for_lab(settings, lab)
-    services = make_service(settings, reactor, recordings=recordings, lab=lab is not None)
+    services = make_service(settings, reactor, recordings=recordings, lab=lab is not None,
+                            dialer_config=dialer_config)
     services.root.startService()
     reactor.addSystemEventTrigger("before", "shutdown", services.root.stopService)
     _log.info(

@@ -104,7 +104,7 @@ class Campaign:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     machine_action: str = "hangup"
     machine_message: str = ""
-    safe_harbor_message: str = "custom/dialer/safe-harbor-zh"
+    safe_harbor_message: str = "custom/dialer/safe_harbor-zh"
     active: bool = True
 
     def __post_init__(self) -> None:

@@ -392,7 +392,7 @@ def _campaign(name: str, c: _DialerReader, pacing: PacerChoice) -> CampaignConfi
     max_attempts = c.integer("max_attempts", 3, 1, 100)
     retry = _retry_minutes(c.sub("retry"))
     machine_action = c.choice("machine_action", MACHINE_ACTIONS, "hangup")
-    sound_hint = "an Asterisk sound name without extension, e.g. custom/dialer/safe-harbor-zh"
+    sound_hint = "an Asterisk sound name without extension, e.g. custom/dialer/safe_harbor-zh"
     machine_message = c.get("machine_message", "", _sound, sound_hint)
     safe_harbor = c.get("safe_harbor_message", _MISSING, _sound, sound_hint)
     active = c.flag("active", True)

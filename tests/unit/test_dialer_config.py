@@ -49,7 +49,7 @@ dialer:
       max_attempts: 3
       retry: {busy: 30, noanswer: 120}
       machine_action: hangup
-      safe_harbor_message: custom/dialer/safe-harbor-zh
+      safe_harbor_message: custom/dialer/safe_harbor-zh
       pacing: {max_ratio: 2.5}
 """
 
@@ -125,7 +125,7 @@ def test_required_keys_are_named() -> None:
         "dialer.yaml:1:1: dialer.trunk: is required (a channel with {phone}, e.g. PJSIP/{phone}@pstn)",
         'dialer.yaml:3:5: dialer.campaigns.c1.caller_id: is required (a returnable phone number in quotes, e.g. "4008001234")',
         ("dialer.yaml:3:5: dialer.campaigns.c1.safe_harbor_message: is required "
-        "(an Asterisk sound name without extension, e.g. custom/dialer/safe-harbor-zh)"),
+        "(an Asterisk sound name without extension, e.g. custom/dialer/safe_harbor-zh)"),
     ]
 
 
@@ -349,7 +349,7 @@ def test_check_lists_problems_as_lines(tmp_path: Path) -> None:
 
 def test_messages_need_a_sound_name() -> None:
     """Sound names have no extension and no '..'; machine_action message needs machine_message (Campaign's rule)."""
-    line = "      safe_harbor_message: custom/dialer/safe-harbor-zh\n"
+    line = "      safe_harbor_message: custom/dialer/safe_harbor-zh\n"
     assert _one(_edit(line, "      safe_harbor_message: custom/sh.wav\n")).endswith(
         "got 'custom/sh.wav' (leave out the extension: Asterisk picks the format)"
     )

@@ -1,0 +1,506 @@
+"""The outbound dialer service: pacing ticks -> leads claimed -> AMI Originate -> outcomes stored.
+
+This is the thin Twisted layer around the pure parts:
+
+- every ``tick_seconds`` each active progressive or predictive campaign asks its
+  :class:`~callcenter.dialer.pacing.Pacer` how many calls to place now, from the agents
+  of the campaign's queue (the engine's :class:`~callcenter.state.agents.AgentBoard`)
+  and the calls in flight (:class:`~callcenter.dialer.calls.DialBook`);
+- it claims that many leads in the repository's thread pool
+  (:func:`callcenter.storage.dialer.claim_leads`: DNC, calling hours and "never two
+  attempts at once" are enforced there, in one transaction) and originates one call per
+  lead into ``[dialer-answered]`` (``dialplans/dialer.conf``: AMD, machine handling, the
+  outbound queue with the connect timeout, the safe-harbor message);
+- AMI events end each call exactly once (:class:`DialBook`); the outcome goes to the
+  pacer, to Prometheus and to the lead's attempt history
+  (:func:`callcenter.storage.dialer.finish_attempt`, which applies the retry rules);
+- ``config/dialer.yaml`` is watched (:class:`~callcenter.dialer.reload.ConfigWatcher`);
+  a valid edit changes the pacers' settings within a tick, a bad one is logged and the
+  running settings stay.
+
+Preview campaigns are not dialed here: their agents pick a lead and dial it themselves.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import Counter as PromCounter
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from callcenter.ami import actions
+from callcenter.ami.client import AmiClient, ListenerHandle, Subscription
+from callcenter.ami.codec import Message
+from callcenter.dialer.calls import DialBook, DialConnected, DialEnded
+from callcenter.dialer.config import CampaignConfig, DialerConfig, PacerChoice
+from callcenter.dialer.pacing import (
+    FixedRatioPacer,
+    Pacer,
+    PredictivePacer,
+    ProgressivePacer,
+    VicidialAdaptivePacer,
+)
+from callcenter.state.agents import AgentBoard, AgentState
+from callcenter.storage import dialer as store
+from callcenter.storage.dialer_records import AttemptResult, CampaignRecord, LeadToDial
+from callcenter.storage.repository import Repository
+
+__all__ = ["CampaignStatus", "DialerMetrics", "DialerService", "make_pacer"]
+
+_log = Logger(namespace="callcenter.dialer")
+
+#: Calls claimed per tick at most (a burst of Originates is spread over the next ticks).
+MAX_DIALS_PER_TICK = 20
+#: Seconds a campaign with no lead due waits before asking the database again.
+NO_LEADS_BACKOFF = 15.0
+#: Seconds past the ring timeout before an unanswered call without OriginateResponse is lost.
+RING_MARGIN = 20.0
+#: Seconds an answered call may stay in AMD and the queue without a result.
+ANSWERED_LIMIT = 180.0
+#: Seconds a conversation may last before its attempt is closed as lost.
+CONNECTED_LIMIT = 4 * 3600.0
+
+
+def make_pacer(choice: PacerChoice) -> Pacer:
+    """A new pacer of the kind ``choice.pacer``, configured with ``choice.settings``."""
+    pacer: Any
+    if choice.pacer == "predictive":
+        pacer = PredictivePacer(target_abandon=choice.settings.target_abandon)
+    elif choice.pacer == "vicidial":
+        pacer = VicidialAdaptivePacer()
+    elif choice.pacer == "fixed":
+        pacer = FixedRatioPacer(choice.fixed_ratio)
+    elif choice.pacer == "progressive":
+        pacer = ProgressivePacer()
+    else:
+        raise ValueError(f"pacing.pacer: unknown pacer {choice.pacer!r}")
+    pacer.configure(choice.settings)
+    return pacer  # type: ignore[no-any-return]
+
+
+class DialerMetrics:
+    """Prometheus metrics of the dialer."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.attempts = PromCounter("callcenter_dialer_attempts", "dial attempts ended, by campaign and outcome",
+                                    ["campaign", "outcome"], registry=registry)
+        self.placed = PromCounter("callcenter_dialer_calls_placed", "calls originated", ["campaign"], registry=registry)
+        self.in_flight = Gauge("callcenter_dialer_calls_in_flight", "calls placed and not yet ended", ["campaign"],
+                               registry=registry)
+        self.connect_seconds = Histogram(
+            "callcenter_dialer_connect_seconds", "answered human: AMD verdict -> agent bridged", ["campaign"],
+            registry=registry, buckets=(0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0))
+        self.abandon_rate = Gauge("callcenter_dialer_abandon_rate",
+                                  "abandoned / live answers since the service started (today's ledger is in SQL)",
+                                  ["campaign"], registry=registry)
+        self.config_reloads = PromCounter("callcenter_dialer_config_reloads", "dialer.yaml changes applied",
+                                          registry=registry)
+        self.db_errors = PromCounter("callcenter_dialer_db_errors", "dialer repository calls that failed",
+                                     ["operation"], registry=registry)
+
+
+@dataclass
+class _Campaign:
+    """One campaign the service dials for."""
+
+    record: CampaignRecord
+    config: CampaignConfig
+    pacer: Pacer
+    claiming: int = 0  # leads being claimed right now (count as ringing dials)
+    idle_until: float = 0.0
+    placed: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    connect_latencies: list[float] = field(default_factory=list)
+    last_decision: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.config.campaign.name
+
+
+@dataclass(frozen=True)
+class CampaignStatus:
+    """What the dialer is doing for one campaign (for the API, the demo and tests)."""
+
+    name: str
+    campaign_id: int
+    pacer: str
+    dial_mode: str
+    placed: int
+    in_flight: int
+    ringing: int
+    agents_ready: int
+    agents_busy: int
+    last_decision: int
+    outcomes: dict[str, int]
+    abandon_rate: float | None
+    max_ratio: float
+
+
+class DialerService(Service):
+    """Places the calls of the active campaigns and records how each one ended."""
+
+    name = "dialer"
+
+    def __init__(
+        self,
+        config: DialerConfig,
+        *,
+        ami: AmiClient,
+        repository: Repository,
+        agents: AgentBoard,
+        clock: IReactorTime,
+        metrics: DialerMetrics,
+        trunk: str | None = None,
+        wrapup_seconds: Callable[[str], float] = lambda queue: 0.0,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config = config
+        self.ami = ami
+        self.repository = repository
+        self.agents = agents
+        self.clock = clock
+        self.metrics = metrics
+        self.trunk = trunk or config.trunk
+        self.wrapup_seconds = wrapup_seconds
+        self.now = now
+        self.book = DialBook()
+        self.campaigns: dict[str, _Campaign] = {}
+        self._by_id: dict[int, _Campaign] = {}
+        self._loop: LoopingCall | None = None
+        self._subscriptions: list[Subscription | ListenerHandle] = []
+        self._pending: set[Deferred[Any]] = set()
+        self._ids = itertools.count(1)
+        self._token = secrets.token_hex(3)
+        self._pacing_recorded: set[int] = set()
+        self.ready: Deferred[None] = Deferred()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def startService(self) -> None:
+        super().startService()  # type: ignore[no-untyped-call]  # Twisted's Service is untyped
+        self._subscriptions.append(self.ami.subscribe(self.on_event))
+        self._subscriptions.append(self.ami.on_resync(self.on_resync))
+        self._track(self._sync(self.config, recover=True).addCallback(self._started))
+
+    def _started(self, _: object) -> None:
+        if not self.running:
+            return
+        self._start_loop()
+        _log.info("dialer.started campaigns={campaigns} trunk={trunk}", campaigns=sorted(self.campaigns),
+                  trunk=self.trunk)
+        if not self.ready.called:
+            self.ready.callback(None)
+
+    def _start_loop(self) -> None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        loop = LoopingCall(self.tick)
+        loop.clock = self.clock
+        self._loop = loop
+        loop.start(self.config.tick_seconds, now=False).addErrback(
+            lambda failure: _log.failure("dialer.tick_loop_failed", failure))
+
+    def stopService(self) -> Deferred[None] | None:
+        super().stopService()  # type: ignore[no-untyped-call]
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+        for handle in self._subscriptions:
+            handle.cancel()
+        self._subscriptions.clear()
+        # Calls still in flight are closed as failed so no attempt stays open; the
+        # next start would also fail them (fail_stale_attempts).
+        now = self.clock.seconds()
+        for dial in self.book.dials():
+            end = self.book.failed(dial.attempt_id, now, "dialer stopped")
+            if end is not None:
+                self._ended(end)
+        if not self._pending:
+            return None
+        return DeferredList(list(self._pending), consumeErrors=True).addCallback(lambda _: None)
+
+    # ------------------------------------------------------------------ configuration
+
+    def _sync(self, config: DialerConfig, *, recover: bool = False) -> Deferred[None]:
+        """Store the campaigns' rules and build their pacers.
+
+        With ``recover`` (at start-up only) attempts an earlier run left open end as
+        ``failed``: their calls were lost with that process.
+        """
+        campaigns = [c.campaign for c in config.campaigns]
+        now = self.now()
+
+        def in_thread(session: Any) -> list[CampaignRecord]:
+            records = store.sync_campaigns(session, campaigns)
+            for record in records if recover else ():
+                store.fail_stale_attempts(session, record.id, started_before=now,
+                                          reason="open when the dialer (re)started", now=now)
+            return records
+
+        def built(records: list[CampaignRecord]) -> None:
+            by_name = {r.name: r for r in records}
+            for campaign_config in config.campaigns:
+                name = campaign_config.campaign.name
+                record = by_name[name]
+                current = self.campaigns.get(name)
+                if current is None:
+                    current = _Campaign(record, campaign_config, make_pacer(campaign_config.pacing))
+                    self.campaigns[name] = current
+                else:
+                    self._reconfigure(current, campaign_config)
+                    current.record = record
+                self._by_id[record.id] = current
+            for name in set(self.campaigns) - {c.campaign.name for c in config.campaigns}:
+                _log.info("dialer.campaign_removed campaign={campaign}", campaign=name)
+                gone = self.campaigns.pop(name)
+                self._by_id.pop(gone.record.id, None)
+
+        return self.repository.run(in_thread).addCallback(built)
+
+    def _reconfigure(self, campaign: _Campaign, new: CampaignConfig) -> None:
+        old = campaign.config.pacing
+        if (new.pacing.pacer, new.pacing.fixed_ratio) != (old.pacer, old.fixed_ratio):
+            campaign.pacer = make_pacer(new.pacing)  # another kind of pacer starts learning afresh
+        else:
+            campaign.pacer.configure(new.pacing.settings)
+        campaign.config = new
+
+    def apply_config(self, config: DialerConfig) -> Deferred[None]:
+        """A new valid ``dialer.yaml``: new settings for the running campaigns (pacers keep what they learned)."""
+        old_tick = self.config.tick_seconds
+        self.config = config
+        self.metrics.config_reloads.inc()
+        d = self._sync(config)
+        if config.tick_seconds != old_tick and self._loop is not None:
+            d.addCallback(lambda _: self._start_loop())
+        return self._track(d)
+
+    # ------------------------------------------------------------------ pacing
+
+    def tick(self) -> None:
+        """One pacing step for every campaign that dials by itself."""
+        now = self.clock.seconds()
+        for end in self.book.expire(now, ringing=self._ring_timeout() + RING_MARGIN, answered=ANSWERED_LIMIT,
+                                    connected=CONNECTED_LIMIT):
+            self._ended(end)
+        if not self.config.enabled or not self.ami.connected:
+            return
+        for campaign in list(self.campaigns.values()):
+            rules = campaign.config.campaign
+            if not rules.active or rules.dial_mode == "preview" or now < campaign.idle_until:
+                continue
+            self._pace(campaign, now)
+
+    def _ring_timeout(self) -> float:
+        return max((c.config.pacing.settings.ring_timeout for c in self.campaigns.values()),
+                   default=self.config.pacing.settings.ring_timeout)
+
+    def _agents_of(self, queue: str, now: float) -> tuple[int, list[float], list[float]]:
+        ready, talking, wrapping = 0, [], []
+        for agent in self.agents.agents():
+            if queue not in agent.queues:
+                continue
+            if agent.state is AgentState.READY:
+                ready += 1
+            elif agent.state is AgentState.RINGING:
+                talking.append(0.0)
+            elif agent.state is AgentState.ON_CALL:
+                talking.append(max(0.0, now - agent.since))
+            elif agent.state is AgentState.WRAP_UP:
+                wrapping.append(max(0.0, now - agent.since))
+        return ready, talking, wrapping
+
+    def _pace(self, campaign: _Campaign, now: float) -> None:
+        ready, talking, wrapping = self._agents_of(campaign.config.campaign.queue, now)
+        ringing = [d for d in self.book.dials() if d.campaign_id == campaign.record.id]
+        ringing_seconds = [now - d.placed_at for d in ringing if not d.answered]
+        ringing_seconds += [0.0] * campaign.claiming
+        # Answered calls still in AMD or the queue will want an agent within a second or two.
+        waiting = sum(1 for d in ringing if d.answered and d.connected_at is None)
+        want = campaign.pacer.dials_to_place(now, max(0, ready - waiting), talking, wrapping, ringing_seconds)
+        campaign.last_decision = want
+        want = min(want, MAX_DIALS_PER_TICK)
+        if want <= 0 or campaign.claiming:
+            return
+        campaign.claiming = want
+        claimed = self.repository.run(store.claim_leads, campaign.record.id, limit=want, now=self.now())
+        claimed.addCallbacks(lambda leads: self._dial(campaign, leads),
+                             lambda failure: self._db_failed("claim_leads", failure))
+        claimed.addBoth(lambda _: setattr(campaign, "claiming", 0))
+        self._track(claimed)
+
+    def _dial(self, campaign: _Campaign, leads: Sequence[LeadToDial]) -> None:
+        if not leads:
+            campaign.idle_until = self.clock.seconds() + NO_LEADS_BACKOFF
+            _log.debug("dialer.no_leads_due campaign={campaign}", campaign=campaign.name)
+            return
+        for lead in leads:
+            self._originate(campaign, lead)
+
+    def _originate(self, campaign: _Campaign, lead: LeadToDial) -> None:
+        rules = campaign.config.campaign
+        settings = campaign.config.pacing.settings
+        uniqueid = f"dial-{self._token}-{lead.attempt_id}"
+        now = self.clock.seconds()
+        self.book.placed(lead.attempt_id, lead.lead_id, campaign.record.id, uniqueid, now)
+        campaign.placed += 1
+        self.metrics.placed.labels(campaign.name).inc()
+        self.metrics.in_flight.labels(campaign.name).inc()
+        action = actions.originate(
+            self.trunk.format(phone=lead.phone),
+            context="dialer-answered", exten="s", priority=1,
+            caller_id=rules.caller_id or None,
+            timeout_ms=int(settings.ring_timeout * 1000),
+            channel_id=uniqueid,
+            variables={
+                "CC_CAMPAIGN": campaign.record.id,
+                "CC_LEAD": lead.lead_id,
+                "CC_ATTEMPT": lead.attempt_id,
+                "CC_QUEUE": rules.queue,
+                "CC_CONNECT_TIMEOUT": self.config.connect_timeout,
+                "CC_MACHINE_ACTION": rules.machine_action,
+                "CC_MACHINE_MESSAGE": rules.machine_message,
+                "CC_SAFE_HARBOR": rules.safe_harbor_message,
+                "CC_AMD": 1 if self.config.amd.enabled else 0,
+                "CC_DIRECTION": "outbound",
+            },
+        )
+        d = self.ami.originate(action, timeout=settings.ring_timeout + RING_MARGIN)
+
+        def responded(msg: Message) -> None:
+            end = self.book.originate_response(lead.attempt_id, msg, self.clock.seconds())
+            if end is not None:
+                self._ended(end)
+
+        def failed(failure: Failure) -> None:
+            end = self.book.failed(lead.attempt_id, self.clock.seconds(),
+                                   f"Originate failed: {failure.getErrorMessage()}")
+            if end is not None:
+                self._ended(end)
+
+        self._track(d.addCallbacks(responded, failed))
+
+    # ------------------------------------------------------------------ AMI input
+
+    def on_event(self, msg: Message) -> None:
+        """Every AMI event: the dialplan's results and the outbound queue's connects."""
+        if msg.name not in ("UserEvent", "AgentConnect"):
+            return
+        fact = self.book.handle(msg, self.clock.seconds())
+        if isinstance(fact, DialConnected):
+            campaign = self._by_id.get(fact.dial.campaign_id)
+            if campaign is not None:
+                campaign.pacer.record_attempt(fact.ring_seconds, "human")
+                self._pacing_recorded.add(fact.dial.attempt_id)
+                campaign.connect_latencies.append(fact.connect_seconds)
+                self.metrics.connect_seconds.labels(campaign.name).observe(fact.connect_seconds)
+        elif isinstance(fact, DialEnded):
+            self._ended(fact)
+
+    def on_resync(self, channels: list[Message], queue_status: list[Message]) -> None:
+        """After an AMI reconnect: answered calls whose channel is gone have ended unseen."""
+        live = {m.get("Uniqueid") or "" for m in channels}
+        for end in self.book.forget_missing(live, self.clock.seconds()):
+            self._ended(end)
+
+    # ------------------------------------------------------------------ outcomes
+
+    def _ended(self, end: DialEnded) -> None:
+        campaign = self._by_id.get(end.dial.campaign_id)
+        name = campaign.name if campaign is not None else str(end.dial.campaign_id)
+        self.metrics.attempts.labels(name, end.outcome).inc()
+        self.metrics.in_flight.labels(name).dec()
+        if campaign is not None:
+            campaign.outcomes[end.outcome] += 1
+            live = campaign.outcomes["human"] + campaign.outcomes["abandoned"]
+            if live:
+                self.metrics.abandon_rate.labels(name).set(campaign.outcomes["abandoned"] / live)
+            if end.dial.attempt_id not in self._pacing_recorded:
+                campaign.pacer.record_attempt(end.ring_seconds, end.outcome)
+            if end.outcome == "human" and end.dial.connected_at is not None:
+                talk = max(0.0, end.ended_at - end.dial.connected_at)
+                campaign.pacer.record_call(talk, self.wrapup_seconds(campaign.config.campaign.queue))
+        self._pacing_recorded.discard(end.dial.attempt_id)
+        _log.info("dialer.attempt_ended campaign={campaign} attempt={attempt} lead={lead} outcome={outcome} "
+                  "ring={ring:.1f} connect={connect} detail={detail}", campaign=name, attempt=end.dial.attempt_id,
+                  lead=end.dial.lead_id, outcome=end.outcome, ring=end.ring_seconds,
+                  connect="-" if end.connect_seconds is None else f"{end.connect_seconds:.2f}", detail=end.detail)
+        wall = self._wall(end.ended_at)
+        answered_at = None if end.dial.answered_at is None else self._wall(end.dial.answered_at)
+        talk_seconds = None
+        if end.dial.connected_at is not None:
+            talk_seconds = max(0.0, end.ended_at - end.dial.connected_at)
+        result = AttemptResult(
+            outcome=end.outcome, ring_seconds=end.ring_seconds, answered_at=answered_at, ended_at=wall,
+            amd_status=end.dial.amd_status, amd_cause=end.dial.amd_cause, agent_id=end.dial.agent,
+            uniqueid=end.dial.uniqueid, connect_seconds=end.connect_seconds, talk_seconds=talk_seconds,
+            detail=(end.detail or (f"queue {end.queue_status}" if end.queue_status else ""))[:500],
+        )
+        d = self.repository.run(store.finish_attempt, end.dial.attempt_id, result, now=wall)
+        d.addErrback(lambda failure: self._db_failed("finish_attempt", failure))
+        self._track(d)
+
+    def _wall(self, at: float) -> datetime:
+        """The wall-clock time of clock reading ``at``."""
+        return datetime.fromtimestamp(self.now().timestamp() - (self.clock.seconds() - at), UTC)
+
+    def _db_failed(self, operation: str, failure: Failure) -> None:
+        self.metrics.db_errors.labels(operation).inc()
+        _log.error("dialer.db_failed operation={operation} error={error}", operation=operation,
+                   error=failure.getErrorMessage())
+
+    # ------------------------------------------------------------------ views
+
+    def status(self) -> list[CampaignStatus]:
+        """Per campaign: what the pacer decided last, what is in flight, and how calls ended."""
+        now = self.clock.seconds()
+        out = []
+        for campaign in self.campaigns.values():
+            rules = campaign.config.campaign
+            ready, talking, wrapping = self._agents_of(rules.queue, now)
+            dials = [d for d in self.book.dials() if d.campaign_id == campaign.record.id]
+            live = campaign.outcomes["human"] + campaign.outcomes["abandoned"]
+            out.append(CampaignStatus(
+                name=campaign.name, campaign_id=campaign.record.id, pacer=campaign.config.pacing.pacer,
+                dial_mode=rules.dial_mode, placed=campaign.placed, in_flight=len(dials),
+                ringing=sum(1 for d in dials if not d.answered), agents_ready=ready,
+                agents_busy=len(talking) + len(wrapping), last_decision=campaign.last_decision,
+                outcomes=dict(campaign.outcomes),
+                abandon_rate=campaign.outcomes["abandoned"] / live if live else None,
+                max_ratio=campaign.config.pacing.settings.max_ratio,
+            ))
+        return out
+
+    def connect_latencies(self, campaign: str) -> list[float]:
+        """Answer verdict -> agent bridged, seconds, for every connected call of ``campaign``."""
+        found = self.campaigns.get(campaign)
+        return list(found.connect_latencies) if found is not None else []
+
+    @property
+    def pending(self) -> int:
+        """Repository and AMI operations still running."""
+        return len(self._pending)
+
+    def _track(self, d: Deferred[Any]) -> Deferred[Any]:
+        self._pending.add(d)
+
+        def done(result: object) -> object:
+            self._pending.discard(d)
+            return result
+
+        d.addBoth(done)
+        return d
+

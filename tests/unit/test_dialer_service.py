@@ -1,0 +1,261 @@
+"""The dialer service with a fake AMI, a real SQLite schema and an injected clock.
+
+What it protects: a tick places as many calls as the pacer says, each for a claimed
+lead, with the variables the dialplan needs; each call's AMI outcome ends its attempt
+once, in SQL, with the retry rules applied; a failed Originate is a recorded failure;
+a new dialer.yaml changes the pacing of the running campaign; stopping closes every
+attempt in flight.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy.orm import Session
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import Clock
+
+from callcenter.ami.client import AmiNotConnected
+from callcenter.ami.codec import Message
+from callcenter.dialer.config import DialerConfig, parse_dialer_config
+from callcenter.dialer.service import DialerMetrics, DialerService
+from callcenter.state.agents import AgentBoard
+from callcenter.storage import dialer as store
+from callcenter.storage.db import (
+    create_engine_for,
+    make_session_factory,
+    upgrade_database,
+)
+from callcenter.storage.dialer_records import LeadRow
+
+_R = TypeVar("_R")
+
+#: 03:00 UTC is 11:00 in Shanghai: inside the campaign's calling hours.
+WALL = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
+
+
+def config_text(pacer: str = "progressive", fixed_ratio: float = 1.5, dial_mode: str = "predictive") -> str:
+    return textwrap.dedent(f"""\
+        dialer:
+          trunk: "Local/{{phone}}@sim-pstn"
+          tick_seconds: 1.0
+          connect_timeout: 1
+          pacing:
+            pacer: {pacer}
+            fixed_ratio: {fixed_ratio}
+            ring_timeout: 20
+          campaigns:
+            test-campaign:
+              dial_mode: {dial_mode}
+              caller_id: "4008001234"
+              queue: outbound
+              timezone: Asia/Shanghai
+              safe_harbor_message: custom/dialer/safe_harbor-zh
+        """)
+
+
+class SyncRepository:
+    """Repository.run, but synchronous: one transaction per call on the test database."""
+
+    def __init__(self, factory: Callable[[], Session]) -> None:
+        self.factory = factory
+
+    def run(self, fn: Callable[..., _R], *args: Any, **kwargs: Any) -> Deferred[_R]:
+        with self.factory() as session, session.begin():
+            try:
+                return succeed(fn(session, *args, **kwargs))
+            except Exception as exc:  # noqa: BLE001 - delivered as a failed Deferred like the real one
+                return fail(exc)
+
+
+class FakeAmi:
+    """Subscriptions, and Originates answered by the test through their Deferreds."""
+
+    connected = True
+
+    def __init__(self) -> None:
+        self.listeners: list[Callable[[Message], None]] = []
+        self.originates: list[tuple[Any, Deferred[Message]]] = []
+        self.refuse: Exception | None = None
+
+    def subscribe(self, callback: Callable[[Message], None], name: str | None = None) -> Any:
+        self.listeners.append(callback)
+        return _Handle()
+
+    def on_resync(self, callback: Any) -> Any:
+        return _Handle()
+
+    def originate(self, action: Any, *, timeout: float | None = None) -> Deferred[Message]:
+        if self.refuse is not None:
+            return fail(self.refuse)
+        d: Deferred[Message] = Deferred()
+        self.originates.append((action, d))
+        return d
+
+    def emit(self, name: str, **headers: object) -> None:
+        msg = Message.from_pairs([("Event", name), *((k, str(v)) for k, v in headers.items())])
+        for listener in list(self.listeners):
+            listener(msg)
+
+
+class _Handle:
+    def cancel(self) -> None:
+        pass
+
+
+class World:
+    def __init__(self, tmp_path: Path, text: str, agents: int) -> None:
+        engine = create_engine_for(f"sqlite:///{tmp_path / 'd.sqlite3'}")
+        upgrade_database(engine)
+        self.sessions = make_session_factory(engine)
+        self.repo = SyncRepository(self.sessions)
+        self.clock = Clock()
+        self.clock.advance(1_000_000)
+        self.wall = WALL
+        self.ami = FakeAmi()
+        self.board = AgentBoard({"outbound": 15})
+        for i in range(agents):
+            self.board.handle(Message.from_pairs([
+                ("Event", "QueueMemberAdded"), ("Queue", "outbound"), ("Interface", f"PJSIP/agent210{i + 1}"),
+                ("StateInterface", f"PJSIP/agent210{i + 1}"), ("Paused", "0"), ("Status", "1")]), self.clock.seconds())
+        self.config = parse_dialer_config(text, "dialer.yaml")
+        self.service = DialerService(
+            self.config, ami=self.ami, repository=self.repo, agents=self.board,  # type: ignore[arg-type]
+            clock=self.clock, metrics=DialerMetrics(CollectorRegistry()), now=lambda: self.wall,
+            wrapup_seconds=lambda queue: 15.0)
+
+    def session(self) -> Session:
+        return self.sessions()
+
+    def import_leads(self, phones: list[str], timezone: str | None = None) -> int:
+        with self.session() as session, session.begin():
+            campaign = store.get_campaign(session, "test-campaign")
+            assert campaign is not None
+            rows = [LeadRow(line=i + 2, phone=p, timezone=timezone) for i, p in enumerate(phones)]
+            store.import_leads(session, campaign.id, rows, list_name="t", source_file="t.csv", actor="test",
+                               now=self.wall - timedelta(minutes=1))
+            return campaign.id
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        self.wall += timedelta(seconds=seconds)
+
+    def attempts(self, campaign_id: int) -> list[Any]:
+        with self.session() as session:
+            return sorted(store.list_attempts(session, campaign_id, limit=100), key=lambda a: a.id)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    w = World(tmp_path, config_text(), agents=2)
+    w.service.startService()
+    assert w.service.ready.called
+    yield w
+    if w.service.running:
+        w.service.stopService()
+
+
+def _variables(action: Any) -> dict[str, str]:
+    return dict(action.variables)
+
+
+def test_a_tick_dials_one_claimed_lead_per_ready_agent_with_the_dialplan_variables(world: World) -> None:
+    """Progressive pacing with 2 ready agents: 2 Originates into [dialer-answered], ChannelId set."""
+    campaign_id = world.import_leads(["13800000001", "13800000002", "13800000003"])
+    world.advance(1.0)
+    assert len(world.ami.originates) == 2
+    action, _ = world.ami.originates[0]
+    assert action.get("Channel") == "Local/13800000001@sim-pstn"
+    assert (action.get("Context"), action.get("Exten"), action.get("Timeout")) == ("dialer-answered", "s", "20000")
+    variables = _variables(action)
+    assert variables["CC_CAMPAIGN"] == str(campaign_id) and variables["CC_QUEUE"] == "outbound"
+    assert variables["CC_CONNECT_TIMEOUT"] == "1" and variables["CC_SAFE_HARBOR"]
+    assert (action.get("ChannelId") or "").endswith("-" + variables["CC_ATTEMPT"])
+    world.advance(1.0)  # both agents covered by ringing dials: nothing more
+    assert len(world.ami.originates) == 2
+
+
+def test_outcomes_end_each_attempt_once_with_the_retry_rules(world: World) -> None:
+    """Busy -> retry in 30 min; human via AMD and the queue -> done, agent and latency stored."""
+    campaign_id = world.import_leads(["13800000001", "13800000002"])
+    world.advance(1.0)
+    (_busy_action, busy), (human_action, human) = world.ami.originates
+    busy.callback(Message.from_pairs([("Event", "OriginateResponse"), ("Response", "Failure"), ("Reason", "5")]))
+    attempt = _variables(human_action)["CC_ATTEMPT"]
+    uniqueid = human_action.get("ChannelId")
+    world.advance(3.0)
+    human.callback(Message.from_pairs([("Event", "OriginateResponse"), ("Response", "Success"), ("Reason", "4")]))
+    world.ami.emit("UserEvent", UserEvent="DialerAnswered", Attempt=attempt)
+    world.advance(2.5)
+    world.ami.emit("UserEvent", UserEvent="DialerAMD", Attempt=attempt, AMDStatus="HUMAN", AMDCause="HUMAN-800-800")
+    world.advance(0.4)
+    world.ami.emit("AgentConnect", Queue="outbound", Uniqueid=uniqueid, Interface="PJSIP/agent2101")
+    world.advance(30.0)
+    world.ami.emit("UserEvent", UserEvent="DialerResult", Attempt=attempt, Outcome="human")
+    world.ami.emit("UserEvent", UserEvent="DialerResult", Attempt=attempt, Outcome="abandoned")  # a duplicate
+    first, second = world.attempts(campaign_id)
+    assert first.outcome == "busy" and second.outcome == "human"
+    assert second.agent_id == "2101" and second.amd_status == "HUMAN"
+    assert second.connect_seconds == pytest.approx(0.4) and second.talk_seconds == pytest.approx(30.0, abs=1.1)
+    with world.session() as session:
+        busy_lead = store.get_lead(session, first.lead_id)
+        human_lead = store.get_lead(session, second.lead_id)
+    assert busy_lead is not None and busy_lead.state == "retry"
+    assert busy_lead.next_attempt_at is not None and busy_lead.next_attempt_at > world.wall + timedelta(minutes=25)
+    assert human_lead is not None and (human_lead.state, human_lead.final_outcome) == ("done", "human")
+    assert [s.outcomes for s in world.service.status()] == [{"busy": 1, "human": 1}]
+    assert world.service.connect_latencies("test-campaign") == [pytest.approx(0.4)]
+
+
+def test_a_refused_originate_is_a_recorded_failure(world: World) -> None:
+    """AMI down when dialing: the attempt ends failed with the reason, nothing stays in flight."""
+    campaign_id = world.import_leads(["13800000001"])
+    world.ami.refuse = AmiNotConnected("AMI: not connected")
+    world.advance(1.0)
+    (attempt,) = world.attempts(campaign_id)
+    assert attempt.outcome == "failed" and "not connected" in (attempt.detail or "")
+    assert len(world.service.book) == 0
+
+
+def test_leads_outside_calling_hours_are_never_dialed(world: World) -> None:
+    """A lead whose local time is 23:00 is not claimed; it waits for its window."""
+    world.import_leads(["13800000009"], timezone="Asia/Tokyo")  # 03:00 UTC = 12:00 Tokyo: callable
+    world.import_leads(["13800000010"], timezone="America/Los_Angeles")  # 19:00 the day before: callable
+    world.import_leads(["13800000011"], timezone="Pacific/Kiritimati")  # 17:00 +14: callable
+    world.import_leads(["13800000012"], timezone="Europe/London")  # 03:00: not callable
+    world.advance(1.0)
+    world.advance(1.0)
+    dialed = [a.get("Channel") for a, _ in world.ami.originates]
+    assert "Local/13800000012@sim-pstn" not in dialed
+    assert len(dialed) == 2
+
+
+def test_a_new_config_changes_the_ratio_of_the_running_campaign(tmp_path: Path) -> None:
+    """Fixed ratio 1.0 dials 2 for 2 agents; after reload with ratio 3.0 the next tick tops up to 6."""
+    w = World(tmp_path, config_text(pacer="fixed", fixed_ratio=1.0), agents=2)
+    w.service.startService()
+    w.import_leads([f"138000000{i:02d}" for i in range(20)])
+    w.advance(1.0)
+    w.advance(1.0)
+    assert len(w.ami.originates) == 2
+    new: DialerConfig = parse_dialer_config(config_text(pacer="fixed", fixed_ratio=3.0), "dialer.yaml")
+    w.service.apply_config(new)
+    w.advance(1.0)
+    assert len(w.ami.originates) == 6
+    w.service.stopService()
+
+
+def test_stopping_closes_every_attempt_in_flight(world: World) -> None:
+    """Calls still ringing when the dialer stops end as failed: no attempt is left open."""
+    campaign_id = world.import_leads(["13800000001", "13800000002"])
+    world.advance(1.0)
+    world.service.stopService()
+    attempts = world.attempts(campaign_id)
+    assert [a.outcome for a in attempts] == ["failed", "failed"]
+    assert all("stopped" in (a.detail or "") for a in attempts)
