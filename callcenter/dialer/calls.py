@@ -74,6 +74,7 @@ class DialEnded:
     connect_seconds: float | None  # answer verdict (AMD, or answer) -> agent bridged
     queue_status: str | None
     detail: str
+    verdict_seconds: float  # placed -> AMD verdict (else answer, else end): what pacers learn as ring time
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class DialConnected:
     dial: Dial
     ring_seconds: float
     connect_seconds: float
+    verdict_seconds: float  # placed -> the call needed an agent (AMD verdict, else answer)
 
 
 DialFact = DialConnected | DialEnded
@@ -156,7 +158,8 @@ class DialBook:
                                agent=_agent(msg.get("Interface")) or dial.agent)
                 self._by_attempt[dial.attempt_id] = dial
                 verdict = dial.amd_at if dial.amd_at is not None else answered
-                return DialConnected(dial, answered - dial.placed_at, max(0.0, now - verdict))
+                return DialConnected(dial, answered - dial.placed_at, max(0.0, now - verdict),
+                                     verdict - dial.placed_at)
         return None
 
     def expire(self, now: float, *, ringing: float, answered: float, connected: float) -> list[DialEnded]:
@@ -217,7 +220,9 @@ class DialBook:
         if dial.connected_at is not None:
             verdict = dial.amd_at if dial.amd_at is not None else answered
             connect = max(0.0, dial.connected_at - (verdict if verdict is not None else dial.connected_at))
-        return DialEnded(dial, outcome, now, max(0.0, ring), connect, queue_status, detail)
+        verdict_at = dial.amd_at if dial.amd_at is not None else answered if answered is not None else now
+        return DialEnded(dial, outcome, now, max(0.0, ring), connect, queue_status, detail,
+                         max(0.0, verdict_at - dial.placed_at))
 
 
 def _int(value: str | None) -> int | None:

@@ -44,6 +44,7 @@ from callcenter.ami import actions
 from callcenter.ami.client import AmiClient, ListenerHandle, Subscription
 from callcenter.ami.codec import Message
 from callcenter.dialer.calls import DialBook, DialConnected, DialEnded
+from callcenter.dialer.campaign import zone
 from callcenter.dialer.config import CampaignConfig, DialerConfig, PacerChoice
 from callcenter.dialer.pacing import (
     FixedRatioPacer,
@@ -73,13 +74,18 @@ ANSWERED_LIMIT = 180.0
 CONNECTED_LIMIT = 4 * 3600.0
 
 
-def make_pacer(choice: PacerChoice) -> Pacer:
-    """A new pacer of the kind ``choice.pacer``, configured with ``choice.settings``."""
+def make_pacer(choice: PacerChoice, timezone: str = "UTC") -> Pacer:
+    """A new pacer of the kind ``choice.pacer``, configured with ``choice.settings``.
+
+    ``timezone`` is the campaign's: VICIdial's pacer resets its drop count at local
+    midnight and tapers by the local time of day.
+    """
     pacer: Any
     if choice.pacer == "predictive":
         pacer = PredictivePacer(target_abandon=choice.settings.target_abandon)
     elif choice.pacer == "vicidial":
-        pacer = VicidialAdaptivePacer()
+        offset = datetime.now(UTC).astimezone(zone(timezone)).utcoffset()
+        pacer = VicidialAdaptivePacer(clock_offset=offset.total_seconds() if offset is not None else 0.0)
     elif choice.pacer == "fixed":
         pacer = FixedRatioPacer(choice.fixed_ratio)
     elif choice.pacer == "progressive":
@@ -257,7 +263,8 @@ class DialerService(Service):
                 record = by_name[name]
                 current = self.campaigns.get(name)
                 if current is None:
-                    current = _Campaign(record, campaign_config, make_pacer(campaign_config.pacing))
+                    current = _Campaign(record, campaign_config,
+                                        make_pacer(campaign_config.pacing, campaign_config.campaign.timezone))
                     self.campaigns[name] = current
                 else:
                     self._reconfigure(current, campaign_config)
@@ -273,7 +280,7 @@ class DialerService(Service):
     def _reconfigure(self, campaign: _Campaign, new: CampaignConfig) -> None:
         old = campaign.config.pacing
         if (new.pacing.pacer, new.pacing.fixed_ratio) != (old.pacer, old.fixed_ratio):
-            campaign.pacer = make_pacer(new.pacing)  # another kind of pacer starts learning afresh
+            campaign.pacer = make_pacer(new.pacing, new.campaign.timezone)  # another kind of pacer starts learning afresh
         else:
             campaign.pacer.configure(new.pacing.settings)
         campaign.config = new
@@ -325,12 +332,13 @@ class DialerService(Service):
 
     def _pace(self, campaign: _Campaign, now: float) -> None:
         ready, talking, wrapping = self._agents_of(campaign.config.campaign.queue, now)
-        ringing = [d for d in self.book.dials() if d.campaign_id == campaign.record.id]
-        ringing_seconds = [now - d.placed_at for d in ringing if not d.answered]
-        ringing_seconds += [0.0] * campaign.claiming
-        # Answered calls still in AMD or the queue will want an agent within a second or two.
-        waiting = sum(1 for d in ringing if d.answered and d.connected_at is None)
-        want = campaign.pacer.dials_to_place(now, max(0, ready - waiting), talking, wrapping, ringing_seconds)
+        # The pacers' convention (the simulator's too): every call placed and not yet with an
+        # agent counts as ringing, aged from when it was placed (answered calls still in AMD
+        # or the queue included), plus the leads being claimed right now.
+        ringing = [now - d.placed_at for d in self.book.dials()
+                   if d.campaign_id == campaign.record.id and d.connected_at is None]
+        ringing += [0.0] * campaign.claiming
+        want = campaign.pacer.dials_to_place(now, ready, talking, wrapping, ringing)
         campaign.last_decision = want
         want = min(want, MAX_DIALS_PER_TICK)
         if want <= 0 or campaign.claiming:
@@ -403,7 +411,7 @@ class DialerService(Service):
         if isinstance(fact, DialConnected):
             campaign = self._by_id.get(fact.dial.campaign_id)
             if campaign is not None:
-                campaign.pacer.record_attempt(fact.ring_seconds, "human")
+                campaign.pacer.record_attempt(fact.verdict_seconds, "human")
                 self._pacing_recorded.add(fact.dial.attempt_id)
                 campaign.connect_latencies.append(fact.connect_seconds)
                 self.metrics.connect_seconds.labels(campaign.name).observe(fact.connect_seconds)
@@ -429,7 +437,7 @@ class DialerService(Service):
             if live:
                 self.metrics.abandon_rate.labels(name).set(campaign.outcomes["abandoned"] / live)
             if end.dial.attempt_id not in self._pacing_recorded:
-                campaign.pacer.record_attempt(end.ring_seconds, end.outcome)
+                campaign.pacer.record_attempt(end.verdict_seconds, end.outcome)
             if end.outcome == "human" and end.dial.connected_at is not None:
                 talk = max(0.0, end.ended_at - end.dial.connected_at)
                 campaign.pacer.record_call(talk, self.wrapup_seconds(campaign.config.campaign.queue))

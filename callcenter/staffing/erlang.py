@@ -28,6 +28,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
 from typing import Final
 
 import numpy as np
@@ -298,52 +300,106 @@ def regularized_gamma_q(s: npt.ArrayLike, x: npt.ArrayLike) -> FloatArray:
 
 # ----------------------------------------------------------------------------- Erlang B
 
+# Loads for which Erlang B comes from the scaled Poisson sum (below) rather than from the
+# damped recursion: the sum must start at 0 agents, which is where the recursion starts
+# anyway for loads up to ~80 Erlangs. Its terms stay inside float64 for these bounds:
+# 1/k! >= 1e-285 for k <= 160, and z_k <= e^A A^-k <= e^601 when k ln(1/A) <= 600.
+_POISSON_MAX_LOAD: Final = 64.0
+_POISSON_MAX_AGENTS: Final = 160
+_POISSON_MAX_LOG: Final = 600.0
+_POISSON_SAFE_LOAD: Final = math.exp(-_POISSON_MAX_LOG / _POISSON_MAX_AGENTS)
+# 1/k!, each correctly rounded (not accumulated by repeated division), and with
+# 1/k! = 0 at k = -2, -1 ahead of it (the reciprocal gamma function's zeros)
+_INV_FACTORIAL: Final = np.array([0.0, 0.0] + [float(Fraction(1, math.factorial(k)))
+                                               for k in range(_POISSON_MAX_AGENTS + 1)])
+_INV_FACTORIAL_LIST: Final[list[float]] = _INV_FACTORIAL[2:].tolist()
 
-def _erlang_b_flat(a: FloatArray, n: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """(B(n, a), 1 - B(n, a)) on flat arrays of loads a >= 0 and whole agent counts n >= 0.
 
-    All elements advance through the recursion in lockstep. The recursion multiplies a
-    relative error in B by ``1 - B(k) <= k/a`` per step, so it need not start at 0: it starts
-    at the n0 from which that damping exceeds e^-32 before reaching n (about 8 sqrt(a)
-    below the load), from a two-term expansion of B(n0) that is within 1e-3 there. Counts
-    so far above the load that B underflows float64 are answered 0 without iterating.
+def _poisson_path(a: FloatArray, n: FloatArray) -> BoolArray:
+    """Which (load, count) pairs take the scaled Poisson sum (for load > 0): from them alone.
+
+    If (a, n) does, so does (a, k) for every k < n.
     """
-    b = np.zeros_like(a)
-    bc = np.ones_like(a)
-    no_trunks = n == 0
-    b[no_trunks] = 1.0
-    bc[no_trunks] = 0.0
-    work = (a > 0) & ~no_trunks
-    beyond = work & (n > a + 1.0)
-    if beyond.any():
-        # B <= P(N = n) / P(N <= n) <= 2 P(N = n) for a Poisson N of mean a and n > a + 1.
-        log_mass = _log_gamma_prefix(n[beyond], a[beyond])
-        negligible = np.zeros_like(work)
-        negligible[beyond] = log_mass + math.log(2.0) < _UNDERFLOW_LOG
-        work &= ~negligible
-    idx = np.flatnonzero(work)
-    if idx.size == 0:
-        return b, bc
-    load = a[idx]
-    count = n[idx]
-    # Start n0 so that the damping Sum_{n0 < k <= n} ln(a / k) >= Sum (a - k) / a exceeds 32
-    # (the start value is within 1e-3 there, so 1e-3 e^-32 < 2^-53 remains).
+    path: BoolArray = (a <= _POISSON_MAX_LOAD) & (n <= _POISSON_MAX_AGENTS)
+    tiny = a < _POISSON_SAFE_LOAD
+    if tiny.any():
+        with np.errstate(divide="ignore", invalid="ignore"):  # a = 0: never on the path
+            path[tiny] &= n[tiny] * -np.log(a[tiny]) <= _POISSON_MAX_LOG
+    return path
+
+
+def _poisson_sums(inv_load: FloatArray, depth: npt.NDArray[np.intp]) -> FloatArray:
+    """z_k = Sum_{j <= k} A^(j-k) / j! at k = depth, elementwise, by z_k = z_(k-1)/A + 1/k!.
+
+    This is 1/B(k) scaled by 1/k!, so B(k) = (1/k!) / z_k and 1 - B(k) = (z_(k-1)/A) / z_k.
+    With one step index for every element, 1/k! is a scalar and a step is two numpy calls.
+    The relative error of z_(k-1) reaches z_k damped by 1 - B(k) (as in the Erlang B
+    recursion), so it stays a few ulps. Elements run deepest first: those still stepping at
+    step k are a prefix.
+    """
+    size = inv_load.size
+    z = np.ones(size)  # z_0 = 1
+    top = int(depth.max()) if size else 0
+    if top == 0:
+        return z
+    order = np.argsort((top - depth).astype(np.uint8), kind="stable")  # radix sort
+    active = (size - np.cumsum(np.bincount(depth, minlength=top + 1))).tolist()
+    ia = inv_load[order]
+    inv_fact = _INV_FACTORIAL_LIST
+    for k in range(1, top + 1):
+        m = active[k - 1]  # elements with depth >= k
+        zz = z[:m]
+        np.multiply(zz, ia[:m], out=zz)
+        np.add(zz, inv_fact[k], out=zz)
+    out = np.empty(size)
+    out[order] = z
+    return out
+
+
+def _erlang_b_poisson(a: FloatArray, n: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """(B(n, a), 1 - B(n, a)) from the scaled Poisson sum, for pairs on its path (n >= 1)."""
+    ia = 1.0 / a
+    z = _poisson_sums(ia, (n - 1.0).astype(np.intp))
+    t = z * ia
+    c = _INV_FACTORIAL[n.astype(np.intp) + 2]
+    zn = t + c
+    return c / zn, t / zn
+
+
+def _recursion_start(load: FloatArray, count: FloatArray) -> FloatArray:
+    """Where the damped Erlang B recursion toward ``count`` starts (see _erlang_b_flat).
+
+    For every count above the load this is ``_stable_start(load)``: the same start, so
+    B(n+1) is exactly one recursion step from B(n) there.
+    """
     below = np.maximum(load - count, 0.0)
     start = np.floor(load - np.sqrt(64.0 * load + below * below) - 2.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         geometric = count - np.ceil(40.0 / np.log(load / count))  # each step damps by n/a
     start = np.where(count < load, np.maximum(start, geometric), start)
-    start = np.clip(start, 0.0, count - 1.0)
-    # Lockstep with a growing prefix: sorted by steps needed (most first), the elements
-    # still idle at iteration s are a tail, so each iteration works on a contiguous slice.
+    return np.clip(start, 0.0, count - 1.0)
+
+
+def _stable_start(load: FloatArray) -> FloatArray:
+    """_recursion_start(load, count) for any count > load, bit for bit."""
+    return np.maximum(np.floor(load - np.sqrt(64.0 * load) - 2.0), 0.0)
+
+
+def _damped_recursion(load: FloatArray, count: FloatArray, start: FloatArray
+                      ) -> tuple[FloatArray, FloatArray]:
+    """(B(count), count + load B(count - 1)) by the recursion from an approximate B(start).
+
+    Lockstep with a growing prefix: sorted by steps needed (most first), the elements still
+    idle at iteration s are a tail, so each iteration works on a contiguous slice. An
+    element with count == start gets the start value (and no second result).
+    """
     need = count - start
-    steps_max = int(need.max())
+    steps_max = int(need.max()) if need.size else 0
     # a stable sort of small integers is a radix sort in numpy: much cheaper than floats
     key = (steps_max - need).astype(np.int16 if steps_max < 32767 else np.int64)
     order = np.argsort(key, kind="stable")
-    idx = idx[order]
     load, count, need = load[order], count[order], need[order]
-    steps = int(need[0])
+    steps = int(need[0]) if need.size else 0
     base = count - steps  # element k at iteration s is base + s
     # B(n0) = (1 - r) + r / (a (1 - r)) + O(1 / (n0 (1 - r)^2)^2), r = n0 / a < 1
     first = start[order]
@@ -361,6 +417,53 @@ def _erlang_b_flat(a: FloatArray, n: FloatArray) -> tuple[FloatArray, FloatArray
         np.multiply(load[:m], bb, out=aa)
         np.add(kk, aa, out=dd)
         np.divide(aa, dd, out=bb)
+    b = np.empty_like(blk)
+    b[order] = blk
+    d = np.empty_like(denom)
+    d[order] = denom
+    return b, d
+
+
+def _erlang_b_flat(a: FloatArray, n: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """(B(n, a), 1 - B(n, a)) on flat arrays of loads a >= 0 and whole agent counts n >= 0.
+
+    Two exact paths, chosen per element from (a, n) alone, so a batch gives each element
+    what a call for it alone gives:
+
+    - loads from 1/32 to 64 Erlangs and n <= 160: the scaled Poisson sum of
+      :func:`_poisson_sums`, two numpy calls per agent;
+    - otherwise the recursion ``B(k) = a B(k-1) / (k + a B(k-1))``. It multiplies a relative
+      error in B by ``1 - B(k) <= k/a`` per step, so it need not start at 0: it starts at
+      the n0 from which that damping exceeds e^-32 before reaching n (about 8 sqrt(a) below
+      the load), from a two-term expansion of B(n0) that is within 1e-3 there. Counts so
+      far above the load that B underflows float64 are answered 0 without iterating.
+    """
+    b = np.zeros_like(a)
+    bc = np.ones_like(a)
+    no_trunks = n == 0
+    b[no_trunks] = 1.0
+    bc[no_trunks] = 0.0
+    work = (a > 0) & ~no_trunks
+    poisson = work & _poisson_path(a, n)
+    if poisson.any():
+        sel = np.flatnonzero(poisson)
+        b[sel], bc[sel] = _erlang_b_poisson(a[sel], n[sel])
+        work &= ~poisson
+    beyond = work & (n > a + 1.0)
+    if beyond.any():
+        # B <= P(N = n) / P(N <= n) <= 2 P(N = n) for a Poisson N of mean a and n > a + 1.
+        log_mass = _log_gamma_prefix(n[beyond], a[beyond])
+        negligible = np.zeros_like(work)
+        negligible[beyond] = log_mass + math.log(2.0) < _UNDERFLOW_LOG
+        work &= ~negligible
+    idx = np.flatnonzero(work)
+    if idx.size == 0:
+        return b, bc
+    load = a[idx]
+    count = n[idx]
+    # Start n0 so that the damping Sum_{n0 < k <= n} ln(a / k) >= Sum (a - k) / a exceeds 32
+    # (the start value is within 1e-3 there, so 1e-3 e^-32 < 2^-53 remains).
+    blk, denom = _damped_recursion(load, count, _recursion_start(load, count))
     b[idx] = blk
     bc[idx] = count / denom  # 1 - B(n) = n / (n + A B(n-1)), exact form
     return b, bc
@@ -541,70 +644,321 @@ def _min_agents_for_occupancy(a: FloatArray, max_occ: FloatArray) -> FloatArray:
     return np.where(a > 0, n, 0.0)
 
 
-def _search_erlang_c(a: FloatArray, aht: FloatArray, sl: FloatArray, secs: FloatArray,
-                     max_asa: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Smallest n > a meeting the SL and ASA targets, all intervals at once.
-
-    One Erlang B pass gives B(floor(a)) for every interval; the recursion then steps all
-    intervals up together, one agent at a time, and each interval keeps the first count
-    whose service level and ASA meet its targets (both improve with every agent). Returns
-    the counts with B and 1 - B there. The tests use the same expressions as
-    :func:`service_level` and :func:`asa`.
-
-    ``a`` and ``aht`` are flat arrays; the targets ``sl``, ``secs`` and ``max_asa`` are flat
-    arrays of the same size or 0-d (one target for every interval: never copied). An
-    interval with ``a == 0`` gets n = 1 (B = 0, C = 0); callers that want 0 agents there
-    overwrite it. Intervals leave the working arrays as soon as they are answered, so each
-    step costs in proportion to the intervals still searching.
-    """
-    size = a.size
-    k = np.floor(a) + 1.0
-    b, _ = _erlang_b_flat(a, k - 1.0)
-    found = np.empty(size)
-    b_found = np.empty(size)
-    bc_found = np.empty(size)
-    check_asa = bool(np.isfinite(max_asa).any())
-    idx = np.arange(size)
-    spare = k - a
-    aa, hh = a, aht
-    cap = 1.0 - sl
-    mm = max_asa
-    neg_rate = -(secs / aht)  # exponent -(n - A) t / AHT, as in service_level
-    while True:
-        ab = aa * b
-        denom = k + ab
-        b = ab / denom  # B(k) = A B(k-1) / (k + A B(k-1))
-        wait = b / (aa * b + spare) * k  # C(k) = k B / (k - A + A B)
-        ok = wait * np.exp(spare * neg_rate) <= cap
-        if check_asa:
-            ok &= wait * hh / spare <= mm
-        hit = np.flatnonzero(ok)
-        if hit.size:
-            where = idx[hit]
-            kh = k[hit]
-            found[where] = kh
-            b_found[where] = b[hit]
-            bc_found[where] = kh / denom[hit]  # 1 - B(k) = k / (k + A B(k-1)), exact form
-            if hit.size == idx.size:
-                break
-            keep = np.flatnonzero(~ok)
-            idx, k, b, aa, spare, neg_rate = (
-                idx[keep], k[keep], b[keep], aa[keep], spare[keep], neg_rate[keep])
-            if cap.ndim:
-                cap = cap[keep]
-            if check_asa:
-                hh = hh[keep]
-                if mm.ndim:
-                    mm = mm[keep]
-        k = k + 1.0
-        spare = spare + 1.0
-    return found, b_found, bc_found
-
-
 def _erlang_c_from_b(a: FloatArray, n: FloatArray, b: FloatArray, bc: FloatArray) -> _ErlangC:
     spare = n - a
     denom = spare + a * b
     return _ErlangC(wait=n * b / denom, no_wait=spare * bc / denom, spare=spare)
+
+
+# ------------------------------------------------ first guess for the required-agents search
+#
+# Halfin and Whitt's heavy-traffic limit: with n = A + x sqrt(A), Erlang C tends to
+# 1 / (1 + x Phi(x) / phi(x)). The service-level target C e^(-(n - A) t / AHT) <= 1 - SL
+# becomes ln(1 + x R(x)) + kappa x = L with R = Phi / phi, kappa = (t / AHT) sqrt(A) and
+# L = -ln(1 - SL); the ASA target C AHT / (n - A) <= T becomes x (1 + x R(x)) omega >= 1 with
+# omega = (T / AHT) sqrt(A). Both are solved once on a grid (kappa, omega) and read back
+# by index. The guess only decides where the exact search looks first: a wrong guess costs
+# time, never a wrong answer. On loads from 0.01 to 5,000 Erlangs the exact answer is
+# within one agent of A + x sqrt(A) + 1/4 for the usual targets.
+_GUESS_OFFSET: Final = 0.25
+_KAPPA_STEPS: Final = 64  # grid points per unit of sqrt(kappa)
+_KAPPA_POINTS: Final = 100 * _KAPPA_STEPS + 1  # kappa up to 10^4
+_OMEGA_STEPS: Final = 16  # grid points per octave of omega
+_OMEGA_LOW: Final = -30  # omega from 2^-30 ...
+_OMEGA_POINTS: Final = 60 * _OMEGA_STEPS + 1  # ... to 2^30
+_erfc_ufunc: Final = np.frompyfunc(math.erfc, 1, 1)
+
+
+def _hw_log_term(x: FloatArray) -> FloatArray:
+    """ln(1 + x Phi(x) / phi(x)) for 0 <= x <= 12 (Phi(x) / phi(x) < 1.3e32 there)."""
+    phi_ratio = np.asarray(_erfc_ufunc(-x / math.sqrt(2.0)), dtype=np.float64) \
+        * (0.5 * math.sqrt(2.0 * math.pi)) * np.exp(0.5 * x * x)
+    out: FloatArray = np.log1p(x * phi_ratio)
+    return out
+
+
+@lru_cache(maxsize=64)
+def _hw_service_level_guess(target_log: float) -> FloatArray:
+    """x(kappa) on kappa = (j / 64)^2 for one L = -ln(1 - SL) (read-only)."""
+    column = np.zeros(_KAPPA_POINTS)
+    if target_log > 0:
+        lo, hi = 0.0, 12.0  # x at kappa = 0: ln(1 + x R(x)) = L, L <= 37 for SL < 1
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (lo, mid) if float(_hw_log_term(np.array([mid]))[0]) >= target_log \
+                else (mid, hi)
+        x = np.geomspace(1e-9, lo, 4000)
+        kappa = (target_log - _hw_log_term(x)) / x  # decreasing in x
+        kappa[-1] = 0.0
+        grid = (np.arange(_KAPPA_POINTS) / _KAPPA_STEPS) ** 2
+        column = np.interp(grid, kappa[::-1], x[::-1])
+    column.flags.writeable = False
+    return column
+
+
+@lru_cache(maxsize=1)
+def _hw_asa_guess() -> FloatArray:
+    """x(omega) on omega = 2^(j / 16 - 30) (read-only)."""
+    x = np.geomspace(1e-12, 12.0, 6000)
+    omega = 1.0 / (x * np.exp(_hw_log_term(x)))  # 1 / (x (1 + x R(x)))
+    grid = np.exp2(np.arange(_OMEGA_POINTS) / _OMEGA_STEPS + _OMEGA_LOW)
+    column = np.interp(grid, omega[::-1], x[::-1])
+    column.flags.writeable = False
+    return column
+
+
+def _first_guess(a: FloatArray, aht: FloatArray, tau: FloatArray, sl: FloatArray,
+                 max_asa: FloatArray, check_asa: bool) -> FloatArray:
+    """A count near the smallest one meeting the targets (a whole number >= 1)."""
+    root = np.sqrt(a)
+    kappa_index = np.minimum(np.sqrt(root * tau) * _KAPPA_STEPS + 0.5,
+                             _KAPPA_POINTS - 1.0).astype(np.intp)
+    if sl.ndim == 0:
+        x = _hw_service_level_guess(-math.log1p(-float(sl)))[kappa_index]
+    else:  # one column per distinct target, rounded to 1/16 in L
+        target_log = np.rint(-np.log1p(-sl) * 16.0)
+        levels, which = np.unique(target_log, return_inverse=True)
+        table = np.stack([_hw_service_level_guess(float(v) / 16.0) for v in levels])
+        x = table.ravel()[which.ravel() * _KAPPA_POINTS + kappa_index]
+    if check_asa:
+        with np.errstate(divide="ignore"):
+            octave = np.log2(max_asa / aht * root)
+        omega_index = np.clip(
+            (octave - _OMEGA_LOW) * _OMEGA_STEPS + 0.5, 0.0, _OMEGA_POINTS - 1.0
+        ).astype(np.intp)
+        x = np.maximum(x, _hw_asa_guess()[omega_index])
+    guess: FloatArray = np.ceil(a + x * root + _GUESS_OFFSET)  # >= 1
+    return guess
+
+
+# ------------------------------------------------------------ exact required-agents search
+
+
+def _targets_met(k: FloatArray, b: FloatArray, bc: FloatArray, a: FloatArray,
+                 neg_tau: FloatArray, aht: FloatArray, sl: FloatArray, max_asa: FloatArray,
+                 check_asa: bool
+                 ) -> tuple[BoolArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Do k > a agents meet the targets? With (wait, no_wait, level, spare) at k.
+
+    The expressions are those of :func:`erlang_c`, :func:`service_level` and :func:`asa`
+    for a stable queue, bit for bit (``spare * -tau`` is ``-(spare * tau)`` exactly), so the
+    decision is the one those functions give. Callers mask out k <= a.
+    """
+    spare = k - a
+    denom = spare + a * b
+    wait = k * b / denom
+    no_wait = spare * bc / denom
+    level = no_wait - wait * np.expm1(spare * neg_tau)
+    ok: BoolArray = level >= sl
+    if check_asa:
+        ok &= wait * aht / spare <= max_asa
+    return ok, wait, no_wait, level, spare
+
+
+def _part(x: FloatArray, idx: npt.NDArray[np.intp]) -> FloatArray:
+    """A per-interval array restricted to idx; a 0-d target (the same for all) as it is."""
+    return x if x.ndim == 0 else x[idx]
+
+
+def _poisson_window(a: FloatArray, guess: FloatArray
+                    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Scaled Poisson sums z and their scaled predecessors z_(k-1)/A at k = g-2, g-1, g.
+
+    Returns (1/k!, z, z_(k-1)/A) for the three rows and 1/A; B(k) = (1/k!) / z and
+    1 - B(k) = (z_(k-1)/A) / z, bit for bit as :func:`erlang_b`. Rows at k <= 0 (guesses
+    of 1 or 2 for tiny loads) come out right from z_k = 0 and 1/k! = 0 for k < 0: z_0 = 1,
+    B(0) = 1; rows below 0 are 0/0, and never used.
+    """
+    g = guess.astype(np.intp)
+    ia = 1.0 / a
+    prev = _poisson_sums(ia, np.maximum(g - 3, 0))
+    if g.min() < 3:
+        prev[g < 3] = 0.0
+    inv_fact = _INV_FACTORIAL[g + np.arange(3)[:, None]]  # 1/k! at k = g-2+j sits at g+j
+    state = np.empty((3, a.size))
+    scaled = np.empty((3, a.size))
+    for j in range(3):
+        np.multiply(prev, ia, out=scaled[j])
+        np.add(scaled[j], inv_fact[j], out=state[j])
+        prev = state[j]
+    return inv_fact, state, scaled, ia
+
+
+def _recursion_window(a: FloatArray, guess: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Erlang B and k + A B(k-1) at k = g-2, g-1, g (rows) by the damped recursion, g >= 3.
+
+    The recursion starts where :func:`erlang_b` starts it for counts above the load, so
+    rows above the load are bit for bit what it gives.
+    """
+    count = guess - 3.0
+    prev, _ = _damped_recursion(a, count, np.minimum(_stable_start(a), count))
+    rows = guess - np.array([[2.0], [1.0], [0.0]])
+    state = np.empty_like(rows)
+    denom = np.empty_like(rows)
+    for j in range(3):
+        ab = a * prev
+        np.add(rows[j], ab, out=denom[j])
+        np.divide(ab, denom[j], out=state[j])
+        prev = state[j]
+    return state, denom
+
+
+def _search_erlang_c(a: FloatArray, aht: FloatArray, sl: FloatArray, secs: FloatArray,
+                     max_asa: FloatArray
+                     ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Smallest n > a meeting the SL and ASA targets, all intervals at once (a > 0).
+
+    Returns n and, at n, (wait, no_wait, level, spare) exactly as :func:`erlang_c` and
+    :func:`service_level` compute them. ``a`` and ``aht`` are flat arrays; ``sl``, ``secs``
+    and ``max_asa`` flat arrays of the same size or 0-d (one target for all intervals).
+
+    A first guess g (Halfin-Whitt, :func:`_first_guess`) is usually the answer or next to
+    it. Erlang B at g - 2, g - 1 and g comes from one exact pass, and the targets are
+    checked at g - 1 and g together: met at g but not at g - 1 makes g the answer. Met at
+    g - 1 already: g - 2 is checked, and unless it meets them too, g - 1 is the answer.
+    Missed at g: those intervals step up one agent at a time from the exact state at g.
+    An interval left after that (a guess far off) is bisected with :func:`erlang_c`
+    itself. Every decision uses the values those public functions give.
+    """
+    size = a.size
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        tau = secs / aht  # as in service_level
+        neg_tau = -tau
+        check_asa = bool(np.isfinite(max_asa).any())
+        guess = _first_guess(a, aht, tau, sl, max_asa, check_asa)
+        if a.max() <= _POISSON_MAX_LOAD and a.min() >= _POISSON_SAFE_LOAD \
+                and guess.max() <= _POISSON_MAX_AGENTS:
+            poisson = np.ones(size, dtype=bool)
+        else:
+            poisson = _poisson_path(a, guess)
+            guess[~poisson] = np.maximum(guess[~poisson], 3.0)  # the recursion needs >= 0
+        on_path = bool(poisson.all())
+        b = np.empty((3, size))
+        bc = np.empty((3, size))
+        state = np.empty(size)  # what one more agent steps from: z or B at g
+        ia = np.empty(size)
+        if on_path:
+            inv_fact, z, scaled, ia = _poisson_window(a, guess)
+            b[1:] = inv_fact[1:] / z[1:]
+            bc[1:] = scaled[1:] / z[1:]
+            b[0] = inv_fact[0] / z[0]
+            bc[0] = scaled[0] / z[0]
+            state = z[2]
+        else:
+            p = np.flatnonzero(poisson)
+            if p.size:
+                inv_fact, z, scaled, ia[p] = _poisson_window(a[p], guess[p])
+                b[:, p], bc[:, p], state[p] = inv_fact / z, scaled / z, z[2]
+            r = np.flatnonzero(~poisson)
+            rec, denom = _recursion_window(a[r], guess[r])
+            rows = guess[r] - np.array([[2.0], [1.0], [0.0]])
+            b[:, r], bc[:, r], state[r] = rec, rows / denom, rec[2]
+        ok, wait2, no_wait2, level2, spare2 = _targets_met(
+            guess - np.array([[1.0], [0.0]]), b[1:], bc[1:], a, neg_tau, aht, sl, max_asa,
+            check_asa)
+        ok[0] &= spare2[0] > 0  # g - 1 may be at or below the load; g never is
+        n = guess
+        wait, no_wait, level, spare = wait2[1], no_wait2[1], level2[1], spare2[1]
+        unsure: list[npt.NDArray[np.intp]] = []
+        lower = np.flatnonzero(ok[0])
+        if lower.size:  # met at g - 1 already: the answer is g - 1 unless g - 2 meets them
+            n[lower] -= 1.0
+            wait[lower], no_wait[lower] = wait2[0, lower], no_wait2[0, lower]
+            level[lower], spare[lower] = level2[0, lower], spare2[0, lower]
+            k = n[lower] - 1.0
+            met, *_ = _targets_met(k, b[0, lower], bc[0, lower], a[lower], neg_tau[lower],
+                                   aht[lower], _part(sl, lower), _part(max_asa, lower),
+                                   check_asa)
+            unsure.append(lower[met & (k > a[lower])])
+        higher = np.flatnonzero(~(ok[0] | ok[1]))
+        if higher.size:
+            unsure.append(_step_up(higher, n, wait, no_wait, level, spare, state, ia, poisson,
+                                   a, neg_tau, aht, sl, max_asa, check_asa))
+        rest = np.concatenate(unsure) if unsure else higher
+        if rest.size:
+            _settle_by_bisection(rest, a, aht, sl, secs, max_asa, check_asa,
+                                 n, wait, no_wait, level, spare)
+    return n, wait, no_wait, level, spare
+
+
+def _step_up(idx: npt.NDArray[np.intp], n: FloatArray, wait: FloatArray, no_wait: FloatArray,
+             level: FloatArray, spare: FloatArray, state: FloatArray, inv_load: FloatArray,
+             poisson: BoolArray, a: FloatArray, neg_tau: FloatArray, aht: FloatArray,
+             sl: FloatArray, max_asa: FloatArray, check_asa: bool, steps: int = 6
+             ) -> npt.NDArray[np.intp]:
+    """Intervals that missed at n: add agents from the exact state, write answers in place.
+
+    Returns the intervals still unanswered after ``steps`` agents or whose next count
+    would take the other Erlang B path.
+    """
+    k = n[idx]
+    st = state[idx]
+    aa, ia, nt, hh = a[idx], inv_load[idx], neg_tau[idx], aht[idx]
+    ss, mm = _part(sl, idx), _part(max_asa, idx)
+    on_path = poisson[idx]
+    todo = np.ones(idx.size, dtype=bool)
+    left = np.zeros(idx.size, dtype=bool)
+    for _ in range(steps):
+        k = k + 1.0
+        leaving = todo & on_path & ~_poisson_path(aa, k)
+        if leaving.any():  # its next count takes the other path: settled elsewhere
+            left |= leaving
+            todo &= ~leaving
+        b = np.empty_like(k)
+        bc = np.empty_like(k)
+        if on_path.any():
+            t = st * ia
+            c = _INV_FACTORIAL[np.minimum(k, _POISSON_MAX_AGENTS).astype(np.intp) + 2]
+            z = t + c
+            b = np.where(on_path, c / z, b)
+            bc = np.where(on_path, t / z, bc)
+            st = np.where(on_path, z, st)
+        if not on_path.all():
+            ab = aa * st
+            denom = k + ab
+            b = np.where(on_path, b, ab / denom)
+            bc = np.where(on_path, bc, k / denom)
+            st = np.where(on_path, st, b)
+        met, w, nw, lv, sp = _targets_met(k, b, bc, aa, nt, hh, ss, mm, check_asa)
+        new = np.flatnonzero(met & todo)
+        if new.size:
+            dst = idx[new]
+            n[dst], wait[dst], no_wait[dst] = k[new], w[new], nw[new]
+            level[dst], spare[dst] = lv[new], sp[new]
+            todo[new] = False
+        if not todo.any():
+            break
+    return idx[todo | left]
+
+
+def _settle_by_bisection(idx: npt.NDArray[np.intp], a: FloatArray, aht: FloatArray,
+                         sl: FloatArray, secs: FloatArray, max_asa: FloatArray,
+                         check_asa: bool, n: FloatArray, wait: FloatArray,
+                         no_wait: FloatArray, level: FloatArray, spare: FloatArray) -> None:
+    """The slow, sure path: bisect with erlang_c itself and write the answers in place."""
+    def met_at(i: npt.NDArray[np.intp], counts: FloatArray
+               ) -> tuple[BoolArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+        ai = a[i]
+        b, bc = _erlang_b_flat(ai, counts)
+        out = _targets_met(counts, b, bc, ai, -(_part(secs, i) / aht[i]), aht[i],
+                           _part(sl, i), _part(max_asa, i), check_asa)
+        return (out[0] & (counts > ai),) + out[1:]
+
+    def met(sub: npt.NDArray[np.intp], counts: FloatArray) -> BoolArray:
+        return met_at(idx[sub], counts)[0]
+
+    lo = np.floor(a[idx])  # never meets the targets
+    hi = np.ceil(a[idx] + 3.0 * np.sqrt(a[idx]) + 2.0)
+    everyone = np.arange(idx.size)
+    bad = ~met(everyone, hi)
+    while bad.any():
+        lo[bad] = hi[bad]
+        hi[bad] = hi[bad] * 2.0 + 1.0
+        sub = np.flatnonzero(bad)
+        bad[sub] = ~met(sub, hi[sub])
+    found = _bisect_agents(met, lo, hi)
+    _, w, nw, lv, sp = met_at(idx, found)
+    n[idx], wait[idx], no_wait[idx], level[idx], spare[idx] = found, w, nw, lv, sp
 
 
 def _prepare_targets(target_sl: npt.ArrayLike | None, target_seconds: npt.ArrayLike,
@@ -638,7 +992,8 @@ def required_agents(calls: npt.ArrayLike, interval_seconds: npt.ArrayLike, aht: 
     within ``target_seconds``, occupancy <= ``max_occupancy`` and, if given, ASA <=
     ``target_asa`` seconds; ``seats`` is the smallest head count whose productive part
     ``seats (1 - shrinkage)`` covers n. Intervals without calls need 0 agents.
-    The search starts at floor(A) + 1, never at a rounded A (A = 10.5 needs 11, not 12).
+    The answer is never taken from a rounded A (A = 10.5 may need 11, not 12): every
+    count is checked with the expressions of :func:`service_level` and :func:`asa`.
     """
     calls_a = _floats(calls, "calls")
     interval = _floats(interval_seconds, "interval_seconds", allow_low=False)
@@ -659,37 +1014,39 @@ def required_agents(calls: npt.ArrayLike, interval_seconds: npt.ArrayLike, aht: 
     if a.size != size or a.base is not None:
         a = np.ascontiguousarray(np.broadcast_to(a, (size,)))
     hf = np.ascontiguousarray(np.broadcast_to(hf, (size,)))
-    # Every interval goes through the search, idle ones included (they come out with one
-    # agent, C = 0 and 1 - C = 1, and are set to 0 agents at the end): cheaper than
-    # gathering the busy intervals and scattering the answers back.
-    n, b_t, bc_t = _search_erlang_c(a, hf, slf, sef, spf)
-    n_target = n
-    c = _erlang_c_from_b(a, n, b_t, bc_t)
-    if max_occupancy is not None:
-        n = np.maximum(n_target, _min_agents_for_occupancy(a, ocf))
-        raised = np.flatnonzero(n > n_target)
-        if raised.size:
-            c_up = _erlang_c_flat(a[raised], n[raised])
-            for field in ("wait", "no_wait", "spare"):
-                getattr(c, field)[raised] = getattr(c_up, field)
-    # Every busy interval is stable here (n > A): the service level and ASA need none of
-    # the unstable-queue cases of service_level and asa (same expressions otherwise).
-    level = c.no_wait - c.wait * np.expm1(-(c.spare * (sef / hf)))
-    speed_of_answer = c.wait * hf / c.spare
-    occ_out = np.minimum(a / n, 1.0)
+    # Idle intervals (no calls) are searched with a stand-in load and overwritten after:
+    # cheaper than gathering the busy intervals and scattering their answers back.
     idle = a == 0
-    if idle.any():
-        n = np.where(idle, 0.0, n)
+    any_idle = bool(idle.any())
+    n, wait, no_wait, level, spare = _search_erlang_c(
+        np.where(idle, 1.0, a) if any_idle else a, hf, slf, sef, spf)
+    if max_occupancy is not None:
+        n_occ = _min_agents_for_occupancy(a, ocf)
+        raised = np.flatnonzero(n_occ > n)
+        if raised.size:
+            ar, nr, hr = a[raised], n_occ[raised], hf[raised]
+            c = _erlang_c_flat(ar, nr)
+            n[raised], wait[raised], no_wait[raised], spare[raised] = nr, c.wait, c.no_wait, \
+                c.spare
+            level[raised] = c.no_wait - c.wait * np.expm1(-(c.spare * (_part(sef, raised) / hr)))
+    # Every busy interval is stable here (n > A): the ASA needs none of the unstable-queue
+    # cases of asa (same expression otherwise).
+    speed_of_answer = wait * hf / spare
+    occ_out = np.minimum(a / n, 1.0)
+    if any_idle:
+        n[idle] = 0.0
+        wait[idle] = 0.0
         level[idle] = 1.0
         speed_of_answer[idle] = 0.0
+    seats = n if shf.ndim == 0 and float(shf) == 0.0 else _seats(n, shf)
     return StaffingRequirement(
         traffic=_shaped(a, shape),
         agents=_shaped_int(n, shape),
-        seats=_shaped_int(_seats(n, shf), shape),
+        seats=_shaped_int(seats, shape),
         service_level=_shaped(level, shape),
         asa=_shaped(speed_of_answer, shape),
         occupancy=_shaped(occ_out, shape),
-        wait_probability=_shaped(c.wait, shape),
+        wait_probability=_shaped(wait, shape),
         abandon=_shaped(np.zeros(size), shape),
     )
 
@@ -1008,8 +1365,7 @@ def erlang_a_required_agents(calls: npt.ArrayLike, interval_seconds: npt.ArrayLi
     endless = np.isinf(pf) & (r > 0)
     if endless.any():
         sel = endless
-        n_c, _, _ = _search_erlang_c(r[sel], hf[sel], slf[sel], sef[sel],
-                                     np.full(int(sel.sum()), np.inf))
+        n_c = _search_erlang_c(r[sel], hf[sel], slf[sel], sef[sel], np.full((), np.inf))[0]
         n_c = np.maximum(n_c, _min_agents_for_occupancy(r[sel], ocf[sel]))
         n[sel] = n_c
     work = (r > 0) & ~endless

@@ -44,6 +44,7 @@ def test_human_connected_to_an_agent_reports_connect_latency() -> None:
     connected = book.handle(ev("AgentConnect", Uniqueid="dial-7", Interface="Local/2101@lab-agents/n"), 107.1)
     assert isinstance(connected, DialConnected) and connected.dial.agent == "2101"
     assert connected.ring_seconds == pytest.approx(4.0) and connected.connect_seconds == pytest.approx(0.6)
+    assert connected.verdict_seconds == pytest.approx(6.5)  # what the pacer learns: dial -> needs an agent
     assert book.handle(ev("AgentConnect", Uniqueid="dial-7", Interface="Local/2101@lab-agents/n"), 107.2) is None
     assert book.answered_waiting() == 0
     end = book.handle(user("DialerResult", 7, Outcome="human", QueueStatus=""), 140.0)
