@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from callcenter import __version__
-from callcenter.settings import ConfigError, Settings, load_settings
+from callcenter.settings import ConfigError, Settings, default_config_dir, load_settings
 
 __all__ = ["build_parser", "main"]
 
@@ -22,6 +22,15 @@ __all__ = ["build_parser", "main"]
 def _settings(args: argparse.Namespace) -> Settings:
     config_dir = Path(args.config_dir) if args.config_dir else None
     return load_settings(config_dir, [Path(p) for p in args.config])
+
+
+def _dialer_yaml(args: argparse.Namespace) -> Path | None:
+    """``--dialer-config``, else ``dialer.yaml`` of the configuration directory if it exists."""
+    given = getattr(args, "dialer_config", None)
+    if given:
+        return Path(given)
+    path = (Path(args.config_dir) if args.config_dir else default_config_dir()) / "dialer.yaml"
+    return path if path.exists() else None
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -33,7 +42,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         print(f"configuration invalid: {len(exc.problems)} problem(s)", file=sys.stderr)
         return 1
-    print(f"configuration OK ({', '.join(settings.sources)}): "
+    dialer_yaml = _dialer_yaml(args)
+    if dialer_yaml is not None:
+        from callcenter.dialer.config import check as check_dialer
+
+        problems = check_dialer(dialer_yaml, settings)
+        if problems:
+            print("\n".join(problems), file=sys.stderr)
+            print(f"configuration invalid: {len(problems)} problem(s) in {dialer_yaml}", file=sys.stderr)
+            return 1
+    print(f"configuration OK ({', '.join([*settings.sources, *([str(dialer_yaml)] if dialer_yaml else [])])}): "
           f"{len(settings.queues)} queues, {len(settings.teams)} teams, {len(settings.agents)} agents")
     return 0
 
@@ -42,7 +60,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run the daemon until SIGTERM/SIGINT."""
     from callcenter.service import run_daemon
 
-    return run_daemon(_settings(args), lab=args.lab)
+    dialer_yaml = None if args.no_dialer else _dialer_yaml(args)
+    return run_daemon(_settings(args), lab=args.lab, dialer_config=dialer_yaml)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -199,8 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the daemon")
     p.add_argument("--lab", metavar="NAME", help="drive the running lab instance NAME (its AMI port, recordings)")
+    p.add_argument("--dialer-config", metavar="FILE", help="the dialer's YAML (default: dialer.yaml of the config dir)")
+    p.add_argument("--no-dialer", action="store_true", help="do not run the outbound dialer")
     p.set_defaults(func=cmd_run)
-    p = sub.add_parser("check-config", help="validate the configuration")
+    p = sub.add_parser("check-config", help="validate the configuration (dialer.yaml included)")
+    p.add_argument("--dialer-config", metavar="FILE", help="the dialer's YAML (default: dialer.yaml of the config dir)")
     p.set_defaults(func=cmd_check_config)
     p = sub.add_parser("demo", help="lab Asterisk + engine + a few real calls")
     p.add_argument("--calls", type=int, default=4, help="hotline calls to place")

@@ -34,6 +34,16 @@ def test_check_config_broken_yaml_names_file_line_key_and_fails(tmp_path: Path) 
     assert "configuration invalid: 2 problem(s)" in result.stderr
 
 
+def test_check_config_checks_the_dialer_yaml_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """check-config validates dialer.yaml as well and names its file, line and key."""
+    bad = tmp_path / "dialer.yaml"
+    bad.write_text('dialer:\n  trunk: "PJSIP/{phone}@pstn"\n  pacing:\n    max_ratio: 0.5\n  campaigns: {}\n')
+    assert main(["--config-dir", str(ROOT / "config"), "check-config", "--dialer-config", str(bad)]) == 1
+    assert f"{bad}:4:5: dialer.pacing.max_ratio:" in capsys.readouterr().err
+    assert main(["--config-dir", str(ROOT / "config"), "check-config"]) == 0
+    assert "dialer.yaml" in capsys.readouterr().out
+
+
 def test_check_config_yaml_syntax_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Invalid YAML is reported with its line, and the command fails."""
     bad = tmp_path / "syntax.yaml"
