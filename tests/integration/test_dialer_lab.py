@@ -27,7 +27,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from twisted.logger import globalLogPublisher
 from callcenter.ami import actions
 from callcenter.ami.codec import Message
 from callcenter.asterisk.render import AsteriskEndpoints, render_project_config
+from callcenter.demo import zone_at_local_hour
 from callcenter.dialer.campaign import zone
 from callcenter.engine import RecordingPaths
 from callcenter.lab.instance import ChrootRuntime, InstanceEndpoints, tcp_port_free
@@ -55,14 +56,6 @@ ROOT = Path(__file__).resolve().parents[2]
 AGENTS = ("2103", "2104", "2105", "2106", "2107", "2108")  # outbound-only agents of team 1
 LEADS, DNC, OUT_OF_HOURS = 300, 10, 10
 CAMPAIGN = "lab-campaign"
-
-
-def _gmt_zone(hours_from: int, hours_to: int, now: datetime) -> str:
-    """An ``Etc/GMT`` zone whose local hour now is in [hours_from, hours_to) (sign inverted by tzdata)."""
-    for offset in (8, 9, 7, 10, 6, 11, 5, 12, 4, 3, 2, 1, 0, -1, -2, -3, -4, -5, -6, -7, -8, -9, -10, -11, 13, 14):
-        if hours_from <= (now + timedelta(hours=offset)).hour < hours_to:
-            return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"
-    raise AssertionError("no zone found")
 
 
 def dialer_yaml(callable_zone: str, pacer: str = "predictive", fixed_ratio: float = 1.5,
@@ -171,7 +164,7 @@ def dialer_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path:
     handle = lab_factory.start(project_files=project_files, ami_credentials=(settings.ami.username, secrets.ami_secret))
     settings = replace(settings, ami=replace(settings.ami, port=handle.ami_port), agi=replace(settings.agi, port=agi_port))
 
-    callable_zone = _gmt_zone(10, 19, datetime.now(UTC))
+    callable_zone = zone_at_local_hour(10, 19, datetime.now(UTC))
     config_path = tmp_path / "dialer.yaml"
     config_path.write_text(dialer_yaml(callable_zone), encoding="utf-8")
     log: list[dict[str, Any]] = []
@@ -221,7 +214,7 @@ def test_a_300_lead_predictive_campaign_on_the_simulated_network(dialer_lab: Dia
     """300 leads (10 DNC, 10 out of hours), 6 agents: every lead final or scheduled, the
     rules kept, abandoned calls told and counted, YAML edits applied or refused live."""
     lab = dialer_lab
-    night_zone = _gmt_zone(22, 24, datetime.now(UTC))
+    night_zone = zone_at_local_hour(22, 24, datetime.now(UTC))
     phones = [f"139{n:08d}" for n in range(10_000_001, 10_000_001 + LEADS)]
     dnc_phones, night_phones = phones[:DNC], phones[DNC:DNC + OUT_OF_HOURS]
     rows = [LeadRow(line=i + 2, phone=p, name=f"Lead {i}", timezone=night_zone if p in night_phones else None)
