@@ -122,6 +122,20 @@ def _narrate(engine: Engine, fact: Fact) -> None:
     linkedid = getattr(fact, "linkedid", "?")
     call = engine.calls.call(linkedid, engine.clock.seconds())
     who = call.caller_id_num if call is not None else "?"
+    if linkedid.startswith("dial-"):  # the dialer's calls (its ChannelIds): only the conversations
+        if isinstance(fact, CallBridged) and fact.first and call is not None:
+            agent = engine.connected_agent(linkedid)
+            phone, name = call.variables.get("CC_PHONE", "?"), call.variables.get("CC_CUSTOMER_NAME", "")
+            _say(f"dialer: {name} {phone} answered (a person, says AMD) and talks to agent {agent or '?'}")
+
+            def pop_outbound(record: Any) -> None:
+                if record is not None:
+                    _say(f"screen pop on agent {agent}'s desk: ticket {record.ticket_number}, "
+                         f"{record.customer_name} {record.phone}, {record.description}")
+
+            if agent is not None:
+                engine.open_record(linkedid, agent).addCallback(pop_outbound)
+        return
     if isinstance(fact, CallStarted):
         _say(f"call {linkedid}: a caller dials the 400 hotline")
     elif isinstance(fact, CallAnswered):

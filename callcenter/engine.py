@@ -68,8 +68,10 @@ __all__ = ["TRACKED_VARIABLES", "Engine", "RecordingPaths"]
 TRACKED_VARIABLES = frozenset({
     "LEAD_ID", "CAMPAIGN_ID", "CC_DIRECTION", "CC_RECORDING", "CC_QUEUE", "CC_CUSTOMER_ID", "CC_CUSTOMER_NAME",
     "MEMBERINTERFACE", "QUEUEWAIT", "AGENT_ID", "CC_IVR_MAIN_PATH", "CC_CSAT", "CC_TOPIC",
-    "CC_CALLBACK", "CC_LANGUAGE",
+    "CC_CALLBACK", "CC_LANGUAGE", "CC_PHONE", "CC_LEAD", "CC_CAMPAIGN", "CC_CAMPAIGN_NAME", "CC_ATTEMPT",
 })
+#: Calls that get a call record: the hotline's, and the dialer's calls that reach an agent.
+_RECORDED_DIRECTIONS = ("inbound", "outbound")
 HOTLINE_QUEUE = "hotline"
 
 _log = Logger(namespace="callcenter.engine")
@@ -289,7 +291,10 @@ class Engine(Service):
                 linkedid=fact.linkedid, caller=fact.call.caller_id_num, duration=fact.duration,
                 talk=fact.talk_time, answered=fact.answered, cause=fact.cause_txt,
             )
-            if fact.call.variables.get("CC_DIRECTION") == "inbound":
+            direction = fact.call.variables.get("CC_DIRECTION")
+            # Every hotline call gets a record; a dialer call only if it reached an agent
+            # (the dialer's attempt history keeps the rest).
+            if direction == "inbound" or (direction == "outbound" and fact.linkedid in self._open_records):
                 self._track(self.record_call(fact))
             else:
                 self._connected_agent.pop(fact.linkedid, None)
@@ -325,7 +330,7 @@ class Engine(Service):
         if existing is not None:
             return _fork(existing)
         call = self.calls.call(linkedid, self.clock.seconds())
-        if self.repository is None or call is None or call.variables.get("CC_DIRECTION") != "inbound":
+        if self.repository is None or call is None or call.variables.get("CC_DIRECTION") not in _RECORDED_DIRECTIONS:
             return succeed(None)
         result = self._create_record(call, agent)
         self._open_records[linkedid] = result
@@ -337,19 +342,27 @@ class Engine(Service):
         assert self.repository is not None
         variables = call.variables
         started = _utc(call.started_at)
+        outbound = variables.get("CC_DIRECTION") == "outbound"
+        if outbound:  # a dialer call: the lead's number and name (the caller id is the campaign's)
+            phone, name = variables.get("CC_PHONE") or None, variables.get("CC_CUSTOMER_NAME") or None
+        else:
+            phone = call.caller_id_num if call.caller_id_num not in ("", "<unknown>") else None
+            name = variables.get("CC_CUSTOMER_NAME") or (
+                call.caller_id_name if call.caller_id_name not in ("", "<unknown>") else None)
         new = NewCallRecord(
             started_at=started,
-            direction="inbound",
+            direction="outbound" if outbound else "inbound",
             customer_id=_customer_id(variables),
-            customer_name=variables.get("CC_CUSTOMER_NAME")
-            or (call.caller_id_name if call.caller_id_name not in ("", "<unknown>") else None),
-            phone=call.caller_id_num if call.caller_id_num not in ("", "<unknown>") else None,
+            customer_name=name,
+            phone=phone,
             agent_id=agent,
             queue=variables.get("CC_QUEUE") or self.hotline_queue,
             uniqueid=call.channels[0] if call.channels else None,
             linkedid=call.linkedid,
             answered_at=_utc(call.answered_at) if call.answered_at is not None else None,
             issue_type=variables.get("CC_TOPIC") or None,
+            description=(f"campaign {variables.get('CC_CAMPAIGN_NAME') or variables.get('CC_CAMPAIGN')}, "
+                         f"lead {variables.get('CC_LEAD')}, attempt {variables.get('CC_ATTEMPT')}") if outbound else "",
             ivr_path=_ivr_path(variables),
         )
         day = started.astimezone(self.timezone).date()

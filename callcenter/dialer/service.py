@@ -384,6 +384,10 @@ class DialerService(Service):
                 "CC_SAFE_HARBOR": rules.safe_harbor_message,
                 "CC_AMD": 1 if self.config.amd.enabled else 0,
                 "CC_DIRECTION": "outbound",
+                # for the agent's screen pop and the call record (AMI splits Variable on commas)
+                "CC_PHONE": lead.phone,
+                "CC_CUSTOMER_NAME": (lead.name or "").replace(",", " "),
+                "CC_CAMPAIGN_NAME": rules.name,
             },
         )
         d = self.ami.originate(action, timeout=settings.ring_timeout + RING_MARGIN)

@@ -320,6 +320,19 @@ def test_a_300_lead_predictive_campaign_on_the_simulated_network(dialer_lab: Dia
     assert ledger.abandoned == len(abandoned)
     assert ledger.live_answers == len(abandoned) + sum(1 for a in attempts if a.outcome == "human")
 
+    # Each conversation is a call record (outbound): the lead's number and name, the agent, a ticket.
+    engine_repo = lab.services.engine.repository
+    assert engine_repo is not None
+    _wait("the call records of the last conversations", lambda: lab.rt.call(
+        lab.services.engine.writes_pending) == 0, timeout=20)
+    records = [r for r in lab.rt.call(engine_repo.list_recent_call_records, limit=1000, queue="outbound")
+               if r.direction == "outbound"]
+    humans = [a for a in attempts if a.outcome == "human"]
+    assert len(records) == len(humans)
+    assert {r.phone for r in records} == {a.phone for a in humans}
+    assert all(r.agent_id in AGENTS and r.customer_name and r.ticket_number for r in records)
+    assert len({r.ticket_number for r in records}) == len(records)
+
     # Answer (AMD verdict) -> agent bridged latency.
     latencies = [a.connect_seconds for a in attempts if a.outcome == "human" and a.connect_seconds is not None]
     assert len(latencies) >= 20
