@@ -11,6 +11,10 @@ Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/404):
 * ``GET /api/agents/<id>/screen-pop``: the call last offered to the agent: its call record
   (ticket, caller, IVR choices) and the CRM customer, available as soon as the phone rings;
 * ``POST /api/agents/<id>/login|logout|unpause`` and ``/pause`` with ``{"reason": ...}``;
+* ``GET /api/dialer``: each campaign's pacer, calls placed and in flight, agents, outcomes
+  and abandonment since the daemon started (404 when the dialer does not run);
+* ``GET /api/dialer/<campaign>/ledger?day=YYYY-MM-DD``: the abandon ledger of a local day
+  and its rolling 30 days;
 * ``POST /api/supervisor/spy`` with ``{"supervisor": ID, "agent": ID, "mode": "listen"|"whisper"|"barge"}``
   (403 when the supervisor may not spy on that agent, 409 when the agent is not on a call).
 """
@@ -30,7 +34,10 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from callcenter.agents import AgentError
+from callcenter.dialer.campaign import zone
+from callcenter.dialer.service import DialerService
 from callcenter.engine import Engine
+from callcenter.storage import dialer as dialer_store
 from callcenter.supervisor import AgentNotOnCall, NotPermitted, SpyFailed
 
 __all__ = ["ApiError", "ApiResource"]
@@ -93,8 +100,9 @@ class ApiResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, dialer: DialerService | None = None) -> None:
         super().__init__()
+        self.dialer = dialer
         self.engine = engine
 
     def render_GET(self, request: Request) -> bytes | int:
@@ -173,6 +181,8 @@ class ApiResource(Resource):
         if path == ["calls"]:
             now = engine.clock.seconds()
             return {"calls": list(engine.calls.calls(now).values())}
+        if path and path[0] == "dialer":
+            return self._dialer(path[1:], request)
         if path == ["staffing", "hotline"]:
             return {"queue": engine.hotline_queue, "advice": engine.staffing_advice()}
         if path and path[0] == "call-records":
@@ -194,6 +204,26 @@ class ApiResource(Resource):
 
                 return repo.get_call_record_by_ticket(ticket).addCallback(found)
         raise ApiError(404, "no such resource: /api/" + "/".join(path))
+
+    def _dialer(self, path: list[str], request: Request) -> Any:
+        dialer = self.dialer
+        if dialer is None:
+            raise ApiError(404, "the outbound dialer is not running (no dialer.yaml)")
+        if not path:
+            return {"campaigns": dialer.status()}
+        campaign = dialer.campaigns.get(path[0])
+        if campaign is None:
+            raise ApiError(404, f"no campaign {path[0]!r}", "campaign")
+        if path[1:] == ["ledger"]:
+            tz = zone(campaign.config.campaign.timezone)
+            text = _arg(request, "day")
+            try:
+                day = date.fromisoformat(text) if text else datetime.now(tz).date()
+            except ValueError:
+                raise ApiError(400, f"day: expected YYYY-MM-DD, got {text!r}", "day") from None
+            return dialer.repository.run(dialer_store.abandon_ledger, campaign.record.id, day=day, tz=tz,
+                                         machine_as_abandoned=dialer.config.amd.machine_as_abandoned)
+        raise ApiError(404, "no such resource: /api/dialer/" + "/".join(path))
 
     def _screen_pop(self, agent: str) -> Deferred[Any]:
         """The call last offered to ``agent``: its call record and the CRM customer."""

@@ -157,8 +157,17 @@ def make_service(
     agi_server.setName("fastagi")
     agi_server.setServiceParent(root)
 
+    dialer = None
+    if dialer_config is not None:
+        dialer = _dialer(settings, dialer_config, reactor, ami, repository, engine, registry, lab)
+        dialer.setServiceParent(root)
+        watcher = ConfigWatcher(dialer_config, dialer.config, dialer.apply_config, reactor,
+                                thread_reader(reactor, reactor.getThreadPool()))
+        watcher.setName("dialer-config")
+        watcher.setServiceParent(root)
+
     api_root = Resource()
-    api_root.putChild(b"api", ApiResource(engine))
+    api_root.putChild(b"api", ApiResource(engine, dialer))
     api_root.putChild(b"metrics", MetricsResource(registry=registry))
     http_server = TCPServer(settings.http.port, Site(api_root), interface=settings.http.bind)
     http_server.setName("http")
@@ -168,15 +177,6 @@ def make_service(
                                interface=settings.metrics.bind)
     metrics_server.setName("metrics")
     metrics_server.setServiceParent(root)
-
-    dialer = None
-    if dialer_config is not None:
-        dialer = _dialer(settings, dialer_config, reactor, ami, repository, engine, registry, lab)
-        dialer.setServiceParent(root)
-        watcher = ConfigWatcher(dialer_config, dialer.config, dialer.apply_config, reactor,
-                                thread_reader(reactor, reactor.getThreadPool()))
-        watcher.setName("dialer-config")
-        watcher.setServiceParent(root)
 
     return EngineServices(root, engine, ami, agi_server, http_server, metrics_server, registry, dialer)
 

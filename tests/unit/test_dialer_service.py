@@ -259,3 +259,37 @@ def test_stopping_closes_every_attempt_in_flight(world: World) -> None:
     attempts = world.attempts(campaign_id)
     assert [a.outcome for a in attempts] == ["failed", "failed"]
     assert all("stopped" in (a.detail or "") for a in attempts)
+
+
+def test_http_api_shows_campaigns_and_the_ledger(world: World) -> None:
+    """GET /api/dialer lists the campaign's pacing and outcomes; the ledger route validates its day."""
+    import json
+
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from callcenter.http_api import ApiResource
+
+    world.import_leads(["13800000001"])
+    world.advance(1.0)
+    (_, busy), = world.ami.originates
+    busy.callback(Message.from_pairs([("Event", "OriginateResponse"), ("Response", "Failure"), ("Reason", "5")]))
+    resource = ApiResource(None, world.service)  # type: ignore[arg-type]
+
+    def get(*path: bytes, **args: str) -> tuple[int, Any]:
+        request = DummyRequest(list(path))
+        request.args = {k.encode(): [v.encode()] for k, v in args.items()}
+        body = resource.render_GET(request)  # type: ignore[arg-type]
+        if not isinstance(body, bytes):
+            body = b"".join(request.written)
+        return request.responseCode or 200, json.loads(body)
+
+    status, body = get(b"dialer")
+    assert status == 200
+    (campaign,) = body["campaigns"]
+    assert (campaign["name"], campaign["pacer"], campaign["outcomes"]) == ("test-campaign", "progressive", {"busy": 1})
+    status, body = get(b"dialer", b"test-campaign", b"ledger", day="2026-12-02")
+    assert status == 200 and body["live_answers"] == 0 and body["abandoned"] == 0
+    status, body = get(b"dialer", b"test-campaign", b"ledger", day="yesterday")
+    assert status == 400 and body["field"] == "day"
+    status, body = get(b"dialer", b"nope")
+    assert status == 404 and body["field"] == "campaign"
