@@ -50,6 +50,9 @@ bench: install
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python bench/ami_throughput.py
 	$(BIN)/python bench/erlang.py
+	$(BIN)/python bench/agi_load.py
+	$(BIN)/python bench/lead_import.py
+	$(BIN)/python bench/dialer_pacing.py --days 20
 
 clean:
 	-$(BIN)/callcenter lab down --all

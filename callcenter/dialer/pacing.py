@@ -474,6 +474,8 @@ class PredictivePacer:
     G_MIN: Final = -4.0
     G_MAX: Final = 3.0
     HORIZON_QUANTILES: Final = (0.5, 0.9)
+    SUPPLY_GRACE_S: Final = 0.0
+    GAIN_START: Final = 0.0
 
     def __init__(self, target_abandon: float = 0.03) -> None:
         self.settings = PacingSettings(target_abandon=target_abandon)
@@ -494,10 +496,11 @@ class PredictivePacer:
         wrap_prior = -20.0 * np.log1p(-probs)
         self._talk = _Samples(300, talk_prior)
         self._wrap = _Samples(300, wrap_prior)
-        self.gain = 0.0
+        self.gain = self.GAIN_START
         self._binding = False
         self._rate_events = 0.0
         self._rate_time = 0.0
+        self._live_seen = 0
         self._last_now: float | None = None
 
     def _seed_ring_priors(self) -> None:
@@ -528,6 +531,7 @@ class PredictivePacer:
         if outcome in _LIVE:
             self._hist_live[b] += 1.0
             self._rate_events += 1.0
+            self._live_seen += 1
             self._feedback(1.0 if outcome == "abandoned" else 0.0)
         else:
             self._hist_other[b] += 1.0
@@ -544,7 +548,7 @@ class PredictivePacer:
         """The abandonment rate the feedback aims at: the target less a volume margin."""
         target = self.settings.target_abandon
         rate = self._rate_events / self._rate_time if self._rate_time > 0 else 0.0
-        live_per_ledger = rate * self.LEDGER_HOURS * 3600.0
+        live_per_ledger = min(rate * self.LEDGER_HOURS * 3600.0, self._live_seen)
         if live_per_ledger < 1.0:
             return target * 0.4
         margin = self.MARGIN_Z * math.sqrt((1.0 - target) / (target * live_per_ledger))
@@ -593,13 +597,14 @@ class PredictivePacer:
         tau = min(self.settings.target_abandon * math.exp(self.gain), 0.5)
         p = self._answer_share
         horizons = self._horizon_values
+        supply_h = horizons + self.SUPPLY_GRACE_S
         s_mean = np.full(horizons.size, float(agents_ready))
         s_var = np.zeros(horizons.size)
         if talking:
             talk_age = np.asarray(agents_talking, dtype=np.float64)
             wq = self._wrap.quantiles()
             s_now = self._talk.survival(talk_age)
-            later = self._talk.survival(talk_age[:, None, None] + horizons[None, None, :]
+            later = self._talk.survival(talk_age[:, None, None] + supply_h[None, None, :]
                                         - wq[None, :, None])
             q = np.minimum(np.maximum(s_now[:, None, None] - later, 0.0).mean(axis=1)
                            / s_now[:, None], 1.0)
@@ -609,7 +614,7 @@ class PredictivePacer:
             wrap_age = np.asarray(agents_wrapping, dtype=np.float64)
             w_now = self._wrap.survival(wrap_age)
             u = np.maximum(w_now[:, None] - self._wrap.survival(
-                wrap_age[:, None] + horizons[None, :]), 0.0) / w_now[:, None]
+                wrap_age[:, None] + supply_h[None, :]), 0.0) / w_now[:, None]
             s_mean += u.sum(axis=0)
             s_var += (u * (1.0 - u)).sum(axis=0)
         d_mean = np.zeros(horizons.size)

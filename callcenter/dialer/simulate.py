@@ -27,7 +27,11 @@ separate seeded streams, so every pacer meets the same called parties in the sam
 
 Abandonment = abandoned / live answers (humans connected + abandoned). Utilization =
 seconds agents talked with humans within the shift / (agents x shift seconds). The
-physical limit is mean talk / (mean talk + mean wrap-up).
+physical limit is mean talk / (mean talk + mean wrap-up). Where the rest of the agent time
+goes: "ready" is the share of agent time spent waiting for a call; of it, "no call coming"
+counts, at each instant, the ready agents beyond the live answers already on their way
+(dials placed that will ask for an agent): idle because too few dials were placed; the
+remainder waited for a call already placed to ring and pass AMD (timing).
 """
 
 from __future__ import annotations
@@ -206,6 +210,8 @@ class DayResult:
     busy_seconds: float         # talk (any) + wrap-up within the shift
     agents: int
     shift_seconds: float
+    idle_agent_seconds: float = 0.0   # ready agents x seconds within the shift
+    idle_uncovered_seconds: float = 0.0  # the part with no live answer on its way for them
 
     @property
     def live_answers(self) -> int:
@@ -231,6 +237,22 @@ class DayResult:
     def dials_per_agent_hour(self) -> float:
         """Dials placed per agent-hour of the shift."""
         return self.dials / (self.agents * self.shift_seconds / 3600.0)
+
+    @property
+    def idle_share(self) -> float:
+        """Share of agent time spent ready (waiting for a call)."""
+        return self.idle_agent_seconds / (self.agents * self.shift_seconds)
+
+    @property
+    def idle_uncovered_share(self) -> float:
+        """Share of agent time ready with no live answer on its way for them.
+
+        At each instant ``min(ready, live answers pending)`` ready agents have a call
+        already placed that will ask for an agent (they wait for its ring and AMD: the
+        timing); the other ready agents wait because too few dials were placed.
+        """
+        uncovered = self.idle_uncovered_seconds
+        return uncovered / (self.agents * self.shift_seconds)
 
 
 class _Uniforms:
@@ -293,6 +315,9 @@ def simulate_day(workload: Workload, pacer: Pacer, seed: int | Sequence[int]) ->
     outcomes = {o: 0 for o in ("human", "machine", "busy", "noanswer", "failed", "abandoned")}
     dials = humans = abandoned = fps = 0
     human_talk = busy = 0.0
+    live_pending = 0  # placed dials that will ask for an agent, not yet asked
+    idle = idle_uncovered = 0.0
+    last_t = 0.0
 
     def push(t: float, kind: int, ident: int) -> None:
         nonlocal seq
@@ -326,6 +351,11 @@ def simulate_day(workload: Workload, pacer: Pacer, seed: int | Sequence[int]) ->
     push(0.0, _TICK, 0)
     while events:
         t, _, kind, ident = heapq.heappop(events)
+        t_clip = min(t, end)
+        if t_clip > last_t:
+            idle += len(ready) * (t_clip - last_t)
+            idle_uncovered += max(0, len(ready) - live_pending) * (t_clip - last_t)
+            last_t = t_clip
         if t >= end:
             break
         if kind == _TICK:
@@ -352,12 +382,14 @@ def simulate_day(workload: Workload, pacer: Pacer, seed: int | Sequence[int]) ->
                             pending[dial] = ("machine-fp", t, 0)
                         else:
                             pending[dial] = ("live", t, 0)
+                            live_pending += 1
                     else:
                         lo, hi = MACHINE_VERDICT_S
                         verdict = t + answer + lo + (hi - lo) * u1
                         if u2 < workload.amd_machine_as_human:
                             verdict = t + answer + GREETING_S[0] + HUMAN_VERDICT_AFTER_GREETING_S
                             pending[dial] = ("live", t, 1)
+                            live_pending += 1
                         else:
                             pending[dial] = ("machine", t, 1)
                     push(verdict, _RESOLVE, dial)
@@ -376,6 +408,7 @@ def simulate_day(workload: Workload, pacer: Pacer, seed: int | Sequence[int]) ->
         elif kind == _RESOLVE:
             what, placed, who = pending.pop(ident)
             if what == "live":
+                live_pending -= 1
                 if ready:
                     connect(ident, t, placed, t, who)
                 else:
@@ -420,7 +453,10 @@ def simulate_day(workload: Workload, pacer: Pacer, seed: int | Sequence[int]) ->
                 info = waiting.pop(dial, None)
                 if info is not None:
                     connect(dial, t, info[0], info[1], info[2])
-    # the shift ends: count the parts of calls and wrap-ups inside it
+    # the shift ends: count the parts of calls, wrap-ups and waits inside it
+    if end > last_t:
+        idle += len(ready) * (end - last_t)
+        idle_uncovered += max(0, len(ready) - live_pending) * (end - last_t)
     for agent, start in talk_start.items():
         _, _, human = call_talk[agent]
         if human:
@@ -431,7 +467,8 @@ def simulate_day(workload: Workload, pacer: Pacer, seed: int | Sequence[int]) ->
     return DayResult(dials=dials, outcomes=outcomes, in_flight_at_end=len(in_flight),
                      humans_connected=humans, abandoned=abandoned, amd_false_positives=fps,
                      human_talk_seconds=human_talk, busy_seconds=busy, agents=n_agents,
-                     shift_seconds=end)
+                     shift_seconds=end, idle_agent_seconds=idle,
+                     idle_uncovered_seconds=idle_uncovered)
 
 
 @dataclass(frozen=True)
@@ -447,6 +484,8 @@ class Summary:
     abandon_max: float
     days_within_limit: float       # share of days at or under 3% abandonment
     dials_per_agent_hour: float
+    idle_share: float = 0.0            # mean share of agent time spent ready
+    idle_uncovered_share: float = 0.0  # the part with no live answer on its way
 
     @property
     def share_of_limit(self) -> float:
@@ -498,6 +537,9 @@ def compare(workloads: Sequence[str], pacers: Sequence[str], days: int, seed: in
             abandon_mean=float(rates.mean()), abandon_max=float(rates.max()),
             days_within_limit=float(np.mean(rates <= ABANDON_LIMIT + 1e-12)),
             dials_per_agent_hour=float(np.mean([r.dials_per_agent_hour
+                                                for r in day_results])),
+            idle_share=float(np.mean([r.idle_share for r in day_results])),
+            idle_uncovered_share=float(np.mean([r.idle_uncovered_share
                                                 for r in day_results]))))
         if progress is not None:
             progress(f"{w} / {p}: done")
@@ -507,14 +549,15 @@ def compare(workloads: Sequence[str], pacers: Sequence[str], days: int, seed: in
 def format_table(summaries: Sequence[Summary]) -> str:
     """The markdown table: one row per workload and pacer."""
     lines = [("| workload | pacer | utilization | % of limit (limit) | abandonment mean (max) "
-             "| days <= 3% | dials / agent-h |"),
-             "|---|---|---:|---:|---:|---:|---:|"]
+             "| days <= 3% | dials / agent-h | ready: all (no call coming) |"),
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     for s in summaries:
         lines.append(
             f"| {s.workload} | {s.pacer} | {100 * s.utilization:.1f}% | "
             f"{100 * s.share_of_limit:.1f}% ({100 * s.physical_limit:.1f}%) | "
             f"{100 * s.abandon_mean:.2f}% ({100 * s.abandon_max:.2f}%) | "
-            f"{100 * s.days_within_limit:.0f}% | {s.dials_per_agent_hour:.1f} |")
+            f"{100 * s.days_within_limit:.0f}% | {s.dials_per_agent_hour:.1f} | "
+            f"{100 * s.idle_share:.1f}% ({100 * s.idle_uncovered_share:.1f}%) |")
     return "\n".join(lines)
 
 

@@ -74,6 +74,10 @@ _SEATS_SLACK: Final = 1e-9  # tolerance for decimal shrinkage fractions (14 / 0.
 
 def _floats(value: npt.ArrayLike, name: str, *, low: float = 0.0, allow_low: bool = True,
             allow_inf: bool = False) -> FloatArray:
+    if type(value) is float or type(value) is int:  # a plain number: no reductions needed
+        number = float(value)
+        if (number >= low if allow_low else number > low) and (allow_inf or number < math.inf):
+            return np.array(number)  # NaN fails both tests above
     arr = np.asarray(value, dtype=np.float64)
     # Fast path: two reductions decide that everything is valid (NaN fails both tests,
     # since min() propagates it); only a failing array pays for the detailed diagnosis.
@@ -108,6 +112,15 @@ def _agent_counts(value: npt.ArrayLike, name: str = "agents") -> FloatArray:
     if (counts < 0).any():
         raise ValueError(f"{name} must be >= 0")
     return counts
+
+
+def _common_shape(*arrays: FloatArray) -> tuple[int, ...]:
+    """np.broadcast_shapes of the arrays, without its cost when they agree (or are 0-d)."""
+    shape: tuple[int, ...] = ()
+    for arr in arrays:
+        if arr.shape and arr.shape != shape:
+            shape = np.broadcast_shapes(shape, arr.shape) if shape else arr.shape
+    return shape
 
 
 def _shaped(values: FloatArray, shape: tuple[int, ...]) -> FloatArray:
@@ -313,6 +326,9 @@ _POISSON_SAFE_LOAD: Final = math.exp(-_POISSON_MAX_LOG / _POISSON_MAX_AGENTS)
 _INV_FACTORIAL: Final = np.array([0.0, 0.0] + [float(Fraction(1, math.factorial(k)))
                                                for k in range(_POISSON_MAX_AGENTS + 1)])
 _INV_FACTORIAL_LIST: Final[list[float]] = _INV_FACTORIAL[2:].tolist()
+# column k: 1/(k-2)!, 1/(k-1)!, 1/k! (one np.take for the three rows of a search window)
+_INV_FACTORIAL_ROWS: Final = np.stack([_INV_FACTORIAL[:-2], _INV_FACTORIAL[1:-1],
+                                       _INV_FACTORIAL[2:]])
 
 
 def _poisson_path(a: FloatArray, n: FloatArray) -> BoolArray:
@@ -335,19 +351,23 @@ def _poisson_sums(inv_load: FloatArray, depth: npt.NDArray[np.intp]) -> FloatArr
     With one step index for every element, 1/k! is a scalar and a step is two numpy calls.
     The relative error of z_(k-1) reaches z_k damped by 1 - B(k) (as in the Erlang B
     recursion), so it stays a few ulps. Elements run deepest first: those still stepping at
-    step k are a prefix.
+    step k are a prefix. A depth below 0 (down to -2) gives z = 0, the empty sum.
     """
     size = inv_load.size
-    z = np.ones(size)  # z_0 = 1
     top = int(depth.max()) if size else 0
-    if top == 0:
-        return z
-    order = np.argsort((top - depth).astype(np.uint8), kind="stable")  # radix sort
-    active = (size - np.cumsum(np.bincount(depth, minlength=top + 1))).tolist()
+    if top <= 0:
+        empty: FloatArray = (depth >= 0).astype(np.float64)  # z_0 = 1
+        return empty
+    key = (top - depth).astype(np.uint8)
+    order = np.argsort(key, kind="stable")  # a radix sort for small integers
+    key = key[order]
+    # active[k - 1] = number of elements with depth >= k, i.e. key <= top - k
+    active = np.searchsorted(key, np.arange(top - 1, -1, -1), side="right").tolist()
     ia = inv_load[order]
+    z = (key <= top).astype(np.float64)  # z_0 = 1, or 0 below depth 0
     inv_fact = _INV_FACTORIAL_LIST
     for k in range(1, top + 1):
-        m = active[k - 1]  # elements with depth >= k
+        m = active[k - 1]
         zz = z[:m]
         np.multiply(zz, ia[:m], out=zz)
         np.add(zz, inv_fact[k], out=zz)
@@ -679,7 +699,7 @@ def _hw_log_term(x: FloatArray) -> FloatArray:
 
 @lru_cache(maxsize=64)
 def _hw_service_level_guess(target_log: float) -> FloatArray:
-    """x(kappa) on kappa = (j / 64)^2 for one L = -ln(1 - SL) (read-only)."""
+    """x(kappa) at kappa = ((j + 1/2) / 64)^2 for one L = -ln(1 - SL) (read-only)."""
     column = np.zeros(_KAPPA_POINTS)
     if target_log > 0:
         lo, hi = 0.0, 12.0  # x at kappa = 0: ln(1 + x R(x)) = L, L <= 37 for SL < 1
@@ -690,7 +710,7 @@ def _hw_service_level_guess(target_log: float) -> FloatArray:
         x = np.geomspace(1e-9, lo, 4000)
         kappa = (target_log - _hw_log_term(x)) / x  # decreasing in x
         kappa[-1] = 0.0
-        grid = (np.arange(_KAPPA_POINTS) / _KAPPA_STEPS) ** 2
+        grid = ((np.arange(_KAPPA_POINTS) + 0.5) / _KAPPA_STEPS) ** 2  # read by truncation
         column = np.interp(grid, kappa[::-1], x[::-1])
     column.flags.writeable = False
     return column
@@ -711,10 +731,10 @@ def _first_guess(a: FloatArray, aht: FloatArray, tau: FloatArray, sl: FloatArray
                  max_asa: FloatArray, check_asa: bool) -> FloatArray:
     """A count near the smallest one meeting the targets (a whole number >= 1)."""
     root = np.sqrt(a)
-    kappa_index = np.minimum(np.sqrt(root * tau) * _KAPPA_STEPS + 0.5,
-                             _KAPPA_POINTS - 1.0).astype(np.intp)
+    kappa_index = (np.sqrt(root * tau) * _KAPPA_STEPS).astype(np.intp)
+    np.minimum(kappa_index, _KAPPA_POINTS - 1, out=kappa_index)
     if sl.ndim == 0:
-        x = _hw_service_level_guess(-math.log1p(-float(sl)))[kappa_index]
+        x = np.take(_hw_service_level_guess(-math.log1p(-float(sl))), kappa_index)
     else:  # one column per distinct target, rounded to 1/16 in L
         target_log = np.rint(-np.log1p(-sl) * 16.0)
         levels, which = np.unique(target_log, return_inverse=True)
@@ -727,8 +747,10 @@ def _first_guess(a: FloatArray, aht: FloatArray, tau: FloatArray, sl: FloatArray
             (octave - _OMEGA_LOW) * _OMEGA_STEPS + 0.5, 0.0, _OMEGA_POINTS - 1.0
         ).astype(np.intp)
         x = np.maximum(x, _hw_asa_guess()[omega_index])
-    guess: FloatArray = np.ceil(a + x * root + _GUESS_OFFSET)  # >= 1
-    return guess
+    x *= root
+    x += a
+    x += _GUESS_OFFSET
+    return np.ceil(x, out=x)  # >= 1
 
 
 # ------------------------------------------------------------ exact required-agents search
@@ -771,10 +793,8 @@ def _poisson_window(a: FloatArray, guess: FloatArray
     """
     g = guess.astype(np.intp)
     ia = 1.0 / a
-    prev = _poisson_sums(ia, np.maximum(g - 3, 0))
-    if g.min() < 3:
-        prev[g < 3] = 0.0
-    inv_fact = _INV_FACTORIAL[g + np.arange(3)[:, None]]  # 1/k! at k = g-2+j sits at g+j
+    prev = _poisson_sums(ia, g - 3)
+    inv_fact = np.take(_INV_FACTORIAL_ROWS, g, axis=1)  # 1/k! at k = g-2, g-1, g
     state = np.empty((3, a.size))
     scaled = np.empty((3, a.size))
     for j in range(3):
@@ -822,29 +842,23 @@ def _search_erlang_c(a: FloatArray, aht: FloatArray, sl: FloatArray, secs: Float
     """
     size = a.size
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        tau = secs / aht  # as in service_level
-        neg_tau = -tau
+        neg_tau = -(secs / aht)  # -tau, tau as in service_level
         check_asa = bool(np.isfinite(max_asa).any())
-        guess = _first_guess(a, aht, tau, sl, max_asa, check_asa)
+        guess = _first_guess(a, aht, -neg_tau, sl, max_asa, check_asa)
         if a.max() <= _POISSON_MAX_LOAD and a.min() >= _POISSON_SAFE_LOAD \
                 and guess.max() <= _POISSON_MAX_AGENTS:
-            poisson = np.ones(size, dtype=bool)
+            poisson = None  # every interval on the Poisson path
         else:
             poisson = _poisson_path(a, guess)
             guess[~poisson] = np.maximum(guess[~poisson], 3.0)  # the recursion needs >= 0
-        on_path = bool(poisson.all())
-        b = np.empty((3, size))
-        bc = np.empty((3, size))
-        state = np.empty(size)  # what one more agent steps from: z or B at g
-        ia = np.empty(size)
-        if on_path:
+        # Erlang B and 1 - B at g - 1 and g (rows), and what row g - 2 is made from
+        if poisson is None:
             inv_fact, z, scaled, ia = _poisson_window(a, guess)
-            b[1:] = inv_fact[1:] / z[1:]
-            bc[1:] = scaled[1:] / z[1:]
-            b[0] = inv_fact[0] / z[0]
-            bc[0] = scaled[0] / z[0]
-            state = z[2]
+            b, bc = inv_fact[1:] / z[1:], scaled[1:] / z[1:]
+            state = z[2]  # what one more agent steps from
         else:
+            b, bc = np.empty((3, size)), np.empty((3, size))
+            state, ia = np.empty(size), np.empty(size)
             p = np.flatnonzero(poisson)
             if p.size:
                 inv_fact, z, scaled, ia[p] = _poisson_window(a[p], guess[p])
@@ -853,20 +867,25 @@ def _search_erlang_c(a: FloatArray, aht: FloatArray, sl: FloatArray, secs: Float
             rec, denom = _recursion_window(a[r], guess[r])
             rows = guess[r] - np.array([[2.0], [1.0], [0.0]])
             b[:, r], bc[:, r], state[r] = rec, rows / denom, rec[2]
+            b, bc, below = b[1:], bc[1:], (b[0], bc[0])
         ok, wait2, no_wait2, level2, spare2 = _targets_met(
-            guess - np.array([[1.0], [0.0]]), b[1:], bc[1:], a, neg_tau, aht, sl, max_asa,
-            check_asa)
+            guess - np.array([[1.0], [0.0]]), b, bc, a, neg_tau, aht, sl, max_asa, check_asa)
         ok[0] &= spare2[0] > 0  # g - 1 may be at or below the load; g never is
         n = guess
         wait, no_wait, level, spare = wait2[1], no_wait2[1], level2[1], spare2[1]
-        unsure: list[npt.NDArray[np.intp]] = []
+        unsure = []
         lower = np.flatnonzero(ok[0])
         if lower.size:  # met at g - 1 already: the answer is g - 1 unless g - 2 meets them
             n[lower] -= 1.0
             wait[lower], no_wait[lower] = wait2[0, lower], no_wait2[0, lower]
             level[lower], spare[lower] = level2[0, lower], spare2[0, lower]
+            if poisson is None:
+                zl = z[0, lower]
+                below = (inv_fact[0, lower] / zl, scaled[0, lower] / zl)
+            else:
+                below = (below[0][lower], below[1][lower])
             k = n[lower] - 1.0
-            met, *_ = _targets_met(k, b[0, lower], bc[0, lower], a[lower], neg_tau[lower],
+            met, *_ = _targets_met(k, below[0], below[1], a[lower], neg_tau[lower],
                                    aht[lower], _part(sl, lower), _part(max_asa, lower),
                                    check_asa)
             unsure.append(lower[met & (k > a[lower])])
@@ -883,42 +902,42 @@ def _search_erlang_c(a: FloatArray, aht: FloatArray, sl: FloatArray, secs: Float
 
 def _step_up(idx: npt.NDArray[np.intp], n: FloatArray, wait: FloatArray, no_wait: FloatArray,
              level: FloatArray, spare: FloatArray, state: FloatArray, inv_load: FloatArray,
-             poisson: BoolArray, a: FloatArray, neg_tau: FloatArray, aht: FloatArray,
+             poisson: BoolArray | None, a: FloatArray, neg_tau: FloatArray, aht: FloatArray,
              sl: FloatArray, max_asa: FloatArray, check_asa: bool, steps: int = 6
              ) -> npt.NDArray[np.intp]:
     """Intervals that missed at n: add agents from the exact state, write answers in place.
 
-    Returns the intervals still unanswered after ``steps`` agents or whose next count
-    would take the other Erlang B path.
+    ``poisson`` says which intervals are on the Poisson path (None: all). Returns the
+    intervals still unanswered after ``steps`` agents or whose next count would take the
+    other Erlang B path.
     """
     k = n[idx]
     st = state[idx]
     aa, ia, nt, hh = a[idx], inv_load[idx], neg_tau[idx], aht[idx]
     ss, mm = _part(sl, idx), _part(max_asa, idx)
-    on_path = poisson[idx]
+    on_path = np.ones(idx.size, dtype=bool) if poisson is None else poisson[idx]
+    mixed = not on_path.all()
     todo = np.ones(idx.size, dtype=bool)
-    left = np.zeros(idx.size, dtype=bool)
+    settle = np.zeros(idx.size, dtype=bool)
     for _ in range(steps):
         k = k + 1.0
-        leaving = todo & on_path & ~_poisson_path(aa, k)
-        if leaving.any():  # its next count takes the other path: settled elsewhere
-            left |= leaving
+        index = k.astype(np.intp) + 2  # of 1/k! in _INV_FACTORIAL
+        if k.max() > _POISSON_MAX_AGENTS or aa.min() < _POISSON_SAFE_LOAD:
+            leaving = todo & on_path & ~_poisson_path(aa, k)
+            settle |= leaving  # k takes the damped recursion in erlang_b: settled elsewhere
             todo &= ~leaving
-        b = np.empty_like(k)
-        bc = np.empty_like(k)
-        if on_path.any():
-            t = st * ia
-            c = _INV_FACTORIAL[np.minimum(k, _POISSON_MAX_AGENTS).astype(np.intp) + 2]
-            z = t + c
-            b = np.where(on_path, c / z, b)
-            bc = np.where(on_path, t / z, bc)
-            st = np.where(on_path, z, st)
-        if not on_path.all():
+            np.minimum(index, _POISSON_MAX_AGENTS + 2, out=index)
+        t = st * ia
+        c = np.take(_INV_FACTORIAL, index)
+        z = t + c
+        if not mixed:
+            b, bc, st = c / z, t / z, z
+        else:
             ab = aa * st
             denom = k + ab
-            b = np.where(on_path, b, ab / denom)
-            bc = np.where(on_path, bc, k / denom)
-            st = np.where(on_path, st, b)
+            b = np.where(on_path, c / z, ab / denom)
+            bc = np.where(on_path, t / z, k / denom)
+            st = np.where(on_path, z, b)
         met, w, nw, lv, sp = _targets_met(k, b, bc, aa, nt, hh, ss, mm, check_asa)
         new = np.flatnonzero(met & todo)
         if new.size:
@@ -928,7 +947,8 @@ def _step_up(idx: npt.NDArray[np.intp], n: FloatArray, wait: FloatArray, no_wait
             todo[new] = False
         if not todo.any():
             break
-    return idx[todo | left]
+    unanswered: npt.NDArray[np.intp] = idx[todo | settle]
+    return unanswered
 
 
 def _settle_by_bisection(idx: npt.NDArray[np.intp], a: FloatArray, aht: FloatArray,
@@ -961,20 +981,26 @@ def _settle_by_bisection(idx: npt.NDArray[np.intp], a: FloatArray, aht: FloatArr
     n[idx], wait[idx], no_wait[idx], level[idx], spare[idx] = found, w, nw, lv, sp
 
 
+def _reaches(values: FloatArray, bound: float) -> bool:
+    """Is any value >= bound (valid, non-NaN values)?"""
+    return float(values) >= bound if values.ndim == 0 else bool(values.max(initial=-np.inf)
+                                                                 >= bound)
+
+
 def _prepare_targets(target_sl: npt.ArrayLike | None, target_seconds: npt.ArrayLike,
                      max_occupancy: npt.ArrayLike | None, shrinkage: npt.ArrayLike,
                      target_asa: npt.ArrayLike | None
                      ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
     sl = np.zeros(()) if target_sl is None else _floats(target_sl, "target_sl")
-    if (sl >= 1.0).any():
+    if _reaches(sl, 1.0):
         raise ValueError("target_sl must be below 1 (100% needs infinitely many agents)")
     secs = _floats(target_seconds, "target_seconds")
     occ = np.ones(()) if max_occupancy is None else _floats(max_occupancy, "max_occupancy",
                                                              allow_low=False)
-    if (occ > 1.0).any():
+    if _reaches(occ, math.nextafter(1.0, 2.0)):
         raise ValueError("max_occupancy must be in (0, 1]")
     shr = _floats(shrinkage, "shrinkage")
-    if (shr >= 1.0).any():
+    if _reaches(shr, 1.0):
         raise ValueError("shrinkage must be in [0, 1)")
     speed = np.full((), np.inf) if target_asa is None else _floats(target_asa, "target_asa",
                                                                   allow_low=False)
@@ -1000,20 +1026,22 @@ def required_agents(calls: npt.ArrayLike, interval_seconds: npt.ArrayLike, aht: 
     handle = _floats(aht, "aht", allow_low=False)
     sl, secs, occ, shr, speed = _prepare_targets(target_sl, target_seconds, max_occupancy,
                                                  shrinkage, target_asa)
-    shape = np.broadcast_shapes(calls_a.shape, interval.shape, handle.shape, sl.shape,
-                                secs.shape, occ.shape, shr.shape, speed.shape)
+    shape = _common_shape(calls_a, interval, handle, sl, secs, occ, shr, speed)
     size = math.prod(shape)
 
     def flat(x: FloatArray) -> FloatArray:
-        # 0-d targets stay 0-d (they broadcast in every operation below, never copied)
-        return x if x.ndim == 0 else np.broadcast_to(x, shape).ravel()
+        # 0-d arguments stay 0-d (they broadcast in every operation below, never copied)
+        if x.ndim == 0:
+            return x
+        return x.reshape(-1) if x.shape == shape else np.broadcast_to(x, shape).ravel()
 
-    cf, inf_, hf = (np.broadcast_to(x, shape).ravel() for x in (calls_a, interval, handle))
-    slf, sef, ocf, shf, spf = (flat(x) for x in (sl, secs, occ, shr, speed))
+    cf, inf_, slf, sef, ocf, shf, spf = (flat(x) for x in (calls_a, interval, sl, secs, occ,
+                                                            shr, speed))
+    hf = handle.reshape(-1) if handle.shape == shape else \
+        np.ascontiguousarray(np.broadcast_to(handle, shape)).reshape(-1)
     a = cf * hf / inf_
-    if a.size != size or a.base is not None:
-        a = np.ascontiguousarray(np.broadcast_to(a, (size,)))
-    hf = np.ascontiguousarray(np.broadcast_to(hf, (size,)))
+    if a.shape != (size,):  # calls, interval and AHT all single numbers, targets not
+        a = np.full(size, a)
     # Idle intervals (no calls) are searched with a stand-in load and overwritten after:
     # cheaper than gathering the busy intervals and scattering their answers back.
     idle = a == 0
