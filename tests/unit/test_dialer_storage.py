@@ -7,7 +7,7 @@ PostgreSQL (``postgres`` marker; the server comes from the ``tests.pgserver`` pl
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -38,29 +38,6 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 # 10:00 in Shanghai (campaign zone, callable); 21:00 the day before in New York (not).
 NOW = datetime(2024, 3, 5, 2, 0, tzinfo=UTC)
 NY_MORNING = datetime(2024, 3, 5, 13, 0, tzinfo=UTC)  # 08:00 EST
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    """An empty database: a SQLite file, or a fresh schema on the test PostgreSQL."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'dialer.db'}"
-    url: str = request.getfixturevalue("postgres_schema_url")
-    return url
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[sa.Engine]:
-    """An engine on a database migrated to head."""
-    engine = create_engine_for(db_url)
-    upgrade_database(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: sa.Engine) -> sessionmaker[Session]:
-    return make_session_factory(engine)
 
 
 def in_tx(sessions: sessionmaker[Session], fn: Callable[..., T], *args: Any, **kw: Any) -> T:

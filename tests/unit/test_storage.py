@@ -60,31 +60,6 @@ T0 = datetime(2023, 10, 27, 9, 30, tzinfo=UTC)
 # --- fixtures -------------------------------------------------------------------------------
 
 
-@pytest.fixture(
-    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
-def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    """An empty database: a SQLite file, or a fresh schema on the test PostgreSQL."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'callcenter.db'}"
-    url: str = request.getfixturevalue("postgres_schema_url")
-    return url
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[sa.Engine]:
-    """An engine on a database migrated to head."""
-    engine = create_engine_for(db_url)
-    upgrade_database(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: sa.Engine) -> sessionmaker[Session]:
-    return make_session_factory(engine)
-
-
 def in_tx(
     sessions: sessionmaker[Session], fn: Callable[..., T], *args: Any, **kw: Any
 ) -> T:
