@@ -400,7 +400,7 @@ class Engine(Service):
         customer_id = _customer_id(variables)
         csat = variables.get("CC_CSAT", "")
         changes = CallRecordUpdate(
-            agent_id=agent,
+            agent_id=agent if agent is not None else UNSET,  # keep the agent the record was opened for
             customer_id=customer_id if customer_id is not None else UNSET,
             answered_at=_utc(call.answered_at) if call.answered_at is not None else None,
             ended_at=_utc(ended.at),

@@ -15,6 +15,10 @@ Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/404):
   and abandonment since the daemon started (404 when the dialer does not run);
 * ``GET /api/dialer/<campaign>/ledger?day=YYYY-MM-DD``: the abandon ledger of a local day
   and its rolling 30 days;
+* ``POST /api/agents/<id>/preview`` with ``{"campaign": NAME}``: the next lead of a preview
+  campaign, held for the agent (name, phone, the lead file's other columns); 204-like
+  ``{"lead": null}`` when none is due; ``POST /api/agents/<id>/dial``: dial it (the agent's
+  phone rings first);
 * ``POST /api/supervisor/spy`` with ``{"supervisor": ID, "agent": ID, "mode": "listen"|"whisper"|"barge"}``
   (403 when the supervisor may not spy on that agent, 409 when the agent is not on a call).
 """
@@ -35,7 +39,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from callcenter.agents import AgentError
 from callcenter.dialer.campaign import zone
-from callcenter.dialer.service import DialerService
+from callcenter.dialer.service import DialerService, PreviewError
 from callcenter.engine import Engine
 from callcenter.storage import dialer as dialer_store
 from callcenter.supervisor import AgentNotOnCall, NotPermitted, SpyFailed
@@ -152,6 +156,8 @@ class ApiResource(Resource):
         engine = self.engine
         if len(path) == 3 and path[0] == "agents":
             agent, action = path[1], path[2]
+            if action in ("preview", "dial"):
+                return self._preview(agent, action, body)
             service = engine.agent_service
             if action == "login":
                 d = service.login(agent)
@@ -224,6 +230,27 @@ class ApiResource(Resource):
             return dialer.repository.run(dialer_store.abandon_ledger, campaign.record.id, day=day, tz=tz,
                                          machine_as_abandoned=dialer.config.amd.machine_as_abandoned)
         raise ApiError(404, "no such resource: /api/dialer/" + "/".join(path))
+
+    def _preview(self, agent: str, action: str, body: dict[str, Any]) -> Deferred[Any]:
+        dialer = self.dialer
+        if dialer is None:
+            raise ApiError(404, "the outbound dialer is not running (no dialer.yaml)")
+        if self.engine is not None:
+            try:
+                self.engine.settings.agent(agent)
+            except KeyError:
+                raise ApiError(400, f"unknown agent {agent!r}", "agent") from None
+        result: Deferred[Any]
+        try:
+            if action == "preview":
+                result = dialer.preview_next(agent, self._field(body, "campaign")).addCallback(
+                    lambda lead: {"agent": agent, "lead": lead})
+            else:
+                result = dialer.preview_dial(agent).addCallback(
+                    lambda _: {"agent": agent, "action": "dial", "ok": True})
+        except PreviewError as exc:
+            raise ApiError(409 if exc.field == "agent" else 400, str(exc), exc.field) from None
+        return result
 
     def _screen_pop(self, agent: str) -> Deferred[Any]:
         """The call last offered to ``agent``: its call record and the CRM customer."""

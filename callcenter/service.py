@@ -24,7 +24,7 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from callcenter.agents import LAB_INTERFACES, PJSIP_INTERFACES
+from callcenter.agents import LAB_INTERFACES, PJSIP_INTERFACES, MemberInterfaces
 from callcenter.agi.server import FastAgiFactory
 from callcenter.ami.client import AmiClient, AmiCredentials
 from callcenter.dialer.config import load_dialer_config, validate_against
@@ -159,7 +159,7 @@ def make_service(
 
     dialer = None
     if dialer_config is not None:
-        dialer = _dialer(settings, dialer_config, reactor, ami, repository, engine, registry, lab)
+        dialer = _dialer(settings, dialer_config, reactor, ami, repository, engine, registry, lab, interfaces)
         dialer.setServiceParent(root)
         watcher = ConfigWatcher(dialer_config, dialer.config, dialer.apply_config, reactor,
                                 thread_reader(reactor, reactor.getThreadPool()))
@@ -182,7 +182,7 @@ def make_service(
 
 
 def _dialer(settings: Settings, path: Path, reactor: Any, ami: AmiClient, repository: Repository,
-            engine: Engine, registry: CollectorRegistry, lab: bool) -> DialerService:
+            engine: Engine, registry: CollectorRegistry, lab: bool, interfaces: MemberInterfaces) -> DialerService:
     """The outbound dialer on the engine's AMI client, repository and agent board."""
     config = load_dialer_config(path)  # ConfigError (file:line) stops the start-up
     problems = validate_against(config, settings)
@@ -193,6 +193,9 @@ def _dialer(settings: Settings, path: Path, reactor: Any, ami: AmiClient, reposi
         config, ami=ami, repository=repository, agents=engine.agents, clock=reactor,
         metrics=DialerMetrics(registry), trunk=LAB_TRUNK if lab else None,
         wrapup_seconds=lambda queue: wrapups.get(queue, 0.0),
+        agent_channel=interfaces.interface,
+        # a conversation (paced or preview) gets its call record: the agent's screen pop
+        on_conversation=engine.open_record,
     )
 
 

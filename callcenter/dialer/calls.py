@@ -183,7 +183,7 @@ class DialBook:
 
     # ------------------------------------------------------------------ internals
 
-    def _user_event(self, msg: Message, now: float) -> DialEnded | None:
+    def _user_event(self, msg: Message, now: float) -> DialFact | None:
         kind = msg.get("UserEvent")
         if kind not in ("DialerAnswered", "DialerAMD", "DialerResult"):
             return None
@@ -198,6 +198,12 @@ class DialBook:
             dial = replace(dial, amd_at=now, amd_status=msg.get("AMDStatus") or None,
                            amd_cause=msg.get("AMDCause") or None)
         self._by_attempt[dial.attempt_id] = dial
+        if kind == "DialerAnswered" and (msg.get("AgentConnected") or "").lower() == "yes" \
+                and dial.connected_at is None:
+            # a preview call: the agent dialed the lead, who answered on the agent's line
+            dial = replace(dial, connected_at=now, agent=_agent(msg.get("Agent")) or dial.agent)
+            self._by_attempt[dial.attempt_id] = dial
+            return DialConnected(dial, now - dial.placed_at, 0.0, now - dial.placed_at)
         if kind != "DialerResult":
             return None
         outcome = (msg.get("Outcome") or "").lower()
@@ -233,6 +239,8 @@ def _int(value: str | None) -> int | None:
 
 
 def _agent(interface: str | None) -> str | None:
-    """``Local/2101@lab-agents/n`` or ``PJSIP/agent2101`` -> ``2101``."""
-    return agent_id_of(interface) if interface else None
+    """``Local/2101@lab-agents/n``, ``PJSIP/agent2101`` or ``2101`` -> ``2101``."""
+    if not interface:
+        return None
+    return interface if interface.isdigit() else agent_id_of(interface)
 

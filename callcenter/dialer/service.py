@@ -18,7 +18,9 @@ This is the thin Twisted layer around the pure parts:
   a valid edit changes the pacers' settings within a tick, a bad one is logged and the
   running settings stay.
 
-Preview campaigns are not dialed here: their agents pick a lead and dial it themselves.
+Preview campaigns are not paced: an agent asks for the next lead (:meth:`DialerService.preview_next`),
+sees it, and dials it (:meth:`DialerService.preview_dial`): the agent's phone rings first
+and the lead is dialed from it (``[dialer-preview]``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -58,7 +60,7 @@ from callcenter.storage import dialer as store
 from callcenter.storage.dialer_records import AttemptResult, CampaignRecord, LeadToDial
 from callcenter.storage.repository import Repository
 
-__all__ = ["CampaignStatus", "DialerMetrics", "DialerService", "make_pacer"]
+__all__ = ["CampaignStatus", "DialerMetrics", "DialerService", "PreviewError", "make_pacer"]
 
 _log = Logger(namespace="callcenter.dialer")
 
@@ -72,6 +74,18 @@ RING_MARGIN = 20.0
 ANSWERED_LIMIT = 180.0
 #: Seconds a conversation may last before its attempt is closed as lost.
 CONNECTED_LIMIT = 4 * 3600.0
+
+
+class PreviewError(ValueError):
+    """A preview request the dialer refuses; ``field`` names the offending input."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+#: Seconds the agent's own phone may ring when a preview call starts.
+AGENT_RING_SECONDS = 20
 
 
 def make_pacer(choice: PacerChoice, timezone: str = "UTC") -> Pacer:
@@ -172,6 +186,8 @@ class DialerService(Service):
         trunk: str | None = None,
         wrapup_seconds: Callable[[str], float] = lambda queue: 0.0,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        agent_channel: Callable[[str], str] = lambda agent: f"PJSIP/agent{agent}",
+        on_conversation: Callable[[str, str], object] = lambda linkedid, agent: None,
     ) -> None:
         self.config = config
         self.ami = ami
@@ -182,7 +198,10 @@ class DialerService(Service):
         self.trunk = trunk or config.trunk
         self.wrapup_seconds = wrapup_seconds
         self.now = now
+        self.agent_channel = agent_channel
+        self.on_conversation = on_conversation
         self.book = DialBook()
+        self._previews: dict[str, tuple[_Campaign, LeadToDial]] = {}
         self.campaigns: dict[str, _Campaign] = {}
         self._by_id: dict[int, _Campaign] = {}
         self._loop: LoopingCall | None = None
@@ -234,6 +253,8 @@ class DialerService(Service):
             end = self.book.failed(dial.attempt_id, now, "dialer stopped")
             if end is not None:
                 self._ended(end)
+        for agent, (_, lead) in list(self._previews.items()):
+            self._close_preview(agent, lead, "previewed, not dialed: dialer stopped")
         if not self._pending:
             return None
         return DeferredList(list(self._pending), consumeErrors=True).addCallback(lambda _: None)
@@ -358,7 +379,8 @@ class DialerService(Service):
         for lead in leads:
             self._originate(campaign, lead)
 
-    def _originate(self, campaign: _Campaign, lead: LeadToDial) -> None:
+    def _originate(self, campaign: _Campaign, lead: LeadToDial, agent: str | None = None) -> Deferred[Any]:
+        """Place the call of ``lead``: to the lead (paced), or to ``agent``'s phone first (preview)."""
         rules = campaign.config.campaign
         settings = campaign.config.pacing.settings
         uniqueid = f"dial-{self._token}-{lead.attempt_id}"
@@ -367,33 +389,44 @@ class DialerService(Service):
         campaign.placed += 1
         self.metrics.placed.labels(campaign.name).inc()
         self.metrics.in_flight.labels(campaign.name).inc()
-        action = actions.originate(
-            self.trunk.format(phone=lead.phone),
-            context="dialer-answered", exten="s", priority=1,
-            caller_id=rules.caller_id or None,
-            timeout_ms=int(settings.ring_timeout * 1000),
-            channel_id=uniqueid,
-            variables={
-                "CC_CAMPAIGN": campaign.record.id,
-                "CC_LEAD": lead.lead_id,
-                "CC_ATTEMPT": lead.attempt_id,
-                "CC_QUEUE": rules.queue,
-                "CC_CONNECT_TIMEOUT": self.config.connect_timeout,
-                "CC_MACHINE_ACTION": rules.machine_action,
-                "CC_MACHINE_MESSAGE": rules.machine_message,
-                "CC_SAFE_HARBOR": rules.safe_harbor_message,
-                "CC_AMD": 1 if self.config.amd.enabled else 0,
-                "CC_DIRECTION": "outbound",
-                # for the agent's screen pop and the call record (AMI splits Variable on commas)
-                "CC_PHONE": lead.phone,
-                "CC_CUSTOMER_NAME": (lead.name or "").replace(",", " "),
-                "CC_CAMPAIGN_NAME": rules.name,
-            },
-        )
-        d = self.ami.originate(action, timeout=settings.ring_timeout + RING_MARGIN)
+        variables: dict[str, object] = {
+            "CC_CAMPAIGN": campaign.record.id,
+            "CC_LEAD": lead.lead_id,
+            "CC_ATTEMPT": lead.attempt_id,
+            "CC_QUEUE": rules.queue,
+            "CC_CONNECT_TIMEOUT": self.config.connect_timeout,
+            "CC_MACHINE_ACTION": rules.machine_action,
+            "CC_MACHINE_MESSAGE": rules.machine_message,
+            "CC_SAFE_HARBOR": rules.safe_harbor_message,
+            "CC_AMD": 1 if self.config.amd.enabled else 0,
+            "CC_DIRECTION": "outbound",
+            # for the agent's screen pop and the call record (AMI splits Variable on commas)
+            "CC_PHONE": lead.phone,
+            "CC_CUSTOMER_NAME": (lead.name or "").replace(",", " "),
+            "CC_CAMPAIGN_NAME": rules.name,
+        }
+        if agent is None:
+            action = actions.originate(
+                self.trunk.format(phone=lead.phone), context="dialer-answered", exten="s", priority=1,
+                caller_id=rules.caller_id or None, timeout_ms=int(settings.ring_timeout * 1000),
+                channel_id=uniqueid, variables=variables)
+            timeout = settings.ring_timeout + RING_MARGIN
+        else:
+            variables |= {"CC_DIAL": self.trunk.format(phone=lead.phone), "CC_AGENT": agent,
+                          "CC_RING_TIMEOUT": int(settings.ring_timeout)}
+            action = actions.originate(
+                self.agent_channel(agent), context="dialer-preview", exten="s", priority=1,
+                caller_id=rules.caller_id or None, timeout_ms=AGENT_RING_SECONDS * 1000,
+                channel_id=uniqueid, variables=variables)
+            timeout = AGENT_RING_SECONDS + RING_MARGIN
+        d = self.ami.originate(action, timeout=timeout)
 
         def responded(msg: Message) -> None:
-            end = self.book.originate_response(lead.attempt_id, msg, self.clock.seconds())
+            if agent is not None and msg.get("Reason") != "4":  # the agent's phone, not the lead, did not answer
+                end = self.book.failed(lead.attempt_id, self.clock.seconds(),
+                                       f"agent {agent}'s phone did not answer (reason {msg.get('Reason')})")
+            else:
+                end = self.book.originate_response(lead.attempt_id, msg, self.clock.seconds())
             if end is not None:
                 self._ended(end)
 
@@ -403,7 +436,49 @@ class DialerService(Service):
             if end is not None:
                 self._ended(end)
 
-        self._track(d.addCallbacks(responded, failed))
+        return self._track(d.addCallbacks(responded, failed))
+
+    # ------------------------------------------------------------------ preview
+
+    def preview_next(self, agent: str, campaign_name: str) -> Deferred[LeadToDial | None]:
+        """The lead ``agent`` should call next in preview campaign ``campaign_name`` (claimed for them).
+
+        The same lead is returned until the agent dials it; None when no lead is due.
+        """
+        campaign = self.campaigns.get(campaign_name)
+        if campaign is None:
+            raise PreviewError(f"no campaign {campaign_name!r}", "campaign")
+        if campaign.config.campaign.dial_mode != "preview":
+            raise PreviewError(f"campaign {campaign_name!r} dials in {campaign.config.campaign.dial_mode} mode, "
+                               "not preview", "campaign")
+        held = self._previews.get(agent)
+        if held is not None:
+            if held[0] is not campaign:
+                raise PreviewError(f"agent {agent} holds a lead of campaign {held[0].name!r}: dial it first", "agent")
+            return succeed(held[1])
+        claimed = self.repository.run(store.claim_leads, campaign.record.id, limit=1, now=self.now())
+
+        def hold(leads: list[LeadToDial]) -> LeadToDial | None:
+            if not leads:
+                return None
+            self._previews[agent] = (campaign, leads[0])
+            return leads[0]
+
+        return self._track(claimed.addCallback(hold))
+
+    def preview_dial(self, agent: str) -> Deferred[Any]:
+        """Dial the lead ``agent`` previewed: the agent's phone rings, then the lead's."""
+        held = self._previews.pop(agent, None)
+        if held is None:
+            raise PreviewError(f"agent {agent} has no previewed lead (ask for one first)", "agent")
+        campaign, lead = held
+        return self._originate(campaign, lead, agent=agent)
+
+    def _close_preview(self, agent: str, lead: LeadToDial, detail: str) -> None:
+        self._previews.pop(agent, None)
+        d = self.repository.run(store.finish_attempt, lead.attempt_id, AttemptResult("failed", detail=detail),
+                                now=self.now())
+        self._track(d.addErrback(lambda failure: self._db_failed("finish_attempt", failure)))
 
     # ------------------------------------------------------------------ AMI input
 
@@ -419,6 +494,8 @@ class DialerService(Service):
                 self._pacing_recorded.add(fact.dial.attempt_id)
                 campaign.connect_latencies.append(fact.connect_seconds)
                 self.metrics.connect_seconds.labels(campaign.name).observe(fact.connect_seconds)
+            if fact.dial.agent:
+                self.on_conversation(fact.dial.uniqueid, fact.dial.agent)
         elif isinstance(fact, DialEnded):
             self._ended(fact)
 

@@ -56,6 +56,7 @@ ROOT = Path(__file__).resolve().parents[2]
 AGENTS = ("2103", "2104", "2105", "2106", "2107", "2108")  # outbound-only agents of team 1
 LEADS, DNC, OUT_OF_HOURS = 300, 10, 10
 CAMPAIGN = "lab-campaign"
+PREVIEW = "lab-preview"
 
 
 def dialer_yaml(callable_zone: str, pacer: str = "predictive", fixed_ratio: float = 1.5,
@@ -77,6 +78,12 @@ def dialer_yaml(callable_zone: str, pacer: str = "predictive", fixed_ratio: floa
               queue: outbound
               timezone: {callable_zone}
               max_attempts: 3
+              safe_harbor_message: custom/dialer/safe_harbor-zh
+            {PREVIEW}:
+              dial_mode: preview
+              caller_id: "4008001234"
+              queue: outbound
+              timezone: {callable_zone}
               safe_harbor_message: custom/dialer/safe_harbor-zh
         """)
 
@@ -124,14 +131,17 @@ class DialerLab:
 
     @property
     def campaign_id(self) -> int:
-        dialer = self.services.dialer
-        assert dialer is not None
-        return self.rt.call(lambda: dialer.campaigns[CAMPAIGN].record.id)  # type: ignore[no-any-return]
+        return self.id_of(CAMPAIGN)
 
-    def status(self) -> Any:
+    def id_of(self, campaign: str) -> int:
         dialer = self.services.dialer
         assert dialer is not None
-        return self.rt.call(lambda: dialer.status()[0])
+        return self.rt.call(lambda: dialer.campaigns[campaign].record.id)  # type: ignore[no-any-return]
+
+    def status(self, campaign: str = CAMPAIGN) -> Any:
+        dialer = self.services.dialer
+        assert dialer is not None
+        return self.rt.call(lambda: next(s for s in dialer.status() if s.name == campaign))
 
     def setvar(self, name: str, value: object) -> None:
         self.rt.call(self.services.ami.send, actions.setvar(name, value), timeout=10)
@@ -323,8 +333,8 @@ def test_a_300_lead_predictive_campaign_on_the_simulated_network(dialer_lab: Dia
     # Each conversation is a call record (outbound): the lead's number and name, the agent, a ticket.
     engine_repo = lab.services.engine.repository
     assert engine_repo is not None
-    _wait("the call records of the last conversations", lambda: lab.rt.call(
-        lab.services.engine.writes_pending) == 0, timeout=20)
+    _wait("the call records of the last conversations",
+          lambda: lab.rt.call(lambda: lab.services.engine.writes_pending) == 0, timeout=20)
     records = [r for r in lab.rt.call(engine_repo.list_recent_call_records, limit=1000, queue="outbound")
                if r.direction == "outbound"]
     humans = [a for a in attempts if a.outcome == "human"]
@@ -350,3 +360,39 @@ def _all_leads(session: Any, campaign_id: int) -> list[Any]:
 
     ids = session.scalars(select(models.Lead.id).where(models.Lead.campaign_id == campaign_id)).all()
     return [store.get_lead(session, i) for i in ids]
+
+
+def test_a_preview_campaign_rings_the_agent_then_the_lead(dialer_lab: DialerLab) -> None:
+    """Preview on the real Asterisk: the agent is given a lead, dials it from their own phone;
+    a person answering is a conversation with that agent (attempt and call record), a busy
+    number is a busy attempt with a retry scheduled."""
+    lab = dialer_lab
+    dialer = lab.services.dialer
+    assert dialer is not None
+    lab.setvar("LAB_TALK", 20)  # the Local agent stays on the line while the lead rings and talks
+    lab.setvar("SIM_TALK_MIN", 3)
+    lab.setvar("SIM_TALK_MAX", 4)
+    campaign_id = lab.id_of(PREVIEW)
+    rows = [LeadRow(line=2, phone="19900030001", name="Preview Person"),
+            LeadRow(line=3, phone="19900010001", name="Preview Busy")]
+    lab.run(store.import_leads, campaign_id, rows, list_name="preview", source_file="preview.csv", actor="test",
+            now=datetime.now(UTC))
+    for phone, outcome in (("19900030001", "human"), ("19900010001", "busy")):
+        lead = lab.rt.call(dialer.preview_next, "2103", PREVIEW)
+        assert lead is not None and lead.phone == phone
+        lab.rt.call(dialer.preview_dial, "2103", timeout=40)
+
+        def ended(attempt_id: int = lead.attempt_id) -> bool:
+            return any(a.id == attempt_id and a.outcome for a in lab.run(store.list_attempts, campaign_id))
+        _wait(f"the preview call to {phone}", ended, timeout=60)
+        attempt = next(a for a in lab.run(store.list_attempts, campaign_id) if a.id == lead.attempt_id)
+        assert attempt.outcome == outcome, attempt
+        if outcome == "human":
+            assert attempt.agent_id == "2103" and attempt.talk_seconds is not None and attempt.talk_seconds >= 2
+        time.sleep(2)
+    assert lab.rt.call(dialer.preview_next, "2103", PREVIEW) is None  # nothing more is due
+    engine_repo = lab.services.engine.repository
+    assert engine_repo is not None
+    _wait("the call record", lambda: lab.rt.call(lambda: lab.services.engine.writes_pending) == 0, timeout=20)
+    records = [r for r in lab.rt.call(engine_repo.list_recent_call_records, limit=10) if r.direction == "outbound"]
+    assert [(r.phone, r.agent_id, r.customer_name) for r in records] == [("19900030001", "2103", "Preview Person")]

@@ -97,3 +97,12 @@ def test_connected_calls_outlive_the_ringing_limit_and_resync_drops_gone_channel
     assert 7 in book
     gone = book.forget_missing({"something-else"}, 401.0)
     assert [(e.dial.attempt_id, e.outcome) for e in gone] == [(7, "failed")]
+
+
+def test_a_preview_call_connects_when_the_lead_answers_on_the_agents_line() -> None:
+    """Preview: DialerAnswered with AgentConnected is the conversation's start (no queue, no AMD)."""
+    book = book_with()
+    fact = book.handle(user("DialerAnswered", 7, AgentConnected="yes", Agent="2101"), 106.0)
+    assert isinstance(fact, DialConnected) and fact.dial.agent == "2101" and fact.ring_seconds == 6.0
+    end = book.handle(user("DialerResult", 7, Outcome="human", Agent="2101"), 166.0)
+    assert end is not None and end.outcome == "human" and end.dial.connected_at == 106.0

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
 
 from callcenter.ami.client import AmiNotConnected
 from callcenter.ami.codec import Message
@@ -35,6 +36,7 @@ from callcenter.storage.db import (
 from callcenter.storage.dialer_records import LeadRow
 
 _R = TypeVar("_R")
+successResultOf = SynchronousTestCase().successResultOf
 
 #: 03:00 UTC is 11:00 in Shanghai: inside the campaign's calling hours.
 WALL = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
@@ -293,3 +295,53 @@ def test_http_api_shows_campaigns_and_the_ledger(world: World) -> None:
     assert status == 400 and body["field"] == "day"
     status, body = get(b"dialer", b"nope")
     assert status == 404 and body["field"] == "campaign"
+
+
+def test_preview_campaign_holds_a_lead_for_the_agent_then_rings_the_agent_first(tmp_path: Path) -> None:
+    """Preview: no pacing; the agent gets a lead (the same until dialed), dials it from their own
+    phone ([dialer-preview]), and the answered lead is a conversation with that agent."""
+    from callcenter.dialer.service import PreviewError
+
+    w = World(tmp_path, config_text(dial_mode="preview"), agents=2)
+    conversations: list[tuple[str, str]] = []
+    w.service.on_conversation = lambda linkedid, agent: conversations.append((linkedid, agent))
+    w.service.startService()
+    campaign_id = w.import_leads(["13800000001", "13800000002"])
+    w.advance(1.0)
+    assert w.ami.originates == []  # preview campaigns are not paced
+    lead = successResultOf(w.service.preview_next("2101", "test-campaign"))
+    assert lead is not None and lead.phone == "13800000001"
+    assert successResultOf(w.service.preview_next("2101", "test-campaign")) == lead
+    other = successResultOf(w.service.preview_next("2102", "test-campaign"))
+    assert other is not None and other.phone == "13800000002"
+    w.service.preview_dial("2101")
+    (action, response), = w.ami.originates
+    variables = dict(action.variables)
+    assert (action.get("Channel"), action.get("Context")) == ("PJSIP/agent2101", "dialer-preview")
+    assert variables["CC_DIAL"] == "Local/13800000001@sim-pstn" and variables["CC_AGENT"] == "2101"
+    response.callback(Message.from_pairs([("Event", "OriginateResponse"), ("Response", "Success"), ("Reason", "4")]))
+    w.advance(4.0)
+    w.ami.emit("UserEvent", UserEvent="DialerAnswered", Attempt=lead.attempt_id, AgentConnected="yes", Agent="2101")
+    assert conversations == [(action.get("ChannelId"), "2101")]
+    w.advance(45.0)
+    w.ami.emit("UserEvent", UserEvent="DialerResult", Attempt=lead.attempt_id, Outcome="human", Agent="2101")
+    attempt = next(a for a in w.attempts(campaign_id) if a.id == lead.attempt_id)
+    assert (attempt.outcome, attempt.agent_id) == ("human", "2101")
+    assert attempt.talk_seconds == pytest.approx(45.0, abs=1.1)
+    with pytest.raises(PreviewError, match="no previewed lead") as refused:
+        w.service.preview_dial("2101")
+    assert refused.value.field == "agent"
+    w.service.stopService()  # 2102's held lead is closed, not left open
+    held = next(a for a in w.attempts(campaign_id) if a.id == other.attempt_id)
+    assert held.outcome == "failed" and "not dialed" in (held.detail or "")
+
+
+def test_preview_is_refused_for_a_paced_campaign(world: World) -> None:
+    """Asking a predictive campaign for a preview lead names the campaign as the problem."""
+    from callcenter.dialer.service import PreviewError
+
+    with pytest.raises(PreviewError, match="not preview") as refused:
+        world.service.preview_next("2101", "test-campaign")
+    assert refused.value.field == "campaign"
+    with pytest.raises(PreviewError, match="no campaign"):
+        world.service.preview_next("2101", "nope")
