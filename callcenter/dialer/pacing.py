@@ -11,8 +11,10 @@ Terms used by every pacer:
 
 - ``agents_ready``: agents logged in, idle and not yet reserved for a call.
 - ``agents_talking`` / ``agents_wrapping``: seconds into each current call / wrap-up.
-- ``dials_ringing``: seconds since each in-flight dial was placed: ringing, or answered and
-  still in AMD or waiting for an agent (VICIdial's "in flight").
+- ``dials_ringing``: seconds since each in-flight dial was placed, for every placed call
+  not yet connected to an agent nor ended: ringing, or answered and still in AMD or
+  waiting for an agent (VICIdial's "in flight"). The simulator and the dialer service
+  both follow this convention.
 - a *line* is a ringing dial or a call with an agent; the *dial ratio* is lines per agent
   (1.0 = one line per agent, progressive dialing).
 - ``ring_seconds`` in :meth:`Pacer.record_attempt` is the time from the dial to the moment
@@ -460,7 +462,12 @@ class PredictivePacer:
     at every horizon, within the ratio and ringing caps (never fewer than progressive).
     ``tau = target x exp(g)``: ``g`` integrates (set point - outcome) over live answers,
     so the realised abandonment converges to a set point below the target; the set point
-    leaves a margin for the day's sampling noise from the observed live-answer volume.
+    leaves a margin for sampling noise that shrinks with the live answers seen so far
+    (:meth:`set_point`).
+
+    Inputs follow the module's conventions: ``agents_ready`` counts ready agents only;
+    ``dials_ringing`` holds the age of every placed call not yet with an agent (answered
+    calls in AMD or waiting for an agent included).
     """
 
     HALF_LIFE_ATTEMPTS: Final = 150.0
@@ -470,12 +477,10 @@ class PredictivePacer:
     FEEDBACK_GAIN: Final = 0.002
     LEDGER_HOURS: Final = 8.0
     RATE_TIME_CONSTANT_S: Final = 1800.0
-    MARGIN_Z: Final = 2.0
+    MARGIN_Z: Final = 1.5
     G_MIN: Final = -4.0
     G_MAX: Final = 3.0
     HORIZON_QUANTILES: Final = (0.5, 0.9)
-    SUPPLY_GRACE_S: Final = 0.0
-    GAIN_START: Final = 0.0
 
     def __init__(self, target_abandon: float = 0.03) -> None:
         self.settings = PacingSettings(target_abandon=target_abandon)
@@ -496,7 +501,7 @@ class PredictivePacer:
         wrap_prior = -20.0 * np.log1p(-probs)
         self._talk = _Samples(300, talk_prior)
         self._wrap = _Samples(300, wrap_prior)
-        self.gain = self.GAIN_START
+        self.gain = 0.0
         self._binding = False
         self._rate_events = 0.0
         self._rate_time = 0.0
@@ -545,10 +550,16 @@ class PredictivePacer:
         self._wrap.add(wrap_seconds)
 
     def set_point(self) -> float:
-        """The abandonment rate the feedback aims at: the target less a volume margin."""
+        """The abandonment rate the feedback aims at: the target less a volume margin.
+
+        The margin is ``MARGIN_Z`` binomial standard deviations of the rate over ``N`` live
+        answers, ``N`` = the live answers seen so far, at most the volume of
+        ``LEDGER_HOURS`` at the current rate: wide while few answers back the ledger (a
+        short day, the start of a shift), narrowing as the ledger fills.
+        """
         target = self.settings.target_abandon
         rate = self._rate_events / self._rate_time if self._rate_time > 0 else 0.0
-        live_per_ledger = min(rate * self.LEDGER_HOURS * 3600.0, self._live_seen)
+        live_per_ledger = min(rate * self.LEDGER_HOURS * 3600.0, float(self._live_seen))
         if live_per_ledger < 1.0:
             return target * 0.4
         margin = self.MARGIN_Z * math.sqrt((1.0 - target) / (target * live_per_ledger))
@@ -597,14 +608,13 @@ class PredictivePacer:
         tau = min(self.settings.target_abandon * math.exp(self.gain), 0.5)
         p = self._answer_share
         horizons = self._horizon_values
-        supply_h = horizons + self.SUPPLY_GRACE_S
         s_mean = np.full(horizons.size, float(agents_ready))
         s_var = np.zeros(horizons.size)
         if talking:
             talk_age = np.asarray(agents_talking, dtype=np.float64)
             wq = self._wrap.quantiles()
             s_now = self._talk.survival(talk_age)
-            later = self._talk.survival(talk_age[:, None, None] + supply_h[None, None, :]
+            later = self._talk.survival(talk_age[:, None, None] + horizons[None, None, :]
                                         - wq[None, :, None])
             q = np.minimum(np.maximum(s_now[:, None, None] - later, 0.0).mean(axis=1)
                            / s_now[:, None], 1.0)
@@ -614,7 +624,7 @@ class PredictivePacer:
             wrap_age = np.asarray(agents_wrapping, dtype=np.float64)
             w_now = self._wrap.survival(wrap_age)
             u = np.maximum(w_now[:, None] - self._wrap.survival(
-                wrap_age[:, None] + supply_h[None, :]), 0.0) / w_now[:, None]
+                wrap_age[:, None] + horizons[None, :]), 0.0) / w_now[:, None]
             s_mean += u.sum(axis=0)
             s_var += (u * (1.0 - u)).sum(axis=0)
         d_mean = np.zeros(horizons.size)

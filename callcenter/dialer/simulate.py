@@ -67,6 +67,7 @@ __all__ = [
     "Summary",
     "Workload",
     "add_arguments",
+    "baseline_notes",
     "check_goals",
     "compare",
     "format_table",
@@ -566,7 +567,10 @@ def check_goals(summaries: Sequence[Summary]) -> list[tuple[str, bool]]:
 
     Per workload with a ``predictive`` row: at or under 3% on at least 95% of days; on the
     reference, at least 95% of the physical limit; against each VICIdial row, a higher
-    utilization at no higher mean abandonment.
+    utilization at no higher mean abandonment (``[literal]``: every VICIdial mode, even one
+    abandoning far over 3%); and, separately, against the VICIdial modes whose mean
+    abandonment is at or under 3% (``[legal]``), when there is one. :func:`baseline_notes`
+    says where no VICIdial mode is legal.
     """
     by = {(s.workload, s.pacer): s for s in summaries}
     goals: list[tuple[str, bool]] = []
@@ -581,12 +585,37 @@ def check_goals(summaries: Sequence[Summary]) -> list[tuple[str, bool]]:
         for (w2, p2), base in by.items():
             if w2 == w and p2.startswith("vicidial"):
                 goals.append((
-                    (f"{w}: predictive utilization {100 * s.utilization:.1f}% > {p2} "
+                    (f"{w}: [literal] predictive utilization {100 * s.utilization:.1f}% > {p2} "
                     f"{100 * base.utilization:.1f}% at abandonment {100 * s.abandon_mean:.2f}%"
                     f" <= {100 * base.abandon_mean:.2f}%"),
                     s.utilization > base.utilization
                     and s.abandon_mean <= base.abandon_mean))
+        legal = [b for (w2, p2), b in by.items() if w2 == w and p2.startswith("vicidial")
+                 and b.abandon_mean <= ABANDON_LIMIT + 1e-12]
+        if legal:
+            best = max(legal, key=lambda b: b.utilization)
+            goals.append((
+                (f"{w}: [legal] predictive utilization {100 * s.utilization:.1f}% > best "
+                 f"VICIdial mode at <= 3% mean abandonment, {best.pacer} "
+                 f"{100 * best.utilization:.1f}% (abandonment {100 * s.abandon_mean:.2f}% vs "
+                 f"{100 * best.abandon_mean:.2f}%)"),
+                s.utilization > best.utilization and s.abandon_mean <= best.abandon_mean))
     return goals
+
+
+def baseline_notes(summaries: Sequence[Summary]) -> list[str]:
+    """Workloads where no VICIdial mode holds 3% mean abandonment (no legal baseline)."""
+    by = {(s.workload, s.pacer): s for s in summaries}
+    notes: list[str] = []
+    for w in dict.fromkeys(s.workload for s in summaries):
+        if (w, "predictive") not in by:
+            continue
+        vici = [s for s in summaries if s.workload == w and s.pacer.startswith("vicidial")]
+        if vici and all(s.abandon_mean > ABANDON_LIMIT + 1e-12 for s in vici):
+            rates = ", ".join(f"{s.pacer} {100 * s.abandon_mean:.2f}%" for s in vici)
+            notes.append(f"{w}: no VICIdial mode at or under 3% mean abandonment ({rates}); "
+                         "only the [literal] comparison applies")
+    return notes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -625,6 +654,11 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(summaries))
     if args.goals:
         print()
+        print("Goals of issue 5. [literal]: against every VICIdial mode, a higher utilization "
+              "at no higher mean abandonment, as the issue words it; [legal]: against the "
+              "best VICIdial mode whose mean abandonment is at or under 3%.")
+        for note in baseline_notes(summaries):
+            print(f"NOTE  {note}")
         failed = 0
         for text, ok in check_goals(summaries):
             print(f"{'PASS' if ok else 'FAIL'}  {text}")

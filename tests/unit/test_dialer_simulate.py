@@ -14,6 +14,7 @@ from callcenter.dialer.simulate import (
     DayResult,
     Workload,
     add_arguments,
+    baseline_notes,
     check_goals,
     compare,
     make_pacer,
@@ -165,3 +166,34 @@ def test_reference_workload_is_the_issues() -> None:
             w.shift_hours) == (48, 0.3, 0.1, 0.1, 240.0, 120.0, 15.0, 8.0)
     assert abs(w.physical_limit - 240 / 255) < 1e-12
     assert isinstance(simulate_day(WORKLOADS["smoke"], ProgressivePacer(), 1), DayResult)
+
+
+@pytest.mark.parametrize("pacer", ["progressive", "vicidial", "predictive"])
+def test_agent_time_accounted_once(pacer: str) -> None:
+    """Each agent-second is ready, talking or wrapping: idle + busy = agents x shift.
+
+    The idle split is a part of the idle time: agents beyond the live answers on their way.
+    """
+    r = simulate_day(SMALL, make_pacer(pacer), 4)
+    total = r.agents * r.shift_seconds
+    assert abs(r.idle_agent_seconds + r.busy_seconds - total) < 1e-6 * total
+    assert 0.0 <= r.idle_uncovered_seconds <= r.idle_agent_seconds
+    assert r.idle_uncovered_share <= r.idle_share
+
+
+def test_goals_show_literal_and_legal_baselines() -> None:
+    """Both comparisons are printed: [literal] against every VICIdial mode, [legal] only
+    against modes at or under 3%; a workload without a legal mode gets a note."""
+    rows = compare(["smoke"], ["vicidial", "predictive"], 1, 1, processes=1)
+    vici, pred = rows
+    legal_vici = dataclasses.replace(vici, abandon_mean=0.02, utilization=0.5)
+    better = dataclasses.replace(pred, abandon_mean=0.01, utilization=0.6)
+    texts = dict(check_goals([legal_vici, better]))
+    assert any("[literal]" in t and ok for t, ok in texts.items())
+    assert any("[legal]" in t and ok for t, ok in texts.items())
+    illegal_vici = dataclasses.replace(vici, abandon_mean=0.2, utilization=0.9)
+    texts = dict(check_goals([illegal_vici, better]))
+    assert any("[literal]" in t and not ok for t, ok in texts.items())
+    assert not any("[legal]" in t for t in texts)
+    notes = baseline_notes([illegal_vici, better])
+    assert len(notes) == 1 and "no VICIdial mode" in notes[0]

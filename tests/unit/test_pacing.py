@@ -295,3 +295,34 @@ def test_predictive_small_team_gets_a_wider_margin() -> None:
         placed = pacer.dials_to_place(1.0, 0, [230.0] * half, [5.0] * half, [])
         ratios.append(placed / agents)
     assert ratios[0] < ratios[1] < ratios[2]
+
+
+def test_predictive_set_point_margin_narrows_with_live_answers_seen() -> None:
+    """Few live answers behind the ledger: a wide margin; more answers: closer to target.
+
+    A short day or the start of a shift must not aim at the full target: its few live
+    answers make the day's rate noisy.
+    """
+    pacer = PredictivePacer()
+    points = []
+    now = 0.0
+    for _ in range(4):
+        for _ in range(150):  # a live answer every 6 s (600 an hour)
+            now += 6.0
+            pacer.dials_to_place(now, 1, [60.0] * 7, [], [])
+            pacer.record_attempt(10.0, "human")
+        points.append(pacer.set_point())
+    assert points == sorted(points)
+    assert points[0] < points[-1] < pacer.settings.target_abandon
+    assert points[0] <= 0.8 * pacer.settings.target_abandon
+
+
+def test_predictive_holds_target_on_seeded_days() -> None:
+    """On fixed seeded days of a small team (high variance), the day's abandonment <= 3%."""
+    from callcenter.dialer.simulate import WORKLOADS, simulate_day
+
+    two_hours = dataclasses.replace(WORKLOADS["team-of-8"], shift_hours=2.0)
+    rates = [simulate_day(two_hours, PredictivePacer(), (5, day)).abandon_rate
+             for day in range(4)]
+    assert max(rates) <= 0.03
+    assert sum(rates) / len(rates) > 0.005  # it uses the budget: not progressive in disguise
