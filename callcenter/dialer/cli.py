@@ -272,6 +272,18 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recycle(args: argparse.Namespace) -> int:
+    """Put a campaign's finished leads with the given final outcomes back in line, due now."""
+    from callcenter.storage.dialer import recycle_leads
+
+    with _context(args) as ctx, ctx.sessions.begin() as session:
+        record = _campaign(session, args.campaign)
+        count = recycle_leads(session, record.id, finals=args.finals, now=datetime.now(UTC))
+    print(f"{count} lead(s) of {record.name} with final outcome {', '.join(sorted(set(args.finals)))} "
+          "recycled: attempts reset, due now")
+    return 0
+
+
 def cmd_ledger(args: argparse.Namespace) -> int:
     """Print the abandon ledger of a campaign: each day and its rolling 30-day window."""
     from callcenter.dialer.campaign import zone
@@ -408,6 +420,12 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--actor", required=True, help="who destroys the data (kept in the audit log)")
     p.add_argument("--force", action="store_true", help="also delete leads not yet done")
     p.set_defaults(func=_guarded(cmd_destroy))
+
+    p = commands.add_parser("recycle", help="put finished leads (e.g. exhausted, noanswer) back in line")
+    p.add_argument("--campaign", required=True, help="campaign name or id")
+    p.add_argument("finals", nargs="+", metavar="FINAL",
+                   help="final outcomes to recycle: exhausted, busy, noanswer, machine, failed")
+    p.set_defaults(func=_guarded(cmd_recycle))
 
     p = commands.add_parser("ledger", help="abandoned calls per day and over the rolling 30 days")
     p.add_argument("--campaign", required=True, help="campaign name or id")

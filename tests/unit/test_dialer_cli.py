@@ -10,6 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 
 from callcenter.cli import main
 from callcenter.dialer.campaign import Campaign
@@ -179,3 +180,20 @@ def test_ledger_prints_days_and_flags_the_window_over_the_limit(run: Run, db_url
     ]
     code, _, err = run("ledger", "--campaign", "spring", "--days", "0")
     assert code == 1 and "--days: expected at least 1" in err
+
+
+def test_recycle_puts_exhausted_leads_back_and_refuses_reached_ones(run: Run, tmp_path: Path, db_url: str) -> None:
+    """recycle re-queues leads that ended exhausted; asking for reached (human) leads is refused."""
+    run("import", str(write_leads(tmp_path / "leads.csv", 3, [])), "--campaign", "spring")
+    engine = create_engine_for(db_url)
+    with make_session_factory(engine).begin() as session:
+        session.execute(sa.update(models.Lead).where(models.Lead.id == 1).values(
+            state="done", final_outcome="exhausted", attempts=3, next_attempt_at=None))
+    code, out, _ = run("recycle", "--campaign", "spring", "exhausted")
+    assert code == 0 and "1 lead(s) of spring with final outcome exhausted recycled" in out
+    with make_session_factory(engine).begin() as session:
+        lead = store.get_lead(session, 1)
+    engine.dispose()
+    assert lead is not None and (lead.state, lead.attempts, lead.final_outcome) == ("retry", 0, None)
+    code, _, err = run("recycle", "--campaign", "spring", "human")
+    assert code == 1 and "finals" in err and "never recycled" in err
