@@ -175,19 +175,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(_settings(args), calls=args.calls)
 
 
-def lab_project_files(settings: Settings, agi_port: int | None = None) -> Callable[[Any], Mapping[str, str]]:
-    """Renders the project's Asterisk files for a lab instance's endpoints."""
+def lab_project_files(
+    settings: Settings,
+    agi_port: int | Callable[[Any], int] | None = None,
+    *,
+    secrets: Any = None,
+    agi_host: str | None = None,
+) -> Callable[[Any], dict[str, str]]:
+    """Renders the project's Asterisk files for a lab instance's endpoints.
+
+    ``agi_port`` is the engine's FastAGI port, or a function of the instance's endpoints
+    choosing one (tests pick a free or a closed port); default ``settings.agi.port``.
+    ``secrets`` default to the install's (``var/secrets.yaml``); ``agi_host`` to
+    ``settings.agi.advertise_host``.
+    """
     from callcenter.asterisk.render import AsteriskEndpoints, render_project_config
     from callcenter.secrets import load_or_create_secrets
 
-    secrets = load_or_create_secrets(settings.site.state_dir, [a.id for a in settings.agents])
+    if secrets is None:
+        secrets = load_or_create_secrets(settings.site.state_dir, [a.id for a in settings.agents])
 
-    def render(ep: Any) -> Mapping[str, str]:
-        return render_project_config(settings, secrets, AsteriskEndpoints(
+    def render(ep: Any) -> dict[str, str]:
+        port = agi_port(ep) if callable(agi_port) else agi_port or settings.agi.port
+        return dict(render_project_config(settings, secrets, AsteriskEndpoints(
             ami_host=ep.ami_host, ami_port=ep.ami_port, sip_host=ep.sip_host, sip_port=ep.sip_port,
-            agi_host=settings.agi.advertise_host, agi_port=agi_port or settings.agi.port,
+            agi_host=agi_host or settings.agi.advertise_host, agi_port=port,
             recordings_dir=ep.recordings_dir, lab=True,
-        ))
+        )))
 
     return render
 

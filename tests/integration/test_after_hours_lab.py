@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from callcenter.ami import actions
-from callcenter.asterisk.render import AsteriskEndpoints, render_project_config
+from callcenter.cli import lab_project_files
 from callcenter.demo import flow_with_hours
 from callcenter.engine import RecordingPaths
-from callcenter.lab.instance import InstanceEndpoints, tcp_port_free
+from callcenter.lab.instance import tcp_port_free
 from callcenter.secrets import load_or_create_secrets
 from callcenter.service import EngineServices, make_service
 from callcenter.settings import load_settings
@@ -47,10 +47,7 @@ def engine_on_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_pa
     secrets = load_or_create_secrets(settings.site.state_dir, [a.id for a in settings.agents])
     agi_port = next(p for p in range(25573, 25773) if tcp_port_free(p))
 
-    def project_files(ep: InstanceEndpoints) -> dict[str, str]:
-        return dict(render_project_config(settings, secrets, AsteriskEndpoints(
-            ami_host=ep.ami_host, ami_port=ep.ami_port, sip_host=ep.sip_host, sip_port=ep.sip_port,
-            agi_host="127.0.0.1", agi_port=agi_port, recordings_dir=ep.recordings_dir, lab=True)))
+    project_files = lab_project_files(settings, agi_port, secrets=secrets, agi_host="127.0.0.1")
 
     handle = lab_factory.start(project_files=project_files,
                                ami_credentials=(settings.ami.username, secrets.ami_secret))

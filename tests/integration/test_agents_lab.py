@@ -20,7 +20,7 @@ from callcenter.agents import LAB_INTERFACES, AgentService
 from callcenter.ami import actions
 from callcenter.ami.client import AmiClient, AmiCredentials, AmiResult
 from callcenter.ami.codec import Message
-from callcenter.asterisk.render import AsteriskEndpoints, render_project_config
+from callcenter.cli import lab_project_files
 from callcenter.lab.instance import InstanceEndpoints, tcp_port_free
 from callcenter.secrets import load_or_create_secrets
 from callcenter.settings import Settings, load_settings
@@ -62,18 +62,8 @@ def agent_lab(lab_factory: LabFactory, tmp_path_factory: pytest.TempPathFactory)
     settings = load_settings(CONFIG_DIR)
     secrets = load_or_create_secrets(tmp_path_factory.mktemp("state"), [a.id for a in settings.agents])
 
-    def project_files(ep: InstanceEndpoints) -> dict[str, str]:
-        endpoints = AsteriskEndpoints(
-            ami_host=ep.ami_host,
-            ami_port=ep.ami_port,
-            sip_host=ep.sip_host,
-            sip_port=ep.sip_port,
-            agi_host="127.0.0.1",
-            agi_port=_closed_port(ep),  # AGI() fails at once; the call still queues
-            recordings_dir=ep.recordings_dir,
-            lab=True,
-        )
-        return dict(render_project_config(settings, secrets, endpoints))
+    # AGI on a closed port: AGI() fails at once; the call still queues
+    project_files = lab_project_files(settings, _closed_port, secrets=secrets, agi_host="127.0.0.1")
 
     handle = lab_factory.start(project_files=project_files, ami_credentials=(settings.ami.username, secrets.ami_secret))
     try:

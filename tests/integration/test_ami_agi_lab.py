@@ -32,7 +32,7 @@ from callcenter.agi.server import AgiSession, FastAgiFactory
 from callcenter.ami import actions
 from callcenter.ami.client import AmiClient, AmiCredentials, AmiLoginFailed, AmiResult
 from callcenter.ami.codec import AmiActionError, Message
-from callcenter.asterisk.render import AsteriskEndpoints, render_project_config
+from callcenter.cli import lab_project_files
 from callcenter.lab.instance import InstanceEndpoints, tcp_port_free
 from callcenter.secrets import Secrets, load_or_create_secrets
 from callcenter.settings import Settings, load_settings
@@ -108,19 +108,11 @@ def project_lab(
     )
     chosen: dict[str, int] = {}
 
-    def project_files(ep: InstanceEndpoints) -> dict[str, str]:
+    def agi_port(ep: InstanceEndpoints) -> int:
         chosen["agi"] = _free_agi_port(ep)
-        endpoints = AsteriskEndpoints(
-            ami_host=ep.ami_host,
-            ami_port=ep.ami_port,
-            sip_host=ep.sip_host,
-            sip_port=ep.sip_port,
-            agi_host="127.0.0.1",
-            agi_port=chosen["agi"],
-            recordings_dir=ep.recordings_dir,
-            lab=True,
-        )
-        return dict(render_project_config(settings, secrets, endpoints))
+        return chosen["agi"]
+
+    project_files = lab_project_files(settings, agi_port, secrets=secrets, agi_host="127.0.0.1")
 
     handle = lab_factory.start(
         project_files=project_files,

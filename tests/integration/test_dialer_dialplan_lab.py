@@ -30,8 +30,7 @@ from callcenter.agents import LAB_INTERFACES
 from callcenter.ami import actions
 from callcenter.ami.client import AmiClient, AmiCredentials
 from callcenter.ami.codec import Message
-from callcenter.asterisk.render import AsteriskEndpoints, render_project_config
-from callcenter.lab.instance import InstanceEndpoints
+from callcenter.cli import lab_project_files
 from callcenter.prompts import build_prompts
 from callcenter.secrets import load_or_create_secrets
 from callcenter.settings import Settings, load_settings
@@ -73,10 +72,7 @@ def dialer_lab(lab_factory: LabFactory, tmp_path_factory: pytest.TempPathFactory
     settings = load_settings(ROOT / "config")
     secrets = load_or_create_secrets(tmp_path_factory.mktemp("state"), [a.id for a in settings.agents])
 
-    def project_files(ep: InstanceEndpoints) -> dict[str, str]:
-        return dict(render_project_config(settings, secrets, AsteriskEndpoints(
-            ami_host=ep.ami_host, ami_port=ep.ami_port, sip_host=ep.sip_host, sip_port=ep.sip_port,
-            agi_host="127.0.0.1", agi_port=1, recordings_dir=ep.recordings_dir, lab=True)))
+    project_files = lab_project_files(settings, 1, secrets=secrets, agi_host="127.0.0.1")
 
     handle = lab_factory.start(project_files=project_files,
                                ami_credentials=(settings.ami.username, secrets.ami_secret))

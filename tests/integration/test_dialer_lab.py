@@ -36,11 +36,11 @@ from twisted.logger import globalLogPublisher
 
 from callcenter.ami import actions
 from callcenter.ami.codec import Message
-from callcenter.asterisk.render import AsteriskEndpoints, render_project_config
+from callcenter.cli import lab_project_files
 from callcenter.demo import zone_at_local_hour
 from callcenter.dialer.campaign import zone
 from callcenter.engine import RecordingPaths
-from callcenter.lab.instance import ChrootRuntime, InstanceEndpoints, tcp_port_free
+from callcenter.lab.instance import ChrootRuntime, tcp_port_free
 from callcenter.prompts import build_prompts
 from callcenter.secrets import load_or_create_secrets
 from callcenter.service import EngineServices, make_service
@@ -161,10 +161,7 @@ def dialer_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path:
     secrets = load_or_create_secrets(settings.site.state_dir, [a.id for a in settings.agents])
     agi_port = next(p for p in range(26573, 26773) if tcp_port_free(p))
 
-    def project_files(ep: InstanceEndpoints) -> dict[str, str]:
-        return dict(render_project_config(settings, secrets, AsteriskEndpoints(
-            ami_host=ep.ami_host, ami_port=ep.ami_port, sip_host=ep.sip_host, sip_port=ep.sip_port,
-            agi_host="127.0.0.1", agi_port=agi_port, recordings_dir=ep.recordings_dir, lab=True)))
+    project_files = lab_project_files(settings, agi_port, secrets=secrets, agi_host="127.0.0.1")
 
     # The safe-harbor prompt, rendered from ivr_flows/dialer.yaml, where the lab Asterisk plays it.
     build_prompts(ROOT / "ivr_flows", settings.ivr.sounds_dir)

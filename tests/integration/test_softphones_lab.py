@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from callcenter.asterisk.render import AsteriskEndpoints, render_project_config
+from callcenter.cli import lab_project_files
 from callcenter.lab.instance import InstanceEndpoints, tcp_port_free
 from callcenter.secrets import Secrets, load_or_create_secrets
 from callcenter.settings import Settings, load_settings
@@ -87,19 +87,10 @@ def softphone_lab(
         tmp_path_factory.mktemp("state"), [a.id for a in settings.agents]
     )
 
-    def project_files(ep: InstanceEndpoints) -> dict[str, str]:
-        taken = {ep.ami_port, ep.sip_port, ep.http_port}
-        endpoints = AsteriskEndpoints(
-            ami_host=ep.ami_host,
-            ami_port=ep.ami_port,
-            sip_host=ep.sip_host,
-            sip_port=ep.sip_port,
-            agi_host="127.0.0.1",
-            agi_port=_unused_tcp_port(taken),
-            recordings_dir=ep.recordings_dir,
-            lab=True,
-        )
-        return dict(render_project_config(settings, secrets, endpoints))
+    def agi_port(ep: InstanceEndpoints) -> int:
+        return _unused_tcp_port({ep.ami_port, ep.sip_port, ep.http_port})
+
+    project_files = lab_project_files(settings, agi_port, secrets=secrets, agi_host="127.0.0.1")
 
     handle = lab_factory.start(
         project_files=project_files,

@@ -25,8 +25,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from callcenter.ami import actions
 from callcenter.ami.client import AmiClient, AmiCredentials, AmiResult
 from callcenter.ami.codec import Message
-from callcenter.asterisk.render import AsteriskEndpoints, render_project_config
-from callcenter.lab.instance import InstanceEndpoints
+from callcenter.cli import lab_project_files
 from callcenter.secrets import load_or_create_secrets
 from callcenter.settings import Settings, load_settings
 from callcenter.state.calls import CallState
@@ -63,12 +62,7 @@ def supervisor_lab(lab_factory: LabFactory, tmp_path_factory: pytest.TempPathFac
     settings = load_settings(CONFIG_DIR)
     secrets = load_or_create_secrets(tmp_path_factory.mktemp("state"), [a.id for a in settings.agents])
 
-    def project_files(ep: InstanceEndpoints) -> dict[str, str]:
-        endpoints = AsteriskEndpoints(
-            ami_host=ep.ami_host, ami_port=ep.ami_port, sip_host=ep.sip_host, sip_port=ep.sip_port,
-            agi_host="127.0.0.1", agi_port=4573, recordings_dir=ep.recordings_dir, lab=True,
-        )
-        return dict(render_project_config(settings, secrets, endpoints))
+    project_files = lab_project_files(settings, 4573, secrets=secrets, agi_host="127.0.0.1")
 
     handle = lab_factory.start(project_files=project_files, ami_credentials=(settings.ami.username, secrets.ami_secret))
     try:
