@@ -119,7 +119,7 @@ def _say(text: str) -> None:
 
 
 def _narrate(engine: Engine, fact: Fact) -> None:
-    linkedid = getattr(fact, "linkedid", "?")
+    linkedid = getattr(fact, "linkedid", None) or "?"
     call = engine.calls.call(linkedid, engine.clock.seconds())
     who = call.caller_id_num if call is not None else "?"
     if linkedid.startswith("dial-"):  # the dialer's calls (its ChannelIds): only the conversations

@@ -44,7 +44,8 @@ def _needs_root() -> None:
 
 def test_demo_places_real_calls_that_become_call_records_with_recordings(tmp_path: Path) -> None:
     """``callcenter demo``: hotline calls walk the IVR by DTMF, reach agents, rate the call in the survey,
-    and each ends as a call record (IVR choices, CSAT) with a non-empty recording."""
+    and each ends as a call record (IVR choices, CSAT) with a non-empty recording; then a campaign
+    dials every lead, and its conversations pop the lead on the agent's desk."""
     _needs_root()
     state = tmp_path / "site.yaml"
     state.write_text(f"site:\n  state_dir: {tmp_path / 'var'}\n")
@@ -62,9 +63,15 @@ def test_demo_places_real_calls_that_become_call_records_with_recordings(tmp_pat
         assert "language=1 main_menu=0" in row, row  # the caller's DTMF choices in the IVR
         assert " 5  language=1" in row, row  # the CSAT digit pressed in the post-call survey
     assert any("Zhang Wei" in row for row in rows), "the known caller was looked up in the CRM"
-    pops = [line for line in out.splitlines() if "screen pop on agent" in line]
+    pops = [line for line in out.splitlines() if "screen pop on agent" in line and ", IVR " in line]
     assert len(pops) == 3, out  # the call record exists while the agent's phone rings
     assert any("Zhang Wei 13800138000, IVR language=1 main_menu=0" in line for line in pops), pops
+    # then the campaign: 40 leads dialed on the simulated network, conversations popped with the lead
+    assert "40 leads imported" in out
+    campaign_pops = [line for line in out.splitlines() if "screen pop on agent" in line and "campaign demo-campaign" in line]
+    assert campaign_pops, out
+    assert "'new'" not in next(line for line in out.splitlines() if "  leads: {" in line)  # every lead dialed
+    assert "abandon ledger today:" in out
 
 
 def test_daemon_drives_a_lab_instance_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
