@@ -14,7 +14,11 @@ Terms used by every pacer:
 - ``dials_ringing``: seconds since each in-flight dial was placed, for every placed call
   not yet connected to an agent nor ended: ringing, or answered and still in AMD or
   waiting for an agent (VICIdial's "in flight"). The simulator and the dialer service
-  both follow this convention.
+  both follow this convention. :meth:`PredictivePacer.dials_to_place` also takes an
+  optional keyword ``dials_answered`` (seconds since the answer of each call answered and
+  not yet with an agent); when it is given, those calls are *not* also in
+  ``dials_ringing``. The :class:`Pacer` protocol keeps the five positional parameters, so
+  every pacer conforms and every caller may leave the keyword out.
 - a *line* is a ringing dial or a call with an agent; the *dial ratio* is lines per agent
   (1.0 = one line per agent, progressive dialing).
 - ``ring_seconds`` in :meth:`Pacer.record_attempt` is the time from the dial to the moment
@@ -465,9 +469,16 @@ class PredictivePacer:
     leaves a margin for sampling noise that shrinks with the live answers seen so far
     (:meth:`set_point`).
 
+    Agents count as supply when freed by ``h + CONNECT_GRACE_S`` (an answered person may
+    wait 1.2 s after the HUMAN verdict: the 2 s rule less the verdict's 0.8 s).
+
     Inputs follow the module's conventions: ``agents_ready`` counts ready agents only;
     ``dials_ringing`` holds the age of every placed call not yet with an agent (answered
-    calls in AMD or waiting for an agent included).
+    calls in AMD or waiting for an agent included), unless the caller passes
+    ``dials_answered``: then the answered calls come apart, each counted as a live answer
+    due at once with the learned share of answered calls that are people (live / (live +
+    machine outcomes), decayed like the answer share), and a ringing dial, known not yet
+    answered, is at least ``AMD_HUMAN_VERDICT_S`` from asking for an agent.
     """
 
     HALF_LIFE_ATTEMPTS: Final = 150.0
@@ -481,6 +492,8 @@ class PredictivePacer:
     G_MIN: Final = -4.0
     G_MAX: Final = 3.0
     HORIZON_QUANTILES: Final = (0.5, 0.9)
+    AMD_HUMAN_VERDICT_S: Final = 2.3   # app_amd: greeting up to 1.5 s + 0.8 s of silence
+    CONNECT_GRACE_S: Final = 1.2       # 2 s rule after the greeting, less the 0.8 s verdict
 
     def __init__(self, target_abandon: float = 0.03) -> None:
         self.settings = PacingSettings(target_abandon=target_abandon)
@@ -495,6 +508,8 @@ class PredictivePacer:
         self._horizon_values: FloatArray = np.zeros(len(self.HORIZON_QUANTILES))
         self._horizon_cdf: FloatArray = np.zeros(len(self.HORIZON_QUANTILES))
         self._answer_share = self.PRIOR_ANSWER_SHARE
+        self._answered_live = self.PRIOR_ATTEMPTS * self.PRIOR_ANSWER_SHARE
+        self._answered_other = self.PRIOR_ATTEMPTS * self.PRIOR_ANSWER_SHARE / 3.0
         self._ring_dirty = True
         probs = (np.arange(30) + 0.5) / 30
         talk_prior = np.exp(math.log(180.0) + 0.6 * _normal_quantiles(probs))
@@ -533,6 +548,12 @@ class PredictivePacer:
         b = min(int(ring_seconds / self.BIN_S), self._hist_live.size - 1)
         self._hist_live *= self._decay
         self._hist_other *= self._decay
+        self._answered_live *= self._decay
+        self._answered_other *= self._decay
+        if outcome in _LIVE:
+            self._answered_live += 1.0
+        elif outcome == "machine":
+            self._answered_other += 1.0
         if outcome in _LIVE:
             self._hist_live[b] += 1.0
             self._rate_events += 1.0
@@ -586,16 +607,27 @@ class PredictivePacer:
     def dials_to_place(self, now: float, agents_ready: int,
                        agents_talking: Sequence[float],
                        agents_wrapping: Sequence[float],
-                       dials_ringing: Sequence[float]) -> int:
-        """The most dials whose expected abandonment stays under the effective target."""
+                       dials_ringing: Sequence[float], *,
+                       dials_answered: Sequence[float] | None = None) -> int:
+        """The most dials whose expected abandonment stays under the effective target.
+
+        ``dials_answered`` (optional): seconds since the answer of each call answered and
+        not yet with an agent (in AMD or waiting); those calls are then not also in
+        ``dials_ringing``. Each counts as a live answer due at once with the learned share
+        of answered calls that ask for an agent (live / (live + machine outcomes)).
+        """
         _check_state(agents_ready, agents_talking, agents_wrapping, dials_ringing)
+        for age in dials_answered or ():
+            _check_seconds("dials_answered", age)
         if self._last_now is not None and now > self._last_now:
             dt = now - self._last_now
             k = math.exp(-dt / self.RATE_TIME_CONSTANT_S)
             self._rate_events *= k
             self._rate_time = self._rate_time * k + dt
         self._last_now = now
-        talking, wrapping, ringing = len(agents_talking), len(agents_wrapping), len(dials_ringing)
+        talking, wrapping = len(agents_talking), len(agents_wrapping)
+        # in flight, for the caps: the answered calls are not also in dials_ringing
+        ringing = len(dials_ringing) + len(dials_answered or ())
         if agents_ready + talking + wrapping == 0:
             self._binding = False
             return 0
@@ -608,6 +640,50 @@ class PredictivePacer:
         tau = min(self.settings.target_abandon * math.exp(self.gain), 0.5)
         p = self._answer_share
         horizons = self._horizon_values
+        s_mean, s_var = self._supply(agents_ready, agents_talking, agents_wrapping,
+                                     horizons + self.CONNECT_GRACE_S)
+        d_mean, d_var = self._demand(dials_ringing, dials_answered, horizons)
+        best = upper
+        for i in range(horizons.size):
+            p_new = p * self._horizon_cdf[i]
+            best = min(best, self._largest_n(lower, best, p_new,
+                                             float(d_mean[i] - s_mean[i]),
+                                             float(d_var[i] + s_var[i]), tau))
+            if best <= lower:
+                break
+        self._binding = best < upper
+        return max(best, lower)
+
+    def _demand(self, dials_ringing: Sequence[float], dials_answered: Sequence[float] | None,
+                horizons: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Mean and variance of the calls placed that ask for an agent by ``now + h``."""
+        p = self._answer_share
+        d_mean = np.zeros(horizons.size)
+        d_var = np.zeros(horizons.size)
+        if dials_ringing:
+            ring_age = np.asarray(dials_ringing, dtype=np.float64)
+            # a dial known not yet answered is at least the AMD verdict away from asking
+            shift = self.AMD_HUMAN_VERDICT_S if dials_answered is not None else 0.0
+            f_live_r = np.interp(ring_age + shift, self._edges, self._cdf_live)
+            f_other_r = np.interp(ring_age, self._edges, self._cdf_other)
+            f_live_h = np.interp(ring_age[:, None] + horizons[None, :], self._edges,
+                                 self._cdf_live)
+            alive = np.maximum(p * (1.0 - f_live_r) + (1.0 - p) * (1.0 - f_other_r), 1e-9)
+            d = np.clip(p * (f_live_h - f_live_r[:, None]) / alive[:, None], 0.0, 1.0)
+            d_mean = d.sum(axis=0)
+            d_var = (d * (1.0 - d)).sum(axis=0)
+        answered = dials_answered or ()
+        if answered:
+            share = self._answered_live / (self._answered_live + self._answered_other)
+            d_mean = d_mean + share * len(answered)
+            d_var = d_var + share * (1.0 - share) * len(answered)
+        return d_mean, d_var
+
+    def _supply(self, agents_ready: int, agents_talking: Sequence[float],
+                agents_wrapping: Sequence[float],
+                horizons: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Mean and variance of the agents free by ``now + h`` for each horizon ``h``."""
+        talking, wrapping = len(agents_talking), len(agents_wrapping)
         s_mean = np.full(horizons.size, float(agents_ready))
         s_var = np.zeros(horizons.size)
         if talking:
@@ -627,28 +703,7 @@ class PredictivePacer:
                 wrap_age[:, None] + horizons[None, :]), 0.0) / w_now[:, None]
             s_mean += u.sum(axis=0)
             s_var += (u * (1.0 - u)).sum(axis=0)
-        d_mean = np.zeros(horizons.size)
-        d_var = np.zeros(horizons.size)
-        if ringing:
-            ring_age = np.asarray(dials_ringing, dtype=np.float64)
-            f_live_r = np.interp(ring_age, self._edges, self._cdf_live)
-            f_other_r = np.interp(ring_age, self._edges, self._cdf_other)
-            f_live_h = np.interp(ring_age[:, None] + horizons[None, :], self._edges,
-                                 self._cdf_live)
-            alive = np.maximum(p * (1.0 - f_live_r) + (1.0 - p) * (1.0 - f_other_r), 1e-9)
-            d = np.minimum(p * (f_live_h - f_live_r[:, None]) / alive[:, None], 1.0)
-            d_mean = d.sum(axis=0)
-            d_var = (d * (1.0 - d)).sum(axis=0)
-        best = upper
-        for i in range(horizons.size):
-            p_new = p * self._horizon_cdf[i]
-            best = min(best, self._largest_n(lower, best, p_new,
-                                             float(d_mean[i] - s_mean[i]),
-                                             float(d_var[i] + s_var[i]), tau))
-            if best <= lower:
-                break
-        self._binding = best < upper
-        return max(best, lower)
+        return s_mean, s_var
 
     @staticmethod
     def _largest_n(lower: int, upper: int, p_new: float, base_mean: float, base_var: float,

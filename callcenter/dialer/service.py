@@ -354,12 +354,19 @@ class DialerService(Service):
     def _pace(self, campaign: _Campaign, now: float) -> None:
         ready, talking, wrapping = self._agents_of(campaign.config.campaign.queue, now)
         # The pacers' convention (the simulator's too): every call placed and not yet with an
-        # agent counts as ringing, aged from when it was placed (answered calls still in AMD
-        # or the queue included), plus the leads being claimed right now.
-        ringing = [now - d.placed_at for d in self.book.dials()
-                   if d.campaign_id == campaign.record.id and d.connected_at is None]
+        # agent counts as ringing, aged from when it was placed, plus the leads being claimed
+        # right now. The predictive pacer also takes the calls already answered (in AMD or
+        # the queue: most of them are people about to need an agent) apart.
+        mine = [d for d in self.book.dials() if d.campaign_id == campaign.record.id and d.connected_at is None]
+        ringing = [now - d.placed_at for d in mine if d.answered_at is None]
         ringing += [0.0] * campaign.claiming
-        want = campaign.pacer.dials_to_place(now, ready, talking, wrapping, ringing)
+        answered = [(d.placed_at, d.answered_at) for d in mine if d.answered_at is not None]
+        if isinstance(campaign.pacer, PredictivePacer):
+            want = campaign.pacer.dials_to_place(now, ready, talking, wrapping, ringing,
+                                                 dials_answered=[max(0.0, now - at) for _, at in answered])
+        else:
+            want = campaign.pacer.dials_to_place(now, ready, talking, wrapping,
+                                                 ringing + [now - placed for placed, _ in answered])
         campaign.last_decision = want
         want = min(want, MAX_DIALS_PER_TICK)
         if want <= 0 or campaign.claiming:

@@ -3,14 +3,18 @@
 This module owns the simulator behind ``callcenter dialer simulate`` and
 ``bench/dialer_pacing.py``: the workloads (:class:`Workload`), one simulated day
 (:func:`simulate_day`), many seeded days per workload and pacer (:func:`compare`), the
-table and the goals of issue 5 (:func:`format_table`, :func:`check_goals`) and the CLI
-(:func:`add_arguments`, :func:`run`).
+table and the goals of issue 5 (:func:`format_table`, :func:`check_goals`), the CLI
+(:func:`add_arguments`, :func:`run`), and three benchmark bounds that read the simulated
+future and are never pacers (:data:`BOUNDS`: :class:`OracleDialer`,
+:class:`AgentOraclePacer`, :class:`DialOraclePacer`).
 
 The model, identical for every pacer (the dial stream, talk and wrap-up times come from
 separate seeded streams, so every pacer meets the same called parties in the same order):
 
 - every second the pacer is asked how many dials to place (its tick; VICIdial's pacer
-  acts every 2.5 s of its own accord);
+  acts every 2.5 s of its own accord); a pacer whose ``dials_to_place`` takes the keyword
+  ``dials_answered`` gets the answered calls not yet with an agent apart from the ringing
+  dials;
 - each dial is human, machine, busy, failed or unanswered with the workload's shares; the
   answer share (human + machine) follows a schedule of multipliers through the day;
   answered calls ring a lognormal time; unanswered ones ring ``ring_timeout``; answers
@@ -38,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import inspect
 import math
 import multiprocessing
 import sys
@@ -46,9 +51,10 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Final, Literal
+from typing import Final, Literal, Protocol, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from callcenter.dialer.pacing import (
     FixedRatioPacer,
@@ -60,10 +66,14 @@ from callcenter.dialer.pacing import (
 )
 
 __all__ = [
+    "BOUNDS",
     "DEFAULT_PACERS",
     "DEFAULT_WORKLOADS",
     "WORKLOADS",
+    "AgentOraclePacer",
     "DayResult",
+    "DialOraclePacer",
+    "OracleDialer",
     "Summary",
     "Workload",
     "add_arguments",
@@ -170,17 +180,28 @@ WORKLOADS: Final[dict[str, Workload]] = {w.name: w for w in (
 DEFAULT_WORKLOADS: Final = ("reference", "answer-halving", "team-of-8", "short-calls",
                              "shift-start", "answer-drift")
 DEFAULT_PACERS: Final = ("progressive", "vicidial-hard", "vicidial-average",
-                          "vicidial-tapered", "predictive")
+                          "vicidial-tapered", "predictive", "oracle")
+BOUNDS: Final = ("oracle", "oracle-agents", "oracle-dials")
+"""Benchmark bounds that see part of the future: table rows, never pacers."""
 
 
 def make_pacer(name: str) -> Pacer:
     """A fresh pacer by name: ``progressive``, ``fixed:R``, ``vicidial-hard``,
     ``vicidial-average``, ``vicidial-tapered`` (VICIdial's three adaptive drop modes;
-    ``vicidial`` is ``vicidial-hard``), ``predictive``."""
+    ``vicidial`` is ``vicidial-hard``), ``predictive``; and the benchmark's bounds, not
+    pacers, which need the simulator: ``oracle`` (:class:`OracleDialer`),
+    ``oracle-agents`` (:class:`AgentOraclePacer`), ``oracle-dials``
+    (:class:`DialOraclePacer`)."""
     if name == "progressive":
         return ProgressivePacer()
     if name == "predictive":
         return PredictivePacer()
+    if name == "oracle":
+        return OracleDialer()
+    if name == "oracle-agents":
+        return AgentOraclePacer()
+    if name == "oracle-dials":
+        return DialOraclePacer()
     if name == "vicidial-tapered":
         return VicidialAdaptivePacer(mode="TAPERED", clock_offset=DAY_STARTS_AT_S)
     if name in ("vicidial", "vicidial-hard"):
@@ -194,7 +215,8 @@ def make_pacer(name: str) -> Pacer:
             raise ValueError(f"pacer: expected fixed:RATIO, got {name!r}") from None
         return FixedRatioPacer(ratio)
     raise ValueError(f"pacer: unknown {name!r}; expected progressive, fixed:R, vicidial, "
-                     "vicidial-hard, vicidial-average, vicidial-tapered or predictive")
+                     "vicidial-hard, vicidial-average, vicidial-tapered, predictive, oracle, "
+                     "oracle-agents or oracle-dials")
 
 
 @dataclass(frozen=True)
@@ -272,6 +294,117 @@ class _Uniforms:
         self._i += 1
         return value
 
+    def peek(self, k: int) -> float:
+        """The value ``next()`` would return after ``k`` more draws, without drawing."""
+        while self._i + k >= len(self._buf):
+            # same batches in the same order: the stream is unchanged by peeking
+            self._buf = self._buf[self._i:] + self._rng.random(4096).tolist()
+            self._i = 0
+        return self._buf[self._i + k]
+
+
+class OracleDialer:
+    """NOT A PACER: an upper bound for the benchmark, usable only inside the simulator.
+
+    It sees what no dialer can: the outcome and ring time of every dial not yet placed (the
+    simulator's own random streams, read ahead without drawing) and when every running
+    call and wrap-up will end. Each tick it places the next dials of the lead stream, in
+    order, as long as each one that will ask for an agent finds one freed within the 2 s
+    rule (after the agents already promised to calls on their way); dials that will not
+    ask for an agent go out at once, within the same ratio and ringing caps as the
+    pacers. So it never abandons a call (beyond AMD false positives) and an agent waits
+    only while the next live lead in line rings. Machines that AMD passes as humans are
+    counted as taking an agent for the rest of the look-ahead (they talk 3-10 s).
+
+    It satisfies the :class:`~callcenter.dialer.pacing.Pacer` protocol only so that the
+    benchmark can run it beside the pacers; :meth:`dials_to_place` refuses to be called.
+    """
+
+    def __init__(self) -> None:
+        self.placed = 0
+
+    def configure(self, settings: PacingSettings) -> None:
+        """Nothing to adopt: the simulator passes the caps to the oracle's plan."""
+
+    def record_attempt(self, ring_seconds: float, outcome: str) -> None:
+        """Nothing to learn: the oracle already knows."""
+
+    def record_call(self, talk_seconds: float, wrap_seconds: float) -> None:
+        """Nothing to learn: the oracle already knows."""
+
+    def dials_to_place(self, now: float, agents_ready: int,
+                       agents_talking: Sequence[float],
+                       agents_wrapping: Sequence[float],
+                       dials_ringing: Sequence[float]) -> int:
+        """Refuse: the oracle needs the future, which only :func:`simulate_day` has."""
+        raise RuntimeError("OracleDialer is a benchmark bound, not a pacer: it runs only "
+                           "inside simulate_day")
+
+
+class AgentOraclePacer(PredictivePacer):
+    """NOT A PACER: the predictive pacer told exactly when each busy agent will be free.
+
+    A bound for the benchmark: the dials stay uncertain (it models them as the predictive
+    pacer does), the agents do not (the simulator sets :attr:`free_at`, the end of each
+    running call's wrap-up, before every tick). The gap between it and the predictive
+    pacer is what forecasting talk and wrap-up times costs; the gap between it and
+    :class:`OracleDialer`, what not knowing the dials' outcomes costs.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.free_at: list[float] = []
+        self.now = 0.0
+
+    def _supply(self, agents_ready: int, agents_talking: Sequence[float],
+                agents_wrapping: Sequence[float],
+                horizons: npt.NDArray[np.float64]
+                ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        free = np.sort(np.asarray(self.free_at, dtype=np.float64))
+        freed = np.searchsorted(free, self.now + horizons, side="right")
+        return agents_ready + freed.astype(np.float64), np.zeros(horizons.size)
+
+
+class DialOraclePacer(PredictivePacer):
+    """NOT A PACER: the predictive pacer told which dials in flight will ask for an agent.
+
+    A bound for the benchmark: the simulator sets :attr:`live_at`, the time each call
+    already placed will ask for an agent (the HUMAN verdict), before every tick; new dials
+    and the agents stay uncertain, modelled as the predictive pacer does. The gap between
+    it and the predictive pacer is what not knowing the outcome of the calls already
+    ringing costs.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live_at: list[float] = []
+        self.now = 0.0
+
+    def _demand(self, dials_ringing: Sequence[float], dials_answered: Sequence[float] | None,
+                horizons: npt.NDArray[np.float64]
+                ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        live = np.sort(np.asarray(self.live_at, dtype=np.float64))
+        asked = np.searchsorted(live, self.now + horizons, side="right")
+        return asked.astype(np.float64), np.zeros(horizons.size)
+
+
+class _AnsweredAwarePacer(Protocol):
+    def dials_to_place(self, now: float, agents_ready: int,
+                       agents_talking: Sequence[float],
+                       agents_wrapping: Sequence[float],
+                       dials_ringing: Sequence[float], *,
+                       dials_answered: Sequence[float] | None = None) -> int: ...
+
+
+def _accepts_dials_answered(pacer: Pacer) -> bool:
+    """Whether the pacer's ``dials_to_place`` takes the optional ``dials_answered``."""
+    try:
+        params = inspect.signature(pacer.dials_to_place).parameters
+    except (TypeError, ValueError):
+        return False
+    param = params.get("dials_answered")
+    return param is not None and param.kind is inspect.Parameter.KEYWORD_ONLY
+
 
 _TICK, _RESOLVE, _DEADLINE, _TALK_END, _WRAP_END = range(5)
 
@@ -298,8 +431,9 @@ def simulate_day(workload: Workload, pacer: Pacer, seed: int | Sequence[int]) ->
                      if workload.wrap_mean > 0 else [0.0] * 200_000)
     r_sigma2 = math.log1p((workload.answer_ring_sd / workload.answer_ring_mean) ** 2)
     r_mu, r_sigma = math.log(workload.answer_ring_mean) - r_sigma2 / 2, math.sqrt(r_sigma2)
-    ring_normals = iter(np.random.default_rng(streams[0].spawn(1)[0])
-                        .standard_normal(400_000).tolist())
+    ring_z = (np.random.default_rng(streams[0].spawn(1)[0])
+              .standard_normal(400_000).tolist())
+    zi = 0
     schedule = [(h * 3600.0, m) for h, m in workload.answer_schedule]
 
     events: list[tuple[float, int, int, int]] = []
@@ -317,6 +451,10 @@ def simulate_day(workload: Workload, pacer: Pacer, seed: int | Sequence[int]) ->
     dials = humans = abandoned = fps = 0
     human_talk = busy = 0.0
     live_pending = 0  # placed dials that will ask for an agent, not yet asked
+    answered_at: dict[int, float] = {}  # dial id -> answer time, while in flight
+    verdict_at: dict[int, float] = {}   # dial id -> HUMAN verdict time, until it comes
+    oracle = pacer if isinstance(pacer, OracleDialer) else None
+    split_answered = oracle is None and _accepts_dials_answered(pacer)
     idle = idle_uncovered = 0.0
     last_t = 0.0
 
@@ -336,6 +474,7 @@ def simulate_day(workload: Workload, pacer: Pacer, seed: int | Sequence[int]) ->
         nonlocal humans
         agent = ready.pop()
         in_flight.pop(dial, None)
+        answered_at.pop(dial, None)
         outcomes["human"] += 1
         pacer.record_attempt(verdict - placed, "human")
         if kind == 0:
@@ -347,6 +486,68 @@ def simulate_day(workload: Workload, pacer: Pacer, seed: int | Sequence[int]) ->
         talk_start[agent] = t
         call_talk[agent] = (talk, next(wraps), kind == 0)
         push(t + talk, _TALK_END, agent)
+
+    def draw_dial(t: float, uniform: Callable[[], float],
+                  z: float) -> tuple[str, float, int, float]:
+        """(outcome, resolves at, kind, answered at or inf) of a dial placed at ``t``."""
+        m = answer_multiplier(t)
+        p_h, p_m = workload.human * m, workload.machine * m
+        u = uniform()
+        answer = math.exp(r_mu + r_sigma * z)
+        if u < p_h + p_m and answer < ring_timeout:
+            u1, u2 = uniform(), uniform()
+            if u < p_h:
+                greeting = GREETING_S[0] + (GREETING_S[1] - GREETING_S[0]) * u1
+                verdict = t + answer + greeting + HUMAN_VERDICT_AFTER_GREETING_S
+                what = "machine-fp" if u2 < workload.amd_human_as_machine else "live"
+                return what, verdict, 0, t + answer
+            if u2 < workload.amd_machine_as_human:
+                verdict = t + answer + GREETING_S[0] + HUMAN_VERDICT_AFTER_GREETING_S
+                return "live", verdict, 1, t + answer
+            lo, hi = MACHINE_VERDICT_S
+            return "machine", t + answer + lo + (hi - lo) * u1, 1, t + answer
+        if u < p_h + p_m + workload.busy:
+            return "busy", t + BUSY_S[0] + (BUSY_S[1] - BUSY_S[0]) * uniform(), 2, math.inf
+        if u < p_h + p_m + workload.busy + workload.failed:
+            return ("failed", t + FAILED_S[0] + (FAILED_S[1] - FAILED_S[0]) * uniform(), 2,
+                    math.inf)
+        return "noanswer", t + ring_timeout, 2, math.inf
+
+    def plan_oracle(t: float, oracle: OracleDialer) -> int:
+        """How many of the next dials the oracle places now (see :class:`OracleDialer`)."""
+        free = [t] * len(ready)
+        free += [s + call_talk[a][0] + call_talk[a][1] for a, s in talk_start.items()]
+        free += [s + call_talk[a][1] for a, s in wrap_start.items()]
+        heapq.heapify(free)
+        grace = CONNECT_WITHIN_S - HUMAN_VERDICT_AFTER_GREETING_S
+        claims = [waiting[d][1] for d in queue if d in waiting]
+        claims += sorted(verdict_at.values())
+        for verdict in claims:  # calls already on their way take the first agents freed
+            if free and free[0] <= verdict + grace:
+                heapq.heappop(free)
+        agents = n_agents
+        upper = min(math.floor(settings.max_ratio * agents + 1e-9)
+                    - len(in_flight) - len(talk_start),
+                    math.floor(settings.max_ringing_per_agent * agents + 1e-9)
+                    - len(in_flight))
+        k_u = 0
+
+        def peek_uniform() -> float:
+            nonlocal k_u
+            value = dial_u.peek(k_u)
+            k_u += 1
+            return value
+
+        n = 0
+        while n < upper:
+            what, at, _, _ = draw_dial(t, peek_uniform, ring_z[zi + n])
+            if what == "live":
+                if not free or free[0] > at + grace:
+                    break  # it would be dropped: wait until an agent frees in time
+                heapq.heappop(free)
+            n += 1
+        oracle.placed += n
+        return n
 
     t_tick = 0.0
     push(0.0, _TICK, 0)
@@ -360,56 +561,50 @@ def simulate_day(workload: Workload, pacer: Pacer, seed: int | Sequence[int]) ->
         if t >= end:
             break
         if kind == _TICK:
-            n = pacer.dials_to_place(
-                t, len(ready), [t - s for s in talk_start.values()],
-                [t - s for s in wrap_start.values()], [t - s for s in in_flight.values()])
+            ringing_ages = [t - placed for dial, placed in in_flight.items()
+                            if answered_at.get(dial, math.inf) > t or not split_answered]
+            if isinstance(pacer, AgentOraclePacer):
+                pacer.now = t
+                pacer.free_at = [s + call_talk[a][0] + call_talk[a][1]
+                                 for a, s in talk_start.items()]
+                pacer.free_at += [s + call_talk[a][1] for a, s in wrap_start.items()]
+            if isinstance(pacer, DialOraclePacer):
+                pacer.now = t
+                pacer.live_at = [waiting[d][1] for d in queue if d in waiting]
+                pacer.live_at += verdict_at.values()
+            if oracle is not None:
+                n = plan_oracle(t, oracle)
+            elif split_answered:
+                n = cast(_AnsweredAwarePacer, pacer).dials_to_place(
+                    t, len(ready), [t - s for s in talk_start.values()],
+                    [t - s for s in wrap_start.values()], ringing_ages,
+                    dials_answered=[t - a for a in answered_at.values() if a <= t])
+            else:
+                n = pacer.dials_to_place(
+                    t, len(ready), [t - s for s in talk_start.values()],
+                    [t - s for s in wrap_start.values()], ringing_ages)
             if n < 0:
                 raise ValueError(f"pacer returned {n} dials")
-            m = answer_multiplier(t)
-            p_h, p_m = workload.human * m, workload.machine * m
             for _ in range(n):
                 dials += 1
                 dial = dials
                 in_flight[dial] = t
-                u = dial_u.next()
-                z = next(ring_normals)
-                answer = math.exp(r_mu + r_sigma * z)
-                if u < p_h + p_m and answer < ring_timeout:
-                    u1, u2 = dial_u.next(), dial_u.next()
-                    if u < p_h:
-                        greeting = GREETING_S[0] + (GREETING_S[1] - GREETING_S[0]) * u1
-                        verdict = t + answer + greeting + HUMAN_VERDICT_AFTER_GREETING_S
-                        if u2 < workload.amd_human_as_machine:
-                            pending[dial] = ("machine-fp", t, 0)
-                        else:
-                            pending[dial] = ("live", t, 0)
-                            live_pending += 1
-                    else:
-                        lo, hi = MACHINE_VERDICT_S
-                        verdict = t + answer + lo + (hi - lo) * u1
-                        if u2 < workload.amd_machine_as_human:
-                            verdict = t + answer + GREETING_S[0] + HUMAN_VERDICT_AFTER_GREETING_S
-                            pending[dial] = ("live", t, 1)
-                            live_pending += 1
-                        else:
-                            pending[dial] = ("machine", t, 1)
-                    push(verdict, _RESOLVE, dial)
-                elif u < p_h + p_m + workload.busy:
-                    pending[dial] = ("busy", t, 2)
-                    push(t + BUSY_S[0] + (BUSY_S[1] - BUSY_S[0]) * dial_u.next(), _RESOLVE, dial)
-                elif u < p_h + p_m + workload.busy + workload.failed:
-                    pending[dial] = ("failed", t, 2)
-                    push(t + FAILED_S[0] + (FAILED_S[1] - FAILED_S[0]) * dial_u.next(),
-                         _RESOLVE, dial)
-                else:
-                    pending[dial] = ("noanswer", t, 2)
-                    push(t + ring_timeout, _RESOLVE, dial)
+                what, at, who, answered = draw_dial(t, dial_u.next, ring_z[zi])
+                zi += 1
+                pending[dial] = (what, t, who)
+                if what == "live":
+                    live_pending += 1
+                    verdict_at[dial] = at
+                if answered < math.inf:
+                    answered_at[dial] = answered
+                push(at, _RESOLVE, dial)
             t_tick += 1.0
             push(t_tick, _TICK, 0)
         elif kind == _RESOLVE:
             what, placed, who = pending.pop(ident)
             if what == "live":
                 live_pending -= 1
+                verdict_at.pop(ident)
                 if ready:
                     connect(ident, t, placed, t, who)
                 else:
@@ -419,6 +614,7 @@ def simulate_day(workload: Workload, pacer: Pacer, seed: int | Sequence[int]) ->
                     push(t + grace, _DEADLINE, ident)
                 continue
             in_flight.pop(ident)
+            answered_at.pop(ident, None)
             if what == "machine-fp":
                 fps += 1
                 if workload.count_amd_false_positives:
@@ -431,6 +627,7 @@ def simulate_day(workload: Workload, pacer: Pacer, seed: int | Sequence[int]) ->
             if info is not None:
                 placed, verdict, who = info
                 in_flight.pop(ident)
+                answered_at.pop(ident, None)
                 outcomes["abandoned"] += 1
                 if who == 0:
                     abandoned += 1
@@ -554,7 +751,9 @@ def format_table(summaries: Sequence[Summary]) -> str:
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for s in summaries:
         lines.append(
-            f"| {s.workload} | {s.pacer} | {100 * s.utilization:.1f}% | "
+            f"| {s.workload} | "
+            f"{s.pacer + ' (bound, not a pacer)' if s.pacer in BOUNDS else s.pacer} | "
+            f"{100 * s.utilization:.1f}% | "
             f"{100 * s.share_of_limit:.1f}% ({100 * s.physical_limit:.1f}%) | "
             f"{100 * s.abandon_mean:.2f}% ({100 * s.abandon_max:.2f}%) | "
             f"{100 * s.days_within_limit:.0f}% | {s.dials_per_agent_hour:.1f} | "
@@ -624,7 +823,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="workload to run (repeatable; default: all but smoke)")
     parser.add_argument("--pacer", action="append",
                         help="pacer to run (repeatable): progressive, fixed:R, vicidial-hard "
-                        "(= vicidial), vicidial-average, vicidial-tapered, predictive (default: "
+                        "(= vicidial), vicidial-average, vicidial-tapered, predictive; bounds "
+                        "that read the simulated future, not pacers: oracle, oracle-agents, "
+                        "oracle-dials (default: "
                         f"{', '.join(DEFAULT_PACERS)})")
     parser.add_argument("--days", type=int, default=20, help="seeded days per workload")
     parser.add_argument("--seed", type=int, default=1, help="base seed")

@@ -5,18 +5,24 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+from collections.abc import Sequence
 
 import pytest
 
 from callcenter.dialer.pacing import FixedRatioPacer, PacingSettings, ProgressivePacer
 from callcenter.dialer.simulate import (
     WORKLOADS,
+    AgentOraclePacer,
     DayResult,
+    DialOraclePacer,
+    OracleDialer,
     Workload,
+    _Uniforms,
     add_arguments,
     baseline_notes,
     check_goals,
     compare,
+    format_table,
     make_pacer,
     run,
     simulate_day,
@@ -197,3 +203,96 @@ def test_goals_show_literal_and_legal_baselines() -> None:
     assert not any("[legal]" in t for t in texts)
     notes = baseline_notes([illegal_vici, better])
     assert len(notes) == 1 and "no VICIdial mode" in notes[0]
+
+
+def test_peeking_ahead_leaves_the_dial_stream_unchanged() -> None:
+    """The oracle reads future draws without drawing them: the same values come out, in
+    the same order, as for a pacer that never peeks (every pacer meets the same days)."""
+    import numpy as np
+
+    plain = _Uniforms(np.random.default_rng(9))
+    peeked = _Uniforms(np.random.default_rng(9))
+    ahead = [peeked.peek(k) for k in range(5000)]
+    out = [peeked.next() for _ in range(9000)]
+    assert out[:5000] == ahead
+    assert out == [plain.next() for _ in range(9000)]
+
+
+def test_oracle_never_abandons_and_beats_every_pacer() -> None:
+    """The bound that knows the future drops nobody (perfect AMD) and keeps agents busier
+    than the pacers on the same day."""
+    for seed in range(2):
+        bound = simulate_day(PERFECT_AMD, make_pacer("oracle"), seed)
+        assert bound.abandoned == 0 and bound.outcomes["abandoned"] == 0
+        assert sum(bound.outcomes.values()) + bound.in_flight_at_end == bound.dials
+        for pacer in ("progressive", "predictive"):
+            assert bound.utilization > simulate_day(PERFECT_AMD, make_pacer(pacer),
+                                                    seed).utilization
+
+
+def test_oracle_is_not_a_pacer_outside_the_simulator() -> None:
+    """OracleDialer refuses to pace: it needs the future, which only the simulator has."""
+    with pytest.raises(RuntimeError, match="not a pacer"):
+        OracleDialer().dials_to_place(0.0, 1, [], [], [])
+
+
+def test_bounds_labelled_in_the_table() -> None:
+    """Rows of the bounds say they are not pacers; the goals never judge them."""
+    rows = compare(["smoke"], ["predictive", "oracle", "oracle-agents", "oracle-dials"], 1,
+                   1, processes=1)
+    table = format_table(rows)
+    for name in ("oracle", "oracle-agents", "oracle-dials"):
+        assert f"| smoke | {name} (bound, not a pacer) |" in table
+    assert all("oracle" not in text for text, _ in check_goals(rows))
+
+
+def test_partial_oracles_see_what_they_are_given() -> None:
+    """oracle-agents counts exactly the agents freed by each horizon; oracle-dials exactly
+    the calls in flight that will ask for an agent by then."""
+    import numpy as np
+
+    agents = AgentOraclePacer()
+    agents.now, agents.free_at = 100.0, [101.0, 105.0, 130.0]
+    mean, var = agents._supply(2, [50.0, 60.0], [3.0], np.array([2.0, 10.0, 40.0]))
+    assert mean.tolist() == [3.0, 4.0, 5.0] and var.tolist() == [0.0, 0.0, 0.0]
+    dials = DialOraclePacer()
+    dials.now, dials.live_at = 100.0, [99.0, 108.0]
+    mean, var = dials._demand([1.0, 2.0, 3.0], None, np.array([2.0, 10.0]))
+    assert mean.tolist() == [1.0, 2.0] and var.tolist() == [0.0, 0.0]
+
+
+def test_simulator_reports_answered_calls_to_pacers_that_take_them() -> None:
+    """A pacer whose dials_to_place takes ``dials_answered`` gets the calls answered and
+    awaiting AMD or an agent apart from the ringing ones; together they are every dial in
+    flight. Pacers without the parameter get them inside ``dials_ringing`` as before."""
+    seen: list[tuple[int, int, int]] = []
+    in_flight_plain: list[int] = []
+
+    class Spy(ProgressivePacer):
+        def dials_to_place(self, now: float, agents_ready: int,
+                           agents_talking: Sequence[float],
+                           agents_wrapping: Sequence[float],
+                           dials_ringing: Sequence[float], *,
+                           dials_answered: Sequence[float] | None = None) -> int:
+            assert dials_answered is not None
+            assert all(a >= 0.0 for a in dials_answered)
+            n = super().dials_to_place(now, agents_ready, agents_talking, agents_wrapping,
+                                       [*dials_ringing, *dials_answered])
+            seen.append((len(dials_ringing), len(dials_answered), n))
+            return n
+
+    class Plain(ProgressivePacer):
+        def dials_to_place(self, now: float, agents_ready: int,
+                           agents_talking: Sequence[float],
+                           agents_wrapping: Sequence[float],
+                           dials_ringing: Sequence[float]) -> int:
+            in_flight_plain.append(len(dials_ringing))
+            return super().dials_to_place(now, agents_ready, agents_talking,
+                                          agents_wrapping, dials_ringing)
+
+    spied = simulate_day(SMALL, Spy(), 6)
+    plain = simulate_day(SMALL, Plain(), 6)
+    assert any(answered for _, answered, _ in seen)
+    # the same decisions, so the same day: the split loses no call in flight
+    assert spied == plain
+    assert [r + a for r, a, _ in seen] == in_flight_plain

@@ -326,3 +326,45 @@ def test_predictive_holds_target_on_seeded_days() -> None:
              for day in range(4)]
     assert max(rates) <= 0.03
     assert sum(rates) / len(rates) > 0.005  # it uses the budget: not progressive in disguise
+
+
+def test_predictive_answered_calls_count_as_demand() -> None:
+    """Calls answered and awaiting the AMD verdict (``dials_answered``) hold back dials:
+    most of them are people about to ask for an agent."""
+    pacer = PredictivePacer()
+    feed_predictive(pacer, 0.3)
+    talking = [30.0 + 20.0 * i for i in range(16)]
+    none = pacer.dials_to_place(100.0, 2, talking, [5.0], [], dials_answered=[])
+    some = pacer.dials_to_place(100.0, 2, talking, [5.0], [], dials_answered=[1.0] * 3)
+    assert some < none
+
+
+def test_predictive_answered_share_learned_from_machine_verdicts() -> None:
+    """The share of answered calls that are people is learned from the outcomes: after a
+    run of machine verdicts the same answered calls hold back fewer dials."""
+    people, machines = PredictivePacer(), PredictivePacer()
+    for pacer, other in ((people, "noanswer"), (machines, "machine")):
+        for i in range(600):
+            pacer.record_attempt(10.0, "human" if i % 4 == 0 else other)
+        for _ in range(300):
+            pacer.record_call(240.0, 15.0)
+    talking = [30.0 + 20.0 * i for i in range(16)]
+    answered = [1.0] * 3
+    assert (machines.dials_to_place(100.0, 2, talking, [5.0], [], dials_answered=answered)
+            > people.dials_to_place(100.0, 2, talking, [5.0], [], dials_answered=answered))
+
+
+def test_predictive_answered_calls_are_in_flight_for_the_caps() -> None:
+    """Answered calls are not in ``dials_ringing`` but still count against the caps."""
+    pacer = PredictivePacer()
+    feed_predictive(pacer, 0.02)
+    pacer.configure(PacingSettings(max_ratio=3.0, max_ringing_per_agent=0.5))
+    assert pacer.dials_to_place(1.0, 10, [], [], [], dials_answered=[]) == 5
+    assert pacer.dials_to_place(1.0, 10, [], [], [], dials_answered=[0.5] * 4) == 1
+
+
+def test_predictive_bad_answered_age_names_the_field() -> None:
+    """A negative or NaN answered age is refused with the parameter named."""
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="dials_answered"):
+            PredictivePacer().dials_to_place(1.0, 1, [], [], [], dials_answered=[bad])
