@@ -6,25 +6,27 @@
    API is meant to be used). pyworkforce's cost grows like A^1.5 per interval and ours
    hardly at all, so the ratio depends on queue sizes: three workloads are timed, large
    queues (where pyworkforce takes the ~0.2 ms per interval ERLANG.md measured), mid-size
-   and small ones. Both answers are
-   checked against each other; intervals where they differ are settled with mpmath.
+   and small ones. Both are timed with the same timeit harness (loops of calls lasting at
+   least 0.2 s, best of 5). Both answers are checked against each other; intervals where
+   they differ are settled with mpmath.
 2. Range: the largest load (10, 100, ... Erlangs) at which each still returns a finite,
    correct answer, for two questions: (a) the staffing answer itself (required agents for
    80/20 at AHT 180 s, checked with mpmath: SL(n) >= 0.8 > SL(n-1)), and (b) P(wait) at
    n = ceil(A + sqrt(A)), correct meaning within 1e-12 relative of mpmath. A library whose
    next load would take longer than the time budget is stopped there (and it says so).
 
-pyworkforce is needed only here: ``.venv/bin/pip install pyworkforce`` (it pulls pandas,
-scipy, ortools). Run from the repository root: ``.venv/bin/python bench/erlang.py``.
+pyworkforce is needed only here: the ``bench`` extra, ``.venv/bin/pip install -e '.[bench]'``
+(it pulls pandas, scipy, ortools). Run from the repository root:
+``.venv/bin/python bench/erlang.py``.
 """
 
 from __future__ import annotations
 
-import gc
 import math
 import platform
 import sys
 import time
+import timeit
 from collections.abc import Callable
 from typing import Any
 
@@ -59,14 +61,13 @@ def day_of_queues(low: float, high: float, seed: int = 20261123
     return calls, aht
 
 
-def best_of(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
-    best, result = math.inf, None
-    for _ in range(runs):
-        gc.collect()
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
+def per_call(fn: Callable[[], Any], repeats: int = 5) -> tuple[float, int]:
+    """Seconds per call, as timeit measures it: loops of ``number`` calls lasting at least
+    0.2 s (Timer.autorange), best of ``repeats`` loops, garbage collector off while timing.
+    The same harness for both libraries."""
+    timer = timeit.Timer(fn)
+    number, _ = timer.autorange()
+    return min(timer.repeat(repeats, number)) / number, number
 
 
 def ref_erlang_c(traffic: float, agents: int) -> mp.mpf:
@@ -136,12 +137,14 @@ def speed(title: str, calls: np.ndarray, aht: np.ndarray, erlang_c_class: Any
             out[q, i] = e.required_positions(service_level=TARGET_SL)["raw_positions"]
         return out
 
-    ours()  # warm-up (imports, first allocation)
-    t_ours, n_ours = best_of(ours, 7)
-    t_theirs, n_theirs = best_of(theirs, 3)
+    n_ours, n_theirs = ours(), theirs()  # also the warm-up (imports, first allocation)
+    t_ours, loops_ours = per_call(ours)
+    t_theirs, loops_theirs = per_call(theirs)
     differ = np.argwhere(n_ours != n_theirs)
-    print(f"    callcenter.staffing.erlang.required_agents : {t_ours * 1e3:9.2f} ms (best of 7)")
-    print(f"    pyworkforce ErlangC.required_positions     : {t_theirs * 1e3:9.2f} ms (best of 3)")
+    print(f"    callcenter.staffing.erlang.required_agents : {t_ours * 1e3:9.3f} ms "
+          f"(best of 5 x {loops_ours} calls)")
+    print(f"    pyworkforce ErlangC.required_positions     : {t_theirs * 1e3:9.3f} ms "
+          f"(best of 5 x {loops_theirs} calls)")
     print(f"    ratio                                      : {t_theirs / t_ours:9.1f} x")
     print(f"    answers differ in {len(differ)} of {calls.size} intervals", end="")
     if len(differ):
@@ -158,7 +161,7 @@ def main() -> int:
         import pyworkforce
         from pyworkforce.queuing import ErlangC
     except ImportError:
-        print("pyworkforce is missing: .venv/bin/pip install pyworkforce", file=sys.stderr)
+        print("pyworkforce is missing: .venv/bin/pip install -e '.[bench]'", file=sys.stderr)
         return 2
     print(f"python {platform.python_version()}, numpy {np.__version__}, "
           f"pyworkforce {getattr(pyworkforce, '__version__', '?')}, mpmath {mp.__version__}, "
@@ -208,7 +211,7 @@ def main() -> int:
 
     print("\nsummary")
     for title, (t_ours, t_theirs) in ratios.items():
-        print(f"    {title}: {t_ours * 1e3:.2f} ms vs {t_theirs * 1e3:.1f} ms "
+        print(f"    {title}: {t_ours * 1e3:.3f} ms vs {t_theirs * 1e3:.1f} ms "
               f"-> {t_theirs / t_ours:.0f}x faster (goal 100x)")
     print(f"    staffing answer correct up to: this module {a_ours}; pyworkforce {a_theirs}")
     print(f"    P(wait) exact up to          : this module {b_ours}; pyworkforce {b_theirs}")

@@ -25,10 +25,10 @@ Conventions (the same for every function):
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from functools import lru_cache
 from typing import Final
 
@@ -313,77 +313,61 @@ def regularized_gamma_q(s: npt.ArrayLike, x: npt.ArrayLike) -> FloatArray:
 
 # ----------------------------------------------------------------------------- Erlang B
 
-# Loads for which Erlang B comes from the scaled Poisson sum (below) rather than from the
-# damped recursion: the sum must start at 0 agents, which is where the recursion starts
-# anyway for loads up to ~80 Erlangs. Its terms stay inside float64 for these bounds:
-# 1/k! >= 1e-285 for k <= 160, and z_k <= e^A A^-k <= e^601 when k ln(1/A) <= 600.
-_POISSON_MAX_LOAD: Final = 64.0
-_POISSON_MAX_AGENTS: Final = 160
-_POISSON_MAX_LOG: Final = 600.0
-_POISSON_SAFE_LOAD: Final = math.exp(-_POISSON_MAX_LOG / _POISSON_MAX_AGENTS)
-# 1/k!, each correctly rounded (not accumulated by repeated division), and with
-# 1/k! = 0 at k = -2, -1 ahead of it (the reciprocal gamma function's zeros)
-_INV_FACTORIAL: Final = np.array([0.0, 0.0] + [float(Fraction(1, math.factorial(k)))
-                                               for k in range(_POISSON_MAX_AGENTS + 1)])
-_INV_FACTORIAL_LIST: Final[list[float]] = _INV_FACTORIAL[2:].tolist()
-# column k: 1/(k-2)!, 1/(k-1)!, 1/k! (one np.take for the three rows of a search window)
-_INV_FACTORIAL_ROWS: Final = np.stack([_INV_FACTORIAL[:-2], _INV_FACTORIAL[1:-1],
-                                       _INV_FACTORIAL[2:]])
+# Loads for which every element runs the Erlang B recursion from B(0) = 1 at one shared
+# count k (below): for them the damped recursion of _erlang_b_flat starts at 0 anyway
+# (8 sqrt(A) + 2 >= A up to ~80 Erlangs), so both give the same bits; the shared count
+# only makes a step one numpy call cheaper. The agent bound keeps the walk short.
+_SHARED_MAX_LOAD: Final = 64.0
+_SHARED_MAX_AGENTS: Final = 160
+_SHARED_MIN_LOAD: Final = 1e-300  # 1/A stays finite (used for counts below 1)
 
 
-def _poisson_path(a: FloatArray, n: FloatArray) -> BoolArray:
-    """Which (load, count) pairs take the scaled Poisson sum (for load > 0): from them alone.
+def _shared_path(a: FloatArray, n: FloatArray) -> BoolArray:
+    """Which (load, count) pairs take the shared-count recursion: from them alone.
 
     If (a, n) does, so does (a, k) for every k < n.
     """
-    path: BoolArray = (a <= _POISSON_MAX_LOAD) & (n <= _POISSON_MAX_AGENTS)
-    tiny = a < _POISSON_SAFE_LOAD
-    if tiny.any():
-        with np.errstate(divide="ignore", invalid="ignore"):  # a = 0: never on the path
-            path[tiny] &= n[tiny] * -np.log(a[tiny]) <= _POISSON_MAX_LOG
+    path: BoolArray = (a <= _SHARED_MAX_LOAD) & (a >= _SHARED_MIN_LOAD)
+    path &= n <= _SHARED_MAX_AGENTS
     return path
 
 
-def _poisson_sums(inv_load: FloatArray, depth: npt.NDArray[np.intp]) -> FloatArray:
-    """z_k = Sum_{j <= k} A^(j-k) / j! at k = depth, elementwise, by z_k = z_(k-1)/A + 1/k!.
+def _recursion_from_zero(load: FloatArray, depth: npt.NDArray[np.intp]) -> FloatArray:
+    """B(depth, load) elementwise by the recursion from B(0) = 1, every element at count k.
 
-    This is 1/B(k) scaled by 1/k!, so B(k) = (1/k!) / z_k and 1 - B(k) = (z_(k-1)/A) / z_k.
-    With one step index for every element, 1/k! is a scalar and a step is two numpy calls.
-    The relative error of z_(k-1) reaches z_k damped by 1 - B(k) (as in the Erlang B
-    recursion), so it stays a few ulps. Elements run deepest first: those still stepping at
-    step k are a prefix. A depth below 0 (down to -2) gives z = 0, the empty sum.
+    With one count for all, a step is three numpy calls (a B, k + a B, the quotient), the
+    very operations of :func:`_damped_recursion`. Elements run deepest first: those still
+    stepping at count k are a prefix. A depth below 0 (down to -2) gives 1, 2 (times 1/A):
+    states from which one or two steps reach B(0) = 1 exactly (x / x = 1).
     """
-    size = inv_load.size
+    size = load.size
     top = int(depth.max()) if size else 0
     if top <= 0:
-        empty: FloatArray = (depth >= 0).astype(np.float64)  # z_0 = 1
-        return empty
+        return np.where(depth >= 0, 1.0, -depth / load)
     key = (top - depth).astype(np.uint8)
     order = np.argsort(key, kind="stable")  # a radix sort for small integers
     key = key[order]
-    # active[k - 1] = number of elements with depth >= k, i.e. key <= top - k
-    active = np.searchsorted(key, np.arange(top - 1, -1, -1), side="right").tolist()
-    ia = inv_load[order]
-    z = (key <= top).astype(np.float64)  # z_0 = 1, or 0 below depth 0
-    inv_fact = _INV_FACTORIAL_LIST
-    for k in range(1, top + 1):
-        m = active[k - 1]
-        zz = z[:m]
-        np.multiply(zz, ia[:m], out=zz)
-        np.add(zz, inv_fact[k], out=zz)
+    # active[k - 1] = number of elements with depth >= k, i.e. key <= top - k; then the
+    # number with depth >= 0 (key <= top: depths below 0 sort last)
+    queries = np.arange(top - 1, -2, -1, dtype=np.intp)
+    queries[-1] = top
+    active = np.searchsorted(key, queries.astype(np.uint8), side="right").tolist()
+    aa = load[order]
+    b = np.ones(size)
+    nonnegative = active.pop()
+    if nonnegative < size:
+        b[nonnegative:] = (key[nonnegative:] - top) / aa[nonnegative:]
+    ab = np.empty(size)
+    denom = np.empty(size)
+    multiply, add, divide = np.multiply, np.add, np.divide
+    for k, (bb, ll, pp, dd) in enumerate(
+            ((b[:m], aa[:m], ab[:m], denom[:m]) for m in active), start=1):
+        multiply(ll, bb, pp)
+        add(pp, float(k), dd)
+        divide(pp, dd, bb)
     out = np.empty(size)
-    out[order] = z
+    out[order] = b
     return out
-
-
-def _erlang_b_poisson(a: FloatArray, n: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """(B(n, a), 1 - B(n, a)) from the scaled Poisson sum, for pairs on its path (n >= 1)."""
-    ia = 1.0 / a
-    z = _poisson_sums(ia, (n - 1.0).astype(np.intp))
-    t = z * ia
-    c = _INV_FACTORIAL[n.astype(np.intp) + 2]
-    zn = t + c
-    return c / zn, t / zn
 
 
 def _recursion_start(load: FloatArray, count: FloatArray) -> FloatArray:
@@ -397,7 +381,8 @@ def _recursion_start(load: FloatArray, count: FloatArray) -> FloatArray:
     with np.errstate(divide="ignore", invalid="ignore"):
         geometric = count - np.ceil(40.0 / np.log(load / count))  # each step damps by n/a
     start = np.where(count < load, np.maximum(start, geometric), start)
-    return np.clip(start, 0.0, count - 1.0)
+    clipped: FloatArray = np.clip(start, 0.0, count - 1.0)
+    return clipped
 
 
 def _stable_start(load: FloatArray) -> FloatArray:
@@ -420,23 +405,21 @@ def _damped_recursion(load: FloatArray, count: FloatArray, start: FloatArray
     order = np.argsort(key, kind="stable")
     load, count, need = load[order], count[order], need[order]
     steps = int(need[0]) if need.size else 0
-    base = count - steps  # element k at iteration s is base + s
     # B(n0) = (1 - r) + r / (a (1 - r)) + O(1 / (n0 (1 - r)^2)^2), r = n0 / a < 1
     first = start[order]
     spare = 1.0 - first / load
     blk = np.where(first > 0, spare + (first / load) / (load * spare), 1.0)
     joins = steps - need  # iteration after which each element joins (ascending)
-    k = np.empty_like(load)
+    k = first.copy()  # the count reached, once an element is stepping (whole numbers)
     ab = np.empty_like(load)
     denom = np.empty_like(load)
     active = np.searchsorted(joins, np.arange(steps), side="right").tolist()
-    for step in range(1, steps + 1):
-        m = active[step - 1]
-        kk, aa, bb, dd = k[:m], ab[:m], blk[:m], denom[:m]
-        np.add(base[:m], float(step), out=kk)
-        np.multiply(load[:m], bb, out=aa)
-        np.add(kk, aa, out=dd)
-        np.divide(aa, dd, out=bb)
+    add, multiply, divide = np.add, np.multiply, np.divide
+    for kk, ll, bb, aa, dd in ((k[:m], load[:m], blk[:m], ab[:m], denom[:m]) for m in active):
+        add(kk, 1.0, kk)
+        multiply(ll, bb, aa)
+        add(kk, aa, dd)
+        divide(aa, dd, bb)
     b = np.empty_like(blk)
     b[order] = blk
     d = np.empty_like(denom)
@@ -447,16 +430,15 @@ def _damped_recursion(load: FloatArray, count: FloatArray, start: FloatArray
 def _erlang_b_flat(a: FloatArray, n: FloatArray) -> tuple[FloatArray, FloatArray]:
     """(B(n, a), 1 - B(n, a)) on flat arrays of loads a >= 0 and whole agent counts n >= 0.
 
-    Two exact paths, chosen per element from (a, n) alone, so a batch gives each element
-    what a call for it alone gives:
-
-    - loads from 1/32 to 64 Erlangs and n <= 160: the scaled Poisson sum of
-      :func:`_poisson_sums`, two numpy calls per agent;
-    - otherwise the recursion ``B(k) = a B(k-1) / (k + a B(k-1))``. It multiplies a relative
-      error in B by ``1 - B(k) <= k/a`` per step, so it need not start at 0: it starts at
-      the n0 from which that damping exceeds e^-32 before reaching n (about 8 sqrt(a) below
-      the load), from a two-term expansion of B(n0) that is within 1e-3 there. Counts so
-      far above the load that B underflows float64 are answered 0 without iterating.
+    The recursion ``B(k) = a B(k-1) / (k + a B(k-1))``, with ``1 - B(n) = n / (n + a
+    B(n-1))``. It multiplies a relative error in B by ``1 - B(k) <= k/a`` per step, so it
+    need not start at 0: it starts at the n0 from which that damping exceeds e^-32 before
+    reaching n (about 8 sqrt(a) below the load), from a two-term expansion of B(n0) that is
+    within 1e-3 there. Counts so far above the load that B underflows float64 are answered
+    0 without iterating. Loads up to 64 Erlangs with n <= 160 start at 0 anyway and run
+    with one shared count (:func:`_recursion_from_zero`, the same bits, fewer numpy calls);
+    the choice depends on (a, n) alone, so a batch gives each element what a call for it
+    alone gives.
     """
     b = np.zeros_like(a)
     bc = np.ones_like(a)
@@ -464,11 +446,15 @@ def _erlang_b_flat(a: FloatArray, n: FloatArray) -> tuple[FloatArray, FloatArray
     b[no_trunks] = 1.0
     bc[no_trunks] = 0.0
     work = (a > 0) & ~no_trunks
-    poisson = work & _poisson_path(a, n)
-    if poisson.any():
-        sel = np.flatnonzero(poisson)
-        b[sel], bc[sel] = _erlang_b_poisson(a[sel], n[sel])
-        work &= ~poisson
+    shared = work & _shared_path(a, n)
+    if shared.any():
+        sel = np.flatnonzero(shared)
+        load, count = a[sel], n[sel]
+        ab = load * _recursion_from_zero(load, (count - 1.0).astype(np.intp))
+        denom = count + ab
+        b[sel] = ab / denom
+        bc[sel] = count / denom  # 1 - B(n) = n / (n + A B(n-1)), exact form
+        work &= ~shared
     beyond = work & (n > a + 1.0)
     if beyond.any():
         # B <= P(N = n) / P(N <= n) <= 2 P(N = n) for a Poisson N of mean a and n > a + 1.
@@ -664,12 +650,6 @@ def _min_agents_for_occupancy(a: FloatArray, max_occ: FloatArray) -> FloatArray:
     return np.where(a > 0, n, 0.0)
 
 
-def _erlang_c_from_b(a: FloatArray, n: FloatArray, b: FloatArray, bc: FloatArray) -> _ErlangC:
-    spare = n - a
-    denom = spare + a * b
-    return _ErlangC(wait=n * b / denom, no_wait=spare * bc / denom, spare=spare)
-
-
 # ------------------------------------------------ first guess for the required-agents search
 #
 # Halfin and Whitt's heavy-traffic limit: with n = A + x sqrt(A), Erlang C tends to
@@ -681,6 +661,9 @@ def _erlang_c_from_b(a: FloatArray, n: FloatArray, b: FloatArray, bc: FloatArray
 # time, never a wrong answer. On loads from 0.01 to 5,000 Erlangs the exact answer is
 # within one agent of A + x sqrt(A) + 1/4 for the usual targets.
 _GUESS_OFFSET: Final = 0.25
+_NOISY_TARGET: Final = 1e-10  # 1 - SL below this: searched linearly (see _search_erlang_c)
+_FAR_TAIL: Final = 1e-300  # Erlang B below this: settled with erlang_b itself
+_REFINE_LOAD: Final = 1e4  # above this load the guess is solved, not read from the grid
 _KAPPA_STEPS: Final = 64  # grid points per unit of sqrt(kappa)
 _KAPPA_POINTS: Final = 100 * _KAPPA_STEPS + 1  # kappa up to 10^4
 _OMEGA_STEPS: Final = 16  # grid points per octave of omega
@@ -689,12 +672,38 @@ _OMEGA_POINTS: Final = 60 * _OMEGA_STEPS + 1  # ... to 2^30
 _erfc_ufunc: Final = np.frompyfunc(math.erfc, 1, 1)
 
 
-def _hw_log_term(x: FloatArray) -> FloatArray:
-    """ln(1 + x Phi(x) / phi(x)) for 0 <= x <= 12 (Phi(x) / phi(x) < 1.3e32 there)."""
-    phi_ratio = np.asarray(_erfc_ufunc(-x / math.sqrt(2.0)), dtype=np.float64) \
+def _mills_ratio(x: FloatArray) -> FloatArray:
+    """R(x) = Phi(x) / phi(x) for 0 <= x <= 12 (R < 1.3e32 there)."""
+    out: FloatArray = np.asarray(_erfc_ufunc(-x / math.sqrt(2.0)), dtype=np.float64) \
         * (0.5 * math.sqrt(2.0 * math.pi)) * np.exp(0.5 * x * x)
-    out: FloatArray = np.log1p(x * phi_ratio)
     return out
+
+
+def _hw_log_term(x: FloatArray) -> FloatArray:
+    """ln(1 + x Phi(x) / phi(x)) for 0 <= x <= 12."""
+    out: FloatArray = np.log1p(x * _mills_ratio(x))
+    return out
+
+
+def _hw_refine(x: FloatArray, kappa: FloatArray, target_log: FloatArray) -> FloatArray:
+    """Newton steps on ln(1 + x R(x)) + kappa x = L from the grid's x (few intervals)."""
+    for _ in range(4):
+        r = _mills_ratio(x)
+        xr = x * r
+        slope = (r + x * (1.0 + xr)) / (1.0 + xr) + kappa
+        x = np.clip(x - (np.log1p(xr) + kappa * x - target_log) / slope, 0.0, 12.0)
+    return x
+
+
+def _hw_refine_asa(x: FloatArray, omega: FloatArray) -> FloatArray:
+    """Newton steps on ln omega + ln x + ln(1 + x R(x)) = 0 from the grid's x."""
+    x = np.clip(x, 1e-300, 12.0)
+    for _ in range(4):
+        r = _mills_ratio(x)
+        xr = x * r
+        slope = 1.0 / x + (r + x * (1.0 + xr)) / (1.0 + xr)
+        x = np.clip(x - (np.log(omega) + np.log(x) + np.log1p(xr)) / slope, 1e-300, 12.0)
+    return x
 
 
 @lru_cache(maxsize=64)
@@ -727,11 +736,13 @@ def _hw_asa_guess() -> FloatArray:
     return column
 
 
-def _first_guess(a: FloatArray, aht: FloatArray, tau: FloatArray, sl: FloatArray,
+def _first_guess(a: FloatArray, aht: FloatArray, neg_tau: FloatArray, sl: FloatArray,
                  max_asa: FloatArray, check_asa: bool) -> FloatArray:
     """A count near the smallest one meeting the targets (a whole number >= 1)."""
     root = np.sqrt(a)
-    kappa_index = (np.sqrt(root * tau) * _KAPPA_STEPS).astype(np.intp)
+    kappa = root * neg_tau  # -kappa
+    kappa *= -float(_KAPPA_STEPS * _KAPPA_STEPS)
+    kappa_index = np.sqrt(kappa, out=kappa).astype(np.intp)  # sqrt(kappa) * 64, truncated
     np.minimum(kappa_index, _KAPPA_POINTS - 1, out=kappa_index)
     if sl.ndim == 0:
         x = np.take(_hw_service_level_guess(-math.log1p(-float(sl))), kappa_index)
@@ -740,13 +751,24 @@ def _first_guess(a: FloatArray, aht: FloatArray, tau: FloatArray, sl: FloatArray
         levels, which = np.unique(target_log, return_inverse=True)
         table = np.stack([_hw_service_level_guess(float(v) / 16.0) for v in levels])
         x = table.ravel()[which.ravel() * _KAPPA_POINTS + kappa_index]
+    # Beyond ~10^4 Erlangs one grid step is worth more than an agent (x is scaled by
+    # sqrt(A)), and kappa may be past the grid: there the equations are solved instead.
+    fine = None
+    if a.max() > _REFINE_LOAD or kappa_index.max() == _KAPPA_POINTS - 1:
+        fine = np.flatnonzero((a > _REFINE_LOAD) | (kappa_index == _KAPPA_POINTS - 1))
+        x[fine] = _hw_refine(x[fine], -(root[fine] * neg_tau[fine]),
+                             -np.log1p(-np.broadcast_to(sl, a.shape)[fine]))
     if check_asa:
-        with np.errstate(divide="ignore"):
-            octave = np.log2(max_asa / aht * root)
+        with np.errstate(divide="ignore", over="ignore"):
+            omega = max_asa / aht * root
+            octave = np.log2(omega)
         omega_index = np.clip(
             (octave - _OMEGA_LOW) * _OMEGA_STEPS + 0.5, 0.0, _OMEGA_POINTS - 1.0
         ).astype(np.intp)
-        x = np.maximum(x, _hw_asa_guess()[omega_index])
+        x_asa = _hw_asa_guess()[omega_index]
+        if fine is not None:
+            x_asa[fine] = _hw_refine_asa(x_asa[fine], np.minimum(omega[fine], 1e300))
+        x = np.maximum(x, x_asa)
     x *= root
     x += a
     x += _GUESS_OFFSET
@@ -782,36 +804,30 @@ def _part(x: FloatArray, idx: npt.NDArray[np.intp]) -> FloatArray:
     return x if x.ndim == 0 else x[idx]
 
 
-def _poisson_window(a: FloatArray, guess: FloatArray
-                    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """Scaled Poisson sums z and their scaled predecessors z_(k-1)/A at k = g-2, g-1, g.
+def _window(a: FloatArray, guess: FloatArray, shared: BoolArray | None
+            ) -> tuple[FloatArray, FloatArray]:
+    """Erlang B and k + A B(k-1) at k = g-2, g-1, g (rows), as :func:`erlang_b` has them.
 
-    Returns (1/k!, z, z_(k-1)/A) for the three rows and 1/A; B(k) = (1/k!) / z and
-    1 - B(k) = (z_(k-1)/A) / z, bit for bit as :func:`erlang_b`. Rows at k <= 0 (guesses
-    of 1 or 2 for tiny loads) come out right from z_k = 0 and 1/k! = 0 for k < 0: z_0 = 1,
-    B(0) = 1; rows below 0 are 0/0, and never used.
+    B(g - 3) comes from the shared-count recursion where ``shared`` (None: everywhere),
+    else from the damped recursion started where erlang_b starts it for counts above the
+    load (there g >= 3); three more steps give the rows. Rows at or below the load may
+    differ from erlang_b (which may start lower for them) and are never used; rows below
+    0 (guesses of 1 or 2) are not Erlang B at all.
     """
-    g = guess.astype(np.intp)
-    ia = 1.0 / a
-    prev = _poisson_sums(ia, g - 3)
-    inv_fact = np.take(_INV_FACTORIAL_ROWS, g, axis=1)  # 1/k! at k = g-2, g-1, g
-    state = np.empty((3, a.size))
-    scaled = np.empty((3, a.size))
-    for j in range(3):
-        np.multiply(prev, ia, out=scaled[j])
-        np.add(scaled[j], inv_fact[j], out=state[j])
-        prev = state[j]
-    return inv_fact, state, scaled, ia
-
-
-def _recursion_window(a: FloatArray, guess: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Erlang B and k + A B(k-1) at k = g-2, g-1, g (rows) by the damped recursion, g >= 3.
-
-    The recursion starts where :func:`erlang_b` starts it for counts above the load, so
-    rows above the load are bit for bit what it gives.
-    """
-    count = guess - 3.0
-    prev, _ = _damped_recursion(a, count, np.minimum(_stable_start(a), count))
+    prev = np.empty_like(a)
+    depth = guess - 3.0
+    if shared is None:
+        prev = _recursion_from_zero(a, depth.astype(np.intp))
+    else:
+        for sel, on_path in ((np.flatnonzero(shared), True), (np.flatnonzero(~shared), False)):
+            if not sel.size:
+                continue
+            if on_path:
+                prev[sel] = _recursion_from_zero(a[sel], depth[sel].astype(np.intp))
+            else:
+                load, count = a[sel], depth[sel]
+                prev[sel], _ = _damped_recursion(load, count,
+                                                 np.minimum(_stable_start(load), count))
     rows = guess - np.array([[2.0], [1.0], [0.0]])
     state = np.empty_like(rows)
     denom = np.empty_like(rows)
@@ -824,137 +840,136 @@ def _recursion_window(a: FloatArray, guess: FloatArray) -> tuple[FloatArray, Flo
 
 
 def _search_erlang_c(a: FloatArray, aht: FloatArray, sl: FloatArray, secs: FloatArray,
-                     max_asa: FloatArray
+                     max_asa: FloatArray, least: FloatArray | None = None
                      ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
-    """Smallest n > a meeting the SL and ASA targets, all intervals at once (a > 0).
+    """Smallest n > a, n >= least, meeting the SL and ASA targets, all intervals at once.
 
     Returns n and, at n, (wait, no_wait, level, spare) exactly as :func:`erlang_c` and
-    :func:`service_level` compute them. ``a`` and ``aht`` are flat arrays; ``sl``, ``secs``
-    and ``max_asa`` flat arrays of the same size or 0-d (one target for all intervals).
+    :func:`service_level` compute them. ``a`` (> 0) and ``aht`` are flat arrays; ``sl``,
+    ``secs`` and ``max_asa`` flat arrays of the same size or 0-d (one target for all
+    intervals); ``least`` (e.g. the counts an occupancy cap needs) a flat array or None.
 
     A first guess g (Halfin-Whitt, :func:`_first_guess`) is usually the answer or next to
     it. Erlang B at g - 2, g - 1 and g comes from one exact pass, and the targets are
     checked at g - 1 and g together: met at g but not at g - 1 makes g the answer. Met at
     g - 1 already: g - 2 is checked, and unless it meets them too, g - 1 is the answer.
-    Missed at g: those intervals step up one agent at a time from the exact state at g.
-    An interval left after that (a guess far off) is bisected with :func:`erlang_c`
-    itself. Every decision uses the values those public functions give.
+    Missed at g: those intervals step up one agent at a time from the exact B at g. An
+    interval left after that (a guess far off, or counts so far above the load that
+    erlang_b answers an exact 0) is bisected with :func:`erlang_c` itself. Every decision
+    uses the values those public functions give.
     """
     size = a.size
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         neg_tau = -(secs / aht)  # -tau, tau as in service_level
-        check_asa = bool(np.isfinite(max_asa).any())
-        guess = _first_guess(a, aht, -neg_tau, sl, max_asa, check_asa)
-        if a.max() <= _POISSON_MAX_LOAD and a.min() >= _POISSON_SAFE_LOAD \
-                and guess.max() <= _POISSON_MAX_AGENTS:
-            poisson = None  # every interval on the Poisson path
+        check_asa = math.isfinite(max_asa) if max_asa.ndim == 0 else \
+            bool(np.isfinite(max_asa).any())
+        guess = _first_guess(a, aht, neg_tau, sl, max_asa, check_asa)
+        # Within ~1e-10 of 100% the service level's rounding (an ulp of 1) is no longer
+        # small against its change per agent, so it need not rise monotonically: search
+        # those intervals upward from the load, one agent at a time, for the first count.
+        linear = None
+        if _reaches(sl, 1.0 - _NOISY_TARGET):
+            linear = np.flatnonzero(np.broadcast_to(1.0 - sl < _NOISY_TARGET, (size,)))
+            guess[linear] = np.floor(a[linear]) + 1.0
+        if least is not None:
+            np.maximum(guess, least, out=guess)
+        unsure = []
+        if a.max() <= _SHARED_MAX_LOAD and a.min() >= _SHARED_MIN_LOAD \
+                and guess.max() <= _SHARED_MAX_AGENTS:
+            shared = None  # every interval on the shared-count recursion
         else:
-            poisson = _poisson_path(a, guess)
-            guess[~poisson] = np.maximum(guess[~poisson], 3.0)  # the recursion needs >= 0
-        # Erlang B and 1 - B at g - 1 and g (rows), and what row g - 2 is made from
-        if poisson is None:
-            inv_fact, z, scaled, ia = _poisson_window(a, guess)
-            b, bc = inv_fact[1:] / z[1:], scaled[1:] / z[1:]
-            state = z[2]  # what one more agent steps from
-        else:
-            b, bc = np.empty((3, size)), np.empty((3, size))
-            state, ia = np.empty(size), np.empty(size)
-            p = np.flatnonzero(poisson)
-            if p.size:
-                inv_fact, z, scaled, ia[p] = _poisson_window(a[p], guess[p])
-                b[:, p], bc[:, p], state[p] = inv_fact / z, scaled / z, z[2]
-            r = np.flatnonzero(~poisson)
-            rec, denom = _recursion_window(a[r], guess[r])
-            rows = guess[r] - np.array([[2.0], [1.0], [0.0]])
-            b[:, r], bc[:, r], state[r] = rec, rows / denom, rec[2]
-            b, bc, below = b[1:], bc[1:], (b[0], bc[0])
+            shared = _shared_path(a, guess)
+            guess[~shared] = np.maximum(guess[~shared], 3.0)  # the recursion starts at >= 0
+        state, denom = _window(a, guess, shared)
+        if shared is not None:
+            # so far above the load (an occupancy cap) that erlang_b may answer an exact 0
+            # where the recursion underflows to a subnormal: settled with erlang_b itself
+            unsure.append(np.flatnonzero(~shared & (state.min(axis=0) < _FAR_TAIL)))
+        rows = guess - np.array([[2.0], [1.0], [0.0]])
         ok, wait2, no_wait2, level2, spare2 = _targets_met(
-            guess - np.array([[1.0], [0.0]]), b, bc, a, neg_tau, aht, sl, max_asa, check_asa)
+            rows[1:], state[1:], rows[1:] / denom[1:], a, neg_tau, aht, sl, max_asa,
+            check_asa)
         ok[0] &= spare2[0] > 0  # g - 1 may be at or below the load; g never is
+        if least is not None:
+            ok[0] &= guess > least  # g - 1 >= least
         n = guess
         wait, no_wait, level, spare = wait2[1], no_wait2[1], level2[1], spare2[1]
-        unsure = []
+        out = (wait, no_wait, level, spare)
+        # Met at g - 1 already: the answer is g - 1 unless g - 2 meets them too.
         lower = np.flatnonzero(ok[0])
-        if lower.size:  # met at g - 1 already: the answer is g - 1 unless g - 2 meets them
+        if lower.size:
             n[lower] -= 1.0
-            wait[lower], no_wait[lower] = wait2[0, lower], no_wait2[0, lower]
-            level[lower], spare[lower] = level2[0, lower], spare2[0, lower]
-            if poisson is None:
-                zl = z[0, lower]
-                below = (inv_fact[0, lower] / zl, scaled[0, lower] / zl)
-            else:
-                below = (below[0][lower], below[1][lower])
+            for arr, row in zip(out, (wait2, no_wait2, level2, spare2), strict=True):
+                arr[lower] = row[0, lower]
             k = n[lower] - 1.0
-            met, *_ = _targets_met(k, below[0], below[1], a[lower], neg_tau[lower],
-                                   aht[lower], _part(sl, lower), _part(max_asa, lower),
-                                   check_asa)
-            unsure.append(lower[met & (k > a[lower])])
-        higher = np.flatnonzero(~(ok[0] | ok[1]))
+            met, *_ = _targets_met(k, state[0, lower], k / denom[0, lower], a[lower],
+                                   neg_tau[lower], aht[lower], _part(sl, lower),
+                                   _part(max_asa, lower), check_asa)
+            met &= k > a[lower]
+            if least is not None:
+                met &= k >= least[lower]
+            unsure.append(lower[met])
+        # Missed at g: one agent more at a time (without a limit in the noisy case)
+        missed = ~(ok[0] | ok[1])
+        if linear is not None:
+            missed[linear] = False
+            slow = linear[~(ok[0, linear] | ok[1, linear])]
+            if slow.size:
+                unsure.append(_step_up(slow, n, state[2], a, neg_tau, aht, sl, max_asa,
+                                       check_asa, out, steps=None))
+        higher = np.flatnonzero(missed)
         if higher.size:
-            unsure.append(_step_up(higher, n, wait, no_wait, level, spare, state, ia, poisson,
-                                   a, neg_tau, aht, sl, max_asa, check_asa))
+            unsure.append(_step_up(higher, n, state[2], a, neg_tau, aht, sl, max_asa,
+                                   check_asa, out))
         rest = np.concatenate(unsure) if unsure else higher
         if rest.size:
-            _settle_by_bisection(rest, a, aht, sl, secs, max_asa, check_asa,
+            _settle_by_bisection(rest, a, aht, sl, secs, max_asa, check_asa, least,
                                  n, wait, no_wait, level, spare)
     return n, wait, no_wait, level, spare
 
 
-def _step_up(idx: npt.NDArray[np.intp], n: FloatArray, wait: FloatArray, no_wait: FloatArray,
-             level: FloatArray, spare: FloatArray, state: FloatArray, inv_load: FloatArray,
-             poisson: BoolArray | None, a: FloatArray, neg_tau: FloatArray, aht: FloatArray,
-             sl: FloatArray, max_asa: FloatArray, check_asa: bool, steps: int = 6
-             ) -> npt.NDArray[np.intp]:
-    """Intervals that missed at n: add agents from the exact state, write answers in place.
+def _step_up(idx: npt.NDArray[np.intp], n: FloatArray, b_at_n: FloatArray, a: FloatArray,
+             neg_tau: FloatArray, aht: FloatArray, sl: FloatArray, max_asa: FloatArray,
+             check_asa: bool, out: tuple[FloatArray, FloatArray, FloatArray, FloatArray],
+             steps: int | None = 6) -> npt.NDArray[np.intp]:
+    """Intervals that missed at n: add agents from the exact B at n, answers in place.
 
-    ``poisson`` says which intervals are on the Poisson path (None: all). Returns the
-    intervals still unanswered after ``steps`` agents or whose next count would take the
-    other Erlang B path.
+    ``out`` is (wait, no_wait, level, spare). Returns the intervals still unanswered after
+    ``steps`` agents (None: no limit) or that reached the far tail (see _FAR_TAIL).
     """
     k = n[idx]
-    st = state[idx]
-    aa, ia, nt, hh = a[idx], inv_load[idx], neg_tau[idx], aht[idx]
+    b = b_at_n[idx]
+    aa, nt, hh = a[idx], neg_tau[idx], aht[idx]
     ss, mm = _part(sl, idx), _part(max_asa, idx)
-    on_path = np.ones(idx.size, dtype=bool) if poisson is None else poisson[idx]
-    mixed = not on_path.all()
     todo = np.ones(idx.size, dtype=bool)
-    settle = np.zeros(idx.size, dtype=bool)
-    for _ in range(steps):
+    far = np.zeros(idx.size, dtype=bool)
+    for _ in itertools.count() if steps is None else range(steps):
         k = k + 1.0
-        index = k.astype(np.intp) + 2  # of 1/k! in _INV_FACTORIAL
-        if k.max() > _POISSON_MAX_AGENTS or aa.min() < _POISSON_SAFE_LOAD:
-            leaving = todo & on_path & ~_poisson_path(aa, k)
-            settle |= leaving  # k takes the damped recursion in erlang_b: settled elsewhere
-            todo &= ~leaving
-            np.minimum(index, _POISSON_MAX_AGENTS + 2, out=index)
-        t = st * ia
-        c = np.take(_INV_FACTORIAL, index)
-        z = t + c
-        if not mixed:
-            b, bc, st = c / z, t / z, z
-        else:
-            ab = aa * st
-            denom = k + ab
-            b = np.where(on_path, c / z, ab / denom)
-            bc = np.where(on_path, t / z, k / denom)
-            st = np.where(on_path, z, b)
-        met, w, nw, lv, sp = _targets_met(k, b, bc, aa, nt, hh, ss, mm, check_asa)
+        ab = aa * b
+        denom = k + ab
+        b = ab / denom  # the step of erlang_b's recursions
+        if b.min() < _FAR_TAIL:
+            far |= todo & (b < _FAR_TAIL) & ~_shared_path(aa, k)
+            todo &= ~far
+        met, *values = _targets_met(k, b, k / denom, aa, nt, hh, ss, mm, check_asa)
         new = np.flatnonzero(met & todo)
         if new.size:
             dst = idx[new]
-            n[dst], wait[dst], no_wait[dst] = k[new], w[new], nw[new]
-            level[dst], spare[dst] = lv[new], sp[new]
+            n[dst] = k[new]
+            for arr, val in zip(out, values, strict=True):
+                arr[dst] = val[new]
             todo[new] = False
         if not todo.any():
             break
-    unanswered: npt.NDArray[np.intp] = idx[todo | settle]
+    unanswered: npt.NDArray[np.intp] = idx[todo | far]
     return unanswered
 
 
 def _settle_by_bisection(idx: npt.NDArray[np.intp], a: FloatArray, aht: FloatArray,
                          sl: FloatArray, secs: FloatArray, max_asa: FloatArray,
-                         check_asa: bool, n: FloatArray, wait: FloatArray,
-                         no_wait: FloatArray, level: FloatArray, spare: FloatArray) -> None:
+                         check_asa: bool, least: FloatArray | None, n: FloatArray,
+                         wait: FloatArray, no_wait: FloatArray, level: FloatArray,
+                         spare: FloatArray) -> None:
     """The slow, sure path: bisect with erlang_c itself and write the answers in place."""
     def met_at(i: npt.NDArray[np.intp], counts: FloatArray
                ) -> tuple[BoolArray, FloatArray, FloatArray, FloatArray, FloatArray]:
@@ -962,13 +977,18 @@ def _settle_by_bisection(idx: npt.NDArray[np.intp], a: FloatArray, aht: FloatArr
         b, bc = _erlang_b_flat(ai, counts)
         out = _targets_met(counts, b, bc, ai, -(_part(secs, i) / aht[i]), aht[i],
                            _part(sl, i), _part(max_asa, i), check_asa)
-        return (out[0] & (counts > ai),) + out[1:]
+        met = out[0] & (counts > ai)
+        if least is not None:
+            met &= counts >= least[i]
+        return (met,) + out[1:]
 
     def met(sub: npt.NDArray[np.intp], counts: FloatArray) -> BoolArray:
         return met_at(idx[sub], counts)[0]
 
     lo = np.floor(a[idx])  # never meets the targets
-    hi = np.ceil(a[idx] + 3.0 * np.sqrt(a[idx]) + 2.0)
+    if least is not None:
+        lo = np.maximum(lo, least[idx] - 1.0)
+    hi = np.maximum(np.ceil(a[idx] + 3.0 * np.sqrt(a[idx]) + 2.0), lo + 1.0)
     everyone = np.arange(idx.size)
     bad = ~met(everyone, hi)
     while bad.any():
@@ -1046,17 +1066,13 @@ def required_agents(calls: npt.ArrayLike, interval_seconds: npt.ArrayLike, aht: 
     # cheaper than gathering the busy intervals and scattering their answers back.
     idle = a == 0
     any_idle = bool(idle.any())
-    n, wait, no_wait, level, spare = _search_erlang_c(
-        np.where(idle, 1.0, a) if any_idle else a, hf, slf, sef, spf)
-    if max_occupancy is not None:
-        n_occ = _min_agents_for_occupancy(a, ocf)
-        raised = np.flatnonzero(n_occ > n)
-        if raised.size:
-            ar, nr, hr = a[raised], n_occ[raised], hf[raised]
-            c = _erlang_c_flat(ar, nr)
-            n[raised], wait[raised], no_wait[raised], spare[raised] = nr, c.wait, c.no_wait, \
-                c.spare
-            level[raised] = c.no_wait - c.wait * np.expm1(-(c.spare * (_part(sef, raised) / hr)))
+    # An occupancy cap is a least count (occupancy A/n falls as n grows): the search starts
+    # there, so with a service level that is not monotone at the last ulp (targets within
+    # 1e-10 of 100%) the answer is still the first count meeting every target.
+    least = None if max_occupancy is None else \
+        np.maximum(_min_agents_for_occupancy(a, ocf), 1.0)
+    n, wait, _, level, spare = _search_erlang_c(
+        np.where(idle, 1.0, a) if any_idle else a, hf, slf, sef, spf, least)
     # Every busy interval is stable here (n > A): the ASA needs none of the unstable-queue
     # cases of asa (same expression otherwise).
     speed_of_answer = wait * hf / spare
@@ -1393,9 +1409,8 @@ def erlang_a_required_agents(calls: npt.ArrayLike, interval_seconds: npt.ArrayLi
     endless = np.isinf(pf) & (r > 0)
     if endless.any():
         sel = endless
-        n_c = _search_erlang_c(r[sel], hf[sel], slf[sel], sef[sel], np.full((), np.inf))[0]
-        n_c = np.maximum(n_c, _min_agents_for_occupancy(r[sel], ocf[sel]))
-        n[sel] = n_c
+        n[sel] = _search_erlang_c(r[sel], hf[sel], slf[sel], sef[sel], np.full((), np.inf),
+                                  _min_agents_for_occupancy(r[sel], ocf[sel]))[0]
     work = (r > 0) & ~endless
     if work.any():
         w = np.flatnonzero(work)

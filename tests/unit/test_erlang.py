@@ -412,3 +412,165 @@ def test_required_agents_batch_with_idle_intervals_and_per_interval_targets() ->
             assert getattr(req, field)[q, i] == getattr(one, field), (field, q, i)
     assert req.agents[0, 0] == 0 and req.seats[1, 2] == 0 and req.asa[0, 3] == 0.0
     assert req.service_level[0, 0] == 1.0 and req.wait_probability[1, 2] == 0.0
+
+
+# ------------------------------------------- required agents: the guessed-window search
+
+FIELDS = ("traffic", "agents", "seats", "service_level", "asa", "occupancy",
+          "wait_probability", "abandon")
+
+
+def linear_search(a: np.ndarray, aht: np.ndarray, sl: np.ndarray, secs: np.ndarray,
+                  max_asa: np.ndarray, max_occ: np.ndarray) -> np.ndarray:
+    """The first count meeting every target, trying one agent after another.
+
+    Each count is judged with the public service_level, asa and occupancy. The walk starts
+    at floor(A) + 1, or at the count the occupancy cap needs if that is higher (occupancy
+    A/n only falls as n grows, so no count below it can meet the cap).
+    """
+    n = np.maximum(np.floor(a) + 1.0, np.ceil(a / max_occ) - 1.0)
+    while True:
+        todo = np.flatnonzero(~((service_level(a, n, aht, secs) >= sl)
+                                & (asa(a, n, aht) <= max_asa)
+                                & (occupancy(a, n) <= max_occ)) & (a > 0))
+        if not todo.size:
+            return np.where(a > 0, n, 0.0)
+        n[todo] += 1.0
+
+
+def random_intervals(rng: np.random.Generator, size: int, kind: int
+                     ) -> tuple[np.ndarray, ...]:
+    """Loads, AHT and targets for one batch; kind picks the load range."""
+    low, high = [(1e-6, 3000.0), (1e-300, 1e-3), (55.0, 75.0), (0.2, 40.0)][kind]
+    a = np.exp(rng.uniform(math.log(low), math.log(high), size))
+    if kind == 3:
+        a = np.floor(a) + (rng.random(size) < 0.5) * 0.5  # whole and half loads
+    a[rng.random(size) < 0.05] = 0.0
+    aht = rng.uniform(10.0, 900.0, size)
+    sl = rng.choice([0.0, 0.01, 0.5, 0.8, 0.95, 0.999, 1 - 1e-9, 1 - 2**-52], size)
+    secs = rng.choice([0.0, 1.0, 20.0, 60.0, 600.0, 1e5], size)
+    max_asa = np.where(rng.random(size) < 0.3, rng.uniform(0.1, 300.0, size), 1e300)
+    max_occ = np.where(rng.random(size) < 0.3, rng.uniform(0.5, 1.0, size), 1.0)
+    return a, aht, sl, secs, max_asa, max_occ
+
+
+@pytest.mark.parametrize("kind", [0, 1, 2, 3])
+def test_required_agents_equals_a_linear_search(kind: int) -> None:
+    """Tiny to large loads, targets near 0 and 1, ASA and occupancy caps: the answers are
+    those of trying one agent after another, and every reported figure is the public
+    function's value at the answer, bit for bit."""
+    rng = np.random.default_rng(100 + kind)
+    a, aht, sl, secs, max_asa, max_occ = random_intervals(rng, 250, kind)
+    calls = a * 1800.0 / aht
+    plan = required_agents(calls, 1800.0, aht, sl, secs, max_occ, target_asa=max_asa)
+    load = plan.traffic
+    np.testing.assert_array_equal(
+        plan.agents, linear_search(load, aht, sl, secs, max_asa, max_occ))
+    busy = load > 0
+    n = plan.agents
+    for got, ref in ((plan.service_level, service_level(load, n, aht, secs)),
+                     (plan.asa, asa(load, n, aht)),
+                     (plan.wait_probability, erlang_c(load, n)),
+                     (plan.occupancy, occupancy(load, n))):
+        np.testing.assert_array_equal(got[busy], ref[busy])
+
+
+@pytest.mark.parametrize("target_sl", [0.0, 0.8, 0.999999, 1 - 2**-52])
+def test_required_agents_with_one_target_equals_a_linear_search(target_sl: float) -> None:
+    """Scalar targets (the common call) over loads from 1e-5 to 5,000 Erlangs."""
+    rng = np.random.default_rng(7)
+    a = np.exp(rng.uniform(math.log(1e-5), math.log(5000.0), 300))
+    aht = rng.uniform(30.0, 600.0, 300)
+    plan = required_agents(a * 900.0 / aht, 900.0, aht, target_sl, 20.0)
+    ones = np.ones(300)
+    expected = linear_search(plan.traffic, aht, target_sl * ones, 20.0 * ones, np.inf * ones,
+                             ones)
+    np.testing.assert_array_equal(plan.agents, expected)
+
+
+@pytest.mark.parametrize("shift", [-60, -5, -2, -1, 1, 2, 4, 9, 80])
+def test_a_wrong_first_guess_costs_time_not_the_answer(
+        shift: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Halfin-Whitt guess only says where to look first: guesses shifted by a few or
+    many agents (through the step-up, the look below and the bisection) give the same
+    plan, bit for bit."""
+    rng = np.random.default_rng(5)
+    a, aht, sl, secs, max_asa, max_occ = random_intervals(rng, 200, 0)
+    sl = np.minimum(sl, 0.999)  # monotone service levels: one right answer, not a first one
+    calls = a * 1800.0 / aht
+    expected = required_agents(calls, 1800.0, aht, sl, secs, max_occ, target_asa=max_asa)
+    guess = erlang._first_guess
+
+    def shifted(*args: object, **kwargs: object) -> np.ndarray:
+        return np.maximum(guess(*args, **kwargs) + shift, 1.0)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(erlang, "_first_guess", shifted)
+    got = required_agents(calls, 1800.0, aht, sl, secs, max_occ, target_asa=max_asa)
+    for field in FIELDS:
+        np.testing.assert_array_equal(getattr(got, field), getattr(expected, field), field)
+
+
+def test_erlang_b_on_both_paths_matches_mpmath() -> None:
+    """Loads up to 64 Erlangs and up to 160 agents run the recursion with one shared count,
+    the rest the damped recursion: both exact at and around the limits, tiny loads too."""
+    worst = 0.0
+    for traffic in (1e-12, 0.003, 0.0235, 0.5, 7.3, 40.0, 63.999, 64.0, 64.001, 80.0):
+        for n in (1, 2, 3, 9, 40, 63, 64, 65, 100, 159, 160, 161):
+            got = float(erlang_b(traffic, n))
+            worst = max(worst, rel_err(got, ref_erlang_b(traffic, n)))
+            late = ref_erlang_c(traffic, n) * mp.exp(-(n - mp.mpf(traffic)) * 20 / mp.mpf(180))
+            if n > traffic:
+                worst = max(worst, rel_err(float(wait_exceeds(traffic, n, 180, 20)), late))
+                worst = max(worst, rel_err(float(service_level(traffic, n, 180, 20)), 1 - late))
+    assert worst < TOL
+
+
+def test_erlang_b_batches_across_both_paths_equal_single_calls() -> None:
+    """Which path an element takes depends on its own load and count only; where both
+    start at 0 agents they give the same bits."""
+    traffic = np.array([1e-200, 0.01, 0.02, 3.0, 64.0, 64.5, 0.5, 120.0, 40.0, 1000.0])
+    agents = np.array([1, 200, 159, 5, 160, 70, 161, 130, 30, 1100])
+    batch = erlang_b(traffic, agents)
+    single = [float(erlang_b(t, n)) for t, n in zip(traffic, agents, strict=True)]
+    assert batch.tolist() == single
+    shared = erlang_b(np.full(4, 50.0), np.array([100, 159, 160, 161]))
+    damped = erlang._damped_recursion(np.full(4, 50.0), np.array([100.0, 159, 160, 161]),
+                                      np.zeros(4))[0]
+    assert shared.tolist() == damped.tolist()
+
+
+@pytest.mark.parametrize("guess", [None, 159.0, 161.0, 162.0, 163.0, 240.0])
+def test_answers_at_the_end_of_the_shared_count_path_do_not_depend_on_the_guess(
+        guess: float | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """60 Erlangs and an ASA cap met first at 160 agents (the last count run with a shared
+    count) or at 161 (the first past it): the plan is erlang_c's, wherever the search
+    looks first."""
+    if guess is not None:
+        monkeypatch.setattr(erlang, "_first_guess",
+                            lambda a, *_: np.full(np.shape(a), guess))
+    plan = required_agents([60.0, 60.0], 180.0, 180.0, 0.0, 20.0, target_asa=[3e-26, 1e-26])
+    assert plan.agents.tolist() == [160, 161]
+    assert asa(60.0, 159, 180.0) > 3e-26 >= asa(60.0, 160, 180.0)
+    np.testing.assert_array_equal(plan.asa, asa(60.0, plan.agents, 180.0))
+    np.testing.assert_array_equal(plan.wait_probability, erlang_c(60.0, plan.agents))
+    np.testing.assert_array_equal(plan.service_level,
+                                  service_level(60.0, plan.agents, 180.0, 20.0))
+
+
+def test_huge_loads_are_answered_near_the_guess(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above 10^4 Erlangs the first guess is solved, not read from its grid (one grid step
+    is worth many agents there): every answer is found by the window or a few steps up,
+    never by the bisection, whose every probe reruns the whole Erlang B recursion."""
+    def no_bisection(*_: object) -> None:
+        raise AssertionError("bisection used")
+
+    monkeypatch.setattr(erlang, "_settle_by_bisection", no_bisection)
+    load = np.array([2e4, 3e5, 1e6, 4e6])
+    for sl, secs, target_asa in ((0.8, 20.0, None), (0.95, 1.0, None), (0.5, 600.0, None),
+                                 (0.8, 20.0, 2.0), (0.0, 20.0, 0.01)):
+        n = required_agents(load, 1.0, 1.0, sl, secs / 180.0, target_asa=target_asa).agents
+        met = [service_level(load, k, 1.0, secs / 180.0) >= sl for k in (n, n - 1)]
+        if target_asa is not None:
+            met = [ok & (asa(load, k, 1.0) <= target_asa) for ok, k in zip(met, (n, n - 1),
+                                                                            strict=True)]
+        assert met[0].all() and not met[1].any(), (sl, secs, target_asa)
