@@ -157,18 +157,18 @@ def _caps(settings: PacingSettings, ready: int, talking: int, wrapping: int,
     return min(max(lower, 0), upper), upper
 
 
-class ProgressivePacer:
-    """One dial per ready agent not already covered by a ringing dial (dial ratio 1:1)."""
+class _RulePacer:
+    """A pacer that follows a fixed rule: it learns nothing, but checks what it is told."""
 
     def __init__(self, settings: PacingSettings | None = None) -> None:
         self.settings = settings or PacingSettings()
 
     def configure(self, settings: PacingSettings) -> None:
-        """Adopt new settings (only the ringing cap applies to progressive dialing)."""
+        """Adopt new settings (the caps; the rule itself stays)."""
         self.settings = settings
 
     def record_attempt(self, ring_seconds: float, outcome: str) -> None:
-        """Validate and ignore: progressive dialing learns nothing."""
+        """Validate and ignore: a rule learns nothing."""
         _check_seconds("ring_seconds", ring_seconds)
         _check_outcome(outcome)
 
@@ -176,6 +176,10 @@ class ProgressivePacer:
         """Validate and ignore."""
         _check_seconds("talk_seconds", talk_seconds)
         _check_seconds("wrap_seconds", wrap_seconds)
+
+
+class ProgressivePacer(_RulePacer):
+    """One dial per ready agent not already covered by a ringing dial (dial ratio 1:1)."""
 
     def dials_to_place(self, now: float, agents_ready: int,
                        agents_talking: Sequence[float],
@@ -188,34 +192,21 @@ class ProgressivePacer:
         return max(0, min(agents_ready - len(dials_ringing), cap))
 
 
-class FixedRatioPacer:
+class FixedRatioPacer(_RulePacer):
     """``ratio`` lines per available agent: place ``floor(ratio x agents) - in flight``.
 
     ``agents`` are the ready and talking agents (agents in wrap-up are paused, as in
     VICIdial's RATIO dial method); in flight are the ringing dials and the calls with an
-    agent. Bounded by the settings' ``max_ratio`` and ``max_ringing_per_agent``.
+    agent. Bounded by the settings' ``max_ratio`` and ``max_ringing_per_agent``; a new
+    configuration changes those caps and keeps the ratio.
     """
 
     def __init__(self, ratio: float, settings: PacingSettings | None = None) -> None:
         if isinstance(ratio, bool) or not (isinstance(ratio, (int, float))
                                            and math.isfinite(ratio) and ratio >= 1.0):
             raise ValueError(f"ratio: expected a number >= 1.0, got {ratio!r}")
+        super().__init__(settings)
         self.ratio = float(ratio)
-        self.settings = settings or PacingSettings()
-
-    def configure(self, settings: PacingSettings) -> None:
-        """Adopt new settings (the ratio is kept; the caps change)."""
-        self.settings = settings
-
-    def record_attempt(self, ring_seconds: float, outcome: str) -> None:
-        """Validate and ignore: a fixed ratio learns nothing."""
-        _check_seconds("ring_seconds", ring_seconds)
-        _check_outcome(outcome)
-
-    def record_call(self, talk_seconds: float, wrap_seconds: float) -> None:
-        """Validate and ignore."""
-        _check_seconds("talk_seconds", talk_seconds)
-        _check_seconds("wrap_seconds", wrap_seconds)
 
     def dials_to_place(self, now: float, agents_ready: int,
                        agents_talking: Sequence[float],
