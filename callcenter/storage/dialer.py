@@ -64,11 +64,11 @@ from callcenter.storage.dialer_records import (
     LeadToDial,
     LedgerDay,
     RowProblem,
+    dialable_phone,
 )
 from callcenter.storage.records import (
     InvalidFieldError,
     aware_datetime,
-    normalize_phone,
     positive_int,
 )
 from callcenter.storage.repository import (
@@ -138,7 +138,7 @@ _T = TypeVar("_T")
 
 def phone_hash(phone: str) -> str:
     """SHA-256 hex of the normalised number: what attempt rows keep after destruction."""
-    return hashlib.sha256(normalize_phone(phone).encode("ascii")).hexdigest()
+    return hashlib.sha256(dialable_phone(phone).encode("ascii")).hexdigest()
 
 
 def _chunks(items: Sequence[_T], size: int) -> Iterable[Sequence[_T]]:
@@ -656,7 +656,7 @@ def _phones(phones: Iterable[str]) -> list[str]:
         raise InvalidFieldError("phones", "must be a collection of numbers, not one string")
     result: dict[str, None] = {}
     for i, phone in enumerate(phones):
-        result[normalize_phone(phone, f"phones[{i}]")] = None
+        result[dialable_phone(phone, f"phones[{i}]")] = None
     return list(result)
 
 
@@ -677,7 +677,7 @@ def add_dnc(session: Session, phones: Iterable[str], *, source: str, reason: str
 
 def is_dnc(session: Session, phone: str) -> bool:
     """True if the (normalised) number is on the do-not-call list."""
-    return session.get(models.DncNumber, normalize_phone(phone)) is not None
+    return session.get(models.DncNumber, dialable_phone(phone)) is not None
 
 
 def remove_dnc(session: Session, phones: Iterable[str], *, actor: str, now: datetime) -> int:

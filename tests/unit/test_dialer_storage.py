@@ -572,3 +572,24 @@ def test_ledger_window_is_30_days_or_since_the_first_attempt(
     with pytest.raises(ValueError, match="^last: "):
         in_tx(sessions, store.abandon_ledger_days, campaign_id, first=start, last=start - timedelta(days=1),
               tz=SHANGHAI)
+
+
+def test_one_number_in_any_notation_is_one_lead_and_one_dnc_entry(sessions: sessionmaker[Session]) -> None:
+    """+86 138..., 0086138... and 138... are the same mobile line: a duplicate at import, and
+    a DNC entry in one notation stops a lead written in another."""
+    from callcenter.storage.dialer_records import dialable_phone
+
+    assert dialable_phone("+86 138 0013 8000") == dialable_phone("008613800138000") == "13800138000"
+    assert dialable_phone("8613800138000") == "13800138000"
+    assert dialable_phone("+862012345678") == "+862012345678"  # a landline keeps its form
+    with sessions.begin() as session:
+        (campaign,) = store.sync_campaigns(session, [Campaign("notation", timezone="Asia/Shanghai")])
+        result = store.import_leads(session, campaign.id, [LeadRow(line=2, phone="+86 138 0013 8000"),
+                                                           LeadRow(line=3, phone="13800138000"),
+                                                           LeadRow(line=4, phone="13900139000")],
+                                    list_name="n", source_file="n.csv", actor="t", now=NOW)
+        assert result.rows_ok == 2 and [p.line for p in result.problems] == [3]
+        store.add_dnc(session, ["0086 139 0013 9000"], source="t", now=NOW)
+        assert store.is_dnc(session, "+8613900139000")
+        claimed = store.claim_leads(session, campaign.id, limit=5, now=NOW)
+    assert [lead.phone for lead in claimed] == ["13800138000"]
