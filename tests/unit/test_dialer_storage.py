@@ -6,7 +6,6 @@ PostgreSQL (``postgres`` marker; the server comes from the ``tests.pgserver`` pl
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
@@ -31,6 +30,7 @@ from callcenter.storage.db import (
 )
 from callcenter.storage.dialer_records import AttemptResult, LeadRow, RowProblem
 from callcenter.storage.records import InvalidFieldError
+from tests.concurrency import run_at_once
 
 T = TypeVar("T")
 
@@ -289,27 +289,7 @@ def test_concurrent_claimers_never_share_a_lead(sessions: sessionmaker[Session],
     """Threads claiming at once (each in its own transaction) never get the same lead."""
     import_phones(sessions, campaign_id, phones(120))
     threads, rounds = 4, 8
-    barrier = threading.Barrier(threads)
-    got: list[int] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-
-    def worker() -> None:
-        try:
-            barrier.wait(timeout=30)
-            for _ in range(rounds):
-                leads = claim(sessions, campaign_id, 3)
-                with lock:
-                    got.extend(c.lead_id for c in leads)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
-
-    workers = [threading.Thread(target=worker) for _ in range(threads)]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join(timeout=120)
-    assert errors == []
+    got = run_at_once(threads, rounds, lambda: [c.lead_id for c in claim(sessions, campaign_id, 3)])
     assert len(got) == len(set(got)) == threads * rounds * 3
 
 

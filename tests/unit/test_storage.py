@@ -48,6 +48,7 @@ from callcenter.storage.tickets import (
     format_ticket_number,
     parse_ticket_number,
 )
+from tests.concurrency import run_at_once
 
 T = TypeVar("T")
 
@@ -307,29 +308,8 @@ def test_concurrent_ticket_allocation_gives_no_duplicates(
 ) -> None:
     """Threads creating call records at once get distinct, gap-free ticket numbers."""
     threads, per_thread = 6, 5
-    barrier = threading.Barrier(threads)
-    tickets: list[str] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-
-    def worker() -> None:
-        try:
-            barrier.wait(timeout=30)
-            for _ in range(per_thread):
-                record = in_tx(
-                    sessions, repo.create_call_record, new_call(), site_prefix="GD"
-                )
-                with lock:
-                    tickets.append(record.ticket_number)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
-
-    workers = [threading.Thread(target=worker) for _ in range(threads)]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join(timeout=120)
-    assert errors == []
+    tickets = run_at_once(threads, per_thread, lambda: [
+        in_tx(sessions, repo.create_call_record, new_call(), site_prefix="GD").ticket_number])
     expected = [
         format_ticket_number("GD", DAY, n) for n in range(1, threads * per_thread + 1)
     ]
