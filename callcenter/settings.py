@@ -23,6 +23,7 @@ from callcenter.yamlsource import (
     Location,
     Locations,
     Path_,
+    SourceProblem,
     YamlSourceError,
     load_yaml,
     merge,
@@ -55,16 +56,8 @@ _AGENT_ID = re.compile(r"^[0-9]{3,8}$")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,39}$")
 
 
-@dataclass(frozen=True)
-class ConfigProblem:
-    """One configuration error: where, which key, what is wrong."""
-
-    location: Location
-    key: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.location}: {self.key}: {self.message}" if self.key else f"{self.location}: {self.message}"
+ConfigProblem = SourceProblem
+"""One configuration error: where, which key, what is wrong (file:line:column: key: message)."""
 
 
 class ConfigError(ValueError):

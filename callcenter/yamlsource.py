@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Location", "Locations", "Path_", "YamlSourceError", "load_yaml", "merge"]
+__all__ = ["Location", "Locations", "Path_", "SourceProblem", "YamlSourceError", "load_yaml", "merge"]
 
 Path_ = tuple[str | int, ...]
 """A key path inside a document: ``("asterisk", "ami", "port")`` or ``("agents", 3, "id")``."""
@@ -32,6 +32,19 @@ class Location:
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class SourceProblem:
+    """One error in a YAML source (configuration, dialer settings, IVR flow): where, which
+    key (a dotted path; empty for the whole file) and what is wrong."""
+
+    location: Location
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.key}: {self.message}" if self.key else f"{self.location}: {self.message}"
 
 
 class YamlSourceError(ValueError):

@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from callcenter.yamlsource import Location, Locations, Path_, YamlSourceError, load_yaml
+from callcenter.yamlsource import (
+    Location,
+    Locations,
+    Path_,
+    SourceProblem,
+    YamlSourceError,
+    load_yaml,
+)
 
 __all__ = [
     "BranchNode",
@@ -58,17 +65,8 @@ _DIGITS = re.compile(r"^[0-9*#]$")
 _RANGE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 
 
-@dataclass(frozen=True)
-class FlowProblem:
-    """One error in a flow file, with where it was written."""
-
-    location: Location
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.field}: " if self.field else ""
-        return f"{self.location}: {where}{self.message}"
+FlowProblem = SourceProblem
+"""One error in a flow file, with where it was written (the same type as a configuration error)."""
 
 
 class FlowError(ValueError):
