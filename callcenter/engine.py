@@ -27,7 +27,7 @@ from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -41,6 +41,7 @@ from callcenter.ivr.flow import Flow
 from callcenter.ivr.interpreter import CallFacts
 from callcenter.ivr.runner import run_flow
 from callcenter.metrics import EngineMetrics
+from callcenter.pending import PendingWork
 from callcenter.settings import Settings
 from callcenter.staffing.live import LiveStaffingAdvisor, StaffingAdvice
 from callcenter.state.agents import AgentAnomaly, AgentBoard, AgentStateChanged
@@ -158,7 +159,7 @@ class Engine(Service):
         """Agent id -> linkedid of the call last offered to that agent."""
         self._connected_agent: dict[str, tuple[str | None, float]] = {}
         """Linkedid -> (agent id, seconds in queue) from AgentConnect, until the call ends."""
-        self._pending: set[Deferred[Any]] = set()
+        self._pending = PendingWork()
         self._subscriptions: list[Subscription | ListenerHandle] = []
 
     # ------------------------------------------------------------------ lifecycle
@@ -187,10 +188,8 @@ class Engine(Service):
         if self._agent_tick is not None and self._agent_tick.active():
             self._agent_tick.cancel()
         self._agent_tick = None
-        if not self._pending:
-            return None
         # Call records and recordings in flight are written before the daemon stops.
-        return DeferredList(list(self._pending), consumeErrors=True).addCallback(lambda _: None)
+        return self._pending.wait()
 
     def agi_router(self) -> Mapping[str, Callable[[AgiSession], Any]]:
         """FastAGI scripts this engine serves, by script name."""
@@ -310,13 +309,7 @@ class Engine(Service):
 
     def _track(self, d: Deferred[Any]) -> None:
         """Keep ``d`` until it fires, so a stopping daemon waits for its writes."""
-        self._pending.add(d)
-
-        def done(result: object) -> object:
-            self._pending.discard(d)
-            return result
-
-        d.addBoth(done)
+        self._pending.track(d)
 
     # ------------------------------------------------------------------ call records
 

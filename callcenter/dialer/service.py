@@ -25,7 +25,6 @@ and the lead is dialed from it (``[dialer-preview]``).
 
 from __future__ import annotations
 
-import itertools
 import secrets
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -36,7 +35,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -55,6 +54,7 @@ from callcenter.dialer.pacing import (
     ProgressivePacer,
     VicidialAdaptivePacer,
 )
+from callcenter.pending import PendingWork
 from callcenter.state.agents import AgentBoard, AgentState
 from callcenter.storage import dialer as store
 from callcenter.storage.dialer_records import AttemptResult, CampaignRecord, LeadToDial
@@ -206,10 +206,8 @@ class DialerService(Service):
         self._by_id: dict[int, _Campaign] = {}
         self._loop: LoopingCall | None = None
         self._subscriptions: list[Subscription | ListenerHandle] = []
-        self._pending: set[Deferred[Any]] = set()
-        self._ids = itertools.count(1)
+        self._pending = PendingWork()
         self._token = secrets.token_hex(3)
-        self._pacing_recorded: set[int] = set()
         self.ready: Deferred[None] = Deferred()
 
     # ------------------------------------------------------------------ lifecycle
@@ -255,9 +253,7 @@ class DialerService(Service):
                 self._ended(end)
         for agent, (_, lead) in list(self._previews.items()):
             self._close_preview(agent, lead, "previewed, not dialed: dialer stopped")
-        if not self._pending:
-            return None
-        return DeferredList(list(self._pending), consumeErrors=True).addCallback(lambda _: None)
+        return self._pending.wait()
 
     # ------------------------------------------------------------------ configuration
 
@@ -498,7 +494,6 @@ class DialerService(Service):
             campaign = self._by_id.get(fact.dial.campaign_id)
             if campaign is not None:
                 campaign.pacer.record_attempt(fact.verdict_seconds, "human")
-                self._pacing_recorded.add(fact.dial.attempt_id)
                 campaign.connect_latencies.append(fact.connect_seconds)
                 self.metrics.connect_seconds.labels(campaign.name).observe(fact.connect_seconds)
             if fact.dial.agent:
@@ -524,12 +519,11 @@ class DialerService(Service):
             live = campaign.outcomes["human"] + campaign.outcomes["abandoned"]
             if live:
                 self.metrics.abandon_rate.labels(name).set(campaign.outcomes["abandoned"] / live)
-            if end.dial.attempt_id not in self._pacing_recorded:
+            if end.dial.connected_at is None:  # a connected call was learned at its connect
                 campaign.pacer.record_attempt(end.verdict_seconds, end.outcome)
             if end.outcome == "human" and end.dial.connected_at is not None:
                 talk = max(0.0, end.ended_at - end.dial.connected_at)
                 campaign.pacer.record_call(talk, self.wrapup_seconds(campaign.config.campaign.queue))
-        self._pacing_recorded.discard(end.dial.attempt_id)
         _log.info("dialer.attempt_ended campaign={campaign} attempt={attempt} lead={lead} outcome={outcome} "
                   "ring={ring:.1f} connect={connect} detail={detail}", campaign=name, attempt=end.dial.attempt_id,
                   lead=end.dial.lead_id, outcome=end.outcome, ring=end.ring_seconds,
@@ -591,12 +585,5 @@ class DialerService(Service):
         return len(self._pending)
 
     def _track(self, d: Deferred[Any]) -> Deferred[Any]:
-        self._pending.add(d)
-
-        def done(result: object) -> object:
-            self._pending.discard(d)
-            return result
-
-        d.addBoth(done)
-        return d
+        return self._pending.track(d)
 
