@@ -27,6 +27,7 @@ from callcenter.storage.records import (
     InvalidFieldError,
     aware_datetime,
     normalize_phone,
+    optional_text,
     positive_int,
 )
 
@@ -78,17 +79,6 @@ def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(value))
 
 
-def _optional_short(field_name: str, value: object, max_length: int = _SHORT_TEXT) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidFieldError(field_name, f"must be a string or None, got {value!r}")
-    text = value.strip()
-    if len(text) > max_length:
-        raise InvalidFieldError(field_name, f"must be at most {max_length} characters, got {len(text)}")
-    return text or None
-
-
 def _optional_seconds(field_name: str, value: object) -> float | None:
     if value is None:
         return None
@@ -136,8 +126,8 @@ class LeadRow:
     def __post_init__(self) -> None:
         object.__setattr__(self, "line", positive_int("line", self.line))
         object.__setattr__(self, "phone", dialable_phone(self.phone))
-        object.__setattr__(self, "name", _optional_short("name", self.name, MAX_NAME_LENGTH))
-        tz = _optional_short("timezone", self.timezone)
+        object.__setattr__(self, "name", optional_text("name", self.name, MAX_NAME_LENGTH))
+        tz = optional_text("timezone", self.timezone, _SHORT_TEXT)
         if tz is not None:
             try:
                 zone(tz)
@@ -179,7 +169,7 @@ class AttemptResult:
             value = getattr(self, name)
             object.__setattr__(self, name, None if value is None else aware_datetime(name, value))
         for name, length in (("amd_status", 32), ("amd_cause", 64), ("agent_id", 64), ("uniqueid", 64)):
-            object.__setattr__(self, name, _optional_short(name, getattr(self, name), length))
+            object.__setattr__(self, name, optional_text(name, getattr(self, name), length))
         if self.detail is not None and not isinstance(self.detail, str):
             raise InvalidFieldError("detail", f"must be a string or None, got {self.detail!r}")
 

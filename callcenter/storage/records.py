@@ -82,7 +82,7 @@ def _required_text(field: str, value: object, max_length: int) -> str:
     return text
 
 
-def _optional_text(field: str, value: object, max_length: int) -> str | None:
+def optional_text(field: str, value: object, max_length: int) -> str | None:
     """None or a blank string give None; otherwise a stripped string of bounded length."""
     if value is None:
         return None
@@ -100,7 +100,7 @@ def _free_text(field: str, value: object) -> str:
 
 
 def _email(value: object) -> str | None:
-    email = _optional_text("email", value, 254)
+    email = optional_text("email", value, 254)
     if email is not None and not _EMAIL_RE.fullmatch(email):
         raise InvalidFieldError(
             "email", f"must look like name@example.org, got {value!r}"
@@ -309,17 +309,17 @@ class CallRecord:
 # Checks shared by NewCallRecord and CallRecordUpdate, by field name.
 _CALL_RECORD_CHECKS: Final[dict[str, Any]] = {
     "customer_id": lambda v: _optional_id("customer_id", v),
-    "customer_name": lambda v: _optional_text("customer_name", v, 200),
-    "phone": lambda v: _optional_text("phone", v, 32),
-    "issue_type": lambda v: _optional_text("issue_type", v, 64),
+    "customer_name": lambda v: optional_text("customer_name", v, 200),
+    "phone": lambda v: optional_text("phone", v, 32),
+    "issue_type": lambda v: optional_text("issue_type", v, 64),
     "description": lambda v: _free_text("description", v),
-    "outcome": lambda v: _optional_text("outcome", v, 64),
+    "outcome": lambda v: optional_text("outcome", v, 64),
     "follow_up_at": lambda v: _optional_datetime("follow_up_at", v),
     "csat": _csat,
-    "agent_id": lambda v: _optional_text("agent_id", v, 64),
-    "queue": lambda v: _optional_text("queue", v, 64),
-    "uniqueid": lambda v: _optional_text("uniqueid", v, 64),
-    "linkedid": lambda v: _optional_text("linkedid", v, 64),
+    "agent_id": lambda v: optional_text("agent_id", v, 64),
+    "queue": lambda v: optional_text("queue", v, 64),
+    "uniqueid": lambda v: optional_text("uniqueid", v, 64),
+    "linkedid": lambda v: optional_text("linkedid", v, 64),
     "answered_at": lambda v: _optional_datetime("answered_at", v),
     "ended_at": lambda v: _optional_datetime("ended_at", v),
     "wait_seconds": lambda v: _optional_seconds("wait_seconds", v),
@@ -432,7 +432,7 @@ class NewRecording:
         _set(self, "duration_seconds", _duration(self.duration_seconds))
         _set(self, "size_bytes", non_negative_int("size_bytes", self.size_bytes))
         _set(self, "format", _recording_format(self.format))
-        _set(self, "agent_id", _optional_text("agent_id", self.agent_id, 64))
+        _set(self, "agent_id", optional_text("agent_id", self.agent_id, 64))
 
 
 def changed_fields(update: CustomerUpdate | CallRecordUpdate) -> dict[str, object]:
