@@ -108,13 +108,15 @@ class DialBook:
         """Every call in flight, oldest first."""
         return sorted(self._by_attempt.values(), key=lambda d: d.placed_at)
 
-    def ringing(self, now: float) -> list[float]:
-        """Seconds each unanswered call has been ringing (the pacer's ``dials_ringing``)."""
-        return [now - d.placed_at for d in self._by_attempt.values() if d.answered_at is None]
+    def ringing(self, now: float, campaign_id: int | None = None) -> list[float]:
+        """Seconds each unanswered call (of ``campaign_id``, or all) has been ringing."""
+        return [now - d.placed_at for d in self._by_attempt.values()
+                if d.answered_at is None and campaign_id in (None, d.campaign_id)]
 
-    def answered_waiting(self) -> int:
-        """Answered calls not yet with an agent nor ended (in AMD or the queue)."""
-        return sum(1 for d in self._by_attempt.values() if d.answered_at is not None and d.connected_at is None)
+    def answered_waiting(self, campaign_id: int | None = None) -> list[Dial]:
+        """Answered calls (of ``campaign_id``, or all) not yet with an agent nor ended: in AMD or the queue."""
+        return [d for d in self._by_attempt.values()
+                if d.answered_at is not None and d.connected_at is None and campaign_id in (None, d.campaign_id)]
 
     def placed(self, attempt_id: int, lead_id: int, campaign_id: int, uniqueid: str, now: float) -> Dial:
         """An ``Originate`` was sent for ``attempt_id`` with ``ChannelId: uniqueid``."""

@@ -353,16 +353,14 @@ class DialerService(Service):
         # agent counts as ringing, aged from when it was placed, plus the leads being claimed
         # right now. The predictive pacer also takes the calls already answered (in AMD or
         # the queue: most of them are people about to need an agent) apart.
-        mine = [d for d in self.book.dials() if d.campaign_id == campaign.record.id and d.connected_at is None]
-        ringing = [now - d.placed_at for d in mine if d.answered_at is None]
-        ringing += [0.0] * campaign.claiming
-        answered = [(d.placed_at, d.answered_at) for d in mine if d.answered_at is not None]
+        ringing = self.book.ringing(now, campaign.record.id) + [0.0] * campaign.claiming
+        answered = self.book.answered_waiting(campaign.record.id)
         if isinstance(campaign.pacer, PredictivePacer):
-            want = campaign.pacer.dials_to_place(now, ready, talking, wrapping, ringing,
-                                                 dials_answered=[max(0.0, now - at) for _, at in answered])
+            since_answer = [max(0.0, now - (d.answered_at or now)) for d in answered]
+            want = campaign.pacer.dials_to_place(now, ready, talking, wrapping, ringing, dials_answered=since_answer)
         else:
             want = campaign.pacer.dials_to_place(now, ready, talking, wrapping,
-                                                 ringing + [now - placed for placed, _ in answered])
+                                                 ringing + [now - d.placed_at for d in answered])
         campaign.last_decision = want
         want = min(want, MAX_DIALS_PER_TICK)
         if want <= 0 or campaign.claiming:

@@ -38,7 +38,8 @@ def test_human_connected_to_an_agent_reports_connect_latency() -> None:
     """Answer at 104, AMD says HUMAN at 106.5, agent bridged at 107.1: human, 4 s ring, 0.6 s connect."""
     book = book_with()
     assert book.originate_response(7, ev("OriginateResponse", Response="Success", Reason="4"), 104.0) is None
-    assert book.ringing(105.0) == [] and book.answered_waiting() == 1
+    assert book.ringing(105.0) == [] and len(book.answered_waiting()) == 1
+    assert book.answered_waiting(campaign_id=2) == [] and book.ringing(105.0, campaign_id=2) == []
     assert book.handle(user("DialerAnswered", 7), 104.1) is None
     assert book.handle(user("DialerAMD", 7, AMDStatus="HUMAN", AMDCause="HUMAN-800-800"), 106.5) is None
     connected = book.handle(ev("AgentConnect", Uniqueid="dial-7", Interface="Local/2101@lab-agents/n"), 107.1)
@@ -46,7 +47,7 @@ def test_human_connected_to_an_agent_reports_connect_latency() -> None:
     assert connected.ring_seconds == pytest.approx(4.0) and connected.connect_seconds == pytest.approx(0.6)
     assert connected.verdict_seconds == pytest.approx(6.5)  # what the pacer learns: dial -> needs an agent
     assert book.handle(ev("AgentConnect", Uniqueid="dial-7", Interface="Local/2101@lab-agents/n"), 107.2) is None
-    assert book.answered_waiting() == 0
+    assert book.answered_waiting() == []
     end = book.handle(user("DialerResult", 7, Outcome="human", QueueStatus=""), 140.0)
     assert end is not None
     assert (end.outcome, end.dial.agent, end.dial.amd_status) == ("human", "2101", "HUMAN")
