@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Location", "Locations", "Path_", "SourceProblem", "YamlSourceError", "load_yaml", "merge"]
+__all__ = ["Location", "Locations", "Path_", "SourceProblem", "YamlSourceError", "load_yaml", "merge", "parse_yaml"]
 
 Path_ = tuple[str | int, ...]
 """A key path inside a document: ``("asterisk", "ami", "port")`` or ``("agents", 3, "id")``."""
@@ -119,8 +119,15 @@ def load_yaml(path: Path, display_name: str | None = None) -> tuple[Any, Locatio
     Raises :class:`YamlSourceError` naming the file and line for syntax errors and
     duplicate keys, and ``OSError`` when the file cannot be read.
     """
-    file = display_name or str(path)
-    text = path.read_text(encoding="utf-8")
+    return parse_yaml(path.read_text(encoding="utf-8"), display_name or str(path))
+
+
+def parse_yaml(text: str, file: str) -> tuple[Any, Locations]:
+    """Parse the YAML ``text`` of ``file`` (its name in messages); data and key locations.
+
+    Raises :class:`YamlSourceError` naming the file and line for syntax errors and
+    duplicate keys.
+    """
     locs = Locations(file)
     loader = yaml.SafeLoader(text)
     try:

@@ -29,8 +29,6 @@ from datetime import time
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
-
 from callcenter.dialer.campaign import (
     ATTEMPT_OUTCOMES,
     DIAL_MODES,
@@ -54,7 +52,7 @@ from callcenter.yamlsource import (
     Locations,
     Path_,
     YamlSourceError,
-    _construct,
+    parse_yaml,
 )
 
 __all__ = [
@@ -198,22 +196,10 @@ def parse_dialer_config(text: str, source: str) -> DialerConfig:
 
     Raises :class:`~callcenter.settings.ConfigError` listing every problem.
     """
-    locs = Locations(source)
-    loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
-        data: Any = {} if node is None else _construct(node, (), source, locs, loader)
+        data, locs = parse_yaml(text, source)
     except YamlSourceError as exc:
         raise ConfigError([ConfigProblem(exc.location, "", exc.message)]) from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = Location(source, mark.line + 1, mark.column + 1) if mark is not None else Location(source, 1, 1)
-        problem = " ".join(p for p in (exc.context, exc.problem) if p)
-        raise ConfigError([ConfigProblem(where, "", f"invalid YAML: {problem}")]) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError([ConfigProblem(Location(source, 1, 1), "", f"invalid YAML: {exc}")]) from None
-    finally:
-        loader.dispose()
     if not isinstance(data, Mapping):
         raise ConfigError([ConfigProblem(locs.find(()), "", f"must be a mapping, got {_describe(data)}")])
     problems: list[ConfigProblem] = []
