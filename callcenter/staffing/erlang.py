@@ -989,14 +989,7 @@ def _settle_by_bisection(idx: npt.NDArray[np.intp], a: FloatArray, aht: FloatArr
     if least is not None:
         lo = np.maximum(lo, least[idx] - 1.0)
     hi = np.maximum(np.ceil(a[idx] + 3.0 * np.sqrt(a[idx]) + 2.0), lo + 1.0)
-    everyone = np.arange(idx.size)
-    bad = ~met(everyone, hi)
-    while bad.any():
-        lo[bad] = hi[bad]
-        hi[bad] = hi[bad] * 2.0 + 1.0
-        sub = np.flatnonzero(bad)
-        bad[sub] = ~met(sub, hi[sub])
-    found = _bisect_agents(met, lo, hi)
+    found = _bracket_and_bisect(met, lo, hi)
     _, w, nw, lv, sp = met_at(idx, found)
     n[idx], wait[idx], no_wait[idx], level[idx], spare[idx] = found, w, nw, lv, sp
 
@@ -1364,6 +1357,23 @@ def _erlang_a_targets_met(r: FloatArray, n: FloatArray, aht: FloatArray, patienc
     return ok
 
 
+def _bracket_and_bisect(met: Callable[[npt.NDArray[np.intp], FloatArray], BoolArray],
+                        lo: FloatArray, hi: FloatArray) -> FloatArray:
+    """Smallest n > lo with met(n), given met(lo) false and met monotone.
+
+    ``hi`` is a first guess of an upper end: where it does not meet the targets it becomes
+    the lower end and the upper one doubles (2 hi + 1) until it does; then bisection.
+    ``lo`` and ``hi`` are updated in place while bracketing.
+    """
+    bad = ~met(np.arange(hi.size), hi)
+    while bad.any():
+        lo[bad] = hi[bad]
+        hi[bad] = hi[bad] * 2.0 + 1.0
+        sub = np.flatnonzero(bad)
+        bad[sub] = ~met(sub, hi[sub])
+    return _bisect_agents(met, lo, hi)
+
+
 def _bisect_agents(met: Callable[[npt.NDArray[np.intp], FloatArray], BoolArray],
                    lo: FloatArray, hi: FloatArray) -> FloatArray:
     """Smallest n in (lo, hi] with met(n), given met(lo) false, met(hi) true, met monotone."""
@@ -1427,14 +1437,7 @@ def erlang_a_required_agents(calls: npt.ArrayLike, interval_seconds: npt.ArrayLi
         slack = np.minimum(capw, 1.0 - slw)
         lo = np.maximum(np.floor(rw * (1.0 - slack) * (1.0 - 1e-9)) - 1.0, -1.0)
         hi = np.maximum(np.ceil(rw + 3.0 * np.sqrt(rw) + 2.0), lo + 1.0)
-        everyone = np.arange(w.size)
-        bad = ~met(everyone, hi)
-        while bad.any():
-            lo[bad] = hi[bad]
-            hi[bad] = hi[bad] * 2.0 + 1.0
-            sub = np.flatnonzero(bad)
-            bad[sub] = ~met(sub, hi[sub])
-        n[w] = _bisect_agents(met, lo, hi)
+        n[w] = _bracket_and_bisect(met, lo, hi)
     res = _erlang_a_flat(r, n, hf, pf, sef)
     return StaffingRequirement(
         traffic=_shaped(r, shape),
