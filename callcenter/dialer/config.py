@@ -38,6 +38,7 @@ from callcenter.dialer.campaign import (
     RetryPolicy,
     zone,
 )
+from callcenter.dialer.guard import GuardSettings
 from callcenter.dialer.pacing import PacingSettings
 from callcenter.settings import (
     _MISSING,
@@ -60,6 +61,7 @@ __all__ = [
     "AmdSettings",
     "CampaignConfig",
     "DialerConfig",
+    "GuardSettings",
     "PacerChoice",
     "check",
     "describe_changes",
@@ -133,6 +135,8 @@ class DialerConfig:
     pacing: PacerChoice
     """The dialer-wide pacing defaults (each campaign's :attr:`CampaignConfig.pacing` is effective)."""
     campaigns: tuple[CampaignConfig, ...]
+    abandon_guard: GuardSettings = field(default_factory=GuardSettings)
+    """When a campaign's ledger is over the legal limit, it dials progressively (:mod:`~callcenter.dialer.guard`)."""
     source: str = field(default="", compare=False)
     """The file it was read from, as shown in messages."""
     locations: Locations | None = field(default=None, compare=False, repr=False)
@@ -292,17 +296,51 @@ def _build(data: Any, locs: Locations, problems: list[ConfigProblem]) -> DialerC
     )
     amd_r.done()
 
+    guard = _guard(d.sub("abandon_guard"))
     pacing = _pacer_choice(d.sub("pacing"), PacerChoice(), None)
     campaigns = [
         campaign for name, reader in d.readers("campaigns").items()
         if (campaign := _campaign(name, reader, pacing)) is not None
     ]
+    if guard.enabled:
+        _targets_within_guard(d, guard, pacing, campaigns)
     d.done()
     top.done()
     return DialerConfig(
         enabled=enabled, trunk=trunk, tick_seconds=tick, connect_timeout=connect_timeout,
-        amd=amd, pacing=pacing, campaigns=tuple(campaigns),
+        amd=amd, pacing=pacing, campaigns=tuple(campaigns), abandon_guard=guard,
     )
+
+
+def _guard(r: _DialerReader) -> GuardSettings:
+    """``dialer.abandon_guard``; defaults (3%, judged from 100 live answers) when absent."""
+    base = GuardSettings()
+    before = len(r.problems)
+    enabled = r.flag("enabled", base.enabled)
+    limit = r.get("limit", base.limit, _abandon_rate, "a share in (0, 0.1], e.g. 0.03 for 3%")
+    min_live = r.integer("min_live_answers", base.min_live_answers, 1, 1_000_000)
+    check_seconds = r.number("check_seconds", base.check_seconds, 5.0, 3600.0)
+    resume = r.number("resume_fraction", base.resume_fraction, 0.01, 1.0)
+    r.done()
+    if len(r.problems) != before:
+        return base
+    return GuardSettings(enabled=enabled, limit=limit, min_live_answers=min_live,
+                         check_seconds=check_seconds, resume_fraction=resume)
+
+
+def _targets_within_guard(d: _DialerReader, guard: GuardSettings, pacing: PacerChoice,
+                          campaigns: Sequence[CampaignConfig]) -> None:
+    """A pacer aiming above the guard's limit would spend its day held to progressive."""
+    def complaint(target: float) -> str:
+        return (f"{target:g} is above dialer.abandon_guard.limit ({guard.limit:g}): the guard would hold "
+                f"the campaign to progressive dialing; lower it or raise the limit")
+
+    if pacing.settings.target_abandon > guard.limit:
+        d.problem(("pacing", "target_abandon"), complaint(pacing.settings.target_abandon))
+    for c in campaigns:
+        target = c.pacing.settings.target_abandon
+        if target > guard.limit and target != pacing.settings.target_abandon:
+            d.problem(("campaigns", c.name, "pacing", "target_abandon"), complaint(target))
 
 
 def _trunk(value: Any) -> str:
@@ -539,6 +577,8 @@ def _flatten(config: DialerConfig) -> dict[str, Any]:
         "dialer.amd.enabled": config.amd.enabled,
         "dialer.amd.machine_as_abandoned": config.amd.machine_as_abandoned,
     }
+    for f in dataclasses.fields(config.abandon_guard):
+        flat[f"dialer.abandon_guard.{f.name}"] = getattr(config.abandon_guard, f.name)
     _flatten_pacing(flat, "dialer.pacing", config.pacing)
     for entry in config.campaigns:
         c = entry.campaign

@@ -47,6 +47,7 @@ from callcenter.ami.codec import Message
 from callcenter.dialer.calls import DialBook, DialConnected, DialEnded
 from callcenter.dialer.campaign import zone
 from callcenter.dialer.config import CampaignConfig, DialerConfig, PacerChoice
+from callcenter.dialer.guard import GuardVerdict, LedgerCounts, judge
 from callcenter.dialer.pacing import (
     FixedRatioPacer,
     Pacer,
@@ -57,7 +58,12 @@ from callcenter.dialer.pacing import (
 from callcenter.pending import PendingWork
 from callcenter.state.agents import AgentBoard, AgentState
 from callcenter.storage import dialer as store
-from callcenter.storage.dialer_records import AttemptResult, CampaignRecord, LeadToDial
+from callcenter.storage.dialer_records import (
+    AttemptResult,
+    CampaignRecord,
+    LeadToDial,
+    LedgerDay,
+)
 from callcenter.storage.repository import Repository
 
 __all__ = ["CampaignStatus", "DialerMetrics", "DialerService", "PreviewError", "make_pacer"]
@@ -122,6 +128,9 @@ class DialerMetrics:
         self.connect_seconds = Histogram(
             "callcenter_dialer_connect_seconds", "answered human: AMD verdict -> agent bridged", ["campaign"],
             registry=registry, buckets=(0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0))
+        self.guard_engaged = Gauge("callcenter_dialer_abandon_guard_engaged",
+                                   "1 while the campaign's ledger is over the abandonment limit and it dials "
+                                   "progressively", ["campaign"], registry=registry)
         self.abandon_rate = Gauge("callcenter_dialer_abandon_rate",
                                   "abandoned / live answers since the service started (today's ledger is in SQL)",
                                   ["campaign"], registry=registry)
@@ -144,6 +153,12 @@ class _Campaign:
     outcomes: Counter[str] = field(default_factory=Counter)
     connect_latencies: list[float] = field(default_factory=list)
     last_decision: int = 0
+    guard: GuardVerdict = field(default_factory=lambda: GuardVerdict(False))
+    guard_due: float = 0.0  # clock reading of the next ledger check
+    guard_checking: bool = False
+    ledger: tuple[LedgerCounts, ...] = ()
+    progressive: ProgressivePacer = field(default_factory=ProgressivePacer)
+    """Paces the campaign while the abandonment guard is engaged."""
 
     @property
     def name(self) -> str:
@@ -167,6 +182,10 @@ class CampaignStatus:
     outcomes: dict[str, int]
     abandon_rate: float | None
     max_ratio: float
+    abandon_guard: str = ""
+    """Why the campaign dials progressively now (its ledger is over the limit); empty when it does not."""
+    ledger: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    """The ledger spans the guard last read: ``{"today": {"live_answers", "abandoned", "rate"}, ...}``."""
 
 
 class DialerService(Service):
@@ -282,6 +301,7 @@ class DialerService(Service):
                 if current is None:
                     current = _Campaign(record, campaign_config,
                                         make_pacer(campaign_config.pacing, campaign_config.campaign.timezone))
+                    current.progressive.configure(campaign_config.pacing.settings)
                     self.campaigns[name] = current
                 else:
                     self._reconfigure(current, campaign_config)
@@ -300,6 +320,7 @@ class DialerService(Service):
             campaign.pacer = make_pacer(new.pacing, new.campaign.timezone)  # another kind of pacer starts learning afresh
         else:
             campaign.pacer.configure(new.pacing.settings)
+        campaign.progressive.configure(new.pacing.settings)
         campaign.config = new
 
     def apply_config(self, config: DialerConfig) -> Deferred[None]:
@@ -324,7 +345,10 @@ class DialerService(Service):
             return
         for campaign in list(self.campaigns.values()):
             rules = campaign.config.campaign
-            if not rules.active or rules.dial_mode == "preview" or now < campaign.idle_until:
+            if not rules.active or rules.dial_mode == "preview":
+                continue
+            self._check_guard(campaign, now)
+            if now < campaign.idle_until:
                 continue
             self._pace(campaign, now)
 
@@ -355,12 +379,12 @@ class DialerService(Service):
         # the queue: most of them are people about to need an agent) apart.
         ringing = self.book.ringing(now, campaign.record.id) + [0.0] * campaign.claiming
         answered = self.book.answered_waiting(campaign.record.id)
-        if isinstance(campaign.pacer, PredictivePacer):
+        pacer = campaign.progressive if campaign.guard.engaged else campaign.pacer
+        if isinstance(pacer, PredictivePacer):
             since_answer = [max(0.0, now - (d.answered_at or now)) for d in answered]
-            want = campaign.pacer.dials_to_place(now, ready, talking, wrapping, ringing, dials_answered=since_answer)
+            want = pacer.dials_to_place(now, ready, talking, wrapping, ringing, dials_answered=since_answer)
         else:
-            want = campaign.pacer.dials_to_place(now, ready, talking, wrapping,
-                                                 ringing + [now - d.placed_at for d in answered])
+            want = pacer.dials_to_place(now, ready, talking, wrapping, ringing + [now - d.placed_at for d in answered])
         campaign.last_decision = want
         want = min(want, MAX_DIALS_PER_TICK)
         if want <= 0 or campaign.claiming:
@@ -371,6 +395,57 @@ class DialerService(Service):
                              lambda failure: self._db_failed("claim_leads", failure))
         claimed.addBoth(lambda _: setattr(campaign, "claiming", 0))
         self._track(claimed)
+
+    # ------------------------------------------------------------------ abandonment guard
+
+    def _check_guard(self, campaign: _Campaign, now: float) -> None:
+        """Every ``check_seconds``: read the campaign's ledger and let the guard judge it.
+
+        Campaigns that dial one call per ready agent already are not judged (they have
+        nothing to fall back to).
+        """
+        guard = self.config.abandon_guard
+        if isinstance(campaign.pacer, ProgressivePacer) or not guard.enabled:
+            if campaign.guard.engaged:
+                self._set_guard(campaign, GuardVerdict(False))
+            return
+        if campaign.guard_checking or now < campaign.guard_due:
+            return
+        campaign.guard_checking = True
+        campaign.guard_due = now + guard.check_seconds
+        tz = zone(campaign.config.campaign.timezone)
+        day = self.now().astimezone(tz).date()
+        d = self.repository.run(store.abandon_ledger, campaign.record.id, day=day, tz=tz,
+                                machine_as_abandoned=self.config.amd.machine_as_abandoned)
+
+        def judged(ledger: LedgerDay) -> None:
+            window_days = (ledger.day - ledger.window_first).days + 1
+            campaign.ledger = (
+                LedgerCounts("today", ledger.live_answers, ledger.abandoned),
+                LedgerCounts(f"{window_days} day{'s' if window_days > 1 else ''}", ledger.window_live_answers,
+                             ledger.window_abandoned),
+            )
+            if self.config.abandon_guard.enabled and not isinstance(campaign.pacer, ProgressivePacer):
+                self._set_guard(campaign, judge(self.config.abandon_guard, campaign.guard.engaged,
+                                                campaign.ledger))
+
+        d.addCallbacks(judged, lambda failure: self._db_failed("abandon_ledger", failure))
+        d.addBoth(lambda _: setattr(campaign, "guard_checking", False))
+        self._track(d)
+
+    def _set_guard(self, campaign: _Campaign, verdict: GuardVerdict) -> None:
+        was = campaign.guard.engaged
+        campaign.guard = verdict
+        if verdict.engaged == was:
+            return
+        self.metrics.guard_engaged.labels(campaign.name).set(1 if verdict.engaged else 0)
+        if verdict.engaged:
+            _log.warn("dialer.abandon_guard_engaged campaign={campaign} reason={reason}: dialing one call per "
+                      "ready agent until the ledger is back under the limit", campaign=campaign.name,
+                      reason=verdict.reason)
+        else:
+            _log.info("dialer.abandon_guard_released campaign={campaign}: back to the {pacer} pacer",
+                      campaign=campaign.name, pacer=campaign.config.pacing.pacer)
 
     def _dial(self, campaign: _Campaign, leads: Sequence[LeadToDial]) -> None:
         if not leads:
@@ -569,6 +644,9 @@ class DialerService(Service):
                 outcomes=dict(campaign.outcomes),
                 abandon_rate=campaign.outcomes["abandoned"] / live if live else None,
                 max_ratio=campaign.config.pacing.settings.max_ratio,
+                abandon_guard=campaign.guard.reason if campaign.guard.engaged else "",
+                ledger={span.span: {"live_answers": span.live_answers, "abandoned": span.abandoned,
+                                    "rate": span.rate} for span in campaign.ledger},
             ))
         return out
 

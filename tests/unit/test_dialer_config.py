@@ -162,8 +162,41 @@ def test_target_abandon_must_be_a_share_up_to_ten_percent() -> None:
         assert _one(text) == (
             f"dialer.yaml:9:5: dialer.pacing.target_abandon: expected a share in (0, 0.1], e.g. 0.03 for 3%, got {shown}"
         )
-    ok = parse_dialer_config(_edit("    target_abandon: 0.03\n", "    target_abandon: 0.1\n"), "d")
+    # 10% is a valid target where the rules allow it: with the abandonment guard's limit there
+    text = _edit("    target_abandon: 0.03\n", "    target_abandon: 0.1\n")
+    ok = parse_dialer_config(_edit("  pacing:\n", "  abandon_guard: {limit: 0.1}\n  pacing:\n", text), "d")
     assert ok.pacing.settings.target_abandon == 0.1
+
+
+def test_abandon_guard_defaults_reads_its_keys_and_names_bad_ones() -> None:
+    """Absent: on at the legal 3%, judged from 100 live answers; every key validated on its line."""
+    guard = parse_dialer_config(BASE, "d").abandon_guard
+    assert (guard.enabled, guard.limit, guard.min_live_answers, guard.check_seconds, guard.resume_fraction) == (
+        True, 0.03, 100, 30.0, 0.9)
+    text = _edit("  pacing:\n", "  abandon_guard: {limit: 0.05, min_live_answers: 50, check_seconds: 10}\n"
+                                 "  pacing:\n")
+    guard = parse_dialer_config(text, "d").abandon_guard
+    assert (guard.limit, guard.min_live_answers, guard.check_seconds) == (0.05, 50, 10.0)
+    bad = _edit("  pacing:\n", "  abandon_guard:\n    limit: 0.3\n    check_secs: 10\n  pacing:\n")
+    with pytest.raises(ConfigError) as exc:
+        parse_dialer_config(bad, "dialer.yaml")
+    assert [str(p) for p in exc.value.problems] == [
+        "dialer.yaml:8:5: dialer.abandon_guard.limit: expected a share in (0, 0.1], e.g. 0.03 for 3%, got 0.3",
+        "dialer.yaml:9:5: dialer.abandon_guard.check_secs: unknown setting (did you mean 'check_seconds'?)",
+    ]
+
+
+def test_a_target_above_the_abandon_guard_limit_is_rejected_where_it_is_written() -> None:
+    """A pacer aiming over the guard's limit would be held to progressive all day: an error, on its line."""
+    text = _edit("    target_abandon: 0.03\n", "    target_abandon: 0.05\n")
+    assert _one(text).startswith(
+        "dialer.yaml:9:5: dialer.pacing.target_abandon: 0.05 is above dialer.abandon_guard.limit (0.03)")
+    text = _edit("      pacing: {max_ratio: 2.5}\n", "      pacing: {target_abandon: 0.04}\n")
+    assert _one(text).startswith(
+        "dialer.yaml:26:16: dialer.campaigns.spring.pacing.target_abandon: 0.04 is above "
+        "dialer.abandon_guard.limit (0.03)")
+    off = _edit("  pacing:\n", "  abandon_guard: {enabled: false}\n  pacing:\n", text)
+    assert parse_dialer_config(off, "d").campaign("spring").pacing.settings.target_abandon == 0.04
 
 
 def test_ring_timeout_is_between_15_and_120_seconds() -> None:

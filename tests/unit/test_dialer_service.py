@@ -42,12 +42,14 @@ successResultOf = SynchronousTestCase().successResultOf
 WALL = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
 
 
-def config_text(pacer: str = "progressive", fixed_ratio: float = 1.5, dial_mode: str = "predictive") -> str:
+def config_text(pacer: str = "progressive", fixed_ratio: float = 1.5, dial_mode: str = "predictive",
+                guard: str = "{enabled: true}") -> str:
     return textwrap.dedent(f"""\
         dialer:
           trunk: "Local/{{phone}}@sim-pstn"
           tick_seconds: 1.0
           connect_timeout: 1
+          abandon_guard: {guard}
           pacing:
             pacer: {pacer}
             fixed_ratio: {fixed_ratio}
@@ -249,6 +251,47 @@ def test_a_new_config_changes_the_ratio_of_the_running_campaign(tmp_path: Path) 
     new: DialerConfig = parse_dialer_config(config_text(pacer="fixed", fixed_ratio=3.0), "dialer.yaml")
     w.service.apply_config(new)
     w.advance(1.0)
+    assert len(w.ami.originates) == 6
+    w.service.stopService()
+
+
+def test_a_campaign_over_the_abandon_limit_dials_progressively_until_its_ledger_recovers(tmp_path: Path) -> None:
+    """Fixed ratio 3 with 2 agents places 6 calls; 1 abandoned of 5 live answers (20% > 10%) engages the
+    guard at its next ledger check: 2 calls (one per ready agent), logged, in the metrics and the status.
+    Enough connected calls later (1 of 12 = 8.3%, under 90% of the limit) the fixed ratio is back."""
+    w = World(tmp_path, config_text(pacer="fixed", fixed_ratio=3.0,
+                                    guard="{limit: 0.1, min_live_answers: 5, check_seconds: 5}"), agents=2)
+    w.service.startService()
+    w.import_leads([f"138000000{i:02d}" for i in range(40)])
+
+    def end_all(outcomes: list[str]) -> None:
+        for (action, _), outcome in zip(list(w.ami.originates), outcomes, strict=True):
+            w.ami.emit("UserEvent", UserEvent="DialerResult", Attempt=_variables(action)["CC_ATTEMPT"],
+                       Outcome=outcome)
+        w.ami.originates.clear()
+
+    def engaged() -> float | None:
+        return w.service.metrics.guard_engaged.labels("test-campaign")._value.get()  # type: ignore[no-any-return]
+
+    w.advance(1.0)
+    assert len(w.ami.originates) == 6
+    end_all(["abandoned", "human", "human", "human", "busy", "noanswer"])  # 1 of 4 live: too few to judge
+    w.advance(5.0)
+    assert len(w.ami.originates) == 6 and not w.service.status()[0].abandon_guard
+    end_all(["human"] + ["noanswer"] * 5)  # 1 of 5 live answers abandoned
+    w.advance(5.0)  # the next ledger check engages the guard before the tick paces
+    (status,) = w.service.status()
+    assert status.abandon_guard == "today: 20.00% of 5 live answers > 10.00%"
+    assert status.ledger["today"] == {"live_answers": 5, "abandoned": 1, "rate": 0.2}
+    assert engaged() == 1.0
+    assert len(w.ami.originates) == 2  # one per ready agent
+    for _ in range(3):
+        end_all(["human", "human"])
+        w.advance(1.0)
+        assert len(w.ami.originates) == 2
+    end_all(["human", "human"])  # 1 of 13 live answers: 7.7% <= 9%
+    w.advance(5.0)
+    assert not w.service.status()[0].abandon_guard and engaged() == 0.0
     assert len(w.ami.originates) == 6
     w.service.stopService()
 
