@@ -30,6 +30,7 @@ from callcenter.yamlsource import (
 )
 
 __all__ = [
+    "MISSING",
     "AgentSettings",
     "AgiSettings",
     "AmiSettings",
@@ -41,10 +42,12 @@ __all__ = [
     "LabSettings",
     "LoggingSettings",
     "QueueSettings",
+    "Reader",
     "RecordingSettings",
     "Settings",
     "SiteSettings",
     "TeamSettings",
+    "describe_value",
     "load_settings",
 ]
 
@@ -215,11 +218,16 @@ class Settings:
 
 
 T = TypeVar("T")
-_MISSING: Any = object()
+MISSING: Any = object()
+"""Default of a :class:`Reader` key that must be written (its absence is a problem)."""
 
 
-class _Reader:
-    """Typed access to one mapping of the configuration, collecting problems."""
+class Reader:
+    """Typed access to one mapping of the configuration, collecting problems.
+
+    Shared with the other YAML files' loaders (``callcenter.dialer.config``): each key is
+    read with its default and range, every problem is collected with its location.
+    """
 
     def __init__(self, data: Any, path: Path_, locs: Locations, problems: list[ConfigProblem]) -> None:
         self.path = path
@@ -229,7 +237,7 @@ class _Reader:
         if data is None:
             data = {}
         if not isinstance(data, Mapping):
-            self.problem((), f"must be a mapping, got {_describe(data)}")
+            self.problem((), f"must be a mapping, got {describe_value(data)}")
             data = {}
         self.data: Mapping[str, Any] = data
 
@@ -247,9 +255,9 @@ class _Reader:
 
     def get(self, name: str, default: Any, convert: Callable[[Any], T], expected: str) -> T:
         self.used.add(name)
-        value = self.data.get(name, _MISSING)
-        if value is _MISSING or value is None:
-            if default is _MISSING:
+        value = self.data.get(name, MISSING)
+        if value is MISSING or value is None:
+            if default is MISSING:
                 self.problem((name,), f"is required ({expected})")
                 return _placeholder(expected)  # type: ignore[no-any-return]
             return default  # type: ignore[no-any-return]
@@ -257,10 +265,10 @@ class _Reader:
             return convert(value)
         except (TypeError, ValueError) as exc:
             detail = f" ({exc})" if str(exc) else ""
-            self.problem((name,), f"expected {expected}, got {_describe(value)}{detail}")
-            return default if default is not _MISSING else _placeholder(expected)  # type: ignore[no-any-return]
+            self.problem((name,), f"expected {expected}, got {describe_value(value)}{detail}")
+            return default if default is not MISSING else _placeholder(expected)  # type: ignore[no-any-return]
 
-    def text(self, name: str, default: Any = _MISSING, pattern: re.Pattern[str] | None = None, hint: str = "a string") -> str:
+    def text(self, name: str, default: Any = MISSING, pattern: re.Pattern[str] | None = None, hint: str = "a string") -> str:
         def convert(value: Any) -> str:
             if not isinstance(value, (str, int)) or isinstance(value, bool):
                 raise TypeError("")
@@ -271,7 +279,7 @@ class _Reader:
 
         return self.get(name, default, convert, hint)
 
-    def integer(self, name: str, default: Any = _MISSING, lo: int | None = None, hi: int | None = None) -> int:
+    def integer(self, name: str, default: Any = MISSING, lo: int | None = None, hi: int | None = None) -> int:
         expected = "an integer" + _range_text(lo, hi)
 
         def convert(value: Any) -> int:
@@ -283,7 +291,7 @@ class _Reader:
 
         return self.get(name, default, convert, expected)
 
-    def number(self, name: str, default: Any = _MISSING, lo: float | None = None, hi: float | None = None) -> float:
+    def number(self, name: str, default: Any = MISSING, lo: float | None = None, hi: float | None = None) -> float:
         expected = "a number" + _range_text(lo, hi)
 
         def convert(value: Any) -> float:
@@ -296,7 +304,7 @@ class _Reader:
 
         return self.get(name, default, convert, expected)
 
-    def flag(self, name: str, default: Any = _MISSING) -> bool:
+    def flag(self, name: str, default: Any = MISSING) -> bool:
         def convert(value: Any) -> bool:
             if not isinstance(value, bool):
                 raise TypeError("")
@@ -304,7 +312,7 @@ class _Reader:
 
         return self.get(name, default, convert, "true or false")
 
-    def choice(self, name: str, choices: Sequence[str], default: Any = _MISSING) -> str:
+    def choice(self, name: str, choices: Sequence[str], default: Any = MISSING) -> str:
         def convert(value: Any) -> str:
             if value not in choices:
                 raise ValueError("")
@@ -312,28 +320,28 @@ class _Reader:
 
         return self.get(name, default, convert, "one of " + ", ".join(choices))
 
-    def port(self, name: str, default: Any = _MISSING) -> int:
+    def port(self, name: str, default: Any = MISSING) -> int:
         return self.integer(name, default, 1, 65535)
 
-    def sub(self, name: str) -> _Reader:
+    def sub(self, name: str) -> Reader:
         self.used.add(name)
-        return _Reader(self.data.get(name), (*self.path, name), self.locs, self.problems)
+        return Reader(self.data.get(name), (*self.path, name), self.locs, self.problems)
 
-    def items(self, name: str) -> list[_Reader]:
+    def items(self, name: str) -> list[Reader]:
         """Readers for each mapping in the list at ``name``."""
         self.used.add(name)
         value = self.data.get(name)
         if value is None:
             return []
         if not isinstance(value, list):
-            self.problem((name,), f"must be a list, got {_describe(value)}")
+            self.problem((name,), f"must be a list, got {describe_value(value)}")
             return []
-        return [_Reader(item, (*self.path, name, i), self.locs, self.problems) for i, item in enumerate(value)]
+        return [Reader(item, (*self.path, name, i), self.locs, self.problems) for i, item in enumerate(value)]
 
-    def mapping(self, name: str) -> dict[str, _Reader]:
+    def mapping(self, name: str) -> dict[str, Reader]:
         """Readers for each value of the mapping at ``name``, keyed by its keys."""
         sub = self.sub(name)
-        return {str(key): _Reader(value, (*sub.path, key), self.locs, self.problems) for key, value in sub.data.items()}
+        return {str(key): Reader(value, (*sub.path, key), self.locs, self.problems) for key, value in sub.data.items()}
 
     def done(self) -> None:
         """Report keys that were never read: they are typos or unsupported settings."""
@@ -362,7 +370,8 @@ def _range_text(lo: float | None, hi: float | None) -> str:
     return ""
 
 
-def _describe(value: Any) -> str:
+def describe_value(value: Any) -> str:
+    """What a YAML value is, for messages: ``a mapping``, ``a list``, or its repr."""
     if isinstance(value, Mapping):
         return "a mapping"
     if isinstance(value, list):
@@ -386,7 +395,7 @@ def _timezone(value: Any) -> str:
 
 
 def _build(data: Mapping[str, Any], locs: Locations, root: Path, problems: list[ConfigProblem]) -> Settings:
-    top = _Reader(data, (), locs, problems)
+    top = Reader(data, (), locs, problems)
 
     site_r = top.sub("site")
     site = SiteSettings(
@@ -478,7 +487,7 @@ def _build(data: Mapping[str, Any], locs: Locations, root: Path, problems: list[
     )
 
 
-def _queues(top: _Reader) -> tuple[QueueSettings, ...]:
+def _queues(top: Reader) -> tuple[QueueSettings, ...]:
     result = []
     for name, q in top.mapping("queues").items():
         if not _NAME.match(name):
@@ -499,7 +508,7 @@ def _queues(top: _Reader) -> tuple[QueueSettings, ...]:
     return tuple(result)
 
 
-def _teams(top: _Reader) -> tuple[TeamSettings, ...]:
+def _teams(top: Reader) -> tuple[TeamSettings, ...]:
     result = []
     seen: set[str] = set()
     for t in top.items("teams"):
@@ -512,7 +521,7 @@ def _teams(top: _Reader) -> tuple[TeamSettings, ...]:
     return tuple(result)
 
 
-def _agents(top: _Reader, teams: set[str], queues: set[str]) -> tuple[AgentSettings, ...]:
+def _agents(top: Reader, teams: set[str], queues: set[str]) -> tuple[AgentSettings, ...]:
     result = []
     seen: set[str] = set()
     for a in top.items("agents"):
@@ -539,7 +548,7 @@ def _agents(top: _Reader, teams: set[str], queues: set[str]) -> tuple[AgentSetti
     return tuple(result)
 
 
-def _queue_penalties(a: _Reader) -> Iterable[tuple[str, int]]:
+def _queue_penalties(a: Reader) -> Iterable[tuple[str, int]]:
     """``queues:`` of an agent: a list of names, or a mapping name -> penalty."""
     a.used.add("queues")
     value = a.data.get("queues")
@@ -549,7 +558,7 @@ def _queue_penalties(a: _Reader) -> Iterable[tuple[str, int]]:
         pairs = []
         for i, item in enumerate(value):
             if not isinstance(item, str):
-                a.problem(("queues", i), f"expected a queue name, got {_describe(item)}")
+                a.problem(("queues", i), f"expected a queue name, got {describe_value(item)}")
                 continue
             pairs.append((item, 0))
         return pairs
@@ -557,11 +566,11 @@ def _queue_penalties(a: _Reader) -> Iterable[tuple[str, int]]:
         pairs = []
         for name, penalty in value.items():
             if isinstance(penalty, bool) or not isinstance(penalty, int) or not 0 <= penalty <= 100:
-                a.problem(("queues", name), f"expected a penalty 0..100, got {_describe(penalty)}")
+                a.problem(("queues", name), f"expected a penalty 0..100, got {describe_value(penalty)}")
                 continue
             pairs.append((str(name), penalty))
         return pairs
-    a.problem(("queues",), f"expected a list of queue names or a mapping name -> penalty, got {_describe(value)}")
+    a.problem(("queues",), f"expected a list of queue names or a mapping name -> penalty, got {describe_value(value)}")
     return []
 
 
@@ -610,7 +619,7 @@ def load_settings(config_dir: Path | None = None, extra: Sequence[Path] = (), ro
         if data is None:
             continue
         if not isinstance(data, Mapping):
-            problems.append(ConfigProblem(file_locs.find(()), "", f"the top level must be a mapping, got {_describe(data)}"))
+            problems.append(ConfigProblem(file_locs.find(()), "", f"the top level must be a mapping, got {describe_value(data)}"))
             continue
         merged = merge(merged, data, locs, file_locs)
     if problems:

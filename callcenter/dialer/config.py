@@ -41,12 +41,12 @@ from callcenter.dialer.campaign import (
 from callcenter.dialer.guard import GuardSettings
 from callcenter.dialer.pacing import PacingSettings
 from callcenter.settings import (
-    _MISSING,
+    MISSING,
     ConfigError,
     ConfigProblem,
+    Reader,
     Settings,
-    _describe,
-    _Reader,
+    describe_value,
 )
 from callcenter.yamlsource import (
     Location,
@@ -154,8 +154,8 @@ class DialerConfig:
         return self.trunk.format(phone=phone)
 
 
-class _DialerReader(_Reader):
-    """:class:`~callcenter.settings._Reader` whose unknown-key errors suggest a known key."""
+class _DialerReader(Reader):
+    """:class:`~callcenter.settings.Reader` whose unknown-key errors suggest a known key."""
 
     def sub(self, name: str) -> _DialerReader:
         self.used.add(name)
@@ -205,7 +205,7 @@ def parse_dialer_config(text: str, source: str) -> DialerConfig:
     except YamlSourceError as exc:
         raise ConfigError([ConfigProblem(exc.location, "", exc.message)]) from None
     if not isinstance(data, Mapping):
-        raise ConfigError([ConfigProblem(locs.find(()), "", f"must be a mapping, got {_describe(data)}")])
+        raise ConfigError([ConfigProblem(locs.find(()), "", f"must be a mapping, got {describe_value(data)}")])
     problems: list[ConfigProblem] = []
     if not isinstance(data.get("dialer"), Mapping):
         # Nothing below would be found: say so once instead of once per required key.
@@ -285,7 +285,7 @@ def _build(data: Any, locs: Locations, problems: list[ConfigProblem]) -> DialerC
     top = _DialerReader(data, (), locs, problems)
     d = top.sub("dialer")
     enabled = d.flag("enabled", True)
-    trunk = d.get("trunk", _MISSING, _trunk, "a channel with {phone}, e.g. PJSIP/{phone}@pstn")
+    trunk = d.get("trunk", MISSING, _trunk, "a channel with {phone}, e.g. PJSIP/{phone}@pstn")
     tick = d.number("tick_seconds", 1.0, 0.2, 10.0)
     connect_timeout = d.integer("connect_timeout", 1, 1, 2)
 
@@ -409,7 +409,7 @@ def _campaign(name: str, c: _DialerReader, pacing: PacerChoice) -> CampaignConfi
     if not _NAME.match(name):
         c.problem((), "campaign names are a letter then letters, digits, _ or - (at most 40)")
     dial_mode = c.choice("dial_mode", DIAL_MODES, "predictive")
-    caller_id = c.get("caller_id", _MISSING, _caller_id, 'a returnable phone number in quotes, e.g. "4008001234"')
+    caller_id = c.get("caller_id", MISSING, _caller_id, 'a returnable phone number in quotes, e.g. "4008001234"')
     queue = c.text("queue", "outbound", _NAME, "a queue name (letters, digits, _ or -)")
     timezone = c.get("timezone", "Asia/Shanghai", _timezone, "an IANA time zone such as Asia/Shanghai")
     hours = _calling_hours(c.sub("calling_hours"))
@@ -418,7 +418,7 @@ def _campaign(name: str, c: _DialerReader, pacing: PacerChoice) -> CampaignConfi
     machine_action = c.choice("machine_action", MACHINE_ACTIONS, "hangup")
     sound_hint = "an Asterisk sound name without extension, e.g. custom/dialer/safe_harbor-zh"
     machine_message = c.get("machine_message", "", _sound, sound_hint)
-    safe_harbor = c.get("safe_harbor_message", _MISSING, _sound, sound_hint)
+    safe_harbor = c.get("safe_harbor_message", MISSING, _sound, sound_hint)
     active = c.flag("active", True)
     campaign_pacing = _pacer_choice(c.sub("pacing"), pacing, dial_mode)
     c.done()
@@ -515,7 +515,7 @@ def _retry_minutes(r: _DialerReader) -> dict[str, int | None] | None:
             r.problem((outcome,), f"not an outcome ({hint}one of {', '.join(_RETRY_OUTCOMES)})")
             continue
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            r.problem((outcome,), f"expected minutes (an integer >= 1) or null for no retry, got {_describe(value)}")
+            r.problem((outcome,), f"expected minutes (an integer >= 1) or null for no retry, got {describe_value(value)}")
             continue
         if (outcome == "abandoned" and value is not None and value < MIN_ABANDONED_RETRY_MINUTES):
             r.problem((outcome,), f"at least {MIN_ABANDONED_RETRY_MINUTES} minutes (Ofcom: no repeat call within "
