@@ -12,6 +12,7 @@ It protects what the issue asks to see on a real Asterisk:
   an outcome; no number rings twice at once (watched on the AMI channel events);
 - numbers on the DNC list (added after the import) and leads outside their calling hours
   are never dialed;
+- over the abandonment guard's limit the campaign dials one call per ready agent;
 - abandoned calls heard the safe-harbor prompt (Playback seen on their channel) and are
   counted in the abandon ledger;
 - the answer -> agent bridged latency p95 is reported (and stays under the 2 s rule);
@@ -60,12 +61,13 @@ PREVIEW = "lab-preview"
 
 
 def dialer_yaml(callable_zone: str, pacer: str = "predictive", fixed_ratio: float = 1.5,
-                max_ratio: str = "3.0") -> str:
+                max_ratio: str = "3.0", guard: str = "{enabled: true}") -> str:
     return textwrap.dedent(f"""\
         dialer:
           trunk: "Local/{{phone}}@sim-pstn"
           tick_seconds: 0.5
           connect_timeout: 1
+          abandon_guard: {guard}
           pacing:
             pacer: {pacer}
             fixed_ratio: {fixed_ratio}
@@ -267,12 +269,28 @@ def test_a_300_lead_predictive_campaign_on_the_simulated_network(dialer_lab: Dia
     time.sleep(2)
     assert lab.status().pacer == "fixed"
 
+    # The abandonment guard on the real ledger: over its limit (10% here, judged from 20 live
+    # answers, read every 5 s) the campaign is held to one call per ready agent.
+    _edit(lab.config_path, dialer_yaml(lab.callable_zone, pacer="fixed", fixed_ratio=3.0,
+                                       guard="{limit: 0.1, min_live_answers: 20, check_seconds: 5}"))
+    _wait("the abandonment guard engaged", lambda: bool(lab.status().abandon_guard), timeout=90)
+    reason = lab.status().abandon_guard
+    print(f"abandonment guard engaged: {reason}")
+    assert reason.startswith("today: ") and "> 10.00%" in reason
+    assert any("dialer.abandon_guard_engaged" in str(e.get("log_format", "")) for e in lab.log)
+    _wait("no more calls in flight than agents", lambda: lab.status().in_flight <= len(AGENTS), timeout=60)
+    for _ in range(10):  # one call per ready agent, though the fixed ratio of 3 is configured
+        time.sleep(0.5)
+        assert lab.status().in_flight <= len(AGENTS)
+
     # Back to predictive pacing and the mixed network until the campaign has dialed everything it may.
     for name, value in {"SIM_BUSY_PCT": 15, "SIM_NOANSWER_PCT": 20, "SIM_MACHINE_PCT": 15,
                         "SIM_FAILED_PCT": 5}.items():
         lab.setvar(name, value)
-    _edit(lab.config_path, dialer_yaml(lab.callable_zone))
+    _edit(lab.config_path, dialer_yaml(lab.callable_zone, guard="{enabled: false}"))
     _wait("predictive pacing again", lambda: lab.status().pacer == "predictive", timeout=10)
+    _wait("the guard released (disabled)", lambda: not lab.status().abandon_guard, timeout=10)
+    assert any("dialer.abandon_guard_released" in str(e.get("log_format", "")) for e in lab.log)
 
     def finished() -> bool:
         progress = lab.run(store.campaign_progress, campaign_id)
