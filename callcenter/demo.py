@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from twisted.internet import defer, task
+from twisted.internet import defer, task, threads
 
 from callcenter.ami import actions
 from callcenter.engine import Engine, RecordingPaths
@@ -181,6 +181,23 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
     instance = LabInstance("demo", cache / "instances", runtime, LabPorts.allocate(), work / "recordings")
     instance.write_config(dict(lab_project_files(settings, agi_port)(instance.endpoints)))
     _say(f"lab Asterisk booting ({runtime.describe()})")
+    services: Any = None
+    stopped = False
+
+    async def stop_everything() -> None:
+        """The engine, then the lab Asterisk: at the end, or when SIGTERM / Ctrl-C stops the reactor
+        mid-demo (then the code after an ``await`` never runs, and the repository's threads would
+        keep the process alive and Asterisk running)."""
+        nonlocal stopped
+        if stopped:
+            return
+        stopped = True
+        if services is not None and services.root.running:
+            await services.root.stopService()
+        await threads.deferToThreadPool(reactor, reactor.getThreadPool(), instance.stop)
+        _say("engine and lab Asterisk stopped")
+
+    reactor.addSystemEventTrigger("before", "shutdown", lambda: defer.ensureDeferred(stop_everything()))
     seconds = instance.start(timeout=60)
     ep = instance.endpoints
     _say(f"Asterisk 22 fully booted in {seconds:.1f} s: AMI 127.0.0.1:{ep.ami_port}, SIP 127.0.0.1:{ep.sip_port}")
@@ -272,9 +289,7 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
         _say("demo complete")
         return 0
     finally:
-        await services.root.stopService()
-        instance.stop()
-        _say("engine and lab Asterisk stopped")
+        await stop_everything()
 
 
 async def _campaign(reactor: Any, services: Any, settings: Settings) -> bool:

@@ -74,6 +74,56 @@ def test_demo_places_real_calls_that_become_call_records_with_recordings(tmp_pat
     assert "abandon ledger today:" in out
 
 
+def _demo_asterisks() -> list[int]:
+    """Pids of running Asterisks of the demo's lab instance (named ``demo``)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                args = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if args and args[0].endswith(b"asterisk") and any(a.endswith(b"/instances/demo/etc/asterisk.conf")
+                                                               for a in args):
+                pids.append(int(entry.name))
+    return pids
+
+
+def test_demo_interrupted_stops_the_engine_and_asterisk_and_exits(tmp_path: Path) -> None:
+    """SIGTERM (or Ctrl-C) in the middle of ``callcenter demo``: the engine and the lab Asterisk are
+    stopped and the process exits, instead of hanging on the repository's threads with Asterisk left
+    running."""
+    _needs_root()
+    state = tmp_path / "site.yaml"
+    state.write_text(f"site:\n  state_dir: {tmp_path / 'var'}\n")
+    log = tmp_path / "demo.log"
+    with log.open("w") as handle:
+        demo = subprocess.Popen([sys.executable, "-m", "callcenter.cli", "--config", str(state), "demo", "--calls", "3"],
+                                cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 180
+        while "engine up" not in log.read_text() and demo.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        out = log.read_text()
+        if "engine up" not in out:
+            if "lab Asterisk booting" not in out:
+                lab_unavailable(out[-2000:])
+            raise AssertionError(out)
+        assert _demo_asterisks(), out
+        time.sleep(3)  # calls under way
+        demo.send_signal(signal.SIGTERM)
+        demo.wait(timeout=30)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    out = log.read_text()
+    assert "engine and lab Asterisk stopped" in out, out
+    assert "demo complete" not in out
+    assert demo.returncode != 0  # interrupted, not a success
+    assert not _demo_asterisks(), out
+
+
 def test_daemon_drives_a_lab_instance_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     """``callcenter run --lab NAME`` logs in, serves health and metrics, and exits 0 on SIGTERM."""
     _needs_root()
