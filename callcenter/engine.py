@@ -153,6 +153,9 @@ class Engine(Service):
         )
         self.records_written = 0
         self.fact_listeners: list[Callable[[Fact], None]] = []
+        #: Called with (number, record) when a hotline caller asked the IVR for a call-back
+        #: and the call's record is written (the composition root hands it to the dialer).
+        self.callback_listeners: list[Callable[[str, CallRecord], object]] = []
         self._open_records: dict[str, Deferred[CallRecord | None]] = {}
         """Linkedid -> the call record opened when an agent's phone rang (screen pop)."""
         self.screen_pops: dict[str, str] = {}
@@ -420,6 +423,10 @@ class Engine(Service):
             path = variables.get("CC_RECORDING")
             if path:
                 self._track(self._add_recording_later(record, path, started, agent))
+            number = variables.get("CC_CALLBACK")
+            if number:
+                for listener in self.callback_listeners:
+                    listener(number, record)
             return record
 
         def failed(failure: Failure) -> None:

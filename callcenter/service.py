@@ -161,6 +161,10 @@ def make_service(
     if dialer_config is not None:
         dialer = _dialer(settings, dialer_config, reactor, ami, repository, engine, registry, lab, interfaces)
         dialer.setServiceParent(root)
+        # the hotline's call-back requests become leads of dialer.callbacks_campaign
+        engine.callback_listeners.append(
+            lambda number, record: dialer.request_callback(number, name=record.customer_name,
+                                                           ticket=record.ticket_number))
         watcher = ConfigWatcher(dialer_config, dialer.config, dialer.apply_config, reactor,
                                 thread_reader(reactor, reactor.getThreadPool()))
         watcher.setName("dialer-config")

@@ -136,6 +136,8 @@ class DialerConfig:
     """The dialer-wide pacing defaults (each campaign's :attr:`CampaignConfig.pacing` is effective)."""
     campaigns: tuple[CampaignConfig, ...]
     abandon_guard: GuardSettings = field(default_factory=GuardSettings)
+    callbacks_campaign: str | None = None
+    """The campaign (of :attr:`campaigns`) that takes the hotline's call-back requests as leads."""
     """When a campaign's ledger is over the legal limit, it dials progressively (:mod:`~callcenter.dialer.guard`)."""
     source: str = field(default="", compare=False)
     """The file it was read from, as shown in messages."""
@@ -304,11 +306,18 @@ def _build(data: Any, locs: Locations, problems: list[ConfigProblem]) -> DialerC
     ]
     if guard.enabled:
         _targets_within_guard(d, guard, pacing, campaigns)
+    callbacks = d.text("callbacks_campaign", None, _NAME, "a campaign name of dialer.campaigns")
+    names = [str(name) for name in (d.data.get("campaigns") or {})] if isinstance(d.data.get("campaigns"), Mapping) else []
+    if callbacks is not None and callbacks not in names:
+        close = difflib.get_close_matches(callbacks, names, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        d.problem(("callbacks_campaign",), f"no campaign {callbacks!r} in dialer.campaigns ({hint}campaigns: "
+                                           f"{', '.join(names) or 'none'})")
     d.done()
     top.done()
     return DialerConfig(
         enabled=enabled, trunk=trunk, tick_seconds=tick, connect_timeout=connect_timeout,
-        amd=amd, pacing=pacing, campaigns=tuple(campaigns), abandon_guard=guard,
+        amd=amd, pacing=pacing, campaigns=tuple(campaigns), abandon_guard=guard, callbacks_campaign=callbacks,
     )
 
 
@@ -577,6 +586,7 @@ def _flatten(config: DialerConfig) -> dict[str, Any]:
         "dialer.amd.enabled": config.amd.enabled,
         "dialer.amd.machine_as_abandoned": config.amd.machine_as_abandoned,
     }
+    flat["dialer.callbacks_campaign"] = config.callbacks_campaign
     for f in dataclasses.fields(config.abandon_guard):
         flat[f"dialer.abandon_guard.{f.name}"] = getattr(config.abandon_guard, f.name)
     _flatten_pacing(flat, "dialer.pacing", config.pacing)

@@ -61,6 +61,7 @@ from callcenter.storage import dialer as store
 from callcenter.storage.dialer_records import (
     AttemptResult,
     CampaignRecord,
+    LeadRow,
     LeadToDial,
     LedgerDay,
 )
@@ -515,6 +516,57 @@ class DialerService(Service):
         return self._track(d.addCallbacks(responded, failed))
 
     # ------------------------------------------------------------------ preview
+
+    def request_callback(self, phone: str, *, name: str | None, ticket: str) -> Deferred[tuple[bool, str]]:
+        """A hotline caller asked to be called back: a lead of ``dialer.callbacks_campaign``.
+
+        The lead is dialed like the campaign's others (a preview campaign: an agent previews
+        it, the ticket in the lead's ``ticket`` column, and dials), within the calling hours
+        and the DNC list. A number whose earlier lead there is done is dialed again (the new
+        ticket replaces the old); one still waiting or being dialed is not added twice; a
+        number on the DNC list, or not a phone number, is not queued. Returns (queued, why
+        not), and logs either way.
+        """
+        wanted = self.config.callbacks_campaign
+        campaign = self.campaigns.get(wanted) if wanted else None
+        if campaign is None:
+            return succeed(self._callback_logged(
+                None, ticket, phone, False, "no dialer.callbacks_campaign" if not wanted else f"no campaign {wanted!r}"))
+        try:
+            row = LeadRow(line=1, phone=phone, name=name, extra={"ticket": ticket})
+        except ValueError as exc:
+            return succeed(self._callback_logged(campaign, ticket, phone, False, str(exc)))
+        now = self.now()
+
+        def in_thread(session: Any) -> tuple[bool, str]:
+            result = store.import_leads(session, campaign.record.id, [row], list_name=f"callback {ticket}",
+                                        source_file=f"hotline call-back request, ticket {ticket}", actor="ivr", now=now)
+            if result.rows_ok:
+                return True, ""
+            if result.duplicates and store.reopen_lead(session, campaign.record.id, row, now=now):
+                return True, ""
+            if result.duplicates:
+                return False, "a call-back to this number is already waiting"
+            return False, "; ".join(p.reason for p in result.problems)
+
+        def failed(failure: Failure) -> tuple[bool, str]:
+            self._db_failed("request_callback", failure)
+            return False, failure.getErrorMessage()
+
+        d = self.repository.run(in_thread)
+        d.addCallbacks(lambda outcome: self._callback_logged(campaign, ticket, row.phone, *outcome), failed)
+        return self._track(d)
+
+    @staticmethod
+    def _callback_logged(campaign: _Campaign | None, ticket: str, phone: str, queued: bool,
+                         reason: str) -> tuple[bool, str]:
+        if queued:
+            _log.info("dialer.callback_queued campaign={campaign} ticket={ticket} phone={phone}",
+                      campaign=campaign.name if campaign else "-", ticket=ticket, phone=phone)
+        else:
+            _log.warn("dialer.callback_not_queued ticket={ticket} phone={phone} reason={reason}", ticket=ticket,
+                      phone=phone, reason=reason)
+        return queued, reason
 
     def preview_next(self, agent: str, campaign_name: str) -> Deferred[LeadToDial | None]:
         """The lead ``agent`` should call next in preview campaign ``campaign_name`` (claimed for them).

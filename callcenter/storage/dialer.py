@@ -396,6 +396,32 @@ def import_leads(
                         duplicates=duplicates, dnc=on_dnc)
 
 
+def reopen_lead(session: Session, campaign_id: int, row: LeadRow, *, now: datetime) -> bool:
+    """Dial a finished lead again: its number asked for it anew (a repeat call-back request).
+
+    The campaign's ``done`` lead with ``row.phone`` is due ``now`` again with its attempts
+    counted from 0 (the attempt history stays), ``row``'s name (if any) and extra columns
+    over its own. False, and nothing changed, when the campaign has no such lead, when it is
+    still due or being dialed (one call-back pending is enough), or when the number is on
+    the do-not-call list (those leads are never reopened).
+    """
+    when = aware_datetime("now", now)
+    _require_campaign(session, campaign_id)
+    lead = session.scalar(select(models.Lead).where(models.Lead.campaign_id == campaign_id,
+                                                    models.Lead.phone == row.phone).with_for_update())
+    if lead is None or lead.state != LeadState.DONE.value or lead.final_outcome == "dnc" or is_dnc(session, row.phone):
+        return False
+    lead.state = LeadState.NEW.value
+    lead.attempts = 0
+    lead.next_attempt_at = when
+    lead.final_outcome = None
+    lead.updated_at = when
+    if row.name:
+        lead.name = row.name
+    lead.extra = {**(lead.extra or {}), **row.extra}
+    return True
+
+
 def get_lead_list(session: Session, list_id: int) -> LeadListRecord | None:
     """The lead list with this id, or None."""
     row = session.get(models.LeadList, positive_int("list_id", list_id))

@@ -5,17 +5,21 @@ files. The hotline flow is a copy of ``ivr_flows/hotline.yaml`` whose business h
 ``closed`` every day, so any call is after hours whatever time CI runs. The caller asks
 for a call back on its own number (1 in the after-hours menu, 1 in the call-back menu):
 the call never reaches the queue, and its call record shows the closed branch and the
-choices, with the call-back request handed to the dialplan.
+choices, with the call-back request handed to the dialplan; the shipped dialer
+configuration's ``callbacks_campaign`` gets the request as a lead carrying the ticket, for
+an agent to preview the next morning.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from callcenter.ami import actions
 from callcenter.cli import lab_project_files
@@ -25,6 +29,7 @@ from callcenter.lab.instance import tcp_port_free
 from callcenter.secrets import load_or_create_secrets
 from callcenter.service import EngineServices, make_service
 from callcenter.settings import load_settings
+from callcenter.storage import models
 from tests.labfixture import LabFactory
 from tests.reactorthread import ReactorThread
 
@@ -56,7 +61,8 @@ def engine_on_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_pa
     from twisted.internet import reactor
 
     services = make_service(settings, reactor,
-                            recordings=RecordingPaths(handle.endpoints.recordings_dir, handle.recordings_dir), lab=True)
+                            recordings=RecordingPaths(handle.endpoints.recordings_dir, handle.recordings_dir), lab=True,
+                            dialer_config=ROOT / "config" / "dialer.yaml")
     reactor_thread.call(services.root.startService)
     try:
         reactor_thread.call(services.ami.when_connected, timeout=20)
@@ -89,3 +95,19 @@ def test_after_hours_caller_requests_a_call_back(engine_on_lab: EngineServices, 
     assert record.outcome == "callback requested: 13912345678"  # the number is stored for the call back
     assert record.agent_id is None and record.talk_seconds == 0  # never queued to an agent
     assert not any(a.state.value == "ringing" for a in engine.agents.agents())
+
+    # The request is a lead of the callbacks campaign, with the caller's ticket.
+    dialer = services.dialer
+    assert dialer is not None
+    campaign = dialer.campaigns[dialer.config.callbacks_campaign or ""]
+
+    def leads() -> list[tuple[str, dict[str, str]]]:
+        def query(session: Any) -> list[tuple[str, dict[str, str]]]:
+            rows = session.scalars(select(models.Lead).where(models.Lead.campaign_id == campaign.record.id))
+            return [(row.phone, dict(row.extra or {})) for row in rows]
+        return reactor_thread.call(dialer.repository.run, query, timeout=10)  # type: ignore[no-any-return]
+
+    deadline = time.monotonic() + 10
+    while not (found := leads()) and time.monotonic() < deadline:
+        time.sleep(0.2)  # the lead is imported in the repository's thread after the record is written
+    assert found == [("13912345678", {"ticket": record.ticket_number})]

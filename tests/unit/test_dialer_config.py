@@ -533,3 +533,13 @@ def test_equality_ignores_where_the_config_was_read() -> None:
     other = parse_dialer_config(BASE, "other.yaml")
     assert other.source == "other.yaml"
     assert _config() == other
+
+
+def test_callbacks_campaign_must_name_a_campaign_of_the_file() -> None:
+    """The hotline's call-back requests go to a campaign of dialer.campaigns; a typo is named on its line."""
+    assert parse_dialer_config(BASE, "d").callbacks_campaign is None
+    ok = _edit("  campaigns:\n", "  callbacks_campaign: spring\n  campaigns:\n")
+    assert parse_dialer_config(ok, "d").callbacks_campaign == "spring"
+    assert _one(_edit("  campaigns:\n", "  callbacks_campaign: sprng\n  campaigns:\n")) == (
+        "dialer.yaml:15:3: dialer.callbacks_campaign: no campaign 'sprng' in dialer.campaigns "
+        "(did you mean 'spring'? campaigns: spring)")

@@ -43,13 +43,14 @@ WALL = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
 
 
 def config_text(pacer: str = "progressive", fixed_ratio: float = 1.5, dial_mode: str = "predictive",
-                guard: str = "{enabled: true}") -> str:
+                guard: str = "{enabled: true}", callbacks: str = "null") -> str:
     return textwrap.dedent(f"""\
         dialer:
           trunk: "Local/{{phone}}@sim-pstn"
           tick_seconds: 1.0
           connect_timeout: 1
           abandon_guard: {guard}
+          callbacks_campaign: {callbacks}
           pacing:
             pacer: {pacer}
             fixed_ratio: {fixed_ratio}
@@ -377,6 +378,46 @@ def test_preview_campaign_holds_a_lead_for_the_agent_then_rings_the_agent_first(
     w.service.stopService()  # 2102's held lead is closed, not left open
     held = next(a for a in w.attempts(campaign_id) if a.id == other.attempt_id)
     assert held.outcome == "failed" and "not dialed" in (held.detail or "")
+
+
+def test_a_call_back_request_is_a_lead_of_the_callbacks_campaign_that_an_agent_previews(tmp_path: Path) -> None:
+    """The hotline caller's number and name become a lead with the ticket; the agent previews it.
+    Asked again while it waits: not added twice. Asked again after the call-back was made: dialed
+    again with the new ticket. DNC and undialable numbers are not queued, and say why."""
+    w = World(tmp_path, config_text(dial_mode="preview", callbacks="test-campaign"), agents=1)
+    w.service.startService()
+    request = w.service.request_callback
+    assert successResultOf(request("+86 139 1234 5678", name="张三", ticket="GD20261202001")) == (True, "")
+    lead = successResultOf(w.service.preview_next("2101", "test-campaign"))
+    assert lead is not None and (lead.phone, lead.name) == ("13912345678", "张三")
+    assert lead.extra == {"ticket": "GD20261202001"}
+    assert successResultOf(request("13912345678", name=None, ticket="GD20261202002")) == (
+        False, "a call-back to this number is already waiting")
+    w.service.preview_dial("2101")
+    w.ami.emit("UserEvent", UserEvent="DialerResult", Attempt=lead.attempt_id, Outcome="human", Agent="2101")
+    with w.session() as session:
+        done = store.get_lead(session, lead.lead_id)
+    assert done is not None and (done.state, done.final_outcome) == ("done", "human")
+    assert successResultOf(request("13912345678", name=None, ticket="GD20261203007")) == (True, "")
+    again = successResultOf(w.service.preview_next("2101", "test-campaign"))
+    assert again is not None and again.lead_id == lead.lead_id and again.attempt_no == 1
+    assert (again.name, again.extra) == ("张三", {"ticket": "GD20261203007"})
+    with w.session() as session, session.begin():
+        store.add_dnc(session, ["13700000000"], source="test", now=w.wall)
+    assert successResultOf(request("13700000000", name=None, ticket="GD20261202003")) == (
+        False, "on the do-not-call list")
+    queued, why = successResultOf(request("call me", name=None, ticket="GD20261202004"))
+    assert not queued and why.startswith("phone: ")
+    w.service.stopService()
+
+
+def test_without_a_callbacks_campaign_a_call_back_request_is_not_queued(world: World) -> None:
+    assert successResultOf(world.service.request_callback("13912345678", name=None, ticket="GD1")) == (
+        False, "no dialer.callbacks_campaign")
+    with world.session() as session:
+        campaign = store.get_campaign(session, "test-campaign")
+        assert campaign is not None
+        assert sum(store.campaign_progress(session, campaign.id).leads_by_state.values()) == 0
 
 
 def test_preview_is_refused_for_a_paced_campaign(world: World) -> None:

@@ -418,6 +418,32 @@ def test_recycle_puts_exhausted_leads_back_and_refuses_reached_ones(
         in_tx(sessions, store.recycle_leads, campaign_id, finals=["reached"], now=later)
 
 
+def test_reopen_dials_a_done_lead_again_but_not_a_waiting_or_dnc_one(
+    sessions: sessionmaker[Session], campaign_id: int
+) -> None:
+    """A repeat call-back request: the done lead is due again (attempts from 0, new ticket); a lead
+    still waiting, a number not in the campaign and a number on the DNC list are left alone."""
+    import_phones(sessions, campaign_id, phones(3))
+    a, b, c = claim(sessions, campaign_id, 3)
+    in_tx(sessions, store.finish_attempt, a.attempt_id, AttemptResult("human"), now=NOW)
+    in_tx(sessions, store.finish_attempt, b.attempt_id, AttemptResult("busy"), now=NOW)
+    in_tx(sessions, store.finish_attempt, c.attempt_id, AttemptResult("human"), now=NOW)
+    later = NOW + timedelta(days=1)
+    row = LeadRow(line=1, phone=a.phone, name="Li Lei", extra={"ticket": "GD20261203001"})
+    assert in_tx(sessions, store.reopen_lead, campaign_id, row, now=later) is True
+    lead = lead_of(sessions, a.lead_id)
+    assert (lead.state, lead.attempts, lead.next_attempt_at, lead.final_outcome) == ("new", 0, later, None)
+    assert (lead.name, lead.extra["ticket"]) == ("Li Lei", "GD20261203001")
+    assert in_tx(sessions, store.reopen_lead, campaign_id, row, now=later) is False  # waiting already
+    busy = LeadRow(line=1, phone=b.phone)
+    assert in_tx(sessions, store.reopen_lead, campaign_id, busy, now=later) is False  # a retry is due
+    assert lead_of(sessions, b.lead_id).state == "retry"
+    assert in_tx(sessions, store.reopen_lead, campaign_id, LeadRow(line=1, phone="13999999999"), now=later) is False
+    in_tx(sessions, store.add_dnc, [c.phone], source="test", now=later)
+    assert in_tx(sessions, store.reopen_lead, campaign_id, LeadRow(line=1, phone=c.phone), now=later) is False
+    assert lead_of(sessions, c.lead_id).state == "done"
+
+
 # --- DNC ------------------------------------------------------------------------------------
 
 
