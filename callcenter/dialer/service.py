@@ -186,7 +186,8 @@ class CampaignStatus:
     abandon_guard: str = ""
     """Why the campaign dials progressively now (its ledger is over the limit); empty when it does not."""
     ledger: dict[str, dict[str, float | None]] = field(default_factory=dict)
-    """The ledger spans the guard last read: ``{"today": {"live_answers", "abandoned", "rate"}, ...}``."""
+    """The ledger the guard last read: ``"today"`` and ``"window"`` (the rolling 30 days, or since the
+    campaign's first call), each ``{"live_answers", "abandoned", "rate"}``."""
 
 
 class DialerService(Service):
@@ -697,8 +698,8 @@ class DialerService(Service):
                 abandon_rate=campaign.outcomes["abandoned"] / live if live else None,
                 max_ratio=campaign.config.pacing.settings.max_ratio,
                 abandon_guard=campaign.guard.reason if campaign.guard.engaged else "",
-                ledger={span.span: {"live_answers": span.live_answers, "abandoned": span.abandoned,
-                                    "rate": span.rate} for span in campaign.ledger},
+                ledger={key: {"live_answers": span.live_answers, "abandoned": span.abandoned, "rate": span.rate}
+                        for key, span in zip(("today", "window"), campaign.ledger, strict=False)},
             ))
         return out
 

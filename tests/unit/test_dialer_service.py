@@ -283,7 +283,8 @@ def test_a_campaign_over_the_abandon_limit_dials_progressively_until_its_ledger_
     w.advance(5.0)  # the next ledger check engages the guard before the tick paces
     (status,) = w.service.status()
     assert status.abandon_guard == "today: 20.00% of 5 live answers > 10.00%"
-    assert status.ledger["today"] == {"live_answers": 5, "abandoned": 1, "rate": 0.2}
+    assert status.ledger == {"today": {"live_answers": 5, "abandoned": 1, "rate": 0.2},
+                             "window": {"live_answers": 5, "abandoned": 1, "rate": 0.2}}
     assert engaged() == 1.0
     assert len(w.ami.originates) == 2  # one per ready agent
     for _ in range(3):
