@@ -161,6 +161,17 @@ def cmd_agent(args: argparse.Namespace) -> int:
     return _report(*_api(settings, "POST", f"agents/{args.agent}/{args.agent_command}", body))
 
 
+def cmd_disposition(args: argparse.Namespace) -> int:
+    """Record a call's outcome, issue type, notes and follow-up time through the running daemon."""
+    settings = _settings(args)
+    body: dict[str, str] = {"agent": args.writer}
+    for name in ("outcome", "issue_type", "notes", "follow_up_at", "customer_name"):
+        value = getattr(args, name)
+        if value is not None:
+            body[name] = value
+    return _report(*_api(settings, "POST", f"call-records/{args.ticket}/disposition", body))
+
+
 def cmd_supervisor(args: argparse.Namespace) -> int:
     """Listen, whisper or barge on an agent's call through the running daemon."""
     settings = _settings(args)
@@ -258,6 +269,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("agent", help="agent id, e.g. 2101")
     p.add_argument("--reason", required=True, help="e.g. lunch, training, after-call work")
     p.set_defaults(func=cmd_agent)
+
+    p = agent.add_parser("disposition", help="record what came of a call (outcome, issue type, notes, follow-up)")
+    p.add_argument("ticket", help="the call record's ticket, e.g. GD20261205001")
+    p.add_argument("--as", dest="writer", required=True, help="your agent id (the call's agent, its team lead or a manager)")
+    p.add_argument("--outcome", help="e.g. resolved, sale, not interested")
+    p.add_argument("--issue-type", dest="issue_type", help="e.g. billing, installation")
+    p.add_argument("--notes", help="free text (the record's description)")
+    p.add_argument("--follow-up-at", dest="follow_up_at", help="ISO 8601 with offset, e.g. 2026-12-07T10:00:00+08:00")
+    p.add_argument("--customer-name", dest="customer_name", help="correct the caller's name")
+    p.set_defaults(func=cmd_disposition)
 
     supervisor = sub.add_parser("supervisor", help="supervisor actions (through the running daemon)")
     supervisor_sub = supervisor.add_subparsers(dest="supervisor_command", required=True)

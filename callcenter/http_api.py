@@ -6,6 +6,10 @@ Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/404):
 * ``GET /api/calls``: calls in progress (from the call-state model);
 * ``GET /api/call-records?limit=N&agent=ID&queue=NAME``: recent call records;
 * ``GET /api/call-records/<ticket>``: one call record;
+* ``POST /api/call-records/<ticket>/disposition`` with ``{"agent": ID, "outcome": ...,
+  "issue_type": ..., "notes": ..., "follow_up_at": ISO-8601, "customer_name": ...}`` (any of
+  them): the agent's disposition of the call (403 unless the call's agent, a lead of that
+  agent's team or a manager);
 * ``GET /api/staffing/hotline``: live Erlang advice for the hotline queue;
 * ``GET /api/agents``: every agent's state (ready, ringing, on call, wrap-up, paused);
 * ``GET /api/agents/<id>/screen-pop``: the call last offered to the agent: its call record
@@ -33,6 +37,7 @@ from datetime import date, datetime
 from typing import Any
 
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
@@ -40,11 +45,15 @@ from twisted.web.server import NOT_DONE_YET, Request
 from callcenter.agents import AgentError
 from callcenter.dialer.campaign import zone
 from callcenter.dialer.service import DialerService, PreviewError
+from callcenter.disposition import DispositionRefused, check_writer, parse_disposition
 from callcenter.engine import Engine
 from callcenter.storage import dialer as dialer_store
+from callcenter.storage.records import CallRecord, InvalidFieldError
 from callcenter.supervisor import AgentNotOnCall, NotPermitted, SpyFailed
 
 __all__ = ["ApiError", "ApiResource"]
+
+_log = Logger(namespace="callcenter.http")
 
 
 class ApiError(Exception):
@@ -170,11 +179,32 @@ class ApiResource(Resource):
             else:
                 raise ApiError(404, f"no agent action {action!r}")
             return d.addCallback(lambda _: {"agent": agent, "action": action, "ok": True})
+        if len(path) == 3 and path[0] == "call-records" and path[2] == "disposition":
+            return self._disposition(path[1], body)
         if path == ["supervisor", "spy"]:
             spying = engine.supervisor.spy(self._field(body, "supervisor"), self._field(body, "agent"),
                                            self._field(body, "mode"))
             return spying.addCallback(lambda session: {"spy": session})
         raise ApiError(404, "no such resource: /api/" + "/".join(path))
+
+    def _disposition(self, ticket: str, body: dict[str, Any]) -> Deferred[Any]:
+        repo = self.engine.repository
+        if repo is None:
+            raise ApiError(503, "no database configured")
+        disposition = parse_disposition(body)
+
+        def found(record: CallRecord | None) -> Deferred[CallRecord]:
+            if record is None:
+                raise ApiError(404, f"no call record {ticket!r}", "ticket")
+            check_writer(self.engine.settings, disposition.writer, record.agent_id)
+            return repo.update_call_record(record.id, disposition.changes)
+
+        def written(record: CallRecord) -> dict[str, Any]:
+            _log.info("record.dispositioned ticket={ticket} by={writer} outcome={outcome}", ticket=ticket,
+                      writer=disposition.writer, outcome=record.outcome)
+            return {"record": record}
+
+        return repo.get_call_record_by_ticket(ticket).addCallback(found).addCallback(written)
 
     def _route(self, path: list[str], request: Request) -> Any:
         engine = self.engine
@@ -278,7 +308,11 @@ class ApiResource(Resource):
             exc = failure.value
             assert isinstance(exc, ApiError)
             self._finish(request, exc.status, {"error": exc.message, "field": exc.field})
-        elif failure.check(NotPermitted):
+        elif failure.check(InvalidFieldError):
+            exc_field = failure.value
+            assert isinstance(exc_field, InvalidFieldError)
+            self._finish(request, 400, {"error": exc_field.problem, "field": exc_field.field})
+        elif failure.check(NotPermitted, DispositionRefused):
             self._finish(request, 403, {"error": str(failure.value), "field": None})
         elif failure.check(AgentNotOnCall):
             self._finish(request, 409, {"error": str(failure.value), "field": "agent"})

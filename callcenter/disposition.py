@@ -1,0 +1,134 @@
+"""An agent's disposition of a call: outcome, issue type, notes, follow-up time (pure).
+
+After (or during) a call the agent records what came of it on the call record: the
+``outcome`` (e.g. ``resolved``, ``sale``, ``not interested``), the ``issue_type``, free
+``notes`` (the record's description) and a ``follow_up_at`` time, and may correct the
+``customer_name``. This module turns the JSON body of ``POST /api/call-records/<ticket>/
+disposition`` into a :class:`~callcenter.storage.records.CallRecordUpdate`, every problem
+named by its field, and decides who may write it: the call's own agent, a team lead of
+that agent's team, or a manager (a call no agent took: leads and managers).
+
+Pure: no Twisted, no SQL; :mod:`callcenter.http_api` does the I/O.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from callcenter.settings import Settings
+from callcenter.storage.records import CallRecordUpdate, InvalidFieldError
+
+__all__ = ["FIELDS", "NOTES_MAX", "Disposition", "DispositionRefused", "check_writer", "parse_disposition"]
+
+#: The fields a disposition may set (``agent`` names who writes it).
+FIELDS: Final = ("outcome", "issue_type", "notes", "follow_up_at", "customer_name")
+#: Longest ``notes`` accepted (the record's description has no limit of its own).
+NOTES_MAX: Final = 4000
+
+
+class DispositionRefused(Exception):
+    """The writer may not disposition this call (HTTP 403)."""
+
+
+@dataclass(frozen=True)
+class Disposition:
+    """A validated disposition: who writes it and the record fields it changes."""
+
+    writer: str
+    changes: CallRecordUpdate
+
+
+def parse_disposition(body: Mapping[str, Any]) -> Disposition:
+    """Validate the request body; :class:`InvalidFieldError` names the first bad field.
+
+    ``agent`` (the writer's id) is required, and at least one of :data:`FIELDS`. Text
+    fields are strings (``null`` clears ``outcome``, ``issue_type``, ``follow_up_at`` and
+    ``customer_name``; ``notes`` is cleared with ``""``); ``follow_up_at`` is an ISO 8601
+    time with its UTC offset (``2026-12-07T10:00:00+08:00``). Lengths are the call
+    record's own limits.
+    """
+    for key in body:
+        if key != "agent" and key not in FIELDS:
+            close = difflib.get_close_matches(str(key), [*FIELDS, "agent"], n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise InvalidFieldError(str(key), f"unknown field ({hint}fields: agent, {', '.join(FIELDS)})")
+    writer = body.get("agent")
+    if not isinstance(writer, str) or not writer:
+        raise InvalidFieldError("agent", f"expected the writer's agent id, got {writer!r}")
+    if not any(key in body for key in FIELDS):
+        raise InvalidFieldError("outcome", f"nothing to record: give at least one of {', '.join(FIELDS)}")
+    values: dict[str, Any] = {}
+    for key in ("outcome", "issue_type", "customer_name"):
+        if key in body:
+            values[key] = _text(key, body[key], nullable=True)
+    if "notes" in body:
+        notes = _text("notes", body["notes"], nullable=False) or ""
+        if len(notes) > NOTES_MAX:
+            raise InvalidFieldError("notes", f"at most {NOTES_MAX} characters, got {len(notes)}")
+        values["description"] = notes
+    if "follow_up_at" in body:
+        values["follow_up_at"] = _when(body["follow_up_at"])
+    try:
+        changes = CallRecordUpdate(**values)
+    except InvalidFieldError as exc:
+        field = "notes" if exc.field == "description" else exc.field
+        raise InvalidFieldError(field, exc.problem) from None
+    return Disposition(writer=writer, changes=changes)
+
+
+def check_writer(settings: Settings, writer: str, call_agent: str | None) -> None:
+    """Raise :class:`DispositionRefused` unless ``writer`` may disposition a call of ``call_agent``.
+
+    The call's own agent may; so may a manager, and a lead of the same team as the call's
+    agent. A call no agent took (an IVR-only call, an abandoned one) may be dispositioned
+    by leads and managers.
+    """
+    try:
+        who = settings.agent(writer)
+    except KeyError:
+        raise DispositionRefused(f"unknown agent id {writer!r}") from None
+    if call_agent is not None and writer == call_agent:
+        return
+    if who.role == "manager":
+        return
+    if who.role == "lead":
+        if call_agent is None:
+            return
+        try:
+            team = settings.agent(call_agent).team
+        except KeyError:
+            team = ""
+        if who.team and who.team == team:
+            return
+        raise DispositionRefused(f"a lead dispositions only their own team's calls ({who.team or 'none'}); "
+                                 f"this call was taken by agent {call_agent} of team {team or 'none'}")
+    taken = f"agent {call_agent}" if call_agent is not None else "no agent"
+    raise DispositionRefused(f"agent {writer} may disposition only their own calls; this call was taken by {taken}")
+
+
+def _text(field: str, value: object, *, nullable: bool) -> str | None:
+    if value is None and nullable:
+        return None
+    if not isinstance(value, str):
+        expected = "a string or null" if nullable else "a string"
+        raise InvalidFieldError(field, f"expected {expected}, got {value!r}")
+    return value.strip()
+
+
+def _when(value: object) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidFieldError("follow_up_at", f"expected an ISO 8601 time such as 2026-12-07T10:00:00+08:00, "
+                                                f"got {value!r}")
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidFieldError("follow_up_at", f"not an ISO 8601 time: {value!r}") from None
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise InvalidFieldError("follow_up_at", f"give the UTC offset (e.g. {value}+08:00), got {value!r}")
+    return when

@@ -1,0 +1,89 @@
+"""An agent's disposition of a call (pure): the request body's rules and who may write it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from callcenter.disposition import DispositionRefused, check_writer, parse_disposition
+from callcenter.settings import load_settings
+from callcenter.storage.records import UNSET, InvalidFieldError
+
+SETTINGS = load_settings(Path(__file__).resolve().parents[2] / "config")
+
+
+def test_a_full_disposition_becomes_the_record_update() -> None:
+    d = parse_disposition({"agent": "2101", "outcome": " sale ", "issue_type": "billing",
+                           "notes": "wants the yearly plan", "follow_up_at": "2026-12-07T10:00:00+08:00",
+                           "customer_name": "Li Lei"})
+    assert d.writer == "2101"
+    c = d.changes
+    assert (c.outcome, c.issue_type, c.description, c.customer_name) == ("sale", "billing", "wants the yearly plan",
+                                                                         "Li Lei")
+    assert c.follow_up_at == datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
+    assert c.follow_up_at.utcoffset() is not None
+    assert (c.csat, c.agent_id, c.talk_seconds) == (UNSET, UNSET, UNSET)  # nothing else is touched
+
+
+def test_fields_left_out_stay_and_null_clears() -> None:
+    c = parse_disposition({"agent": "2101", "follow_up_at": None, "outcome": None}).changes
+    assert (c.follow_up_at, c.outcome, c.issue_type, c.description) == (None, None, UNSET, UNSET)
+    assert parse_disposition({"agent": "2101", "notes": ""}).changes.description == ""
+
+
+@pytest.mark.parametrize(("body", "field", "problem"), [
+    ({"outcome": "sale"}, "agent", "expected the writer's agent id, got None"),
+    ({"agent": 2101, "outcome": "sale"}, "agent", "expected the writer's agent id, got 2101"),
+    ({"agent": "2101"}, "outcome",
+     "nothing to record: give at least one of outcome, issue_type, notes, follow_up_at, customer_name"),
+    ({"agent": "2101", "outcom": "sale"}, "outcom",
+     "unknown field (did you mean 'outcome'? fields: agent, outcome, issue_type, notes, follow_up_at, customer_name)"),
+    ({"agent": "2101", "outcome": 5}, "outcome", "expected a string or null, got 5"),
+    ({"agent": "2101", "notes": None}, "notes", "expected a string, got None"),
+    ({"agent": "2101", "follow_up_at": "2026-12-07T10:00:00"}, "follow_up_at",
+     "give the UTC offset (e.g. 2026-12-07T10:00:00+08:00), got '2026-12-07T10:00:00'"),
+    ({"agent": "2101", "follow_up_at": "tomorrow"}, "follow_up_at", "not an ISO 8601 time: 'tomorrow'"),
+    ({"agent": "2101", "follow_up_at": 1765000000}, "follow_up_at",
+     "expected an ISO 8601 time such as 2026-12-07T10:00:00+08:00, got 1765000000"),
+])
+def test_bad_bodies_name_the_field(body: dict[str, object], field: str, problem: str) -> None:
+    with pytest.raises(InvalidFieldError) as exc:
+        parse_disposition(body)
+    assert (exc.value.field, exc.value.problem) == (field, problem)
+
+
+def test_the_record_limits_apply_under_the_api_names() -> None:
+    with pytest.raises(InvalidFieldError) as exc:
+        parse_disposition({"agent": "2101", "outcome": "x" * 65})
+    assert exc.value.field == "outcome"
+    with pytest.raises(InvalidFieldError) as exc:
+        parse_disposition({"agent": "2101", "notes": "x" * 4001})
+    assert (exc.value.field, exc.value.problem) == ("notes", "at most 4000 characters, got 4001")
+    assert parse_disposition({"agent": "2101", "notes": "x" * 4000}).changes.description == "x" * 4000
+
+
+def test_follow_up_keeps_any_offset() -> None:
+    c = parse_disposition({"agent": "2101", "follow_up_at": "2026-12-07T10:00:00-05:00"}).changes
+    assert c.follow_up_at == datetime(2026, 12, 7, 10, 0, tzinfo=timezone(timedelta(hours=-5)))
+
+
+def test_the_calls_agent_its_team_lead_and_managers_may_write() -> None:
+    check_writer(SETTINGS, "2101", "2101")
+    check_writer(SETTINGS, "8001", "2101")  # lead of team1
+    check_writer(SETTINGS, "9001", "2101")  # manager
+    check_writer(SETTINGS, "8001", None)  # a call no agent took: leads and managers
+    check_writer(SETTINGS, "9002", None)
+
+
+@pytest.mark.parametrize(("writer", "agent", "message"), [
+    ("2102", "2101", "agent 2102 may disposition only their own calls; this call was taken by agent 2101"),
+    ("2101", None, "agent 2101 may disposition only their own calls; this call was taken by no agent"),
+    ("8002", "2101", ("a lead dispositions only their own team's calls (team2); this call was taken by agent 2101 "
+                     "of team team1")),
+    ("7777", "2101", "unknown agent id '7777'"),
+])
+def test_others_are_refused_with_the_reason(writer: str, agent: str | None, message: str) -> None:
+    with pytest.raises(DispositionRefused, match="^" + message.replace("(", r"\(").replace(")", r"\)") + "$"):
+        check_writer(SETTINGS, writer, agent)
