@@ -284,12 +284,40 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
             return 1
         _say("hotline part complete: every call went through the IVR to an agent, was recorded, rated 5 in "
              "the survey and written as a call record")
+        first = min(records, key=lambda r: r.ticket_number)
+        status, body = await threads.deferToThreadPool(
+            reactor, reactor.getThreadPool(), _post_json, services.http_port,
+            f"call-records/{first.ticket_number}/disposition",
+            {"agent": first.agent_id, "outcome": "resolved", "issue_type": "billing",
+             "notes": "asked about the November invoice; explained the charges"})
+        if status != 200:
+            _say(f"FAILED: disposition of {first.ticket_number}: HTTP {status} {body}")
+            return 1
+        saved = body["record"]
+        _say(f"agent {first.agent_id} sets the disposition of {first.ticket_number} (POST /api/call-records/"
+             f"<ticket>/disposition): outcome {saved['outcome']}, issue {saved['issue_type']}, "
+             f"notes {saved['description']!r}")
         if not await _campaign(reactor, services, settings):
             return 1
         _say("demo complete")
         return 0
     finally:
         await stop_everything()
+
+
+def _post_json(port: int, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+    """POST to the demo daemon's HTTP API from a worker thread (urllib blocks): (status, JSON)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/{path}", data=json.dumps(body).encode(),
+                                     method="POST", headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
 
 
 async def _campaign(reactor: Any, services: Any, settings: Settings) -> bool:

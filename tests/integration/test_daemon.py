@@ -66,6 +66,8 @@ def test_demo_places_real_calls_that_become_call_records_with_recordings(tmp_pat
     pops = [line for line in out.splitlines() if "screen pop on agent" in line and ", IVR " in line]
     assert len(pops) == 3, out  # the call record exists while the agent's phone rings
     assert any("Zhang Wei 13800138000, IVR language=1 main_menu=0" in line for line in pops), pops
+    # the agent's disposition over the HTTP API, on the first record
+    assert "(POST /api/call-records/<ticket>/disposition): outcome resolved, issue billing, notes 'asked about" in out
     # then the campaign: 40 leads dialed on the simulated network, conversations popped with the lead
     assert "40 leads imported" in out
     campaign_pops = [line for line in out.splitlines() if "screen pop on agent" in line and "campaign demo-campaign" in line]
@@ -171,6 +173,12 @@ def test_daemon_drives_a_lab_instance_and_stops_cleanly_on_sigterm(tmp_path: Pat
             assert cli.returncode == 1 and "[HTTP 403]" in cli.stderr and "2102" in cli.stderr, cli.stderr
             cli = _callcenter("--config", str(site), "agent", "screen-pop", "1001", timeout=30)
             assert cli.returncode == 1 and "error (agent): no call offered to agent '1001'" in cli.stderr, cli.stderr
+            cli = _callcenter("--config", str(site), "agent", "disposition", "GD20261205001", "--as", "2101",
+                              "--outcome", "resolved", timeout=30)
+            assert cli.returncode == 1 and "error (ticket): no call record 'GD20261205001'" in cli.stderr, cli.stderr
+            cli = _callcenter("--config", str(site), "agent", "disposition", "GD20261205001", "--as", "2101",
+                              "--follow-up-at", "tomorrow", timeout=30)
+            assert cli.returncode == 1 and "error (follow_up_at): not an ISO 8601 time" in cli.stderr, cli.stderr
             cli = _callcenter("--config", str(site), "agent", "pause", "9999", "--reason", "lunch", timeout=30)
             assert cli.returncode == 1 and "9999" in cli.stderr, cli.stderr
             for command in (["agent", "login", "2101"], ["agent", "pause", "2101", "--reason", "lunch"]):
