@@ -18,10 +18,11 @@ What it does with a call:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import wave
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
@@ -54,6 +55,7 @@ from callcenter.state.calls import (
     Fact,
     StateAnomaly,
 )
+from callcenter.state.queues import QueueBoard
 from callcenter.storage.records import (
     UNSET,
     CallRecord,
@@ -138,6 +140,7 @@ class Engine(Service):
         self.recording_settle_seconds = recording_settle_seconds
         self.calls = CallState(TRACKED_VARIABLES)
         self.agents = AgentBoard({q.name: q.wrapup_time for q in settings.queues})
+        self.queues = QueueBoard({q.name: q.service_level_seconds for q in settings.queues})
         self._agent_tick: Any = None
         self.agent_service = AgentService(settings, ami, self.agents, cast(Any, clock), interfaces=agent_interfaces)
         self.hotline_flow: Flow | None = (
@@ -208,6 +211,7 @@ class Engine(Service):
         if msg.problems:
             self.metrics.ami_frame_problems.inc(len(msg.problems))
         self._queue_event(msg, now)
+        self.queues.handle(msg, now, self._local_day(now))
         for fact in self.calls.handle(msg, now):
             self.on_fact(fact)
         self._agent_facts(self.agents.handle(msg, now))
@@ -223,6 +227,7 @@ class Engine(Service):
         for fact in facts:
             self.on_fact(fact)
         self._agent_facts(self.agents.resync(queue_status, self.clock.seconds()))
+        self.queues.resync(queue_status, self.clock.seconds())
         self._refresh_gauges()
 
     def _agent_facts(self, facts: list[Any]) -> None:
@@ -552,6 +557,21 @@ class Engine(Service):
         """The agent id a queue connected this call to, if any (from AgentConnect)."""
         found = self._connected_agent.get(linkedid)
         return found[0] if found else None
+
+    def _local_day(self, now: float) -> date:
+        return datetime.fromtimestamp(now, self.timezone).date()
+
+    def queue_views(self) -> list[dict[str, Any]]:
+        """Each queue now and today (:class:`QueueView`), with its agents by state (the wallboard)."""
+        now = self.clock.seconds()
+        out = []
+        for view in self.queues.views(now, self._local_day(now)):
+            agents = {state: 0 for state in ("ready", "ringing", "on_call", "wrap_up", "paused")}
+            for agent in self.agents.agents():
+                if view.queue in agent.queues and agent.state.value in agents:
+                    agents[agent.state.value] += 1
+            out.append({**dataclasses.asdict(view), "agents": agents})
+        return out
 
     def staffing_advice(self) -> StaffingAdvice:
         """Agents needed now on the hotline queue, from its observed traffic."""

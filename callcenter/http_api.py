@@ -11,6 +11,9 @@ Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/404):
   them): the agent's disposition of the call (403 unless the call's agent, a lead of that
   agent's team or a manager);
 * ``GET /api/staffing/hotline``: live Erlang advice for the hotline queue;
+* ``GET /api/queues``: the wallboard: per queue, callers waiting and the longest wait now;
+  today's offered, answered, abandoned and unanswered calls, service level, ASA, average
+  talk; its agents by state;
 * ``GET /api/agents``: every agent's state (ready, ringing, on call, wrap-up, paused);
 * ``GET /api/agents/<id>/screen-pop``: the call last offered to the agent: its call record
   (ticket, caller, IVR choices) and the CRM customer, available as soon as the phone rings;
@@ -210,6 +213,8 @@ class ApiResource(Resource):
         engine = self.engine
         if path == ["agents"]:
             return {"agents": engine.agents.agents()}
+        if path == ["queues"]:
+            return {"queues": engine.queue_views()}
         if len(path) == 3 and path[0] == "agents" and path[2] == "screen-pop":
             return self._screen_pop(path[1])
         if path == ["health"]:

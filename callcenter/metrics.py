@@ -7,9 +7,45 @@ passes in (tests use their own ``CollectorRegistry``). The daemon serves it at
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
-__all__ = ["EngineMetrics"]
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+__all__ = ["EngineMetrics", "QueueCollector"]
+
+
+class QueueCollector(Collector):
+    """The wallboard's numbers per queue, read at each scrape (a wait grows between events).
+
+    ``views`` returns the engine's :meth:`~callcenter.engine.Engine.queue_views` dicts.
+    """
+
+    GAUGES = (
+        ("callcenter_queue_callers_waiting", "callers waiting in the queue now", "waiting"),
+        ("callcenter_queue_longest_wait_seconds", "seconds the longest-waiting caller has waited", "longest_wait"),
+        ("callcenter_queue_offered_today", "calls that joined the queue today (local day)", "offered"),
+        ("callcenter_queue_answered_today", "calls answered today", "answered"),
+        ("callcenter_queue_abandoned_today", "callers who hung up waiting today", "abandoned"),
+        ("callcenter_queue_unanswered_today", "callers who left unanswered today (timeout, no agents)", "unanswered"),
+        ("callcenter_queue_service_level_today",
+         "answered within the queue's service_level_seconds / calls that left the queue, today", "service_level"),
+        ("callcenter_queue_asa_today_seconds", "mean seconds answered callers waited today", "asa"),
+    )
+
+    def __init__(self, views: Callable[[], Sequence[dict[str, Any]]]) -> None:
+        self.views = views
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        views = self.views()
+        for name, text, key in self.GAUGES:
+            family = GaugeMetricFamily(name, text, labels=["queue"])
+            for view in views:
+                if view[key] is not None:
+                    family.add_metric([view["queue"]], float(view[key]))
+            yield family
 
 
 class EngineMetrics:

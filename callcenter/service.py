@@ -32,7 +32,7 @@ from callcenter.dialer.reload import ConfigWatcher, thread_reader
 from callcenter.dialer.service import DialerMetrics, DialerService
 from callcenter.engine import Engine, RecordingPaths
 from callcenter.http_api import ApiResource
-from callcenter.metrics import EngineMetrics
+from callcenter.metrics import EngineMetrics, QueueCollector
 from callcenter.secrets import load_or_create_secrets
 from callcenter.settings import ConfigError, Settings
 from callcenter.storage.db import create_engine_for, upgrade_database
@@ -151,6 +151,7 @@ def make_service(
     interfaces = LAB_INTERFACES if lab else PJSIP_INTERFACES
     engine = Engine(settings, ami, repository, metrics, reactor, recordings, agent_interfaces=interfaces)
     engine.setServiceParent(root)
+    registry.register(QueueCollector(engine.queue_views))  # the wallboard's numbers, read at each scrape
 
     agi_factory = FastAgiFactory(engine.agi_router(), reactor, command_timeout=settings.agi.command_timeout)
     agi_server = TCPServer(settings.agi.port, agi_factory, interface=settings.agi.bind)
