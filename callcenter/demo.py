@@ -257,7 +257,13 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
         answered = sum(1 for r in responses if r.get("Response") == "Success")
         _say(f"{answered}/{calls} originates answered (OriginateResponse matched by ActionID)")
         deadline = reactor.seconds() + 90
+        most_waiting = 0
         while reactor.seconds() < deadline and (len(ended) < calls or engine.records_written < calls):
+            hotline_now = next(v for v in engine.queue_views() if v["queue"] == "hotline")
+            if hotline_now["waiting"] > most_waiting:
+                most_waiting = hotline_now["waiting"]
+                _say(f"wallboard: {most_waiting} caller(s) waiting in the hotline queue, the longest for "
+                     f"{hotline_now['longest_wait']:.0f} s; agents {hotline_now['agents']}")
             await task.deferLater(reactor, 0.5, lambda: None)
         await task.deferLater(reactor, 2.0, lambda: None)  # recordings settle
         records = await repo.list_recent_call_records(limit=calls)
@@ -284,6 +290,17 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
             return 1
         _say("hotline part complete: every call went through the IVR to an agent, was recorded, rated 5 in "
              "the survey and written as a call record")
+        status, body = await threads.deferToThreadPool(reactor, reactor.getThreadPool(), _get_json,
+                                                       services.http_port, "queues")
+        hotline = next(q for q in body["queues"] if q["queue"] == "hotline") if status == 200 else None
+        if hotline is None or hotline["answered"] < calls:
+            _say(f"FAILED: GET /api/queues: HTTP {status} {body}")
+            return 1
+        sl = "-" if hotline["service_level"] is None else f"{hotline['service_level']:.0%}"
+        _say(f"wallboard (GET /api/queues) hotline today: offered {hotline['offered']}, answered "
+             f"{hotline['answered']}, abandoned {hotline['abandoned']}, service level {sl} within "
+             f"{hotline['service_level_seconds']} s, ASA {hotline['asa']:.0f} s, average talk "
+             f"{hotline['average_talk'] or 0:.0f} s, waiting now {hotline['waiting']}")
         first = min(records, key=lambda r: r.ticket_number)
         status, body = await threads.deferToThreadPool(
             reactor, reactor.getThreadPool(), _post_json, services.http_port,
@@ -303,6 +320,15 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
         return 0
     finally:
         await stop_everything()
+
+
+def _get_json(port: int, path: str) -> tuple[int, Any]:
+    """GET from the demo daemon's HTTP API from a worker thread: (status, JSON)."""
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/{path}", timeout=10) as response:
+        return response.status, json.load(response)
 
 
 def _post_json(port: int, path: str, body: dict[str, Any]) -> tuple[int, Any]:

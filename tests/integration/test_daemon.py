@@ -66,6 +66,9 @@ def test_demo_places_real_calls_that_become_call_records_with_recordings(tmp_pat
     pops = [line for line in out.splitlines() if "screen pop on agent" in line and ", IVR " in line]
     assert len(pops) == 3, out  # the call record exists while the agent's phone rings
     assert any("Zhang Wei 13800138000, IVR language=1 main_menu=0" in line for line in pops), pops
+    # the wallboard: callers seen waiting, then the day's counts over the HTTP API
+    assert "caller(s) waiting in the hotline queue" in out, out
+    assert "wallboard (GET /api/queues) hotline today: offered 3, answered 3, abandoned 0" in out, out
     # the agent's disposition over the HTTP API, on the first record
     assert "(POST /api/call-records/<ticket>/disposition): outcome resolved, issue billing, notes 'asked about" in out
     # then the campaign: 40 leads dialed on the simulated network, conversations popped with the lead
@@ -163,6 +166,11 @@ def test_daemon_drives_a_lab_instance_and_stops_cleanly_on_sigterm(tmp_path: Pat
             with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=2) as response:
                 text = response.read().decode()
             assert "callcenter_ami_connected 1.0" in text
+            assert 'callcenter_queue_callers_waiting{queue="hotline"} 0.0' in text
+            with urllib.request.urlopen(f"http://127.0.0.1:{http}/api/queues", timeout=2) as response:
+                queues = {q["queue"]: q for q in json.load(response)["queues"]}
+            assert set(queues) == {"hotline", "outbound"}
+            assert (queues["hotline"]["waiting"], queues["hotline"]["service_level_seconds"]) == (0, 20)
             with pytest.raises(urllib.error.HTTPError) as info:
                 urllib.request.urlopen(f"http://127.0.0.1:{http}/api/call-records?limit=0", timeout=2)
             assert info.value.code == 400
