@@ -25,7 +25,8 @@ Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/404):
 * ``POST /api/agents/<id>/preview`` with ``{"campaign": NAME}``: the next lead of a preview
   campaign, held for the agent (name, phone, the lead file's other columns); 204-like
   ``{"lead": null}`` when none is due; ``POST /api/agents/<id>/dial``: dial it (the agent's
-  phone rings first);
+  phone rings first); ``POST /api/agents/<id>/skip`` with ``{"reason": ..., "retry_minutes":
+  60}``: do not dial it (the lead waits again, the attempt is not counted);
 * ``POST /api/supervisor/spy`` with ``{"supervisor": ID, "agent": ID, "mode": "listen"|"whisper"|"barge"}``
   (403 when the supervisor may not spy on that agent, 409 when the agent is not on a call).
 """
@@ -47,7 +48,11 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from callcenter.agents import AgentError
 from callcenter.dialer.campaign import zone
-from callcenter.dialer.service import DialerService, PreviewError
+from callcenter.dialer.service import (
+    PREVIEW_SKIP_RETRY_MINUTES,
+    DialerService,
+    PreviewError,
+)
 from callcenter.disposition import DispositionRefused, check_writer, parse_disposition
 from callcenter.engine import Engine
 from callcenter.storage import dialer as dialer_store
@@ -168,7 +173,7 @@ class ApiResource(Resource):
         engine = self.engine
         if len(path) == 3 and path[0] == "agents":
             agent, action = path[1], path[2]
-            if action in ("preview", "dial"):
+            if action in ("preview", "dial", "skip"):
                 return self._preview(agent, action, body)
             service = engine.agent_service
             if action == "login":
@@ -280,6 +285,12 @@ class ApiResource(Resource):
             if action == "preview":
                 result = dialer.preview_next(agent, self._field(body, "campaign")).addCallback(
                     lambda lead: {"agent": agent, "lead": lead})
+            elif action == "skip":
+                minutes = body.get("retry_minutes", PREVIEW_SKIP_RETRY_MINUTES)
+                if isinstance(minutes, bool) or not isinstance(minutes, int):
+                    raise ApiError(400, f"expected whole minutes, got {minutes!r}", "retry_minutes")
+                result = dialer.preview_skip(agent, self._field(body, "reason"), minutes).addCallback(
+                    lambda released: {"agent": agent, "action": "skip", "ok": True, "released": released})
             else:
                 result = dialer.preview_dial(agent).addCallback(
                     lambda _: {"agent": agent, "action": "dial", "ok": True})

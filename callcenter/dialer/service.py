@@ -29,7 +29,7 @@ import secrets
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
@@ -67,7 +67,7 @@ from callcenter.storage.dialer_records import (
 )
 from callcenter.storage.repository import Repository
 
-__all__ = ["CampaignStatus", "DialerMetrics", "DialerService", "PreviewError", "make_pacer"]
+__all__ = ["PREVIEW_SKIP_RETRY_MINUTES", "CampaignStatus", "DialerMetrics", "DialerService", "PreviewError", "make_pacer"]
 
 _log = Logger(namespace="callcenter.dialer")
 
@@ -93,6 +93,8 @@ class PreviewError(ValueError):
 
 #: Seconds the agent's own phone may ring when a preview call starts.
 AGENT_RING_SECONDS = 20
+#: Minutes until a previewed lead the agent skipped is due again (unless the agent says otherwise).
+PREVIEW_SKIP_RETRY_MINUTES = 60
 
 
 def make_pacer(choice: PacerChoice, timezone: str = "UTC") -> Pacer:
@@ -602,6 +604,34 @@ class DialerService(Service):
             raise PreviewError(f"agent {agent} has no previewed lead (ask for one first)", "agent")
         campaign, lead = held
         return self._originate(campaign, lead, agent=agent)
+
+    def preview_skip(self, agent: str, reason: str, retry_minutes: int = PREVIEW_SKIP_RETRY_MINUTES) -> Deferred[Any]:
+        """The agent does not dial the lead they previewed: it waits again, due in ``retry_minutes``.
+
+        No call was placed, so the claim is taken back (the attempt is not counted) and the
+        skip is logged with the agent's ``reason``. The agent may ask for the next lead.
+        """
+        if not 1 <= retry_minutes <= 7 * 24 * 60:
+            raise PreviewError(f"retry_minutes: 1..{7 * 24 * 60}, got {retry_minutes}", "retry_minutes")
+        held = self._previews.pop(agent, None)
+        if held is None:
+            raise PreviewError(f"agent {agent} has no previewed lead to skip", "agent")
+        campaign, lead = held
+        now = self.now()
+        d = self.repository.run(store.release_attempt, lead.attempt_id, due_at=now + timedelta(minutes=retry_minutes),
+                                now=now)
+
+        def released(ok: bool) -> bool:
+            _log.info("dialer.preview_skipped campaign={campaign} agent={agent} lead={lead} reason={reason} "
+                      "retry_minutes={minutes} released={ok}", campaign=campaign.name, agent=agent,
+                      lead=lead.lead_id, reason=reason, minutes=retry_minutes, ok=ok)
+            return ok
+
+        def failed(failure: Failure) -> Failure:
+            self._db_failed("release_attempt", failure)
+            return failure
+
+        return self._track(d.addCallbacks(released, failed))
 
     def _close_preview(self, agent: str, lead: LeadToDial, detail: str) -> None:
         self._previews.pop(agent, None)

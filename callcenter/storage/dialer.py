@@ -396,6 +396,29 @@ def import_leads(
                         duplicates=duplicates, dnc=on_dnc)
 
 
+def release_attempt(session: Session, attempt_id: int, *, due_at: datetime, now: datetime) -> bool:
+    """Take back an attempt that placed no call: a previewed lead the agent chose not to dial.
+
+    The in-flight attempt is deleted (no call was made, so there is nothing to record),
+    and its lead waits again, due at ``due_at``, with its attempt count as before the
+    claim (``new`` if it was never dialed, else ``retry``). False, and nothing changed,
+    when the attempt has ended already (it was dialed, or closed at stop).
+    """
+    when = aware_datetime("now", now)
+    due = aware_datetime("due_at", due_at)
+    attempt = session.get(models.DialAttempt, positive_int("attempt_id", attempt_id), with_for_update=True)
+    if attempt is None or attempt.outcome is not None:
+        return False
+    lead = session.get(models.Lead, attempt.lead_id, with_for_update=True) if attempt.lead_id is not None else None
+    session.delete(attempt)
+    if lead is not None and lead.state == LeadState.DIALING.value:
+        lead.attempts = max(0, lead.attempts - 1)
+        lead.state = (LeadState.NEW if lead.attempts == 0 else LeadState.RETRY).value
+        lead.next_attempt_at = due
+        lead.updated_at = when
+    return True
+
+
 def reopen_lead(session: Session, campaign_id: int, row: LeadRow, *, now: datetime) -> bool:
     """Dial a finished lead again: its number asked for it anew (a repeat call-back request).
 

@@ -421,6 +421,67 @@ def test_without_a_callbacks_campaign_a_call_back_request_is_not_queued(world: W
         assert sum(store.campaign_progress(session, campaign.id).leads_by_state.values()) == 0
 
 
+def test_a_skipped_preview_lead_waits_again_without_counting_an_attempt(tmp_path: Path) -> None:
+    """The agent does not want to dial the previewed lead: its claim is taken back (no attempt recorded,
+    attempts as before), it is due again in the given minutes, and the agent gets the next lead."""
+    from callcenter.dialer.service import PreviewError
+
+    w = World(tmp_path, config_text(dial_mode="preview"), agents=1)
+    w.service.startService()
+    campaign_id = w.import_leads(["13800000001", "13800000002"])
+    lead = successResultOf(w.service.preview_next("2101", "test-campaign"))
+    assert lead is not None and lead.phone == "13800000001"
+    assert successResultOf(w.service.preview_skip("2101", "customer asked to call after 15:00", 90)) is True
+    with w.session() as session:
+        skipped = store.get_lead(session, lead.lead_id)
+    assert skipped is not None and (skipped.state, skipped.attempts) == ("new", 0)
+    assert skipped.next_attempt_at == w.wall + timedelta(minutes=90)
+    assert w.attempts(campaign_id) == []  # no call was placed: nothing in the history
+    following = successResultOf(w.service.preview_next("2101", "test-campaign"))
+    assert following is not None and following.phone == "13800000002"
+    with pytest.raises(PreviewError, match="retry_minutes: 1..10080, got 0"):
+        w.service.preview_skip("2101", "x", 0)
+    w.service.preview_skip("2101", "wrong number")  # the default: due again in an hour
+    with pytest.raises(PreviewError, match="no previewed lead to skip") as refused:
+        w.service.preview_skip("2101", "again")
+    assert refused.value.field == "agent"
+    w.service.stopService()
+
+
+def test_http_preview_then_skip(tmp_path: Path) -> None:
+    """POST /api/agents/<id>/preview, then /skip: the reason is required, the minutes whole; skipping
+    twice is a conflict naming the agent."""
+    import io
+    import json
+
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from callcenter.http_api import ApiResource
+
+    w = World(tmp_path, config_text(dial_mode="preview"), agents=1)
+    w.service.startService()
+    w.import_leads(["13800000001"])
+    resource = ApiResource(None, w.service)  # type: ignore[arg-type]
+
+    def post(action: str, body: object) -> tuple[int, Any]:
+        request = DummyRequest([b"agents", b"2101", action.encode()])
+        request.method = b"POST"
+        request.content = io.BytesIO(json.dumps(body).encode())
+        resource.render_POST(request)  # type: ignore[arg-type]
+        return request.responseCode or 200, json.loads(b"".join(request.written))
+
+    status, body = post("preview", {"campaign": "test-campaign"})
+    assert status == 200 and body["lead"]["phone"] == "13800000001"
+    assert post("skip", {}) == (400, {"error": "expected a non-empty string, got None", "field": "reason"})
+    status, body = post("skip", {"reason": "busy line", "retry_minutes": "soon"})
+    assert (status, body["field"]) == (400, "retry_minutes")
+    assert post("skip", {"reason": "busy line", "retry_minutes": 30}) == (
+        200, {"agent": "2101", "action": "skip", "ok": True, "released": True})
+    status, body = post("skip", {"reason": "again"})
+    assert (status, body["field"]) == (409, "agent")
+    w.service.stopService()
+
+
 def test_preview_is_refused_for_a_paced_campaign(world: World) -> None:
     """Asking a predictive campaign for a preview lead names the campaign as the problem."""
     from callcenter.dialer.service import PreviewError

@@ -418,6 +418,27 @@ def test_recycle_puts_exhausted_leads_back_and_refuses_reached_ones(
         in_tx(sessions, store.recycle_leads, campaign_id, finals=["reached"], now=later)
 
 
+def test_release_takes_back_a_claim_that_placed_no_call(sessions: sessionmaker[Session], campaign_id: int) -> None:
+    """A skipped preview: the in-flight attempt goes, the lead waits again with its count as before
+    (new, or retry after an earlier call); an attempt that ended is left alone."""
+    import_phones(sessions, campaign_id, phones(2))
+    a, b = claim(sessions, campaign_id, 2)
+    in_tx(sessions, store.finish_attempt, b.attempt_id, AttemptResult("busy"), now=NOW)
+    later = NOW + timedelta(hours=1)
+    assert in_tx(sessions, store.release_attempt, a.attempt_id, due_at=later, now=NOW) is True
+    lead = lead_of(sessions, a.lead_id)
+    assert (lead.state, lead.attempts, lead.next_attempt_at) == ("new", 0, later)
+    assert in_tx(sessions, store.release_attempt, b.attempt_id, due_at=later, now=NOW) is False  # it ended
+    (b2,) = claim(sessions, campaign_id, 1, now=NOW + timedelta(hours=3))
+    assert b2.lead_id == b.lead_id and b2.attempt_no == 2
+    assert in_tx(sessions, store.release_attempt, b2.attempt_id, due_at=later, now=NOW) is True
+    lead = lead_of(sessions, b.lead_id)
+    assert (lead.state, lead.attempts) == ("retry", 1)
+    with sessions() as session:
+        outcomes = [x.outcome for x in store.list_attempts(session, campaign_id, limit=10)]
+    assert outcomes == ["busy"]  # only the call that was placed is in the history
+
+
 def test_reopen_dials_a_done_lead_again_but_not_a_waiting_or_dnc_one(
     sessions: sessionmaker[Session], campaign_id: int
 ) -> None:
