@@ -258,7 +258,25 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
         _say(f"{answered}/{calls} originates answered (OriginateResponse matched by ActionID)")
         deadline = reactor.seconds() + 90
         most_waiting = 0
+        dispositioned: Any = None  # the record the agent dispositions during its call
         while reactor.seconds() < deadline and (len(ended) < calls or engine.records_written < calls):
+            if dispositioned is None:
+                live = [r for r in await repo.list_recent_call_records(limit=calls)
+                        if r.agent_id and r.ended_at is None]
+                if live:
+                    dispositioned = live[0]
+                    status, body = await threads.deferToThreadPool(
+                        reactor, reactor.getThreadPool(), _post_json, services.http_port,
+                        f"call-records/{dispositioned.ticket_number}/disposition",
+                        {"agent": dispositioned.agent_id, "outcome": "resolved", "issue_type": "billing",
+                         "notes": "asked about the November invoice; explained the charges"})
+                    if status != 200:
+                        _say(f"FAILED: disposition of {dispositioned.ticket_number}: HTTP {status} {body}")
+                        return 1
+                    saved = body["record"]
+                    _say(f"agent {dispositioned.agent_id} sets the disposition of {dispositioned.ticket_number} "
+                         f"during the call (POST /api/call-records/<ticket>/disposition): outcome "
+                         f"{saved['outcome']}, issue {saved['issue_type']}, notes {saved['description']!r}")
             hotline_now = next(v for v in engine.queue_views() if v["queue"] == "hotline")
             if hotline_now["waiting"] > most_waiting:
                 most_waiting = hotline_now["waiting"]
@@ -301,19 +319,12 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
              f"{hotline['answered']}, abandoned {hotline['abandoned']}, service level {sl} within "
              f"{hotline['service_level_seconds']} s, ASA {hotline['asa']:.0f} s, average talk "
              f"{hotline['average_talk'] or 0:.0f} s, waiting now {hotline['waiting']}")
-        first = min(records, key=lambda r: r.ticket_number)
-        status, body = await threads.deferToThreadPool(
-            reactor, reactor.getThreadPool(), _post_json, services.http_port,
-            f"call-records/{first.ticket_number}/disposition",
-            {"agent": first.agent_id, "outcome": "resolved", "issue_type": "billing",
-             "notes": "asked about the November invoice; explained the charges"})
-        if status != 200:
-            _say(f"FAILED: disposition of {first.ticket_number}: HTTP {status} {body}")
+        kept = next((r for r in records if dispositioned is not None and r.id == dispositioned.id), None)
+        if kept is None or (kept.outcome, kept.issue_type) != ("resolved", "billing"):
+            _say(f"FAILED: the agent's disposition did not survive the hangup: {kept}")
             return 1
-        saved = body["record"]
-        _say(f"agent {first.agent_id} sets the disposition of {first.ticket_number} (POST /api/call-records/"
-             f"<ticket>/disposition): outcome {saved['outcome']}, issue {saved['issue_type']}, "
-             f"notes {saved['description']!r}")
+        _say(f"after the hangup {kept.ticket_number} keeps the agent's disposition: outcome {kept.outcome}, "
+             f"issue {kept.issue_type} (the IVR's topic did not overwrite it), talk {kept.talk_seconds} s")
         if not await _campaign(reactor, services, settings):
             return 1
         _say("demo complete")

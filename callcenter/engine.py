@@ -407,7 +407,8 @@ class Engine(Service):
             ended_at=_utc(ended.at),
             wait_seconds=round(wait) if wait is not None else None,
             talk_seconds=round(ended.talk_time),
-            issue_type=variables.get("CC_TOPIC") or UNSET,
+            # issue_type is not set here: the record got the IVR's topic when it was opened (the
+            # IVR ran before the queue), and the agent may have changed it during the call
             csat=int(csat) if csat in ("1", "2", "3", "4", "5") else UNSET,
             ivr_path=_ivr_path(variables) or UNSET,
             # a call-back request from the IVR is the call's outcome until an agent calls back

@@ -70,7 +70,9 @@ def test_demo_places_real_calls_that_become_call_records_with_recordings(tmp_pat
     assert "caller(s) waiting in the hotline queue" in out, out
     assert "wallboard (GET /api/queues) hotline today: offered 3, answered 3, abandoned 0" in out, out
     # the agent's disposition over the HTTP API, on the first record
-    assert "(POST /api/call-records/<ticket>/disposition): outcome resolved, issue billing, notes 'asked about" in out
+    assert ("during the call (POST /api/call-records/<ticket>/disposition): outcome resolved, issue billing, "
+            "notes 'asked about") in out, out
+    assert "keeps the agent's disposition: outcome resolved, issue billing" in out, out
     # then the campaign: 40 leads dialed on the simulated network, conversations popped with the lead
     assert "40 leads imported" in out
     campaign_pops = [line for line in out.splitlines() if "screen pop on agent" in line and "campaign demo-campaign" in line]
