@@ -136,9 +136,9 @@ class DialerConfig:
     """The dialer-wide pacing defaults (each campaign's :attr:`CampaignConfig.pacing` is effective)."""
     campaigns: tuple[CampaignConfig, ...]
     abandon_guard: GuardSettings = field(default_factory=GuardSettings)
+    """When a campaign's ledger is over the legal limit, it dials progressively (:mod:`~callcenter.dialer.guard`)."""
     callbacks_campaign: str | None = None
     """The campaign (of :attr:`campaigns`) that takes the hotline's call-back requests as leads."""
-    """When a campaign's ledger is over the legal limit, it dials progressively (:mod:`~callcenter.dialer.guard`)."""
     source: str = field(default="", compare=False)
     """The file it was read from, as shown in messages."""
     locations: Locations | None = field(default=None, compare=False, repr=False)
@@ -154,6 +154,12 @@ class DialerConfig:
     def dial_string(self, phone: str) -> str:
         """The channel to originate for ``phone`` (the trunk with ``{phone}`` filled in)."""
         return self.trunk.format(phone=phone)
+
+
+def _did_you_mean(word: str, known: Sequence[str]) -> str:
+    """``"did you mean 'x'? "`` for the closest of ``known``, or ``""`` when none is close."""
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}? " if close else ""
 
 
 class _DialerReader(Reader):
@@ -257,8 +263,7 @@ def validate_against(config: DialerConfig, settings: Settings) -> list[ConfigPro
     for campaign in config.campaigns:
         name = campaign.campaign.queue
         if name not in queues:
-            close = difflib.get_close_matches(name, queues, n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = _did_you_mean(name, queues)
             problems.append(ConfigProblem(
                 locs.find(("dialer", "campaigns", campaign.name, "queue")),
                 f"dialer.campaigns.{campaign.name}.queue",
@@ -309,8 +314,7 @@ def _build(data: Any, locs: Locations, problems: list[ConfigProblem]) -> DialerC
     callbacks = d.text("callbacks_campaign", None, _NAME, "a campaign name of dialer.campaigns")
     names = [str(name) for name in (d.data.get("campaigns") or {})] if isinstance(d.data.get("campaigns"), Mapping) else []
     if callbacks is not None and callbacks not in names:
-        close = difflib.get_close_matches(callbacks, names, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = _did_you_mean(callbacks, names)
         d.problem(("callbacks_campaign",), f"no campaign {callbacks!r} in dialer.campaigns ({hint}campaigns: "
                                            f"{', '.join(names) or 'none'})")
     d.done()
@@ -519,8 +523,7 @@ def _retry_minutes(r: _DialerReader) -> dict[str, int | None] | None:
     for outcome, value in r.data.items():
         r.used.add(outcome)
         if outcome not in ATTEMPT_OUTCOMES:
-            close = difflib.get_close_matches(str(outcome), _RETRY_OUTCOMES, n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = _did_you_mean(str(outcome), _RETRY_OUTCOMES)
             r.problem((outcome,), f"not an outcome ({hint}one of {', '.join(_RETRY_OUTCOMES)})")
             continue
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
