@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,12 +119,20 @@ def cmd_recordings_purge(args: argparse.Namespace) -> int:
 
 def _api(settings: Settings, method: str, path: str, body: dict[str, str] | None = None) -> tuple[int, Any]:
     """Call the running daemon's JSON API; return (status, decoded body)."""
+    host = "127.0.0.1" if settings.http.bind in ("0.0.0.0", "") else settings.http.bind
+    return call_api(host, settings.http.port, method, path, body)
+
+
+def call_api(host: str, port: int, method: str, path: str, body: Mapping[str, Any] | None = None) -> tuple[int, Any]:
+    """One request to the daemon's JSON API at ``host:port`` (blocking: not on the reactor).
+
+    Returns (status, decoded body); an unreachable daemon is status 0 with the reason.
+    """
     import json
     import urllib.error
     import urllib.request
 
-    host = "127.0.0.1" if settings.http.bind in ("0.0.0.0", "") else settings.http.bind
-    url = f"http://{host}:{settings.http.port}/api/{path}"
+    url = f"http://{host}:{port}/api/{path}"
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method,
                                      headers={"content-type": "application/json"})

@@ -158,7 +158,7 @@ def _narrate(engine: Engine, fact: Fact) -> None:
 
 
 async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int:
-    from callcenter.cli import lab_project_files
+    from callcenter.cli import call_api, lab_project_files
     from callcenter.lab.instance import (
         ChrootRuntime,
         HostRuntime,
@@ -266,7 +266,7 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
                 if live:
                     dispositioned = live[0]
                     status, body = await threads.deferToThreadPool(
-                        reactor, reactor.getThreadPool(), _post_json, services.http_port,
+                        reactor, reactor.getThreadPool(), call_api, "127.0.0.1", services.http_port, "POST",
                         f"call-records/{dispositioned.ticket_number}/disposition",
                         {"agent": dispositioned.agent_id, "outcome": "resolved", "issue_type": "billing",
                          "notes": "asked about the November invoice; explained the charges"})
@@ -308,8 +308,8 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
             return 1
         _say("hotline part complete: every call went through the IVR to an agent, was recorded, rated 5 in "
              "the survey and written as a call record")
-        status, body = await threads.deferToThreadPool(reactor, reactor.getThreadPool(), _get_json,
-                                                       services.http_port, "queues")
+        status, body = await threads.deferToThreadPool(reactor, reactor.getThreadPool(), call_api, "127.0.0.1",
+                                                       services.http_port, "GET", "queues")
         hotline = next(q for q in body["queues"] if q["queue"] == "hotline") if status == 200 else None
         if hotline is None or hotline["answered"] < calls:
             _say(f"FAILED: GET /api/queues: HTTP {status} {body}")
@@ -331,30 +331,6 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
         return 0
     finally:
         await stop_everything()
-
-
-def _get_json(port: int, path: str) -> tuple[int, Any]:
-    """GET from the demo daemon's HTTP API from a worker thread: (status, JSON)."""
-    import json
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/{path}", timeout=10) as response:
-        return response.status, json.load(response)
-
-
-def _post_json(port: int, path: str, body: dict[str, Any]) -> tuple[int, Any]:
-    """POST to the demo daemon's HTTP API from a worker thread (urllib blocks): (status, JSON)."""
-    import json
-    import urllib.error
-    import urllib.request
-
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/{path}", data=json.dumps(body).encode(),
-                                     method="POST", headers={"content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.load(exc)
 
 
 async def _campaign(reactor: Any, services: Any, settings: Settings) -> bool:
