@@ -567,12 +567,16 @@ class Engine(Service):
         now = self.clock.seconds()
         out = []
         for view in self.queues.views(now, self._local_day(now)):
-            agents = {state: 0 for state in ("ready", "ringing", "on_call", "wrap_up", "paused")}
-            for agent in self.agents.agents():
-                if view.queue in agent.queues and agent.state.value in agents:
-                    agents[agent.state.value] += 1
-            out.append({**dataclasses.asdict(view), "agents": agents})
+            out.append({**dataclasses.asdict(view), "agents": self._agents_by_state(view.queue)})
         return out
+
+    def _agents_by_state(self, queue: str | None = None) -> dict[str, int]:
+        """Logged-in agents (of ``queue``, or all) counted by state."""
+        counts = dict.fromkeys(("ready", "ringing", "on_call", "wrap_up", "paused"), 0)
+        for agent in self.agents.agents():
+            if (queue is None or queue in agent.queues) and agent.state.value in counts:
+                counts[agent.state.value] += 1
+        return counts
 
     def staffing_advice(self) -> StaffingAdvice:
         """Agents needed now on the hotline queue, from its observed traffic."""
@@ -588,8 +592,7 @@ class Engine(Service):
             "channels": len(self.calls.channel_ids),
             "calls": len(self.calls.calls(self.clock.seconds())),
             "records_written": self.records_written,
-            "agents": {state: sum(1 for a in self.agents.agents() if a.state.value == state)
-                       for state in ("ready", "ringing", "on_call", "wrap_up", "paused")},
+            "agents": self._agents_by_state(),
         }
 
 
