@@ -409,7 +409,7 @@ class DialerService(Service):
         nothing to fall back to).
         """
         guard = self.config.abandon_guard
-        if isinstance(campaign.pacer, ProgressivePacer) or not guard.enabled:
+        if not self._guarded(campaign):
             if campaign.guard.engaged:
                 self._set_guard(campaign, GuardVerdict(False))
             return
@@ -429,13 +429,16 @@ class DialerService(Service):
                 LedgerCounts(f"{window_days} day{'s' if window_days > 1 else ''}", ledger.window_live_answers,
                              ledger.window_abandoned),
             )
-            if self.config.abandon_guard.enabled and not isinstance(campaign.pacer, ProgressivePacer):
+            if self._guarded(campaign):  # the configuration may have changed during the query
                 self._set_guard(campaign, judge(self.config.abandon_guard, campaign.guard.engaged,
                                                 campaign.ledger))
 
         d.addCallbacks(judged, lambda failure: self._db_failed("abandon_ledger", failure))
         d.addBoth(lambda _: setattr(campaign, "guard_checking", False))
         self._track(d)
+
+    def _guarded(self, campaign: _Campaign) -> bool:
+        return self.config.abandon_guard.enabled and not isinstance(campaign.pacer, ProgressivePacer)
 
     def _set_guard(self, campaign: _Campaign, verdict: GuardVerdict) -> None:
         was = campaign.guard.engaged
