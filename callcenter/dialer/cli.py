@@ -227,7 +227,7 @@ def cmd_campaigns(args: argparse.Namespace) -> int:
 def cmd_dnc(args: argparse.Namespace) -> int:
     """Add numbers to, import a file into, remove from or look up the do-not-call list."""
     from callcenter.storage.dialer import add_dnc, is_dnc, remove_dnc
-    from callcenter.storage.dialer_records import dialable_phone
+    from callcenter.storage.records import canonical_phone
 
     now = datetime.now(UTC)
     numbers: list[str] = list(getattr(args, "phones", []) or [])
@@ -252,7 +252,7 @@ def cmd_dnc(args: argparse.Namespace) -> int:
             print(f"{removed} of {len(numbers)} number(s) removed from the do-not-call list (audited)")
             return 0
         added = add_dnc(session, numbers, source=args.source, reason=args.reason, now=now)
-    unique = len({dialable_phone(phone) for phone in numbers})  # valid: add_dnc checked them
+    unique = len({canonical_phone(phone) for phone in numbers})  # valid: add_dnc checked them
     print(f"{added} number(s) added to the do-not-call list, {unique - added} already on it"
           + (f", {len(problems)} bad row(s) skipped" if problems else ""))
     return 0

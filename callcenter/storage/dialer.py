@@ -64,11 +64,11 @@ from callcenter.storage.dialer_records import (
     LeadToDial,
     LedgerDay,
     RowProblem,
-    dialable_phone,
 )
 from callcenter.storage.records import (
     InvalidFieldError,
     aware_datetime,
+    canonical_phone,
     positive_int,
 )
 from callcenter.storage.repository import (
@@ -138,7 +138,7 @@ _T = TypeVar("_T")
 
 def phone_hash(phone: str) -> str:
     """SHA-256 hex of the normalised number: what attempt rows keep after destruction."""
-    return hashlib.sha256(dialable_phone(phone).encode("ascii")).hexdigest()
+    return hashlib.sha256(canonical_phone(phone).encode("ascii")).hexdigest()
 
 
 def _chunks(items: Sequence[_T], size: int) -> Iterable[Sequence[_T]]:
@@ -525,14 +525,17 @@ def claim_leads(session: Session, campaign_id: int, *, limit: int, now: datetime
             break
         examined += len(candidates)
         cursor = (candidates[-1].next_attempt_at, candidates[-1].id)
-        dnc = _existing(session, models.DncNumber.phone, sorted({c.phone for c in candidates}))
+        # canonical again: a row stored before canonical_phone learnt its spelling still meets its DNC entry
+        line = {c.id: canonical_phone(c.phone) for c in candidates}
+        dnc = _existing(session, models.DncNumber.phone, sorted(set(line.values())))
+        barred = {c.id for c in candidates if line[c.id] in dnc}
         for tz_name in {c.timezone for c in candidates} - zones.keys():
             zones[tz_name] = zone(tz_name, f"lead timezone {tz_name!r}")
-        dialable = [c.id for c in candidates if c.phone not in dnc and callable_at(hours, zones[c.timezone], when)]
-        keep_out = [c.id for c in candidates if c.phone in dnc or not callable_at(hours, zones[c.timezone], when)]
+        dialable = [c.id for c in candidates if c.id not in barred and callable_at(hours, zones[c.timezone], when)]
+        keep_out = [c.id for c in candidates if c.id in barred or not callable_at(hours, zones[c.timezone], when)]
         for row in _lock_waiting(session, keep_out, when):
             row.updated_at = when
-            if row.phone in dnc:
+            if row.id in barred:
                 row.state, row.next_attempt_at, row.final_outcome = LeadState.DONE.value, None, "dnc"
             else:
                 row.next_attempt_at = next_callable_at(hours, zones[row.timezone], when)
@@ -705,7 +708,7 @@ def _phones(phones: Iterable[str]) -> list[str]:
         raise InvalidFieldError("phones", "must be a collection of numbers, not one string")
     result: dict[str, None] = {}
     for i, phone in enumerate(phones):
-        result[dialable_phone(phone, f"phones[{i}]")] = None
+        result[canonical_phone(phone, f"phones[{i}]")] = None
     return list(result)
 
 
@@ -726,7 +729,7 @@ def add_dnc(session: Session, phones: Iterable[str], *, source: str, reason: str
 
 def is_dnc(session: Session, phone: str) -> bool:
     """True if the (normalised) number is on the do-not-call list."""
-    return session.get(models.DncNumber, dialable_phone(phone)) is not None
+    return session.get(models.DncNumber, canonical_phone(phone)) is not None
 
 
 def remove_dnc(session: Session, phones: Iterable[str], *, actor: str, now: datetime) -> int:

@@ -26,7 +26,7 @@ from callcenter.dialer.campaign import (
 from callcenter.storage.records import (
     InvalidFieldError,
     aware_datetime,
-    normalize_phone,
+    canonical_phone,
     optional_text,
     positive_int,
 )
@@ -47,7 +47,6 @@ __all__ = [
     "LeadToDial",
     "LedgerDay",
     "RowProblem",
-    "dialable_phone",
 ]
 
 MAX_NAME_LENGTH: Final = 200
@@ -57,22 +56,6 @@ DUPLICATE_REASON: Final = "duplicate of line"
 """How the reason of a row repeating an earlier row's phone starts (``duplicate of line 5 ...``)."""
 
 _SHORT_TEXT: Final = 64
-
-
-def dialable_phone(value: object, field: str = "phone") -> str:
-    """A lead's or a DNC entry's number in one canonical form, so the same line always matches.
-
-    :func:`~callcenter.storage.records.normalize_phone` first (punctuation dropped, 3 to 15
-    digits); then China's country code is dropped from mobile numbers (``+86``, ``0086`` or
-    ``86`` before 11 digits starting with 1), so ``+86 138 0013 8000``, ``008613800138000``
-    and ``13800138000`` are one number for duplicates and the do-not-call list.
-    """
-    phone = normalize_phone(value, field)
-    for prefix in ("+86", "0086", "86"):
-        rest = phone[len(prefix):]
-        if phone.startswith(prefix) and len(rest) == 11 and rest.startswith("1"):
-            return rest
-    return phone
 
 
 def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -125,7 +108,7 @@ class LeadRow:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "line", positive_int("line", self.line))
-        object.__setattr__(self, "phone", dialable_phone(self.phone))
+        object.__setattr__(self, "phone", canonical_phone(self.phone))
         object.__setattr__(self, "name", optional_text("name", self.name, MAX_NAME_LENGTH))
         tz = optional_text("timezone", self.timezone, _SHORT_TEXT)
         if tz is not None:

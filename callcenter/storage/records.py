@@ -69,6 +69,60 @@ def normalize_phone(value: object, field: str = "phone") -> str:
     return compact
 
 
+_CN_MOBILE_RE = re.compile(r"1[0-9]{10}")
+_CN_NON_GEOGRAPHIC_RE = re.compile(r"[48]00[0-9]{7}")  # 400 and 800 service numbers
+# area code without its 0 (10 Beijing, 2x the other big cities, 3 digits elsewhere) and
+# a subscriber number of 7 or 8 digits
+_CN_AREA_AND_SUBSCRIBER_RE = re.compile(r"(?:10|2[0-9]|[3-9][0-9]{2})[0-9]{7,8}")
+
+
+def _china_domestic(significant: str) -> str | None:
+    """The domestic form of a Chinese national significant number, or None if it is not one.
+
+    Mobiles and 400/800 numbers are dialled as they are; a geographic number (area code and
+    subscriber, 9 to 11 digits) takes the trunk prefix 0. A significant number already
+    written with its 0 (``+86 (0)20 ...``) keeps it.
+    """
+    if _CN_MOBILE_RE.fullmatch(significant) or _CN_NON_GEOGRAPHIC_RE.fullmatch(significant):
+        return significant
+    if _CN_AREA_AND_SUBSCRIBER_RE.fullmatch(significant):
+        return "0" + significant
+    if significant.startswith("0") and _CN_AREA_AND_SUBSCRIBER_RE.fullmatch(significant[1:]):
+        return significant
+    return None
+
+
+def canonical_phone(value: object, field: str = "phone") -> str:
+    """One spelling per telephone line, so the same line always matches itself.
+
+    :func:`normalize_phone` first (punctuation dropped, 3 to 15 digits, optional ``+``);
+    then China's numbering plan (the site's), so a number reads the way it is dialled
+    domestically:
+
+    - the international prefix ``00`` becomes ``+`` (``0033 1 23 45`` is ``+3312345``);
+    - China's country code goes (``+86``, ``0086``, or a bare ``86`` before what can only
+      be a Chinese number): mobiles and 400/800 numbers stand alone (``+86 138 0013 8000``
+      is ``13800138000``), geographic numbers take the trunk 0 (``+86 20 1234 5678`` is
+      ``02012345678``, like ``020-1234-5678``);
+    - everything else (other countries, short service numbers, a local number without
+      its area code) stays as written.
+
+    Customers, leads and the do-not-call list store this form, and a number is put in this
+    form before it is looked up in them.
+    """
+    phone = normalize_phone(value, field)
+    if phone.startswith("00"):
+        phone = "+" + phone[2:]
+    if phone.startswith("+86"):
+        return _china_domestic(phone[3:]) or phone
+    if phone.startswith("86") and not phone.startswith("+"):
+        significant = phone[2:]
+        # bare 86: only where no domestic number could start that way (11 to 13 digits)
+        if 11 <= len(phone) <= 13 and not significant.startswith("0"):
+            return _china_domestic(significant) or phone
+    return phone
+
+
 def _required_text(field: str, value: object, max_length: int) -> str:
     if not isinstance(value, str):
         raise InvalidFieldError(field, f"must be a string, got {value!r}")
@@ -238,7 +292,7 @@ class Customer:
 
 _CUSTOMER_CHECKS: Final[dict[str, Any]] = {
     "name": lambda v: _required_text("name", v, 200),
-    "phone": normalize_phone,
+    "phone": canonical_phone,
     "email": _email,
     "vip": lambda v: _flag("vip", v),
     "notes": lambda v: _free_text("notes", v),
@@ -247,7 +301,7 @@ _CUSTOMER_CHECKS: Final[dict[str, Any]] = {
 
 @dataclass(frozen=True, slots=True)
 class NewCustomer:
-    """A customer to create; ``phone`` is normalised (see :func:`normalize_phone`)."""
+    """A customer to create; ``phone`` is stored canonical (see :func:`canonical_phone`)."""
 
     name: str
     phone: str

@@ -39,9 +39,9 @@ from callcenter.storage.records import (
     NewRecording,
     Recording,
     aware_datetime,
+    canonical_phone,
     changed_fields,
     non_negative_int,
-    normalize_phone,
     positive_int,
 )
 from callcenter.storage.tickets import (
@@ -216,8 +216,8 @@ def get_customer(session: Session, customer_id: int) -> Customer | None:
 
 
 def find_customer_by_phone(session: Session, phone: str) -> Customer | None:
-    """The customer with this phone number (normalised first), or None."""
-    number = normalize_phone(phone)
+    """The customer with this phone number (in :func:`canonical_phone` form first), or None."""
+    number = canonical_phone(phone)
     row = session.scalar(select(models.Customer).where(models.Customer.phone == number))
     return None if row is None else _customer(row)
 

@@ -6,6 +6,7 @@ PostgreSQL (``postgres`` marker; the server comes from the ``tests.pgserver`` pl
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
@@ -602,21 +603,92 @@ def test_ledger_window_is_30_days_or_since_the_first_attempt(
 
 
 def test_one_number_in_any_notation_is_one_lead_and_one_dnc_entry(sessions: sessionmaker[Session]) -> None:
-    """+86 138..., 0086138... and 138... are the same mobile line: a duplicate at import, and
-    a DNC entry in one notation stops a lead written in another."""
-    from callcenter.storage.dialer_records import dialable_phone
-
-    assert dialable_phone("+86 138 0013 8000") == dialable_phone("008613800138000") == "13800138000"
-    assert dialable_phone("8613800138000") == "13800138000"
-    assert dialable_phone("+862012345678") == "+862012345678"  # a landline keeps its form
+    """+86 138..., 0086138... and 138... are the same mobile line, and +86 20 ... and 020 ...
+    the same landline: a duplicate at import, and a DNC entry in one notation stops a lead
+    written in another."""
     with sessions.begin() as session:
         (campaign,) = store.sync_campaigns(session, [Campaign("notation", timezone="Asia/Shanghai")])
         result = store.import_leads(session, campaign.id, [LeadRow(line=2, phone="+86 138 0013 8000"),
                                                            LeadRow(line=3, phone="13800138000"),
-                                                           LeadRow(line=4, phone="13900139000")],
+                                                           LeadRow(line=4, phone="13900139000"),
+                                                           LeadRow(line=5, phone="+86 20 1234 5678"),
+                                                           LeadRow(line=6, phone="020-1234-5678"),
+                                                           LeadRow(line=7, phone="0755 8765 4321")],
                                     list_name="n", source_file="n.csv", actor="t", now=NOW)
-        assert result.rows_ok == 2 and [p.line for p in result.problems] == [3]
-        store.add_dnc(session, ["0086 139 0013 9000"], source="t", now=NOW)
+        assert result.rows_ok == 4 and [p.line for p in result.problems] == [3, 6]
+        assert "duplicate of line 5 (02012345678)" in result.problems[1].reason
+        store.add_dnc(session, ["0086 139 0013 9000", "+86 755 8765 4321"], source="t", now=NOW)
         assert store.is_dnc(session, "+8613900139000")
+        assert store.is_dnc(session, "075587654321")
         claimed = store.claim_leads(session, campaign.id, limit=5, now=NOW)
-    assert [lead.phone for lead in claimed] == ["13800138000"]
+    assert sorted(lead.phone for lead in claimed) == ["02012345678", "13800138000"]
+
+
+def test_migration_0003_rewrites_stored_phones_and_loses_nothing(
+        db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Numbers stored before canonical_phone knew landlines are rewritten by revision 0003;
+    a clash keeps the row's spelling with a warning, the DNC list keeps every line, and
+    the claim still meets the DNC entry of a lead left in its old spelling."""
+    engine = create_engine_for(db_url)
+    try:
+        upgrade_database(engine, "0002")
+        sessions = make_session_factory(engine)
+        old_hash = hashlib.sha256(b"+8675512345678").hexdigest()  # phone_hash of this spelling before 0003
+        with sessions.begin() as session:
+            first, second = store.sync_campaigns(session, [Campaign("a", timezone="Asia/Shanghai"),
+                                                           Campaign("b", timezone="Asia/Shanghai")])
+            lists = [models.LeadList(campaign_id=c.id, name="old", source_file="old.csv", imported_at=NOW,
+                                     imported_by="t", rows_ok=2, rows_bad=0) for c in (first, second)]
+            session.add_all(lists)
+            session.flush()
+            customers = [models.Customer(name=name, phone=phone) for name, phone in (
+                ("Landline", "+862012345678"), ("Canonical", "02087654321"), ("Twin", "+862087654321"),
+                ("Mobile", "13800138000"), ("Paris", "0033123456"))]
+
+            def lead(campaign: Any, lead_list: models.LeadList, phone: str) -> models.Lead:
+                return models.Lead(campaign_id=campaign.id, list_id=lead_list.id, phone=phone,
+                                   state="new", next_attempt_at=NOW)
+            leads = [lead(first, lists[0], "+8675512345678"), lead(first, lists[0], "02011112222"),
+                     lead(first, lists[0], "862011112222"), lead(second, lists[1], "862011112222")]
+            session.add_all(customers + leads)
+            session.flush()
+            attempts = [models.DialAttempt(campaign_id=first.id, lead_id=leads[0].id, phone="+8675512345678",
+                                           phone_hash=old_hash, attempt_no=1, started_at=NOW),
+                        models.DialAttempt(campaign_id=first.id, lead_id=None, phone=None,
+                                           phone_hash="0" * 64, attempt_no=1, started_at=NOW)]
+            session.add_all(attempts)
+            session.add_all([models.DncNumber(phone="+862099998888", source="old", added_at=NOW),
+                             models.DncNumber(phone="02099998888", source="new",
+                                              added_at=NOW + timedelta(days=1)),
+                             models.DncNumber(phone="00862033334444", source="old", added_at=NOW)])
+            session.flush()
+            ids = ([c.id for c in customers], [x.id for x in leads], [a.id for a in attempts])
+        with caplog.at_level("INFO", logger="callcenter.storage.migrations"):
+            upgrade_database(engine)
+        assert current_revision(engine) == head_revision()
+        customer_ids, lead_ids, attempt_ids = ids
+        with sessions.begin() as session:
+            phones = [session.get(models.Customer, i).phone for i in customer_ids]  # type: ignore[union-attr]
+            assert phones == ["02012345678", "02087654321", "+862087654321", "13800138000", "+33123456"]
+            phones = [session.get(models.Lead, i).phone for i in lead_ids]  # type: ignore[union-attr]
+            assert phones == ["075512345678", "02011112222", "862011112222", "02011112222"]
+            rewritten, destroyed = (session.get(models.DialAttempt, i) for i in attempt_ids)
+            assert rewritten is not None and destroyed is not None
+            assert (rewritten.phone, rewritten.phone_hash) == ("075512345678", store.phone_hash("075512345678"))
+            assert rewritten.phone_hash != old_hash
+            assert (destroyed.phone, destroyed.phone_hash) == (None, "0" * 64)
+            dnc = {row.phone: row.source for row in session.scalars(sa.select(models.DncNumber))}
+            assert dnc == {"02099998888": "new", "02033334444": "old"}
+            # the lead left as "862011112222" still meets the DNC entry of its line
+            store.add_dnc(session, ["020 1111 2222"], source="t", now=NOW)
+            claimed = store.claim_leads(session, first.id, limit=5, now=NOW)
+            assert [c.phone for c in claimed] == ["075512345678"]
+            assert session.get(models.Lead, lead_ids[2]).final_outcome == "dnc"  # type: ignore[union-attr]
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 2
+        assert f"customers {customer_ids[2]} keeps phone '+862087654321'" in warnings[0]
+        assert f"customer {customer_ids[1]}" in warnings[0]
+        assert f"leads {lead_ids[2]} keeps phone '862011112222'" in warnings[1]
+        assert f"lead {lead_ids[1]} of campaign_id {first.id}" in warnings[1]
+    finally:
+        engine.dispose()

@@ -142,7 +142,7 @@ def test_unknown_or_unsafe_encodings_are_refused(tmp_path: Path) -> None:
 
 def test_lead_row_validates_itself() -> None:
     """LeadRow normalises the phone and rejects an unknown time zone, naming the field."""
-    assert LeadRow(5, " +86 20 1234 5678 ").phone == "+862012345678"
+    assert LeadRow(5, " +86 20 1234 5678 ").phone == "02012345678"
     with pytest.raises(ValueError, match="^timezone: unknown time zone"):
         LeadRow(5, "12345", timezone="Nowhere/City")
     with pytest.raises(ValueError, match="^line: "):

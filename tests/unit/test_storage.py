@@ -41,6 +41,7 @@ from callcenter.storage.records import (
     NewCallRecord,
     NewCustomer,
     NewRecording,
+    canonical_phone,
     normalize_phone,
 )
 from callcenter.storage.tickets import (
@@ -346,11 +347,14 @@ def test_customer_round_trip(sessions: sessionmaker[Session]) -> None:
         ),
     )
     assert created.name == "Li Wei"
-    assert created.phone == "+862012345678"
+    assert created.phone == "02012345678"
     assert created.vip is False and created.notes == ""
     assert created.created_at.tzinfo is UTC
     assert in_tx(sessions, repo.get_customer, created.id) == created
     assert in_tx(sessions, repo.find_customer_by_phone, "+86 20 1234 5678") == created
+    # the inbound caller ID, however the trunk spells it, finds the same customer
+    for caller in ("02012345678", "862012345678", "00862012345678", "+86 (0)20 1234 5678"):
+        assert in_tx(sessions, repo.find_customer_by_phone, caller) == created
     assert in_tx(sessions, repo.find_customer_by_phone, "+8620000000") is None
     assert in_tx(sessions, repo.get_customer, created.id + 100) is None
 
@@ -632,6 +636,35 @@ def test_updates_leave_unset_fields_alone_and_normalise_set_ones() -> None:
     assert update.phone == "+3312345"
     assert update.name is UNSET
     assert normalize_phone("0033-1-23.45") == "003312345"
+    assert CustomerUpdate(phone="0033-1-23.45").phone == "+3312345"
+
+
+@pytest.mark.parametrize(("written", "canonical"), [
+    # Chinese mobiles: without the country code
+    ("+86 138 0013 8000", "13800138000"), ("008613800138000", "13800138000"),
+    ("8613800138000", "13800138000"), ("138-0013-8000", "13800138000"),
+    # geographic numbers: the trunk 0 and the area code, however written
+    ("+86 20 1234 5678", "02012345678"), ("0086 20 1234 5678", "02012345678"),
+    ("862012345678", "02012345678"), ("+86 (0)20 1234 5678", "02012345678"),
+    ("020-1234-5678", "02012345678"), ("+86 755 8765 4321", "075587654321"),
+    ("+86 10 6552 9988", "01065529988"), ("+86 871 123 4567", "08711234567"),
+    # 400 / 800 service numbers stand alone
+    ("+86 400 123 4567", "4001234567"), ("864001234567", "4001234567"), ("400-123-4567", "4001234567"),
+    # other countries: + instead of the international prefix 00
+    ("0033 1 23 45 67 89", "+33123456789"), ("+1 (212) 555-0100", "+12125550100"),
+    # left as written: short numbers, local numbers, what cannot be Chinese
+    ("95588", "95588"), ("10086", "10086"), ("12345678", "12345678"), ("86123", "86123"),
+    ("+86123", "+86123"), ("86123456789012", "86123456789012"),
+])
+def test_canonical_phone_spells_each_line_one_way(written: str, canonical: str) -> None:
+    """canonical_phone follows China's numbering plan; a second pass changes nothing."""
+    assert canonical_phone(written) == canonical
+    assert canonical_phone(canonical) == canonical
+
+
+def test_canonical_phone_errors_name_the_field() -> None:
+    with pytest.raises(InvalidFieldError, match=r"^dnc\[2\]: must be 3 to 15 digits"):
+        canonical_phone("call me", "dnc[2]")
 
 
 # --- recordings -----------------------------------------------------------------------------
