@@ -650,7 +650,7 @@ def test_migration_0003_rewrites_stored_phones_and_loses_nothing(
                                    state="new", next_attempt_at=NOW)
             leads = [lead(first, lists[0], "+8675512345678"), lead(first, lists[0], "02011112222"),
                      lead(first, lists[0], "862011112222"), lead(second, lists[1], "862011112222")]
-            session.add_all(customers + leads)
+            session.add_all([*customers, *leads])
             session.flush()
             attempts = [models.DialAttempt(campaign_id=first.id, lead_id=leads[0].id, phone="+8675512345678",
                                            phone_hash=old_hash, attempt_no=1, started_at=NOW),
