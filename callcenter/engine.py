@@ -22,7 +22,7 @@ import dataclasses
 import wave
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
@@ -55,7 +55,7 @@ from callcenter.state.calls import (
     Fact,
     StateAnomaly,
 )
-from callcenter.state.queues import QueueBoard
+from callcenter.state.queues import QueueBoard, QueueStay
 from callcenter.storage.records import (
     UNSET,
     CallRecord,
@@ -185,6 +185,30 @@ class Engine(Service):
                 lambda: self.staffing_advice().calls_per_hour)
         self._subscriptions.append(self.ami.subscribe(self.on_event))
         self._subscriptions.append(self.ami.on_resync(self.on_resync))
+        self._load_queue_history()
+
+    def _load_queue_history(self) -> None:
+        """Put the day's queue stays that ended before this start (call records) on the wallboard.
+
+        The board counts the stays whose events it sees from now on; the records hold those
+        that ended earlier: together the day, less the stays under way while no daemon ran.
+        """
+        if self.repository is None:
+            return
+        now = self.clock.seconds()
+        day = self._local_day(now)
+        since = datetime.combine(day, time(), self.timezone)
+
+        def loaded(stays: list[QueueStay]) -> None:
+            self.queues.add_history(day, stays)
+            _log.info("queues.history day={day} stays={stays}", day=day.isoformat(), stays=len(stays))
+
+        def failed(failure: Failure) -> None:
+            self.metrics.db_errors.labels("queue_stays").inc()
+            _log.failure("queues.history_failed", failure)
+
+        d = self.repository.queue_stays(since=since, ended_before=_utc(now))
+        self._pending.track(d.addCallbacks(loaded, failed))
 
     def stopService(self) -> Deferred[None] | None:
         super().stopService()
@@ -381,6 +405,12 @@ class Engine(Service):
         result: Deferred[CallRecord | None] = created.addCallbacks(opened, failed)
         return result
 
+    def _queue_stay(self, call: Call) -> QueueStay | None:
+        """How the ended call's stay in a queue ended (the wallboard's account), if it queued."""
+        now = self.clock.seconds()
+        stays = [stay for uniqueid in call.channels if (stay := self.queues.stay_of(uniqueid, now)) is not None]
+        return stays[-1] if stays else None
+
     def record_call(self, ended: CallEnded) -> Deferred[CallRecord | None]:
         """Complete (or create) the call record of an ended inbound call, then its recording.
 
@@ -393,8 +423,11 @@ class Engine(Service):
         call = ended.call
         variables = call.variables
         connected_agent, hold_time = self._connected_agent.pop(call.linkedid, (None, None))
+        stay = self._queue_stay(call)
         wait = hold_time if hold_time is not None else (
             _float(variables.get("QUEUEWAIT")) if variables.get("QUEUEWAIT") else None)
+        if wait is None and stay is not None:
+            wait = stay.wait
         agent = connected_agent or _agent_from_interface(variables.get("MEMBERINTERFACE"))
         started = _utc(call.started_at)
         opened = self._open_records.pop(call.linkedid, None) or self._create_record(call, agent)
@@ -407,6 +440,8 @@ class Engine(Service):
             ended_at=_utc(ended.at),
             wait_seconds=round(wait) if wait is not None else None,
             talk_seconds=round(ended.talk_time),
+            queue=stay.queue if stay is not None else UNSET,
+            queue_result=stay.result if stay is not None else None,
             # issue_type is not set here: the record got the IVR's topic when it was opened (the
             # IVR ran before the queue), and the agent may have changed it during the call
             csat=int(csat) if csat in ("1", "2", "3", "4", "5") else UNSET,

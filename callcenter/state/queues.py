@@ -16,12 +16,17 @@ What app_queue sends, as the real Asterisk 22 capture shows it (``QueueCallerJoi
 ``AgentConnect`` that follows (``HoldTime`` = seconds waited) makes it answered. A caller
 who left without an abandon and without a connect within :data:`CONNECT_GRACE_S` left
 unanswered (``QUEUESTATUS`` TIMEOUT, LEAVEEMPTY, WITHDRAW...). Counters start at zero at
-the first event of a new day and when the daemon starts (a restart mid-day starts the
-day's counters again: the call records in SQL are the day's full history).
+the first event of a new day.
+
+How each caller's stay ended (:meth:`QueueBoard.stay_of`) goes into the call record
+(``queue_result``), so a daemon started mid-day counts the day's earlier stays again from
+SQL (:meth:`QueueBoard.add_history`); only the stays in progress while no daemon ran are
+missing.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -29,10 +34,27 @@ from typing import Final
 
 from callcenter.ami.codec import Message
 
-__all__ = ["CONNECT_GRACE_S", "QueueBoard", "QueueView"]
+__all__ = ["CONNECT_GRACE_S", "QUEUE_RESULTS", "QueueBoard", "QueueStay", "QueueView"]
 
 #: Seconds after ``QueueCallerLeave`` within which an ``AgentConnect`` still makes the call answered.
 CONNECT_GRACE_S: Final = 5.0
+
+#: How a caller's stay in a queue ended.
+QUEUE_RESULTS: Final = ("answered", "abandoned", "unanswered")
+
+#: Ended stays kept for :meth:`QueueBoard.stay_of` (the oldest go first beyond this).
+STAYS_KEPT: Final = 10_000
+
+
+@dataclass(frozen=True)
+class QueueStay:
+    """How one caller's stay in a queue ended: ``result`` (one of :data:`QUEUE_RESULTS`) after
+    ``wait`` seconds; ``talk``: the answered call's talk seconds, where known (history)."""
+
+    queue: str
+    result: str
+    wait: float
+    talk: float | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +98,7 @@ class _Day:
 
 @dataclass
 class _Queue:
+    name: str
     target: int
     waiting: dict[str, float] = field(default_factory=dict)  # uniqueid -> joined at
     left: dict[str, tuple[float, float]] = field(default_factory=dict)  # uniqueid -> (joined, left at)
@@ -91,7 +114,8 @@ class QueueBoard:
     """
 
     def __init__(self, service_level_seconds: Mapping[str, int]) -> None:
-        self._queues = {name: _Queue(int(target)) for name, target in service_level_seconds.items()}
+        self._queues = {name: _Queue(name, int(target)) for name, target in service_level_seconds.items()}
+        self._stays: OrderedDict[str, QueueStay] = OrderedDict()  # uniqueid -> its ended stay
 
     def handle(self, msg: Message, now: float, day: date) -> None:
         """Take one AMI event (anything but the queue events is ignored)."""
@@ -110,8 +134,11 @@ class QueueBoard:
             queue.waiting[uniqueid] = now
             today.offered += 1
         elif name == "QueueCallerAbandon":
-            if queue.waiting.pop(uniqueid, None) is not None:
+            joined = queue.waiting.pop(uniqueid, None)
+            if joined is not None:
                 today.abandoned += 1
+                self._ended(uniqueid, QueueStay(queue.name, "abandoned",
+                                                _seconds(fields.get("HoldTime"), now - joined)))
             queue.abandoned.add(uniqueid)
         elif name == "QueueCallerLeave":
             joined = queue.waiting.pop(uniqueid, None)
@@ -131,6 +158,7 @@ class QueueBoard:
             today.hold_total += hold
             if hold <= queue.target:
                 today.within += 1
+            self._ended(uniqueid, QueueStay(queue.name, "answered", hold))
         elif name == "AgentComplete":
             today.completed += 1
             today.talk_total += _seconds(fields.get("TalkTime"), 0.0)
@@ -169,19 +197,66 @@ class QueueBoard:
             ))
         return out
 
+    def stay_of(self, uniqueid: str, now: float) -> QueueStay | None:
+        """How the caller ``uniqueid``'s last stay in a queue ended, taken off the board.
+
+        Ask when the call is over: a caller still within the connect grace after leaving
+        hung up unconnected, so is unanswered now. None if the caller never left a queue
+        this board saw them join (or waits still: the call cannot be over).
+        """
+        for queue in self._queues.values():
+            left = queue.left.pop(uniqueid, None)
+            if left is not None:
+                queue.today.unanswered += 1
+                self._ended(uniqueid, QueueStay(queue.name, "unanswered", left[1] - left[0]))
+        return self._stays.pop(uniqueid, None)
+
+    def add_history(self, day: date, stays: Iterable[QueueStay]) -> None:
+        """Count stays of local ``day`` that ended before this board saw events (call records).
+
+        A queue whose counters are already on a later day ignores them; stays of queues
+        not configured are ignored.
+        """
+        for stay in stays:
+            queue = self._queues.get(stay.queue)
+            if queue is None or stay.result not in QUEUE_RESULTS:
+                continue
+            if queue.today.day not in (None, day):
+                continue
+            today = self._today(queue, day)
+            today.offered += 1
+            if stay.result == "abandoned":
+                today.abandoned += 1
+            elif stay.result == "unanswered":
+                today.unanswered += 1
+            else:
+                today.answered += 1
+                today.hold_total += stay.wait
+                if stay.wait <= queue.target:
+                    today.within += 1
+                if stay.talk is not None:
+                    today.completed += 1
+                    today.talk_total += stay.talk
+
+    def _ended(self, uniqueid: str, stay: QueueStay) -> None:
+        self._stays[uniqueid] = stay
+        self._stays.move_to_end(uniqueid)
+        while len(self._stays) > STAYS_KEPT:
+            self._stays.popitem(last=False)
+
     @staticmethod
     def _today(queue: _Queue, day: date) -> _Day:
         if queue.today.day != day:
             queue.today = _Day(day)
         return queue.today
 
-    @staticmethod
-    def _expire(queue: _Queue, now: float) -> None:
+    def _expire(self, queue: _Queue, now: float) -> None:
         """Callers who left the queue and were not connected within the grace: unanswered."""
-        for uniqueid, (_, left_at) in list(queue.left.items()):
+        for uniqueid, (joined, left_at) in list(queue.left.items()):
             if now - left_at > CONNECT_GRACE_S:
                 del queue.left[uniqueid]
                 queue.today.unanswered += 1
+                self._ended(uniqueid, QueueStay(queue.name, "unanswered", left_at - joined))
 
 
 def _seconds(text: str | None, default: float) -> float:

@@ -123,6 +123,10 @@ class Customer(Base):
     )
 
 
+QUEUE_RESULTS_SQL = "'answered', 'abandoned', 'unanswered'"
+"""The values of :data:`callcenter.state.queues.QUEUE_RESULTS`, for the CHECK constraint."""
+
+
 class CallRecord(Base):
     """The call center's record of one call: who, why, how it ended, and its timings."""
 
@@ -135,6 +139,9 @@ class CallRecord(Base):
         ),
         CheckConstraint(
             "talk_seconds IS NULL OR talk_seconds >= 0", name="talk_seconds"
+        ),
+        CheckConstraint(
+            f"queue_result IS NULL OR queue_result IN ({QUEUE_RESULTS_SQL})", name="queue_result"
         ),
         Index("ix_call_records_agent_id_started_at", "agent_id", "started_at"),
     )
@@ -161,6 +168,7 @@ class CallRecord(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     wait_seconds: Mapped[int | None] = mapped_column(Integer)
     talk_seconds: Mapped[int | None] = mapped_column(Integer)
+    queue_result: Mapped[str | None] = mapped_column(String(16))
     ivr_path: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, server_default=func.now()

@@ -18,6 +18,8 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from callcenter.state.queues import QUEUE_RESULTS
+
 DIRECTIONS: Final = ("inbound", "outbound")
 """Allowed values of a call record's ``direction``."""
 
@@ -356,8 +358,16 @@ class CallRecord:
     ended_at: datetime | None
     wait_seconds: int | None
     talk_seconds: int | None
+    queue_result: str | None
+    """How the caller's stay in ``queue`` ended: answered, abandoned, unanswered (None: never queued)."""
     ivr_path: tuple[str, ...]
     created_at: datetime
+
+
+def _queue_result(value: object) -> str | None:
+    if value is None or value in QUEUE_RESULTS:
+        return value
+    raise InvalidFieldError("queue_result", f"must be one of {', '.join(QUEUE_RESULTS)} or None, got {value!r}")
 
 
 # Checks shared by NewCallRecord and CallRecordUpdate, by field name.
@@ -378,6 +388,7 @@ _CALL_RECORD_CHECKS: Final[dict[str, Any]] = {
     "ended_at": lambda v: _optional_datetime("ended_at", v),
     "wait_seconds": lambda v: _optional_seconds("wait_seconds", v),
     "talk_seconds": lambda v: _optional_seconds("talk_seconds", v),
+    "queue_result": _queue_result,
     "ivr_path": _ivr_path,
 }
 
@@ -408,6 +419,7 @@ class NewCallRecord:
     ended_at: datetime | None = None
     wait_seconds: int | None = None
     talk_seconds: int | None = None
+    queue_result: str | None = None
     ivr_path: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -440,6 +452,7 @@ class CallRecordUpdate:
     ended_at: datetime | None | _Unset = UNSET
     wait_seconds: int | None | _Unset = UNSET
     talk_seconds: int | None | _Unset = UNSET
+    queue_result: str | None | _Unset = UNSET
     ivr_path: tuple[str, ...] | _Unset = UNSET
 
     def __post_init__(self) -> None:

@@ -27,6 +27,7 @@ from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
+from callcenter.state.queues import QueueStay
 from callcenter.storage import models
 from callcenter.storage.db import SQLITE_BEGIN_IMMEDIATE, make_session_factory
 from callcenter.storage.records import (
@@ -69,6 +70,7 @@ __all__ = [
     "list_recordings_older_than",
     "make_threadpool",
     "mark_recording_purged",
+    "queue_stays",
     "update_call_record",
     "update_customer",
 ]
@@ -130,6 +132,7 @@ def _call_record(row: models.CallRecord) -> CallRecord:
         ended_at=row.ended_at,
         wait_seconds=row.wait_seconds,
         talk_seconds=row.talk_seconds,
+        queue_result=row.queue_result,
         ivr_path=tuple(row.ivr_path),
         created_at=row.created_at,
     )
@@ -317,6 +320,7 @@ def create_call_record(
         ended_at=new.ended_at,
         wait_seconds=new.wait_seconds,
         talk_seconds=new.talk_seconds,
+        queue_result=new.queue_result,
         ivr_path=list(new.ivr_path),
     )
     session.add(row)
@@ -391,6 +395,20 @@ def list_recent_call_records(
         models.CallRecord.started_at.desc(), models.CallRecord.id.desc()
     )
     return [_call_record(row) for row in session.scalars(stmt.limit(_limit(limit)))]
+
+
+def queue_stays(session: Session, *, since: datetime, ended_before: datetime) -> list[QueueStay]:
+    """The queue stays of the call records started at or after ``since`` and ended before
+    ``ended_before`` (those with a ``queue_result``), oldest first: the wallboard's history."""
+    record = models.CallRecord
+    stmt = (select(record.queue, record.queue_result, record.wait_seconds, record.talk_seconds)
+            .where(record.queue_result.is_not(None), record.queue.is_not(None),
+                   record.started_at >= aware_datetime("since", since),
+                   record.ended_at < aware_datetime("ended_before", ended_before))
+            .order_by(record.started_at, record.id))
+    return [QueueStay(queue or "", result or "", float(wait or 0),  # both NOT NULL by the WHERE
+                      float(talk) if result == "answered" and talk is not None else None)
+            for queue, result, wait, talk in session.execute(stmt)]
 
 
 # --- recordings -----------------------------------------------------------------------------
@@ -551,6 +569,10 @@ class Repository:
     ) -> Deferred[CallRecord]:
         """See :func:`update_call_record`."""
         return self.run(update_call_record, call_record_id, changes)
+
+    def queue_stays(self, *, since: datetime, ended_before: datetime) -> Deferred[list[QueueStay]]:
+        """See :func:`queue_stays`."""
+        return self.run(queue_stays, since=since, ended_before=ended_before)
 
     def get_call_record(self, call_record_id: int) -> Deferred[CallRecord | None]:
         """See :func:`get_call_record`."""

@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from callcenter.ami import actions
 from callcenter.cli import lab_project_files
 from callcenter.demo import open_around_the_clock
-from callcenter.engine import RecordingPaths
+from callcenter.engine import Engine, RecordingPaths
 from callcenter.lab.instance import tcp_port_free
+from callcenter.metrics import EngineMetrics
 from callcenter.secrets import load_or_create_secrets
 from callcenter.service import EngineServices, make_service
 from callcenter.settings import load_settings
@@ -112,6 +114,7 @@ def test_caller_reaches_a_registered_softphone_and_the_record_matches(
                                     "LAB_DTMF2": "0", "LAB_REPEAT_DTMF": "5"})
     assert invites == 1
     assert record.agent_id == "1001" and record.phone == "13811112222"
+    assert (record.queue, record.queue_result) == ("hotline", "answered") and record.wait_seconds is not None
     assert "language=1" in record.ivr_path and "main_menu=0" in record.ivr_path
     assert record.csat == 5
     assert 3 <= (record.talk_seconds or 0) <= 6
@@ -121,6 +124,43 @@ def test_caller_reaches_a_registered_softphone_and_the_record_matches(
     assert recording.size_bytes > 44 and recording.agent_id == "1001"
     call_seconds = (record.ended_at - record.answered_at).total_seconds()
     assert abs(recording.duration_seconds - call_seconds) <= 1.5, (recording.duration_seconds, call_seconds)
+
+
+def test_a_caller_who_hangs_up_while_queued_is_recorded_abandoned_and_counted(
+    engine_on_lab: tuple[EngineServices, Any, Any], reactor_thread: ReactorThread
+) -> None:
+    """No agent logged in: the caller picks "agent", waits in the hotline queue and hangs up.
+    The record says the stay was abandoned (with the wait), like the wallboard's count, and
+    an engine started afterwards reads the same day back from the records."""
+    services, _handle, _secrets = engine_on_lab
+    engine = services.engine
+    action = actions.originate("Local/400@from-pstn/n", context="lab-caller", exten="s", priority=1,
+                               caller_id="Impatient <13833334444>", timeout_ms=20000,
+                               variables={"LAB_SECONDS": 18, "LAB_DELAY": 2, "LAB_DTMF": "1", "LAB_DELAY2": 3,
+                                          "LAB_DTMF2": "0"})
+    response: Any = reactor_thread.call(services.ami.originate, action, timeout=30)
+    assert response.get("Response") == "Success"
+    reactor_thread.wait_for(lambda: engine.records_written >= 1, timeout=40, message="no call record written")
+    assert engine.repository is not None
+    reactor_thread.wait_for(lambda: engine.writes_pending == 0, timeout=10, message="record writes still pending")
+    (record,) = reactor_thread.call(engine.repository.list_recent_call_records, limit=5)
+    assert (record.queue, record.queue_result, record.agent_id) == ("hotline", "abandoned", None)
+    assert record.wait_seconds is not None and 1 <= record.wait_seconds <= 16, record
+    view = reactor_thread.call(engine.queue_views)[0]
+    assert (view["queue"], view["offered"], view["abandoned"], view["answered"]) == ("hotline", 1, 1, 0)
+
+    from twisted.internet import reactor
+    restarted = Engine(engine.settings, services.ami, engine.repository, EngineMetrics(CollectorRegistry()),
+                       reactor, engine.recordings)
+    reactor_thread.call(restarted.startService)
+    try:
+        reactor_thread.wait_for(lambda: restarted.queue_views()[0]["offered"] == 1, timeout=10,
+                                message="the restarted engine did not read the day's stays back")
+        again = reactor_thread.call(restarted.queue_views)[0]
+        assert {k: again[k] for k in ("offered", "abandoned", "answered", "unanswered")} == {
+            k: view[k] for k in ("offered", "abandoned", "answered", "unanswered")}
+    finally:
+        reactor_thread.call(restarted.stopService, timeout=10)
 
 
 def test_invalid_digits_follow_the_retries_then_the_fallback_to_an_agent(

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
+from sqlalchemy.orm import Session, sessionmaker
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.web.test.requesthelper import DummyRequest
 
@@ -16,8 +18,15 @@ from callcenter.engine import Engine, RecordingPaths
 from callcenter.http_api import ApiResource
 from callcenter.metrics import EngineMetrics
 from callcenter.settings import load_settings
+from callcenter.storage import repository as repo
+from callcenter.storage.repository import Repository
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def in_tx(sessions: sessionmaker[Session], fn: Any, *args: Any, **kwargs: Any) -> Any:
+    with sessions.begin() as session:
+        return fn(session, *args, **kwargs)
 
 
 class FakeAmi:
@@ -147,3 +156,82 @@ def test_agents_view_follows_queue_events() -> None:
     request = DummyRequest([b"agents"])
     body = json.loads(ApiResource(engine).render_GET(request))  # type: ignore[arg-type]
     assert [(a["id"], a["state"]) for a in body["agents"]] == [("1001", "ready")]
+
+
+class SyncRepository(Repository):
+    """The real Repository's methods, each run at once in one transaction (no thread pool)."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def run(self, function: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
+        with self._sessions.begin() as session:
+            try:
+                return succeed(function(session, *args, **kwargs))
+            except Exception as exc:  # noqa: BLE001 - a failed Deferred, like the real one
+                return fail(exc)
+
+
+def _queued_call(ami: FakeAmi, clock: Clock, uid: str, *, wait: int, answered: bool) -> None:
+    """A hotline caller's channel: up, queued ``wait`` s, answered (30 s talk) or abandoned, gone."""
+    base = {"Channel": f"PJSIP/trunk-{uid}", "Uniqueid": uid, "Linkedid": uid, "CallerIDNum": "13800138000",
+            "CallerIDName": "Zhang", "Context": "from-pstn", "Exten": "400"}
+    send = ami.events[0]
+    send(_event(Event="Newchannel", ChannelState="4", ChannelStateDesc="Ring", **base))
+    send(_event(Event="Newstate", ChannelState="6", ChannelStateDesc="Up", **base))
+    send(_event(Event="VarSet", Variable="CC_DIRECTION", Value="inbound", **base))
+    send(_event(Event="QueueCallerJoin", Queue="hotline", Uniqueid=uid, Position="1", Count="1"))
+    clock.advance(wait)
+    if answered:
+        send(_event(Event="QueueCallerLeave", Queue="hotline", Uniqueid=uid, Count="0"))
+        agent = {**base, "Channel": f"PJSIP/agent1001-{uid}", "Uniqueid": f"{uid}9", "CallerIDNum": "1001"}
+        send(_event(Event="Newchannel", ChannelState="5", ChannelStateDesc="Ringing", **agent))
+        send(_event(Event="Newstate", ChannelState="6", ChannelStateDesc="Up", **agent))
+        send(_event(Event="AgentConnect", Queue="hotline", Uniqueid=uid, HoldTime=str(wait),
+                    MemberName="Hotline agent", Interface="PJSIP/agent1001"))
+        for channel in (base, agent):
+            send(_event(Event="BridgeEnter", BridgeUniqueid=f"b-{uid}", BridgeType="basic", **channel))
+        clock.advance(30)
+        for channel in (agent, base):
+            send(_event(Event="BridgeLeave", BridgeUniqueid=f"b-{uid}", BridgeType="basic", **channel))
+        send(_event(Event="AgentComplete", Queue="hotline", Uniqueid=uid, HoldTime=str(wait), TalkTime="30",
+                    MemberName="Hotline agent", Interface="PJSIP/agent1001"))
+        send(_event(Event="Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}, **agent))
+    else:
+        send(_event(Event="QueueCallerAbandon", Queue="hotline", Uniqueid=uid, HoldTime=str(wait)))
+        send(_event(Event="QueueCallerLeave", Queue="hotline", Uniqueid=uid, Count="0"))
+    send(_event(Event="Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}, **base))
+
+
+def test_queue_stays_are_recorded_and_a_restarted_engine_counts_the_day_again(
+        sessions: sessionmaker[Session]) -> None:
+    """Each call record keeps how its queue stay ended; an engine started later in the day
+    reads them back, so the wallboard's day does not start again with the daemon."""
+    repository = SyncRepository(sessions)
+    clock = Clock()
+    clock.advance(1_795_400_000)
+    settings = load_settings(ROOT / "config")
+    first_ami = FakeAmi()
+    first = Engine(settings, first_ami, repository, EngineMetrics(CollectorRegistry()), clock,  # type: ignore[arg-type]
+                   RecordingPaths("/srv/rec", Path("/tmp/rec")))
+    first.startService()
+    _queued_call(first_ami, clock, "7.1", wait=12, answered=True)
+    _queued_call(first_ami, clock, "7.2", wait=40, answered=True)
+    _queued_call(first_ami, clock, "7.3", wait=25, answered=False)
+    records = {r.uniqueid: r for r in in_tx(sessions, repo.list_recent_call_records)}
+    assert {u: (r.queue, r.queue_result, r.wait_seconds) for u, r in records.items()} == {
+        "7.1": ("hotline", "answered", 12), "7.2": ("hotline", "answered", 40),
+        "7.3": ("hotline", "abandoned", 25)}
+    before = first.queue_views()[0]
+    first.stopService()
+
+    clock.advance(600)
+    second = Engine(settings, FakeAmi(), repository, EngineMetrics(CollectorRegistry()), clock,  # type: ignore[arg-type]
+                    RecordingPaths("/srv/rec", Path("/tmp/rec")))
+    second.startService()
+    after = second.queue_views()[0]
+    counters = ("offered", "answered", "abandoned", "unanswered", "answered_within_target", "service_level",
+                "asa", "completed", "average_talk")
+    assert {k: after[k] for k in counters} == {k: before[k] for k in counters} == {
+        "offered": 3, "answered": 2, "abandoned": 1, "unanswered": 0, "answered_within_target": 1,
+        "service_level": 1 / 3, "asa": 26.0, "completed": 2, "average_talk": 30.0}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from callcenter.ami.codec import AmiParser, Message
-from callcenter.state.queues import CONNECT_GRACE_S, QueueBoard
+from callcenter.state.queues import CONNECT_GRACE_S, STAYS_KEPT, QueueBoard, QueueStay
 
 CAPTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "ami" / "asterisk22-queue-dialer-fax.ami.gz"
 DAY = date(2026, 12, 5)
@@ -110,3 +110,52 @@ def test_the_real_capture_adds_up() -> None:
     assert total == {"offered": 191, "answered": 159, "abandoned": 32, "unanswered": 0, "waiting": 0,
                      "completed": 159}
     assert sum(v.asa * v.answered for v in views.values() if v.asa is not None) == pytest.approx(sum(holds))
+
+
+def test_each_stay_ends_once_and_is_handed_to_the_call_record() -> None:
+    """stay_of says how a caller's stay ended (answered, abandoned, unanswered) and forgets it."""
+    b = board()
+    for uid in ("4.1", "4.2", "4.3", "4.4"):
+        b.handle(event("QueueCallerJoin", Queue="hotline", Uniqueid=uid), 0.0, DAY)
+    b.handle(event("QueueCallerLeave", Queue="hotline", Uniqueid="4.1"), 9.0, DAY)
+    b.handle(event("AgentConnect", Queue="hotline", Uniqueid="4.1", HoldTime=9), 9.1, DAY)
+    b.handle(event("QueueCallerAbandon", Queue="hotline", Uniqueid="4.2", HoldTime=14), 14.0, DAY)
+    b.handle(event("QueueCallerLeave", Queue="hotline", Uniqueid="4.2"), 14.0, DAY)
+    b.handle(event("QueueCallerLeave", Queue="hotline", Uniqueid="4.3"), 60.0, DAY)  # timeout, then a menu
+    b.handle(event("QueueCallerLeave", Queue="hotline", Uniqueid="4.4"), 60.0, DAY)  # timeout, hangs up at once
+    assert b.stay_of("4.4", 61.0) == QueueStay("hotline", "unanswered", 60.0)  # within the grace: settled now
+    assert b.views(61.0, DAY)[0].unanswered == 1
+    assert b.views(70.0, DAY)[0].unanswered == 2  # 4.3 once the grace is over
+    assert b.stay_of("4.1", 200.0) == QueueStay("hotline", "answered", 9.0)
+    assert b.stay_of("4.2", 200.0) == QueueStay("hotline", "abandoned", 14.0)
+    assert b.stay_of("4.3", 200.0) == QueueStay("hotline", "unanswered", 60.0)
+    assert [b.stay_of(uid, 200.0) for uid in ("4.1", "4.4", "9.9")] == [None, None, None]
+    v = b.views(200.0, DAY)[0]
+    assert (v.offered, v.answered, v.abandoned, v.unanswered) == (4, 1, 1, 2)
+
+
+def test_history_from_the_call_records_adds_to_the_day() -> None:
+    """add_history counts stays that ended before the board started, on the same day only."""
+    b = board()
+    b.handle(event("QueueCallerJoin", Queue="hotline", Uniqueid="5.1"), 0.0, DAY)
+    b.add_history(DAY, [QueueStay("hotline", "answered", 10.0, 100.0), QueueStay("hotline", "answered", 30.0),
+                        QueueStay("hotline", "abandoned", 50.0), QueueStay("hotline", "unanswered", 300.0),
+                        QueueStay("sales", "answered", 1.0), QueueStay("hotline", "lost", 1.0)])
+    v = b.views(1.0, DAY)[0]
+    assert (v.offered, v.answered, v.answered_within_target, v.abandoned, v.unanswered, v.waiting) == (
+        5, 2, 1, 1, 1, 1)
+    assert (v.asa, v.completed, v.average_talk, v.service_level) == (20.0, 1, 100.0, 0.25)
+    b.add_history(date(2026, 12, 4), [QueueStay("hotline", "answered", 1.0)])  # yesterday: not today's
+    assert b.views(1.0, DAY)[0].offered == 5
+
+
+def test_the_board_keeps_a_bounded_number_of_ended_stays() -> None:
+    """Stays nobody asks for (calls without a record) do not pile up."""
+    b = board()
+    for i in range(STAYS_KEPT + 10):
+        uid = f"6.{i}"
+        b.handle(event("QueueCallerJoin", Queue="outbound", Uniqueid=uid), float(i), DAY)
+        b.handle(event("QueueCallerAbandon", Queue="outbound", Uniqueid=uid, HoldTime=1), float(i), DAY)
+        b.handle(event("QueueCallerLeave", Queue="outbound", Uniqueid=uid), float(i), DAY)
+    assert b.stay_of("6.0", 1e6) is None
+    assert b.stay_of(f"6.{STAYS_KEPT + 9}", 1e6) == QueueStay("outbound", "abandoned", 1.0)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
+from callcenter.state.queues import QueueStay
 from callcenter.storage import models
 from callcenter.storage import repository as repo
 from callcenter.storage.db import (
@@ -575,6 +576,28 @@ def test_naive_datetimes_never_reach_the_database(
         s.flush()
 
 
+def test_queue_stays_of_the_day_so_far(sessions: sessionmaker[Session]) -> None:
+    """queue_stays: records started since the day began and ended before the daemon started,
+    with how their queue stay ended; records without one (never queued) are left out."""
+    rows = [  # (minutes after T0 started, minutes long, queue_result, wait, talk)
+        (-60, 5, "answered", 5, 200),  # yesterday, say
+        (0, 5, "answered", 12, 240), (10, 2, "abandoned", 40, 0), (20, 5, "unanswered", 300, 0),
+        (30, 5, None, None, 0),  # hung up in the IVR
+        (40, 30, "answered", 3, 1700),  # still going when the daemon started
+    ]
+    for i, (start, length, result, wait, talk) in enumerate(rows):
+        started = T0 + timedelta(minutes=start)
+        in_tx(sessions, repo.create_call_record,
+              new_call(started_at=started, ended_at=started + timedelta(minutes=length), queue="support",
+                       queue_result=result, wait_seconds=wait, talk_seconds=talk, uniqueid=f"q.{i}"),
+              site_prefix="GD")
+    stays = in_tx(sessions, repo.queue_stays, since=T0, ended_before=T0 + timedelta(minutes=60))
+    assert stays == [QueueStay("support", "answered", 12.0, 240.0), QueueStay("support", "abandoned", 40.0),
+                     QueueStay("support", "unanswered", 300.0)]
+    with pytest.raises(InvalidFieldError, match="^since: must be timezone-aware"):
+        in_tx(sessions, repo.queue_stays, since=datetime(2023, 1, 1), ended_before=T0)
+
+
 # --- input validation (pure) ----------------------------------------------------------------
 
 
@@ -598,6 +621,8 @@ def test_naive_datetimes_never_reach_the_database(
             "wait_seconds: must be an integer >= 0, got -1",
         ),
         (lambda: new_call(ivr_path="menu"), "ivr_path: must be a sequence"),
+        (lambda: new_call(queue_result="lost"), "queue_result: must be one of answered, abandoned, unanswered"),
+        (lambda: CallRecordUpdate(queue_result=""), "queue_result: must be one of"),
         (
             lambda: new_call(agent_id="x" * 65),
             "agent_id: must be at most 64 characters",
