@@ -322,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     dialer_cli.register(sub)
 
+    from callcenter import reports_cli
+
+    reports_cli.add_parser(sub, _settings)
+
     try:
         from callcenter.staffing import cli as staffing_cli
     except ImportError:  # pragma: no cover - the staffing package ships with the engine

@@ -327,10 +327,30 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
              f"issue {kept.issue_type} (the IVR's topic did not overwrite it), talk {kept.talk_seconds} s")
         if not await _campaign(reactor, services, settings):
             return 1
+        status, body = await threads.deferToThreadPool(reactor, reactor.getThreadPool(), call_api, "127.0.0.1",
+                                                       services.http_port, "GET", "reports/calls?by=queue")
+        total = body["lines"][-1] if status == 200 else None
+        if total is None or total["inbound"] < calls or total["csat_responses"] < calls:
+            _say(f"FAILED: GET /api/reports/calls: HTTP {status} {body}")
+            return 1
+        for line in body["lines"]:
+            _say(f"report (GET /api/reports/calls?by=queue) today, {line['key']}: {line['calls']} calls "
+                 f"({line['inbound']} in, {line['outbound']} out), answered {line['answered']}, abandoned "
+                 f"{line['abandoned']}, service level {_share(line['service_level'])}, ASA {_secs(line['asa'])}, "
+                 f"AHT {_secs(line['aht'])}, CSAT "
+                 + ("-" if line["csat"] is None else f"{line['csat']:.2f} from {line['csat_responses']} answers"))
         _say("demo complete")
         return 0
     finally:
         await stop_everything()
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _secs(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} s"
 
 
 async def _campaign(reactor: Any, services: Any, settings: Settings) -> bool:

@@ -6,6 +6,8 @@ Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/404):
 * ``GET /api/calls``: calls in progress (from the call-state model);
 * ``GET /api/call-records?limit=N&agent=ID&queue=NAME``: recent call records;
 * ``GET /api/call-records/<ticket>``: one call record;
+* ``GET /api/reports/calls?from=DAY&to=DAY&by=day|agent|queue&fcr_days=N``: the call
+  report (volume, service level, ASA, AHT, FCR, CSAT; docs/reports.md);
 * ``POST /api/call-records/<ticket>/disposition`` with ``{"agent": ID, "outcome": ...,
   "issue_type": ..., "notes": ..., "follow_up_at": ISO-8601, "customer_name": ...}`` (any of
   them): the agent's disposition of the call (403 unless the call's agent, a lead of that
@@ -37,8 +39,9 @@ import dataclasses
 import enum
 import json
 import math
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
@@ -55,6 +58,8 @@ from callcenter.dialer.service import (
 )
 from callcenter.disposition import DispositionRefused, check_writer, parse_disposition
 from callcenter.engine import Engine
+from callcenter.reports import FCR_DAYS, GROUPINGS, build_report
+from callcenter.reports import period as report_period
 from callcenter.storage import dialer as dialer_store
 from callcenter.storage.records import CallRecord, InvalidFieldError
 from callcenter.supervisor import AgentNotOnCall, NotPermitted, SpyFailed
@@ -231,6 +236,8 @@ class ApiResource(Resource):
             return self._dialer(path[1:], request)
         if path == ["staffing", "hotline"]:
             return {"queue": engine.hotline_queue, "advice": engine.staffing_advice()}
+        if path == ["reports", "calls"]:
+            return self._calls_report(request)
         if path and path[0] == "call-records":
             repo = engine.repository
             if repo is None:
@@ -250,6 +257,46 @@ class ApiResource(Resource):
 
                 return repo.get_call_record_by_ticket(ticket).addCallback(found)
         raise ApiError(404, "no such resource: /api/" + "/".join(path))
+
+    def _calls_report(self, request: Request) -> Deferred[Any]:
+        """``GET /api/reports/calls?from=DAY&to=DAY&by=day|agent|queue&fcr_days=N`` (docs/reports.md)."""
+        engine = self.engine
+        assert engine is not None
+        repo = engine.repository
+        if repo is None:
+            raise ApiError(503, "no database configured")
+        settings = engine.settings
+        tz = ZoneInfo(settings.site.timezone)
+        now = datetime.now(UTC)
+
+        def day(name: str, default: date) -> date:
+            text = _arg(request, name)
+            try:
+                return date.fromisoformat(text) if text else default
+            except ValueError:
+                raise ApiError(400, f"expected YYYY-MM-DD, got {text!r}", name) from None
+
+        first = day("from", now.astimezone(tz).date())
+        last = day("to", first)
+        by = _arg(request, "by") or "day"
+        if by not in GROUPINGS:
+            raise ApiError(400, f"expected one of {', '.join(GROUPINGS)}, got {by!r}", "by")
+        fcr_days = _int_arg(request, "fcr_days", FCR_DAYS, 1, 365)
+        if (last - first).days > 366:
+            raise ApiError(400, f"at most 367 days at once, got {(last - first).days + 1}", "to")
+        try:
+            span = report_period(first, last, tz)
+        except ValueError as exc:
+            raise ApiError(400, str(exc).split(": ", 1)[1], "to") from None
+
+        def built(calls: list[Any]) -> dict[str, Any]:
+            lines = build_report(calls, span, by=by, now=now, fcr_days=fcr_days,
+                                 service_level_seconds={q.name: q.service_level_seconds for q in settings.queues},
+                                 wrapup_seconds={q.name: q.wrapup_time for q in settings.queues})
+            return {"from": first, "to": last, "by": by, "timezone": settings.site.timezone, "fcr_days": fcr_days,
+                    "lines": lines}
+
+        return repo.report_calls(since=span.start, until=span.end + timedelta(days=fcr_days)).addCallback(built)
 
     def _dialer(self, path: list[str], request: Request) -> Any:
         dialer = self.dialer

@@ -27,6 +27,7 @@ from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
+from callcenter.reports import CallFacts
 from callcenter.state.queues import QueueStay
 from callcenter.storage import models
 from callcenter.storage.db import SQLITE_BEGIN_IMMEDIATE, make_session_factory
@@ -35,6 +36,7 @@ from callcenter.storage.records import (
     CallRecordUpdate,
     Customer,
     CustomerUpdate,
+    InvalidFieldError,
     NewCallRecord,
     NewCustomer,
     NewRecording,
@@ -71,6 +73,7 @@ __all__ = [
     "make_threadpool",
     "mark_recording_purged",
     "queue_stays",
+    "report_calls",
     "update_call_record",
     "update_customer",
 ]
@@ -411,6 +414,31 @@ def queue_stays(session: Session, *, since: datetime, ended_before: datetime) ->
             for queue, result, wait, talk in session.execute(stmt)]
 
 
+def report_calls(session: Session, *, since: datetime, until: datetime) -> list[CallFacts]:
+    """What :func:`callcenter.reports.build_report` needs of the records started in [since, until)."""
+    record = models.CallRecord
+    stmt = (select(record.started_at, record.direction, record.queue, record.queue_result, record.agent_id,
+                   record.customer_id, record.phone, record.wait_seconds, record.talk_seconds, record.csat)
+            .where(record.started_at >= aware_datetime("since", since),
+                   record.started_at < aware_datetime("until", until))
+            .order_by(record.started_at, record.id))
+    return [CallFacts(started_at=row.started_at, direction=row.direction, queue=row.queue,
+                      queue_result=row.queue_result, agent_id=row.agent_id,
+                      caller=f"customer:{row.customer_id}" if row.customer_id is not None else _line(row.phone),
+                      wait_seconds=row.wait_seconds, talk_seconds=row.talk_seconds, csat=row.csat)
+            for row in session.execute(stmt)]
+
+
+def _line(phone: str | None) -> str | None:
+    """The caller's number in canonical form (as signalled if it is not a number)."""
+    if phone is None:
+        return None
+    try:
+        return canonical_phone(phone)
+    except InvalidFieldError:
+        return phone
+
+
 # --- recordings -----------------------------------------------------------------------------
 
 
@@ -573,6 +601,10 @@ class Repository:
     def queue_stays(self, *, since: datetime, ended_before: datetime) -> Deferred[list[QueueStay]]:
         """See :func:`queue_stays`."""
         return self.run(queue_stays, since=since, ended_before=ended_before)
+
+    def report_calls(self, *, since: datetime, until: datetime) -> Deferred[list[CallFacts]]:
+        """See :func:`report_calls`."""
+        return self.run(report_calls, since=since, until=until)
 
     def get_call_record(self, call_record_id: int) -> Deferred[CallRecord | None]:
         """See :func:`get_call_record`."""

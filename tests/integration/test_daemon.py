@@ -79,6 +79,11 @@ def test_demo_places_real_calls_that_become_call_records_with_recordings(tmp_pat
     assert campaign_pops, out
     assert "'new'" not in next(line for line in out.splitlines() if "  leads: {" in line)  # every lead dialed
     assert "abandon ledger today:" in out
+    # the day's report from the call records over the HTTP API: the hotline's three rated calls
+    hotline = next(line for line in out.splitlines() if "report (GET /api/reports/calls?by=queue) today, hotline:" in line)
+    assert "3 in," in hotline and "answered 3, abandoned 0, service level" in hotline, hotline
+    assert "CSAT 5.00 from 3 answers" in hotline, hotline
+    assert "report (GET /api/reports/calls?by=queue) today, total:" in out, out
 
 
 def _demo_asterisks() -> list[int]:

@@ -1,0 +1,229 @@
+"""Call reports from the call records: volume, service level, ASA, AHT, FCR and CSAT.
+
+Pure (no SQLAlchemy, no Twisted): :func:`build_report` takes the facts of the call records
+(:class:`CallFacts`, read by :func:`callcenter.storage.repository.report_calls`) and
+returns one :class:`ReportLine` per day, agent or queue, and a total.
+
+The measures, as call centers define them:
+
+- **calls**: records started in the period (``inbound``: hotline callers, IVR-only calls
+  included; ``outbound``: dialer calls that reached an agent).
+- **answered**: calls an agent took: the queue stay ended ``answered``, or, for records
+  without a queue result (outbound, or older than revision 0004), a talk time above 0.
+- **abandoned**, **unanswered**: queue stays the caller ended, or the queue ended (its
+  timeout, no agents).
+- **service level**: queued calls answered within the queue's ``service_level_seconds``
+  over all queued calls (answered + abandoned + unanswered), as the wallboard counts them.
+- **ASA**: mean seconds answered queued callers waited.
+- **AHT**: mean handle time of answered calls: talk plus the queue's wrap-up
+  (``wrapup_time``: after-call work is Asterisk's fixed wrap-up, not measured per call).
+- **FCR** (first-call resolution, the repeat-call method): an answered inbound call is
+  resolved at first contact when the same caller (the customer, else the phone number)
+  does not call the hotline again within ``fcr_days`` (7). Only calls whose window has
+  passed count (``fcr_calls``); a later call outside the period still counts as a repeat.
+- **CSAT**: mean post-call survey score (1-5), the number of answers and each score's count.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Final
+from zoneinfo import ZoneInfo
+
+__all__ = ["FCR_DAYS", "GROUPINGS", "CallFacts", "ReportLine", "ReportPeriod", "build_report", "period"]
+
+FCR_DAYS: Final = 7
+"""Days within which a repeat call from the same caller means the first was not resolved."""
+
+GROUPINGS: Final = ("day", "agent", "queue")
+"""What a report's lines can be grouped by."""
+
+TOTAL: Final = "total"
+"""The key of the last line, every call of the period."""
+
+
+@dataclass(frozen=True)
+class CallFacts:
+    """What a report needs of one call record (``started_at`` timezone-aware)."""
+
+    started_at: datetime
+    direction: str
+    queue: str | None = None
+    queue_result: str | None = None
+    agent_id: str | None = None
+    caller: str | None = None
+    """Who called, for FCR: ``customer:<id>`` when the customer is known, else the phone."""
+    wait_seconds: int | None = None
+    talk_seconds: int | None = None
+    csat: int | None = None
+
+    @property
+    def answered(self) -> bool:
+        if self.queue_result is not None:
+            return self.queue_result == "answered"
+        return (self.talk_seconds or 0) > 0
+
+
+@dataclass(frozen=True)
+class ReportPeriod:
+    """Local days ``first`` to ``last`` (inclusive) of ``tz``, as UTC-aware bounds."""
+
+    first: date
+    last: date
+    tz: ZoneInfo
+    start: datetime
+    end: datetime
+    """Midnight after ``last`` (exclusive)."""
+
+
+def period(first: date, last: date, tz: ZoneInfo) -> ReportPeriod:
+    """The period from local day ``first`` to ``last``; ValueError if ``last`` is before ``first``."""
+    if last < first:
+        raise ValueError(f"to: {last.isoformat()} is before from {first.isoformat()}")
+    return ReportPeriod(first, last, tz, datetime.combine(first, time(), tz),
+                        datetime.combine(last + timedelta(days=1), time(), tz))
+
+
+@dataclass(frozen=True)
+class ReportLine:
+    """One group's measures (None where there is nothing to measure)."""
+
+    key: str
+    calls: int
+    inbound: int
+    outbound: int
+    answered: int
+    abandoned: int
+    unanswered: int
+    answered_within_target: int
+    service_level: float | None
+    asa: float | None
+    aht: float | None
+    fcr: float | None
+    fcr_calls: int
+    """Answered inbound calls whose repeat window has passed (the FCR denominator)."""
+    csat: float | None
+    csat_responses: int
+    csat_scores: tuple[int, int, int, int, int]
+    """How many answers gave 1, 2, 3, 4 and 5."""
+
+
+@dataclass
+class _Sums:
+    calls: int = 0
+    inbound: int = 0
+    outbound: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    unanswered: int = 0
+    within: int = 0
+    queued_answered: int = 0
+    wait_total: float = 0.0
+    handle_total: float = 0.0
+    fcr_calls: int = 0
+    fcr_resolved: int = 0
+    csat_total: int = 0
+    csat_scores: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
+
+    def line(self, key: str) -> ReportLine:
+        queued = self.queued_answered + self.abandoned + self.unanswered
+        responses = sum(self.csat_scores)
+        return ReportLine(
+            key=key, calls=self.calls, inbound=self.inbound, outbound=self.outbound, answered=self.answered,
+            abandoned=self.abandoned, unanswered=self.unanswered, answered_within_target=self.within,
+            service_level=self.within / queued if queued else None,
+            asa=self.wait_total / self.queued_answered if self.queued_answered else None,
+            aht=self.handle_total / self.answered if self.answered else None,
+            fcr=self.fcr_resolved / self.fcr_calls if self.fcr_calls else None, fcr_calls=self.fcr_calls,
+            csat=self.csat_total / responses if responses else None, csat_responses=responses,
+            csat_scores=self.csat_scores,
+        )
+
+
+def _key(call: CallFacts, by: str, tz: ZoneInfo) -> str:
+    if by == "day":
+        return call.started_at.astimezone(tz).date().isoformat()
+    value = call.agent_id if by == "agent" else call.queue
+    return value or "-"
+
+
+def _resolved_first_time(calls: Sequence[CallFacts], fcr_days: int, now: datetime) -> dict[int, bool]:
+    """For each answered inbound call (by index) whose window has passed: no repeat call in it."""
+    window = timedelta(days=fcr_days)
+    by_caller: dict[str, list[datetime]] = defaultdict(list)
+    for call in calls:
+        if call.direction == "inbound" and call.caller:
+            by_caller[call.caller].append(call.started_at)
+    for starts in by_caller.values():
+        starts.sort()
+    out: dict[int, bool] = {}
+    for i, call in enumerate(calls):
+        if call.direction != "inbound" or not call.answered or call.started_at + window > now:
+            continue
+        starts = by_caller.get(call.caller or "", [])
+        following = bisect.bisect_right(starts, call.started_at)  # the caller's next call, if any
+        out[i] = following == len(starts) or starts[following] > call.started_at + window
+    return out
+
+
+def build_report(calls: Sequence[CallFacts], report_period: ReportPeriod, *, by: str,
+                 service_level_seconds: Mapping[str, int], wrapup_seconds: Mapping[str, int],
+                 now: datetime, fcr_days: int = FCR_DAYS) -> list[ReportLine]:
+    """One line per ``by`` group (days in order, agents and queues by name) and the total.
+
+    ``calls`` are the records started in the period and, for FCR, those up to ``fcr_days``
+    after it; ``service_level_seconds`` and ``wrapup_seconds`` are per queue (a queue
+    missing from them counts with 0). ValueError names a bad ``by`` or ``fcr_days``.
+    """
+    if by not in GROUPINGS:
+        raise ValueError(f"by: expected one of {', '.join(GROUPINGS)}, got {by!r}")
+    if isinstance(fcr_days, bool) or not isinstance(fcr_days, int) or fcr_days < 1:
+        raise ValueError(f"fcr_days: expected whole days >= 1, got {fcr_days!r}")
+    resolved = _resolved_first_time(calls, fcr_days, now)
+    groups: dict[str, _Sums] = defaultdict(_Sums)
+    total = _Sums()
+    for i, call in enumerate(calls):
+        if not report_period.start <= call.started_at < report_period.end:
+            continue
+        for sums in (groups[_key(call, by, report_period.tz)], total):
+            _add(sums, call, resolved.get(i), service_level_seconds, wrapup_seconds)
+    keys = sorted(groups)
+    if by == "day":  # every day of the period, quiet ones too
+        days = (report_period.last - report_period.first).days + 1
+        keys = [(report_period.first + timedelta(days=d)).isoformat() for d in range(days)]
+    return [groups[k].line(k) if k in groups else _Sums().line(k) for k in keys] + [total.line(TOTAL)]
+
+
+def _add(sums: _Sums, call: CallFacts, resolved: bool | None, service_level_seconds: Mapping[str, int],
+         wrapup_seconds: Mapping[str, int]) -> None:
+    sums.calls += 1
+    if call.direction == "inbound":
+        sums.inbound += 1
+    else:
+        sums.outbound += 1
+    queue = call.queue or ""
+    if call.answered:
+        sums.answered += 1
+        sums.handle_total += (call.talk_seconds or 0) + wrapup_seconds.get(queue, 0)
+    if call.queue_result == "answered":
+        wait = call.wait_seconds or 0
+        sums.queued_answered += 1
+        sums.wait_total += wait
+        if wait <= service_level_seconds.get(queue, 0):
+            sums.within += 1
+    elif call.queue_result == "abandoned":
+        sums.abandoned += 1
+    elif call.queue_result == "unanswered":
+        sums.unanswered += 1
+    if resolved is not None:
+        sums.fcr_calls += 1
+        sums.fcr_resolved += resolved
+    if call.csat is not None and 1 <= call.csat <= 5:
+        sums.csat_total += call.csat
+        scores = list(sums.csat_scores)
+        scores[call.csat - 1] += 1
+        sums.csat_scores = (scores[0], scores[1], scores[2], scores[3], scores[4])

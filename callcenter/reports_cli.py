@@ -1,0 +1,139 @@
+"""``callcenter report calls``: the call report of a period as a table, CSV or JSON.
+
+Reads the call records from the configured database (blocking: a command, not the
+reactor) and prints :func:`callcenter.reports.build_report`'s lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from callcenter.reports import FCR_DAYS, GROUPINGS, ReportLine, build_report, period
+
+__all__ = ["add_parser", "format_table", "run"]
+
+_COLUMNS = ("key", "calls", "inbound", "outbound", "answered", "abandoned", "unanswered",
+            "answered_within_target", "service_level", "asa", "aht", "fcr", "fcr_calls", "csat",
+            "csat_responses", "csat_1", "csat_2", "csat_3", "csat_4", "csat_5")
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a day as YYYY-MM-DD, got {text!r}") from None
+
+
+def _days(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected whole days >= 1, got {text!r}")
+    return value
+
+
+def add_parser(subparsers: Any, settings_of: Callable[[argparse.Namespace], Any]) -> argparse.ArgumentParser:
+    """Register ``report calls`` on an ``argparse`` sub-parsers object."""
+    report = subparsers.add_parser("report", help="reports from the call records")
+    sub = report.add_subparsers(dest="report_command", required=True, metavar="COMMAND")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "calls", help="volume, answered, abandoned, service level, ASA, AHT, FCR, CSAT",
+        description="The call report of local days FROM to TO (the site's time zone), one line per "
+        "day, agent or queue and a total. docs/reports.md defines each measure.")
+    p.add_argument("--from", dest="first", type=_day, metavar="YYYY-MM-DD", help="first day (default: today)")
+    p.add_argument("--to", dest="last", type=_day, metavar="YYYY-MM-DD", help="last day (default: --from)")
+    p.add_argument("--by", choices=GROUPINGS, default="day", help="one line per day (default), agent or queue")
+    p.add_argument("--fcr-days", type=_days, default=FCR_DAYS,
+                   help=f"a repeat call within this many days means not resolved (default {FCR_DAYS})")
+    p.add_argument("--csv", type=Path, metavar="FILE", help="also write the lines as CSV")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.set_defaults(func=lambda args: run(args, settings_of(args)))
+    return p
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}s"
+
+
+def format_table(lines: Sequence[ReportLine], by: str) -> str:
+    """The report as an aligned text table."""
+    head = (by, "calls", "in", "out", "answered", "abandoned", "unanswered", "SL", "ASA", "AHT", "FCR", "CSAT")
+    rows = [head]
+    for line in lines:
+        fcr = "-" if line.fcr is None else f"{line.fcr:.0%} of {line.fcr_calls}"
+        csat = "-" if line.csat is None else f"{line.csat:.2f} ({line.csat_responses})"
+        rows.append((line.key, str(line.calls), str(line.inbound), str(line.outbound), str(line.answered),
+                     str(line.abandoned), str(line.unanswered), _percent(line.service_level), _seconds(line.asa),
+                     _seconds(line.aht), fcr, csat))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
+                               enumerate(zip(row, widths, strict=True))) for row in rows)
+
+
+def _flat(line: ReportLine) -> dict[str, Any]:
+    values = asdict(line)
+    scores = values.pop("csat_scores")
+    values.update({f"csat_{i + 1}": n for i, n in enumerate(scores)})
+    return values
+
+
+def run(args: argparse.Namespace, settings: Any) -> int:
+    """Execute ``report calls``; 0 on success, 2 on a bad period."""
+    from callcenter.service import database_url
+    from callcenter.storage.db import (
+        create_engine_for,
+        make_session_factory,
+        upgrade_database,
+    )
+    from callcenter.storage.repository import report_calls
+
+    tz = ZoneInfo(settings.site.timezone)
+    now = datetime.now(UTC)
+    first = args.first or now.astimezone(tz).date()
+    last = args.last or first
+    try:
+        span = period(first, last, tz)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    engine = create_engine_for(database_url(settings))
+    try:
+        upgrade_database(engine)
+        with make_session_factory(engine).begin() as session:
+            calls = report_calls(session, since=span.start, until=span.end + timedelta(days=args.fcr_days))
+    finally:
+        engine.dispose()
+    lines = build_report(calls, span, by=args.by, now=now, fcr_days=args.fcr_days,
+                         service_level_seconds={q.name: q.service_level_seconds for q in settings.queues},
+                         wrapup_seconds={q.name: q.wrapup_time for q in settings.queues})
+    if args.csv is not None:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        with args.csv.open("w", encoding="utf-8", newline="") as out:
+            writer = csv.DictWriter(out, fieldnames=_COLUMNS)
+            writer.writeheader()
+            writer.writerows(_flat(line) for line in lines)
+    if args.json:
+        print(json.dumps({"from": first.isoformat(), "to": last.isoformat(), "by": args.by,
+                          "timezone": settings.site.timezone, "fcr_days": args.fcr_days,
+                          "lines": [asdict(line) for line in lines]}, indent=2))
+    else:
+        print(f"calls {first.isoformat()} .. {last.isoformat()} ({settings.site.timezone}), by {args.by}")
+        print(format_table(lines, args.by))
+        if args.csv is not None:
+            print(f"written: {args.csv}")
+    return 0
