@@ -9,7 +9,6 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy.orm import Session, sessionmaker
-from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.web.test.requesthelper import DummyRequest
 
@@ -19,7 +18,7 @@ from callcenter.http_api import ApiResource
 from callcenter.metrics import EngineMetrics
 from callcenter.settings import load_settings
 from callcenter.storage import repository as repo
-from callcenter.storage.repository import Repository
+from tests.syncrepository import SyncRepository
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -156,20 +155,6 @@ def test_agents_view_follows_queue_events() -> None:
     request = DummyRequest([b"agents"])
     body = json.loads(ApiResource(engine).render_GET(request))  # type: ignore[arg-type]
     assert [(a["id"], a["state"]) for a in body["agents"]] == [("1001", "ready")]
-
-
-class SyncRepository(Repository):
-    """The real Repository's methods, each run at once in one transaction (no thread pool)."""
-
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
-        self._sessions = sessions
-
-    def run(self, function: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
-        with self._sessions.begin() as session:
-            try:
-                return succeed(function(session, *args, **kwargs))
-            except Exception as exc:  # noqa: BLE001 - a failed Deferred, like the real one
-                return fail(exc)
 
 
 def _queued_call(ami: FakeAmi, clock: Clock, uid: str, *, wait: int, answered: bool) -> None:

@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
-from twisted.internet.defer import Deferred, fail, succeed
 from twisted.web.test.requesthelper import DummyRequest
 
 from callcenter.cli import main
@@ -21,7 +20,7 @@ from callcenter.reports import CallFacts, ReportLine, build_report, period
 from callcenter.settings import load_settings
 from callcenter.storage import repository as repo
 from callcenter.storage.records import NewCallRecord, NewCustomer
-from callcenter.storage.repository import Repository
+from tests.syncrepository import SyncRepository
 
 ROOT = Path(__file__).resolve().parents[2]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -181,20 +180,6 @@ def test_cli_prints_the_table_and_writes_csv_and_json(tmp_path: Path, capsys: py
     assert "expected a day as YYYY-MM-DD, got '1 Dec'" in capsys.readouterr().err
 
 
-class _SyncRepository(Repository):
-    """The real Repository's methods, each run at once in one transaction (no thread pool)."""
-
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
-        self._sessions = sessions
-
-    def run(self, function: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
-        with self._sessions.begin() as session:
-            try:
-                return succeed(function(session, *args, **kwargs))
-            except Exception as exc:  # noqa: BLE001 - a failed Deferred, like the real one
-                return fail(exc)
-
-
 def _get(api: ApiResource, query: dict[bytes, list[bytes]]) -> tuple[int, Any]:
     request = DummyRequest([b"reports", b"calls"])
     request.args = query
@@ -206,7 +191,7 @@ def _get(api: ApiResource, query: dict[bytes, list[bytes]]) -> tuple[int, Any]:
 
 def test_http_route_serves_the_report_and_names_bad_fields(sessions: sessionmaker[Session]) -> None:
     _store(sessions)
-    engine = SimpleNamespace(repository=_SyncRepository(sessions), settings=load_settings(ROOT / "config"))
+    engine = SimpleNamespace(repository=SyncRepository(sessions), settings=load_settings(ROOT / "config"))
     api = ApiResource(engine)  # type: ignore[arg-type]
     status, body = _get(api, {b"from": [b"2026-11-02"], b"to": [b"2026-11-03"], b"by": [b"queue"]})
     assert status == 200, body

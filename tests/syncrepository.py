@@ -1,0 +1,27 @@
+"""The real storage Repository, run synchronously: for unit tests of code that takes one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+from twisted.internet.defer import Deferred, fail, succeed
+
+from callcenter.storage.repository import Repository
+
+__all__ = ["SyncRepository"]
+
+
+class SyncRepository(Repository):
+    """The real Repository's methods, each run at once in one transaction (no thread pool):
+    the Deferred has fired when the method returns."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def run(self, function: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
+        with self._sessions.begin() as session:
+            try:
+                return succeed(function(session, *args, **kwargs))
+            except Exception as exc:  # noqa: BLE001 - a failed Deferred, like the real one
+                return fail(exc)
