@@ -170,10 +170,12 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 
 def cmd_disposition(args: argparse.Namespace) -> int:
-    """Record a call's outcome, issue type, notes and follow-up time through the running daemon."""
+    """Record a call's outcome, issue type, notes, follow-up time and sale through the running daemon."""
+    from callcenter.disposition import FIELDS
+
     settings = _settings(args)
     body: dict[str, str] = {"agent": args.writer}
-    for name in ("outcome", "issue_type", "notes", "follow_up_at", "customer_name"):
+    for name in FIELDS:
         value = getattr(args, name)
         if value is not None:
             body[name] = value
@@ -286,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--notes", help="free text (the record's description)")
     p.add_argument("--follow-up-at", dest="follow_up_at", help="ISO 8601 with offset, e.g. 2026-12-07T10:00:00+08:00")
     p.add_argument("--customer-name", dest="customer_name", help="correct the caller's name")
+    p.add_argument("--sale-amount", dest="sale_amount", help="the sale made on the call, in yuan, e.g. 1999.00")
     p.set_defaults(func=cmd_disposition)
 
     supervisor = sub.add_parser("supervisor", help="supervisor actions (through the running daemon)")

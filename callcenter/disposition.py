@@ -2,8 +2,8 @@
 
 After (or during) a call the agent records what came of it on the call record: the
 ``outcome`` (e.g. ``resolved``, ``sale``, ``not interested``), the ``issue_type``, free
-``notes`` (the record's description) and a ``follow_up_at`` time, and may correct the
-``customer_name``. This module turns the JSON body of ``POST /api/call-records/<ticket>/
+``notes`` (the record's description), a ``follow_up_at`` time and the ``sale_amount`` of a
+sale (the commission report pays from it), and may correct the ``customer_name``. This module turns the JSON body of ``POST /api/call-records/<ticket>/
 disposition`` into a :class:`~callcenter.storage.records.CallRecordUpdate`, every problem
 named by its field, and decides who may write it: the call's own agent, a team lead of
 that agent's team, or a manager (a call no agent took: leads and managers).
@@ -20,12 +20,12 @@ from datetime import datetime
 from typing import Any, Final
 
 from callcenter.settings import Settings
-from callcenter.storage.records import CallRecordUpdate, InvalidFieldError
+from callcenter.storage.records import CallRecordUpdate, InvalidFieldError, money
 
 __all__ = ["FIELDS", "NOTES_MAX", "Disposition", "DispositionRefused", "check_writer", "parse_disposition"]
 
 #: The fields a disposition may set (``agent`` names who writes it).
-FIELDS: Final = ("outcome", "issue_type", "notes", "follow_up_at", "customer_name")
+FIELDS: Final = ("outcome", "issue_type", "notes", "follow_up_at", "customer_name", "sale_amount")
 #: Longest ``notes`` accepted (the record's description has no limit of its own).
 NOTES_MAX: Final = 4000
 
@@ -48,8 +48,9 @@ def parse_disposition(body: Mapping[str, Any]) -> Disposition:
     ``agent`` (the writer's id) is required, and at least one of :data:`FIELDS`. Text
     fields are strings (``null`` clears ``outcome``, ``issue_type``, ``follow_up_at`` and
     ``customer_name``; ``notes`` is cleared with ``""``); ``follow_up_at`` is an ISO 8601
-    time with its UTC offset (``2026-12-07T10:00:00+08:00``). Lengths are the call
-    record's own limits.
+    time with its UTC offset (``2026-12-07T10:00:00+08:00``); ``sale_amount`` the sale in yuan
+    (``"1999.00"``: a string or whole number, two decimals at most; ``null`` clears it).
+    Lengths are the call record's own limits.
     """
     for key in body:
         if key != "agent" and key not in FIELDS:
@@ -72,6 +73,8 @@ def parse_disposition(body: Mapping[str, Any]) -> Disposition:
         values["description"] = notes
     if "follow_up_at" in body:
         values["follow_up_at"] = _when(body["follow_up_at"])
+    if "sale_amount" in body:
+        values["sale_amount"] = money("sale_amount", body["sale_amount"])
     try:
         changes = CallRecordUpdate(**values)
     except InvalidFieldError as exc:

@@ -8,6 +8,7 @@ Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/404):
 * ``GET /api/call-records/<ticket>``: one call record;
 * ``GET /api/reports/calls?from=DAY&to=DAY&by=day|agent|queue&fcr_days=N``: the call
   report (volume, service level, ASA, AHT, FCR, CSAT; docs/reports.md);
+* ``GET /api/reports/commission?from=DAY&to=DAY``: each role's share of the sales;
 * ``POST /api/call-records/<ticket>/disposition`` with ``{"agent": ID, "outcome": ...,
   "issue_type": ..., "notes": ..., "follow_up_at": ISO-8601, "customer_name": ...}`` (any of
   them): the agent's disposition of the call (403 unless the call's agent, a lead of that
@@ -40,6 +41,7 @@ import enum
 import json
 import math
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -58,8 +60,9 @@ from callcenter.dialer.service import (
 )
 from callcenter.disposition import DispositionRefused, check_writer, parse_disposition
 from callcenter.engine import Engine
-from callcenter.reports import FCR_DAYS, GROUPINGS, build_report
+from callcenter.reports import FCR_DAYS, GROUPINGS, ReportPeriod, build_report
 from callcenter.reports import period as report_period
+from callcenter.reports_cli import commission_report
 from callcenter.storage import dialer as dialer_store
 from callcenter.storage.records import CallRecord, InvalidFieldError
 from callcenter.supervisor import AgentNotOnCall, NotPermitted, SpyFailed
@@ -86,6 +89,8 @@ def _jsonable(value: Any) -> Any:
         return value.value
     if isinstance(value, (datetime, date)):
         return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)  # money: "1999.00", exact
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
@@ -238,6 +243,8 @@ class ApiResource(Resource):
             return {"queue": engine.hotline_queue, "advice": engine.staffing_advice()}
         if path == ["reports", "calls"]:
             return self._calls_report(request)
+        if path == ["reports", "commission"]:
+            return self._commission_report(request)
         if path and path[0] == "call-records":
             repo = engine.repository
             if repo is None:
@@ -258,16 +265,14 @@ class ApiResource(Resource):
                 return repo.get_call_record_by_ticket(ticket).addCallback(found)
         raise ApiError(404, "no such resource: /api/" + "/".join(path))
 
-    def _calls_report(self, request: Request) -> Deferred[Any]:
-        """``GET /api/reports/calls?from=DAY&to=DAY&by=day|agent|queue&fcr_days=N`` (docs/reports.md)."""
+    def _report_period(self, request: Request) -> tuple[Any, ReportPeriod]:
+        """(the repository, the period of ``from`` and ``to``: local days, today by default)."""
         engine = self.engine
         assert engine is not None
         repo = engine.repository
         if repo is None:
             raise ApiError(503, "no database configured")
-        settings = engine.settings
-        tz = ZoneInfo(settings.site.timezone)
-        now = datetime.now(UTC)
+        tz = ZoneInfo(engine.settings.site.timezone)
 
         def day(name: str, default: date) -> date:
             text = _arg(request, name)
@@ -276,27 +281,49 @@ class ApiResource(Resource):
             except ValueError:
                 raise ApiError(400, f"expected YYYY-MM-DD, got {text!r}", name) from None
 
-        first = day("from", now.astimezone(tz).date())
+        first = day("from", datetime.now(tz).date())
         last = day("to", first)
+        if (last - first).days > 366:
+            raise ApiError(400, f"at most 367 days at once, got {(last - first).days + 1}", "to")
+        try:
+            return repo, report_period(first, last, tz)
+        except ValueError as exc:
+            raise ApiError(400, str(exc).split(": ", 1)[1], "to") from None
+
+    def _calls_report(self, request: Request) -> Deferred[Any]:
+        """``GET /api/reports/calls?from=DAY&to=DAY&by=day|agent|queue&fcr_days=N`` (docs/reports.md)."""
+        assert self.engine is not None
+        settings = self.engine.settings
+        now = datetime.now(UTC)
         by = _arg(request, "by") or "day"
         if by not in GROUPINGS:
             raise ApiError(400, f"expected one of {', '.join(GROUPINGS)}, got {by!r}", "by")
         fcr_days = _int_arg(request, "fcr_days", FCR_DAYS, 1, 365)
-        if (last - first).days > 366:
-            raise ApiError(400, f"at most 367 days at once, got {(last - first).days + 1}", "to")
-        try:
-            span = report_period(first, last, tz)
-        except ValueError as exc:
-            raise ApiError(400, str(exc).split(": ", 1)[1], "to") from None
+        repo, span = self._report_period(request)
 
         def built(calls: list[Any]) -> dict[str, Any]:
             lines = build_report(calls, span, by=by, now=now, fcr_days=fcr_days,
                                  service_level_seconds={q.name: q.service_level_seconds for q in settings.queues},
                                  wrapup_seconds={q.name: q.wrapup_time for q in settings.queues})
-            return {"from": first, "to": last, "by": by, "timezone": settings.site.timezone, "fcr_days": fcr_days,
+            return {"from": span.first, "to": span.last, "by": by, "timezone": settings.site.timezone,
+                    "fcr_days": fcr_days, "lines": lines}
+
+        d: Deferred[Any] = repo.report_calls(since=span.start, until=span.end + timedelta(days=fcr_days))
+        return d.addCallback(built)
+
+    def _commission_report(self, request: Request) -> Deferred[Any]:
+        """``GET /api/reports/commission?from=DAY&to=DAY``: each role's share of the sales (docs/reports.md)."""
+        assert self.engine is not None
+        settings = self.engine.settings
+        repo, span = self._report_period(request)
+
+        def built(sales: list[Any]) -> dict[str, Any]:
+            lines, totals = commission_report(sales, settings)
+            return {"from": span.first, "to": span.last, "timezone": settings.site.timezone, "totals": totals,
                     "lines": lines}
 
-        return repo.report_calls(since=span.start, until=span.end + timedelta(days=fcr_days)).addCallback(built)
+        d: Deferred[Any] = repo.report_sales(since=span.start, until=span.end)
+        return d.addCallback(built)
 
     def _dialer(self, path: list[str], request: Request) -> Any:
         dialer = self.dialer

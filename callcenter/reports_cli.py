@@ -10,16 +10,33 @@ import argparse
 import csv
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from callcenter.reports import FCR_DAYS, GROUPINGS, ReportLine, build_report, period
+from callcenter.commission import (
+    CommissionLine,
+    CommissionTotals,
+    Sale,
+    commission_lines,
+    commission_totals,
+    team_maps,
+)
+from callcenter.reports import (
+    FCR_DAYS,
+    GROUPINGS,
+    ReportLine,
+    ReportPeriod,
+    build_report,
+    period,
+)
 
-__all__ = ["add_parser", "format_table", "run"]
+__all__ = ["add_parser", "commission_report", "format_commission", "format_table", "run", "run_commission"]
+
+_T = TypeVar("_T")
 
 _COLUMNS = ("key", "calls", "inbound", "outbound", "answered", "abandoned", "unanswered",
             "answered_within_target", "service_level", "asa", "aht", "fcr", "fcr_calls", "csat",
@@ -59,6 +76,15 @@ def add_parser(subparsers: Any, settings_of: Callable[[argparse.Namespace], Any]
     p.add_argument("--csv", type=Path, metavar="FILE", help="also write the lines as CSV")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.set_defaults(func=lambda args: run(args, settings_of(args)))
+    c: argparse.ArgumentParser = sub.add_parser(
+        "commission", help="sales commission of a period, per agent, lead, director and the others' pool",
+        description="Each role's share of the sales recorded on the calls of local days FROM to TO "
+        "(commission in callcenter.yaml; docs/reports.md).")
+    c.add_argument("--from", dest="first", type=_day, metavar="YYYY-MM-DD", help="first day (default: today)")
+    c.add_argument("--to", dest="last", type=_day, metavar="YYYY-MM-DD", help="last day (default: --from)")
+    c.add_argument("--csv", type=Path, metavar="FILE", help="also write the lines as CSV")
+    c.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    c.set_defaults(func=lambda args: run_commission(args, settings_of(args)))
     return p
 
 
@@ -92,41 +118,58 @@ def _flat(line: ReportLine) -> dict[str, Any]:
     return values
 
 
-def run(args: argparse.Namespace, settings: Any) -> int:
-    """Execute ``report calls``; 0 on success, 2 on a bad period."""
+def _period(args: argparse.Namespace, settings: Any, now: datetime) -> ReportPeriod | None:
+    """The period of ``--from`` and ``--to`` (today by default), or None after printing why not."""
+    tz = ZoneInfo(settings.site.timezone)
+    first = args.first or now.astimezone(tz).date()
+    try:
+        return period(first, args.last or first, tz)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
+def _read(settings: Any, function: Callable[..., _T], **kwargs: Any) -> _T:
+    """``function(session, **kwargs)`` on the configured database (migrated first)."""
     from callcenter.service import database_url
     from callcenter.storage.db import (
         create_engine_for,
         make_session_factory,
         upgrade_database,
     )
-    from callcenter.storage.repository import report_calls
 
-    tz = ZoneInfo(settings.site.timezone)
-    now = datetime.now(UTC)
-    first = args.first or now.astimezone(tz).date()
-    last = args.last or first
-    try:
-        span = period(first, last, tz)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     engine = create_engine_for(database_url(settings))
     try:
         upgrade_database(engine)
         with make_session_factory(engine).begin() as session:
-            calls = report_calls(session, since=span.start, until=span.end + timedelta(days=args.fcr_days))
+            return function(session, **kwargs)
     finally:
         engine.dispose()
+
+
+def _write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def run(args: argparse.Namespace, settings: Any) -> int:
+    """Execute ``report calls``; 0 on success, 2 on a bad period."""
+    from callcenter.storage.repository import report_calls
+
+    now = datetime.now(UTC)
+    span = _period(args, settings, now)
+    if span is None:
+        return 2
+    first, last = span.first, span.last
+    calls = _read(settings, report_calls, since=span.start, until=span.end + timedelta(days=args.fcr_days))
     lines = build_report(calls, span, by=args.by, now=now, fcr_days=args.fcr_days,
                          service_level_seconds={q.name: q.service_level_seconds for q in settings.queues},
                          wrapup_seconds={q.name: q.wrapup_time for q in settings.queues})
     if args.csv is not None:
-        args.csv.parent.mkdir(parents=True, exist_ok=True)
-        with args.csv.open("w", encoding="utf-8", newline="") as out:
-            writer = csv.DictWriter(out, fieldnames=_COLUMNS)
-            writer.writeheader()
-            writer.writerows(_flat(line) for line in lines)
+        _write_csv(args.csv, _COLUMNS, (_flat(line) for line in lines))
     if args.json:
         print(json.dumps({"from": first.isoformat(), "to": last.isoformat(), "by": args.by,
                           "timezone": settings.site.timezone, "fcr_days": args.fcr_days,
@@ -134,6 +177,49 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     else:
         print(f"calls {first.isoformat()} .. {last.isoformat()} ({settings.site.timezone}), by {args.by}")
         print(format_table(lines, args.by))
+        if args.csv is not None:
+            print(f"written: {args.csv}")
+    return 0
+
+
+def format_commission(lines: Sequence[CommissionLine], totals: CommissionTotals) -> str:
+    """The commission lines as an aligned text table, the totals first."""
+    head = (f"{totals.sales} sales, {totals.sales_amount:,.2f} yuan; commission due {totals.due:,.2f}, "
+            f"paid {totals.paid:,.2f} (rounding {totals.rounding:+.2f})")
+    rows = [("payee", "share", "rate", "sales", "basis", "amount")]
+    rows += [(line.payee, line.share, f"{(line.rate * 100).normalize():f}%", str(line.sales), f"{line.basis:,.2f}",
+              f"{line.amount:,.2f}") for line in lines]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    table = "\n".join("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in
+                                 enumerate(zip(row, widths, strict=True))) for row in rows)
+    return head + "\n" + table
+
+
+def commission_report(sales: Sequence[Sale], settings: Any) -> tuple[list[CommissionLine], CommissionTotals]:
+    """The lines and totals of ``sales`` with the configured shares and teams."""
+    team_of, leads_of = team_maps(settings.agents)
+    lines = commission_lines(sales, settings.commission, team_of=team_of, leads_of=leads_of)
+    return lines, commission_totals(lines, settings.commission)
+
+
+def run_commission(args: argparse.Namespace, settings: Any) -> int:
+    """Execute ``report commission``; 0 on success, 2 on a bad period."""
+    from callcenter.storage.repository import report_sales
+
+    span = _period(args, settings, datetime.now(UTC))
+    if span is None:
+        return 2
+    lines, totals = commission_report(_read(settings, report_sales, since=span.start, until=span.end), settings)
+    if args.csv is not None:
+        _write_csv(args.csv, ("payee", "share", "rate", "sales", "basis", "amount"),
+                   ({k: str(v) for k, v in asdict(line).items()} for line in lines))
+    if args.json:
+        print(json.dumps({"from": span.first.isoformat(), "to": span.last.isoformat(),
+                          "totals": {k: str(v) for k, v in asdict(totals).items()},
+                          "lines": [{k: str(v) for k, v in asdict(line).items()} for line in lines]}, indent=2))
+    else:
+        print(f"commission {span.first.isoformat()} .. {span.last.isoformat()} ({settings.site.timezone}): "
+              + format_commission(lines, totals))
         if args.csv is not None:
             print(f"written: {args.csv}")
     return 0

@@ -11,14 +11,17 @@ errors too: a misspelt ``retention_dayz`` must not silently fall back to a defau
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from callcenter.commission import SHARES, CommissionRates
 from callcenter.yamlsource import (
     Location,
     Locations,
@@ -201,6 +204,8 @@ class Settings:
     queues: tuple[QueueSettings, ...]
     root: Path
     sources: tuple[str, ...] = field(default=())
+    commission: CommissionRates = field(default_factory=CommissionRates)
+    """Sales commission shares by role (``commission``; :mod:`callcenter.commission`)."""
 
     def agent(self, agent_id: str) -> AgentSettings:
         """The agent with id ``agent_id`` (``KeyError`` if unknown)."""
@@ -480,11 +485,32 @@ def _build(data: Mapping[str, Any], locs: Locations, root: Path, problems: list[
     queues = _queues(top)
     teams = _teams(top)
     agents = _agents(top, {t.id for t in teams}, {q.name for q in queues})
+    commission = _commission(top, {a.id for a in agents})
     top.done()
     return Settings(
         site=site, ami=ami, agi=agi, sip=sip, database=database, http=http, metrics=metrics,
         recordings=recordings, lab=lab, ivr=ivr, logging=logging, teams=teams, agents=agents, queues=queues, root=root,
+        commission=commission,
     )
+
+
+def _commission(top: Reader, agents: set[str]) -> CommissionRates:
+    """``commission``: each role's share of a sale (fractions, kept as exact decimals)."""
+    r = top.sub("commission")
+    default = CommissionRates()
+    shares = {name: Decimal(str(r.number(name, float(default.rate(name)), 0.0, 1.0))) for name in SHARES}
+    director = r.text("director_id", "") or None
+    if director is not None and director not in agents:
+        close = difflib.get_close_matches(director, sorted(agents), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        r.problem(("director_id",), f"unknown agent id {director!r}{hint}; agents are listed in agents.yaml")
+    rates = CommissionRates(**shares, director_id=director)
+    if rates.total > 1:
+        largest = max(SHARES, key=lambda name: shares[name])  # likely the mistyped one; its file and line
+        listed = ", ".join(f"{name} {shares[name]}" for name in SHARES)
+        r.problem((largest,), f"the shares add up to {rates.total} ({listed}), more than the whole sale")
+    r.done()
+    return rates
 
 
 def _queues(top: Reader) -> tuple[QueueSettings, ...]:

@@ -143,6 +143,7 @@ class CallRecord(Base):
         CheckConstraint(
             f"queue_result IS NULL OR queue_result IN ({QUEUE_RESULTS_SQL})", name="queue_result"
         ),
+        CheckConstraint("sale_cents IS NULL OR sale_cents >= 0", name="sale_cents"),
         Index("ix_call_records_agent_id_started_at", "agent_id", "started_at"),
     )
 
@@ -169,6 +170,8 @@ class CallRecord(Base):
     wait_seconds: Mapped[int | None] = mapped_column(Integer)
     talk_seconds: Mapped[int | None] = mapped_column(Integer)
     queue_result: Mapped[str | None] = mapped_column(String(16))
+    sale_cents: Mapped[int | None] = mapped_column(BigInteger)
+    """The sale made on the call, in fen (``CallRecord.sale_amount`` in yuan)."""
     ivr_path: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, server_default=func.now()

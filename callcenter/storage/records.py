@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Final
 
 from callcenter.state.queues import QUEUE_RESULTS
@@ -362,6 +363,30 @@ class CallRecord:
     """How the caller's stay in ``queue`` ended: answered, abandoned, unanswered (None: never queued)."""
     ivr_path: tuple[str, ...]
     created_at: datetime
+    sale_amount: Decimal | None = None
+    """The sale the agent made on this call, in yuan to the fen (None: no sale recorded)."""
+
+
+MONEY_MAX: Final = Decimal(10000000000)
+"""Amounts (yuan) stay below this: ten billion, in fen a BIGINT with room to spare."""
+
+
+def money(field: str, value: object) -> Decimal | None:
+    """None, or an amount in yuan >= 0 with at most two decimals (a Decimal, int or string:
+    ``"1999.90"``; a float is refused, it cannot hold fen exactly)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (Decimal, int, str)):
+        raise InvalidFieldError(field, f"must be an amount such as \"199.90\" (a string or whole number), got {value!r}")
+    try:
+        amount = Decimal(value.strip() if isinstance(value, str) else value)
+    except ArithmeticError:
+        raise InvalidFieldError(field, f"must be an amount such as \"199.90\", got {value!r}") from None
+    if not amount.is_finite() or amount < 0 or amount >= MONEY_MAX:
+        raise InvalidFieldError(field, f"must be from 0 to under {MONEY_MAX:,} yuan, got {value!r}")
+    if amount != amount.quantize(Decimal("0.01")):
+        raise InvalidFieldError(field, f"at most two decimals (fen), got {value!r}")
+    return amount.quantize(Decimal("0.01"))
 
 
 def _queue_result(value: object) -> str | None:
@@ -390,6 +415,7 @@ _CALL_RECORD_CHECKS: Final[dict[str, Any]] = {
     "talk_seconds": lambda v: _optional_seconds("talk_seconds", v),
     "queue_result": _queue_result,
     "ivr_path": _ivr_path,
+    "sale_amount": lambda v: money("sale_amount", v),
 }
 
 
@@ -421,6 +447,7 @@ class NewCallRecord:
     talk_seconds: int | None = None
     queue_result: str | None = None
     ivr_path: tuple[str, ...] = ()
+    sale_amount: Decimal | None = None
 
     def __post_init__(self) -> None:
         _set(self, "started_at", aware_datetime("started_at", self.started_at))
@@ -454,6 +481,7 @@ class CallRecordUpdate:
     talk_seconds: int | None | _Unset = UNSET
     queue_result: str | None | _Unset = UNSET
     ivr_path: tuple[str, ...] | _Unset = UNSET
+    sale_amount: Decimal | None | _Unset = UNSET
 
     def __post_init__(self) -> None:
         for name, check in _CALL_RECORD_CHECKS.items():

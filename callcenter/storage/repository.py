@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, func, select, text
@@ -27,6 +28,7 @@ from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
+from callcenter.commission import Sale
 from callcenter.reports import CallFacts
 from callcenter.state.queues import QueueStay
 from callcenter.storage import models
@@ -74,6 +76,7 @@ __all__ = [
     "mark_recording_purged",
     "queue_stays",
     "report_calls",
+    "report_sales",
     "update_call_record",
     "update_customer",
 ]
@@ -138,7 +141,13 @@ def _call_record(row: models.CallRecord) -> CallRecord:
         queue_result=row.queue_result,
         ivr_path=tuple(row.ivr_path),
         created_at=row.created_at,
+        sale_amount=None if row.sale_cents is None else Decimal(row.sale_cents).scaleb(-2),
     )
+
+
+def _cents(amount: Decimal | None) -> int | None:
+    """Yuan (validated: two decimals at most) as whole fen, for ``sale_cents``."""
+    return None if amount is None else int(amount.scaleb(2))
 
 
 def _recording(row: models.Recording) -> Recording:
@@ -325,6 +334,7 @@ def create_call_record(
         talk_seconds=new.talk_seconds,
         queue_result=new.queue_result,
         ivr_path=list(new.ivr_path),
+        sale_cents=_cents(new.sale_amount),
     )
     session.add(row)
     _flush(session, f"ticket_number: {ticket_number} is already taken")
@@ -342,6 +352,9 @@ def update_call_record(
     customer_id = values.get("customer_id")
     if customer_id is not None and session.get(models.Customer, customer_id) is None:
         raise ConflictError(f"customer_id: customer {customer_id} does not exist")
+    if "sale_amount" in values:
+        sale = values.pop("sale_amount")
+        row.sale_cents = _cents(sale if isinstance(sale, Decimal) else None)  # validated: Decimal or None
     for name, value in values.items():
         setattr(row, name, list(value) if name == "ivr_path" else value)  # type: ignore[call-overload]
     _flush(session, f"call record {call_record_id}: update rejected by the database")
@@ -427,6 +440,16 @@ def report_calls(session: Session, *, since: datetime, until: datetime) -> list[
                       caller=f"customer:{row.customer_id}" if row.customer_id is not None else _line(row.phone),
                       wait_seconds=row.wait_seconds, talk_seconds=row.talk_seconds, csat=row.csat)
             for row in session.execute(stmt)]
+
+
+def report_sales(session: Session, *, since: datetime, until: datetime) -> list[Sale]:
+    """The sales recorded on the calls started in [since, until), oldest first."""
+    record = models.CallRecord
+    stmt = (select(record.agent_id, record.sale_cents)
+            .where(record.sale_cents > 0, record.started_at >= aware_datetime("since", since),
+                   record.started_at < aware_datetime("until", until))
+            .order_by(record.started_at, record.id))
+    return [Sale(agent_id, Decimal(cents or 0).scaleb(-2)) for agent_id, cents in session.execute(stmt)]  # > 0 by the WHERE
 
 
 def _line(phone: str | None) -> str | None:
@@ -605,6 +628,10 @@ class Repository:
     def report_calls(self, *, since: datetime, until: datetime) -> Deferred[list[CallFacts]]:
         """See :func:`report_calls`."""
         return self.run(report_calls, since=since, until=until)
+
+    def report_sales(self, *, since: datetime, until: datetime) -> Deferred[list[Sale]]:
+        """See :func:`report_sales`."""
+        return self.run(report_sales, since=since, until=until)
 
     def get_call_record(self, call_record_id: int) -> Deferred[CallRecord | None]:
         """See :func:`get_call_record`."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,12 @@ def test_a_full_disposition_becomes_the_record_update() -> None:
     assert (c.csat, c.agent_id, c.talk_seconds) == (UNSET, UNSET, UNSET)  # nothing else is touched
 
 
+def test_a_sale_amount_is_exact_money() -> None:
+    assert parse_disposition({"agent": "2101", "sale_amount": " 1999.9 "}).changes.sale_amount == Decimal("1999.90")
+    assert parse_disposition({"agent": "2101", "sale_amount": 2000}).changes.sale_amount == Decimal("2000.00")
+    assert parse_disposition({"agent": "2101", "sale_amount": None}).changes.sale_amount is None
+
+
 def test_fields_left_out_stay_and_null_clears() -> None:
     c = parse_disposition({"agent": "2101", "follow_up_at": None, "outcome": None}).changes
     assert (c.follow_up_at, c.outcome, c.issue_type, c.description) == (None, None, UNSET, UNSET)
@@ -37,9 +44,10 @@ def test_fields_left_out_stay_and_null_clears() -> None:
     ({"outcome": "sale"}, "agent", "expected the writer's agent id, got None"),
     ({"agent": 2101, "outcome": "sale"}, "agent", "expected the writer's agent id, got 2101"),
     ({"agent": "2101"}, "outcome",
-     "nothing to record: give at least one of outcome, issue_type, notes, follow_up_at, customer_name"),
+     "nothing to record: give at least one of outcome, issue_type, notes, follow_up_at, customer_name, sale_amount"),
     ({"agent": "2101", "outcom": "sale"}, "outcom",
-     "unknown field (did you mean 'outcome'? fields: agent, outcome, issue_type, notes, follow_up_at, customer_name)"),
+     ("unknown field (did you mean 'outcome'? fields: agent, outcome, issue_type, notes, follow_up_at, "
+      "customer_name, sale_amount)")),
     ({"agent": "2101", "outcome": 5}, "outcome", "expected a string or null, got 5"),
     ({"agent": "2101", "notes": None}, "notes", "expected a string, got None"),
     ({"agent": "2101", "follow_up_at": "2026-12-07T10:00:00"}, "follow_up_at",
@@ -47,6 +55,14 @@ def test_fields_left_out_stay_and_null_clears() -> None:
     ({"agent": "2101", "follow_up_at": "tomorrow"}, "follow_up_at", "not an ISO 8601 time: 'tomorrow'"),
     ({"agent": "2101", "follow_up_at": 1765000000}, "follow_up_at",
      "expected an ISO 8601 time such as 2026-12-07T10:00:00+08:00, got 1765000000"),
+    ({"agent": "2101", "sale_amount": 19.99}, "sale_amount",
+     'must be an amount such as "199.90" (a string or whole number), got 19.99'),
+    ({"agent": "2101", "sale_amount": "19.999"}, "sale_amount", "at most two decimals (fen), got '19.999'"),
+    ({"agent": "2101", "sale_amount": "-5"}, "sale_amount", "must be from 0 to under 10,000,000,000 yuan, got '-5'"),
+    ({"agent": "2101", "sale_amount": "NaN"}, "sale_amount", "must be from 0 to under 10,000,000,000 yuan, got 'NaN'"),
+    ({"agent": "2101", "sale_amount": "1,999"}, "sale_amount", "must be an amount such as \"199.90\", got '1,999'"),
+    ({"agent": "2101", "sale_amount": True}, "sale_amount",
+     'must be an amount such as "199.90" (a string or whole number), got True'),
 ])
 def test_bad_bodies_name_the_field(body: dict[str, object], field: str, problem: str) -> None:
     with pytest.raises(InvalidFieldError) as exc:

@@ -76,6 +76,12 @@ def test_the_agent_dispositions_the_call_others_are_refused(sessions: sessionmak
 
     status, body = _post(api, path, {"agent": "8001", "notes": "lead checked"})  # team1's lead
     assert status == 200 and body["record"]["description"] == "lead checked"
+    status, body = _post(api, path, {"agent": "2101", "outcome": "sale", "sale_amount": "1999.9"})
+    assert (status, body["record"]["outcome"], body["record"]["sale_amount"]) == (200, "sale", "1999.90")
+    status, body = _post(api, path, {"agent": "2101", "sale_amount": 1999.9})
+    assert (status, body["field"]) == (400, "sale_amount")
+    status, body = _post(api, path, {"agent": "2101", "outcome": "resolved", "sale_amount": None})
+    assert (status, body["record"]["sale_amount"]) == (200, None)
     status, body = _post(api, path, {"agent": "2102", "outcome": "sale"})
     assert status == 403 and "agent 2102 may disposition only their own calls" in body["error"]
     status, body = _post(api, path, {"agent": "2101", "follow_up_at": "2026-12-07 10:00"})
