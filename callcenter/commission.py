@@ -22,7 +22,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Final, Protocol
 
 __all__ = ["SHARES", "CommissionLine", "CommissionRates", "CommissionTotals", "Sale", "commission_lines",
-           "commission_totals", "fen", "team_maps"]
+           "commission_report", "commission_totals", "fen", "team_maps"]
 
 SHARES: Final = ("agent", "lead", "director", "others")
 """The shares of a sale's commission, in the order they are reported."""
@@ -146,9 +146,18 @@ class _Agent(Protocol):
 
 def team_maps(agents: Iterable[_Agent]) -> tuple[dict[str, str], dict[str, list[str]]]:
     """(agent id -> team, team -> its leads' ids) from the agents of ``agents.yaml``."""
+    agents = list(agents)
     team_of = {agent.id: agent.team for agent in agents}
     leads_of: dict[str, list[str]] = defaultdict(list)
     for agent in agents:
         if agent.role == "lead" and agent.team:
             leads_of[agent.team].append(agent.id)
     return team_of, dict(leads_of)
+
+
+def commission_report(sales: Iterable[Sale], rates: CommissionRates, agents: Iterable[_Agent]
+                      ) -> tuple[list[CommissionLine], CommissionTotals]:
+    """The lines and totals of ``sales`` with ``rates`` and the teams and leads of ``agents``."""
+    team_of, leads_of = team_maps(agents)
+    lines = commission_lines(sales, rates, team_of=team_of, leads_of=leads_of)
+    return lines, commission_totals(lines, rates)

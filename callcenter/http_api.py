@@ -52,6 +52,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from callcenter.agents import AgentError
+from callcenter.commission import commission_report
 from callcenter.dialer.campaign import zone
 from callcenter.dialer.service import (
     PREVIEW_SKIP_RETRY_MINUTES,
@@ -62,7 +63,6 @@ from callcenter.disposition import DispositionRefused, check_writer, parse_dispo
 from callcenter.engine import Engine
 from callcenter.reports import FCR_DAYS, GROUPINGS, ReportPeriod, build_report
 from callcenter.reports import period as report_period
-from callcenter.reports_cli import commission_report
 from callcenter.storage import dialer as dialer_store
 from callcenter.storage.records import CallRecord, InvalidFieldError
 from callcenter.supervisor import AgentNotOnCall, NotPermitted, SpyFailed
@@ -318,7 +318,7 @@ class ApiResource(Resource):
         repo, span = self._report_period(request)
 
         def built(sales: list[Any]) -> dict[str, Any]:
-            lines, totals = commission_report(sales, settings)
+            lines, totals = commission_report(sales, settings.commission, settings.agents)
             return {"from": span.first, "to": span.last, "timezone": settings.site.timezone, "totals": totals,
                     "lines": lines}
 

@@ -1,7 +1,9 @@
-"""``callcenter report calls``: the call report of a period as a table, CSV or JSON.
+"""``callcenter report calls`` and ``report commission``: a period's call report and sales
+commission as a table, CSV or JSON.
 
 Reads the call records from the configured database (blocking: a command, not the
-reactor) and prints :func:`callcenter.reports.build_report`'s lines.
+reactor) and prints :func:`callcenter.reports.build_report`'s and
+:func:`callcenter.commission.commission_report`'s lines.
 """
 
 from __future__ import annotations
@@ -17,14 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from callcenter.commission import (
-    CommissionLine,
-    CommissionTotals,
-    Sale,
-    commission_lines,
-    commission_totals,
-    team_maps,
-)
+from callcenter.commission import CommissionLine, CommissionTotals, commission_report
 from callcenter.reports import (
     FCR_DAYS,
     GROUPINGS,
@@ -34,7 +29,7 @@ from callcenter.reports import (
     period,
 )
 
-__all__ = ["add_parser", "commission_report", "format_commission", "format_table", "run", "run_commission"]
+__all__ = ["add_parser", "format_commission", "format_table", "run", "run_commission"]
 
 _T = TypeVar("_T")
 
@@ -195,13 +190,6 @@ def format_commission(lines: Sequence[CommissionLine], totals: CommissionTotals)
     return head + "\n" + table
 
 
-def commission_report(sales: Sequence[Sale], settings: Any) -> tuple[list[CommissionLine], CommissionTotals]:
-    """The lines and totals of ``sales`` with the configured shares and teams."""
-    team_of, leads_of = team_maps(settings.agents)
-    lines = commission_lines(sales, settings.commission, team_of=team_of, leads_of=leads_of)
-    return lines, commission_totals(lines, settings.commission)
-
-
 def run_commission(args: argparse.Namespace, settings: Any) -> int:
     """Execute ``report commission``; 0 on success, 2 on a bad period."""
     from callcenter.storage.repository import report_sales
@@ -209,7 +197,8 @@ def run_commission(args: argparse.Namespace, settings: Any) -> int:
     span = _period(args, settings, datetime.now(UTC))
     if span is None:
         return 2
-    lines, totals = commission_report(_read(settings, report_sales, since=span.start, until=span.end), settings)
+    sales = _read(settings, report_sales, since=span.start, until=span.end)
+    lines, totals = commission_report(sales, settings.commission, settings.agents)
     if args.csv is not None:
         _write_csv(args.csv, ("payee", "share", "rate", "sales", "basis", "amount"),
                    ({k: str(v) for k, v in asdict(line).items()} for line in lines))
