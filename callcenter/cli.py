@@ -182,6 +182,31 @@ def cmd_disposition(args: argparse.Namespace) -> int:
     return _report(*_api(settings, "POST", f"call-records/{args.ticket}/disposition", body))
 
 
+def _rating(text: str) -> tuple[str, int | None]:
+    """``item=N`` (0..4) or ``item=na`` for ``qa score --rate``."""
+    item, sep, value = text.partition("=")
+    if not sep or not item:
+        raise argparse.ArgumentTypeError(f"expected ITEM=0..4 or ITEM=na, got {text!r}")
+    if value.lower() in ("na", "n/a", "null"):
+        return item, None
+    try:
+        return item, int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected ITEM=0..4 or ITEM=na, got {text!r}") from None
+
+
+def cmd_qa(args: argparse.Namespace) -> int:
+    """QA through the running daemon: the day's sample of calls to score, or one call's score."""
+    from urllib.parse import urlencode
+
+    settings = _settings(args)
+    if args.qa_command == "sample":
+        query = {"reviewer": args.reviewer, **({"day": args.day} if args.day else {})}
+        return _report(*_api(settings, "GET", f"qa/sample?{urlencode(query)}"))
+    body: dict[str, Any] = {"reviewer": args.reviewer, "ratings": dict(args.ratings), "comment": args.comment}
+    return _report(*_api(settings, "POST", f"call-records/{args.ticket}/qa", body))
+
+
 def cmd_supervisor(args: argparse.Namespace) -> int:
     """Listen, whisper or barge on an agent's call through the running daemon."""
     settings = _settings(args)
@@ -290,6 +315,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--customer-name", dest="customer_name", help="correct the caller's name")
     p.add_argument("--sale-amount", dest="sale_amount", help="the sale made on the call, in yuan, e.g. 1999.00")
     p.set_defaults(func=cmd_disposition)
+
+    qa = sub.add_parser("qa", help="score sampled calls (team leads and managers, through the running daemon)")
+    qa_sub = qa.add_subparsers(dest="qa_command", required=True)
+    p = qa_sub.add_parser("sample", help="the recorded calls to score today (docs/qa.md)")
+    p.add_argument("--as", dest="reviewer", required=True, help="your agent id (a team lead or a manager)")
+    p.add_argument("--day", help="YYYY-MM-DD (default: today)")
+    p.set_defaults(func=cmd_qa)
+    p = qa_sub.add_parser("score", help="score one call on the scorecard (qa.scorecard)")
+    p.add_argument("ticket", help="the call record's ticket, e.g. GD20261205001")
+    p.add_argument("--as", dest="reviewer", required=True, help="your agent id (a team lead or a manager)")
+    p.add_argument("--rate", dest="ratings", type=_rating, action="append", default=[], metavar="ITEM=N",
+                   help="one scorecard item rated 0..4, or ITEM=na; repeat for every item")
+    p.add_argument("--comment", default="", help="what went well, what to work on")
+    p.set_defaults(func=cmd_qa)
 
     supervisor = sub.add_parser("supervisor", help="supervisor actions (through the running daemon)")
     supervisor_sub = supervisor.add_subparsers(dest="supervisor_command", required=True)

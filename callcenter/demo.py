@@ -325,6 +325,8 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
             return 1
         _say(f"after the hangup {kept.ticket_number} keeps the agent's disposition: outcome {kept.outcome}, "
              f"issue {kept.issue_type} (the IVR's topic did not overwrite it), talk {kept.talk_seconds} s")
+        if not await _quality_review(reactor, services.http_port):
+            return 1
         if not await _campaign(reactor, services, settings):
             return 1
         status, body = await threads.deferToThreadPool(reactor, reactor.getThreadPool(), call_api, "127.0.0.1",
@@ -343,6 +345,32 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
         return 0
     finally:
         await stop_everything()
+
+
+async def _quality_review(reactor: Any, port: int) -> bool:
+    """A manager takes today's QA sample of recorded calls and scores the first one (over HTTP)."""
+    from callcenter.cli import call_api
+
+    def api(method: str, path: str, body: dict[str, Any] | None = None) -> defer.Deferred[tuple[int, Any]]:
+        return threads.deferToThreadPool(reactor, reactor.getThreadPool(), call_api, "127.0.0.1", port, method,
+                                         path, body)
+
+    status, sample = await api("GET", "qa/sample?reviewer=9001")
+    if status != 200 or not sample["calls"]:
+        _say(f"FAILED: GET /api/qa/sample: HTTP {status} {sample}")
+        return False
+    call = sample["calls"][0]
+    ratings = {item["id"]: 4 for item in sample["scorecard"]}
+    ratings["close"] = 3
+    status, body = await api("POST", f"call-records/{call['ticket']}/qa",
+                             {"reviewer": "9001", "ratings": ratings, "comment": "clear and friendly; sum up first"})
+    if status != 200:
+        _say(f"FAILED: POST /api/call-records/{call['ticket']}/qa: HTTP {status} {body}")
+        return False
+    _say(f"QA: manager 9001 is offered {len(sample['calls'])} recorded call(s) today (GET /api/qa/sample) and "
+         f"scores {call['ticket']} of agent {call['agent_id']} from its recording: {body['review']['score']:.1f} "
+         "of 100 (POST /api/call-records/<ticket>/qa)")
+    return True
 
 
 def _share(value: float | None) -> str:

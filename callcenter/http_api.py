@@ -9,6 +9,10 @@ Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/404):
 * ``GET /api/reports/calls?from=DAY&to=DAY&by=day|agent|queue&fcr_days=N``: the call
   report (volume, service level, ASA, AHT, FCR, CSAT; docs/reports.md);
 * ``GET /api/reports/commission?from=DAY&to=DAY``: each role's share of the sales;
+* ``GET /api/qa/sample?reviewer=ID&day=DAY``: the recorded calls a lead or manager is offered
+  to score that day; ``POST /api/call-records/<ticket>/qa`` with ``{"reviewer", "ratings",
+  "comment"}``: the score; ``GET /api/reports/qa?from=DAY&to=DAY``: each agent's scores
+  (docs/qa.md);
 * ``POST /api/call-records/<ticket>/disposition`` with ``{"agent": ID, "outcome": ...,
   "issue_type": ..., "notes": ..., "follow_up_at": ISO-8601, "customer_name": ...}`` (any of
   them): the agent's disposition of the call (403 unless the call's agent, a lead of that
@@ -61,6 +65,14 @@ from callcenter.dialer.service import (
 )
 from callcenter.disposition import DispositionRefused, check_writer, parse_disposition
 from callcenter.engine import Engine
+from callcenter.qa import (
+    ReviewRefused,
+    check_reviewer,
+    choose_sample,
+    parse_review,
+    qa_summary,
+    reviewable_agents,
+)
 from callcenter.reports import FCR_DAYS, GROUPINGS, ReportPeriod, build_report
 from callcenter.reports import period as report_period
 from callcenter.storage import dialer as dialer_store
@@ -199,6 +211,8 @@ class ApiResource(Resource):
             return d.addCallback(lambda _: {"agent": agent, "action": action, "ok": True})
         if len(path) == 3 and path[0] == "call-records" and path[2] == "disposition":
             return self._disposition(path[1], body)
+        if len(path) == 3 and path[0] == "call-records" and path[2] == "qa":
+            return self._qa_review(path[1], body)
         if path == ["supervisor", "spy"]:
             spying = engine.supervisor.spy(self._field(body, "supervisor"), self._field(body, "agent"),
                                            self._field(body, "mode"))
@@ -224,6 +238,64 @@ class ApiResource(Resource):
 
         return repo.get_call_record_by_ticket(ticket).addCallback(found).addCallback(written)
 
+    def _qa_review(self, ticket: str, body: dict[str, Any]) -> Deferred[Any]:
+        """``POST /api/call-records/<ticket>/qa``: a lead's or manager's score of the call (docs/qa.md)."""
+        repo = self.engine.repository
+        if repo is None:
+            raise ApiError(503, "no database configured")
+        settings = self.engine.settings
+        review = parse_review(body, settings.qa.scorecard)
+
+        def found(record: CallRecord | None) -> Deferred[Any]:
+            if record is None:
+                raise ApiError(404, f"no call record {ticket!r}", "ticket")
+            check_reviewer(settings.agents, review.reviewer, record.agent_id)
+            return repo.save_qa_review(ticket, review, now=datetime.now(UTC))
+
+        def saved(stored: Any) -> dict[str, Any]:
+            _log.info("qa.reviewed ticket={ticket} by={reviewer} score={score} failed={failed}", ticket=ticket,
+                      reviewer=review.reviewer, score=review.score, failed=review.failed)
+            return {"review": stored}
+
+        return repo.get_call_record_by_ticket(ticket).addCallback(found).addCallback(saved)
+
+    def _qa_sample(self, request: Request) -> Deferred[Any]:
+        """``GET /api/qa/sample?reviewer=ID&day=DAY``: the calls a reviewer is offered that day."""
+        engine = self.engine
+        repo = engine.repository
+        if repo is None:
+            raise ApiError(503, "no database configured")
+        settings = engine.settings
+        reviewer = _arg(request, "reviewer")
+        if not reviewer:
+            raise ApiError(400, "expected the reviewer's agent id", "reviewer")
+        try:
+            agents = reviewable_agents(settings.agents, reviewer)
+        except ReviewRefused as exc:
+            raise ApiError(403, str(exc), "reviewer") from None
+        _, span = self._report_period(request, first_name="day", last_name=None)
+
+        def chosen(candidates: list[Any]) -> dict[str, Any]:
+            calls = choose_sample(candidates, agents, settings.qa.sample_per_agent, span.first)
+            return {"reviewer": reviewer, "day": span.first, "per_agent": settings.qa.sample_per_agent,
+                    "scorecard": settings.qa.scorecard, "calls": calls}
+
+        d: Deferred[Any] = repo.qa_candidates(since=span.start, until=span.end)
+        return d.addCallback(chosen)
+
+    def _qa_report(self, request: Request) -> Deferred[Any]:
+        """``GET /api/reports/qa?from=DAY&to=DAY``: each agent's reviews of the period's calls."""
+        assert self.engine is not None
+        settings = self.engine.settings
+        repo, span = self._report_period(request)
+
+        def built(reviews: list[Any]) -> dict[str, Any]:
+            return {"from": span.first, "to": span.last, "timezone": settings.site.timezone,
+                    "lines": qa_summary(reviews, settings.qa.scorecard)}
+
+        d: Deferred[Any] = repo.list_qa_reviews(since=span.start, until=span.end)
+        return d.addCallback(built)
+
     def _route(self, path: list[str], request: Request) -> Any:
         engine = self.engine
         if path == ["agents"]:
@@ -245,6 +317,10 @@ class ApiResource(Resource):
             return self._calls_report(request)
         if path == ["reports", "commission"]:
             return self._commission_report(request)
+        if path == ["reports", "qa"]:
+            return self._qa_report(request)
+        if path == ["qa", "sample"]:
+            return self._qa_sample(request)
         if path and path[0] == "call-records":
             repo = engine.repository
             if repo is None:
@@ -265,8 +341,10 @@ class ApiResource(Resource):
                 return repo.get_call_record_by_ticket(ticket).addCallback(found)
         raise ApiError(404, "no such resource: /api/" + "/".join(path))
 
-    def _report_period(self, request: Request) -> tuple[Any, ReportPeriod]:
-        """(the repository, the period of ``from`` and ``to``: local days, today by default)."""
+    def _report_period(self, request: Request, *, first_name: str = "from", last_name: str | None = "to"
+                       ) -> tuple[Any, ReportPeriod]:
+        """(the repository, the period of ``from`` and ``to``: local days, today by default;
+        ``last_name`` None: the one day ``first_name``)."""
         engine = self.engine
         assert engine is not None
         repo = engine.repository
@@ -281,8 +359,8 @@ class ApiResource(Resource):
             except ValueError:
                 raise ApiError(400, f"expected YYYY-MM-DD, got {text!r}", name) from None
 
-        first = day("from", datetime.now(tz).date())
-        last = day("to", first)
+        first = day(first_name, datetime.now(tz).date())
+        last = day(last_name, first) if last_name is not None else first
         if (last - first).days > 366:
             raise ApiError(400, f"at most 367 days at once, got {(last - first).days + 1}", "to")
         try:
@@ -402,7 +480,7 @@ class ApiResource(Resource):
             exc_field = failure.value
             assert isinstance(exc_field, InvalidFieldError)
             self._finish(request, 400, {"error": exc_field.problem, "field": exc_field.field})
-        elif failure.check(NotPermitted, DispositionRefused):
+        elif failure.check(NotPermitted, DispositionRefused, ReviewRefused):
             self._finish(request, 403, {"error": str(failure.value), "field": None})
         elif failure.check(AgentNotOnCall):
             self._finish(request, 409, {"error": str(failure.value), "field": "agent"})

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from callcenter.commission import CommissionLine, CommissionTotals, commission_report
+from callcenter.qa import QaSummaryLine, qa_summary
 from callcenter.reports import (
     FCR_DAYS,
     GROUPINGS,
@@ -29,7 +30,7 @@ from callcenter.reports import (
     period,
 )
 
-__all__ = ["add_parser", "format_commission", "format_table", "run", "run_commission"]
+__all__ = ["add_parser", "format_commission", "format_qa", "format_table", "run", "run_commission", "run_qa"]
 
 _T = TypeVar("_T")
 
@@ -80,6 +81,14 @@ def add_parser(subparsers: Any, settings_of: Callable[[argparse.Namespace], Any]
     c.add_argument("--csv", type=Path, metavar="FILE", help="also write the lines as CSV")
     c.add_argument("--json", action="store_true", help="print JSON instead of the table")
     c.set_defaults(func=lambda args: run_commission(args, settings_of(args)))
+    q: argparse.ArgumentParser = sub.add_parser(
+        "qa", help="each agent's QA scores of the period's calls",
+        description="Reviews, mean score, failed calls and each scorecard item's mean rating of the calls "
+        "started on local days FROM to TO (docs/qa.md).")
+    q.add_argument("--from", dest="first", type=_day, metavar="YYYY-MM-DD", help="first day (default: today)")
+    q.add_argument("--to", dest="last", type=_day, metavar="YYYY-MM-DD", help="last day (default: --from)")
+    q.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    q.set_defaults(func=lambda args: run_qa(args, settings_of(args)))
     return p
 
 
@@ -211,4 +220,35 @@ def run_commission(args: argparse.Namespace, settings: Any) -> int:
               + format_commission(lines, totals))
         if args.csv is not None:
             print(f"written: {args.csv}")
+    return 0
+
+
+def format_qa(lines: Sequence[QaSummaryLine], scorecard: Sequence[Any]) -> str:
+    """The QA lines as an aligned text table: one column per scorecard item (mean 0..4)."""
+    head = ("agent", "reviews", "score", "failed", *(item.id for item in scorecard))
+    rows = [head]
+    for line in lines:
+        means = ("-" if line.items.get(item.id) is None else f"{line.items[item.id]:.2f}" for item in scorecard)
+        rows.append((line.agent, str(line.reviews), "-" if line.score is None else f"{line.score:.1f}",
+                     str(line.failed), *means))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
+                                 enumerate(zip(row, widths, strict=True))) for row in rows)
+
+
+def run_qa(args: argparse.Namespace, settings: Any) -> int:
+    """Execute ``report qa``; 0 on success, 2 on a bad period."""
+    from callcenter.storage.repository import list_qa_reviews
+
+    span = _period(args, settings, datetime.now(UTC))
+    if span is None:
+        return 2
+    lines = qa_summary(_read(settings, list_qa_reviews, since=span.start, until=span.end), settings.qa.scorecard)
+    if args.json:
+        print(json.dumps({"from": span.first.isoformat(), "to": span.last.isoformat(),
+                          "lines": [asdict(line) for line in lines]}, indent=2))
+    else:
+        print(f"QA {span.first.isoformat()} .. {span.last.isoformat()} ({settings.site.timezone}): "
+              "mean score 0-100, items rated 0-4")
+        print(format_qa(lines, settings.qa.scorecard))
     return 0

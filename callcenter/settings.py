@@ -185,6 +185,35 @@ class QueueSettings:
 
 
 @dataclass(frozen=True)
+class QaItem:
+    """One line of the QA scorecard (``qa.scorecard``; :mod:`callcenter.qa`)."""
+
+    id: str
+    label: str
+    weight: int
+    critical: bool = False
+    """Rated 0, it fails the whole call (compliance)."""
+
+
+DEFAULT_SCORECARD: tuple[QaItem, ...] = (
+    QaItem("greeting", "Greets the caller and names the company", 10),
+    QaItem("verify", "Verifies who the caller is", 15),
+    QaItem("listen", "Finds out what the caller needs", 25),
+    QaItem("resolve", "Gives a correct answer or next step", 30),
+    QaItem("close", "Sums up and closes politely", 10),
+    QaItem("compliance", "No pressure, no false promises, data handled by the rules", 10, critical=True),
+)
+
+
+@dataclass(frozen=True)
+class QaSettings:
+    """``qa``: how many recorded calls per agent a reviewer is offered a day, and the scorecard."""
+
+    sample_per_agent: int = 2
+    scorecard: tuple[QaItem, ...] = DEFAULT_SCORECARD
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole validated configuration. Build it with :func:`load_settings`."""
 
@@ -206,6 +235,8 @@ class Settings:
     sources: tuple[str, ...] = field(default=())
     commission: CommissionRates = field(default_factory=CommissionRates)
     """Sales commission shares by role (``commission``; :mod:`callcenter.commission`)."""
+    qa: QaSettings = field(default_factory=QaSettings)
+    """Call sampling and the scorecard team leads score recordings on (``qa``)."""
 
     def agent(self, agent_id: str) -> AgentSettings:
         """The agent with id ``agent_id`` (``KeyError`` if unknown)."""
@@ -486,11 +517,12 @@ def _build(data: Mapping[str, Any], locs: Locations, root: Path, problems: list[
     teams = _teams(top)
     agents = _agents(top, {t.id for t in teams}, {q.name for q in queues})
     commission = _commission(top, {a.id for a in agents})
+    qa = _qa(top)
     top.done()
     return Settings(
         site=site, ami=ami, agi=agi, sip=sip, database=database, http=http, metrics=metrics,
         recordings=recordings, lab=lab, ivr=ivr, logging=logging, teams=teams, agents=agents, queues=queues, root=root,
-        commission=commission,
+        commission=commission, qa=qa,
     )
 
 
@@ -511,6 +543,30 @@ def _commission(top: Reader, agents: set[str]) -> CommissionRates:
         r.problem((largest,), f"the shares add up to {rates.total} ({listed}), more than the whole sale")
     r.done()
     return rates
+
+
+_QA_ITEM_ID = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def _qa(top: Reader) -> QaSettings:
+    """``qa``: the daily sample size and the scorecard (the shipped one if none is given)."""
+    r = top.sub("qa")
+    per_agent = r.integer("sample_per_agent", 2, 0, 100)
+    items = []
+    seen: set[str] = set()
+    listed = r.items("scorecard")
+    for item in listed:
+        item_id = item.text("id", pattern=_QA_ITEM_ID, hint="a short name (lower-case letters, digits, _)")
+        if item_id in seen:
+            item.problem(("id",), f"duplicate scorecard item {item_id!r}")
+        seen.add(item_id)
+        items.append(QaItem(id=item_id, label=item.text("label", item_id), weight=item.integer("weight", 1, 1, 100),
+                            critical=item.flag("critical", False)))
+        item.done()
+    if "scorecard" in r.data and not listed:
+        r.problem(("scorecard",), "needs at least one item")
+    r.done()
+    return QaSettings(sample_per_agent=per_agent, scorecard=tuple(items) or DEFAULT_SCORECARD)
 
 
 def _queues(top: Reader) -> tuple[QueueSettings, ...]:

@@ -200,6 +200,27 @@ class Recording(Base):
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class QaReview(Base):
+    """A reviewer's score of one call (quality assurance; one review per call and reviewer)."""
+
+    __tablename__ = "qa_reviews"
+    __table_args__ = (
+        UniqueConstraint("call_record_id", "reviewer", name="uq_qa_reviews_call_record_id_reviewer"),
+        CheckConstraint("score >= 0 AND score <= 100", name="score"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_record_id: Mapped[int] = mapped_column(ForeignKey("call_records.id"), index=True)
+    agent_id: Mapped[str] = mapped_column(String(64), index=True)
+    """The agent whose call it was (copied: reports group by it)."""
+    reviewer: Mapped[str] = mapped_column(String(64))
+    ratings: Mapped[dict[str, int | None]] = mapped_column(JSON)
+    score: Mapped[float] = mapped_column(Float)
+    failed: Mapped[bool] = mapped_column(Boolean)
+    comment: Mapped[str] = mapped_column(Text, default="", server_default="")
+    reviewed_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
 # --- outbound dialer --------------------------------------------------------------------------
 
 BIG_ID = BigInteger().with_variant(Integer(), "sqlite")

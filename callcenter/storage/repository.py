@@ -29,6 +29,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 from callcenter.commission import Sale
+from callcenter.qa import QaCandidate, QaReview, QaReviewRecord
 from callcenter.reports import CallFacts
 from callcenter.state.queues import QueueStay
 from callcenter.storage import models
@@ -69,14 +70,17 @@ __all__ = [
     "get_call_record_by_ticket",
     "get_call_record_by_uniqueid",
     "get_customer",
+    "list_qa_reviews",
     "list_recent_call_records",
     "list_recordings_for_call",
     "list_recordings_older_than",
     "make_threadpool",
     "mark_recording_purged",
+    "qa_candidates",
     "queue_stays",
     "report_calls",
     "report_sales",
+    "save_qa_review",
     "update_call_record",
     "update_customer",
 ]
@@ -452,6 +456,64 @@ def report_sales(session: Session, *, since: datetime, until: datetime) -> list[
     return [Sale(agent_id, Decimal(cents or 0).scaleb(-2)) for agent_id, cents in session.execute(stmt)]  # > 0 by the WHERE
 
 
+def qa_candidates(session: Session, *, since: datetime, until: datetime) -> list[QaCandidate]:
+    """Calls started in [since, until) that an agent took, with a recording still on disk
+    and no review yet: what QA samples from."""
+    record, recording = models.CallRecord, models.Recording
+    first_recording = (select(recording.path)
+                       .where(recording.call_record_id == record.id, recording.purged_at.is_(None))
+                       .order_by(recording.started_at, recording.id).limit(1).scalar_subquery())
+    reviewed = select(models.QaReview.id).where(models.QaReview.call_record_id == record.id).exists()
+    stmt = (select(record.ticket_number, record.agent_id, record.started_at, record.talk_seconds,
+                   first_recording.label("recording"))
+            .where(record.agent_id.is_not(None), (record.talk_seconds > 0), ~reviewed,
+                   record.started_at >= aware_datetime("since", since),
+                   record.started_at < aware_datetime("until", until))
+            .order_by(record.started_at, record.id))
+    return [QaCandidate(ticket=row.ticket_number, agent_id=row.agent_id or "", started_at=row.started_at,
+                        talk_seconds=row.talk_seconds, recording=row.recording)
+            for row in session.execute(stmt) if row.recording is not None]
+
+
+def _qa_record(row: models.QaReview, call: models.CallRecord) -> QaReviewRecord:
+    return QaReviewRecord(ticket=call.ticket_number, agent_id=row.agent_id, call_started_at=call.started_at,
+                          reviewer=row.reviewer, ratings=dict(row.ratings), score=row.score, failed=row.failed,
+                          comment=row.comment, reviewed_at=row.reviewed_at)
+
+
+def save_qa_review(session: Session, ticket: str, review: QaReview, *, now: datetime) -> QaReviewRecord:
+    """Store ``review`` of the call ``ticket`` (replacing the reviewer's earlier one);
+    NotFoundError for an unknown ticket, ConflictError for a call no agent took."""
+    call = session.scalar(select(models.CallRecord).where(models.CallRecord.ticket_number == ticket))
+    if call is None:
+        raise NotFoundError(f"ticket: no call record {ticket!r}")
+    if call.agent_id is None:
+        raise ConflictError(f"ticket: no agent took call {ticket}: there is nothing to score")
+    row = session.scalar(select(models.QaReview).where(models.QaReview.call_record_id == call.id,
+                                                       models.QaReview.reviewer == review.reviewer))
+    if row is None:
+        row = models.QaReview(call_record_id=call.id, reviewer=review.reviewer)
+        session.add(row)
+    row.agent_id = call.agent_id
+    row.ratings = dict(review.ratings)
+    row.score = review.score
+    row.failed = review.failed
+    row.comment = review.comment
+    row.reviewed_at = aware_datetime("now", now)
+    _flush(session, f"ticket: the review of {ticket} was rejected by the database")
+    return _qa_record(row, call)
+
+
+def list_qa_reviews(session: Session, *, since: datetime, until: datetime) -> list[QaReviewRecord]:
+    """The reviews of the calls started in [since, until), oldest call first."""
+    stmt = (select(models.QaReview, models.CallRecord)
+            .join(models.CallRecord, models.CallRecord.id == models.QaReview.call_record_id)
+            .where(models.CallRecord.started_at >= aware_datetime("since", since),
+                   models.CallRecord.started_at < aware_datetime("until", until))
+            .order_by(models.CallRecord.started_at, models.QaReview.id))
+    return [_qa_record(review, call) for review, call in session.execute(stmt)]
+
+
 def _line(phone: str | None) -> str | None:
     """The caller's number in canonical form (as signalled if it is not a number)."""
     if phone is None:
@@ -632,6 +694,18 @@ class Repository:
     def report_sales(self, *, since: datetime, until: datetime) -> Deferred[list[Sale]]:
         """See :func:`report_sales`."""
         return self.run(report_sales, since=since, until=until)
+
+    def qa_candidates(self, *, since: datetime, until: datetime) -> Deferred[list[QaCandidate]]:
+        """See :func:`qa_candidates`."""
+        return self.run(qa_candidates, since=since, until=until)
+
+    def save_qa_review(self, ticket: str, review: QaReview, *, now: datetime) -> Deferred[QaReviewRecord]:
+        """See :func:`save_qa_review`."""
+        return self.run(save_qa_review, ticket, review, now=now)
+
+    def list_qa_reviews(self, *, since: datetime, until: datetime) -> Deferred[list[QaReviewRecord]]:
+        """See :func:`list_qa_reviews`."""
+        return self.run(list_qa_reviews, since=since, until=until)
 
     def get_call_record(self, call_record_id: int) -> Deferred[CallRecord | None]:
         """See :func:`get_call_record`."""

@@ -1,0 +1,245 @@
+"""Quality assurance: scoring, who reviews whom, the daily sample, storage, HTTP and the report."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+from twisted.web.test.requesthelper import DummyRequest
+
+from callcenter.cli import main
+from callcenter.http_api import ApiResource
+from callcenter.qa import (
+    QaCandidate,
+    QaReviewRecord,
+    ReviewRefused,
+    check_reviewer,
+    choose_sample,
+    parse_review,
+    qa_summary,
+    reviewable_agents,
+    score,
+)
+from callcenter.settings import QaItem, load_settings
+from callcenter.storage import repository as repo
+from callcenter.storage.records import InvalidFieldError, NewCallRecord, NewRecording
+from callcenter.storage.repository import ConflictError, NotFoundError
+from tests.syncrepository import SyncRepository
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS = load_settings(ROOT / "config")
+CARD = SETTINGS.qa.scorecard
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+DAY = date(2026, 11, 2)
+ALL_FOUR = {item.id: 4 for item in CARD}
+
+
+# --- scoring ---------------------------------------------------------------------------------
+
+
+def test_the_score_weighs_each_rated_item_and_a_critical_zero_fails_the_call() -> None:
+    card = (QaItem("a", "A", 10), QaItem("b", "B", 30), QaItem("c", "C", 60, critical=True))
+    assert score({"a": 4, "b": 4, "c": 4}, card) == (100.0, False)
+    assert score({"a": 2, "b": 4, "c": 3}, card) == (100 * (10 * 2 + 30 * 4 + 60 * 3) / 400, False)  # 85.0
+    assert score({"a": None, "b": 2, "c": 4}, card) == (round(100 * (30 * 2 + 60 * 4) / 360, 2), False)
+    assert score({"a": 4, "b": 4, "c": 0}, card) == (0.0, True)
+    review = parse_review({"reviewer": "8001", "ratings": {**ALL_FOUR, "close": 2, "verify": None},
+                           "comment": " good call "}, CARD)
+    assert (review.reviewer, review.failed, review.comment) == ("8001", False, "good call")
+    assert review.score == round(100 * (10 * 4 + 25 * 4 + 30 * 4 + 10 * 2 + 10 * 4) / (85 * 4), 2)
+
+
+@pytest.mark.parametrize(("body", "field", "problem"), [
+    ({"ratings": ALL_FOUR}, "reviewer", "expected the reviewer's agent id, got None"),
+    ({"reviewer": "8001"}, "ratings", "expected an object of item -> 0..4 or null, got None"),
+    ({"reviewer": "8001", "ratings": {**ALL_FOUR, "greting": 3}}, "ratings.greting",
+     "not on the scorecard (did you mean 'greeting'? items: greeting, verify, listen, resolve, close, compliance)"),
+    ({"reviewer": "8001", "ratings": {k: v for k, v in ALL_FOUR.items() if k != "close"}}, "ratings.close",
+     "missing: rate 'Sums up and closes politely' 0..4, or null if it does not apply"),
+    ({"reviewer": "8001", "ratings": {**ALL_FOUR, "listen": 5}}, "ratings.listen", "expected 0..4 or null, got 5"),
+    ({"reviewer": "8001", "ratings": {**ALL_FOUR, "listen": True}}, "ratings.listen",
+     "expected 0..4 or null, got True"),
+    ({"reviewer": "8001", "ratings": dict.fromkeys(ALL_FOUR)}, "ratings", "every item is null: rate at least one"),
+    ({"reviewer": "8001", "ratings": ALL_FOUR, "comment": 7}, "comment", "expected a string, got 7"),
+    ({"reviewer": "8001", "ratings": ALL_FOUR, "comment": "x" * 4001}, "comment", "at most 4000 characters, got 4001"),
+    ({"reviewer": "8001", "ratings": ALL_FOUR, "score": 100}, "score",
+     "unknown field (fields: reviewer, ratings, comment)"),
+])
+def test_bad_reviews_name_the_field(body: dict[str, Any], field: str, problem: str) -> None:
+    with pytest.raises(InvalidFieldError) as info:
+        parse_review(body, CARD)
+    assert (info.value.field, info.value.problem) == (field, problem)
+
+
+def test_leads_review_their_team_managers_everyone_nobody_themselves() -> None:
+    agents = SETTINGS.agents
+    team1 = reviewable_agents(agents, "8001")
+    assert "2101" in team1 and "2201" not in team1 and "8001" not in team1
+    assert set(reviewable_agents(agents, "9001")) == {a.id for a in agents} - {"9001"}
+    check_reviewer(agents, "8001", "2101")
+    check_reviewer(agents, "9001", "8001")  # a manager reviews the lead's own calls
+    for reviewer, agent, why in (("2101", "2102", "not a team lead or a manager"),
+                                 ("8001", "2201", "not in 8001's team"),
+                                 ("8001", "8001", "nobody scores their own calls"),
+                                 ("8001", None, "no agent took this call"),
+                                 ("7777", "2101", "unknown agent id '7777'")):
+        with pytest.raises(ReviewRefused, match=why):
+            check_reviewer(agents, reviewer, agent)
+
+
+def _candidate(ticket: str, agent: str) -> QaCandidate:
+    return QaCandidate(ticket, agent, datetime(2026, 11, 2, 9, tzinfo=SHANGHAI), 60, f"/rec/{ticket}.wav")
+
+
+def test_the_sample_is_capped_per_agent_stable_for_the_day_and_changes_with_it() -> None:
+    calls = [_candidate(f"GD2026110200{i:02d}", agent) for i, agent in enumerate(["2101"] * 6 + ["2102"] * 2 + ["2201"])]
+    first = choose_sample(calls, ["2101", "2102"], 2, DAY)
+    assert [c.agent_id for c in first] == ["2101", "2101", "2102", "2102"]
+    assert choose_sample(list(reversed(calls)), ["2101", "2102"], 2, DAY) == first  # order-free, repeatable
+    days = {tuple(c.ticket for c in choose_sample(calls, ["2101"], 2, DAY + timedelta(days=d))) for d in range(6)}
+    assert len(days) > 1  # another day, another draw
+    assert choose_sample(calls, ["2101"], 0, DAY) == []
+
+
+def test_the_summary_averages_scores_and_items_where_they_applied() -> None:
+    when = datetime(2026, 11, 2, 9, tzinfo=SHANGHAI)
+
+    def review(agent: str, value: float, ratings: dict[str, int | None], failed: bool = False) -> QaReviewRecord:
+        return QaReviewRecord("GD1", agent, when, "8001", ratings, value, failed, "", when)
+
+    lines = qa_summary([review("2101", 80.0, {**ALL_FOUR, "close": 2}), review("2101", 0.0, {"compliance": 0}, True),
+                        review("2102", 90.0, {**ALL_FOUR, "verify": None})], CARD)
+    assert [(line.agent, line.reviews, line.score, line.failed) for line in lines] == [
+        ("2101", 2, 40.0, 1), ("2102", 1, 90.0, 0), ("total", 3, round(170 / 3, 2), 1)]
+    assert (lines[0].items["close"], lines[0].items["compliance"], lines[1].items["verify"]) == (2.0, 2.0, None)
+
+
+# --- storage, HTTP, CLI ----------------------------------------------------------------------
+
+
+def _calls(sessions: sessionmaker[Session]) -> dict[str, str]:
+    """Recorded calls of 2101 (two), 2102 and 2201, one without a recording and one nobody took."""
+    tickets = {}
+    with sessions.begin() as session:
+        for i, (agent, recorded, talk) in enumerate((("2101", True, 60), ("2101", True, 90), ("2102", True, 30),
+                                                     ("2201", True, 45), ("2101", False, 20), (None, True, 0))):
+            when = datetime(2026, 11, 2, 9 + i, tzinfo=SHANGHAI)
+            record = repo.create_call_record(session, NewCallRecord(
+                started_at=when, direction="inbound", agent_id=agent, queue="hotline", talk_seconds=talk),
+                site_prefix="GD", ticket_day=when.date())
+            if recorded:
+                repo.add_recording(session, NewRecording(record.id, f"/rec/{record.ticket_number}.wav", when, talk,
+                                                         100 + talk, "wav", agent))
+            tickets[f"{agent}-{i}"] = record.ticket_number
+    return tickets
+
+
+def test_candidates_reviews_and_their_replacement(sessions: sessionmaker[Session]) -> None:
+    tickets = _calls(sessions)
+    since, until = datetime(2026, 11, 2, tzinfo=SHANGHAI), datetime(2026, 11, 3, tzinfo=SHANGHAI)
+    with sessions.begin() as session:
+        found = repo.qa_candidates(session, since=since, until=until)
+    assert [(c.agent_id, c.recording.endswith(".wav")) for c in found] == [
+        ("2101", True), ("2101", True), ("2102", True), ("2201", True)]  # no recording, no agent: not offered
+    review = parse_review({"reviewer": "8001", "ratings": ALL_FOUR}, CARD)
+    now = datetime(2026, 11, 3, 10, tzinfo=SHANGHAI)
+    with sessions.begin() as session:
+        stored = repo.save_qa_review(session, tickets["2101-0"], review, now=now)
+        again = repo.save_qa_review(session, tickets["2101-0"], parse_review(
+            {"reviewer": "8001", "ratings": {**ALL_FOUR, "compliance": 0}, "comment": "promised a refund"}, CARD),
+            now=now)
+        with pytest.raises(NotFoundError):
+            repo.save_qa_review(session, "GD20261102999", review, now=now)
+        with pytest.raises(ConflictError):
+            repo.save_qa_review(session, tickets["None-5"], review, now=now)
+    assert (stored.agent_id, stored.score, stored.failed) == ("2101", 100.0, False)
+    assert (again.score, again.failed, again.comment) == (0.0, True, "promised a refund")
+    with sessions.begin() as session:
+        reviews = repo.list_qa_reviews(session, since=since, until=until)
+        left = repo.qa_candidates(session, since=since, until=until)
+    assert [(r.ticket, r.reviewer, r.failed) for r in reviews] == [(tickets["2101-0"], "8001", True)]  # replaced
+    assert tickets["2101-0"] not in {c.ticket for c in left} and len(left) == 3
+
+
+def _get(api: ApiResource, path: list[bytes], query: dict[bytes, list[bytes]]) -> tuple[int, Any]:
+    request = DummyRequest(path)
+    request.args = query
+    body = api.render_GET(request)  # type: ignore[arg-type]
+    if body == 1:  # NOT_DONE_YET: fired already (synchronous repository)
+        body = b"".join(request.written)
+    return request.responseCode or 200, json.loads(body)
+
+
+def _post(api: ApiResource, path: list[bytes], body: dict[str, Any]) -> tuple[int, Any]:
+    request = DummyRequest(path)
+    request.method = b"POST"
+    request.content = io.BytesIO(json.dumps(body).encode())
+    api.render_POST(request)  # type: ignore[arg-type]
+    return request.responseCode or 200, json.loads(b"".join(request.written))
+
+
+def test_http_sample_score_and_report(sessions: sessionmaker[Session]) -> None:
+    tickets = _calls(sessions)
+    api = ApiResource(SimpleNamespace(repository=SyncRepository(sessions), settings=SETTINGS))  # type: ignore[arg-type]
+    status, body = _get(api, [b"qa", b"sample"], {b"reviewer": [b"8001"], b"day": [b"2026-11-02"]})
+    assert status == 200, body
+    assert sorted(c["agent_id"] for c in body["calls"]) == ["2101", "2101", "2102"]  # team1 only, 2 each at most
+    assert body["per_agent"] == 2 and body["scorecard"][0]["id"] == "greeting"
+    status, body = _get(api, [b"qa", b"sample"], {b"reviewer": [b"2101"]})
+    assert (status, body["field"]) == (403, "reviewer") and "not a team lead or a manager" in body["error"]
+    status, body = _get(api, [b"qa", b"sample"], {b"reviewer": [b"8001"], b"day": [b"monday"]})
+    assert (status, body) == (400, {"error": "expected YYYY-MM-DD, got 'monday'", "field": "day"})
+
+    path = [b"call-records", tickets["2101-1"].encode(), b"qa"]
+    status, body = _post(api, path, {"reviewer": "8001", "ratings": {**ALL_FOUR, "close": 2}, "comment": "ok"})
+    assert status == 200, body
+    assert (body["review"]["reviewer"], body["review"]["agent_id"], body["review"]["score"]) == (
+        "8001", "2101", 95.0)
+    status, body = _post(api, [b"call-records", tickets["2201-3"].encode(), b"qa"],
+                         {"reviewer": "8001", "ratings": ALL_FOUR})
+    assert status == 403 and "not in 8001's team" in body["error"]
+    status, body = _post(api, path, {"reviewer": "8001", "ratings": {**ALL_FOUR, "listen": 9}})
+    assert (status, body["field"]) == (400, "ratings.listen")
+    status, body = _post(api, [b"call-records", b"GD20261102999", b"qa"], {"reviewer": "8001", "ratings": ALL_FOUR})
+    assert (status, body["field"]) == (404, "ticket")
+
+    status, body = _get(api, [b"reports", b"qa"], {b"from": [b"2026-11-02"]})
+    assert status == 200, body
+    assert [(line["agent"], line["reviews"], line["score"]) for line in body["lines"]] == [
+        ("2101", 1, 95.0), ("total", 1, 95.0)]
+    assert body["lines"][0]["items"]["close"] == 2.0
+
+
+def test_cli_report_qa_and_rating_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from callcenter.storage.db import (
+        create_engine_for,
+        make_session_factory,
+        upgrade_database,
+    )
+
+    site = tmp_path / "site.yaml"
+    site.write_text(f"site:\n  state_dir: {tmp_path / 'var'}\ndatabase:\n  url: sqlite:///{tmp_path / 'cc.db'}\n")
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'cc.db'}")
+    upgrade_database(engine)
+    sessions = make_session_factory(engine)
+    tickets = _calls(sessions)
+    with sessions.begin() as session:
+        repo.save_qa_review(session, tickets["2102-2"], parse_review(
+            {"reviewer": "9001", "ratings": {**ALL_FOUR, "resolve": 3}}, CARD), now=datetime.now(SHANGHAI))
+    engine.dispose()
+    assert main(["--config", str(site), "report", "qa", "--from", "2026-11-02"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "QA 2026-11-02 .. 2026-11-02 (Asia/Shanghai): mean score 0-100, items rated 0-4"
+    assert out[1].split() == ["agent", "reviews", "score", "failed", "greeting", "verify", "listen", "resolve",
+                              "close", "compliance"]
+    assert out[2].split() == ["2102", "1", "92.5", "0", "4.00", "4.00", "4.00", "3.00", "4.00", "4.00"]
+    with pytest.raises(SystemExit):
+        main(["--config", str(site), "qa", "score", "GD1", "--as", "8001", "--rate", "greeting:4"])
+    assert "expected ITEM=0..4 or ITEM=na, got 'greeting:4'" in capsys.readouterr().err
