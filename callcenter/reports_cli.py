@@ -56,38 +56,39 @@ def _days(text: str) -> int:
     return value
 
 
+def _options(parser: argparse.ArgumentParser, *, csv_file: bool) -> None:
+    """The options every report takes: the period, JSON output and (``csv_file``) a CSV file."""
+    parser.add_argument("--from", dest="first", type=_day, metavar="YYYY-MM-DD", help="first day (default: today)")
+    parser.add_argument("--to", dest="last", type=_day, metavar="YYYY-MM-DD", help="last day (default: --from)")
+    if csv_file:
+        parser.add_argument("--csv", type=Path, metavar="FILE", help="also write the lines as CSV")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+
+
 def add_parser(subparsers: Any, settings_of: Callable[[argparse.Namespace], Any]) -> argparse.ArgumentParser:
-    """Register ``report calls`` on an ``argparse`` sub-parsers object."""
+    """Register ``report calls``, ``report commission`` and ``report qa`` on an ``argparse`` sub-parsers object."""
     report = subparsers.add_parser("report", help="reports from the call records")
     sub = report.add_subparsers(dest="report_command", required=True, metavar="COMMAND")
     p: argparse.ArgumentParser = sub.add_parser(
         "calls", help="volume, answered, abandoned, service level, ASA, AHT, FCR, CSAT",
         description="The call report of local days FROM to TO (the site's time zone), one line per "
         "day, agent or queue and a total. docs/reports.md defines each measure.")
-    p.add_argument("--from", dest="first", type=_day, metavar="YYYY-MM-DD", help="first day (default: today)")
-    p.add_argument("--to", dest="last", type=_day, metavar="YYYY-MM-DD", help="last day (default: --from)")
+    _options(p, csv_file=True)
     p.add_argument("--by", choices=GROUPINGS, default="day", help="one line per day (default), agent or queue")
     p.add_argument("--fcr-days", type=_days, default=FCR_DAYS,
                    help=f"a repeat call within this many days means not resolved (default {FCR_DAYS})")
-    p.add_argument("--csv", type=Path, metavar="FILE", help="also write the lines as CSV")
-    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.set_defaults(func=lambda args: run(args, settings_of(args)))
     c: argparse.ArgumentParser = sub.add_parser(
         "commission", help="sales commission of a period, per agent, lead, director and the others' pool",
         description="Each role's share of the sales recorded on the calls of local days FROM to TO "
         "(commission in callcenter.yaml; docs/reports.md).")
-    c.add_argument("--from", dest="first", type=_day, metavar="YYYY-MM-DD", help="first day (default: today)")
-    c.add_argument("--to", dest="last", type=_day, metavar="YYYY-MM-DD", help="last day (default: --from)")
-    c.add_argument("--csv", type=Path, metavar="FILE", help="also write the lines as CSV")
-    c.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    _options(c, csv_file=True)
     c.set_defaults(func=lambda args: run_commission(args, settings_of(args)))
     q: argparse.ArgumentParser = sub.add_parser(
         "qa", help="each agent's QA scores of the period's calls",
         description="Reviews, mean score, failed calls and each scorecard item's mean rating of the calls "
         "started on local days FROM to TO (docs/qa.md).")
-    q.add_argument("--from", dest="first", type=_day, metavar="YYYY-MM-DD", help="first day (default: today)")
-    q.add_argument("--to", dest="last", type=_day, metavar="YYYY-MM-DD", help="last day (default: --from)")
-    q.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    _options(q, csv_file=False)
     q.set_defaults(func=lambda args: run_qa(args, settings_of(args)))
     return p
 

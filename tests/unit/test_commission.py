@@ -8,12 +8,10 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
-from twisted.web.test.requesthelper import DummyRequest
 
 from callcenter.cli import main
 from callcenter.commission import (
@@ -28,6 +26,7 @@ from callcenter.http_api import ApiResource
 from callcenter.settings import ConfigError, load_settings
 from callcenter.storage import repository as repo
 from callcenter.storage.records import CallRecordUpdate, NewCallRecord
+from tests.httpapi import get_json
 from tests.syncrepository import SyncRepository
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,26 +164,17 @@ def test_cli_prints_the_commission_and_writes_csv_and_json(tmp_path: Path,
     assert "to: 2026-11-02 is before from 2026-11-03" in capsys.readouterr().err
 
 
-def _get(api: ApiResource, query: dict[bytes, list[bytes]]) -> tuple[int, Any]:
-    request = DummyRequest([b"reports", b"commission"])
-    request.args = query
-    body = api.render_GET(request)  # type: ignore[arg-type]
-    if body == 1:  # NOT_DONE_YET: the Deferred has fired already (synchronous repository)
-        body = b"".join(request.written)
-    return request.responseCode or 200, json.loads(body)
-
-
 def test_http_route_serves_the_commission_as_exact_strings(sessions: sessionmaker[Session]) -> None:
     _store(sessions)
     engine = SimpleNamespace(repository=SyncRepository(sessions), settings=load_settings(CONFIG))
     api = ApiResource(engine)  # type: ignore[arg-type]
-    status, body = _get(api, {b"from": [b"2026-11-02"]})
+    status, body = get_json(api, [b"reports", b"commission"], {b"from": [b"2026-11-02"]})
     assert status == 200, body
     assert body["totals"] == {"sales": 2, "sales_amount": "1600.50", "due": "240.08", "paid": "240.09",
                               "rounding": "0.01"}  # 240.075 due; 66.055, 16.005 and 24.0075 each round up
     assert body["lines"][0] == {"payee": "2101", "share": "agent", "basis": "1000.00", "rate": "0.11",
                                 "amount": "110.00", "sales": 1}
     assert body["lines"][-2]["payee"] == "unassigned"  # no director_id in the shipped configuration
-    status, body = _get(api, {b"from": [b"2026-13-01"]})
+    status, body = get_json(api, [b"reports", b"commission"], {b"from": [b"2026-13-01"]})
     assert (status, body) == (400, {"error": "expected YYYY-MM-DD, got '2026-13-01'", "field": "from"})
 

@@ -7,53 +7,20 @@ is 403, an unknown ticket 404.
 
 from __future__ import annotations
 
-import io
-import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
-from twisted.internet.defer import Deferred, fail, succeed
-from twisted.web.test.requesthelper import DummyRequest
 
 from callcenter.http_api import ApiResource
 from callcenter.settings import load_settings
 from callcenter.storage import repository as repo_fns
-from callcenter.storage.records import CallRecord, CallRecordUpdate, NewCallRecord
+from callcenter.storage.records import NewCallRecord
+from tests.httpapi import post_json
+from tests.syncrepository import SyncRepository
 
-_R = TypeVar("_R")
 SETTINGS = load_settings(Path(__file__).resolve().parents[2] / "config")
-
-
-class SyncRepository:
-    """The engine repository's call-record methods, run at once in one transaction each."""
-
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
-        self.sessions = sessions
-
-    def _run(self, fn: Callable[..., _R], *args: Any) -> Deferred[_R]:
-        with self.sessions() as session, session.begin():
-            try:
-                return succeed(fn(session, *args))
-            except Exception as exc:  # noqa: BLE001 - a failed Deferred, as the thread pool gives
-                return fail(exc)
-
-    def get_call_record_by_ticket(self, ticket: str) -> Deferred[CallRecord | None]:
-        return self._run(repo_fns.get_call_record_by_ticket, ticket)
-
-    def update_call_record(self, record_id: int, changes: CallRecordUpdate) -> Deferred[CallRecord]:
-        return self._run(repo_fns.update_call_record, record_id, changes)
-
-
-def _post(resource: ApiResource, path: list[bytes], body: object) -> tuple[int, Any]:
-    request = DummyRequest(path)
-    request.method = b"POST"
-    request.content = io.BytesIO(json.dumps(body).encode())
-    resource.render_POST(request)  # type: ignore[arg-type]
-    return request.responseCode or 200, json.loads(b"".join(request.written))
 
 
 def test_the_agent_dispositions_the_call_others_are_refused(sessions: sessionmaker[Session]) -> None:
@@ -64,7 +31,7 @@ def test_the_agent_dispositions_the_call_others_are_refused(sessions: sessionmak
     api = ApiResource(SimpleNamespace(repository=SyncRepository(sessions), settings=SETTINGS))  # type: ignore[arg-type]
     path = [b"call-records", record.ticket_number.encode(), b"disposition"]
 
-    status, body = _post(api, path, {"agent": "2101", "outcome": "resolved", "issue_type": "billing",
+    status, body = post_json(api, path, {"agent": "2101", "outcome": "resolved", "issue_type": "billing",
                                      "notes": "refund sent", "follow_up_at": "2026-12-07T10:00:00+08:00"})
     assert status == 200, body
     saved = body["record"]
@@ -74,21 +41,21 @@ def test_the_agent_dispositions_the_call_others_are_refused(sessions: sessionmak
         stored = repo_fns.get_call_record_by_ticket(session, record.ticket_number)
     assert stored is not None and (stored.outcome, stored.agent_id, stored.phone) == ("resolved", "2101", "13912345678")
 
-    status, body = _post(api, path, {"agent": "8001", "notes": "lead checked"})  # team1's lead
+    status, body = post_json(api, path, {"agent": "8001", "notes": "lead checked"})  # team1's lead
     assert status == 200 and body["record"]["description"] == "lead checked"
-    status, body = _post(api, path, {"agent": "2101", "outcome": "sale", "sale_amount": "1999.9"})
+    status, body = post_json(api, path, {"agent": "2101", "outcome": "sale", "sale_amount": "1999.9"})
     assert (status, body["record"]["outcome"], body["record"]["sale_amount"]) == (200, "sale", "1999.90")
-    status, body = _post(api, path, {"agent": "2101", "sale_amount": 1999.9})
+    status, body = post_json(api, path, {"agent": "2101", "sale_amount": 1999.9})
     assert (status, body["field"]) == (400, "sale_amount")
-    status, body = _post(api, path, {"agent": "2101", "outcome": "resolved", "sale_amount": None})
+    status, body = post_json(api, path, {"agent": "2101", "outcome": "resolved", "sale_amount": None})
     assert (status, body["record"]["sale_amount"]) == (200, None)
-    status, body = _post(api, path, {"agent": "2102", "outcome": "sale"})
+    status, body = post_json(api, path, {"agent": "2102", "outcome": "sale"})
     assert status == 403 and "agent 2102 may disposition only their own calls" in body["error"]
-    status, body = _post(api, path, {"agent": "2101", "follow_up_at": "2026-12-07 10:00"})
+    status, body = post_json(api, path, {"agent": "2101", "follow_up_at": "2026-12-07 10:00"})
     assert (status, body["field"]) == (400, "follow_up_at")
-    status, body = _post(api, path, {"agent": "2101", "outcome": "x" * 65})
+    status, body = post_json(api, path, {"agent": "2101", "outcome": "x" * 65})
     assert (status, body["field"]) == (400, "outcome")
-    status, body = _post(api, [b"call-records", b"GD20261205999", b"disposition"], {"agent": "2101", "outcome": "ok"})
+    status, body = post_json(api, [b"call-records", b"GD20261205999", b"disposition"], {"agent": "2101", "outcome": "ok"})
     assert (status, body["field"]) == (404, "ticket")
     with sessions() as session:
         stored = repo_fns.get_call_record_by_ticket(session, record.ticket_number)

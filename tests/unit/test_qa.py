@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import json
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,7 +10,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
-from twisted.web.test.requesthelper import DummyRequest
 
 from callcenter.cli import main
 from callcenter.http_api import ApiResource
@@ -31,6 +28,7 @@ from callcenter.settings import QaItem, load_settings
 from callcenter.storage import repository as repo
 from callcenter.storage.records import InvalidFieldError, NewCallRecord, NewRecording
 from callcenter.storage.repository import ConflictError, NotFoundError
+from tests.httpapi import get_json, post_json
 from tests.syncrepository import SyncRepository
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -168,49 +166,32 @@ def test_candidates_reviews_and_their_replacement(sessions: sessionmaker[Session
     assert tickets["2101-0"] not in {c.ticket for c in left} and len(left) == 3
 
 
-def _get(api: ApiResource, path: list[bytes], query: dict[bytes, list[bytes]]) -> tuple[int, Any]:
-    request = DummyRequest(path)
-    request.args = query
-    body = api.render_GET(request)  # type: ignore[arg-type]
-    if body == 1:  # NOT_DONE_YET: fired already (synchronous repository)
-        body = b"".join(request.written)
-    return request.responseCode or 200, json.loads(body)
-
-
-def _post(api: ApiResource, path: list[bytes], body: dict[str, Any]) -> tuple[int, Any]:
-    request = DummyRequest(path)
-    request.method = b"POST"
-    request.content = io.BytesIO(json.dumps(body).encode())
-    api.render_POST(request)  # type: ignore[arg-type]
-    return request.responseCode or 200, json.loads(b"".join(request.written))
-
-
 def test_http_sample_score_and_report(sessions: sessionmaker[Session]) -> None:
     tickets = _calls(sessions)
     api = ApiResource(SimpleNamespace(repository=SyncRepository(sessions), settings=SETTINGS))  # type: ignore[arg-type]
-    status, body = _get(api, [b"qa", b"sample"], {b"reviewer": [b"8001"], b"day": [b"2026-11-02"]})
+    status, body = get_json(api, [b"qa", b"sample"], {b"reviewer": [b"8001"], b"day": [b"2026-11-02"]})
     assert status == 200, body
     assert sorted(c["agent_id"] for c in body["calls"]) == ["2101", "2101", "2102"]  # team1 only, 2 each at most
     assert body["per_agent"] == 2 and body["scorecard"][0]["id"] == "greeting"
-    status, body = _get(api, [b"qa", b"sample"], {b"reviewer": [b"2101"]})
+    status, body = get_json(api, [b"qa", b"sample"], {b"reviewer": [b"2101"]})
     assert (status, body["field"]) == (403, "reviewer") and "not a team lead or a manager" in body["error"]
-    status, body = _get(api, [b"qa", b"sample"], {b"reviewer": [b"8001"], b"day": [b"monday"]})
+    status, body = get_json(api, [b"qa", b"sample"], {b"reviewer": [b"8001"], b"day": [b"monday"]})
     assert (status, body) == (400, {"error": "expected YYYY-MM-DD, got 'monday'", "field": "day"})
 
     path = [b"call-records", tickets["2101-1"].encode(), b"qa"]
-    status, body = _post(api, path, {"reviewer": "8001", "ratings": {**ALL_FOUR, "close": 2}, "comment": "ok"})
+    status, body = post_json(api, path, {"reviewer": "8001", "ratings": {**ALL_FOUR, "close": 2}, "comment": "ok"})
     assert status == 200, body
     assert (body["review"]["reviewer"], body["review"]["agent_id"], body["review"]["score"]) == (
         "8001", "2101", 95.0)
-    status, body = _post(api, [b"call-records", tickets["2201-3"].encode(), b"qa"],
+    status, body = post_json(api, [b"call-records", tickets["2201-3"].encode(), b"qa"],
                          {"reviewer": "8001", "ratings": ALL_FOUR})
     assert status == 403 and "not in 8001's team" in body["error"]
-    status, body = _post(api, path, {"reviewer": "8001", "ratings": {**ALL_FOUR, "listen": 9}})
+    status, body = post_json(api, path, {"reviewer": "8001", "ratings": {**ALL_FOUR, "listen": 9}})
     assert (status, body["field"]) == (400, "ratings.listen")
-    status, body = _post(api, [b"call-records", b"GD20261102999", b"qa"], {"reviewer": "8001", "ratings": ALL_FOUR})
+    status, body = post_json(api, [b"call-records", b"GD20261102999", b"qa"], {"reviewer": "8001", "ratings": ALL_FOUR})
     assert (status, body["field"]) == (404, "ticket")
 
-    status, body = _get(api, [b"reports", b"qa"], {b"from": [b"2026-11-02"]})
+    status, body = get_json(api, [b"reports", b"qa"], {b"from": [b"2026-11-02"]})
     assert status == 200, body
     assert [(line["agent"], line["reviews"], line["score"]) for line in body["lines"]] == [
         ("2101", 1, 95.0), ("total", 1, 95.0)]

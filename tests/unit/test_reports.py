@@ -7,12 +7,10 @@ import json
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
-from twisted.web.test.requesthelper import DummyRequest
 
 from callcenter.cli import main
 from callcenter.http_api import ApiResource
@@ -20,6 +18,7 @@ from callcenter.reports import CallFacts, ReportLine, build_report, period
 from callcenter.settings import load_settings
 from callcenter.storage import repository as repo
 from callcenter.storage.records import NewCallRecord, NewCustomer
+from tests.httpapi import get_json
 from tests.syncrepository import SyncRepository
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -180,20 +179,11 @@ def test_cli_prints_the_table_and_writes_csv_and_json(tmp_path: Path, capsys: py
     assert "expected a day as YYYY-MM-DD, got '1 Dec'" in capsys.readouterr().err
 
 
-def _get(api: ApiResource, query: dict[bytes, list[bytes]]) -> tuple[int, Any]:
-    request = DummyRequest([b"reports", b"calls"])
-    request.args = query
-    body = api.render_GET(request)  # type: ignore[arg-type]
-    if body == 1:  # NOT_DONE_YET: the Deferred has fired already (synchronous repository)
-        body = b"".join(request.written)
-    return request.responseCode or 200, json.loads(body)
-
-
 def test_http_route_serves_the_report_and_names_bad_fields(sessions: sessionmaker[Session]) -> None:
     _store(sessions)
     engine = SimpleNamespace(repository=SyncRepository(sessions), settings=load_settings(ROOT / "config"))
     api = ApiResource(engine)  # type: ignore[arg-type]
-    status, body = _get(api, {b"from": [b"2026-11-02"], b"to": [b"2026-11-03"], b"by": [b"queue"]})
+    status, body = get_json(api, [b"reports", b"calls"], {b"from": [b"2026-11-02"], b"to": [b"2026-11-03"], b"by": [b"queue"]})
     assert status == 200, body
     assert (body["from"], body["to"], body["by"], body["fcr_days"]) == ("2026-11-02", "2026-11-03", "queue", 7)
     assert [(line["key"], line["calls"], line["abandoned"]) for line in body["lines"]] == [
@@ -204,5 +194,5 @@ def test_http_route_serves_the_report_and_names_bad_fields(sessions: sessionmake
             ({b"fcr_days": [b"0"]}, "fcr_days", "expected an integer 1..365, got 0"),
             ({b"from": [b"2026-11-03"], b"to": [b"2026-11-02"]}, "to", "2026-11-02 is before from 2026-11-03"),
             ({b"from": [b"2024-01-01"], b"to": [b"2026-01-01"]}, "to", "at most 367 days at once, got 732")):
-        status, body = _get(api, query)
+        status, body = get_json(api, [b"reports", b"calls"], query)
         assert (status, body) == (400, {"error": message, "field": field})
