@@ -207,6 +207,15 @@ def cmd_qa(args: argparse.Namespace) -> int:
     return _report(*_api(settings, "POST", f"call-records/{args.ticket}/qa", body))
 
 
+def cmd_fax(args: argparse.Namespace) -> int:
+    """Faxes through the running daemon: send a TIFF, list the latest received and sent."""
+    settings = _settings(args)
+    if args.fax_command == "send":
+        body = {"to": args.number, "file": str(Path(args.file).resolve())}
+        return _report(*_api(settings, "POST", "faxes", body))
+    return _report(*_api(settings, "GET", f"faxes?limit={args.limit}"))
+
+
 def cmd_supervisor(args: argparse.Namespace) -> int:
     """Listen, whisper or barge on an agent's call through the running daemon."""
     settings = _settings(args)
@@ -329,6 +338,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one scorecard item rated 0..4, or ITEM=na; repeat for every item")
     p.add_argument("--comment", default="", help="what went well, what to work on")
     p.set_defaults(func=cmd_qa)
+
+    fax = sub.add_parser("fax", help="send faxes and list the faxes received and sent (through the running daemon)")
+    fax_sub = fax.add_subparsers(dest="fax_command", required=True)
+    p = fax_sub.add_parser("send", help="send a TIFF fax page file (docs/fax.md)")
+    p.add_argument("number", help="the fax number to dial")
+    p.add_argument("file", help="the pages: a TIFF file (gs -sDEVICE=tiffg3 -r204x196 -o page.tif doc.pdf)")
+    p.set_defaults(func=cmd_fax)
+    p = fax_sub.add_parser("list", help="the latest faxes, received and sent")
+    p.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    p.set_defaults(func=cmd_fax)
 
     supervisor = sub.add_parser("supervisor", help="supervisor actions (through the running daemon)")
     supervisor_sub = supervisor.add_subparsers(dest="supervisor_command", required=True)

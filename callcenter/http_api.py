@@ -9,6 +9,8 @@ Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/404):
 * ``GET /api/reports/calls?from=DAY&to=DAY&by=day|agent|queue&fcr_days=N``: the call
   report (volume, service level, ASA, AHT, FCR, CSAT; docs/reports.md);
 * ``GET /api/reports/commission?from=DAY&to=DAY``: each role's share of the sales;
+* ``GET /api/faxes?limit=N``: faxes received and sent; ``POST /api/faxes`` with ``{"to", "file"}``:
+  send a TIFF (docs/fax.md);
 * ``GET /api/qa/sample?reviewer=ID&day=DAY``: the recorded calls a lead or manager is offered
   to score that day; ``POST /api/call-records/<ticket>/qa`` with ``{"reviewer", "ratings",
   "comment"}``: the score; ``GET /api/reports/qa?from=DAY&to=DAY``: each agent's scores
@@ -46,6 +48,7 @@ import json
 import math
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -65,6 +68,8 @@ from callcenter.dialer.service import (
 )
 from callcenter.disposition import DispositionRefused, check_writer, parse_disposition
 from callcenter.engine import Engine
+from callcenter.fax import FaxBusy
+from callcenter.fax_service import FaxService
 from callcenter.qa import (
     ReviewRefused,
     check_reviewer,
@@ -143,8 +148,9 @@ class ApiResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, engine: Engine, dialer: DialerService | None = None) -> None:
+    def __init__(self, engine: Engine, dialer: DialerService | None = None, fax: FaxService | None = None) -> None:
         super().__init__()
+        self.fax = fax
         self.dialer = dialer
         self.engine = engine
 
@@ -213,6 +219,8 @@ class ApiResource(Resource):
             return self._disposition(path[1], body)
         if len(path) == 3 and path[0] == "call-records" and path[2] == "qa":
             return self._qa_review(path[1], body)
+        if path == ["faxes"]:
+            return self._send_fax(body)
         if path == ["supervisor", "spy"]:
             spying = engine.supervisor.spy(self._field(body, "supervisor"), self._field(body, "agent"),
                                            self._field(body, "mode"))
@@ -237,6 +245,20 @@ class ApiResource(Resource):
             return {"record": record}
 
         return repo.get_call_record_by_ticket(ticket).addCallback(found).addCallback(written)
+
+    def _send_fax(self, body: dict[str, Any]) -> Deferred[Any]:
+        """``POST /api/faxes {"to": NUMBER, "file": TIFF path on the daemon's host}`` (docs/fax.md)."""
+        if self.fax is None:
+            raise ApiError(404, "the fax service is not running")
+        for key in body:
+            if key not in ("to", "file"):
+                raise ApiError(400, "unknown field (fields: to, file)", str(key))
+        to, file = self._field(body, "to"), self._field(body, "file")
+        try:
+            sending = self.fax.send(to, Path(file))
+        except FaxBusy as exc:
+            raise ApiError(409, str(exc), None) from None
+        return sending.addCallback(lambda record: {"fax": record})
 
     def _qa_review(self, ticket: str, body: dict[str, Any]) -> Deferred[Any]:
         """``POST /api/call-records/<ticket>/qa``: a lead's or manager's score of the call (docs/qa.md)."""
@@ -321,6 +343,10 @@ class ApiResource(Resource):
             return self._qa_report(request)
         if path == ["qa", "sample"]:
             return self._qa_sample(request)
+        if path == ["faxes"]:
+            if self.fax is None:
+                raise ApiError(404, "the fax service is not running")
+            return self.fax.recent(_int_arg(request, "limit", 50, 1, 1000)).addCallback(lambda faxes: {"faxes": faxes})
         if path and path[0] == "call-records":
             repo = engine.repository
             if repo is None:

@@ -64,6 +64,8 @@ class EngineMetrics:
         self.calls_active = Gauge("callcenter_calls_active", "calls (linkedids) with a live channel", registry=registry)
         self.channels_active = Gauge("callcenter_channels_active", "live Asterisk channels", registry=registry)
         self.calls_started = Counter("callcenter_calls_started", "calls started", registry=registry)
+        self.faxes = Counter("callcenter_faxes", "faxes received (inbound) and sent (outbound), by how they ended",
+                             ["direction", "status"], registry=registry)
         self.calls_answered = Counter("callcenter_calls_answered", "calls answered", registry=registry)
         self.calls_ended = Counter("callcenter_calls_ended", "calls ended", registry=registry)
         self.call_duration = Histogram(

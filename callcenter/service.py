@@ -31,6 +31,7 @@ from callcenter.dialer.config import load_dialer_config, validate_against
 from callcenter.dialer.reload import ConfigWatcher, thread_reader
 from callcenter.dialer.service import DialerMetrics, DialerService
 from callcenter.engine import Engine, RecordingPaths
+from callcenter.fax_service import FaxService
 from callcenter.http_api import ApiResource
 from callcenter.metrics import EngineMetrics, QueueCollector
 from callcenter.secrets import load_or_create_secrets
@@ -87,6 +88,7 @@ class EngineServices:
     metrics_server: TCPServer
     registry: CollectorRegistry
     dialer: DialerService | None = None
+    fax: FaxService | None = None
 
     @staticmethod
     def _port(server: TCPServer) -> int:
@@ -171,8 +173,13 @@ def make_service(
         watcher.setName("dialer-config")
         watcher.setServiceParent(root)
 
+    fax = FaxService(settings, ami, repository, reactor, recordings, trunk=LAB_TRUNK if lab else None,
+                     metrics=metrics)
+    fax.setName("fax")
+    fax.setServiceParent(root)
+
     api_root = Resource()
-    api_root.putChild(b"api", ApiResource(engine, dialer))
+    api_root.putChild(b"api", ApiResource(engine, dialer, fax))
     api_root.putChild(b"metrics", MetricsResource(registry=registry))
     http_server = TCPServer(settings.http.port, Site(api_root), interface=settings.http.bind)
     http_server.setName("http")
@@ -183,7 +190,7 @@ def make_service(
     metrics_server.setName("metrics")
     metrics_server.setServiceParent(root)
 
-    return EngineServices(root, engine, ami, agi_server, http_server, metrics_server, registry, dialer)
+    return EngineServices(root, engine, ami, agi_server, http_server, metrics_server, registry, dialer, fax)
 
 
 def _dialer(settings: Settings, path: Path, reactor: Any, ami: AmiClient, repository: Repository,

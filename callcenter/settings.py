@@ -214,6 +214,19 @@ class QaSettings:
 
 
 @dataclass(frozen=True)
+class FaxSettings:
+    """``fax``: the fax number, the fax channels and how faxes are sent (docs/fax.md)."""
+
+    number: str = "4008"
+    """The number the trunk delivers into ``[from-pstn]`` for the fax machine."""
+    channels: int = 4
+    """Faxes under way at once, received and sent together."""
+    trunk: str = "PJSIP/{phone}@pstn"
+    caller_id: str = ""
+    ring_seconds: int = 60
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole validated configuration. Build it with :func:`load_settings`."""
 
@@ -237,6 +250,8 @@ class Settings:
     """Sales commission shares by role (``commission``; :mod:`callcenter.commission`)."""
     qa: QaSettings = field(default_factory=QaSettings)
     """Call sampling and the scorecard team leads score recordings on (``qa``)."""
+    fax: FaxSettings = field(default_factory=FaxSettings)
+    """The fax number and channels (``fax``)."""
 
     def agent(self, agent_id: str) -> AgentSettings:
         """The agent with id ``agent_id`` (``KeyError`` if unknown)."""
@@ -518,11 +533,22 @@ def _build(data: Mapping[str, Any], locs: Locations, root: Path, problems: list[
     agents = _agents(top, {t.id for t in teams}, {q.name for q in queues})
     commission = _commission(top, {a.id for a in agents})
     qa = _qa(top)
+    fax_r = top.sub("fax")
+    default_fax = FaxSettings()
+    fax = FaxSettings(
+        number=fax_r.text("number", default_fax.number, re.compile(r"^[0-9]{2,20}$"), "2 to 20 digits"),
+        channels=fax_r.integer("channels", default_fax.channels, 1, 64),
+        trunk=fax_r.text("trunk", default_fax.trunk, re.compile(r"^[^{}]*\{phone\}[^{}]*$"),
+                         "a channel with {phone}, e.g. PJSIP/{phone}@pstn"),
+        caller_id=fax_r.text("caller_id", default_fax.caller_id),
+        ring_seconds=fax_r.integer("ring_seconds", default_fax.ring_seconds, 5, 300),
+    )
+    fax_r.done()
     top.done()
     return Settings(
         site=site, ami=ami, agi=agi, sip=sip, database=database, http=http, metrics=metrics,
         recordings=recordings, lab=lab, ivr=ivr, logging=logging, teams=teams, agents=agents, queues=queues, root=root,
-        commission=commission, qa=qa,
+        commission=commission, qa=qa, fax=fax,
     )
 
 

@@ -110,6 +110,11 @@ def render_extensions(settings: Settings, endpoints: AsteriskEndpoints) -> str:
         f"RECORDING_FORMAT = {settings.recordings.format}",
         f"SITE_TIMEZONE = {settings.site.timezone}",
         *[f"QUEUE_START_PENALTY_{q.name} = 0" for q in settings.queues if q.overflow_after],
+        f"FAX_CHANNELS = {settings.fax.channels}",
+        "",
+        "; the fax number (fax.number), included in [from-pstn]",
+        "[fax-number]",
+        f"exten => {settings.fax.number},1,Goto(fax-in,s,1)",
         "",
     ]
     for path, name in zip(files, sources):

@@ -221,6 +221,30 @@ class QaReview(Base):
     reviewed_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
+class Fax(Base):
+    """A fax received on the fax number or sent (docs/fax.md)."""
+
+    __tablename__ = "faxes"
+    __table_args__ = (
+        CheckConstraint("direction IN ('inbound', 'outbound')", name="direction"),
+        CheckConstraint("pages >= 0 AND bitrate >= 0 AND size_bytes >= 0", name="counts"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fax_id: Mapped[str] = mapped_column(String(64), unique=True)
+    direction: Mapped[str] = mapped_column(String(8))
+    number: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    status: Mapped[str] = mapped_column(String(32))
+    error: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    pages: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    bitrate: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    remote_station: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    path: Mapped[str] = mapped_column(String(1024), default="", server_default="")
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 # --- outbound dialer --------------------------------------------------------------------------
 
 BIG_ID = BigInteger().with_variant(Integer(), "sqlite")

@@ -29,6 +29,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 from callcenter.commission import Sale
+from callcenter.fax import FaxRecord, FaxResult
 from callcenter.qa import QaCandidate, QaReview, QaReviewRecord
 from callcenter.reports import CallFacts
 from callcenter.state.queues import QueueStay
@@ -61,15 +62,18 @@ __all__ = [
     "NotFoundError",
     "Repository",
     "StorageError",
+    "add_outgoing_fax",
     "add_recording",
     "allocate_ticket_number",
     "create_call_record",
     "create_customer",
+    "file_fax",
     "find_customer_by_phone",
     "get_call_record",
     "get_call_record_by_ticket",
     "get_call_record_by_uniqueid",
     "get_customer",
+    "list_faxes",
     "list_qa_reviews",
     "list_recent_call_records",
     "list_recordings_for_call",
@@ -514,6 +518,48 @@ def list_qa_reviews(session: Session, *, since: datetime, until: datetime) -> li
     return [_qa_record(review, call) for review, call in session.execute(stmt)]
 
 
+def _fax(row: models.Fax) -> FaxRecord:
+    return FaxRecord(fax_id=row.fax_id, direction=row.direction, number=row.number, status=row.status,
+                     error=row.error, pages=row.pages, bitrate=row.bitrate, remote_station=row.remote_station,
+                     path=row.path, size_bytes=row.size_bytes, created_at=row.created_at, ended_at=row.ended_at)
+
+
+def add_outgoing_fax(session: Session, fax_id: str, number: str, path: str, size_bytes: int,
+                     now: datetime) -> FaxRecord:
+    """Log a fax about to be sent (status ``SENDING``)."""
+    row = models.Fax(fax_id=fax_id, direction="outbound", number=number, status="SENDING", path=path,
+                     size_bytes=size_bytes, created_at=aware_datetime("now", now))
+    session.add(row)
+    _flush(session, f"fax_id: {fax_id} is already logged")
+    return _fax(row)
+
+
+def file_fax(session: Session, result: FaxResult, path: str, size_bytes: int, now: datetime) -> FaxRecord:
+    """Log how a fax ended: the outgoing one of the same id, or a new row for a received one."""
+    row = session.scalar(select(models.Fax).where(models.Fax.fax_id == result.fax_id))
+    when = aware_datetime("now", now)
+    if row is None:
+        row = models.Fax(fax_id=result.fax_id, direction=result.direction, created_at=when)
+        session.add(row)
+    row.number = result.number[:64] or row.number
+    row.status = result.status[:32]
+    row.error = result.error[:255]
+    row.pages = result.pages
+    row.bitrate = result.bitrate
+    row.remote_station = result.remote_station[:64]
+    row.path = path or row.path
+    row.size_bytes = size_bytes or row.size_bytes
+    row.ended_at = when
+    _flush(session, f"fax {result.fax_id}: rejected by the database")
+    return _fax(row)
+
+
+def list_faxes(session: Session, *, limit: int = 50) -> list[FaxRecord]:
+    """The newest faxes first."""
+    stmt = select(models.Fax).order_by(models.Fax.created_at.desc(), models.Fax.id.desc()).limit(_limit(limit))
+    return [_fax(row) for row in session.scalars(stmt)]
+
+
 def _line(phone: str | None) -> str | None:
     """The caller's number in canonical form (as signalled if it is not a number)."""
     if phone is None:
@@ -706,6 +752,19 @@ class Repository:
     def list_qa_reviews(self, *, since: datetime, until: datetime) -> Deferred[list[QaReviewRecord]]:
         """See :func:`list_qa_reviews`."""
         return self.run(list_qa_reviews, since=since, until=until)
+
+    def add_outgoing_fax(self, fax_id: str, number: str, path: str, size_bytes: int,
+                         now: datetime) -> Deferred[FaxRecord]:
+        """See :func:`add_outgoing_fax`."""
+        return self.run(add_outgoing_fax, fax_id, number, path, size_bytes, now)
+
+    def file_fax(self, result: FaxResult, path: str, size_bytes: int, now: datetime) -> Deferred[FaxRecord]:
+        """See :func:`file_fax`."""
+        return self.run(file_fax, result, path, size_bytes, now)
+
+    def list_faxes(self, *, limit: int = 50) -> Deferred[list[FaxRecord]]:
+        """See :func:`list_faxes`."""
+        return self.run(list_faxes, limit=limit)
 
     def get_call_record(self, call_record_id: int) -> Deferred[CallRecord | None]:
         """See :func:`get_call_record`."""

@@ -1,0 +1,136 @@
+"""The fax service: files the faxes the dialplan reports, places the faxes to send (docs/fax.md).
+
+The rules (parsing the ``CCFax`` event, checking pages) are in :mod:`callcenter.fax`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from callcenter.ami import actions
+from callcenter.ami.codec import Message
+from callcenter.dialer.calls import outcome_of_reason
+from callcenter.fax import FAX_EVENT, FaxBusy, FaxRecord, check_tiff, parse_fax_event
+from callcenter.storage.records import canonical_phone
+
+__all__ = ["FaxService"]
+
+_log = Logger(namespace="callcenter.fax")
+
+
+class FaxService(Service):
+    """Files the faxes the dialplan reports and sends faxes (``fax`` in callcenter.yaml).
+
+    ``ami`` gives ``subscribe`` and ``originate``; ``repository`` ``add_fax``,
+    ``finish_fax`` and ``list_faxes``; ``recordings`` maps paths between Asterisk and this
+    host (faxes live under the recordings directory, in ``fax/``); ``trunk`` overrides
+    ``fax.trunk`` (the lab dials its simulated network).
+    """
+
+    def __init__(self, settings: Any, ami: Any, repository: Any, clock: Any, recordings: Any, *,
+                 trunk: str | None = None, metrics: Any = None) -> None:
+        self.settings = settings
+        self.ami = ami
+        self.repository = repository
+        self.clock = clock
+        self.recordings = recordings
+        self.trunk = trunk or settings.fax.trunk
+        self.metrics = metrics
+        self.sending: set[str] = set()
+        """Outgoing faxes placed and not yet reported."""
+        self._subscription: Any = None
+
+    def startService(self) -> None:
+        super().startService()  # type: ignore[no-untyped-call]  # Twisted's Service is untyped
+        for sub in ("in", "out"):  # ReceiveFAX does not create directories
+            (self.recordings.host_dir / "fax" / sub).mkdir(parents=True, exist_ok=True)
+        self._subscription = self.ami.subscribe(self.on_event, "UserEvent")
+
+    def stopService(self) -> None:
+        super().stopService()  # type: ignore[no-untyped-call]
+        if self._subscription is not None:
+            self._subscription.cancel()
+            self._subscription = None
+
+    def on_event(self, msg: Message) -> None:
+        """File the fax a ``CCFax`` event reports (a failure to write is logged, never raised)."""
+        result = parse_fax_event(msg)
+        if result is None:
+            return
+        self.sending.discard(result.fax_id)
+        host = self.recordings.to_host(result.path) if result.path else None
+        size = host.stat().st_size if host is not None and host.is_file() else 0
+        now = datetime.fromtimestamp(self.clock.seconds(), UTC)
+        if self.metrics is not None:
+            self.metrics.faxes.labels(result.direction, result.status).inc()
+        _log.info("fax.{direction} id={fax_id} number={number} status={status} pages={pages} error={error}",
+                  direction=result.direction, fax_id=result.fax_id, number=result.number, status=result.status,
+                  pages=result.pages, error=result.error)
+
+        def failed(failure: Failure) -> None:
+            _log.failure("fax.store_failed id={fax_id}", failure, fax_id=result.fax_id)
+
+        self.repository.file_fax(result, str(host) if host is not None else "", size, now).addErrback(failed)
+
+    def send(self, number: str, page: Path) -> Deferred[FaxRecord]:
+        """Send the TIFF ``page`` to ``number``; the record comes back at once (status
+        ``SENDING``), the result later. InvalidFieldError names a bad ``number`` or ``file``;
+        :class:`FaxBusy` when every fax channel is in use."""
+        to = canonical_phone(number, "to")
+        check_tiff(page)
+        if len(self.sending) >= self.settings.fax.channels:
+            raise FaxBusy(f"all {self.settings.fax.channels} fax channels are in use; try again in a minute")
+        fax_id = uuid.uuid4().hex
+        stamp = datetime.fromtimestamp(self.clock.seconds(), UTC).strftime("%Y%m%d-%H%M%S")
+        copy = self.recordings.host_dir / "fax" / "out" / f"{stamp}-{fax_id}.tif"
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(page, copy)
+        asterisk_path = f"{self.recordings.asterisk_dir.rstrip('/')}/fax/out/{stamp}-{fax_id}.tif"
+        now = datetime.fromtimestamp(self.clock.seconds(), UTC)
+        self.sending.add(fax_id)
+        action = actions.originate(
+            self.trunk.format(phone=to), context="fax-out", exten="s", priority=1,
+            caller_id=self.settings.fax.caller_id or None, timeout_ms=self.settings.fax.ring_seconds * 1000,
+            variables={"CC_FAX_ID": fax_id, "CC_FAX_TO": to, "CC_FAX_FILE": asterisk_path})
+
+        def placed(response: Message) -> None:
+            if response.get("Response") == "Success":
+                return  # answered: the dialplan reports the fax from its hangup handler
+            reason = (outcome_of_reason(response.get("Reason")) or "failed").upper()
+            self.on_event(Message.from_pairs([
+                ("Event", "UserEvent"), ("UserEvent", FAX_EVENT), ("FaxId", fax_id), ("Direction", "outbound"),
+                ("Number", to), ("Status", reason), ("Error", f"the call was not answered ({reason.lower()})"),
+                ("File", asterisk_path)]))
+
+        def lost(failure: Failure) -> None:
+            self.sending.discard(fax_id)
+            _log.failure("fax.originate_failed id={fax_id}", failure, fax_id=fax_id)
+
+        stored = self.repository.add_outgoing_fax(fax_id, to, str(copy), copy.stat().st_size, now)
+
+        def originate(record: FaxRecord) -> FaxRecord:
+            self.ami.originate(action, timeout=self.settings.fax.ring_seconds + 30).addCallbacks(placed, lost)
+            return record
+
+        def not_stored(failure: Failure) -> Failure:
+            self.sending.discard(fax_id)
+            return failure
+
+        result: Deferred[FaxRecord] = stored.addCallbacks(originate, not_stored)
+        return result
+
+    def recent(self, limit: int) -> Deferred[list[FaxRecord]]:
+        """The newest faxes, received and sent."""
+        if self.repository is None:
+            return succeed([])
+        result: Deferred[list[FaxRecord]] = self.repository.list_faxes(limit=limit)
+        return result

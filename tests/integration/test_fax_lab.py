@@ -1,0 +1,151 @@
+"""Fax on the real lab Asterisk 22 (res_fax + spandsp): received on the fax number, sent to a
+fax machine on the simulated network, each filed in the faxes table from the dialplan's
+``CCFax`` event; the fax channels limit incoming faxes.
+
+A fax machine calling in is ``Local/<fax number>@from-pstn/n`` whose other half runs
+``SendFAX`` (``[lab-fax-sender]``); the one called is ``Local/1990007...@sim-pstn``, which
+answers with ``ReceiveFAX``. The page is a real TIFF class F made by ghostscript in the lab's
+root file system.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callcenter.ami import actions
+from callcenter.cli import lab_project_files
+from callcenter.engine import RecordingPaths
+from callcenter.lab.instance import ChrootRuntime, tcp_port_free
+from callcenter.secrets import load_or_create_secrets
+from callcenter.service import EngineServices, make_service
+from callcenter.settings import load_settings
+from tests.labfixture import LabFactory, LabHandle
+from tests.reactorthread import ReactorThread
+
+pytestmark = pytest.mark.lab
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def fax_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path
+            ) -> Iterator[tuple[EngineServices, LabHandle]]:
+    base = load_settings(ROOT / "config")
+    settings = replace(
+        base,
+        site=replace(base.site, state_dir=tmp_path / "var"),
+        database=replace(base.database, url=f"sqlite:///{tmp_path / 'cc.sqlite3'}"),
+        http=replace(base.http, port=0), metrics=replace(base.metrics, port=0),
+        fax=replace(base.fax, channels=2, ring_seconds=20),
+    )
+    secrets = load_or_create_secrets(settings.site.state_dir, [a.id for a in settings.agents])
+    agi_port = next(p for p in range(25773, 25973) if tcp_port_free(p))
+    handle = lab_factory.start(project_files=lab_project_files(settings, agi_port, secrets=secrets,
+                                                               agi_host="127.0.0.1"),
+                               ami_credentials=(settings.ami.username, secrets.ami_secret))
+    settings = replace(settings, ami=replace(settings.ami, port=handle.ami_port),
+                       agi=replace(settings.agi, port=agi_port))
+    from twisted.internet import reactor
+
+    services = make_service(settings, reactor, lab=True,
+                            recordings=RecordingPaths(handle.endpoints.recordings_dir, handle.recordings_dir))
+    reactor_thread.call(services.root.startService)
+    try:
+        reactor_thread.call(services.ami.when_connected, timeout=20)
+        yield services, handle
+    finally:
+        reactor_thread.call(services.root.stopService, timeout=20)
+        lab_factory.stop(handle)
+
+
+def _page(lab_factory: LabFactory, handle: LabHandle) -> tuple[Path, str]:
+    """A one-page TIFF class F in the recordings directory: (host path, path as Asterisk sees it)."""
+    host = handle.recordings_dir / "test-page.tif"
+    seen = f"{handle.endpoints.recordings_dir.rstrip('/')}/test-page.tif"
+    gs = ["gs", "-q", "-dNOPAUSE", "-dBATCH", "-dSAFER", "-sDEVICE=tiffg3", "-r204x196", f"-sOutputFile={seen}",
+          "-c", "/Helvetica findfont 36 scalefont setfont 72 600 moveto (callcenter fax test) show showpage"]
+    runtime = lab_factory.runtime
+    argv = ["chroot", str(runtime.root), *gs] if isinstance(runtime, ChrootRuntime) else gs
+    made = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert made.returncode == 0 and host.is_file(), made.stdout + made.stderr
+    assert host.read_bytes()[:4] in (b"II*\x00", b"MM\x00*")
+    return host, seen
+
+
+def _faxes(services: EngineServices, reactor_thread: ReactorThread) -> list[Any]:
+    assert services.fax is not None
+    faxes: list[Any] = reactor_thread.call(services.fax.recent, 20)
+    return faxes
+
+
+def _send_in(services: EngineServices, reactor_thread: ReactorThread, page: str, caller: str) -> Any:
+    """A fax machine with caller id ``caller`` calls the fax number to send ``page``: the
+    OriginateResponse (Success once the fax number answered)."""
+    number = services.engine.settings.fax.number
+    action = actions.originate(f"Local/{number}@from-pstn/n", context="lab-fax-sender", exten="s", priority=1,
+                               caller_id=f"Fax <{caller}>", timeout_ms=20000, variables={"LAB_FAX_FILE": page})
+    return reactor_thread.call(services.ami.originate, action, timeout=30)
+
+
+def test_a_fax_to_the_fax_number_is_received_and_filed(fax_lab: tuple[EngineServices, LabHandle],
+                                                       lab_factory: LabFactory,
+                                                       reactor_thread: ReactorThread) -> None:
+    services, handle = fax_lab
+    _, page = _page(lab_factory, handle)
+    assert _send_in(services, reactor_thread, page, "02012345678").get("Response") == "Success"
+    done = _wait(services, reactor_thread, lambda f: f.direction == "inbound", count=1)
+    (fax,) = done
+    assert (fax.status, fax.pages, fax.number, fax.error) == ("SUCCESS", 1, "02012345678", ""), fax
+    assert fax.bitrate >= 9600 and fax.size_bytes > 1000, fax
+    stored = Path(fax.path)
+    assert stored.is_file() and stored.parent == handle.recordings_dir / "fax" / "in", fax
+    assert stored.read_bytes()[:4] in (b"II*\x00", b"MM\x00*")
+
+
+def test_a_fax_is_sent_to_a_fax_machine_and_its_result_filed(fax_lab: tuple[EngineServices, LabHandle],
+                                                             lab_factory: LabFactory,
+                                                             reactor_thread: ReactorThread) -> None:
+    services, handle = fax_lab
+    host_page, _ = _page(lab_factory, handle)
+    assert services.fax is not None
+    record = reactor_thread.call(services.fax.send, "19900070001", host_page, timeout=30)
+    assert (record.direction, record.status, record.number) == ("outbound", "SENDING", "19900070001")
+    (fax,) = _wait(services, reactor_thread, lambda f: f.direction == "outbound" and f.status != "SENDING", count=1)
+    assert (fax.fax_id, fax.status, fax.pages) == (record.fax_id, "SUCCESS", 1), fax
+    busy = reactor_thread.call(services.fax.send, "19900010001", host_page, timeout=30)  # a busy line
+    (result,) = _wait(services, reactor_thread, lambda f: f.fax_id == busy.fax_id and f.status != "SENDING",
+                      count=1)
+    assert (result.status, result.pages) == ("BUSY", 0), result
+
+
+def test_incoming_faxes_beyond_the_fax_channels_hear_busy(fax_lab: tuple[EngineServices, LabHandle],
+                                                          lab_factory: LabFactory,
+                                                          reactor_thread: ReactorThread) -> None:
+    """With fax.channels 2, three fax machines calling at once: two faxes filed, the third refused."""
+    services, handle = fax_lab
+    _, page = _page(lab_factory, handle)
+    answers = [_send_in(services, reactor_thread, page, caller) for caller in ("02011110001", "02011110002",
+                                                                               "02011110003")]
+    assert [(a.get("Response"), a.get("Reason")) for a in answers] == [
+        ("Success", "4"), ("Success", "4"), ("Failure", "5")]  # 5: busy
+    done = _wait(services, reactor_thread, lambda f: f.direction == "inbound", count=2)
+    assert sorted(f.status for f in done) == ["SUCCESS", "SUCCESS"]
+    time.sleep(3)  # the third caller was refused at once: nothing more comes
+    assert len([f for f in _faxes(services, reactor_thread) if f.direction == "inbound"]) == 2
+
+
+def _wait(services: EngineServices, reactor_thread: ReactorThread, wanted: Any, *, count: int) -> list[Any]:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        found = [f for f in _faxes(services, reactor_thread) if wanted(f)]
+        if len(found) >= count and all(f.status != "SENDING" for f in found):
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"faxes after 120 s: {_faxes(services, reactor_thread)}")
