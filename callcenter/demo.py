@@ -327,6 +327,8 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
              f"issue {kept.issue_type} (the IVR's topic did not overwrite it), talk {kept.talk_seconds} s")
         if not await _quality_review(reactor, services.http_port):
             return 1
+        if not await _faxes(reactor, services, runtime, instance):
+            return 1
         if not await _campaign(reactor, services, settings):
             return 1
         status, body = await threads.deferToThreadPool(reactor, reactor.getThreadPool(), call_api, "127.0.0.1",
@@ -370,6 +372,43 @@ async def _quality_review(reactor: Any, port: int) -> bool:
     _say(f"QA: manager 9001 is offered {len(sample['calls'])} recorded call(s) today (GET /api/qa/sample) and "
          f"scores {call['ticket']} of agent {call['agent_id']} from its recording: {body['review']['score']:.1f} "
          "of 100 (POST /api/call-records/<ticket>/qa)")
+    return True
+
+
+async def _faxes(reactor: Any, services: Any, runtime: Any, instance: Any) -> bool:
+    """A fax machine faxes the fax number, and the daemon faxes a page to a fax machine (over HTTP)."""
+    from callcenter.cli import call_api
+    from callcenter.lab.pages import fax_page
+
+    def in_thread(fn: Any, *args: Any) -> Any:
+        return threads.deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
+
+    host, seen = await in_thread(fax_page, runtime, instance.recordings_dir, instance.endpoints.recordings_dir)
+    number = services.engine.settings.fax.number
+    _say(f"fax: a fax machine (02098765432) calls the fax number {number}; the daemon faxes {host.name} to "
+         "19900070001 (POST /api/faxes)")
+    status, body = await in_thread(call_api, "127.0.0.1", services.http_port, "POST", "faxes",
+                                   {"to": "19900070001", "file": str(host)})
+    if status != 200:
+        _say(f"FAILED: POST /api/faxes: HTTP {status} {body}")
+        return False
+    action = actions.originate(f"Local/{number}@from-pstn/n", context="lab-fax-sender", exten="s", priority=1,
+                               caller_id="Fax <02098765432>", timeout_ms=20000, variables={"LAB_FAX_FILE": seen})
+    await services.ami.originate(action, timeout=30)
+    filed: list[Any] = []
+    for _ in range(180):  # a page takes 10 to 20 s
+        status, listed = await in_thread(call_api, "127.0.0.1", services.http_port, "GET", "faxes?limit=10")
+        filed = [f for f in listed.get("faxes", []) if f["status"] != "SENDING"] if status == 200 else []
+        if len(filed) >= 2:
+            break
+        await task.deferLater(reactor, 0.5, lambda: None)
+    for fax in sorted(filed, key=lambda f: f["direction"]):
+        where = "from" if fax["direction"] == "inbound" else "to"
+        _say(f"fax {fax['direction']} {where} {fax['number']}: {fax['status']}, {fax['pages']} page(s) at "
+             f"{fax['bitrate']} bit/s, {fax['size_bytes']} bytes in {Path(fax['path']).name} (GET /api/faxes)")
+    if sorted((f["direction"], f["status"]) for f in filed) != [("inbound", "SUCCESS"), ("outbound", "SUCCESS")]:
+        _say(f"FAILED: expected one fax received and one sent, got {filed}")
+        return False
     return True
 
 

@@ -76,6 +76,9 @@ def test_demo_places_real_calls_that_become_call_records_with_recordings(tmp_pat
     # QA: a manager's sample of today's recorded calls, one scored over the HTTP API
     qa = next(line for line in out.splitlines() if "QA: manager 9001 is offered" in line)
     assert "recorded call(s) today (GET /api/qa/sample)" in qa and ": 97.5 of 100" in qa, qa
+    # fax: one received on the fax number, one sent to a fax machine, both filed
+    assert "fax inbound from 02098765432: SUCCESS, 1 page(s)" in out, out
+    assert "fax outbound to 19900070001: SUCCESS, 1 page(s)" in out, out
     # then the campaign: 40 leads dialed on the simulated network, conversations popped with the lead
     assert "40 leads imported" in out
     campaign_pops = [line for line in out.splitlines() if "screen pop on agent" in line and "campaign demo-campaign" in line]

@@ -10,7 +10,6 @@ root file system.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -22,7 +21,8 @@ import pytest
 from callcenter.ami import actions
 from callcenter.cli import lab_project_files
 from callcenter.engine import RecordingPaths
-from callcenter.lab.instance import ChrootRuntime, tcp_port_free
+from callcenter.lab.instance import tcp_port_free
+from callcenter.lab.pages import fax_page
 from callcenter.secrets import load_or_create_secrets
 from callcenter.service import EngineServices, make_service
 from callcenter.settings import load_settings
@@ -67,16 +67,7 @@ def fax_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Pa
 
 def _page(lab_factory: LabFactory, handle: LabHandle) -> tuple[Path, str]:
     """A one-page TIFF class F in the recordings directory: (host path, path as Asterisk sees it)."""
-    host = handle.recordings_dir / "test-page.tif"
-    seen = f"{handle.endpoints.recordings_dir.rstrip('/')}/test-page.tif"
-    gs = ["gs", "-q", "-dNOPAUSE", "-dBATCH", "-dSAFER", "-sDEVICE=tiffg3", "-r204x196", f"-sOutputFile={seen}",
-          "-c", "/Helvetica findfont 36 scalefont setfont 72 600 moveto (callcenter fax test) show showpage"]
-    runtime = lab_factory.runtime
-    argv = ["chroot", str(runtime.root), *gs] if isinstance(runtime, ChrootRuntime) else gs
-    made = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
-    assert made.returncode == 0 and host.is_file(), made.stdout + made.stderr
-    assert host.read_bytes()[:4] in (b"II*\x00", b"MM\x00*")
-    return host, seen
+    return fax_page(lab_factory.runtime, handle.recordings_dir, handle.endpoints.recordings_dir, "test-page.tif")
 
 
 def _faxes(services: EngineServices, reactor_thread: ReactorThread) -> list[Any]:
