@@ -102,18 +102,20 @@ class FaxService(Service):
             caller_id=self.settings.fax.caller_id or None, timeout_ms=self.settings.fax.ring_seconds * 1000,
             variables={"CC_FAX_ID": fax_id, "CC_FAX_TO": to, "CC_FAX_FILE": asterisk_path})
 
+        def ended_unsent(status: str, error: str) -> None:
+            self.on_event(Message.from_pairs([
+                ("Event", "UserEvent"), ("UserEvent", FAX_EVENT), ("FaxId", fax_id), ("Direction", "outbound"),
+                ("Number", to), ("Status", status), ("Error", error), ("File", asterisk_path)]))
+
         def placed(response: Message) -> None:
             if response.get("Response") == "Success":
                 return  # answered: the dialplan reports the fax from its hangup handler
             reason = (outcome_of_reason(response.get("Reason")) or "failed").upper()
-            self.on_event(Message.from_pairs([
-                ("Event", "UserEvent"), ("UserEvent", FAX_EVENT), ("FaxId", fax_id), ("Direction", "outbound"),
-                ("Number", to), ("Status", reason), ("Error", f"the call was not answered ({reason.lower()})"),
-                ("File", asterisk_path)]))
+            ended_unsent(reason, f"the call was not answered ({reason.lower()})")
 
         def lost(failure: Failure) -> None:
-            self.sending.discard(fax_id)
             _log.failure("fax.originate_failed id={fax_id}", failure, fax_id=fax_id)
+            ended_unsent("FAILED", f"the call could not be placed: {failure.getErrorMessage()}")
 
         stored = self.repository.add_outgoing_fax(fax_id, to, str(copy), copy.stat().st_size, now)
 

@@ -136,6 +136,9 @@ def test_an_unanswered_fax_call_is_filed_and_the_channels_are_limited(sessions: 
     assert (by_number["13800138000"].status, by_number["13800138001"].status) == ("BUSY", "SENDING")
     assert first.result.fax_id != second.result.fax_id
     service.send("13800138002", page)  # a channel is free again
+    ami.originates[1][1].errback(TimeoutError("AMI action timed out"))  # Asterisk never answered the Originate
+    lost = next(f for f in service.recent(5).result if f.number == "13800138001")
+    assert (lost.status, lost.error) == ("FAILED", "the call could not be placed: AMI action timed out")
     with pytest.raises(InvalidFieldError, match="^to: must be 3 to 15 digits"):
         service.send("fax me", page)
 
