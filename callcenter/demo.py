@@ -118,6 +118,10 @@ def _say(text: str) -> None:
     print(f"{time.strftime('%H:%M:%S')}  {text}", flush=True)
 
 
+#: Where the fax step's calls run: the Local channel's target, the Originate's context, the hangup handler.
+_FAX_CONTEXTS = ("sim-pstn", "fax-out", "fax-in", "fax-report", "lab-fax-sender")
+
+
 def _narrate(engine: Engine, fact: Fact) -> None:
     linkedid = getattr(fact, "linkedid", None) or "?"
     call = engine.calls.call(linkedid, engine.clock.seconds())
@@ -136,6 +140,9 @@ def _narrate(engine: Engine, fact: Fact) -> None:
             if agent is not None:
                 engine.open_record(linkedid, agent).addCallback(pop_outbound)
         return
+    seen = call if call is not None else getattr(fact, "call", None)  # an ended call: its last snapshot
+    if seen is not None and (seen.context in _FAX_CONTEXTS or seen.exten == engine.settings.fax.number):
+        return  # the fax step's calls (a fax machine calling in, the daemon faxing out) tell their own story
     if isinstance(fact, CallStarted):
         _say(f"call {linkedid}: a caller dials the 400 hotline")
     elif isinstance(fact, CallAnswered):
