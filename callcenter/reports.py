@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Final
@@ -151,46 +151,50 @@ def _key(call: CallFacts, by: str, tz: ZoneInfo) -> str:
     return value or "-"
 
 
-def _resolved_first_time(calls: Sequence[CallFacts], fcr_days: int, now: datetime) -> dict[int, bool]:
-    """For each answered inbound call (by index) whose window has passed: no repeat call in it."""
-    window = timedelta(days=fcr_days)
-    by_caller: dict[str, list[datetime]] = defaultdict(list)
-    for call in calls:
-        if call.direction == "inbound" and call.caller:
-            by_caller[call.caller].append(call.started_at)
-    for starts in by_caller.values():
-        starts.sort()
-    out: dict[int, bool] = {}
-    for i, call in enumerate(calls):
-        if call.direction != "inbound" or not call.answered or call.started_at + window > now:
-            continue
-        starts = by_caller.get(call.caller or "", [])
-        following = bisect.bisect_right(starts, call.started_at)  # the caller's next call, if any
-        out[i] = following == len(starts) or starts[following] > call.started_at + window
-    return out
+def _resolved(starts: Sequence[datetime], started_at: datetime, window: timedelta) -> bool:
+    """No call in the caller's sorted ``starts`` after ``started_at`` and within ``window`` of it."""
+    following = bisect.bisect_right(starts, started_at)  # the caller's next call, if any
+    return following == len(starts) or starts[following] > started_at + window
 
 
-def build_report(calls: Sequence[CallFacts], report_period: ReportPeriod, *, by: str,
+def build_report(calls: Iterable[CallFacts], report_period: ReportPeriod, *, by: str,
                  service_level_seconds: Mapping[str, int], wrapup_seconds: Mapping[str, int],
                  now: datetime, fcr_days: int = FCR_DAYS) -> list[ReportLine]:
     """One line per ``by`` group (days in order, agents and queues by name) and the total.
 
     ``calls`` are the records started in the period and, for FCR, those up to ``fcr_days``
-    after it; ``service_level_seconds`` and ``wrapup_seconds`` are per queue (a queue
-    missing from them counts with 0). ValueError names a bad ``by`` or ``fcr_days``.
+    after it, in any order; they are read once (a stream of a year's records is fine: only
+    the inbound calls' callers and times are kept). ``service_level_seconds`` and
+    ``wrapup_seconds`` are per queue (a queue missing from them counts with 0). ValueError
+    names a bad ``by`` or ``fcr_days``.
     """
     if by not in GROUPINGS:
         raise ValueError(f"by: expected one of {', '.join(GROUPINGS)}, got {by!r}")
     if isinstance(fcr_days, bool) or not isinstance(fcr_days, int) or fcr_days < 1:
         raise ValueError(f"fcr_days: expected whole days >= 1, got {fcr_days!r}")
-    resolved = _resolved_first_time(calls, fcr_days, now)
+    window = timedelta(days=fcr_days)
     groups: dict[str, _Sums] = defaultdict(_Sums)
     total = _Sums()
-    for i, call in enumerate(calls):
+    by_caller: dict[str, list[datetime]] = defaultdict(list)  # every inbound call's start, per caller
+    first_calls: list[tuple[str, str, datetime]] = []  # (group, caller, start) of calls FCR judges
+    for call in calls:
+        inbound = call.direction == "inbound"
+        if inbound and call.caller:
+            by_caller[call.caller].append(call.started_at)
         if not report_period.start <= call.started_at < report_period.end:
             continue
-        for sums in (groups[_key(call, by, report_period.tz)], total):
-            _add(sums, call, resolved.get(i), service_level_seconds, wrapup_seconds)
+        key = _key(call, by, report_period.tz)
+        for sums in (groups[key], total):
+            _add(sums, call, service_level_seconds, wrapup_seconds)
+        if inbound and call.answered and call.started_at + window <= now:
+            first_calls.append((key, call.caller or "", call.started_at))
+    for starts in by_caller.values():
+        starts.sort()
+    for key, caller, started_at in first_calls:
+        resolved = _resolved(by_caller.get(caller, []), started_at, window)
+        for sums in (groups[key], total):
+            sums.fcr_calls += 1
+            sums.fcr_resolved += resolved
     keys = sorted(groups)
     if by == "day":  # every day of the period, quiet ones too
         days = (report_period.last - report_period.first).days + 1
@@ -198,7 +202,7 @@ def build_report(calls: Sequence[CallFacts], report_period: ReportPeriod, *, by:
     return [groups[k].line(k) if k in groups else _Sums().line(k) for k in keys] + [total.line(TOTAL)]
 
 
-def _add(sums: _Sums, call: CallFacts, resolved: bool | None, service_level_seconds: Mapping[str, int],
+def _add(sums: _Sums, call: CallFacts, service_level_seconds: Mapping[str, int],
          wrapup_seconds: Mapping[str, int]) -> None:
     sums.calls += 1
     if call.direction == "inbound":
@@ -219,9 +223,6 @@ def _add(sums: _Sums, call: CallFacts, resolved: bool | None, service_level_seco
         sums.abandoned += 1
     elif call.queue_result == "unanswered":
         sums.unanswered += 1
-    if resolved is not None:
-        sums.fcr_calls += 1
-        sums.fcr_resolved += resolved
     if call.csat is not None and 1 <= call.csat <= 5:
         sums.csat_total += call.csat
         scores = list(sums.csat_scores)

@@ -14,7 +14,7 @@ import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -26,7 +26,6 @@ from callcenter.reports import (
     GROUPINGS,
     ReportLine,
     ReportPeriod,
-    build_report,
     period,
 )
 
@@ -162,17 +161,16 @@ def _write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]
 
 def run(args: argparse.Namespace, settings: Any) -> int:
     """Execute ``report calls``; 0 on success, 2 on a bad period."""
-    from callcenter.storage.repository import report_calls
+    from callcenter.storage.repository import call_report
 
     now = datetime.now(UTC)
     span = _period(args, settings, now)
     if span is None:
         return 2
     first, last = span.first, span.last
-    calls = _read(settings, report_calls, since=span.start, until=span.end + timedelta(days=args.fcr_days))
-    lines = build_report(calls, span, by=args.by, now=now, fcr_days=args.fcr_days,
-                         service_level_seconds={q.name: q.service_level_seconds for q in settings.queues},
-                         wrapup_seconds={q.name: q.wrapup_time for q in settings.queues})
+    lines = _read(settings, call_report, report_period=span, by=args.by, now=now, fcr_days=args.fcr_days,
+                  service_level_seconds={q.name: q.service_level_seconds for q in settings.queues},
+                  wrapup_seconds={q.name: q.wrapup_time for q in settings.queues})
     if args.csv is not None:
         _write_csv(args.csv, _COLUMNS, (_flat(line) for line in lines))
     if args.json:

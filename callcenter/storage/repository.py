@@ -15,7 +15,7 @@ returns a Deferred, so no SQL ever runs on the reactor thread.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Concatenate, ParamSpec, TypeVar
@@ -31,7 +31,13 @@ from twisted.python.threadpool import ThreadPool
 from callcenter.commission import Sale
 from callcenter.fax import FaxRecord, FaxResult
 from callcenter.qa import QaCandidate, QaReview, QaReviewRecord
-from callcenter.reports import CallFacts
+from callcenter.reports import (
+    FCR_DAYS,
+    CallFacts,
+    ReportLine,
+    ReportPeriod,
+    build_report,
+)
 from callcenter.state.queues import QueueStay
 from callcenter.storage import models
 from callcenter.storage.db import SQLITE_BEGIN_IMMEDIATE, make_session_factory
@@ -65,6 +71,7 @@ __all__ = [
     "add_outgoing_fax",
     "add_recording",
     "allocate_ticket_number",
+    "call_report",
     "create_call_record",
     "create_customer",
     "file_fax",
@@ -90,6 +97,7 @@ __all__ = [
 ]
 
 _P = ParamSpec("_P")
+_REPORT_BATCH = 2000  # rows fetched at a time when a report streams the call records
 _R = TypeVar("_R")
 
 MAX_LIST_LIMIT = 1000
@@ -435,19 +443,35 @@ def queue_stays(session: Session, *, since: datetime, ended_before: datetime) ->
             for queue, result, wait, talk in session.execute(stmt)]
 
 
-def report_calls(session: Session, *, since: datetime, until: datetime) -> list[CallFacts]:
-    """What :func:`callcenter.reports.build_report` needs of the records started in [since, until)."""
+def _report_facts(session: Session, since: datetime, until: datetime) -> Iterator[CallFacts]:
+    """The facts of the records started in [since, until), streamed in batches, oldest first."""
     record = models.CallRecord
     stmt = (select(record.started_at, record.direction, record.queue, record.queue_result, record.agent_id,
                    record.customer_id, record.phone, record.wait_seconds, record.talk_seconds, record.csat)
             .where(record.started_at >= aware_datetime("since", since),
                    record.started_at < aware_datetime("until", until))
-            .order_by(record.started_at, record.id))
-    return [CallFacts(started_at=row.started_at, direction=row.direction, queue=row.queue,
-                      queue_result=row.queue_result, agent_id=row.agent_id,
-                      caller=f"customer:{row.customer_id}" if row.customer_id is not None else _line(row.phone),
-                      wait_seconds=row.wait_seconds, talk_seconds=row.talk_seconds, csat=row.csat)
-            for row in session.execute(stmt)]
+            .order_by(record.started_at, record.id)
+            .execution_options(yield_per=_REPORT_BATCH))
+    for row in session.execute(stmt):
+        yield CallFacts(started_at=row.started_at, direction=row.direction, queue=row.queue,
+                        queue_result=row.queue_result, agent_id=row.agent_id,
+                        caller=f"customer:{row.customer_id}" if row.customer_id is not None else _line(row.phone),
+                        wait_seconds=row.wait_seconds, talk_seconds=row.talk_seconds, csat=row.csat)
+
+
+def report_calls(session: Session, *, since: datetime, until: datetime) -> list[CallFacts]:
+    """What :func:`callcenter.reports.build_report` needs of the records started in [since, until)."""
+    return list(_report_facts(session, since, until))
+
+
+def call_report(session: Session, report_period: ReportPeriod, *, by: str, service_level_seconds: Mapping[str, int],
+                wrapup_seconds: Mapping[str, int], now: datetime, fcr_days: int = FCR_DAYS) -> list[ReportLine]:
+    """:func:`callcenter.reports.build_report` over the period's records and the FCR window after
+    it, streamed from SQL here, in the repository's thread: memory grows with the inbound calls
+    only, and the report is never built on the reactor."""
+    facts = _report_facts(session, report_period.start, report_period.end + timedelta(days=fcr_days))
+    return build_report(facts, report_period, by=by, service_level_seconds=service_level_seconds,
+                        wrapup_seconds=wrapup_seconds, now=now, fcr_days=fcr_days)
 
 
 def report_sales(session: Session, *, since: datetime, until: datetime) -> list[Sale]:
@@ -733,9 +757,12 @@ class Repository:
         """See :func:`queue_stays`."""
         return self.run(queue_stays, since=since, ended_before=ended_before)
 
-    def report_calls(self, *, since: datetime, until: datetime) -> Deferred[list[CallFacts]]:
-        """See :func:`report_calls`."""
-        return self.run(report_calls, since=since, until=until)
+    def call_report(self, report_period: ReportPeriod, *, by: str, service_level_seconds: Mapping[str, int],
+                    wrapup_seconds: Mapping[str, int], now: datetime,
+                    fcr_days: int = FCR_DAYS) -> Deferred[list[ReportLine]]:
+        """See :func:`call_report`."""
+        return self.run(call_report, report_period, by=by, service_level_seconds=service_level_seconds,
+                        wrapup_seconds=wrapup_seconds, now=now, fcr_days=fcr_days)
 
     def report_sales(self, *, since: datetime, until: datetime) -> Deferred[list[Sale]]:
         """See :func:`report_sales`."""

@@ -75,6 +75,14 @@ def test_a_day_by_day_report_counts_each_measure_as_defined() -> None:
     assert total.fcr == pytest.approx(2 / 3) and total.service_level == pytest.approx(2 / 5)
 
 
+def test_the_calls_are_read_once_in_any_order() -> None:
+    """A stream (a generator, read once) in reverse order gives the same report as the list."""
+    now = at(DAY1 + timedelta(days=30), 0)
+    streamed = build_report((c for c in reversed(day_of_calls())), period(DAY1, DAY1 + timedelta(days=1), SHANGHAI),
+                            by="day", service_level_seconds=TARGETS, wrapup_seconds=WRAPUP, now=now)
+    assert streamed == report("day", now=now)
+
+
 def test_lines_by_agent_and_by_queue() -> None:
     now = at(DAY1 + timedelta(days=30), 0)
     by_agent = {line.key: line for line in report("agent", now)}
@@ -134,6 +142,9 @@ def test_report_calls_reads_the_facts_with_one_caller_per_line(sessions: session
     lines = build_report(calls, period(DAY1, DAY1, SHANGHAI), by="day", service_level_seconds=TARGETS,
                          wrapup_seconds=WRAPUP, now=at(DAY1 + timedelta(days=30), 0))
     assert (lines[0].fcr, lines[0].fcr_calls) == (0.5, 2)  # 138...02 called back the next day
+    with sessions.begin() as session:  # the same, streamed from SQL inside the repository's transaction
+        assert repo.call_report(session, period(DAY1, DAY1, SHANGHAI), by="day", service_level_seconds=TARGETS,
+                                wrapup_seconds=WRAPUP, now=at(DAY1 + timedelta(days=30), 0)) == lines
 
 
 # --- CLI and HTTP ----------------------------------------------------------------------------
