@@ -1237,28 +1237,28 @@ class CallState:
     def _on_newcallerid(
         self, msg: Message, f: dict[str, str], at: float, facts: list[Fact]
     ) -> None:
-        rec = self._lookup(msg, f, at, facts)
-        if rec is not None:
-            rec.caller_num = f.get("CallerIDNum", "")
-            rec.caller_name = f.get("CallerIDName", "")
+        self._set_party(msg, f, at, facts, ("caller_num", "CallerIDNum"), ("caller_name", "CallerIDName"))
 
     def _on_newconnectedline(
         self, msg: Message, f: dict[str, str], at: float, facts: list[Fact]
     ) -> None:
+        self._set_party(msg, f, at, facts, ("connected_num", "ConnectedLineNum"),
+                        ("connected_name", "ConnectedLineName"))
+
+    def _set_party(self, msg: Message, f: dict[str, str], at: float, facts: list[Fact],
+                   *fields: tuple[str, str]) -> None:
+        """A party's number and name changed: copy each (attribute, header) from the event."""
         rec = self._lookup(msg, f, at, facts)
         if rec is not None:
-            rec.connected_num = f.get("ConnectedLineNum", "")
-            rec.connected_name = f.get("ConnectedLineName", "")
+            for attribute, header in fields:
+                setattr(rec, attribute, f.get(header, ""))
 
     def _on_newexten(
         self, msg: Message, f: dict[str, str], at: float, facts: list[Fact]
     ) -> None:
-        rec = self._channels.get(f.get("Uniqueid", ""))
+        rec = self._lookup(msg, f, at, facts)
         if rec is None:
-            rec = self._adopt(msg, f, at, "", facts)
-            if rec is None:
-                return
-        rec.seen = self._generation
+            return
         rec.context = f["Context"]
         rec.exten = f["Exten"]
         rec.priority = int(f["Priority"])
@@ -1288,13 +1288,9 @@ class CallState:
     def _on_rename(
         self, msg: Message, f: dict[str, str], at: float, facts: list[Fact]
     ) -> None:
-        rec = self._channels.get(f.get("Uniqueid", ""))
-        if rec is None:
-            rec = self._adopt(msg, f, at, "", facts)
-            if rec is None:
-                return
-        rec.seen = self._generation
-        rec.name = f.get("Newname", rec.name)
+        rec = self._lookup(msg, f, at, facts)
+        if rec is not None:
+            rec.name = f.get("Newname", rec.name)
 
     def _on_hangup(
         self, msg: Message, f: dict[str, str], at: float, facts: list[Fact]
