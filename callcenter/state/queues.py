@@ -95,6 +95,18 @@ class _Day:
     completed: int = 0
     talk_total: float = 0.0
 
+    def count(self, stay: QueueStay, target: int) -> None:
+        """One stay that ended (``target``: the queue's service-level seconds)."""
+        if stay.result == "abandoned":
+            self.abandoned += 1
+        elif stay.result == "unanswered":
+            self.unanswered += 1
+        else:
+            self.answered += 1
+            self.hold_total += stay.wait
+            if stay.wait <= target:
+                self.within += 1
+
 
 @dataclass
 class _Queue:
@@ -136,9 +148,8 @@ class QueueBoard:
         elif name == "QueueCallerAbandon":
             joined = queue.waiting.pop(uniqueid, None)
             if joined is not None:
-                today.abandoned += 1
-                self._ended(uniqueid, QueueStay(queue.name, "abandoned",
-                                                _seconds(fields.get("HoldTime"), now - joined)))
+                self._ended(queue, uniqueid, QueueStay(queue.name, "abandoned",
+                                                       _seconds(fields.get("HoldTime"), now - joined)))
             queue.abandoned.add(uniqueid)
         elif name == "QueueCallerLeave":
             joined = queue.waiting.pop(uniqueid, None)
@@ -153,12 +164,8 @@ class QueueBoard:
                 return  # joined before this board started (or counted already)
             start = joined_left[0] if joined_left is not None else joined
             assert start is not None
-            hold = _seconds(fields.get("HoldTime"), now - start)
-            today.answered += 1
-            today.hold_total += hold
-            if hold <= queue.target:
-                today.within += 1
-            self._ended(uniqueid, QueueStay(queue.name, "answered", hold))
+            self._ended(queue, uniqueid, QueueStay(queue.name, "answered",
+                                                   _seconds(fields.get("HoldTime"), now - start)))
         elif name == "AgentComplete":
             today.completed += 1
             today.talk_total += _seconds(fields.get("TalkTime"), 0.0)
@@ -207,8 +214,7 @@ class QueueBoard:
         for queue in self._queues.values():
             left = queue.left.pop(uniqueid, None)
             if left is not None:
-                queue.today.unanswered += 1
-                self._ended(uniqueid, QueueStay(queue.name, "unanswered", left[1] - left[0]))
+                self._ended(queue, uniqueid, QueueStay(queue.name, "unanswered", left[1] - left[0]))
         return self._stays.pop(uniqueid, None)
 
     def add_history(self, day: date, stays: Iterable[QueueStay]) -> None:
@@ -225,20 +231,14 @@ class QueueBoard:
                 continue
             today = self._today(queue, day)
             today.offered += 1
-            if stay.result == "abandoned":
-                today.abandoned += 1
-            elif stay.result == "unanswered":
-                today.unanswered += 1
-            else:
-                today.answered += 1
-                today.hold_total += stay.wait
-                if stay.wait <= queue.target:
-                    today.within += 1
-                if stay.talk is not None:
-                    today.completed += 1
-                    today.talk_total += stay.talk
+            today.count(stay, queue.target)
+            if stay.result == "answered" and stay.talk is not None:
+                today.completed += 1
+                today.talk_total += stay.talk
 
-    def _ended(self, uniqueid: str, stay: QueueStay) -> None:
+    def _ended(self, queue: _Queue, uniqueid: str, stay: QueueStay) -> None:
+        """Count the stay on the queue's day and keep it for :meth:`stay_of`."""
+        queue.today.count(stay, queue.target)
         self._stays[uniqueid] = stay
         self._stays.move_to_end(uniqueid)
         while len(self._stays) > STAYS_KEPT:
@@ -255,8 +255,7 @@ class QueueBoard:
         for uniqueid, (joined, left_at) in list(queue.left.items()):
             if now - left_at > CONNECT_GRACE_S:
                 del queue.left[uniqueid]
-                queue.today.unanswered += 1
-                self._ended(uniqueid, QueueStay(queue.name, "unanswered", left_at - joined))
+                self._ended(queue, uniqueid, QueueStay(queue.name, "unanswered", left_at - joined))
 
 
 def _seconds(text: str | None, default: float) -> float:
