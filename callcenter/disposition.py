@@ -13,13 +13,12 @@ Pure: no Twisted, no SQL; :mod:`callcenter.http_api` does the I/O.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from callcenter.settings import Settings
+from callcenter.settings import Settings, did_you_mean
 from callcenter.storage.records import CallRecordUpdate, InvalidFieldError, money
 
 __all__ = ["FIELDS", "NOTES_MAX", "Disposition", "DispositionRefused", "check_writer", "parse_disposition"]
@@ -54,8 +53,7 @@ def parse_disposition(body: Mapping[str, Any]) -> Disposition:
     """
     for key in body:
         if key != "agent" and key not in FIELDS:
-            close = difflib.get_close_matches(str(key), [*FIELDS, "agent"], n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(str(key), [*FIELDS, "agent"])
             raise InvalidFieldError(str(key), f"unknown field ({hint}fields: agent, {', '.join(FIELDS)})")
     writer = body.get("agent")
     if not isinstance(writer, str) or not writer:

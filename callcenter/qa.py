@@ -14,7 +14,6 @@ Pure: no Twisted, no SQL; :mod:`callcenter.http_api` and the repository do the I
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
 
-from callcenter.settings import AgentSettings, QaItem
+from callcenter.settings import AgentSettings, QaItem, did_you_mean
 from callcenter.storage.records import InvalidFieldError
 
 __all__ = [
@@ -130,8 +129,7 @@ def parse_review(body: Mapping[str, Any], scorecard: Sequence[QaItem]) -> QaRevi
     ids = [item.id for item in scorecard]
     for key in ratings:
         if key not in ids:
-            close = difflib.get_close_matches(str(key), ids, n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(str(key), ids)
             raise InvalidFieldError(f"ratings.{key}", f"not on the scorecard ({hint}items: {', '.join(ids)})")
     checked: dict[str, int | None] = {}
     for item in scorecard:

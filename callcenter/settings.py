@@ -40,10 +40,13 @@ __all__ = [
     "ConfigError",
     "ConfigProblem",
     "DatabaseSettings",
+    "FaxSettings",
     "HttpSettings",
     "IvrSettings",
     "LabSettings",
     "LoggingSettings",
+    "QaItem",
+    "QaSettings",
     "QueueSettings",
     "Reader",
     "RecordingSettings",
@@ -51,6 +54,7 @@ __all__ = [
     "SiteSettings",
     "TeamSettings",
     "describe_value",
+    "did_you_mean",
     "load_settings",
 ]
 
@@ -430,6 +434,12 @@ def describe_value(value: Any) -> str:
     return repr(value)
 
 
+def did_you_mean(word: str, known: Sequence[str]) -> str:
+    """``"did you mean 'x'? "`` for the closest of ``known`` (difflib, cutoff 0.6), or ``""``."""
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
 def _path(root: Path, text: str) -> Path:
     path = Path(os.path.expanduser(text))
     return path if path.is_absolute() else root / path
@@ -559,9 +569,9 @@ def _commission(top: Reader, agents: set[str]) -> CommissionRates:
     shares = {name: Decimal(str(r.number(name, float(default.rate(name)), 0.0, 1.0))) for name in SHARES}
     director = r.text("director_id", "") or None
     if director is not None and director not in agents:
-        close = difflib.get_close_matches(director, sorted(agents), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        r.problem(("director_id",), f"unknown agent id {director!r}{hint}; agents are listed in agents.yaml")
+        hint = did_you_mean(director, sorted(agents)).rstrip()
+        r.problem(("director_id",), f"unknown agent id {director!r}{f' ({hint})' if hint else ''}; agents are "
+                                    "listed in agents.yaml")
     rates = CommissionRates(**shares, director_id=director)
     if rates.total > 1:
         largest = max(SHARES, key=lambda name: shares[name])  # likely the mistyped one; its file and line

@@ -21,7 +21,6 @@ abandonment target of at most 10% (3% by default).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from callcenter.settings import (
     Reader,
     Settings,
     describe_value,
+    did_you_mean,
 )
 from callcenter.yamlsource import (
     Location,
@@ -156,12 +156,6 @@ class DialerConfig:
         return self.trunk.format(phone=phone)
 
 
-def _did_you_mean(word: str, known: Sequence[str]) -> str:
-    """``"did you mean 'x'? "`` for the closest of ``known``, or ``""`` when none is close."""
-    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}? " if close else ""
-
-
 class _DialerReader(Reader):
     """:class:`~callcenter.settings.Reader` whose unknown-key errors suggest a known key."""
 
@@ -179,8 +173,8 @@ class _DialerReader(Reader):
         known = sorted(self.used)
         for key in self.data:
             if key not in self.used:
-                close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
-                hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
+                close = did_you_mean(str(key), known).rstrip()
+                hint = f" ({close})" if close else f" (known: {', '.join(known)})"
                 self.problem((key,), "unknown setting" + hint)
 
     def located(self, error: ValueError, fields: Sequence[str] = ()) -> None:
@@ -263,7 +257,7 @@ def validate_against(config: DialerConfig, settings: Settings) -> list[ConfigPro
     for campaign in config.campaigns:
         name = campaign.campaign.queue
         if name not in queues:
-            hint = _did_you_mean(name, queues)
+            hint = did_you_mean(name, queues)
             problems.append(ConfigProblem(
                 locs.find(("dialer", "campaigns", campaign.name, "queue")),
                 f"dialer.campaigns.{campaign.name}.queue",
@@ -314,7 +308,7 @@ def _build(data: Any, locs: Locations, problems: list[ConfigProblem]) -> DialerC
     callbacks = d.text("callbacks_campaign", None, _NAME, "a campaign name of dialer.campaigns")
     names = [str(name) for name in (d.data.get("campaigns") or {})] if isinstance(d.data.get("campaigns"), Mapping) else []
     if callbacks is not None and callbacks not in names:
-        hint = _did_you_mean(callbacks, names)
+        hint = did_you_mean(callbacks, names)
         d.problem(("callbacks_campaign",), f"no campaign {callbacks!r} in dialer.campaigns ({hint}campaigns: "
                                            f"{', '.join(names) or 'none'})")
     d.done()
@@ -523,7 +517,7 @@ def _retry_minutes(r: _DialerReader) -> dict[str, int | None] | None:
     for outcome, value in r.data.items():
         r.used.add(outcome)
         if outcome not in ATTEMPT_OUTCOMES:
-            hint = _did_you_mean(str(outcome), _RETRY_OUTCOMES)
+            hint = did_you_mean(str(outcome), _RETRY_OUTCOMES)
             r.problem((outcome,), f"not an outcome ({hint}one of {', '.join(_RETRY_OUTCOMES)})")
             continue
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
