@@ -100,6 +100,13 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}s"
 
 
+def _aligned(rows: Sequence[Sequence[str]], left: int = 1) -> str:
+    """``rows`` as text columns two spaces apart: the first ``left`` flush left, the rest right."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) if i < left else cell.rjust(w)
+                               for i, (cell, w) in enumerate(zip(row, widths, strict=True))) for row in rows)
+
+
 def format_table(lines: Sequence[ReportLine], by: str) -> str:
     """The report as an aligned text table."""
     head = (by, "calls", "in", "out", "answered", "abandoned", "unanswered", "SL", "ASA", "AHT", "FCR", "CSAT")
@@ -110,9 +117,7 @@ def format_table(lines: Sequence[ReportLine], by: str) -> str:
         rows.append((line.key, str(line.calls), str(line.inbound), str(line.outbound), str(line.answered),
                      str(line.abandoned), str(line.unanswered), _percent(line.service_level), _seconds(line.asa),
                      _seconds(line.aht), fcr, csat))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
-                               enumerate(zip(row, widths, strict=True))) for row in rows)
+    return _aligned(rows)
 
 
 def _flat(line: ReportLine) -> dict[str, Any]:
@@ -192,10 +197,7 @@ def format_commission(lines: Sequence[CommissionLine], totals: CommissionTotals)
     rows = [("payee", "share", "rate", "sales", "basis", "amount")]
     rows += [(line.payee, line.share, f"{(line.rate * 100).normalize():f}%", str(line.sales), f"{line.basis:,.2f}",
               f"{line.amount:,.2f}") for line in lines]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    table = "\n".join("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in
-                                 enumerate(zip(row, widths, strict=True))) for row in rows)
-    return head + "\n" + table
+    return head + "\n" + _aligned(rows, left=2)
 
 
 def run_commission(args: argparse.Namespace, settings: Any) -> int:
@@ -230,9 +232,7 @@ def format_qa(lines: Sequence[QaSummaryLine], scorecard: Sequence[Any]) -> str:
         means = ("-" if line.items.get(item.id) is None else f"{line.items[item.id]:.2f}" for item in scorecard)
         rows.append((line.agent, str(line.reviews), "-" if line.score is None else f"{line.score:.1f}",
                      str(line.failed), *means))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
-                                 enumerate(zip(row, widths, strict=True))) for row in rows)
+    return _aligned(rows)
 
 
 def run_qa(args: argparse.Namespace, settings: Any) -> int:
