@@ -283,11 +283,7 @@ class ApiResource(Resource):
 
     def _qa_sample(self, request: Request) -> Deferred[Any]:
         """``GET /api/qa/sample?reviewer=ID&day=DAY``: the calls a reviewer is offered that day."""
-        engine = self.engine
-        repo = engine.repository
-        if repo is None:
-            raise ApiError(503, "no database configured")
-        settings = engine.settings
+        settings = self.engine.settings
         reviewer = _arg(request, "reviewer")
         if not reviewer:
             raise ApiError(400, "expected the reviewer's agent id", "reviewer")
@@ -295,7 +291,7 @@ class ApiResource(Resource):
             agents = reviewable_agents(settings.agents, reviewer)
         except ReviewRefused as exc:
             raise ApiError(403, str(exc), "reviewer") from None
-        _, span = self._report_period(request, first_name="day", last_name=None)
+        repo, span = self._report_period(request, first_name="day", last_name=None)
 
         def chosen(candidates: list[Any]) -> dict[str, Any]:
             calls = choose_sample(candidates, agents, settings.qa.sample_per_agent, span.first)
@@ -391,8 +387,8 @@ class ApiResource(Resource):
             raise ApiError(400, f"at most 367 days at once, got {(last - first).days + 1}", "to")
         try:
             return repo, report_period(first, last, tz)
-        except ValueError as exc:
-            raise ApiError(400, str(exc).split(": ", 1)[1], "to") from None
+        except InvalidFieldError as exc:
+            raise ApiError(400, exc.problem, exc.field) from None
 
     def _calls_report(self, request: Request) -> Deferred[Any]:
         """``GET /api/reports/calls?from=DAY&to=DAY&by=day|agent|queue&fcr_days=N`` (docs/reports.md)."""

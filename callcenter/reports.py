@@ -34,6 +34,8 @@ from datetime import date, datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from callcenter.storage.records import InvalidFieldError
+
 __all__ = ["FCR_DAYS", "GROUPINGS", "CallFacts", "ReportLine", "ReportPeriod", "build_report", "period"]
 
 FCR_DAYS: Final = 7
@@ -81,9 +83,9 @@ class ReportPeriod:
 
 
 def period(first: date, last: date, tz: ZoneInfo) -> ReportPeriod:
-    """The period from local day ``first`` to ``last``; ValueError if ``last`` is before ``first``."""
+    """The period from local day ``first`` to ``last``; InvalidFieldError (``to``) if ``last`` is before ``first``."""
     if last < first:
-        raise ValueError(f"to: {last.isoformat()} is before from {first.isoformat()}")
+        raise InvalidFieldError("to", f"{last.isoformat()} is before from {first.isoformat()}")
     return ReportPeriod(first, last, tz, datetime.combine(first, time(), tz),
                         datetime.combine(last + timedelta(days=1), time(), tz))
 
@@ -165,13 +167,13 @@ def build_report(calls: Iterable[CallFacts], report_period: ReportPeriod, *, by:
     ``calls`` are the records started in the period and, for FCR, those up to ``fcr_days``
     after it, in any order; they are read once (a stream of a year's records is fine: only
     the inbound calls' callers and times are kept). ``service_level_seconds`` and
-    ``wrapup_seconds`` are per queue (a queue missing from them counts with 0). ValueError
+    ``wrapup_seconds`` are per queue (a queue missing from them counts with 0). InvalidFieldError
     names a bad ``by`` or ``fcr_days``.
     """
     if by not in GROUPINGS:
-        raise ValueError(f"by: expected one of {', '.join(GROUPINGS)}, got {by!r}")
+        raise InvalidFieldError("by", f"expected one of {', '.join(GROUPINGS)}, got {by!r}")
     if isinstance(fcr_days, bool) or not isinstance(fcr_days, int) or fcr_days < 1:
-        raise ValueError(f"fcr_days: expected whole days >= 1, got {fcr_days!r}")
+        raise InvalidFieldError("fcr_days", f"expected whole days >= 1, got {fcr_days!r}")
     window = timedelta(days=fcr_days)
     groups: dict[str, _Sums] = defaultdict(_Sums)
     total = _Sums()
