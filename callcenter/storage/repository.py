@@ -157,13 +157,18 @@ def _call_record(row: models.CallRecord) -> CallRecord:
         queue_result=row.queue_result,
         ivr_path=tuple(row.ivr_path),
         created_at=row.created_at,
-        sale_amount=None if row.sale_cents is None else Decimal(row.sale_cents).scaleb(-2),
+        sale_amount=None if row.sale_cents is None else _yuan(row.sale_cents),
     )
 
 
 def _cents(amount: Decimal | None) -> int | None:
     """Yuan (validated: two decimals at most) as whole fen, for ``sale_cents``."""
     return None if amount is None else int(amount.scaleb(2))
+
+
+def _yuan(cents: int) -> Decimal:
+    """Whole fen (``sale_cents``) as yuan with two decimals."""
+    return Decimal(cents).scaleb(-2)
 
 
 def _recording(row: models.Recording) -> Recording:
@@ -481,7 +486,7 @@ def report_sales(session: Session, *, since: datetime, until: datetime) -> list[
             .where(record.sale_cents > 0, record.started_at >= aware_datetime("since", since),
                    record.started_at < aware_datetime("until", until))
             .order_by(record.started_at, record.id))
-    return [Sale(agent_id, Decimal(cents or 0).scaleb(-2)) for agent_id, cents in session.execute(stmt)]  # > 0 by the WHERE
+    return [Sale(agent_id, _yuan(cents or 0)) for agent_id, cents in session.execute(stmt)]  # > 0 by the WHERE
 
 
 def qa_candidates(session: Session, *, since: datetime, until: datetime) -> list[QaCandidate]:
