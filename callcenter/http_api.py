@@ -272,7 +272,7 @@ class ApiResource(Resource):
             if record is None:
                 raise ApiError(404, f"no call record {ticket!r}", "ticket")
             check_reviewer(settings.agents, review.reviewer, record.agent_id)
-            return repo.save_qa_review(ticket, review, now=datetime.now(UTC))
+            return repo.save_qa_review(record.id, review, now=datetime.now(UTC))  # the record found, not a second lookup
 
         def saved(stored: Any) -> dict[str, Any]:
             _log.info("qa.reviewed ticket={ticket} by={reviewer} score={score} failed={failed}", ticket=ticket,

@@ -514,14 +514,15 @@ def _qa_record(row: models.QaReview, call: models.CallRecord) -> QaReviewRecord:
                           comment=row.comment, reviewed_at=row.reviewed_at)
 
 
-def save_qa_review(session: Session, ticket: str, review: QaReview, *, now: datetime) -> QaReviewRecord:
-    """Store ``review`` of the call ``ticket`` (replacing the reviewer's earlier one);
-    NotFoundError for an unknown ticket, ConflictError for a call no agent took."""
-    call = session.scalar(select(models.CallRecord).where(models.CallRecord.ticket_number == ticket))
+def save_qa_review(session: Session, call_record_id: int, review: QaReview, *, now: datetime) -> QaReviewRecord:
+    """Store ``review`` of the call record (replacing the reviewer's earlier one);
+    NotFoundError for an unknown record, ConflictError for a call no agent took."""
+    call = session.get(models.CallRecord, positive_int("call_record_id", call_record_id))
     if call is None:
-        raise NotFoundError(f"ticket: no call record {ticket!r}")
+        raise NotFoundError(f"call_record_id: call record {call_record_id} not found")
     if call.agent_id is None:
-        raise ConflictError(f"ticket: no agent took call {ticket}: there is nothing to score")
+        raise ConflictError(f"ticket: no agent took call {call.ticket_number}: there is nothing to score")
+    ticket = call.ticket_number
     row = session.scalar(select(models.QaReview).where(models.QaReview.call_record_id == call.id,
                                                        models.QaReview.reviewer == review.reviewer))
     if row is None:
@@ -777,9 +778,9 @@ class Repository:
         """See :func:`qa_candidates`."""
         return self.run(qa_candidates, since=since, until=until)
 
-    def save_qa_review(self, ticket: str, review: QaReview, *, now: datetime) -> Deferred[QaReviewRecord]:
+    def save_qa_review(self, call_record_id: int, review: QaReview, *, now: datetime) -> Deferred[QaReviewRecord]:
         """See :func:`save_qa_review`."""
-        return self.run(save_qa_review, ticket, review, now=now)
+        return self.run(save_qa_review, call_record_id, review, now=now)
 
     def list_qa_reviews(self, *, since: datetime, until: datetime) -> Deferred[list[QaReviewRecord]]:
         """See :func:`list_qa_reviews`."""

@@ -122,6 +122,12 @@ def test_the_summary_averages_scores_and_items_where_they_applied() -> None:
 # --- storage, HTTP, CLI ----------------------------------------------------------------------
 
 
+def _id(session: Session, ticket: str) -> int:
+    record = repo.get_call_record_by_ticket(session, ticket)
+    assert record is not None
+    return record.id
+
+
 def _calls(sessions: sessionmaker[Session]) -> dict[str, str]:
     """Recorded calls of 2101 (two), 2102 and 2201, one without a recording and one nobody took."""
     tickets = {}
@@ -149,14 +155,14 @@ def test_candidates_reviews_and_their_replacement(sessions: sessionmaker[Session
     review = parse_review({"reviewer": "8001", "ratings": ALL_FOUR}, CARD)
     now = datetime(2026, 11, 3, 10, tzinfo=SHANGHAI)
     with sessions.begin() as session:
-        stored = repo.save_qa_review(session, tickets["2101-0"], review, now=now)
-        again = repo.save_qa_review(session, tickets["2101-0"], parse_review(
+        stored = repo.save_qa_review(session, _id(session, tickets["2101-0"]), review, now=now)
+        again = repo.save_qa_review(session, _id(session, tickets["2101-0"]), parse_review(
             {"reviewer": "8001", "ratings": {**ALL_FOUR, "compliance": 0}, "comment": "promised a refund"}, CARD),
             now=now)
         with pytest.raises(NotFoundError):
-            repo.save_qa_review(session, "GD20261102999", review, now=now)
+            repo.save_qa_review(session, 9999, review, now=now)
         with pytest.raises(ConflictError):
-            repo.save_qa_review(session, tickets["None-5"], review, now=now)
+            repo.save_qa_review(session, _id(session, tickets["None-5"]), review, now=now)
     assert (stored.agent_id, stored.score, stored.failed) == ("2101", 100.0, False)
     assert (again.score, again.failed, again.comment) == (0.0, True, "promised a refund")
     with sessions.begin() as session:
@@ -212,7 +218,7 @@ def test_cli_report_qa_and_rating_arguments(tmp_path: Path, capsys: pytest.Captu
     sessions = make_session_factory(engine)
     tickets = _calls(sessions)
     with sessions.begin() as session:
-        repo.save_qa_review(session, tickets["2102-2"], parse_review(
+        repo.save_qa_review(session, _id(session, tickets["2102-2"]), parse_review(
             {"reviewer": "9001", "ratings": {**ALL_FOUR, "resolve": 3}}, CARD), now=datetime.now(SHANGHAI))
     engine.dispose()
     assert main(["--config", str(site), "report", "qa", "--from", "2026-11-02"]) == 0
