@@ -98,6 +98,10 @@ class RecordingPaths:
             return self.host_dir / path[len(prefix):]
         return Path(path)
 
+    def to_asterisk(self, path: Path) -> str:
+        """The inverse of :meth:`to_host`: a file under ``host_dir`` as Asterisk sees it."""
+        return f"{self.asterisk_dir.rstrip('/')}/{path.relative_to(self.host_dir).as_posix()}"
+
 
 def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)

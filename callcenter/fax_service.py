@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from callcenter.ami import actions
 from callcenter.ami.codec import Message
 from callcenter.dialer.calls import outcome_of_reason
-from callcenter.fax import FAX_EVENT, FaxBusy, FaxRecord, check_tiff, parse_fax_event
+from callcenter.fax import FaxBusy, FaxRecord, FaxResult, check_tiff, parse_fax_event
 from callcenter.storage.records import canonical_phone
 
 __all__ = ["FaxService"]
@@ -30,10 +30,10 @@ _log = Logger(namespace="callcenter.fax")
 class FaxService(Service):
     """Files the faxes the dialplan reports and sends faxes (``fax`` in callcenter.yaml).
 
-    ``ami`` gives ``subscribe`` and ``originate``; ``repository`` ``add_fax``,
-    ``finish_fax`` and ``list_faxes``; ``recordings`` maps paths between Asterisk and this
-    host (faxes live under the recordings directory, in ``fax/``); ``trunk`` overrides
-    ``fax.trunk`` (the lab dials its simulated network).
+    ``ami`` gives ``subscribe`` and ``originate``; ``repository`` ``add_outgoing_fax``,
+    ``file_fax`` and ``list_faxes``; ``recordings`` (:class:`~callcenter.engine.RecordingPaths`)
+    maps paths between Asterisk and this host (faxes live under the recordings directory, in
+    ``fax/``); ``trunk`` overrides ``fax.trunk`` (the lab dials its simulated network).
     """
 
     def __init__(self, settings: Any, ami: Any, repository: Any, clock: Any, recordings: Any, *,
@@ -62,10 +62,13 @@ class FaxService(Service):
             self._subscription = None
 
     def on_event(self, msg: Message) -> None:
-        """File the fax a ``CCFax`` event reports (a failure to write is logged, never raised)."""
+        """File the fax a ``CCFax`` event reports."""
         result = parse_fax_event(msg)
-        if result is None:
-            return
+        if result is not None:
+            self._file(result)
+
+    def _file(self, result: FaxResult) -> None:
+        """Log, count and store how a fax ended (a failure to write is logged, never raised)."""
         self.sending.discard(result.fax_id)
         host = self.recordings.to_host(result.path) if result.path else None
         size = host.stat().st_size if host is not None and host.is_file() else 0
@@ -90,12 +93,11 @@ class FaxService(Service):
         if len(self.sending) >= self.settings.fax.channels:
             raise FaxBusy(f"all {self.settings.fax.channels} fax channels are in use; try again in a minute")
         fax_id = uuid.uuid4().hex
-        stamp = datetime.fromtimestamp(self.clock.seconds(), UTC).strftime("%Y%m%d-%H%M%S")
-        copy = self.recordings.host_dir / "fax" / "out" / f"{stamp}-{fax_id}.tif"
+        now = datetime.fromtimestamp(self.clock.seconds(), UTC)
+        copy = self.recordings.host_dir / "fax" / "out" / f"{now:%Y%m%d-%H%M%S}-{fax_id}.tif"
         copy.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(page, copy)
-        asterisk_path = f"{self.recordings.asterisk_dir.rstrip('/')}/fax/out/{stamp}-{fax_id}.tif"
-        now = datetime.fromtimestamp(self.clock.seconds(), UTC)
+        asterisk_path = self.recordings.to_asterisk(copy)
         self.sending.add(fax_id)
         action = actions.originate(
             self.trunk.format(phone=to), context="fax-out", exten="s", priority=1,
@@ -103,9 +105,8 @@ class FaxService(Service):
             variables={"CC_FAX_ID": fax_id, "CC_FAX_TO": to, "CC_FAX_FILE": asterisk_path})
 
         def ended_unsent(status: str, error: str) -> None:
-            self.on_event(Message.from_pairs([
-                ("Event", "UserEvent"), ("UserEvent", FAX_EVENT), ("FaxId", fax_id), ("Direction", "outbound"),
-                ("Number", to), ("Status", status), ("Error", error), ("File", asterisk_path)]))
+            self._file(FaxResult(fax_id=fax_id, direction="outbound", number=to, status=status, error=error,
+                                 pages=0, bitrate=0, remote_station="", path=asterisk_path))
 
         def placed(response: Message) -> None:
             if response.get("Response") == "Success":
@@ -132,7 +133,5 @@ class FaxService(Service):
 
     def recent(self, limit: int) -> Deferred[list[FaxRecord]]:
         """The newest faxes, received and sent."""
-        if self.repository is None:
-            return succeed([])
         result: Deferred[list[FaxRecord]] = self.repository.list_faxes(limit=limit)
         return result
