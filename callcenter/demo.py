@@ -165,7 +165,7 @@ def _narrate(engine: Engine, fact: Fact) -> None:
 
 
 async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int:
-    from callcenter.cli import call_api, lab_project_files
+    from callcenter.cli import lab_project_files
     from callcenter.lab.instance import (
         ChrootRuntime,
         HostRuntime,
@@ -272,9 +272,8 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
                         if r.agent_id and r.ended_at is None]
                 if live:
                     dispositioned = live[0]
-                    status, body = await threads.deferToThreadPool(
-                        reactor, reactor.getThreadPool(), call_api, "127.0.0.1", services.http_port, "POST",
-                        f"call-records/{dispositioned.ticket_number}/disposition",
+                    status, body = await _api(
+                        reactor, services.http_port, "POST", f"call-records/{dispositioned.ticket_number}/disposition",
                         {"agent": dispositioned.agent_id, "outcome": "resolved", "issue_type": "billing",
                          "notes": "asked about the November invoice; explained the charges"})
                     if status != 200:
@@ -315,8 +314,7 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
             return 1
         _say("hotline part complete: every call went through the IVR to an agent, was recorded, rated 5 in "
              "the survey and written as a call record")
-        status, body = await threads.deferToThreadPool(reactor, reactor.getThreadPool(), call_api, "127.0.0.1",
-                                                       services.http_port, "GET", "queues")
+        status, body = await _api(reactor, services.http_port, "GET", "queues")
         hotline = next(q for q in body["queues"] if q["queue"] == "hotline") if status == 200 else None
         if hotline is None or hotline["answered"] < calls:
             _say(f"FAILED: GET /api/queues: HTTP {status} {body}")
@@ -338,8 +336,7 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
             return 1
         if not await _campaign(reactor, services, settings):
             return 1
-        status, body = await threads.deferToThreadPool(reactor, reactor.getThreadPool(), call_api, "127.0.0.1",
-                                                       services.http_port, "GET", "reports/calls?by=queue")
+        status, body = await _api(reactor, services.http_port, "GET", "reports/calls?by=queue")
         total = body["lines"][-1] if status == 200 else None
         if total is None or total["inbound"] < calls or total["csat_responses"] < calls:
             _say(f"FAILED: GET /api/reports/calls: HTTP {status} {body}")
@@ -356,22 +353,25 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
         await stop_everything()
 
 
-async def _quality_review(reactor: Any, port: int) -> bool:
-    """A manager takes today's QA sample of recorded calls and scores the first one (over HTTP)."""
+def _api(reactor: Any, port: int, method: str, path: str,
+         body: dict[str, Any] | None = None) -> defer.Deferred[tuple[int, Any]]:
+    """The running daemon's HTTP API, called as a client would (cli.call_api, in a thread)."""
     from callcenter.cli import call_api
 
-    def api(method: str, path: str, body: dict[str, Any] | None = None) -> defer.Deferred[tuple[int, Any]]:
-        return threads.deferToThreadPool(reactor, reactor.getThreadPool(), call_api, "127.0.0.1", port, method,
-                                         path, body)
+    return threads.deferToThreadPool(reactor, reactor.getThreadPool(), call_api, "127.0.0.1", port, method, path,
+                                     body)
 
-    status, sample = await api("GET", "qa/sample?reviewer=9001")
+
+async def _quality_review(reactor: Any, port: int) -> bool:
+    """A manager takes today's QA sample of recorded calls and scores the first one (over HTTP)."""
+    status, sample = await _api(reactor, port, "GET", "qa/sample?reviewer=9001")
     if status != 200 or not sample["calls"]:
         _say(f"FAILED: GET /api/qa/sample: HTTP {status} {sample}")
         return False
     call = sample["calls"][0]
     ratings = {item["id"]: 4 for item in sample["scorecard"]}
     ratings["close"] = 3
-    status, body = await api("POST", f"call-records/{call['ticket']}/qa",
+    status, body = await _api(reactor, port, "POST", f"call-records/{call['ticket']}/qa",
                              {"reviewer": "9001", "ratings": ratings, "comment": "clear and friendly; sum up first"})
     if status != 200:
         _say(f"FAILED: POST /api/call-records/{call['ticket']}/qa: HTTP {status} {body}")
@@ -384,18 +384,14 @@ async def _quality_review(reactor: Any, port: int) -> bool:
 
 async def _faxes(reactor: Any, services: Any, runtime: Any, instance: Any) -> bool:
     """A fax machine faxes the fax number, and the daemon faxes a page to a fax machine (over HTTP)."""
-    from callcenter.cli import call_api
     from callcenter.lab.pages import fax_page
 
-    def in_thread(fn: Any, *args: Any) -> Any:
-        return threads.deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
-
-    host, seen = await in_thread(fax_page, runtime, instance.recordings_dir, instance.endpoints.recordings_dir)
+    host, seen = await threads.deferToThreadPool(reactor, reactor.getThreadPool(), fax_page, runtime,
+                                                 instance.recordings_dir, instance.endpoints.recordings_dir)
     number = services.engine.settings.fax.number
     _say(f"fax: a fax machine (02098765432) calls the fax number {number}; the daemon faxes {host.name} to "
          "19900070001 (POST /api/faxes)")
-    status, body = await in_thread(call_api, "127.0.0.1", services.http_port, "POST", "faxes",
-                                   {"to": "19900070001", "file": str(host)})
+    status, body = await _api(reactor, services.http_port, "POST", "faxes", {"to": "19900070001", "file": str(host)})
     if status != 200:
         _say(f"FAILED: POST /api/faxes: HTTP {status} {body}")
         return False
@@ -404,7 +400,7 @@ async def _faxes(reactor: Any, services: Any, runtime: Any, instance: Any) -> bo
     await services.ami.originate(action, timeout=30)
     filed: list[Any] = []
     for _ in range(180):  # a page takes 10 to 20 s
-        status, listed = await in_thread(call_api, "127.0.0.1", services.http_port, "GET", "faxes?limit=10")
+        status, listed = await _api(reactor, services.http_port, "GET", "faxes?limit=10")
         filed = [f for f in listed.get("faxes", []) if f["status"] != "SENDING"] if status == 200 else []
         if len(filed) >= 2:
             break
