@@ -92,21 +92,21 @@ def check_writer(settings: Settings, writer: str, call_agent: str | None) -> Non
         who = settings.agent(writer)
     except KeyError:
         raise DispositionRefused(f"unknown agent id {writer!r}") from None
-    if call_agent is not None and writer == call_agent:
-        return
-    if who.role == "manager":
-        return
-    if who.role == "lead":
-        if call_agent is None:
+    if call_agent is None:
+        if who.role in ("lead", "manager"):
             return
+    elif writer != call_agent:
         try:
             team = settings.agent(call_agent).team
         except KeyError:
             team = ""
-        if who.team and who.team == team:
+        if who.oversees(team):
             return
-        raise DispositionRefused(f"a lead dispositions only their own team's calls ({who.team or 'none'}); "
-                                 f"this call was taken by agent {call_agent} of team {team or 'none'}")
+        if who.role == "lead":
+            raise DispositionRefused(f"a lead dispositions only their own team's calls ({who.team or 'none'}); "
+                                     f"this call was taken by agent {call_agent} of team {team or 'none'}")
+    else:
+        return
     taken = f"agent {call_agent}" if call_agent is not None else "no agent"
     raise DispositionRefused(f"agent {writer} may disposition only their own calls; this call was taken by {taken}")
 

@@ -159,10 +159,8 @@ def reviewable_agents(agents: Iterable[AgentSettings], reviewer: str) -> list[st
     who = next((a for a in agents if a.id == reviewer), None)
     if who is None:
         raise ReviewRefused(f"unknown agent id {reviewer!r}")
-    if who.role == "manager":
-        return [a.id for a in agents if a.id != reviewer]
-    if who.role == "lead" and who.team:
-        return [a.id for a in agents if a.team == who.team and a.id != reviewer]
+    if who.role == "manager" or (who.role == "lead" and who.team):
+        return [a.id for a in agents if who.oversees(a.team) and a.id != reviewer]
     raise ReviewRefused(f"agent {reviewer} is not a team lead or a manager: only they score calls")
 
 

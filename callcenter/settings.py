@@ -171,6 +171,17 @@ class AgentSettings:
         """The PJSIP endpoint (and SIP user name) of this agent's softphone."""
         return f"agent{self.id}"
 
+    def oversees(self, team: str) -> bool:
+        """Whether this person's role covers the work of agents of ``team``.
+
+        A manager oversees everyone's work; a team lead their own team's; nobody else
+        any. Supervision, dispositions written for others, QA scoring and the lead
+        hand-out all use this one rule, each adding its own (such as "not oneself").
+        """
+        if self.role == "manager":
+            return True
+        return self.role == "lead" and bool(self.team) and team == self.team
+
 
 @dataclass(frozen=True)
 class QueueSettings:

@@ -181,11 +181,9 @@ def check_permission(
         raise NotPermitted(supervisor_id, agent_id, f"unknown agent id {agent_id!r}") from None
     if supervisor.id == agent.id:
         raise NotPermitted(supervisor_id, agent_id, "nobody supervises themselves")
-    if supervisor.role == "manager":
+    if supervisor.oversees(agent.team):
         return supervisor, agent
     if supervisor.role == "lead":
-        if supervisor.team and supervisor.team == agent.team:
-            return supervisor, agent
         raise NotPermitted(
             supervisor_id,
             agent_id,

@@ -106,3 +106,23 @@ def test_settings_are_frozen() -> None:
     settings = load_settings(CONFIG)
     with pytest.raises(AttributeError):
         settings.ami.port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("role", "own_team", "team", "expected"),
+    [
+        ("manager", "management", "team1", True),
+        ("manager", "", "", True),
+        ("lead", "team1", "team1", True),
+        ("lead", "team1", "team2", False),
+        ("lead", "", "", False),  # a lead without a team leads no one
+        ("agent", "team1", "team1", False),
+    ],
+)
+def test_oversees_is_the_one_rule_of_who_covers_whose_work(
+    role: str, own_team: str, team: str, expected: bool
+) -> None:
+    from callcenter.settings import AgentSettings
+
+    who = AgentSettings(id="9", name="x", team=own_team, role=role, queues={})
+    assert who.oversees(team) is expected
