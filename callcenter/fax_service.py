@@ -21,6 +21,7 @@ from callcenter.ami.codec import Message
 from callcenter.dialer.calls import outcome_of_reason
 from callcenter.fax import FaxBusy, FaxRecord, FaxResult, check_tiff, parse_fax_event
 from callcenter.storage.records import canonical_phone
+from callcenter.storage.repository import add_outgoing_fax, file_fax
 
 __all__ = ["FaxService"]
 
@@ -30,8 +31,9 @@ _log = Logger(namespace="callcenter.fax")
 class FaxService(Service):
     """Files the faxes the dialplan reports and sends faxes (``fax`` in callcenter.yaml).
 
-    ``ami`` gives ``subscribe`` and ``originate``; ``repository`` ``add_outgoing_fax``,
-    ``file_fax`` and ``list_faxes``; ``recordings`` (:class:`~callcenter.engine.RecordingPaths`)
+    ``ami`` gives ``subscribe`` and ``originate``; ``repository`` ``run`` (the page copy, file
+    sizes and :func:`~callcenter.storage.repository.add_outgoing_fax` / ``file_fax`` run
+    together in its thread pool) and ``list_faxes``; ``recordings`` (:class:`~callcenter.engine.RecordingPaths`)
     maps paths between Asterisk and this host (faxes live under the recordings directory, in
     ``fax/``); ``trunk`` overrides ``fax.trunk`` (the lab dials its simulated network).
     """
@@ -71,7 +73,6 @@ class FaxService(Service):
         """Log, count and store how a fax ended (a failure to write is logged, never raised)."""
         self.sending.discard(result.fax_id)
         host = self.recordings.to_host(result.path) if result.path else None
-        size = host.stat().st_size if host is not None and host.is_file() else 0
         now = datetime.fromtimestamp(self.clock.seconds(), UTC)
         if self.metrics is not None:
             self.metrics.faxes.labels(result.direction, result.status).inc()
@@ -79,26 +80,28 @@ class FaxService(Service):
                   direction=result.direction, fax_id=result.fax_id, number=result.number, status=result.status,
                   pages=result.pages, error=result.error)
 
+        def measure_and_file(session: Any) -> FaxRecord:  # in the repository's thread pool: stat and SQL
+            size = host.stat().st_size if host is not None and host.is_file() else 0
+            return file_fax(session, result, str(host) if host is not None else "", size, now)
+
         def failed(failure: Failure) -> None:
             _log.failure("fax.store_failed id={fax_id}", failure, fax_id=result.fax_id)
 
-        self.repository.file_fax(result, str(host) if host is not None else "", size, now).addErrback(failed)
+        self.repository.run(measure_and_file).addErrback(failed)
 
     def send(self, number: str, page: Path) -> Deferred[FaxRecord]:
-        """Send the TIFF ``page`` to ``number``; the record comes back at once (status
-        ``SENDING``), the result later. InvalidFieldError names a bad ``number`` or ``file``;
-        :class:`FaxBusy` when every fax channel is in use."""
+        """Send the TIFF ``page`` to ``number``; the record comes back once the page is copied
+        and logged (status ``SENDING``), the result later. InvalidFieldError names a bad
+        ``number`` (raised) or ``file`` (the Deferred fails); :class:`FaxBusy` (raised) when
+        every fax channel is in use."""
         to = canonical_phone(number, "to")
-        check_tiff(page)
         if len(self.sending) >= self.settings.fax.channels:
             raise FaxBusy(f"all {self.settings.fax.channels} fax channels are in use; try again in a minute")
         fax_id = uuid.uuid4().hex
+        self.sending.add(fax_id)  # the channel is taken now: a second send meanwhile counts it
         now = datetime.fromtimestamp(self.clock.seconds(), UTC)
         copy = self.recordings.host_dir / "fax" / "out" / f"{now:%Y%m%d-%H%M%S}-{fax_id}.tif"
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(page, copy)
         asterisk_path = self.recordings.to_asterisk(copy)
-        self.sending.add(fax_id)
         action = actions.originate(
             self.trunk.format(phone=to), context="fax-out", exten="s", priority=1,
             caller_id=self.settings.fax.caller_id or None, timeout_ms=self.settings.fax.ring_seconds * 1000,
@@ -118,7 +121,11 @@ class FaxService(Service):
             _log.failure("fax.originate_failed id={fax_id}", failure, fax_id=fax_id)
             ended_unsent("FAILED", f"the call could not be placed: {failure.getErrorMessage()}")
 
-        stored = self.repository.add_outgoing_fax(fax_id, to, str(copy), copy.stat().st_size, now)
+        def copy_and_log(session: Any) -> FaxRecord:  # in the repository's thread pool: file I/O and SQL
+            check_tiff(page)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(page, copy)
+            return add_outgoing_fax(session, fax_id, to, str(copy), copy.stat().st_size, now)
 
         def originate(record: FaxRecord) -> FaxRecord:
             self.ami.originate(action, timeout=self.settings.fax.ring_seconds + 30).addCallbacks(placed, lost)
@@ -128,7 +135,7 @@ class FaxService(Service):
             self.sending.discard(fax_id)
             return failure
 
-        result: Deferred[FaxRecord] = stored.addCallbacks(originate, not_stored)
+        result: Deferred[FaxRecord] = self.repository.run(copy_and_log).addCallbacks(originate, not_stored)
         return result
 
     def recent(self, limit: int) -> Deferred[list[FaxRecord]]:

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session, sessionmaker
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 
 from callcenter.ami.codec import AmiParser, Message
 from callcenter.asterisk.conffile import parse_config
@@ -141,6 +142,19 @@ def test_an_unanswered_fax_call_is_filed_and_the_channels_are_limited(sessions: 
     assert (lost.status, lost.error) == ("FAILED", "the call could not be placed: AMI action timed out")
     with pytest.raises(InvalidFieldError, match="^to: must be 3 to 15 digits"):
         service.send("fax me", page)
+
+
+def test_a_page_that_is_not_a_tiff_fails_the_send_and_frees_its_channel(sessions: sessionmaker[Session],
+                                                                       tmp_path: Path) -> None:
+    service, ami, _ = _service(sessions, tmp_path)
+    pdf = tmp_path / "page.pdf"
+    pdf.write_bytes(b"%PDF-1.4")
+    failures: list[Failure] = []
+    service.send("13800138000", pdf).addErrback(failures.append)
+    (failure,) = failures
+    assert failure.check(InvalidFieldError) and str(failure.value).startswith("file: ")
+    assert service.sending == set() and ami.originates == [] and service.recent(5).result == []
+    assert list((tmp_path / "fax" / "out").iterdir()) == []
 
 
 def test_a_received_fax_is_filed_from_its_event(sessions: sessionmaker[Session], tmp_path: Path) -> None:
