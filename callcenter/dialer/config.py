@@ -38,6 +38,7 @@ from callcenter.dialer.campaign import (
     zone,
 )
 from callcenter.dialer.guard import GuardSettings
+from callcenter.dialer.handout import HANDOUT_MODES
 from callcenter.dialer.pacing import PacingSettings
 from callcenter.settings import (
     MISSING,
@@ -114,6 +115,9 @@ class CampaignConfig:
 
     campaign: Campaign
     pacing: PacerChoice
+    handout: str = "none"
+    """Which leads it dials: all (``none``), or only those handed out to a ``team`` or an
+    ``agent`` who is logged in (:mod:`callcenter.dialer.handout`)."""
 
     @property
     def name(self) -> str:
@@ -427,6 +431,7 @@ def _campaign(name: str, c: _DialerReader, pacing: PacerChoice) -> CampaignConfi
     machine_message = c.get("machine_message", "", _sound, sound_hint)
     safe_harbor = c.get("safe_harbor_message", MISSING, _sound, sound_hint)
     active = c.flag("active", True)
+    handout = c.choice("handout", HANDOUT_MODES, "none")
     campaign_pacing = _pacer_choice(c.sub("pacing"), pacing, dial_mode)
     c.done()
     policy = RetryPolicy()
@@ -448,7 +453,7 @@ def _campaign(name: str, c: _DialerReader, pacing: PacerChoice) -> CampaignConfi
     except ValueError as exc:
         c.located(exc)
         return None
-    return CampaignConfig(campaign=campaign, pacing=campaign_pacing) if clean else None
+    return CampaignConfig(campaign=campaign, pacing=campaign_pacing, handout=handout) if clean else None
 
 
 def _caller_id(value: Any) -> str:
@@ -607,6 +612,7 @@ def _flatten(config: DialerConfig) -> dict[str, Any]:
             f"{prefix}.machine_message": c.machine_message,
             f"{prefix}.safe_harbor_message": c.safe_harbor_message,
             f"{prefix}.active": c.active,
+            f"{prefix}.handout": entry.handout,
         })
         _flatten_pacing(flat, f"{prefix}.pacing", entry.pacing)
     return flat

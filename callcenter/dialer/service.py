@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,6 +48,7 @@ from callcenter.dialer.calls import DialBook, DialConnected, DialEnded
 from callcenter.dialer.campaign import zone
 from callcenter.dialer.config import CampaignConfig, DialerConfig, PacerChoice
 from callcenter.dialer.guard import GuardVerdict, LedgerCounts, judge
+from callcenter.dialer.handout import owners_for_pacing, owners_for_preview
 from callcenter.dialer.pacing import (
     FixedRatioPacer,
     Pacer,
@@ -56,6 +57,7 @@ from callcenter.dialer.pacing import (
     VicidialAdaptivePacer,
 )
 from callcenter.pending import PendingWork
+from callcenter.settings import AgentSettings
 from callcenter.state.agents import AgentBoard, AgentState
 from callcenter.storage import dialer as store
 from callcenter.storage.dialer_records import (
@@ -211,6 +213,7 @@ class DialerService(Service):
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         agent_channel: Callable[[str], str] = lambda agent: f"PJSIP/agent{agent}",
         on_conversation: Callable[[str, str], object] = lambda linkedid, agent: None,
+        people: Mapping[str, AgentSettings] | None = None,
     ) -> None:
         self.config = config
         self.ami = ami
@@ -223,6 +226,8 @@ class DialerService(Service):
         self.now = now
         self.agent_channel = agent_channel
         self.on_conversation = on_conversation
+        self.people: Mapping[str, AgentSettings] = people or {}
+        """The configured agents by id (their teams, for campaigns dialing handed-out leads)."""
         self.book = DialBook()
         self._previews: dict[str, tuple[_Campaign, LeadToDial]] = {}
         self.campaigns: dict[str, _Campaign] = {}
@@ -375,6 +380,15 @@ class DialerService(Service):
                 wrapping.append(max(0.0, now - agent.since))
         return ready, talking, wrapping
 
+    def _person(self, agent: str) -> AgentSettings:
+        known = self.people.get(agent)
+        return known if known is not None else AgentSettings(id=agent, name=agent, team="", role="agent", queues={})
+
+    def _logged_in(self, queue: str) -> list[AgentSettings]:
+        """The agents logged in to ``queue``, whatever they are doing."""
+        return [self._person(a.id) for a in self.agents.agents()
+                if queue in a.queues and a.state is not AgentState.LOGGED_OUT]
+
     def _pace(self, campaign: _Campaign, now: float) -> None:
         ready, talking, wrapping = self._agents_of(campaign.config.campaign.queue, now)
         # The pacers' convention (the simulator's too): every call placed and not yet with an
@@ -393,8 +407,12 @@ class DialerService(Service):
         want = min(want, MAX_DIALS_PER_TICK)
         if want <= 0 or campaign.claiming:
             return
+        owners = owners_for_pacing(campaign.config.handout, self._logged_in(campaign.config.campaign.queue))
+        if owners is not None and not owners:
+            return  # nobody who holds leads is logged in
         campaign.claiming = want
-        claimed = self.repository.run(store.claim_leads, campaign.record.id, limit=want, now=self.now())
+        claimed = self.repository.run(store.claim_leads, campaign.record.id, limit=want, now=self.now(),
+                                      owners=owners)
         claimed.addCallbacks(lambda leads: self._dial(campaign, leads),
                              lambda failure: self._db_failed("claim_leads", failure))
         claimed.addBoth(lambda _: setattr(campaign, "claiming", 0))
@@ -577,7 +595,9 @@ class DialerService(Service):
     def preview_next(self, agent: str, campaign_name: str) -> Deferred[LeadToDial | None]:
         """The lead ``agent`` should call next in preview campaign ``campaign_name`` (claimed for them).
 
-        The same lead is returned until the agent dials it; None when no lead is due.
+        The same lead is returned until the agent dials it; None when no lead is due. A
+        campaign dialing handed-out leads offers the agent only theirs (``handout: agent``)
+        or theirs and their team's not given to anyone yet (``team``).
         """
         campaign = self.campaigns.get(campaign_name)
         if campaign is None:
@@ -590,7 +610,9 @@ class DialerService(Service):
             if held[0] is not campaign:
                 raise PreviewError(f"agent {agent} holds a lead of campaign {held[0].name!r}: dial it first", "agent")
             return succeed(held[1])
-        claimed = self.repository.run(store.claim_leads, campaign.record.id, limit=1, now=self.now())
+        owners = owners_for_preview(campaign.config.handout, self._person(agent))
+        claimed = self.repository.run(store.claim_leads, campaign.record.id, limit=1, now=self.now(),
+                                      owners=owners)
 
         def hold(leads: list[LeadToDial]) -> LeadToDial | None:
             if not leads:

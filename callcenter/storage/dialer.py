@@ -20,6 +20,10 @@ The rules themselves (calling hours, what follows an attempt) live in the pure
 * :func:`finish_attempt` records how the call ended and decides the lead;
   :func:`fail_stale_attempts` ends attempts left in flight by a crash as ``failed``, so
   every attempt ends in a recorded outcome.
+* :func:`hand_out_to_team` and :func:`hand_out_to_agents` give waiting leads to a team and
+  on to its agents, :func:`take_back` returns them, :func:`lead_holdings` says who holds
+  what (each hand-out audited; the rules are :mod:`callcenter.dialer.handout`'s); a claim
+  given :class:`~callcenter.dialer.handout.Owners` takes only their leads.
 * :func:`destroy_lead_list` deletes a list's leads (personal data) after use; attempt
   rows keep a SHA-256 hash of the number, not the number, and an audit row says what was
   destroyed, by whom and when.
@@ -29,13 +33,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, insert, select, tuple_, update
+from sqlalchemy import delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from callcenter.dialer.campaign import (
@@ -48,6 +52,7 @@ from callcenter.dialer.campaign import (
     next_callable_at,
     zone,
 )
+from callcenter.dialer.handout import Owners
 from callcenter.storage import models
 from callcenter.storage.dialer_records import (
     DUPLICATE_REASON,
@@ -58,6 +63,7 @@ from callcenter.storage.dialer_records import (
     CampaignRecord,
     DestroyResult,
     ImportResult,
+    LeadHolding,
     LeadListRecord,
     LeadRecord,
     LeadRow,
@@ -194,7 +200,7 @@ def _lead(row: models.Lead) -> LeadRecord:
         name=row.name, timezone=row.timezone, extra=dict(row.extra), state=row.state,
         attempts=row.attempts, next_attempt_at=row.next_attempt_at,
         last_outcome=row.last_outcome, final_outcome=row.final_outcome,
-        created_at=row.created_at, updated_at=row.updated_at,
+        created_at=row.created_at, updated_at=row.updated_at, team=row.team, agent_id=row.agent_id,
     )
 
 
@@ -484,8 +490,24 @@ def _lock_waiting(session: Session, ids: Sequence[int], when: datetime) -> list[
     ))
 
 
-def claim_leads(session: Session, campaign_id: int, *, limit: int, now: datetime) -> list[LeadToDial]:
+def _owned_by(owners: Owners) -> Any:
+    """The WHERE clause of the leads ``owners`` hold."""
+    lead = models.Lead
+    held = []
+    if owners.teams:
+        of_team = lead.team.in_(sorted(owners.teams))
+        held.append(of_team & lead.agent_id.is_(None) if owners.unassigned_only else of_team)
+    if owners.agents:
+        held.append(lead.agent_id.in_(sorted(owners.agents)))
+    return or_(*held)
+
+
+def claim_leads(session: Session, campaign_id: int, *, limit: int, now: datetime,
+                owners: Owners | None = None) -> list[LeadToDial]:
     """Claim up to ``limit`` leads of the campaign to dial now, oldest due first.
+
+    With ``owners`` only the leads handed out to them are candidates (an empty
+    :class:`~callcenter.dialer.handout.Owners`: none).
 
     Each candidate (``new`` or ``retry`` with ``next_attempt_at <= now``) is, in order:
 
@@ -505,7 +527,7 @@ def claim_leads(session: Session, campaign_id: int, *, limit: int, now: datetime
     when = aware_datetime("now", now)
     limit = positive_int("limit", limit)
     campaign = _require_campaign(session, campaign_id)
-    if not campaign.active:
+    if not campaign.active or (owners is not None and not owners):
         return []
     campaign_zone = zone(campaign.timezone, f"campaign {campaign.name} timezone")
     zones: dict[str | None, ZoneInfo] = {None: campaign_zone}
@@ -518,6 +540,8 @@ def claim_leads(session: Session, campaign_id: int, *, limit: int, now: datetime
     while len(claimed) < limit and examined < CLAIM_MAX_EXAMINED:
         stmt = select(lead.id, lead.phone, lead.timezone, lead.next_attempt_at).where(
             lead.campaign_id == campaign.id, lead.next_attempt_at <= when, lead.state.in_(_WAITING))
+        if owners is not None:
+            stmt = stmt.where(_owned_by(owners))
         if cursor is not None:
             stmt = stmt.where(tuple_(lead.next_attempt_at, lead.id) > tuple_(*cursor))
         candidates = session.execute(stmt.order_by(lead.next_attempt_at, lead.id).limit(batch)).all()
@@ -748,6 +772,126 @@ def remove_dnc(session: Session, phones: Iterable[str], *, actor: str, now: date
                                       detail={"phone_hash": phone_hash(phone), "actor": actor, "at": when.isoformat()}))
     session.flush()
     return len(removed)
+
+
+# --- hand-out: IT -> teams -> agents --------------------------------------------------------
+
+
+def _move_waiting(session: Session, campaign_id: int, where: Sequence[Any], count: int | None,
+                  values: dict[str, Any], when: datetime) -> int:
+    """Set ``values`` on up to ``count`` (None: all) waiting leads of the campaign matching
+    ``where``, in import order; leads being dialed or done stay where they are."""
+    lead = models.Lead
+    chosen = (select(lead.id).where(lead.campaign_id == campaign_id, lead.state.in_(_WAITING), *where)
+              .order_by(lead.id))
+    if count is not None:
+        chosen = chosen.limit(count)
+    ids = list(session.scalars(chosen.with_for_update(skip_locked=True)))
+    moved = 0
+    for chunk in _chunks(ids, 5000):
+        moved += session.execute(
+            update(lead).where(lead.id.in_(chunk), lead.state.in_(_WAITING))
+            .values(updated_at=when, **values).execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+    return int(moved)
+
+
+def _audit_handout(session: Session, campaign: models.Campaign, action: str, actor: str, when: datetime,
+                   detail: dict[str, Any]) -> None:
+    session.add(models.AuditEntry(at=when, actor=actor, action=action, subject=f"campaign:{campaign.name}",
+                                  detail={"campaign": campaign.name, "campaign_id": campaign.id, **detail,
+                                          "actor": actor, "at": when.isoformat()}))
+    session.flush()
+
+
+def hand_out_to_team(session: Session, campaign_id: int, team: str, count: int, *, actor: str, now: datetime,
+                     list_id: int | None = None) -> int:
+    """Give up to ``count`` of the campaign's waiting leads no team holds (of lead list
+    ``list_id``, if given) to ``team``, in import order; returns how many, and audits it
+    (``leads.handout``). Who may is :func:`~callcenter.dialer.handout.check_team_handout`'s call."""
+    when = aware_datetime("now", now)
+    actor, team = _text("actor", actor, 64), _text("team", team, 64)
+    campaign = _require_campaign(session, campaign_id)
+    where: list[Any] = [models.Lead.team.is_(None)]
+    if list_id is not None:
+        lead_list = session.get(models.LeadList, positive_int("list_id", list_id))
+        if lead_list is None or lead_list.campaign_id != campaign.id:
+            raise NotFoundError(f"list_id: lead list {list_id} is not a list of campaign {campaign.name}")
+        where.append(models.Lead.list_id == lead_list.id)
+    moved = _move_waiting(session, campaign.id, where, positive_int("count", count),
+                          {"team": team, "agent_id": None}, when)
+    _audit_handout(session, campaign, "leads.handout", actor, when,
+                   {"to_team": team, "asked": count, "given": moved, "list_id": list_id})
+    return moved
+
+
+def hand_out_to_agents(session: Session, campaign_id: int, team: str, wanted: Mapping[str, int], *, actor: str,
+                       now: datetime) -> dict[str, int]:
+    """Give each agent in ``wanted`` up to that many of ``team``'s waiting leads no agent
+    holds yet, in import order; returns how many each got (in ``wanted``'s order), audited
+    as one ``leads.handout``. Use :func:`team_pool_size` and
+    :func:`~callcenter.dialer.handout.shares` to share a team's leads out evenly."""
+    when = aware_datetime("now", now)
+    actor, team = _text("actor", actor, 64), _text("team", team, 64)
+    campaign = _require_campaign(session, campaign_id)
+    given: dict[str, int] = {}
+    for agent, count in wanted.items():
+        agent = _text("agent", agent, 64)
+        where = [models.Lead.team == team, models.Lead.agent_id.is_(None)]
+        given[agent] = _move_waiting(session, campaign.id, where, positive_int(f"count of agent {agent}", count),
+                                     {"agent_id": agent}, when)
+    _audit_handout(session, campaign, "leads.handout", actor, when,
+                   {"team": team, "to_agents": given, "asked": dict(wanted)})
+    return given
+
+
+def team_pool_size(session: Session, campaign_id: int, team: str) -> int:
+    """How many waiting leads ``team`` holds that no agent of it holds yet."""
+    lead = models.Lead
+    _require_campaign(session, campaign_id)
+    return int(session.scalar(select(func.count()).select_from(lead).where(
+        lead.campaign_id == campaign_id, lead.state.in_(_WAITING), lead.team == team,
+        lead.agent_id.is_(None))) or 0)
+
+
+def take_back(session: Session, campaign_id: int, team: str, *, actor: str, now: datetime,
+              agents: Collection[str] | None = None) -> int:
+    """Take back the waiting leads of ``agents`` (to their team), or with ``agents`` None
+    all of ``team``'s waiting leads (to the campaign's pool); returns how many, audited
+    (``leads.takeback``). Leads being dialed or done stay with their holder."""
+    when = aware_datetime("now", now)
+    actor, team = _text("actor", actor, 64), _text("team", team, 64)
+    campaign = _require_campaign(session, campaign_id)
+    where: list[Any] = [models.Lead.team == team]
+    if agents is None:
+        values: dict[str, Any] = {"team": None, "agent_id": None}
+    else:
+        names = sorted({_text("agent", a, 64) for a in agents})
+        if not names:
+            raise InvalidFieldError("agents", "name at least one agent, or none to take back the whole team's leads")
+        where.append(models.Lead.agent_id.in_(names))
+        values = {"agent_id": None}
+    moved = _move_waiting(session, campaign.id, where, None, values, when)
+    _audit_handout(session, campaign, "leads.takeback", actor, when,
+                   {"from_team": team, "from_agents": None if agents is None else names, "taken": moved})
+    return moved
+
+
+def lead_holdings(session: Session, campaign_id: int) -> list[LeadHolding]:
+    """Who holds the campaign's leads, by state: IT's pool first, then teams and their agents."""
+    lead = models.Lead
+    _require_campaign(session, campaign_id)
+    counts: dict[tuple[str | None, str | None], dict[str, int]] = {}
+    for team, agent, state, n in session.execute(
+        select(lead.team, lead.agent_id, lead.state, func.count()).where(lead.campaign_id == campaign_id)
+        .group_by(lead.team, lead.agent_id, lead.state)
+    ):
+        counts.setdefault((team, agent), {})[state] = int(n)
+    return [
+        LeadHolding(team=team, agent_id=agent, waiting=sum(by.get(s, 0) for s in _WAITING),
+                    dialing=by.get(LeadState.DIALING.value, 0), done=by.get(LeadState.DONE.value, 0))
+        for (team, agent), by in sorted(counts.items(), key=lambda kv: (kv[0][0] or "", kv[0][1] or ""))
+    ]
 
 
 # --- destruction and audit -----------------------------------------------------------------

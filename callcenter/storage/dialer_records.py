@@ -41,6 +41,7 @@ __all__ = [
     "CampaignRecord",
     "DestroyResult",
     "ImportResult",
+    "LeadHolding",
     "LeadListRecord",
     "LeadRecord",
     "LeadRow",
@@ -232,6 +233,10 @@ class LeadRecord:
     final_outcome: str | None
     created_at: datetime
     updated_at: datetime
+    team: str | None = None
+    """The team it was handed out to (None: in the campaign's pool)."""
+    agent_id: str | None = None
+    """The agent of ``team`` it was handed on to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +299,19 @@ class AttemptRecord:
     connect_seconds: float | None
     talk_seconds: float | None
     detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LeadHolding:
+    """The leads of a campaign one holder has: a team (``agent_id`` None: not yet given to an
+    agent), an agent of it, or IT's pool (both None); by state, destroyed leads not counted."""
+
+    team: str | None
+    agent_id: str | None
+    waiting: int
+    """``new`` or ``retry``: still to be dialed."""
+    dialing: int
+    done: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -333,8 +333,10 @@ class Lead(Base):
             name="next_attempt_at",
         ),
         CheckConstraint("attempts >= 0", name="attempts"),
+        CheckConstraint("agent_id IS NULL OR team IS NOT NULL", name="owner"),
         Index("ix_leads_claim", "campaign_id", "next_attempt_at", "id"),
         Index("ix_leads_campaign_id_state", "campaign_id", "state"),
+        Index("ix_leads_owner", "campaign_id", "team", "agent_id"),
     )
 
     id: Mapped[int] = mapped_column(BIG_ID, primary_key=True)
@@ -349,6 +351,10 @@ class Lead(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_outcome: Mapped[str | None] = mapped_column(String(16))
     final_outcome: Mapped[str | None] = mapped_column(String(16))
+    team: Mapped[str | None] = mapped_column(String(64))
+    """The team the lead was handed out to (None: still with IT, in the campaign's pool)."""
+    agent_id: Mapped[str | None] = mapped_column(String(64))
+    """The agent of ``team`` the team lead handed it to (None: with the team)."""
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, server_default=func.now()
     )
