@@ -543,3 +543,13 @@ def test_callbacks_campaign_must_name_a_campaign_of_the_file() -> None:
     assert _one(_edit("  campaigns:\n", "  callbacks_campaign: sprng\n  campaigns:\n")) == (
         "dialer.yaml:15:3: dialer.callbacks_campaign: no campaign 'sprng' in dialer.campaigns "
         "(did you mean 'spring'? campaigns: spring)")
+
+
+def test_handout_is_none_unless_set_and_names_a_bad_value() -> None:
+    """Which leads a campaign dials: all (none), or those handed out to a team or an agent."""
+    assert parse_dialer_config(BASE, "dialer.yaml").campaign("spring").handout == "none"
+    with_team = _edit("      machine_action: hangup\n", "      machine_action: hangup\n      handout: team\n")
+    assert parse_dialer_config(with_team, "dialer.yaml").campaign("spring").handout == "team"
+    assert _one(_edit("      machine_action: hangup\n", "      machine_action: hangup\n      handout: teams\n")) == (
+        "dialer.yaml:25:7: dialer.campaigns.spring.handout: expected one of none, team, agent, got 'teams'"
+    )

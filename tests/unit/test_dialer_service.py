@@ -26,6 +26,7 @@ from callcenter.ami.client import AmiNotConnected
 from callcenter.ami.codec import Message
 from callcenter.dialer.config import DialerConfig, parse_dialer_config
 from callcenter.dialer.service import DialerMetrics, DialerService
+from callcenter.settings import AgentSettings
 from callcenter.state.agents import AgentBoard
 from callcenter.storage import dialer as store
 from callcenter.storage.db import (
@@ -43,7 +44,7 @@ WALL = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
 
 
 def config_text(pacer: str = "progressive", fixed_ratio: float = 1.5, dial_mode: str = "predictive",
-                guard: str = "{enabled: true}", callbacks: str = "null") -> str:
+                guard: str = "{enabled: true}", callbacks: str = "null", handout: str = "none") -> str:
     return textwrap.dedent(f"""\
         dialer:
           trunk: "Local/{{phone}}@sim-pstn"
@@ -62,6 +63,7 @@ def config_text(pacer: str = "progressive", fixed_ratio: float = 1.5, dial_mode:
               queue: outbound
               timezone: Asia/Shanghai
               safe_harbor_message: custom/dialer/safe_harbor-zh
+              handout: {handout}
         """)
 
 
@@ -491,3 +493,67 @@ def test_preview_is_refused_for_a_paced_campaign(world: World) -> None:
     assert refused.value.field == "campaign"
     with pytest.raises(PreviewError, match="no campaign"):
         world.service.preview_next("2101", "nope")
+
+
+PEOPLE = {a.id: a for a in [
+    AgentSettings(id=i, name=i, team=team, role=role, queues={"outbound": 0})
+    for i, team, role in [("2100", "team1", "lead"), ("2101", "team1", "agent"), ("2102", "team1", "agent"),
+                          ("2103", "team1", "agent"), ("2201", "team2", "agent"), ("9001", "management", "manager")]
+]}
+
+
+def _hand_out(w: World, campaign_id: int, team: str, count: int, agents: dict[str, int] | None = None) -> None:
+    with w.session() as session, session.begin():
+        store.hand_out_to_team(session, campaign_id, team, count, actor="9001", now=w.wall)
+        if agents:
+            store.hand_out_to_agents(session, campaign_id, team, agents, actor="9001", now=w.wall)
+
+
+def _dialed(w: World) -> list[str]:
+    return [dict(action.variables)["CC_DIAL"] if action.get("Context") == "dialer-preview" else action.get("Channel")
+            for action, _ in w.ami.originates]
+
+
+def test_handout_agent_dials_only_the_leads_of_agents_logged_in(tmp_path: Path) -> None:
+    """2101 and 2102 are logged in; leads held by 2103 (logged out), by team1 (no agent) and in IT's
+    pool are not dialed, however many agents are ready."""
+    w = World(tmp_path, config_text(handout="agent"), agents=2)
+    w.service.people = PEOPLE
+    w.service.startService()
+    campaign_id = w.import_leads([f"1380000000{i}" for i in range(1, 7)])
+    _hand_out(w, campaign_id, "team1", 4, {"2103": 1, "2101": 1, "2102": 1})  # leads 1-3; lead 4 stays with team1
+    w.advance(1.0)
+    assert _dialed(w) == ["Local/13800000002@sim-pstn", "Local/13800000003@sim-pstn"]
+    w.advance(5.0)
+    assert len(w.ami.originates) == 2  # 2103's, team1's and the pool's leads wait
+    w.service.stopService()
+
+
+def test_handout_team_dials_the_leads_of_teams_with_an_agent_logged_in(tmp_path: Path) -> None:
+    w = World(tmp_path, config_text(handout="team"), agents=2)
+    w.service.people = PEOPLE
+    w.service.startService()
+    campaign_id = w.import_leads([f"1380000000{i}" for i in range(1, 7)])
+    _hand_out(w, campaign_id, "team2", 2)  # leads 1-2: team2 has nobody logged in
+    _hand_out(w, campaign_id, "team1", 1, {"2103": 1})  # lead 3: team1's (via 2103, who is logged out)
+    w.advance(1.0)
+    assert _dialed(w) == ["Local/13800000003@sim-pstn"]  # leads 4-6 are still with IT
+    w.service.stopService()
+
+
+def test_handout_team_preview_offers_the_agent_theirs_and_the_teams_unshared_leads(tmp_path: Path) -> None:
+    w = World(tmp_path, config_text(dial_mode="preview", handout="team"), agents=2)
+    w.service.people = PEOPLE
+    w.service.startService()
+    campaign_id = w.import_leads([f"1380000000{i}" for i in range(1, 6)])
+    _hand_out(w, campaign_id, "team1", 3, {"2102": 1, "2101": 1})  # 1: 2102's, 2: 2101's, 3: team1's
+    _hand_out(w, campaign_id, "team2", 1)  # 4: team2's; 5 stays with IT
+    offered = [successResultOf(w.service.preview_next("2101", "test-campaign"))]
+    w.service.preview_dial("2101")
+    offered.append(successResultOf(w.service.preview_next("2101", "test-campaign")))
+    w.service.preview_dial("2101")
+    offered.append(successResultOf(w.service.preview_next("2101", "test-campaign")))
+    assert [lead.phone if lead else None for lead in offered] == ["13800000002", "13800000003", None]
+    team2 = successResultOf(w.service.preview_next("2201", "test-campaign"))
+    assert team2 is not None and team2.phone == "13800000004"  # 2102's lead and IT's stay where they are
+    w.service.stopService()

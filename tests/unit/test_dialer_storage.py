@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.dialer.campaign import CallingHours, Campaign, LeadState, RetryPolicy
+from callcenter.dialer.handout import Owners
 from callcenter.storage import dialer as store
 from callcenter.storage import models
 from callcenter.storage.db import (
@@ -695,3 +696,95 @@ def test_migration_0003_rewrites_stored_phones_and_loses_nothing(
         assert f"lead {lead_ids[1]} of campaign_id {first.id}" in warnings[1]
     finally:
         engine.dispose()
+
+
+# --- hand-out --------------------------------------------------------------------------------
+
+
+def holdings(sessions: sessionmaker[Session], campaign_id: int) -> dict[tuple[str | None, str | None], tuple[int, ...]]:
+    return {(h.team, h.agent_id): (h.waiting, h.dialing, h.done)
+            for h in in_tx(sessions, store.lead_holdings, campaign_id)}
+
+
+def test_leads_go_from_it_to_teams_to_agents_and_back(sessions: sessionmaker[Session], campaign_id: int) -> None:
+    first = import_phones(sessions, campaign_id, phones(10))
+    second = import_phones(sessions, campaign_id, phones(6, start=100))
+    assert holdings(sessions, campaign_id) == {(None, None): (16, 0, 0)}
+    # IT: 4 of the second list to team1, then 20 more (only 12 are left) to team2
+    assert in_tx(sessions, store.hand_out_to_team, campaign_id, "team1", 4, list_id=second, actor="9001",
+                 now=NOW) == 4
+    assert in_tx(sessions, store.hand_out_to_team, campaign_id, "team2", 20, actor="9001", now=NOW) == 12
+    assert holdings(sessions, campaign_id) == {("team1", None): (4, 0, 0), ("team2", None): (12, 0, 0)}
+    # the team lead shares team1's leads: 3 to 2101, 3 asked for 2102 (1 left)
+    assert in_tx(sessions, store.hand_out_to_agents, campaign_id, "team1", {"2101": 3, "2102": 3}, actor="2100",
+                 now=NOW) == {"2101": 3, "2102": 1}
+    assert in_tx(sessions, store.team_pool_size, campaign_id, "team1") == 0
+    assert in_tx(sessions, store.team_pool_size, campaign_id, "team2") == 12
+    # 2101 starts on a lead: it is being dialed, so taking back leaves it with them
+    (dialing,) = claim(sessions, campaign_id, 1)
+    lead = in_tx(sessions, store.get_lead, dialing.lead_id)
+    assert lead is not None and lead.list_id == first and lead.team == "team2"  # team2 holds the oldest due lead
+    claimed = in_tx(sessions, store.claim_leads, campaign_id, limit=5, now=NOW,
+                    owners=Owners(agents=frozenset({"2101"})))
+    assert len(claimed) == 3
+    assert {in_tx(sessions, store.get_lead, c.lead_id).agent_id for c in claimed} == {"2101"}  # type: ignore[union-attr]
+    in_tx(sessions, store.finish_attempt, claimed[0].attempt_id, AttemptResult(outcome="human"), now=NOW)
+    in_tx(sessions, store.release_attempt, claimed[1].attempt_id, due_at=NOW, now=NOW)
+    assert holdings(sessions, campaign_id) == {
+        ("team1", "2101"): (1, 1, 1), ("team1", "2102"): (1, 0, 0), ("team2", None): (11, 1, 0)}
+    # at night: the agents' undialed leads back to the team, then the team's back to IT
+    assert in_tx(sessions, store.take_back, campaign_id, "team1", agents=["2101", "2102"], actor="2100", now=NOW) == 2
+    assert holdings(sessions, campaign_id) == {
+        ("team1", None): (2, 0, 0), ("team1", "2101"): (0, 1, 1), ("team2", None): (11, 1, 0)}
+    assert in_tx(sessions, store.take_back, campaign_id, "team2", actor="9001", now=NOW) == 11
+    assert holdings(sessions, campaign_id)[(None, None)] == (11, 0, 0)
+    entries = in_tx(sessions, store.list_audit, limit=10)
+    assert [e.action for e in entries] == ["leads.takeback", "leads.takeback", "leads.handout", "leads.handout",
+                                           "leads.handout"]
+    assert entries[0].subject == "campaign:spring" and entries[0].actor == "9001"
+    assert entries[0].detail["from_team"] == "team2" and entries[0].detail["taken"] == 11
+    assert entries[2].detail["to_agents"] == {"2101": 3, "2102": 1}
+    assert entries[2].detail["asked"] == {"2101": 3, "2102": 3}
+    assert (entries[4].detail["to_team"], entries[4].detail["given"], entries[4].detail["list_id"]) == (
+        "team1", 4, second)
+
+
+def test_a_claim_takes_only_the_leads_its_owners_hold(sessions: sessionmaker[Session], campaign_id: int) -> None:
+    import_phones(sessions, campaign_id, phones(9))
+    in_tx(sessions, store.hand_out_to_team, campaign_id, "team1", 4, actor="9001", now=NOW)
+    in_tx(sessions, store.hand_out_to_team, campaign_id, "team2", 3, actor="9001", now=NOW)
+    in_tx(sessions, store.hand_out_to_agents, campaign_id, "team1", {"2101": 2}, actor="2100", now=NOW)
+
+    def claimable(owners: Owners) -> set[tuple[str | None, str | None]]:
+        with sessions.begin() as session:
+            claimed = store.claim_leads(session, campaign_id, limit=20, now=NOW, owners=owners)
+            held = {(lead.team, lead.agent_id) for lead in (store.get_lead(session, c.lead_id) for c in claimed)
+                    if lead is not None}
+            session.rollback()  # look, do not take
+            return held
+
+    assert claimable(Owners(teams=frozenset({"team1"}))) == {("team1", None), ("team1", "2101")}
+    assert claimable(Owners(teams=frozenset({"team1"}), unassigned_only=True)) == {("team1", None)}
+    assert claimable(Owners(agents=frozenset({"2101"}))) == {("team1", "2101")}
+    assert claimable(Owners(teams=frozenset({"team2"}), agents=frozenset({"2101"}))) == {
+        ("team2", None), ("team1", "2101")}
+    assert claimable(Owners()) == set()  # nobody: nothing, not everything
+    assert len(claim(sessions, campaign_id, 20)) == 9  # without owners: every lead (the pool's two too)
+
+
+def test_hand_out_refuses_bad_arguments(sessions: sessionmaker[Session], campaign_id: int) -> None:
+    import_phones(sessions, campaign_id, phones(2))
+    (other,) = in_tx(sessions, store.sync_campaigns, [campaign("other")], now=NOW)
+    other_list = import_phones(sessions, other.id, phones(1))
+    with pytest.raises(InvalidFieldError, match="^count: "):
+        in_tx(sessions, store.hand_out_to_team, campaign_id, "team1", 0, actor="9001", now=NOW)
+    with pytest.raises(store.NotFoundError, match=f"^list_id: lead list {other_list} is not a list of campaign spring"):
+        in_tx(sessions, store.hand_out_to_team, campaign_id, "team1", 1, list_id=other_list, actor="9001", now=NOW)
+    with pytest.raises(InvalidFieldError, match="^count of agent 2101: "):
+        in_tx(sessions, store.hand_out_to_agents, campaign_id, "team1", {"2101": -1}, actor="2100", now=NOW)
+    with pytest.raises(InvalidFieldError, match="^agents: name at least one agent"):
+        in_tx(sessions, store.take_back, campaign_id, "team1", agents=[], actor="2100", now=NOW)
+    with pytest.raises(IntegrityError):  # an agent's lead always names its team
+        with sessions.begin() as session:
+            session.execute(sa.update(models.Lead).values(agent_id="2101", team=None))
+    assert holdings(sessions, campaign_id) == {(None, None): (2, 0, 0)}
