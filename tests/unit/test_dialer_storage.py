@@ -784,7 +784,6 @@ def test_hand_out_refuses_bad_arguments(sessions: sessionmaker[Session], campaig
         in_tx(sessions, store.hand_out_to_agents, campaign_id, "team1", {"2101": -1}, actor="2100", now=NOW)
     with pytest.raises(InvalidFieldError, match="^agents: name at least one agent"):
         in_tx(sessions, store.take_back, campaign_id, "team1", agents=[], actor="2100", now=NOW)
-    with pytest.raises(IntegrityError):  # an agent's lead always names its team
-        with sessions.begin() as session:
-            session.execute(sa.update(models.Lead).values(agent_id="2101", team=None))
+    with pytest.raises(IntegrityError), sessions.begin() as session:  # an agent's lead always names its team
+        session.execute(sa.update(models.Lead).values(agent_id="2101", team=None))
     assert holdings(sessions, campaign_id) == {(None, None): (2, 0, 0)}
