@@ -28,12 +28,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.dialer.leads_csv import LeadFileError, read_leads_file
 from callcenter.storage.dialer_records import CampaignRecord, ImportResult, RowProblem
+
+if TYPE_CHECKING:
+    from callcenter.settings import Settings
 
 __all__ = ["LEGAL_ABANDON_LIMIT", "import_lead_file", "register", "write_rejects"]
 
@@ -53,6 +56,7 @@ class _Context:
     sessions: sessionmaker[Session]
     state_dir: Path
     machine_as_abandoned: float
+    settings: Settings
 
 
 def _actor(args: argparse.Namespace) -> str:
@@ -103,7 +107,7 @@ def _context(args: argparse.Namespace) -> Iterator[_Context]:
                 sync_campaigns(session, [c.campaign for c in config.campaigns], now=datetime.now(UTC))
         else:
             print(f"note: no {path}; using the campaigns stored in the database", file=sys.stderr)
-        yield _Context(sessions, settings.site.state_dir, machine_share)
+        yield _Context(sessions, settings.site.state_dir, machine_share, settings)
     finally:
         engine.dispose()
 
@@ -255,6 +259,81 @@ def cmd_dnc(args: argparse.Namespace) -> int:
     unique = len({canonical_phone(phone) for phone in numbers})  # valid: add_dnc checked them
     print(f"{added} number(s) added to the do-not-call list, {unique - added} already on it"
           + (f", {len(problems)} bad row(s) skipped" if problems else ""))
+    return 0
+
+
+# --- hand-out ----------------------------------------------------------------------------------
+
+
+def _agent_list(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not names:
+        raise CommandError('--agents: name agents (comma-separated) or "all"')
+    return names
+
+
+def _authorised(ctx: _Context, request: Any) -> Any:
+    from callcenter.dialer.handout import HandOutRefused, authorise
+
+    people = {a.id: a for a in ctx.settings.agents}
+    try:
+        return authorise(request, people, [t.id for t in ctx.settings.teams])
+    except HandOutRefused as exc:
+        raise CommandError(f"--by {request.actor}: {exc}") from None
+
+
+def cmd_handout(args: argparse.Namespace) -> int:
+    """Give leads of IT's pool to a team (--count), or share a team's leads among its agents (--agents)."""
+    from callcenter.dialer.handout import HandOut
+    from callcenter.storage.dialer import hand_out
+
+    request = HandOut(actor=args.by, team=args.team, count=args.count, list_id=args.list_id,
+                      agents=_agent_list(args.agents), each=args.each)
+    with _context(args) as ctx, ctx.sessions.begin() as session:
+        request = _authorised(ctx, request)
+        record = _campaign(session, args.campaign)
+        given = hand_out(session, record.id, request, now=datetime.now(UTC))
+    if request.count is not None:
+        print(f"{given[request.team]} of {request.count} lead(s) of {record.name} handed out to team {request.team}"
+              + ("" if given[request.team] == request.count else " (no more waiting leads in IT's pool)"))
+    else:
+        for agent, n in given.items():
+            print(f"{agent}: {n} lead(s)")
+        print(f"{sum(given.values())} lead(s) of team {request.team} shared among {len(given)} agent(s) (audited)")
+    return 0
+
+
+def cmd_takeback(args: argparse.Namespace) -> int:
+    """Take back the leads not dialed yet: of agents (to their team), or of a team (to IT's pool)."""
+    from callcenter.dialer.handout import TakeBack
+    from callcenter.storage.dialer import take_back
+
+    request = TakeBack(actor=args.by, team=args.team, agents=_agent_list(args.agents))
+    with _context(args) as ctx, ctx.sessions.begin() as session:
+        request = _authorised(ctx, request)
+        record = _campaign(session, args.campaign)
+        taken = take_back(session, record.id, request.team, agents=request.agents, actor=request.actor,
+                          now=datetime.now(UTC))
+    whence = f"team {request.team} (back to IT's pool)" if request.agents is None else (
+        f"{', '.join(request.agents)} (back to team {request.team})")
+    print(f"{taken} lead(s) of {record.name} taken back from {whence} (audited)")
+    return 0
+
+
+def cmd_holdings(args: argparse.Namespace) -> int:
+    """Who holds a campaign's leads: IT's pool, each team, each agent; waiting, dialing, done."""
+    from callcenter.storage.dialer import lead_holdings
+
+    with _context(args) as ctx, ctx.sessions.begin() as session:
+        record = _campaign(session, args.campaign)
+        rows = lead_holdings(session, record.id)
+    print(f"{'holder':<24} {'waiting':>8} {'dialing':>8} {'done':>8}")
+    for h in rows:
+        holder = "IT (not handed out)" if h.team is None else (
+            f"team {h.team}" if h.agent_id is None else f"  {h.agent_id} ({h.team})")
+        print(f"{holder:<24} {h.waiting:>8} {h.dialing:>8} {h.done:>8}")
     return 0
 
 
@@ -420,6 +499,30 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--actor", required=True, help="who destroys the data (kept in the audit log)")
     p.add_argument("--force", action="store_true", help="also delete leads not yet done")
     p.set_defaults(func=_guarded(cmd_destroy))
+
+    p = commands.add_parser("handout", help="give IT's leads to a team, or a team's leads to its agents (audited)")
+    p.add_argument("--campaign", required=True, help="campaign name or id")
+    p.add_argument("--by", required=True, metavar="AGENT_ID",
+                   help="who hands out: a manager to teams, the team's lead (or a manager) to agents")
+    p.add_argument("--team", required=True, help="the team (from agents.yaml)")
+    p.add_argument("--count", type=int, help="leads of IT's pool to give the team")
+    p.add_argument("--list", dest="list_id", type=int, help="with --count: only leads of this lead list")
+    p.add_argument("--agents", help='"all" (the team\'s agents) or agent ids, comma-separated: share the '
+                   "team's leads among them")
+    p.add_argument("--each", type=int, help="with --agents: leads per agent (default: all the team holds)")
+    p.set_defaults(func=_guarded(cmd_handout))
+
+    p = commands.add_parser("takeback", help="take back leads not dialed yet (audited)")
+    p.add_argument("--campaign", required=True, help="campaign name or id")
+    p.add_argument("--by", required=True, metavar="AGENT_ID", help="who takes them back")
+    p.add_argument("--team", required=True, help="the team")
+    p.add_argument("--agents", help='"all" or agent ids, comma-separated: their leads go back to the team; '
+                   "without: the team's go back to IT")
+    p.set_defaults(func=_guarded(cmd_takeback))
+
+    p = commands.add_parser("holdings", help="who holds a campaign's leads: IT, teams, agents")
+    p.add_argument("--campaign", required=True, help="campaign name or id")
+    p.set_defaults(func=_guarded(cmd_holdings))
 
     p = commands.add_parser("recycle", help="put finished leads (e.g. exhausted, noanswer) back in line")
     p.add_argument("--campaign", required=True, help="campaign name or id")

@@ -29,24 +29,34 @@ is pure; :mod:`callcenter.storage.dialer` moves the rows.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Final
+from dataclasses import dataclass, field, replace
+from typing import Any, Final, TypeVar
 
 from callcenter.settings import AgentSettings
+from callcenter.storage.records import InvalidFieldError
 
 __all__ = [
     "HANDOUT_MODES",
+    "HandOut",
     "HandOutRefused",
     "Owners",
+    "TakeBack",
+    "authorise",
     "check_agent_handout",
     "check_team_handout",
     "owners_for_pacing",
     "owners_for_preview",
+    "parse_handout",
+    "parse_takeback",
     "shares",
+    "team_agents",
 ]
 
 HANDOUT_MODES: Final = ("none", "team", "agent")
 """The values of a campaign's ``handout`` setting."""
+
+
+_Request = TypeVar("_Request", "HandOut", "TakeBack")
 
 
 class HandOutRefused(Exception):
@@ -142,3 +152,114 @@ def shares(available: int, agents: Sequence[str], each: int | None = None) -> di
     base, extra = divmod(total, len(order))
     given = {agent: base + (1 if i < extra else 0) for i, agent in enumerate(order)}
     return {agent: n for agent, n in given.items() if n}
+
+
+@dataclass(frozen=True)
+class HandOut:
+    """One hand-out as asked: ``count`` leads of IT's pool (of lead list ``list_id``, if
+    given) to ``team``; or ``team``'s leads not yet given to an agent shared among
+    ``agents`` (``each`` apiece, or all of them)."""
+
+    actor: str
+    team: str
+    count: int | None = None
+    list_id: int | None = None
+    agents: tuple[str, ...] | None = None
+    each: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.count is None) == (self.agents is None):
+            raise InvalidFieldError("count", "give either count (leads to the team) or agents (the team's leads "
+                                             "shared among them), not both or neither")
+        if self.count is not None and self.count < 1:
+            raise InvalidFieldError("count", f"expected at least 1, got {self.count}")
+        if self.agents is not None and self.list_id is not None:
+            raise InvalidFieldError("list_id", "only with count: agents share what their team holds")
+        if self.agents is None and self.each is not None:
+            raise InvalidFieldError("each", "only with agents")
+        if self.agents is not None and not self.agents:
+            raise InvalidFieldError("agents", "name at least one agent, or \"all\"")
+        if self.each is not None and self.each < 1:
+            raise InvalidFieldError("each", f"expected at least 1, got {self.each}")
+
+
+@dataclass(frozen=True)
+class TakeBack:
+    """Take back the leads ``agents`` hold (to ``team``), or with ``agents`` None all of
+    ``team``'s (to IT's pool); only those not dialed yet."""
+
+    actor: str
+    team: str
+    agents: tuple[str, ...] | None = None
+
+
+def _whole(body: Mapping[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidFieldError(name, f"expected a whole number of at least 1, got {value!r}")
+    return value
+
+
+def _names(body: Mapping[str, Any], name: str) -> tuple[str, ...] | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if value == "all":
+        return ("all",)
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise InvalidFieldError(name, f'expected "all" or a list of agent ids, got {value!r}')
+    return tuple(value)
+
+
+def _text(body: Mapping[str, Any], name: str, what: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise InvalidFieldError(name, f"expected {what}, got {value!r}")
+    return value
+
+
+def _only(body: Mapping[str, Any], allowed: Sequence[str]) -> None:
+    for key in body:
+        if key not in allowed:
+            raise InvalidFieldError(str(key), f"unknown field (fields: {', '.join(allowed)})")
+
+
+def parse_handout(body: Mapping[str, Any]) -> HandOut:
+    """``{"by", "team", "count", "list_id"}`` or ``{"by", "team", "agents": "all" | [ids], "each"}``."""
+    _only(body, ("by", "team", "count", "list_id", "agents", "each"))
+    return HandOut(actor=_text(body, "by", "the agent id of who hands out"), team=_text(body, "team", "a team id"),
+                   count=_whole(body, "count"), list_id=_whole(body, "list_id"), agents=_names(body, "agents"),
+                   each=_whole(body, "each"))
+
+
+def parse_takeback(body: Mapping[str, Any]) -> TakeBack:
+    """``{"by", "team"}`` (the team's leads back to IT) or ``{"by", "team", "agents": "all" | [ids]}``."""
+    _only(body, ("by", "team", "agents"))
+    agents = _names(body, "agents")
+    if agents == ():
+        raise InvalidFieldError("agents", 'name at least one agent, or "all"')
+    return TakeBack(actor=_text(body, "by", "the agent id of who takes back"), team=_text(body, "team", "a team id"),
+                    agents=agents)
+
+
+def team_agents(people: Mapping[str, AgentSettings], team: str) -> tuple[str, ...]:
+    """The agents (role ``agent``) of ``team``, by id: whom ``"all"`` names."""
+    return tuple(sorted(p.id for p in people.values() if p.team == team and p.role == "agent"))
+
+
+def authorise(request: _Request, people: Mapping[str, AgentSettings], teams: Collection[str]) -> _Request:
+    """The request with ``"all"`` spelled out as the team's agents, if its actor may make it;
+    :class:`HandOutRefused` otherwise (giving to or taking from a team is a manager's,
+    sharing among or taking from agents the team's lead's or a manager's)."""
+    if request.team not in teams:
+        raise HandOutRefused(f"unknown team {request.team!r} (teams: {', '.join(sorted(teams)) or 'none'})")
+    if request.agents is None:
+        check_team_handout(people, request.actor, request.team, teams)
+        return request
+    agents = team_agents(people, request.team) if request.agents == ("all",) else request.agents
+    if not agents:
+        raise HandOutRefused(f"team {request.team} has no agents")
+    check_agent_handout(people, request.actor, request.team, agents)
+    return replace(request, agents=agents)

@@ -52,7 +52,7 @@ from callcenter.dialer.campaign import (
     next_callable_at,
     zone,
 )
-from callcenter.dialer.handout import Owners
+from callcenter.dialer.handout import HandOut, Owners, shares
 from callcenter.storage import models
 from callcenter.storage.dialer_records import (
     DUPLICATE_REASON,
@@ -843,6 +843,19 @@ def hand_out_to_agents(session: Session, campaign_id: int, team: str, wanted: Ma
     _audit_handout(session, campaign, "leads.handout", actor, when,
                    {"team": team, "to_agents": given, "asked": dict(wanted)})
     return given
+
+
+def hand_out(session: Session, campaign_id: int, request: HandOut, *, now: datetime) -> dict[str, int]:
+    """Carry out an authorised :class:`~callcenter.dialer.handout.HandOut`: ``{team: given}``
+    for leads to a team, ``{agent: given}`` for a team's leads shared among its agents (as
+    evenly as they go round: :func:`~callcenter.dialer.handout.shares`)."""
+    if request.count is not None:
+        return {request.team: hand_out_to_team(session, campaign_id, request.team, request.count,
+                                               list_id=request.list_id, actor=request.actor, now=now)}
+    assert request.agents is not None  # HandOut holds count or agents
+    wanted = shares(team_pool_size(session, campaign_id, request.team), request.agents, request.each)
+    given = hand_out_to_agents(session, campaign_id, request.team, wanted, actor=request.actor, now=now)
+    return {agent: given.get(agent, 0) for agent in request.agents}
 
 
 def team_pool_size(session: Session, campaign_id: int, team: str) -> int:

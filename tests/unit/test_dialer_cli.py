@@ -197,3 +197,39 @@ def test_recycle_puts_exhausted_leads_back_and_refuses_reached_ones(run: Run, tm
     assert lead is not None and (lead.state, lead.attempts, lead.final_outcome) == ("retry", 0, None)
     code, _, err = run("recycle", "--campaign", "spring", "human")
     assert code == 1 and "finals" in err and "never recycled" in err
+
+
+def test_the_morning_hand_out_it_to_team_to_agents_and_back(run: Run, tmp_path: Path) -> None:
+    """IT (a manager) gives team1 20 leads; its lead shares them among the team's 8 agents, 2 each,
+    then the rest; at night takes back what was not dialed; each step audited; others refused."""
+    run("import", str(write_leads(tmp_path / "batch.csv", 30, [])), "--campaign", "spring")
+    code, out, _ = run("handout", "--campaign", "spring", "--by", "9001", "--team", "team1", "--count", "20")
+    assert (code, out) == (0, "20 of 20 lead(s) of spring handed out to team team1\n")
+    code, out, _ = run("handout", "--campaign", "spring", "--by", "8001", "--team", "team1", "--agents", "all",
+                       "--each", "2")
+    assert code == 0 and out.splitlines()[0] == "2101: 2 lead(s)"
+    assert out.splitlines()[-1] == "16 lead(s) of team team1 shared among 8 agent(s) (audited)"
+    code, out, _ = run("handout", "--campaign", "spring", "--by", "8001", "--team", "team1",
+                       "--agents", "2101,2102,2103")
+    assert code == 0 and out.splitlines()[:3] == ["2101: 2 lead(s)", "2102: 1 lead(s)", "2103: 1 lead(s)"]
+    code, out, _ = run("holdings", "--campaign", "spring")
+    lines = out.splitlines()
+    assert lines[1].split() == ["IT", "(not", "handed", "out)", "10", "0", "0"]
+    assert lines[2].split() == ["2101", "(team1)", "4", "0", "0"]  # team1 keeps none itself: no line
+    assert [line.split()[0] for line in lines[3:]] == ["2102", "2103", "2104", "2105", "2106", "2107", "2108"]
+    code, out, _ = run("takeback", "--campaign", "spring", "--by", "8001", "--team", "team1", "--agents", "2101")
+    assert (code, out) == (0, "4 lead(s) of spring taken back from 2101 (back to team team1) (audited)\n")
+    code, out, _ = run("takeback", "--campaign", "spring", "--by", "9001", "--team", "team1")
+    assert (code, out) == (0, "20 lead(s) of spring taken back from team team1 (back to IT's pool) (audited)\n")
+    code, out, _ = run("audit", "--limit", "10")
+    assert out.count("leads.handout") == 3 and out.count("leads.takeback") == 2 and "8001" in out
+    # who may not
+    code, _, err = run("handout", "--campaign", "spring", "--by", "8001", "--team", "team1", "--count", "5")
+    assert code == 1 and "--by 8001: agent 8001 is a lead: only a manager (IT) hands leads out to teams" in err
+    code, _, err = run("handout", "--campaign", "spring", "--by", "8002", "--team", "team1", "--agents", "all")
+    assert code == 1 and "a lead hands out only their own team's leads (team2), not team team1's" in err
+    code, _, err = run("handout", "--campaign", "spring", "--by", "9001", "--team", "team1", "--count", "5",
+                       "--agents", "all")
+    assert code == 1 and "count: give either count" in err
+    code, _, err = run("handout", "--campaign", "spring", "--by", "9001", "--team", "team9", "--count", "5")
+    assert code == 1 and "unknown team 'team9'" in err
