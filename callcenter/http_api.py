@@ -31,6 +31,12 @@ Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/404):
   and abandonment since the daemon started (404 when the dialer does not run);
 * ``GET /api/dialer/<campaign>/ledger?day=YYYY-MM-DD``: the abandon ledger of a local day
   and its rolling 30 days;
+* ``GET /api/dialer/<campaign>/holdings``: who holds the campaign's leads (IT's pool, teams,
+  agents), by state; ``POST /api/dialer/<campaign>/handout`` with ``{"by", "team", "count",
+  "list_id"}`` (a manager gives IT's leads to a team) or ``{"by", "team", "agents": "all" |
+  [ids], "each"}`` (the team's lead shares its leads among its agents), and
+  ``POST /api/dialer/<campaign>/takeback`` with ``{"by", "team", "agents"}``: the lead
+  hand-out (403 when the person may not; docs/lead-handout.md);
 * ``POST /api/agents/<id>/preview`` with ``{"campaign": NAME}``: the next lead of a preview
   campaign, held for the agent (name, phone, the lead file's other columns); 204-like
   ``{"lead": null}`` when none is due; ``POST /api/agents/<id>/dial``: dial it (the agent's
@@ -61,6 +67,14 @@ from twisted.web.server import NOT_DONE_YET, Request
 from callcenter.agents import AgentError
 from callcenter.commission import commission_report
 from callcenter.dialer.campaign import zone
+from callcenter.dialer.handout import (
+    HandOut,
+    HandOutRefused,
+    TakeBack,
+    authorise,
+    parse_handout,
+    parse_takeback,
+)
 from callcenter.dialer.service import (
     PREVIEW_SKIP_RETRY_MINUTES,
     DialerService,
@@ -82,6 +96,7 @@ from callcenter.reports import FCR_DAYS, GROUPINGS, ReportPeriod
 from callcenter.reports import period as report_period
 from callcenter.storage import dialer as dialer_store
 from callcenter.storage.records import CallRecord, InvalidFieldError
+from callcenter.storage.repository import NotFoundError
 from callcenter.supervisor import AgentNotOnCall, NotPermitted, SpyFailed
 
 __all__ = ["ApiError", "ApiResource"]
@@ -221,6 +236,8 @@ class ApiResource(Resource):
             return self._qa_review(path[1], body)
         if path == ["faxes"]:
             return self._send_fax(body)
+        if len(path) == 3 and path[0] == "dialer" and path[2] in ("handout", "takeback"):
+            return self._handout(path[1], path[2], body)
         if path == ["supervisor", "spy"]:
             spying = engine.supervisor.spy(self._field(body, "supervisor"), self._field(body, "agent"),
                                            self._field(body, "mode"))
@@ -434,6 +451,10 @@ class ApiResource(Resource):
         campaign = dialer.campaigns.get(path[0])
         if campaign is None:
             raise ApiError(404, f"no campaign {path[0]!r}", "campaign")
+        if path[1:] == ["holdings"]:
+            return dialer.repository.run(dialer_store.lead_holdings, campaign.record.id).addCallback(
+                lambda holdings: {"campaign": campaign.name, "handout": campaign.config.handout,
+                                  "holdings": holdings})
         if path[1:] == ["ledger"]:
             tz = zone(campaign.config.campaign.timezone)
             text = _arg(request, "day")
@@ -444,6 +465,40 @@ class ApiResource(Resource):
             return dialer.repository.run(dialer_store.abandon_ledger, campaign.record.id, day=day, tz=tz,
                                          machine_as_abandoned=dialer.config.amd.machine_as_abandoned)
         raise ApiError(404, "no such resource: /api/dialer/" + "/".join(path))
+
+    def _handout(self, name: str, action: str, body: dict[str, Any]) -> Deferred[Any]:
+        """``POST /api/dialer/<campaign>/handout|takeback``: leads to a team or its agents, or back
+        (docs/lead-handout.md); 403 when the person may not."""
+        dialer = self.dialer
+        if dialer is None:
+            raise ApiError(404, "the outbound dialer is not running (no dialer.yaml)")
+        campaign = dialer.campaigns.get(name)
+        if campaign is None:
+            raise ApiError(404, f"no campaign {name!r}", "campaign")
+        settings = self.engine.settings
+        people, teams = {a.id: a for a in settings.agents}, [t.id for t in settings.teams]
+        now = datetime.now(UTC)
+        request: HandOut | TakeBack
+        done: Deferred[dict[str, Any]]
+        if action == "handout":
+            handout = request = authorise(parse_handout(body), people, teams)
+            given: Deferred[dict[str, int]] = dialer.repository.run(dialer_store.hand_out, campaign.record.id,
+                                                                    handout, now=now)
+            done = given.addCallback(lambda n: {"campaign": campaign.name, "team": handout.team, "given": n})
+        else:
+            takeback = request = authorise(parse_takeback(body), people, teams)
+            taken: Deferred[int] = dialer.repository.run(dialer_store.take_back, campaign.record.id, takeback.team,
+                                                         actor=takeback.actor, agents=takeback.agents, now=now)
+            done = taken.addCallback(lambda n: {"campaign": campaign.name, "team": takeback.team,
+                                                "agents": takeback.agents, "taken": n})
+
+        def logged(result: dict[str, Any]) -> dict[str, Any]:
+            _log.info("dialer.{action} campaign={campaign} by={actor} team={team} result={result}", action=action,
+                      campaign=campaign.name, actor=request.actor, team=request.team,
+                      result=result.get("given", result.get("taken")))
+            return result
+
+        return done.addCallback(logged)
 
     def _preview(self, agent: str, action: str, body: dict[str, Any]) -> Deferred[Any]:
         dialer = self.dialer
@@ -502,8 +557,10 @@ class ApiResource(Resource):
             exc_field = failure.value
             assert isinstance(exc_field, InvalidFieldError)
             self._finish(request, 400, {"error": exc_field.problem, "field": exc_field.field})
-        elif failure.check(NotPermitted, DispositionRefused, ReviewRefused):
+        elif failure.check(NotPermitted, DispositionRefused, ReviewRefused, HandOutRefused):
             self._finish(request, 403, {"error": str(failure.value), "field": None})
+        elif failure.check(NotFoundError):
+            self._finish(request, 404, {"error": str(failure.value), "field": None})
         elif failure.check(AgentNotOnCall):
             self._finish(request, 409, {"error": str(failure.value), "field": "agent"})
         elif failure.check(SpyFailed):

@@ -557,3 +557,55 @@ def test_handout_team_preview_offers_the_agent_theirs_and_the_teams_unshared_lea
     team2 = successResultOf(w.service.preview_next("2201", "test-campaign"))
     assert team2 is not None and team2.phone == "13800000004"  # 2102's lead and IT's stay where they are
     w.service.stopService()
+
+
+def test_http_hand_out_take_back_and_holdings(tmp_path: Path) -> None:
+    """The routes a team lead's screen uses: IT gives team1 leads, its lead shares them, holdings
+    show it; refused people get 403, bad bodies 400 naming the field, an unknown list 404."""
+    import io
+    import json
+    from types import SimpleNamespace
+
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from callcenter.http_api import ApiResource
+    from callcenter.settings import load_settings
+
+    w = World(tmp_path, config_text(handout="agent"), agents=0)
+    w.service.startService()
+    w.import_leads([f"138000000{i:02d}" for i in range(12)])
+    engine = SimpleNamespace(settings=load_settings(Path(__file__).resolve().parents[2] / "config"))
+    resource = ApiResource(engine, w.service)  # type: ignore[arg-type]
+
+    def post(action: str, body: object) -> tuple[int, Any]:
+        request = DummyRequest([b"dialer", b"test-campaign", action.encode()])
+        request.method = b"POST"
+        request.content = io.BytesIO(json.dumps(body).encode())
+        resource.render_POST(request)  # type: ignore[arg-type]
+        return request.responseCode or 200, json.loads(b"".join(request.written))
+
+    def holdings() -> dict[str, list[int]]:
+        request = DummyRequest([b"dialer", b"test-campaign", b"holdings"])
+        resource.render_GET(request)  # type: ignore[arg-type]
+        body = json.loads(b"".join(request.written))
+        assert body["handout"] == "agent"
+        return {f"{h['team']}/{h['agent_id']}": [h["waiting"], h["dialing"], h["done"]] for h in body["holdings"]}
+
+    assert post("handout", {"by": "9001", "team": "team1", "count": 10}) == (
+        200, {"campaign": "test-campaign", "team": "team1", "given": {"team1": 10}})
+    status, body = post("handout", {"by": "8001", "team": "team1", "agents": ["2101", "2102", "2103"]})
+    assert (status, body["given"]) == (200, {"2101": 4, "2102": 3, "2103": 3})
+    assert holdings() == {"None/None": [2, 0, 0], "team1/2101": [4, 0, 0], "team1/2102": [3, 0, 0],
+                          "team1/2103": [3, 0, 0]}
+    assert post("takeback", {"by": "8001", "team": "team1", "agents": "all"}) == (
+        200, {"campaign": "test-campaign", "team": "team1", "agents": ["2101", "2102", "2103", "2104", "2105",
+                                                                      "2106", "2107", "2108"], "taken": 10})
+    assert holdings() == {"None/None": [2, 0, 0], "team1/None": [10, 0, 0]}
+    status, body = post("handout", {"by": "8002", "team": "team1", "agents": "all"})
+    assert (status, body["error"]) == (403, "a lead hands out only their own team's leads (team2), not team team1's")
+    assert post("handout", {"by": "9001", "team": "team1", "count": 0}) == (
+        400, {"error": "expected a whole number of at least 1, got 0", "field": "count"})
+    assert post("handout", {"by": "9001", "team": "team1", "count": 1, "lists": 2})[1]["field"] == "lists"
+    status, body = post("handout", {"by": "9001", "team": "team2", "count": 1, "list_id": 99})
+    assert (status, body["error"]) == (404, "list_id: lead list 99 is not a list of campaign test-campaign")
+    w.service.stopService()
