@@ -17,7 +17,9 @@ It protects what the issue asks to see on a real Asterisk:
   counted in the abandon ledger;
 - the answer -> agent bridged latency p95 is reported (and stays under the 2 s rule);
 - editing the dialer's YAML while the campaign runs changes the pacing within seconds,
-  and an invalid edit is logged and the running settings are kept.
+  and an invalid edit is logged and the running settings are kept;
+- a campaign with ``handout: agent`` dials the leads of a logged-in agent and none of a
+  logged-out agent's or of IT's pool (docs/lead-handout.md).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ AGENTS = ("2103", "2104", "2105", "2106", "2107", "2108")  # outbound-only agent
 LEADS, DNC, OUT_OF_HOURS = 300, 10, 10
 CAMPAIGN = "lab-campaign"
 PREVIEW = "lab-preview"
+OWNED = "lab-owned"  # dials only leads handed out to an agent who is logged in
 
 
 def dialer_yaml(callable_zone: str, pacer: str = "predictive", fixed_ratio: float = 1.5,
@@ -87,6 +90,13 @@ def dialer_yaml(callable_zone: str, pacer: str = "predictive", fixed_ratio: floa
               queue: outbound
               timezone: {callable_zone}
               safe_harbor_message: custom/dialer/safe_harbor-zh
+            {OWNED}:
+              dial_mode: progressive
+              caller_id: "4008001234"
+              queue: outbound
+              timezone: {callable_zone}
+              safe_harbor_message: custom/dialer/safe_harbor-zh
+              handout: agent
         """)
 
 
@@ -411,3 +421,34 @@ def test_a_preview_campaign_rings_the_agent_then_the_lead(dialer_lab: DialerLab)
     _wait("the call record", lambda: lab.rt.call(lambda: lab.services.engine.writes_pending) == 0, timeout=20)
     records = [r for r in lab.rt.call(engine_repo.list_recent_call_records, limit=10) if r.direction == "outbound"]
     assert [(r.phone, r.agent_id, r.customer_name) for r in records] == [("19900030001", "2103", "Preview Person")]
+
+
+def test_a_handout_agent_campaign_dials_only_the_leads_of_agents_logged_in(dialer_lab: DialerLab) -> None:
+    """IT gives team1 8 of 12 leads; its lead gives 4 to 2103 and 4 to 2105. With 2103 and 2104
+    logged in, the real calls go to 2103's numbers only (busy lines: each ends at once)."""
+    lab = dialer_lab
+    campaign_id = lab.id_of(OWNED)
+    phones = [f"1990001{n:04d}" for n in range(1, 13)]  # the simulated network's busy lines
+    now = datetime.now(UTC)
+    imported = lab.run(store.import_leads, campaign_id, [LeadRow(line=i + 2, phone=p) for i, p in enumerate(phones)],
+                       list_name="owned", source_file="owned.csv", actor="test", now=now)
+    assert lab.run(store.hand_out_to_team, campaign_id, "team1", 8, list_id=imported.list_id, actor="9001",
+                   now=now) == 8
+    assert lab.run(store.hand_out_to_agents, campaign_id, "team1", {"2103": 4, "2105": 4}, actor="8001",
+                   now=now) == {"2103": 4, "2105": 4}
+    mine, theirs, pool = phones[:4], phones[4:8], phones[8:]
+    engine = lab.services.engine
+    for agent in ("2103", "2104"):
+        lab.rt.call(engine.agent_service.login, agent, timeout=20)
+
+    def attempted() -> dict[str, str | None]:
+        with_outcome = {a.phone: a.outcome for a in lab.run(store.list_attempts, campaign_id, limit=100)}
+        return with_outcome
+
+    _wait("an ended attempt to each of 2103's leads", lambda: all(attempted().get(p) for p in mine), timeout=60)
+    time.sleep(3)  # a few more ticks: nothing else may be dialed
+    assert {phone: outcome for phone, outcome in attempted().items()} == dict.fromkeys(mine, "busy")
+    assert lab.watch.dialed.isdisjoint(theirs + pool)
+    assert set(mine) <= lab.watch.dialed  # the calls were real: Asterisk saw each one
+    holdings = {(h.team, h.agent_id): (h.waiting, h.dialing, h.done) for h in lab.run(store.lead_holdings, campaign_id)}
+    assert holdings == {(None, None): (4, 0, 0), ("team1", "2103"): (4, 0, 0), ("team1", "2105"): (4, 0, 0)}
