@@ -6,7 +6,8 @@ HTTP API, metrics), logs three lab agents into the hotline queue (the hotline ag
 two outbound agents who take overflow; the agents are Local channels that answer and talk
 for a few seconds), registers a known customer, and places calls to the 400 number. It
 prints every call fact as it happens, then the call records and recordings the engine
-wrote. Then a short predictive campaign: leads imported, four outbound agents logged in,
+wrote. Then a short predictive campaign: leads imported and handed out (IT to team1, its
+lead to four agents, over the HTTP API), the four outbound agents logged in,
 the dialer calling the lab's simulated telephone network (busy, no answer, machines,
 people) through AMD and the outbound queue, and a summary of how each attempt ended.
 Exit status 0 only if every call got its record and every lead was dialed to an outcome.
@@ -68,6 +69,7 @@ dialer:
       queue: outbound
       timezone: {timezone}
       safe_harbor_message: custom/dialer/safe_harbor-zh
+      handout: agent               # only leads handed out to an agent who is logged in
 """
 KNOWN_CUSTOMER = ("13800138000", "Zhang Wei")
 CALLERS = ("13800138000", "13911112222", "02087654321", "13700001111", "18600002222", "13500003333")
@@ -442,6 +444,20 @@ async def _campaign(reactor: Any, services: Any, settings: Settings) -> bool:
     imported = await dialer.repository.run(store.import_leads, campaign_id, rows, list_name="demo",
                                            source_file="demo", actor="demo", now=datetime.now(UTC))
     _say(f"{imported.rows_ok} leads imported")
+    # the morning hand-out, over the HTTP API as a manager's and a team lead's screens do it
+    status, body = await _api(reactor, services.http_port, "POST", f"dialer/{CAMPAIGN}/handout",
+                              {"by": "9001", "team": "team1", "count": imported.rows_ok})
+    if status != 200:
+        _say(f"FAILED: POST /api/dialer/{CAMPAIGN}/handout (to team1): HTTP {status} {body}")
+        return False
+    _say(f"IT (manager 9001) hands {body['given']['team1']} leads to team1 (POST /api/dialer/{CAMPAIGN}/handout)")
+    status, body = await _api(reactor, services.http_port, "POST", f"dialer/{CAMPAIGN}/handout",
+                              {"by": "8001", "team": "team1", "agents": list(CAMPAIGN_AGENTS)})
+    if status != 200:
+        _say(f"FAILED: POST /api/dialer/{CAMPAIGN}/handout (to agents): HTTP {status} {body}")
+        return False
+    _say("team lead 8001 shares them: " + ", ".join(f"{a} {n}" for a, n in body["given"].items())
+         + "; the campaign (handout: agent) dials each agent's leads while they are logged in")
     for agent in CAMPAIGN_AGENTS:
         await engine.agent_service.login(agent, ["outbound"])
     _say(f"agents {', '.join(CAMPAIGN_AGENTS)} log in to the outbound queue")

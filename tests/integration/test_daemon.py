@@ -81,6 +81,8 @@ def test_demo_places_real_calls_that_become_call_records_with_recordings(tmp_pat
     assert "fax outbound to 19900070001: SUCCESS, 1 page(s)" in out, out
     # then the campaign: 40 leads dialed on the simulated network, conversations popped with the lead
     assert "40 leads imported" in out
+    assert "IT (manager 9001) hands 40 leads to team1" in out
+    assert "team lead 8001 shares them: 2103 10, 2104 10, 2105 10, 2106 10;" in out
     campaign_pops = [line for line in out.splitlines() if "screen pop on agent" in line and "campaign demo-campaign" in line]
     assert campaign_pops, out
     assert "'new'" not in next(line for line in out.splitlines() if "  leads: {" in line)  # every lead dialed
