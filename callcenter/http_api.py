@@ -443,9 +443,7 @@ class ApiResource(Resource):
         return d.addCallback(built)
 
     def _dialer(self, path: list[str], request: Request) -> Any:
-        dialer = self.dialer
-        if dialer is None:
-            raise ApiError(404, "the outbound dialer is not running (no dialer.yaml)")
+        dialer = self._running_dialer()
         if not path:
             return {"campaigns": dialer.status()}
         campaign = dialer.campaigns.get(path[0])
@@ -466,12 +464,15 @@ class ApiResource(Resource):
                                          machine_as_abandoned=dialer.config.amd.machine_as_abandoned)
         raise ApiError(404, "no such resource: /api/dialer/" + "/".join(path))
 
+    def _running_dialer(self) -> DialerService:
+        if self.dialer is None:
+            raise ApiError(404, "the outbound dialer is not running (no dialer.yaml)")
+        return self.dialer
+
     def _handout(self, name: str, action: str, body: dict[str, Any]) -> Deferred[Any]:
         """``POST /api/dialer/<campaign>/handout|takeback``: leads to a team or its agents, or back
         (docs/lead-handout.md); 403 when the person may not."""
-        dialer = self.dialer
-        if dialer is None:
-            raise ApiError(404, "the outbound dialer is not running (no dialer.yaml)")
+        dialer = self._running_dialer()
         campaign = dialer.campaigns.get(name)
         if campaign is None:
             raise ApiError(404, f"no campaign {name!r}", "campaign")
@@ -501,9 +502,7 @@ class ApiResource(Resource):
         return done.addCallback(logged)
 
     def _preview(self, agent: str, action: str, body: dict[str, Any]) -> Deferred[Any]:
-        dialer = self.dialer
-        if dialer is None:
-            raise ApiError(404, "the outbound dialer is not running (no dialer.yaml)")
+        dialer = self._running_dialer()
         if self.engine is not None:
             try:
                 self.engine.settings.agent(agent)

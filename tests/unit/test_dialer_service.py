@@ -450,13 +450,24 @@ def test_a_skipped_preview_lead_waits_again_without_counting_an_attempt(tmp_path
     w.service.stopService()
 
 
-def test_http_preview_then_skip(tmp_path: Path) -> None:
-    """POST /api/agents/<id>/preview, then /skip: the reason is required, the minutes whole; skipping
-    twice is a conflict naming the agent."""
+def _post(resource: Any, path: list[bytes], body: object) -> tuple[int, Any]:
+    """POST a JSON body to the API resource; its status and JSON answer."""
     import io
     import json
 
     from twisted.web.test.requesthelper import DummyRequest
+
+    request = DummyRequest(path)
+    request.method = b"POST"
+    request.content = io.BytesIO(json.dumps(body).encode())
+    resource.render_POST(request)
+    return request.responseCode or 200, json.loads(b"".join(request.written))
+
+
+def test_http_preview_then_skip(tmp_path: Path) -> None:
+    """POST /api/agents/<id>/preview, then /skip: the reason is required, the minutes whole; skipping
+    twice is a conflict naming the agent."""
+
 
     from callcenter.http_api import ApiResource
 
@@ -466,11 +477,7 @@ def test_http_preview_then_skip(tmp_path: Path) -> None:
     resource = ApiResource(None, w.service)  # type: ignore[arg-type]
 
     def post(action: str, body: object) -> tuple[int, Any]:
-        request = DummyRequest([b"agents", b"2101", action.encode()])
-        request.method = b"POST"
-        request.content = io.BytesIO(json.dumps(body).encode())
-        resource.render_POST(request)  # type: ignore[arg-type]
-        return request.responseCode or 200, json.loads(b"".join(request.written))
+        return _post(resource, [b"agents", b"2101", action.encode()], body)
 
     status, body = post("preview", {"campaign": "test-campaign"})
     assert status == 200 and body["lead"]["phone"] == "13800000001"
@@ -562,7 +569,6 @@ def test_handout_team_preview_offers_the_agent_theirs_and_the_teams_unshared_lea
 def test_http_hand_out_take_back_and_holdings(tmp_path: Path) -> None:
     """The routes a team lead's screen uses: IT gives team1 leads, its lead shares them, holdings
     show it; refused people get 403, bad bodies 400 naming the field, an unknown list 404."""
-    import io
     import json
     from types import SimpleNamespace
 
@@ -578,11 +584,7 @@ def test_http_hand_out_take_back_and_holdings(tmp_path: Path) -> None:
     resource = ApiResource(engine, w.service)  # type: ignore[arg-type]
 
     def post(action: str, body: object) -> tuple[int, Any]:
-        request = DummyRequest([b"dialer", b"test-campaign", action.encode()])
-        request.method = b"POST"
-        request.content = io.BytesIO(json.dumps(body).encode())
-        resource.render_POST(request)  # type: ignore[arg-type]
-        return request.responseCode or 200, json.loads(b"".join(request.written))
+        return _post(resource, [b"dialer", b"test-campaign", action.encode()], body)
 
     def holdings() -> dict[str, list[int]]:
         request = DummyRequest([b"dialer", b"test-campaign", b"holdings"])
