@@ -92,7 +92,7 @@ from callcenter.qa import (
     qa_summary,
     reviewable_agents,
 )
-from callcenter.reports import FCR_DAYS, GROUPINGS, ReportPeriod
+from callcenter.reports import FCR_DAYS, GROUPINGS, ReportPeriod, queue_targets
 from callcenter.reports import period as report_period
 from callcenter.storage import dialer as dialer_store
 from callcenter.storage.records import CallRecord, InvalidFieldError
@@ -422,10 +422,9 @@ class ApiResource(Resource):
             return {"from": span.first, "to": span.last, "by": by, "timezone": settings.site.timezone,
                     "fcr_days": fcr_days, "lines": lines}
 
+        targets, wrapups = queue_targets(settings.queues)
         d: Deferred[Any] = repo.call_report(  # built in the repository's thread, not on the reactor
-            span, by=by, now=now, fcr_days=fcr_days,
-            service_level_seconds={q.name: q.service_level_seconds for q in settings.queues},
-            wrapup_seconds={q.name: q.wrapup_time for q in settings.queues})
+            span, by=by, now=now, fcr_days=fcr_days, service_level_seconds=targets, wrapup_seconds=wrapups)
         return d.addCallback(built)
 
     def _commission_report(self, request: Request) -> Deferred[Any]:

@@ -1,7 +1,7 @@
 """Call reports from the call records: volume, service level, ASA, AHT, FCR and CSAT.
 
 Pure (no SQLAlchemy, no Twisted): :func:`build_report` takes the facts of the call records
-(:class:`CallFacts`, read by :func:`callcenter.storage.repository.report_calls`) and
+(:class:`CallFacts`, read by :func:`callcenter.storage.repository.report_facts`) and
 returns one :class:`ReportLine` per day, agent or queue, and a total.
 
 The measures, as call centers define them:
@@ -34,9 +34,17 @@ from datetime import date, datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from callcenter.settings import QueueSettings
 from callcenter.storage.records import InvalidFieldError
 
-__all__ = ["FCR_DAYS", "GROUPINGS", "CallFacts", "ReportLine", "ReportPeriod", "build_report", "period"]
+__all__ = ["FCR_DAYS", "GROUPINGS", "CallFacts", "ReportLine", "ReportPeriod", "build_report", "period", "queue_targets"]
+
+def queue_targets(queues: Iterable[QueueSettings]) -> tuple[dict[str, int], dict[str, int]]:
+    """Each queue's service-level target and wrap-up, in seconds: the two maps
+    :func:`build_report` takes (``service_level_seconds``, ``wrapup_seconds``)."""
+    queues = list(queues)
+    return {q.name: q.service_level_seconds for q in queues}, {q.name: q.wrapup_time for q in queues}
+
 
 FCR_DAYS: Final = 7
 """Days within which a repeat call from the same caller means the first was not resolved."""

@@ -27,6 +27,7 @@ from callcenter.reports import (
     ReportLine,
     ReportPeriod,
     period,
+    queue_targets,
 )
 
 __all__ = ["add_parser", "format_commission", "format_qa", "format_table", "run", "run_commission", "run_qa"]
@@ -173,9 +174,9 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     if span is None:
         return 2
     first, last = span.first, span.last
+    targets, wrapups = queue_targets(settings.queues)
     lines = _read(settings, call_report, report_period=span, by=args.by, now=now, fcr_days=args.fcr_days,
-                  service_level_seconds={q.name: q.service_level_seconds for q in settings.queues},
-                  wrapup_seconds={q.name: q.wrapup_time for q in settings.queues})
+                  service_level_seconds=targets, wrapup_seconds=wrapups)
     if args.csv is not None:
         _write_csv(args.csv, _COLUMNS, (_flat(line) for line in lines))
     if args.json:

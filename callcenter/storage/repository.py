@@ -89,7 +89,7 @@ __all__ = [
     "mark_recording_purged",
     "qa_candidates",
     "queue_stays",
-    "report_calls",
+    "report_facts",
     "report_sales",
     "save_qa_review",
     "update_call_record",
@@ -448,7 +448,7 @@ def queue_stays(session: Session, *, since: datetime, ended_before: datetime) ->
             for queue, result, wait, talk in session.execute(stmt)]
 
 
-def _report_facts(session: Session, since: datetime, until: datetime) -> Iterator[CallFacts]:
+def report_facts(session: Session, *, since: datetime, until: datetime) -> Iterator[CallFacts]:
     """The facts of the records started in [since, until), streamed in batches, oldest first."""
     record = models.CallRecord
     stmt = (select(record.started_at, record.direction, record.queue, record.queue_result, record.agent_id,
@@ -464,17 +464,12 @@ def _report_facts(session: Session, since: datetime, until: datetime) -> Iterato
                         wait_seconds=row.wait_seconds, talk_seconds=row.talk_seconds, csat=row.csat)
 
 
-def report_calls(session: Session, *, since: datetime, until: datetime) -> list[CallFacts]:
-    """What :func:`callcenter.reports.build_report` needs of the records started in [since, until)."""
-    return list(_report_facts(session, since, until))
-
-
 def call_report(session: Session, report_period: ReportPeriod, *, by: str, service_level_seconds: Mapping[str, int],
                 wrapup_seconds: Mapping[str, int], now: datetime, fcr_days: int = FCR_DAYS) -> list[ReportLine]:
     """:func:`callcenter.reports.build_report` over the period's records and the FCR window after
     it, streamed from SQL here, in the repository's thread: memory grows with the inbound calls
     only, and the report is never built on the reactor."""
-    facts = _report_facts(session, report_period.start, report_period.end + timedelta(days=fcr_days))
+    facts = report_facts(session, since=report_period.start, until=report_period.end + timedelta(days=fcr_days))
     return build_report(facts, report_period, by=by, service_level_seconds=service_level_seconds,
                         wrapup_seconds=wrapup_seconds, now=now, fcr_days=fcr_days)
 

@@ -132,10 +132,10 @@ def _store(sessions: sessionmaker[Session]) -> None:
                 agent_id="1001"), site_prefix="GD", ticket_day=when.date())
 
 
-def test_report_calls_reads_the_facts_with_one_caller_per_line(sessions: sessionmaker[Session]) -> None:
+def test_report_facts_reads_the_calls_with_one_caller_per_line(sessions: sessionmaker[Session]) -> None:
     _store(sessions)
     with sessions.begin() as session:
-        calls = repo.report_calls(session, since=at(DAY1, 0), until=at(DAY1 + timedelta(days=2), 0))
+        calls = list(repo.report_facts(session, since=at(DAY1, 0), until=at(DAY1 + timedelta(days=2), 0)))
     assert [(c.caller, c.queue_result, c.talk_seconds) for c in calls] == [
         ("customer:1", "answered", 60), ("13800000002", "answered", 60), ("13800000002", "abandoned", 0)]
     assert all(c.started_at.tzinfo is not None for c in calls)
