@@ -35,6 +35,7 @@ from callcenter.storage.db import (
     upgrade_database,
 )
 from callcenter.storage.dialer_records import LeadRow
+from tests.httpapi import post_json
 
 _R = TypeVar("_R")
 successResultOf = SynchronousTestCase().successResultOf
@@ -450,20 +451,6 @@ def test_a_skipped_preview_lead_waits_again_without_counting_an_attempt(tmp_path
     w.service.stopService()
 
 
-def _post(resource: Any, path: list[bytes], body: object) -> tuple[int, Any]:
-    """POST a JSON body to the API resource; its status and JSON answer."""
-    import io
-    import json
-
-    from twisted.web.test.requesthelper import DummyRequest
-
-    request = DummyRequest(path)
-    request.method = b"POST"
-    request.content = io.BytesIO(json.dumps(body).encode())
-    resource.render_POST(request)
-    return request.responseCode or 200, json.loads(b"".join(request.written))
-
-
 def test_http_preview_then_skip(tmp_path: Path) -> None:
     """POST /api/agents/<id>/preview, then /skip: the reason is required, the minutes whole; skipping
     twice is a conflict naming the agent."""
@@ -477,7 +464,7 @@ def test_http_preview_then_skip(tmp_path: Path) -> None:
     resource = ApiResource(None, w.service)  # type: ignore[arg-type]
 
     def post(action: str, body: object) -> tuple[int, Any]:
-        return _post(resource, [b"agents", b"2101", action.encode()], body)
+        return post_json(resource, [b"agents", b"2101", action.encode()], body)
 
     status, body = post("preview", {"campaign": "test-campaign"})
     assert status == 200 and body["lead"]["phone"] == "13800000001"
@@ -584,7 +571,7 @@ def test_http_hand_out_take_back_and_holdings(tmp_path: Path) -> None:
     resource = ApiResource(engine, w.service)  # type: ignore[arg-type]
 
     def post(action: str, body: object) -> tuple[int, Any]:
-        return _post(resource, [b"dialer", b"test-campaign", action.encode()], body)
+        return post_json(resource, [b"dialer", b"test-campaign", action.encode()], body)
 
     def holdings() -> dict[str, list[int]]:
         request = DummyRequest([b"dialer", b"test-campaign", b"holdings"])
