@@ -35,7 +35,7 @@ from callcenter.storage.db import (
     upgrade_database,
 )
 from callcenter.storage.dialer_records import LeadRow
-from tests.httpapi import post_json
+from tests.httpapi import get_json, post_json
 
 _R = TypeVar("_R")
 successResultOf = SynchronousTestCase().successResultOf
@@ -556,10 +556,7 @@ def test_handout_team_preview_offers_the_agent_theirs_and_the_teams_unshared_lea
 def test_http_hand_out_take_back_and_holdings(tmp_path: Path) -> None:
     """The routes a team lead's screen uses: IT gives team1 leads, its lead shares them, holdings
     show it; refused people get 403, bad bodies 400 naming the field, an unknown list 404."""
-    import json
     from types import SimpleNamespace
-
-    from twisted.web.test.requesthelper import DummyRequest
 
     from callcenter.http_api import ApiResource
     from callcenter.settings import load_settings
@@ -574,10 +571,8 @@ def test_http_hand_out_take_back_and_holdings(tmp_path: Path) -> None:
         return post_json(resource, [b"dialer", b"test-campaign", action.encode()], body)
 
     def holdings() -> dict[str, list[int]]:
-        request = DummyRequest([b"dialer", b"test-campaign", b"holdings"])
-        resource.render_GET(request)  # type: ignore[arg-type]
-        body = json.loads(b"".join(request.written))
-        assert body["handout"] == "agent"
+        status, body = get_json(resource, [b"dialer", b"test-campaign", b"holdings"])
+        assert (status, body["handout"]) == (200, "agent")
         return {f"{h['team']}/{h['agent_id']}": [h["waiting"], h["dialing"], h["done"]] for h in body["holdings"]}
 
     assert post("handout", {"by": "9001", "team": "team1", "count": 10}) == (
