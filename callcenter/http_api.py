@@ -1,4 +1,4 @@
-"""The daemon's HTTP JSON API (read-only views for now; the web pages come later).
+"""The daemon's HTTP JSON API, and the wallboard page (``GET /wallboard``: :class:`WallboardPage`).
 
 Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/404):
 
@@ -98,6 +98,7 @@ from callcenter.storage import dialer as dialer_store
 from callcenter.storage.records import CallRecord, InvalidFieldError
 from callcenter.storage.repository import NotFoundError
 from callcenter.supervisor import AgentNotOnCall, NotPermitted, SpyFailed
+from callcenter.wallboard_page import Board, render_wallboard
 
 __all__ = ["ApiError", "ApiResource"]
 
@@ -583,3 +584,29 @@ class ApiResource(Resource):
             return
         request.write(self._body(request, status, value))
         request.finish()
+
+
+class WallboardPage(Resource):
+    """``GET /wallboard``: the queues, agents and campaigns as one self-reloading HTML page
+    (:mod:`callcenter.wallboard_page`; docs/wallboard.md)."""
+
+    isLeaf = True
+
+    def __init__(self, engine: Engine, dialer: DialerService | None = None) -> None:
+        super().__init__()
+        self.engine = engine
+        self.dialer = dialer
+
+    def render_GET(self, request: Request) -> bytes:
+        engine = self.engine
+        settings = engine.settings
+        now = engine.clock.seconds()
+        local = datetime.fromtimestamp(now, ZoneInfo(settings.site.timezone))
+        board = Board(
+            site=settings.site.name, local_time=f"{local:%Y-%m-%d %H:%M:%S}", queues=engine.queue_views(),
+            agents=engine.agents.agents(), people={a.id: a for a in settings.agents},
+            campaigns=self.dialer.status() if self.dialer is not None else [], now=now,
+            abandon_limit=self.dialer.config.abandon_guard.limit if self.dialer is not None else 0.03)
+        request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+        request.setHeader(b"Cache-Control", b"no-store")
+        return render_wallboard(board).encode("utf-8")

@@ -207,6 +207,18 @@ def test_daemon_drives_a_lab_instance_and_stops_cleanly_on_sigterm(tmp_path: Pat
             for command in (["agent", "login", "2101"], ["agent", "pause", "2101", "--reason", "lunch"]):
                 cli = _callcenter("--config", str(site), *command, timeout=30)
                 assert cli.returncode == 0 and '"ok": true' in cli.stdout, cli.stdout + cli.stderr
+            # the supervisor's wallboard page shows the paused agent as the AMI events made them
+            page = ""
+            deadline = time.monotonic() + 10
+            while "paused (lunch)" not in page and time.monotonic() < deadline:
+                with urllib.request.urlopen(f"http://127.0.0.1:{http}/wallboard", timeout=2) as response:
+                    assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+                    page = response.read().decode()
+                time.sleep(0.3)
+            assert "<td>hotline</td>" in page and "<td>outbound</td>" in page, page
+            assert '<td>2101</td><td class="text">Agent 2101</td><td class="text">team1</td>' in page, page
+            assert '<td class="paused">paused (lunch)</td>' in page, page
+            assert "<td>spring-sale</td>" in page, page  # the campaigns of config/dialer.yaml
             daemon.send_signal(signal.SIGTERM)
             assert daemon.wait(timeout=15) == 0, log.read_text()
         finally:

@@ -1,0 +1,97 @@
+"""The wallboard page (callcenter.wallboard_page): what a supervisor's screen shows, escaped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from callcenter.ami.codec import Message
+from callcenter.dialer.service import CampaignStatus
+from callcenter.settings import AgentSettings
+from callcenter.state.agents import AgentBoard
+from callcenter.wallboard_page import Board, clock_time, render_wallboard
+
+PEOPLE = {p.id: p for p in [
+    AgentSettings(id="1001", name="Hotline <agent>", team="hotline", role="agent", queues={"hotline": 0}),
+    AgentSettings(id="2101", name="Agent 2101", team="team1", role="agent", queues={"outbound": 0, "hotline": 5}),
+]}
+
+
+def _queue(name: str, **overrides: Any) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "queue": name, "day": None, "waiting": 0, "longest_wait": 0.0, "offered": 10, "answered": 9, "abandoned": 1,
+        "unanswered": 0, "answered_within_target": 8, "service_level_seconds": 20, "service_level": 0.8,
+        "asa": 7.5, "average_talk": 185.0, "completed": 9,
+        "agents": {"ready": 1, "ringing": 0, "on_call": 1, "wrap_up": 0, "paused": 0}}
+    view.update(overrides)
+    return view
+
+
+def _agents(now: float) -> list[Any]:
+    board = AgentBoard({"hotline": 15, "outbound": 15})
+    for agent, queue in (("1001", "hotline"), ("2101", "outbound")):
+        board.handle(Message.from_pairs([
+            ("Event", "QueueMemberAdded"), ("Queue", queue), ("Interface", f"PJSIP/agent{agent}"),
+            ("StateInterface", f"PJSIP/agent{agent}"), ("Paused", "0"), ("Status", "1")]), now - 300)
+    board.handle(Message.from_pairs([
+        ("Event", "QueueMemberPause"), ("Queue", "outbound"), ("Interface", "PJSIP/agent2101"), ("Paused", "1"),
+        ("PausedReason", "lunch")]), now - 65)
+    return board.agents()
+
+
+def _campaign(**overrides: Any) -> CampaignStatus:
+    fields: dict[str, Any] = {
+        "name": "spring-sale", "campaign_id": 1, "pacer": "predictive", "dial_mode": "predictive", "placed": 120,
+        "in_flight": 4, "ringing": 3, "agents_ready": 2, "agents_busy": 5, "last_decision": 1,
+        "outcomes": {"human": 30}, "abandon_rate": 0.02, "max_ratio": 3.0}
+    fields.update(overrides)
+    return CampaignStatus(**fields)
+
+
+def _board(**overrides: Any) -> Board:
+    now = 10_000.0
+    fields: dict[str, Any] = {"site": "Reference <call> center & co", "local_time": "2026-12-06 10:00:00",
+                              "queues": [_queue("hotline")], "agents": _agents(now), "people": PEOPLE,
+                              "campaigns": [], "now": now}
+    fields.update(overrides)
+    return Board(**fields)
+
+
+def test_clock_time() -> None:
+    assert [clock_time(s) for s in (None, 0, 5.4, 65, 3599.6, 3725)] == ["-", "0:00", "0:05", "1:05", "1:00:00",
+                                                                          "1:02:05"]
+
+
+def test_the_page_reloads_itself_and_escapes_every_value() -> None:
+    page = render_wallboard(_board())
+    assert page.startswith("<!DOCTYPE html>") and '<meta http-equiv="refresh" content="5">' in page
+    assert "Reference &lt;call&gt; center &amp; co" in page and "<call>" not in page
+    assert "Hotline &lt;agent&gt;" in page
+    assert "Campaigns" not in page  # no dialer: no campaign table
+
+
+def test_a_late_queue_and_a_low_service_level_stand_out() -> None:
+    page = render_wallboard(_board(queues=[
+        _queue("hotline", waiting=2, longest_wait=31.5, service_level=0.75),
+        _queue("outbound", waiting=1, longest_wait=12.0)]))
+    hotline, outbound = page.split("<td>hotline</td>")[1], page.split("<td>outbound</td>")[1]
+    assert '<tr class=alert><td>hotline</td><td>2</td><td>0:32</td>' in page  # waited longer than 20 s
+    assert '<td class="low">75%</td>' in hotline.split("</tr>")[0]
+    assert "<tr><td>outbound</td><td>1</td><td>0:12</td>" in page  # within target: no alert
+    assert "<td>80%</td>" in outbound.split("</tr>")[0]  # at the 80% goal: not low
+    assert "<td>0:08</td><td>3:05</td><td>1</td><td>1</td><td>0</td><td>0</td>" in hotline  # ASA, talk, agents
+
+
+def test_agents_by_team_with_their_state_for_how_long_and_the_pause_reason() -> None:
+    page = render_wallboard(_board())
+    rows = [row for row in page.split("<tr>") if row.startswith(("<td>1001</td>", "<td>2101</td>"))]
+    assert [row[:14] for row in rows] == ["<td>1001</td><", "<td>2101</td><"]  # hotline team, then team1
+    assert '<td class="ready">ready</td><td>5:00</td><td class="text">hotline</td>' in rows[0]
+    assert '<td class="paused">paused (lunch)</td><td>1:05</td>' in rows[1]
+
+
+def test_campaigns_show_abandonment_over_the_limit_and_the_guard() -> None:
+    page = render_wallboard(_board(campaigns=[
+        _campaign(), _campaign(name="team-2", abandon_rate=0.041, abandon_guard="today 4.1% over 3.0%")]))
+    assert "Campaigns since the daemon started" in page
+    assert "<td>spring-sale</td>" in page and '<td>2%</td><td class="text">-</td>' in page
+    assert '<td class="low">4%</td><td class="text low">today 4.1% over 3.0%</td>' in page
