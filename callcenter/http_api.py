@@ -1,4 +1,5 @@
-"""The daemon's HTTP JSON API, and the wallboard page (``GET /wallboard``: :class:`WallboardPage`).
+"""The daemon's HTTP JSON API, and its two pages: the wallboard (``GET /wallboard``:
+:class:`WallboardPage`) and the agent's page (``GET /agent/<id>``: :class:`AgentPage`).
 
 Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/404):
 
@@ -54,8 +55,10 @@ import json
 import math
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -64,6 +67,7 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from callcenter.agent_page import AgentView, disposition_body, render_agent_page
 from callcenter.agents import AgentError
 from callcenter.commission import commission_report
 from callcenter.dialer.campaign import zone
@@ -80,7 +84,12 @@ from callcenter.dialer.service import (
     DialerService,
     PreviewError,
 )
-from callcenter.disposition import DispositionRefused, check_writer, parse_disposition
+from callcenter.disposition import (
+    Disposition,
+    DispositionRefused,
+    check_writer,
+    parse_disposition,
+)
 from callcenter.engine import Engine
 from callcenter.fax import FaxBusy
 from callcenter.fax_service import FaxService
@@ -94,6 +103,7 @@ from callcenter.qa import (
 )
 from callcenter.reports import FCR_DAYS, GROUPINGS, ReportPeriod, queue_targets
 from callcenter.reports import period as report_period
+from callcenter.settings import AgentSettings
 from callcenter.storage import dialer as dialer_store
 from callcenter.storage.records import CallRecord, InvalidFieldError
 from callcenter.storage.repository import NotFoundError
@@ -157,6 +167,27 @@ def _int_arg(request: Request, name: str, default: int, lo: int, hi: int) -> int
     if not lo <= value <= hi:
         raise ApiError(400, f"expected an integer {lo}..{hi}, got {value}", name)
     return value
+
+
+def save_disposition(engine: Engine, ticket: str, disposition: Disposition) -> Deferred[CallRecord]:
+    """Write ``disposition`` on the call record ``ticket`` if its writer may (the API's and the
+    agent page's one path): ApiError 404 for an unknown ticket, DispositionRefused otherwise."""
+    repo = engine.repository
+    if repo is None:
+        raise ApiError(503, "no database configured")
+
+    def found(record: CallRecord | None) -> Deferred[CallRecord]:
+        if record is None:
+            raise ApiError(404, f"no call record {ticket!r}", "ticket")
+        check_writer(engine.settings, disposition.writer, record.agent_id)
+        return repo.update_call_record(record.id, disposition.changes)
+
+    def written(record: CallRecord) -> CallRecord:
+        _log.info("record.dispositioned ticket={ticket} by={writer} outcome={outcome}", ticket=ticket,
+                  writer=disposition.writer, outcome=record.outcome)
+        return record
+
+    return repo.get_call_record_by_ticket(ticket).addCallback(found).addCallback(written)
 
 
 class ApiResource(Resource):
@@ -246,23 +277,8 @@ class ApiResource(Resource):
         raise ApiError(404, "no such resource: /api/" + "/".join(path))
 
     def _disposition(self, ticket: str, body: dict[str, Any]) -> Deferred[Any]:
-        repo = self.engine.repository
-        if repo is None:
-            raise ApiError(503, "no database configured")
-        disposition = parse_disposition(body)
-
-        def found(record: CallRecord | None) -> Deferred[CallRecord]:
-            if record is None:
-                raise ApiError(404, f"no call record {ticket!r}", "ticket")
-            check_writer(self.engine.settings, disposition.writer, record.agent_id)
-            return repo.update_call_record(record.id, disposition.changes)
-
-        def written(record: CallRecord) -> dict[str, Any]:
-            _log.info("record.dispositioned ticket={ticket} by={writer} outcome={outcome}", ticket=ticket,
-                      writer=disposition.writer, outcome=record.outcome)
-            return {"record": record}
-
-        return repo.get_call_record_by_ticket(ticket).addCallback(found).addCallback(written)
+        return save_disposition(self.engine, ticket, parse_disposition(body)).addCallback(
+            lambda record: {"record": record})
 
     def _send_fax(self, body: dict[str, Any]) -> Deferred[Any]:
         """``POST /api/faxes {"to": NUMBER, "file": TIFF path on the daemon's host}`` (docs/fax.md)."""
@@ -610,3 +626,117 @@ class WallboardPage(Resource):
         request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
         request.setHeader(b"Cache-Control", b"no-store")
         return render_wallboard(board).encode("utf-8")
+
+
+class AgentPage(Resource):
+    """``GET /agent/<id>``: the agent's page (state, screen pop, disposition form) and
+    ``POST /agent/<id>/login|logout|pause|unpause|disposition`` from its forms, each answered
+    with a redirect back to the page saying what happened (:mod:`callcenter.agent_page`)."""
+
+    isLeaf = True
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__()
+        self.engine = engine
+
+    def _agent(self, request: Request) -> tuple[AgentSettings | None, list[str]]:
+        path = [p.decode("utf-8", "replace") for p in (request.postpath or []) if p]
+        if not path:
+            return None, path
+        try:
+            return self.engine.settings.agent(path[0]), path
+        except KeyError:
+            return None, path
+
+    @staticmethod
+    def _html(request: Request, status: int, text: str) -> bytes:
+        request.setResponseCode(status)
+        request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+        request.setHeader(b"Cache-Control", b"no-store")
+        return text.encode("utf-8")
+
+    def render_GET(self, request: Request) -> bytes | int:
+        agent, path = self._agent(request)
+        if agent is None or len(path) != 1:
+            return self._html(request, 404, f"<p>No agent page here: {html_escape('/'.join(path))!s}</p>")
+        engine = self.engine
+        now = engine.clock.seconds()
+        live = next((a for a in engine.agents.agents() if a.id == agent.id), None)
+        view = AgentView(
+            agent=agent, state=live.state.value if live is not None else "logged_out",
+            state_seconds=now - live.since if live is not None else None,
+            pause_reason=live.pause_reason if live is not None else None, timezone=engine.settings.site.timezone,
+            message=_arg(request, "msg") or "", error=_arg(request, "err") or "")
+        linkedid = engine.screen_pops.get(agent.id)
+        repo = engine.repository
+        if linkedid is None or repo is None:
+            return self._html(request, 200, render_agent_page(view))
+
+        def current(opened: CallRecord | None) -> Any:  # the record as stored now: a disposition may have changed it
+            return None if opened is None else repo.get_call_record(opened.id)
+
+        def with_customer(record: CallRecord | None) -> Any:
+            if record is None or record.customer_id is None:
+                return dataclasses.replace(view, record=record)
+            return repo.get_customer(record.customer_id).addCallback(
+                lambda customer: dataclasses.replace(view, record=record, customer=customer))
+
+        def show(full: AgentView) -> None:
+            request.write(self._html(request, 200, render_agent_page(full)))
+            request.finish()
+
+        def failed(failure: Failure) -> None:
+            _log.failure("agent_page.failed agent={agent}", failure, agent=agent.id)
+            request.write(self._html(request, 200, render_agent_page(
+                dataclasses.replace(view, error="the call record could not be read; try again"))))
+            request.finish()
+
+        engine.open_record(linkedid, agent.id).addCallback(current).addCallback(with_customer).addCallbacks(
+            show, failed)
+        return NOT_DONE_YET
+
+    def render_POST(self, request: Request) -> bytes | int:
+        agent, path = self._agent(request)
+        if agent is None or len(path) != 2:
+            return self._html(request, 404, f"<p>No agent action here: {html_escape('/'.join(path))!s}</p>")
+        form = {k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
+                for k, vs in (request.args or {}).items()}
+        done = maybeDeferred(self._act, agent, path[1], form)
+
+        def back(query: dict[str, str]) -> None:
+            request.setResponseCode(303)
+            request.setHeader(b"Location", f"/agent/{quote(agent.id)}?{urlencode(query)}".encode())
+            request.finish()
+
+        def refused(failure: Failure) -> dict[str, str]:
+            if failure.check(ApiError):
+                exc = failure.value
+                assert isinstance(exc, ApiError)
+                return {"err": exc.message}
+            if failure.check(InvalidFieldError, DispositionRefused, AgentError, ValueError):
+                return {"err": str(failure.value)}
+            _log.failure("agent_page.action_failed agent={agent} action={action}", failure, agent=agent.id,
+                         action=path[1])
+            return {"err": f"{path[1]} failed: {failure.getErrorMessage()}"}
+
+        done.addCallbacks(lambda message: {"msg": message}, refused).addCallback(back)
+        return NOT_DONE_YET
+
+    def _act(self, agent: AgentSettings, action: str, form: dict[str, list[str]]) -> Deferred[str]:
+        service = self.engine.agent_service
+        if action == "login":
+            return service.login(agent.id).addCallback(lambda _: "logged in")
+        if action == "logout":
+            return service.logout(agent.id).addCallback(lambda _: "logged out")
+        if action == "pause":
+            reason = (form.get("reason") or [""])[0].strip()
+            if not reason:
+                raise InvalidFieldError("reason", "say why you pause (break, lunch, training ...)")
+            return service.pause(agent.id, reason).addCallback(lambda _: f"paused ({reason})")
+        if action == "unpause":
+            return service.unpause(agent.id).addCallback(lambda _: "ready")
+        if action == "disposition":
+            ticket, body = disposition_body(agent.id, form, self.engine.settings.site.timezone)
+            return save_disposition(self.engine, ticket, parse_disposition(body)).addCallback(
+                lambda record: f"disposition of {record.ticket_number} saved: {record.outcome or 'no outcome'}")
+        raise ApiError(404, f"no agent action {action!r}")

@@ -1,0 +1,215 @@
+"""The agent's page: their state, the screen pop of the call offered to them, the disposition form.
+
+``GET /agent/<id>`` (served by :class:`callcenter.http_api.AgentPage`) is what a seated
+agent keeps open beside the softphone: log in, pause with a reason, and when the phone
+rings the caller's call record and CRM customer (the screen pop), then the disposition
+(outcome, issue type, notes, follow-up time, customer name, sale amount). Plain HTML
+forms, no JavaScript: the forms post to ``/agent/<id>/<action>`` and come back to the page
+with what happened.
+
+The page reloads itself (every :data:`REFRESH_SECONDS`) while the agent waits for a call,
+so the next call pops up by itself; it stops while a call is on screen without an outcome
+(ringing, talking, in wrap-up, or after it), so a half-written disposition is never
+wiped. Saving an outcome starts the reloading again.
+
+This module is pure: :func:`render_agent_page` turns an :class:`AgentView` into HTML (every
+value escaped) and :func:`disposition_body` turns the posted form into the JSON body
+:func:`callcenter.disposition.parse_disposition` checks, so the page and the API accept
+the same dispositions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from html import escape
+from typing import Any, Final
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from callcenter.settings import AgentSettings
+from callcenter.storage.records import CallRecord, Customer, InvalidFieldError
+from callcenter.wallboard_page import clock_time
+
+__all__ = [
+    "OUTCOMES",
+    "PAUSE_REASONS",
+    "REFRESH_SECONDS",
+    "AgentView",
+    "disposition_body",
+    "refreshes",
+    "render_agent_page",
+]
+
+REFRESH_SECONDS: Final = 3
+OUTCOMES: Final = ("resolved", "sale", "follow-up", "callback", "not interested", "wrong number", "escalated")
+"""Suggested outcomes (the field is free text, as in the API)."""
+PAUSE_REASONS: Final = ("break", "lunch", "training", "meeting", "after-call work")
+
+_STYLE: Final = """
+body { font-family: sans-serif; margin: 1em; max-width: 60em; }
+h1 { font-size: 1.3em; } h2 { font-size: 1.1em; margin-top: 1.2em; }
+.state { font-weight: bold; } .msg { background: #e6f4e6; padding: .4em; } .err { background: #fbe3e3; padding: .4em; }
+form.inline { display: inline; margin-right: .5em; }
+table.facts td { padding: .15em .8em .15em 0; vertical-align: top; } table.facts td:first-child { color: #555; }
+label { display: block; margin-top: .4em; } input[type=text], textarea { width: 100%; max-width: 40em; }
+.vip { color: #b00; font-weight: bold; } .muted { color: #666; }
+"""
+
+
+@dataclass(frozen=True)
+class AgentView:
+    """What the agent's page shows, gathered by the resource at one instant."""
+
+    agent: AgentSettings
+    state: str
+    """The agent's state (``logged_out``, ``ready``, ``ringing``, ``on_call``, ``wrap_up``, ``paused``)."""
+    state_seconds: float | None
+    """How long they have been in it (None: not on the board, i.e. logged out)."""
+    pause_reason: str | None
+    timezone: str
+    record: CallRecord | None = None
+    """The call last offered to the agent (the screen pop), as stored now."""
+    customer: Customer | None = None
+    message: str = ""
+    """What the last action did (shown in green)."""
+    error: str = ""
+    """Why the last action failed (shown in red)."""
+
+
+def refreshes(view: AgentView) -> bool:
+    """Whether the page reloads itself: while the agent waits, unless a call without an
+    outcome is on screen (its disposition form must not be wiped)."""
+    waiting = view.state in ("ready", "paused", "logged_out")
+    return waiting and (view.record is None or bool(view.record.outcome))
+
+
+def _local(when: datetime | None, tz: ZoneInfo, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return "" if when is None else when.astimezone(tz).strftime(fmt)
+
+
+def _facts(rows: list[tuple[str, object]]) -> str:
+    body = "".join(f"<tr><td>{escape(k)}</td><td>{escape(str(v))}</td></tr>" for k, v in rows if v not in (None, ""))
+    return f'<table class="facts">{body}</table>'
+
+
+def _button(agent_id: str, action: str, label: str, extra: str = "") -> str:
+    return (f'<form class="inline" method="post" action="/agent/{quote(agent_id)}/{action}">{extra}'
+            f'<button type="submit">{escape(label)}</button></form>')
+
+
+def _controls(view: AgentView) -> str:
+    agent_id = view.agent.id
+    if view.state == "logged_out":
+        return _button(agent_id, "login", "Log in")
+    reasons = "".join(f'<option value="{escape(r)}">' for r in PAUSE_REASONS)
+    pause = ('<input type="text" name="reason" list="pause-reasons" placeholder="reason" required '
+             f'style="width: 10em"><datalist id="pause-reasons">{reasons}</datalist>')
+    parts = [_button(agent_id, "unpause", "Ready") if view.state == "paused" else _button(agent_id, "pause", "Pause",
+                                                                                         pause)]
+    parts.append(_button(agent_id, "logout", "Log out"))
+    return "".join(parts)
+
+
+def _text_input(name: str, label: str, value: str | None, extra: str = "") -> str:
+    return (f'<label>{escape(label)} <input type="text" name="{name}" value="{escape(value or "")}"{extra}>'
+            "</label>")
+
+
+def _disposition_form(view: AgentView, record: CallRecord, tz: ZoneInfo) -> str:
+    outcomes = "".join(f'<option value="{escape(o)}">' for o in OUTCOMES)
+    follow_up = _local(record.follow_up_at, tz, "%Y-%m-%dT%H:%M")
+    sale = "" if record.sale_amount is None else f"{record.sale_amount:.2f}"
+    return "".join([
+        f'<form method="post" action="/agent/{quote(view.agent.id)}/disposition">',
+        f'<input type="hidden" name="ticket" value="{escape(record.ticket_number)}">',
+        _text_input("outcome", "Outcome", record.outcome, ' list="outcomes" required'),
+        f'<datalist id="outcomes">{outcomes}</datalist>',
+        _text_input("issue_type", "Issue type", record.issue_type),
+        f'<label>Notes <textarea name="notes" rows="4">{escape(record.description)}</textarea></label>',
+        (f'<label>Follow up at <input type="datetime-local" name="follow_up_at" value="{escape(follow_up)}"> '
+        f'<span class="muted">({escape(view.timezone)})</span></label>'),
+        _text_input("customer_name", "Customer name", record.customer_name),
+        _text_input("sale_amount", "Sale amount (yuan)", sale, ' inputmode="decimal" placeholder="1999.00"'),
+        '<p><button type="submit">Save disposition</button></p></form>',
+    ])
+
+
+def render_agent_page(view: AgentView) -> str:
+    """The whole page."""
+    tz = ZoneInfo(view.timezone)
+    agent = view.agent
+    state = view.state.replace("_", " ")
+    if view.state == "paused" and view.pause_reason:
+        state += f" ({view.pause_reason})"
+    since = "" if view.state_seconds is None else f" for {clock_time(view.state_seconds)}"
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">']
+    if refreshes(view):
+        parts.append(f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}; url=/agent/{quote(agent.id)}">')
+    parts += [
+        f"<title>{escape(agent.name)} ({escape(agent.id)})</title><style>{_STYLE}</style></head><body>",
+        f'<h1>{escape(agent.name)} <span class="muted">({escape(agent.id)}, {escape(agent.team or "no team")})</span></h1>',
+        (f'<p>State: <span class="state">{escape(state)}</span>{escape(since)} '
+        f'<a href="/agent/{quote(agent.id)}">refresh</a></p>'),
+    ]
+    if view.message:
+        parts.append(f'<p class="msg">{escape(view.message)}</p>')
+    if view.error:
+        parts.append(f'<p class="err">{escape(view.error)}</p>')
+    parts.append(f"<p>{_controls(view)}</p>")
+    record = view.record
+    if record is None:
+        parts.append("<h2>Call</h2><p>No call offered yet: the caller's record appears here when the phone rings.</p>")
+    else:
+        parts.append(f"<h2>Call {escape(record.ticket_number)}</h2>")
+        parts.append(_facts([
+            ("Caller", record.phone), ("Direction", record.direction), ("Queue", record.queue),
+            ("Started", _local(record.started_at, tz)), ("IVR choices", " > ".join(record.ivr_path)),
+            ("Waited", clock_time(record.wait_seconds) if record.wait_seconds is not None else None),
+            ("Talk", clock_time(record.talk_seconds) if record.talk_seconds is not None else None),
+            ("CSAT", record.csat), ("Outcome", record.outcome or "not recorded yet"),
+        ]))
+        customer = view.customer
+        if customer is not None:
+            vip = ' <span class="vip">VIP</span>' if customer.vip else ""
+            parts.append(f"<h2>Customer: {escape(customer.name)}{vip}</h2>")
+            parts.append(_facts([("Phone", customer.phone), ("Email", customer.email), ("Notes", customer.notes),
+                                 ("Customer since", _local(customer.created_at, tz, "%Y-%m-%d"))]))
+        elif record.customer_name:
+            parts.append(f"<h2>Customer: {escape(record.customer_name)}</h2><p>Not in the CRM yet.</p>")
+        else:
+            parts.append("<h2>Customer</h2><p>Not in the CRM: a new caller.</p>")
+        parts.append("<h2>Disposition</h2>")
+        parts.append(_disposition_form(view, record, tz))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _one(form: Mapping[str, list[str]], name: str) -> str:
+    values = form.get(name) or [""]
+    return values[0].strip()
+
+
+def disposition_body(agent_id: str, form: Mapping[str, list[str]], timezone: str) -> tuple[str, dict[str, Any]]:
+    """(ticket, the JSON body of ``POST /api/call-records/<ticket>/disposition``) from the
+    posted form: fields left empty are not changed; ``follow_up_at`` (the browser's
+    ``YYYY-MM-DDTHH:MM``) is a local time of the site's zone. InvalidFieldError names the field."""
+    ticket = _one(form, "ticket")
+    if not ticket:
+        raise InvalidFieldError("ticket", "the form names no call")
+    body: dict[str, Any] = {"agent": agent_id}
+    for name in ("outcome", "issue_type", "notes", "customer_name", "sale_amount"):
+        value = _one(form, name)
+        if value:
+            body[name] = value
+    follow_up = _one(form, "follow_up_at")
+    if follow_up:
+        try:
+            local = datetime.fromisoformat(follow_up)
+        except ValueError:
+            raise InvalidFieldError("follow_up_at", f"expected a date and time, got {follow_up!r}") from None
+        if local.tzinfo is None:
+            local = local.replace(tzinfo=ZoneInfo(timezone))
+        body["follow_up_at"] = local.isoformat()
+    return ticket, body

@@ -1,0 +1,191 @@
+"""The agent's page (callcenter.agent_page, http_api.AgentPage) on a real database (SQLite and PostgreSQL).
+
+What a seated agent sees and does without any other tool: the call offered to them with the
+CRM customer (the screen pop), the disposition form that writes the record through the same
+checks as the API, log in, pause with a reason, ready, log out; each action answered by a
+redirect back to the page saying what happened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import Clock
+from twisted.web.test.requesthelper import DummyRequest
+
+from callcenter.agent_page import (
+    AgentView,
+    disposition_body,
+    refreshes,
+    render_agent_page,
+)
+from callcenter.ami.codec import Message
+from callcenter.http_api import AgentPage
+from callcenter.settings import load_settings
+from callcenter.state.agents import AgentBoard
+from callcenter.storage.records import (
+    CallRecord,
+    InvalidFieldError,
+    NewCallRecord,
+    NewCustomer,
+)
+from tests.syncrepository import SyncRepository
+
+SETTINGS = load_settings(Path(__file__).resolve().parents[2] / "config")
+STARTED = datetime(2026, 12, 5, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+
+
+class FakeAgentService:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+
+    def _did(self, *call: str) -> Deferred[list[Any]]:
+        self.calls.append(call)
+        return succeed([])
+
+    def login(self, agent: str) -> Deferred[list[Any]]:
+        return self._did("login", agent)
+
+    def logout(self, agent: str) -> Deferred[list[Any]]:
+        return self._did("logout", agent)
+
+    def pause(self, agent: str, reason: str) -> Deferred[list[Any]]:
+        return self._did("pause", agent, reason)
+
+    def unpause(self, agent: str) -> Deferred[list[Any]]:
+        return self._did("unpause", agent)
+
+
+def _engine(sessions: sessionmaker[Session]) -> tuple[Any, CallRecord]:
+    repo = SyncRepository(sessions)
+    customer = repo.create_customer(NewCustomer(name="Zhang <Wei>", phone="13800138000", vip=True,
+                                                notes="prefers mornings")).result
+    record = repo.create_call_record(NewCallRecord(
+        started_at=STARTED, direction="inbound", phone="13800138000", customer_id=customer.id,
+        customer_name=customer.name, agent_id="2101", queue="hotline", ivr_path=("2", "1")),
+        site_prefix="GD").result
+    clock = Clock()
+    clock.advance(1_000)
+    board = AgentBoard({"hotline": 15})
+    board.handle(Message.from_pairs([
+        ("Event", "QueueMemberAdded"), ("Queue", "hotline"), ("Interface", "PJSIP/agent2101"),
+        ("StateInterface", "PJSIP/agent2101"), ("Paused", "0"), ("Status", "1")]), 930.0)
+    engine = SimpleNamespace(
+        settings=SETTINGS, repository=repo, clock=clock, agents=board, agent_service=FakeAgentService(),
+        screen_pops={"2101": "1733364000.1"},
+        open_record=lambda linkedid, agent: succeed(record if linkedid == "1733364000.1" else None))
+    return engine, record
+
+
+def _get(page: AgentPage, *path: str) -> tuple[int, str]:
+    request = DummyRequest([p.encode() for p in path])
+    body = page.render_GET(request)  # type: ignore[arg-type]
+    text = body if isinstance(body, bytes) else b"".join(request.written)
+    return request.responseCode or 200, text.decode()
+
+
+def _post(page: AgentPage, path: list[str], form: dict[str, str]) -> tuple[int, dict[str, list[str]]]:
+    request = DummyRequest([p.encode() for p in path])
+    request.method = b"POST"
+    request.args = {k.encode(): [v.encode()] for k, v in form.items()}
+    page.render_POST(request)  # type: ignore[arg-type]
+    assert request.finished
+    (location,) = request.responseHeaders.getRawHeaders(b"location")
+    url = urlsplit(location.decode())
+    assert url.path == f"/agent/{path[0]}"
+    return request.responseCode, parse_qs(url.query)
+
+
+def test_the_screen_pop_then_the_disposition_written_from_the_form(sessions: sessionmaker[Session]) -> None:
+    engine, record = _engine(sessions)
+    page = AgentPage(engine)  # type: ignore[arg-type]
+    status, html = _get(page, "2101")
+    assert status == 200
+    assert f"<h2>Call {record.ticket_number}</h2>" in html
+    assert "<td>Caller</td><td>13800138000</td>" in html and "<td>IVR choices</td><td>2 &gt; 1</td>" in html
+    assert "<td>Started</td><td>2026-12-05 10:00</td>" in html  # the site's time zone
+    assert 'Customer: Zhang &lt;Wei&gt; <span class="vip">VIP</span>' in html and "prefers mornings" in html
+    assert "State: <span class=\"state\">ready</span> for 1:10" in html
+    assert 'http-equiv="refresh"' not in html  # a call without an outcome is on screen: no reload
+    assert f'name="ticket" value="{record.ticket_number}"' in html
+
+    status, query = _post(page, ["2101", "disposition"], {
+        "ticket": record.ticket_number, "outcome": "resolved", "issue_type": "billing", "notes": "refund sent",
+        "follow_up_at": "2026-12-07T10:00", "customer_name": "", "sale_amount": ""})
+    assert (status, query) == (303, {"msg": [f"disposition of {record.ticket_number} saved: resolved"]})
+    stored = engine.repository.get_call_record(record.id).result
+    assert (stored.outcome, stored.issue_type, stored.description) == ("resolved", "billing", "refund sent")
+    assert stored.follow_up_at == datetime(2026, 12, 7, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+    assert stored.customer_name == "Zhang <Wei>"  # left empty in the form: not changed
+
+    status, html = _get(page, "2101")
+    assert "<td>Outcome</td><td>resolved</td>" in html and 'value="2026-12-07T10:00"' in html
+    assert '<meta http-equiv="refresh" content="3; url=/agent/2101">' in html  # waiting for the next call
+
+
+def test_bad_or_refused_dispositions_come_back_with_the_reason(sessions: sessionmaker[Session]) -> None:
+    engine, record = _engine(sessions)
+    page = AgentPage(engine)  # type: ignore[arg-type]
+    ticket = record.ticket_number
+    assert _post(page, ["2101", "disposition"], {"ticket": ticket, "outcome": "sale", "sale_amount": "19.999"}) == (
+        303, {"err": ["sale_amount: at most two decimals (fen), got '19.999'"]})
+    assert _post(page, ["2101", "disposition"], {"ticket": ticket, "follow_up_at": "next week"})[1] == {
+        "err": ["follow_up_at: expected a date and time, got 'next week'"]}
+    assert _post(page, ["2102", "disposition"], {"ticket": ticket, "outcome": "sale"})[1]["err"][0].startswith(
+        "agent 2102 may disposition only their own calls")
+    assert _post(page, ["2101", "disposition"], {"ticket": "GD20990101001", "outcome": "x"})[1] == {
+        "err": ["no call record 'GD20990101001'"]}
+    assert engine.repository.get_call_record(record.id).result.outcome is None  # nothing written
+
+
+def test_log_in_pause_ready_log_out(sessions: sessionmaker[Session]) -> None:
+    engine, _ = _engine(sessions)
+    page = AgentPage(engine)  # type: ignore[arg-type]
+    assert _post(page, ["2101", "pause"], {"reason": " "})[1] == {
+        "err": ["reason: say why you pause (break, lunch, training ...)"]}
+    assert _post(page, ["2101", "pause"], {"reason": "lunch"})[1] == {"msg": ["paused (lunch)"]}
+    assert _post(page, ["2101", "unpause"], {})[1] == {"msg": ["ready"]}
+    assert _post(page, ["2101", "logout"], {})[1] == {"msg": ["logged out"]}
+    assert _post(page, ["2102", "login"], {})[1] == {"msg": ["logged in"]}
+    assert _post(page, ["2101", "dance"], {})[1] == {"err": ["no agent action 'dance'"]}
+    assert engine.agent_service.calls == [("pause", "2101", "lunch"), ("unpause", "2101"), ("logout", "2101"),
+                                          ("login", "2102")]
+    status, html = _get(page, "2102")  # logged out as far as the board knows; no call offered yet
+    assert status == 200 and "<span class=\"state\">logged out</span>" in html and "No call offered yet" in html
+    assert ">Log in</button>" in html and 'http-equiv="refresh"' in html
+    assert _get(page, "9999")[0] == 404 and _get(page)[0] == 404
+
+
+@pytest.mark.parametrize(("state", "outcome", "expected"), [
+    ("ready", None, False), ("ready", "resolved", True), ("on_call", "resolved", False), ("ringing", None, False),
+    ("paused", "sale", True), ("wrap_up", "sale", False), ("logged_out", None, False),
+])
+def test_the_page_reloads_only_while_the_agent_waits_with_nothing_left_to_write(
+        state: str, outcome: str | None, expected: bool) -> None:
+    record = CallRecord(id=1, ticket_number="GD1", started_at=STARTED, direction="inbound", customer_id=None,
+                        customer_name=None, phone="1", issue_type=None, description="", outcome=outcome,
+                        follow_up_at=None, csat=None, agent_id="2101", queue=None, uniqueid=None, linkedid=None,
+                        answered_at=None, ended_at=None, wait_seconds=None, talk_seconds=None, queue_result=None,
+                        ivr_path=(), created_at=STARTED)
+    view = AgentView(agent=SETTINGS.agent("2101"), state=state, state_seconds=1.0, pause_reason=None,
+                     timezone="Asia/Shanghai", record=record)
+    assert refreshes(view) is expected
+    assert refreshes(replace(view, record=None)) is (state in ("ready", "paused", "logged_out"))
+    assert ('http-equiv="refresh"' in render_agent_page(view)) is expected
+
+
+def test_the_form_becomes_the_apis_disposition_body() -> None:
+    form = {"ticket": [" GD1 "], "outcome": ["sale"], "notes": [""], "sale_amount": ["1999.00"],
+            "follow_up_at": ["2026-12-07T09:30"], "issue_type": ["  "]}
+    assert disposition_body("2101", form, "Asia/Shanghai") == ("GD1", {
+        "agent": "2101", "outcome": "sale", "sale_amount": "1999.00", "follow_up_at": "2026-12-07T09:30:00+08:00"})
+    with pytest.raises(InvalidFieldError, match="^ticket: the form names no call"):
+        disposition_body("2101", {"outcome": ["x"]}, "Asia/Shanghai")
