@@ -285,6 +285,13 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
                     _say(f"agent {dispositioned.agent_id} sets the disposition of {dispositioned.ticket_number} "
                          f"during the call (POST /api/call-records/<ticket>/disposition): outcome "
                          f"{saved['outcome']}, issue {saved['issue_type']}, notes {saved['description']!r}")
+                    status, html = await _page(reactor, services.http_port, f"agent/{dispositioned.agent_id}")
+                    if status != 200 or f"Call {dispositioned.ticket_number}" not in html \
+                            or "<td>Outcome</td><td>resolved</td>" not in html:
+                        _say(f"FAILED: GET /agent/{dispositioned.agent_id} did not show the call: HTTP {status}")
+                        return 1
+                    _say(f"agent {dispositioned.agent_id}'s page (GET /agent/{dispositioned.agent_id}) shows the "
+                         f"screen pop of {dispositioned.ticket_number} with its outcome and the disposition form")
             hotline_now = next(v for v in engine.queue_views() if v["queue"] == "hotline")
             if hotline_now["waiting"] > most_waiting:
                 most_waiting = hotline_now["waiting"]
@@ -362,6 +369,23 @@ def _api(reactor: Any, port: int, method: str, path: str,
 
     return threads.deferToThreadPool(reactor, reactor.getThreadPool(), call_api, "127.0.0.1", port, method, path,
                                      body)
+
+
+def _page(reactor: Any, port: int, path: str) -> defer.Deferred[tuple[int, str]]:
+    """One of the daemon's HTML pages, fetched as a browser would (in a thread)."""
+    import urllib.error
+    import urllib.request
+
+    def fetch() -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/{path}", timeout=10) as response:
+                return response.status, response.read().decode("utf-8")
+        except urllib.error.HTTPError as exc:
+            return exc.code, ""
+        except OSError as exc:
+            return 0, str(exc)
+
+    return threads.deferToThreadPool(reactor, reactor.getThreadPool(), fetch)
 
 
 async def _quality_review(reactor: Any, port: int) -> bool:
