@@ -53,6 +53,7 @@ import dataclasses
 import enum
 import json
 import math
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from html import escape as html_escape
@@ -94,6 +95,7 @@ from callcenter.engine import Engine
 from callcenter.fax import FaxBusy
 from callcenter.fax_service import FaxService
 from callcenter.qa import (
+    QaReview,
     ReviewRefused,
     check_reviewer,
     choose_sample,
@@ -188,6 +190,60 @@ def save_disposition(engine: Engine, ticket: str, disposition: Disposition) -> D
         return record
 
     return repo.get_call_record_by_ticket(ticket).addCallback(found).addCallback(written)
+
+
+def carry_out_handout(engine: Engine, dialer: DialerService, name: str, action: str,
+                      body: Mapping[str, Any]) -> Deferred[dict[str, Any]]:
+    """A hand-out (``action`` ``handout``) or take-back of campaign ``name``'s leads as ``body``
+    asks, if its ``by`` may (the API's and the lead page's one path; docs/lead-handout.md)."""
+    campaign = dialer.campaigns.get(name)
+    if campaign is None:
+        raise ApiError(404, f"no campaign {name!r}", "campaign")
+    settings = engine.settings
+    people, teams = {a.id: a for a in settings.agents}, [t.id for t in settings.teams]
+    now = datetime.now(UTC)
+    request: HandOut | TakeBack
+    done: Deferred[dict[str, Any]]
+    if action == "handout":
+        handout = request = authorise(parse_handout(body), people, teams)
+        given: Deferred[dict[str, int]] = dialer.repository.run(dialer_store.hand_out, campaign.record.id,
+                                                                handout, now=now)
+        done = given.addCallback(lambda n: {"campaign": campaign.name, "team": handout.team, "given": n})
+    else:
+        takeback = request = authorise(parse_takeback(body), people, teams)
+        taken: Deferred[int] = dialer.repository.run(dialer_store.take_back, campaign.record.id, takeback.team,
+                                                     actor=takeback.actor, agents=takeback.agents, now=now)
+        done = taken.addCallback(lambda n: {"campaign": campaign.name, "team": takeback.team,
+                                            "agents": takeback.agents, "taken": n})
+
+    def logged(result: dict[str, Any]) -> dict[str, Any]:
+        _log.info("dialer.{action} campaign={campaign} by={actor} team={team} result={result}", action=action,
+                  campaign=campaign.name, actor=request.actor, team=request.team,
+                  result=result.get("given", result.get("taken")))
+        return result
+
+    return done.addCallback(logged)
+
+
+def save_review(engine: Engine, ticket: str, review: QaReview) -> Deferred[Any]:
+    """Save a QA ``review`` of call ``ticket`` if its reviewer may score it (the API's and the
+    lead page's one path; docs/qa.md): ApiError 404 for an unknown ticket, ReviewRefused otherwise."""
+    repo = engine.repository
+    if repo is None:
+        raise ApiError(503, "no database configured")
+
+    def found(record: CallRecord | None) -> Deferred[Any]:
+        if record is None:
+            raise ApiError(404, f"no call record {ticket!r}", "ticket")
+        check_reviewer(engine.settings.agents, review.reviewer, record.agent_id)
+        return repo.save_qa_review(record.id, review, now=datetime.now(UTC))  # the record found, not a second lookup
+
+    def saved(stored: Any) -> Any:
+        _log.info("qa.reviewed ticket={ticket} by={reviewer} score={score} failed={failed}", ticket=ticket,
+                  reviewer=review.reviewer, score=review.score, failed=review.failed)
+        return stored
+
+    return repo.get_call_record_by_ticket(ticket).addCallback(found).addCallback(saved)
 
 
 class ApiResource(Resource):
@@ -296,24 +352,8 @@ class ApiResource(Resource):
 
     def _qa_review(self, ticket: str, body: dict[str, Any]) -> Deferred[Any]:
         """``POST /api/call-records/<ticket>/qa``: a lead's or manager's score of the call (docs/qa.md)."""
-        repo = self.engine.repository
-        if repo is None:
-            raise ApiError(503, "no database configured")
-        settings = self.engine.settings
-        review = parse_review(body, settings.qa.scorecard)
-
-        def found(record: CallRecord | None) -> Deferred[Any]:
-            if record is None:
-                raise ApiError(404, f"no call record {ticket!r}", "ticket")
-            check_reviewer(settings.agents, review.reviewer, record.agent_id)
-            return repo.save_qa_review(record.id, review, now=datetime.now(UTC))  # the record found, not a second lookup
-
-        def saved(stored: Any) -> dict[str, Any]:
-            _log.info("qa.reviewed ticket={ticket} by={reviewer} score={score} failed={failed}", ticket=ticket,
-                      reviewer=review.reviewer, score=review.score, failed=review.failed)
-            return {"review": stored}
-
-        return repo.get_call_record_by_ticket(ticket).addCallback(found).addCallback(saved)
+        review = parse_review(body, self.engine.settings.qa.scorecard)
+        return save_review(self.engine, ticket, review).addCallback(lambda stored: {"review": stored})
 
     def _qa_sample(self, request: Request) -> Deferred[Any]:
         """``GET /api/qa/sample?reviewer=ID&day=DAY``: the calls a reviewer is offered that day."""
@@ -488,34 +528,7 @@ class ApiResource(Resource):
     def _handout(self, name: str, action: str, body: dict[str, Any]) -> Deferred[Any]:
         """``POST /api/dialer/<campaign>/handout|takeback``: leads to a team or its agents, or back
         (docs/lead-handout.md); 403 when the person may not."""
-        dialer = self._running_dialer()
-        campaign = dialer.campaigns.get(name)
-        if campaign is None:
-            raise ApiError(404, f"no campaign {name!r}", "campaign")
-        settings = self.engine.settings
-        people, teams = {a.id: a for a in settings.agents}, [t.id for t in settings.teams]
-        now = datetime.now(UTC)
-        request: HandOut | TakeBack
-        done: Deferred[dict[str, Any]]
-        if action == "handout":
-            handout = request = authorise(parse_handout(body), people, teams)
-            given: Deferred[dict[str, int]] = dialer.repository.run(dialer_store.hand_out, campaign.record.id,
-                                                                    handout, now=now)
-            done = given.addCallback(lambda n: {"campaign": campaign.name, "team": handout.team, "given": n})
-        else:
-            takeback = request = authorise(parse_takeback(body), people, teams)
-            taken: Deferred[int] = dialer.repository.run(dialer_store.take_back, campaign.record.id, takeback.team,
-                                                         actor=takeback.actor, agents=takeback.agents, now=now)
-            done = taken.addCallback(lambda n: {"campaign": campaign.name, "team": takeback.team,
-                                                "agents": takeback.agents, "taken": n})
-
-        def logged(result: dict[str, Any]) -> dict[str, Any]:
-            _log.info("dialer.{action} campaign={campaign} by={actor} team={team} result={result}", action=action,
-                      campaign=campaign.name, actor=request.actor, team=request.team,
-                      result=result.get("given", result.get("taken")))
-            return result
-
-        return done.addCallback(logged)
+        return carry_out_handout(self.engine, self._running_dialer(), name, action, body)
 
     def _preview(self, agent: str, action: str, body: dict[str, Any]) -> Deferred[Any]:
         dialer = self._running_dialer()

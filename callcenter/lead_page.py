@@ -1,0 +1,229 @@
+"""The team lead's page: their team live, listen/whisper/barge, the morning hand-out, QA scoring.
+
+``GET /lead/<id>`` (served by :class:`callcenter.http_api.LeadPage`) gathers on one page
+what a team lead does from the lead seat, each with a plain HTML form posting to
+``/lead/<id>/<action>`` and coming back with what happened:
+
+- the team's agents, their state and for how long, and for an agent on a call the buttons
+  to listen, whisper or barge (the lead's phone rings into ChanSpy, as with
+  ``POST /api/supervisor/spy``);
+- per campaign, who of the team holds how many leads (waiting, dialing, done), a form to
+  share the team's leads among its agents (N each, or all) and one to take back what was
+  not dialed; a manager (IT) also gives the team leads of IT's pool and picks the team;
+- today's QA sample of the team's recorded calls, each with the scorecard to fill in.
+
+The same rules as the API apply, through the same functions (:mod:`callcenter.dialer.handout`,
+:mod:`callcenter.qa`, :mod:`callcenter.supervisor`). This module is pure: it renders a
+:class:`LeadView` (every value escaped) and turns the posted forms into the API's bodies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from html import escape
+from typing import Any, Final
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from callcenter.qa import RATING_MAX, QaCandidate
+from callcenter.settings import AgentSettings, QaItem
+from callcenter.storage.dialer_records import LeadHolding
+from callcenter.storage.records import InvalidFieldError
+from callcenter.wallboard_page import clock_time
+
+__all__ = ["CampaignHoldings", "LeadView", "TeamAgent", "form_handout", "form_review", "render_lead_page"]
+
+SPY_MODES: Final = ("listen", "whisper", "barge")
+_ON_A_CALL: Final = ("ringing", "on_call")
+
+_STYLE: Final = """
+body { font-family: sans-serif; margin: 1em; max-width: 70em; }
+h1 { font-size: 1.3em; } h2 { font-size: 1.1em; margin-top: 1.4em; }
+table { border-collapse: collapse; } th, td { padding: .2em .7em; border-bottom: 1px solid #ddd; text-align: left; }
+td.n { text-align: right; } form.inline { display: inline; margin-right: .3em; }
+.msg { background: #e6f4e6; padding: .4em; } .err { background: #fbe3e3; padding: .4em; } .muted { color: #666; }
+"""
+
+
+@dataclass(frozen=True)
+class TeamAgent:
+    """One agent of the team as the board shows them."""
+
+    agent: AgentSettings
+    state: str
+    state_seconds: float | None
+
+
+@dataclass(frozen=True)
+class CampaignHoldings:
+    """One campaign's leads as the team holds them (and IT's pool, for a manager)."""
+
+    name: str
+    handout: str
+    holdings: Sequence[LeadHolding]
+
+
+@dataclass(frozen=True)
+class LeadView:
+    """What the lead's page shows, gathered by the resource."""
+
+    person: AgentSettings
+    team: str
+    teams: Sequence[str]
+    """The teams the person may pick (a manager: every team with agents; a lead: their own)."""
+    agents: Sequence[TeamAgent]
+    campaigns: Sequence[CampaignHoldings]
+    sample: Sequence[QaCandidate]
+    scorecard: Sequence[QaItem]
+    timezone: str
+    message: str = ""
+    error: str = ""
+
+
+def _action(view: LeadView, action: str) -> str:
+    return f"/lead/{quote(view.person.id)}/{action}"
+
+
+def _hidden(**values: str) -> str:
+    return "".join(f'<input type="hidden" name="{k}" value="{escape(v)}">' for k, v in values.items())
+
+
+def _table(headers: Sequence[str], rows: Sequence[str], empty: str) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join(rows) or f'<tr><td colspan="{len(headers)}" class="muted">{escape(empty)}</td></tr>'
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _agents(view: LeadView) -> str:
+    rows = []
+    for member in view.agents:
+        spy = ""
+        if member.state in _ON_A_CALL:
+            spy = "".join(
+                f'<form class="inline" method="post" action="{_action(view, "spy")}">'
+                f'{_hidden(agent=member.agent.id, mode=mode, team=view.team)}<button>{mode}</button></form>'
+                for mode in SPY_MODES)
+        since = "-" if member.state_seconds is None else clock_time(member.state_seconds)
+        rows.append(f"<tr><td>{escape(member.agent.id)}</td><td>{escape(member.agent.name)}</td>"
+                    f"<td>{escape(member.state.replace('_', ' '))}</td><td class=n>{escape(since)}</td>"
+                    f"<td>{spy}</td></tr>")
+    return _table(["agent", "name", "state", "for", "supervise"], rows, "no agents in this team")
+
+
+def _campaign(view: LeadView, campaign: CampaignHoldings) -> str:
+    team_rows = [h for h in campaign.holdings if h.team == view.team]
+    pool = next((h.waiting for h in campaign.holdings if h.team is None), 0)
+    rows = [f"<tr><td>{escape(h.agent_id or 'the team (not given to an agent)')}</td><td class=n>{h.waiting}</td>"
+            f"<td class=n>{h.dialing}</td><td class=n>{h.done}</td></tr>" for h in team_rows]
+    hidden = _hidden(campaign=campaign.name, team=view.team)
+    parts = [f"<h3>{escape(campaign.name)} <span class=muted>(handout: {escape(campaign.handout)})</span></h3>",
+             _table(["holder", "waiting", "dialing", "done"], rows, f"team {view.team} holds no leads of it")]
+    if view.person.role == "manager":
+        parts.append(f'<form method="post" action="{_action(view, "handout")}">{hidden}'
+                     f'Give team {escape(view.team)} <input type="number" name="count" min="1" required '
+                     f'style="width: 7em"> of the {pool} leads in IT\'s pool <button>give</button></form>')
+    parts.append(f'<form method="post" action="{_action(view, "handout")}">{hidden}{_hidden(agents="all")}'
+                 'Share the team\'s leads among its agents: <input type="number" name="each" min="1" '
+                 'placeholder="all" style="width: 6em"> each <button>share</button></form>')
+    parts.append(f'<form method="post" action="{_action(view, "takeback")}">{hidden}{_hidden(agents="all")}'
+                 "<button>take back what the agents did not dial</button></form>")
+    return "".join(parts)
+
+
+def _rating(item: QaItem, ticket: str) -> str:
+    options = '<option value="na">n/a</option>' + "".join(
+        f'<option value="{r}"{" selected" if r == RATING_MAX else ""}>{r}</option>' for r in range(RATING_MAX + 1))
+    critical = " <b>(critical)</b>" if item.critical else ""
+    return (f'<label>{escape(item.label)}{critical} <select name="rating_{escape(item.id)}" '
+            f'id="{escape(ticket)}-{escape(item.id)}">{options}</select></label><br>')
+
+
+def _qa(view: LeadView, tz: ZoneInfo) -> str:
+    if not view.sample:
+        return "<p class=muted>No recorded calls of the team to score today.</p>"
+    parts = []
+    for call in view.sample:
+        head = (f"<p><b>{escape(call.ticket)}</b>, agent {escape(call.agent_id)}, "
+                f"{call.started_at.astimezone(tz):%H:%M}, talk {clock_time(call.talk_seconds)}, "
+                f"recording <code>{escape(call.recording)}</code></p>")
+        items = "".join(_rating(item, call.ticket) for item in view.scorecard)
+        parts.append(f'{head}<form method="post" action="{_action(view, "qa")}">'
+                     f"{_hidden(ticket=call.ticket, team=view.team)}{items}"
+                     '<label>Comment <input type="text" name="comment" style="width: 30em"></label> '
+                     "<button>save score</button></form>")
+    return "".join(parts)
+
+
+def render_lead_page(view: LeadView) -> str:
+    """The whole page (no self-reload: forms are being filled in; a refresh link instead)."""
+    tz = ZoneInfo(view.timezone)
+    person = view.person
+    picker = ""
+    if len(view.teams) > 1:
+        picker = " ".join(
+            f"<b>{escape(t)}</b>" if t == view.team else
+            f'<a href="/lead/{quote(person.id)}?team={quote(t)}">{escape(t)}</a>' for t in view.teams)
+        picker = f"<p>Team: {picker}</p>"
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{escape(person.name)}: team {escape(view.team)}</title><style>{_STYLE}</style></head><body>",
+        (f"<h1>{escape(person.name)} <span class=muted>({escape(person.id)}, {escape(person.role)}), "
+        f"team {escape(view.team)}</span> "
+        f'<a href="/lead/{quote(person.id)}?team={quote(view.team)}">refresh</a></h1>'),
+        picker,
+    ]
+    if view.message:
+        parts.append(f'<p class="msg">{escape(view.message)}</p>')
+    if view.error:
+        parts.append(f'<p class="err">{escape(view.error)}</p>')
+    parts += ["<h2>Agents</h2>", _agents(view), "<h2>Leads</h2>"]
+    parts += [_campaign(view, c) for c in view.campaigns] or ["<p class=muted>The dialer is not running.</p>"]
+    parts += ["<h2>QA: today's calls to score</h2>", _qa(view, tz), "</body></html>"]
+    return "\n".join(parts)
+
+
+def _one(form: Mapping[str, list[str]], name: str) -> str:
+    return (form.get(name) or [""])[0].strip()
+
+
+def _whole(form: Mapping[str, list[str]], name: str) -> int | None:
+    text = _one(form, name)
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise InvalidFieldError(name, f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def form_handout(actor: str, form: Mapping[str, list[str]]) -> tuple[str, dict[str, Any]]:
+    """(campaign, the body of ``POST /api/dialer/<campaign>/handout`` or ``/takeback``) from a form."""
+    campaign = _one(form, "campaign")
+    if not campaign:
+        raise InvalidFieldError("campaign", "the form names no campaign")
+    body: dict[str, Any] = {"by": actor, "team": _one(form, "team")}
+    for name in ("count", "each"):
+        value = _whole(form, name)
+        if value is not None:
+            body[name] = value
+    if _one(form, "agents") == "all" and "count" not in body:
+        body["agents"] = "all"
+    return campaign, body
+
+
+def form_review(reviewer: str, form: Mapping[str, list[str]], scorecard: Sequence[QaItem]
+                ) -> tuple[str, dict[str, Any]]:
+    """(ticket, the body of ``POST /api/call-records/<ticket>/qa``) from the scorecard form."""
+    ticket = _one(form, "ticket")
+    if not ticket:
+        raise InvalidFieldError("ticket", "the form names no call")
+    ratings: dict[str, int | None] = {}
+    for item in scorecard:
+        text = _one(form, f"rating_{item.id}")
+        if text == "na":
+            ratings[item.id] = None
+        elif text.isdigit():
+            ratings[item.id] = int(text)
+        else:
+            raise InvalidFieldError(f"ratings.{item.id}", f"expected 0..{RATING_MAX} or n/a, got {text!r}")
+    return ticket, {"reviewer": reviewer, "ratings": ratings, "comment": _one(form, "comment")}
