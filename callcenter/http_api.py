@@ -1,5 +1,6 @@
-"""The daemon's HTTP JSON API, and its two pages: the wallboard (``GET /wallboard``:
-:class:`WallboardPage`) and the agent's page (``GET /agent/<id>``: :class:`AgentPage`).
+"""The daemon's HTTP JSON API, and its pages: the wallboard (``GET /wallboard``:
+:class:`WallboardPage`), the agent's page (``GET /agent/<id>``: :class:`AgentPage`) and the
+team lead's page (``GET /lead/<id>``: :class:`LeadPage`).
 
 Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/404):
 
@@ -62,7 +63,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, gatherResults, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
@@ -94,6 +95,14 @@ from callcenter.disposition import (
 from callcenter.engine import Engine
 from callcenter.fax import FaxBusy
 from callcenter.fax_service import FaxService
+from callcenter.lead_page import (
+    CampaignHoldings,
+    LeadView,
+    TeamAgent,
+    form_handout,
+    form_review,
+    render_lead_page,
+)
 from callcenter.qa import (
     QaReview,
     ReviewRefused,
@@ -107,6 +116,7 @@ from callcenter.reports import FCR_DAYS, GROUPINGS, ReportPeriod, queue_targets
 from callcenter.reports import period as report_period
 from callcenter.settings import AgentSettings
 from callcenter.storage import dialer as dialer_store
+from callcenter.storage.dialer_records import LeadHolding
 from callcenter.storage.records import CallRecord, InvalidFieldError
 from callcenter.storage.repository import NotFoundError
 from callcenter.supervisor import AgentNotOnCall, NotPermitted, SpyFailed
@@ -753,3 +763,137 @@ class AgentPage(Resource):
             return save_disposition(self.engine, ticket, parse_disposition(body)).addCallback(
                 lambda record: f"disposition of {record.ticket_number} saved: {record.outcome or 'no outcome'}")
         raise ApiError(404, f"no agent action {action!r}")
+
+
+class LeadPage(Resource):
+    """``GET /lead/<id>[?team=T]``: a team lead's (or manager's) page, and ``POST
+    /lead/<id>/spy|handout|takeback|qa`` from its forms, each answered with a redirect back
+    saying what happened (:mod:`callcenter.lead_page`)."""
+
+    isLeaf = True
+
+    def __init__(self, engine: Engine, dialer: DialerService | None = None) -> None:
+        super().__init__()
+        self.engine = engine
+        self.dialer = dialer
+
+    def _person(self, request: Request) -> tuple[AgentSettings | None, list[str]]:
+        path = [p.decode("utf-8", "replace") for p in (request.postpath or []) if p]
+        if not path:
+            return None, path
+        try:
+            person = self.engine.settings.agent(path[0])
+        except KeyError:
+            return None, path
+        return (person, path) if person.role in ("lead", "manager") else (None, path)
+
+    def _teams(self, person: AgentSettings) -> list[str]:
+        agents = self.engine.settings.agents
+        return sorted({a.team for a in agents if a.role == "agent" and a.team and person.oversees(a.team)})
+
+    def render_GET(self, request: Request) -> bytes | int:
+        person, path = self._person(request)
+        if person is None or len(path) != 1:
+            return AgentPage._html(request, 404, "<p>No team lead's page here: only leads and managers have one.</p>")
+        engine = self.engine
+        settings = engine.settings
+        teams = self._teams(person)
+        team = _arg(request, "team") or ""
+        team = team if team in teams else (teams[0] if teams else person.team)
+        now = engine.clock.seconds()
+        board = {a.id: a for a in engine.agents.agents()}
+        members = [TeamAgent(agent=a, state=board[a.id].state.value if a.id in board else "logged_out",
+                             state_seconds=now - board[a.id].since if a.id in board else None)
+                   for a in settings.agents if a.team == team and a.role == "agent"]
+        view = LeadView(person=person, team=team, teams=teams, agents=members, campaigns=[], sample=[],
+                        scorecard=settings.qa.scorecard, timezone=settings.site.timezone,
+                        message=_arg(request, "msg") or "", error=_arg(request, "err") or "")
+        tz = ZoneInfo(settings.site.timezone)
+        today = datetime.fromtimestamp(now, tz).date()
+        span = report_period(today, today, tz)
+        gathered: list[Deferred[Any]] = []
+        dialer = self.dialer
+        if dialer is not None:
+            for campaign in dialer.campaigns.values():
+                def held(holdings: list[LeadHolding], name: str = campaign.name,
+                         mode: str = campaign.config.handout) -> CampaignHoldings:
+                    return CampaignHoldings(name, mode, holdings)
+
+                gathered.append(dialer.repository.run(dialer_store.lead_holdings, campaign.record.id).addCallback(held))
+        repo = engine.repository
+        sample: Deferred[Any] = (succeed([]) if repo is None else repo.qa_candidates(since=span.start, until=span.end)
+                                 .addCallback(lambda found: choose_sample(found, [m.agent.id for m in members],
+                                                                          settings.qa.sample_per_agent, today)))
+
+        def show(results: list[Any]) -> None:
+            *campaigns, calls = results
+            page = render_lead_page(dataclasses.replace(view, campaigns=campaigns, sample=calls))
+            request.write(AgentPage._html(request, 200, page))
+            request.finish()
+
+        def failed(failure: Failure) -> None:
+            _log.failure("lead_page.failed lead={lead}", failure, lead=person.id)
+            request.write(AgentPage._html(request, 200, render_lead_page(
+                dataclasses.replace(view, error="the leads or the QA sample could not be read; try again"))))
+            request.finish()
+
+        gatherResults([*gathered, sample], consumeErrors=True).addCallbacks(show, failed)
+        return NOT_DONE_YET
+
+    def render_POST(self, request: Request) -> bytes | int:
+        person, path = self._person(request)
+        if person is None or len(path) != 2:
+            return AgentPage._html(request, 404, "<p>No team lead's action here.</p>")
+        form = {k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
+                for k, vs in (request.args or {}).items()}
+        team = (form.get("team") or [""])[0]
+        done = maybeDeferred(self._act, person, path[1], form)
+
+        def back(query: dict[str, str]) -> None:
+            request.setResponseCode(303)
+            request.setHeader(b"Location", f"/lead/{quote(person.id)}?{urlencode({'team': team, **query})}".encode())
+            request.finish()
+
+        def refused(failure: Failure) -> dict[str, str]:
+            if failure.check(ApiError):
+                exc = failure.value
+                assert isinstance(exc, ApiError)
+                return {"err": exc.message}
+            if failure.check(InvalidFieldError, HandOutRefused, ReviewRefused, NotPermitted, AgentNotOnCall,
+                             SpyFailed, NotFoundError, ValueError):
+                return {"err": str(failure.value)}
+            _log.failure("lead_page.action_failed lead={lead} action={action}", failure, lead=person.id,
+                         action=path[1])
+            return {"err": f"{path[1]} failed: {failure.getErrorMessage()}"}
+
+        done.addCallbacks(lambda message: {"msg": message}, refused).addCallback(back)
+        return NOT_DONE_YET
+
+    def _act(self, person: AgentSettings, action: str, form: dict[str, list[str]]) -> Deferred[str]:
+        engine = self.engine
+        if action == "spy":
+            agent, mode = (form.get("agent") or [""])[0], (form.get("mode") or [""])[0]
+            return engine.supervisor.spy(person.id, agent, mode).addCallback(
+                lambda _: f"your phone is in {mode} on agent {agent}'s call")
+        if action in ("handout", "takeback"):
+            if self.dialer is None:
+                raise ApiError(404, "the outbound dialer is not running (no dialer.yaml)")
+            name, body = form_handout(person.id, form)
+            if action == "takeback":
+                body = {k: v for k, v in body.items() if k in ("by", "team", "agents")}
+
+            def said(result: dict[str, Any]) -> str:
+                if "taken" in result:
+                    return f"{result['taken']} lead(s) of {name} taken back"
+                given = result["given"]
+                return f"{sum(given.values())} lead(s) of {name} given: " + ", ".join(
+                    f"{who} {n}" for who, n in given.items())
+
+            return carry_out_handout(engine, self.dialer, name, action, body).addCallback(said)
+        if action == "qa":
+            ticket, body = form_review(person.id, form, engine.settings.qa.scorecard)
+            review = parse_review(body, engine.settings.qa.scorecard)
+            return save_review(engine, ticket, review).addCallback(
+                lambda stored: f"{ticket} scored {stored.score:.1f}" + (" (failed: critical item)"
+                                                                        if stored.failed else ""))
+        raise ApiError(404, f"no team lead action {action!r}")

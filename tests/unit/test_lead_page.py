@@ -1,0 +1,155 @@
+"""The team lead's page (callcenter.lead_page, http_api.LeadPage) on a real database (SQLite and PostgreSQL).
+
+A lead (or a manager) sees the team's agents and supervises a call, hands out the team's
+leads and takes them back, and scores today's sampled recordings: each through the same
+rules as the API (who may, the scorecard), answered by a redirect saying what happened.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from sqlalchemy.orm import Session, sessionmaker
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import Clock
+from twisted.web.test.requesthelper import DummyRequest
+
+from callcenter.dialer.campaign import Campaign
+from callcenter.http_api import LeadPage
+from callcenter.lead_page import form_handout, form_review
+from callcenter.settings import load_settings
+from callcenter.state.agents import AgentState
+from callcenter.storage import dialer as store
+from callcenter.storage.dialer_records import LeadRow
+from callcenter.storage.records import NewCallRecord, NewRecording
+from callcenter.supervisor import check_permission
+from tests.syncrepository import SyncRepository
+
+SETTINGS = load_settings(Path(__file__).resolve().parents[2] / "config")
+NOW = datetime(2026, 12, 5, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+
+
+class FakeSupervisor:
+    """The real permission check; the phone call itself is the lab's business."""
+
+    def __init__(self) -> None:
+        self.spied: list[tuple[str, str, str]] = []
+
+    def spy(self, supervisor: str, agent: str, mode: str) -> Deferred[Any]:
+        check_permission(SETTINGS, supervisor, agent)
+        self.spied.append((supervisor, agent, mode))
+        return succeed(None)
+
+
+def _page(sessions: sessionmaker[Session]) -> tuple[LeadPage, Any, str]:
+    repo = SyncRepository(sessions)
+    with sessions.begin() as session:
+        (campaign,) = store.sync_campaigns(session, [Campaign("spring", timezone="Asia/Shanghai")], now=NOW)
+        store.import_leads(session, campaign.id, [LeadRow(line=i + 2, phone=f"1380000{i:04d}") for i in range(20)],
+                           list_name="batch", source_file="batch.csv", actor="it", now=NOW)
+    record = repo.create_call_record(NewCallRecord(
+        started_at=NOW, direction="inbound", phone="13900000001", agent_id="2101", queue="hotline", talk_seconds=95),
+        site_prefix="GD").result
+    repo.add_recording(NewRecording(call_record_id=record.id, path="/srv/rec/2026/12/05/call.wav", started_at=NOW,
+                                    duration_seconds=95.0, size_bytes=1000, format="wav", agent_id="2101"))
+    clock = Clock()
+    clock.advance(NOW.timestamp() + 600)
+    board = [SimpleNamespace(id="2101", state=AgentState.ON_CALL, since=NOW.timestamp() + 480),
+             SimpleNamespace(id="2102", state=AgentState.READY, since=NOW.timestamp())]
+    engine = SimpleNamespace(settings=SETTINGS, repository=repo, clock=clock, supervisor=FakeSupervisor(),
+                             agents=SimpleNamespace(agents=lambda: board))
+    dialer = SimpleNamespace(repository=repo, campaigns={"spring": SimpleNamespace(
+        name="spring", record=SimpleNamespace(id=campaign.id), config=SimpleNamespace(handout="agent"))})
+    return LeadPage(engine, dialer), engine, record.ticket_number  # type: ignore[arg-type]
+
+
+def _get(page: LeadPage, path: list[str], **args: str) -> tuple[int, str]:
+    request = DummyRequest([p.encode() for p in path])
+    request.args = {k.encode(): [v.encode()] for k, v in args.items()}
+    body = page.render_GET(request)  # type: ignore[arg-type]
+    text = body if isinstance(body, bytes) else b"".join(request.written)
+    return request.responseCode or 200, text.decode()
+
+
+def _post(page: LeadPage, path: list[str], form: dict[str, str]) -> dict[str, list[str]]:
+    request = DummyRequest([p.encode() for p in path])
+    request.method = b"POST"
+    request.args = {k.encode(): [v.encode()] for k, v in form.items()}
+    page.render_POST(request)  # type: ignore[arg-type]
+    assert request.finished and request.responseCode == 303
+    (location,) = request.responseHeaders.getRawHeaders(b"location")
+    url = urlsplit(location.decode())
+    assert url.path == f"/lead/{path[0]}"
+    return parse_qs(url.query)
+
+
+def test_the_morning_hand_out_from_the_pages(sessions: sessionmaker[Session]) -> None:
+    page, _, _ = _page(sessions)
+    assert _post(page, ["9001", "handout"], {"campaign": "spring", "team": "team1", "count": "10"}) == {
+        "team": ["team1"], "msg": ["10 lead(s) of spring given: team1 10"]}
+    assert _post(page, ["8001", "handout"], {"campaign": "spring", "team": "team1", "agents": "all", "each": "1"}
+                 )["msg"] == ["8 lead(s) of spring given: 2101 1, 2102 1, 2103 1, 2104 1, 2105 1, 2106 1, 2107 1, 2108 1"]
+    assert _post(page, ["8002", "handout"], {"campaign": "spring", "team": "team1", "agents": "all"})["err"] == [
+        "a lead hands out only their own team's leads (team2), not team team1's"]
+    assert _post(page, ["8001", "handout"], {"campaign": "spring", "team": "team1", "count": "5"})["err"] == [
+        "agent 8001 is a lead: only a manager (IT) hands leads out to teams and takes them back"]
+    assert _post(page, ["8001", "handout"], {"campaign": "spring", "team": "team1", "each": "0", "agents": "all"}
+                 )["err"] == ["each: expected a whole number of at least 1, got '0'"]
+    status, html = _get(page, ["8001"])
+    assert status == 200 and "<h3>spring <span class=muted>(handout: agent)</span></h3>" in html
+    assert "<tr><td>the team (not given to an agent)</td><td class=n>2</td>" in html
+    assert "<tr><td>2101</td><td class=n>1</td><td class=n>0</td><td class=n>0</td></tr>" in html
+    assert "of the 10 leads in IT" not in html  # a lead does not give out IT's pool
+    assert _post(page, ["8001", "takeback"], {"campaign": "spring", "team": "team1", "agents": "all"})["msg"] == [
+        "8 lead(s) of spring taken back"]
+    status, html = _get(page, ["9001"], team="team1")
+    assert "of the 10 leads in IT's pool <button>give</button>" in html
+    assert "<tr><td>the team (not given to an agent)</td><td class=n>10</td>" in html
+
+
+def test_supervise_a_call_and_score_the_days_sample(sessions: sessionmaker[Session]) -> None:
+    page, engine, ticket = _page(sessions)
+    status, html = _get(page, ["8001"])
+    assert status == 200
+    assert "<td>2101</td><td>Agent 2101</td><td>on call</td><td class=n>2:00</td>" in html
+    assert html.count("<button>listen</button>") == 1  # only 2101 is on a call
+    assert f"<b>{ticket}</b>, agent 2101, 10:00, talk 1:35" in html and "/srv/rec/2026/12/05/call.wav" in html
+    assert _post(page, ["8001", "spy"], {"agent": "2101", "mode": "whisper", "team": "team1"}) == {
+        "team": ["team1"], "msg": ["your phone is in whisper on agent 2101's call"]}
+    assert _post(page, ["8002", "spy"], {"agent": "2101", "mode": "listen"})["err"] == [
+        ("supervisor 8002 may not spy on agent 2101: a lead supervises only their own team (team2); "
+        "agent 2101 is in team team1")]
+    assert engine.supervisor.spied == [("8001", "2101", "whisper")]
+    ratings = {f"rating_{item.id}": "4" for item in SETTINGS.qa.scorecard}
+    assert _post(page, ["8002", "qa"], {"ticket": ticket, **ratings})["err"] == [
+        "agent 2101 is not in 8002's team: a lead scores their own team's calls"]
+    assert _post(page, ["8001", "qa"], {"ticket": ticket, **ratings, "rating_compliance": "0"})["msg"] == [
+        f"{ticket} scored 0.0 (failed: critical item)"]  # a critical item at 0 fails the whole call
+    status, html = _get(page, ["8001"])
+    assert ticket not in html and "No recorded calls of the team to score today." in html
+
+
+def test_only_leads_and_managers_have_a_page_and_a_manager_picks_the_team(sessions: sessionmaker[Session]) -> None:
+    page, _, _ = _page(sessions)
+    assert _get(page, ["2101"])[0] == 404 and _get(page, ["4242"])[0] == 404 and _get(page, [])[0] == 404
+    status, html = _get(page, ["9001"], team="team3")
+    assert status == 200 and "team team3</span>" in html and '<a href="/lead/9001?team=team1">team1</a>' in html
+    assert "<b>team3</b>" in html and "hotline" in html  # the hotline team has agents too
+    status, html = _get(page, ["8001"], team="team3")  # a lead sees only their own team
+    assert "team team1</span>" in html and "?team=team3" not in html
+
+
+def test_the_forms_become_the_apis_bodies() -> None:
+    assert form_handout("8001", {"campaign": ["spring"], "team": ["team1"], "each": [""], "agents": ["all"]}) == (
+        "spring", {"by": "8001", "team": "team1", "agents": "all"})
+    assert form_handout("9001", {"campaign": ["spring"], "team": ["team1"], "count": ["7"], "agents": ["all"]}) == (
+        "spring", {"by": "9001", "team": "team1", "count": 7})
+    ticket, body = form_review("8001", {"ticket": ["GD1"], "rating_greeting": ["na"], "comment": [" ok "],
+                                        **{f"rating_{i.id}": ["3"] for i in SETTINGS.qa.scorecard[1:]}},
+                               SETTINGS.qa.scorecard)
+    assert ticket == "GD1" and body["ratings"]["greeting"] is None and body["ratings"]["verify"] == 3
+    assert body["comment"] == "ok"
