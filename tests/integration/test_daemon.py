@@ -220,6 +220,17 @@ def test_daemon_drives_a_lab_instance_and_stops_cleanly_on_sigterm(tmp_path: Pat
             assert '<td>2101</td><td class="text">Agent 2101</td><td class="text">team1</td>' in page, page
             assert '<td class="paused">paused (lunch)</td>' in page, page
             assert "<td>spring-sale</td>" in page, page  # the campaigns of config/dialer.yaml
+            # the team lead's page: the team live, the campaigns' leads, and a spy the real engine refuses
+            with urllib.request.urlopen(f"http://127.0.0.1:{http}/lead/8001", timeout=5) as response:
+                page = response.read().decode()
+            assert "<td>2101</td><td>Agent 2101</td><td>paused</td>" in page, page
+            assert "<h3>spring-sale <span class=muted>(handout: none)</span></h3>" in page, page
+            spy = urllib.request.Request(f"http://127.0.0.1:{http}/lead/8001/spy", method="POST",
+                                         data=b"agent=2101&mode=listen&team=team1")
+            with urllib.request.urlopen(spy, timeout=10) as response:  # the 303 is followed back to the page
+                assert response.url.startswith(f"http://127.0.0.1:{http}/lead/8001?team=team1&err="), response.url
+                page = response.read().decode()
+            assert "not on a call" in page, page
             daemon.send_signal(signal.SIGTERM)
             assert daemon.wait(timeout=15) == 0, log.read_text()
         finally:
