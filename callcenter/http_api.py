@@ -651,12 +651,59 @@ class WallboardPage(Resource):
         return render_wallboard(board).encode("utf-8")
 
 
-class AgentPage(Resource):
+#: What a page's form may be refused with: shown to the person as it is (anything else is
+#: logged as a failure and shown as "<action> failed").
+_REFUSALS: tuple[type[Exception], ...] = (
+    InvalidFieldError, DispositionRefused, AgentError, HandOutRefused, ReviewRefused, NotPermitted, AgentNotOnCall,
+    SpyFailed, NotFoundError, ValueError)
+
+
+class _FormPage(Resource):
+    """A page whose forms post an action and are answered with a redirect back to the page
+    saying what happened (``msg``) or why not (``err``)."""
+
+    isLeaf = True
+
+    @staticmethod
+    def _html(request: Request, status: int, text: str) -> bytes:
+        request.setResponseCode(status)
+        request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+        request.setHeader(b"Cache-Control", b"no-store")
+        return text.encode("utf-8")
+
+    @staticmethod
+    def _form(request: Request) -> dict[str, list[str]]:
+        return {k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
+                for k, vs in (request.args or {}).items()}
+
+    @staticmethod
+    def _answer(request: Request, done: Deferred[str], page: str, keep: dict[str, str], who: str,
+                action: str) -> int:
+        """Redirect to ``page`` (with ``keep`` in its query) once the action is ``done``."""
+
+        def back(query: dict[str, str]) -> None:
+            request.setResponseCode(303)
+            request.setHeader(b"Location", f"{page}?{urlencode({**keep, **query})}".encode())
+            request.finish()
+
+        def refused(failure: Failure) -> dict[str, str]:
+            if failure.check(ApiError):
+                exc = failure.value
+                assert isinstance(exc, ApiError)
+                return {"err": exc.message}
+            if failure.check(*_REFUSALS):
+                return {"err": str(failure.value)}
+            _log.failure("page.action_failed who={who} action={action}", failure, who=who, action=action)
+            return {"err": f"{action} failed: {failure.getErrorMessage()}"}
+
+        done.addCallbacks(lambda message: {"msg": message}, refused).addCallback(back)
+        return NOT_DONE_YET
+
+
+class AgentPage(_FormPage):
     """``GET /agent/<id>``: the agent's page (state, screen pop, disposition form) and
     ``POST /agent/<id>/login|logout|pause|unpause|disposition`` from its forms, each answered
     with a redirect back to the page saying what happened (:mod:`callcenter.agent_page`)."""
-
-    isLeaf = True
 
     def __init__(self, engine: Engine) -> None:
         super().__init__()
@@ -670,13 +717,6 @@ class AgentPage(Resource):
             return self.engine.settings.agent(path[0]), path
         except KeyError:
             return None, path
-
-    @staticmethod
-    def _html(request: Request, status: int, text: str) -> bytes:
-        request.setResponseCode(status)
-        request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
-        request.setHeader(b"Cache-Control", b"no-store")
-        return text.encode("utf-8")
 
     def render_GET(self, request: Request) -> bytes | int:
         agent, path = self._agent(request)
@@ -722,28 +762,8 @@ class AgentPage(Resource):
         agent, path = self._agent(request)
         if agent is None or len(path) != 2:
             return self._html(request, 404, f"<p>No agent action here: {html_escape('/'.join(path))!s}</p>")
-        form = {k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
-                for k, vs in (request.args or {}).items()}
-        done = maybeDeferred(self._act, agent, path[1], form)
-
-        def back(query: dict[str, str]) -> None:
-            request.setResponseCode(303)
-            request.setHeader(b"Location", f"/agent/{quote(agent.id)}?{urlencode(query)}".encode())
-            request.finish()
-
-        def refused(failure: Failure) -> dict[str, str]:
-            if failure.check(ApiError):
-                exc = failure.value
-                assert isinstance(exc, ApiError)
-                return {"err": exc.message}
-            if failure.check(InvalidFieldError, DispositionRefused, AgentError, ValueError):
-                return {"err": str(failure.value)}
-            _log.failure("agent_page.action_failed agent={agent} action={action}", failure, agent=agent.id,
-                         action=path[1])
-            return {"err": f"{path[1]} failed: {failure.getErrorMessage()}"}
-
-        done.addCallbacks(lambda message: {"msg": message}, refused).addCallback(back)
-        return NOT_DONE_YET
+        done = maybeDeferred(self._act, agent, path[1], self._form(request))
+        return self._answer(request, done, f"/agent/{quote(agent.id)}", {}, agent.id, path[1])
 
     def _act(self, agent: AgentSettings, action: str, form: dict[str, list[str]]) -> Deferred[str]:
         service = self.engine.agent_service
@@ -765,12 +785,10 @@ class AgentPage(Resource):
         raise ApiError(404, f"no agent action {action!r}")
 
 
-class LeadPage(Resource):
+class LeadPage(_FormPage):
     """``GET /lead/<id>[?team=T]``: a team lead's (or manager's) page, and ``POST
     /lead/<id>/spy|handout|takeback|qa`` from its forms, each answered with a redirect back
     saying what happened (:mod:`callcenter.lead_page`)."""
-
-    isLeaf = True
 
     def __init__(self, engine: Engine, dialer: DialerService | None = None) -> None:
         super().__init__()
@@ -794,7 +812,7 @@ class LeadPage(Resource):
     def render_GET(self, request: Request) -> bytes | int:
         person, path = self._person(request)
         if person is None or len(path) != 1:
-            return AgentPage._html(request, 404, "<p>No team lead's page here: only leads and managers have one.</p>")
+            return self._html(request, 404, "<p>No team lead's page here: only leads and managers have one.</p>")
         engine = self.engine
         settings = engine.settings
         teams = self._teams(person)
@@ -828,12 +846,12 @@ class LeadPage(Resource):
         def show(results: list[Any]) -> None:
             *campaigns, calls = results
             page = render_lead_page(dataclasses.replace(view, campaigns=campaigns, sample=calls))
-            request.write(AgentPage._html(request, 200, page))
+            request.write(self._html(request, 200, page))
             request.finish()
 
         def failed(failure: Failure) -> None:
             _log.failure("lead_page.failed lead={lead}", failure, lead=person.id)
-            request.write(AgentPage._html(request, 200, render_lead_page(
+            request.write(self._html(request, 200, render_lead_page(
                 dataclasses.replace(view, error="the leads or the QA sample could not be read; try again"))))
             request.finish()
 
@@ -843,31 +861,11 @@ class LeadPage(Resource):
     def render_POST(self, request: Request) -> bytes | int:
         person, path = self._person(request)
         if person is None or len(path) != 2:
-            return AgentPage._html(request, 404, "<p>No team lead's action here.</p>")
-        form = {k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
-                for k, vs in (request.args or {}).items()}
-        team = (form.get("team") or [""])[0]
+            return self._html(request, 404, "<p>No team lead's action here.</p>")
+        form = self._form(request)
         done = maybeDeferred(self._act, person, path[1], form)
-
-        def back(query: dict[str, str]) -> None:
-            request.setResponseCode(303)
-            request.setHeader(b"Location", f"/lead/{quote(person.id)}?{urlencode({'team': team, **query})}".encode())
-            request.finish()
-
-        def refused(failure: Failure) -> dict[str, str]:
-            if failure.check(ApiError):
-                exc = failure.value
-                assert isinstance(exc, ApiError)
-                return {"err": exc.message}
-            if failure.check(InvalidFieldError, HandOutRefused, ReviewRefused, NotPermitted, AgentNotOnCall,
-                             SpyFailed, NotFoundError, ValueError):
-                return {"err": str(failure.value)}
-            _log.failure("lead_page.action_failed lead={lead} action={action}", failure, lead=person.id,
-                         action=path[1])
-            return {"err": f"{path[1]} failed: {failure.getErrorMessage()}"}
-
-        done.addCallbacks(lambda message: {"msg": message}, refused).addCallback(back)
-        return NOT_DONE_YET
+        return self._answer(request, done, f"/lead/{quote(person.id)}", {"team": (form.get("team") or [""])[0]},
+                            person.id, path[1])
 
     def _act(self, person: AgentSettings, action: str, form: dict[str, list[str]]) -> Deferred[str]:
         engine = self.engine
