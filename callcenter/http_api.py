@@ -118,7 +118,7 @@ from callcenter.settings import AgentSettings
 from callcenter.storage import dialer as dialer_store
 from callcenter.storage.dialer_records import LeadHolding
 from callcenter.storage.records import CallRecord, InvalidFieldError
-from callcenter.storage.repository import NotFoundError
+from callcenter.storage.repository import NotFoundError, list_recordings_for_call
 from callcenter.supervisor import AgentNotOnCall, NotPermitted, SpyFailed
 from callcenter.wallboard_page import Board, render_wallboard
 
@@ -785,6 +785,19 @@ class AgentPage(_FormPage):
         raise ApiError(404, f"no agent action {action!r}")
 
 
+_AUDIO_TYPES: dict[str, str] = {"wav": "audio/wav", "gsm": "audio/x-gsm", "mp3": "audio/mpeg", "ogg": "audio/ogg"}
+
+
+def _recording_file(session: Any, call_record_id: int) -> tuple[bytes, str] | None:
+    """(the bytes, the format) of the call's first recording still on disk, or None; blocking:
+    run in the repository's thread pool."""
+    for recording in list_recordings_for_call(session, call_record_id):
+        path = Path(recording.path)
+        if recording.purged_at is None and path.is_file():
+            return path.read_bytes(), recording.format
+    return None
+
+
 class LeadPage(_FormPage):
     """``GET /lead/<id>[?team=T]``: a team lead's (or manager's) page, and ``POST
     /lead/<id>/spy|handout|takeback|qa`` from its forms, each answered with a redirect back
@@ -811,6 +824,8 @@ class LeadPage(_FormPage):
 
     def render_GET(self, request: Request) -> bytes | int:
         person, path = self._person(request)
+        if person is not None and len(path) == 3 and path[1] == "recording":
+            return self._recording(request, person, path[2])
         if person is None or len(path) != 1:
             return self._html(request, 404, "<p>No team lead's page here: only leads and managers have one.</p>")
         engine = self.engine
@@ -856,6 +871,41 @@ class LeadPage(_FormPage):
             request.finish()
 
         gatherResults([*gathered, sample], consumeErrors=True).addCallbacks(show, failed)
+        return NOT_DONE_YET
+
+    def _recording(self, request: Request, person: AgentSettings, ticket: str) -> int:
+        """``GET /lead/<id>/recording/<ticket>``: the call's recording, to play on the page
+        (read in the repository's thread pool; 403 for a call the person may not score)."""
+        engine = self.engine
+        repo = engine.repository
+        if repo is None:
+            raise ApiError(503, "no database configured")
+
+        def found(record: CallRecord | None) -> Any:
+            if record is None:
+                raise ApiError(404, f"no call record {ticket!r}", "ticket")
+            check_reviewer(engine.settings.agents, person.id, record.agent_id)
+            return repo.run(_recording_file, record.id)
+
+        def play(file: tuple[bytes, str] | None) -> None:
+            if file is None:
+                request.write(self._html(request, 404, f"<p>{html_escape(ticket)} has no recording on disk.</p>"))
+            else:
+                data, fmt = file
+                request.setHeader(b"Content-Type", _AUDIO_TYPES.get(fmt, "application/octet-stream").encode())
+                request.setHeader(b"Content-Length", str(len(data)).encode())
+                request.write(data)
+            request.finish()
+
+        def refused(failure: Failure) -> None:
+            status = 403 if failure.check(ReviewRefused) else 404 if failure.check(ApiError) else 500
+            if status == 500:
+                _log.failure("lead_page.recording_failed ticket={ticket}", failure, ticket=ticket)
+            text = str(failure.value) if status != 500 else "the recording could not be read"
+            request.write(self._html(request, status, f"<p>{html_escape(text)}</p>"))
+            request.finish()
+
+        repo.get_call_record_by_ticket(ticket).addCallback(found).addCallbacks(play, refused)
         return NOT_DONE_YET
 
     def render_POST(self, request: Request) -> bytes | int:

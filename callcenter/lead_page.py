@@ -10,7 +10,8 @@ what a team lead does from the lead seat, each with a plain HTML form posting to
 - per campaign, who of the team holds how many leads (waiting, dialing, done), a form to
   share the team's leads among its agents (N each, or all) and one to take back what was
   not dialed; a manager (IT) also gives the team leads of IT's pool and picks the team;
-- today's QA sample of the team's recorded calls, each with the scorecard to fill in.
+- today's QA sample of the team's recorded calls, each with a player for its recording
+  (``/lead/<id>/recording/<ticket>``) and the scorecard to fill in.
 
 The same rules as the API apply, through the same functions (:mod:`callcenter.dialer.handout`,
 :mod:`callcenter.qa`, :mod:`callcenter.supervisor`). This module is pure: it renders a
@@ -145,8 +146,9 @@ def _qa(view: LeadView, tz: ZoneInfo) -> str:
     parts = []
     for call in view.sample:
         head = (f"<p><b>{escape(call.ticket)}</b>, agent {escape(call.agent_id)}, "
-                f"{call.started_at.astimezone(tz):%H:%M}, talk {clock_time(call.talk_seconds)}, "
-                f"recording <code>{escape(call.recording)}</code></p>")
+                f"{call.started_at.astimezone(tz):%H:%M}, talk {clock_time(call.talk_seconds)}<br>"
+                f'<audio controls preload="none" src="{_action(view, "recording/" + quote(call.ticket))}"></audio> '
+                f"<code class=muted>{escape(call.recording)}</code></p>")
         items = "".join(_rating(item, call.ticket) for item in view.scorecard)
         parts.append(f'{head}<form method="post" action="{_action(view, "qa")}">'
                      f"{_hidden(ticket=call.ticket, team=view.team)}{items}"

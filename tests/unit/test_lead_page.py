@@ -45,7 +45,8 @@ class FakeSupervisor:
         return succeed(None)
 
 
-def _page(sessions: sessionmaker[Session]) -> tuple[LeadPage, Any, str]:
+def _page(sessions: sessionmaker[Session], recording: str = "/srv/rec/2026/12/05/call.wav"
+          ) -> tuple[LeadPage, Any, str]:
     repo = SyncRepository(sessions)
     with sessions.begin() as session:
         (campaign,) = store.sync_campaigns(session, [Campaign("spring", timezone="Asia/Shanghai")], now=NOW)
@@ -54,7 +55,7 @@ def _page(sessions: sessionmaker[Session]) -> tuple[LeadPage, Any, str]:
     record = repo.create_call_record(NewCallRecord(
         started_at=NOW, direction="inbound", phone="13900000001", agent_id="2101", queue="hotline", talk_seconds=95),
         site_prefix="GD").result
-    repo.add_recording(NewRecording(call_record_id=record.id, path="/srv/rec/2026/12/05/call.wav", started_at=NOW,
+    repo.add_recording(NewRecording(call_record_id=record.id, path=recording, started_at=NOW,
                                     duration_seconds=95.0, size_bytes=1000, format="wav", agent_id="2101"))
     clock = Clock()
     clock.advance(NOW.timestamp() + 600)
@@ -67,12 +68,16 @@ def _page(sessions: sessionmaker[Session]) -> tuple[LeadPage, Any, str]:
     return LeadPage(engine, dialer), engine, record.ticket_number  # type: ignore[arg-type]
 
 
-def _get(page: LeadPage, path: list[str], **args: str) -> tuple[int, str]:
+def _fetch(page: LeadPage, path: list[str], **args: str) -> tuple[int, bytes, DummyRequest]:
     request = DummyRequest([p.encode() for p in path])
     request.args = {k.encode(): [v.encode()] for k, v in args.items()}
     body = page.render_GET(request)  # type: ignore[arg-type]
-    text = body if isinstance(body, bytes) else b"".join(request.written)
-    return request.responseCode or 200, text.decode()
+    return request.responseCode or 200, body if isinstance(body, bytes) else b"".join(request.written), request
+
+
+def _get(page: LeadPage, path: list[str], **args: str) -> tuple[int, str]:
+    status, body, _ = _fetch(page, path, **args)
+    return status, body.decode()
 
 
 def _post(page: LeadPage, path: list[str], form: dict[str, str]) -> dict[str, list[str]]:
@@ -153,3 +158,20 @@ def test_the_forms_become_the_apis_bodies() -> None:
                                SETTINGS.qa.scorecard)
     assert ticket == "GD1" and body["ratings"]["greeting"] is None and body["ratings"]["verify"] == 3
     assert body["comment"] == "ok"
+
+
+def test_the_sampled_call_plays_on_the_page(sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    wav = tmp_path / "call.wav"
+    wav.write_bytes(b"RIFF....WAVEfmt " + bytes(64))
+    page, _, ticket = _page(sessions, recording=str(wav))
+    status, html = _get(page, ["8001"])
+    assert f'<audio controls preload="none" src="/lead/8001/recording/{ticket}"></audio>' in html
+    status, body, request = _fetch(page, ["8001", "recording", ticket])
+    assert (status, body) == (200, wav.read_bytes())
+    assert request.responseHeaders.getRawHeaders(b"content-type") == [b"audio/wav"]
+    status, body, _ = _fetch(page, ["8002", "recording", ticket])  # not 8002's team
+    assert status == 403 and b"is not in 8002&#x27;s team" in body
+    assert _fetch(page, ["8001", "recording", "GD20990101001"])[0] == 404
+    wav.unlink()
+    status, body, _ = _fetch(page, ["8001", "recording", ticket])
+    assert status == 404 and f"{ticket} has no recording on disk".encode() in body
