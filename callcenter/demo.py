@@ -285,7 +285,8 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
                     _say(f"agent {dispositioned.agent_id} sets the disposition of {dispositioned.ticket_number} "
                          f"during the call (POST /api/call-records/<ticket>/disposition): outcome "
                          f"{saved['outcome']}, issue {saved['issue_type']}, notes {saved['description']!r}")
-                    status, html = await _page(reactor, services.http_port, f"agent/{dispositioned.agent_id}")
+                    status, page = await _page(reactor, services.http_port, f"agent/{dispositioned.agent_id}")
+                    html = page.decode("utf-8", "replace")
                     if status != 200 or f"Call {dispositioned.ticket_number}" not in html \
                             or "<td>Outcome</td><td>resolved</td>" not in html:
                         _say(f"FAILED: GET /agent/{dispositioned.agent_id} did not show the call: HTTP {status}")
@@ -371,19 +372,19 @@ def _api(reactor: Any, port: int, method: str, path: str,
                                      body)
 
 
-def _page(reactor: Any, port: int, path: str) -> defer.Deferred[tuple[int, str]]:
-    """One of the daemon's HTML pages, fetched as a browser would (in a thread)."""
+def _page(reactor: Any, port: int, path: str) -> defer.Deferred[tuple[int, bytes]]:
+    """One of the daemon's pages (or a recording they play), fetched as a browser would (in a thread)."""
     import urllib.error
     import urllib.request
 
-    def fetch() -> tuple[int, str]:
+    def fetch() -> tuple[int, bytes]:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/{path}", timeout=10) as response:
-                return response.status, response.read().decode("utf-8")
+                return response.status, response.read()
         except urllib.error.HTTPError as exc:
-            return exc.code, ""
+            return exc.code, b""
         except OSError as exc:
-            return 0, str(exc)
+            return 0, str(exc).encode()
 
     return threads.deferToThreadPool(reactor, reactor.getThreadPool(), fetch)
 
@@ -395,6 +396,12 @@ async def _quality_review(reactor: Any, port: int) -> bool:
         _say(f"FAILED: GET /api/qa/sample: HTTP {status} {sample}")
         return False
     call = sample["calls"][0]
+    status, audio = await _page(reactor, port, f"lead/9001/recording/{call['ticket']}")
+    if status != 200 or not audio.startswith(b"RIFF") or len(audio) <= 44:
+        _say(f"FAILED: GET /lead/9001/recording/{call['ticket']}: HTTP {status}, {len(audio)} bytes")
+        return False
+    _say(f"the manager's page plays the recording of {call['ticket']} (GET /lead/9001/recording/...): "
+         f"{len(audio)} bytes of WAV")
     ratings = {item["id"]: 4 for item in sample["scorecard"]}
     ratings["close"] = 3
     status, body = await _api(reactor, port, "POST", f"call-records/{call['ticket']}/qa",

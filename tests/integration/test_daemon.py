@@ -83,6 +83,7 @@ def test_demo_places_real_calls_that_become_call_records_with_recordings(tmp_pat
     assert "40 leads imported" in out
     assert "IT (manager 9001) hands 40 leads to team1" in out
     assert "'s page (GET /agent/" in out and "shows the screen pop of GD" in out, out
+    assert "the manager's page plays the recording of GD" in out, out
     assert "team lead 8001 shares them: 2103 10, 2104 10, 2105 10, 2106 10;" in out
     campaign_pops = [line for line in out.splitlines() if "screen pop on agent" in line and "campaign demo-campaign" in line]
     assert campaign_pops, out
