@@ -1,6 +1,7 @@
 """The daemon's HTTP JSON API, and its pages: the wallboard (``GET /wallboard``:
 :class:`WallboardPage`), the agent's page (``GET /agent/<id>``: :class:`AgentPage`) and the
-team lead's page (``GET /lead/<id>``: :class:`LeadPage`).
+team lead's page (``GET /lead/<id>``: :class:`LeadPage`) and the reports (``GET /reports``:
+:class:`ReportsPage`).
 
 Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/404):
 
@@ -114,6 +115,7 @@ from callcenter.qa import (
 )
 from callcenter.reports import FCR_DAYS, GROUPINGS, ReportPeriod, queue_targets
 from callcenter.reports import period as report_period
+from callcenter.reports_page import ReportsView, render_reports_page
 from callcenter.settings import AgentSettings
 from callcenter.storage import dialer as dialer_store
 from callcenter.storage.dialer_records import LeadHolding
@@ -945,3 +947,43 @@ class LeadPage(_FormPage):
                 lambda stored: f"{ticket} scored {stored.score:.1f}" + (" (failed: critical item)"
                                                                         if stored.failed else ""))
         raise ApiError(404, f"no team lead action {action!r}")
+
+
+class ReportsPage(_FormPage):
+    """``GET /reports?from=DAY&to=DAY&by=day|agent|queue``: the call report, the commission
+    and the QA scores of a period on one page (:mod:`callcenter.reports_page`), read through
+    the API's own report routes."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__()
+        self.engine = engine
+        self.api = ApiResource(engine)
+
+    def render_GET(self, request: Request) -> bytes | int:
+        settings = self.engine.settings
+        view = ReportsView(site=settings.site.name, timezone=settings.site.timezone, first=None, last=None,
+                           by=_arg(request, "by") or "day", scorecard=settings.qa.scorecard)
+        try:
+            reading = [self.api._calls_report(request), self.api._commission_report(request),
+                       self.api._qa_report(request)]
+        except ApiError as exc:
+            error = f"{exc.field}: {exc.message}" if exc.field else exc.message
+            return self._html(request, 400, render_reports_page(dataclasses.replace(view, error=error)))
+        except InvalidFieldError as exc:  # "field: problem"
+            return self._html(request, 400, render_reports_page(dataclasses.replace(view, error=str(exc))))
+
+        def show(results: list[dict[str, Any]]) -> None:
+            calls, commission, qa = results
+            full = dataclasses.replace(view, first=calls["from"], last=calls["to"], calls=calls["lines"],
+                                       commission=(commission["lines"], commission["totals"]), qa=qa["lines"])
+            request.write(self._html(request, 200, render_reports_page(full)))
+            request.finish()
+
+        def failed(failure: Failure) -> None:
+            _log.failure("reports_page.failed", failure)
+            request.write(self._html(request, 500, render_reports_page(
+                dataclasses.replace(view, error="the reports could not be read; try again"))))
+            request.finish()
+
+        gatherResults(reading, consumeErrors=True).addCallbacks(show, failed)
+        return NOT_DONE_YET

@@ -32,7 +32,13 @@ from callcenter.dialer.reload import ConfigWatcher, thread_reader
 from callcenter.dialer.service import DialerMetrics, DialerService
 from callcenter.engine import Engine, RecordingPaths
 from callcenter.fax_service import FaxService
-from callcenter.http_api import AgentPage, ApiResource, LeadPage, WallboardPage
+from callcenter.http_api import (
+    AgentPage,
+    ApiResource,
+    LeadPage,
+    ReportsPage,
+    WallboardPage,
+)
 from callcenter.metrics import EngineMetrics, QueueCollector
 from callcenter.secrets import load_or_create_secrets
 from callcenter.settings import ConfigError, Settings
@@ -183,6 +189,7 @@ def make_service(
     api_root.putChild(b"wallboard", WallboardPage(engine, dialer))
     api_root.putChild(b"agent", AgentPage(engine))
     api_root.putChild(b"lead", LeadPage(engine, dialer))
+    api_root.putChild(b"reports", ReportsPage(engine))
     api_root.putChild(b"metrics", MetricsResource(registry=registry))
     http_server = TCPServer(settings.http.port, Site(api_root), interface=settings.http.bind)
     http_server.setName("http")

@@ -1,0 +1,84 @@
+"""The reports page: the call report, sales commission and QA scores of a period, for management.
+
+``GET /reports?from=DAY&to=DAY&by=day|agent|queue`` (served by
+:class:`callcenter.http_api.ReportsPage`) shows on one page, for the management terminals,
+what ``callcenter report calls | commission | qa`` print and ``/api/reports/...`` return:
+the same reports (:mod:`callcenter.reports`, :mod:`callcenter.commission`,
+:mod:`callcenter.qa`), laid out by the CLI's own table functions, with a form to pick the
+period and the grouping. Pure: :func:`render_reports_page` turns the three results into HTML.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from html import escape
+from typing import Any, Final
+
+from callcenter.reports import GROUPINGS, ReportLine
+from callcenter.reports_cli import format_commission, format_qa, format_table
+
+__all__ = ["ReportsView", "render_reports_page"]
+
+_STYLE: Final = """
+body { font-family: sans-serif; margin: 1em; } h1 { font-size: 1.3em; } h2 { font-size: 1.1em; margin-top: 1.4em; }
+pre { background: #f6f6f6; padding: .6em; overflow-x: auto; } .err { background: #fbe3e3; padding: .4em; }
+.muted { color: #666; }
+"""
+
+
+@dataclass(frozen=True)
+class ReportsView:
+    """The period asked for and the three reports of it (None: not read, see ``error``)."""
+
+    site: str
+    timezone: str
+    first: date | None
+    last: date | None
+    by: str
+    calls: Sequence[ReportLine] | None = None
+    commission: tuple[Sequence[Any], Any] | None = None
+    """(lines, totals) of :func:`callcenter.commission.commission_report`."""
+    qa: Sequence[Any] | None = None
+    scorecard: Sequence[Any] = ()
+    error: str = ""
+
+
+def _form(view: ReportsView) -> str:
+    options = "".join(f'<option value="{g}"{" selected" if g == view.by else ""}>{g}</option>' for g in GROUPINGS)
+    first = view.first.isoformat() if view.first else ""
+    last = view.last.isoformat() if view.last else ""
+    return ('<form method="get" action="/reports">'
+            f'From <input type="date" name="from" value="{escape(first)}"> '
+            f'to <input type="date" name="to" value="{escape(last)}"> '
+            f'by <select name="by">{options}</select> <button>show</button></form>')
+
+
+def _pre(text: str) -> str:
+    return f"<pre>{escape(text)}</pre>"
+
+
+def render_reports_page(view: ReportsView) -> str:
+    """The whole page."""
+    span = "" if view.first is None or view.last is None else (
+        view.first.isoformat() if view.first == view.last else f"{view.first.isoformat()} to {view.last.isoformat()}")
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{escape(view.site)}: reports</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{escape(view.site)}: reports <span class=muted>{escape(span)} ({escape(view.timezone)})</span></h1>",
+        _form(view),
+    ]
+    if view.error:
+        parts.append(f'<p class="err">{escape(view.error)}</p>')
+    if view.calls is not None:
+        parts += [f"<h2>Calls by {escape(view.by)}</h2>", _pre(format_table(view.calls, view.by)),
+                  ("<p class=muted>SL: answered within the queue's target / calls that left the queue; "
+                  "AHT: talk plus the queue's wrap-up; FCR: no repeat call within the window (docs/reports.md)</p>")]
+    if view.commission is not None:
+        lines, totals = view.commission
+        parts += ["<h2>Sales commission</h2>", _pre(format_commission(lines, totals))]
+    if view.qa is not None:
+        parts += ["<h2>QA scores</h2>", _pre(format_qa(view.qa, view.scorecard))]
+    parts.append("</body></html>")
+    return "\n".join(parts)
