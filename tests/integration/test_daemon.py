@@ -232,6 +232,9 @@ def test_daemon_drives_a_lab_instance_and_stops_cleanly_on_sigterm(tmp_path: Pat
                 assert response.url.startswith(f"http://127.0.0.1:{http}/lead/8001?team=team1&err="), response.url
                 page = response.read().decode()
             assert "not on a call" in page, page
+            with urllib.request.urlopen(f"http://127.0.0.1:{http}/reports?by=queue", timeout=10) as response:
+                page = response.read().decode()
+            assert "<h2>Calls by queue</h2>" in page and "<h2>Sales commission</h2>" in page, page
             daemon.send_signal(signal.SIGTERM)
             assert daemon.wait(timeout=15) == 0, log.read_text()
         finally:
