@@ -3,7 +3,8 @@
 ``GET /agent/<id>`` (served by :class:`callcenter.http_api.AgentPage`) is what a seated
 agent keeps open beside the softphone: log in, pause with a reason, and when the phone
 rings the caller's call record and CRM customer (the screen pop), then the disposition
-(outcome, issue type, notes, follow-up time, customer name, sale amount). Plain HTML
+(outcome, issue type, notes, follow-up time, customer name, sale amount); and the leads of
+preview campaigns (the hotline's call-backs, handed-out leads) to dial or skip. Plain HTML
 forms, no JavaScript: the forms post to ``/agent/<id>/<action>`` and come back to the page
 with what happened.
 
@@ -20,7 +21,7 @@ the same dispositions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
@@ -29,6 +30,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from callcenter.settings import AgentSettings
+from callcenter.storage.dialer_records import LeadToDial
 from callcenter.storage.records import CallRecord, Customer, InvalidFieldError
 from callcenter.wallboard_page import clock_time
 
@@ -72,6 +74,10 @@ class AgentView:
     record: CallRecord | None = None
     """The call last offered to the agent (the screen pop), as stored now."""
     customer: Customer | None = None
+    preview_campaigns: Sequence[str] = ()
+    """Preview campaigns the agent may ask a lead of (e.g. the hotline's call-backs)."""
+    held: tuple[str, LeadToDial] | None = None
+    """(campaign, lead) the agent previews now: to dial or skip."""
     message: str = ""
     """What the last action did (shown in green)."""
     error: str = ""
@@ -80,9 +86,10 @@ class AgentView:
 
 def refreshes(view: AgentView) -> bool:
     """Whether the page reloads itself: while the agent waits, unless a call without an
-    outcome is on screen (its disposition form must not be wiped)."""
+    outcome is on screen (its disposition form must not be wiped) or a previewed lead waits
+    to be dialed or skipped."""
     waiting = view.state in ("ready", "paused", "logged_out")
-    return waiting and (view.record is None or bool(view.record.outcome))
+    return waiting and view.held is None and (view.record is None or bool(view.record.outcome))
 
 
 def _local(when: datetime | None, tz: ZoneInfo, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -136,6 +143,24 @@ def _disposition_form(view: AgentView, record: CallRecord, tz: ZoneInfo) -> str:
     ])
 
 
+def _preview(view: AgentView) -> str:
+    """The preview section: the lead held (dial or skip it), or a button per campaign."""
+    if view.held is not None:
+        campaign, lead = view.held
+        facts = _facts([("Campaign", campaign), ("Name", lead.name), ("Phone", lead.phone),
+                        ("Attempt", lead.attempt_no), *sorted(lead.extra.items())])
+        skip = ('<input type="text" name="reason" placeholder="why not now" required style="width: 14em"> '
+                '<input type="number" name="retry_minutes" min="1" value="60" style="width: 5em"> min')
+        return (f"<h2>Preview: the next lead</h2>{facts}<p>"
+                + _button(view.agent.id, "dial", "Dial (your phone rings first)")
+                + _button(view.agent.id, "skip", "Skip", skip) + "</p>")
+    if not view.preview_campaigns or view.state == "logged_out":
+        return ""
+    buttons = "".join(_button(view.agent.id, "preview", f"Next lead: {name}", f'<input type="hidden" '
+                              f'name="campaign" value="{escape(name)}">') for name in view.preview_campaigns)
+    return f"<h2>Preview</h2><p>{buttons}</p>"
+
+
 def render_agent_page(view: AgentView) -> str:
     """The whole page."""
     tz = ZoneInfo(view.timezone)
@@ -158,6 +183,7 @@ def render_agent_page(view: AgentView) -> str:
     if view.error:
         parts.append(f'<p class="err">{escape(view.error)}</p>')
     parts.append(f"<p>{_controls(view)}</p>")
+    parts.append(_preview(view))
     record = view.record
     if record is None:
         parts.append("<h2>Call</h2><p>No call offered yet: the caller's record appears here when the phone rings.</p>")

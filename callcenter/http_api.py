@@ -656,7 +656,7 @@ class WallboardPage(Resource):
 #: What a page's form may be refused with: shown to the person as it is (anything else is
 #: logged as a failure and shown as "<action> failed").
 _REFUSALS: tuple[type[Exception], ...] = (
-    InvalidFieldError, DispositionRefused, AgentError, HandOutRefused, ReviewRefused, NotPermitted, AgentNotOnCall,
+    PreviewError, InvalidFieldError, DispositionRefused, AgentError, HandOutRefused, ReviewRefused, NotPermitted, AgentNotOnCall,
     SpyFailed, NotFoundError, ValueError)
 
 
@@ -705,11 +705,13 @@ class _FormPage(Resource):
 class AgentPage(_FormPage):
     """``GET /agent/<id>``: the agent's page (state, screen pop, disposition form) and
     ``POST /agent/<id>/login|logout|pause|unpause|disposition`` from its forms, each answered
-    with a redirect back to the page saying what happened (:mod:`callcenter.agent_page`)."""
+    with a redirect back to the page saying what happened (:mod:`callcenter.agent_page`); with
+    the dialer, also ``preview|dial|skip`` for the leads of preview campaigns."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, dialer: DialerService | None = None) -> None:
         super().__init__()
         self.engine = engine
+        self.dialer = dialer
 
     def _agent(self, request: Request) -> tuple[AgentSettings | None, list[str]]:
         path = [p.decode("utf-8", "replace") for p in (request.postpath or []) if p]
@@ -731,6 +733,8 @@ class AgentPage(_FormPage):
             agent=agent, state=live.state.value if live is not None else "logged_out",
             state_seconds=now - live.since if live is not None else None,
             pause_reason=live.pause_reason if live is not None else None, timezone=engine.settings.site.timezone,
+            preview_campaigns=self.dialer.preview_campaigns() if self.dialer is not None else (),
+            held=self.dialer.held_preview(agent.id) if self.dialer is not None else None,
             message=_arg(request, "msg") or "", error=_arg(request, "err") or "")
         linkedid = engine.screen_pops.get(agent.id)
         repo = engine.repository
@@ -768,6 +772,8 @@ class AgentPage(_FormPage):
         return self._answer(request, done, f"/agent/{quote(agent.id)}", {}, agent.id, path[1])
 
     def _act(self, agent: AgentSettings, action: str, form: dict[str, list[str]]) -> Deferred[str]:
+        if action in ("preview", "dial", "skip"):
+            return self._preview(agent, action, form)
         service = self.engine.agent_service
         if action == "login":
             return service.login(agent.id).addCallback(lambda _: "logged in")
@@ -785,6 +791,29 @@ class AgentPage(_FormPage):
             return save_disposition(self.engine, ticket, parse_disposition(body)).addCallback(
                 lambda record: f"disposition of {record.ticket_number} saved: {record.outcome or 'no outcome'}")
         raise ApiError(404, f"no agent action {action!r}")
+
+    def _preview(self, agent: AgentSettings, action: str, form: dict[str, list[str]]) -> Deferred[str]:
+        dialer = self.dialer
+        if dialer is None:
+            raise ApiError(404, "the outbound dialer is not running (no dialer.yaml)")
+        first = {k: (v or [""])[0].strip() for k, v in form.items()}
+        if action == "preview":
+            campaign = first.get("campaign", "")
+            return dialer.preview_next(agent.id, campaign).addCallback(
+                lambda lead: f"next lead of {campaign}: {' '.join(filter(None, (lead.name, lead.phone)))}"
+                if lead is not None else f"no lead of {campaign} is due now")
+        if action == "dial":
+            held = dialer.held_preview(agent.id)
+            phone = held[1].phone if held is not None else ""
+            return dialer.preview_dial(agent.id).addCallback(lambda _: f"your phone answered: dialing {phone}")
+        reason = first.get("reason", "")
+        if not reason:
+            raise InvalidFieldError("reason", "say why you skip this lead")
+        minutes_text = first.get("retry_minutes") or str(PREVIEW_SKIP_RETRY_MINUTES)
+        if not minutes_text.isdigit():
+            raise InvalidFieldError("retry_minutes", f"expected whole minutes, got {minutes_text!r}")
+        return dialer.preview_skip(agent.id, reason, int(minutes_text)).addCallback(
+            lambda _: f"skipped: the lead is due again in {int(minutes_text)} min")
 
 
 _AUDIO_TYPES: dict[str, str] = {"wav": "audio/wav", "gsm": "audio/x-gsm", "mp3": "audio/mpeg", "ogg": "audio/ogg"}

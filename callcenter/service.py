@@ -187,7 +187,7 @@ def make_service(
     api_root = Resource()
     api_root.putChild(b"api", ApiResource(engine, dialer, fax))
     api_root.putChild(b"wallboard", WallboardPage(engine, dialer))
-    api_root.putChild(b"agent", AgentPage(engine))
+    api_root.putChild(b"agent", AgentPage(engine, dialer))
     api_root.putChild(b"lead", LeadPage(engine, dialer))
     api_root.putChild(b"reports", ReportsPage(engine))
     api_root.putChild(b"metrics", MetricsResource(registry=registry))

@@ -622,6 +622,16 @@ class DialerService(Service):
 
         return self._track(claimed.addCallback(hold))
 
+    def preview_campaigns(self) -> list[str]:
+        """The active preview campaigns, by name: those an agent asks for leads of."""
+        return sorted(name for name, c in self.campaigns.items()
+                      if c.config.campaign.dial_mode == "preview" and c.config.campaign.active)
+
+    def held_preview(self, agent: str) -> tuple[str, LeadToDial] | None:
+        """(campaign, lead) ``agent`` previews now and has neither dialed nor skipped, or None."""
+        held = self._previews.get(agent)
+        return None if held is None else (held[0].name, held[1])
+
     def preview_dial(self, agent: str) -> Deferred[Any]:
         """Dial the lead ``agent`` previewed: the agent's phone rings, then the lead's."""
         held = self._previews.pop(agent, None)

@@ -593,3 +593,56 @@ def test_http_hand_out_take_back_and_holdings(tmp_path: Path) -> None:
     status, body = post("handout", {"by": "9001", "team": "team2", "count": 1, "list_id": 99})
     assert (status, body["error"]) == (404, "list_id: lead list 99 is not a list of campaign test-campaign")
     w.service.stopService()
+
+
+def test_the_agent_page_previews_dials_and_skips_leads(tmp_path: Path) -> None:
+    """The agent page's preview section drives the same DialerService calls as the API: the next
+    lead held for the agent (the page stops reloading), skip with a reason, dial from their phone."""
+    from types import SimpleNamespace
+    from urllib.parse import parse_qs, urlsplit
+
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from callcenter.http_api import AgentPage
+    from callcenter.settings import load_settings
+
+    w = World(tmp_path, config_text(dial_mode="preview"), agents=1)
+    w.service.startService()
+    w.import_leads(["13800000001", "13800000002"])
+    engine = SimpleNamespace(settings=load_settings(Path(__file__).resolve().parents[2] / "config"),
+                             clock=w.clock, agents=w.board, screen_pops={}, repository=None)
+    page = AgentPage(engine, w.service)  # type: ignore[arg-type]
+
+    def get() -> str:
+        request = DummyRequest([b"2101"])
+        body = page.render_GET(request)  # type: ignore[arg-type]
+        assert isinstance(body, bytes)
+        return body.decode()
+
+    def post(action: str, answer: bool = False, **form: str) -> dict[str, list[str]]:
+        request = DummyRequest([b"2101", action.encode()])
+        request.method = b"POST"
+        request.args = {k.encode(): [v.encode()] for k, v in form.items()}
+        page.render_POST(request)  # type: ignore[arg-type]
+        if answer:  # the page answers once the agent's phone answered (the Originate's response)
+            assert not request.finished
+            w.ami.originates[-1][1].callback(Message.from_pairs([
+                ("Event", "OriginateResponse"), ("Response", "Success"), ("Reason", "4")]))
+        (location,) = request.responseHeaders.getRawHeaders(b"location")
+        return parse_qs(urlsplit(location.decode()).query)
+
+    html = get()
+    assert ">Next lead: test-campaign</button>" in html and 'http-equiv="refresh"' in html
+    assert post("preview", campaign="test-campaign") == {"msg": ["next lead of test-campaign: 13800000001"]}
+    html = get()
+    assert "<td>Phone</td><td>13800000001</td>" in html and ">Dial (your phone rings first)</button>" in html
+    assert 'http-equiv="refresh"' not in html  # the skip reason must not be wiped
+    assert post("skip", reason="") == {"err": ["reason: say why you skip this lead"]}
+    assert post("skip", reason="wrong time", retry_minutes="30") == {"msg": ["skipped: the lead is due again in 30 min"]}
+    assert post("preview", campaign="test-campaign") == {"msg": ["next lead of test-campaign: 13800000002"]}
+    assert post("dial", answer=True) == {"msg": ["your phone answered: dialing 13800000002"]}
+    (action, _), = w.ami.originates
+    assert (action.get("Channel"), dict(action.variables)["CC_DIAL"]) == ("PJSIP/agent2101", "Local/13800000002@sim-pstn")
+    assert post("dial") == {"err": ["agent 2101 has no previewed lead (ask for one first)"]}
+    assert post("preview", campaign="nope") == {"err": ["no campaign 'nope'"]}
+    w.service.stopService()
