@@ -232,6 +232,14 @@ def test_daemon_drives_a_lab_instance_and_stops_cleanly_on_sigterm(tmp_path: Pat
                 assert response.url.startswith(f"http://127.0.0.1:{http}/lead/8001?team=team1&err="), response.url
                 page = response.read().decode()
             assert "not on a call" in page, page
+            # the agent's page: state from the real board, and the shipped preview campaign's button
+            with urllib.request.urlopen(f"http://127.0.0.1:{http}/agent/2101", timeout=5) as response:
+                page = response.read().decode()
+            assert '<span class="state">paused (lunch)</span>' in page and ">Next lead: hotline-callbacks</button>" in page
+            preview = urllib.request.Request(f"http://127.0.0.1:{http}/agent/2101/preview", method="POST",
+                                             data=b"campaign=hotline-callbacks")
+            with urllib.request.urlopen(preview, timeout=10) as response:
+                assert "msg=no+lead+of+hotline-callbacks+is+due+now" in response.url, response.url
             with urllib.request.urlopen(f"http://127.0.0.1:{http}/reports?by=queue", timeout=10) as response:
                 page = response.read().decode()
             assert "<h2>Calls by queue</h2>" in page and "<h2>Sales commission</h2>" in page, page
