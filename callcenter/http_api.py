@@ -1,7 +1,7 @@
 """The daemon's HTTP JSON API, and its pages: the wallboard (``GET /wallboard``:
 :class:`WallboardPage`), the agent's page (``GET /agent/<id>``: :class:`AgentPage`) and the
-team lead's page (``GET /lead/<id>``: :class:`LeadPage`) and the reports (``GET /reports``:
-:class:`ReportsPage`).
+team lead's page (``GET /lead/<id>``: :class:`LeadPage`), the reports (``GET /reports``:
+:class:`ReportsPage`) and the front page linking them (``GET /``: :class:`IndexPage`).
 
 Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/404):
 
@@ -96,6 +96,7 @@ from callcenter.disposition import (
 from callcenter.engine import Engine
 from callcenter.fax import FaxBusy
 from callcenter.fax_service import FaxService
+from callcenter.index_page import render_index
 from callcenter.lead_page import (
     CampaignHoldings,
     LeadView,
@@ -116,7 +117,7 @@ from callcenter.qa import (
 from callcenter.reports import FCR_DAYS, GROUPINGS, ReportPeriod, queue_targets
 from callcenter.reports import period as report_period
 from callcenter.reports_page import ReportsView, render_reports_page
-from callcenter.settings import AgentSettings
+from callcenter.settings import AgentSettings, Settings
 from callcenter.storage import dialer as dialer_store
 from callcenter.storage.dialer_records import LeadHolding
 from callcenter.storage.records import CallRecord, InvalidFieldError
@@ -1016,3 +1017,17 @@ class ReportsPage(_FormPage):
 
         gatherResults(reading, consumeErrors=True).addCallbacks(show, failed)
         return NOT_DONE_YET
+
+
+class IndexPage(_FormPage):
+    """``GET /``: the front page, linking the wallboard, the reports and everyone's page."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self.settings = settings
+
+    def render_GET(self, request: Request) -> bytes:
+        if [p for p in (request.postpath or []) if p]:
+            return self._html(request, 404, '<p>No such page. <a href="/">The front page</a> lists them.</p>')
+        return self._html(request, 200, render_index(self.settings.site.name, self.settings.teams,
+                                                     self.settings.agents))

@@ -35,6 +35,7 @@ from callcenter.fax_service import FaxService
 from callcenter.http_api import (
     AgentPage,
     ApiResource,
+    IndexPage,
     LeadPage,
     ReportsPage,
     WallboardPage,
@@ -185,6 +186,7 @@ def make_service(
     fax.setServiceParent(root)
 
     api_root = Resource()
+    api_root.putChild(b"", IndexPage(settings))
     api_root.putChild(b"api", ApiResource(engine, dialer, fax))
     api_root.putChild(b"wallboard", WallboardPage(engine, dialer))
     api_root.putChild(b"agent", AgentPage(engine, dialer))

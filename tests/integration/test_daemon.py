@@ -232,6 +232,9 @@ def test_daemon_drives_a_lab_instance_and_stops_cleanly_on_sigterm(tmp_path: Pat
                 assert response.url.startswith(f"http://127.0.0.1:{http}/lead/8001?team=team1&err="), response.url
                 page = response.read().decode()
             assert "not on a call" in page, page
+            with urllib.request.urlopen(f"http://127.0.0.1:{http}/", timeout=5) as response:
+                page = response.read().decode()
+            assert '<a href="/wallboard">Wallboard</a>' in page and '<a href="/agent/2101">' in page, page
             # the agent's page: state from the real board, and the shipped preview campaign's button
             with urllib.request.urlopen(f"http://127.0.0.1:{http}/agent/2101", timeout=5) as response:
                 page = response.read().decode()

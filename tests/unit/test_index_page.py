@@ -1,0 +1,37 @@
+"""The daemon's front page (callcenter.index_page): links to the shared pages and everyone's own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from twisted.web.test.requesthelper import DummyRequest
+
+from callcenter.http_api import IndexPage
+from callcenter.index_page import render_index
+from callcenter.settings import AgentSettings, TeamSettings, load_settings
+
+SETTINGS = load_settings(Path(__file__).resolve().parents[2] / "config")
+
+
+def test_the_front_page_links_every_page_of_the_shipped_site() -> None:
+    request = DummyRequest([b""])
+    html = IndexPage(SETTINGS).render_GET(request).decode()  # type: ignore[arg-type]
+    assert request.responseHeaders.getRawHeaders(b"content-type") == [b"text/html; charset=utf-8"]
+    assert '<a href="/wallboard">Wallboard</a>' in html and '<a href="/reports">Reports</a>' in html
+    assert '<a href="/lead/8001">Team lead 1 (8001)</a>' in html and '<a href="/lead/9001">Manager 1 (9001)</a>' in html
+    assert '<a href="/agent/1001">Hotline agent (1001)</a>' in html and '<a href="/agent/2608">' in html
+    assert html.count('href="/agent/') == 49  # the hotline agent and 48 outbound agents
+    assert "<h2>Management" not in html  # a team without agents gets no list
+
+
+def test_names_are_escaped_and_ids_quoted() -> None:
+    html = render_index("A <b>site</b>", [TeamSettings(id="t", name="T & co")],
+                        [AgentSettings(id="7 7", name="<x>", team="t", role="agent", queues={})])
+    assert "A &lt;b&gt;site&lt;/b&gt;" in html and "T &amp; co" in html
+    assert '<a href="/agent/7%207">&lt;x&gt; (7 7)</a>' in html
+
+
+def test_any_other_path_under_it_is_not_found() -> None:
+    request = DummyRequest([b"nope"])
+    body = IndexPage(SETTINGS).render_GET(request)  # type: ignore[arg-type]
+    assert request.responseCode == 404 and b'href="/"' in body
