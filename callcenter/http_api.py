@@ -55,12 +55,12 @@ import dataclasses
 import enum
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from html import escape as html_escape
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
@@ -127,6 +127,8 @@ from callcenter.wallboard_page import Board, render_wallboard
 
 __all__ = ["ApiError", "ApiResource"]
 
+_T = TypeVar("_T")
+
 _log = Logger(namespace="callcenter.http")
 
 
@@ -184,25 +186,35 @@ def _int_arg(request: Request, name: str, default: int, lo: int, hi: int) -> int
     return value
 
 
-def save_disposition(engine: Engine, ticket: str, disposition: Disposition) -> Deferred[CallRecord]:
-    """Write ``disposition`` on the call record ``ticket`` if its writer may (the API's and the
-    agent page's one path): ApiError 404 for an unknown ticket, DispositionRefused otherwise."""
+def _with_record(engine: Engine, ticket: str, then: Callable[[Any, CallRecord], Deferred[_T]]) -> Deferred[_T]:
+    """``then(repository, record)`` on the call record ``ticket``: ApiError 503 without a
+    database, 404 for an unknown ticket."""
     repo = engine.repository
     if repo is None:
         raise ApiError(503, "no database configured")
 
-    def found(record: CallRecord | None) -> Deferred[CallRecord]:
+    def found(record: CallRecord | None) -> Deferred[_T]:
         if record is None:
             raise ApiError(404, f"no call record {ticket!r}", "ticket")
+        return then(repo, record)
+
+    return repo.get_call_record_by_ticket(ticket).addCallback(found)
+
+
+def save_disposition(engine: Engine, ticket: str, disposition: Disposition) -> Deferred[CallRecord]:
+    """Write ``disposition`` on the call record ``ticket`` if its writer may (the API's and the
+    agent page's one path): ApiError 404 for an unknown ticket, DispositionRefused otherwise."""
+
+    def write(repo: Any, record: CallRecord) -> Deferred[CallRecord]:
         check_writer(engine.settings, disposition.writer, record.agent_id)
-        return repo.update_call_record(record.id, disposition.changes)
+        return repo.update_call_record(record.id, disposition.changes)  # type: ignore[no-any-return]
 
     def written(record: CallRecord) -> CallRecord:
         _log.info("record.dispositioned ticket={ticket} by={writer} outcome={outcome}", ticket=ticket,
                   writer=disposition.writer, outcome=record.outcome)
         return record
 
-    return repo.get_call_record_by_ticket(ticket).addCallback(found).addCallback(written)
+    return _with_record(engine, ticket, write).addCallback(written)
 
 
 def carry_out_handout(engine: Engine, dialer: DialerService, name: str, action: str,
@@ -241,22 +253,17 @@ def carry_out_handout(engine: Engine, dialer: DialerService, name: str, action: 
 def save_review(engine: Engine, ticket: str, review: QaReview) -> Deferred[Any]:
     """Save a QA ``review`` of call ``ticket`` if its reviewer may score it (the API's and the
     lead page's one path; docs/qa.md): ApiError 404 for an unknown ticket, ReviewRefused otherwise."""
-    repo = engine.repository
-    if repo is None:
-        raise ApiError(503, "no database configured")
 
-    def found(record: CallRecord | None) -> Deferred[Any]:
-        if record is None:
-            raise ApiError(404, f"no call record {ticket!r}", "ticket")
+    def save(repo: Any, record: CallRecord) -> Deferred[Any]:
         check_reviewer(engine.settings.agents, review.reviewer, record.agent_id)
-        return repo.save_qa_review(record.id, review, now=datetime.now(UTC))  # the record found, not a second lookup
+        return repo.save_qa_review(record.id, review, now=datetime.now(UTC))  # type: ignore[no-any-return]
 
     def saved(stored: Any) -> Any:
         _log.info("qa.reviewed ticket={ticket} by={reviewer} score={score} failed={failed}", ticket=ticket,
                   reviewer=review.reviewer, score=review.score, failed=review.failed)
         return stored
 
-    return repo.get_call_record_by_ticket(ticket).addCallback(found).addCallback(saved)
+    return _with_record(engine, ticket, save).addCallback(saved)
 
 
 class ApiResource(Resource):
