@@ -781,15 +781,6 @@ class Repository:
         """See :func:`list_qa_reviews`."""
         return self.run(list_qa_reviews, since=since, until=until)
 
-    def add_outgoing_fax(self, fax_id: str, number: str, path: str, size_bytes: int,
-                         now: datetime) -> Deferred[FaxRecord]:
-        """See :func:`add_outgoing_fax`."""
-        return self.run(add_outgoing_fax, fax_id, number, path, size_bytes, now)
-
-    def file_fax(self, result: FaxResult, path: str, size_bytes: int, now: datetime) -> Deferred[FaxRecord]:
-        """See :func:`file_fax`."""
-        return self.run(file_fax, result, path, size_bytes, now)
-
     def list_faxes(self, *, limit: int = 50) -> Deferred[list[FaxRecord]]:
         """See :func:`list_faxes`."""
         return self.run(list_faxes, limit=limit)
