@@ -201,6 +201,18 @@ def _with_record(engine: Engine, ticket: str, then: Callable[[Any, CallRecord], 
     return repo.get_call_record_by_ticket(ticket).addCallback(found)
 
 
+def _path(request: Request) -> list[str]:
+    """The request's path below its resource, decoded, without empty segments."""
+    return [p.decode("utf-8", "replace") for p in (request.postpath or []) if p]
+
+
+def _running(dialer: DialerService | None) -> DialerService:
+    """The dialer, or ApiError 404 when it does not run."""
+    if dialer is None:
+        raise ApiError(404, "the outbound dialer is not running (no dialer.yaml)")
+    return dialer
+
+
 def save_disposition(engine: Engine, ticket: str, disposition: Disposition) -> Deferred[CallRecord]:
     """Write ``disposition`` on the call record ``ticket`` if its writer may (the API's and the
     agent page's one path): ApiError 404 for an unknown ticket, DispositionRefused otherwise."""
@@ -278,7 +290,7 @@ class ApiResource(Resource):
         self.engine = engine
 
     def render_GET(self, request: Request) -> bytes | int:
-        path = [p.decode("utf-8", "replace") for p in (request.postpath or []) if p]
+        path = _path(request)
         try:
             result = self._route(path, request)
         except ApiError as exc:
@@ -290,7 +302,7 @@ class ApiResource(Resource):
         return self._body(request, 200, result)
 
     def render_POST(self, request: Request) -> bytes | int:
-        path = [p.decode("utf-8", "replace") for p in (request.postpath or []) if p]
+        path = _path(request)
         try:
             body = self._json_body(request)
         except ApiError as exc:
@@ -519,7 +531,7 @@ class ApiResource(Resource):
         return d.addCallback(built)
 
     def _dialer(self, path: list[str], request: Request) -> Any:
-        dialer = self._running_dialer()
+        dialer = _running(self.dialer)
         if not path:
             return {"campaigns": dialer.status()}
         campaign = dialer.campaigns.get(path[0])
@@ -540,18 +552,13 @@ class ApiResource(Resource):
                                          machine_as_abandoned=dialer.config.amd.machine_as_abandoned)
         raise ApiError(404, "no such resource: /api/dialer/" + "/".join(path))
 
-    def _running_dialer(self) -> DialerService:
-        if self.dialer is None:
-            raise ApiError(404, "the outbound dialer is not running (no dialer.yaml)")
-        return self.dialer
-
     def _handout(self, name: str, action: str, body: dict[str, Any]) -> Deferred[Any]:
         """``POST /api/dialer/<campaign>/handout|takeback``: leads to a team or its agents, or back
         (docs/lead-handout.md); 403 when the person may not."""
-        return carry_out_handout(self.engine, self._running_dialer(), name, action, body)
+        return carry_out_handout(self.engine, _running(self.dialer), name, action, body)
 
     def _preview(self, agent: str, action: str, body: dict[str, Any]) -> Deferred[Any]:
-        dialer = self._running_dialer()
+        dialer = _running(self.dialer)
         if self.engine is not None:
             try:
                 self.engine.settings.agent(agent)
@@ -635,32 +642,6 @@ class ApiResource(Resource):
         request.finish()
 
 
-class WallboardPage(Resource):
-    """``GET /wallboard``: the queues, agents and campaigns as one self-reloading HTML page
-    (:mod:`callcenter.wallboard_page`; docs/wallboard.md)."""
-
-    isLeaf = True
-
-    def __init__(self, engine: Engine, dialer: DialerService | None = None) -> None:
-        super().__init__()
-        self.engine = engine
-        self.dialer = dialer
-
-    def render_GET(self, request: Request) -> bytes:
-        engine = self.engine
-        settings = engine.settings
-        now = engine.clock.seconds()
-        local = datetime.fromtimestamp(now, ZoneInfo(settings.site.timezone))
-        board = Board(
-            site=settings.site.name, local_time=f"{local:%Y-%m-%d %H:%M:%S}", queues=engine.queue_views(),
-            agents=engine.agents.agents(), people={a.id: a for a in settings.agents},
-            campaigns=self.dialer.status() if self.dialer is not None else [], now=now,
-            abandon_limit=self.dialer.config.abandon_guard.limit if self.dialer is not None else 0.03)
-        request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
-        request.setHeader(b"Cache-Control", b"no-store")
-        return render_wallboard(board).encode("utf-8")
-
-
 #: What a page's form may be refused with: shown to the person as it is (anything else is
 #: logged as a failure and shown as "<action> failed").
 _REFUSALS: tuple[type[Exception], ...] = (
@@ -668,11 +649,12 @@ _REFUSALS: tuple[type[Exception], ...] = (
     SpyFailed, NotFoundError, ValueError)
 
 
-class _FormPage(Resource):
-    """A page whose forms post an action and are answered with a redirect back to the page
-    saying what happened (``msg``) or why not (``err``)."""
+class _Page(Resource):
+    """An HTML page; its forms (if any) post an action and are answered with a redirect back
+    to the page saying what happened (``msg``) or why not (``err``)."""
 
     isLeaf = True
+
 
     @staticmethod
     def _html(request: Request, status: int, text: str) -> bytes:
@@ -710,7 +692,29 @@ class _FormPage(Resource):
         return NOT_DONE_YET
 
 
-class AgentPage(_FormPage):
+class WallboardPage(_Page):
+    """``GET /wallboard``: the queues, agents and campaigns as one self-reloading HTML page
+    (:mod:`callcenter.wallboard_page`; docs/wallboard.md)."""
+
+    def __init__(self, engine: Engine, dialer: DialerService | None = None) -> None:
+        super().__init__()
+        self.engine = engine
+        self.dialer = dialer
+
+    def render_GET(self, request: Request) -> bytes:
+        engine = self.engine
+        settings = engine.settings
+        now = engine.clock.seconds()
+        local = datetime.fromtimestamp(now, ZoneInfo(settings.site.timezone))
+        board = Board(
+            site=settings.site.name, local_time=f"{local:%Y-%m-%d %H:%M:%S}", queues=engine.queue_views(),
+            agents=engine.agents.agents(), people={a.id: a for a in settings.agents},
+            campaigns=self.dialer.status() if self.dialer is not None else [], now=now,
+            abandon_limit=self.dialer.config.abandon_guard.limit if self.dialer is not None else 0.03)
+        return self._html(request, 200, render_wallboard(board))
+
+
+class AgentPage(_Page):
     """``GET /agent/<id>``: the agent's page (state, screen pop, disposition form) and
     ``POST /agent/<id>/login|logout|pause|unpause|disposition`` from its forms, each answered
     with a redirect back to the page saying what happened (:mod:`callcenter.agent_page`); with
@@ -722,7 +726,7 @@ class AgentPage(_FormPage):
         self.dialer = dialer
 
     def _agent(self, request: Request) -> tuple[AgentSettings | None, list[str]]:
-        path = [p.decode("utf-8", "replace") for p in (request.postpath or []) if p]
+        path = _path(request)
         if not path:
             return None, path
         try:
@@ -801,9 +805,7 @@ class AgentPage(_FormPage):
         raise ApiError(404, f"no agent action {action!r}")
 
     def _preview(self, agent: AgentSettings, action: str, form: dict[str, list[str]]) -> Deferred[str]:
-        dialer = self.dialer
-        if dialer is None:
-            raise ApiError(404, "the outbound dialer is not running (no dialer.yaml)")
+        dialer = _running(self.dialer)
         first = {k: (v or [""])[0].strip() for k, v in form.items()}
         if action == "preview":
             campaign = first.get("campaign", "")
@@ -837,7 +839,7 @@ def _recording_file(session: Any, call_record_id: int) -> tuple[bytes, str] | No
     return None
 
 
-class LeadPage(_FormPage):
+class LeadPage(_Page):
     """``GET /lead/<id>[?team=T]``: a team lead's (or manager's) page, and ``POST
     /lead/<id>/spy|handout|takeback|qa`` from its forms, each answered with a redirect back
     saying what happened (:mod:`callcenter.lead_page`)."""
@@ -848,7 +850,7 @@ class LeadPage(_FormPage):
         self.dialer = dialer
 
     def _person(self, request: Request) -> tuple[AgentSettings | None, list[str]]:
-        path = [p.decode("utf-8", "replace") for p in (request.postpath or []) if p]
+        path = _path(request)
         if not path:
             return None, path
         try:
@@ -916,15 +918,10 @@ class LeadPage(_FormPage):
         """``GET /lead/<id>/recording/<ticket>``: the call's recording, to play on the page
         (read in the repository's thread pool; 403 for a call the person may not score)."""
         engine = self.engine
-        repo = engine.repository
-        if repo is None:
-            raise ApiError(503, "no database configured")
 
-        def found(record: CallRecord | None) -> Any:
-            if record is None:
-                raise ApiError(404, f"no call record {ticket!r}", "ticket")
+        def read(repo: Any, record: CallRecord) -> Deferred[tuple[bytes, str] | None]:
             check_reviewer(engine.settings.agents, person.id, record.agent_id)
-            return repo.run(_recording_file, record.id)
+            return repo.run(_recording_file, record.id)  # type: ignore[no-any-return]
 
         def play(file: tuple[bytes, str] | None) -> None:
             if file is None:
@@ -944,7 +941,7 @@ class LeadPage(_FormPage):
             request.write(self._html(request, status, f"<p>{html_escape(text)}</p>"))
             request.finish()
 
-        repo.get_call_record_by_ticket(ticket).addCallback(found).addCallbacks(play, refused)
+        _with_record(engine, ticket, read).addCallbacks(play, refused)
         return NOT_DONE_YET
 
     def render_POST(self, request: Request) -> bytes | int:
@@ -963,8 +960,7 @@ class LeadPage(_FormPage):
             return engine.supervisor.spy(person.id, agent, mode).addCallback(
                 lambda _: f"your phone is in {mode} on agent {agent}'s call")
         if action in ("handout", "takeback"):
-            if self.dialer is None:
-                raise ApiError(404, "the outbound dialer is not running (no dialer.yaml)")
+            dialer = _running(self.dialer)
             name, body = form_handout(person.id, form)
             if action == "takeback":
                 body = {k: v for k, v in body.items() if k in ("by", "team", "agents")}
@@ -976,7 +972,7 @@ class LeadPage(_FormPage):
                 return f"{sum(given.values())} lead(s) of {name} given: " + ", ".join(
                     f"{who} {n}" for who, n in given.items())
 
-            return carry_out_handout(engine, self.dialer, name, action, body).addCallback(said)
+            return carry_out_handout(engine, dialer, name, action, body).addCallback(said)
         if action == "qa":
             ticket, body = form_review(person.id, form, engine.settings.qa.scorecard)
             review = parse_review(body, engine.settings.qa.scorecard)
@@ -986,7 +982,7 @@ class LeadPage(_FormPage):
         raise ApiError(404, f"no team lead action {action!r}")
 
 
-class ReportsPage(_FormPage):
+class ReportsPage(_Page):
     """``GET /reports?from=DAY&to=DAY&by=day|agent|queue``: the call report, the commission
     and the QA scores of a period on one page (:mod:`callcenter.reports_page`), read through
     the API's own report routes."""
@@ -1026,7 +1022,7 @@ class ReportsPage(_FormPage):
         return NOT_DONE_YET
 
 
-class IndexPage(_FormPage):
+class IndexPage(_Page):
     """``GET /``: the front page, linking the wallboard, the reports and everyone's page."""
 
     def __init__(self, settings: Settings) -> None:
@@ -1034,7 +1030,7 @@ class IndexPage(_FormPage):
         self.settings = settings
 
     def render_GET(self, request: Request) -> bytes:
-        if [p for p in (request.postpath or []) if p]:
+        if _path(request):
             return self._html(request, 404, '<p>No such page. <a href="/">The front page</a> lists them.</p>')
         return self._html(request, 200, render_index(self.settings.site.name, self.settings.teams,
                                                      self.settings.agents))
