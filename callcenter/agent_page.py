@@ -212,24 +212,19 @@ def render_agent_page(view: AgentView) -> str:
     return "\n".join(parts)
 
 
-def _one(form: Mapping[str, list[str]], name: str) -> str:
-    values = form.get(name) or [""]
-    return values[0].strip()
-
-
-def disposition_body(agent_id: str, form: Mapping[str, list[str]], timezone: str) -> tuple[str, dict[str, Any]]:
+def disposition_body(agent_id: str, form: Mapping[str, str], timezone: str) -> tuple[str, dict[str, Any]]:
     """(ticket, the JSON body of ``POST /api/call-records/<ticket>/disposition``) from the
     posted form: fields left empty are not changed; ``follow_up_at`` (the browser's
     ``YYYY-MM-DDTHH:MM``) is a local time of the site's zone. InvalidFieldError names the field."""
-    ticket = _one(form, "ticket")
+    ticket = form.get("ticket", "").strip()
     if not ticket:
         raise InvalidFieldError("ticket", "the form names no call")
     body: dict[str, Any] = {"agent": agent_id}
     for name in ("outcome", "issue_type", "notes", "customer_name", "sale_amount"):
-        value = _one(form, name)
+        value = form.get(name, "").strip()
         if value:
             body[name] = value
-    follow_up = _one(form, "follow_up_at")
+    follow_up = form.get("follow_up_at", "").strip()
     if follow_up:
         try:
             local = datetime.fromisoformat(follow_up)

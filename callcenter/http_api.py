@@ -664,8 +664,9 @@ class _Page(Resource):
         return text.encode("utf-8")
 
     @staticmethod
-    def _form(request: Request) -> dict[str, list[str]]:
-        return {k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
+    def _form(request: Request) -> dict[str, str]:
+        """The posted form: each field's (first) value, decoded."""
+        return {k.decode("utf-8", "replace"): vs[0].decode("utf-8", "replace") if vs else ""
                 for k, vs in (request.args or {}).items()}
 
     @staticmethod
@@ -783,7 +784,7 @@ class AgentPage(_Page):
         done = maybeDeferred(self._act, agent, path[1], self._form(request))
         return self._answer(request, done, f"/agent/{quote(agent.id)}", {}, agent.id, path[1])
 
-    def _act(self, agent: AgentSettings, action: str, form: dict[str, list[str]]) -> Deferred[str]:
+    def _act(self, agent: AgentSettings, action: str, form: dict[str, str]) -> Deferred[str]:
         if action in ("preview", "dial", "skip"):
             return self._preview(agent, action, form)
         service = self.engine.agent_service
@@ -792,7 +793,7 @@ class AgentPage(_Page):
         if action == "logout":
             return service.logout(agent.id).addCallback(lambda _: "logged out")
         if action == "pause":
-            reason = (form.get("reason") or [""])[0].strip()
+            reason = form.get("reason", "").strip()
             if not reason:
                 raise InvalidFieldError("reason", "say why you pause (break, lunch, training ...)")
             return service.pause(agent.id, reason).addCallback(lambda _: f"paused ({reason})")
@@ -804,11 +805,10 @@ class AgentPage(_Page):
                 lambda record: f"disposition of {record.ticket_number} saved: {record.outcome or 'no outcome'}")
         raise ApiError(404, f"no agent action {action!r}")
 
-    def _preview(self, agent: AgentSettings, action: str, form: dict[str, list[str]]) -> Deferred[str]:
+    def _preview(self, agent: AgentSettings, action: str, form: dict[str, str]) -> Deferred[str]:
         dialer = _running(self.dialer)
-        first = {k: (v or [""])[0].strip() for k, v in form.items()}
         if action == "preview":
-            campaign = first.get("campaign", "")
+            campaign = form.get("campaign", "").strip()
             return dialer.preview_next(agent.id, campaign).addCallback(
                 lambda lead: f"next lead of {campaign}: {' '.join(filter(None, (lead.name, lead.phone)))}"
                 if lead is not None else f"no lead of {campaign} is due now")
@@ -816,10 +816,10 @@ class AgentPage(_Page):
             held = dialer.held_preview(agent.id)
             phone = held[1].phone if held is not None else ""
             return dialer.preview_dial(agent.id).addCallback(lambda _: f"your phone answered: dialing {phone}")
-        reason = first.get("reason", "")
+        reason = form.get("reason", "").strip()
         if not reason:
             raise InvalidFieldError("reason", "say why you skip this lead")
-        minutes_text = first.get("retry_minutes") or str(PREVIEW_SKIP_RETRY_MINUTES)
+        minutes_text = form.get("retry_minutes", "").strip() or str(PREVIEW_SKIP_RETRY_MINUTES)
         if not minutes_text.isdigit():
             raise InvalidFieldError("retry_minutes", f"expected whole minutes, got {minutes_text!r}")
         return dialer.preview_skip(agent.id, reason, int(minutes_text)).addCallback(
@@ -950,13 +950,13 @@ class LeadPage(_Page):
             return self._html(request, 404, "<p>No team lead's action here.</p>")
         form = self._form(request)
         done = maybeDeferred(self._act, person, path[1], form)
-        return self._answer(request, done, f"/lead/{quote(person.id)}", {"team": (form.get("team") or [""])[0]},
+        return self._answer(request, done, f"/lead/{quote(person.id)}", {"team": form.get("team", "")},
                             person.id, path[1])
 
-    def _act(self, person: AgentSettings, action: str, form: dict[str, list[str]]) -> Deferred[str]:
+    def _act(self, person: AgentSettings, action: str, form: dict[str, str]) -> Deferred[str]:
         engine = self.engine
         if action == "spy":
-            agent, mode = (form.get("agent") or [""])[0], (form.get("mode") or [""])[0]
+            agent, mode = form.get("agent", ""), form.get("mode", "")
             return engine.supervisor.spy(person.id, agent, mode).addCallback(
                 lambda _: f"your phone is in {mode} on agent {agent}'s call")
         if action in ("handout", "takeback"):

@@ -185,12 +185,8 @@ def render_lead_page(view: LeadView) -> str:
     return "\n".join(parts)
 
 
-def _one(form: Mapping[str, list[str]], name: str) -> str:
-    return (form.get(name) or [""])[0].strip()
-
-
-def _whole(form: Mapping[str, list[str]], name: str) -> int | None:
-    text = _one(form, name)
+def _whole(form: Mapping[str, str], name: str) -> int | None:
+    text = form.get(name, "").strip()
     if not text:
         return None
     if not text.isdigit() or int(text) < 1:
@@ -198,34 +194,34 @@ def _whole(form: Mapping[str, list[str]], name: str) -> int | None:
     return int(text)
 
 
-def form_handout(actor: str, form: Mapping[str, list[str]]) -> tuple[str, dict[str, Any]]:
+def form_handout(actor: str, form: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
     """(campaign, the body of ``POST /api/dialer/<campaign>/handout`` or ``/takeback``) from a form."""
-    campaign = _one(form, "campaign")
+    campaign = form.get("campaign", "").strip()
     if not campaign:
         raise InvalidFieldError("campaign", "the form names no campaign")
-    body: dict[str, Any] = {"by": actor, "team": _one(form, "team")}
+    body: dict[str, Any] = {"by": actor, "team": form.get("team", "").strip()}
     for name in ("count", "each"):
         value = _whole(form, name)
         if value is not None:
             body[name] = value
-    if _one(form, "agents") == "all" and "count" not in body:
+    if form.get("agents", "").strip() == "all" and "count" not in body:
         body["agents"] = "all"
     return campaign, body
 
 
-def form_review(reviewer: str, form: Mapping[str, list[str]], scorecard: Sequence[QaItem]
+def form_review(reviewer: str, form: Mapping[str, str], scorecard: Sequence[QaItem]
                 ) -> tuple[str, dict[str, Any]]:
     """(ticket, the body of ``POST /api/call-records/<ticket>/qa``) from the scorecard form."""
-    ticket = _one(form, "ticket")
+    ticket = form.get("ticket", "").strip()
     if not ticket:
         raise InvalidFieldError("ticket", "the form names no call")
     ratings: dict[str, int | None] = {}
     for item in scorecard:
-        text = _one(form, f"rating_{item.id}")
+        text = form.get(f"rating_{item.id}", "").strip()
         if text == "na":
             ratings[item.id] = None
         elif text.isdigit():
             ratings[item.id] = int(text)
         else:
             raise InvalidFieldError(f"ratings.{item.id}", f"expected 0..{RATING_MAX} or n/a, got {text!r}")
-    return ticket, {"reviewer": reviewer, "ratings": ratings, "comment": _one(form, "comment")}
+    return ticket, {"reviewer": reviewer, "ratings": ratings, "comment": form.get("comment", "").strip()}

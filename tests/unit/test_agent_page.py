@@ -183,9 +183,9 @@ def test_the_page_reloads_only_while_the_agent_waits_with_nothing_left_to_write(
 
 
 def test_the_form_becomes_the_apis_disposition_body() -> None:
-    form = {"ticket": [" GD1 "], "outcome": ["sale"], "notes": [""], "sale_amount": ["1999.00"],
-            "follow_up_at": ["2026-12-07T09:30"], "issue_type": ["  "]}
+    form = {"ticket": " GD1 ", "outcome": "sale", "notes": "", "sale_amount": "1999.00",
+            "follow_up_at": "2026-12-07T09:30", "issue_type": "  "}
     assert disposition_body("2101", form, "Asia/Shanghai") == ("GD1", {
         "agent": "2101", "outcome": "sale", "sale_amount": "1999.00", "follow_up_at": "2026-12-07T09:30:00+08:00"})
     with pytest.raises(InvalidFieldError, match="^ticket: the form names no call"):
-        disposition_body("2101", {"outcome": ["x"]}, "Asia/Shanghai")
+        disposition_body("2101", {"outcome": "x"}, "Asia/Shanghai")

@@ -149,12 +149,12 @@ def test_only_leads_and_managers_have_a_page_and_a_manager_picks_the_team(sessio
 
 
 def test_the_forms_become_the_apis_bodies() -> None:
-    assert form_handout("8001", {"campaign": ["spring"], "team": ["team1"], "each": [""], "agents": ["all"]}) == (
+    assert form_handout("8001", {"campaign": "spring", "team": "team1", "each": "", "agents": "all"}) == (
         "spring", {"by": "8001", "team": "team1", "agents": "all"})
-    assert form_handout("9001", {"campaign": ["spring"], "team": ["team1"], "count": ["7"], "agents": ["all"]}) == (
+    assert form_handout("9001", {"campaign": "spring", "team": "team1", "count": "7", "agents": "all"}) == (
         "spring", {"by": "9001", "team": "team1", "count": 7})
-    ticket, body = form_review("8001", {"ticket": ["GD1"], "rating_greeting": ["na"], "comment": [" ok "],
-                                        **{f"rating_{i.id}": ["3"] for i in SETTINGS.qa.scorecard[1:]}},
+    ticket, body = form_review("8001", {"ticket": "GD1", "rating_greeting": "na", "comment": " ok ",
+                                        **{f"rating_{i.id}": "3" for i in SETTINGS.qa.scorecard[1:]}},
                                SETTINGS.qa.scorecard)
     assert ticket == "GD1" and body["ratings"]["greeting"] is None and body["ratings"]["verify"] == 3
     assert body["comment"] == "ok"
