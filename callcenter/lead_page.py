@@ -31,7 +31,7 @@ from callcenter.qa import RATING_MAX, QaCandidate
 from callcenter.settings import AgentSettings, QaItem
 from callcenter.storage.dialer_records import LeadHolding
 from callcenter.storage.records import InvalidFieldError
-from callcenter.wallboard_page import clock_time
+from callcenter.wallboard_page import clock_time, html_table
 
 __all__ = ["CampaignHoldings", "LeadView", "TeamAgent", "form_handout", "form_review", "render_lead_page"]
 
@@ -90,12 +90,6 @@ def _hidden(**values: str) -> str:
     return "".join(f'<input type="hidden" name="{k}" value="{escape(v)}">' for k, v in values.items())
 
 
-def _table(headers: Sequence[str], rows: Sequence[str], empty: str) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "".join(rows) or f'<tr><td colspan="{len(headers)}" class="muted">{escape(empty)}</td></tr>'
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def _agents(view: LeadView) -> str:
     rows = []
     for member in view.agents:
@@ -109,7 +103,7 @@ def _agents(view: LeadView) -> str:
         rows.append(f"<tr><td>{escape(member.agent.id)}</td><td>{escape(member.agent.name)}</td>"
                     f"<td>{escape(member.state.replace('_', ' '))}</td><td class=n>{escape(since)}</td>"
                     f"<td>{spy}</td></tr>")
-    return _table(["agent", "name", "state", "for", "supervise"], rows, "no agents in this team")
+    return html_table(["agent", "name", "state", "for", "supervise"], rows, "no agents in this team")
 
 
 def _campaign(view: LeadView, campaign: CampaignHoldings) -> str:
@@ -119,7 +113,7 @@ def _campaign(view: LeadView, campaign: CampaignHoldings) -> str:
             f"<td class=n>{h.dialing}</td><td class=n>{h.done}</td></tr>" for h in team_rows]
     hidden = _hidden(campaign=campaign.name, team=view.team)
     parts = [f"<h3>{escape(campaign.name)} <span class=muted>(handout: {escape(campaign.handout)})</span></h3>",
-             _table(["holder", "waiting", "dialing", "done"], rows, f"team {view.team} holds no leads of it")]
+             html_table(["holder", "waiting", "dialing", "done"], rows, f"team {view.team} holds no leads of it")]
     if view.person.role == "manager":
         parts.append(f'<form method="post" action="{_action(view, "handout")}">{hidden}'
                      f'Give team {escape(view.team)} <input type="number" name="count" min="1" required '

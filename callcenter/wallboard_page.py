@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from callcenter.settings import AgentSettings
 
-__all__ = ["SERVICE_LEVEL_WARN", "Board", "clock_time", "render_wallboard"]
+__all__ = ["SERVICE_LEVEL_WARN", "Board", "clock_time", "html_table", "render_wallboard"]
 
 SERVICE_LEVEL_WARN: Final = 0.8
 """A day's service level under this is shown as low (the industry's usual 80/20 goal)."""
@@ -81,7 +81,8 @@ def _cell(value: object, css: str = "") -> str:
     return f"<td{attr}>{escape(str(value))}</td>"
 
 
-def _table(headers: Sequence[str], rows: Sequence[str], empty: str) -> str:
+def html_table(headers: Sequence[str], rows: Sequence[str], empty: str) -> str:
+    """A table of ``headers`` and the rendered ``rows`` (``empty`` spans a row when there are none)."""
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = "".join(rows) if rows else f'<tr><td class="text muted" colspan="{len(headers)}">{escape(empty)}</td></tr>'
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -125,11 +126,11 @@ def _campaign_row(c: Any, limit: float) -> str:
 
 def render_wallboard(board: Board) -> str:
     """The whole page."""
-    queues = _table(["queue", "waiting", "longest wait", "offered", "answered", "abandoned", "service level",
+    queues = html_table(["queue", "waiting", "longest wait", "offered", "answered", "abandoned", "service level",
                      "ASA", "avg talk", "ready", "on a call", "wrap-up", "paused"],
                     [_queue_row(q) for q in board.queues], "no queues")
     agents = sorted(board.agents, key=lambda a: (board.people[a.id].team if a.id in board.people else "", a.id))
-    agent_table = _table(["agent", "name", "team", "state", "for", "queues", "calls", "talk"],
+    agent_table = html_table(["agent", "name", "team", "state", "for", "queues", "calls", "talk"],
                          [_agent_row(a, board.people.get(a.id), board.now) for a in agents],
                          "no agent is logged in")
     parts = [
@@ -142,7 +143,7 @@ def render_wallboard(board: Board) -> str:
     ]
     if board.campaigns:
         parts += ["<h2>Campaigns since the daemon started</h2>",
-                  _table(["campaign", "mode", "pacer", "placed", "in flight", "agents ready", "agents busy",
+                  html_table(["campaign", "mode", "pacer", "placed", "in flight", "agents ready", "agents busy",
                           "abandoned", "abandonment guard"], [_campaign_row(c, board.abandon_limit) for c in board.campaigns], "")]
     parts.append("</body></html>")
     return "\n".join(parts)
