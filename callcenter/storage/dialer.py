@@ -215,6 +215,12 @@ def _attempt(row: models.DialAttempt) -> AttemptRecord:
     )
 
 
+def _audit_entry(action: str, subject: str, actor: str, when: datetime, detail: dict[str, Any]) -> models.AuditEntry:
+    """An ``audit_log`` row; its detail also names who and when."""
+    return models.AuditEntry(at=when, actor=actor, action=action, subject=subject,
+                             detail={**detail, "actor": actor, "at": when.isoformat()})
+
+
 def _audit(row: models.AuditEntry) -> AuditEntry:
     return AuditEntry(id=row.id, at=row.at, actor=row.actor, action=row.action,
                       subject=row.subject, detail=dict(row.detail))
@@ -768,8 +774,8 @@ def remove_dnc(session: Session, phones: Iterable[str], *, actor: str, now: date
     for chunk in _chunks(removed, _LOOKUP_CHUNK):
         session.execute(delete(models.DncNumber).where(models.DncNumber.phone.in_(chunk)))
     for phone in removed:
-        session.add(models.AuditEntry(at=when, actor=actor, action="dnc.remove", subject=f"dnc:{phone_hash(phone)}",
-                                      detail={"phone_hash": phone_hash(phone), "actor": actor, "at": when.isoformat()}))
+        session.add(_audit_entry("dnc.remove", f"dnc:{phone_hash(phone)}", actor, when,
+                                 {"phone_hash": phone_hash(phone)}))
     session.flush()
     return len(removed)
 
@@ -798,9 +804,8 @@ def _move_waiting(session: Session, campaign_id: int, where: Sequence[Any], coun
 
 def _audit_handout(session: Session, campaign: models.Campaign, action: str, actor: str, when: datetime,
                    detail: dict[str, Any]) -> None:
-    session.add(models.AuditEntry(at=when, actor=actor, action=action, subject=f"campaign:{campaign.name}",
-                                  detail={"campaign": campaign.name, "campaign_id": campaign.id, **detail,
-                                          "actor": actor, "at": when.isoformat()}))
+    session.add(_audit_entry(action, f"campaign:{campaign.name}", actor, when,
+                             {"campaign": campaign.name, "campaign_id": campaign.id, **detail}))
     session.flush()
 
 
@@ -952,15 +957,12 @@ def destroy_lead_list(
         delete(models.Lead).where(models.Lead.list_id == lead_list.id).execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
     lead_list.destroyed_at, lead_list.destroyed_by = when, actor
-    entry = models.AuditEntry(
-        at=when, actor=actor, action="leads.destroy", subject=f"lead_list:{lead_list.id}",
-        detail={
-            "list_id": lead_list.id, "list_name": lead_list.name, "source_file": lead_list.source_file,
-            "campaign": campaign.name, "campaign_id": campaign.id, "leads_deleted": int(deleted),
-            "leads_by_state": {k: int(v) for k, v in sorted(by_state.items())},
-            "attempts_blanked": int(blanked), "forced": bool(force), "actor": actor, "at": when.isoformat(),
-        },
-    )
+    entry = _audit_entry("leads.destroy", f"lead_list:{lead_list.id}", actor, when, {
+        "list_id": lead_list.id, "list_name": lead_list.name, "source_file": lead_list.source_file,
+        "campaign": campaign.name, "campaign_id": campaign.id, "leads_deleted": int(deleted),
+        "leads_by_state": {k: int(v) for k, v in sorted(by_state.items())},
+        "attempts_blanked": int(blanked), "forced": bool(force),
+    })
     session.add(entry)
     session.flush()
     session.expire_all()
