@@ -237,7 +237,7 @@ def carry_out_handout(engine: Engine, dialer: DialerService, name: str, action: 
     if campaign is None:
         raise ApiError(404, f"no campaign {name!r}", "campaign")
     settings = engine.settings
-    people, teams = {a.id: a for a in settings.agents}, [t.id for t in settings.teams]
+    people, teams = settings.people, [t.id for t in settings.teams]
     now = datetime.now(UTC)
     request: HandOut | TakeBack
     done: Deferred[dict[str, Any]]
@@ -709,7 +709,7 @@ class WallboardPage(_Page):
         local = datetime.fromtimestamp(now, ZoneInfo(settings.site.timezone))
         board = Board(
             site=settings.site.name, local_time=f"{local:%Y-%m-%d %H:%M:%S}", queues=engine.queue_views(),
-            agents=engine.agents.agents(), people={a.id: a for a in settings.agents},
+            agents=engine.agents.agents(), people=settings.people,
             campaigns=self.dialer.status() if self.dialer is not None else [], now=now,
             abandon_limit=self.dialer.config.abandon_guard.limit if self.dialer is not None else 0.03)
         return self._html(request, 200, render_wallboard(board))

@@ -220,7 +220,7 @@ def _dialer(settings: Settings, path: Path, reactor: Any, ami: AmiClient, reposi
         agent_channel=interfaces.interface,
         # a conversation (paced or preview) gets its call record: the agent's screen pop
         on_conversation=engine.open_record,
-        people={a.id: a for a in settings.agents},
+        people=settings.people,
     )
 
 

@@ -17,7 +17,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -268,12 +270,14 @@ class Settings:
     fax: FaxSettings = field(default_factory=FaxSettings)
     """The fax number and channels (``fax``)."""
 
+    @cached_property
+    def people(self) -> Mapping[str, AgentSettings]:
+        """Every configured agent (leads and managers too) by id."""
+        return MappingProxyType({agent.id: agent for agent in self.agents})
+
     def agent(self, agent_id: str) -> AgentSettings:
         """The agent with id ``agent_id`` (``KeyError`` if unknown)."""
-        for agent in self.agents:
-            if agent.id == agent_id:
-                return agent
-        raise KeyError(agent_id)
+        return self.people[agent_id]
 
     def queue(self, name: str) -> QueueSettings:
         """The queue called ``name`` (``KeyError`` if unknown)."""

@@ -277,9 +277,8 @@ def _agent_list(text: str | None) -> tuple[str, ...] | None:
 def _authorised(ctx: _Context, request: Any) -> Any:
     from callcenter.dialer.handout import HandOutRefused, authorise
 
-    people = {a.id: a for a in ctx.settings.agents}
     try:
-        return authorise(request, people, [t.id for t in ctx.settings.teams])
+        return authorise(request, ctx.settings.people, [t.id for t in ctx.settings.teams])
     except HandOutRefused as exc:
         raise CommandError(f"--by {request.actor}: {exc}") from None
 
