@@ -206,6 +206,15 @@ def _path(request: Request) -> list[str]:
     return [p.decode("utf-8", "replace") for p in (request.postpath or []) if p]
 
 
+def _state_of(engine: Engine, agent_id: str) -> tuple[str, float | None, str | None]:
+    """(state, seconds in it, pause reason) of the agent as the board shows them now; logged
+    out (no time, no reason) if the board never saw them."""
+    live = engine.agents.agent(agent_id)
+    if live is None:
+        return "logged_out", None, None
+    return live.state.value, engine.clock.seconds() - live.since, live.pause_reason
+
+
 def _running(dialer: DialerService | None) -> DialerService:
     """The dialer, or ApiError 404 when it does not run."""
     if dialer is None:
@@ -740,12 +749,10 @@ class AgentPage(_Page):
         if agent is None or len(path) != 1:
             return self._html(request, 404, f"<p>No agent page here: {html_escape('/'.join(path))!s}</p>")
         engine = self.engine
-        now = engine.clock.seconds()
-        live = next((a for a in engine.agents.agents() if a.id == agent.id), None)
+        state, seconds, reason = _state_of(engine, agent.id)
         view = AgentView(
-            agent=agent, state=live.state.value if live is not None else "logged_out",
-            state_seconds=now - live.since if live is not None else None,
-            pause_reason=live.pause_reason if live is not None else None, timezone=engine.settings.site.timezone,
+            agent=agent, state=state, state_seconds=seconds, pause_reason=reason,
+            timezone=engine.settings.site.timezone,
             preview_campaigns=self.dialer.preview_campaigns() if self.dialer is not None else (),
             held=self.dialer.held_preview(agent.id) if self.dialer is not None else None,
             message=_arg(request, "msg") or "", error=_arg(request, "err") or "")
@@ -874,16 +881,16 @@ class LeadPage(_Page):
         teams = self._teams(person)
         team = _arg(request, "team") or ""
         team = team if team in teams else (teams[0] if teams else person.team)
-        now = engine.clock.seconds()
-        board = {a.id: a for a in engine.agents.agents()}
-        members = [TeamAgent(agent=a, state=board[a.id].state.value if a.id in board else "logged_out",
-                             state_seconds=now - board[a.id].since if a.id in board else None)
-                   for a in settings.agents if a.team == team and a.role == "agent"]
+        members = []
+        for member in settings.agents:
+            if member.team == team and member.role == "agent":
+                state, seconds, _ = _state_of(engine, member.id)
+                members.append(TeamAgent(agent=member, state=state, state_seconds=seconds))
         view = LeadView(person=person, team=team, teams=teams, agents=members, campaigns=[], sample=[],
                         scorecard=settings.qa.scorecard, timezone=settings.site.timezone,
                         message=_arg(request, "msg") or "", error=_arg(request, "err") or "")
         tz = ZoneInfo(settings.site.timezone)
-        today = datetime.fromtimestamp(now, tz).date()
+        today = datetime.fromtimestamp(engine.clock.seconds(), tz).date()
         span = report_period(today, today, tz)
         gathered: list[Deferred[Any]] = []
         dialer = self.dialer

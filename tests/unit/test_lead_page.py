@@ -59,10 +59,11 @@ def _page(sessions: sessionmaker[Session], recording: str = "/srv/rec/2026/12/05
                                     duration_seconds=95.0, size_bytes=1000, format="wav", agent_id="2101"))
     clock = Clock()
     clock.advance(NOW.timestamp() + 600)
-    board = [SimpleNamespace(id="2101", state=AgentState.ON_CALL, since=NOW.timestamp() + 480),
-             SimpleNamespace(id="2102", state=AgentState.READY, since=NOW.timestamp())]
+    board = {"2101": SimpleNamespace(id="2101", state=AgentState.ON_CALL, since=NOW.timestamp() + 480,
+                                     pause_reason=None),
+             "2102": SimpleNamespace(id="2102", state=AgentState.READY, since=NOW.timestamp(), pause_reason=None)}
     engine = SimpleNamespace(settings=SETTINGS, repository=repo, clock=clock, supervisor=FakeSupervisor(),
-                             agents=SimpleNamespace(agents=lambda: board))
+                             agents=SimpleNamespace(agent=board.get))
     dialer = SimpleNamespace(repository=repo, campaigns={"spring": SimpleNamespace(
         name="spring", record=SimpleNamespace(id=campaign.id), config=SimpleNamespace(handout="agent"))})
     return LeadPage(engine, dialer), engine, record.ticket_number  # type: ignore[arg-type]
