@@ -215,6 +215,12 @@ def _state_of(engine: Engine, agent_id: str) -> tuple[str, float | None, str | N
     return live.state.value, engine.clock.seconds() - live.since, live.pause_reason
 
 
+def _named(engine: Engine, request: Request) -> tuple[AgentSettings | None, list[str]]:
+    """(the configured person the path's first segment names, or None; the path)."""
+    path = _path(request)
+    return (engine.settings.people.get(path[0]) if path else None), path
+
+
 def _running(dialer: DialerService | None) -> DialerService:
     """The dialer, or ApiError 404 when it does not run."""
     if dialer is None:
@@ -736,13 +742,7 @@ class AgentPage(_Page):
         self.dialer = dialer
 
     def _agent(self, request: Request) -> tuple[AgentSettings | None, list[str]]:
-        path = _path(request)
-        if not path:
-            return None, path
-        try:
-            return self.engine.settings.agent(path[0]), path
-        except KeyError:
-            return None, path
+        return _named(self.engine, request)
 
     def render_GET(self, request: Request) -> bytes | int:
         agent, path = self._agent(request)
@@ -857,14 +857,8 @@ class LeadPage(_Page):
         self.dialer = dialer
 
     def _person(self, request: Request) -> tuple[AgentSettings | None, list[str]]:
-        path = _path(request)
-        if not path:
-            return None, path
-        try:
-            person = self.engine.settings.agent(path[0])
-        except KeyError:
-            return None, path
-        return (person, path) if person.role in ("lead", "manager") else (None, path)
+        person, path = _named(self.engine, request)
+        return (person, path) if person is not None and person.role in ("lead", "manager") else (None, path)
 
     def _teams(self, person: AgentSettings) -> list[str]:
         agents = self.engine.settings.agents
