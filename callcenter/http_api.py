@@ -678,6 +678,12 @@ class _Page(Resource):
         request.setHeader(b"Cache-Control", b"no-store")
         return text.encode("utf-8")
 
+    @classmethod
+    def _send(cls, request: Request, status: int, text: str) -> None:
+        """Answer a request left open (``NOT_DONE_YET``) with an HTML page."""
+        request.write(cls._html(request, status, text))
+        request.finish()
+
     @staticmethod
     def _form(request: Request) -> dict[str, str]:
         """The posted form: each field's (first) value, decoded."""
@@ -771,14 +777,12 @@ class AgentPage(_Page):
                 lambda customer: dataclasses.replace(view, record=record, customer=customer))
 
         def show(full: AgentView) -> None:
-            request.write(self._html(request, 200, render_agent_page(full)))
-            request.finish()
+            self._send(request, 200, render_agent_page(full))
 
         def failed(failure: Failure) -> None:
             _log.failure("agent_page.failed agent={agent}", failure, agent=agent.id)
-            request.write(self._html(request, 200, render_agent_page(
-                dataclasses.replace(view, error="the call record could not be read; try again"))))
-            request.finish()
+            self._send(request, 200, render_agent_page(
+                dataclasses.replace(view, error="the call record could not be read; try again")))
 
         engine.open_record(linkedid, agent.id).addCallback(current).addCallback(with_customer).addCallbacks(
             show, failed)
@@ -903,14 +907,12 @@ class LeadPage(_Page):
         def show(results: list[Any]) -> None:
             *campaigns, calls = results
             page = render_lead_page(dataclasses.replace(view, campaigns=campaigns, sample=calls))
-            request.write(self._html(request, 200, page))
-            request.finish()
+            self._send(request, 200, page)
 
         def failed(failure: Failure) -> None:
             _log.failure("lead_page.failed lead={lead}", failure, lead=person.id)
-            request.write(self._html(request, 200, render_lead_page(
-                dataclasses.replace(view, error="the leads or the QA sample could not be read; try again"))))
-            request.finish()
+            self._send(request, 200, render_lead_page(
+                dataclasses.replace(view, error="the leads or the QA sample could not be read; try again")))
 
         gatherResults([*gathered, sample], consumeErrors=True).addCallbacks(show, failed)
         return NOT_DONE_YET
@@ -926,12 +928,12 @@ class LeadPage(_Page):
 
         def play(file: tuple[bytes, str] | None) -> None:
             if file is None:
-                request.write(self._html(request, 404, f"<p>{html_escape(ticket)} has no recording on disk.</p>"))
-            else:
-                data, fmt = file
-                request.setHeader(b"Content-Type", _AUDIO_TYPES.get(fmt, "application/octet-stream").encode())
-                request.setHeader(b"Content-Length", str(len(data)).encode())
-                request.write(data)
+                self._send(request, 404, f"<p>{html_escape(ticket)} has no recording on disk.</p>")
+                return
+            data, fmt = file
+            request.setHeader(b"Content-Type", _AUDIO_TYPES.get(fmt, "application/octet-stream").encode())
+            request.setHeader(b"Content-Length", str(len(data)).encode())
+            request.write(data)
             request.finish()
 
         def refused(failure: Failure) -> None:
@@ -939,8 +941,7 @@ class LeadPage(_Page):
             if status == 500:
                 _log.failure("lead_page.recording_failed ticket={ticket}", failure, ticket=ticket)
             text = str(failure.value) if status != 500 else "the recording could not be read"
-            request.write(self._html(request, status, f"<p>{html_escape(text)}</p>"))
-            request.finish()
+            self._send(request, status, f"<p>{html_escape(text)}</p>")
 
         _with_record(engine, ticket, read).addCallbacks(play, refused)
         return NOT_DONE_YET
@@ -1010,14 +1011,12 @@ class ReportsPage(_Page):
             calls, commission, qa = results
             full = dataclasses.replace(view, first=calls["from"], last=calls["to"], calls=calls["lines"],
                                        commission=(commission["lines"], commission["totals"]), qa=qa["lines"])
-            request.write(self._html(request, 200, render_reports_page(full)))
-            request.finish()
+            self._send(request, 200, render_reports_page(full))
 
         def failed(failure: Failure) -> None:
             _log.failure("reports_page.failed", failure)
-            request.write(self._html(request, 500, render_reports_page(
-                dataclasses.replace(view, error="the reports could not be read; try again"))))
-            request.finish()
+            self._send(request, 500, render_reports_page(
+                dataclasses.replace(view, error="the reports could not be read; try again")))
 
         gatherResults(reading, consumeErrors=True).addCallbacks(show, failed)
         return NOT_DONE_YET
