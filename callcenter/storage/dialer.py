@@ -480,20 +480,23 @@ def get_lead(session: Session, lead_id: int) -> LeadRecord | None:
 # --- claiming leads and finishing attempts -------------------------------------------------
 
 
-def _lock_waiting(session: Session, ids: Sequence[int], when: datetime) -> list[models.Lead]:
-    """Lock the leads ``ids`` that still wait and are due, oldest due first.
+def _lock_waiting(session: Session, ids: Sequence[int], when: datetime,
+                  owners: Owners | None = None) -> list[models.Lead]:
+    """Lock the leads ``ids`` that still wait, are due and (with ``owners``) are held by
+    them, oldest due first.
 
-    PostgreSQL skips rows another transaction holds and re-checks the condition on the
-    newest committed version, so a lead claimed meanwhile drops out here.
+    PostgreSQL skips rows another transaction holds and checks the condition on the
+    newest committed version, so a lead claimed, or taken back, since the candidates were
+    read drops out here.
     """
     if not ids:
         return []
+    stmt = select(models.Lead).where(models.Lead.id.in_(ids), models.Lead.state.in_(_WAITING),
+                                     models.Lead.next_attempt_at <= when)
+    if owners is not None:
+        stmt = stmt.where(_owned_by(owners))
     return list(session.scalars(
-        select(models.Lead)
-        .where(models.Lead.id.in_(ids), models.Lead.state.in_(_WAITING), models.Lead.next_attempt_at <= when)
-        .order_by(models.Lead.next_attempt_at, models.Lead.id)
-        .with_for_update(skip_locked=True)
-    ))
+        stmt.order_by(models.Lead.next_attempt_at, models.Lead.id).with_for_update(skip_locked=True)))
 
 
 def _owned_by(owners: Owners) -> Any:
@@ -571,7 +574,7 @@ def claim_leads(session: Session, campaign_id: int, *, limit: int, now: datetime
                 row.next_attempt_at = next_callable_at(hours, zones[row.timezone], when)
         while dialable and len(claimed) < limit:
             wanted, dialable = dialable[: limit - len(claimed)], dialable[limit - len(claimed) :]
-            for row in _lock_waiting(session, wanted, when):
+            for row in _lock_waiting(session, wanted, when, owners):
                 row.state, row.next_attempt_at = LeadState.DIALING.value, None
                 row.attempts += 1
                 row.updated_at = when

@@ -772,6 +772,40 @@ def test_a_claim_takes_only_the_leads_its_owners_hold(sessions: sessionmaker[Ses
     assert len(claim(sessions, campaign_id, 20)) == 9  # without owners: every lead (the pool's two too)
 
 
+@pytest.mark.postgres
+def test_postgres_claim_skips_a_lead_taken_back_after_it_was_read(postgres_schema_url: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A claim for agent 2101 reads its leads, then the team lead takes them back (committed)
+    before the claim locks them: the lock re-checks who holds them, so none is dialed for 2101.
+    (SQLite's BEGIN IMMEDIATE makes the two take turns; PostgreSQL re-reads the row.)"""
+    engine = create_engine_for(postgres_schema_url)
+    try:
+        upgrade_database(engine)
+        sessions = make_session_factory(engine)
+        (record,) = in_tx(sessions, store.sync_campaigns, [campaign()], now=NOW)
+        import_phones(sessions, record.id, phones(4))
+        in_tx(sessions, store.hand_out_to_team, record.id, "team1", 4, actor="9001", now=NOW)
+        in_tx(sessions, store.hand_out_to_agents, record.id, "team1", {"2101": 4}, actor="2100", now=NOW)
+        lock_waiting = store._lock_waiting
+        taken: list[int] = []
+
+        def take_back_first(session: Session, ids: Any, when: datetime, *args: Any) -> Any:
+            if ids and not taken:  # between the candidates' read and their lock
+                taken.append(in_tx(sessions, store.take_back, record.id, "team1", agents=["2101"], actor="2100",
+                                   now=NOW))
+            return lock_waiting(session, ids, when, *args)
+
+        monkeypatch.setattr(store, "_lock_waiting", take_back_first)
+        claimed = in_tx(sessions, store.claim_leads, record.id, limit=4, now=NOW,
+                        owners=Owners(agents=frozenset({"2101"})))
+        assert taken == [4] and claimed == []
+        holding = {(h.team, h.agent_id): (h.waiting, h.dialing) for h in in_tx(sessions, store.lead_holdings,
+                                                                                record.id)}
+        assert holding == {("team1", None): (4, 0)}
+    finally:
+        engine.dispose()
+
+
 def test_hand_out_refuses_bad_arguments(sessions: sessionmaker[Session], campaign_id: int) -> None:
     import_phones(sessions, campaign_id, phones(2))
     (other,) = in_tx(sessions, store.sync_campaigns, [campaign("other")], now=NOW)
