@@ -33,8 +33,24 @@ def _free_port() -> int:
 
 
 def _callcenter(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "callcenter.cli", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, env=env, check=False)
+    """Run ``callcenter ARGS``. Past ``timeout`` the command gets SIGTERM, as an operator's Ctrl-C,
+    so it stops what it started (the demo its lab Asterisk) instead of being killed and leaving it
+    running for the next test; the test then fails with everything the command printed."""
+    command = [sys.executable, "-m", "callcenter.cli", *args]
+    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=env) as process:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGTERM)
+            try:
+                out, err = process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                out, err = process.communicate()
+            raise AssertionError(f"callcenter {' '.join(args)} still running after {timeout:.0f} s; "
+                                 f"it printed:\n{out}{err}") from None
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
 
 
 def _needs_root() -> None:
@@ -49,7 +65,9 @@ def test_demo_places_real_calls_that_become_call_records_with_recordings(tmp_pat
     _needs_root()
     state = tmp_path / "site.yaml"
     state.write_text(f"site:\n  state_dir: {tmp_path / 'var'}\n")
-    result = _callcenter("--config", str(state), "demo", "--calls", "3")
+    # The demo takes 3-4 minutes; its own limits (90 s for the hotline calls, 90 s for the faxes,
+    # 240 s for the campaign) end it with a FAILED line well before this one stops it.
+    result = _callcenter("--config", str(state), "demo", "--calls", "3", timeout=540)
     out = result.stdout + result.stderr
     if "lab Asterisk booting" not in out and result.returncode != 0:
         lab_unavailable(out[-2000:])
