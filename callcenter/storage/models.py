@@ -429,3 +429,69 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(200), index=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+# --- SMS broadcast ------------------------------------------------------------------------------
+
+SMS_STATUSES_SQL = "'queued', 'sending', 'sent', 'failed', 'skipped'"
+"""The values of :data:`callcenter.storage.sms.SMS_STATUSES`, for the CHECK constraint."""
+
+
+class SmsBroadcast(Base):
+    """One SMS broadcast: a template sent to a list of numbers (see :mod:`callcenter.storage.sms`)."""
+
+    __tablename__ = "sms_broadcasts"
+    __table_args__ = (CheckConstraint("total >= 0", name="total"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    template: Mapped[str] = mapped_column(Text)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    total: Mapped[int] = mapped_column(Integer)
+    """Messages created for it, skipped ones included."""
+
+
+class SmsMessage(Base):
+    """One message of a broadcast to one number, and where it stands.
+
+    Every recipient given is kept: those not to be sent (an invalid number, a repeat, a
+    do-not-call number) as ``skipped`` with the reason.
+    """
+
+    __tablename__ = "sms_messages"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({SMS_STATUSES_SQL})", name="status"),
+        CheckConstraint("parts >= 0", name="parts"),
+        Index("ix_sms_messages_broadcast_id_status_id", "broadcast_id", "status", "id"),
+        Index("ix_sms_messages_status_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("sms_broadcasts.id", ondelete="CASCADE"))
+    phone: Mapped[str] = mapped_column(String(32))
+    """The canonical number (as given, cut to 32 characters, when it is not a valid number)."""
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    parts: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class SmsReply(Base):
+    """A text message received from a number (an answer to a broadcast, or an opt-out)."""
+
+    __tablename__ = "sms_replies"
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True)
+    phone: Mapped[str] = mapped_column(String(32))
+    to_number: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    opt_out: Mapped[bool] = mapped_column(Boolean)
+    added_to_dnc: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Whether this reply put the number on the do-not-call list (it was not on it before)."""
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -55,7 +55,8 @@ from tests.concurrency import run_at_once
 T = TypeVar("T")
 
 MODEL_TABLES = {"customers", "call_records", "recordings", "campaigns", "lead_lists", "leads",
-                "dial_attempts", "dnc_numbers", "audit_log", "qa_reviews", "faxes"}
+                "dial_attempts", "dnc_numbers", "audit_log", "qa_reviews", "faxes", "sms_broadcasts",
+                "sms_messages", "sms_replies"}
 DAY = date(2023, 10, 27)
 T0 = datetime(2023, 10, 27, 9, 30, tzinfo=UTC)
 
