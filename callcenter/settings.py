@@ -16,6 +16,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import time
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
@@ -244,6 +245,32 @@ class FaxSettings:
 
 
 @dataclass(frozen=True)
+class SmsSettings:
+    """``sms``: SMS broadcast through the SMS gateway over SIP MESSAGE (docs/sms.md)."""
+
+    gateway: str = ""
+    """``host`` or ``host:port`` of the SMS gateway (a GSM gateway or the operator's SMS
+    centre reached over SIP); "" turns SMS off. The lab uses the lab Asterisk itself."""
+    sender: str = "10690000"
+    """The number messages are sent from, and replies come to."""
+    rate_per_second: float = 5.0
+    """Messages handed to the gateway per second (operators cap a sender's rate)."""
+    hours: tuple[time, time] = (time(8, 0), time(21, 0))
+    """Sending window in the site's time zone; queued messages wait for the next one."""
+    signature: str = ""
+    """Put at the start of every message if the text does not start with it (【公司】)."""
+    opt_out_note: str = "回T退订"
+    """Put at the end of every message unless the text has it; a reply T puts the number on
+    the do-not-call list."""
+    max_parts: int = 3
+    """The longest message allowed, in SMS parts (70 Chinese characters each, 67 once split)."""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.gateway)
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole validated configuration. Build it with :func:`load_settings`."""
 
@@ -269,6 +296,8 @@ class Settings:
     """Call sampling and the scorecard team leads score recordings on (``qa``)."""
     fax: FaxSettings = field(default_factory=FaxSettings)
     """The fax number and channels (``fax``)."""
+    sms: SmsSettings = field(default_factory=SmsSettings)
+    """The SMS gateway, sender and sending rules (``sms``)."""
 
     @cached_property
     def people(self) -> Mapping[str, AgentSettings]:
@@ -569,12 +598,39 @@ def _build(data: Mapping[str, Any], locs: Locations, root: Path, problems: list[
         ring_seconds=fax_r.integer("ring_seconds", default_fax.ring_seconds, 5, 300),
     )
     fax_r.done()
+    sms = _sms(top.sub("sms"))
     top.done()
     return Settings(
         site=site, ami=ami, agi=agi, sip=sip, database=database, http=http, metrics=metrics,
         recordings=recordings, lab=lab, ivr=ivr, logging=logging, teams=teams, agents=agents, queues=queues, root=root,
-        commission=commission, qa=qa, fax=fax,
+        commission=commission, qa=qa, fax=fax, sms=sms,
     )
+
+
+_HOURS = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])$")
+
+
+def _sms(reader: Reader) -> SmsSettings:
+    default = SmsSettings()
+    gateway = reader.text("gateway", default.gateway, re.compile(r"^$|^[A-Za-z0-9.-]+(:[0-9]{1,5})?$"),
+                          "host or host:port of the SMS gateway, or \"\" for none")
+    sender = reader.text("sender", default.sender, re.compile(r"^[0-9]{3,20}$"), "3 to 20 digits")
+    rate = reader.number("rate_per_second", default.rate_per_second, 0.1, 100.0)
+    start, end = default.hours
+    if match := _HOURS.match(reader.text("hours", "08:00-21:00", _HOURS, "HH:MM-HH:MM, e.g. 08:00-21:00")):
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        if (h1, m1) >= (h2, m2):
+            reader.problem(("hours",), "must be a window within one day, its start before its end")
+        else:
+            start, end = time(h1, m1), time(h2, m2)
+    sms = SmsSettings(
+        gateway=gateway, sender=sender, rate_per_second=rate, hours=(start, end),
+        signature=reader.text("signature", default.signature),
+        opt_out_note=reader.text("opt_out_note", default.opt_out_note),
+        max_parts=reader.integer("max_parts", default.max_parts, 1, 10),
+    )
+    reader.done()
+    return sms
 
 
 def _commission(top: Reader, agents: set[str]) -> CommissionRates:

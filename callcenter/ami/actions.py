@@ -14,6 +14,7 @@ and meanings follow Asterisk 22 (see ``../shared/ASTERISK.md``).
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ __all__ = [
     "hangup",
     "login",
     "logoff",
+    "message_send",
     "mix_monitor",
     "originate",
     "ping",
@@ -327,3 +329,15 @@ def core_settings() -> AmiAction:
 def events(event_mask: str | bool) -> AmiAction:
     """``Events``: change the session's event mask (``on``, ``off``, ``system,call,...``)."""
     return _build("Events", [("EventMask", event_mask)])
+
+
+def message_send(destination: str, sender: str, body: str) -> AmiAction:
+    """``MessageSend``: an out-of-call text message (SIP MESSAGE through PJSIP).
+
+    ``destination`` is PJSIP's form, e.g. ``pjsip:sms-gateway/sip:13900000001@10.0.0.5``;
+    ``sender`` the From (``"10690000" <sip:10690000@host>``). The body goes base64-encoded
+    (``Base64Body``), so any text, Chinese, commas or line breaks, arrives as written.
+    Asterisk answers Success once PJSIP took the message, Error if it could not.
+    """
+    encoded = base64.b64encode(body.encode("utf-8")).decode("ascii")
+    return _build("MessageSend", [("Destination", destination), ("From", sender), ("Base64Body", encoded)])

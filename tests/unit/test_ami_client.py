@@ -9,6 +9,7 @@ answers and ``OriginateResponse`` events come from the real Asterisk 22 capture 
 
 from __future__ import annotations
 
+import base64
 import gc
 import gzip
 from collections.abc import Iterator
@@ -294,6 +295,18 @@ def test_header_injection_refused_when_the_action_is_built(build: Any) -> None:
     """CR or LF in any value raises AmiActionError as the action is built, in the caller's stack."""
     with pytest.raises(AmiActionError):
         build()
+
+
+def test_message_send_carries_any_text_base64_encoded() -> None:
+    """Chinese, commas and a line break reach Asterisk as one Base64Body header, decoded back exactly."""
+    body = "【某某公司】张先生,您好:\n新品上市。回T退订"
+    action = actions.message_send("pjsip:sms-gateway/sip:13900000001@10.0.0.5", '"10690000" <sip:10690000@h>', body)
+    wire = action.to_bytes("sms-1").decode("ascii")
+    assert wire.startswith("Action: MessageSend\r\nActionID: sms-1\r\nDestination: pjsip:sms-gateway/sip:13900000001@")
+    (encoded,) = [line.split(": ", 1)[1] for line in wire.split("\r\n") if line.startswith("Base64Body: ")]
+    assert base64.b64decode(encoded).decode("utf-8") == body
+    with pytest.raises(AmiActionError):
+        actions.message_send("pjsip:sms-gateway/sip:1@h\r\nAction: Originate", "sip:1@h", "x")
 
 
 def test_login_action_never_shows_its_secret() -> None:

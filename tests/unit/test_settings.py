@@ -126,3 +126,26 @@ def test_oversees_is_the_one_rule_of_who_covers_whose_work(
 
     who = AgentSettings(id="9", name="x", team=own_team, role=role, queues={})
     assert who.oversees(team) is expected
+
+
+def test_sms_settings_and_their_errors(tmp_path: Path) -> None:
+    """``sms``: off by default; a gateway, sender and window are read; bad ones name file, line and key."""
+    from datetime import time
+
+    default = load_settings(CONFIG).sms
+    assert not default.enabled and default.hours == (time(8), time(21)) and default.opt_out_note == "回T退订"
+    site = _write(tmp_path, "site.yaml", 'sms:\n  gateway: "10.0.0.5:5070"\n  hours: "09:30-20:00"\n'
+                                         '  signature: "【某某公司】"\n  rate_per_second: 2.5\n')
+    sms = load_settings(CONFIG, [site]).sms
+    assert (sms.enabled, sms.gateway, sms.hours, sms.signature, sms.rate_per_second) == (
+        True, "10.0.0.5:5070", (time(9, 30), time(20)), "【某某公司】", 2.5)
+    bad = _write(tmp_path, "bad.yaml", 'sms:\n  gateway: "sip:gw"\n  sender: "10-69"\n  hours: "21:00-08:00"\n'
+                                       '  max_parts: 0\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(CONFIG, [bad])
+    lines = str(info.value).splitlines()
+    assert len(lines) == 4, lines
+    assert lines[0].startswith(f"{bad}:2:3: sms.gateway: expected host or host:port"), lines
+    assert lines[1].startswith(f"{bad}:3:3: sms.sender: expected 3 to 20 digits"), lines
+    assert lines[2] == f"{bad}:4:3: sms.hours: must be a window within one day, its start before its end", lines
+    assert lines[3].startswith(f"{bad}:5:3: sms.max_parts: expected an integer in 1..10"), lines
