@@ -14,6 +14,10 @@ Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/404):
 * ``GET /api/reports/commission?from=DAY&to=DAY``: each role's share of the sales;
 * ``GET /api/faxes?limit=N``: faxes received and sent; ``POST /api/faxes`` with ``{"to", "file"}``:
   send a TIFF (docs/fax.md);
+* ``POST /api/sms/broadcasts`` with ``{"by", "name", "template", "campaign", "team", "agent"}``
+  or ``{"by", "name", "template", "phones"}``: queue an SMS broadcast; ``GET
+  /api/sms/broadcasts[/<id>]``: their progress; ``GET /api/sms/replies``: texts received
+  (docs/sms.md);
 * ``GET /api/qa/sample?reviewer=ID&day=DAY``: the recorded calls a lead or manager is offered
   to score that day; ``POST /api/call-records/<ticket>/qa`` with ``{"reviewer", "ratings",
   "comment"}``: the score; ``GET /api/reports/qa?from=DAY&to=DAY``: each agent's scores
@@ -118,6 +122,8 @@ from callcenter.reports import FCR_DAYS, GROUPINGS, ReportPeriod, queue_targets
 from callcenter.reports import period as report_period
 from callcenter.reports_page import ReportsView, render_reports_page
 from callcenter.settings import AgentSettings, Settings
+from callcenter.sms.service import SmsService
+from callcenter.sms.text import TemplateError
 from callcenter.storage import dialer as dialer_store
 from callcenter.storage.dialer_records import LeadHolding
 from callcenter.storage.records import CallRecord, InvalidFieldError
@@ -298,9 +304,11 @@ class ApiResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, engine: Engine, dialer: DialerService | None = None, fax: FaxService | None = None) -> None:
+    def __init__(self, engine: Engine, dialer: DialerService | None = None, fax: FaxService | None = None,
+                 sms: SmsService | None = None) -> None:
         super().__init__()
         self.fax = fax
+        self.sms = sms
         self.dialer = dialer
         self.engine = engine
 
@@ -371,6 +379,8 @@ class ApiResource(Resource):
             return self._qa_review(path[1], body)
         if path == ["faxes"]:
             return self._send_fax(body)
+        if path == ["sms", "broadcasts"]:
+            return self._sms_broadcast(body)
         if len(path) == 3 and path[0] == "dialer" and path[2] in ("handout", "takeback"):
             return self._handout(path[1], path[2], body)
         if path == ["supervisor", "spy"]:
@@ -396,6 +406,53 @@ class ApiResource(Resource):
         except FaxBusy as exc:
             raise ApiError(409, str(exc), None) from None
         return sending.addCallback(lambda record: {"fax": record})
+
+    def _sms_service(self) -> SmsService:
+        if self.sms is None:
+            raise ApiError(404, "SMS is off (set sms.gateway in callcenter.yaml)")
+        return self.sms
+
+    def _sms_broadcast(self, body: dict[str, Any]) -> Deferred[Any]:
+        """``POST /api/sms/broadcasts {"by", "name", "template", "campaign", "team", "agent"}`` or
+        ``{"by", "name", "template", "phones": [...]}`` (docs/sms.md): a manager texts any
+        campaign's leads or a list of numbers; a team's lead the leads their team holds."""
+        sms = self._sms_service()
+        fields = ("by", "name", "template", "campaign", "team", "agent", "phones")
+        for key in body:
+            if key not in fields:
+                raise ApiError(400, f"unknown field (fields: {', '.join(fields)})", str(key))
+        by, name, template = self._field(body, "by"), self._field(body, "name"), self._field(body, "template")
+        person = self.engine.settings.people.get(by)
+        if person is None:
+            raise ApiError(400, f"unknown person {by!r}", "by")
+        if person.role not in ("lead", "manager"):
+            raise ApiError(403, f"{by} is an agent: a team's lead or a manager sends SMS broadcasts", "by")
+        team = self._field(body, "team") if body.get("team") is not None else None
+        agent = self._field(body, "agent") if body.get("agent") is not None else None
+        if ("campaign" in body) == ("phones" in body):
+            raise ApiError(400, "give either a campaign (its leads) or phones (a list of numbers)", "campaign")
+        if "phones" in body:
+            phones = body["phones"]
+            if not isinstance(phones, list) or not phones or not all(isinstance(p, str) for p in phones):
+                raise ApiError(400, f"expected a non-empty list of numbers, got {phones!r}", "phones")
+            if person.role != "manager":
+                raise ApiError(403, f"{by} leads a team: only a manager texts numbers outside the leads", "by")
+            if team is not None or agent is not None:
+                raise ApiError(400, "team and agent choose a campaign's leads, not numbers", "team")
+            return sms.broadcast(name=name, template=template, actor=by, phones=phones).addCallback(
+                lambda created: {"broadcast": created})
+        if person.role == "lead" and (team is None or not person.oversees(team)):
+            raise ApiError(403, f"{by} may text only the leads their team holds (team {person.team})", "team")
+        if agent is not None:
+            holder = self.engine.settings.people.get(agent)
+            if holder is None or holder.team != team:
+                raise ApiError(400, f"{agent!r} is not an agent of team {team!r}", "agent")
+        campaign = self._field(body, "campaign")
+        state = _running(self.dialer).campaigns.get(campaign)
+        if state is None:
+            raise ApiError(404, f"no campaign {campaign!r}", "campaign")
+        return sms.broadcast(name=name, template=template, actor=by, campaign_id=state.record.id, team=team,
+                             agent_id=agent).addCallback(lambda created: {"broadcast": created})
 
     def _qa_review(self, ticket: str, body: dict[str, Any]) -> Deferred[Any]:
         """``POST /api/call-records/<ticket>/qa``: a lead's or manager's score of the call (docs/qa.md)."""
@@ -460,6 +517,16 @@ class ApiResource(Resource):
             return self._qa_report(request)
         if path == ["qa", "sample"]:
             return self._qa_sample(request)
+        if path == ["sms", "broadcasts"]:
+            return self._sms_service().recent(_int_arg(request, "limit", 20, 1, 1000)).addCallback(
+                lambda found: {"broadcasts": found})
+        if len(path) == 3 and path[:2] == ["sms", "broadcasts"]:
+            if not path[2].isdigit():
+                raise ApiError(400, f"expected a broadcast id, got {path[2]!r}", "id")
+            return self._sms_service().progress(int(path[2])).addCallback(lambda found: {"broadcast": found})
+        if path == ["sms", "replies"]:
+            return self._sms_service().replies(_int_arg(request, "limit", 50, 1, 1000)).addCallback(
+                lambda found: {"replies": found})
         if path == ["faxes"]:
             if self.fax is None:
                 raise ApiError(404, "the fax service is not running")
@@ -637,6 +704,8 @@ class ApiResource(Resource):
             self._finish(request, 502, {"error": str(failure.value), "field": None})
         elif failure.check(AgentError):
             self._finish(request, 400, {"error": str(failure.value), "field": "agent"})
+        elif failure.check(TemplateError):
+            self._finish(request, 400, {"error": str(failure.value), "field": "template"})
         elif failure.check(ValueError):
             self._finish(request, 400, {"error": str(failure.value), "field": None})
         else:

@@ -66,6 +66,10 @@ class EngineMetrics:
         self.calls_started = Counter("callcenter_calls_started", "calls started", registry=registry)
         self.faxes = Counter("callcenter_faxes", "faxes received (inbound) and sent (outbound), by how they ended",
                              ["direction", "status"], registry=registry)
+        self.sms_sent = Counter("callcenter_sms_sent", "text messages handed to the SMS gateway, by result",
+                                ["result"], registry=registry)
+        self.sms_replies = Counter("callcenter_sms_replies", "text messages received, replies and opt-outs",
+                                   ["kind"], registry=registry)
         self.calls_answered = Counter("callcenter_calls_answered", "calls answered", registry=registry)
         self.calls_ended = Counter("callcenter_calls_ended", "calls ended", registry=registry)
         self.call_duration = Histogram(

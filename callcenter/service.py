@@ -43,6 +43,7 @@ from callcenter.http_api import (
 from callcenter.metrics import EngineMetrics, QueueCollector
 from callcenter.secrets import load_or_create_secrets
 from callcenter.settings import ConfigError, Settings
+from callcenter.sms.service import SmsService
 from callcenter.storage.db import create_engine_for, upgrade_database
 from callcenter.storage.repository import Repository, make_threadpool
 
@@ -96,6 +97,7 @@ class EngineServices:
     registry: CollectorRegistry
     dialer: DialerService | None = None
     fax: FaxService | None = None
+    sms: SmsService | None = None
 
     @staticmethod
     def _port(server: TCPServer) -> int:
@@ -185,9 +187,15 @@ def make_service(
     fax.setName("fax")
     fax.setServiceParent(root)
 
+    sms = None
+    if settings.sms.enabled:
+        sms = SmsService(settings, ami, repository, reactor, gateway=settings.sms.gateway, metrics=metrics)
+        sms.setName("sms")
+        sms.setServiceParent(root)
+
     api_root = Resource()
     api_root.putChild(b"", IndexPage(settings))
-    api_root.putChild(b"api", ApiResource(engine, dialer, fax))
+    api_root.putChild(b"api", ApiResource(engine, dialer, fax, sms))
     api_root.putChild(b"wallboard", WallboardPage(engine, dialer))
     api_root.putChild(b"agent", AgentPage(engine, dialer))
     api_root.putChild(b"lead", LeadPage(engine, dialer))
@@ -202,7 +210,7 @@ def make_service(
     metrics_server.setName("metrics")
     metrics_server.setServiceParent(root)
 
-    return EngineServices(root, engine, ami, agi_server, http_server, metrics_server, registry, dialer, fax)
+    return EngineServices(root, engine, ami, agi_server, http_server, metrics_server, registry, dialer, fax, sms)
 
 
 def _dialer(settings: Settings, path: Path, reactor: Any, ami: AmiClient, repository: Repository,
@@ -233,7 +241,8 @@ def settings_for_lab(settings: Settings, instance_name: str, cache_dir: Path | N
     instance = LabInstance.load(instance_name, instances)
     endpoints = instance.endpoints
     ami = replace(settings.ami, host=endpoints.ami_host, port=endpoints.ami_port)
-    return replace(settings, ami=ami), RecordingPaths(endpoints.recordings_dir, instance.recordings_dir)
+    sms = replace(settings.sms, gateway=f"{endpoints.sip_host}:{endpoints.sip_port}")  # as rendered for the lab
+    return replace(settings, ami=ami, sms=sms), RecordingPaths(endpoints.recordings_dir, instance.recordings_dir)
 
 
 def run_daemon(settings: Settings, lab: str | None = None, dialer_config: Path | None = None) -> int:

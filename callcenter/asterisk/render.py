@@ -19,7 +19,7 @@ from callcenter import __version__
 from callcenter.secrets import Secrets
 from callcenter.settings import Settings
 
-__all__ = ["AsteriskEndpoints", "ConfigRenderError", "dialplan_files", "render_project_config"]
+__all__ = ["AsteriskEndpoints", "ConfigRenderError", "dialplan_files", "render_project_config", "sms_gateway"]
 
 PROJECT_FILES = ("manager.conf", "extensions.conf", "queues.conf", "queuerules.conf", "pjsip.conf")
 
@@ -111,6 +111,8 @@ def render_extensions(settings: Settings, endpoints: AsteriskEndpoints) -> str:
         f"SITE_TIMEZONE = {settings.site.timezone}",
         *[f"QUEUE_START_PENALTY_{q.name} = 0" for q in settings.queues if q.overflow_after],
         f"FAX_CHANNELS = {settings.fax.channels}",
+        f"SMS_SENDER = {settings.sms.sender}",
+        f"SMS_GATEWAY = {_safe(sms_gateway(settings, endpoints), 'sms.gateway')}",
         "",
         "; the fax number (fax.number), included in [from-pstn]",
         "[fax-number]",
@@ -177,6 +179,36 @@ def render_pjsip(settings: Settings, secrets: Secrets, endpoints: AsteriskEndpoi
         f"bind = {_safe(endpoints.sip_host, 'SIP host')}:{endpoints.sip_port}",
         "",
     ]
+    gateway = sms_gateway(settings, endpoints)
+    if gateway:
+        lines += [
+            "; the SMS gateway (sms.gateway): messages out, replies in (docs/sms.md)",
+            "[sms-gateway]",
+            "type = endpoint",
+            "transport = transport-udp",
+            "context = sms-in",
+            "message_context = sms-in",
+            "aors = sms-gateway",
+            "",
+            "[sms-gateway]",
+            "type = aor",
+            f"contact = sip:{gateway}",
+            "",
+        ]
+        if endpoints.lab:
+            lines += [
+                "; lab: the gateway is this Asterisk; its own MESSAGEs, and the simulated handsets'",
+                "; replies, come in unidentified and go to [lab-sms] (dialplans/lab/sms-network.conf)",
+                "[anonymous]",
+                "type = endpoint",
+                "transport = transport-udp",
+                "context = lab-sms",
+                "message_context = lab-sms",
+                "",
+            ]
+        else:
+            lines += ["[sms-gateway]", "type = identify", "endpoint = sms-gateway",
+                      f"match = {gateway.rsplit(':', 1)[0] if gateway.count(':') == 1 else gateway}", ""]
     for agent in settings.agents:
         name = agent.endpoint
         caller = _safe(agent.name, f"agents[{agent.id}].name").replace('"', "'")
@@ -211,6 +243,13 @@ def render_pjsip(settings: Settings, secrets: Secrets, endpoints: AsteriskEndpoi
             "",
         ]
     return "\n".join(lines)
+
+
+def sms_gateway(settings: Settings, endpoints: AsteriskEndpoints) -> str:
+    """``host[:port]`` of the SMS gateway; in the lab, the lab Asterisk itself ("" : none)."""
+    if endpoints.lab:
+        return f"{endpoints.sip_host}:{endpoints.sip_port}"
+    return settings.sms.gateway
 
 
 def render_project_config(settings: Settings, secrets: Secrets, endpoints: AsteriskEndpoints) -> Mapping[str, str]:
