@@ -216,6 +216,32 @@ def cmd_fax(args: argparse.Namespace) -> int:
     return _report(*_api(settings, "GET", f"faxes?limit={args.limit}"))
 
 
+def cmd_sms(args: argparse.Namespace) -> int:
+    """SMS broadcast through the running daemon: send one, its progress, the replies."""
+    settings = _settings(args)
+    if args.sms_command == "status":
+        return _report(*_api(settings, "GET", f"sms/broadcasts/{args.id}" if args.id else "sms/broadcasts"))
+    if args.sms_command == "replies":
+        return _report(*_api(settings, "GET", f"sms/replies?limit={args.limit}"))
+    body: dict[str, Any] = {"by": args.by, "name": args.name, "template": args.template}
+    if args.campaign is not None:
+        body.update({"campaign": args.campaign, "team": args.team, "agent": args.agent})
+        if args.phones or args.phones_file:
+            print("error: give --campaign or numbers, not both", file=sys.stderr)
+            return 2
+    else:
+        phones = list(args.phones)
+        if args.phones_file:
+            try:
+                text = Path(args.phones_file).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                print(f"error: {args.phones_file}: {exc}", file=sys.stderr)
+                return 2
+            phones += [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+        body["phones"] = phones
+    return _report(*_api(settings, "POST", "sms/broadcasts", {k: v for k, v in body.items() if v is not None}))
+
+
 def cmd_supervisor(args: argparse.Namespace) -> int:
     """Listen, whisper or barge on an agent's call through the running daemon."""
     settings = _settings(args)
@@ -348,6 +374,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = fax_sub.add_parser("list", help="the latest faxes, received and sent")
     p.add_argument("--limit", type=int, default=20, help="how many (default 20)")
     p.set_defaults(func=cmd_fax)
+
+    sms = sub.add_parser("sms", help="SMS broadcast (through the running daemon; docs/sms.md)")
+    sms_sub = sms.add_subparsers(dest="sms_command", required=True)
+    p = sms_sub.add_parser("send", help="text a campaign's leads (a team's, an agent's) or a list of numbers")
+    p.add_argument("--as", dest="by", required=True, help="who sends: a manager, or a team's lead for its leads")
+    p.add_argument("--name", required=True, help="the broadcast's name, for the reports")
+    p.add_argument("--template", required=True,
+                   help="the text; {name}, {phone} and the lead's CSV columns are filled in")
+    p.add_argument("--campaign", help="text this campaign's leads")
+    p.add_argument("--team", help="only the leads this team holds")
+    p.add_argument("--agent", help="only the leads this agent holds")
+    p.add_argument("--phones-file", help="a file of numbers, one per line (managers)")
+    p.add_argument("phones", nargs="*", help="numbers to text (managers)")
+    p.set_defaults(func=cmd_sms)
+    p = sms_sub.add_parser("status", help="the broadcasts' progress: queued, sent, failed, skipped and why")
+    p.add_argument("id", nargs="?", type=int, help="one broadcast (default: the latest ones)")
+    p.set_defaults(func=cmd_sms)
+    p = sms_sub.add_parser("replies", help="the latest texts received (a T puts the number on the DNC list)")
+    p.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    p.set_defaults(func=cmd_sms)
 
     supervisor = sub.add_parser("supervisor", help="supervisor actions (through the running daemon)")
     supervisor_sub = supervisor.add_subparsers(dest="supervisor_command", required=True)

@@ -36,7 +36,8 @@ def sender_uri(sender: str, gateway: str) -> str:
 
 
 def in_window(hours: tuple[time, time], zone: ZoneInfo, now: datetime) -> bool:
-    """Is ``now`` (aware) inside the sending window ``[start, end)`` of local time?"""
+    """Is ``now`` (aware) inside the sending window ``[start, end)`` of local time? (An end
+    of ``time.max`` is the settings' 24:00: the whole rest of the day.)"""
     local = now.astimezone(zone).time()
     return hours[0] <= local < hours[1]
 

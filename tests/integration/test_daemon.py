@@ -175,6 +175,7 @@ def test_daemon_drives_a_lab_instance_and_stops_cleanly_on_sigterm(tmp_path: Pat
         f"database:\n  url: sqlite:///{tmp_path / 'cc.sqlite3'}\n"
         f"http:\n  port: {http}\nmetrics:\n  port: {metrics}\n"
         f"asterisk:\n  agi:\n    port: {agi}\n"
+        'sms:\n  hours: "00:00-24:00"\n'
     )
     up = _callcenter("--config", str(site), "lab", "up", "--name", name)
     if up.returncode != 0:
@@ -264,6 +265,23 @@ def test_daemon_drives_a_lab_instance_and_stops_cleanly_on_sigterm(tmp_path: Pat
             with urllib.request.urlopen(f"http://127.0.0.1:{http}/reports?by=queue", timeout=10) as response:
                 page = response.read().decode()
             assert "<h2>Calls by queue</h2>" in page and "<h2>Sales commission</h2>" in page, page
+            # an SMS broadcast through the lab's gateway (the lab Asterisk's own SIP MESSAGE loop)
+            cli = _callcenter("--config", str(site), "sms", "send", "--as", "9001", "--name", "notice",
+                              "--template", "您好，您的预约已确认。", "13900000001", "020-1234-5678", timeout=30)
+            assert cli.returncode == 0, cli.stdout + cli.stderr
+            created = json.loads(cli.stdout)["broadcast"]
+            assert (created["queued"], created["skipped"]) == (1, {"invalid": 1}), created
+            cli = _callcenter("--config", str(site), "sms", "send", "--as", "2101", "--name", "x", "--template", "x",
+                              "13900000001", timeout=30)
+            assert cli.returncode == 1 and "[HTTP 403]" in cli.stderr, cli.stderr
+            deadline = time.monotonic() + 20
+            while True:
+                cli = _callcenter("--config", str(site), "sms", "status", str(created["broadcast_id"]), timeout=30)
+                status = json.loads(cli.stdout)["broadcast"]["by_status"]
+                if status.get("sent") == 1 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            assert status == {"sent": 1, "skipped": 1}, status
             daemon.send_signal(signal.SIGTERM)
             assert daemon.wait(timeout=15) == 0, log.read_text()
         finally:

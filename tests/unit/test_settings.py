@@ -139,6 +139,8 @@ def test_sms_settings_and_their_errors(tmp_path: Path) -> None:
     sms = load_settings(CONFIG, [site]).sms
     assert (sms.enabled, sms.gateway, sms.hours, sms.signature, sms.rate_per_second) == (
         True, "10.0.0.5:5070", (time(9, 30), time(20)), "【某某公司】", 2.5)
+    all_day = _write(tmp_path, "all-day.yaml", 'sms:\n  hours: "00:00-24:00"\n')
+    assert load_settings(CONFIG, [all_day]).sms.hours == (time(0), time.max)
     bad = _write(tmp_path, "bad.yaml", 'sms:\n  gateway: "sip:gw"\n  sender: "10-69"\n  hours: "21:00-08:00"\n'
                                        '  max_parts: 0\n')
     with pytest.raises(ConfigError) as info:

@@ -69,6 +69,7 @@ def test_the_sending_window_is_local_time_start_inclusive_end_exclusive() -> Non
     assert in_window(hours, SHANGHAI, datetime(2026, 12, 7, 0, 0, tzinfo=UTC))  # 08:00 local
     assert not in_window(hours, SHANGHAI, datetime(2026, 12, 6, 23, 59, tzinfo=UTC))  # 07:59
     assert not in_window(hours, SHANGHAI, datetime(2026, 12, 7, 13, 0, tzinfo=UTC))  # 21:00
+    assert in_window((time(0, 0), time.max), SHANGHAI, datetime(2026, 12, 7, 15, 59, 59, tzinfo=UTC))  # 23:59:59
 
 
 def test_tokens_pace_the_rate_without_a_burst_after_idling() -> None:
