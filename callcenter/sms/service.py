@@ -67,6 +67,9 @@ class SmsService(Service):
         """Messages handed to Asterisk and not yet answered."""
         self._tokens = Tokens(self.sms.rate_per_second, clock.seconds())
         self._taking = False
+        self._maybe_queued = True
+        """False once a take found fewer messages than it asked for, until a broadcast or a
+        requeue adds some: an idle queue costs no SQL."""
         self._loop: LoopingCall | None = None
         self._subscription: Any = None
         self.ready: Deferred[int] = Deferred()
@@ -125,6 +128,7 @@ class SmsService(Service):
                                           actor=actor, now=self._now(), campaign_id=campaign_id)
 
         def queued(created: store.BroadcastCreated) -> store.BroadcastCreated:
+            self._maybe_queued = True
             _log.info("sms.broadcast id={id} name={name} by={actor} queued={queued} skipped={skipped}",
                       id=created.broadcast_id, name=name, actor=actor, queued=created.queued,
                       skipped=created.skipped)
@@ -153,7 +157,7 @@ class SmsService(Service):
         time; nothing outside the sending window, or while AMI is down)."""
         now = self.clock.seconds()
         allowed = self._tokens.take(now)
-        if self._taking or not self.running or allowed <= 0:
+        if self._taking or not self.running or allowed <= 0 or not self._maybe_queued:
             return
         if not in_window(self.sms.hours, self.zone, self._now()) or not self.ami.connected:
             return
@@ -161,6 +165,8 @@ class SmsService(Service):
 
         def send_all(messages: list[store.QueuedSms]) -> None:
             self._taking = False
+            if len(messages) < allowed:
+                self._maybe_queued = False
             for message in messages:
                 self._send(message)
 
@@ -182,8 +188,12 @@ class SmsService(Service):
             error = failure.value
             if isinstance(error, AmiNotConnected):  # never reached Asterisk: it waits for the next turn
                 self.in_flight -= 1
-                self.repository.run(store.requeue_sms, message.message_id, now=self._now()).addErrback(
-                    lambda f: _log.failure("sms.requeue_failed id={id}", f, id=message.message_id))
+
+                def requeued(_: None) -> None:
+                    self._maybe_queued = True
+
+                self.repository.run(store.requeue_sms, message.message_id, now=self._now()).addCallbacks(
+                    requeued, lambda f: _log.failure("sms.requeue_failed id={id}", f, id=message.message_id))
                 return
             if isinstance(error, AmiActionFailed):
                 reason = f"refused by Asterisk: {error.message.get('Message') or 'Error'}"

@@ -10,7 +10,8 @@ for bad input. Time is passed in (``now``); nothing reads the clock.
 A message's life (``sms_messages.status``):
 
 * :func:`create_broadcast` keeps every recipient given as a row: ``queued``, or
-  ``skipped`` with the reason: ``invalid: <why>`` (not a telephone number),
+  ``skipped`` with the reason: ``invalid: <why>`` (not a telephone number, or not a
+  mobile),
   ``duplicate`` (the number came earlier in the broadcast) or ``dnc`` (on the
   do-not-call list);
 * :func:`take_queued` hands the sender the oldest queued messages of all broadcasts and
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import exists, func, insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from callcenter.sms.text import is_mobile
@@ -79,7 +80,6 @@ __all__ = [
     "create_broadcast",
     "fail_interrupted",
     "finish_sms",
-    "has_queued",
     "list_broadcasts",
     "list_replies",
     "record_reply",
@@ -378,11 +378,6 @@ def list_broadcasts(session: Session, *, limit: int = 20) -> list[BroadcastProgr
 
 
 # --- the sender's queue ----------------------------------------------------------------------
-
-
-def has_queued(session: Session) -> bool:
-    """True if any message of any broadcast waits to be sent."""
-    return bool(session.scalar(select(exists().where(models.SmsMessage.status == "queued"))))
 
 
 def _lock_queued(session: Session, ids: Sequence[int]) -> list[models.SmsMessage]:

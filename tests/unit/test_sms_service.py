@@ -39,6 +39,7 @@ from callcenter.sms.gateway import (
 from callcenter.sms.service import SmsService
 from callcenter.sms.text import SmsPolicy, TemplateError
 from callcenter.storage import dialer as dialer_store
+from callcenter.storage import sms as sms_store
 from tests.httpapi import get_json, post_json
 from tests.syncrepository import SyncRepository
 
@@ -215,6 +216,26 @@ def test_outside_the_window_or_without_ami_nothing_is_sent_and_nothing_lost(sess
     clock.advance(0.5)
     assert [a.get("Destination") for a, _ in ami.sent] == [
         f"pjsip:sms-gateway/sip:1390000000{i}@10.0.0.5" for i in range(3)]
+
+
+def test_an_idle_queue_is_not_read_until_a_broadcast_comes(sessions: sessionmaker[Session]) -> None:
+    service, ami, clock, _ = _service(sessions)
+    takes: list[int] = []
+    run = service.repository.run
+
+    def counting(function: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
+        if function is sms_store.take_queued:
+            takes.append(kwargs["limit"])
+        return run(function, *args, **kwargs)
+
+    service.repository.run = counting  # type: ignore[method-assign]
+    for _ in range(20):
+        clock.advance(0.5)
+    assert takes == [1]  # one look finds nothing; then no SQL while idle
+    service.broadcast(name="通知", template="您好", actor="9001", phones=_phones(1))
+    for _ in range(20):
+        clock.advance(0.5)
+    assert takes == [1, 1, 1] and len(ami.sent) == 1  # its message, then one look finds the queue empty
 
 
 def test_a_daemon_stopped_mid_send_marks_those_failed_at_start(sessions: sessionmaker[Session]) -> None:
