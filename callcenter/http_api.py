@@ -107,6 +107,7 @@ from callcenter.lead_page import (
     TeamAgent,
     form_handout,
     form_review,
+    form_sms,
     render_lead_page,
 )
 from callcenter.qa import (
@@ -128,6 +129,7 @@ from callcenter.storage import dialer as dialer_store
 from callcenter.storage.dialer_records import LeadHolding
 from callcenter.storage.records import CallRecord, InvalidFieldError
 from callcenter.storage.repository import NotFoundError, list_recordings_for_call
+from callcenter.storage.sms import BroadcastCreated
 from callcenter.supervisor import AgentNotOnCall, NotPermitted, SpyFailed
 from callcenter.wallboard_page import Board, render_wallboard
 
@@ -232,6 +234,57 @@ def _running(dialer: DialerService | None) -> DialerService:
     if dialer is None:
         raise ApiError(404, "the outbound dialer is not running (no dialer.yaml)")
     return dialer
+
+
+def _sms_on(sms: SmsService | None) -> SmsService:
+    """The SMS service, or ApiError 404 when SMS is off."""
+    if sms is None:
+        raise ApiError(404, "SMS is off (set sms.gateway in callcenter.yaml)")
+    return sms
+
+
+def send_broadcast(engine: Engine, dialer: DialerService | None, sms: SmsService | None,
+                   body: dict[str, Any]) -> Deferred[BroadcastCreated]:
+    """Queue the SMS broadcast ``body`` describes, for the API and the lead's page (docs/sms.md):
+    ``{"by", "name", "template", "campaign", "team", "agent"}`` (a manager texts any campaign's
+    leads; a team's lead those their team holds) or ``{"by", "name", "template", "phones"}``
+    (a manager texts a list of numbers). ApiError names a refused or bad field."""
+    service = _sms_on(sms)
+    fields = ("by", "name", "template", "campaign", "team", "agent", "phones")
+    for key in body:
+        if key not in fields:
+            raise ApiError(400, f"unknown field (fields: {', '.join(fields)})", str(key))
+    by, name, template = (ApiResource._field(body, key) for key in ("by", "name", "template"))
+    person = engine.settings.people.get(by)
+    if person is None:
+        raise ApiError(400, f"unknown person {by!r}", "by")
+    if person.role not in ("lead", "manager"):
+        raise ApiError(403, f"{by} is an agent: a team's lead or a manager sends SMS broadcasts", "by")
+    team = ApiResource._field(body, "team") if body.get("team") is not None else None
+    agent = ApiResource._field(body, "agent") if body.get("agent") is not None else None
+    if ("campaign" in body) == ("phones" in body):
+        raise ApiError(400, "give either a campaign (its leads) or phones (a list of numbers)", "campaign")
+    if "phones" in body:
+        phones = body["phones"]
+        if not isinstance(phones, list) or not phones or not all(isinstance(p, str) for p in phones):
+            raise ApiError(400, f"expected a non-empty list of numbers, got {phones!r}", "phones")
+        if person.role != "manager":
+            raise ApiError(403, f"{by} leads a team: only a manager texts numbers outside the leads", "by")
+        if team is not None or agent is not None:
+            raise ApiError(400, "team and agent choose a campaign's leads, not numbers", "team")
+        return service.broadcast(name=name, template=template, actor=by, phones=phones)
+    if person.role == "lead" and (team is None or not person.oversees(team)):
+        raise ApiError(403, f"{by} may text only the leads their team holds (team {person.team})", "team")
+    if agent is not None:
+        holder = engine.settings.people.get(agent)
+        if holder is None or holder.team != team:
+            raise ApiError(400, f"{agent!r} is not an agent of team {team!r}", "agent")
+    campaign = ApiResource._field(body, "campaign")
+    state = _running(dialer).campaigns.get(campaign)
+    if state is None:
+        raise ApiError(404, f"no campaign {campaign!r}", "campaign")
+    return service.broadcast(name=name, template=template, actor=by, campaign_id=state.record.id, team=team,
+                             agent_id=agent)
 
 
 def save_disposition(engine: Engine, ticket: str, disposition: Disposition) -> Deferred[CallRecord]:
@@ -408,51 +461,12 @@ class ApiResource(Resource):
         return sending.addCallback(lambda record: {"fax": record})
 
     def _sms_service(self) -> SmsService:
-        if self.sms is None:
-            raise ApiError(404, "SMS is off (set sms.gateway in callcenter.yaml)")
-        return self.sms
+        return _sms_on(self.sms)
 
     def _sms_broadcast(self, body: dict[str, Any]) -> Deferred[Any]:
-        """``POST /api/sms/broadcasts {"by", "name", "template", "campaign", "team", "agent"}`` or
-        ``{"by", "name", "template", "phones": [...]}`` (docs/sms.md): a manager texts any
-        campaign's leads or a list of numbers; a team's lead the leads their team holds."""
-        sms = self._sms_service()
-        fields = ("by", "name", "template", "campaign", "team", "agent", "phones")
-        for key in body:
-            if key not in fields:
-                raise ApiError(400, f"unknown field (fields: {', '.join(fields)})", str(key))
-        by, name, template = self._field(body, "by"), self._field(body, "name"), self._field(body, "template")
-        person = self.engine.settings.people.get(by)
-        if person is None:
-            raise ApiError(400, f"unknown person {by!r}", "by")
-        if person.role not in ("lead", "manager"):
-            raise ApiError(403, f"{by} is an agent: a team's lead or a manager sends SMS broadcasts", "by")
-        team = self._field(body, "team") if body.get("team") is not None else None
-        agent = self._field(body, "agent") if body.get("agent") is not None else None
-        if ("campaign" in body) == ("phones" in body):
-            raise ApiError(400, "give either a campaign (its leads) or phones (a list of numbers)", "campaign")
-        if "phones" in body:
-            phones = body["phones"]
-            if not isinstance(phones, list) or not phones or not all(isinstance(p, str) for p in phones):
-                raise ApiError(400, f"expected a non-empty list of numbers, got {phones!r}", "phones")
-            if person.role != "manager":
-                raise ApiError(403, f"{by} leads a team: only a manager texts numbers outside the leads", "by")
-            if team is not None or agent is not None:
-                raise ApiError(400, "team and agent choose a campaign's leads, not numbers", "team")
-            return sms.broadcast(name=name, template=template, actor=by, phones=phones).addCallback(
-                lambda created: {"broadcast": created})
-        if person.role == "lead" and (team is None or not person.oversees(team)):
-            raise ApiError(403, f"{by} may text only the leads their team holds (team {person.team})", "team")
-        if agent is not None:
-            holder = self.engine.settings.people.get(agent)
-            if holder is None or holder.team != team:
-                raise ApiError(400, f"{agent!r} is not an agent of team {team!r}", "agent")
-        campaign = self._field(body, "campaign")
-        state = _running(self.dialer).campaigns.get(campaign)
-        if state is None:
-            raise ApiError(404, f"no campaign {campaign!r}", "campaign")
-        return sms.broadcast(name=name, template=template, actor=by, campaign_id=state.record.id, team=team,
-                             agent_id=agent).addCallback(lambda created: {"broadcast": created})
+        """``POST /api/sms/broadcasts`` (see :func:`send_broadcast`)."""
+        return send_broadcast(self.engine, self.dialer, self.sms, body).addCallback(
+            lambda created: {"broadcast": created})
 
     def _qa_review(self, ticket: str, body: dict[str, Any]) -> Deferred[Any]:
         """``POST /api/call-records/<ticket>/qa``: a lead's or manager's score of the call (docs/qa.md)."""
@@ -924,10 +938,11 @@ class LeadPage(_Page):
     /lead/<id>/spy|handout|takeback|qa`` from its forms, each answered with a redirect back
     saying what happened (:mod:`callcenter.lead_page`)."""
 
-    def __init__(self, engine: Engine, dialer: DialerService | None = None) -> None:
+    def __init__(self, engine: Engine, dialer: DialerService | None = None, sms: SmsService | None = None) -> None:
         super().__init__()
         self.engine = engine
         self.dialer = dialer
+        self.sms = sms
 
     def _person(self, request: Request) -> tuple[AgentSettings | None, list[str]]:
         person, path = _named(self.engine, request)
@@ -955,7 +970,8 @@ class LeadPage(_Page):
                 members.append(TeamAgent(agent=member, state=state, state_seconds=seconds))
         view = LeadView(person=person, team=team, teams=teams, agents=members, campaigns=[], sample=[],
                         scorecard=settings.qa.scorecard, timezone=settings.site.timezone,
-                        message=_arg(request, "msg") or "", error=_arg(request, "err") or "")
+                        message=_arg(request, "msg") or "", error=_arg(request, "err") or "",
+                        sms=self.sms is not None)
         tz = ZoneInfo(settings.site.timezone)
         today = datetime.fromtimestamp(engine.clock.seconds(), tz).date()
         span = report_period(today, today, tz)
@@ -1044,6 +1060,15 @@ class LeadPage(_Page):
                     f"{who} {n}" for who, n in given.items())
 
             return carry_out_handout(engine, dialer, name, action, body).addCallback(said)
+        if action == "sms":
+            body = form_sms(person.id, form)
+
+            def queued(created: BroadcastCreated) -> str:
+                skipped = ", ".join(f"{n} {why}" for why, n in created.skipped.items())
+                return (f"{created.queued} text(s) to the leads of {body['campaign']} queued"
+                        + (f"; skipped: {skipped}" if skipped else ""))
+
+            return send_broadcast(engine, self.dialer, self.sms, body).addCallback(queued)
         if action == "qa":
             ticket, body = form_review(person.id, form, engine.settings.qa.scorecard)
             review = parse_review(body, engine.settings.qa.scorecard)

@@ -33,7 +33,8 @@ from callcenter.storage.dialer_records import LeadHolding
 from callcenter.storage.records import InvalidFieldError
 from callcenter.wallboard_page import clock_time, html_table
 
-__all__ = ["CampaignHoldings", "LeadView", "TeamAgent", "form_handout", "form_review", "render_lead_page"]
+__all__ = ["CampaignHoldings", "LeadView", "TeamAgent", "form_handout", "form_review", "form_sms",
+           "render_lead_page"]
 
 SPY_MODES: Final = ("listen", "whisper", "barge")
 _ON_A_CALL: Final = ("ringing", "on_call")
@@ -80,6 +81,8 @@ class LeadView:
     timezone: str
     message: str = ""
     error: str = ""
+    sms: bool = False
+    """SMS is on: each campaign has a form to text the leads the team holds (docs/sms.md)."""
 
 
 def _action(view: LeadView, action: str) -> str:
@@ -123,6 +126,14 @@ def _campaign(view: LeadView, campaign: CampaignHoldings) -> str:
                  'placeholder="all" style="width: 6em"> each <button>share</button></form>')
     parts.append(f'<form method="post" action="{_action(view, "takeback")}">{hidden}{_hidden(agents="all")}'
                  "<button>take back what the agents did not dial</button></form>")
+    if view.sms:
+        parts.append(f'<form method="post" action="{_action(view, "sms")}">{hidden}'
+                     f"Text the leads team {escape(view.team)} holds: "
+                     '<input type="text" name="name" required placeholder="name, e.g. spring offer" '
+                     'style="width: 12em"> <textarea name="template" required rows="2" cols="50" '
+                     'placeholder="{name}您好，..."></textarea> <button>send</button><br><span class=muted>'
+                     "{name}, {phone} and the leads' CSV columns are filled in; the signature and the "
+                     "opt-out note are added.</span></form>")
     return "".join(parts)
 
 
@@ -186,6 +197,17 @@ def _whole(form: Mapping[str, str], name: str) -> int | None:
     if not text.isdigit() or int(text) < 1:
         raise InvalidFieldError(name, f"expected a whole number of at least 1, got {text!r}")
     return int(text)
+
+
+def form_sms(actor: str, form: Mapping[str, str]) -> dict[str, Any]:
+    """The body of ``POST /api/sms/broadcasts`` from a campaign's text form."""
+    body: dict[str, Any] = {"by": actor}
+    for name in ("campaign", "team", "name", "template"):
+        value = form.get(name, "").strip()
+        if not value:
+            raise InvalidFieldError(name, "the form leaves it empty")
+        body[name] = value
+    return body
 
 
 def form_handout(actor: str, form: Mapping[str, str]) -> tuple[str, dict[str, Any]]:

@@ -198,7 +198,7 @@ def make_service(
     api_root.putChild(b"api", ApiResource(engine, dialer, fax, sms))
     api_root.putChild(b"wallboard", WallboardPage(engine, dialer))
     api_root.putChild(b"agent", AgentPage(engine, dialer))
-    api_root.putChild(b"lead", LeadPage(engine, dialer))
+    api_root.putChild(b"lead", LeadPage(engine, dialer, sms))
     api_root.putChild(b"reports", ReportsPage(engine))
     api_root.putChild(b"metrics", MetricsResource(registry=registry))
     http_server = TCPServer(settings.http.port, Site(api_root), interface=settings.http.bind)

@@ -7,6 +7,7 @@ rules as the API (who may, the scorecard), answered by a redirect saying what ha
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,6 +23,7 @@ from callcenter.dialer.campaign import Campaign
 from callcenter.http_api import LeadPage
 from callcenter.lead_page import form_handout, form_review
 from callcenter.settings import load_settings
+from callcenter.sms.service import SmsService
 from callcenter.state.agents import AgentState
 from callcenter.storage import dialer as store
 from callcenter.storage.dialer_records import LeadRow
@@ -115,6 +117,28 @@ def test_the_morning_hand_out_from_the_pages(sessions: sessionmaker[Session]) ->
     status, html = _get(page, ["9001"], team="team1")
     assert "of the 10 leads in IT's pool <button>give</button>" in html
     assert "<tr><td>the team (not given to an agent)</td><td class=n>10</td>" in html
+
+
+def test_a_lead_texts_the_leads_the_team_holds(sessions: sessionmaker[Session]) -> None:
+    """With SMS on, each campaign has a form: the lead's broadcast goes through the API's rules."""
+    page, engine, _ = _page(sessions)
+    ami = SimpleNamespace(subscribe=lambda *a: SimpleNamespace(cancel=lambda: None), connected=False)
+    settings = replace(SETTINGS, sms=replace(SETTINGS.sms, gateway="10.0.0.5"))
+    page.sms = SmsService(settings, ami, engine.repository, engine.clock, gateway="10.0.0.5")
+    _post(page, ["9001", "handout"], {"campaign": "spring", "team": "team1", "count": "10"})
+    status, html = _get(page, ["8001"])
+    assert status == 200
+    assert 'action="/lead/8001/sms"' in html and "Text the leads team team1 holds" in html, html
+    form = {"campaign": "spring", "team": "team1", "name": "offer", "template": "{name}您好，春季套餐八折"}
+    assert _post(page, ["8001", "sms"], form)["msg"] == ["10 text(s) to the leads of spring queued"]
+    assert _post(page, ["8002", "sms"], form)["err"] == ["8002 may text only the leads their team holds (team team2)"]
+    assert _post(page, ["8001", "sms"], {**form, "template": " "})["err"] == ["template: the form leaves it empty"]
+    assert _post(page, ["8001", "sms"], {**form, "template": "{nmae}"})["err"][0].startswith(
+        "template: unknown field {nmae}")
+    (broadcast,) = page.sms.recent().result
+    assert (broadcast.created_by, broadcast.total, broadcast.by_status) == ("8001", 10, {"queued": 10})
+    without = LeadPage(engine, page.dialer)  # type: ignore[arg-type]
+    assert "/sms" not in _get(without, ["8001"])[1]
 
 
 def test_supervise_a_call_and_score_the_days_sample(sessions: sessionmaker[Session]) -> None:
