@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 from twisted.internet.defer import Deferred, fail, succeed
 
 from callcenter.storage.repository import Repository
 
-__all__ = ["SyncRepository"]
+__all__ = ["SyncRepository", "in_tx"]
+
+T = TypeVar("T")
+
+
+def in_tx(sessions: sessionmaker[Session], fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+    """Run one repository function in its own committed transaction."""
+    with sessions.begin() as session:
+        return fn(session, *args, **kw)
 
 
 class SyncRepository(Repository):

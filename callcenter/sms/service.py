@@ -117,8 +117,7 @@ class SmsService(Service):
 
         def queue(session: Any) -> store.BroadcastCreated:
             if campaign_id is not None:
-                contacts = [Contact(phone=c.phone, name=c.name, extra=c.extra, lead_id=c.lead_id)
-                            for c in store.campaign_contacts(session, campaign_id, team=team, agent_id=agent_id)]
+                contacts = store.campaign_contacts(session, campaign_id, team=team, agent_id=agent_id)
             else:
                 contacts = [Contact(phone=p) for p in phones or ()]
             texts = compose(template, policy, contacts)

@@ -38,6 +38,7 @@ from typing import Any, Final
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from callcenter.sms.compose import Contact
 from callcenter.sms.text import is_mobile
 from callcenter.storage import models
 from callcenter.storage.dialer import (
@@ -70,7 +71,6 @@ __all__ = [
     "BroadcastCreated",
     "BroadcastProgress",
     "ConflictError",
-    "LeadContact",
     "NotFoundError",
     "QueuedSms",
     "SmsRecipient",
@@ -130,16 +130,6 @@ class BroadcastCreated:
     queued: int
     skipped: dict[str, int]
     """Reason -> count; invalid numbers are counted together under ``invalid``."""
-
-
-@dataclass(frozen=True)
-class LeadContact:
-    """A lead of a campaign to send to."""
-
-    lead_id: int
-    phone: str
-    name: str | None
-    extra: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -314,7 +304,7 @@ def create_broadcast(
 
 def campaign_contacts(
     session: Session, campaign_id: int, *, team: str | None = None, agent_id: str | None = None
-) -> list[LeadContact]:
+) -> list[Contact]:
     """The campaign's leads in id order, optionally only those ``team`` / ``agent_id`` holds.
 
     Leads closed as do-not-call (final outcome ``dnc``) are left out; numbers put on the
@@ -328,7 +318,7 @@ def campaign_contacts(
         stmt = stmt.where(lead.team == _text("team", team, 64))
     if agent_id is not None:
         stmt = stmt.where(lead.agent_id == _text("agent_id", agent_id, 64))
-    return [LeadContact(lead_id=row.id, phone=row.phone, name=row.name, extra=dict(row.extra or {}))
+    return [Contact(lead_id=row.id, phone=row.phone, name=row.name, extra=dict(row.extra or {}))
             for row in session.scalars(stmt.order_by(lead.id))]
 
 

@@ -7,9 +7,8 @@ PostgreSQL (``postgres`` marker; the server comes from the ``tests.pgserver`` pl
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -33,19 +32,13 @@ from callcenter.storage.db import (
 from callcenter.storage.dialer_records import AttemptResult, LeadRow, RowProblem
 from callcenter.storage.records import InvalidFieldError
 from tests.concurrency import run_at_once
-
-T = TypeVar("T")
+from tests.syncrepository import in_tx
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # 10:00 in Shanghai (campaign zone, callable); 21:00 the day before in New York (not).
 NOW = datetime(2024, 3, 5, 2, 0, tzinfo=UTC)
 NY_MORNING = datetime(2024, 3, 5, 13, 0, tzinfo=UTC)  # 08:00 EST
 
-
-def in_tx(sessions: sessionmaker[Session], fn: Callable[..., T], *args: Any, **kw: Any) -> T:
-    """Run one repository function in its own committed transaction."""
-    with sessions.begin() as session:
-        return fn(session, *args, **kw)
 
 
 def campaign(name: str = "spring", **overrides: Any) -> Campaign:

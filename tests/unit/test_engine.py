@@ -18,14 +18,10 @@ from callcenter.http_api import ApiResource
 from callcenter.metrics import EngineMetrics
 from callcenter.settings import load_settings
 from callcenter.storage import repository as repo
-from tests.syncrepository import SyncRepository
+from tests.syncrepository import SyncRepository, in_tx
 
 ROOT = Path(__file__).resolve().parents[2]
 
-
-def in_tx(sessions: sessionmaker[Session], fn: Any, *args: Any, **kwargs: Any) -> Any:
-    with sessions.begin() as session:
-        return fn(session, *args, **kwargs)
 
 
 class FakeAmi:

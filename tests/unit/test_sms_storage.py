@@ -6,9 +6,8 @@ PostgreSQL (``postgres`` marker; the server comes from the ``tests.pgserver`` pl
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -31,17 +30,11 @@ from callcenter.storage.dialer_records import LeadRow
 from callcenter.storage.records import InvalidFieldError
 from callcenter.storage.sms import SmsRecipient
 from tests.concurrency import run_at_once
-
-T = TypeVar("T")
+from tests.syncrepository import in_tx
 
 NOW = datetime(2024, 3, 5, 2, 0, tzinfo=UTC)
 SMS_TABLES = {"sms_broadcasts", "sms_messages", "sms_replies"}
 
-
-def in_tx(sessions: sessionmaker[Session], fn: Callable[..., T], *args: Any, **kw: Any) -> T:
-    """Run one repository function in its own committed transaction."""
-    with sessions.begin() as session:
-        return fn(session, *args, **kw)
 
 
 def phones(n: int, start: int = 0) -> list[str]:

@@ -51,6 +51,7 @@ from callcenter.storage.tickets import (
     parse_ticket_number,
 )
 from tests.concurrency import run_at_once
+from tests.syncrepository import in_tx
 
 T = TypeVar("T")
 
@@ -63,13 +64,6 @@ T0 = datetime(2023, 10, 27, 9, 30, tzinfo=UTC)
 
 # --- fixtures -------------------------------------------------------------------------------
 
-
-def in_tx(
-    sessions: sessionmaker[Session], fn: Callable[..., T], *args: Any, **kw: Any
-) -> T:
-    """Run one repository function in its own committed transaction."""
-    with sessions.begin() as session:
-        return fn(session, *args, **kw)
 
 
 def new_call(**overrides: Any) -> NewCallRecord:
