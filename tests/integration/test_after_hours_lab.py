@@ -22,14 +22,10 @@ import pytest
 from sqlalchemy import select
 
 from callcenter.ami import actions
-from callcenter.cli import lab_project_files
 from callcenter.demo import flow_with_hours
-from callcenter.engine import RecordingPaths
-from callcenter.lab.instance import tcp_port_free
-from callcenter.secrets import load_or_create_secrets
-from callcenter.service import EngineServices, make_service
-from callcenter.settings import load_settings
+from callcenter.service import EngineServices
 from callcenter.storage import models
+from tests.labengine import engine_on_lab
 from tests.labfixture import LabFactory
 from tests.reactorthread import ReactorThread
 
@@ -39,42 +35,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def engine_on_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path) -> Iterator[EngineServices]:
-    base = load_settings(ROOT / "config")
-    settings = replace(
-        base,
-        site=replace(base.site, state_dir=tmp_path / "var"),
-        database=replace(base.database, url=f"sqlite:///{tmp_path / 'cc.sqlite3'}"),
-        http=replace(base.http, port=0),
-        metrics=replace(base.metrics, port=0),
-        ivr=replace(base.ivr, hotline_flow=flow_with_hours(ROOT / "ivr_flows/hotline.yaml", tmp_path / "closed.yaml", "closed"), sounds_dir=tmp_path / "sounds"),
-    )
-    secrets = load_or_create_secrets(settings.site.state_dir, [a.id for a in settings.agents])
-    agi_port = next(p for p in range(25573, 25773) if tcp_port_free(p))
-
-    project_files = lab_project_files(settings, agi_port, secrets=secrets, agi_host="127.0.0.1")
-
-    handle = lab_factory.start(project_files=project_files,
-                               ami_credentials=(settings.ami.username, secrets.ami_secret))
-    settings = replace(settings, ami=replace(settings.ami, port=handle.ami_port),
-                       agi=replace(settings.agi, port=agi_port))
-    from twisted.internet import reactor
-
-    services = make_service(settings, reactor,
-                            recordings=RecordingPaths(handle.endpoints.recordings_dir, handle.recordings_dir), lab=True,
-                            dialer_config=ROOT / "config" / "dialer.yaml")
-    reactor_thread.call(services.root.startService)
-    try:
-        reactor_thread.call(services.ami.when_connected, timeout=20)
+def after_hours_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path) -> Iterator[EngineServices]:
+    closed = flow_with_hours(ROOT / "ivr_flows/hotline.yaml", tmp_path / "closed.yaml", "closed")
+    with engine_on_lab(lab_factory, reactor_thread, tmp_path, dialer_config=ROOT / "config" / "dialer.yaml",
+                       change=lambda settings: replace(settings, ivr=replace(
+                           settings.ivr, hotline_flow=closed, sounds_dir=tmp_path / "sounds"))) as (services, _, _):
         yield services
-    finally:
-        reactor_thread.call(services.root.stopService, timeout=20)
-        lab_factory.stop(handle)
 
 
-def test_after_hours_caller_requests_a_call_back(engine_on_lab: EngineServices, reactor_thread: ReactorThread) -> None:
+def test_after_hours_caller_requests_a_call_back(after_hours_lab: EngineServices, reactor_thread: ReactorThread) -> None:
     """Closed hours: notice, after-hours menu (1), call back on the caller's number (1), no queue."""
-    services = engine_on_lab
+    services = after_hours_lab
     engine = services.engine
     action = actions.originate(
         "Local/400@from-pstn/n", context="lab-caller", exten="s", priority=1,

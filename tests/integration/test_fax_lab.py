@@ -19,50 +19,21 @@ from typing import Any
 import pytest
 
 from callcenter.ami import actions
-from callcenter.cli import lab_project_files
-from callcenter.engine import RecordingPaths
-from callcenter.lab.instance import tcp_port_free
 from callcenter.lab.pages import fax_page
-from callcenter.secrets import load_or_create_secrets
-from callcenter.service import EngineServices, make_service
-from callcenter.settings import load_settings
+from callcenter.service import EngineServices
+from tests.labengine import engine_on_lab
 from tests.labfixture import LabFactory, LabHandle
 from tests.reactorthread import ReactorThread
 
 pytestmark = pytest.mark.lab
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture
 def fax_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path
             ) -> Iterator[tuple[EngineServices, LabHandle]]:
-    base = load_settings(ROOT / "config")
-    settings = replace(
-        base,
-        site=replace(base.site, state_dir=tmp_path / "var"),
-        database=replace(base.database, url=f"sqlite:///{tmp_path / 'cc.sqlite3'}"),
-        http=replace(base.http, port=0), metrics=replace(base.metrics, port=0),
-        fax=replace(base.fax, channels=2, ring_seconds=20),
-    )
-    secrets = load_or_create_secrets(settings.site.state_dir, [a.id for a in settings.agents])
-    agi_port = next(p for p in range(25773, 25973) if tcp_port_free(p))
-    handle = lab_factory.start(project_files=lab_project_files(settings, agi_port, secrets=secrets,
-                                                               agi_host="127.0.0.1"),
-                               ami_credentials=(settings.ami.username, secrets.ami_secret))
-    settings = replace(settings, ami=replace(settings.ami, port=handle.ami_port),
-                       agi=replace(settings.agi, port=agi_port))
-    from twisted.internet import reactor
-
-    services = make_service(settings, reactor, lab=True,
-                            recordings=RecordingPaths(handle.endpoints.recordings_dir, handle.recordings_dir))
-    reactor_thread.call(services.root.startService)
-    try:
-        reactor_thread.call(services.ami.when_connected, timeout=20)
+    with engine_on_lab(lab_factory, reactor_thread, tmp_path, change=lambda settings: replace(
+            settings, fax=replace(settings.fax, channels=2, ring_seconds=20))) as (services, handle, _):
         yield services, handle
-    finally:
-        reactor_thread.call(services.root.stopService, timeout=20)
-        lab_factory.stop(handle)
 
 
 def _page(lab_factory: LabFactory, handle: LabHandle) -> tuple[Path, str]:

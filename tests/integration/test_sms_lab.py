@@ -20,58 +20,30 @@ from typing import Any
 import pytest
 
 from callcenter.ami.codec import Message
-from callcenter.cli import lab_project_files
-from callcenter.engine import RecordingPaths
-from callcenter.lab.instance import tcp_port_free
-from callcenter.secrets import load_or_create_secrets
-from callcenter.service import EngineServices, make_service
-from callcenter.settings import load_settings
+from callcenter.service import EngineServices
+from callcenter.settings import Settings
 from callcenter.storage import dialer as dialer_store
+from tests.labengine import engine_on_lab
 from tests.labfixture import LabFactory, LabHandle
 from tests.reactorthread import ReactorThread
 
 pytestmark = pytest.mark.lab
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture
 def sms_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path
             ) -> Iterator[tuple[EngineServices, LabHandle, list[Message]]]:
-    base = load_settings(ROOT / "config")
-    settings = replace(
-        base,
-        site=replace(base.site, state_dir=tmp_path / "var"),
-        database=replace(base.database, url=f"sqlite:///{tmp_path / 'cc.sqlite3'}"),
-        http=replace(base.http, port=0), metrics=replace(base.metrics, port=0),
-        sms=replace(base.sms, signature="【测试公司】", rate_per_second=20.0,
-                    hours=(clock_time(0, 0), clock_time(23, 59))),
-    )
-    secrets = load_or_create_secrets(settings.site.state_dir, [a.id for a in settings.agents])
-    agi_port = next(p for p in range(25973, 26173) if tcp_port_free(p))
-    handle = lab_factory.start(project_files=lab_project_files(settings, agi_port, secrets=secrets,
-                                                               agi_host="127.0.0.1"),
-                               ami_credentials=(settings.ami.username, secrets.ami_secret))
-    ep = handle.endpoints
-    settings = replace(settings, ami=replace(settings.ami, port=handle.ami_port),
-                       agi=replace(settings.agi, port=agi_port),
-                       sms=replace(settings.sms, gateway=f"{ep.sip_host}:{ep.sip_port}"))
-    from twisted.internet import reactor
+    def change(settings: Settings) -> Settings:
+        return replace(settings, sms=replace(settings.sms, signature="【测试公司】", rate_per_second=20.0,
+                                             hours=(clock_time(0, 0), clock_time.max)))
 
-    services = make_service(settings, reactor, lab=True,
-                            recordings=RecordingPaths(ep.recordings_dir, handle.recordings_dir))
-    delivered: list[Message] = []
-    reactor_thread.call(services.root.startService)
-    try:
-        reactor_thread.call(services.ami.when_connected, timeout=20)
-        assert services.sms is not None
+    with engine_on_lab(lab_factory, reactor_thread, tmp_path, change=change) as (services, handle, _):
+        delivered: list[Message] = []
         reactor_thread.call(lambda: services.ami.subscribe(
             lambda m: delivered.append(m) if m.get("UserEvent") == "LabSmsDelivered" else None, "UserEvent"))
+        assert services.sms is not None
         reactor_thread.call(lambda: services.sms.ready if services.sms is not None else None, timeout=20)
         yield services, handle, delivered
-    finally:
-        reactor_thread.call(services.root.stopService, timeout=20)
-        lab_factory.stop(handle)
 
 
 def _until(what: str, check: Any, seconds: float = 30) -> Any:

@@ -20,14 +20,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from callcenter.ami import actions
-from callcenter.cli import lab_project_files
 from callcenter.demo import open_around_the_clock
-from callcenter.engine import Engine, RecordingPaths
-from callcenter.lab.instance import tcp_port_free
+from callcenter.engine import Engine
 from callcenter.metrics import EngineMetrics
-from callcenter.secrets import load_or_create_secrets
-from callcenter.service import EngineServices, make_service
-from callcenter.settings import load_settings
+from callcenter.service import EngineServices
+from tests.labengine import engine_on_lab
 from tests.labfixture import LabFactory
 from tests.reactorthread import ReactorThread
 from tests.softphones import G711A_PCAP, Softphone
@@ -38,37 +35,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def engine_on_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path) -> Iterator[tuple[EngineServices, Any, Any]]:
-    base = load_settings(ROOT / "config")
-    settings = replace(
-        base,
-        site=replace(base.site, state_dir=tmp_path / "var"),
-        database=replace(base.database, url=f"sqlite:///{tmp_path / 'cc.sqlite3'}"),
-        http=replace(base.http, port=0),
-        metrics=replace(base.metrics, port=0),
-        ivr=replace(base.ivr, hotline_flow=open_around_the_clock(ROOT / "ivr_flows/hotline.yaml", tmp_path / "open.yaml"),
-                    sounds_dir=tmp_path / "sounds"),
-    )
-    secrets = load_or_create_secrets(settings.site.state_dir, [a.id for a in settings.agents])
-    agi_port = next(p for p in range(25573, 25773) if tcp_port_free(p))
-
-    project_files = lab_project_files(settings, agi_port, secrets=secrets, agi_host="127.0.0.1")
-
-    handle = lab_factory.start(project_files=project_files,
-                               ami_credentials=(settings.ami.username, secrets.ami_secret))
-    settings = replace(settings, ami=replace(settings.ami, port=handle.ami_port),
-                       agi=replace(settings.agi, port=agi_port))
-    from twisted.internet import reactor
-
-    services = make_service(settings, reactor,
-                            recordings=RecordingPaths(handle.endpoints.recordings_dir, handle.recordings_dir))  # PJSIP agents
-    reactor_thread.call(services.root.startService)
-    try:
-        reactor_thread.call(services.ami.when_connected, timeout=20)
-        yield services, handle, secrets
-    finally:
-        reactor_thread.call(services.root.stopService, timeout=20)
-        lab_factory.stop(handle)
+def hotline_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path
+                ) -> Iterator[tuple[EngineServices, Any, Any]]:
+    flow = open_around_the_clock(ROOT / "ivr_flows/hotline.yaml", tmp_path / "open.yaml")
+    with engine_on_lab(lab_factory, reactor_thread, tmp_path, lab_agents=False,  # PJSIP agents
+                       change=lambda settings: replace(settings, ivr=replace(
+                           settings.ivr, hotline_flow=flow, sounds_dir=tmp_path / "sounds"))) as lab:
+        yield lab
 
 
 def _call_through_the_hotline(
@@ -105,11 +78,11 @@ def _call_through_the_hotline(
 
 
 def test_caller_reaches_a_registered_softphone_and_the_record_matches(
-    engine_on_lab: tuple[EngineServices, Any, Any], reactor_thread: ReactorThread, tmp_path: Path
+    hotline_lab: tuple[EngineServices, Any, Any], reactor_thread: ReactorThread, tmp_path: Path
 ) -> None:
     """IVR by DTMF -> hotline queue -> SIPp softphone answers -> CSAT 5 -> record + recording."""
     record, invites = _call_through_the_hotline(
-        engine_on_lab, reactor_thread, tmp_path, caller_id="SIP test <13811112222>", hold_seconds=4,
+        hotline_lab, reactor_thread, tmp_path, caller_id="SIP test <13811112222>", hold_seconds=4,
         wait_seconds=80, variables={"LAB_SECONDS": 80, "LAB_DELAY": 2, "LAB_DTMF": "1", "LAB_DELAY2": 3,
                                     "LAB_DTMF2": "0", "LAB_REPEAT_DTMF": "5"})
     assert invites == 1
@@ -118,7 +91,7 @@ def test_caller_reaches_a_registered_softphone_and_the_record_matches(
     assert "language=1" in record.ivr_path and "main_menu=0" in record.ivr_path
     assert record.csat == 5
     assert 3 <= (record.talk_seconds or 0) <= 6
-    repo = engine_on_lab[0].engine.repository
+    repo = hotline_lab[0].engine.repository
     assert repo is not None
     (recording,) = reactor_thread.call(repo.list_recordings_for_call, record.id)
     assert recording.size_bytes > 44 and recording.agent_id == "1001"
@@ -127,12 +100,12 @@ def test_caller_reaches_a_registered_softphone_and_the_record_matches(
 
 
 def test_a_caller_who_hangs_up_while_queued_is_recorded_abandoned_and_counted(
-    engine_on_lab: tuple[EngineServices, Any, Any], reactor_thread: ReactorThread
+    hotline_lab: tuple[EngineServices, Any, Any], reactor_thread: ReactorThread
 ) -> None:
     """No agent logged in: the caller picks "agent", waits in the hotline queue and hangs up.
     The record says the stay was abandoned (with the wait), like the wallboard's count, and
     an engine started afterwards reads the same day back from the records."""
-    services, _handle, _secrets = engine_on_lab
+    services, _handle, _secrets = hotline_lab
     engine = services.engine
     action = actions.originate("Local/400@from-pstn/n", context="lab-caller", exten="s", priority=1,
                                caller_id="Impatient <13833334444>", timeout_ms=20000,
@@ -164,12 +137,12 @@ def test_a_caller_who_hangs_up_while_queued_is_recorded_abandoned_and_counted(
 
 
 def test_invalid_digits_follow_the_retries_then_the_fallback_to_an_agent(
-    engine_on_lab: tuple[EngineServices, Any, Any], reactor_thread: ReactorThread, tmp_path: Path
+    hotline_lab: tuple[EngineServices, Any, Any], reactor_thread: ReactorThread, tmp_path: Path
 ) -> None:
     """A caller pressing only 9: each menu retries as the flow says, then falls back (language ->
     Mandarin, main menu -> agent); the survey gets no valid score, so the record has no CSAT."""
     record, _ = _call_through_the_hotline(
-        engine_on_lab, reactor_thread, tmp_path, caller_id="Confused caller <13822223333>", hold_seconds=2,
+        hotline_lab, reactor_thread, tmp_path, caller_id="Confused caller <13822223333>", hold_seconds=2,
         wait_seconds=80, variables={"LAB_SECONDS": 80, "LAB_DELAY": 1, "LAB_REPEAT_DTMF": "9"})
     path = record.ivr_path
     assert path.count("language:invalid") == 2  # the first try and one retry (retries: 1)
@@ -179,12 +152,12 @@ def test_invalid_digits_follow_the_retries_then_the_fallback_to_an_agent(
 
 
 def test_silence_times_out_through_the_retries_then_the_fallback_to_an_agent(
-    engine_on_lab: tuple[EngineServices, Any, Any], reactor_thread: ReactorThread, tmp_path: Path
+    hotline_lab: tuple[EngineServices, Any, Any], reactor_thread: ReactorThread, tmp_path: Path
 ) -> None:
     """A caller who presses nothing: each menu times out, retries as the flow says, then falls
     back (language -> Mandarin, main menu -> agent); no survey score, no CSAT."""
     record, _ = _call_through_the_hotline(
-        engine_on_lab, reactor_thread, tmp_path, caller_id="Silent caller <13833334444>", hold_seconds=2,
+        hotline_lab, reactor_thread, tmp_path, caller_id="Silent caller <13833334444>", hold_seconds=2,
         wait_seconds=90, variables={"LAB_SECONDS": 90, "LAB_DELAY": 1})
     path = record.ivr_path
     assert path.count("language:timeout") == 2  # the first try and one retry (retries: 1)

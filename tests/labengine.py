@@ -1,0 +1,64 @@
+"""The whole engine (``make_service``) on a lab Asterisk built from the project's files, for
+integration tests: the shipped configuration with a test's changes, its own database and
+state directory, free ports, and a clean stop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from callcenter.cli import lab_project_files
+from callcenter.engine import RecordingPaths
+from callcenter.lab.instance import tcp_port_free
+from callcenter.secrets import Secrets, load_or_create_secrets
+from callcenter.service import EngineServices, make_service
+from callcenter.settings import Settings, load_settings
+from tests.labfixture import LabFactory, LabHandle
+from tests.reactorthread import ReactorThread
+
+__all__ = ["ROOT", "engine_on_lab"]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def engine_on_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path, *,
+                  change: Callable[[Settings], Settings] = lambda settings: settings, lab_agents: bool = True,
+                  dialer_config: Path | None = None) -> Iterator[tuple[EngineServices, LabHandle, Secrets]]:
+    """The engine's services, started and logged in to a new lab instance; stopped after.
+
+    ``change`` edits the settings (the shipped ones, with a SQLite database and state under
+    ``tmp_path`` and ports chosen by the system) before the Asterisk files are rendered.
+    ``lab_agents``: agents are Local channels (``Local/<ID>@lab-agents/n``), else their
+    PJSIP softphones. The SMS gateway is the lab Asterisk itself, as ``callcenter run --lab``
+    has it.
+    """
+    base = load_settings(ROOT / "config")
+    settings = change(replace(
+        base,
+        site=replace(base.site, state_dir=tmp_path / "var"),
+        database=replace(base.database, url=f"sqlite:///{tmp_path / 'cc.sqlite3'}"),
+        http=replace(base.http, port=0), metrics=replace(base.metrics, port=0),
+    ))
+    secrets = load_or_create_secrets(settings.site.state_dir, [a.id for a in settings.agents])
+    agi_port = next(p for p in range(25573, 26573) if tcp_port_free(p))
+    handle = lab_factory.start(project_files=lab_project_files(settings, agi_port, secrets=secrets,
+                                                               agi_host="127.0.0.1"),
+                               ami_credentials=(settings.ami.username, secrets.ami_secret))
+    ep = handle.endpoints
+    settings = replace(settings, ami=replace(settings.ami, port=handle.ami_port),
+                       agi=replace(settings.agi, port=agi_port),
+                       sms=replace(settings.sms, gateway=f"{ep.sip_host}:{ep.sip_port}"))
+    from twisted.internet import reactor
+
+    services = make_service(settings, reactor, lab=lab_agents, dialer_config=dialer_config,
+                            recordings=RecordingPaths(ep.recordings_dir, handle.recordings_dir))
+    reactor_thread.call(services.root.startService)
+    try:
+        reactor_thread.call(services.ami.when_connected, timeout=20)
+        yield services, handle, secrets
+    finally:
+        reactor_thread.call(services.root.stopService, timeout=20)
+        lab_factory.stop(handle)
