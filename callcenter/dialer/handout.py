@@ -109,13 +109,17 @@ def _who(people: Mapping[str, AgentSettings], person: str) -> AgentSettings:
         raise HandOutRefused(f"unknown agent id {person!r}") from None
 
 
+def _known_team(team: str, teams: Collection[str]) -> None:
+    if team not in teams:
+        raise HandOutRefused(f"unknown team {team!r} (teams: {', '.join(sorted(teams)) or 'none'})")
+
+
 def check_team_handout(people: Mapping[str, AgentSettings], actor: str, team: str,
                        teams: Collection[str]) -> None:
     """Raise :class:`HandOutRefused` unless ``actor`` may hand leads out to (or take them
     back from) ``team``: managers only, and only to a team of ``teams``."""
     who = _who(people, actor)
-    if team not in teams:
-        raise HandOutRefused(f"unknown team {team!r} (teams: {', '.join(sorted(teams)) or 'none'})")
+    _known_team(team, teams)
     if who.role != "manager":
         raise HandOutRefused(f"agent {actor} is a {who.role}: only a manager (IT) hands leads out to teams "
                              "and takes them back")
@@ -253,8 +257,7 @@ def authorise(request: _Request, people: Mapping[str, AgentSettings], teams: Col
     """The request with ``"all"`` spelled out as the team's agents, if its actor may make it;
     :class:`HandOutRefused` otherwise (giving to or taking from a team is a manager's,
     sharing among or taking from agents the team's lead's or a manager's)."""
-    if request.team not in teams:
-        raise HandOutRefused(f"unknown team {request.team!r} (teams: {', '.join(sorted(teams)) or 'none'})")
+    _known_team(request.team, teams)
     if request.agents is None:
         check_team_handout(people, request.actor, request.team, teams)
         return request
