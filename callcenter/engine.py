@@ -76,6 +76,8 @@ TRACKED_VARIABLES = frozenset({
 #: Calls that get a call record: the hotline's, and the dialer's calls that reach an agent.
 _RECORDED_DIRECTIONS = ("inbound", "outbound")
 HOTLINE_QUEUE = "hotline"
+#: The IVR path of a hotline caller who found every IVR channel taken and skipped the menus.
+IVR_FULL = "ivr=full"
 
 _log = Logger(namespace="callcenter.engine")
 T = TypeVar("T")
@@ -542,6 +544,12 @@ class Engine(Service):
                       phone=caller, name=customer.name, vip=customer.vip)
         if self.hotline_flow is None:
             await agi.set_variable("CC_QUEUE", self.hotline_queue or "hotline")
+            return
+        if await agi.get_variable("CC_IVR_SEATS") == "full":  # every IVR channel taken (ivr.channels)
+            self.metrics.ivr_full.inc()
+            _log.info("hotline.ivr_full caller={caller}: straight to the queue", caller=caller)
+            await agi.set_variable("CC_QUEUE", self.hotline_queue or "hotline")
+            await agi.set_variable("CC_IVR_MAIN_PATH", IVR_FULL)
             return
         outcome = await run_flow(agi, self.hotline_flow, self._facts(caller, customer),
                                  sound_exists=self._sound_exists)

@@ -76,6 +76,8 @@ class EngineMetrics:
             "callcenter_call_duration_seconds", "call durations, start to end", registry=registry,
             buckets=(5, 15, 30, 60, 120, 240, 480, 900, 1800, 3600))
         self.agi_sessions = Counter("callcenter_agi_sessions", "FastAGI sessions", ["script"], registry=registry)
+        self.ivr_full = Counter("callcenter_ivr_full", "hotline callers who found every IVR channel taken "
+                                "(ivr.channels) and were queued without the menus", registry=registry)
         self.agi_errors = Counter("callcenter_agi_errors", "FastAGI sessions that ended in an error", ["script"],
                                   registry=registry)
         self.staffing_agents_needed = Gauge(

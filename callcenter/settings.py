@@ -146,6 +146,8 @@ class IvrSettings:
     """The IVR flow the ``hotline`` FastAGI script walks (None: straight to the queue)."""
     sounds_dir: Path
     """Where ``callcenter prompts build`` writes ``custom/<flow>/<prompt>-<lang>.wav``."""
+    channels: int = 8
+    """Callers in the IVR at once; the next ones skip the menus and wait in the hotline queue."""
 
 
 @dataclass(frozen=True)
@@ -572,6 +574,7 @@ def _build(data: Mapping[str, Any], locs: Locations, root: Path, problems: list[
     ivr = IvrSettings(
         hotline_flow=_path(root, flow) if flow else None,
         sounds_dir=_path(root, ivr_r.text("sounds_dir", "var/sounds")),
+        channels=ivr_r.integer("channels", 8, 1, 1000),
     )
     ivr_r.done()
 

@@ -111,6 +111,7 @@ def render_extensions(settings: Settings, endpoints: AsteriskEndpoints) -> str:
         f"SITE_TIMEZONE = {settings.site.timezone}",
         *[f"QUEUE_START_PENALTY_{q.name} = 0" for q in settings.queues if q.overflow_after],
         f"FAX_CHANNELS = {settings.fax.channels}",
+        f"IVR_CHANNELS = {settings.ivr.channels}",
         f"SMS_SENDER = {settings.sms.sender}",
         f"SMS_GATEWAY = {_safe(sms_gateway(settings, endpoints), 'sms.gateway')}",
         "",

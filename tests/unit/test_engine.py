@@ -216,3 +216,38 @@ def test_queue_stays_are_recorded_and_a_restarted_engine_counts_the_day_again(
     assert {k: after[k] for k in counters} == {k: before[k] for k in counters} == {
         "offered": 3, "answered": 2, "abandoned": 1, "unanswered": 0, "answered_within_target": 1,
         "service_level": 1 / 3, "asa": 26.0, "completed": 2, "average_talk": 30.0}
+
+
+class _SeatlessAgi:
+    """A hotline call's FastAGI session in which the dialplan found every IVR channel taken."""
+
+    def __init__(self, seats: str) -> None:
+        self.env = type("Env", (), {"callerid": "13900000102"})()
+        self.seats = seats
+        self.set: dict[str, str] = {}
+        self.played: list[str] = []
+
+    async def get_variable(self, name: str, timeout: float | None = None) -> str | None:
+        return self.seats if name == "CC_IVR_SEATS" else None
+
+    async def set_variable(self, name: str, value: str | int, timeout: float | None = None) -> None:
+        self.set[name] = str(value)
+
+    async def stream_file(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        self.played.append(name)
+        raise AssertionError("a caller beyond the IVR channels hears no menu")
+
+
+def test_a_caller_beyond_the_ivr_channels_is_queued_without_the_menus() -> None:
+    """``CC_IVR_SEATS=full`` (dialplans/hotline.conf): no menu, the hotline queue, path ``ivr=full``, counted."""
+    engine, _, _, registry = _engine()
+    agi = _SeatlessAgi("full")
+    coroutine = engine.agi_hotline(agi)  # type: ignore[arg-type]
+    try:
+        coroutine.send(None)
+    except StopIteration:
+        pass
+    else:
+        raise AssertionError("the script waited for something")
+    assert agi.set == {"CC_QUEUE": "hotline", "CC_IVR_MAIN_PATH": "ivr=full"} and agi.played == []
+    assert registry.get_sample_value("callcenter_ivr_full_total") == 1.0

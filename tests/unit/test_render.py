@@ -74,6 +74,7 @@ def test_extensions_have_globals_and_every_dialplan_fragment(tmp_path: Path) -> 
     lab = _parse(tmp_path, "extensions.conf", _render(tmp_path, lab=True)["extensions.conf"])
     assert lab["globals"][0]["AGI_URL"] == "agi://127.0.0.1:14573"
     assert lab["globals"][0]["RECORDINGS_DIR"] == "/srv/rec"
+    assert lab["globals"][0]["IVR_CHANNELS"] == "8"  # ivr.channels: the hotline's IVR seats
     assert {"from-pstn", "hotline", "from-agents", "lab-test", "lab-agents"} <= set(lab)
     production = _parse(tmp_path, "extensions.conf", _render(tmp_path, lab=False)["extensions.conf"])
     assert "lab-test" not in production and "hotline" in production
