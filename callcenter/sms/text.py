@@ -11,7 +11,8 @@ module owns everything about the text itself:
   carriers apply to marketing SMS (the ``【signature】`` first, an opt-out note such as
   ``回T退订`` last, a cap on parts);
 - :func:`is_opt_out`: whether a reply asks to unsubscribe;
-- :func:`sip_user`: the number in the ``From``/``To`` header of a SIP ``MESSAGE``.
+- :func:`sip_user`: the number in the ``From``/``To`` header of a SIP ``MESSAGE``;
+- :func:`is_mobile`: whether a number can take a text at all.
 
 Pure: standard library only, no Twisted, no SQL; the SMS service does the I/O.
 """
@@ -33,6 +34,7 @@ __all__ = [
     "SmsShape",
     "TemplateError",
     "check_length",
+    "is_mobile",
     "is_opt_out",
     "prepare_template",
     "render",
