@@ -815,7 +815,8 @@ class WallboardPage(_Page):
             site=settings.site.name, local_time=f"{local:%Y-%m-%d %H:%M:%S}", queues=engine.queue_views(),
             agents=engine.agents.agents(), people=settings.people,
             campaigns=self.dialer.status() if self.dialer is not None else [], now=now,
-            abandon_limit=self.dialer.config.abandon_guard.limit if self.dialer is not None else 0.03)
+            abandon_limit=self.dialer.config.abandon_guard.limit if self.dialer is not None else 0.03,
+            staffing=(engine.hotline_queue, engine.staffing_advice()) if engine.hotline_queue else None)
         return self._html(request, 200, render_wallboard(board))
 
 

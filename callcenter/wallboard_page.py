@@ -35,7 +35,7 @@ h1 { font-size: 1.4em; margin: 0 0 .5em 0; } h2 { font-size: 1.1em; margin: 1em 
 table { border-collapse: collapse; width: 100%; }
 th, td { padding: .25em .6em; border-bottom: 1px solid #333; text-align: right; }
 th:first-child, td:first-child, td.text { text-align: left; }
-tr.alert td { background: #5a1010; } td.low { color: #ff8080; font-weight: bold; }
+tr.alert td, p.alert { background: #5a1010; } td.low { color: #ff8080; font-weight: bold; }
 td.ready { color: #7fdc7f; } td.ringing, td.on_call { color: #ffd866; } td.wrap_up { color: #9ecbff; }
 td.paused { color: #ff9a6b; } td.logged_out { color: #888; }
 .muted { color: #999; font-size: .9em; }
@@ -60,6 +60,9 @@ class Board:
     refresh_seconds: int = 5
     abandon_limit: float = 0.03
     """A campaign's abandonment over this is shown as high (``dialer.abandon_guard.limit``)."""
+    staffing: tuple[str, Any] | None = None
+    """(queue, :class:`callcenter.staffing.live.StaffingAdvice`): Erlang's agents needed now
+    on the hotline queue, from its traffic (``/api/staffing/hotline``)."""
 
 
 def clock_time(seconds: float | None) -> str:
@@ -103,6 +106,22 @@ def _queue_row(q: Mapping[str, Any]) -> str:
     return f'<tr{" class=alert" if late else ""}>{"".join(cells)}</tr>'
 
 
+def _staffing(queue: str, advice: Any, views: Sequence[Mapping[str, Any]]) -> str:
+    """One line: the queue's traffic now, the agents Erlang C says it needs, and how many
+    are on it (not paused); red when fewer."""
+    if advice.agents is None:
+        return (f'<p class="muted">{escape(queue)} now: {advice.arrivals} call(s) in the last '
+                f"{clock_time(advice.window_seconds)}, none finished yet: no staffing advice</p>")
+    view = next((q for q in views if q["queue"] == queue), {})
+    states = view.get("agents", {})
+    staffed = sum(n for state, n in states.items() if state != "paused")
+    short = staffed < advice.agents
+    level = "" if advice.service_level is None else f", {advice.service_level:.0%} answered in target"
+    return (f'<p{" class=alert" if short else ""}>{escape(queue)} now: {advice.calls_per_hour:.0f} calls/hour, '
+            f"AHT {clock_time(advice.aht)}, {advice.traffic:.1f} Erlangs: <b>{advice.agents} agent(s) needed</b>"
+            f"{level}; {staffed} on the queue{' (short)' if short else ''}</p>")
+
+
 def _agent_row(agent: Any, person: AgentSettings | None, now: float) -> str:
     state = agent.state.value
     shown = state.replace("_", " ") + (f" ({agent.pause_reason})" if state == "paused" and agent.pause_reason else "")
@@ -139,8 +158,11 @@ def render_wallboard(board: Board) -> str:
         f"<title>{escape(board.site)}: wallboard</title><style>{_STYLE}</style></head><body>",
         (f'<h1>{escape(board.site)} <span class="muted">{escape(board.local_time)}, '
          f"every {int(board.refresh_seconds)} s</span></h1>"),
-        "<h2>Queues today</h2>", queues, "<h2>Agents</h2>", agent_table,
+        "<h2>Queues today</h2>", queues,
     ]
+    if board.staffing is not None:
+        parts.append(_staffing(*board.staffing, board.queues))
+    parts += ["<h2>Agents</h2>", agent_table]
     if board.campaigns:
         parts += ["<h2>Campaigns since the daemon started</h2>",
                   html_table(["campaign", "mode", "pacer", "placed", "in flight", "agents ready", "agents busy",

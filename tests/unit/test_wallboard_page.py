@@ -95,3 +95,23 @@ def test_campaigns_show_abandonment_over_the_limit_and_the_guard() -> None:
     assert "Campaigns since the daemon started" in page
     assert "<td>spring-sale</td>" in page and '<td>2%</td><td class="text">-</td>' in page
     assert '<td class="low">4%</td><td class="text low">today 4.1% over 3.0%</td>' in page
+
+
+def test_the_hotlines_staffing_advice_and_a_shortfall_stand_out() -> None:
+    """Erlang's agents needed now next to the agents on the queue (paused ones do not count)."""
+    from callcenter.staffing.live import StaffingAdvice
+
+    advice = StaffingAdvice(at=0.0, window_seconds=1800.0, arrivals=30, completed=28, arrival_rate=60 / 3600,
+                            aht=200.0, traffic=3.33, agents=6, seats=8, service_level=0.84, asa=9.0, abandon=None)
+    page = render_wallboard(_board(staffing=("hotline", advice), queues=[_queue("hotline", agents={
+        "ready": 2, "ringing": 0, "on_call": 2, "wrap_up": 1, "paused": 3})]))
+    assert ("<p class=alert>hotline now: 60 calls/hour, AHT 3:20, 3.3 Erlangs: <b>6 agent(s) needed</b>, "
+            "84% answered in target; 5 on the queue (short)</p>") in page
+    enough = render_wallboard(_board(staffing=("hotline", advice), queues=[_queue("hotline", agents={
+        "ready": 4, "on_call": 2, "paused": 1})]))
+    assert "<p>hotline now: 60 calls/hour" in enough and "6 on the queue</p>" in enough
+    quiet = StaffingAdvice(at=0.0, window_seconds=600.0, arrivals=2, completed=0, arrival_rate=2 / 600, aht=None,
+                           traffic=0.0, agents=None, seats=None, service_level=None, asa=None, abandon=None)
+    assert "2 call(s) in the last 10:00, none finished yet: no staffing advice" in render_wallboard(
+        _board(staffing=("hotline", quiet)))
+    assert "agent(s) needed" not in render_wallboard(_board())
