@@ -78,6 +78,10 @@ class AgentView:
     """Preview campaigns the agent may ask a lead of (e.g. the hotline's call-backs)."""
     held: tuple[str, LeadToDial] | None = None
     """(campaign, lead) the agent previews now: to dial or skip."""
+    follow_ups: Sequence[CallRecord] = ()
+    """The agent's calls to follow up by the end of today, earliest first (still to do)."""
+    now: datetime | None = None
+    """When the page was made: a follow-up due before it is overdue."""
     message: str = ""
     """What the last action did (shown in green)."""
     error: str = ""
@@ -161,6 +165,27 @@ def _preview(view: AgentView) -> str:
     return f"<h2>Preview</h2><p>{buttons}</p>"
 
 
+def _follow_ups(view: AgentView, tz: ZoneInfo) -> str:
+    """Today's follow-ups: when, the call, the customer and what was said; overdue in red."""
+    if not view.follow_ups:
+        return ""
+    today = view.now.astimezone(tz).date() if view.now is not None else None
+    rows = []
+    for record in view.follow_ups:
+        due = record.follow_up_at
+        assert due is not None
+        when = _local(due, tz, "%H:%M" if due.astimezone(tz).date() == today else "%Y-%m-%d %H:%M")
+        late = view.now is not None and due < view.now
+        rows.append(f'<tr><td{" class=err" if late else ""}>{escape(when)}{" (overdue)" if late else ""}</td>'
+                    f"<td>{escape(record.ticket_number)}</td><td>{escape(record.customer_name or '')}</td>"
+                    f"<td>{escape(record.phone or '')}</td><td>{escape(record.outcome or '')}</td>"
+                    f"<td>{escape(record.description or '')}</td></tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("due", "ticket", "customer", "phone", "outcome", "notes"))
+    return (f"<h2>Follow-ups due today ({len(rows)})</h2>"
+            f'<table class="facts"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+            '<p class="muted">A follow-up leaves this list once the customer has been called again.</p>')
+
+
 def render_agent_page(view: AgentView) -> str:
     """The whole page."""
     tz = ZoneInfo(view.timezone)
@@ -184,6 +209,7 @@ def render_agent_page(view: AgentView) -> str:
         parts.append(f'<p class="err">{escape(view.error)}</p>')
     parts.append(f"<p>{_controls(view)}</p>")
     parts.append(_preview(view))
+    parts.append(_follow_ups(view, tz))
     record = view.record
     if record is None:
         parts.append("<h2>Call</h2><p>No call offered yet: the caller's record appears here when the phone rings.</p>")

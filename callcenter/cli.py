@@ -163,8 +163,8 @@ def _report(status: int, body: Any) -> int:
 def cmd_agent(args: argparse.Namespace) -> int:
     """Agent actions through the running daemon: login, logout, pause, unpause, screen-pop."""
     settings = _settings(args)
-    if args.agent_command == "screen-pop":
-        return _report(*_api(settings, "GET", f"agents/{args.agent}/screen-pop"))
+    if args.agent_command in ("screen-pop", "follow-ups"):
+        return _report(*_api(settings, "GET", f"agents/{args.agent}/{args.agent_command}"))
     body = {"reason": args.reason} if args.agent_command == "pause" else {}
     return _report(*_api(settings, "POST", f"agents/{args.agent}/{args.agent_command}", body))
 
@@ -331,7 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     agent = sub.add_parser("agent", help="agent actions (through the running daemon)").add_subparsers(
         dest="agent_command", required=True)
     for name, text in (("login", "join the agent's configured queues"), ("logout", "leave every queue"),
-                       ("unpause", "take calls again"), ("screen-pop", "the call last offered to the agent")):
+                       ("unpause", "take calls again"), ("screen-pop", "the call last offered to the agent"),
+                       ("follow-ups", "the agent's calls to follow up by the end of today")):
         p = agent.add_parser(name, help=text)
         p.add_argument("agent", help="agent id, e.g. 2101")
         p.set_defaults(func=cmd_agent)

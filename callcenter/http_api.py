@@ -31,6 +31,8 @@ Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/404):
   today's offered, answered, abandoned and unanswered calls, service level, ASA, average
   talk; its agents by state;
 * ``GET /api/agents``: every agent's state (ready, ringing, on call, wrap-up, paused);
+* ``GET /api/agents/<id>/follow-ups``: the agent's calls to follow up by the end of today
+  (overdue ones too), until the customer is called again;
 * ``GET /api/agents/<id>/screen-pop``: the call last offered to the agent: its call record
   (ticket, caller, IVR choices) and the CRM customer, available as soon as the phone rings;
 * ``POST /api/agents/<id>/login|logout|unpause`` and ``/pause`` with ``{"reason": ...}``;
@@ -60,7 +62,7 @@ import enum
 import json
 import math
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from html import escape as html_escape
 from pathlib import Path
@@ -234,6 +236,12 @@ def _running(dialer: DialerService | None) -> DialerService:
     if dialer is None:
         raise ApiError(404, "the outbound dialer is not running (no dialer.yaml)")
     return dialer
+
+
+def _end_of_today(now: datetime, tz: ZoneInfo) -> datetime:
+    """The last instant of ``now``'s local day (follow-ups due today, overdue ones too)."""
+    tomorrow = now.astimezone(tz).date() + timedelta(days=1)
+    return datetime.combine(tomorrow, datetime.min.time(), tz) - timedelta(microseconds=1)
 
 
 def _sms_on(sms: SmsService | None) -> SmsService:
@@ -514,6 +522,8 @@ class ApiResource(Resource):
             return {"queues": engine.queue_views()}
         if len(path) == 3 and path[0] == "agents" and path[2] == "screen-pop":
             return self._screen_pop(path[1])
+        if len(path) == 3 and path[0] == "agents" and path[2] == "follow-ups":
+            return self._follow_ups(path[1])
         if path == ["health"]:
             return engine.health()
         if path == ["calls"]:
@@ -677,6 +687,19 @@ class ApiResource(Resource):
         except PreviewError as exc:
             raise ApiError(409 if exc.field == "agent" else 400, str(exc), exc.field) from None
         return result
+
+    def _follow_ups(self, agent: str) -> Deferred[Any]:
+        """The agent's calls to follow up by the end of today (local), earliest first."""
+        engine = self.engine
+        if agent not in engine.settings.people:
+            raise ApiError(404, f"unknown agent {agent!r}", "agent")
+        repo = engine.repository
+        if repo is None:
+            raise ApiError(503, "no database configured")
+        now = datetime.fromtimestamp(engine.clock.seconds(), UTC)
+        until = _end_of_today(now, ZoneInfo(engine.settings.site.timezone))
+        return repo.follow_ups_due(agent, until=until).addCallback(
+            lambda due: {"agent": agent, "until": until, "follow_ups": due})
 
     def _screen_pop(self, agent: str) -> Deferred[Any]:
         """The call last offered to ``agent``: its call record and the CRM customer."""
@@ -848,28 +871,33 @@ class AgentPage(_Page):
             message=_arg(request, "msg") or "", error=_arg(request, "err") or "")
         linkedid = engine.screen_pops.get(agent.id)
         repo = engine.repository
-        if linkedid is None or repo is None:
+        if repo is None:
             return self._html(request, 200, render_agent_page(view))
+        now = datetime.fromtimestamp(engine.clock.seconds(), UTC)
+        view = dataclasses.replace(view, now=now)
 
         def current(opened: CallRecord | None) -> Any:  # the record as stored now: a disposition may have changed it
             return None if opened is None else repo.get_call_record(opened.id)
 
         def with_customer(record: CallRecord | None) -> Any:
             if record is None or record.customer_id is None:
-                return dataclasses.replace(view, record=record)
-            return repo.get_customer(record.customer_id).addCallback(
-                lambda customer: dataclasses.replace(view, record=record, customer=customer))
+                return (record, None)
+            return repo.get_customer(record.customer_id).addCallback(lambda customer: (record, customer))
 
-        def show(full: AgentView) -> None:
-            self._send(request, 200, render_agent_page(full))
+        def show(results: list[Any]) -> None:
+            (record, customer), follow_ups = results
+            self._send(request, 200, render_agent_page(dataclasses.replace(
+                view, record=record, customer=customer, follow_ups=follow_ups)))
 
         def failed(failure: Failure) -> None:
             _log.failure("agent_page.failed agent={agent}", failure, agent=agent.id)
             self._send(request, 200, render_agent_page(
                 dataclasses.replace(view, error="the call record could not be read; try again")))
 
-        engine.open_record(linkedid, agent.id).addCallback(current).addCallback(with_customer).addCallbacks(
-            show, failed)
+        popped: Deferred[Any] = (succeed((None, None)) if linkedid is None else
+                                 engine.open_record(linkedid, agent.id).addCallback(current).addCallback(with_customer))
+        due = repo.follow_ups_due(agent.id, until=_end_of_today(now, ZoneInfo(engine.settings.site.timezone)))
+        gatherResults([popped, due], consumeErrors=True).addCallbacks(show, failed)
         return NOT_DONE_YET
 
     def render_POST(self, request: Request) -> bytes | int:

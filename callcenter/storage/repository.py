@@ -22,7 +22,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
@@ -76,6 +76,7 @@ __all__ = [
     "create_customer",
     "file_fax",
     "find_customer_by_phone",
+    "follow_ups_due",
     "get_call_record",
     "get_call_record_by_ticket",
     "get_call_record_by_uniqueid",
@@ -431,6 +432,27 @@ def list_recent_call_records(
     stmt = stmt.order_by(
         models.CallRecord.started_at.desc(), models.CallRecord.id.desc()
     )
+    return [_call_record(row) for row in session.scalars(stmt.limit(_limit(limit)))]
+
+
+def _agent_id(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidFieldError("agent_id", f"expected an agent id, got {value!r}")
+    return value
+
+
+def follow_ups_due(session: Session, agent_id: str, *, until: datetime, limit: int = 50) -> list[CallRecord]:
+    """The agent's calls whose follow-up time is at or before ``until``, earliest due first,
+    and still to do: no later call with the same number has a record yet (calling the
+    customer back, or the customer calling in, is what closes a follow-up)."""
+    record = models.CallRecord
+    later = aliased(models.CallRecord)
+    newer_call = (select(later.id).where(later.phone == record.phone, later.started_at > record.started_at)
+                  .exists())
+    stmt = (select(record)
+            .where(record.agent_id == _agent_id(agent_id), record.follow_up_at.is_not(None),
+                   record.follow_up_at <= aware_datetime("until", until), ~newer_call)
+            .order_by(record.follow_up_at, record.id))
     return [_call_record(row) for row in session.scalars(stmt.limit(_limit(limit)))]
 
 
@@ -815,6 +837,10 @@ class Repository:
             queue=queue,
             customer_id=customer_id,
         )
+
+    def follow_ups_due(self, agent_id: str, *, until: datetime, limit: int = 50) -> Deferred[list[CallRecord]]:
+        """See :func:`follow_ups_due`."""
+        return self.run(follow_ups_due, agent_id, until=until, limit=limit)
 
     def add_recording(self, new: NewRecording) -> Deferred[Recording]:
         """See :func:`add_recording`."""

@@ -28,7 +28,7 @@ from callcenter.agent_page import (
     render_agent_page,
 )
 from callcenter.ami.codec import Message
-from callcenter.http_api import AgentPage
+from callcenter.http_api import AgentPage, ApiResource
 from callcenter.settings import load_settings
 from callcenter.state.agents import AgentBoard
 from callcenter.storage.records import (
@@ -37,6 +37,7 @@ from callcenter.storage.records import (
     NewCallRecord,
     NewCustomer,
 )
+from tests.httpapi import get_json
 from tests.syncrepository import SyncRepository
 
 SETTINGS = load_settings(Path(__file__).resolve().parents[2] / "config")
@@ -129,6 +130,40 @@ def test_the_screen_pop_then_the_disposition_written_from_the_form(sessions: ses
     status, html = _get(page, "2101")
     assert "<td>Outcome</td><td>resolved</td>" in html and 'value="2026-12-07T10:00"' in html
     assert '<meta http-equiv="refresh" content="3; url=/agent/2101">' in html  # waiting for the next call
+
+
+def test_todays_follow_ups_are_listed_overdue_first_until_the_customer_is_called_again(
+        sessions: sessionmaker[Session]) -> None:
+    engine, record = _engine(sessions)
+    page = AgentPage(engine)  # type: ignore[arg-type]
+    repo = engine.repository
+    engine.clock = Clock()
+    engine.clock.advance(datetime(2026, 12, 7, 3, 0, tzinfo=UTC).timestamp())  # 11:00 in Shanghai
+
+    def call(phone: str, follow_up: datetime | None, notes: str = "") -> str:
+        made = repo.create_call_record(NewCallRecord(
+            started_at=STARTED, direction="inbound", phone=phone, agent_id="2101", queue="hotline",
+            follow_up_at=follow_up, description=notes), site_prefix="GD").result
+        return str(made.ticket_number)
+
+    overdue = call("13900000001", datetime(2026, 12, 7, 1, 30, tzinfo=UTC), "send the <contract>")  # 09:30
+    later = call("13900000002", datetime(2026, 12, 7, 8, 0, tzinfo=UTC))  # 16:00 today
+    call("13900000003", datetime(2026, 12, 8, 2, 0, tzinfo=UTC))  # tomorrow: not yet
+    status, html = _get(page, "2101")
+    assert status == 200 and "<h2>Follow-ups due today (2)</h2>" in html, html
+    assert (f"<tr><td class=err>09:30 (overdue)</td><td>{overdue}</td><td></td><td>13900000001</td><td></td>"
+            "<td>send the &lt;contract&gt;</td></tr>") in html
+    assert f"<tr><td>16:00</td><td>{later}</td>" in html
+    repo.create_call_record(NewCallRecord(started_at=datetime(2026, 12, 7, 2, 0, tzinfo=UTC), direction="outbound",
+                                          phone="13900000001", agent_id="2101"), site_prefix="GD")  # called back
+    status, html = _get(page, "2101")
+    assert "<h2>Follow-ups due today (1)</h2>" in html and overdue not in html.split("Follow-ups")[1]
+    assert record.ticket_number in html  # the screen pop is still there
+    api = ApiResource(engine)  # the same list for the CLI (callcenter agent follow-ups 2101)
+    status, body = get_json(api, [b"agents", b"2101", b"follow-ups"])
+    assert status == 200 and [r["ticket_number"] for r in body["follow_ups"]] == [later], body
+    assert body["until"] == "2026-12-07T23:59:59.999999+08:00"  # the end of the day in Shanghai
+    assert get_json(api, [b"agents", b"nobody", b"follow-ups"])[0] == 404
 
 
 def test_bad_or_refused_dispositions_come_back_with_the_reason(sessions: sessionmaker[Session]) -> None:

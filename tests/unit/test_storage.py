@@ -539,6 +539,32 @@ def test_list_recent_call_records(sessions: sessionmaker[Session]) -> None:
         in_tx(sessions, repo.list_recent_call_records, limit=0)
 
 
+def test_follow_ups_due_are_the_agents_until_the_customer_is_called_again(sessions: sessionmaker[Session]) -> None:
+    """Due by ``until``, earliest first, the agent's own; a later call with the number closes one."""
+    def call(minute: int, phone: str, agent: str, follow_up: int | None) -> str:
+        record = in_tx(sessions, repo.create_call_record, new_call(
+            started_at=T0 + timedelta(minutes=minute), phone=phone, agent_id=agent, uniqueid=f"u{minute}",
+            follow_up_at=None if follow_up is None else T0 + timedelta(hours=follow_up)), site_prefix="GD")
+        return str(record.ticket_number)
+
+    late = call(0, "13900000001", "a1", 3)
+    early = call(1, "13900000002", "a1", 2)
+    call(2, "13900000003", "a1", 30)  # due tomorrow
+    call(3, "13900000004", "a2", 1)  # another agent's
+    call(4, "13900000005", "a1", None)  # no follow-up
+    closed = call(5, "13900000006", "a1", 1)
+    call(90, "13900000006", "a2", None)  # the customer was called again (by anyone)
+
+    def due(hours: int) -> list[str]:
+        return [r.ticket_number for r in in_tx(sessions, repo.follow_ups_due, "a1", until=T0 + timedelta(hours=hours))]
+
+    assert due(4) == [early, late]
+    assert due(2) == [early]
+    assert closed not in due(48) and len(due(48)) == 3
+    with pytest.raises(ValueError, match="^agent_id: "):
+        in_tx(sessions, repo.follow_ups_due, "", until=T0)
+
+
 def test_database_enforces_csat_range(sessions: sessionmaker[Session]) -> None:
     """The CHECK constraint keeps csat in 1..5 even for writes that skip validation."""
     with pytest.raises(IntegrityError), sessions.begin() as session:
