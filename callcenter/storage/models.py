@@ -145,6 +145,7 @@ class CallRecord(Base):
         ),
         CheckConstraint("sale_cents IS NULL OR sale_cents >= 0", name="sale_cents"),
         Index("ix_call_records_agent_id_started_at", "agent_id", "started_at"),
+        Index("ix_call_records_agent_id_follow_up_at", "agent_id", "follow_up_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -441,17 +441,24 @@ def _agent_id(value: object) -> str:
     return value
 
 
+FOLLOW_UP_DAYS = 30
+"""How far back :func:`follow_ups_due` looks: a follow-up overdue by more is not listed."""
+
+
 def follow_ups_due(session: Session, agent_id: str, *, until: datetime, limit: int = 50) -> list[CallRecord]:
-    """The agent's calls whose follow-up time is at or before ``until``, earliest due first,
-    and still to do: no later call with the same number has a record yet (calling the
-    customer back, or the customer calling in, is what closes a follow-up)."""
+    """The agent's calls whose follow-up time is at or before ``until`` (and at most
+    :data:`FOLLOW_UP_DAYS` before it), earliest due first, and still to do: no later call
+    with the same number has a record yet (calling the customer back, or the customer
+    calling in, is what closes a follow-up)."""
+    until = aware_datetime("until", until)
     record = models.CallRecord
     later = aliased(models.CallRecord)
     newer_call = (select(later.id).where(later.phone == record.phone, later.started_at > record.started_at)
                   .exists())
     stmt = (select(record)
             .where(record.agent_id == _agent_id(agent_id), record.follow_up_at.is_not(None),
-                   record.follow_up_at <= aware_datetime("until", until), ~newer_call)
+                   record.follow_up_at <= until, record.follow_up_at > until - timedelta(days=FOLLOW_UP_DAYS),
+                   ~newer_call)
             .order_by(record.follow_up_at, record.id))
     return [_call_record(row) for row in session.scalars(stmt.limit(_limit(limit)))]
 

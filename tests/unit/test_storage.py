@@ -549,7 +549,7 @@ def test_follow_ups_due_are_the_agents_until_the_customer_is_called_again(sessio
 
     late = call(0, "13900000001", "a1", 3)
     early = call(1, "13900000002", "a1", 2)
-    call(2, "13900000003", "a1", 30)  # due tomorrow
+    tomorrow = call(2, "13900000003", "a1", 30)  # due tomorrow
     call(3, "13900000004", "a2", 1)  # another agent's
     call(4, "13900000005", "a1", None)  # no follow-up
     closed = call(5, "13900000006", "a1", 1)
@@ -561,6 +561,7 @@ def test_follow_ups_due_are_the_agents_until_the_customer_is_called_again(sessio
     assert due(4) == [early, late]
     assert due(2) == [early]
     assert closed not in due(48) and len(due(48)) == 3
+    assert due(24 * 30 + 2) == [late, tomorrow]  # 30 days on: overdue by 30 days or more is no longer listed
     with pytest.raises(ValueError, match="^agent_id: "):
         in_tx(sessions, repo.follow_ups_due, "", until=T0)
 
