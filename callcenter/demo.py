@@ -65,7 +65,14 @@ dialer:
   tick_seconds: 0.5
   connect_timeout: 1
   pacing: {{pacer: predictive, target_abandon: 0.03, max_ratio: 3.0, ring_timeout: 15}}
+  callbacks_campaign: demo-callbacks   # customers who ask for a call back (the IVR, SMS replies)
   campaigns:
+    demo-callbacks:
+      dial_mode: preview
+      caller_id: "4008001234"
+      queue: outbound
+      timezone: {timezone}
+      safe_harbor_message: custom/dialer/safe_harbor-zh
     {CAMPAIGN}:
       dial_mode: predictive
       caller_id: "4008001234"
@@ -557,7 +564,15 @@ async def _sms(reactor: Any, services: Any) -> bool:
          "do-not-call list")
     example = next((r for r in replies if not r["opt_out"]), None)
     if example is not None:
-        _say(f"SMS: {example['phone']} replied {example['body']!r}")
+        callbacks = 0
+        for _ in range(20):  # each reply is a call-back request, queued in the dialer's thread
+            status, body = await _api(reactor, services.http_port, "GET", "dialer/demo-callbacks/holdings")
+            callbacks = sum(h["waiting"] for h in body.get("holdings", [])) if status == 200 else 0
+            if callbacks >= len(replies) - len(opted_out):
+                break
+            await task.deferLater(reactor, 0.25, lambda: None)
+        _say(f"SMS: {example['phone']} replied {example['body']!r}; the {callbacks} customers who answered are "
+             "call-backs waiting for an agent (preview campaign demo-callbacks)")
     if progress.get("by_status", {}).get("sent") != created["queued"] or len(opted_out) != 4:
         _say("FAILED: expected every text sent and four handsets (numbers ending in 7) to unsubscribe")
         return False

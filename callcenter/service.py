@@ -192,6 +192,9 @@ def make_service(
         sms = SmsService(settings, ami, repository, reactor, gateway=settings.sms.gateway, metrics=metrics)
         sms.setName("sms")
         sms.setServiceParent(root)
+        if dialer is not None:  # a customer who answers a text is called back (dialer.callbacks_campaign)
+            sms.reply_listeners.append(
+                lambda reply: dialer.request_callback(reply.phone, name=None, sms_reply=reply.body))
 
     api_root = Resource()
     api_root.putChild(b"", IndexPage(settings))

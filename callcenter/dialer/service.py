@@ -541,30 +541,41 @@ class DialerService(Service):
 
     # ------------------------------------------------------------------ preview
 
-    def request_callback(self, phone: str, *, name: str | None, ticket: str) -> Deferred[tuple[bool, str]]:
-        """A hotline caller asked to be called back: a lead of ``dialer.callbacks_campaign``.
+    def request_callback(self, phone: str, *, name: str | None, ticket: str | None = None,
+                         sms_reply: str | None = None) -> Deferred[tuple[bool, str]]:
+        """A customer asked to be called back: a lead of ``dialer.callbacks_campaign``.
 
-        The lead is dialed like the campaign's others (a preview campaign: an agent previews
-        it, the ticket in the lead's ``ticket`` column, and dials), within the calling hours
-        and the DNC list. A number whose earlier lead there is done is dialed again (the new
-        ticket replaces the old); one still waiting or being dialed is not added twice; a
-        number on the DNC list, or not a phone number, is not queued. Returns (queued, why
-        not), and logs either way.
+        Either a hotline caller in the IVR (``ticket``: the call's, in the lead's ``ticket``
+        column) or a customer who answered a text (``sms_reply``: what they wrote, in the
+        lead's ``sms_reply`` column). The lead is dialed like the campaign's others (a
+        preview campaign: an agent previews it and dials), within the calling hours and the
+        DNC list. A number whose earlier lead there is done is dialed again (the new request
+        replaces the old); one still waiting or being dialed is not added twice; a number on
+        the DNC list, or not a phone number, is not queued. Returns (queued, why not), and
+        logs either way.
         """
+        if (ticket is None) == (sms_reply is None):
+            raise ValueError("a call-back request comes from a ticket or an SMS reply, one of the two")
+        origin = f"ticket {ticket}" if ticket is not None else f"SMS reply {sms_reply!r}"
         wanted = self.config.callbacks_campaign
         campaign = self.campaigns.get(wanted) if wanted else None
         if campaign is None:
             return succeed(self._callback_logged(
-                None, ticket, phone, False, "no dialer.callbacks_campaign" if not wanted else f"no campaign {wanted!r}"))
+                None, origin, phone, False, "no dialer.callbacks_campaign" if not wanted else f"no campaign {wanted!r}"))
+        extra = {"ticket": ticket} if ticket is not None else {"sms_reply": (sms_reply or "")[:500]}
         try:
-            row = LeadRow(line=1, phone=phone, name=name, extra={"ticket": ticket})
+            row = LeadRow(line=1, phone=phone, name=name, extra=extra)
         except ValueError as exc:
-            return succeed(self._callback_logged(campaign, ticket, phone, False, str(exc)))
+            return succeed(self._callback_logged(campaign, origin, phone, False, str(exc)))
         now = self.now()
+        if ticket is not None:
+            list_name, source, actor = f"callback {ticket}", f"hotline call-back request, ticket {ticket}", "ivr"
+        else:
+            list_name, source, actor = f"callback sms {row.phone}", f"SMS reply from {row.phone}", "sms"
 
         def in_thread(session: Any) -> tuple[bool, str]:
-            result = store.import_leads(session, campaign.record.id, [row], list_name=f"callback {ticket}",
-                                        source_file=f"hotline call-back request, ticket {ticket}", actor="ivr", now=now)
+            result = store.import_leads(session, campaign.record.id, [row], list_name=list_name,
+                                        source_file=source, actor=actor, now=now)
             if result.rows_ok:
                 return True, ""
             if result.duplicates and store.reopen_lead(session, campaign.record.id, row, now=now):
@@ -578,17 +589,17 @@ class DialerService(Service):
             return False, failure.getErrorMessage()
 
         d = self.repository.run(in_thread)
-        d.addCallbacks(lambda outcome: self._callback_logged(campaign, ticket, row.phone, *outcome), failed)
+        d.addCallbacks(lambda outcome: self._callback_logged(campaign, origin, row.phone, *outcome), failed)
         return self._track(d)
 
     @staticmethod
-    def _callback_logged(campaign: _Campaign | None, ticket: str, phone: str, queued: bool,
+    def _callback_logged(campaign: _Campaign | None, origin: str, phone: str, queued: bool,
                          reason: str) -> tuple[bool, str]:
         if queued:
-            _log.info("dialer.callback_queued campaign={campaign} ticket={ticket} phone={phone}",
-                      campaign=campaign.name if campaign else "-", ticket=ticket, phone=phone)
+            _log.info("dialer.callback_queued campaign={campaign} from={origin} phone={phone}",
+                      campaign=campaign.name if campaign else "-", origin=origin, phone=phone)
         else:
-            _log.warn("dialer.callback_not_queued ticket={ticket} phone={phone} reason={reason}", ticket=ticket,
+            _log.warn("dialer.callback_not_queued from={origin} phone={phone} reason={reason}", origin=origin,
                       phone=phone, reason=reason)
         return queued, reason
 

@@ -8,7 +8,7 @@ read and written in the repository's thread pool. This class moves the messages.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -74,6 +74,9 @@ class SmsService(Service):
         self._subscription: Any = None
         self.ready: Deferred[int] = Deferred()
         """Fires (with the number of interrupted messages failed) once start-up is done."""
+        self.reply_listeners: list[Callable[[store.SmsReply], object]] = []
+        """Called with each reply filed that is not an opt-out (the composition root hands
+        them to the dialer as call-back requests)."""
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.seconds(), UTC)
@@ -229,6 +232,9 @@ class SmsService(Service):
         def filed(saved: store.SmsReply) -> None:
             _log.info("sms.reply from={phone} opt_out={opt_out} added_to_dnc={dnc}", phone=saved.phone,
                       opt_out=saved.opt_out, dnc=saved.added_to_dnc)
+            if not saved.opt_out:
+                for listener in self.reply_listeners:
+                    listener(saved)
 
         self.repository.run(store.record_reply, phone=reply.phone, to_number=reply.to, body=reply.body,
                             opt_out=reply.opt_out, now=self._now()).addCallbacks(

@@ -111,6 +111,7 @@ def test_demo_places_real_calls_that_become_call_records_with_recordings(tmp_pat
     assert "SMS: team lead 8001 texts the 40 leads team1 holds (POST /api/sms/broadcasts)" in out, out
     assert "SMS: {'sent': 40} (GET /api/sms/broadcasts/<id>); 8 replies" in out, out
     assert '4 of them "T": 13900000007, 13900000017, 13900000027, 13900000037 now on the do-not-call list' in out
+    assert "the 4 customers who answered are call-backs waiting for an agent (preview campaign demo-callbacks)" in out
     # the day's report from the call records over the HTTP API: the hotline's three rated calls
     hotline = next(line for line in out.splitlines() if "report (GET /api/reports/calls?by=queue) today, hotline:" in line)
     assert "3 in," in hotline and "answered 3, abandoned 0, service level" in hotline, hotline

@@ -415,6 +415,20 @@ def test_a_call_back_request_is_a_lead_of_the_callbacks_campaign_that_an_agent_p
     w.service.stopService()
 
 
+def test_a_customer_who_answers_a_text_is_called_back(tmp_path: Path) -> None:
+    """An SMS reply is a call-back request too: the lead carries what the customer wrote."""
+    w = World(tmp_path, config_text(dial_mode="preview", callbacks="test-campaign"), agents=1)
+    w.service.startService()
+    assert successResultOf(w.service.request_callback("13900000028", name=None, sms_reply="好的，请来电")) == (True, "")
+    lead = successResultOf(w.service.preview_next("2101", "test-campaign"))
+    assert lead is not None and (lead.phone, lead.extra) == ("13900000028", {"sms_reply": "好的，请来电"})
+    with pytest.raises(ValueError, match="a ticket or an SMS reply"):
+        w.service.request_callback("13900000028", name=None)
+    with pytest.raises(ValueError, match="a ticket or an SMS reply"):
+        w.service.request_callback("13900000028", name=None, ticket="GD1", sms_reply="x")
+    w.service.stopService()
+
+
 def test_without_a_callbacks_campaign_a_call_back_request_is_not_queued(world: World) -> None:
     assert successResultOf(world.service.request_callback("13912345678", name=None, ticket="GD1")) == (
         False, "no dialer.callbacks_campaign")

@@ -252,10 +252,13 @@ def test_a_daemon_stopped_mid_send_marks_those_failed_at_start(sessions: session
 
 def test_an_unsubscribe_reply_puts_the_number_on_the_dnc_list(sessions: sessionmaker[Session]) -> None:
     service, ami, _, registry = _service(sessions)
+    heard: list[Any] = []
+    service.reply_listeners.append(heard.append)
     ami.listeners[0](received(To="10690000", From=b64("<sip:13900000017@10.0.0.5>"), Body=b64("退订")))
     ami.listeners[0](received(To="10690000", From=b64("<sip:13900000028@10.0.0.5>"), Body=b64("好的")))
     ami.listeners[0](received(To="10690000", From=b64("<sip:1@h>"), Body="not base64!"))  # logged, skipped
     replies = service.replies().result
+    assert [r.phone for r in heard] == ["13900000028"]  # the reply, not the opt-out: a call-back for the dialer
     assert [(r.phone, r.opt_out, r.added_to_dnc) for r in replies] == [
         ("13900000028", False, False), ("13900000017", True, True)]
     with sessions.begin() as session:
