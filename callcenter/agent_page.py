@@ -78,6 +78,8 @@ class AgentView:
     """Preview campaigns the agent may ask a lead of (e.g. the hotline's call-backs)."""
     held: tuple[str, LeadToDial] | None = None
     """(campaign, lead) the agent previews now: to dial or skip."""
+    sms: bool = False
+    """SMS is on: the screen pop offers to text the caller the ticket number."""
     follow_ups: Sequence[CallRecord] = ()
     """The agent's calls to follow up by the end of today, earliest first (still to do)."""
     now: datetime | None = None
@@ -232,6 +234,10 @@ def render_agent_page(view: AgentView) -> str:
             parts.append(f"<h2>Customer: {escape(record.customer_name)}</h2><p>Not in the CRM yet.</p>")
         else:
             parts.append("<h2>Customer</h2><p>Not in the CRM: a new caller.</p>")
+        if view.sms and record.phone:
+            parts.append(f'<form class="inline" method="post" action="/agent/{quote(agent.id)}/sms-ticket">'
+                         f'<input type="hidden" name="ticket" value="{escape(record.ticket_number)}">'
+                         f"<button>Text the ticket number to {escape(record.phone)}</button></form>")
         parts.append("<h2>Disposition</h2>")
         parts.append(_disposition_form(view, record, tz))
     parts.append("</body></html>")

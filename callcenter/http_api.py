@@ -22,6 +22,8 @@ Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/404):
   to score that day; ``POST /api/call-records/<ticket>/qa`` with ``{"reviewer", "ratings",
   "comment"}``: the score; ``GET /api/reports/qa?from=DAY&to=DAY``: each agent's scores
   (docs/qa.md);
+* ``POST /api/call-records/<ticket>/sms`` with ``{"by": ID}``: text the caller the call's ticket
+  number (``sms.ticket_template``; the same people as the disposition);
 * ``POST /api/call-records/<ticket>/disposition`` with ``{"agent": ID, "outcome": ...,
   "issue_type": ..., "notes": ..., "follow_up_at": ISO-8601, "customer_name": ...}`` (any of
   them): the agent's disposition of the call (403 unless the call's agent, a lead of that
@@ -311,6 +313,21 @@ def save_disposition(engine: Engine, ticket: str, disposition: Disposition) -> D
     return _with_record(engine, ticket, write).addCallback(written)
 
 
+def text_ticket(engine: Engine, sms: SmsService | None, ticket: str, by: str) -> Deferred[BroadcastCreated]:
+    """Text the caller of call ``ticket`` its ticket number (``sms.ticket_template``), if ``by``
+    may disposition the call (the API's and the agent page's one path; docs/sms.md)."""
+    service = _sms_on(sms)
+
+    def send(repo: Any, record: CallRecord) -> Deferred[BroadcastCreated]:
+        check_writer(engine.settings, by, record.agent_id)
+        if not record.phone:
+            raise ApiError(409, f"{ticket} has no caller number to text", "ticket")
+        return service.text_ticket(ticket=record.ticket_number, phone=record.phone, name=record.customer_name,
+                                   agent=by)
+
+    return _with_record(engine, ticket, send)
+
+
 def carry_out_handout(engine: Engine, dialer: DialerService, name: str, action: str,
                       body: Mapping[str, Any]) -> Deferred[dict[str, Any]]:
     """A hand-out (``action`` ``handout``) or take-back of campaign ``name``'s leads as ``body``
@@ -438,6 +455,9 @@ class ApiResource(Resource):
             return self._disposition(path[1], body)
         if len(path) == 3 and path[0] == "call-records" and path[2] == "qa":
             return self._qa_review(path[1], body)
+        if len(path) == 3 and path[0] == "call-records" and path[2] == "sms":
+            return text_ticket(self.engine, self.sms, path[1], self._field(body, "by")).addCallback(
+                lambda created: {"broadcast": created})
         if path == ["faxes"]:
             return self._send_fax(body)
         if path == ["sms", "broadcasts"]:
@@ -849,10 +869,11 @@ class AgentPage(_Page):
     with a redirect back to the page saying what happened (:mod:`callcenter.agent_page`); with
     the dialer, also ``preview|dial|skip`` for the leads of preview campaigns."""
 
-    def __init__(self, engine: Engine, dialer: DialerService | None = None) -> None:
+    def __init__(self, engine: Engine, dialer: DialerService | None = None, sms: SmsService | None = None) -> None:
         super().__init__()
         self.engine = engine
         self.dialer = dialer
+        self.sms = sms
 
     def _agent(self, request: Request) -> tuple[AgentSettings | None, list[str]]:
         return _named(self.engine, request)
@@ -868,7 +889,7 @@ class AgentPage(_Page):
             timezone=engine.settings.site.timezone,
             preview_campaigns=self.dialer.preview_campaigns() if self.dialer is not None else (),
             held=self.dialer.held_preview(agent.id) if self.dialer is not None else None,
-            message=_arg(request, "msg") or "", error=_arg(request, "err") or "")
+            message=_arg(request, "msg") or "", error=_arg(request, "err") or "", sms=self.sms is not None)
         linkedid = engine.screen_pops.get(agent.id)
         repo = engine.repository
         if repo is None:
@@ -926,6 +947,15 @@ class AgentPage(_Page):
             ticket, body = disposition_body(agent.id, form, self.engine.settings.site.timezone)
             return save_disposition(self.engine, ticket, parse_disposition(body)).addCallback(
                 lambda record: f"disposition of {record.ticket_number} saved: {record.outcome or 'no outcome'}")
+        if action == "sms-ticket":
+            ticket = form.get("ticket", "").strip()
+
+            def said(created: BroadcastCreated) -> str:
+                if created.queued:
+                    return f"the ticket number {ticket} is being texted to the caller"
+                return f"{ticket} not texted: " + ", ".join(created.skipped)
+
+            return text_ticket(self.engine, self.sms, ticket, agent.id).addCallback(said)
         raise ApiError(404, f"no agent action {action!r}")
 
     def _preview(self, agent: AgentSettings, action: str, form: dict[str, str]) -> Deferred[str]:

@@ -200,7 +200,7 @@ def make_service(
     api_root.putChild(b"", IndexPage(settings))
     api_root.putChild(b"api", ApiResource(engine, dialer, fax, sms))
     api_root.putChild(b"wallboard", WallboardPage(engine, dialer))
-    api_root.putChild(b"agent", AgentPage(engine, dialer))
+    api_root.putChild(b"agent", AgentPage(engine, dialer, sms))
     api_root.putChild(b"lead", LeadPage(engine, dialer, sms))
     api_root.putChild(b"reports", ReportsPage(engine))
     api_root.putChild(b"metrics", MetricsResource(registry=registry))

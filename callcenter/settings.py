@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from callcenter.commission import SHARES, CommissionRates
+from callcenter.sms.compose import TICKET_FIELDS
+from callcenter.sms.text import SmsPolicy, TemplateError, prepare_template
 from callcenter.yamlsource import (
     Location,
     Locations,
@@ -266,6 +268,9 @@ class SmsSettings:
     the do-not-call list."""
     max_parts: int = 3
     """The longest message allowed, in SMS parts (70 Chinese characters each, 67 once split)."""
+    ticket_template: str = "您好，您本次来电的工单号为{ticket}，感谢您的来电。"
+    """The text an agent sends a caller from the screen pop: their call's ticket number
+    (fields: ``{ticket}``, ``{name}``, ``{phone}``, ``{agent}``)."""
 
     @property
     def enabled(self) -> bool:
@@ -632,7 +637,12 @@ def _sms(reader: Reader) -> SmsSettings:
         signature=reader.text("signature", default.signature),
         opt_out_note=reader.text("opt_out_note", default.opt_out_note),
         max_parts=reader.integer("max_parts", default.max_parts, 1, 10),
+        ticket_template=reader.text("ticket_template", default.ticket_template),
     )
+    try:
+        prepare_template(sms.ticket_template, SmsPolicy(), TICKET_FIELDS)
+    except TemplateError as exc:
+        reader.problem(("ticket_template",), str(exc))
     reader.done()
     return sms
 

@@ -14,7 +14,10 @@ from callcenter.sms.text import (
     render,
 )
 
-__all__ = ["Composed", "Contact", "compose"]
+__all__ = ["TICKET_FIELDS", "Composed", "Contact", "compose"]
+
+TICKET_FIELDS = ("ticket", "name", "phone", "agent")
+"""The fields of ``sms.ticket_template``: the text an agent sends a caller about their call."""
 
 
 @dataclass(frozen=True)

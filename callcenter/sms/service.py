@@ -9,6 +9,7 @@ read and written in the repository's thread pool. This class moves the messages.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -111,18 +112,21 @@ class SmsService(Service):
 
     def broadcast(self, *, name: str, template: str, actor: str, campaign_id: int | None = None,
                   team: str | None = None, agent_id: str | None = None,
-                  phones: Sequence[str] | None = None) -> Deferred[store.BroadcastCreated]:
+                  phones: Sequence[str] | None = None, contacts: Sequence[Contact] | None = None,
+                  policy: SmsPolicy | None = None) -> Deferred[store.BroadcastCreated]:
         """Queue a broadcast to a campaign's leads (optionally those a team or an agent
-        holds) or to ``phones``. The template is checked and every text measured before
-        anything is queued (:class:`~callcenter.sms.text.TemplateError` fails the
-        Deferred); invalid, repeated and do-not-call numbers are kept as skipped rows."""
-        policy = self.policy
+        holds), to ``phones``, or to ``contacts`` (with their own fields). The template is
+        checked and every text measured before anything is queued
+        (:class:`~callcenter.sms.text.TemplateError` fails the Deferred); invalid, repeated
+        and do-not-call numbers are kept as skipped rows. ``policy``: the site's by default."""
+        policy = policy or self.policy
+        given = list(contacts or ()) + [Contact(phone=p) for p in phones or ()]
 
         def queue(session: Any) -> store.BroadcastCreated:
             if campaign_id is not None:
                 contacts = store.campaign_contacts(session, campaign_id, team=team, agent_id=agent_id)
             else:
-                contacts = [Contact(phone=p) for p in phones or ()]
+                contacts = given
             texts = compose(template, policy, contacts)
             recipients = [store.SmsRecipient(phone=t.phone, body=t.body, parts=t.parts, lead_id=t.lead_id)
                           for t in texts]
@@ -139,6 +143,15 @@ class SmsService(Service):
 
         result: Deferred[store.BroadcastCreated] = self.repository.run(queue).addCallback(queued)
         return result
+
+    def text_ticket(self, *, ticket: str, phone: str, name: str | None, agent: str
+                    ) -> Deferred[store.BroadcastCreated]:
+        """Text a caller their call's ticket number (``sms.ticket_template``), from the agent:
+        a notice, so the signature is put first but no opt-out note is added; a number on
+        the do-not-call list is still skipped."""
+        contact = Contact(phone=phone, name=name, extra={"ticket": ticket, "agent": agent})
+        return self.broadcast(name=f"ticket {ticket}", template=self.sms.ticket_template, actor=agent,
+                              contacts=[contact], policy=replace(self.policy, opt_out_note=""))
 
     def progress(self, broadcast_id: int) -> Deferred[store.BroadcastProgress]:
         result: Deferred[store.BroadcastProgress] = self.repository.run(store.broadcast_progress, broadcast_id)

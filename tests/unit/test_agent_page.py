@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
@@ -30,14 +31,16 @@ from callcenter.agent_page import (
 from callcenter.ami.codec import Message
 from callcenter.http_api import AgentPage, ApiResource
 from callcenter.settings import load_settings
+from callcenter.sms.service import SmsService
 from callcenter.state.agents import AgentBoard
+from callcenter.storage import models
 from callcenter.storage.records import (
     CallRecord,
     InvalidFieldError,
     NewCallRecord,
     NewCustomer,
 )
-from tests.httpapi import get_json
+from tests.httpapi import get_json, post_json
 from tests.syncrepository import SyncRepository
 
 SETTINGS = load_settings(Path(__file__).resolve().parents[2] / "config")
@@ -164,6 +167,33 @@ def test_todays_follow_ups_are_listed_overdue_first_until_the_customer_is_called
     assert status == 200 and [r["ticket_number"] for r in body["follow_ups"]] == [later], body
     assert body["until"] == "2026-12-07T23:59:59.999999+08:00"  # the end of the day in Shanghai
     assert get_json(api, [b"agents", b"nobody", b"follow-ups"])[0] == 404
+
+
+def test_the_agent_texts_the_caller_the_ticket_number(sessions: sessionmaker[Session]) -> None:
+    """With SMS on, the screen pop has a button; the text is sms.ticket_template, signed, without the
+    opt-out note (a notice, not marketing); only someone who may disposition the call may send it."""
+    engine, record = _engine(sessions)
+    settings = replace(SETTINGS, sms=replace(SETTINGS.sms, gateway="10.0.0.5", signature="【某某公司】"))
+    ami = SimpleNamespace(subscribe=lambda *a: SimpleNamespace(cancel=lambda: None), connected=False)
+    sms = SmsService(settings, ami, engine.repository, engine.clock, gateway="10.0.0.5")
+    page = AgentPage(engine, None, sms)  # type: ignore[arg-type]
+    status, html = _get(page, "2101")
+    assert 'action="/agent/2101/sms-ticket"' in html and "Text the ticket number to 13800138000" in html
+    assert _post(page, ["2101", "sms-ticket"], {"ticket": record.ticket_number}) == (
+        303, {"msg": [f"the ticket number {record.ticket_number} is being texted to the caller"]})
+    assert _post(page, ["2102", "sms-ticket"], {"ticket": record.ticket_number})[1]["err"] == [
+        "agent 2102 may disposition only their own calls; this call was taken by agent 2101"]
+    (sent,) = sms.recent().result
+    assert (sent.name, sent.created_by, sent.by_status) == (f"ticket {record.ticket_number}", "2101", {"queued": 1})
+    with sessions.begin() as session:
+        body = session.scalar(select(models.SmsMessage.body))
+    assert body == f"【某某公司】您好，您本次来电的工单号为{record.ticket_number}，感谢您的来电。"
+    api = ApiResource(engine, None, None, sms)  # type: ignore[arg-type]
+    status, answer = post_json(api, [b"call-records", record.ticket_number.encode(), b"sms"], {"by": "2101"})
+    assert status == 200 and answer["broadcast"]["queued"] == 1, answer
+    status, answer = post_json(api, [b"call-records", b"GD20990101001", b"sms"], {"by": "2101"})
+    assert (status, answer["field"]) == (404, "ticket")
+    assert "sms-ticket" not in _get(AgentPage(engine), "2101")[1]  # type: ignore[arg-type]
 
 
 def test_bad_or_refused_dispositions_come_back_with_the_reason(sessions: sessionmaker[Session]) -> None:

@@ -151,3 +151,8 @@ def test_sms_settings_and_their_errors(tmp_path: Path) -> None:
     assert lines[1].startswith(f"{bad}:3:3: sms.sender: expected 3 to 20 digits"), lines
     assert lines[2] == f"{bad}:4:3: sms.hours: must be a window within one day, its start before its end", lines
     assert lines[3].startswith(f"{bad}:5:3: sms.max_parts: expected an integer in 1..10"), lines
+    template = _write(tmp_path, "template.yaml", 'sms:\n  ticket_template: "工单{tiket}"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(CONFIG, [template])
+    (line,) = str(info.value).splitlines()
+    assert line.startswith(f"{template}:2:3: sms.ticket_template: template: unknown field {{tiket}}"), line
