@@ -109,3 +109,9 @@ def test_a_broadcast_reaches_the_network_and_an_unsubscribe_reply_lands_on_the_d
     assert (again.queued, again.skipped) == (1, {"dnc": 1}), again
     _until("the second broadcast sent", lambda: reactor_thread.call(
         sms.progress, again.broadcast_id).by_status.get("sent") == 1)
+    # an agent texts a caller the ticket number: a notice, signed, without the opt-out note
+    ticket = reactor_thread.call(sms.text_ticket, ticket="GD20261206042", phone="13900000051", name="王芳",
+                                 agent="1001")
+    assert ticket.queued == 1, ticket
+    notice = _until("the ticket number delivered", lambda: [e for e in delivered if e.get("To") == "13900000051"])
+    assert _text(notice[0], "Body") == "【测试公司】您好，您本次来电的工单号为GD20261206042，感谢您的来电。"
