@@ -8,6 +8,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
 
 from callcenter.cli import lab_project_files
 from callcenter.engine import RecordingPaths
@@ -15,10 +18,11 @@ from callcenter.lab.instance import tcp_port_free
 from callcenter.secrets import Secrets, load_or_create_secrets
 from callcenter.service import EngineServices, make_service
 from callcenter.settings import Settings, load_settings
+from callcenter.storage import models
 from tests.labfixture import LabFactory, LabHandle
 from tests.reactorthread import ReactorThread
 
-__all__ = ["ROOT", "engine_on_lab"]
+__all__ = ["ROOT", "callback_leads", "engine_on_lab"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,3 +66,16 @@ def engine_on_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_pa
     finally:
         reactor_thread.call(services.root.stopService, timeout=20)
         lab_factory.stop(handle)
+
+
+def callback_leads(services: EngineServices, reactor_thread: ReactorThread) -> list[tuple[str, dict[str, str]]]:
+    """(number, extra columns) of each lead of the dialer's ``callbacks_campaign``."""
+    dialer = services.dialer
+    assert dialer is not None
+    campaign = dialer.campaigns[dialer.config.callbacks_campaign or ""]
+
+    def query(session: Any) -> list[tuple[str, dict[str, str]]]:
+        rows = session.scalars(select(models.Lead).where(models.Lead.campaign_id == campaign.record.id))
+        return [(row.phone, dict(row.extra or {})) for row in rows]
+
+    return reactor_thread.call(dialer.repository.run, query, timeout=10)  # type: ignore[no-any-return]

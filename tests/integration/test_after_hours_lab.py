@@ -19,13 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from callcenter.ami import actions
 from callcenter.demo import flow_with_hours
 from callcenter.service import EngineServices
-from callcenter.storage import models
-from tests.labengine import engine_on_lab
+from tests.labengine import callback_leads, engine_on_lab
 from tests.labfixture import LabFactory
 from tests.reactorthread import ReactorThread
 
@@ -68,17 +66,7 @@ def test_after_hours_caller_requests_a_call_back(after_hours_lab: EngineServices
     assert not any(a.state.value == "ringing" for a in engine.agents.agents())
 
     # The request is a lead of the callbacks campaign, with the caller's ticket.
-    dialer = services.dialer
-    assert dialer is not None
-    campaign = dialer.campaigns[dialer.config.callbacks_campaign or ""]
-
-    def leads() -> list[tuple[str, dict[str, str]]]:
-        def query(session: Any) -> list[tuple[str, dict[str, str]]]:
-            rows = session.scalars(select(models.Lead).where(models.Lead.campaign_id == campaign.record.id))
-            return [(row.phone, dict(row.extra or {})) for row in rows]
-        return reactor_thread.call(dialer.repository.run, query, timeout=10)  # type: ignore[no-any-return]
-
     deadline = time.monotonic() + 10
-    while not (found := leads()) and time.monotonic() < deadline:
+    while not (found := callback_leads(services, reactor_thread)) and time.monotonic() < deadline:
         time.sleep(0.2)  # the lead is imported in the repository's thread after the record is written
     assert found == [("13912345678", {"ticket": record.ticket_number})]

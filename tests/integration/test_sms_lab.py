@@ -18,14 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from callcenter.ami.codec import Message
 from callcenter.service import EngineServices
 from callcenter.settings import Settings
 from callcenter.storage import dialer as dialer_store
-from callcenter.storage import models
-from tests.labengine import ROOT, engine_on_lab
+from tests.labengine import ROOT, callback_leads, engine_on_lab
 from tests.labfixture import LabFactory, LabHandle
 from tests.reactorthread import ReactorThread
 
@@ -92,17 +90,7 @@ def test_a_broadcast_reaches_the_network_and_an_unsubscribe_reply_lands_on_the_d
     assert by_phone["13900000017"].to_number == "10690000"
     assert reactor_thread.call(repository.run, dialer_store.is_dnc, "13900000017")
     # the customer who answered is a call-back for an agent (the shipped hotline-callbacks campaign)
-    dialer = services.dialer
-    assert dialer is not None
-    campaign = dialer.campaigns[dialer.config.callbacks_campaign or ""]
-
-    def callbacks() -> list[tuple[str, dict[str, str]]]:
-        def query(session: Any) -> list[tuple[str, dict[str, str]]]:
-            rows = session.scalars(select(models.Lead).where(models.Lead.campaign_id == campaign.record.id))
-            return [(row.phone, dict(row.extra or {})) for row in rows]
-        return reactor_thread.call(dialer.repository.run, query)  # type: ignore[no-any-return]
-
-    assert _until("the reply queued as a call-back", callbacks) == [("13900000028", {"sms_reply": "好的，请来电"})]
+    assert _until("the reply queued as a call-back", lambda: callback_leads(services, reactor_thread)) == [("13900000028", {"sms_reply": "好的，请来电"})]
     # the next broadcast skips the number that unsubscribed
     again = reactor_thread.call(sms.broadcast, name="第二次", template="新品上市", actor="9001",
                                 phones=["13900000017", "13900000001"])
