@@ -18,6 +18,7 @@ Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/404):
   or ``{"by", "name", "template", "phones"}``: queue an SMS broadcast; ``GET
   /api/sms/broadcasts[/<id>]``: their progress; ``GET /api/sms/replies``: texts received
   (docs/sms.md);
+* ``GET /api/reports/sms?from=DAY&to=DAY``: the period's SMS broadcasts and replies (docs/sms.md);
 * ``GET /api/qa/sample?reviewer=ID&day=DAY``: the recorded calls a lead or manager is offered
   to score that day; ``POST /api/call-records/<ticket>/qa`` with ``{"reviewer", "ratings",
   "comment"}``: the score; ``GET /api/reports/qa?from=DAY&to=DAY``: each agent's scores
@@ -130,6 +131,7 @@ from callcenter.settings import AgentSettings, Settings
 from callcenter.sms.service import SmsService
 from callcenter.sms.text import TemplateError
 from callcenter.storage import dialer as dialer_store
+from callcenter.storage import sms as sms_store
 from callcenter.storage.dialer_records import LeadHolding
 from callcenter.storage.records import CallRecord, InvalidFieldError
 from callcenter.storage.repository import NotFoundError, list_recordings_for_call
@@ -534,6 +536,15 @@ class ApiResource(Resource):
         d: Deferred[Any] = repo.list_qa_reviews(since=span.start, until=span.end)
         return d.addCallback(built)
 
+    def _sms_report(self, request: Request) -> Deferred[Any]:
+        """``GET /api/reports/sms?from=DAY&to=DAY``: the period's broadcasts, their texts by
+        status and skip reason, and the replies (docs/sms.md)."""
+        assert self.engine is not None
+        repo, span = self._report_period(request)
+        d: Deferred[Any] = repo.run(sms_store.sms_report, since=span.start, until=span.end)
+        return d.addCallback(lambda report: {"from": span.first, "to": span.last,
+                                             "timezone": self.engine.settings.site.timezone, "report": report})
+
     def _route(self, path: list[str], request: Request) -> Any:
         engine = self.engine
         if path == ["agents"]:
@@ -559,6 +570,8 @@ class ApiResource(Resource):
             return self._commission_report(request)
         if path == ["reports", "qa"]:
             return self._qa_report(request)
+        if path == ["reports", "sms"]:
+            return self._sms_report(request)
         if path == ["qa", "sample"]:
             return self._qa_sample(request)
         if path == ["sms", "broadcasts"]:
@@ -1138,8 +1151,8 @@ class LeadPage(_Page):
 
 
 class ReportsPage(_Page):
-    """``GET /reports?from=DAY&to=DAY&by=day|agent|queue``: the call report, the commission
-    and the QA scores of a period on one page (:mod:`callcenter.reports_page`), read through
+    """``GET /reports?from=DAY&to=DAY&by=day|agent|queue``: the call report, the commission,
+    the QA scores and the texts of a period on one page (:mod:`callcenter.reports_page`), read through
     the API's own report routes."""
 
     def __init__(self, engine: Engine) -> None:
@@ -1153,7 +1166,7 @@ class ReportsPage(_Page):
                            by=_arg(request, "by") or "day", scorecard=settings.qa.scorecard)
         try:
             reading = [self.api._calls_report(request), self.api._commission_report(request),
-                       self.api._qa_report(request)]
+                       self.api._qa_report(request), self.api._sms_report(request)]
         except ApiError as exc:
             error = f"{exc.field}: {exc.message}" if exc.field else exc.message
             return self._html(request, 400, render_reports_page(dataclasses.replace(view, error=error)))
@@ -1161,9 +1174,10 @@ class ReportsPage(_Page):
             return self._html(request, 400, render_reports_page(dataclasses.replace(view, error=str(exc))))
 
         def show(results: list[dict[str, Any]]) -> None:
-            calls, commission, qa = results
+            calls, commission, qa, sms = results
             full = dataclasses.replace(view, first=calls["from"], last=calls["to"], calls=calls["lines"],
-                                       commission=(commission["lines"], commission["totals"]), qa=qa["lines"])
+                                       commission=(commission["lines"], commission["totals"]), qa=qa["lines"],
+                                       sms=sms["report"])
             self._send(request, 200, render_reports_page(full))
 
         def failed(failure: Failure) -> None:

@@ -41,6 +41,8 @@ class ReportsView:
     commission: tuple[Sequence[Any], Any] | None = None
     """(lines, totals) of :func:`callcenter.commission.commission_report`."""
     qa: Sequence[Any] | None = None
+    sms: Any = None
+    """:class:`callcenter.storage.sms.SmsReport` of the period."""
     scorecard: Sequence[Any] = ()
     error: str = ""
 
@@ -57,6 +59,19 @@ def _form(view: ReportsView) -> str:
 
 def _pre(text: str) -> str:
     return f"<pre>{escape(text)}</pre>"
+
+
+def _texts(report: Any) -> str:
+    """The period's SMS broadcasts: how many, their texts by status (skipped ones by reason),
+    and the replies received (docs/sms.md)."""
+    if not report.broadcasts and not report.replies:
+        return "<p class=muted>No texts sent or received in the period.</p>"
+    statuses = ", ".join(f"{n} {status}" for status, n in report.by_status.items()) or "no texts"
+    skipped = ", ".join(f"{n} {why}" for why, n in report.skipped.items())
+    return (f"<p>{report.broadcasts} broadcast(s): {escape(statuses)}"
+            + (f" (skipped: {escape(skipped)})" if skipped else "")
+            + f". {report.replies} repl{'y' if report.replies == 1 else 'ies'} received, "
+            f"{report.opt_outs} of them unsubscribing.</p>")
 
 
 def render_reports_page(view: ReportsView) -> str:
@@ -80,5 +95,7 @@ def render_reports_page(view: ReportsView) -> str:
         parts += ["<h2>Sales commission</h2>", _pre(format_commission(lines, totals))]
     if view.qa is not None:
         parts += ["<h2>QA scores</h2>", _pre(format_qa(view.qa, view.scorecard))]
+    if view.sms is not None:
+        parts += ["<h2>Texts</h2>", _texts(view.sms)]
     parts.append("</body></html>")
     return "\n".join(parts)

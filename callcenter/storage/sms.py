@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from callcenter.sms.compose import Contact
@@ -75,6 +75,7 @@ __all__ = [
     "QueuedSms",
     "SmsRecipient",
     "SmsReply",
+    "SmsReport",
     "broadcast_progress",
     "campaign_contacts",
     "create_broadcast",
@@ -84,6 +85,7 @@ __all__ = [
     "list_replies",
     "record_reply",
     "requeue_sms",
+    "sms_report",
     "take_queued",
 ]
 
@@ -170,6 +172,18 @@ class SmsReply:
     opt_out: bool
     received_at: datetime
     added_to_dnc: bool
+
+
+@dataclass(frozen=True)
+class SmsReport:
+    """The texts of a period: the broadcasts created in it and how their messages stand,
+    and the replies received in it."""
+
+    broadcasts: int
+    by_status: dict[str, int]
+    skipped: dict[str, int]
+    replies: int
+    opt_outs: int
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -530,3 +544,26 @@ def list_replies(session: Session, *, limit: int = 50) -> list[SmsReply]:
     reply = models.SmsReply
     return [_reply(row) for row in session.scalars(
         select(reply).order_by(reply.received_at.desc(), reply.id.desc()).limit(_limit(limit)))]
+
+
+def sms_report(session: Session, *, since: datetime, until: datetime) -> SmsReport:
+    """The broadcasts created in ``[since, until)`` with their messages by status and skip
+    reason, and the replies received then (opt-outs counted apart)."""
+    start, end = aware_datetime("since", since), aware_datetime("until", until)
+    broadcast, message, reply = models.SmsBroadcast, models.SmsMessage, models.SmsReply
+    in_period = select(broadcast.id).where(broadcast.created_at >= start, broadcast.created_at < end)
+    count = session.scalar(select(func.count()).select_from(in_period.subquery())) or 0
+    by_status: dict[str, int] = {}
+    reasons: list[tuple[str, int]] = []
+    for status, reason, n in session.execute(
+            select(message.status, message.reason, func.count()).where(message.broadcast_id.in_(in_period))
+            .group_by(message.status, message.reason)):
+        by_status[status] = by_status.get(status, 0) + int(n)
+        if status == "skipped":
+            reasons.append((reason, int(n)))
+    replies = session.execute(
+        select(func.count(), func.coalesce(func.sum(case((reply.opt_out, 1), else_=0)), 0))
+        .where(reply.received_at >= start, reply.received_at < end)).one()
+    return SmsReport(broadcasts=int(count),
+                     by_status={s: by_status[s] for s in SMS_STATUSES if by_status.get(s)},
+                     skipped=_group_skipped(reasons), replies=int(replies[0]), opt_outs=int(replies[1]))

@@ -13,6 +13,7 @@ from twisted.web.test.requesthelper import DummyRequest
 from callcenter.http_api import ReportsPage
 from callcenter.qa import parse_review
 from callcenter.settings import load_settings
+from callcenter.storage import sms as sms_store
 from callcenter.storage.records import CallRecordUpdate, NewCallRecord
 from tests.syncrepository import SyncRepository
 
@@ -46,6 +47,21 @@ def test_the_days_calls_commission_and_qa_on_one_page(sessions: sessionmaker[Ses
     assert rows[0][:3] == ["agent", "calls", "in"] and rows[1][:3] == ["2101", "1", "1"]
     assert "1 sales, 1,999.00 yuan; commission due 299.85" in html  # 15% of the sale
     assert "<h2>QA scores</h2>" in html and "100.0" in html
+    assert "<h2>Texts</h2>\n<p class=muted>No texts sent or received in the period.</p>" in html
+
+
+def test_the_periods_texts(sessions: sessionmaker[Session]) -> None:
+    """The broadcasts of the period by status, skipped ones by reason, and the replies (docs/sms.md)."""
+    repo = SyncRepository(sessions)
+    repo.run(sms_store.create_broadcast, name="offer", template="hi", actor="9001", now=DAY, recipients=[
+        sms_store.SmsRecipient(phone=p, body="hi", parts=1) for p in ("13900000001", "13900000002", "12345")])
+    repo.run(sms_store.record_reply, phone="13900000001", to_number="10690000", body="T", opt_out=True, now=DAY)
+    page = ReportsPage(SimpleNamespace(settings=SETTINGS, repository=repo))  # type: ignore[arg-type]
+    status, html = _get(page, **{"from": "2026-12-05", "to": "2026-12-05"})
+    assert status == 200
+    assert ("<h2>Texts</h2>\n<p>1 broadcast(s): 2 queued, 1 skipped (skipped: 1 invalid). 1 reply received, "
+            "1 of them unsubscribing.</p>") in html, html
+    assert "1 broadcast(s)" not in _get(page, **{"from": "2026-12-04", "to": "2026-12-04"})[1]
 
 
 def test_a_bad_period_or_grouping_says_which_field(sessions: sessionmaker[Session]) -> None:

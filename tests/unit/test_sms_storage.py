@@ -439,3 +439,24 @@ def test_record_reply_refuses_bad_arguments(sessions: sessionmaker[Session]) -> 
     with pytest.raises(InvalidFieldError, match="^limit: "):
         in_tx(sessions, store.list_replies, limit=-1)
     assert in_tx(sessions, store.list_replies) == []
+
+
+def test_the_periods_texts_report(sessions: sessionmaker[Session]) -> None:
+    """Broadcasts created in the period with their messages by status and skip reason; replies
+    received in it, opt-outs apart; what falls outside the period is not counted."""
+    first = broadcast(sessions, to("13800000001", "13800000002", "020-1234-5678", "13800000001"))
+    broadcast(sessions, to("13800000009"), now=NOW + timedelta(days=1))  # the next day
+    (a, b) = take(sessions, 2)
+    in_tx(sessions, store.finish_sms, a.message_id, ok=True, now=NOW)
+    in_tx(sessions, store.finish_sms, b.message_id, ok=False, reason="refused", now=NOW)
+    in_tx(sessions, store.record_reply, phone="13800000001", to_number="10690000", body="T", opt_out=True, now=NOW)
+    in_tx(sessions, store.record_reply, phone="13800000002", to_number="10690000", body="ok", opt_out=False,
+          now=NOW + timedelta(hours=1))
+    in_tx(sessions, store.record_reply, phone="13800000003", to_number="10690000", body="hi", opt_out=False,
+          now=NOW + timedelta(days=2))
+    report = in_tx(sessions, store.sms_report, since=NOW - timedelta(hours=1), until=NOW + timedelta(hours=12))
+    assert report == store.SmsReport(broadcasts=1, by_status={"sent": 1, "failed": 1, "skipped": 2},
+                                     skipped={"duplicate": 1, "invalid": 1}, replies=2, opt_outs=1)
+    assert first.queued == 2
+    empty = in_tx(sessions, store.sms_report, since=NOW + timedelta(days=5), until=NOW + timedelta(days=6))
+    assert empty == store.SmsReport(broadcasts=0, by_status={}, skipped={}, replies=0, opt_outs=0)
