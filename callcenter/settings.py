@@ -268,6 +268,9 @@ class SmsSettings:
     the do-not-call list."""
     max_parts: int = 3
     """The longest message allowed, in SMS parts (70 Chinese characters each, 67 once split)."""
+    min_days_between: int = 7
+    """A number gets at most one marketing text in this many days, whoever sends it (0: no
+    cap); an agent's notice of a ticket number is neither capped nor counted."""
     ticket_template: str = "您好，您本次来电的工单号为{ticket}，感谢您的来电。"
     """The text an agent sends a caller from the screen pop: their call's ticket number
     (fields: ``{ticket}``, ``{name}``, ``{phone}``, ``{agent}``)."""
@@ -637,6 +640,7 @@ def _sms(reader: Reader) -> SmsSettings:
         signature=reader.text("signature", default.signature),
         opt_out_note=reader.text("opt_out_note", default.opt_out_note),
         max_parts=reader.integer("max_parts", default.max_parts, 1, 10),
+        min_days_between=reader.integer("min_days_between", default.min_days_between, 0, 365),
         ticket_template=reader.text("ticket_template", default.ticket_template),
     )
     try:

@@ -113,12 +113,14 @@ class SmsService(Service):
     def broadcast(self, *, name: str, template: str, actor: str, campaign_id: int | None = None,
                   team: str | None = None, agent_id: str | None = None,
                   phones: Sequence[str] | None = None, contacts: Sequence[Contact] | None = None,
-                  policy: SmsPolicy | None = None) -> Deferred[store.BroadcastCreated]:
+                  policy: SmsPolicy | None = None, kind: str = "marketing") -> Deferred[store.BroadcastCreated]:
         """Queue a broadcast to a campaign's leads (optionally those a team or an agent
         holds), to ``phones``, or to ``contacts`` (with their own fields). The template is
         checked and every text measured before anything is queued
         (:class:`~callcenter.sms.text.TemplateError` fails the Deferred); invalid, repeated
-        and do-not-call numbers are kept as skipped rows. ``policy``: the site's by default."""
+        and do-not-call numbers are kept as skipped rows, and so are numbers texted within
+        ``sms.min_days_between`` days for a ``marketing`` broadcast (a ``notice`` is not
+        capped). ``policy``: the site's by default."""
         policy = policy or self.policy
         given = list(contacts or ()) + [Contact(phone=p) for p in phones or ()]
 
@@ -131,7 +133,8 @@ class SmsService(Service):
             recipients = [store.SmsRecipient(phone=t.phone, body=t.body, parts=t.parts, lead_id=t.lead_id)
                           for t in texts]
             return store.create_broadcast(session, name=name, template=template, recipients=recipients,
-                                          actor=actor, now=self._now(), campaign_id=campaign_id)
+                                          actor=actor, now=self._now(), campaign_id=campaign_id, kind=kind,
+                                          min_days_between=self.sms.min_days_between)
 
         def queued(created: store.BroadcastCreated) -> store.BroadcastCreated:
             self._maybe_queued = True
@@ -151,7 +154,7 @@ class SmsService(Service):
         the do-not-call list is still skipped."""
         contact = Contact(phone=phone, name=name, extra={"ticket": ticket, "agent": agent})
         return self.broadcast(name=f"ticket {ticket}", template=self.sms.ticket_template, actor=agent,
-                              contacts=[contact], policy=replace(self.policy, opt_out_note=""))
+                              contacts=[contact], policy=replace(self.policy, opt_out_note=""), kind="notice")
 
     def progress(self, broadcast_id: int) -> Deferred[store.BroadcastProgress]:
         result: Deferred[store.BroadcastProgress] = self.repository.run(store.broadcast_progress, broadcast_id)

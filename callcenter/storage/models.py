@@ -442,7 +442,8 @@ class SmsBroadcast(Base):
     """One SMS broadcast: a template sent to a list of numbers (see :mod:`callcenter.storage.sms`)."""
 
     __tablename__ = "sms_broadcasts"
-    __table_args__ = (CheckConstraint("total >= 0", name="total"),)
+    __table_args__ = (CheckConstraint("total >= 0", name="total"),
+                      CheckConstraint("kind IN ('marketing', 'notice')", name="kind"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
@@ -452,6 +453,9 @@ class SmsBroadcast(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     total: Mapped[int] = mapped_column(Integer)
     """Messages created for it, skipped ones included."""
+    kind: Mapped[str] = mapped_column(String(16), default="marketing", server_default="marketing")
+    """``marketing`` (capped per number: ``sms.min_days_between``) or ``notice`` (a caller's
+    ticket number: neither capped nor counted)."""
 
 
 class SmsMessage(Base):
@@ -467,6 +471,7 @@ class SmsMessage(Base):
         CheckConstraint("parts >= 0", name="parts"),
         Index("ix_sms_messages_broadcast_id_status_id", "broadcast_id", "status", "id"),
         Index("ix_sms_messages_status_id", "status", "id"),
+        Index("ix_sms_messages_phone_created_at", "phone", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BIG_ID, primary_key=True)

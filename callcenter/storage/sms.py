@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import case, func, insert, or_, select, update
@@ -66,6 +66,7 @@ __all__ = [
     "SKIP_DNC",
     "SKIP_DUPLICATE",
     "SKIP_INVALID",
+    "SKIP_RECENT",
     "SMS_STATUSES",
     "TAKE_MAX_EXAMINED",
     "BroadcastCreated",
@@ -98,6 +99,8 @@ SKIP_DUPLICATE: Final = "duplicate"
 """The reason of a message skipped because its number came earlier in the broadcast."""
 SKIP_DNC: Final = "dnc"
 """The reason of a message skipped because its number is on the do-not-call list."""
+SKIP_RECENT: Final = "texted recently"
+"""The reason of a marketing message skipped because its number had one within ``min_days_between`` days."""
 
 INTERRUPTED_REASON: Final = "interrupted: the daemon stopped while sending; not known whether it went out"
 """The reason :func:`fail_interrupted` gives the messages it fails."""
@@ -214,6 +217,18 @@ def _group_skipped(reasons: Sequence[tuple[str, int]]) -> dict[str, int]:
     return dict(sorted(grouped.items()))
 
 
+def _texted_since(session: Session, phones: Sequence[str], since: datetime) -> set[str]:
+    """The numbers among ``phones`` with a marketing text queued, being sent or sent since ``since``."""
+    message, broadcast = models.SmsMessage, models.SmsBroadcast
+    found: set[str] = set()
+    for chunk in _chunks(phones, _LOOKUP_CHUNK):
+        found.update(session.scalars(
+            select(message.phone).join(broadcast, broadcast.id == message.broadcast_id)
+            .where(message.phone.in_(chunk), message.created_at >= since,
+                   message.status.in_(("queued", "sending", "sent")), broadcast.kind == "marketing")))
+    return found
+
+
 def _existing_leads(session: Session, ids: Sequence[int]) -> set[int]:
     found: set[int] = set()
     for chunk in _chunks(ids, _LOOKUP_CHUNK):
@@ -244,6 +259,8 @@ def create_broadcast(
     actor: str,
     now: datetime,
     campaign_id: int | None = None,
+    kind: str = "marketing",
+    min_days_between: int = 0,
 ) -> BroadcastCreated:
     """Store a broadcast and one message per recipient, in the order given.
 
@@ -251,7 +268,9 @@ def create_broadcast(
     message is ``queued`` unless the number is invalid (``skipped``, reason ``invalid:
     <why>``, the number kept as given; a landline or service number cannot take a text
     either: :func:`~callcenter.sms.text.is_mobile`), came earlier in this broadcast (``duplicate``) or
-    is on the do-not-call list (``dnc``). An ``audit_log`` row (action ``sms.broadcast``,
+    is on the do-not-call list (``dnc``); a ``marketing`` broadcast also skips a number that
+    has a marketing text queued or sent in the last ``min_days_between`` days (``texted
+    recently``; 0: no cap). A ``notice`` is neither capped nor counted. An ``audit_log`` row (action ``sms.broadcast``,
     subject ``sms_broadcast:<id>``) records the name, the campaign and the counts.
     InvalidFieldError for an empty name, template or recipient list, or a bad recipient
     (``recipients[3].parts: ...``); NotFoundError for an unknown campaign or lead.
@@ -284,7 +303,13 @@ def create_broadcast(
             phones.append((raw[:_PHONE_LENGTH], f"{SKIP_INVALID}: {exc}"[:_REASON_LENGTH]))
             continue
         phones.append((phone, None if is_mobile(phone) else f"{SKIP_INVALID}: {phone} is not a mobile number"))
-    dnc = _existing(session, models.DncNumber.phone, sorted({p for p, why in phones if why is None}))
+    if kind not in ("marketing", "notice"):
+        raise InvalidFieldError("kind", f"expected marketing or notice, got {kind!r}")
+    min_days_between = non_negative_int("min_days_between", min_days_between)
+    valid = sorted({p for p, why in phones if why is None})
+    dnc = _existing(session, models.DncNumber.phone, valid)
+    recent = _texted_since(session, valid, when - timedelta(days=min_days_between)) \
+        if kind == "marketing" and min_days_between else set()
     seen: set[str] = set()
     rows: list[dict[str, Any]] = []
     for recipient, (phone, why) in zip(given, phones, strict=True):
@@ -293,13 +318,15 @@ def create_broadcast(
                 why = SKIP_DUPLICATE
             elif phone in dnc:
                 why = SKIP_DNC
+            elif phone in recent:
+                why = SKIP_RECENT
             seen.add(phone)
         rows.append({"phone": phone, "lead_id": recipient.lead_id, "body": recipient.body,
                      "parts": recipient.parts, "status": "queued" if why is None else "skipped",
                      "reason": why or ""})
 
     broadcast = models.SmsBroadcast(name=name, template=template, campaign_id=campaign_id, created_by=actor,
-                                    created_at=when, total=len(rows))
+                                    created_at=when, total=len(rows), kind=kind)
     session.add(broadcast)
     session.flush()
     shared = {"broadcast_id": broadcast.id, "created_at": when, "updated_at": when}

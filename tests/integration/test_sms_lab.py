@@ -35,7 +35,7 @@ def sms_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Pa
             ) -> Iterator[tuple[EngineServices, LabHandle, list[Message]]]:
     def change(settings: Settings) -> Settings:
         return replace(settings, sms=replace(settings.sms, signature="【测试公司】", rate_per_second=20.0,
-                                             hours=(clock_time(0, 0), clock_time.max)))
+                                             hours=(clock_time(0, 0), clock_time.max), min_days_between=0))
 
     with engine_on_lab(lab_factory, reactor_thread, tmp_path, change=change,
                        dialer_config=ROOT / "config" / "dialer.yaml") as (services, handle, _):

@@ -134,6 +134,7 @@ def test_sms_settings_and_their_errors(tmp_path: Path) -> None:
 
     default = load_settings(CONFIG).sms
     assert not default.enabled and default.hours == (time(8), time(21)) and default.opt_out_note == "回T退订"
+    assert default.min_days_between == 7  # one marketing text a week per number
     site = _write(tmp_path, "site.yaml", 'sms:\n  gateway: "10.0.0.5:5070"\n  hours: "09:30-20:00"\n'
                                          '  signature: "【某某公司】"\n  rate_per_second: 2.5\n')
     sms = load_settings(CONFIG, [site]).sms

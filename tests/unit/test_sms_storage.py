@@ -460,3 +460,28 @@ def test_the_periods_texts_report(sessions: sessionmaker[Session]) -> None:
     assert first.queued == 2
     empty = in_tx(sessions, store.sms_report, since=NOW + timedelta(days=5), until=NOW + timedelta(days=6))
     assert empty == store.SmsReport(broadcasts=0, by_status={}, skipped={}, replies=0, opt_outs=0)
+
+
+def test_marketing_texts_are_capped_per_number_and_notices_are_not(sessions: sessionmaker[Session]) -> None:
+    """One marketing text per number in ``min_days_between`` days, whoever sends it; a notice (a
+    ticket number) is neither capped nor counted; a text that failed or was skipped does not count."""
+    def send(numbers: tuple[str, ...], at: datetime, kind: str = "marketing") -> store.BroadcastCreated:
+        return in_tx(sessions, store.create_broadcast, name="n", template="t", recipients=to(*numbers), actor="9001",
+                     now=at, kind=kind, min_days_between=7)
+
+    assert send(("13800000001", "13800000002"), NOW).queued == 2
+    (failed, _) = take(sessions, 2)
+    in_tx(sessions, store.finish_sms, failed.message_id, ok=False, reason="refused", now=NOW)  # 13800000001
+    again = send(("13800000001", "13800000002", "13800000003"), NOW + timedelta(days=6))
+    assert (again.queued, again.skipped) == (2, {"texted recently": 1})  # 0002 was sent; 0001 failed
+    notice = send(("13800000002",), NOW + timedelta(days=6), kind="notice")
+    assert (notice.queued, notice.skipped) == (1, {})
+    assert send(("13800000004",), NOW, kind="notice").queued == 1
+    assert send(("13800000004",), NOW + timedelta(hours=1)).queued == 1  # a notice does not count
+    later = send(("13800000002",), NOW + timedelta(days=13, hours=1))  # 7 days after the day-6 marketing text
+    assert (later.queued, later.skipped) == (1, {})
+    uncapped = in_tx(sessions, store.create_broadcast, name="n", template="t", recipients=to("13800000002"),
+                     actor="9001", now=NOW + timedelta(days=13, hours=2))
+    assert uncapped.queued == 1  # min_days_between 0 (the default): no cap
+    with pytest.raises(InvalidFieldError, match="^kind: "):
+        send(("13800000005",), NOW, kind="promo")
