@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 from callcenter.qa import RATING_MAX, QaCandidate
 from callcenter.settings import AgentSettings, QaItem
+from callcenter.spy_modes import SpyMode
 from callcenter.storage.dialer_records import LeadHolding
 from callcenter.storage.records import InvalidFieldError
 from callcenter.wallboard_page import clock_time, html_table
@@ -36,7 +37,7 @@ from callcenter.wallboard_page import clock_time, html_table
 __all__ = ["CampaignHoldings", "LeadView", "TeamAgent", "form_handout", "form_review", "form_sms",
            "render_lead_page"]
 
-SPY_MODES: Final = ("listen", "whisper", "barge")
+SPY_MODES: Final = tuple(mode.value for mode in SpyMode)
 _ON_A_CALL: Final = ("ringing", "on_call")
 
 _STYLE: Final = """

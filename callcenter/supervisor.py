@@ -29,9 +29,8 @@ to the AMI client and the clock it is given.
 
 from __future__ import annotations
 
-import enum
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -42,6 +41,7 @@ from callcenter.ami import actions
 from callcenter.ami.actions import AmiAction
 from callcenter.ami.codec import Message
 from callcenter.settings import AgentSettings, Settings
+from callcenter.spy_modes import CHANSPY_OPTIONS, SpyMode
 from callcenter.state.calls import CallState, Channel, ChannelState
 
 __all__ = [
@@ -59,35 +59,6 @@ __all__ = [
     "spy_action",
 ]
 
-
-class SpyMode(enum.Enum):
-    """What the supervisor does on the agent's call."""
-
-    LISTEN = "listen"
-    """Hear the agent and the customer; nobody hears the supervisor."""
-    WHISPER = "whisper"
-    """Hear both; only the agent hears the supervisor (coaching)."""
-    BARGE = "barge"
-    """Hear both; both hear the supervisor (joining the call)."""
-
-    @classmethod
-    def parse(cls, value: SpyMode | str) -> SpyMode:
-        """``listen``/``whisper``/``barge`` (or a SpyMode) -> SpyMode; ValueError otherwise."""
-        if isinstance(value, SpyMode):
-            return value
-        try:
-            return cls(value)
-        except ValueError:
-            choices = ", ".join(m.value for m in cls)
-            raise ValueError(f"unknown spy mode {value!r} (one of {choices})") from None
-
-
-CHANSPY_OPTIONS: Final[Mapping[SpyMode, str]] = {
-    SpyMode.LISTEN: "qEu",
-    SpyMode.WHISPER: "qwEu",
-    SpyMode.BARGE: "qBEu",
-}
-"""ChanSpy options for each mode (see the module docstring)."""
 
 DEFAULT_SUPERVISOR_CHANNEL: Final = "PJSIP/{endpoint}"
 """Where the supervisor is called: a template with ``{id}`` and ``{endpoint}``."""
