@@ -173,11 +173,12 @@ class SmsService(Service):
     def pump(self) -> None:
         """Hand the gateway as many queued messages as the rate allows now (one read at a
         time; nothing outside the sending window, or while AMI is down)."""
-        now = self.clock.seconds()
-        allowed = self._tokens.take(now)
-        if self._taking or not self.running or allowed <= 0 or not self._maybe_queued:
-            return
+        if self._taking or not self.running or not self._maybe_queued:
+            return  # tokens are spent only on a turn that can send: a slow read costs no rate
         if not in_window(self.sms.hours, self.zone, self._now()) or not self.ami.connected:
+            return
+        allowed = self._tokens.take(self.clock.seconds())
+        if allowed <= 0:
             return
         self._taking = True
 

@@ -232,10 +232,38 @@ def test_an_idle_queue_is_not_read_until_a_broadcast_comes(sessions: sessionmake
     for _ in range(20):
         clock.advance(0.5)
     assert takes == [1]  # one look finds nothing; then no SQL while idle
+    takes.clear()
     service.broadcast(name="通知", template="您好", actor="9001", phones=_phones(1))
     for _ in range(20):
         clock.advance(0.5)
-    assert takes == [1, 1, 1] and len(ami.sent) == 1  # its message, then one look finds the queue empty
+    assert takes == [2] and len(ami.sent) == 1  # one read: the second's worth of tokens kept while idle
+
+
+def test_a_slow_read_of_the_queue_costs_no_rate(sessions: sessionmaker[Session]) -> None:
+    """While one read of the queue is under way, the next turns wait without spending their
+    tokens, so the messages after a slow read still go at the configured rate."""
+    service, ami, clock, _ = _service(sessions)
+    service.broadcast(name="通知", template="您好", actor="9001", phones=_phones(8))
+    run = service.repository.run
+    held: list[tuple[Deferred[Any], Any]] = []
+
+    def slow(function: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
+        if function is sms_store.take_queued and not held:
+            d: Deferred[Any] = Deferred()
+            held.append((d, run(function, *args, **kwargs)))
+            return d
+        return run(function, *args, **kwargs)
+
+    service.repository.run = slow  # type: ignore[method-assign]
+    clock.advance(0.5)  # one token: a read of 1 starts and hangs
+    for _ in range(4):
+        clock.advance(0.5)  # 2 s: the tokens meanwhile are kept (up to one second's worth, 2)
+    assert ami.sent == []
+    d, result = held[0]
+    result.addCallback(d.callback)  # the read ends
+    assert len(ami.sent) == 1
+    clock.advance(0.5)
+    assert len(ami.sent) == 3  # the kept 2 at once, not 1
 
 
 def test_a_daemon_stopped_mid_send_marks_those_failed_at_start(sessions: sessionmaker[Session]) -> None:
