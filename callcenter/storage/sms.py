@@ -30,7 +30,7 @@ broadcast or call reaches it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -363,32 +363,36 @@ def campaign_contacts(
             for row in session.scalars(stmt.order_by(lead.id))]
 
 
-def _progress(row: models.SmsBroadcast, by_status: dict[str, int], skipped: dict[str, int]) -> BroadcastProgress:
-    return BroadcastProgress(
-        broadcast_id=row.id, name=row.name, campaign_id=row.campaign_id, created_by=row.created_by,
-        created_at=row.created_at, total=row.total,
-        by_status={status: by_status[status] for status in SMS_STATUSES if by_status.get(status)}, skipped=skipped,
-    )
+def _tally(counts: Iterable[tuple[str, str, int]]) -> tuple[dict[str, int], dict[str, int]]:
+    """From (status, reason, count) rows: the messages by status, in :data:`SMS_STATUSES` order
+    (only statuses some message has), and the skipped ones by reason (see :func:`_group_skipped`)."""
+    by_status: dict[str, int] = {}
+    reasons: list[tuple[str, int]] = []
+    for status, reason, count in counts:
+        by_status[status] = by_status.get(status, 0) + int(count)
+        if status == "skipped":
+            reasons.append((reason, int(count)))
+    return {s: by_status[s] for s in SMS_STATUSES if by_status.get(s)}, _group_skipped(reasons)
 
 
 def _progress_of(session: Session, rows: Sequence[models.SmsBroadcast]) -> list[BroadcastProgress]:
+    """Each broadcast with its messages by status and skip reason (one query for all)."""
     message = models.SmsMessage
-    ids = [row.id for row in rows]
-    by_status: dict[int, dict[str, int]] = {i: {} for i in ids}
-    reasons: dict[int, list[tuple[str, int]]] = {i: [] for i in ids}
-    if ids:
-        for broadcast_id, status, count in session.execute(
-            select(message.broadcast_id, message.status, func.count()).where(message.broadcast_id.in_(ids))
-            .group_by(message.broadcast_id, message.status)
+    counts: dict[int, list[tuple[str, str, int]]] = {row.id: [] for row in rows}
+    if counts:
+        for broadcast_id, status, reason, count in session.execute(
+            select(message.broadcast_id, message.status, message.reason, func.count())
+            .where(message.broadcast_id.in_(list(counts)))
+            .group_by(message.broadcast_id, message.status, message.reason)
         ):
-            by_status[broadcast_id][status] = int(count)
-        for broadcast_id, reason, count in session.execute(
-            select(message.broadcast_id, message.reason, func.count())
-            .where(message.broadcast_id.in_(ids), message.status == "skipped")
-            .group_by(message.broadcast_id, message.reason)
-        ):
-            reasons[broadcast_id].append((reason, int(count)))
-    return [_progress(row, by_status[row.id], _group_skipped(reasons[row.id])) for row in rows]
+            counts[broadcast_id].append((status, reason, int(count)))
+    progress = []
+    for row in rows:
+        by_status, skipped = _tally(counts[row.id])
+        progress.append(BroadcastProgress(
+            broadcast_id=row.id, name=row.name, campaign_id=row.campaign_id, created_by=row.created_by,
+            created_at=row.created_at, total=row.total, by_status=by_status, skipped=skipped))
+    return progress
 
 
 def broadcast_progress(session: Session, broadcast_id: int) -> BroadcastProgress:
@@ -580,17 +584,11 @@ def sms_report(session: Session, *, since: datetime, until: datetime) -> SmsRepo
     broadcast, message, reply = models.SmsBroadcast, models.SmsMessage, models.SmsReply
     in_period = select(broadcast.id).where(broadcast.created_at >= start, broadcast.created_at < end)
     count = session.scalar(select(func.count()).select_from(in_period.subquery())) or 0
-    by_status: dict[str, int] = {}
-    reasons: list[tuple[str, int]] = []
-    for status, reason, n in session.execute(
-            select(message.status, message.reason, func.count()).where(message.broadcast_id.in_(in_period))
-            .group_by(message.status, message.reason)):
-        by_status[status] = by_status.get(status, 0) + int(n)
-        if status == "skipped":
-            reasons.append((reason, int(n)))
+    by_status, skipped = _tally(session.execute(
+        select(message.status, message.reason, func.count()).where(message.broadcast_id.in_(in_period))
+        .group_by(message.status, message.reason)))
     replies = session.execute(
         select(func.count(), func.coalesce(func.sum(case((reply.opt_out, 1), else_=0)), 0))
         .where(reply.received_at >= start, reply.received_at < end)).one()
-    return SmsReport(broadcasts=int(count),
-                     by_status={s: by_status[s] for s in SMS_STATUSES if by_status.get(s)},
-                     skipped=_group_skipped(reasons), replies=int(replies[0]), opt_outs=int(replies[1]))
+    return SmsReport(broadcasts=int(count), by_status=by_status, skipped=skipped, replies=int(replies[0]),
+                     opt_outs=int(replies[1]))
