@@ -490,9 +490,6 @@ class ApiResource(Resource):
             raise ApiError(409, str(exc), None) from None
         return sending.addCallback(lambda record: {"fax": record})
 
-    def _sms_service(self) -> SmsService:
-        return _sms_on(self.sms)
-
     def _sms_broadcast(self, body: dict[str, Any]) -> Deferred[Any]:
         """``POST /api/sms/broadcasts`` (see :func:`send_broadcast`)."""
         return send_broadcast(self.engine, self.dialer, self.sms, body).addCallback(
@@ -575,14 +572,14 @@ class ApiResource(Resource):
         if path == ["qa", "sample"]:
             return self._qa_sample(request)
         if path == ["sms", "broadcasts"]:
-            return self._sms_service().recent(_int_arg(request, "limit", 20, 1, 1000)).addCallback(
+            return _sms_on(self.sms).recent(_int_arg(request, "limit", 20, 1, 1000)).addCallback(
                 lambda found: {"broadcasts": found})
         if len(path) == 3 and path[:2] == ["sms", "broadcasts"]:
             if not path[2].isdigit():
                 raise ApiError(400, f"expected a broadcast id, got {path[2]!r}", "id")
-            return self._sms_service().progress(int(path[2])).addCallback(lambda found: {"broadcast": found})
+            return _sms_on(self.sms).progress(int(path[2])).addCallback(lambda found: {"broadcast": found})
         if path == ["sms", "replies"]:
-            return self._sms_service().replies(_int_arg(request, "limit", 50, 1, 1000)).addCallback(
+            return _sms_on(self.sms).replies(_int_arg(request, "limit", 50, 1, 1000)).addCallback(
                 lambda found: {"replies": found})
         if path == ["faxes"]:
             if self.fax is None:
@@ -808,7 +805,6 @@ class _Page(Resource):
     to the page saying what happened (``msg``) or why not (``err``)."""
 
     isLeaf = True
-
 
     @staticmethod
     def _html(request: Request, status: int, text: str) -> bytes:
