@@ -51,6 +51,7 @@ from callcenter.storage.records import (
     NewCustomer,
     NewRecording,
     Recording,
+    _required_text,
     aware_datetime,
     canonical_phone,
     changed_fields,
@@ -435,12 +436,6 @@ def list_recent_call_records(
     return [_call_record(row) for row in session.scalars(stmt.limit(_limit(limit)))]
 
 
-def _agent_id(value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidFieldError("agent_id", f"expected an agent id, got {value!r}")
-    return value
-
-
 FOLLOW_UP_DAYS = 30
 """How far back :func:`follow_ups_due` looks: a follow-up overdue by more is not listed."""
 
@@ -456,7 +451,7 @@ def follow_ups_due(session: Session, agent_id: str, *, until: datetime, limit: i
     newer_call = (select(later.id).where(later.phone == record.phone, later.started_at > record.started_at)
                   .exists())
     stmt = (select(record)
-            .where(record.agent_id == _agent_id(agent_id), record.follow_up_at.is_not(None),
+            .where(record.agent_id == _required_text("agent_id", agent_id, 64), record.follow_up_at.is_not(None),
                    record.follow_up_at <= until, record.follow_up_at > until - timedelta(days=FOLLOW_UP_DAYS),
                    ~newer_call)
             .order_by(record.follow_up_at, record.id))
