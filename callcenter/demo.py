@@ -29,6 +29,7 @@ from typing import Any
 from twisted.internet import defer, task, threads
 
 from callcenter.ami import actions
+from callcenter.asterisk.render import lab_sms_gateway
 from callcenter.engine import Engine, RecordingPaths
 from callcenter.settings import Settings
 from callcenter.state.calls import (
@@ -232,7 +233,7 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
         metrics=replace(settings.metrics, port=0),
         database=replace(settings.database, url=f"sqlite:///{work / 'demo.sqlite3'}"),
         # the lab's SMS gateway is the lab Asterisk itself (docs/sms.md); the demo texts at any hour
-        sms=replace(settings.sms, gateway=f"{ep.sip_host}:{ep.sip_port}", hours=(day_time(0), day_time.max),
+        sms=replace(settings.sms, gateway=lab_sms_gateway(ep), hours=(day_time(0), day_time.max),
                     rate_per_second=20.0, signature="【演示公司】"),
     )
     dialer_yaml = work / "dialer.yaml"

@@ -27,6 +27,7 @@ from twisted.web.server import Site
 from callcenter.agents import LAB_INTERFACES, PJSIP_INTERFACES, MemberInterfaces
 from callcenter.agi.server import FastAgiFactory
 from callcenter.ami.client import AmiClient, AmiCredentials
+from callcenter.asterisk.render import lab_sms_gateway
 from callcenter.dialer.config import load_dialer_config, validate_against
 from callcenter.dialer.reload import ConfigWatcher, thread_reader
 from callcenter.dialer.service import DialerMetrics, DialerService
@@ -244,7 +245,7 @@ def settings_for_lab(settings: Settings, instance_name: str, cache_dir: Path | N
     instance = LabInstance.load(instance_name, instances)
     endpoints = instance.endpoints
     ami = replace(settings.ami, host=endpoints.ami_host, port=endpoints.ami_port)
-    sms = replace(settings.sms, gateway=f"{endpoints.sip_host}:{endpoints.sip_port}")  # as rendered for the lab
+    sms = replace(settings.sms, gateway=lab_sms_gateway(endpoints))  # as rendered for the lab
     return replace(settings, ami=ami, sms=sms), RecordingPaths(endpoints.recordings_dir, instance.recordings_dir)
 
 

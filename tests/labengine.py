@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from callcenter.asterisk.render import lab_sms_gateway
 from callcenter.cli import lab_project_files
 from callcenter.engine import RecordingPaths
 from callcenter.lab.instance import tcp_port_free
@@ -54,7 +55,7 @@ def engine_on_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_pa
     ep = handle.endpoints
     settings = replace(settings, ami=replace(settings.ami, port=handle.ami_port),
                        agi=replace(settings.agi, port=agi_port),
-                       sms=replace(settings.sms, gateway=f"{ep.sip_host}:{ep.sip_port}"))
+                       sms=replace(settings.sms, gateway=lab_sms_gateway(ep)))
     from twisted.internet import reactor
 
     services = make_service(settings, reactor, lab=lab_agents, dialer_config=dialer_config,

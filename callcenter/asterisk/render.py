@@ -14,12 +14,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from callcenter import __version__
 from callcenter.secrets import Secrets
 from callcenter.settings import Settings
 
-__all__ = ["AsteriskEndpoints", "ConfigRenderError", "dialplan_files", "render_project_config", "sms_gateway"]
+__all__ = ["AsteriskEndpoints", "ConfigRenderError", "dialplan_files", "lab_sms_gateway", "render_project_config",
+           "sms_gateway"]
 
 PROJECT_FILES = ("manager.conf", "extensions.conf", "queues.conf", "queuerules.conf", "pjsip.conf")
 
@@ -209,7 +211,7 @@ def render_pjsip(settings: Settings, secrets: Secrets, endpoints: AsteriskEndpoi
             ]
         else:
             lines += ["[sms-gateway]", "type = identify", "endpoint = sms-gateway",
-                      f"match = {gateway.rsplit(':', 1)[0] if gateway.count(':') == 1 else gateway}", ""]
+                      f"match = {gateway.partition(':')[0]}", ""]  # sms.gateway: host or host:port
     for agent in settings.agents:
         name = agent.endpoint
         caller = _safe(agent.name, f"agents[{agent.id}].name").replace('"', "'")
@@ -246,11 +248,21 @@ def render_pjsip(settings: Settings, secrets: Secrets, endpoints: AsteriskEndpoi
     return "\n".join(lines)
 
 
+class _SipAddress(Protocol):
+    @property
+    def sip_host(self) -> str: ...
+    @property
+    def sip_port(self) -> int: ...
+
+
+def lab_sms_gateway(endpoints: _SipAddress) -> str:
+    """The lab's SMS gateway: the lab Asterisk's own SIP address (docs/sms.md)."""
+    return f"{endpoints.sip_host}:{endpoints.sip_port}"
+
+
 def sms_gateway(settings: Settings, endpoints: AsteriskEndpoints) -> str:
     """``host[:port]`` of the SMS gateway; in the lab, the lab Asterisk itself ("" : none)."""
-    if endpoints.lab:
-        return f"{endpoints.sip_host}:{endpoints.sip_port}"
-    return settings.sms.gateway
+    return lab_sms_gateway(endpoints) if endpoints.lab else settings.sms.gateway
 
 
 def render_project_config(settings: Settings, secrets: Secrets, endpoints: AsteriskEndpoints) -> Mapping[str, str]:
