@@ -618,7 +618,7 @@ def _build(data: Mapping[str, Any], locs: Locations, root: Path, problems: list[
     )
 
 
-_HOURS = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])$|^([01][0-9]|2[0-3]):([0-5][0-9])-(24):(00)$")
+_HOURS = re.compile(r"^(?:[01][0-9]|2[0-3]):[0-5][0-9]-(?:(?:[01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")
 
 
 def _sms(reader: Reader) -> SmsSettings:
@@ -628,13 +628,15 @@ def _sms(reader: Reader) -> SmsSettings:
     sender = reader.text("sender", default.sender, re.compile(r"^[0-9]{3,20}$"), "3 to 20 digits")
     rate = reader.number("rate_per_second", default.rate_per_second, 0.1, 100.0)
     start, end = default.hours
-    if match := _HOURS.match(reader.text("hours", "08:00-21:00", _HOURS,
-                                         "HH:MM-HH:MM, e.g. 08:00-21:00 (00:00-24:00: all day)")):
-        h1, m1, h2, m2 = (int(g) for g in match.groups() if g is not None)
-        if (h1, m1) >= (h2, m2):
+    hours = reader.text("hours", "08:00-21:00", _HOURS, "HH:MM-HH:MM, e.g. 08:00-21:00 (00:00-24:00: all day)")
+    if _HOURS.match(hours):
+        first, last = hours.split("-")
+        # 24:00 is the end of the day: the last instant time can say
+        window = time.fromisoformat(first), time.max if last == "24:00" else time.fromisoformat(last)
+        if window[0] >= window[1]:
             reader.problem(("hours",), "must be a window within one day, its start before its end")
-        else:  # 24:00 is the end of the day: the last instant time can say
-            start, end = time(h1, m1), time.max if h2 == 24 else time(h2, m2)
+        else:
+            start, end = window
     sms = SmsSettings(
         gateway=gateway, sender=sender, rate_per_second=rate, hours=(start, end),
         signature=reader.text("signature", default.signature),
