@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 from callcenter.settings import AgentSettings
 from callcenter.storage.dialer_records import LeadToDial
 from callcenter.storage.records import CallRecord, Customer, InvalidFieldError
-from callcenter.wallboard_page import clock_time
+from callcenter.wallboard_page import clock_time, html_table
 
 __all__ = [
     "OUTCOMES",
@@ -55,6 +55,7 @@ h1 { font-size: 1.3em; } h2 { font-size: 1.1em; margin-top: 1.2em; }
 .state { font-weight: bold; } .msg { background: #e6f4e6; padding: .4em; } .err { background: #fbe3e3; padding: .4em; }
 form.inline { display: inline; margin-right: .5em; }
 table.facts td { padding: .15em .8em .15em 0; vertical-align: top; } table.facts td:first-child { color: #555; }
+th, td { padding: .15em .8em .15em 0; text-align: left; vertical-align: top; }
 label { display: block; margin-top: .4em; } input[type=text], textarea { width: 100%; max-width: 40em; }
 .vip { color: #b00; font-weight: bold; } .muted { color: #666; }
 """
@@ -182,9 +183,8 @@ def _follow_ups(view: AgentView, tz: ZoneInfo) -> str:
                     f"<td>{escape(record.ticket_number)}</td><td>{escape(record.customer_name or '')}</td>"
                     f"<td>{escape(record.phone or '')}</td><td>{escape(record.outcome or '')}</td>"
                     f"<td>{escape(record.description or '')}</td></tr>")
-    head = "".join(f"<th>{h}</th>" for h in ("due", "ticket", "customer", "phone", "outcome", "notes"))
-    return (f"<h2>Follow-ups due today ({len(rows)})</h2>"
-            f'<table class="facts"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    table = html_table(["due", "ticket", "customer", "phone", "outcome", "notes"], rows, "")
+    return (f"<h2>Follow-ups due today ({len(rows)})</h2>{table}"
             '<p class="muted">A follow-up leaves this list once the customer has been called again.</p>')
 
 
