@@ -113,15 +113,15 @@ class SmsService(Service):
     def broadcast(self, *, name: str, template: str, actor: str, campaign_id: int | None = None,
                   team: str | None = None, agent_id: str | None = None,
                   phones: Sequence[str] | None = None, contacts: Sequence[Contact] | None = None,
-                  policy: SmsPolicy | None = None, kind: str = "marketing") -> Deferred[store.BroadcastCreated]:
+                  kind: str = "marketing") -> Deferred[store.BroadcastCreated]:
         """Queue a broadcast to a campaign's leads (optionally those a team or an agent
         holds), to ``phones``, or to ``contacts`` (with their own fields). The template is
         checked and every text measured before anything is queued
         (:class:`~callcenter.sms.text.TemplateError` fails the Deferred); invalid, repeated
         and do-not-call numbers are kept as skipped rows, and so are numbers texted within
-        ``sms.min_days_between`` days for a ``marketing`` broadcast (a ``notice`` is not
-        capped). ``policy``: the site's by default."""
-        policy = policy or self.policy
+        ``sms.min_days_between`` days for a ``marketing`` broadcast. A ``notice`` is not
+        capped, and gets the signature but no opt-out note."""
+        policy = self.policy if kind == "marketing" else replace(self.policy, opt_out_note="")
         given = list(contacts or ()) + [Contact(phone=p) for p in phones or ()]
 
         def queue(session: Any) -> store.BroadcastCreated:
@@ -154,7 +154,7 @@ class SmsService(Service):
         the do-not-call list is still skipped."""
         contact = Contact(phone=phone, name=name, extra={"ticket": ticket, "agent": agent})
         return self.broadcast(name=f"ticket {ticket}", template=self.sms.ticket_template, actor=agent,
-                              contacts=[contact], policy=replace(self.policy, opt_out_note=""), kind="notice")
+                              contacts=[contact], kind="notice")
 
     def progress(self, broadcast_id: int) -> Deferred[store.BroadcastProgress]:
         result: Deferred[store.BroadcastProgress] = self.repository.run(store.broadcast_progress, broadcast_id)
