@@ -3,6 +3,7 @@
 ``db_url`` is an empty database: a SQLite file, or (marked ``postgres``) a fresh schema on
 the test session's PostgreSQL server (``tests/pgserver.py``); ``engine`` has it migrated to
 head; ``sessions`` makes sessions on it. A module may override ``db_url`` (e.g. SQLite only).
+``pg_sessions``: sessions on a migrated PostgreSQL schema only, for tests of its locking.
 """
 
 from __future__ import annotations
@@ -43,3 +44,13 @@ def engine(db_url: str) -> Iterator[sa.Engine]:
 def sessions(engine: sa.Engine) -> sessionmaker[Session]:
     """Sessions on the migrated database."""
     return make_session_factory(engine)
+
+
+@pytest.fixture
+def pg_sessions(postgres_schema_url: str) -> Iterator[sessionmaker[Session]]:
+    """Sessions on a fresh PostgreSQL schema migrated to head (tests marked ``postgres`` of
+    what only PostgreSQL does: row locks taken by concurrent transactions)."""
+    engine = create_engine_for(postgres_schema_url)
+    upgrade_database(engine)
+    yield make_session_factory(engine)
+    engine.dispose()

@@ -289,24 +289,19 @@ def test_concurrent_claimers_never_share_a_lead(sessions: sessionmaker[Session],
 
 
 @pytest.mark.postgres
-def test_postgres_open_claims_skip_each_others_leads(postgres_schema_url: str) -> None:
+def test_postgres_open_claims_skip_each_others_leads(pg_sessions: sessionmaker[Session]) -> None:
     """Two open transactions on PostgreSQL claim disjoint leads without waiting (SKIP LOCKED)."""
-    engine = create_engine_for(postgres_schema_url)
-    try:
-        upgrade_database(engine)
-        sessions = make_session_factory(engine)
-        (record,) = in_tx(sessions, store.sync_campaigns, [campaign()], now=NOW)
-        import_phones(sessions, record.id, phones(10))
-        with sessions() as first, sessions() as second:
-            a = store.claim_leads(first, record.id, limit=4, now=NOW)
-            b = store.claim_leads(second, record.id, limit=4, now=NOW)
-            assert not {x.lead_id for x in a} & {x.lead_id for x in b}
-            assert len(a) == len(b) == 4
-            first.commit()
-            second.rollback()
-        assert len(claim(sessions, record.id, 10)) == 6  # b's leads came back after its rollback
-    finally:
-        engine.dispose()
+    sessions = pg_sessions
+    (record,) = in_tx(sessions, store.sync_campaigns, [campaign()], now=NOW)
+    import_phones(sessions, record.id, phones(10))
+    with sessions() as first, sessions() as second:
+        a = store.claim_leads(first, record.id, limit=4, now=NOW)
+        b = store.claim_leads(second, record.id, limit=4, now=NOW)
+        assert not {x.lead_id for x in a} & {x.lead_id for x in b}
+        assert len(a) == len(b) == 4
+        first.commit()
+        second.rollback()
+    assert len(claim(sessions, record.id, 10)) == 6  # b's leads came back after its rollback
 
 
 # --- finishing attempts ---------------------------------------------------------------------
@@ -766,37 +761,32 @@ def test_a_claim_takes_only_the_leads_its_owners_hold(sessions: sessionmaker[Ses
 
 
 @pytest.mark.postgres
-def test_postgres_claim_skips_a_lead_taken_back_after_it_was_read(postgres_schema_url: str,
+def test_postgres_claim_skips_a_lead_taken_back_after_it_was_read(pg_sessions: sessionmaker[Session],
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A claim for agent 2101 reads its leads, then the team lead takes them back (committed)
     before the claim locks them: the lock re-checks who holds them, so none is dialed for 2101.
     (SQLite's BEGIN IMMEDIATE makes the two take turns; PostgreSQL re-reads the row.)"""
-    engine = create_engine_for(postgres_schema_url)
-    try:
-        upgrade_database(engine)
-        sessions = make_session_factory(engine)
-        (record,) = in_tx(sessions, store.sync_campaigns, [campaign()], now=NOW)
-        import_phones(sessions, record.id, phones(4))
-        in_tx(sessions, store.hand_out_to_team, record.id, "team1", 4, actor="9001", now=NOW)
-        in_tx(sessions, store.hand_out_to_agents, record.id, "team1", {"2101": 4}, actor="2100", now=NOW)
-        lock_waiting = store._lock_waiting
-        taken: list[int] = []
+    sessions = pg_sessions
+    (record,) = in_tx(sessions, store.sync_campaigns, [campaign()], now=NOW)
+    import_phones(sessions, record.id, phones(4))
+    in_tx(sessions, store.hand_out_to_team, record.id, "team1", 4, actor="9001", now=NOW)
+    in_tx(sessions, store.hand_out_to_agents, record.id, "team1", {"2101": 4}, actor="2100", now=NOW)
+    lock_waiting = store._lock_waiting
+    taken: list[int] = []
 
-        def take_back_first(session: Session, ids: Any, when: datetime, *args: Any) -> Any:
-            if ids and not taken:  # between the candidates' read and their lock
-                taken.append(in_tx(sessions, store.take_back, record.id, "team1", agents=["2101"], actor="2100",
-                                   now=NOW))
-            return lock_waiting(session, ids, when, *args)
+    def take_back_first(session: Session, ids: Any, when: datetime, *args: Any) -> Any:
+        if ids and not taken:  # between the candidates' read and their lock
+            taken.append(in_tx(sessions, store.take_back, record.id, "team1", agents=["2101"], actor="2100",
+                               now=NOW))
+        return lock_waiting(session, ids, when, *args)
 
-        monkeypatch.setattr(store, "_lock_waiting", take_back_first)
-        claimed = in_tx(sessions, store.claim_leads, record.id, limit=4, now=NOW,
-                        owners=Owners(agents=frozenset({"2101"})))
-        assert taken == [4] and claimed == []
-        holding = {(h.team, h.agent_id): (h.waiting, h.dialing) for h in in_tx(sessions, store.lead_holdings,
-                                                                                record.id)}
-        assert holding == {("team1", None): (4, 0)}
-    finally:
-        engine.dispose()
+    monkeypatch.setattr(store, "_lock_waiting", take_back_first)
+    claimed = in_tx(sessions, store.claim_leads, record.id, limit=4, now=NOW,
+                    owners=Owners(agents=frozenset({"2101"})))
+    assert taken == [4] and claimed == []
+    holding = {(h.team, h.agent_id): (h.waiting, h.dialing) for h in in_tx(sessions, store.lead_holdings,
+                                                                            record.id)}
+    assert holding == {("team1", None): (4, 0)}
 
 
 def test_hand_out_refuses_bad_arguments(sessions: sessionmaker[Session], campaign_id: int) -> None:

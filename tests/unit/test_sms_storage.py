@@ -20,10 +20,8 @@ from callcenter.storage import dialer, models
 from callcenter.storage import sms as store
 from callcenter.storage.db import (
     alembic_config,
-    create_engine_for,
     current_revision,
     head_revision,
-    make_session_factory,
     upgrade_database,
 )
 from callcenter.storage.dialer_records import LeadRow
@@ -272,23 +270,18 @@ def test_concurrent_takers_never_share_a_message(sessions: sessionmaker[Session]
 
 
 @pytest.mark.postgres
-def test_postgres_open_takes_skip_each_others_messages(postgres_schema_url: str) -> None:
+def test_postgres_open_takes_skip_each_others_messages(pg_sessions: sessionmaker[Session]) -> None:
     """Two open transactions on PostgreSQL take disjoint messages without waiting (SKIP LOCKED)."""
-    engine = create_engine_for(postgres_schema_url)
-    try:
-        upgrade_database(engine)
-        sessions = make_session_factory(engine)
-        broadcast(sessions, to(*phones(10)))
-        with sessions() as first, sessions() as second:
-            a = store.take_queued(first, limit=4, now=NOW)
-            b = store.take_queued(second, limit=4, now=NOW)
-            assert not {x.message_id for x in a} & {x.message_id for x in b}
-            assert len(a) == len(b) == 4
-            first.commit()
-            second.rollback()
-        assert len(take(sessions, 10)) == 6  # b's messages came back after its rollback
-    finally:
-        engine.dispose()
+    sessions = pg_sessions
+    broadcast(sessions, to(*phones(10)))
+    with sessions() as first, sessions() as second:
+        a = store.take_queued(first, limit=4, now=NOW)
+        b = store.take_queued(second, limit=4, now=NOW)
+        assert not {x.message_id for x in a} & {x.message_id for x in b}
+        assert len(a) == len(b) == 4
+        first.commit()
+        second.rollback()
+    assert len(take(sessions, 10)) == 6  # b's messages came back after its rollback
 
 
 def test_finish_sms_records_sent_or_failed_once(sessions: sessionmaker[Session]) -> None:
