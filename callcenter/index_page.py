@@ -34,7 +34,7 @@ def render_index(site: str, teams: Sequence[TeamSettings], people: Sequence[Agen
         f"<title>{escape(site)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{escape(site)}</h1>",
         (f"<p>{_link('/wallboard', 'Wallboard')} (queues, agents, campaigns live) &middot; "
-        f"{_link('/reports', 'Reports')} (calls, commission, QA) &middot; "
+        f"{_link('/reports', 'Reports')} (calls, commission, QA, texts) &middot; "
         f"<span class=muted>{_link('/api/health', 'health')}, {_link('/metrics', 'metrics')}</span></p>"),
         "<h2>Team leads and managers</h2>",
         '<ul class="people">' + "".join(

@@ -1,11 +1,12 @@
-"""The reports page: the call report, sales commission and QA scores of a period, for management.
+"""The reports page: the call report, sales commission, QA scores and texts of a period, for management.
 
 ``GET /reports?from=DAY&to=DAY&by=day|agent|queue`` (served by
 :class:`callcenter.http_api.ReportsPage`) shows on one page, for the management terminals,
 what ``callcenter report calls | commission | qa`` print and ``/api/reports/...`` return:
 the same reports (:mod:`callcenter.reports`, :mod:`callcenter.commission`,
 :mod:`callcenter.qa`), laid out by the CLI's own table functions, with a form to pick the
-period and the grouping. Pure: :func:`render_reports_page` turns the three results into HTML.
+period and the grouping; and the period's SMS broadcasts and replies (``/api/reports/sms``).
+Pure: :func:`render_reports_page` turns the results into HTML.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ pre { background: #f6f6f6; padding: .6em; overflow-x: auto; } .err { background:
 
 @dataclass(frozen=True)
 class ReportsView:
-    """The period asked for and the three reports of it (None: not read, see ``error``)."""
+    """The period asked for and the reports of it (None: not read, see ``error``)."""
 
     site: str
     timezone: str
