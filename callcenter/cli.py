@@ -118,13 +118,22 @@ def cmd_recordings_purge(args: argparse.Namespace) -> int:
 
 
 def _api(settings: Settings, method: str, path: str, body: dict[str, str] | None = None) -> tuple[int, Any]:
-    """Call the running daemon's JSON API; return (status, decoded body)."""
+    """Call the running daemon's JSON API as the host (its API token); return (status, decoded body)."""
+    from callcenter.secrets import load_or_create_secrets
+
     host = "127.0.0.1" if settings.http.bind in ("0.0.0.0", "") else settings.http.bind
-    return call_api(host, settings.http.port, method, path, body)
+    try:
+        token = load_or_create_secrets(settings.site.state_dir, [a.id for a in settings.agents]).api_token
+    except OSError as exc:
+        return 0, {"error": f"cannot read the API token in {settings.site.state_dir}/secrets.yaml "
+                            f"(run as the daemon's user): {exc}", "field": None}
+    return call_api(host, settings.http.port, method, path, body, token=token)
 
 
-def call_api(host: str, port: int, method: str, path: str, body: Mapping[str, Any] | None = None) -> tuple[int, Any]:
-    """One request to the daemon's JSON API at ``host:port`` (blocking: not on the reactor).
+def call_api(host: str, port: int, method: str, path: str, body: Mapping[str, Any] | None = None, *,
+             token: str | None = None) -> tuple[int, Any]:
+    """One request to the daemon's JSON API at ``host:port`` (blocking: not on the reactor),
+    signed in with the host's API ``token`` (docs/web-access.md).
 
     Returns (status, decoded body); an unreachable daemon is status 0 with the reason.
     """
@@ -134,8 +143,10 @@ def call_api(host: str, port: int, method: str, path: str, body: Mapping[str, An
 
     url = f"http://{host}:{port}/api/{path}"
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"content-type": "application/json"})
+    headers = {"content-type": "application/json"}
+    if token is not None:
+        headers["authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.load(response)
@@ -247,6 +258,34 @@ def cmd_supervisor(args: argparse.Namespace) -> int:
     settings = _settings(args)
     body = {"supervisor": args.supervisor, "agent": args.agent, "mode": args.mode}
     return _report(*_api(settings, "POST", "supervisor/spy", body))
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    """``callcenter web password|remove ID``: a person's web password (docs/web-access.md)."""
+    from callcenter.secrets import set_web_password
+    from callcenter.web_access import hash_password, new_password, password_problem
+
+    settings = _settings(args)
+    person = settings.people.get(args.person)
+    if person is None:
+        print(f"callcenter web {args.web_command}: person: no {args.person!r} among the configured people "
+              "(config/agents.yaml)", file=sys.stderr)
+        return 1
+    if args.web_command == "remove":
+        set_web_password(settings.site.state_dir, person.id, None)
+        print(f"{person.id} ({person.name}) has no web password now: they cannot sign in to the pages or the API")
+        return 0
+    password = sys.stdin.readline().rstrip("\r\n") if args.stdin else new_password()
+    problem = password_problem(password)
+    if problem is not None:
+        print(f"callcenter web password: standard input: {problem}", file=sys.stderr)
+        return 1
+    set_web_password(settings.site.state_dir, person.id, hash_password(password))
+    shown = "" if args.stdin else f": {password}"
+    print(f"web password of {person.id} ({person.name}, {person.role}) set{shown}")
+    if not args.stdin:
+        print("hand it to them; only its hash is kept (var/secrets.yaml), so it is not shown again")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -403,6 +442,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("agent", help="the agent's id")
     p.add_argument("--mode", choices=("listen", "whisper", "barge"), default="listen")
     p.set_defaults(func=cmd_supervisor)
+
+    web = sub.add_parser("web", help="sign-in to the pages and the API (docs/web-access.md)").add_subparsers(
+        dest="web_command", required=True)
+    p = web.add_parser("password", help="set a person's web password: a new random one, printed once")
+    p.add_argument("person", help="the person's id (config/agents.yaml)")
+    p.add_argument("--stdin", action="store_true", help="read the password from standard input instead")
+    p.set_defaults(func=cmd_web)
+    p = web.add_parser("remove", help="remove a person's web password: they can no longer sign in")
+    p.add_argument("person", help="the person's id")
+    p.set_defaults(func=cmd_web)
 
     recordings = sub.add_parser("recordings", help="call recordings").add_subparsers(
         dest="recordings_command", required=True)

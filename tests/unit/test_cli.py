@@ -50,3 +50,38 @@ def test_check_config_yaml_syntax_error(tmp_path: Path, capsys: pytest.CaptureFi
     bad.write_text("site:\n  name: 'unterminated\n")
     assert main(["--config-dir", str(ROOT / "config"), "--config", str(bad), "check-config"]) == 1
     assert f"{bad}:" in capsys.readouterr().err
+
+
+def test_web_password_set_printed_once_and_removed(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """`callcenter web password ID` prints a new password once and keeps only its hash;
+    --stdin sets a chosen one (too short is refused, naming why); an unknown id is named;
+    `web remove` takes sign-in away."""
+    import io
+
+    from callcenter.secrets import read_web_passwords
+    from callcenter.web_access import check_password
+
+    override = tmp_path / "site.yaml"
+    override.write_text(f"site:\n  state_dir: {tmp_path / 'var'}\n")
+    base = ["--config-dir", str(ROOT / "config"), "--config", str(override), "web"]
+    assert main([*base, "password", "2101"]) == 0
+    out = capsys.readouterr().out
+    password = out.splitlines()[0].rsplit(": ", 1)[1]
+    assert out.startswith("web password of 2101 (Agent 2101, agent) set: ") and "only its hash is kept" in out
+    stored = read_web_passwords(tmp_path / "var")["2101"]
+    assert password not in (tmp_path / "var" / "secrets.yaml").read_text()
+    assert check_password(stored, password)
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main([*base, "password", "8001", "--stdin"]) == 1
+    assert "standard input: a password has at least 10 characters, got 5" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("the lead's own password\n"))
+    assert main([*base, "password", "8001", "--stdin"]) == 0
+    assert capsys.readouterr().out == "web password of 8001 (Team lead 1, lead) set\n"
+    assert check_password(read_web_passwords(tmp_path / "var")["8001"], "the lead's own password")
+
+    assert main([*base, "password", "7777"]) == 1
+    assert "person: no '7777' among the configured people (config/agents.yaml)" in capsys.readouterr().err
+    assert main([*base, "remove", "2101"]) == 0
+    assert set(read_web_passwords(tmp_path / "var")) == {"8001"}
