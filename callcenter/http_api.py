@@ -3,7 +3,11 @@
 team lead's page (``GET /lead/<id>``: :class:`LeadPage`), the reports (``GET /reports``:
 :class:`ReportsPage`) and the front page linking them (``GET /``: :class:`IndexPage`).
 
-Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/404):
+Every request reaches these resources through the sign-in guard
+(:mod:`callcenter.web_guard`, docs/web-access.md); a signed-in person acts only as
+themselves (:func:`_act_as_signed_in`).
+
+Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/403/404):
 
 * ``GET /api/health``: AMI connection, reconnects, resyncs, live channels and calls;
 * ``GET /api/calls``: calls in progress (from the call-state model);
@@ -138,6 +142,8 @@ from callcenter.storage.repository import NotFoundError, list_recordings_for_cal
 from callcenter.storage.sms import BroadcastCreated
 from callcenter.supervisor import AgentNotOnCall, NotPermitted, SpyFailed
 from callcenter.wallboard_page import Board, render_wallboard
+from callcenter.web_access import actor_field, actor_refusal
+from callcenter.web_guard import caller_of
 
 __all__ = ["ApiError", "ApiResource"]
 
@@ -233,6 +239,21 @@ def _named(engine: Engine, request: Request) -> tuple[AgentSettings | None, list
     """(the configured person the path's first segment names, or None; the path)."""
     path = _path(request)
     return (engine.settings.people.get(path[0]) if path else None), path
+
+
+def _act_as_signed_in(request: Request, path: list[str], body: dict[str, Any], method: str = "POST") -> None:
+    """A signed-in person acts as themselves: the route's actor field (``by``, ``agent``,
+    ``reviewer``, ``supervisor``) is filled in with their id when left out, and refused
+    (403) when it names someone else. The host's API token acts for whoever is named."""
+    caller = caller_of(request)
+    field = actor_field(method, path)
+    if caller is None or caller.person is None or field is None:
+        return
+    if body.get(field) in (None, ""):
+        body[field] = caller.person.id
+    reason = actor_refusal(caller, body[field])
+    if reason is not None:
+        raise ApiError(403, reason, field)
 
 
 def _running(dialer: DialerService | None) -> DialerService:
@@ -408,6 +429,7 @@ class ApiResource(Resource):
         path = _path(request)
         try:
             body = self._json_body(request)
+            _act_as_signed_in(request, path, body)
         except ApiError as exc:
             return self._error(request, exc)
         result = maybeDeferred(self._post, path, body)
@@ -503,7 +525,9 @@ class ApiResource(Resource):
     def _qa_sample(self, request: Request) -> Deferred[Any]:
         """``GET /api/qa/sample?reviewer=ID&day=DAY``: the calls a reviewer is offered that day."""
         settings = self.engine.settings
-        reviewer = _arg(request, "reviewer")
+        query = {"reviewer": _arg(request, "reviewer")}
+        _act_as_signed_in(request, ["qa", "sample"], query, method="GET")
+        reviewer = query["reviewer"]
         if not reviewer:
             raise ApiError(400, "expected the reviewer's agent id", "reviewer")
         try:

@@ -78,6 +78,9 @@ class EngineMetrics:
         self.agi_sessions = Counter("callcenter_agi_sessions", "FastAGI sessions", ["script"], registry=registry)
         self.ivr_full = Counter("callcenter_ivr_full", "hotline callers who found every IVR channel taken "
                                 "(ivr.channels) and were queued without the menus", registry=registry)
+        self.http_refused = Counter("callcenter_http_refused", "HTTP requests refused by the sign-in guard: "
+                                    "signin (no or wrong credentials), forbidden (not theirs to open)", ["reason"],
+                                    registry=registry)
         self.agi_errors = Counter("callcenter_agi_errors", "FastAGI sessions that ended in an error", ["script"],
                                   registry=registry)
         self.staffing_agents_needed = Gauge(

@@ -20,6 +20,7 @@ from twisted.application.internet import TCPServer, backoffPolicy
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Site
@@ -47,6 +48,7 @@ from callcenter.settings import ConfigError, Settings
 from callcenter.sms.service import SmsService
 from callcenter.storage.db import create_engine_for, upgrade_database
 from callcenter.storage.repository import Repository, make_threadpool
+from callcenter.web_guard import SignInGuard
 
 __all__ = ["EngineServices", "database_url", "make_service", "run_daemon"]
 
@@ -99,6 +101,8 @@ class EngineServices:
     dialer: DialerService | None = None
     fax: FaxService | None = None
     sms: SmsService | None = None
+    api_token: str = ""
+    """The host's credential on the HTTP port (the CLI's; docs/web-access.md)."""
 
     @staticmethod
     def _port(server: TCPServer) -> int:
@@ -205,7 +209,11 @@ def make_service(
     api_root.putChild(b"lead", LeadPage(engine, dialer, sms))
     api_root.putChild(b"reports", ReportsPage(engine))
     api_root.putChild(b"metrics", MetricsResource(registry=registry))
-    http_server = TCPServer(settings.http.port, Site(api_root), interface=settings.http.bind)
+    guard = SignInGuard(  # nothing from the network reaches a page or route without signing in
+        api_root, lambda: settings.people, api_token=secrets.api_token, state_dir=settings.site.state_dir,
+        run_blocking=lambda f, *args: deferToThreadPool(reactor, reactor.getThreadPool(), f, *args),
+        on_refused=lambda reason: metrics.http_refused.labels(reason).inc())
+    http_server = TCPServer(settings.http.port, Site(guard), interface=settings.http.bind)
     http_server.setName("http")
     http_server.setServiceParent(root)
 
@@ -214,7 +222,8 @@ def make_service(
     metrics_server.setName("metrics")
     metrics_server.setServiceParent(root)
 
-    return EngineServices(root, engine, ami, agi_server, http_server, metrics_server, registry, dialer, fax, sms)
+    return EngineServices(root, engine, ami, agi_server, http_server, metrics_server, registry, dialer, fax, sms,
+                          api_token=secrets.api_token)
 
 
 def _dialer(settings: Settings, path: Path, reactor: Any, ami: AmiClient, repository: Repository,
