@@ -289,7 +289,7 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
                 if live:
                     dispositioned = live[0]
                     status, body = await _api(
-                        reactor, services.http_port, "POST", f"call-records/{dispositioned.ticket_number}/disposition",
+                        reactor, services, "POST", f"call-records/{dispositioned.ticket_number}/disposition",
                         {"agent": dispositioned.agent_id, "outcome": "resolved", "issue_type": "billing",
                          "notes": "asked about the November invoice; explained the charges"})
                     if status != 200:
@@ -299,7 +299,7 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
                     _say(f"agent {dispositioned.agent_id} sets the disposition of {dispositioned.ticket_number} "
                          f"during the call (POST /api/call-records/<ticket>/disposition): outcome "
                          f"{saved['outcome']}, issue {saved['issue_type']}, notes {saved['description']!r}")
-                    status, page = await _page(reactor, services.http_port, f"agent/{dispositioned.agent_id}")
+                    status, page = await _page(reactor, services, f"agent/{dispositioned.agent_id}")
                     html = page.decode("utf-8", "replace")
                     if status != 200 or f"Call {dispositioned.ticket_number}" not in html \
                             or "<td>Outcome</td><td>resolved</td>" not in html:
@@ -307,6 +307,12 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
                         return 1
                     _say(f"agent {dispositioned.agent_id}'s page (GET /agent/{dispositioned.agent_id}) shows the "
                          f"screen pop of {dispositioned.ticket_number} with its outcome and the disposition form")
+                    status, _ = await _page(reactor, services, f"agent/{dispositioned.agent_id}", signed_in=False)
+                    if status != 401:
+                        _say(f"FAILED: GET /agent/{dispositioned.agent_id} without signing in: HTTP {status}, not 401")
+                        return 1
+                    _say(f"without signing in, the same page answers HTTP {status} (agents sign in with the web "
+                         "password `callcenter web password ID` gives them; the demo uses the host's API token)")
             hotline_now = next(v for v in engine.queue_views() if v["queue"] == "hotline")
             if hotline_now["waiting"] > most_waiting:
                 most_waiting = hotline_now["waiting"]
@@ -338,7 +344,7 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
             return 1
         _say("hotline part complete: every call went through the IVR to an agent, was recorded, rated 5 in "
              "the survey and written as a call record")
-        status, body = await _api(reactor, services.http_port, "GET", "queues")
+        status, body = await _api(reactor, services, "GET", "queues")
         hotline = next(q for q in body["queues"] if q["queue"] == "hotline") if status == 200 else None
         if hotline is None or hotline["answered"] < calls:
             _say(f"FAILED: GET /api/queues: HTTP {status} {body}")
@@ -354,7 +360,7 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
             return 1
         _say(f"after the hangup {kept.ticket_number} keeps the agent's disposition: outcome {kept.outcome}, "
              f"issue {kept.issue_type} (the IVR's topic did not overwrite it), talk {kept.talk_seconds} s")
-        if not await _quality_review(reactor, services.http_port):
+        if not await _quality_review(reactor, services):
             return 1
         if not await _faxes(reactor, services, runtime, instance):
             return 1
@@ -362,7 +368,7 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
             return 1
         if not await _sms(reactor, services):
             return 1
-        status, body = await _api(reactor, services.http_port, "GET", "reports/calls?by=queue")
+        status, body = await _api(reactor, services, "GET", "reports/calls?by=queue")
         total = body["lines"][-1] if status == 200 else None
         if total is None or total["inbound"] < calls or total["csat_responses"] < calls:
             _say(f"FAILED: GET /api/reports/calls: HTTP {status} {body}")
@@ -379,23 +385,29 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
         await stop_everything()
 
 
-def _api(reactor: Any, port: int, method: str, path: str,
+def _api(reactor: Any, services: Any, method: str, path: str,
          body: dict[str, Any] | None = None) -> defer.Deferred[tuple[int, Any]]:
-    """The running daemon's HTTP API, called as a client would (cli.call_api, in a thread)."""
+    """The running daemon's HTTP API, called as the CLI would (cli.call_api with the host's
+    API token, in a thread)."""
     from callcenter.cli import call_api
 
-    return threads.deferToThreadPool(reactor, reactor.getThreadPool(), call_api, "127.0.0.1", port, method, path,
-                                     body)
+    return threads.deferToThreadPool(reactor, reactor.getThreadPool(), call_api, "127.0.0.1", services.http_port,
+                                     method, path, body, token=services.api_token)
 
 
-def _page(reactor: Any, port: int, path: str) -> defer.Deferred[tuple[int, bytes]]:
-    """One of the daemon's pages (or a recording they play), fetched as a browser would (in a thread)."""
+def _page(reactor: Any, services: Any, path: str, *,
+          signed_in: bool = True) -> defer.Deferred[tuple[int, bytes]]:
+    """One of the daemon's pages (or a recording they play), fetched as a browser would (in a
+    thread), signed in with the host's API token unless ``signed_in`` is false."""
     import urllib.error
     import urllib.request
 
+    headers = {"authorization": f"Bearer {services.api_token}"} if signed_in else {}
+
     def fetch() -> tuple[int, bytes]:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/{path}", timeout=10) as response:
+            request = urllib.request.Request(f"http://127.0.0.1:{services.http_port}/{path}", headers=headers)
+            with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, response.read()
         except urllib.error.HTTPError as exc:
             return exc.code, b""
@@ -405,14 +417,14 @@ def _page(reactor: Any, port: int, path: str) -> defer.Deferred[tuple[int, bytes
     return threads.deferToThreadPool(reactor, reactor.getThreadPool(), fetch)
 
 
-async def _quality_review(reactor: Any, port: int) -> bool:
+async def _quality_review(reactor: Any, services: Any) -> bool:
     """A manager takes today's QA sample of recorded calls and scores the first one (over HTTP)."""
-    status, sample = await _api(reactor, port, "GET", "qa/sample?reviewer=9001")
+    status, sample = await _api(reactor, services, "GET", "qa/sample?reviewer=9001")
     if status != 200 or not sample["calls"]:
         _say(f"FAILED: GET /api/qa/sample: HTTP {status} {sample}")
         return False
     call = sample["calls"][0]
-    status, audio = await _page(reactor, port, f"lead/9001/recording/{call['ticket']}")
+    status, audio = await _page(reactor, services, f"lead/9001/recording/{call['ticket']}")
     if status != 200 or not audio.startswith(b"RIFF") or len(audio) <= 44:
         _say(f"FAILED: GET /lead/9001/recording/{call['ticket']}: HTTP {status}, {len(audio)} bytes")
         return False
@@ -420,7 +432,7 @@ async def _quality_review(reactor: Any, port: int) -> bool:
          f"{len(audio)} bytes of WAV")
     ratings = {item["id"]: 4 for item in sample["scorecard"]}
     ratings["close"] = 3
-    status, body = await _api(reactor, port, "POST", f"call-records/{call['ticket']}/qa",
+    status, body = await _api(reactor, services, "POST", f"call-records/{call['ticket']}/qa",
                              {"reviewer": "9001", "ratings": ratings, "comment": "clear and friendly; sum up first"})
     if status != 200:
         _say(f"FAILED: POST /api/call-records/{call['ticket']}/qa: HTTP {status} {body}")
@@ -440,7 +452,7 @@ async def _faxes(reactor: Any, services: Any, runtime: Any, instance: Any) -> bo
     number = services.engine.settings.fax.number
     _say(f"fax: a fax machine (02098765432) calls the fax number {number}; the daemon faxes {host.name} to "
          "19900070001 (POST /api/faxes)")
-    status, body = await _api(reactor, services.http_port, "POST", "faxes", {"to": "19900070001", "file": str(host)})
+    status, body = await _api(reactor, services, "POST", "faxes", {"to": "19900070001", "file": str(host)})
     if status != 200:
         _say(f"FAILED: POST /api/faxes: HTTP {status} {body}")
         return False
@@ -449,7 +461,7 @@ async def _faxes(reactor: Any, services: Any, runtime: Any, instance: Any) -> bo
     await services.ami.originate(action, timeout=30)
     filed: list[Any] = []
     for _ in range(180):  # a page takes 10 to 20 s
-        status, listed = await _api(reactor, services.http_port, "GET", "faxes?limit=10")
+        status, listed = await _api(reactor, services, "GET", "faxes?limit=10")
         filed = [f for f in listed.get("faxes", []) if f["status"] != "SENDING"] if status == 200 else []
         if len(filed) >= 2:
             break
@@ -492,13 +504,13 @@ async def _campaign(reactor: Any, services: Any, settings: Settings) -> bool:
                                            source_file="demo", actor="demo", now=datetime.now(UTC))
     _say(f"{imported.rows_ok} leads imported")
     # the morning hand-out, over the HTTP API as a manager's and a team lead's screens do it
-    status, body = await _api(reactor, services.http_port, "POST", f"dialer/{CAMPAIGN}/handout",
+    status, body = await _api(reactor, services, "POST", f"dialer/{CAMPAIGN}/handout",
                               {"by": "9001", "team": "team1", "count": imported.rows_ok})
     if status != 200:
         _say(f"FAILED: POST /api/dialer/{CAMPAIGN}/handout (to team1): HTTP {status} {body}")
         return False
     _say(f"IT (manager 9001) hands {body['given']['team1']} leads to team1 (POST /api/dialer/{CAMPAIGN}/handout)")
-    status, body = await _api(reactor, services.http_port, "POST", f"dialer/{CAMPAIGN}/handout",
+    status, body = await _api(reactor, services, "POST", f"dialer/{CAMPAIGN}/handout",
                               {"by": "8001", "team": "team1", "agents": list(CAMPAIGN_AGENTS)})
     if status != 200:
         _say(f"FAILED: POST /api/dialer/{CAMPAIGN}/handout (to agents): HTTP {status} {body}")
@@ -540,7 +552,7 @@ async def _sms(reactor: Any, services: Any) -> bool:
     """Team lead 8001 texts the leads team1 holds (over HTTP); the lab's simulated network
     delivers them, and the handsets ending in 7 reply "T" (onto the DNC list), in 8 a sentence."""
     print()
-    status, body = await _api(reactor, services.http_port, "POST", "sms/broadcasts", {
+    status, body = await _api(reactor, services, "POST", "sms/broadcasts", {
         "by": "8001", "name": "spring offer", "campaign": CAMPAIGN, "team": "team1",
         "template": "{name}您好，感谢您今天接听，春季套餐八折，详询4008001234。"})
     if status != 200:
@@ -553,9 +565,9 @@ async def _sms(reactor: Any, services: Any) -> bool:
     replies: list[dict[str, Any]] = []
     for _ in range(60):
         await task.deferLater(reactor, 0.5, lambda: None)
-        status, body = await _api(reactor, services.http_port, "GET", f"sms/broadcasts/{created['broadcast_id']}")
+        status, body = await _api(reactor, services, "GET", f"sms/broadcasts/{created['broadcast_id']}")
         progress = body.get("broadcast", {}) if status == 200 else {}
-        status, body = await _api(reactor, services.http_port, "GET", "sms/replies")
+        status, body = await _api(reactor, services, "GET", "sms/replies")
         replies = body.get("replies", []) if status == 200 else []
         if progress.get("by_status", {}).get("sent") == created["queued"] and len(replies) >= 8:
             break
@@ -567,7 +579,7 @@ async def _sms(reactor: Any, services: Any) -> bool:
     if example is not None:
         callbacks = 0
         for _ in range(20):  # each reply is a call-back request, queued in the dialer's thread
-            status, body = await _api(reactor, services.http_port, "GET", "dialer/demo-callbacks/holdings")
+            status, body = await _api(reactor, services, "GET", "dialer/demo-callbacks/holdings")
             callbacks = sum(h["waiting"] for h in body.get("holdings", [])) if status == 200 else 0
             if callbacks >= len(replies) - len(opted_out):
                 break

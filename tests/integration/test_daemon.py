@@ -7,6 +7,7 @@ recording files they leave, and a clean stop on SIGTERM.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,6 +53,21 @@ def _callcenter(*args: str, env: dict[str, str] | None = None, timeout: float = 
             raise AssertionError(f"callcenter {' '.join(args)} still running after {timeout:.0f} s; "
                                  f"it printed:\n{out}{err}") from None
     return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+def _web_password(site: Path, person: str) -> str:
+    """``callcenter web password PERSON``: the new password it prints once."""
+    made = _callcenter("--config", str(site), "web", "password", person, timeout=30)
+    assert made.returncode == 0, made.stdout + made.stderr
+    return made.stdout.splitlines()[0].rsplit(": ", 1)[1]
+
+
+def _open(url: str, as_: tuple[str, str] | None, data: bytes | None = None, method: str | None = None) -> Any:
+    """``urlopen`` as a browser signed in as ``as_`` (id, web password; HTTP Basic)."""
+    headers = {}
+    if as_ is not None:
+        headers["authorization"] = "Basic " + base64.b64encode(f"{as_[0]}:{as_[1]}".encode()).decode()
+    return urllib.request.urlopen(urllib.request.Request(url, data=data, method=method, headers=headers), timeout=10)
 
 
 def _needs_root() -> None:
@@ -101,6 +118,7 @@ def test_demo_places_real_calls_that_become_call_records_with_recordings(tmp_pat
     assert "40 leads imported" in out
     assert "IT (manager 9001) hands 40 leads to team1" in out
     assert "'s page (GET /agent/" in out and "shows the screen pop of GD" in out, out
+    assert "without signing in, the same page answers HTTP 401" in out, out
     assert "the manager's page plays the recording of GD" in out, out
     assert "team lead 8001 shares them: 2103 10, 2104 10, 2105 10, 2106 10;" in out
     campaign_pops = [line for line in out.splitlines() if "screen pop on agent" in line and "campaign demo-campaign" in line]
@@ -186,6 +204,8 @@ def test_daemon_drives_a_lab_instance_and_stops_cleanly_on_sigterm(tmp_path: Pat
     if up.returncode != 0:
         lab_unavailable(up.stdout + up.stderr)
     log = tmp_path / "daemon.log"
+    agent, lead, manager = (("2101", _web_password(site, "2101")), ("8001", _web_password(site, "8001")),
+                            ("9001", _web_password(site, "9001")))
     try:
         with log.open("w") as handle:
             daemon = subprocess.Popen([sys.executable, "-m", "callcenter.cli", "--config", str(site), "run",
@@ -208,12 +228,22 @@ def test_daemon_drives_a_lab_instance_and_stops_cleanly_on_sigterm(tmp_path: Pat
                 text = response.read().decode()
             assert "callcenter_ami_connected 1.0" in text
             assert 'callcenter_queue_callers_waiting{queue="hotline"} 0.0' in text
-            with urllib.request.urlopen(f"http://127.0.0.1:{http}/api/queues", timeout=2) as response:
+            # nothing but health and metrics without signing in (docs/web-access.md)
+            with pytest.raises(urllib.error.HTTPError) as info:
+                _open(f"http://127.0.0.1:{http}/api/queues", None)
+            assert info.value.code == 401 and info.value.headers["WWW-Authenticate"].startswith("Basic")
+            with pytest.raises(urllib.error.HTTPError) as info:
+                _open(f"http://127.0.0.1:{http}/api/queues", ("2101", "not the password"))
+            assert json.load(info.value) == {"error": "wrong agent id or password", "field": None}
+            with pytest.raises(urllib.error.HTTPError) as info:  # an agent opening their lead's page
+                _open(f"http://127.0.0.1:{http}/lead/8001", agent)
+            assert info.value.code == 403 and "2101 may open only their own lead page" in info.value.read().decode()
+            with _open(f"http://127.0.0.1:{http}/api/queues", agent) as response:
                 queues = {q["queue"]: q for q in json.load(response)["queues"]}
             assert set(queues) == {"hotline", "outbound"}
             assert (queues["hotline"]["waiting"], queues["hotline"]["service_level_seconds"]) == (0, 20)
             with pytest.raises(urllib.error.HTTPError) as info:
-                urllib.request.urlopen(f"http://127.0.0.1:{http}/api/call-records?limit=0", timeout=2)
+                _open(f"http://127.0.0.1:{http}/api/call-records?limit=0", lead)
             assert info.value.code == 400
             assert json.load(info.value) == {"error": "expected an integer 1..1000, got 0", "field": "limit"}
             # the CLI talks to the running daemon: refusals are clear and fail the command
@@ -237,7 +267,7 @@ def test_daemon_drives_a_lab_instance_and_stops_cleanly_on_sigterm(tmp_path: Pat
             page = ""
             deadline = time.monotonic() + 10
             while "paused (lunch)" not in page and time.monotonic() < deadline:
-                with urllib.request.urlopen(f"http://127.0.0.1:{http}/wallboard", timeout=2) as response:
+                with _open(f"http://127.0.0.1:{http}/wallboard", agent) as response:
                     assert response.headers["Content-Type"] == "text/html; charset=utf-8"
                     page = response.read().decode()
                 time.sleep(0.3)
@@ -246,28 +276,26 @@ def test_daemon_drives_a_lab_instance_and_stops_cleanly_on_sigterm(tmp_path: Pat
             assert '<td class="paused">paused (lunch)</td>' in page, page
             assert "<td>spring-sale</td>" in page, page  # the campaigns of config/dialer.yaml
             # the team lead's page: the team live, the campaigns' leads, and a spy the real engine refuses
-            with urllib.request.urlopen(f"http://127.0.0.1:{http}/lead/8001", timeout=5) as response:
+            with _open(f"http://127.0.0.1:{http}/lead/8001", lead) as response:
                 page = response.read().decode()
             assert "<td>2101</td><td>Agent 2101</td><td>paused</td>" in page, page
             assert "<h3>spring-sale <span class=muted>(handout: none)</span></h3>" in page, page
-            spy = urllib.request.Request(f"http://127.0.0.1:{http}/lead/8001/spy", method="POST",
-                                         data=b"agent=2101&mode=listen&team=team1")
-            with urllib.request.urlopen(spy, timeout=10) as response:  # the 303 is followed back to the page
+            with _open(f"http://127.0.0.1:{http}/lead/8001/spy", lead, method="POST",
+                       data=b"agent=2101&mode=listen&team=team1") as response:  # the 303 is followed back to the page
                 assert response.url.startswith(f"http://127.0.0.1:{http}/lead/8001?team=team1&err="), response.url
                 page = response.read().decode()
             assert "not on a call" in page, page
-            with urllib.request.urlopen(f"http://127.0.0.1:{http}/", timeout=5) as response:
+            with _open(f"http://127.0.0.1:{http}/", agent) as response:
                 page = response.read().decode()
             assert '<a href="/wallboard">Wallboard</a>' in page and '<a href="/agent/2101">' in page, page
             # the agent's page: state from the real board, and the shipped preview campaign's button
-            with urllib.request.urlopen(f"http://127.0.0.1:{http}/agent/2101", timeout=5) as response:
+            with _open(f"http://127.0.0.1:{http}/agent/2101", agent) as response:
                 page = response.read().decode()
             assert '<span class="state">paused (lunch)</span>' in page and ">Next lead: hotline-callbacks</button>" in page
-            preview = urllib.request.Request(f"http://127.0.0.1:{http}/agent/2101/preview", method="POST",
-                                             data=b"campaign=hotline-callbacks")
-            with urllib.request.urlopen(preview, timeout=10) as response:
+            with _open(f"http://127.0.0.1:{http}/agent/2101/preview", agent, method="POST",
+                       data=b"campaign=hotline-callbacks") as response:
                 assert "msg=no+lead+of+hotline-callbacks+is+due+now" in response.url, response.url
-            with urllib.request.urlopen(f"http://127.0.0.1:{http}/reports?by=queue", timeout=10) as response:
+            with _open(f"http://127.0.0.1:{http}/reports?by=queue", manager) as response:
                 page = response.read().decode()
             assert "<h2>Calls by queue</h2>" in page and "<h2>Sales commission</h2>" in page, page
             # an SMS broadcast through the lab's gateway (the lab Asterisk's own SIP MESSAGE loop)
@@ -287,6 +315,10 @@ def test_daemon_drives_a_lab_instance_and_stops_cleanly_on_sigterm(tmp_path: Pat
                     break
                 time.sleep(0.5)
             assert status == {"sent": 1, "skipped": 1}, status
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=2) as response:
+                text = response.read().decode()
+            assert 'callcenter_http_refused_total{reason="signin"} 2.0' in text, text
+            assert 'callcenter_http_refused_total{reason="forbidden"} 1.0' in text, text
             daemon.send_signal(signal.SIGTERM)
             assert daemon.wait(timeout=15) == 0, log.read_text()
         finally:
