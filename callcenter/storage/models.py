@@ -46,6 +46,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from callcenter.agent_time import STATES
+
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -501,3 +503,26 @@ class SmsReply(Base):
     added_to_dnc: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     """Whether this reply put the number on the do-not-call list (it was not on it before)."""
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+AGENT_STATES_SQL = ", ".join(f"'{state}'" for state in STATES)
+
+
+class AgentStateChange(Base):
+    """An agent went into ``state`` at ``at`` (the engine's agent board; :mod:`callcenter.agent_time`).
+
+    A state lasts until the agent's next row. ``unknown`` marks the daemon stopping (or
+    starting after a stop it could not mark), so that time never counts as work.
+    """
+
+    __tablename__ = "agent_state_changes"
+    __table_args__ = (
+        CheckConstraint(f"state IN ({AGENT_STATES_SQL})", name="state"),
+        Index("ix_agent_state_changes_agent_id_at", "agent_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    pause_reason: Mapped[str | None] = mapped_column(String(128))

@@ -57,7 +57,7 @@ T = TypeVar("T")
 
 MODEL_TABLES = {"customers", "call_records", "recordings", "campaigns", "lead_lists", "leads",
                 "dial_attempts", "dnc_numbers", "audit_log", "qa_reviews", "faxes", "sms_broadcasts",
-                "sms_messages", "sms_replies"}
+                "sms_messages", "sms_replies", "agent_state_changes"}
 DAY = date(2023, 10, 27)
 T0 = datetime(2023, 10, 27, 9, 30, tzinfo=UTC)
 
