@@ -28,11 +28,12 @@ from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from callcenter.agent_state_log import AgentStateLog
 from callcenter.agents import PJSIP_INTERFACES, AgentService, MemberInterfaces
 from callcenter.agi.server import AgiSession
 from callcenter.ami.client import AmiClient, ListenerHandle, Subscription
@@ -45,7 +46,12 @@ from callcenter.metrics import EngineMetrics
 from callcenter.pending import PendingWork
 from callcenter.settings import Settings
 from callcenter.staffing.live import LiveStaffingAdvisor, StaffingAdvice
-from callcenter.state.agents import AgentAnomaly, AgentBoard, AgentStateChanged
+from callcenter.state.agents import (
+    AgentAnomaly,
+    AgentBoard,
+    AgentState,
+    AgentStateChanged,
+)
 from callcenter.state.calls import (
     Call,
     CallAnswered,
@@ -173,6 +179,9 @@ class Engine(Service):
         """Linkedid -> (agent id, seconds in queue) from AgentConnect, until the call ends."""
         self._pending = PendingWork()
         self._subscriptions: list[Subscription | ListenerHandle] = []
+        self.agent_state_log = (AgentStateLog(repository, clock, metrics, self._pending)
+                                if repository is not None else None)
+        """Every agent state change, written for the agent time report."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -192,6 +201,8 @@ class Engine(Service):
         self._subscriptions.append(self.ami.subscribe(self.on_event))
         self._subscriptions.append(self.ami.on_resync(self.on_resync))
         self._load_queue_history()
+        if self.agent_state_log is not None:
+            self.agent_state_log.started(agent.id for agent in self.settings.agents)
 
     def _load_queue_history(self) -> None:
         """Put the day's queue stays that ended before this start (call records) on the wallboard.
@@ -224,8 +235,14 @@ class Engine(Service):
         if self._agent_tick is not None and self._agent_tick.active():
             self._agent_tick.cancel()
         self._agent_tick = None
-        # Call records and recordings in flight are written before the daemon stops.
-        return self._pending.wait()
+        states = None
+        if self.agent_state_log is not None:
+            states = self.agent_state_log.stopping(
+                agent.id for agent in self.agents.agents() if agent.state is not AgentState.LOGGED_OUT)
+        # Call records, recordings and agent states in flight are written before the daemon stops.
+        pending = self._pending.wait()
+        waits = [d for d in (states, pending) if d is not None]
+        return DeferredList(waits, consumeErrors=True).addCallback(lambda _: None) if waits else None
 
     def agi_router(self) -> Mapping[str, Callable[[AgiSession], Any]]:
         """FastAGI scripts this engine serves, by script name."""
@@ -265,6 +282,10 @@ class Engine(Service):
         for fact in facts:
             if isinstance(fact, AgentStateChanged):
                 self.metrics.agent_transitions.labels(fact.new.value).inc()
+                if self.agent_state_log is not None:
+                    board = self.agents.agent(fact.agent) if fact.new is AgentState.PAUSED else None
+                    self.agent_state_log.changed(fact.agent, fact.at, fact.new.value,
+                                                 board.pause_reason if board is not None else None)
                 _log.info("agent.state agent={agent} {old} -> {new} reason={reason}", agent=fact.agent,
                           old=fact.old.value, new=fact.new.value, reason=fact.reason)
             elif isinstance(fact, AgentAnomaly):

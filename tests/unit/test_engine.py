@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy.orm import Session, sessionmaker
 from twisted.internet.task import Clock
@@ -251,3 +252,49 @@ def test_a_caller_beyond_the_ivr_channels_is_queued_without_the_menus() -> None:
         raise AssertionError("the script waited for something")
     assert agi.set == {"CC_QUEUE": "hotline", "CC_IVR_MAIN_PATH": "ivr=full"} and agi.played == []
     assert registry.get_sample_value("callcenter_ivr_full_total") == 1.0
+
+
+def test_agent_states_are_written_for_the_agent_time_report(sessions: sessionmaker[Session]) -> None:
+    """The engine writes each agent state change (batched, in order); stopping marks the agents
+    still logged in unknown, and the next start finds nothing left open. The report then says
+    where the agent's time went: ready, paused for lunch, ringing, the call, wrap-up."""
+    from datetime import UTC, datetime
+
+    from callcenter.storage.agent_time import agent_time_report
+
+    repository = SyncRepository(sessions)
+    clock = Clock()
+    clock.advance(1_795_400_000)
+    start = datetime.fromtimestamp(clock.seconds(), UTC)
+    settings = load_settings(ROOT / "config")
+    ami = FakeAmi()
+    engine = Engine(settings, ami, repository, EngineMetrics(CollectorRegistry()), clock,  # type: ignore[arg-type]
+                    RecordingPaths("/srv/rec", Path("/tmp/rec")))
+    engine.startService()
+    member = {"Queue": "hotline", "Interface": "PJSIP/agent1001", "StateInterface": "PJSIP/agent1001",
+              "MemberName": "Hotline agent"}
+    ami.events[0](_event(Event="QueueMemberAdded", Paused="0", Status="1", Penalty="0", CallsTaken="0",
+                         LastCall="0", InCall="0", **member))
+    clock.advance(100)
+    ami.events[0](_event(Event="QueueMemberPause", Paused="1", PausedReason="lunch", **member))
+    clock.advance(60)
+    ami.events[0](_event(Event="QueueMemberPause", Paused="0", **member))
+    clock.advance(20)
+    _queued_call(ami, clock, "8.1", wait=5, answered=True)  # 5 s more ready, then 30 s on the call
+    clock.advance(10)  # the hotline's wrap-up (queues.yaml: 10 s) ends by the engine's own timer
+    clock.advance(35)
+    engine.stopService()
+    end = datetime.fromtimestamp(clock.seconds() + 60, UTC)
+    clock.advance(60)
+    restarted = Engine(settings, FakeAmi(), repository, EngineMetrics(CollectorRegistry()), clock,  # type: ignore[arg-type]
+                       RecordingPaths("/srv/rec", Path("/tmp/rec")))
+    restarted.startService()  # nothing left open: no second marker
+
+    [line] = in_tx(sessions, agent_time_report, start=start, end=end, now=end)
+    assert line.agent_id == "1001"
+    assert (line.ready, line.paused_by_reason, line.on_call, line.wrap_up) == (100 + 20 + 5 + 35, {"lunch": 60}, 30, 10)
+    assert (line.logged_in, line.unknown) == (260, 60)
+    from callcenter.storage import models
+    with sessions() as session:
+        states = session.scalars(sa.select(models.AgentStateChange.state).order_by(models.AgentStateChange.id)).all()
+    assert states == ["ready", "paused", "ready", "on_call", "wrap_up", "ready", "unknown"]
