@@ -84,6 +84,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from callcenter.agent_page import AgentView, disposition_body, render_agent_page
+from callcenter.agent_time import AgentTime
 from callcenter.agents import AgentError
 from callcenter.commission import commission_report
 from callcenter.dialer.campaign import zone
@@ -130,10 +131,12 @@ from callcenter.qa import (
 )
 from callcenter.reports import FCR_DAYS, GROUPINGS, ReportPeriod, queue_targets
 from callcenter.reports import period as report_period
+from callcenter.reports_cli import agent_time_json
 from callcenter.reports_page import ReportsView, render_reports_page
 from callcenter.settings import AgentSettings, Settings
 from callcenter.sms.service import SmsService
 from callcenter.sms.text import TemplateError
+from callcenter.storage import agent_time as agent_time_store
 from callcenter.storage import dialer as dialer_store
 from callcenter.storage import sms as sms_store
 from callcenter.storage.dialer_records import LeadHolding
@@ -566,6 +569,17 @@ class ApiResource(Resource):
         return d.addCallback(lambda report: {"from": span.first, "to": span.last,
                                              "timezone": self.engine.settings.site.timezone, "report": report})
 
+    def _agent_time_report(self, request: Request) -> Deferred[dict[str, Any]]:
+        """``GET /api/reports/agents?from=DAY&to=DAY``: each agent's time in each state, up to now
+        (docs/reports.md, "Agent time"); ``lines`` are :class:`~callcenter.agent_time.AgentTime`."""
+        settings = self.engine.settings
+        repo, span = self._report_period(request)
+        now = datetime.now(UTC)
+        d: Deferred[list[AgentTime]] = repo.run(agent_time_store.agent_time_report, start=span.start, end=span.end,
+                                                now=now)
+        return d.addCallback(lambda lines: {"from": span.first, "to": span.last,
+                                            "timezone": settings.site.timezone, "lines": lines})
+
     def _route(self, path: list[str], request: Request) -> Any:
         engine = self.engine
         if path == ["agents"]:
@@ -593,6 +607,9 @@ class ApiResource(Resource):
             return self._qa_report(request)
         if path == ["reports", "sms"]:
             return self._sms_report(request)
+        if path == ["reports", "agents"]:
+            return self._agent_time_report(request).addCallback(
+                lambda report: {**report, "lines": [agent_time_json(line) for line in report["lines"]]})
         if path == ["qa", "sample"]:
             return self._qa_sample(request)
         if path == ["sms", "broadcasts"]:
@@ -1172,7 +1189,7 @@ class LeadPage(_Page):
 
 class ReportsPage(_Page):
     """``GET /reports?from=DAY&to=DAY&by=day|agent|queue``: the call report, the commission,
-    the QA scores and the texts of a period on one page (:mod:`callcenter.reports_page`), read through
+    the QA scores, the texts and the agents' time of a period on one page (:mod:`callcenter.reports_page`), read through
     the API's own report routes."""
 
     def __init__(self, engine: Engine) -> None:
@@ -1183,10 +1200,11 @@ class ReportsPage(_Page):
     def render_GET(self, request: Request) -> bytes | int:
         settings = self.engine.settings
         view = ReportsView(site=settings.site.name, timezone=settings.site.timezone, first=None, last=None,
-                           by=_arg(request, "by") or "day", scorecard=settings.qa.scorecard)
+                           by=_arg(request, "by") or "day", scorecard=settings.qa.scorecard, people=settings.people)
         try:
             reading = [self.api._calls_report(request), self.api._commission_report(request),
-                       self.api._qa_report(request), self.api._sms_report(request)]
+                       self.api._qa_report(request), self.api._sms_report(request),
+                       self.api._agent_time_report(request)]
         except ApiError as exc:
             error = f"{exc.field}: {exc.message}" if exc.field else exc.message
             return self._html(request, 400, render_reports_page(dataclasses.replace(view, error=error)))
@@ -1194,10 +1212,10 @@ class ReportsPage(_Page):
             return self._html(request, 400, render_reports_page(dataclasses.replace(view, error=str(exc))))
 
         def show(results: list[dict[str, Any]]) -> None:
-            calls, commission, qa, sms = results
+            calls, commission, qa, sms, agent_time = results
             full = dataclasses.replace(view, first=calls["from"], last=calls["to"], calls=calls["lines"],
                                        commission=(commission["lines"], commission["totals"]), qa=qa["lines"],
-                                       sms=sms["report"])
+                                       sms=sms["report"], agent_time=agent_time["lines"])
             self._send(request, 200, render_reports_page(full))
 
         def failed(failure: Failure) -> None:

@@ -1,5 +1,5 @@
-"""``callcenter report calls`` and ``report commission``: a period's call report and sales
-commission as a table, CSV or JSON.
+"""``callcenter report calls``, ``commission``, ``qa`` and ``agents``: a period's call report,
+sales commission, QA scores and agent time as a table, CSV or JSON.
 
 Reads the call records from the configured database (blocking: a command, not the
 reactor) and prints :func:`callcenter.reports.build_report`'s and
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from callcenter.agent_time import AgentTime
 from callcenter.commission import CommissionLine, CommissionTotals, commission_report
 from callcenter.qa import QaSummaryLine, qa_summary
 from callcenter.reports import (
@@ -30,7 +31,8 @@ from callcenter.reports import (
     queue_targets,
 )
 
-__all__ = ["add_parser", "format_commission", "format_qa", "format_table", "run", "run_commission", "run_qa"]
+__all__ = ["add_parser", "agent_time_json", "agent_time_rows", "format_agent_time", "format_commission", "format_qa",
+           "format_table", "hms", "run", "run_agent_time", "run_commission", "run_qa"]
 
 _T = TypeVar("_T")
 
@@ -90,6 +92,12 @@ def add_parser(subparsers: Any, settings_of: Callable[[argparse.Namespace], Any]
         "started on local days FROM to TO (docs/qa.md).")
     _options(q, csv_file=False)
     q.set_defaults(func=lambda args: run_qa(args, settings_of(args)))
+    a: argparse.ArgumentParser = sub.add_parser(
+        "agents", help="each agent's time: logged in, ready, ringing, on calls, wrap-up, paused (by reason)",
+        description="Where each agent's time went on local days FROM to TO, from the agent state changes "
+        "the daemon records, counted up to now for today, and occupancy (docs/reports.md, 'Agent time').")
+    _options(a, csv_file=True)
+    a.set_defaults(func=lambda args: run_agent_time(args, settings_of(args)))
     return p
 
 
@@ -251,4 +259,83 @@ def run_qa(args: argparse.Namespace, settings: Any) -> int:
         print(f"QA {span.first.isoformat()} .. {span.last.isoformat()} ({settings.site.timezone}): "
               "mean score 0-100, items rated 0-4")
         print(format_qa(lines, settings.qa.scorecard))
+    return 0
+
+
+def hms(seconds: float) -> str:
+    """``seconds`` as H:MM:SS (hours may pass 24)."""
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def pauses(line: AgentTime) -> str:
+    """The agent's pause reasons, longest first: ``lunch 1:00:00, break 0:15:00``."""
+    return ", ".join(f"{reason} {hms(seconds)}" for reason, seconds in line.paused_by_reason.items())
+
+
+AGENT_TIME_COLUMNS = ("agent", "team", "logged_in", "ready", "ringing", "on_call", "wrap_up", "paused",
+                      "pauses", "unknown", "occupancy", "first_logged_in", "last_logged_in")
+
+
+def agent_time_rows(lines: Sequence[AgentTime], people: Any, tz: ZoneInfo) -> list[dict[str, str]]:
+    """The lines as text, column by column (:data:`AGENT_TIME_COLUMNS`): times H:MM:SS, the first
+    and last logged-in instants as local HH:MM, occupancy as a percentage."""
+
+    def clock(at: datetime | None) -> str:
+        return "-" if at is None else at.astimezone(tz).strftime("%m-%d %H:%M")
+
+    rows = []
+    for line in lines:
+        person = people.get(line.agent_id)
+        rows.append({
+            "agent": line.agent_id, "team": person.team if person is not None else "-",
+            **{name: hms(getattr(line, name)) for name in ("logged_in", "ready", "ringing", "on_call", "wrap_up",
+                                                           "paused", "unknown")},
+            "pauses": pauses(line) or "-", "occupancy": _percent(line.occupancy),
+            "first_logged_in": clock(line.first_logged_in), "last_logged_in": clock(line.last_logged_in)})
+    return rows
+
+
+def format_agent_time(lines: Sequence[AgentTime], people: Any, tz: ZoneInfo) -> str:
+    """The agent time lines as an aligned text table."""
+    head = ("agent", "team", "logged in", "ready", "ringing", "on calls", "wrap-up", "paused", "occupancy",
+            "first in", "last in", "daemon down", "pauses")
+    keys = ("agent", "team", "logged_in", "ready", "ringing", "on_call", "wrap_up", "paused", "occupancy",
+            "first_logged_in", "last_logged_in", "unknown", "pauses")
+    rows = [head, *(tuple(row[key] for key in keys) for row in agent_time_rows(lines, people, tz))]
+    table = _aligned([row[:-1] for row in rows], left=2)
+    return "\n".join(f"{text}  {row[-1]}" for text, row in zip(table.splitlines(), rows, strict=True))
+
+
+def agent_time_json(line: AgentTime) -> dict[str, Any]:
+    """One line as JSON: seconds, the instants in ISO 8601 (UTC), occupancy 0..1."""
+    values = asdict(line)
+    values["occupancy"] = line.occupancy
+    for key in ("first_logged_in", "last_logged_in"):
+        values[key] = values[key].isoformat() if values[key] is not None else None
+    return values
+
+
+def run_agent_time(args: argparse.Namespace, settings: Any) -> int:
+    """Execute ``report agents``; 0 on success, 2 on a bad period."""
+    from callcenter.storage.agent_time import agent_time_report
+
+    now = datetime.now(UTC)
+    span = _period(args, settings, now)
+    if span is None:
+        return 2
+    tz = ZoneInfo(settings.site.timezone)
+    lines = _read(settings, agent_time_report, start=span.start, end=span.end, now=now)
+    if args.csv is not None:
+        _write_csv(args.csv, AGENT_TIME_COLUMNS, agent_time_rows(lines, settings.people, tz))
+    if args.json:
+        print(json.dumps({"from": span.first.isoformat(), "to": span.last.isoformat(),
+                          "timezone": settings.site.timezone, "lines": [agent_time_json(line) for line in lines]},
+                         indent=2))
+    else:
+        print(f"agent time {span.first.isoformat()} .. {span.last.isoformat()} ({settings.site.timezone}); "
+              "occupancy = (on calls + wrap-up) / (ready + ringing + on calls + wrap-up)")
+        print(format_agent_time(lines, settings.people, tz) if lines else "no agent logged in")
+        if args.csv is not None:
+            print(f"written: {args.csv}")
     return 0

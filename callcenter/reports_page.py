@@ -1,4 +1,4 @@
-"""The reports page: the call report, sales commission, QA scores and texts of a period, for management.
+"""The reports page: the call report, sales commission, QA scores, texts and agent time of a period.
 
 ``GET /reports?from=DAY&to=DAY&by=day|agent|queue`` (served by
 :class:`callcenter.http_api.ReportsPage`) shows on one page, for the management terminals,
@@ -11,14 +11,21 @@ Pure: :func:`render_reports_page` turns the results into HTML.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from html import escape
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
+from callcenter.agent_time import AgentTime
 from callcenter.reports import GROUPINGS, ReportLine
-from callcenter.reports_cli import format_commission, format_qa, format_table
+from callcenter.reports_cli import (
+    format_agent_time,
+    format_commission,
+    format_qa,
+    format_table,
+)
 
 __all__ = ["ReportsView", "render_reports_page"]
 
@@ -45,6 +52,9 @@ class ReportsView:
     sms: Any = None
     """:class:`callcenter.storage.sms.SmsReport` of the period."""
     scorecard: Sequence[Any] = ()
+    agent_time: Sequence[AgentTime] | None = None
+    people: Mapping[str, Any] = field(default_factory=dict)
+    """The configured people by id (the agent time table's team column)."""
     error: str = ""
 
 
@@ -98,5 +108,13 @@ def render_reports_page(view: ReportsView) -> str:
         parts += ["<h2>QA scores</h2>", _pre(format_qa(view.qa, view.scorecard))]
     if view.sms is not None:
         parts += ["<h2>Texts</h2>", _texts(view.sms)]
+    if view.agent_time is not None:
+        parts.append("<h2>Agent time</h2>")
+        if view.agent_time:
+            parts += [_pre(format_agent_time(view.agent_time, view.people, ZoneInfo(view.timezone))),
+                      ("<p class=muted>Occupancy: on calls and wrap-up over ready, ringing, on calls and wrap-up; "
+                       "daemon down: time the engine was not running (docs/reports.md)</p>")]
+        else:
+            parts.append("<p class=muted>No agent logged in during the period.</p>")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -11,8 +11,10 @@ matching the call's.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from callcenter.demo import open_around_the_clock
 from callcenter.engine import Engine
 from callcenter.metrics import EngineMetrics
 from callcenter.service import EngineServices
+from callcenter.storage.agent_time import agent_time_report
 from tests.labengine import engine_on_lab
 from tests.labfixture import LabFactory
 from tests.reactorthread import ReactorThread
@@ -97,6 +100,19 @@ def test_caller_reaches_a_registered_softphone_and_the_record_matches(
     assert recording.size_bytes > 44 and recording.agent_id == "1001"
     call_seconds = (record.ended_at - record.answered_at).total_seconds()
     assert abs(recording.duration_seconds - call_seconds) <= 1.5, (recording.duration_seconds, call_seconds)
+    # where the agent's time went, from the state changes the engine wrote (docs/reports.md, "Agent time")
+    engine = hotline_lab[0].engine
+    reactor_thread.call(engine.agent_service.pause, "1001", "coaching", timeout=10)
+    reactor_thread.wait_for(lambda: engine.agents.state_of("1001").value == "paused", timeout=10,
+                            message="agent 1001 never paused")
+    time.sleep(3)  # the engine writes the changes a batch a second
+    now = datetime.now(UTC)
+    (line,) = reactor_thread.call(repo.run, agent_time_report, start=now - timedelta(hours=1),
+                                  end=now + timedelta(hours=1), now=now)
+    assert line.agent_id == "1001" and line.ready > 0 and line.ringing > 0, line
+    assert abs(line.on_call - call_seconds) <= 1.5 and 0 < line.wrap_up <= 10.5, line
+    assert set(line.paused_by_reason) == {"coaching"} and 2 <= line.paused <= 10, line
+    assert line.logged_in == pytest.approx(line.ready + line.ringing + line.on_call + line.wrap_up + line.paused)
 
 
 def test_a_caller_who_hangs_up_while_queued_is_recorded_abandoned_and_counted(

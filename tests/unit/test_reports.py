@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
@@ -207,3 +207,45 @@ def test_http_route_serves_the_report_and_names_bad_fields(sessions: sessionmake
             ({b"from": [b"2024-01-01"], b"to": [b"2026-01-01"]}, "to", "at most 367 days at once, got 732")):
         status, body = get_json(api, [b"reports", b"calls"], query)
         assert (status, body) == (400, {"error": message, "field": field})
+
+
+def test_cli_agent_time_table_csv_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`callcenter report agents`: each agent's day from the recorded state changes."""
+    from callcenter.agent_time import StateChange
+    from callcenter.storage.agent_time import record_agent_states
+    from callcenter.storage.db import (
+        create_engine_for,
+        make_session_factory,
+        upgrade_database,
+    )
+
+    site = _site(tmp_path)
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'cc.db'}")
+    upgrade_database(engine)
+    def at(hour: int, minute: int = 0) -> datetime:  # 08:00 in Shanghai is 00:00 UTC
+        return datetime(2026, 11, 2, hour, minute, tzinfo=UTC)
+
+    with make_session_factory(engine).begin() as session:
+        record_agent_states(session, [
+            StateChange("1001", at(0), "ready"), StateChange("1001", at(1), "ringing"),
+            StateChange("1001", at(1, 1), "on_call"), StateChange("1001", at(2), "wrap_up"),
+            StateChange("1001", at(2, 1), "paused", "coaching"), StateChange("1001", at(3), "logged_out"),
+            StateChange("2101", at(4), "paused"), StateChange("2101", at(5), "unknown")])
+    engine.dispose()
+    out_csv = tmp_path / "agents.csv"
+    assert main(["--config", str(site), "report", "agents", "--from", "2026-11-02", "--csv", str(out_csv)]) == 0
+    text = capsys.readouterr().out.splitlines()
+    assert text[0].startswith("agent time 2026-11-02 .. 2026-11-02 (Asia/Shanghai); occupancy = ")
+    assert text[1].split()[:5] == ["agent", "team", "logged", "in", "ready"]
+    assert text[2].split() == ["1001", "hotline", "3:00:00", "1:00:00", "0:01:00", "0:59:00", "0:01:00", "0:59:00",
+                               "49.6%", "11-02", "08:00", "11-02", "11:00", "0:00:00", "coaching", "0:59:00"]
+    assert text[3].split() == ["2101", "team1", "1:00:00", "0:00:00", "0:00:00", "0:00:00", "0:00:00", "1:00:00",
+                               "-", "11-02", "12:00", "11-02", "13:00", "11:00:00", "-", "1:00:00"]  # to the day's end
+    with out_csv.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["agent"], r["paused"], r["pauses"], r["unknown"]) for r in rows] == [
+        ("1001", "0:59:00", "coaching 0:59:00", "0:00:00"), ("2101", "1:00:00", "- 1:00:00", "11:00:00")]
+    assert main(["--config", str(site), "report", "agents", "--from", "2026-11-02", "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert [(line["agent_id"], line["unknown"]) for line in body["lines"]] == [("1001", 0.0), ("2101", 11 * 3600.0)]
+    assert body["lines"][0]["occupancy"] == pytest.approx((59 + 1) / (60 + 1 + 59 + 1))

@@ -73,3 +73,34 @@ def test_a_bad_period_or_grouping_says_which_field(sessions: sessionmaker[Sessio
     assert status == 400 and "by: expected one of day, agent, queue, got &#x27;week&#x27;" in html
     status, html = _get(page, **{"from": "2026-12-06", "to": "2026-12-05"})
     assert status == 400 and "to: 2026-12-05 is before from 2026-12-06" in html
+
+
+def test_the_agents_time_on_the_page_and_over_the_api(sessions: sessionmaker[Session]) -> None:
+    """Where each agent's time went (docs/reports.md, "Agent time"): the page's table, with the
+    team, the pause reasons and occupancy; the API's lines in seconds."""
+    from callcenter.agent_time import StateChange
+    from callcenter.http_api import ApiResource
+    from callcenter.storage.agent_time import record_agent_states
+    from tests.httpapi import get_json
+
+    repo = SyncRepository(sessions)
+    hour = 3600
+    repo.run(record_agent_states, [
+        StateChange("2101", DAY, "ready"), StateChange("2101", datetime(2026, 12, 5, 3, 0, tzinfo=UTC), "on_call"),
+        StateChange("2101", datetime(2026, 12, 5, 4, 0, tzinfo=UTC), "paused", "lunch"),
+        StateChange("2101", datetime(2026, 12, 5, 4, 30, tzinfo=UTC), "logged_out")])
+    engine = SimpleNamespace(settings=SETTINGS, repository=repo)
+    status, html = _get(ReportsPage(engine), **{"from": "2026-12-05"})  # type: ignore[arg-type]
+    assert status == 200
+    table = html.split("<h2>Agent time</h2>\n<pre>")[1].split("</pre>")[0].splitlines()
+    assert table[0].split()[:4] == ["agent", "team", "logged", "in"]
+    assert table[1].split() == ["2101", "team1", "2:30:00", "1:00:00", "0:00:00", "1:00:00", "0:00:00", "0:30:00",
+                                "50.0%", "12-05", "10:00", "12-05", "12:30", "0:00:00", "lunch", "0:30:00"]
+    assert "No agent logged in" in _get(ReportsPage(engine), **{"from": "2026-12-04"})[1]  # type: ignore[arg-type]
+    status, body = get_json(ApiResource(engine), [b"reports", b"agents"],  # type: ignore[arg-type]
+                            {b"from": [b"2026-12-05"]})
+    assert status == 200 and body["from"] == "2026-12-05"
+    [line] = body["lines"]
+    assert (line["agent_id"], line["logged_in"], line["on_call"], line["paused_by_reason"], line["occupancy"]) == (
+        "2101", 2.5 * hour, hour, {"lunch": 0.5 * hour}, 0.5)
+    assert line["first_logged_in"] == "2026-12-05T02:00:00+00:00"
