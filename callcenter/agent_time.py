@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-__all__ = ["LOGGED_IN_STATES", "STATES", "UNKNOWN", "AgentTime", "StateChange", "agent_time", "occupancy"]
+__all__ = ["LOGGED_IN_STATES", "STATES", "UNKNOWN", "AgentTime", "StateChange", "agent_time", "hms", "occupancy",
+           "pauses"]
 
 UNKNOWN: Final = "unknown"
 LOGGED_OUT: Final = "logged_out"
@@ -76,6 +77,17 @@ def occupancy(available: float, handling: float) -> float | None:
     """Handling time over the time available for calls (ready, ringing, handling); None when 0."""
     total = available + handling
     return handling / total if total > 0 else None
+
+
+def hms(seconds: float) -> str:
+    """``seconds`` as H:MM:SS (hours may pass 24)."""
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def pauses(line: AgentTime) -> str:
+    """The agent's pause reasons, longest first: ``lunch 1:00:00, break 0:15:00``."""
+    return ", ".join(f"{reason} {hms(seconds)}" for reason, seconds in line.paused_by_reason.items())
 
 
 @dataclass

@@ -379,6 +379,16 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
                  f"{line['abandoned']}, service level {_share(line['service_level'])}, ASA {_secs(line['asa'])}, "
                  f"AHT {_secs(line['aht'])}, CSAT "
                  + ("-" if line["csat"] is None else f"{line['csat']:.2f} from {line['csat_responses']} answers"))
+        status, body = await _api(reactor, services, "GET", "reports/agents")
+        talked = [line for line in body.get("lines", []) if line["on_call"] > 0] if status == 200 else []
+        if not talked:
+            _say(f"FAILED: GET /api/reports/agents: HTTP {status} {body}")
+            return 1
+        for line in talked:
+            _say(f"agent time (GET /api/reports/agents) today, {line['agent_id']}: logged in "
+                 f"{_secs(line['logged_in'])}, ready {_secs(line['ready'])}, ringing {_secs(line['ringing'])}, "
+                 f"on calls {_secs(line['on_call'])}, wrap-up {_secs(line['wrap_up'])}, paused "
+                 f"{_secs(line['paused'])}, occupancy {_share(line['occupancy'])}")
         _say("demo complete")
         return 0
     finally:

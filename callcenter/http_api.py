@@ -1098,9 +1098,15 @@ class LeadPage(_Page):
                                  .addCallback(lambda found: choose_sample(found, [m.agent.id for m in members],
                                                                           settings.qa.sample_per_agent, today)))
 
+        now = datetime.fromtimestamp(engine.clock.seconds(), UTC)
+        times: Deferred[Any] = (succeed([]) if repo is None else repo.run(
+            agent_time_store.agent_time_report, start=span.start, end=span.end, now=now))
+
         def show(results: list[Any]) -> None:
-            *campaigns, calls = results
-            page = render_lead_page(dataclasses.replace(view, campaigns=campaigns, sample=calls))
+            *campaigns, calls, today = results
+            by_agent = {line.agent_id: line for line in today}
+            agents = [dataclasses.replace(member, today=by_agent.get(member.agent.id)) for member in members]
+            page = render_lead_page(dataclasses.replace(view, agents=agents, campaigns=campaigns, sample=calls))
             self._send(request, 200, page)
 
         def failed(failure: Failure) -> None:
@@ -1108,7 +1114,7 @@ class LeadPage(_Page):
             self._send(request, 200, render_lead_page(
                 dataclasses.replace(view, error="the leads or the QA sample could not be read; try again")))
 
-        gatherResults([*gathered, sample], consumeErrors=True).addCallbacks(show, failed)
+        gatherResults([*gathered, sample, times], consumeErrors=True).addCallbacks(show, failed)
         return NOT_DONE_YET
 
     def _recording(self, request: Request, person: AgentSettings, ticket: str) -> int:

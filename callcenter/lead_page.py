@@ -27,6 +27,7 @@ from typing import Any, Final
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from callcenter.agent_time import AgentTime, hms, pauses
 from callcenter.qa import RATING_MAX, QaCandidate
 from callcenter.settings import AgentSettings, QaItem
 from callcenter.spy_modes import SpyMode
@@ -56,6 +57,8 @@ class TeamAgent:
     agent: AgentSettings
     state: str
     state_seconds: float | None
+    today: AgentTime | None = None
+    """Where their time went today so far (None: not logged in today)."""
 
 
 @dataclass(frozen=True)
@@ -104,10 +107,17 @@ def _agents(view: LeadView) -> str:
                 f'{_hidden(agent=member.agent.id, mode=mode, team=view.team)}<button>{mode}</button></form>'
                 for mode in SPY_MODES)
         since = "-" if member.state_seconds is None else clock_time(member.state_seconds)
+        day = member.today
+        today = ("<td class=n>-</td>" * 4 if day is None else
+                 "".join(f"<td class=n>{escape(text)}</td>" for text in (
+                     hms(day.logged_in), hms(day.on_call), hms(day.paused),
+                     "-" if day.occupancy is None else f"{day.occupancy:.0%}")))
+        pauses_today = "" if day is None else escape(pauses(day))
         rows.append(f"<tr><td>{escape(member.agent.id)}</td><td>{escape(member.agent.name)}</td>"
                     f"<td>{escape(member.state.replace('_', ' '))}</td><td class=n>{escape(since)}</td>"
-                    f"<td>{spy}</td></tr>")
-    return html_table(["agent", "name", "state", "for", "supervise"], rows, "no agents in this team")
+                    f"{today}<td>{pauses_today}</td><td>{spy}</td></tr>")
+    return html_table(["agent", "name", "state", "for", "logged in today", "on calls", "paused", "occupancy",
+                       "pauses", "supervise"], rows, "no agents in this team")
 
 
 def _campaign(view: LeadView, campaign: CampaignHoldings) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from callcenter.agent_time import AgentTime
+from callcenter.agent_time import AgentTime, hms, pauses
 from callcenter.commission import CommissionLine, CommissionTotals, commission_report
 from callcenter.qa import QaSummaryLine, qa_summary
 from callcenter.reports import (
@@ -32,7 +32,7 @@ from callcenter.reports import (
 )
 
 __all__ = ["add_parser", "agent_time_json", "agent_time_rows", "format_agent_time", "format_commission", "format_qa",
-           "format_table", "hms", "run", "run_agent_time", "run_commission", "run_qa"]
+           "format_table", "run", "run_agent_time", "run_commission", "run_qa"]
 
 _T = TypeVar("_T")
 
@@ -260,17 +260,6 @@ def run_qa(args: argparse.Namespace, settings: Any) -> int:
               "mean score 0-100, items rated 0-4")
         print(format_qa(lines, settings.qa.scorecard))
     return 0
-
-
-def hms(seconds: float) -> str:
-    """``seconds`` as H:MM:SS (hours may pass 24)."""
-    whole = round(seconds)
-    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
-
-
-def pauses(line: AgentTime) -> str:
-    """The agent's pause reasons, longest first: ``lunch 1:00:00, break 0:15:00``."""
-    return ", ".join(f"{reason} {hms(seconds)}" for reason, seconds in line.paused_by_reason.items())
 
 
 AGENT_TIME_COLUMNS = ("agent", "team", "logged_in", "ready", "ringing", "on_call", "wrap_up", "paused",

@@ -135,6 +135,7 @@ def test_demo_places_real_calls_that_become_call_records_with_recordings(tmp_pat
     assert "3 in," in hotline and "answered 3, abandoned 0, service level" in hotline, hotline
     assert "CSAT 5.00 from 3 answers" in hotline, hotline
     assert "report (GET /api/reports/calls?by=queue) today, total:" in out, out
+    assert "agent time (GET /api/reports/agents) today, " in out and ", on calls " in out, out
 
 
 def _demo_asterisks() -> list[int]:

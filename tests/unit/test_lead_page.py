@@ -200,3 +200,23 @@ def test_the_sampled_call_plays_on_the_page(sessions: sessionmaker[Session], tmp
     wav.unlink()
     status, body, _ = _fetch(page, ["8001", "recording", ticket])
     assert status == 404 and f"{ticket} has no recording on disk".encode() in body
+
+
+def test_the_team_today_logged_in_on_calls_paused_occupancy(sessions: sessionmaker[Session]) -> None:
+    """Beside each agent's live state, where their day went so far (docs/reports.md, "Agent time")."""
+    from datetime import timedelta
+
+    from callcenter.agent_time import StateChange
+    from callcenter.storage.agent_time import record_agent_states
+
+    page, engine, _ = _page(sessions)
+    start = NOW - timedelta(hours=1)  # 09:00 in Shanghai; the page's now is 10:10
+    engine.repository.run(record_agent_states, [
+        StateChange("2101", start, "ready"), StateChange("2101", start + timedelta(minutes=20), "paused", "coaching"),
+        StateChange("2101", start + timedelta(minutes=30), "ready"), StateChange("2101", NOW, "on_call")])
+    status, html = _get(page, ["8001"])
+    assert status == 200
+    assert ("<td>2101</td><td>Agent 2101</td><td>on call</td><td class=n>2:00</td><td class=n>1:10:00</td>"
+            "<td class=n>0:10:00</td><td class=n>0:10:00</td><td class=n>17%</td><td>coaching 0:10:00</td>") in html
+    assert ("<td>2102</td><td>Agent 2102</td><td>ready</td><td class=n>10:00</td>" + "<td class=n>-</td>" * 4
+            + "<td></td>") in html  # nothing recorded today
