@@ -67,37 +67,39 @@ def _options(parser: argparse.ArgumentParser, *, csv_file: bool) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
 
 
+def _command(sub: Any, name: str, help_text: str, description: str, *, csv_file: bool,
+             run_with: Callable[[argparse.Namespace, Any], int],
+             settings_of: Callable[[argparse.Namespace], Any]) -> argparse.ArgumentParser:
+    """One ``report NAME`` command: the period options, then ``run_with(args, settings)``."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=description)
+    _options(parser, csv_file=csv_file)
+    parser.set_defaults(func=lambda args: run_with(args, settings_of(args)))
+    return parser
+
+
 def add_parser(subparsers: Any, settings_of: Callable[[argparse.Namespace], Any]) -> argparse.ArgumentParser:
-    """Register ``report calls``, ``report commission`` and ``report qa`` on an ``argparse`` sub-parsers object."""
+    """Register ``report calls``, ``commission``, ``qa`` and ``agents`` on an ``argparse`` sub-parsers object."""
     report = subparsers.add_parser("report", help="reports from the call records")
     sub = report.add_subparsers(dest="report_command", required=True, metavar="COMMAND")
-    p: argparse.ArgumentParser = sub.add_parser(
-        "calls", help="volume, answered, abandoned, service level, ASA, AHT, FCR, CSAT",
-        description="The call report of local days FROM to TO (the site's time zone), one line per "
-        "day, agent or queue and a total. docs/reports.md defines each measure.")
-    _options(p, csv_file=True)
+    p = _command(sub, "calls", "volume, answered, abandoned, service level, ASA, AHT, FCR, CSAT",
+                 "The call report of local days FROM to TO (the site's time zone), one line per "
+                 "day, agent or queue and a total. docs/reports.md defines each measure.",
+                 csv_file=True, run_with=run, settings_of=settings_of)
     p.add_argument("--by", choices=GROUPINGS, default="day", help="one line per day (default), agent or queue")
     p.add_argument("--fcr-days", type=_days, default=FCR_DAYS,
                    help=f"a repeat call within this many days means not resolved (default {FCR_DAYS})")
-    p.set_defaults(func=lambda args: run(args, settings_of(args)))
-    c: argparse.ArgumentParser = sub.add_parser(
-        "commission", help="sales commission of a period, per agent, lead, director and the others' pool",
-        description="Each role's share of the sales recorded on the calls of local days FROM to TO "
-        "(commission in callcenter.yaml; docs/reports.md).")
-    _options(c, csv_file=True)
-    c.set_defaults(func=lambda args: run_commission(args, settings_of(args)))
-    q: argparse.ArgumentParser = sub.add_parser(
-        "qa", help="each agent's QA scores of the period's calls",
-        description="Reviews, mean score, failed calls and each scorecard item's mean rating of the calls "
-        "started on local days FROM to TO (docs/qa.md).")
-    _options(q, csv_file=False)
-    q.set_defaults(func=lambda args: run_qa(args, settings_of(args)))
-    a: argparse.ArgumentParser = sub.add_parser(
-        "agents", help="each agent's time: logged in, ready, ringing, on calls, wrap-up, paused (by reason)",
-        description="Where each agent's time went on local days FROM to TO, from the agent state changes "
-        "the daemon records, counted up to now for today, and occupancy (docs/reports.md, 'Agent time').")
-    _options(a, csv_file=True)
-    a.set_defaults(func=lambda args: run_agent_time(args, settings_of(args)))
+    _command(sub, "commission", "sales commission of a period, per agent, lead, director and the others' pool",
+             "Each role's share of the sales recorded on the calls of local days FROM to TO "
+             "(commission in callcenter.yaml; docs/reports.md).", csv_file=True, run_with=run_commission,
+             settings_of=settings_of)
+    _command(sub, "qa", "each agent's QA scores of the period's calls",
+             "Reviews, mean score, failed calls and each scorecard item's mean rating of the calls "
+             "started on local days FROM to TO (docs/qa.md).", csv_file=False, run_with=run_qa,
+             settings_of=settings_of)
+    _command(sub, "agents", "each agent's time: logged in, ready, ringing, on calls, wrap-up, paused (by reason)",
+             "Where each agent's time went on local days FROM to TO, from the agent state changes "
+             "the daemon records, counted up to now for today, and occupancy (docs/reports.md, 'Agent time').",
+             csv_file=True, run_with=run_agent_time, settings_of=settings_of)
     return p
 
 
