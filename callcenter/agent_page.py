@@ -29,6 +29,7 @@ from typing import Any, Final
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from callcenter.agent_time import AgentTime, hms, pauses
 from callcenter.settings import AgentSettings
 from callcenter.storage.dialer_records import LeadToDial
 from callcenter.storage.records import CallRecord, Customer, InvalidFieldError
@@ -85,6 +86,8 @@ class AgentView:
     """The agent's calls to follow up by the end of today, earliest first (still to do)."""
     now: datetime | None = None
     """When the page was made: a follow-up due before it is overdue."""
+    today: AgentTime | None = None
+    """Where the agent's time went today so far (None: not logged in today, or not read)."""
     message: str = ""
     """What the last action did (shown in green)."""
     error: str = ""
@@ -188,6 +191,14 @@ def _follow_ups(view: AgentView, tz: ZoneInfo) -> str:
             '<p class="muted">A follow-up leaves this list once the customer has been called again.</p>')
 
 
+def _today(day: AgentTime) -> str:
+    """Today so far: ``Today: logged in 3:10:00, on calls 1:20:00, wrap-up ..., paused ... (lunch ...), occupancy 62%``."""
+    paused = hms(day.paused) + (f" ({pauses(day)})" if day.paused_by_reason else "")
+    occupancy = "-" if day.occupancy is None else f"{day.occupancy:.0%}"
+    return (f"Today: logged in {hms(day.logged_in)}, on calls {hms(day.on_call)}, wrap-up {hms(day.wrap_up)}, "
+            f"paused {paused}, occupancy {occupancy}")
+
+
 def render_agent_page(view: AgentView) -> str:
     """The whole page."""
     tz = ZoneInfo(view.timezone)
@@ -205,6 +216,8 @@ def render_agent_page(view: AgentView) -> str:
         (f'<p>State: <span class="state">{escape(state)}</span>{escape(since)} '
         f'<a href="/agent/{quote(agent.id)}">refresh</a></p>'),
     ]
+    if view.today is not None:
+        parts.append(f'<p class="muted">{escape(_today(view.today))}</p>')
     if view.message:
         parts.append(f'<p class="msg">{escape(view.message)}</p>')
     if view.error:

@@ -956,9 +956,9 @@ class AgentPage(_Page):
             return repo.get_customer(record.customer_id).addCallback(lambda customer: (record, customer))
 
         def show(results: list[Any]) -> None:
-            (record, customer), follow_ups = results
+            (record, customer), follow_ups, today = results
             self._send(request, 200, render_agent_page(dataclasses.replace(
-                view, record=record, customer=customer, follow_ups=follow_ups)))
+                view, record=record, customer=customer, follow_ups=follow_ups, today=today[0] if today else None)))
 
         def failed(failure: Failure) -> None:
             _log.failure("agent_page.failed agent={agent}", failure, agent=agent.id)
@@ -967,8 +967,12 @@ class AgentPage(_Page):
 
         popped: Deferred[Any] = (succeed((None, None)) if linkedid is None else
                                  engine.open_record(linkedid, agent.id).addCallback(current).addCallback(with_customer))
-        due = repo.follow_ups_due(agent.id, until=_end_of_today(now, ZoneInfo(engine.settings.site.timezone)))
-        gatherResults([popped, due], consumeErrors=True).addCallbacks(show, failed)
+        tz = ZoneInfo(engine.settings.site.timezone)
+        due = repo.follow_ups_due(agent.id, until=_end_of_today(now, tz))
+        day = report_period(now.astimezone(tz).date(), now.astimezone(tz).date(), tz)
+        today: Deferred[Any] = repo.run(agent_time_store.agent_time_report, start=day.start, end=day.end, now=now,
+                                        agent_id=agent.id)
+        gatherResults([popped, due, today], consumeErrors=True).addCallbacks(show, failed)
         return NOT_DONE_YET
 
     def render_POST(self, request: Request) -> bytes | int:

@@ -58,19 +58,20 @@ def close_open_states(session: Session, agent_ids: Iterable[str], at: datetime) 
     return opened
 
 
-def _changes(session: Session, start: datetime, end: datetime) -> Iterator[StateChange]:
+def _changes(session: Session, start: datetime, end: datetime, agent_id: str | None) -> Iterator[StateChange]:
     """Each agent's opening change (the last within :data:`LOOK_BACK` before ``start``), then its
     changes in ``[start, end)``, grouped by agent in time order: what :func:`agent_time` reads."""
     change = models.AgentStateChange
+    only = () if agent_id is None else (change.agent_id == agent_id,)
     ranked = (select(change.agent_id, change.at, change.state, change.pause_reason,
                      func.row_number().over(partition_by=change.agent_id,
                                             order_by=(change.at.desc(), change.id.desc())).label("rank"))
-              .where(change.at >= start - LOOK_BACK, change.at < start).subquery())
+              .where(change.at >= start - LOOK_BACK, change.at < start, *only).subquery())
     opening = {row.agent_id: StateChange(row.agent_id, row.at, row.state, row.pause_reason)
                for row in session.execute(select(ranked).where(ranked.c.rank == 1))}
     rows = session.execute(
         select(change.agent_id, change.at, change.state, change.pause_reason)
-        .where(change.at >= start, change.at < end)
+        .where(change.at >= start, change.at < end, *only)
         .order_by(change.agent_id, change.at, change.id)
         .execution_options(yield_per=_BATCH))
     current: str | None = None
@@ -83,7 +84,9 @@ def _changes(session: Session, start: datetime, end: datetime) -> Iterator[State
     yield from opening.values()  # agents with no change in the period: their state all along
 
 
-def agent_time_report(session: Session, *, start: datetime, end: datetime, now: datetime) -> list[AgentTime]:
-    """Each agent's time in ``[start, end)``, counted up to ``now`` when the period is not over."""
+def agent_time_report(session: Session, *, start: datetime, end: datetime, now: datetime,
+                      agent_id: str | None = None) -> list[AgentTime]:
+    """Each agent's (or only ``agent_id``'s) time in ``[start, end)``, counted up to ``now`` when
+    the period is not over."""
     start, end, now = (aware_datetime(name, value) for name, value in (("start", start), ("end", end), ("now", now)))
-    return agent_time(_changes(session, start, end), start, max(start, min(end, now)))
+    return agent_time(_changes(session, start, end, agent_id), start, max(start, min(end, now)))

@@ -254,3 +254,28 @@ def test_the_form_becomes_the_apis_disposition_body() -> None:
         "agent": "2101", "outcome": "sale", "sale_amount": "1999.00", "follow_up_at": "2026-12-07T09:30:00+08:00"})
     with pytest.raises(InvalidFieldError, match="^ticket: the form names no call"):
         disposition_body("2101", {"outcome": "x"}, "Asia/Shanghai")
+
+
+def test_the_agent_sees_where_their_day_went(sessions: sessionmaker[Session]) -> None:
+    """Under the state, today so far (docs/reports.md, "Agent time"): only this agent's, only today's."""
+    from callcenter.agent_time import StateChange
+    from callcenter.storage.agent_time import record_agent_states
+
+    engine, _ = _engine(sessions)
+    page = AgentPage(engine)  # type: ignore[arg-type]
+    engine.clock = Clock()
+    engine.clock.advance(datetime(2026, 12, 7, 3, 0, tzinfo=UTC).timestamp())  # 11:00 in Shanghai
+    assert "Today:" not in _get(page, "2101")[1]  # nothing recorded yet
+
+    def at(hour: int, minute: int = 0) -> datetime:
+        return datetime(2026, 12, 7, hour, minute, tzinfo=UTC)
+
+    engine.repository.run(record_agent_states, [
+        StateChange("2101", datetime(2026, 12, 6, 9, 0, tzinfo=UTC), "logged_out"),  # yesterday
+        StateChange("2101", at(1), "ready"), StateChange("2101", at(1, 30), "on_call"),
+        StateChange("2101", at(2, 0), "wrap_up"), StateChange("2101", at(2, 1), "paused", "lunch"),
+        StateChange("2102", at(0), "on_call")])
+    status, html = _get(page, "2101")
+    assert status == 200
+    assert ('<p class="muted">Today: logged in 2:00:00, on calls 0:30:00, wrap-up 0:01:00, paused 0:59:00 '
+            "(lunch 0:59:00), occupancy 51%</p>") in html, html
