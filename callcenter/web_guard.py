@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import logging
 import os
 from collections.abc import Callable, Mapping
 from html import escape
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.error import UnsupportedMethod
 from twisted.web.resource import Resource, getChildForRequest
@@ -40,7 +40,7 @@ from callcenter.web_access import (
 
 __all__ = ["SignInGuard", "caller_of"]
 
-log = logging.getLogger(__name__)
+_log = Logger(namespace="callcenter.web")
 
 RunBlocking = Callable[..., "Deferred[Any]"]
 """``run(f, *args)``: ``f(*args)`` in a thread, as a Deferred (tests: at once)."""
@@ -127,13 +127,14 @@ class SignInGuard(Resource):
                 self._write(request, self._enter(request, path, Caller(person=person)))
             except UnsupportedMethod:
                 self._write(request, self._refuse(request, path, 405, f"{request.method.decode()} is not supported here"))
-            except Exception:
-                log.exception("HTTP %s /%s failed", request.method.decode("ascii", "replace"), "/".join(path))
+            except Exception:  # noqa: BLE001 - the browser still gets an answer; logged
+                _log.failure("web.request_failed method={method} path={path}", Failure(),
+                             method=request.method.decode("ascii", "replace"), path="/" + "/".join(path))
                 if not request.finished:
                     self._write(request, self._refuse(request, path, 500, "internal error"))
 
         def failed(failure: Failure) -> None:
-            log.error("sign-in of %s failed: %s", person.id, failure.getErrorMessage())
+            _log.failure("web.sign_in_failed person={person}", failure, person=person.id)
             if not request.finished and not getattr(request, "_disconnected", False):
                 self._write(request, self._refuse(request, path, 500, "sign-in failed: see the daemon's log"))
 
@@ -144,12 +145,13 @@ class SignInGuard(Resource):
         """In a thread: the person's stored hash, and whether ``password`` matches it."""
         stored = self._passwords.hashes().get(person_id)
         if stored is None:
-            log.warning("sign-in refused: %s has no web password (callcenter web password %s)", person_id, person_id)
+            _log.warn("web.no_password person={person} (callcenter web password {person})", person=person_id)
             return False
         try:
             return self._verified.check(person_id, password, stored)
         except PasswordHashError as exc:
-            log.error("%s: web.%s: %s", self._passwords.path, person_id, exc)
+            _log.error("web.bad_hash file={file} key=web.{person} problem={problem}", file=str(self._passwords.path),
+                       person=person_id, problem=str(exc))
             return False
 
     def _enter(self, request: Request, path: tuple[str, ...], caller: Caller) -> bytes | int:
@@ -173,7 +175,8 @@ class SignInGuard(Resource):
     def _refuse(self, request: Request, path: tuple[str, ...], status: int, reason: str,
                 log_as: str | None = None) -> bytes:
         where = "/" + "/".join(path)
-        log.warning("HTTP %d %s %s: %s", status, request.method.decode("ascii", "replace"), where, log_as or reason)
+        _log.warn("web.refused status={status} method={method} path={path} reason={reason}", status=status,
+                  method=request.method.decode("ascii", "replace"), path=where, reason=log_as or reason)
         if status in (401, 403):
             self._on_refused("signin" if status == 401 else "forbidden")
         request.setResponseCode(status)
