@@ -329,5 +329,14 @@ def test_daemon_drives_a_lab_instance_and_stops_cleanly_on_sigterm(tmp_path: Pat
         text = log.read_text()
         assert "daemon.started" in text and "ami.logged_in" in text and "daemon.stopped" in text
         assert "Traceback" not in text, text
+        # the agent's day as the daemon wrote it before it stopped: logged in, paused for lunch,
+        # then unknown (the daemon down), not paused until whenever it starts again
+        time.sleep(2)
+        report = _callcenter("--config", str(site), "report", "agents", "--json", timeout=60)
+        assert report.returncode == 0, report.stdout + report.stderr
+        lines = {line["agent_id"]: line for line in json.loads(report.stdout)["lines"]}
+        agent_day = lines["2101"]
+        assert set(agent_day["paused_by_reason"]) == {"lunch"} and agent_day["paused"] > 0, agent_day
+        assert agent_day["unknown"] >= 1.5, agent_day
     finally:
         _callcenter("--config", str(site), "lab", "down", "--name", name, "--purge")
