@@ -1238,7 +1238,8 @@ class ReportsPage(_Page):
 
 
 class IndexPage(_Page):
-    """``GET /``: the front page, linking the wallboard, the reports and everyone's page."""
+    """``GET /``: the front page, linking the wallboard, the reports and the pages the signed-in
+    person may open (everyone's, for the host's token)."""
 
     def __init__(self, settings: Settings) -> None:
         super().__init__()
@@ -1247,5 +1248,6 @@ class IndexPage(_Page):
     def render_GET(self, request: Request) -> bytes:
         if _path(request):
             return self._html(request, 404, '<p>No such page. <a href="/">The front page</a> lists them.</p>')
+        caller = caller_of(request)
         return self._html(request, 200, render_index(self.settings.site.name, self.settings.teams,
-                                                     self.settings.agents))
+                                                     self.settings.agents, caller.person if caller else None))

@@ -35,3 +35,28 @@ def test_any_other_path_under_it_is_not_found() -> None:
     request = DummyRequest([b"nope"])
     body = IndexPage(SETTINGS).render_GET(request)  # type: ignore[arg-type]
     assert request.responseCode == 404 and b'href="/"' in body
+
+
+def test_a_signed_in_person_sees_who_they_are_and_only_what_they_may_open() -> None:
+    """The links follow the access rules (docs/web-access.md): an agent their page and the
+    wallboard; a lead also the reports, their own lead page and their team's agents; a manager all."""
+    people = SETTINGS.agents
+    agent = render_index("Site", SETTINGS.teams, people, SETTINGS.people["2101"])
+    assert 'Signed in as Agent 2101 (2101, agent): <a href="/agent/2101">your page</a>' in agent
+    assert '<a href="/wallboard">Wallboard</a>' in agent and "/reports" not in agent
+    assert "/lead/" not in agent and agent.count('href="/agent/') == 1
+    lead = render_index("Site", SETTINGS.teams, people, SETTINGS.people["8001"])
+    assert 'Signed in as Team lead 1 (8001, lead): <a href="/lead/8001">your page</a>' in lead
+    assert '<a href="/reports">Reports</a>' in lead and lead.count('href="/lead/') == 2  # "your page" and the list
+    assert lead.count('href="/agent/') == 8 and '<a href="/agent/2101">' in lead and "/agent/2201" not in lead
+    manager = render_index("Site", SETTINGS.teams, people, SETTINGS.people["9001"])
+    assert manager.count('href="/agent/') == 49 and '<a href="/lead/8006">' in manager
+
+
+def test_the_page_reads_who_signed_in_from_the_guard() -> None:
+    from callcenter.web_access import Caller
+
+    request = DummyRequest([b""])
+    request._callcenter_caller = Caller(person=SETTINGS.people["2102"])  # what SignInGuard sets
+    html = IndexPage(SETTINGS).render_GET(request).decode()  # type: ignore[arg-type]
+    assert "Signed in as Agent 2102" in html and html.count('href="/agent/') == 1
