@@ -133,6 +133,7 @@ from callcenter.reports import FCR_DAYS, GROUPINGS, ReportPeriod, queue_targets
 from callcenter.reports import period as report_period
 from callcenter.reports_cli import agent_time_json
 from callcenter.reports_page import ReportsView, render_reports_page
+from callcenter.secrets import read_web_passwords, set_web_password
 from callcenter.settings import AgentSettings, Settings
 from callcenter.sms.service import SmsService
 from callcenter.sms.text import TemplateError
@@ -145,7 +146,14 @@ from callcenter.storage.repository import NotFoundError, list_recordings_for_cal
 from callcenter.storage.sms import BroadcastCreated
 from callcenter.supervisor import AgentNotOnCall, NotPermitted, SpyFailed
 from callcenter.wallboard_page import Board, render_wallboard
-from callcenter.web_access import actor_field, actor_refusal
+from callcenter.web_access import (
+    MIN_PASSWORD_LENGTH,
+    actor_field,
+    actor_refusal,
+    check_password,
+    hash_password,
+    password_change_problem,
+)
 from callcenter.web_guard import caller_of
 
 __all__ = ["ApiError", "ApiResource"]
@@ -1235,6 +1243,68 @@ class ReportsPage(_Page):
 
         gatherResults(reading, consumeErrors=True).addCallbacks(show, failed)
         return NOT_DONE_YET
+
+
+class PasswordPage(_Page):
+    """``GET /password``: the signed-in person's form to change their own web password;
+    ``POST /password`` (current, new, repeat) changes it and comes back saying so
+    (docs/web-access.md). The check and the new hash run in a thread (scrypt is slow on
+    purpose); the guard reads the changed file at the next request."""
+
+    def __init__(self, state_dir: Path, run_blocking: Callable[..., Deferred[Any]]) -> None:
+        super().__init__()
+        self.state_dir = state_dir
+        self._run = run_blocking
+
+    @staticmethod
+    def _person(request: Request) -> AgentSettings | None:
+        caller = caller_of(request)
+        return caller.person if caller is not None else None
+
+    def render_GET(self, request: Request) -> bytes:
+        person = self._person(request)
+        message, error = _arg(request, "msg") or "", _arg(request, "err") or ""
+        if person is None:
+            body = "<p>The host's API token has no password: people's are set with <code>callcenter web password ID</code>.</p>"
+        else:
+            body = (f"<p>Signed in as {html_escape(person.name)} ({html_escape(person.id)}).</p>"
+                    + (f'<p class="msg">{html_escape(message)}</p>' if message else "")
+                    + (f'<p class="err">{html_escape(error)}</p>' if error else "")
+                    + '<form method="post" action="/password">'
+                    '<p><label>Current password <input type="password" name="current" autocomplete="current-password">'
+                    '</label></p><p><label>New password <input type="password" name="new" autocomplete="new-password">'
+                    '</label></p><p><label>New password again <input type="password" name="repeat" '
+                    'autocomplete="new-password"></label></p><p><button>Change my password</button></p></form>'
+                    f'<p class="muted">At least {MIN_PASSWORD_LENGTH} characters. After the change your browser '
+                    'asks you to sign in again, with the new password.</p>')
+        return self._html(request, 200, '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+                          "<title>Change password</title><style>.err{color:#a00}.msg{color:#070}.muted{color:#666}"
+                          f'</style></head><body><h1>Change password</h1>{body}<p><a href="/">front page</a></p>'
+                          "</body></html>")
+
+    def render_POST(self, request: Request) -> bytes | int:
+        person = self._person(request)
+        if person is None:
+            return self._html(request, 400, "<p>The host's API token has no password to change.</p>")
+        form = self._form(request)
+        current, new, repeat = form.get("current", ""), form.get("new", ""), form.get("repeat", "")
+        state_dir = self.state_dir
+
+        def change() -> str:  # in a thread: scrypt twice, then the file
+            stored = read_web_passwords(state_dir).get(person.id)
+            matches = stored is not None and check_password(stored, current)
+            problem = password_change_problem(matches, new, repeat, current)
+            if problem is not None:
+                raise ValueError(problem)
+            set_web_password(state_dir, person.id, hash_password(new))
+            return "password changed: sign in again with the new one"
+
+        def logged(message: str) -> str:
+            _log.info("web.password_changed person={person}", person=person.id)
+            return message
+
+        return self._answer(request, self._run(change).addCallback(logged), "/password", {}, person.id,
+                            "change password")
 
 
 class IndexPage(_Page):

@@ -10,6 +10,7 @@ import the global reactor.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from callcenter.http_api import (
     ApiResource,
     IndexPage,
     LeadPage,
+    PasswordPage,
     ReportsPage,
     WallboardPage,
 )
@@ -208,11 +210,14 @@ def make_service(
     api_root.putChild(b"agent", AgentPage(engine, dialer, sms))
     api_root.putChild(b"lead", LeadPage(engine, dialer, sms))
     api_root.putChild(b"reports", ReportsPage(engine))
+    def run_blocking(f: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        return deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
+
+    api_root.putChild(b"password", PasswordPage(settings.site.state_dir, run_blocking))
     api_root.putChild(b"metrics", MetricsResource(registry=registry))
     guard = SignInGuard(  # nothing from the network reaches a page or route without signing in
         api_root, lambda: settings.people, api_token=secrets.api_token, state_dir=settings.site.state_dir,
-        run_blocking=lambda f, *args: deferToThreadPool(reactor, reactor.getThreadPool(), f, *args),
-        on_refused=lambda reason: metrics.http_refused.labels(reason).inc())
+        run_blocking=run_blocking, on_refused=lambda reason: metrics.http_refused.labels(reason).inc())
     http_server = TCPServer(settings.http.port, Site(guard), interface=settings.http.bind)
     http_server.setName("http")
     http_server.setServiceParent(root)

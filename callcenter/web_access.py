@@ -29,8 +29,8 @@ from callcenter.settings import AgentSettings
 
 __all__ = [
     "OPEN_PATHS", "Caller", "Credentials", "PasswordHashError", "SignInError", "VerifiedPasswords",
-    "actor_field", "actor_refusal", "check_password", "hash_password", "new_password", "password_problem",
-    "read_authorization", "refusal",
+    "actor_field", "actor_refusal", "check_password", "cross_site_refusal", "hash_password", "new_password",
+    "password_change_problem", "password_problem", "read_authorization", "refusal",
 ]
 
 SCHEME: Final = "scrypt"
@@ -102,6 +102,41 @@ def password_problem(password: str) -> str | None:
         return "a password may not start or end with a space"
     if any(ord(c) < 32 for c in password):
         return "a password may not contain control characters"
+    return None
+
+
+def password_change_problem(current_matches: bool, new: str, repeat: str, current: str) -> str | None:
+    """Why a person's own password change is refused, or None (``current_matches``: their
+    current password, typed again, is right)."""
+    if not current_matches:
+        return "the current password is not right"
+    if new != repeat:
+        return "the new password and its repetition differ"
+    if new == current:
+        return "the new password is the current one"
+    return password_problem(new)
+
+
+def cross_site_refusal(method: str, host: bytes | None, origin: bytes | None, referer: bytes | None) -> str | None:
+    """Why a request that changes something is refused as coming from another site, or None.
+
+    A browser sends its remembered Basic credentials with any request to this host, also
+    a form posted by another site's page (cross-site request forgery). Browsers say where a
+    request comes from (``Origin``, else ``Referer``); a POST whose origin is not this host
+    is refused. Requests without either header (the CLI, scripts) are not browsers' and pass.
+    """
+    if method in ("GET", "HEAD", "OPTIONS"):
+        return None
+    source = origin if origin is not None else referer
+    if source is None:
+        return None
+    text = source.decode("ascii", "replace").strip()
+    if text == "null":
+        return "a request from an opaque origin (a sandboxed page or a file) may not change anything here"
+    scheme, _, rest = text.partition("://")
+    where = rest.split("/", 1)[0]
+    if not scheme or host is None or where.lower() != host.decode("ascii", "replace").strip().lower():
+        return f"a request from another site ({text[:80]}) may not change anything here"
     return None
 
 
@@ -217,7 +252,7 @@ def refusal(caller: Caller, people: Mapping[str, AgentSettings], method: str, pa
     """Why ``caller`` may not ``method`` ``path`` (the URL's segments, decoded), or None.
 
     - the host's token: everything;
-    - anyone signed in: the front page and the wallboard;
+    - anyone signed in: the front page, the wallboard and changing their own password;
     - ``/agent/<id>``: the agent; a page's GET also their team's lead and the managers;
     - ``/lead/<id>``: that person; a GET also the managers;
     - ``/api/agents/<id>/<action>``: the agent; log in, out, pause and the screen pop
@@ -231,7 +266,7 @@ def refusal(caller: Caller, people: Mapping[str, AgentSettings], method: str, pa
     if person is None:
         return None
     segments = tuple(segment for segment in path if segment)
-    if not segments or segments == ("wallboard",):
+    if not segments or segments in (("wallboard",), ("password",)):
         return None
     head, rest = segments[0], segments[1:]
     if head == "agent":

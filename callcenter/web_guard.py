@@ -34,6 +34,7 @@ from callcenter.web_access import (
     PasswordHashError,
     SignInError,
     VerifiedPasswords,
+    cross_site_refusal,
     read_authorization,
     refusal,
 )
@@ -156,7 +157,8 @@ class SignInGuard(Resource):
 
     def _enter(self, request: Request, path: tuple[str, ...], caller: Caller) -> bytes | int:
         method = request.method.decode("ascii", "replace")
-        reason = refusal(caller, self._people(), method, path)
+        reason = cross_site_refusal(method, request.getHeader(b"host"), request.getHeader(b"origin"),
+                                    request.getHeader(b"referer")) or refusal(caller, self._people(), method, path)
         if reason is not None:
             return self._refuse(request, path, 403, reason)
         setattr(request, _CALLER, caller)

@@ -151,3 +151,31 @@ def test_every_acting_route_names_its_actor_field() -> None:
     assert actor_refusal(as_(LEAD), "8001") is None
     assert actor_refusal(as_(LEAD), "9001") == "signed in as 8001: may not act as '9001'"
     assert actor_refusal(Caller(person=None), "9001") is None  # the CLI on the host
+
+
+def test_a_post_from_another_site_is_refused_not_one_from_here_or_a_script() -> None:
+    """Basic credentials ride along with any request a browser makes to this host: a form
+    posted by another site's page must not act for the signed-in person."""
+    from callcenter.web_access import cross_site_refusal
+
+    host = b"cc.example:8080"
+    assert cross_site_refusal("POST", host, b"http://cc.example:8080", None) is None
+    assert cross_site_refusal("POST", host, None, b"http://CC.example:8080/lead/8001?team=team1") is None
+    assert cross_site_refusal("POST", host, None, None) is None  # the CLI, curl: not a browser
+    assert cross_site_refusal("GET", host, b"https://evil.example", None) is None  # reading changes nothing
+    assert cross_site_refusal("POST", host, b"https://evil.example", b"http://cc.example:8080/") == (
+        "a request from another site (https://evil.example) may not change anything here")
+    assert "another site" in (cross_site_refusal("POST", host, None, b"http://cc.example:9999/x") or "")
+    assert "opaque origin" in (cross_site_refusal("POST", host, b"null", None) or "")
+
+
+def test_changing_ones_own_password() -> None:
+    from callcenter.web_access import password_change_problem
+
+    assert password_change_problem(True, "a new password", "a new password", "the old one") is None
+    assert password_change_problem(False, "a new password", "a new password", "x") == "the current password is not right"
+    assert password_change_problem(True, "a new password", "a new passwort", "x") == (
+        "the new password and its repetition differ")
+    assert password_change_problem(True, "same password", "same password", "same password") == (
+        "the new password is the current one")
+    assert "at least 10 characters" in (password_change_problem(True, "short", "short", "x") or "")

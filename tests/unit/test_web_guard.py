@@ -19,7 +19,7 @@ from twisted.web.resource import Resource
 from twisted.web.static import Data
 from twisted.web.test.requesthelper import DummyRequest
 
-from callcenter.http_api import ApiResource
+from callcenter.http_api import ApiResource, PasswordPage
 from callcenter.secrets import (
     load_or_create_secrets,
     read_web_passwords,
@@ -50,14 +50,21 @@ class Site:
             repository=SyncRepository(sessions), settings=SETTINGS)))
         root.putChild(b"metrics", Data(b"callcenter_up 1\n", "text/plain"))
         root.putChild(b"wallboard", Data(b"<h1>wallboard</h1>", "text/html"))
+        root.putChild(b"password", PasswordPage(state_dir, run_at_once))
         self.refused: list[str] = []
         self.guard = SignInGuard(root, lambda: SETTINGS.people, api_token=self.secrets.api_token,
                                  state_dir=state_dir, run_blocking=run_at_once, on_refused=self.refused.append)
 
     def request(self, method: str, path: str, *, user: str | None = None, password: str = "",
-                token: str | None = None, body: object = None) -> tuple[int, dict[bytes, list[bytes]], bytes]:
+                token: str | None = None, body: object = None, form: dict[str, str] | None = None,
+                origin: str | None = None) -> tuple[int, dict[bytes, list[bytes]], bytes]:
         request = DummyRequest([segment.encode() for segment in path.strip("/").split("/")])
         request.method = method.encode()
+        request.requestHeaders.addRawHeader(b"host", b"cc.example:8080")
+        if origin is not None:
+            request.requestHeaders.addRawHeader(b"origin", origin.encode())
+        if form is not None:
+            request.args = {k.encode(): [v.encode()] for k, v in form.items()}
         if user is not None:
             request.requestHeaders.addRawHeader(
                 b"authorization", b"Basic " + base64.b64encode(f"{user}:{password}".encode()))
@@ -161,3 +168,32 @@ def test_a_hand_edited_hash_signs_no_one_in(sessions: sessionmaker[Session], tmp
     set_web_password(tmp_path, "9001", "plaintext-password")
     assert site.request("GET", "wallboard", user="9001", password="plaintext-password")[0] == 401
     assert site.request("GET", "wallboard", user="nobody", password="x")[0] == 401
+
+
+def test_a_person_changes_their_own_password(sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    """/password: the current one typed again, the new one twice; refused with the reason, or
+    changed: the old password stops working at once. Another site's form may not do it."""
+    site = Site(sessions, tmp_path)
+    set_web_password(tmp_path, "2101", hash_password("first password"))
+    status, _, page = site.request("GET", "password", user="2101", password="first password")
+    assert status == 200 and b"Signed in as Agent 2101 (2101)" in page and b'name="repeat"' in page
+
+    def change(current: str, new: str, repeat: str, origin: str | None = "http://cc.example:8080",
+               password: str = "first password") -> tuple[int, dict[bytes, list[bytes]], bytes]:
+        return site.request("POST", "password", user="2101", password=password, origin=origin,
+                            form={"current": current, "new": new, "repeat": repeat})
+
+    status, headers, _ = change("wrong password", "second password", "second password")
+    assert status == 303 and b"err=the+current+password+is+not+right" in headers[b"Location"][0]
+    status, headers, _ = change("first password", "second password", "second passwort")
+    assert b"err=the+new+password+and+its+repetition+differ" in headers[b"Location"][0]
+    status, headers, _ = change("first password", "short", "short")
+    assert b"at+least+10+characters" in headers[b"Location"][0]
+    status, _, body = change("first password", "evil password", "evil password", origin="https://evil.example")
+    assert status == 403 and b"another site" in body
+    status, headers, _ = change("first password", "second password", "second password")
+    assert headers[b"Location"] == [b"/password?msg=password+changed%3A+sign+in+again+with+the+new+one"]
+    assert site.request("GET", "password", user="2101", password="first password")[0] == 401
+    assert site.request("GET", "password", user="2101", password="second password")[0] == 200
+    status, _, page = site.request("GET", "password", token=site.secrets.api_token)
+    assert status == 200 and b"callcenter web password ID" in page
