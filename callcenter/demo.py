@@ -420,6 +420,7 @@ def _page(reactor: Any, services: Any, path: str, *,
             with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, response.read()
         except urllib.error.HTTPError as exc:
+            exc.close()
             return exc.code, b""
         except OSError as exc:
             return 0, str(exc).encode()

@@ -18,6 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -62,9 +63,10 @@ def _web_password(site: Path, person: str) -> str:
     return made.stdout.splitlines()[0].rsplit(": ", 1)[1]
 
 
-def _open(url: str, as_: tuple[str, str] | None, data: bytes | None = None, method: str | None = None) -> Any:
+def _open(url: str, as_: tuple[str, str] | None, data: bytes | None = None, method: str | None = None,
+          headers: dict[str, str] | None = None) -> Any:
     """``urlopen`` as a browser signed in as ``as_`` (id, web password; HTTP Basic)."""
-    headers = {}
+    headers = dict(headers or {})
     if as_ is not None:
         headers["authorization"] = "Basic " + base64.b64encode(f"{as_[0]}:{as_[1]}".encode()).decode()
     return urllib.request.urlopen(urllib.request.Request(url, data=data, method=method, headers=headers), timeout=10)
@@ -233,12 +235,15 @@ def test_daemon_drives_a_lab_instance_and_stops_cleanly_on_sigterm(tmp_path: Pat
             with pytest.raises(urllib.error.HTTPError) as info:
                 _open(f"http://127.0.0.1:{http}/api/queues", None)
             assert info.value.code == 401 and info.value.headers["WWW-Authenticate"].startswith("Basic")
+            info.value.close()
             with pytest.raises(urllib.error.HTTPError) as info:
                 _open(f"http://127.0.0.1:{http}/api/queues", ("2101", "not the password"))
             assert json.load(info.value) == {"error": "wrong agent id or password", "field": None}
+            info.value.close()
             with pytest.raises(urllib.error.HTTPError) as info:  # an agent opening their lead's page
                 _open(f"http://127.0.0.1:{http}/lead/8001", agent)
             assert info.value.code == 403 and "2101 may open only their own lead page" in info.value.read().decode()
+            info.value.close()
             with _open(f"http://127.0.0.1:{http}/api/queues", agent) as response:
                 queues = {q["queue"]: q for q in json.load(response)["queues"]}
             assert set(queues) == {"hotline", "outbound"}
@@ -247,6 +252,7 @@ def test_daemon_drives_a_lab_instance_and_stops_cleanly_on_sigterm(tmp_path: Pat
                 _open(f"http://127.0.0.1:{http}/api/call-records?limit=0", lead)
             assert info.value.code == 400
             assert json.load(info.value) == {"error": "expected an integer 1..1000, got 0", "field": "limit"}
+            info.value.close()
             # the CLI talks to the running daemon: refusals are clear and fail the command
             cli = _callcenter("--config", str(site), "supervisor", "spy", "--as", "2102", "2101", "--mode", "listen",
                               timeout=30)
@@ -320,6 +326,21 @@ def test_daemon_drives_a_lab_instance_and_stops_cleanly_on_sigterm(tmp_path: Pat
                 text = response.read().decode()
             assert 'callcenter_http_refused_total{reason="signin"} 2.0' in text, text
             assert 'callcenter_http_refused_total{reason="forbidden"} 1.0' in text, text
+            # the agent changes their own password; another site's form may not
+            change = urlencode({"current": agent[1], "new": "my own new password",
+                                "repeat": "my own new password"}).encode()
+            with pytest.raises(urllib.error.HTTPError) as info:
+                _open(f"http://127.0.0.1:{http}/password", agent, data=change, method="POST",
+                      headers={"origin": "https://evil.example"})
+            assert info.value.code == 403 and "another site" in info.value.read().decode()
+            info.value.close()
+            with pytest.raises(urllib.error.HTTPError) as info:  # changed; the redirect back asks to sign in again
+                _open(f"http://127.0.0.1:{http}/password", agent, data=change, method="POST",
+                      headers={"origin": f"http://127.0.0.1:{http}"})
+            assert info.value.code == 401
+            info.value.close()
+            with _open(f"http://127.0.0.1:{http}/password?msg=changed", ("2101", "my own new password")) as response:
+                assert "Signed in as Agent 2101 (2101)" in response.read().decode()
             daemon.send_signal(signal.SIGTERM)
             assert daemon.wait(timeout=15) == 0, log.read_text()
         finally:
