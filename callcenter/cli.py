@@ -151,10 +151,11 @@ def call_api(host: str, port: int, method: str, path: str, body: Mapping[str, An
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.load(response)
     except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, json.load(exc)
-        except ValueError:
-            return exc.code, {"error": exc.reason, "field": None}
+        with exc:
+            try:
+                return exc.code, json.load(exc)
+            except ValueError:
+                return exc.code, {"error": exc.reason, "field": None}
     except OSError as exc:
         return 0, {"error": f"the daemon is not answering at {url}: {exc}", "field": None}
 
