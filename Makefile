@@ -52,6 +52,7 @@ bench: install
 	$(BIN)/python bench/erlang.py
 	$(BIN)/python bench/agi_load.py
 	$(BIN)/python bench/lead_import.py
+	$(BIN)/python bench/web_sign_in.py
 	$(BIN)/python bench/dialer_pacing.py --days 20
 
 clean:
