@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 SCHEME: Final = "scrypt"
-#: scrypt's cost: about 50 ms and 16 MiB per hash on the development VM. The guard hashes a
+#: scrypt's cost: about 40 ms and 16 MiB per hash on the development VM. The guard hashes a
 #: person's password once per daemon run (:class:`VerifiedPasswords`), never per request.
 _N, _R, _P, _DKLEN = 2**14, 8, 1, 32
 MIN_PASSWORD_LENGTH: Final = 10
@@ -178,7 +178,7 @@ def read_authorization(header: bytes | None) -> Credentials | None:
 class VerifiedPasswords:
     """The passwords already checked against their stored hash in this daemon run.
 
-    scrypt is slow on purpose (~50 ms); the pages reload every few seconds. A password
+    scrypt is slow on purpose (~40 ms); the pages reload every few seconds. A password
     that matched is remembered as a keyed digest (never the password itself) together with
     the hash it matched, so a changed or removed password is checked again.
     """
