@@ -266,6 +266,8 @@ def refusal(caller: Caller, people: Mapping[str, AgentSettings], method: str, pa
     if person is None:
         return None
     segments = tuple(segment for segment in path if segment)
+    if any(segment in (".", "..") for segment in segments):
+        return "a path with . or .. segments is not a page here"
     if not segments or segments in (("wallboard",), ("password",)):
         return None
     head, rest = segments[0], segments[1:]

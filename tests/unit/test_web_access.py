@@ -121,6 +121,9 @@ def test_verified_passwords_skip_scrypt_until_the_hash_changes() -> None:
     (AGENT, "GET", ["api", "nothing-here"], False),
     (LEAD, "GET", ["reports"], True), (LEAD, "GET", ["api", "reports", "calls"], True),
     (LEAD, "POST", ["api", "supervisor", "spy"], True), (LEAD, "POST", ["api", "dialer", "c", "handout"], True),
+    # dot segments never pass (each resource reads its own segments; none may be smuggled past the rule)
+    (AGENT, "GET", ["api", "agents", "2101", "..", "..", "reports", "calls"], False),
+    (MANAGER, "GET", ["agent", ".", "2201"], False),
     # the host's API token: everything
     (None, "POST", ["lead", "8001"], True), (None, "GET", ["api", "reports", "commission"], True),
 ])
