@@ -29,7 +29,7 @@ from twisted.web.server import Site
 from callcenter.agents import LAB_INTERFACES, PJSIP_INTERFACES, MemberInterfaces
 from callcenter.agi.server import FastAgiFactory
 from callcenter.ami.client import AmiClient, AmiCredentials
-from callcenter.asterisk.render import lab_sms_gateway
+from callcenter.asterisk.render import LAB_TRUNK, lab_sms_gateway
 from callcenter.dialer.config import load_dialer_config, validate_against
 from callcenter.dialer.reload import ConfigWatcher, thread_reader
 from callcenter.dialer.service import DialerMetrics, DialerService
@@ -57,7 +57,6 @@ __all__ = ["EngineServices", "database_url", "make_service", "run_daemon"]
 _log = Logger(namespace="callcenter.service")
 
 #: The lab dials its simulated telephone network (dialplans/lab/sim-pstn.conf).
-LAB_TRUNK = "Local/{phone}@sim-pstn"
 
 
 def database_url(settings: Settings) -> str:

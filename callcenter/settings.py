@@ -21,7 +21,7 @@ from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from callcenter.commission import SHARES, CommissionRates
@@ -248,6 +248,23 @@ class FaxSettings:
     ring_seconds: int = 60
 
 
+_TRUNK: Final = re.compile(r"^[^{}]*\{phone\}[^{}]*$")
+_TRUNK_HINT: Final = "a channel with {phone}, e.g. PJSIP/{phone}@pstn"
+
+
+@dataclass(frozen=True)
+class ManualDialSettings:
+    """``manual_dial``: agents' own calls to customers, from the page's "Call" or dialed on
+    the softphone (docs/agents.md, "Calling a customer")."""
+
+    trunk: str = "PJSIP/{phone}@pstn"
+    """The channel a customer's number is dialed on; ``{phone}`` is the number."""
+    caller_id: str = ""
+    """The caller id customers see ("": the trunk's)."""
+    ring_seconds: int = 45
+    """How long the customer's phone may ring."""
+
+
 @dataclass(frozen=True)
 class SmsSettings:
     """``sms``: SMS broadcast through the SMS gateway over SIP MESSAGE (docs/sms.md)."""
@@ -308,6 +325,8 @@ class Settings:
     """The fax number and channels (``fax``)."""
     sms: SmsSettings = field(default_factory=SmsSettings)
     """The SMS gateway, sender and sending rules (``sms``)."""
+    manual_dial: ManualDialSettings = field(default_factory=ManualDialSettings)
+    """How agents' own calls to customers go out (``manual_dial``)."""
 
     @cached_property
     def people(self) -> Mapping[str, AgentSettings]:
@@ -603,18 +622,26 @@ def _build(data: Mapping[str, Any], locs: Locations, root: Path, problems: list[
     fax = FaxSettings(
         number=fax_r.text("number", default_fax.number, re.compile(r"^[0-9]{2,20}$"), "2 to 20 digits"),
         channels=fax_r.integer("channels", default_fax.channels, 1, 64),
-        trunk=fax_r.text("trunk", default_fax.trunk, re.compile(r"^[^{}]*\{phone\}[^{}]*$"),
-                         "a channel with {phone}, e.g. PJSIP/{phone}@pstn"),
+        trunk=fax_r.text("trunk", default_fax.trunk, _TRUNK, _TRUNK_HINT),
         caller_id=fax_r.text("caller_id", default_fax.caller_id),
         ring_seconds=fax_r.integer("ring_seconds", default_fax.ring_seconds, 5, 300),
     )
     fax_r.done()
     sms = _sms(top.sub("sms"))
+    dial_r = top.sub("manual_dial")
+    default_dial = ManualDialSettings()
+    manual_dial = ManualDialSettings(
+        trunk=dial_r.text("trunk", default_dial.trunk, _TRUNK, _TRUNK_HINT),
+        caller_id=dial_r.text("caller_id", default_dial.caller_id, re.compile(r"^[0-9+]{0,20}$"),
+                              "up to 20 digits (an optional +), or empty"),
+        ring_seconds=dial_r.integer("ring_seconds", default_dial.ring_seconds, 5, 300),
+    )
+    dial_r.done()
     top.done()
     return Settings(
         site=site, ami=ami, agi=agi, sip=sip, database=database, http=http, metrics=metrics,
         recordings=recordings, lab=lab, ivr=ivr, logging=logging, teams=teams, agents=agents, queues=queues, root=root,
-        commission=commission, qa=qa, fax=fax, sms=sms,
+        commission=commission, qa=qa, fax=fax, sms=sms, manual_dial=manual_dial,
     )
 
 

@@ -50,6 +50,10 @@ class AsteriskEndpoints:
         return f"agi://{self.agi_host}:{self.agi_port}"
 
 
+LAB_TRUNK = "Local/{phone}@sim-pstn"
+"""The lab's trunk: its simulated telephone network (``dialplans/lab/sim-pstn.conf``)."""
+
+
 def _safe(value: str, what: str) -> str:
     if any(ch in value for ch in "\r\n;[]") or value != value.strip():
         raise ConfigRenderError(f"{what}: {value!r} cannot be written into Asterisk configuration")
@@ -96,6 +100,17 @@ def render_manager(settings: Settings, secrets: Secrets, endpoints: AsteriskEndp
     ])
 
 
+def _agent_trunk(settings: Settings, endpoints: AsteriskEndpoints) -> list[str]:
+    """The globals ``[agent-dial]`` dials a customer with (``manual_dial``; the lab's network in
+    the lab): the trunk split around ``{phone}``, so the dialplan puts the number between."""
+    dial = settings.manual_dial
+    before, after = (LAB_TRUNK if endpoints.lab else dial.trunk).split("{phone}")
+    return [f"AGENT_TRUNK_BEFORE = {_safe(before, 'manual_dial.trunk')}",
+            f"AGENT_TRUNK_AFTER = {_safe(after, 'manual_dial.trunk')}",
+            f"AGENT_CALLER_ID = {_safe(dial.caller_id, 'manual_dial.caller_id')}",
+            f"AGENT_RING_SECONDS = {dial.ring_seconds}"]
+
+
 def render_extensions(settings: Settings, endpoints: AsteriskEndpoints) -> str:
     files = dialplan_files(settings.root, endpoints.lab)
     sources = [str(f.relative_to(settings.root)) for f in files]
@@ -116,6 +131,7 @@ def render_extensions(settings: Settings, endpoints: AsteriskEndpoints) -> str:
         f"IVR_CHANNELS = {settings.ivr.channels}",
         f"SMS_SENDER = {settings.sms.sender}",
         f"SMS_GATEWAY = {_safe(sms_gateway(settings, endpoints), 'sms.gateway')}",
+        *_agent_trunk(settings, endpoints),
         "",
         "; the fax number (fax.number), included in [from-pstn]",
         "[fax-number]",

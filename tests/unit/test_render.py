@@ -78,6 +78,12 @@ def test_extensions_have_globals_and_every_dialplan_fragment(tmp_path: Path) -> 
     assert {"from-pstn", "hotline", "from-agents", "lab-test", "lab-agents"} <= set(lab)
     production = _parse(tmp_path, "extensions.conf", _render(tmp_path, lab=False)["extensions.conf"])
     assert "lab-test" not in production and "hotline" in production
+    # agents' own calls: the manual_dial trunk around the number; in the lab, its simulated network
+    assert {k: production["globals"][0][k] for k in ("AGENT_TRUNK_BEFORE", "AGENT_TRUNK_AFTER",
+                                                     "AGENT_RING_SECONDS")} == {
+        "AGENT_TRUNK_BEFORE": "PJSIP/", "AGENT_TRUNK_AFTER": "@pstn", "AGENT_RING_SECONDS": "45"}
+    assert (lab["globals"][0]["AGENT_TRUNK_BEFORE"], lab["globals"][0]["AGENT_TRUNK_AFTER"]) == ("Local/", "@sim-pstn")
+    assert "agent-dial" in production
 
 
 def test_queues_conf_has_each_configured_queue(tmp_path: Path) -> None:
