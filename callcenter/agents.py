@@ -31,7 +31,8 @@ from callcenter.ami import actions
 from callcenter.ami.actions import AmiAction
 from callcenter.ami.client import AmiResult
 from callcenter.settings import AgentSettings, Settings
-from callcenter.state.agents import AgentBoard
+from callcenter.state.agents import AgentBoard, AgentState
+from callcenter.storage.records import InvalidFieldError, canonical_phone
 from callcenter.twisted_typing import Clock
 
 __all__ = [
@@ -73,6 +74,10 @@ PJSIP_INTERFACES = MemberInterfaces(lambda a: f"PJSIP/agent{a}", lambda a: f"PJS
 
 LAB_INTERFACES = MemberInterfaces(lambda a: f"Local/{a}@lab-agents/n", lambda a: f"Custom:agent{a}")
 """Lab: the ``[lab-agents]`` Local channel, its device state set by the dialplan."""
+
+
+AGENT_ANSWER_SECONDS = 30
+"""How long the agent's own phone rings for a call they asked for (click-to-call)."""
 
 
 class _Ami(Protocol):
@@ -178,6 +183,38 @@ class AgentService:
         except (AgentError, actions.AmiActionError) as error:
             return fail(error)
         return self._send_all(built)
+
+    def call(self, agent_id: str, phone: str, *, name: str | None = None,
+             customer_id: int | None = None) -> Deferred[AmiResult]:
+        """Call a customer for the agent (click-to-call; docs/agents.md, "Calling a customer").
+
+        The agent's phone rings first, showing the customer's number (and name); once it is
+        picked up, ``[agent-dial]`` records the call and dials ``phone`` on the
+        ``manual_dial`` trunk, and the engine opens the call record and the agent's screen
+        pop. ``phone`` is read as the site reads every number (:func:`canonical_phone`; an
+        international ``+`` number is dialed with ``00``). Refused before anything is sent:
+        an unknown agent, a number that is not one (:class:`InvalidFieldError`), an agent
+        logged out, or whose phone is ringing or on a call.
+        """
+        try:
+            self.agent(agent_id)
+            number = canonical_phone(phone)
+            seen = self.board.agent(agent_id)
+            if seen is None or seen.state is AgentState.LOGGED_OUT:
+                raise AgentError(f"agent {agent_id} is logged out: log in first")
+            if seen.state in (AgentState.RINGING, AgentState.ON_CALL):
+                raise AgentError(f"agent {agent_id} is on a call: call the customer once it ends")
+            dial = "00" + number[1:] if number.startswith("+") else number
+            label = " ".join((name or "").replace('"', " ").replace(",", " ").split()) or number
+            action = actions.originate(
+                self.interface(agent_id), context="agent-dial", exten=dial, priority=1,
+                caller_id=f'"{label}" <{number}>', timeout_ms=AGENT_ANSWER_SECONDS * 1000,
+                variables={"CC_AGENT": agent_id, "CC_PHONE": number,
+                           **({"CC_CUSTOMER_NAME": label} if name and label != number else {}),
+                           **({"CC_CUSTOMER_ID": customer_id} if customer_id is not None else {})})
+        except (AgentError, InvalidFieldError, actions.AmiActionError) as error:
+            return fail(error)
+        return self.ami.send(action)
 
     def _send_all(self, built: list[AmiAction]) -> Deferred[list[AmiResult]]:
         sent = [self.ami.send(action) for action in built]

@@ -304,8 +304,22 @@ class Engine(Service):
         self._agent_tick = None
         self._agent_facts(self.agents.tick(self.clock.seconds()))
 
+    def _agent_dial(self, msg: Message) -> None:
+        """``UserEvent AgentDial`` (``[agent-dial]``): an agent calls a customer themselves; their
+        screen pop shows the call, and its record is opened now, as for a queue call."""
+        fields = msg.fields
+        agent, linkedid = fields.get("Agent"), fields.get("Linkedid")
+        if not agent or not linkedid:
+            _log.warn("agent_dial.unreadable fields={fields}", fields=dict(fields))
+            return
+        self.screen_pops[agent] = linkedid
+        self.open_record(linkedid, agent)
+
     def _queue_event(self, msg: Message, now: float) -> None:
         name = msg.name
+        if name == "UserEvent" and msg.fields.get("UserEvent") == "AgentDial":
+            self._agent_dial(msg)
+            return
         if name not in ("QueueCallerJoin", "AgentComplete", "AgentConnect", "AgentCalled"):
             return
         fields = msg.fields
@@ -408,13 +422,14 @@ class Engine(Service):
             customer_name=name,
             phone=phone,
             agent_id=agent,
-            queue=variables.get("CC_QUEUE") or self.hotline_queue,
+            queue=variables.get("CC_QUEUE") or (None if outbound else self.hotline_queue),
             uniqueid=call.channels[0] if call.channels else None,
             linkedid=call.linkedid,
             answered_at=_utc(call.answered_at) if call.answered_at is not None else None,
             issue_type=variables.get("CC_TOPIC") or None,
             description=(f"campaign {variables.get('CC_CAMPAIGN_NAME') or variables.get('CC_CAMPAIGN')}, "
-                         f"lead {variables.get('CC_LEAD')}, attempt {variables.get('CC_ATTEMPT')}") if outbound else "",
+                         f"lead {variables.get('CC_LEAD')}, attempt {variables.get('CC_ATTEMPT')}")
+            if outbound and variables.get("CC_CAMPAIGN") else "",  # an agent's own call: nothing to say yet
             ivr_path=_ivr_path(variables),
         )
         day = started.astimezone(self.timezone).date()
@@ -490,7 +505,7 @@ class Engine(Service):
                       ticket=record.ticket_number, phone=record.phone, talk=record.talk_seconds)
             path = variables.get("CC_RECORDING")
             if path:
-                self._track(self._add_recording_later(record, path, started, agent))
+                self._track(self._add_recording_later(record, path, started, agent or record.agent_id))
             number = variables.get("CC_CALLBACK")
             if number:
                 for listener in self.callback_listeners:

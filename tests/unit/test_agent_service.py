@@ -148,3 +148,61 @@ def test_asterisk_refusal_reaches_the_caller(settings: Settings) -> None:
     ami = FakeAmi(refuse=("QueueRemove",))
     failure = _check.failureResultOf(service(settings, ami).logout("1001"), AmiActionFailed)
     assert "Interface not found" in str(failure.value)
+
+
+def _on_board(board: AgentBoard, agent: str, *events: list[tuple[str, str]]) -> None:
+    member = [("Queue", "outbound"), ("Interface", f"PJSIP/agent{agent}"), ("StateInterface", f"PJSIP/agent{agent}")]
+    board.handle(Message.from_pairs([("Event", "QueueMemberAdded"), *member, ("Paused", "0"), ("Status", "1")]), 1.0)
+    for extra in events:
+        board.handle(Message.from_pairs([*extra, *member]), 2.0)
+
+
+def test_call_rings_the_agent_then_the_customer_with_the_record_s_details(settings: Settings) -> None:
+    """Click-to-call: the agent's phone is originated into [agent-dial] with the customer's number
+    as the extension (an international + number dialed with 00), the number and name shown on
+    the agent's phone, and what the call record needs."""
+    ami, board = FakeAmi(), AgentBoard()
+    _on_board(board, "2101")
+    agents = AgentService(settings, ami, board, Clock())  # type: ignore[arg-type]
+    _check.successResultOf(agents.call("2101", "138-0013-8000", name='Zhang, "Wei"', customer_id=7))
+    _check.successResultOf(agents.call("2101", "+33 1 23 45 67 89"))
+    first, second = ami.sent
+    assert first.headers == (
+        ("Channel", "PJSIP/agent2101"), ("Context", "agent-dial"), ("Exten", "13800138000"), ("Priority", "1"),
+        ("CallerID", '"Zhang Wei" <13800138000>'), ("Timeout", "30000"), ("Async", "true"))
+    assert first.variables == (("CC_AGENT", "2101"), ("CC_PHONE", "13800138000"),
+                               ("CC_CUSTOMER_NAME", "Zhang Wei"), ("CC_CUSTOMER_ID", "7"))
+    assert ("Exten", "0033123456789") in second.headers
+    assert ("CallerID", '"+33123456789" <+33123456789>') in second.headers
+    assert second.variables == (("CC_AGENT", "2101"), ("CC_PHONE", "+33123456789"))
+
+
+def test_call_is_refused_before_anything_is_sent(settings: Settings) -> None:
+    ami, board = FakeAmi(), AgentBoard()
+    _on_board(board, "2101", [("Event", "AgentConnect"), ("Queue", "outbound"), ("Uniqueid", "1.1"),
+                              ("Linkedid", "1.1"), ("HoldTime", "1")])
+    agents = AgentService(settings, ami, board, Clock())  # type: ignore[arg-type]
+    for agent, phone, words in [("2101", "13800138000", "agent 2101 is on a call"),
+                                ("2102", "13800138000", "agent 2102 is logged out: log in first"),
+                                ("9999", "13800138000", "9999"), ("2101", "not a number", "3 to 15 digits")]:
+        failure = _check.failureResultOf(agents.call(agent, phone))
+        assert words in str(failure.value), failure.value
+    assert ami.sent == []
+
+
+def test_manual_dial_settings_are_checked(tmp_path: Path) -> None:
+    """manual_dial (config/callcenter.yaml): each bad value named with its file, line and key."""
+    from callcenter.settings import ConfigError
+
+    bad = tmp_path / "site.yaml"
+    bad.write_text("manual_dial:\n  trunk: PJSIP/pstn\n  caller_id: 400-1234\n  ring_seconds: 2\n  ringing: 5\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(CONFIG_DIR, [bad])
+    assert str(info.value).splitlines() == [
+        f"{bad}:2:3: manual_dial.trunk: expected a channel with {{phone}}, e.g. PJSIP/{{phone}}@pstn, got 'PJSIP/pstn'",
+        f"{bad}:3:3: manual_dial.caller_id: expected up to 20 digits (an optional +), or empty, got '400-1234'",
+        f"{bad}:4:3: manual_dial.ring_seconds: expected an integer in 5..300, got 2",
+        f"{bad}:5:3: manual_dial.ringing: unknown setting",
+    ]
+    good = load_settings(CONFIG_DIR)
+    assert (good.manual_dial.trunk, good.manual_dial.ring_seconds) == ("PJSIP/{phone}@pstn", 45)

@@ -298,3 +298,38 @@ def test_agent_states_are_written_for_the_agent_time_report(sessions: sessionmak
     with sessions() as session:
         states = session.scalars(sa.select(models.AgentStateChange.state).order_by(models.AgentStateChange.id)).all()
     assert states == ["ready", "paused", "ready", "on_call", "wrap_up", "ready", "unknown"]
+
+
+def test_an_agents_own_call_gets_a_record_and_the_screen_pop(sessions: sessionmaker[Session]) -> None:
+    """[agent-dial]'s AgentDial event opens an outbound record for the agent (the number dialed,
+    no queue, no campaign) and pops it on their screen; the call's end completes it."""
+    repository = SyncRepository(sessions)
+    clock = Clock()
+    clock.advance(1_795_400_000)
+    ami = FakeAmi()
+    engine = Engine(load_settings(ROOT / "config"), ami, repository, EngineMetrics(CollectorRegistry()), clock,  # type: ignore[arg-type]
+                    RecordingPaths("/srv/rec", Path("/tmp/rec")))
+    engine.startService()
+    send = ami.events[0]
+    agent = {"Channel": "PJSIP/agent2101-00000001", "Uniqueid": "9.1", "Linkedid": "9.1", "CallerIDNum": "2101",
+             "CallerIDName": "Agent 2101", "Context": "agent-dial", "Exten": "13800138000"}
+    send(_event(Event="Newchannel", ChannelState="6", ChannelStateDesc="Up", **agent))
+    for name, value in (("CC_DIRECTION", "outbound"), ("CC_PHONE", "13800138000"), ("CC_CUSTOMER_NAME", "Zhang Wei")):
+        send(_event(Event="VarSet", Variable=name, Value=value, **agent))
+    send(_event(Event="UserEvent", UserEvent="AgentDial", Agent="2101", Phone="13800138000", **agent))
+    assert engine.screen_pops["2101"] == "9.1"
+    [opened] = in_tx(sessions, repo.list_recent_call_records)
+    assert (opened.direction, opened.agent_id, opened.phone, opened.customer_name, opened.queue, opened.description) == (
+        "outbound", "2101", "13800138000", "Zhang Wei", None, "")
+    customer = {**agent, "Channel": "PJSIP/pstn-00000002", "Uniqueid": "9.2", "CallerIDNum": "13800138000"}
+    send(_event(Event="Newchannel", ChannelState="5", ChannelStateDesc="Ringing", **customer))
+    clock.advance(4)
+    send(_event(Event="Newstate", ChannelState="6", ChannelStateDesc="Up", **customer))
+    for channel in (agent, customer):
+        send(_event(Event="BridgeEnter", BridgeUniqueid="b-9", BridgeType="basic", **channel))
+    clock.advance(42)
+    for channel in (customer, agent):
+        send(_event(Event="BridgeLeave", BridgeUniqueid="b-9", BridgeType="basic", **channel))
+        send(_event(Event="Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}, **channel))
+    [record] = in_tx(sessions, repo.list_recent_call_records)
+    assert (record.id, record.agent_id, record.talk_seconds, record.ended_at is not None) == (opened.id, "2101", 42, True)
