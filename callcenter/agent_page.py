@@ -46,6 +46,8 @@ __all__ = [
 ]
 
 REFRESH_SECONDS: Final = 3
+#: States in which the agent cannot take a call of their own: logged out, ringing, talking.
+_BUSY_STATES: Final = ("logged_out", "ringing", "on_call")
 OUTCOMES: Final = ("resolved", "sale", "follow-up", "callback", "not interested", "wrong number", "escalated")
 """Suggested outcomes (the field is free text, as in the API)."""
 PAUSE_REASONS: Final = ("break", "lunch", "training", "meeting", "after-call work")
@@ -116,6 +118,25 @@ def _button(agent_id: str, action: str, label: str, extra: str = "") -> str:
             f'<button type="submit">{escape(label)}</button></form>')
 
 
+def _call_button(view: AgentView, phone: str | None, name: str | None, customer_id: int | None,
+                 label: str) -> str:
+    """A button calling ``phone`` for the agent (their phone rings first); none while they are
+    on a call or logged out, or without a number."""
+    if not phone or view.state in _BUSY_STATES:
+        return ""
+    hidden = {"phone": phone, "name": name or "", "customer_id": "" if customer_id is None else str(customer_id)}
+    extra = "".join(f'<input type="hidden" name="{k}" value="{escape(v)}">' for k, v in hidden.items() if v)
+    return _button(view.agent.id, "call", label, extra)
+
+
+def _dial_pad(view: AgentView) -> str:
+    """Any number, typed: the agent's own call (docs/agents.md, "Calling a customer")."""
+    if view.state in _BUSY_STATES:
+        return ""
+    return _button(view.agent.id, "call", "Call",
+                   '<input type="tel" name="phone" placeholder="a number to call" required style="width: 10em"> ')
+
+
 def _controls(view: AgentView) -> str:
     agent_id = view.agent.id
     if view.state == "logged_out":
@@ -126,6 +147,7 @@ def _controls(view: AgentView) -> str:
     parts = [_button(agent_id, "unpause", "Ready") if view.state == "paused" else _button(agent_id, "pause", "Pause",
                                                                                          pause)]
     parts.append(_button(agent_id, "logout", "Log out"))
+    parts.append(_dial_pad(view))
     return "".join(parts)
 
 
@@ -185,8 +207,10 @@ def _follow_ups(view: AgentView, tz: ZoneInfo) -> str:
         rows.append(f'<tr><td{" class=err" if late else ""}>{escape(when)}{" (overdue)" if late else ""}</td>'
                     f"<td>{escape(record.ticket_number)}</td><td>{escape(record.customer_name or '')}</td>"
                     f"<td>{escape(record.phone or '')}</td><td>{escape(record.outcome or '')}</td>"
-                    f"<td>{escape(record.description or '')}</td></tr>")
-    table = html_table(["due", "ticket", "customer", "phone", "outcome", "notes"], rows, "")
+                    f"<td>{escape(record.description or '')}</td>"
+                    f"<td>{_call_button(view, record.phone, record.customer_name, record.customer_id, 'Call')}</td>"
+                    "</tr>")
+    table = html_table(["due", "ticket", "customer", "phone", "outcome", "notes", ""], rows, "")
     return (f"<h2>Follow-ups due today ({len(rows)})</h2>{table}"
             '<p class="muted">A follow-up leaves this list once the customer has been called again.</p>')
 
@@ -247,6 +271,8 @@ def render_agent_page(view: AgentView) -> str:
             parts.append(f"<h2>Customer: {escape(record.customer_name)}</h2><p>Not in the CRM yet.</p>")
         else:
             parts.append("<h2>Customer</h2><p>Not in the CRM: a new caller.</p>")
+        parts.append(_call_button(view, record.phone, record.customer_name, record.customer_id,
+                                  f"Call {record.phone} back"))
         if view.sms and record.phone:
             parts.append(f'<form class="inline" method="post" action="/agent/{quote(agent.id)}/sms-ticket">'
                          f'<input type="hidden" name="ticket" value="{escape(record.ticket_number)}">'

@@ -173,11 +173,15 @@ def _report(status: int, body: Any) -> int:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    """Agent actions through the running daemon: login, logout, pause, unpause, screen-pop."""
+    """Agent actions through the running daemon: login, logout, pause, unpause, call, screen-pop, follow-ups."""
     settings = _settings(args)
     if args.agent_command in ("screen-pop", "follow-ups"):
         return _report(*_api(settings, "GET", f"agents/{args.agent}/{args.agent_command}"))
-    body = {"reason": args.reason} if args.agent_command == "pause" else {}
+    body: dict[str, str] = {}
+    if args.agent_command == "pause":
+        body = {"reason": args.reason}
+    elif args.agent_command == "call":
+        body = {"phone": args.phone, **({"name": args.name} if args.name else {})}
     return _report(*_api(settings, "POST", f"agents/{args.agent}/{args.agent_command}", body))
 
 
@@ -379,6 +383,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = agent.add_parser("pause", help="stop taking calls, with a reason")
     p.add_argument("agent", help="agent id, e.g. 2101")
     p.add_argument("--reason", required=True, help="e.g. lunch, training, after-call work")
+    p.set_defaults(func=cmd_agent)
+    p = agent.add_parser("call", help="call a customer: the agent's phone rings, then the customer's")
+    p.add_argument("agent", help="agent id, e.g. 2101")
+    p.add_argument("phone", help="the customer's number")
+    p.add_argument("--name", help="the customer's name, shown on the agent's phone and the call record")
     p.set_defaults(func=cmd_agent)
 
     p = agent.add_parser("disposition", help="record what came of a call (outcome, issue type, notes, follow-up)")

@@ -141,7 +141,7 @@ from callcenter.storage import agent_time as agent_time_store
 from callcenter.storage import dialer as dialer_store
 from callcenter.storage import sms as sms_store
 from callcenter.storage.dialer_records import LeadHolding
-from callcenter.storage.records import CallRecord, InvalidFieldError
+from callcenter.storage.records import CallRecord, InvalidFieldError, canonical_phone
 from callcenter.storage.repository import NotFoundError, list_recordings_for_call
 from callcenter.storage.sms import BroadcastCreated
 from callcenter.supervisor import AgentNotOnCall, NotPermitted, SpyFailed
@@ -483,6 +483,8 @@ class ApiResource(Resource):
                 d = service.pause(agent, self._field(body, "reason"))
             elif action == "unpause":
                 d = service.unpause(agent)
+            elif action == "call":
+                return self._call(agent, body)
             else:
                 raise ApiError(404, f"no agent action {action!r}")
             return d.addCallback(lambda _: {"agent": agent, "action": action, "ok": True})
@@ -504,6 +506,21 @@ class ApiResource(Resource):
                                            self._field(body, "mode"))
             return spying.addCallback(lambda session: {"spy": session})
         raise ApiError(404, "no such resource: /api/" + "/".join(path))
+
+    def _call(self, agent: str, body: dict[str, Any]) -> Deferred[Any]:
+        """``POST /api/agents/<id>/call {"phone", "name"?, "customer_id"?}``: the agent's phone
+        rings, then the customer is called (docs/agents.md, "Calling a customer")."""
+        for key in body:
+            if key not in ("phone", "name", "customer_id"):
+                raise ApiError(400, "unknown field (fields: phone, name, customer_id)", str(key))
+        name, customer = body.get("name"), body.get("customer_id")
+        if name is not None and not isinstance(name, str):
+            raise ApiError(400, f"expected a string, got {name!r}", "name")
+        if customer is not None and (isinstance(customer, bool) or not isinstance(customer, int) or customer < 1):
+            raise ApiError(400, f"expected a CRM customer id (a whole number), got {customer!r}", "customer_id")
+        phone = self._field(body, "phone")
+        return self.engine.agent_service.call(agent, phone, name=name, customer_id=customer).addCallback(
+            lambda _: {"agent": agent, "action": "call", "phone": canonical_phone(phone), "ok": True})
 
     def _disposition(self, ticket: str, body: dict[str, Any]) -> Deferred[Any]:
         return save_disposition(self.engine, ticket, parse_disposition(body)).addCallback(
@@ -1009,6 +1026,11 @@ class AgentPage(_Page):
             ticket, body = disposition_body(agent.id, form, self.engine.settings.site.timezone)
             return save_disposition(self.engine, ticket, parse_disposition(body)).addCallback(
                 lambda record: f"disposition of {record.ticket_number} saved: {record.outcome or 'no outcome'}")
+        if action == "call":
+            phone, name = form.get("phone", "").strip(), form.get("name", "").strip() or None
+            customer = form.get("customer_id", "").strip()
+            return service.call(agent.id, phone, name=name, customer_id=int(customer) if customer.isdigit() else None
+                                ).addCallback(lambda _: f"your phone rings: pick it up and {name or phone} is called")
         if action == "sms-ticket":
             ticket = form.get("ticket", "").strip()
 

@@ -67,6 +67,10 @@ class FakeAgentService:
     def unpause(self, agent: str) -> Deferred[list[Any]]:
         return self._did("unpause", agent)
 
+    def call(self, agent: str, phone: str, *, name: str | None = None, customer_id: int | None = None) -> Deferred[Any]:
+        self.calls.append(("call", agent, phone, name or "", str(customer_id)))
+        return succeed(None)
+
 
 def _engine(sessions: sessionmaker[Session]) -> tuple[Any, CallRecord]:
     repo = SyncRepository(sessions)
@@ -155,7 +159,9 @@ def test_todays_follow_ups_are_listed_overdue_first_until_the_customer_is_called
     status, html = _get(page, "2101")
     assert status == 200 and "<h2>Follow-ups due today (2)</h2>" in html, html
     assert (f"<tr><td class=err>09:30 (overdue)</td><td>{overdue}</td><td></td><td>13900000001</td><td></td>"
-            "<td>send the &lt;contract&gt;</td></tr>") in html
+            '<td>send the &lt;contract&gt;</td><td><form class="inline" method="post" action="/agent/2101/call">'
+            '<input type="hidden" name="phone" value="13900000001"><button type="submit">Call</button></form></td>'
+            "</tr>") in html  # a click calls the customer back (docs/agents.md, "Calling a customer")
     assert f"<tr><td>16:00</td><td>{later}</td>" in html
     repo.create_call_record(NewCallRecord(started_at=datetime(2026, 12, 7, 2, 0, tzinfo=UTC), direction="outbound",
                                           phone="13900000001", agent_id="2101"), site_prefix="GD")  # called back
@@ -279,3 +285,25 @@ def test_the_agent_sees_where_their_day_went(sessions: sessionmaker[Session]) ->
     assert status == 200
     assert ('<p class="muted">Today: logged in 2:00:00, on calls 0:30:00, wrap-up 0:01:00, paused 0:59:00 '
             "(lunch 0:59:00), occupancy 51%</p>") in html, html
+
+
+def test_the_agent_calls_a_customer_from_the_page_or_the_api(sessions: sessionmaker[Session]) -> None:
+    """A number typed in, the screen pop's "Call ... back", a follow-up's "Call": each asks the
+    agent service to ring the agent's phone, then the customer (docs/agents.md)."""
+    engine, _ = _engine(sessions)
+    page = AgentPage(engine)  # type: ignore[arg-type]
+    status, html = _get(page, "2101")
+    assert '<input type="tel" name="phone" placeholder="a number to call" required' in html  # ready: may call
+    assert ('<form class="inline" method="post" action="/agent/2101/call"><input type="hidden" name="phone" '
+            'value="13800138000"><input type="hidden" name="name" value="Zhang &lt;Wei&gt;">') in html
+    assert "Call 13800138000 back</button>" in html
+    status, query = _post(page, ["2101", "call"], {"phone": "13800138000", "name": "Zhang", "customer_id": "3"})
+    assert status == 303 and query["msg"] == ["your phone rings: pick it up and Zhang is called"]
+    assert engine.agent_service.calls[-1] == ("call", "2101", "13800138000", "Zhang", "3")
+    api = ApiResource(engine)  # type: ignore[arg-type]
+    status, body = post_json(api, [b"agents", b"2101", b"call"], {"phone": "+86 138 0013 8000"})
+    assert (status, body) == (200, {"agent": "2101", "action": "call", "phone": "13800138000", "ok": True})
+    for bad, field in [({"phone": "1", "extension": "x"}, "extension"), ({"phone": "1", "customer_id": True},
+                       "customer_id"), ({"name": "x"}, "phone"), ({"phone": "1", "name": 5}, "name")]:
+        status, body = post_json(api, [b"agents", b"2101", b"call"], bad)
+        assert (status, body["field"]) == (400, field), body
