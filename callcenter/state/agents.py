@@ -38,6 +38,15 @@ Ringing that ends without a word
     up without ``AgentRingNoAnswer``; a ``Hangup`` of the channel that was ringing
     (``DestUniqueid`` of ``AgentCalled``) ends the ring.
 
+Calls of the agent's own
+    A customer called back (``[agent-dial]``) or a preview dial (``[dialer-preview]``) is
+    not app_queue's: the dialplan raises ``UserEvent AgentBusy`` when it starts and
+    ``AgentFree`` when the agent's channel hangs up. A waiting agent (ready, in wrap-up or
+    paused) is on a call meanwhile, so the dialer does not count them ready; after it they
+    are available again (paused if they still are). Device states are recorded but decide
+    nothing: their events come in no fixed order with app_queue's (the real capture has an
+    agent's phone turning ``INUSE`` after ``AgentComplete``).
+
 Resync
     :meth:`AgentBoard.resync` rebuilds the board from a ``QueueStatus`` snapshot
     (``QueueMember`` items: ``Location``, ``Paused``, ``PausedReason``, ``InCall``,
@@ -93,6 +102,8 @@ class Trigger(enum.Enum):
     COMPLETE = "complete"  # AgentComplete
     DUMP = "dump"  # AgentDump: the agent hung up before talking
     WRAPUP_END = "wrapup_end"  # tick() passed the wrap-up deadline
+    OWN_CALL = "own_call"  # UserEvent AgentBusy: a call of the agent's own starts
+    OWN_CALL_END = "own_call_end"  # UserEvent AgentFree: it ended
 
 
 class _Then(enum.Enum):
@@ -133,7 +144,16 @@ TRANSITIONS: Final[Mapping[tuple[AgentState, Trigger], AgentState | _Then]] = {
     (_S.RINGING, _T.DUMP): _Then.AVAILABLE,
     (_S.ON_CALL, _T.DUMP): _Then.AVAILABLE,
     (_S.WRAP_UP, _T.WRAPUP_END): _S.READY,
+    # The agent's own calls (a customer called back, a preview dial): the dialplan's
+    # AgentBusy/AgentFree say so, not app_queue. A paused agent calling out is on a call too,
+    # and paused again after it.
+    (_S.READY, _T.OWN_CALL): _S.ON_CALL,
+    (_S.WRAP_UP, _T.OWN_CALL): _S.ON_CALL,
+    (_S.PAUSED, _T.OWN_CALL): _S.ON_CALL,
+    (_S.ON_CALL, _T.OWN_CALL_END): _Then.AVAILABLE,
 }
+
+
 
 
 @dataclass(frozen=True)
@@ -203,6 +223,8 @@ class _Record:
     wrapup_until: float | None = None
     calls_handled: int = 0
     talk_time: float = 0.0
+    own_call: bool = False
+    """On a call of their own (AgentBusy), not app_queue's."""
 
     @property
     def paused(self) -> bool:
@@ -286,6 +308,7 @@ class AgentBoard:
             "AgentComplete": self._on_complete,
             "AgentDump": self._on_dump,
             "DeviceStateChange": self._on_device_state,
+            "UserEvent": self._on_user_event,
             "Hangup": self._on_hangup,
         }
 
@@ -506,6 +529,26 @@ class AgentBoard:
         agent_id = self._by_state_interface.get(msg.fields.get("Device", ""))
         if agent_id is not None:
             self._agents[agent_id].device_state = msg.fields.get("State")
+
+    def _on_user_event(self, msg: Message, now: float, facts: list[AgentFact]) -> None:
+        """``AgentBusy`` / ``AgentFree`` (``UserEvent``, ``Agent: <id>``): the dialplan's word that
+        an agent's own call (a customer called back, a preview dial) starts or ends. Device
+        states cannot say it: their events come in no fixed order with app_queue's."""
+        kind = msg.fields.get("UserEvent")
+        if kind not in ("AgentBusy", "AgentFree"):
+            return
+        record = self._agents.get(msg.fields.get("Agent", ""))
+        if record is None or record.state is AgentState.LOGGED_OUT:
+            return  # not a queue member now: nothing to account for
+        if kind == "AgentBusy" and not record.own_call \
+                and record.state in (AgentState.READY, AgentState.WRAP_UP, AgentState.PAUSED):
+            record.own_call = True
+            record.wrapup_until = None  # a call of their own ends any wrap-up
+            self._apply(record, Trigger.OWN_CALL, kind, now, facts, "own call")
+        elif kind == "AgentFree" and record.own_call:
+            record.own_call = False
+            if record.state is AgentState.ON_CALL:
+                self._apply(record, Trigger.OWN_CALL_END, kind, now, facts, "own call ended")
 
     def _on_hangup(self, msg: Message, now: float, facts: list[AgentFact]) -> None:
         agent_id = self._by_ring_uniqueid.pop(msg.fields.get("Uniqueid", ""), None)

@@ -65,8 +65,13 @@ def test_an_agent_calls_a_customer_back_from_the_follow_up(
     status, body = call_api("127.0.0.1", services.http_port, "POST", "agents/2101/call",
                             {"phone": CUSTOMER, "name": "Lab customer", "customer_id": None}, token=services.api_token)
     assert (status, body) == (200, {"agent": "2101", "action": "call", "phone": CUSTOMER, "ok": True}), body
+    # on a call of their own (AgentBusy): the dialer does not count the agent ready meanwhile
+    reactor_thread.wait_for(lambda: engine.agents.state_of("2101").value == "on_call", timeout=15,
+                            message="agent 2101 never on their own call")
 
     reactor_thread.wait_for(lambda: engine.records_written >= 1, timeout=40, message="no call record written")
+    reactor_thread.wait_for(lambda: engine.agents.state_of("2101").value == "ready", timeout=15,
+                            message="agent 2101 not ready again after the call (AgentFree)")
     reactor_thread.wait_for(lambda: engine.writes_pending == 0, timeout=10, message="record writes still pending")
     records = reactor_thread.call(repo.list_recent_call_records, limit=5)
     record = next(r for r in records if r.id != earlier.id)

@@ -280,6 +280,49 @@ def test_device_state_of_the_state_interface_is_recorded() -> None:
     assert agent is not None and (agent.device_state, agent.state_interface) == ("INUSE", "Custom:agent2101")
 
 
+# ------------------------------------------------------------------- calls of their own
+
+
+def own(kind: str, agent: str = "2101") -> Message:
+    return ev("UserEvent", UserEvent=kind, Agent=agent, Channel="PJSIP/agent2101-00000009", Uniqueid="1700000100.9")
+
+
+def test_a_call_of_the_agents_own_is_a_call_then_they_wait_as_before() -> None:
+    """AgentBusy/AgentFree ([agent-dial], [dialer-preview]): a ready agent is on a call and ready
+    after; a paused one paused again after; one in wrap-up ends it by calling out."""
+    board = AgentBoard({"hotline": 30})
+    logged_in(board)
+    assert states(board.handle(own("AgentBusy"), 1.0)) == [("ready", "on_call")]
+    assert board.handle(own("AgentBusy"), 1.5) == []  # said twice: still the one call
+    assert states(board.handle(own("AgentFree"), 9.0)) == [("on_call", "ready")]
+    board.handle(pause(reason="after-call work"), 10.0)
+    assert states(board.handle(own("AgentBusy"), 11.0)) == [("paused", "on_call")]
+    assert states(board.handle(own("AgentFree"), 20.0)) == [("on_call", "paused")]
+    board.handle(pause(paused=0), 21.0)
+    board.handle(call_event("AgentConnect", HoldTime=3), 22.0)
+    board.handle(call_event("AgentComplete", HoldTime=3, TalkTime=10), 32.0)
+    assert board.state_of("2101") is S.WRAP_UP
+    assert states(board.handle(own("AgentBusy"), 33.0)) == [("wrap_up", "on_call")]
+    assert states(board.handle(own("AgentFree"), 40.0)) == [("on_call", "ready")]  # no wrap-up left
+    assert board.next_deadline() is None and board.anomalies == 0
+
+
+def test_own_call_words_out_of_place_change_nothing() -> None:
+    """AgentBusy during a queue call, AgentFree without an own call, unknown or logged-out
+    agents, other user events: no state change, no anomaly (the queue call is app_queue's)."""
+    board = AgentBoard()
+    logged_in(board)
+    board.handle(call_event("AgentConnect", HoldTime=1), 1.0)
+    assert board.handle(own("AgentBusy"), 2.0) == [] and board.state_of("2101") is S.ON_CALL
+    assert board.handle(own("AgentFree"), 3.0) == [] and board.state_of("2101") is S.ON_CALL
+    assert board.handle(own("AgentBusy", agent="9999"), 3.0) == []
+    assert board.handle(own("DialerResult"), 3.0) == []
+    board.handle(call_event("AgentComplete", HoldTime=1, TalkTime=2), 4.0)
+    board.handle(removed(), 5.0)
+    assert board.handle(own("AgentBusy"), 6.0) == [] and board.state_of("2101") is S.LOGGED_OUT
+    assert board.anomalies == 0
+
+
 # ------------------------------------------------------------------- resync
 
 
