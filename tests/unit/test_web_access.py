@@ -103,6 +103,8 @@ def test_verified_passwords_skip_scrypt_until_the_hash_changes() -> None:
     (LEAD, "GET", ["agent", "2101"], True), (LEAD, "POST", ["agent", "2101"], False),
     (LEAD, "GET", ["agent", "2201"], False), (LEAD, "POST", ["api", "agents", "2101", "logout"], True),
     (LEAD, "POST", ["api", "agents", "2201", "logout"], False), (LEAD, "POST", ["api", "agents", "2101", "dial"], False),
+    (AGENT, "POST", ["api", "agents", "2101", "call"], True), (LEAD, "POST", ["api", "agents", "2101", "call"], False),
+    (MANAGER, "POST", ["api", "agents", "2101", "call"], False),  # nobody calls on another's phone
     (MANAGER, "GET", ["agent", "2201"], True), (MANAGER, "POST", ["api", "agents", "2201", "logout"], True),
     (MANAGER, "GET", ["agent", "7777"], True),  # staff get the page's own "unknown agent"
     (AGENT, "GET", ["agent", "7777"], False),
