@@ -266,12 +266,33 @@ def cmd_supervisor(args: argparse.Namespace) -> int:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    """``callcenter web password|remove ID``: a person's web password (docs/web-access.md)."""
-    from callcenter.secrets import set_web_password
+    """``callcenter web password ID | password --missing | remove ID | list``: people's web
+    passwords (docs/web-access.md)."""
+    from callcenter.secrets import read_web_passwords, set_web_password
     from callcenter.web_access import hash_password, new_password, password_problem
 
     settings = _settings(args)
-    person = settings.people.get(args.person)
+    if args.web_command == "list":
+        have = read_web_passwords(settings.site.state_dir)
+        for someone in settings.agents:
+            print(f"{someone.id:<8} {someone.role:<8} {'password set' if someone.id in have else 'no password':<13} "
+                  f"{someone.name}")
+        return 0
+    if args.web_command == "password" and args.missing:
+        if args.person or args.stdin:
+            print("callcenter web password: --missing sets everyone's who has none: give no person and no --stdin",
+                  file=sys.stderr)
+            return 1
+        have = read_web_passwords(settings.site.state_dir)
+        missing = [someone for someone in settings.agents if someone.id not in have]
+        for someone in missing:
+            password = new_password()
+            set_web_password(settings.site.state_dir, someone.id, hash_password(password))
+            print(f"{someone.id:<8} {someone.role:<8} {password}  {someone.name}")
+        print(f"{len(missing)} web password(s) set; hand each to its person: only the hashes are kept, "
+              "so they are not shown again" if missing else "everyone has a web password already")
+        return 0
+    person = settings.people.get(args.person or "")
     if person is None:
         print(f"callcenter web {args.web_command}: person: no {args.person!r} among the configured people "
               "(config/agents.yaml)", file=sys.stderr)
@@ -456,8 +477,12 @@ def build_parser() -> argparse.ArgumentParser:
     web = sub.add_parser("web", help="sign-in to the pages and the API (docs/web-access.md)").add_subparsers(
         dest="web_command", required=True)
     p = web.add_parser("password", help="set a person's web password: a new random one, printed once")
-    p.add_argument("person", help="the person's id (config/agents.yaml)")
+    p.add_argument("person", nargs="?", help="the person's id (config/agents.yaml)")
     p.add_argument("--stdin", action="store_true", help="read the password from standard input instead")
+    p.add_argument("--missing", action="store_true",
+                   help="a new password for everyone who has none (a first install), printed once as a list")
+    p.set_defaults(func=cmd_web)
+    p = web.add_parser("list", help="everyone configured, and whether they have a web password")
     p.set_defaults(func=cmd_web)
     p = web.add_parser("remove", help="remove a person's web password: they can no longer sign in")
     p.add_argument("person", help="the person's id")

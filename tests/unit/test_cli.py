@@ -85,3 +85,32 @@ def test_web_password_set_printed_once_and_removed(tmp_path: Path, capsys: pytes
     assert "person: no '7777' among the configured people (config/agents.yaml)" in capsys.readouterr().err
     assert main([*base, "remove", "2101"]) == 0
     assert set(read_web_passwords(tmp_path / "var")) == {"8001"}
+
+
+def test_web_passwords_for_everyone_missing_one_and_the_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A first install: `web password --missing` gives everyone without a password a new one,
+    printed once as a list to hand out; `web list` says who has one; run again, nobody is missing."""
+    from callcenter.secrets import read_web_passwords
+    from callcenter.web_access import check_password
+
+    override = tmp_path / "site.yaml"
+    override.write_text(f"site:\n  state_dir: {tmp_path / 'var'}\n")
+    base = ["--config-dir", str(ROOT / "config"), "--config", str(override), "web"]
+    assert main([*base, "password", "9001"]) == 0
+    capsys.readouterr()
+    assert main([*base, "password", "--missing"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].startswith("57 web password(s) set; hand each to its person")
+    rows = {line.split()[0]: line.split() for line in lines[:-1]}
+    assert len(rows) == 57 and "9001" not in rows and rows["2101"][:2] == ["2101", "agent"]
+    stored = read_web_passwords(tmp_path / "var")
+    assert len(stored) == 58 and check_password(stored["2101"], rows["2101"][2])
+    assert main([*base, "password", "--missing"]) == 0
+    assert capsys.readouterr().out == "everyone has a web password already\n"
+    assert main([*base, "password", "2101", "--missing"]) == 1
+    assert "give no person" in capsys.readouterr().err
+    main([*base, "remove", "8001"])
+    capsys.readouterr()
+    assert main([*base, "list"]) == 0
+    listed = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "no password" in listed["8001"] and "password set" in listed["2101"] and len(listed) == 58
