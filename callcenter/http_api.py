@@ -86,6 +86,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from callcenter.agent_page import AgentView, disposition_body, render_agent_page
 from callcenter.agent_time import AgentTime
 from callcenter.agents import AgentError
+from callcenter.call_log import call_log_csv
 from callcenter.commission import commission_report
 from callcenter.dialer.campaign import zone
 from callcenter.dialer.handout import (
@@ -142,7 +143,11 @@ from callcenter.storage import dialer as dialer_store
 from callcenter.storage import sms as sms_store
 from callcenter.storage.dialer_records import LeadHolding
 from callcenter.storage.records import CallRecord, InvalidFieldError, canonical_phone
-from callcenter.storage.repository import NotFoundError, list_recordings_for_call
+from callcenter.storage.repository import (
+    NotFoundError,
+    call_records_between,
+    list_recordings_for_call,
+)
 from callcenter.storage.sms import BroadcastCreated
 from callcenter.supervisor import AgentNotOnCall, NotPermitted, SpyFailed
 from callcenter.wallboard_page import Board, render_wallboard
@@ -1239,6 +1244,11 @@ class ReportsPage(_Page):
 
     def render_GET(self, request: Request) -> bytes | int:
         settings = self.engine.settings
+        path = _path(request)
+        if path == ["records.csv"]:
+            return self._call_log(request)
+        if path:
+            return self._html(request, 404, '<p>No such report. <a href="/reports">The reports</a>.</p>')
         view = ReportsView(site=settings.site.name, timezone=settings.site.timezone, first=None, last=None,
                            by=_arg(request, "by") or "day", scorecard=settings.qa.scorecard, people=settings.people)
         try:
@@ -1264,6 +1274,38 @@ class ReportsPage(_Page):
                 dataclasses.replace(view, error="the reports could not be read; try again")))
 
         gatherResults(reading, consumeErrors=True).addCallbacks(show, failed)
+        return NOT_DONE_YET
+
+
+    def _call_log(self, request: Request) -> bytes | int:
+        """``GET /reports/records.csv?from=DAY&to=DAY``: the period's call log as a CSV download
+        (:mod:`callcenter.call_log`); a team lead gets their team's calls, a manager everyone's."""
+        settings = self.engine.settings
+        try:
+            repo, span = self.api._report_period(request)
+        except ApiError as exc:
+            return self._html(request, 400, f"<p>{html_escape(exc.field or '')}: {html_escape(exc.message)}</p>")
+        caller = caller_of(request)
+        person = caller.person if caller is not None else None
+        agents = ({a.id for a in settings.agents if a.team == person.team}
+                  if person is not None and person.role != "manager" else None)
+        d: Deferred[list[CallRecord]] = repo.run(call_records_between, since=span.start, until=span.end, agents=agents)
+
+        def send(records: list[CallRecord]) -> None:
+            text = call_log_csv(records, ZoneInfo(settings.site.timezone), settings.people)
+            request.setHeader(b"Content-Type", b"text/csv; charset=utf-8")
+            request.setHeader(b"Content-Disposition",
+                              f'attachment; filename="calls-{span.first.isoformat()}-{span.last.isoformat()}.csv"'
+                              .encode())
+            request.setHeader(b"Cache-Control", b"no-store")
+            request.write(text.encode("utf-8-sig"))
+            request.finish()
+
+        def failed(failure: Failure) -> None:
+            _log.failure("reports_page.call_log_failed", failure)
+            self._send(request, 500, "<p>The call log could not be read; try again.</p>")
+
+        d.addCallbacks(send, failed)
         return NOT_DONE_YET
 
 

@@ -32,7 +32,7 @@ from callcenter.reports import (
 )
 
 __all__ = ["add_parser", "agent_time_json", "agent_time_rows", "format_agent_time", "format_commission", "format_qa",
-           "format_table", "run", "run_agent_time", "run_commission", "run_qa"]
+           "format_table", "run", "run_agent_time", "run_commission", "run_qa", "run_records"]
 
 _T = TypeVar("_T")
 
@@ -96,6 +96,13 @@ def add_parser(subparsers: Any, settings_of: Callable[[argparse.Namespace], Any]
              "Reviews, mean score, failed calls and each scorecard item's mean rating of the calls "
              "started on local days FROM to TO (docs/qa.md).", csv_file=False, run_with=run_qa,
              settings_of=settings_of)
+    r = _command(sub, "records", "the call log: every call record of the period, one CSV row each",
+                 "The call records started on local days FROM to TO as CSV (date, time, ticket, customer, phone, "
+                 "issue type, description, outcome, follow-up, CSAT, agent, ...; docs/reports.md, 'The call log'): "
+                 "to standard output, or --csv FILE (UTF-8 with a BOM, as Excel reads Chinese).",
+                 csv_file=True, run_with=run_records, settings_of=settings_of)
+    r.add_argument("--team", help="only the calls of this team's agents")
+    r.add_argument("--agent", help="only this agent's calls")
     _command(sub, "agents", "each agent's time: logged in, ready, ringing, on calls, wrap-up, paused (by reason)",
              "Where each agent's time went on local days FROM to TO, from the agent state changes "
              "the daemon records, counted up to now for today, and occupancy (docs/reports.md, 'Agent time').",
@@ -329,4 +336,40 @@ def run_agent_time(args: argparse.Namespace, settings: Any) -> int:
         print(format_agent_time(lines, settings.people, tz) if lines else "no agent logged in")
         if args.csv is not None:
             print(f"written: {args.csv}")
+    return 0
+
+
+def run_records(args: argparse.Namespace, settings: Any) -> int:
+    """Execute ``report records``; 0 on success, 2 on a bad period or an unknown team or agent."""
+    from callcenter.call_log import call_log_csv, call_log_row
+    from callcenter.storage.repository import call_records_between
+
+    span = _period(args, settings, datetime.now(UTC))
+    if span is None:
+        return 2
+    agents: set[str] | None = None
+    if args.team is not None:
+        if args.team not in {team.id for team in settings.teams}:
+            print(f"error: team: no team {args.team!r} in config/agents.yaml", file=sys.stderr)
+            return 2
+        agents = {a.id for a in settings.agents if a.team == args.team}
+    if args.agent is not None:
+        if args.agent not in settings.people:
+            print(f"error: agent: no agent {args.agent!r} in config/agents.yaml", file=sys.stderr)
+            return 2
+        agents = {args.agent} if agents is None else agents & {args.agent}
+    tz = ZoneInfo(settings.site.timezone)
+    records = _read(settings, call_records_between, since=span.start, until=span.end, agents=agents)
+    if args.json:
+        print(json.dumps([call_log_row(record, tz, settings.people) for record in records], ensure_ascii=False,
+                         indent=2))
+        return 0
+    text = call_log_csv(records, tz, settings.people)
+    if args.csv is None:
+        sys.stdout.write(text)
+        return 0
+    args.csv.parent.mkdir(parents=True, exist_ok=True)
+    args.csv.write_text(text, encoding="utf-8-sig", newline="")
+    print(f"call log {span.first.isoformat()} .. {span.last.isoformat()} ({settings.site.timezone}): "
+          f"{len(records)} call(s) written to {args.csv}")
     return 0

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from html import escape
 from typing import Any, Final
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from callcenter.agent_time import AgentTime
@@ -65,7 +66,9 @@ def _form(view: ReportsView) -> str:
     return ('<form method="get" action="/reports">'
             f'From <input type="date" name="from" value="{escape(first)}"> '
             f'to <input type="date" name="to" value="{escape(last)}"> '
-            f'by <select name="by">{options}</select> <button>show</button></form>')
+            f'by <select name="by">{options}</select> <button>show</button></form>'
+            + (f'<p><a href="{escape("/reports/records.csv?" + urlencode({"from": first, "to": last}))}">'
+               "The call log of the period (CSV)</a>: every call record, for a spreadsheet</p>" if first else ""))
 
 
 def _pre(text: str) -> str:

@@ -15,7 +15,7 @@ returns a Deferred, so no SQL ever runs on the reactor thread.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Concatenate, ParamSpec, TypeVar
@@ -72,6 +72,7 @@ __all__ = [
     "add_outgoing_fax",
     "add_recording",
     "allocate_ticket_number",
+    "call_records_between",
     "call_report",
     "create_call_record",
     "create_customer",
@@ -470,6 +471,19 @@ def queue_stays(session: Session, *, since: datetime, ended_before: datetime) ->
     return [QueueStay(queue or "", result or "", float(wait or 0),  # both NOT NULL by the WHERE
                       float(talk) if result == "answered" and talk is not None else None)
             for queue, result, wait, talk in session.execute(stmt)]
+
+
+def call_records_between(session: Session, *, since: datetime, until: datetime,
+                         agents: Collection[str] | None = None) -> list[CallRecord]:
+    """The call records started in [since, until), oldest first; with ``agents``, only those
+    agents' calls (a team lead's log of their team)."""
+    record = models.CallRecord
+    stmt = (select(record).where(record.started_at >= aware_datetime("since", since),
+                                 record.started_at < aware_datetime("until", until))
+            .order_by(record.started_at, record.id).execution_options(yield_per=_REPORT_BATCH))
+    if agents is not None:
+        stmt = stmt.where(record.agent_id.in_(sorted(agents)))
+    return [_call_record(row) for row in session.scalars(stmt)]
 
 
 def report_facts(session: Session, *, since: datetime, until: datetime) -> Iterator[CallFacts]:
