@@ -39,9 +39,10 @@ Ringing that ends without a word
     (``DestUniqueid`` of ``AgentCalled``) ends the ring.
 
 Calls of the agent's own
-    A customer called back (``[agent-dial]``) or a preview dial (``[dialer-preview]``) is
-    not app_queue's: the dialplan raises ``UserEvent AgentBusy`` when it starts and
-    ``AgentFree`` when the agent's channel hangs up. A waiting agent (ready, in wrap-up or
+    A customer called back (``[agent-dial]``), a preview dial (``[dialer-preview]``) or a
+    call between two agents (``[from-agents]``, both of them) is not app_queue's: the
+    dialplan raises ``UserEvent AgentBusy`` when it starts and ``AgentFree`` when the
+    agent's channel hangs up. A waiting agent (ready, in wrap-up or
     paused) is on a call meanwhile, so the dialer does not count them ready; after it they
     are available again (paused if they still are). Device states are recorded but decide
     nothing: their events come in no fixed order with app_queue's (the real capture has an

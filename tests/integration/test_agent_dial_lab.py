@@ -123,3 +123,35 @@ def test_a_number_dialed_on_the_softphone_is_the_agents_own_call(
     assert 2 <= (record.talk_seconds or 0) <= 8, record
     (recording,) = reactor_thread.call(repo.list_recordings_for_call, record.id)
     assert recording.agent_id == "2101" and Path(recording.path).exists()
+
+
+def test_agents_calling_each_other_are_both_on_a_call(
+        softphone_lab: tuple[EngineServices, LabHandle, Any], reactor_thread: ReactorThread, tmp_path: Path) -> None:
+    """Agent 2101 calls agent 2102 (4 digits in [from-agents]): the board has both on a call while
+    it lasts, so the dialer counts neither ready, and both ready again after it."""
+    services, handle, secrets = softphone_lab
+    engine = services.engine
+    phones = [Softphone(agent, handle.ports.sip, secrets.sip_secret(agent), workdir=tmp_path / f"sipp{agent}",
+                        avoid_ports=handle.ports.all_ports()) for agent in ("2101", "2102")]
+    try:
+        for phone in phones:
+            assert phone.register().ok
+            phone.answer_calls(1, hold_seconds=8, pcap=G711A_PCAP, timeout=60)
+        for agent in ("2101", "2102"):
+            reactor_thread.call(engine.agent_service.login, agent, ["outbound"], timeout=10)
+        reactor_thread.wait_for(lambda: {engine.agents.state_of(a).value for a in ("2101", "2102")} == {"ready"},
+                                timeout=10, message="the agents never became ready")
+        action = actions.originate("PJSIP/agent2101", context="from-agents", exten="2102", priority=1,
+                                   timeout_ms=20000)
+        response: Any = reactor_thread.call(services.ami.originate, action, timeout=30)
+        assert response.get("Response") == "Success", response
+        reactor_thread.wait_for(
+            lambda: {engine.agents.state_of(a).value for a in ("2101", "2102")} == {"on_call"}, timeout=15,
+            message="the two agents were never both on the call")
+        reactor_thread.wait_for(
+            lambda: {engine.agents.state_of(a).value for a in ("2101", "2102")} == {"ready"}, timeout=30,
+            message="the agents not ready again after their call")
+    finally:
+        for phone in phones:
+            phone.stop()
+    assert engine.records_written == 0  # a call between agents is not a customer's: no call record
