@@ -24,6 +24,7 @@ from callcenter.settings import load_settings
 from callcenter.storage import repository as repo_fns
 from callcenter.storage.records import CallRecordUpdate, NewCallRecord
 from callcenter.web_access import Caller
+from tests.sitedb import sqlite_site
 from tests.syncrepository import SyncRepository, in_tx
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,18 +73,7 @@ def test_a_record_is_one_row_with_every_field_in_local_time(sessions: sessionmak
 
 def test_the_cli_writes_the_log_for_excel_and_filters_by_team(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from callcenter.storage.db import (
-        create_engine_for,
-        make_session_factory,
-        upgrade_database,
-    )
-
-    site = tmp_path / "site.yaml"
-    site.write_text(f"site:\n  state_dir: {tmp_path / 'var'}\ndatabase:\n  url: sqlite:///{tmp_path / 'cc.db'}\n")
-    engine = create_engine_for(f"sqlite:///{tmp_path / 'cc.db'}")
-    upgrade_database(engine)
-    tickets = _store(make_session_factory(engine))
-    engine.dispose()
+    site, tickets = sqlite_site(tmp_path, _store)
     base = ["--config", str(site), "report", "records", "--from", "2026-12-05"]
     out = tmp_path / "log.csv"
     assert main([*base, "--csv", str(out)]) == 0

@@ -27,6 +27,7 @@ from callcenter.settings import ConfigError, load_settings
 from callcenter.storage import repository as repo
 from callcenter.storage.records import CallRecordUpdate, NewCallRecord
 from tests.httpapi import get_json
+from tests.sitedb import sqlite_site
 from tests.syncrepository import SyncRepository
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,18 +131,7 @@ def test_sales_are_stored_to_the_fen_and_read_for_a_period(sessions: sessionmake
 
 def test_cli_prints_the_commission_and_writes_csv_and_json(tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    from callcenter.storage.db import (
-        create_engine_for,
-        make_session_factory,
-        upgrade_database,
-    )
-
-    site = _write(tmp_path, f"site:\n  state_dir: {tmp_path / 'var'}\ndatabase:\n  url: sqlite:///{tmp_path / 'cc.db'}\n"
-                            "commission:\n  director_id: '9001'\n")
-    engine = create_engine_for(f"sqlite:///{tmp_path / 'cc.db'}")
-    upgrade_database(engine)
-    _store(make_session_factory(engine))
-    engine.dispose()
+    site, _ = sqlite_site(tmp_path, _store, "commission:\n  director_id: '9001'\n")
     out = tmp_path / "commission.csv"
     assert main(["--config", str(site), "report", "commission", "--from", "2026-11-02", "--to", "2026-11-03",
                  "--csv", str(out)]) == 0

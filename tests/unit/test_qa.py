@@ -29,6 +29,7 @@ from callcenter.storage import repository as repo
 from callcenter.storage.records import InvalidFieldError, NewCallRecord, NewRecording
 from callcenter.storage.repository import ConflictError, NotFoundError
 from tests.httpapi import get_json, post_json
+from tests.sitedb import sqlite_site
 from tests.syncrepository import SyncRepository
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -205,22 +206,13 @@ def test_http_sample_score_and_report(sessions: sessionmaker[Session]) -> None:
 
 
 def test_cli_report_qa_and_rating_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from callcenter.storage.db import (
-        create_engine_for,
-        make_session_factory,
-        upgrade_database,
-    )
+    def fill(sessions: sessionmaker[Session]) -> None:
+        tickets = _calls(sessions)
+        with sessions.begin() as session:
+            repo.save_qa_review(session, _id(session, tickets["2102-2"]), parse_review(
+                {"reviewer": "9001", "ratings": {**ALL_FOUR, "resolve": 3}}, CARD), now=datetime.now(SHANGHAI))
 
-    site = tmp_path / "site.yaml"
-    site.write_text(f"site:\n  state_dir: {tmp_path / 'var'}\ndatabase:\n  url: sqlite:///{tmp_path / 'cc.db'}\n")
-    engine = create_engine_for(f"sqlite:///{tmp_path / 'cc.db'}")
-    upgrade_database(engine)
-    sessions = make_session_factory(engine)
-    tickets = _calls(sessions)
-    with sessions.begin() as session:
-        repo.save_qa_review(session, _id(session, tickets["2102-2"]), parse_review(
-            {"reviewer": "9001", "ratings": {**ALL_FOUR, "resolve": 3}}, CARD), now=datetime.now(SHANGHAI))
-    engine.dispose()
+    site, _ = sqlite_site(tmp_path, fill)
     assert main(["--config", str(site), "report", "qa", "--from", "2026-11-02"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "QA 2026-11-02 .. 2026-11-02 (Asia/Shanghai): mean score 0-100, items rated 0-4"

@@ -19,6 +19,7 @@ from callcenter.settings import load_settings
 from callcenter.storage import repository as repo
 from callcenter.storage.records import NewCallRecord, NewCustomer
 from tests.httpapi import get_json
+from tests.sitedb import sqlite_site
 from tests.syncrepository import SyncRepository
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,24 +151,8 @@ def test_report_facts_reads_the_calls_with_one_caller_per_line(sessions: session
 # --- CLI and HTTP ----------------------------------------------------------------------------
 
 
-def _site(tmp_path: Path) -> Path:
-    site = tmp_path / "site.yaml"
-    site.write_text(f"site:\n  state_dir: {tmp_path / 'var'}\ndatabase:\n  url: sqlite:///{tmp_path / 'cc.db'}\n")
-    return site
-
-
 def test_cli_prints_the_table_and_writes_csv_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    site = _site(tmp_path)
-    from callcenter.storage.db import (
-        create_engine_for,
-        make_session_factory,
-        upgrade_database,
-    )
-
-    engine = create_engine_for(f"sqlite:///{tmp_path / 'cc.db'}")
-    upgrade_database(engine)
-    _store(make_session_factory(engine))
-    engine.dispose()
+    site, _ = sqlite_site(tmp_path, _store)
     out_csv = tmp_path / "out" / "report.csv"
     assert main(["--config", str(site), "report", "calls", "--from", "2026-11-02", "--to", "2026-11-03",
                  "--csv", str(out_csv)]) == 0
@@ -213,25 +198,19 @@ def test_cli_agent_time_table_csv_and_json(tmp_path: Path, capsys: pytest.Captur
     """`callcenter report agents`: each agent's day from the recorded state changes."""
     from callcenter.agent_time import StateChange
     from callcenter.storage.agent_time import record_agent_states
-    from callcenter.storage.db import (
-        create_engine_for,
-        make_session_factory,
-        upgrade_database,
-    )
 
-    site = _site(tmp_path)
-    engine = create_engine_for(f"sqlite:///{tmp_path / 'cc.db'}")
-    upgrade_database(engine)
     def at(hour: int, minute: int = 0) -> datetime:  # 08:00 in Shanghai is 00:00 UTC
         return datetime(2026, 11, 2, hour, minute, tzinfo=UTC)
 
-    with make_session_factory(engine).begin() as session:
-        record_agent_states(session, [
-            StateChange("1001", at(0), "ready"), StateChange("1001", at(1), "ringing"),
-            StateChange("1001", at(1, 1), "on_call"), StateChange("1001", at(2), "wrap_up"),
-            StateChange("1001", at(2, 1), "paused", "coaching"), StateChange("1001", at(3), "logged_out"),
-            StateChange("2101", at(4), "paused"), StateChange("2101", at(5), "unknown")])
-    engine.dispose()
+    def fill(sessions: sessionmaker[Session]) -> None:
+        with sessions.begin() as session:
+            record_agent_states(session, [
+                StateChange("1001", at(0), "ready"), StateChange("1001", at(1), "ringing"),
+                StateChange("1001", at(1, 1), "on_call"), StateChange("1001", at(2), "wrap_up"),
+                StateChange("1001", at(2, 1), "paused", "coaching"), StateChange("1001", at(3), "logged_out"),
+                StateChange("2101", at(4), "paused"), StateChange("2101", at(5), "unknown")])
+
+    site, _ = sqlite_site(tmp_path, fill)
     out_csv = tmp_path / "agents.csv"
     assert main(["--config", str(site), "report", "agents", "--from", "2026-11-02", "--csv", str(out_csv)]) == 0
     text = capsys.readouterr().out.splitlines()
