@@ -71,7 +71,8 @@ class AgentStateLog:
 
     def stopping(self, logged_in: Iterable[str]) -> Deferred[None]:
         """The daemon stops: mark ``unknown`` the agents still logged in and write everything
-        waiting now; the Deferred fires once it is written (or failed: logged, counted)."""
+        waiting now; the Deferred (also kept in the engine's pending work, so its stop waits
+        for it) fires once it is written (or failed: logged, counted)."""
         now = self._now()
         self._waiting.extend(StateChange(agent, now, UNKNOWN) for agent in logged_in)
         self._stopped = True
@@ -89,7 +90,7 @@ class AgentStateLog:
             return result
 
         check()
-        return drained
+        return self._pending.track(drained)
 
     def _schedule(self, delay: float) -> None:
         if self._stopped or self._in_flight is not None or (self._timer is not None and self._timer.active()):

@@ -28,7 +28,7 @@ from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -235,14 +235,11 @@ class Engine(Service):
         if self._agent_tick is not None and self._agent_tick.active():
             self._agent_tick.cancel()
         self._agent_tick = None
-        states = None
         if self.agent_state_log is not None:
-            states = self.agent_state_log.stopping(
+            self.agent_state_log.stopping(
                 agent.id for agent in self.agents.agents() if agent.state is not AgentState.LOGGED_OUT)
         # Call records, recordings and agent states in flight are written before the daemon stops.
-        pending = self._pending.wait()
-        waits = [d for d in (states, pending) if d is not None]
-        return DeferredList(waits, consumeErrors=True).addCallback(lambda _: None) if waits else None
+        return self._pending.wait()
 
     def agi_router(self) -> Mapping[str, Callable[[AgiSession], Any]]:
         """FastAGI scripts this engine serves, by script name."""
