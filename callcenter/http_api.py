@@ -159,7 +159,7 @@ from callcenter.web_access import (
     hash_password,
     password_change_problem,
 )
-from callcenter.web_guard import caller_of
+from callcenter.web_guard import caller_of, person_of
 
 __all__ = ["ApiError", "ApiResource"]
 
@@ -1285,8 +1285,7 @@ class ReportsPage(_Page):
             repo, span = self.api._report_period(request)
         except ApiError as exc:
             return self._html(request, 400, f"<p>{html_escape(exc.field or '')}: {html_escape(exc.message)}</p>")
-        caller = caller_of(request)
-        person = caller.person if caller is not None else None
+        person = person_of(request)
         agents = ({a.id for a in settings.agents if a.team == person.team}
                   if person is not None and person.role != "manager" else None)
         d: Deferred[list[CallRecord]] = repo.run(call_records_between, since=span.start, until=span.end, agents=agents)
@@ -1320,13 +1319,8 @@ class PasswordPage(_Page):
         self.state_dir = state_dir
         self._run = run_blocking
 
-    @staticmethod
-    def _person(request: Request) -> AgentSettings | None:
-        caller = caller_of(request)
-        return caller.person if caller is not None else None
-
     def render_GET(self, request: Request) -> bytes:
-        person = self._person(request)
+        person = person_of(request)
         message, error = _arg(request, "msg") or "", _arg(request, "err") or ""
         if person is None:
             body = "<p>The host's API token has no password: people's are set with <code>callcenter web password ID</code>.</p>"
@@ -1347,7 +1341,7 @@ class PasswordPage(_Page):
                           "</body></html>")
 
     def render_POST(self, request: Request) -> bytes | int:
-        person = self._person(request)
+        person = person_of(request)
         if person is None:
             return self._html(request, 400, "<p>The host's API token has no password to change.</p>")
         form = self._form(request)
@@ -1382,6 +1376,5 @@ class IndexPage(_Page):
     def render_GET(self, request: Request) -> bytes:
         if _path(request):
             return self._html(request, 404, '<p>No such page. <a href="/">The front page</a> lists them.</p>')
-        caller = caller_of(request)
         return self._html(request, 200, render_index(self.settings.site.name, self.settings.teams,
-                                                     self.settings.agents, caller.person if caller else None))
+                                                     self.settings.agents, person_of(request)))

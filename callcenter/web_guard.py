@@ -39,7 +39,7 @@ from callcenter.web_access import (
     refusal,
 )
 
-__all__ = ["SignInGuard", "caller_of"]
+__all__ = ["SignInGuard", "caller_of", "person_of"]
 
 _log = Logger(namespace="callcenter.web")
 
@@ -54,6 +54,12 @@ def caller_of(request: Any) -> Caller | None:
     """Who the guard signed ``request`` in as; None when it did not pass the guard (in-process tests)."""
     caller = getattr(request, _CALLER, None)
     return caller if isinstance(caller, Caller) else None
+
+
+def person_of(request: Any) -> AgentSettings | None:
+    """The person signed in for ``request``; None for the host's API token or without the guard."""
+    caller = caller_of(request)
+    return caller.person if caller is not None else None
 
 
 class _PasswordFile:
