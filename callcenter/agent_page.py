@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 from callcenter.agent_time import AgentTime, hms, pauses
 from callcenter.settings import AgentSettings
+from callcenter.state.agents import CANNOT_CALL_OUT
 from callcenter.storage.dialer_records import LeadToDial
 from callcenter.storage.records import CallRecord, Customer, InvalidFieldError
 from callcenter.wallboard_page import clock_time, html_table
@@ -46,8 +47,8 @@ __all__ = [
 ]
 
 REFRESH_SECONDS: Final = 3
-#: States in which the agent cannot take a call of their own: logged out, ringing, talking.
-_BUSY_STATES: Final = ("logged_out", "ringing", "on_call")
+#: States in which the agent cannot start a call of their own (the agent service's rule).
+_BUSY_STATES: Final = frozenset(state.value for state in CANNOT_CALL_OUT)
 OUTCOMES: Final = ("resolved", "sale", "follow-up", "callback", "not interested", "wrong number", "escalated")
 """Suggested outcomes (the field is free text, as in the API)."""
 PAUSE_REASONS: Final = ("break", "lunch", "training", "meeting", "after-call work")

@@ -31,7 +31,7 @@ from callcenter.ami import actions
 from callcenter.ami.actions import AmiAction
 from callcenter.ami.client import AmiResult
 from callcenter.settings import AgentSettings, Settings
-from callcenter.state.agents import AgentBoard, AgentState
+from callcenter.state.agents import CANNOT_CALL_OUT, AgentBoard, AgentState
 from callcenter.storage.records import InvalidFieldError, canonical_phone
 from callcenter.twisted_typing import Clock
 
@@ -199,10 +199,10 @@ class AgentService:
         try:
             self.agent(agent_id)
             number = canonical_phone(phone)
-            seen = self.board.agent(agent_id)
-            if seen is None or seen.state is AgentState.LOGGED_OUT:
+            state = self.board.state_of(agent_id)
+            if state is AgentState.LOGGED_OUT:
                 raise AgentError(f"agent {agent_id} is logged out: log in first")
-            if seen.state in (AgentState.RINGING, AgentState.ON_CALL):
+            if state in CANNOT_CALL_OUT:
                 raise AgentError(f"agent {agent_id} is on a call: call the customer once it ends")
             dial = "00" + number[1:] if number.startswith("+") else number
             label = " ".join((name or "").replace('"', " ").replace(",", " ").split()) or number

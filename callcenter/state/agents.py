@@ -67,6 +67,7 @@ from typing import Final
 from callcenter.ami.codec import Message
 
 __all__ = [
+    "CANNOT_CALL_OUT",
     "TRANSITIONS",
     "Agent",
     "AgentAnomaly",
@@ -118,6 +119,10 @@ class _Then(enum.Enum):
 _S = AgentState
 _T = Trigger
 _LOGGED_IN: Final = (_S.READY, _S.RINGING, _S.ON_CALL, _S.WRAP_UP, _S.PAUSED)
+
+#: States in which an agent cannot start a call of their own (click-to-call): logged out,
+#: their phone ringing, on a call. The agent service refuses; the agent's page offers no button.
+CANNOT_CALL_OUT: Final = frozenset({_S.LOGGED_OUT, _S.RINGING, _S.ON_CALL})
 
 #: The one table of legal transitions: (state, trigger) -> new state (or a rule).
 TRANSITIONS: Final[Mapping[tuple[AgentState, Trigger], AgentState | _Then]] = {
