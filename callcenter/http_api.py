@@ -279,10 +279,15 @@ def _running(dialer: DialerService | None) -> DialerService:
     return dialer
 
 
+def _today(now: datetime, tz: ZoneInfo) -> ReportPeriod:
+    """``now``'s local day as a period (its start, and the next day's start as its end)."""
+    day = now.astimezone(tz).date()
+    return report_period(day, day, tz)
+
+
 def _end_of_today(now: datetime, tz: ZoneInfo) -> datetime:
     """The last instant of ``now``'s local day (follow-ups due today, overdue ones too)."""
-    tomorrow = now.astimezone(tz).date() + timedelta(days=1)
-    return datetime.combine(tomorrow, datetime.min.time(), tz) - timedelta(microseconds=1)
+    return _today(now, tz).end - timedelta(microseconds=1)
 
 
 def _sms_on(sms: SmsService | None) -> SmsService:
@@ -999,7 +1004,7 @@ class AgentPage(_Page):
                                  engine.open_record(linkedid, agent.id).addCallback(current).addCallback(with_customer))
         tz = ZoneInfo(engine.settings.site.timezone)
         due = repo.follow_ups_due(agent.id, until=_end_of_today(now, tz))
-        day = report_period(now.astimezone(tz).date(), now.astimezone(tz).date(), tz)
+        day = _today(now, tz)
         today: Deferred[Any] = repo.run(agent_time_store.agent_time_report, start=day.start, end=day.end, now=now,
                                         agent_id=agent.id)
         gatherResults([popped, due, today], consumeErrors=True).addCallbacks(show, failed)
@@ -1120,9 +1125,9 @@ class LeadPage(_Page):
                         scorecard=settings.qa.scorecard, timezone=settings.site.timezone,
                         message=_arg(request, "msg") or "", error=_arg(request, "err") or "",
                         sms=self.sms is not None)
-        tz = ZoneInfo(settings.site.timezone)
-        today = datetime.fromtimestamp(engine.clock.seconds(), tz).date()
-        span = report_period(today, today, tz)
+        now = datetime.fromtimestamp(engine.clock.seconds(), UTC)
+        span = _today(now, ZoneInfo(settings.site.timezone))
+        today = span.first
         gathered: list[Deferred[Any]] = []
         dialer = self.dialer
         if dialer is not None:
@@ -1136,14 +1141,12 @@ class LeadPage(_Page):
         sample: Deferred[Any] = (succeed([]) if repo is None else repo.qa_candidates(since=span.start, until=span.end)
                                  .addCallback(lambda found: choose_sample(found, [m.agent.id for m in members],
                                                                           settings.qa.sample_per_agent, today)))
-
-        now = datetime.fromtimestamp(engine.clock.seconds(), UTC)
         times: Deferred[Any] = (succeed([]) if repo is None else repo.run(
             agent_time_store.agent_time_report, start=span.start, end=span.end, now=now))
 
         def show(results: list[Any]) -> None:
-            *campaigns, calls, today = results
-            by_agent = {line.agent_id: line for line in today}
+            *campaigns, calls, times_today = results
+            by_agent = {line.agent_id: line for line in times_today}
             agents = [dataclasses.replace(member, today=by_agent.get(member.agent.id)) for member in members]
             page = render_lead_page(dataclasses.replace(view, agents=agents, campaigns=campaigns, sample=calls))
             self._send(request, 200, page)
