@@ -1279,7 +1279,6 @@ class ReportsPage(_Page):
         gatherResults(reading, consumeErrors=True).addCallbacks(show, failed)
         return NOT_DONE_YET
 
-
     def _call_log(self, request: Request) -> bytes | int:
         """``GET /reports/records.csv?from=DAY&to=DAY``: the period's call log as a CSV download
         (:mod:`callcenter.call_log`); a team lead gets their team's calls, a manager everyone's."""

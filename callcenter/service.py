@@ -56,8 +56,6 @@ __all__ = ["EngineServices", "database_url", "make_service", "run_daemon"]
 
 _log = Logger(namespace="callcenter.service")
 
-#: The lab dials its simulated telephone network (dialplans/lab/sim-pstn.conf).
-
 
 def database_url(settings: Settings) -> str:
     """The database URL with a relative SQLite path resolved against the project root."""
@@ -202,6 +200,9 @@ def make_service(
             sms.reply_listeners.append(
                 lambda reply: dialer.request_callback(reply.phone, name=None, sms_reply=reply.body))
 
+    def run_blocking(f: Callable[..., Any], *args: Any) -> Deferred[Any]:  # file reads and scrypt: off the reactor
+        return deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
+
     api_root = Resource()
     api_root.putChild(b"", IndexPage(settings))
     api_root.putChild(b"api", ApiResource(engine, dialer, fax, sms))
@@ -209,9 +210,6 @@ def make_service(
     api_root.putChild(b"agent", AgentPage(engine, dialer, sms))
     api_root.putChild(b"lead", LeadPage(engine, dialer, sms))
     api_root.putChild(b"reports", ReportsPage(engine))
-    def run_blocking(f: Callable[..., Any], *args: Any) -> Deferred[Any]:
-        return deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
-
     api_root.putChild(b"password", PasswordPage(settings.site.state_dir, run_blocking))
     api_root.putChild(b"metrics", MetricsResource(registry=registry))
     guard = SignInGuard(  # nothing from the network reaches a page or route without signing in
