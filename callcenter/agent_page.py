@@ -34,7 +34,7 @@ from callcenter.settings import AgentSettings
 from callcenter.state.agents import CANNOT_CALL_OUT
 from callcenter.storage.dialer_records import LeadToDial
 from callcenter.storage.records import CallRecord, Customer, InvalidFieldError
-from callcenter.wallboard_page import clock_time, html_table
+from callcenter.wallboard_page import clock_time, html_table, share
 
 __all__ = [
     "OUTCOMES",
@@ -219,9 +219,8 @@ def _follow_ups(view: AgentView, tz: ZoneInfo) -> str:
 def _today(day: AgentTime) -> str:
     """Today so far: ``Today: logged in 3:10:00, on calls 1:20:00, wrap-up ..., paused ... (lunch ...), occupancy 62%``."""
     paused = hms(day.paused) + (f" ({pauses(day)})" if day.paused_by_reason else "")
-    occupancy = "-" if day.occupancy is None else f"{day.occupancy:.0%}"
     return (f"Today: logged in {hms(day.logged_in)}, on calls {hms(day.on_call)}, wrap-up {hms(day.wrap_up)}, "
-            f"paused {paused}, occupancy {occupancy}")
+            f"paused {paused}, occupancy {share(day.occupancy)}")
 
 
 def render_agent_page(view: AgentView) -> str:

@@ -39,6 +39,7 @@ from callcenter.state.calls import (
     CallStarted,
     Fact,
 )
+from callcenter.wallboard_page import share
 
 DEMO_AGENTS = ("1001", "2101", "2102")
 CAMPAIGN_AGENTS = ("2103", "2104", "2105", "2106")
@@ -349,7 +350,7 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
         if hotline is None or hotline["answered"] < calls:
             _say(f"FAILED: GET /api/queues: HTTP {status} {body}")
             return 1
-        sl = "-" if hotline["service_level"] is None else f"{hotline['service_level']:.0%}"
+        sl = share(hotline["service_level"])
         _say(f"wallboard (GET /api/queues) hotline today: offered {hotline['offered']}, answered "
              f"{hotline['answered']}, abandoned {hotline['abandoned']}, service level {sl} within "
              f"{hotline['service_level_seconds']} s, ASA {hotline['asa']:.0f} s, average talk "
@@ -376,7 +377,7 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
         for line in body["lines"]:
             _say(f"report (GET /api/reports/calls?by=queue) today, {line['key']}: {line['calls']} calls "
                  f"({line['inbound']} in, {line['outbound']} out), answered {line['answered']}, abandoned "
-                 f"{line['abandoned']}, service level {_share(line['service_level'])}, ASA {_secs(line['asa'])}, "
+                 f"{line['abandoned']}, service level {share(line['service_level'])}, ASA {_secs(line['asa'])}, "
                  f"AHT {_secs(line['aht'])}, CSAT "
                  + ("-" if line["csat"] is None else f"{line['csat']:.2f} from {line['csat_responses']} answers"))
         status, body = await _api(reactor, services, "GET", "reports/agents")
@@ -388,7 +389,7 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
             _say(f"agent time (GET /api/reports/agents) today, {line['agent_id']}: logged in "
                  f"{_secs(line['logged_in'])}, ready {_secs(line['ready'])}, ringing {_secs(line['ringing'])}, "
                  f"on calls {_secs(line['on_call'])}, wrap-up {_secs(line['wrap_up'])}, paused "
-                 f"{_secs(line['paused'])}, occupancy {_share(line['occupancy'])}")
+                 f"{_secs(line['paused'])}, occupancy {share(line['occupancy'])}")
         _say("demo complete")
         return 0
     finally:
@@ -485,10 +486,6 @@ async def _faxes(reactor: Any, services: Any, runtime: Any, instance: Any) -> bo
         _say(f"FAILED: expected one fax received and one sent, got {filed}")
         return False
     return True
-
-
-def _share(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0%}"
 
 
 def _secs(value: float | None) -> str:

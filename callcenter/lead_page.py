@@ -33,7 +33,7 @@ from callcenter.settings import AgentSettings, QaItem
 from callcenter.spy_modes import SpyMode
 from callcenter.storage.dialer_records import LeadHolding
 from callcenter.storage.records import InvalidFieldError
-from callcenter.wallboard_page import clock_time, html_table
+from callcenter.wallboard_page import clock_time, html_table, share
 
 __all__ = ["CampaignHoldings", "LeadView", "TeamAgent", "form_handout", "form_review", "form_sms",
            "render_lead_page"]
@@ -110,8 +110,7 @@ def _agents(view: LeadView) -> str:
         day = member.today
         today = ("<td class=n>-</td>" * 4 if day is None else
                  "".join(f"<td class=n>{escape(text)}</td>" for text in (
-                     hms(day.logged_in), hms(day.on_call), hms(day.paused),
-                     "-" if day.occupancy is None else f"{day.occupancy:.0%}")))
+                     hms(day.logged_in), hms(day.on_call), hms(day.paused), share(day.occupancy))))
         pauses_today = "" if day is None else escape(pauses(day))
         rows.append(f"<tr><td>{escape(member.agent.id)}</td><td>{escape(member.agent.name)}</td>"
                     f"<td>{escape(member.state.replace('_', ' '))}</td><td class=n>{escape(since)}</td>"

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from callcenter.settings import AgentSettings
 
-__all__ = ["SERVICE_LEVEL_WARN", "Board", "clock_time", "html_table", "render_wallboard"]
+__all__ = ["SERVICE_LEVEL_WARN", "Board", "clock_time", "html_table", "render_wallboard", "share"]
 
 SERVICE_LEVEL_WARN: Final = 0.8
 """A day's service level under this is shown as low (the industry's usual 80/20 goal)."""
@@ -75,7 +75,8 @@ def clock_time(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def _share(value: float | None) -> str:
+def share(value: float | None) -> str:
+    """A share as a whole percentage, ``-`` for None."""
     return "-" if value is None else f"{value:.0%}"
 
 
@@ -98,7 +99,7 @@ def _queue_row(q: Mapping[str, Any]) -> str:
     cells = [
         _cell(q["queue"]), _cell(q["waiting"]), _cell(clock_time(q["longest_wait"]) if q["waiting"] else "-"),
         _cell(q["offered"]), _cell(q["answered"]), _cell(q["abandoned"]),
-        _cell(_share(sl), "low" if sl is not None and sl < SERVICE_LEVEL_WARN else ""),
+        _cell(share(sl), "low" if sl is not None and sl < SERVICE_LEVEL_WARN else ""),
         _cell(clock_time(q["asa"])), _cell(clock_time(q["average_talk"])),
         _cell(agents.get("ready", 0)), _cell(agents.get("ringing", 0) + agents.get("on_call", 0)),
         _cell(agents.get("wrap_up", 0)), _cell(agents.get("paused", 0)),
@@ -137,7 +138,7 @@ def _campaign_row(c: Any, limit: float) -> str:
     cells = [
         _cell(c.name), _cell(c.dial_mode, "text"), _cell(c.pacer, "text"), _cell(c.placed), _cell(c.in_flight),
         _cell(c.agents_ready), _cell(c.agents_busy),
-        _cell(_share(c.abandon_rate), "low" if c.abandon_rate is not None and c.abandon_rate > limit else ""),
+        _cell(share(c.abandon_rate), "low" if c.abandon_rate is not None and c.abandon_rate > limit else ""),
         _cell(c.abandon_guard or "-", "text low" if c.abandon_guard else "text"),
     ]
     return f"<tr>{''.join(cells)}</tr>"
