@@ -129,7 +129,8 @@ class AgentService:
         """``QueueAdd`` the agent to its configured queues (or the given subset of them).
 
         Penalties come from ``agents.yaml``. A queue not configured for the agent fails
-        with :class:`AgentError` naming the agent and the queue; nothing is sent.
+        with :class:`AgentError` naming the agent and the queue; nothing is sent. A
+        ``per_team`` queue brings its team queue along (the agent's team's).
         """
         try:
             agent = self.agent(agent_id)
@@ -142,6 +143,7 @@ class AgentService:
                     )
             if not chosen:
                 raise AgentError(f"agent {agent_id!r} has no queues to log in to (agents.yaml queues: none)")
+            chosen += [q for q in agent.queues if q not in chosen and self.settings.queue(q).parent in chosen]
             interface = self.interface(agent_id)
             built = [
                 actions.queue_add(

@@ -15,7 +15,7 @@ import difflib
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import time
 from decimal import Decimal
 from functools import cached_property
@@ -204,6 +204,19 @@ class QueueSettings:
     overflow_after: int
     """Seconds a caller waits for the primary agents (penalty 0) before agents with a
     higher penalty (the designated overflow agents) are rung too; 0: all at once."""
+    per_team: bool = False
+    """Besides this queue, one queue per team of its agents (:func:`team_queue_name`), which
+    only that team's agents join: a dialer campaign with ``route: team`` connects the
+    answered calls of a team's leads there (docs/lead-handout.md, "Calls to the team")."""
+    parent: str = ""
+    """For a team's queue: the ``per_team`` queue it was made from (empty for configured queues)."""
+    team: str = ""
+    """For a team's queue: the team whose agents join it."""
+
+
+def team_queue_name(queue: str, team: str) -> str:
+    """The name of ``team``'s own queue of the ``per_team`` queue ``queue``: ``outbound-team1``."""
+    return f"{queue}-{team}"
 
 
 @dataclass(frozen=True)
@@ -343,6 +356,10 @@ class Settings:
             if queue.name == name:
                 return queue
         raise KeyError(name)
+
+    def team_queues(self, parent: str) -> dict[str, str]:
+        """Team -> the name of that team's queue, for the ``per_team`` queue ``parent`` (empty if not one)."""
+        return {q.team: q.name for q in self.queues if q.parent == parent}
 
 
 T = TypeVar("T")
@@ -615,6 +632,7 @@ def _build(data: Mapping[str, Any], locs: Locations, root: Path, problems: list[
     queues = _queues(top)
     teams = _teams(top)
     agents = _agents(top, {t.id for t in teams}, {q.name for q in queues})
+    queues, agents = _team_queues(top, queues, agents)
     commission = _commission(top, {a.id for a in agents})
     qa = _qa(top)
     fax_r = top.sub("fax")
@@ -739,9 +757,41 @@ def _queues(top: Reader) -> tuple[QueueSettings, ...]:
             service_level_seconds=q.integer("service_level_seconds", 20, 1, 3600),
             announce_position=q.flag("announce_position", False),
             overflow_after=q.integer("overflow_after", 0, 0, 3600),
+            per_team=q.flag("per_team", False),
         ))
         q.done()
     return tuple(result)
+
+
+def _team_queues(top: Reader, queues: tuple[QueueSettings, ...],
+                 agents: tuple[AgentSettings, ...]) -> tuple[tuple[QueueSettings, ...], tuple[AgentSettings, ...]]:
+    """Each ``per_team`` queue's team queues, and each agent in one of its team's, at the same penalty.
+
+    A team queue is made for every team with an agent in the ``per_team`` queue; it has
+    the queue's settings. An agent without a team joins none. A team queue's name taken by
+    a configured queue is a problem named at ``per_team``.
+    """
+    configured = {q.name for q in queues}
+    made: list[QueueSettings] = []
+    joined: dict[str, dict[str, int]] = {}
+    for queue in queues:
+        if not queue.per_team:
+            continue
+        teams = sorted({a.team for a in agents if a.team and queue.name in a.queues})
+        for team in teams:
+            name = team_queue_name(queue.name, team)
+            if name in configured:
+                top.sub("queues").problem((queue.name, "per_team"), f"team {team}'s queue would be called {name!r}, "
+                                          "the name of a configured queue; rename one of them")
+                continue
+            made.append(replace(queue, name=name, per_team=False, parent=queue.name, team=team))
+            for agent in agents:
+                if agent.team == team and queue.name in agent.queues:
+                    joined.setdefault(agent.id, {})[name] = agent.queues[queue.name]
+    if not made:
+        return queues, agents
+    return (*queues, *made), tuple(replace(a, queues={**a.queues, **joined[a.id]}) if a.id in joined else a
+                                   for a in agents)
 
 
 def _teams(top: Reader) -> tuple[TeamSettings, ...]:

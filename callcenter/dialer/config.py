@@ -59,6 +59,7 @@ from callcenter.yamlsource import (
 
 __all__ = [
     "PACERS",
+    "ROUTES",
     "AmdSettings",
     "CampaignConfig",
     "DialerConfig",
@@ -73,6 +74,8 @@ __all__ = [
 
 #: The pacers behind :class:`~callcenter.dialer.pacing.Pacer` a campaign can use.
 PACERS: Final = ("predictive", "vicidial", "fixed", "progressive")
+#: Where a campaign's answered calls go: its queue, or the queue of the team holding the lead.
+ROUTES: Final = ("queue", "team")
 #: Upper bound of every dial ratio (dials per available agent).
 MAX_RATIO: Final = 10.0
 #: The calling window the rules allow (TSR: 8:00-21:00 local time of the called party).
@@ -118,6 +121,10 @@ class CampaignConfig:
     handout: str = "none"
     """Which leads it dials: all (``none``), or only those handed out to a ``team`` or an
     ``agent`` who is logged in (:mod:`callcenter.dialer.handout`)."""
+    route: str = "queue"
+    """Where an answered call goes: the campaign's ``queue`` (any of its agents), or, with
+    ``team``, the queue of the team holding the lead (the queue is ``per_team``), paced
+    team by team (docs/lead-handout.md, "Calls to the team")."""
 
     @property
     def name(self) -> str:
@@ -254,19 +261,24 @@ def load_dialer_config(path: Path, text: str | None = None, source: str | None =
 
 
 def validate_against(config: DialerConfig, settings: Settings) -> list[ConfigProblem]:
-    """Problems of ``config`` that only the main configuration reveals (unknown queues)."""
+    """Problems of ``config`` that only the main configuration reveals (unknown queues, a
+    team route to a queue that is not ``per_team``)."""
     locs = config.locations or Locations(config.source)
     queues = sorted(q.name for q in settings.queues)
     problems = []
+
+    def problem(campaign: CampaignConfig, key: str, message: str) -> None:
+        problems.append(ConfigProblem(locs.find(("dialer", "campaigns", campaign.name, key)),
+                                      f"dialer.campaigns.{campaign.name}.{key}", message))
+
     for campaign in config.campaigns:
         name = campaign.campaign.queue
         if name not in queues:
             hint = did_you_mean(name, queues)
-            problems.append(ConfigProblem(
-                locs.find(("dialer", "campaigns", campaign.name, "queue")),
-                f"dialer.campaigns.{campaign.name}.queue",
-                f"unknown queue {name!r} ({hint}queues: {', '.join(queues) or 'none'})",
-            ))
+            problem(campaign, "queue", f"unknown queue {name!r} ({hint}queues: {', '.join(queues) or 'none'})")
+        elif campaign.route == "team" and not settings.queue(name).per_team:
+            problem(campaign, "route", f"route: team needs a queue per team: set per_team: true on queue {name!r} "
+                                       "in config/queues.yaml")
     return problems
 
 
@@ -432,6 +444,13 @@ def _campaign(name: str, c: _DialerReader, pacing: PacerChoice) -> CampaignConfi
     safe_harbor = c.get("safe_harbor_message", MISSING, _sound, sound_hint)
     active = c.flag("active", True)
     handout = c.choice("handout", HANDOUT_MODES, "none")
+    route = c.choice("route", ROUTES, "queue")
+    if route == "team" and dial_mode == "preview":
+        c.problem(("route",), "route: team is for paced campaigns (progressive, predictive); a preview call "
+                              "rings the agent who previewed the lead")
+    elif route == "team" and handout == "none":
+        c.problem(("route",), "route: team sends each lead's call to the team holding it: it needs handout: team "
+                              "or agent (with handout: none leads are dialed whoever holds them)")
     campaign_pacing = _pacer_choice(c.sub("pacing"), pacing, dial_mode)
     c.done()
     policy = RetryPolicy()
@@ -453,7 +472,7 @@ def _campaign(name: str, c: _DialerReader, pacing: PacerChoice) -> CampaignConfi
     except ValueError as exc:
         c.located(exc)
         return None
-    return CampaignConfig(campaign=campaign, pacing=campaign_pacing, handout=handout) if clean else None
+    return CampaignConfig(campaign=campaign, pacing=campaign_pacing, handout=handout, route=route) if clean else None
 
 
 def _caller_id(value: Any) -> str:
@@ -613,6 +632,7 @@ def _flatten(config: DialerConfig) -> dict[str, Any]:
             f"{prefix}.safe_harbor_message": c.safe_harbor_message,
             f"{prefix}.active": c.active,
             f"{prefix}.handout": entry.handout,
+            f"{prefix}.route": entry.route,
         })
         _flatten_pacing(flat, f"{prefix}.pacing", entry.pacing)
     return flat

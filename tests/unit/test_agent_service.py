@@ -206,3 +206,24 @@ def test_manual_dial_settings_are_checked(tmp_path: Path) -> None:
     ]
     good = load_settings(CONFIG_DIR)
     assert (good.manual_dial.trunk, good.manual_dial.ring_seconds) == ("PJSIP/{phone}@pstn", 45)
+
+
+def test_a_per_team_queue_brings_the_agents_team_queue_along(tmp_path: Path) -> None:
+    """With ``outbound`` per team, 2101 logging in to outbound joins outbound-team1 too (same
+    penalty); logging in to the hotline alone does not; logout leaves all three."""
+    site = tmp_path / "site.yaml"
+    site.write_text("queues:\n  outbound:\n    per_team: true\n", encoding="utf-8")
+    teams = load_settings(CONFIG_DIR, [site])
+    ami = FakeAmi()
+    svc = service(teams, ami)
+    _check.successResultOf(svc.login("2101", ["outbound"]))
+    assert [(a.get("Queue"), a.get("Penalty")) for a in ami.sent] == [("outbound", "0"), ("outbound-team1", "0")]
+    ami.sent.clear()
+    _check.successResultOf(svc.login("2101", ["hotline"]))
+    assert [a.get("Queue") for a in ami.sent] == ["hotline"]
+    ami.sent.clear()
+    _check.successResultOf(svc.login("2101"))
+    assert [a.get("Queue") for a in ami.sent] == ["outbound", "hotline", "outbound-team1"]
+    ami.sent.clear()
+    _check.successResultOf(svc.logout("2101"))
+    assert [a.get("Queue") for a in ami.sent] == ["outbound", "hotline", "outbound-team1"]

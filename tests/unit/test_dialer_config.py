@@ -553,3 +553,32 @@ def test_handout_is_none_unless_set_and_names_a_bad_value() -> None:
     assert _one(_edit("      machine_action: hangup\n", "      machine_action: hangup\n      handout: teams\n")) == (
         "dialer.yaml:25:7: dialer.campaigns.spring.handout: expected one of none, team, agent, got 'teams'"
     )
+
+
+def test_route_team_needs_handed_out_leads_a_paced_campaign_and_a_per_team_queue(tmp_path: Path) -> None:
+    """route: queue unless set; team needs handout team/agent, a paced dial mode, and (against the
+    main settings) a per_team queue; each refusal names the route line."""
+    assert parse_dialer_config(BASE, "dialer.yaml").campaign("spring").route == "queue"
+    hangup = "      machine_action: hangup\n"
+    routed = _edit(hangup, hangup + "      handout: agent\n      route: team\n")
+    config = parse_dialer_config(routed, "dialer.yaml")
+    assert (config.campaign("spring").handout, config.campaign("spring").route) == ("agent", "team")
+    assert _one(_edit(hangup, hangup + "      route: team\n")) == (
+        "dialer.yaml:25:7: dialer.campaigns.spring.route: route: team sends each lead's call to the team holding "
+        "it: it needs handout: team or agent (with handout: none leads are dialed whoever holds them)")
+    preview = _edit("      dial_mode: predictive\n", "      dial_mode: preview\n", routed)
+    assert _one(preview) == (
+        "dialer.yaml:26:7: dialer.campaigns.spring.route: route: team is for paced campaigns (progressive, "
+        "predictive); a preview call rings the agent who previewed the lead")
+    assert _one(_edit(hangup, hangup + "      handout: agent\n      route: teams\n")) == (
+        "dialer.yaml:26:7: dialer.campaigns.spring.route: expected one of queue, team, got 'teams'")
+    assert [str(p) for p in validate_against(config, load_settings(CONFIG))] == [
+        ("dialer.yaml:26:7: dialer.campaigns.spring.route: route: team needs a queue per team: set per_team: true "
+         "on queue 'outbound' in config/queues.yaml")]
+    site = tmp_path / "site.yaml"
+    site.write_text("queues:\n  outbound:\n    per_team: true\n", encoding="utf-8")
+    per_team = load_settings(CONFIG, [site])
+    assert validate_against(config, per_team) == []
+    # a campaign of one team may name that team's queue (routed as any queue)
+    team_queue = parse_dialer_config(_edit("      queue: outbound\n", "      queue: outbound-team1\n"), "dialer.yaml")
+    assert validate_against(team_queue, per_team) == []

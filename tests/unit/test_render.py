@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 ENDPOINTS = AsteriskEndpoints("127.0.0.1", 15038, "127.0.0.1", 15060, "127.0.0.1", 14573, "/srv/rec", lab=True)
 
 
-def _render(tmp_path: Path, lab: bool = True) -> dict[str, str]:
-    settings = replace(load_settings(ROOT / "config"), site=replace(load_settings(ROOT / "config").site,
-                                                                      state_dir=tmp_path / "state"))
+def _render(tmp_path: Path, lab: bool = True, extra: tuple[Path, ...] = ()) -> dict[str, str]:
+    base = load_settings(ROOT / "config", extra)
+    settings = replace(base, site=replace(base.site, state_dir=tmp_path / "state"))
     secrets = load_or_create_secrets(settings.site.state_dir, [a.id for a in settings.agents])
     return dict(render_project_config(settings, secrets, replace(ENDPOINTS, lab=lab)))
 
@@ -92,6 +92,16 @@ def test_queues_conf_has_each_configured_queue(tmp_path: Path) -> None:
     assert sections["hotline"][0]["strategy"] == "rrmemory"
     assert sections["hotline"][0]["wrapuptime"] == "10"
     assert sections["outbound"][0]["strategy"] == "leastrecent"
+    assert "outbound-team1" not in sections
+
+
+def test_a_per_team_queue_renders_each_teams_queue_like_itself(tmp_path: Path) -> None:
+    """``per_team: true``: [outbound-team1] .. [outbound-team6] with outbound's settings."""
+    site = tmp_path / "site.yaml"
+    site.write_text("queues:\n  outbound:\n    per_team: true\n", encoding="utf-8")
+    sections = _parse(tmp_path, "queues.conf", _render(tmp_path, extra=(site,))["queues.conf"])
+    assert [name for name in sections if name.startswith("outbound-")] == [f"outbound-team{n}" for n in range(1, 7)]
+    assert {**sections["outbound-team3"][0]} == {**sections["outbound"][0]}
 
 
 def test_a_name_with_a_newline_cannot_inject_config(tmp_path: Path) -> None:

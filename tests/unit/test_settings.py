@@ -157,3 +157,36 @@ def test_sms_settings_and_their_errors(tmp_path: Path) -> None:
         load_settings(CONFIG, [template])
     (line,) = str(info.value).splitlines()
     assert line.startswith(f"{template}:2:3: sms.ticket_template: template: unknown field {{tiket}}"), line
+
+
+def test_a_per_team_queue_gets_one_queue_per_team_joined_by_that_teams_agents(tmp_path: Path) -> None:
+    """``per_team: true``: outbound-team1..6 with outbound's settings; each agent joins their
+    team's at their outbound penalty; agents not in outbound (the hotline agent) join none."""
+    site = _write(tmp_path, "site.yaml", "queues:\n  outbound:\n    per_team: true\n")
+    settings = load_settings(CONFIG, [site])
+    outbound = settings.queue("outbound")
+    assert outbound.per_team
+    teams = settings.team_queues("outbound")
+    assert teams == {f"team{n}": f"outbound-team{n}" for n in range(1, 7)}
+    team1 = settings.queue("outbound-team1")
+    assert (team1.parent, team1.team, team1.per_team) == ("outbound", "team1", False)
+    assert (team1.strategy, team1.wrapup_time, team1.service_level_seconds) == (
+        outbound.strategy, outbound.wrapup_time, outbound.service_level_seconds)
+    assert settings.agent("2101").queues == {"outbound": 0, "hotline": 5, "outbound-team1": 0}
+    assert settings.agent("2603").queues == {"outbound": 0, "outbound-team6": 0}
+    assert settings.agent("1001").queues == {"hotline": 0}
+    assert settings.team_queues("hotline") == {}
+    assert load_settings(CONFIG).team_queues("outbound") == {}  # the shipped default: one pooled queue
+
+
+def test_a_team_queue_name_taken_by_a_configured_queue_is_named(tmp_path: Path) -> None:
+    site = _write(tmp_path, "site.yaml", (
+        "queues:\n"
+        "  outbound:\n"
+        "    per_team: true\n"
+        "  outbound-team2: {}\n"
+    ))
+    with pytest.raises(ConfigError) as info:
+        load_settings(CONFIG, [site])
+    assert str(info.value) == (f"{site}:3:5: queues.outbound.per_team: team team2's queue would be called "
+                               "'outbound-team2', the name of a configured queue; rename one of them")
