@@ -244,6 +244,7 @@ def _dialer(settings: Settings, path: Path, reactor: Any, ami: AmiClient, reposi
         # a conversation (paced or preview) gets its call record: the agent's screen pop
         on_conversation=engine.open_record,
         people=settings.people,
+        team_queues=settings.team_queues,
     )
 
 

@@ -20,6 +20,7 @@ the lead's attempt history need. Everything else (storage, pacing, metrics) happ
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -56,6 +57,8 @@ class Dial:
     amd_cause: str | None = None
     connected_at: float | None = None
     agent: str | None = None
+    lane: str = ""
+    """The campaign's pacing lane that placed it: a team (``route: team``), else empty."""
 
     @property
     def answered(self) -> bool:
@@ -108,23 +111,29 @@ class DialBook:
         """Every call in flight, oldest first."""
         return sorted(self._by_attempt.values(), key=lambda d: d.placed_at)
 
-    def ringing(self, now: float, campaign_id: int | None = None) -> list[float]:
-        """Seconds each unanswered call (of ``campaign_id``, or all) has been ringing."""
+    def ringing(self, now: float, campaign_id: int | None = None,
+                lanes: Collection[str] | None = None) -> list[float]:
+        """Seconds each unanswered call (of ``campaign_id`` and placed by one of ``lanes``, or all)
+        has been ringing."""
         return [now - d.placed_at for d in self._by_attempt.values()
-                if d.answered_at is None and campaign_id in (None, d.campaign_id)]
+                if d.answered_at is None and campaign_id in (None, d.campaign_id)
+                and (lanes is None or d.lane in lanes)]
 
-    def answered_waiting(self, campaign_id: int | None = None) -> list[Dial]:
-        """Answered calls (of ``campaign_id``, or all) not yet with an agent nor ended: in AMD or the queue."""
+    def answered_waiting(self, campaign_id: int | None = None, lanes: Collection[str] | None = None) -> list[Dial]:
+        """Answered calls (of ``campaign_id`` and placed by one of ``lanes``, or all) not yet with an
+        agent nor ended: in AMD or the queue."""
         return [d for d in self._by_attempt.values()
-                if d.answered_at is not None and d.connected_at is None and campaign_id in (None, d.campaign_id)]
+                if d.answered_at is not None and d.connected_at is None and campaign_id in (None, d.campaign_id)
+                and (lanes is None or d.lane in lanes)]
 
-    def placed(self, attempt_id: int, lead_id: int, campaign_id: int, uniqueid: str, now: float) -> Dial:
-        """An ``Originate`` was sent for ``attempt_id`` with ``ChannelId: uniqueid``."""
+    def placed(self, attempt_id: int, lead_id: int, campaign_id: int, uniqueid: str, now: float,
+               lane: str = "") -> Dial:
+        """An ``Originate`` was sent for ``attempt_id`` with ``ChannelId: uniqueid`` (by the campaign's ``lane``)."""
         if attempt_id in self._by_attempt:
             raise ValueError(f"attempt {attempt_id} is already in flight")
         if uniqueid in self._by_uniqueid:
             raise ValueError(f"uniqueid {uniqueid!r} is already in flight")
-        dial = Dial(attempt_id, lead_id, campaign_id, uniqueid, now)
+        dial = Dial(attempt_id, lead_id, campaign_id, uniqueid, now, lane=lane)
         self._by_attempt[attempt_id] = dial
         self._by_uniqueid[uniqueid] = attempt_id
         return dial

@@ -146,28 +146,45 @@ class DialerMetrics:
 
 
 @dataclass
+class _Lane:
+    """A campaign's pacing lane: the whole campaign (``team`` empty), or, for a campaign
+    with ``route: team``, one team: its agents, its leads, its calls, its own pacer."""
+
+    team: str
+    queue: str
+    """Whose agents the lane paces for, and where its answered calls go."""
+    pacer: Pacer
+    progressive: ProgressivePacer
+    """Paces the lane while the campaign's abandonment guard is engaged."""
+    claiming: int = 0  # leads being claimed right now (count as ringing dials)
+    idle_until: float = 0.0  # no lead was due: the clock reading to ask again at
+    last_decision: int = 0
+
+
+@dataclass
 class _Campaign:
     """One campaign the service dials for."""
 
     record: CampaignRecord
     config: CampaignConfig
-    pacer: Pacer
-    claiming: int = 0  # leads being claimed right now (count as ringing dials)
-    idle_until: float = 0.0
+    lanes: dict[str, _Lane]
+    """By team (``""``: the one lane of a campaign routed to its queue)."""
     placed: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     connect_latencies: list[float] = field(default_factory=list)
-    last_decision: int = 0
     guard: GuardVerdict = field(default_factory=lambda: GuardVerdict(False))
     guard_due: float = 0.0  # clock reading of the next ledger check
     guard_checking: bool = False
     ledger: tuple[LedgerCounts, ...] = ()
-    progressive: ProgressivePacer = field(default_factory=ProgressivePacer)
-    """Paces the campaign while the abandonment guard is engaged."""
 
     @property
     def name(self) -> str:
         return self.config.campaign.name
+
+    @property
+    def last_decision(self) -> int:
+        """The dials the lanes' pacers asked for at their last tick, together."""
+        return sum(lane.last_decision for lane in self.lanes.values())
 
 
 @dataclass(frozen=True)
@@ -214,6 +231,7 @@ class DialerService(Service):
         agent_channel: Callable[[str], str] = lambda agent: f"PJSIP/agent{agent}",
         on_conversation: Callable[[str, str], object] = lambda linkedid, agent: None,
         people: Mapping[str, AgentSettings] | None = None,
+        team_queues: Callable[[str], Mapping[str, str]] = lambda queue: {},
     ) -> None:
         self.config = config
         self.ami = ami
@@ -228,6 +246,8 @@ class DialerService(Service):
         self.on_conversation = on_conversation
         self.people: Mapping[str, AgentSettings] = people or {}
         """The configured agents by id (their teams, for campaigns dialing handed-out leads)."""
+        self.team_queues = team_queues
+        """Team -> its queue, of a ``per_team`` queue (``Settings.team_queues``): the lanes of ``route: team``."""
         self.book = DialBook()
         self._previews: dict[str, tuple[_Campaign, LeadToDial]] = {}
         self.campaigns: dict[str, _Campaign] = {}
@@ -308,9 +328,7 @@ class DialerService(Service):
                 record = by_name[name]
                 current = self.campaigns.get(name)
                 if current is None:
-                    current = _Campaign(record, campaign_config,
-                                        make_pacer(campaign_config.pacing, campaign_config.campaign.timezone))
-                    current.progressive.configure(campaign_config.pacing.settings)
+                    current = _Campaign(record, campaign_config, self._lanes(campaign_config, {}))
                     self.campaigns[name] = current
                 else:
                     self._reconfigure(current, campaign_config)
@@ -323,13 +341,34 @@ class DialerService(Service):
 
         return self.repository.run(in_thread).addCallback(built)
 
+    def _lanes(self, config: CampaignConfig, current: Mapping[str, _Lane]) -> dict[str, _Lane]:
+        """The lanes ``config`` asks for; a lane of ``current`` with the same team and queue is kept
+        (its pacer keeps what it learned)."""
+        rules = config.campaign
+        wanted = dict(self.team_queues(rules.queue)) if config.route == "team" else {"": rules.queue}
+        if config.route == "team" and not wanted:
+            _log.warn("dialer.no_team_queues campaign={campaign} queue={queue}: route: team, but the queue has "
+                      "no team queues (per_team: true, agents with teams): nothing is dialed",
+                      campaign=rules.name, queue=rules.queue)
+        lanes = {}
+        for team, queue in sorted(wanted.items()):
+            lane = current.get(team)
+            if lane is None or lane.queue != queue:
+                lane = _Lane(team, queue, make_pacer(config.pacing, rules.timezone), ProgressivePacer())
+                lane.progressive.configure(config.pacing.settings)
+            lanes[team] = lane
+        return lanes
+
     def _reconfigure(self, campaign: _Campaign, new: CampaignConfig) -> None:
         old = campaign.config.pacing
-        if (new.pacing.pacer, new.pacing.fixed_ratio) != (old.pacer, old.fixed_ratio):
-            campaign.pacer = make_pacer(new.pacing, new.campaign.timezone)  # another kind of pacer starts learning afresh
-        else:
-            campaign.pacer.configure(new.pacing.settings)
-        campaign.progressive.configure(new.pacing.settings)
+        lanes = self._lanes(new, campaign.lanes)
+        for lane in lanes.values():
+            if (new.pacing.pacer, new.pacing.fixed_ratio) != (old.pacer, old.fixed_ratio):
+                lane.pacer = make_pacer(new.pacing, new.campaign.timezone)  # another kind of pacer starts afresh
+            else:
+                lane.pacer.configure(new.pacing.settings)
+            lane.progressive.configure(new.pacing.settings)
+        campaign.lanes = lanes
         campaign.config = new
 
     def apply_config(self, config: DialerConfig) -> Deferred[None]:
@@ -357,9 +396,9 @@ class DialerService(Service):
             if not rules.active or rules.dial_mode == "preview":
                 continue
             self._check_guard(campaign, now)
-            if now < campaign.idle_until:
-                continue
-            self._pace(campaign, now)
+            for lane in list(campaign.lanes.values()):
+                if now >= lane.idle_until:
+                    self._pace(campaign, lane, now)
 
     def _ring_timeout(self) -> float:
         return max((c.config.pacing.settings.ring_timeout for c in self.campaigns.values()),
@@ -389,33 +428,37 @@ class DialerService(Service):
         return [self._person(a.id) for a in self.agents.agents()
                 if queue in a.queues and a.state is not AgentState.LOGGED_OUT]
 
-    def _pace(self, campaign: _Campaign, now: float) -> None:
-        ready, talking, wrapping = self._agents_of(campaign.config.campaign.queue, now)
+    def _pace(self, campaign: _Campaign, lane: _Lane, now: float) -> None:
+        """One lane's pacing step: its queue's agents, its calls in flight, its holders' leads."""
+        ready, talking, wrapping = self._agents_of(lane.queue, now)
         # The pacers' convention (the simulator's too): every call placed and not yet with an
         # agent counts as ringing, aged from when it was placed, plus the leads being claimed
         # right now. The predictive pacer also takes the calls already answered (in AMD or
         # the queue: most of them are people about to need an agent) apart.
-        ringing = self.book.ringing(now, campaign.record.id) + [0.0] * campaign.claiming
-        answered = self.book.answered_waiting(campaign.record.id)
-        pacer = campaign.progressive if campaign.guard.engaged else campaign.pacer
+        # calls of a lane a dialer.yaml edit removed (route changed) count in every lane until they end
+        orphans = {d.lane for d in self.book.dials() if d.campaign_id == campaign.record.id} - campaign.lanes.keys()
+        lanes = {lane.team, *orphans}
+        ringing = self.book.ringing(now, campaign.record.id, lanes) + [0.0] * lane.claiming
+        answered = self.book.answered_waiting(campaign.record.id, lanes)
+        pacer = lane.progressive if campaign.guard.engaged else lane.pacer
         if isinstance(pacer, PredictivePacer):
             since_answer = [max(0.0, now - (d.answered_at or now)) for d in answered]
             want = pacer.dials_to_place(now, ready, talking, wrapping, ringing, dials_answered=since_answer)
         else:
             want = pacer.dials_to_place(now, ready, talking, wrapping, ringing + [now - d.placed_at for d in answered])
-        campaign.last_decision = want
+        lane.last_decision = want
         want = min(want, MAX_DIALS_PER_TICK)
-        if want <= 0 or campaign.claiming:
+        if want <= 0 or lane.claiming:
             return
-        owners = owners_for_pacing(campaign.config.handout, self._logged_in(campaign.config.campaign.queue))
+        owners = owners_for_pacing(campaign.config.handout, self._logged_in(lane.queue))
         if owners is not None and not owners:
             return  # nobody who holds leads is logged in
-        campaign.claiming = want
+        lane.claiming = want
         claimed = self.repository.run(store.claim_leads, campaign.record.id, limit=want, now=self.now(),
                                       owners=owners)
-        claimed.addCallbacks(lambda leads: self._dial(campaign, leads),
+        claimed.addCallbacks(lambda leads: self._dial(campaign, lane, leads),
                              lambda failure: self._db_failed("claim_leads", failure))
-        claimed.addBoth(lambda _: setattr(campaign, "claiming", 0))
+        claimed.addBoth(lambda _: setattr(lane, "claiming", 0))
         self._track(claimed)
 
     # ------------------------------------------------------------------ abandonment guard
@@ -456,7 +499,7 @@ class DialerService(Service):
         self._track(d)
 
     def _guarded(self, campaign: _Campaign) -> bool:
-        return self.config.abandon_guard.enabled and not isinstance(campaign.pacer, ProgressivePacer)
+        return self.config.abandon_guard.enabled and campaign.config.pacing.pacer != "progressive"
 
     def _set_guard(self, campaign: _Campaign, verdict: GuardVerdict) -> None:
         was = campaign.guard.engaged
@@ -472,21 +515,24 @@ class DialerService(Service):
             _log.info("dialer.abandon_guard_released campaign={campaign}: back to the {pacer} pacer",
                       campaign=campaign.name, pacer=campaign.config.pacing.pacer)
 
-    def _dial(self, campaign: _Campaign, leads: Sequence[LeadToDial]) -> None:
+    def _dial(self, campaign: _Campaign, lane: _Lane, leads: Sequence[LeadToDial]) -> None:
         if not leads:
-            campaign.idle_until = self.clock.seconds() + NO_LEADS_BACKOFF
-            _log.debug("dialer.no_leads_due campaign={campaign}", campaign=campaign.name)
+            lane.idle_until = self.clock.seconds() + NO_LEADS_BACKOFF
+            _log.debug("dialer.no_leads_due campaign={campaign} team={team}", campaign=campaign.name,
+                       team=lane.team or "-")
             return
         for lead in leads:
-            self._originate(campaign, lead)
+            self._originate(campaign, lead, lane)
 
-    def _originate(self, campaign: _Campaign, lead: LeadToDial, agent: str | None = None) -> Deferred[Any]:
-        """Place the call of ``lead``: to the lead (paced), or to ``agent``'s phone first (preview)."""
+    def _originate(self, campaign: _Campaign, lead: LeadToDial, lane: _Lane | None = None,
+                   agent: str | None = None) -> Deferred[Any]:
+        """Place the call of ``lead``: to the lead (paced, by ``lane``), or to ``agent``'s phone first (preview)."""
         rules = campaign.config.campaign
         settings = campaign.config.pacing.settings
         uniqueid = f"dial-{self._token}-{lead.attempt_id}"
         now = self.clock.seconds()
-        self.book.placed(lead.attempt_id, lead.lead_id, campaign.record.id, uniqueid, now)
+        self.book.placed(lead.attempt_id, lead.lead_id, campaign.record.id, uniqueid, now,
+                         lane=lane.team if lane is not None else "")
         campaign.placed += 1
         self.metrics.placed.labels(campaign.name).inc()
         self.metrics.in_flight.labels(campaign.name).inc()
@@ -494,7 +540,7 @@ class DialerService(Service):
             "CC_CAMPAIGN": campaign.record.id,
             "CC_LEAD": lead.lead_id,
             "CC_ATTEMPT": lead.attempt_id,
-            "CC_QUEUE": rules.queue,
+            "CC_QUEUE": lane.queue if lane is not None else rules.queue,
             "CC_CONNECT_TIMEOUT": self.config.connect_timeout,
             "CC_MACHINE_ACTION": rules.machine_action,
             "CC_MACHINE_MESSAGE": rules.machine_message,
@@ -695,7 +741,9 @@ class DialerService(Service):
         if isinstance(fact, DialConnected):
             campaign = self._by_id.get(fact.dial.campaign_id)
             if campaign is not None:
-                campaign.pacer.record_attempt(fact.verdict_seconds, "human")
+                lane = campaign.lanes.get(fact.dial.lane)
+                if lane is not None:
+                    lane.pacer.record_attempt(fact.verdict_seconds, "human")
                 campaign.connect_latencies.append(fact.connect_seconds)
                 self.metrics.connect_seconds.labels(campaign.name).observe(fact.connect_seconds)
             if fact.dial.agent:
@@ -721,11 +769,12 @@ class DialerService(Service):
             live = campaign.outcomes["human"] + campaign.outcomes["abandoned"]
             if live:
                 self.metrics.abandon_rate.labels(name).set(campaign.outcomes["abandoned"] / live)
-            if end.dial.connected_at is None:  # a connected call was learned at its connect
-                campaign.pacer.record_attempt(end.verdict_seconds, end.outcome)
-            if end.outcome == "human" and end.dial.connected_at is not None:
+            lane = campaign.lanes.get(end.dial.lane)  # gone if dialer.yaml changed the campaign's route
+            if lane is not None and end.dial.connected_at is None:  # a connected call was learned at its connect
+                lane.pacer.record_attempt(end.verdict_seconds, end.outcome)
+            if lane is not None and end.outcome == "human" and end.dial.connected_at is not None:
                 talk = max(0.0, end.ended_at - end.dial.connected_at)
-                campaign.pacer.record_call(talk, self.wrapup_seconds(campaign.config.campaign.queue))
+                lane.pacer.record_call(talk, self.wrapup_seconds(lane.queue))
         _log.info("dialer.attempt_ended campaign={campaign} attempt={attempt} lead={lead} outcome={outcome} "
                   "ring={ring:.1f} connect={connect} detail={detail}", campaign=name, attempt=end.dial.attempt_id,
                   lead=end.dial.lead_id, outcome=end.outcome, ring=end.ring_seconds,

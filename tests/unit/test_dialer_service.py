@@ -660,3 +660,69 @@ def test_the_agent_page_previews_dials_and_skips_leads(tmp_path: Path) -> None:
     assert post("dial") == {"err": ["agent 2101 has no previewed lead (ask for one first)"]}
     assert post("preview", campaign="nope") == {"err": ["no campaign 'nope'"]}
     w.service.stopService()
+
+
+def _join(w: World, agent: str, *queues: str) -> None:
+    for queue in queues:
+        w.board.handle(Message.from_pairs([
+            ("Event", "QueueMemberAdded"), ("Queue", queue), ("Interface", f"PJSIP/agent{agent}"),
+            ("StateInterface", f"PJSIP/agent{agent}"), ("Paused", "0"), ("Status", "1")]), w.clock.seconds())
+
+
+def test_route_team_paces_each_team_for_its_own_agents_and_sends_its_calls_to_the_teams_queue(
+        tmp_path: Path) -> None:
+    """route: team, two teams: team1 has 2 ready agents, team2 one. Each team's lane dials its own
+    leads, one per ready agent of the team, into the team's queue; a team's calls in flight cover
+    only that team's agents, and a team whose call ended dials its next lead while the other waits."""
+    text = config_text(handout="team").replace("handout: team\n", "handout: team\n      route: team\n")
+    w = World(tmp_path, text, agents=0)
+    w.service.people = PEOPLE
+    w.service.team_queues = lambda queue: {"team1": "outbound-team1", "team2": "outbound-team2"} \
+        if queue == "outbound" else {}
+    _join(w, "2101", "outbound", "outbound-team1")
+    _join(w, "2102", "outbound", "outbound-team1")
+    _join(w, "2201", "outbound", "outbound-team2")
+    w.service.startService()
+    campaign_id = w.import_leads([f"1380000000{i}" for i in range(1, 10)])
+    _hand_out(w, campaign_id, "team1", 3)   # leads 1-3
+    _hand_out(w, campaign_id, "team2", 3)   # leads 4-6; 7-9 stay with IT
+    w.advance(1.0)
+    queue_of = {action.get("Channel"): _variables(action)["CC_QUEUE"] for action, _ in w.ami.originates}
+    assert queue_of == {"Local/13800000001@sim-pstn": "outbound-team1", "Local/13800000002@sim-pstn": "outbound-team1",
+                        "Local/13800000004@sim-pstn": "outbound-team2"}
+    w.advance(1.0)
+    assert len(w.ami.originates) == 3  # every team's agents are covered by its own calls
+    team2_call = next(d for action, d in w.ami.originates if _variables(action)["CC_QUEUE"] == "outbound-team2")
+    team2_call.callback(Message.from_pairs([("Event", "OriginateResponse"), ("Response", "Failure"), ("Reason", "5")]))
+    w.advance(1.0)
+    assert [action.get("Channel") for action, _ in w.ami.originates[3:]] == ["Local/13800000005@sim-pstn"]
+    assert _variables(w.ami.originates[3][0])["CC_QUEUE"] == "outbound-team2"
+    (status,) = w.service.status()
+    assert (status.agents_ready, status.in_flight, status.last_decision) == (3, 3, 1)
+    w.service.stopService()
+
+
+def test_a_campaign_changed_to_route_team_while_running_paces_by_team_from_the_next_tick(tmp_path: Path) -> None:
+    """dialer.yaml edited from route: queue to team: the next tick dials into the team queues; a
+    call placed before the change still covers an agent until it ends, then ends its attempt."""
+    text = config_text(handout="team")
+    w = World(tmp_path, text, agents=0)
+    w.service.people = PEOPLE
+    w.service.team_queues = lambda queue: {"team1": "outbound-team1"} if queue == "outbound" else {}
+    _join(w, "2101", "outbound", "outbound-team1")
+    w.service.startService()
+    campaign_id = w.import_leads([f"1380000000{i}" for i in range(1, 5)])
+    _hand_out(w, campaign_id, "team1", 4)
+    w.advance(1.0)
+    assert [_variables(a)["CC_QUEUE"] for a, _ in w.ami.originates] == ["outbound"]
+    successResultOf(w.service.apply_config(parse_dialer_config(
+        text.replace("handout: team\n", "handout: team\n      route: team\n"), "dialer.yaml")))
+    _join(w, "2102", "outbound", "outbound-team1")
+    w.advance(1.0)  # team1: 2 ready agents, one covered by the call placed before the change
+    assert [_variables(a)["CC_QUEUE"] for a, _ in w.ami.originates] == ["outbound", "outbound-team1"]
+    w.ami.originates[0][1].callback(Message.from_pairs([("Event", "OriginateResponse"), ("Response", "Failure"),
+                                                        ("Reason", "5")]))
+    assert [a.outcome for a in w.attempts(campaign_id)] == ["busy", None]
+    w.advance(1.0)
+    assert [_variables(a)["CC_QUEUE"] for a, _ in w.ami.originates] == ["outbound"] + ["outbound-team1"] * 2
+    w.service.stopService()
