@@ -19,7 +19,9 @@ It protects what the issue asks to see on a real Asterisk:
 - editing the dialer's YAML while the campaign runs changes the pacing within seconds,
   and an invalid edit is logged and the running settings are kept;
 - a campaign with ``handout: agent`` dials the leads of a logged-in agent and none of a
-  logged-out agent's or of IT's pool (docs/lead-handout.md).
+  logged-out agent's or of IT's pool (docs/lead-handout.md);
+- a campaign with ``route: team`` connects each team's leads to that team's agents, in the
+  team's queue (the lab's ``outbound`` is ``per_team``).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ LEADS, DNC, OUT_OF_HOURS = 300, 10, 10
 CAMPAIGN = "lab-campaign"
 PREVIEW = "lab-preview"
 OWNED = "lab-owned"  # dials only leads handed out to an agent who is logged in
+TEAMS = "lab-teams"  # each team's handed-out leads go to that team's agents
 
 
 def dialer_yaml(callable_zone: str, pacer: str = "predictive", fixed_ratio: float = 1.5,
@@ -97,6 +100,14 @@ def dialer_yaml(callable_zone: str, pacer: str = "predictive", fixed_ratio: floa
               timezone: {callable_zone}
               safe_harbor_message: custom/dialer/safe_harbor-zh
               handout: agent
+            {TEAMS}:
+              dial_mode: progressive
+              caller_id: "4008001234"
+              queue: outbound
+              timezone: {callable_zone}
+              safe_harbor_message: custom/dialer/safe_harbor-zh
+              handout: team
+              route: team
         """)
 
 
@@ -110,6 +121,7 @@ class Watch:
     channels: dict[str, str] = field(default_factory=dict)  # uniqueid -> number
     safe_harbor: set[str] = field(default_factory=set)  # uniqueids that played the prompt
     max_in_flight: int = 0
+    connects: list[tuple[str, str]] = field(default_factory=list)  # AgentConnect: (queue, member interface)
 
     def on_event(self, msg: Message) -> None:
         channel = msg.get("Channel") or ""
@@ -122,6 +134,8 @@ class Watch:
                 self.overlaps.append(number)
         elif msg.name == "Hangup" and (msg.get("Uniqueid") or "") in self.channels:
             self.alive[self.channels[msg.get("Uniqueid") or ""]] -= 1
+        elif msg.name == "AgentConnect":
+            self.connects.append((msg.get("Queue") or "", msg.get("Interface") or ""))
         elif (msg.name == "Newexten" and msg.get("Application") == "Playback"
               and "safe_harbor" in (msg.get("AppData") or "")):
             self.safe_harbor.add(msg.get("Uniqueid") or "")
@@ -161,10 +175,11 @@ class DialerLab:
 
 @pytest.fixture
 def dialer_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path) -> Iterator[DialerLab]:
-    base = load_settings(ROOT / "config")
-    queues = tuple(replace(q, wrapup_time=2) if q.name == "outbound" else q for q in base.queues)
+    lab_queues = tmp_path / "lab-queues.yaml"  # quick wrap-ups; a queue per team for route: team
+    lab_queues.write_text("queues:\n  outbound:\n    wrapup_time: 2\n    per_team: true\n", encoding="utf-8")
+    base = load_settings(ROOT / "config", [lab_queues])
     settings = replace(
-        base, queues=queues,
+        base,
         site=replace(base.site, state_dir=tmp_path / "var"),
         database=replace(base.database, url=f"sqlite:///{tmp_path / 'cc.sqlite3'}"),
         http=replace(base.http, port=0), metrics=replace(base.metrics, port=0),
@@ -452,3 +467,34 @@ def test_a_handout_agent_campaign_dials_only_the_leads_of_agents_logged_in(diale
     assert set(mine) <= lab.watch.dialed  # the calls were real: Asterisk saw each one
     holdings = {(h.team, h.agent_id): (h.waiting, h.dialing, h.done) for h in lab.run(store.lead_holdings, campaign_id)}
     assert holdings == {(None, None): (4, 0, 0), ("team1", "2103"): (4, 0, 0), ("team1", "2105"): (4, 0, 0)}
+
+
+def test_a_route_team_campaign_connects_each_teams_leads_to_that_teams_agents(dialer_lab: DialerLab) -> None:
+    """Team1 and team2 get 4 answering leads each; 2103 (team1) and 2203 (team2) log in. Every
+    call is a conversation with the agent of the lead's team, connected in that team's queue
+    (in the pooled queue either agent could have taken any of them)."""
+    lab = dialer_lab
+    campaign_id = lab.id_of(TEAMS)
+    for name, value in {"SIM_RING_MIN": 1, "SIM_RING_MAX": 2, "SIM_TALK_MIN": 2, "SIM_TALK_MAX": 3,
+                        "LAB_TALK": 2}.items():
+        lab.setvar(name, value)
+    team1 = [f"1990003{n:04d}" for n in range(1, 5)]  # the simulated network's people
+    team2 = [f"1990003{n:04d}" for n in range(5, 9)]
+    now = datetime.now(UTC)
+    imported = lab.run(store.import_leads, campaign_id, [LeadRow(line=i + 2, phone=p) for i, p in enumerate(team1 + team2)],
+                       list_name="teams", source_file="teams.csv", actor="test", now=now)
+    assert imported.rows_ok == 8
+    assert lab.run(store.hand_out_to_team, campaign_id, "team1", 4, list_id=imported.list_id, actor="9001", now=now) == 4
+    assert lab.run(store.hand_out_to_team, campaign_id, "team2", 4, list_id=imported.list_id, actor="9001", now=now) == 4
+    engine = lab.services.engine
+    for agent in ("2103", "2203"):
+        lab.rt.call(engine.agent_service.login, agent, timeout=20)
+
+    def ended() -> dict[str, tuple[str | None, str | None]]:
+        return {a.phone: (a.outcome, a.agent_id) for a in lab.run(store.list_attempts, campaign_id, limit=100)
+                if a.outcome is not None}
+
+    _wait("a conversation with each of the 8 leads", lambda: len(ended()) == 8, timeout=120)
+    assert ended() == {**{p: ("human", "2103") for p in team1}, **{p: ("human", "2203") for p in team2}}
+    assert sorted(set(lab.watch.connects)) == [("outbound-team1", "Local/2103@lab-agents/n"),
+                                               ("outbound-team2", "Local/2203@lab-agents/n")]
