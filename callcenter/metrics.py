@@ -79,7 +79,8 @@ class EngineMetrics:
         self.ivr_full = Counter("callcenter_ivr_full", "hotline callers who found every IVR channel taken "
                                 "(ivr.channels) and were queued without the menus", registry=registry)
         self.http_refused = Counter("callcenter_http_refused", "HTTP requests refused by the sign-in guard: "
-                                    "signin (no or wrong credentials), forbidden (not theirs to open)", ["reason"],
+                                    "signin (no or wrong credentials), forbidden (not theirs to open), locked (too many wrong sign-ins)",
+                                    ["reason"],
                                     registry=registry)
         self.agi_errors = Counter("callcenter_agi_errors", "FastAGI sessions that ended in an error", ["script"],
                                   registry=registry)

@@ -214,7 +214,8 @@ def make_service(
     api_root.putChild(b"metrics", MetricsResource(registry=registry))
     guard = SignInGuard(  # nothing from the network reaches a page or route without signing in
         api_root, lambda: settings.people, api_token=secrets.api_token, state_dir=settings.site.state_dir,
-        run_blocking=run_blocking, on_refused=lambda reason: metrics.http_refused.labels(reason).inc())
+        run_blocking=run_blocking, on_refused=lambda reason: metrics.http_refused.labels(reason).inc(),
+        clock=reactor.seconds)
     http_server = TCPServer(settings.http.port, Site(guard), interface=settings.http.bind)
     http_server.setName("http")
     http_server.setServiceParent(root)

@@ -20,7 +20,9 @@ import base64
 import binascii
 import hashlib
 import hmac
+import ipaddress
 import secrets as _random
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -28,9 +30,9 @@ from typing import Final
 from callcenter.settings import AgentSettings
 
 __all__ = [
-    "OPEN_PATHS", "Caller", "Credentials", "PasswordHashError", "SignInError", "VerifiedPasswords",
-    "actor_field", "actor_refusal", "check_password", "cross_site_refusal", "hash_password", "new_password",
-    "password_change_problem", "password_problem", "read_authorization", "refusal",
+    "OPEN_PATHS", "Caller", "Credentials", "PasswordHashError", "SignInError", "SignInThrottle",
+    "VerifiedPasswords", "actor_field", "actor_refusal", "check_password", "client_address", "cross_site_refusal",
+    "hash_password", "new_password", "password_change_problem", "password_problem", "read_authorization", "refusal",
 ]
 
 SCHEME: Final = "scrypt"
@@ -203,6 +205,77 @@ class VerifiedPasswords:
             self._matched[user] = (stored, self._digest(user, password))
             return True
         return False
+
+
+def client_address(peer: str, forwarded_for: bytes | None) -> str:
+    """The address a request comes from: the TCP peer, or, when the peer is this host (a
+    reverse proxy on it, which terminates TLS), the last address the proxy added to
+    ``X-Forwarded-For``. A client elsewhere cannot set it for itself: its own header is
+    ignored, its connection is not from this host."""
+    try:
+        local = ipaddress.ip_address(peer).is_loopback
+    except ValueError:
+        local = False
+    if local and forwarded_for:
+        last = forwarded_for.decode("latin-1").split(",")[-1].strip()
+        try:
+            return str(ipaddress.ip_address(last))
+        except ValueError:
+            return peer
+    return peer
+
+
+class SignInThrottle:
+    """Wrong passwords slow a guesser down: counted per address and id, and per address.
+
+    ``max_failures`` wrong sign-ins for one id from one address within ``window`` seconds
+    lock that pair for ``lock_seconds``; ``max_address_failures`` from one address for any
+    ids (trying ids one after another) lock the address for ``address_lock_seconds``.
+    While locked every sign-in is refused before its password is checked (so a guess,
+    right or wrong, tells nothing and costs no scrypt). A successful sign-in forgets the
+    pair's failures. Nothing is counted per id alone: a wrong guess from elsewhere never
+    locks the person out of their own browser. At most ``max_keys`` addresses and pairs
+    are remembered (the oldest are forgotten first). The clock is the caller's.
+    """
+
+    def __init__(self, *, max_failures: int = 5, max_address_failures: int = 30, window: float = 900.0,
+                 lock_seconds: float = 300.0, address_lock_seconds: float = 900.0, max_keys: int = 10_000) -> None:
+        self.max_failures = max_failures
+        self.max_address_failures = max_address_failures
+        self.window = window
+        self.lock_seconds = lock_seconds
+        self.address_lock_seconds = address_lock_seconds
+        self.max_keys = max_keys
+        self._failures: dict[tuple[str, str | None], deque[float]] = {}
+        self._locked: dict[tuple[str, str | None], float] = {}
+
+    def locked(self, address: str, user: str, now: float) -> float | None:
+        """Seconds until ``user`` may try again from ``address``; None when not locked."""
+        until = max(self._locked.get((address, user), 0.0), self._locked.get((address, None), 0.0))
+        return until - now if until > now else None
+
+    def failed(self, address: str, user: str, now: float) -> float | None:
+        """Count a wrong sign-in; the lock's length in seconds when this one starts a lock."""
+        started = None
+        for key, limit, length in (((address, user), self.max_failures, self.lock_seconds),
+                                   ((address, None), self.max_address_failures, self.address_lock_seconds)):
+            times = self._failures.pop(key, None) or deque()
+            self._failures[key] = times  # re-inserted: the most recently failed are forgotten last
+            times.append(now)
+            while times and times[0] <= now - self.window:
+                times.popleft()
+            if len(times) >= limit:
+                times.clear()
+                self._locked[key] = now + length
+                started = max(started or 0.0, length)
+        for table in (self._failures, self._locked):
+            while len(table) > self.max_keys:
+                del table[next(iter(table))]
+        return started
+
+    def succeeded(self, address: str, user: str) -> None:
+        """A right password: the pair's earlier failures no longer count."""
+        self._failures.pop((address, user), None)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
 import os
+import time
 from collections.abc import Callable, Mapping
 from html import escape
 from pathlib import Path
@@ -33,7 +35,9 @@ from callcenter.web_access import (
     Caller,
     PasswordHashError,
     SignInError,
+    SignInThrottle,
     VerifiedPasswords,
+    client_address,
     cross_site_refusal,
     read_authorization,
     refusal,
@@ -48,6 +52,8 @@ RunBlocking = Callable[..., "Deferred[Any]"]
 
 _CALLER: Final = "_callcenter_caller"
 _REALM: Final = b'Basic realm="callcenter", charset="UTF-8"'
+_TOKEN_USER: Final = "(API token)"
+"""Wrong API tokens are throttled like wrong passwords of one more id."""
 
 
 def caller_of(request: Any) -> Caller | None:
@@ -93,9 +99,12 @@ class SignInGuard(Resource):
 
     def __init__(self, site_root: Resource, people: Callable[[], Mapping[str, AgentSettings]], *,
                  api_token: str, state_dir: Path, run_blocking: RunBlocking,
-                 on_refused: Callable[[str], None] | None = None) -> None:
+                 on_refused: Callable[[str], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic, throttle: SignInThrottle | None = None) -> None:
         super().__init__()
         self.site_root = site_root
+        self.clock = clock
+        self.throttle = throttle or SignInThrottle()
         self._people = people
         self._api_token = api_token.encode()
         self._passwords = _PasswordFile(state_dir)
@@ -113,23 +122,29 @@ class SignInGuard(Resource):
             return self._refuse(request, path, 401, str(exc))
         if credentials is None:
             return self._refuse(request, path, 401, "sign in with your agent id and web password")
+        address = client_address(str(getattr(request.getClientAddress(), "host", "")),
+                                 request.getHeader(b"x-forwarded-for"))
+        user = _TOKEN_USER if credentials.token is not None else credentials.user or ""
+        wait = self.throttle.locked(address, user, self.clock())
+        if wait is not None:
+            return self._locked(request, path, address, user, wait)
         if credentials.token is not None:
             if not hmac.compare_digest(credentials.token.encode(), self._api_token):
-                return self._refuse(request, path, 401, "wrong API token")
+                return self._wrong(request, path, address, user, "wrong API token")
             return self._enter(request, path, Caller(person=None))
         assert credentials.user is not None and credentials.password is not None
         person = self._people().get(credentials.user)
         if person is None:
-            return self._refuse(request, path, 401, "wrong agent id or password", log_as=f"unknown id {credentials.user!r}")
+            return self._wrong(request, path, address, user, f"unknown id {credentials.user!r}")
         checking: Deferred[bool] = self._run(self._check, person.id, credentials.password)
 
         def checked(matched: bool) -> None:
             if getattr(request, "_disconnected", False) or request.finished:
                 return
             if not matched:
-                self._write(request, self._refuse(request, path, 401, "wrong agent id or password",
-                                                  log_as=f"wrong password for {person.id}"))
+                self._write(request, self._wrong(request, path, address, user, f"wrong password for {person.id}"))
                 return
+            self.throttle.succeeded(address, user)
             try:
                 self._write(request, self._enter(request, path, Caller(person=person)))
             except UnsupportedMethod:
@@ -147,6 +162,21 @@ class SignInGuard(Resource):
 
         checking.addCallbacks(checked, failed)
         return NOT_DONE_YET
+
+    def _wrong(self, request: Request, path: tuple[str, ...], address: str, user: str, why: str) -> bytes:
+        """A wrong sign-in: counted against the address (a lock may start), refused with 401."""
+        started = self.throttle.failed(address, user, self.clock())
+        if started is not None:
+            _log.warn("web.sign_in_locked address={address} id={user} seconds={seconds:.0f}: too many wrong "
+                      "sign-ins", address=address, user=user, seconds=started)
+        reason = "wrong API token" if user == _TOKEN_USER else "wrong agent id or password"
+        return self._refuse(request, path, 401, reason, log_as=f"{why} from {address}")
+
+    def _locked(self, request: Request, path: tuple[str, ...], address: str, user: str, wait: float) -> bytes:
+        seconds = max(1, math.ceil(wait))
+        request.setHeader(b"retry-after", str(seconds).encode())
+        return self._refuse(request, path, 429, f"too many wrong sign-ins from your address: try again in {seconds} s",
+                            log_as=f"locked: {user} from {address} for {seconds} s more")
 
     def _check(self, person_id: str, password: str) -> bool:
         """In a thread: the person's stored hash, and whether ``password`` matches it."""
@@ -185,8 +215,8 @@ class SignInGuard(Resource):
         where = "/" + "/".join(path)
         _log.warn("web.refused status={status} method={method} path={path} reason={reason}", status=status,
                   method=request.method.decode("ascii", "replace"), path=where, reason=log_as or reason)
-        if status in (401, 403):
-            self._on_refused("signin" if status == 401 else "forbidden")
+        if status in (401, 403, 429):
+            self._on_refused({401: "signin", 403: "forbidden", 429: "locked"}[status])
         request.setResponseCode(status)
         if status == 401:
             request.setHeader(b"www-authenticate", _REALM)
@@ -194,7 +224,7 @@ class SignInGuard(Resource):
             request.setHeader(b"content-type", b"application/json; charset=utf-8")
             return json.dumps({"error": reason, "field": None}, ensure_ascii=False).encode("utf-8")
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        title = "Sign in" if status == 401 else "Not allowed"
+        title = {401: "Sign in", 429: "Too many wrong sign-ins"}.get(status, "Not allowed")
         return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>'
                 f"<body><h1>{title}</h1><p>{escape(reason)}</p>"
                 '<p><a href="/">front page</a></p></body></html>').encode()

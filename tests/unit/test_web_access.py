@@ -14,10 +14,12 @@ from callcenter.web_access import (
     Credentials,
     PasswordHashError,
     SignInError,
+    SignInThrottle,
     VerifiedPasswords,
     actor_field,
     actor_refusal,
     check_password,
+    client_address,
     hash_password,
     new_password,
     password_problem,
@@ -184,3 +186,60 @@ def test_changing_ones_own_password() -> None:
     assert password_change_problem(True, "same password", "same password", "same password") == (
         "the new password is the current one")
     assert "at least 10 characters" in (password_change_problem(True, "short", "short", "x") or "")
+
+
+def test_five_wrong_passwords_for_one_id_from_one_address_lock_that_pair_for_five_minutes() -> None:
+    """The 5th failure within 15 minutes starts a 300 s lock of (address, id), refused right or
+    wrong; other ids from that address and the id from another address are not locked."""
+    throttle = SignInThrottle()
+    for i in range(4):
+        assert throttle.failed("10.0.0.9", "2101", 100.0 + i) is None
+        assert throttle.locked("10.0.0.9", "2101", 100.0 + i) is None
+    assert throttle.failed("10.0.0.9", "2101", 104.0) == 300.0
+    assert throttle.locked("10.0.0.9", "2101", 104.0) == 300.0
+    assert throttle.locked("10.0.0.9", "2101", 403.0) == pytest.approx(1.0)
+    assert throttle.locked("10.0.0.9", "2101", 404.0) is None
+    assert throttle.locked("10.0.0.9", "2102", 200.0) is None
+    assert throttle.locked("10.0.0.7", "2101", 200.0) is None  # the agent's own browser elsewhere
+
+
+def test_failures_older_than_the_window_and_before_a_success_do_not_count() -> None:
+    throttle = SignInThrottle()
+    for t in (0.0, 1.0, 2.0, 3.0):
+        throttle.failed("10.0.0.9", "2101", t)
+    assert throttle.failed("10.0.0.9", "2101", 901.0) is None  # the first two fell out of the 900 s window
+    throttle.succeeded("10.0.0.9", "2101")
+    for t in (902.0, 903.0, 904.0, 905.0):
+        assert throttle.failed("10.0.0.9", "2101", t) is None
+    assert throttle.failed("10.0.0.9", "2101", 906.0) == 300.0
+
+
+def test_trying_many_ids_from_one_address_locks_the_address() -> None:
+    """30 wrong sign-ins for 30 different ids: the address is locked 900 s for every id."""
+    throttle = SignInThrottle()
+    started = [throttle.failed("10.0.0.9", f"{2000 + i}", float(i)) for i in range(30)]
+    assert started == [None] * 29 + [900.0]
+    assert throttle.locked("10.0.0.9", "9001", 30.0) == pytest.approx(899.0)
+    assert throttle.locked("10.0.0.8", "9001", 30.0) is None
+
+
+def test_the_throttle_remembers_a_bounded_number_of_addresses() -> None:
+    throttle = SignInThrottle(max_keys=100)
+    for i in range(1000):
+        throttle.failed(f"10.0.{i // 250}.{i % 250}", "2101", float(i))
+    assert len(throttle._failures) <= 100 and len(throttle._locked) <= 100
+    assert throttle.failed("10.0.3.249", "2101", 1000.0) is None  # the latest are kept: 2 failures now
+
+
+@pytest.mark.parametrize(("peer", "forwarded", "expected"), [
+    ("10.0.0.9", None, "10.0.0.9"),
+    ("10.0.0.9", b"1.2.3.4", "10.0.0.9"),              # a client elsewhere cannot claim another address
+    ("127.0.0.1", b"10.0.0.9", "10.0.0.9"),            # a reverse proxy on this host
+    ("127.0.0.1", b"6.6.6.6, 10.0.0.9", "10.0.0.9"),   # the proxy's own hop is the last one
+    ("::1", b"fe80::1", "fe80::1"),
+    ("127.0.0.1", b"not an address", "127.0.0.1"),
+    ("127.0.0.1", None, "127.0.0.1"),
+])
+def test_client_address_trusts_forwarded_for_only_from_a_proxy_on_this_host(
+        peer: str, forwarded: bytes | None, expected: str) -> None:
+    assert client_address(peer, forwarded) == expected

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import maybeDeferred
 from twisted.web.resource import Resource
 from twisted.web.static import Data
@@ -52,14 +53,20 @@ class Site:
         root.putChild(b"wallboard", Data(b"<h1>wallboard</h1>", "text/html"))
         root.putChild(b"password", PasswordPage(state_dir, run_at_once))
         self.refused: list[str] = []
+        self.now = 1000.0
         self.guard = SignInGuard(root, lambda: SETTINGS.people, api_token=self.secrets.api_token,
-                                 state_dir=state_dir, run_blocking=run_at_once, on_refused=self.refused.append)
+                                 state_dir=state_dir, run_blocking=run_at_once, on_refused=self.refused.append,
+                                 clock=lambda: self.now)
 
     def request(self, method: str, path: str, *, user: str | None = None, password: str = "",
                 token: str | None = None, body: object = None, form: dict[str, str] | None = None,
-                origin: str | None = None) -> tuple[int, dict[bytes, list[bytes]], bytes]:
+                origin: str | None = None, peer: str = "10.0.0.21",
+                forwarded_for: str | None = None) -> tuple[int, dict[bytes, list[bytes]], bytes]:
         request = DummyRequest([segment.encode() for segment in path.strip("/").split("/")])
         request.method = method.encode()
+        request.client = IPv4Address("TCP", peer, 50000)
+        if forwarded_for is not None:
+            request.requestHeaders.addRawHeader(b"x-forwarded-for", forwarded_for.encode())
         request.requestHeaders.addRawHeader(b"host", b"cc.example:8080")
         if origin is not None:
             request.requestHeaders.addRawHeader(b"origin", origin.encode())
@@ -197,3 +204,34 @@ def test_a_person_changes_their_own_password(sessions: sessionmaker[Session], tm
     assert site.request("GET", "password", user="2101", password="second password")[0] == 200
     status, _, page = site.request("GET", "password", token=site.secrets.api_token)
     assert status == 200 and b"callcenter web password ID" in page
+
+
+def test_wrong_passwords_lock_the_guesser_not_the_person(sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    """Five wrong passwords for 2101 from one address: 429 with Retry-After for 5 minutes, even
+    with the right password (nothing is checked); 2101 at their own desk still signs in; after
+    the lock the right password works. Behind a reverse proxy on the host the guesser is told
+    apart by X-Forwarded-For; wrong API tokens are throttled too."""
+    site = Site(sessions, tmp_path)
+    set_web_password(tmp_path, "2101", hash_password("2101 password"))
+    for _ in range(5):
+        assert site.request("GET", "api/queues", user="2101", password="guess", peer="10.0.0.66")[0] == 401
+    status, headers, body = site.request("GET", "api/queues", user="2101", password="2101 password",
+                                         peer="10.0.0.66")
+    assert (status, headers[b"Retry-After"]) == (429, [b"300"])
+    assert json.loads(body) == {"error": "too many wrong sign-ins from your address: try again in 300 s",
+                                "field": None}
+    assert site.request("GET", "wallboard", user="2101", password="2101 password", peer="10.0.0.21")[0] == 200
+    site.now += 300.0
+    assert site.request("GET", "wallboard", user="2101", password="2101 password", peer="10.0.0.66")[0] == 200
+    assert site.refused == ["signin"] * 5 + ["locked"]
+    # a proxy on the host: each client by its forwarded address
+    for _ in range(5):
+        site.request("GET", "wallboard", user="2101", password="guess", peer="127.0.0.1", forwarded_for="10.0.0.77")
+    status, _, body = site.request("GET", "wallboard", user="2101", password="2101 password", peer="127.0.0.1",
+                                   forwarded_for="10.0.0.77")
+    assert status == 429 and b"<h1>Too many wrong sign-ins</h1>" in body
+    assert site.request("GET", "wallboard", user="2101", password="2101 password", peer="127.0.0.1",
+                        forwarded_for="10.0.0.21")[0] == 200
+    for _ in range(5):
+        site.request("GET", "api/queues", token="not-the-token", peer="10.0.0.88")
+    assert site.request("GET", "api/queues", token=site.secrets.api_token, peer="10.0.0.88")[0] == 429
