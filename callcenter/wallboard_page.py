@@ -141,7 +141,13 @@ def _campaign_row(c: Any, limit: float) -> str:
         _cell(share(c.abandon_rate), "low" if c.abandon_rate is not None and c.abandon_rate > limit else ""),
         _cell(c.abandon_guard or "-", "text low" if c.abandon_guard else "text"),
     ]
-    return f"<tr>{''.join(cells)}</tr>"
+    rows = [f"<tr>{''.join(cells)}</tr>"]
+    for lane in getattr(c, "lanes", ()):  # route: team: each team's own pacing
+        rows.append("<tr>" + "".join([
+            _cell(f"↳ {lane.team}", "text"), _cell(lane.queue, "text"), _cell("", "text"), _cell(""),
+            _cell(lane.in_flight), _cell(lane.agents_ready), _cell(lane.agents_busy), _cell(""), _cell("", "text"),
+        ]) + "</tr>")
+    return "\n".join(rows)
 
 
 def render_wallboard(board: Board) -> str:

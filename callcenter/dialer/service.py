@@ -44,7 +44,7 @@ from twisted.python.failure import Failure
 from callcenter.ami import actions
 from callcenter.ami.client import AmiClient, ListenerHandle, Subscription
 from callcenter.ami.codec import Message
-from callcenter.dialer.calls import DialBook, DialConnected, DialEnded
+from callcenter.dialer.calls import Dial, DialBook, DialConnected, DialEnded
 from callcenter.dialer.campaign import zone
 from callcenter.dialer.config import CampaignConfig, DialerConfig, PacerChoice
 from callcenter.dialer.guard import GuardVerdict, LedgerCounts, judge
@@ -69,7 +69,8 @@ from callcenter.storage.dialer_records import (
 )
 from callcenter.storage.repository import Repository
 
-__all__ = ["PREVIEW_SKIP_RETRY_MINUTES", "CampaignStatus", "DialerMetrics", "DialerService", "PreviewError", "make_pacer"]
+__all__ = ["PREVIEW_SKIP_RETRY_MINUTES", "CampaignStatus", "DialerMetrics", "DialerService", "LaneStatus", "PreviewError",
+           "make_pacer"]
 
 _log = Logger(namespace="callcenter.dialer")
 
@@ -188,6 +189,18 @@ class _Campaign:
 
 
 @dataclass(frozen=True)
+class LaneStatus:
+    """One team's lane of a campaign with ``route: team``."""
+
+    team: str
+    queue: str
+    agents_ready: int
+    agents_busy: int
+    in_flight: int
+    last_decision: int
+
+
+@dataclass(frozen=True)
 class CampaignStatus:
     """What the dialer is doing for one campaign (for the API, the demo and tests)."""
 
@@ -209,6 +222,9 @@ class CampaignStatus:
     ledger: dict[str, dict[str, float | None]] = field(default_factory=dict)
     """The ledger the guard last read: ``"today"`` and ``"window"`` (the rolling 30 days, or since the
     campaign's first call), each ``{"live_answers", "abandoned", "rate"}``."""
+    route: str = "queue"
+    lanes: tuple[LaneStatus, ...] = ()
+    """With ``route: team``: each team's agents, calls in flight and last decision."""
 
 
 class DialerService(Service):
@@ -825,8 +841,15 @@ class DialerService(Service):
                 abandon_guard=campaign.guard.reason if campaign.guard.engaged else "",
                 ledger={key: {"live_answers": span.live_answers, "abandoned": span.abandoned, "rate": span.rate}
                         for key, span in zip(("today", "window"), campaign.ledger, strict=False)},
+                route=campaign.config.route,
+                lanes=tuple(self._lane_status(lane, dials, now) for lane in campaign.lanes.values() if lane.team),
             ))
         return out
+
+    def _lane_status(self, lane: _Lane, dials: Sequence[Dial], now: float) -> LaneStatus:
+        ready, talking, wrapping = self._agents_of(lane.queue, now)
+        return LaneStatus(lane.team, lane.queue, ready, len(talking) + len(wrapping),
+                          sum(1 for d in dials if d.lane == lane.team), lane.last_decision)
 
     def connect_latencies(self, campaign: str) -> list[float]:
         """Answer verdict -> agent bridged, seconds, for every connected call of ``campaign``."""

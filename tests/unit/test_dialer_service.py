@@ -699,6 +699,9 @@ def test_route_team_paces_each_team_for_its_own_agents_and_sends_its_calls_to_th
     assert _variables(w.ami.originates[3][0])["CC_QUEUE"] == "outbound-team2"
     (status,) = w.service.status()
     assert (status.agents_ready, status.in_flight, status.last_decision) == (3, 3, 1)
+    assert status.route == "team"
+    assert [(lane.team, lane.queue, lane.agents_ready, lane.in_flight, lane.last_decision) for lane in status.lanes] == [
+        ("team1", "outbound-team1", 2, 2, 0), ("team2", "outbound-team2", 1, 1, 1)]
     w.service.stopService()
 
 

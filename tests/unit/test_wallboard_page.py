@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from callcenter.ami.codec import Message
-from callcenter.dialer.service import CampaignStatus
+from callcenter.dialer.service import CampaignStatus, LaneStatus
 from callcenter.settings import AgentSettings
 from callcenter.state.agents import AgentBoard
 from callcenter.wallboard_page import Board, clock_time, render_wallboard
@@ -115,3 +115,12 @@ def test_the_hotlines_staffing_advice_and_a_shortfall_stand_out() -> None:
     assert "2 call(s) in the last 10:00, none finished yet: no staffing advice" in render_wallboard(
         _board(staffing=("hotline", quiet)))
     assert "agent(s) needed" not in render_wallboard(_board())
+
+
+def test_a_campaign_routed_to_teams_shows_each_teams_lane_under_it() -> None:
+    lanes = (LaneStatus("team1", "outbound-team1", 1, 7, 3, 1), LaneStatus("team<2>", "outbound-team2", 0, 8, 0, 0))
+    page = render_wallboard(_board(campaigns=[_campaign(route="team", lanes=lanes)]))
+    assert ('<tr><td class="text">↳ team1</td><td class="text">outbound-team1</td><td class="text"></td><td></td>'
+            "<td>3</td><td>1</td><td>7</td>") in page
+    assert "↳ team&lt;2&gt;" in page
+    assert "↳" not in render_wallboard(_board(campaigns=[_campaign()]))
