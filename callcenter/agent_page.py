@@ -172,6 +172,8 @@ def _disposition_form(view: AgentView, record: CallRecord, tz: ZoneInfo) -> str:
         f'<span class="muted">({escape(view.timezone)})</span></label>'),
         _text_input("customer_name", "Customer name", record.customer_name),
         _text_input("sale_amount", "Sale amount (yuan)", sale, ' inputmode="decimal" placeholder="1999.00"'),
+        ('<label><input type="checkbox" name="do_not_call" value="yes"> The customer asks not to be called '
+         "again (their number goes on the do-not-call list: no more calls or texts from the dialer)</label>"),
         '<p><button type="submit">Save disposition</button></p></form>',
     ])
 
@@ -295,6 +297,8 @@ def disposition_body(agent_id: str, form: Mapping[str, str], timezone: str) -> t
         value = form.get(name, "").strip()
         if value:
             body[name] = value
+    if form.get("do_not_call", "").strip():
+        body["do_not_call"] = True
     follow_up = form.get("follow_up_at", "").strip()
     if follow_up:
         try:

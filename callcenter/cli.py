@@ -117,7 +117,7 @@ def cmd_recordings_purge(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
-def _api(settings: Settings, method: str, path: str, body: dict[str, str] | None = None) -> tuple[int, Any]:
+def _api(settings: Settings, method: str, path: str, body: Mapping[str, object] | None = None) -> tuple[int, Any]:
     """Call the running daemon's JSON API as the host (its API token); return (status, decoded body)."""
     from callcenter.secrets import load_or_create_secrets
 
@@ -190,10 +190,10 @@ def cmd_disposition(args: argparse.Namespace) -> int:
     from callcenter.disposition import FIELDS
 
     settings = _settings(args)
-    body: dict[str, str] = {"agent": args.writer}
+    body: dict[str, str | bool] = {"agent": args.writer}
     for name in FIELDS:
         value = getattr(args, name)
-        if value is not None:
+        if value is not None and value is not False:
             body[name] = value
     return _report(*_api(settings, "POST", f"call-records/{args.ticket}/disposition", body))
 
@@ -420,6 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--follow-up-at", dest="follow_up_at", help="ISO 8601 with offset, e.g. 2026-12-07T10:00:00+08:00")
     p.add_argument("--customer-name", dest="customer_name", help="correct the caller's name")
     p.add_argument("--sale-amount", dest="sale_amount", help="the sale made on the call, in yuan, e.g. 1999.00")
+    p.add_argument("--do-not-call", dest="do_not_call", action="store_true",
+                   help="the customer asks not to be called again: their number goes on the do-not-call list")
     p.set_defaults(func=cmd_disposition)
 
     qa = sub.add_parser("qa", help="score sampled calls (team leads and managers, through the running daemon)")

@@ -3,7 +3,9 @@
 After (or during) a call the agent records what came of it on the call record: the
 ``outcome`` (e.g. ``resolved``, ``sale``, ``not interested``), the ``issue_type``, free
 ``notes`` (the record's description), a ``follow_up_at`` time and the ``sale_amount`` of a
-sale (the commission report pays from it), and may correct the ``customer_name``. This module turns the JSON body of ``POST /api/call-records/<ticket>/
+sale (the commission report pays from it), may correct the ``customer_name``, and, when the
+customer asks not to be called again, puts the number on the do-not-call list
+(``do_not_call``). This module turns the JSON body of ``POST /api/call-records/<ticket>/
 disposition`` into a :class:`~callcenter.storage.records.CallRecordUpdate`, every problem
 named by its field, and decides who may write it: the call's own agent, a team lead of
 that agent's team, or a manager (a call no agent took: leads and managers).
@@ -24,7 +26,7 @@ from callcenter.storage.records import CallRecordUpdate, InvalidFieldError, mone
 __all__ = ["FIELDS", "NOTES_MAX", "Disposition", "DispositionRefused", "check_writer", "parse_disposition"]
 
 #: The fields a disposition may set (``agent`` names who writes it).
-FIELDS: Final = ("outcome", "issue_type", "notes", "follow_up_at", "customer_name", "sale_amount")
+FIELDS: Final = ("outcome", "issue_type", "notes", "follow_up_at", "customer_name", "sale_amount", "do_not_call")
 #: Longest ``notes`` accepted (the record's description has no limit of its own).
 NOTES_MAX: Final = 4000
 
@@ -39,6 +41,8 @@ class Disposition:
 
     writer: str
     changes: CallRecordUpdate
+    do_not_call: bool = False
+    """The customer asked not to be called again: their number goes on the do-not-call list."""
 
 
 def parse_disposition(body: Mapping[str, Any]) -> Disposition:
@@ -48,8 +52,8 @@ def parse_disposition(body: Mapping[str, Any]) -> Disposition:
     fields are strings (``null`` clears ``outcome``, ``issue_type``, ``follow_up_at`` and
     ``customer_name``; ``notes`` is cleared with ``""``); ``follow_up_at`` is an ISO 8601
     time with its UTC offset (``2026-12-07T10:00:00+08:00``); ``sale_amount`` the sale in yuan
-    (``"1999.00"``: a string or whole number, two decimals at most; ``null`` clears it).
-    Lengths are the call record's own limits.
+    (``"1999.00"``: a string or whole number, two decimals at most; ``null`` clears it);
+    ``do_not_call`` is ``true`` (or ``false``: nothing). Lengths are the call record's own limits.
     """
     for key in body:
         if key != "agent" and key not in FIELDS:
@@ -73,12 +77,15 @@ def parse_disposition(body: Mapping[str, Any]) -> Disposition:
         values["follow_up_at"] = _when(body["follow_up_at"])
     if "sale_amount" in body:
         values["sale_amount"] = money("sale_amount", body["sale_amount"])
+    do_not_call = body.get("do_not_call", False)
+    if not isinstance(do_not_call, bool):
+        raise InvalidFieldError("do_not_call", f"expected true or false, got {do_not_call!r}")
     try:
         changes = CallRecordUpdate(**values)
     except InvalidFieldError as exc:
         field = "notes" if exc.field == "description" else exc.field
         raise InvalidFieldError(field, exc.problem) from None
-    return Disposition(writer=writer, changes=changes)
+    return Disposition(writer=writer, changes=changes, do_not_call=do_not_call)
 
 
 def check_writer(settings: Settings, writer: str, call_agent: str | None) -> None:

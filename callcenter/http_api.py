@@ -345,13 +345,24 @@ def save_disposition(engine: Engine, ticket: str, disposition: Disposition) -> D
     """Write ``disposition`` on the call record ``ticket`` if its writer may (the API's and the
     agent page's one path): ApiError 404 for an unknown ticket, DispositionRefused otherwise."""
 
-    def write(repo: Any, record: CallRecord) -> Deferred[CallRecord]:
+    def write(repo: Any, record: CallRecord) -> Deferred[tuple[CallRecord, bool]]:
         check_writer(engine.settings, disposition.writer, record.agent_id)
-        return repo.update_call_record(record.id, disposition.changes)  # type: ignore[no-any-return]
+        if not disposition.do_not_call:
+            return repo.update_call_record(record.id, disposition.changes).addCallback(  # type: ignore[no-any-return]
+                lambda updated: (updated, False))
+        if not record.phone:
+            raise ApiError(409, f"{ticket} has no caller number to put on the do-not-call list", "do_not_call")
+        now = datetime.fromtimestamp(engine.clock.seconds(), UTC)
+        return repo.run(dialer_store.disposition_call, record.id, disposition.changes,  # type: ignore[no-any-return]
+                        do_not_call_by=disposition.writer, now=now)
 
-    def written(record: CallRecord) -> CallRecord:
+    def written(result: tuple[CallRecord, bool]) -> CallRecord:
+        record, added = result
         _log.info("record.dispositioned ticket={ticket} by={writer} outcome={outcome}", ticket=ticket,
                   writer=disposition.writer, outcome=record.outcome)
+        if disposition.do_not_call:
+            _log.info("dnc.asked ticket={ticket} by={writer} added={added}", ticket=ticket, writer=disposition.writer,
+                      added=added)
         return record
 
     return _with_record(engine, ticket, write).addCallback(written)

@@ -72,6 +72,8 @@ from callcenter.storage.dialer_records import (
     RowProblem,
 )
 from callcenter.storage.records import (
+    CallRecord,
+    CallRecordUpdate,
     InvalidFieldError,
     aware_datetime,
     canonical_phone,
@@ -82,6 +84,7 @@ from callcenter.storage.repository import (
     ConflictError,
     NotFoundError,
     StorageError,
+    update_call_record,
 )
 
 __all__ = [
@@ -96,9 +99,11 @@ __all__ = [
     "abandon_ledger",
     "abandon_ledger_days",
     "add_dnc",
+    "add_dnc_on_request",
     "campaign_progress",
     "claim_leads",
     "destroy_lead_list",
+    "disposition_call",
     "fail_stale_attempts",
     "finish_attempt",
     "get_campaign",
@@ -758,6 +763,38 @@ def add_dnc(session: Session, phones: Iterable[str], *, source: str, reason: str
         session.execute(insert(models.DncNumber),
                         [{"phone": p, "source": source, "reason": reason, "added_at": when} for p in chunk])
     return len(new)
+
+
+def add_dnc_on_request(session: Session, phone: str, *, source: str, actor: str, reason: str, now: datetime,
+                       detail: Mapping[str, Any]) -> bool:
+    """A person asked not to be called (or texted) again: their number on the do-not-call list,
+    and, when it was not on it, an ``audit_log`` row (``dnc.add``, subject ``dnc:<sha256>``)
+    with ``actor`` and ``detail``. Returns whether it was added (False: already there)."""
+    when = aware_datetime("now", now)
+    number = canonical_phone(phone)
+    added = add_dnc(session, [number], source=source, reason=reason[:255], now=when) > 0
+    if added:
+        digest = phone_hash(number)
+        session.add(_audit_entry("dnc.add", f"dnc:{digest}", _text("actor", actor, 64), when,
+                                 {"phone_hash": digest, **detail}))
+        session.flush()
+    return added
+
+
+def disposition_call(session: Session, call_record_id: int, changes: CallRecordUpdate, *, do_not_call_by: str | None,
+                     now: datetime) -> tuple[CallRecord, bool]:
+    """Write an agent's disposition on a call record and, with ``do_not_call_by`` (the writer),
+    put the caller's number on the do-not-call list, in one transaction. Returns (the record,
+    whether the number was added: False when it was already listed or not asked)."""
+    record = update_call_record(session, call_record_id, changes)
+    if do_not_call_by is None:
+        return record, False
+    if not record.phone:
+        raise ConflictError(f"do_not_call: call {record.ticket_number} has no caller number")
+    added = add_dnc_on_request(session, record.phone, source="agent",
+                               reason=f"asked on call {record.ticket_number}", actor=do_not_call_by, now=now,
+                               detail={"how": "asked the agent during a call", "ticket": record.ticket_number})
+    return record, added
 
 
 def is_dnc(session: Session, phone: str) -> bool:

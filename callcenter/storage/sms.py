@@ -49,8 +49,7 @@ from callcenter.storage.dialer import (
     _limit,
     _require_campaign,
     _text,
-    add_dnc,
-    phone_hash,
+    add_dnc_on_request,
 )
 from callcenter.storage.records import (
     InvalidFieldError,
@@ -553,19 +552,14 @@ def record_reply(session: Session, *, phone: str, to_number: str, body: str, opt
         number: str | None = canonical_phone(given)
     except InvalidFieldError:
         number = None
-    added = False
-    if opt_out and number is not None:
-        added = add_dnc(session, [number], source="sms", reason=f"SMS reply {body!r}"[:_REASON_LENGTH],
-                        now=when) > 0
     row = models.SmsReply(phone=number or given[:_PHONE_LENGTH], to_number=to_number, body=body,
-                          opt_out=opt_out, added_to_dnc=added, received_at=when)
+                          opt_out=opt_out, added_to_dnc=False, received_at=when)
     session.add(row)
     session.flush()
-    if added and number is not None:
-        digest = phone_hash(number)
-        session.add(_audit_entry("dnc.add", f"dnc:{digest}", "sms", when, {
-            "phone_hash": digest, "how": "SMS reply asking to opt out", "reply_id": row.id,
-        }))
+    if opt_out and number is not None:
+        row.added_to_dnc = add_dnc_on_request(
+            session, number, source="sms", actor="sms", reason=f"SMS reply {body!r}"[:_REASON_LENGTH], now=when,
+            detail={"how": "SMS reply asking to opt out", "reply_id": row.id})
         session.flush()
     return _reply(row)
 

@@ -260,7 +260,7 @@ def test_daemon_drives_a_lab_instance_and_stops_cleanly_on_sigterm(tmp_path: Pat
             cli = _callcenter("--config", str(site), "agent", "screen-pop", "1001", timeout=30)
             assert cli.returncode == 1 and "error (agent): no call offered to agent '1001'" in cli.stderr, cli.stderr
             cli = _callcenter("--config", str(site), "agent", "disposition", "GD20261205001", "--as", "2101",
-                              "--outcome", "resolved", timeout=30)
+                              "--outcome", "resolved", "--do-not-call", timeout=30)  # the body passes; the call is unknown
             assert cli.returncode == 1 and "error (ticket): no call record 'GD20261205001'" in cli.stderr, cli.stderr
             cli = _callcenter("--config", str(site), "agent", "disposition", "GD20261205001", "--as", "2101",
                               "--follow-up-at", "tomorrow", timeout=30)

@@ -139,6 +139,19 @@ def test_the_screen_pop_then_the_disposition_written_from_the_form(sessions: ses
     assert '<meta http-equiv="refresh" content="3; url=/agent/2101">' in html  # waiting for the next call
 
 
+def test_the_customer_asks_not_to_be_called_again_from_the_form(sessions: sessionmaker[Session]) -> None:
+    """The form's do-not-call box puts the caller's number on the DNC list with the disposition."""
+    from callcenter.storage import dialer as dialer_store
+
+    engine, record = _engine(sessions)
+    page = AgentPage(engine)  # type: ignore[arg-type]
+    assert '<input type="checkbox" name="do_not_call" value="yes">' in _get(page, "2101")[1]
+    status, query = _post(page, ["2101", "disposition"], {
+        "ticket": record.ticket_number, "outcome": "not interested", "do_not_call": "yes"})
+    assert (status, query) == (303, {"msg": [f"disposition of {record.ticket_number} saved: not interested"]})
+    assert engine.repository.run(dialer_store.is_dnc, "13800138000").result is True
+
+
 def test_todays_follow_ups_are_listed_overdue_first_until_the_customer_is_called_again(
         sessions: sessionmaker[Session]) -> None:
     engine, record = _engine(sessions)
@@ -258,6 +271,8 @@ def test_the_form_becomes_the_apis_disposition_body() -> None:
             "follow_up_at": "2026-12-07T09:30", "issue_type": "  "}
     assert disposition_body("2101", form, "Asia/Shanghai") == ("GD1", {
         "agent": "2101", "outcome": "sale", "sale_amount": "1999.00", "follow_up_at": "2026-12-07T09:30:00+08:00"})
+    assert disposition_body("2101", {"ticket": "GD1", "outcome": "no", "do_not_call": "yes"}, "Asia/Shanghai") == (
+        "GD1", {"agent": "2101", "outcome": "no", "do_not_call": True})
     with pytest.raises(InvalidFieldError, match="^ticket: the form names no call"):
         disposition_body("2101", {"outcome": "x"}, "Asia/Shanghai")
 

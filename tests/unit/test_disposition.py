@@ -34,6 +34,14 @@ def test_a_sale_amount_is_exact_money() -> None:
     assert parse_disposition({"agent": "2101", "sale_amount": None}).changes.sale_amount is None
 
 
+def test_do_not_call_is_asked_with_true_and_changes_nothing_else() -> None:
+    asked = parse_disposition({"agent": "2101", "outcome": "not interested", "do_not_call": True})
+    assert asked.do_not_call and asked.changes.outcome == "not interested"
+    assert parse_disposition({"agent": "2101", "do_not_call": True}).changes.outcome == UNSET
+    assert not parse_disposition({"agent": "2101", "outcome": "sale"}).do_not_call
+    assert not parse_disposition({"agent": "2101", "outcome": "sale", "do_not_call": False}).do_not_call
+
+
 def test_fields_left_out_stay_and_null_clears() -> None:
     c = parse_disposition({"agent": "2101", "follow_up_at": None, "outcome": None}).changes
     assert (c.follow_up_at, c.outcome, c.issue_type, c.description) == (None, None, UNSET, UNSET)
@@ -44,10 +52,12 @@ def test_fields_left_out_stay_and_null_clears() -> None:
     ({"outcome": "sale"}, "agent", "expected the writer's agent id, got None"),
     ({"agent": 2101, "outcome": "sale"}, "agent", "expected the writer's agent id, got 2101"),
     ({"agent": "2101"}, "outcome",
-     "nothing to record: give at least one of outcome, issue_type, notes, follow_up_at, customer_name, sale_amount"),
+     ("nothing to record: give at least one of outcome, issue_type, notes, follow_up_at, customer_name, "
+      "sale_amount, do_not_call")),
     ({"agent": "2101", "outcom": "sale"}, "outcom",
      ("unknown field (did you mean 'outcome'? fields: agent, outcome, issue_type, notes, follow_up_at, "
-      "customer_name, sale_amount)")),
+      "customer_name, sale_amount, do_not_call)")),
+    ({"agent": "2101", "do_not_call": "yes"}, "do_not_call", "expected true or false, got 'yes'"),
     ({"agent": "2101", "outcome": 5}, "outcome", "expected a string or null, got 5"),
     ({"agent": "2101", "notes": None}, "notes", "expected a string, got None"),
     ({"agent": "2101", "follow_up_at": "2026-12-07T10:00:00"}, "follow_up_at",

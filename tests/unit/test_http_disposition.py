@@ -7,15 +7,18 @@ is 403, an unknown ticket 404.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from pathlib import Path
 from types import SimpleNamespace
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from callcenter.dialer.campaign import CallingHours, Campaign
 from callcenter.http_api import ApiResource
 from callcenter.settings import load_settings
+from callcenter.storage import dialer as dialer_store
 from callcenter.storage import repository as repo_fns
+from callcenter.storage.dialer_records import LeadRow
 from callcenter.storage.records import NewCallRecord
 from tests.httpapi import post_json
 from tests.syncrepository import SyncRepository
@@ -60,3 +63,45 @@ def test_the_agent_dispositions_the_call_others_are_refused(sessions: sessionmak
     with sessions() as session:
         stored = repo_fns.get_call_record_by_ticket(session, record.ticket_number)
     assert stored is not None and (stored.outcome, stored.description) == ("resolved", "lead checked")
+
+
+def test_a_customer_who_asks_not_to_be_called_again_goes_on_the_dnc_list(sessions: sessionmaker[Session]) -> None:
+    """``do_not_call: true``: the disposition is saved and the number is on the DNC list, with an
+    audit row naming the agent and the ticket, in one transaction; asking twice adds nothing; a
+    call without a number is refused (409) and nothing is written; leads with the number are then
+    never dialed (the claim closes them as dnc)."""
+    now = datetime(2026, 12, 5, 2, 30, tzinfo=UTC)
+    with sessions() as session, session.begin():
+        record = repo_fns.create_call_record(session, NewCallRecord(
+            started_at=datetime(2026, 12, 5, 2, 0, tzinfo=UTC), direction="outbound", phone="+86 139 1234 5678",
+            agent_id="2101", queue="outbound"), site_prefix="GD")
+        silent = repo_fns.create_call_record(session, NewCallRecord(
+            started_at=datetime(2026, 12, 5, 2, 0, tzinfo=UTC), direction="inbound", phone=None,
+            agent_id="2101", queue="hotline"), site_prefix="GD")
+        campaign = dialer_store.sync_campaigns(session, [Campaign(
+            name="spring", dial_mode="predictive", caller_id="4008001234", queue="outbound",
+            timezone="Asia/Shanghai", calling_hours=CallingHours(time(0, 0), time(23, 59)),
+            safe_harbor_message="custom/dialer/safe_harbor-zh")])[0]
+        dialer_store.import_leads(session, campaign.id, [LeadRow(line=2, phone="13912345678")], list_name="l",
+                                  source_file="l.csv", actor="test", now=now)
+    api = ApiResource(SimpleNamespace(repository=SyncRepository(sessions), settings=SETTINGS,  # type: ignore[arg-type]
+                                      clock=SimpleNamespace(seconds=now.timestamp)))
+    path = [b"call-records", record.ticket_number.encode(), b"disposition"]
+    status, body = post_json(api, path, {"agent": "2101", "outcome": "not interested", "do_not_call": True})
+    assert (status, body["record"]["outcome"]) == (200, "not interested"), body
+    with sessions() as session:
+        assert dialer_store.is_dnc(session, "13912345678")
+        (entry,) = [a for a in dialer_store.list_audit(session) if a.action == "dnc.add"]
+        assert dialer_store.claim_leads(session, campaign.id, limit=5, now=now) == []
+    assert (entry.actor, entry.at, entry.detail["ticket"], entry.detail["how"]) == (
+        "2101", now, record.ticket_number, "asked the agent during a call")
+    assert "13912345678" not in str(entry.detail)  # the audit names the number by its hash only
+    status, body = post_json(api, path, {"agent": "2101", "do_not_call": True})  # asked again: already listed
+    assert status == 200
+    status, body = post_json(api, [b"call-records", silent.ticket_number.encode(), b"disposition"],
+                             {"agent": "2101", "outcome": "resolved", "do_not_call": True})
+    assert (status, body["field"]) == (409, "do_not_call")
+    with sessions() as session:
+        assert len([a for a in dialer_store.list_audit(session) if a.action == "dnc.add"]) == 1
+        kept = repo_fns.get_call_record_by_ticket(session, silent.ticket_number)
+        assert kept is not None and kept.outcome is None  # the refused disposition wrote nothing
