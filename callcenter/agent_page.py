@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 from callcenter.agent_time import AgentTime, hms, pauses
 from callcenter.settings import AgentSettings
 from callcenter.state.agents import CANNOT_CALL_OUT
-from callcenter.storage.dialer_records import LeadToDial
+from callcenter.storage.dialer_records import DncEntry, LeadToDial
 from callcenter.storage.records import CallRecord, Customer, InvalidFieldError
 from callcenter.wallboard_page import clock_time, html_table, share
 
@@ -79,6 +79,8 @@ class AgentView:
     record: CallRecord | None = None
     """The call last offered to the agent (the screen pop), as stored now."""
     customer: Customer | None = None
+    do_not_call: DncEntry | None = None
+    """The caller's number is on the do-not-call list: no sales offers (and the form says so)."""
     preview_campaigns: Sequence[str] = ()
     """Preview campaigns the agent may ask a lead of (e.g. the hotline's call-backs)."""
     held: tuple[str, LeadToDial] | None = None
@@ -172,7 +174,8 @@ def _disposition_form(view: AgentView, record: CallRecord, tz: ZoneInfo) -> str:
         f'<span class="muted">({escape(view.timezone)})</span></label>'),
         _text_input("customer_name", "Customer name", record.customer_name),
         _text_input("sale_amount", "Sale amount (yuan)", sale, ' inputmode="decimal" placeholder="1999.00"'),
-        ('<label><input type="checkbox" name="do_not_call" value="yes"> The customer asks not to be called '
+        ('<p class="muted">The number is on the do-not-call list already.</p>' if view.do_not_call is not None else
+         '<label><input type="checkbox" name="do_not_call" value="yes"> The customer asks not to be called '
          "again (their number goes on the do-not-call list: no more calls or texts from the dialer)</label>"),
         '<p><button type="submit">Save disposition</button></p></form>',
     ])
@@ -256,6 +259,12 @@ def render_agent_page(view: AgentView) -> str:
         parts.append("<h2>Call</h2><p>No call offered yet: the caller's record appears here when the phone rings.</p>")
     else:
         parts.append(f"<h2>Call {escape(record.ticket_number)}</h2>")
+        if view.do_not_call is not None:
+            dnc = view.do_not_call
+            why = f": {dnc.reason}" if dnc.reason else ""
+            parts.append(f'<p class="err">Do not call: {escape(record.phone or "")} is on the do-not-call list since '
+                         f"{escape(_local(dnc.added_at, tz))} ({escape(dnc.source)}{escape(why)}). "
+                         "No sales offers; the dialer and SMS broadcasts leave it alone.</p>")
         parts.append(_facts([
             ("Caller", record.phone), ("Direction", record.direction), ("Queue", record.queue),
             ("Started", _local(record.started_at, tz)), ("IVR choices", " > ".join(record.ivr_path)),

@@ -997,21 +997,27 @@ class AgentPage(_Page):
             return None if opened is None else repo.get_call_record(opened.id)
 
         def with_customer(record: CallRecord | None) -> Any:
-            if record is None or record.customer_id is None:
-                return (record, None)
-            return repo.get_customer(record.customer_id).addCallback(lambda customer: (record, customer))
+            if record is None:
+                return (None, None, None)
+            customer: Deferred[Any] = (succeed(None) if record.customer_id is None
+                                       else repo.get_customer(record.customer_id))
+            listed: Deferred[Any] = (succeed(None) if not record.phone
+                                     else repo.run(dialer_store.dnc_entry, record.phone))
+            return gatherResults([customer, listed], consumeErrors=True).addCallback(
+                lambda found: (record, *found))
 
         def show(results: list[Any]) -> None:
-            (record, customer), follow_ups, today = results
+            (record, customer, do_not_call), follow_ups, today = results
             self._send(request, 200, render_agent_page(dataclasses.replace(
-                view, record=record, customer=customer, follow_ups=follow_ups, today=today[0] if today else None)))
+                view, record=record, customer=customer, do_not_call=do_not_call, follow_ups=follow_ups,
+                today=today[0] if today else None)))
 
         def failed(failure: Failure) -> None:
             _log.failure("agent_page.failed agent={agent}", failure, agent=agent.id)
             self._send(request, 200, render_agent_page(
                 dataclasses.replace(view, error="the call record could not be read; try again")))
 
-        popped: Deferred[Any] = (succeed((None, None)) if linkedid is None else
+        popped: Deferred[Any] = (succeed((None, None, None)) if linkedid is None else
                                  engine.open_record(linkedid, agent.id).addCallback(current).addCallback(with_customer))
         tz = ZoneInfo(engine.settings.site.timezone)
         due = repo.follow_ups_due(agent.id, until=_end_of_today(now, tz))

@@ -62,6 +62,7 @@ from callcenter.storage.dialer_records import (
     CampaignProgress,
     CampaignRecord,
     DestroyResult,
+    DncEntry,
     ImportResult,
     LeadHolding,
     LeadListRecord,
@@ -104,6 +105,7 @@ __all__ = [
     "claim_leads",
     "destroy_lead_list",
     "disposition_call",
+    "dnc_entry",
     "fail_stale_attempts",
     "finish_attempt",
     "get_campaign",
@@ -800,6 +802,16 @@ def disposition_call(session: Session, call_record_id: int, changes: CallRecordU
 def is_dnc(session: Session, phone: str) -> bool:
     """True if the (normalised) number is on the do-not-call list."""
     return session.get(models.DncNumber, canonical_phone(phone)) is not None
+
+
+def dnc_entry(session: Session, phone: str) -> DncEntry | None:
+    """The do-not-call entry of the number, or None (also for a string that is no phone number)."""
+    try:
+        number = canonical_phone(phone)
+    except InvalidFieldError:
+        return None
+    row = session.get(models.DncNumber, number)
+    return None if row is None else DncEntry(row.phone, row.source, row.reason, row.added_at)
 
 
 def remove_dnc(session: Session, phones: Iterable[str], *, actor: str, now: datetime) -> int:

@@ -40,6 +40,7 @@ __all__ = [
     "CampaignProgress",
     "CampaignRecord",
     "DestroyResult",
+    "DncEntry",
     "ImportResult",
     "LeadHolding",
     "LeadListRecord",
@@ -381,3 +382,13 @@ class AuditEntry:
     action: str
     subject: str
     detail: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DncEntry:
+    """A number on the do-not-call list: since when, from where (``agent``, ``sms``, ``csv`` ...) and why."""
+
+    phone: str
+    source: str
+    reason: str
+    added_at: datetime

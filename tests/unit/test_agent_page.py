@@ -146,10 +146,16 @@ def test_the_customer_asks_not_to_be_called_again_from_the_form(sessions: sessio
     engine, record = _engine(sessions)
     page = AgentPage(engine)  # type: ignore[arg-type]
     assert '<input type="checkbox" name="do_not_call" value="yes">' in _get(page, "2101")[1]
+    engine.clock = Clock()
+    engine.clock.advance(datetime(2026, 12, 5, 2, 31, tzinfo=UTC).timestamp())  # 10:31 in Shanghai
     status, query = _post(page, ["2101", "disposition"], {
         "ticket": record.ticket_number, "outcome": "not interested", "do_not_call": "yes"})
     assert (status, query) == (303, {"msg": [f"disposition of {record.ticket_number} saved: not interested"]})
     assert engine.repository.run(dialer_store.is_dnc, "13800138000").result is True
+    html = _get(page, "2101")[1]  # the screen pop now warns, and the box is gone
+    assert ('<p class="err">Do not call: 13800138000 is on the do-not-call list since 2026-12-05 10:31 '
+            f"(agent: asked on call {record.ticket_number}). No sales offers;") in html, html
+    assert 'name="do_not_call"' not in html and "on the do-not-call list already" in html
 
 
 def test_todays_follow_ups_are_listed_overdue_first_until_the_customer_is_called_again(
