@@ -553,7 +553,29 @@ async def _campaign(reactor: Any, services: Any, settings: Settings) -> bool:
     done = bool(progress.leads_by_state.get("new", 0) == 0 and progress.in_flight == 0)
     if not done:
         _say("FAILED: the campaign did not dial every lead to an outcome in 4 minutes")
-    return done
+        return False
+    return await _do_not_call(reactor, services)
+
+
+async def _do_not_call(reactor: Any, services: Any) -> bool:
+    """A customer the campaign reached says "don't call me again": the agent's disposition puts
+    the number on the do-not-call list (the SMS broadcast after it skips the number)."""
+    status, body = await _api(reactor, services, "GET", "call-records?limit=100")
+    talked = [r for r in body.get("call_records", []) if status == 200 and r["direction"] == "outbound" and r["agent_id"]
+              and (r["phone"] or "")[-1:] not in ("7", "8")]  # 7 and 8 answer the SMS step's texts
+    if not talked:
+        _say("FAILED: no outbound conversation to disposition (GET /api/call-records)")
+        return False
+    record = talked[-1]
+    status, body = await _api(reactor, services, "POST", f"call-records/{record['ticket_number']}/disposition",
+                              {"agent": record["agent_id"], "outcome": "not interested", "do_not_call": True})
+    if status != 200:
+        _say(f"FAILED: the do-not-call disposition of {record['ticket_number']}: HTTP {status} {body}")
+        return False
+    _say(f"agent {record['agent_id']} dispositions {record['ticket_number']} \"not interested\"; the customer asks "
+         f"not to be called again: {record['phone']} goes on the do-not-call list, audited (POST "
+         "/api/call-records/<ticket>/disposition with do_not_call)")
+    return True
 
 
 async def _sms(reactor: Any, services: Any) -> bool:
@@ -567,8 +589,9 @@ async def _sms(reactor: Any, services: Any) -> bool:
         _say(f"FAILED: POST /api/sms/broadcasts: HTTP {status} {body}")
         return False
     created = body["broadcast"]
+    skipped = ", ".join(f"{n} {why}" for why, n in sorted(created["skipped"].items())) or "none"
     _say(f"SMS: team lead 8001 texts the {created['queued']} leads team1 holds (POST /api/sms/broadcasts), "
-         "through the lab's SMS gateway (SIP MESSAGE), 20 a second")
+         f"through the lab's SMS gateway (SIP MESSAGE), 20 a second; skipped: {skipped}")
     progress: dict[str, Any] = {}
     replies: list[dict[str, Any]] = []
     for _ in range(60):

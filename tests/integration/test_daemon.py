@@ -127,9 +127,13 @@ def test_demo_places_real_calls_that_become_call_records_with_recordings(tmp_pat
     assert campaign_pops, out
     assert "'new'" not in next(line for line in out.splitlines() if "  leads: {" in line)  # every lead dialed
     assert "abandon ledger today:" in out
-    # SMS: team1's lead texts the team's leads; the handsets ending in 7 unsubscribe
-    assert "SMS: team lead 8001 texts the 40 leads team1 holds (POST /api/sms/broadcasts)" in out, out
-    assert "SMS: {'sent': 40} (GET /api/sms/broadcasts/<id>); 8 replies" in out, out
+    # a customer reached asks not to be called again: the disposition puts the number on the DNC list
+    dnc = next(line for line in out.splitlines() if "the customer asks not to be called again:" in line)
+    assert "dispositions GD" in dnc and '"not interested"' in dnc and "goes on the do-not-call list" in dnc, dnc
+    # SMS: team1's lead texts the team's leads, but not that number; the handsets ending in 7 unsubscribe
+    assert ("SMS: team lead 8001 texts the 39 leads team1 holds (POST /api/sms/broadcasts), through the lab's "
+            "SMS gateway (SIP MESSAGE), 20 a second; skipped: 1 dnc") in out, out
+    assert "SMS: {'sent': 39, 'skipped': 1} (GET /api/sms/broadcasts/<id>); 8 replies" in out, out
     assert '4 of them "T": 13900000007, 13900000017, 13900000027, 13900000037 now on the do-not-call list' in out
     assert "the 4 customers who answered are call-backs waiting for an agent (preview campaign demo-callbacks)" in out
     # the day's report from the call records over the HTTP API: the hotline's three rated calls
