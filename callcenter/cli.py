@@ -51,8 +51,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             print("\n".join(problems), file=sys.stderr)
             print(f"configuration invalid: {len(problems)} problem(s) in {dialer_yaml}", file=sys.stderr)
             return 1
+    team_queues = sum(1 for q in settings.queues if q.parent)
+    queues = f"{len(settings.queues) - team_queues} queues" + (f" (+{team_queues} team queues)" if team_queues else "")
     print(f"configuration OK ({', '.join([*settings.sources, *([str(dialer_yaml)] if dialer_yaml else [])])}): "
-          f"{len(settings.queues)} queues, {len(settings.teams)} teams, {len(settings.agents)} agents")
+          f"{queues}, {len(settings.teams)} teams, {len(settings.agents)} agents")
     return 0
 
 

@@ -330,6 +330,21 @@ def test_daemon_drives_a_lab_instance_and_stops_cleanly_on_sigterm(tmp_path: Pat
                 text = response.read().decode()
             assert 'callcenter_http_refused_total{reason="signin"} 2.0' in text, text
             assert 'callcenter_http_refused_total{reason="forbidden"} 1.0' in text, text
+            # someone guessing 2108's password: the fifth wrong one locks 2108 from this address
+            for _ in range(5):
+                with pytest.raises(urllib.error.HTTPError) as info:
+                    _open(f"http://127.0.0.1:{http}/wallboard", ("2108", "guess"))
+                assert info.value.code == 401
+                info.value.close()
+            with pytest.raises(urllib.error.HTTPError) as info:
+                _open(f"http://127.0.0.1:{http}/api/queues", ("2108", "guess"))
+            assert (info.value.code, info.value.headers["Retry-After"]) == (429, "300")
+            assert json.load(info.value)["error"] == "too many wrong sign-ins from your address: try again in 300 s"
+            info.value.close()
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=2) as response:
+                text = response.read().decode()
+            assert 'callcenter_http_refused_total{reason="locked"} 1.0' in text, text
+            assert "web.sign_in_locked address=127.0.0.1 id=2108" in log.read_text()
             # the agent changes their own password; another site's form may not
             change = urlencode({"current": agent[1], "new": "my own new password",
                                 "repeat": "my own new password"}).encode()

@@ -16,7 +16,15 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_check_config_ok(capsys: pytest.CaptureFixture[str]) -> None:
     """The shipped configuration passes check-config with exit status 0."""
     assert main(["--config-dir", str(ROOT / "config"), "check-config"]) == 0
-    assert "configuration OK" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "configuration OK" in out and "): 2 queues, 8 teams, 58 agents" in out, out
+
+
+def test_check_config_counts_team_queues_apart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text("queues:\n  outbound:\n    per_team: true\n", encoding="utf-8")
+    assert main(["--config-dir", str(ROOT / "config"), "--config", str(site), "check-config"]) == 0
+    assert "): 2 queues (+6 team queues), 8 teams, 58 agents" in capsys.readouterr().out
 
 
 def test_check_config_broken_yaml_names_file_line_key_and_fails(tmp_path: Path) -> None:
