@@ -22,7 +22,7 @@ the same dispositions.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
 from typing import Any, Final
@@ -85,6 +85,10 @@ class AgentView:
     """Preview campaigns the agent may ask a lead of (e.g. the hotline's call-backs)."""
     held: tuple[str, LeadToDial] | None = None
     """(campaign, lead) the agent previews now: to dial or skip."""
+    auto_dial: Mapping[str, int] = field(default_factory=dict)
+    """Preview campaigns that dial the agent's next lead for them: name -> seconds ready first."""
+    auto_dial_held: bool = False
+    """Auto-dial stopped for the agent: their phone did not answer it."""
     sms: bool = False
     """SMS is on: the screen pop offers to text the caller the ticket number."""
     follow_ups: Sequence[CallRecord] = ()
@@ -196,7 +200,13 @@ def _preview(view: AgentView) -> str:
         return ""
     buttons = "".join(_button(view.agent.id, "preview", f"Next lead: {name}", f'<input type="hidden" '
                               f'name="campaign" value="{escape(name)}">') for name in view.preview_campaigns)
-    return f"<h2>Preview</h2><p>{buttons}</p>"
+    notes = "".join(f'<p class="muted">{escape(name)}: your next lead is dialed for you once you are ready for '
+                    f"{seconds} s (your phone rings first); pause to stop it.</p>"
+                    for name, seconds in view.auto_dial.items())
+    if view.auto_dial_held:
+        notes += ('<p class="err">Auto-dial stopped: your phone did not answer. Pause and come back (or take a '
+                  "lead by hand) to start it again.</p>")
+    return f"<h2>Preview</h2><p>{buttons}</p>{notes}"
 
 
 def _follow_ups(view: AgentView, tz: ZoneInfo) -> str:

@@ -985,6 +985,8 @@ class AgentPage(_Page):
             timezone=engine.settings.site.timezone,
             preview_campaigns=self.dialer.preview_campaigns() if self.dialer is not None else (),
             held=self.dialer.held_preview(agent.id) if self.dialer is not None else None,
+            auto_dial=self.dialer.auto_dial_campaigns() if self.dialer is not None else {},
+            auto_dial_held=self.dialer.auto_dial_held(agent.id) if self.dialer is not None else False,
             message=_arg(request, "msg") or "", error=_arg(request, "err") or "", sms=self.sms is not None)
         linkedid = engine.screen_pops.get(agent.id)
         repo = engine.repository

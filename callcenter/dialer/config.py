@@ -125,6 +125,9 @@ class CampaignConfig:
     """Where an answered call goes: the campaign's ``queue`` (any of its agents), or, with
     ``team``, the queue of the team holding the lead (the queue is ``per_team``), paced
     team by team (docs/lead-handout.md, "Calls to the team")."""
+    auto_dial: int = 0
+    """Preview campaigns: seconds an agent of the queue is ready before their next lead is
+    dialed for them (their phone rings first, as with "Dial"); 0: the agent clicks "Dial"."""
 
     @property
     def name(self) -> str:
@@ -445,6 +448,13 @@ def _campaign(name: str, c: _DialerReader, pacing: PacerChoice) -> CampaignConfi
     active = c.flag("active", True)
     handout = c.choice("handout", HANDOUT_MODES, "none")
     route = c.choice("route", ROUTES, "queue")
+    auto_dial = c.integer("auto_dial", 0, 0, 600)
+    if auto_dial and dial_mode != "preview":
+        c.problem(("auto_dial",), f"auto_dial is for preview campaigns (each agent's next lead dialed for them); a "
+                                  f"{dial_mode} campaign dials by its pacer")
+    elif 0 < auto_dial < 3:
+        c.problem(("auto_dial",), f"at least 3 seconds (time to write the last call's disposition), or 0 for off; "
+                                  f"got {auto_dial}")
     if route == "team" and dial_mode == "preview":
         c.problem(("route",), "route: team is for paced campaigns (progressive, predictive); a preview call "
                               "rings the agent who previewed the lead")
@@ -472,7 +482,8 @@ def _campaign(name: str, c: _DialerReader, pacing: PacerChoice) -> CampaignConfi
     except ValueError as exc:
         c.located(exc)
         return None
-    return CampaignConfig(campaign=campaign, pacing=campaign_pacing, handout=handout, route=route) if clean else None
+    return (CampaignConfig(campaign=campaign, pacing=campaign_pacing, handout=handout, route=route,
+                           auto_dial=auto_dial) if clean else None)
 
 
 def _caller_id(value: Any) -> str:
@@ -633,6 +644,7 @@ def _flatten(config: DialerConfig) -> dict[str, Any]:
             f"{prefix}.active": c.active,
             f"{prefix}.handout": entry.handout,
             f"{prefix}.route": entry.route,
+            f"{prefix}.auto_dial": entry.auto_dial,
         })
         _flatten_pacing(flat, f"{prefix}.pacing", entry.pacing)
     return flat

@@ -266,6 +266,12 @@ class DialerService(Service):
         """Team -> its queue, of a ``per_team`` queue (``Settings.team_queues``): the lanes of ``route: team``."""
         self.book = DialBook()
         self._previews: dict[str, tuple[_Campaign, LeadToDial]] = {}
+        self._auto_dialing: dict[str, int] = {}
+        """Agent -> the attempt auto-dial placed for them (0 while their lead is being claimed)."""
+        self._auto_after: dict[str, float] = {}
+        """Agent -> clock reading before which auto-dial does not look for their next lead (none was due)."""
+        self._auto_held: dict[str, float] = {}
+        """Agent -> their board state's start when their phone did not answer an auto-dial: held until it changes."""
         self.campaigns: dict[str, _Campaign] = {}
         self._by_id: dict[int, _Campaign] = {}
         self._loop: LoopingCall | None = None
@@ -409,7 +415,11 @@ class DialerService(Service):
             return
         for campaign in list(self.campaigns.values()):
             rules = campaign.config.campaign
-            if not rules.active or rules.dial_mode == "preview":
+            if not rules.active:
+                continue
+            if rules.dial_mode == "preview":
+                if campaign.config.auto_dial:
+                    self._auto_dial(campaign, now)
                 continue
             self._check_guard(campaign, now)
             for lane in list(campaign.lanes.values()):
@@ -541,8 +551,9 @@ class DialerService(Service):
             self._originate(campaign, lead, lane)
 
     def _originate(self, campaign: _Campaign, lead: LeadToDial, lane: _Lane | None = None,
-                   agent: str | None = None) -> Deferred[Any]:
-        """Place the call of ``lead``: to the lead (paced, by ``lane``), or to ``agent``'s phone first (preview)."""
+                   agent: str | None = None, *, auto: bool = False) -> Deferred[Any]:
+        """Place the call of ``lead``: to the lead (paced, by ``lane``), or to ``agent``'s phone first (preview;
+        ``auto``: placed by auto-dial, not by the agent's click)."""
         rules = campaign.config.campaign
         settings = campaign.config.pacing.settings
         uniqueid = f"dial-{self._token}-{lead.attempt_id}"
@@ -588,6 +599,9 @@ class DialerService(Service):
             if agent is not None and msg.get("Reason") != "4":  # the agent's phone, not the lead, did not answer
                 end = self.book.failed(lead.attempt_id, self.clock.seconds(),
                                        f"agent {agent}'s phone did not answer (reason {msg.get('Reason')})")
+                if end is not None and auto:
+                    self._auto_missed(campaign, agent, lead)
+                    return
             else:
                 end = self.book.originate_response(lead.attempt_id, msg, self.clock.seconds())
             if end is not None:
@@ -695,6 +709,71 @@ class DialerService(Service):
 
         return self._track(claimed.addCallback(hold))
 
+    # ------------------------------------------------------------------ auto-dial (preview campaigns)
+
+    def _auto_dial(self, campaign: _Campaign, now: float) -> None:
+        """Each agent of the campaign's queue ready for ``auto_dial`` seconds, with no auto-dialed call
+        in flight, gets their next lead dialed: their phone rings, then the lead (as their "Dial")."""
+        rules = campaign.config.campaign
+        for agent in self.agents.agents():
+            if (rules.queue not in agent.queues or agent.state is not AgentState.READY
+                    or now - agent.since < campaign.config.auto_dial or agent.id in self._auto_dialing
+                    or now < self._auto_after.get(agent.id, 0.0) or self._auto_held.get(agent.id) == agent.since):
+                continue
+            self._auto_held.pop(agent.id, None)
+            held = self._previews.get(agent.id)
+            if held is not None:  # previewed by hand: that lead, if it is this campaign's
+                if held[0] is campaign:
+                    self._auto_place(campaign, agent.id, held[1])
+                continue
+            self._auto_dialing[agent.id] = 0
+            self.preview_next(agent.id, campaign.name).addCallbacks(
+                lambda lead, agent_id=agent.id: self._auto_claimed(campaign, agent_id, lead),
+                lambda failure, agent_id=agent.id: self._auto_failed(agent_id, failure))
+
+    def _auto_claimed(self, campaign: _Campaign, agent: str, lead: LeadToDial | None) -> None:
+        self._auto_dialing.pop(agent, None)
+        if lead is None:
+            self._auto_after[agent] = self.clock.seconds() + NO_LEADS_BACKOFF
+            return
+        self._auto_place(campaign, agent, lead)
+
+    def _auto_place(self, campaign: _Campaign, agent: str, lead: LeadToDial) -> None:
+        self._previews.pop(agent, None)
+        self._auto_dialing[agent] = lead.attempt_id
+        _log.info("dialer.auto_dial campaign={campaign} agent={agent} lead={lead}", campaign=campaign.name,
+                  agent=agent, lead=lead.lead_id)
+        self._originate(campaign, lead, agent=agent, auto=True)
+
+    def _auto_failed(self, agent: str, failure: Failure) -> None:
+        self._auto_dialing.pop(agent, None)
+        self._auto_after[agent] = self.clock.seconds() + NO_LEADS_BACKOFF
+        self._db_failed("claim_leads", failure)
+
+    def _auto_missed(self, campaign: _Campaign, agent: str, lead: LeadToDial) -> None:
+        """The agent's phone did not answer an auto-dial: the lead waits again with no attempt counted,
+        and auto-dial leaves the agent alone until their state changes (a pause, a call, a log-in)."""
+        self.metrics.in_flight.labels(campaign.name).dec()
+        self._auto_dialing.pop(agent, None)
+        seen = self.agents.agent(agent)
+        self._auto_held[agent] = seen.since if seen is not None else self.clock.seconds()
+        _log.warn("dialer.auto_dial_missed campaign={campaign} agent={agent} lead={lead}: the agent's phone did not "
+                  "answer; no more auto-dials for them until they pause and come back, or take a call",
+                  campaign=campaign.name, agent=agent, lead=lead.lead_id)
+        now = self.now()
+        d = self.repository.run(store.release_attempt, lead.attempt_id, due_at=now, now=now)
+        self._track(d.addErrback(lambda failure: self._db_failed("release_attempt", failure)))
+
+    def auto_dial_campaigns(self) -> dict[str, int]:
+        """The active preview campaigns that dial agents' next leads for them: name -> seconds ready first."""
+        return {name: c.config.auto_dial for name, c in sorted(self.campaigns.items())
+                if c.config.campaign.dial_mode == "preview" and c.config.campaign.active and c.config.auto_dial}
+
+    def auto_dial_held(self, agent: str) -> bool:
+        """Whether auto-dial stopped for ``agent`` (their phone did not answer) and waits for them."""
+        seen = self.agents.agent(agent)
+        return seen is not None and self._auto_held.get(agent) == seen.since
+
     def preview_campaigns(self) -> list[str]:
         """The active preview campaigns, by name: those an agent asks for leads of."""
         return sorted(name for name, c in self.campaigns.items()
@@ -776,6 +855,9 @@ class DialerService(Service):
     # ------------------------------------------------------------------ outcomes
 
     def _ended(self, end: DialEnded) -> None:
+        for agent, attempt in list(self._auto_dialing.items()):
+            if attempt == end.dial.attempt_id:
+                del self._auto_dialing[agent]
         campaign = self._by_id.get(end.dial.campaign_id)
         name = campaign.name if campaign is not None else str(end.dial.campaign_id)
         self.metrics.attempts.labels(name, end.outcome).inc()

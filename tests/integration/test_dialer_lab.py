@@ -21,7 +21,9 @@ It protects what the issue asks to see on a real Asterisk:
 - a campaign with ``handout: agent`` dials the leads of a logged-in agent and none of a
   logged-out agent's or of IT's pool (docs/lead-handout.md);
 - a campaign with ``route: team`` connects each team's leads to that team's agents, in the
-  team's queue (the lab's ``outbound`` is ``per_team``).
+  team's queue (the lab's ``outbound`` is ``per_team``);
+- a preview campaign with ``auto_dial`` calls a logged-in agent's own leads one after the
+  other, their phone first, with no click.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +67,7 @@ CAMPAIGN = "lab-campaign"
 PREVIEW = "lab-preview"
 OWNED = "lab-owned"  # dials only leads handed out to an agent who is logged in
 TEAMS = "lab-teams"  # each team's handed-out leads go to that team's agents
+AUTO = "lab-auto"  # preview with auto-dial: each ready agent's own next lead is dialed for them
 
 
 def dialer_yaml(callable_zone: str, pacer: str = "predictive", fixed_ratio: float = 1.5,
@@ -108,6 +112,14 @@ def dialer_yaml(callable_zone: str, pacer: str = "predictive", fixed_ratio: floa
               safe_harbor_message: custom/dialer/safe_harbor-zh
               handout: team
               route: team
+            {AUTO}:
+              dial_mode: preview
+              caller_id: "4008001234"
+              queue: outbound
+              timezone: {callable_zone}
+              safe_harbor_message: custom/dialer/safe_harbor-zh
+              handout: agent
+              auto_dial: 3
         """)
 
 
@@ -498,3 +510,39 @@ def test_a_route_team_campaign_connects_each_teams_leads_to_that_teams_agents(di
     assert ended() == {**{p: ("human", "2103") for p in team1}, **{p: ("human", "2203") for p in team2}}
     assert sorted(set(lab.watch.connects)) == [("outbound-team1", "Local/2103@lab-agents/n"),
                                                ("outbound-team2", "Local/2203@lab-agents/n")]
+
+
+def test_auto_dial_calls_a_ready_agents_own_leads_one_after_the_other(dialer_lab: DialerLab) -> None:
+    """2103 holds three leads (a person, a busy line, a person), 2105 one; 2103 logs in and clicks
+    nothing: each of 2103's leads is called from 2103's phone in turn, 3 s of readiness apart, the
+    people talk to 2103; 2105's lead (2105 is not logged in) is not dialed."""
+    lab = dialer_lab
+    campaign_id = lab.id_of(AUTO)
+    for name, value in {"SIM_RING_MIN": 1, "SIM_RING_MAX": 2, "SIM_TALK_MIN": 2, "SIM_TALK_MAX": 3,
+                        "LAB_TALK": 8}.items():
+        lab.setvar(name, value)
+    mine = ["19900030011", "19900010011", "19900030012"]
+    theirs = "19900030013"
+    now = datetime.now(UTC)
+    imported = lab.run(store.import_leads, campaign_id,
+                       [LeadRow(line=i + 2, phone=p, name=f"Auto {i}") for i, p in enumerate([*mine, theirs])],
+                       list_name="auto", source_file="auto.csv", actor="test", now=now)
+    assert lab.run(store.hand_out_to_team, campaign_id, "team1", 4, list_id=imported.list_id, actor="9001",
+                   now=now) == 4
+    assert lab.run(store.hand_out_to_agents, campaign_id, "team1", {"2103": 3, "2105": 1}, actor="8001",
+                   now=now) == {"2103": 3, "2105": 1}
+    lab.rt.call(lab.services.engine.agent_service.login, "2103", ["outbound"], timeout=20)
+
+    def attempts() -> list[Any]:
+        return sorted(lab.run(store.list_attempts, campaign_id, limit=100), key=lambda a: a.id)
+
+    _wait("an ended attempt to each of 2103's leads", lambda: sum(1 for a in attempts() if a.outcome) == 3,
+          timeout=150)
+    done = attempts()
+    assert [(a.phone, a.outcome, a.agent_id) for a in done] == [
+        ("19900030011", "human", "2103"), ("19900010011", "busy", "2103"), ("19900030012", "human", "2103")]
+    for earlier, later in pairwise(done):  # one at a time, after the last one ended
+        assert earlier.ended_at is not None and later.started_at >= earlier.ended_at, (earlier, later)
+    time.sleep(5)
+    assert theirs not in lab.watch.dialed and len(attempts()) == 3
+    assert set(mine) <= lab.watch.dialed

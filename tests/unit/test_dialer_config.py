@@ -582,3 +582,19 @@ def test_route_team_needs_handed_out_leads_a_paced_campaign_and_a_per_team_queue
     # a campaign of one team may name that team's queue (routed as any queue)
     team_queue = parse_dialer_config(_edit("      queue: outbound\n", "      queue: outbound-team1\n"), "dialer.yaml")
     assert validate_against(team_queue, per_team) == []
+
+
+def test_auto_dial_is_seconds_for_preview_campaigns_only() -> None:
+    hangup = "      machine_action: hangup\n"
+    assert parse_dialer_config(BASE, "dialer.yaml").campaign("spring").auto_dial == 0
+    preview = _edit("      dial_mode: predictive\n", "      dial_mode: preview\n",
+                    _edit(hangup, hangup + "      auto_dial: 10\n"))
+    assert parse_dialer_config(preview, "dialer.yaml").campaign("spring").auto_dial == 10
+    assert _one(_edit(hangup, hangup + "      auto_dial: 10\n")) == (
+        "dialer.yaml:25:7: dialer.campaigns.spring.auto_dial: auto_dial is for preview campaigns (each agent's next "
+        "lead dialed for them); a predictive campaign dials by its pacer")
+    assert _one(preview.replace("auto_dial: 10", "auto_dial: 1")) == (
+        "dialer.yaml:25:7: dialer.campaigns.spring.auto_dial: at least 3 seconds (time to write the last call's "
+        "disposition), or 0 for off; got 1")
+    assert _one(preview.replace("auto_dial: 10", "auto_dial: 601")) == (
+        "dialer.yaml:25:7: dialer.campaigns.spring.auto_dial: expected an integer in 0..600, got 601")

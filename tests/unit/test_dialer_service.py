@@ -729,3 +729,105 @@ def test_a_campaign_changed_to_route_team_while_running_paces_by_team_from_the_n
     w.advance(1.0)
     assert [_variables(a)["CC_QUEUE"] for a, _ in w.ami.originates] == ["outbound"] + ["outbound-team1"] * 2
     w.service.stopService()
+
+
+def _agent_page(w: World) -> str:
+    """2101's page (GET /agent/2101) with this world's dialer and board."""
+    from types import SimpleNamespace
+
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from callcenter.http_api import AgentPage
+    from callcenter.settings import load_settings
+
+    engine = SimpleNamespace(settings=load_settings(Path(__file__).resolve().parents[2] / "config"),
+                             clock=w.clock, agents=w.board, screen_pops={}, repository=None)
+    body = AgentPage(engine, w.service).render_GET(DummyRequest([b"2101"]))  # type: ignore[arg-type]
+    assert isinstance(body, bytes)
+    return body.decode()
+
+
+def _auto_world(tmp_path: Path, auto_dial: int = 5) -> World:
+    text = config_text(dial_mode="preview").replace("      handout: none\n",
+                                                    f"      handout: none\n      auto_dial: {auto_dial}\n")
+    w = World(tmp_path, text, agents=1)  # 2101, ready since the world began
+    w.service.startService()
+    return w
+
+
+def _board_event(w: World, **headers: str) -> None:
+    w.board.handle(Message.from_pairs(list(headers.items())), w.clock.seconds())
+
+
+def test_auto_dial_rings_a_ready_agent_with_their_next_lead_after_the_set_seconds(tmp_path: Path) -> None:
+    """auto_dial: 5 on a preview campaign: 5 s after 2101 is ready their phone rings with the next lead
+    (as "Dial" would); one at a time; after the call the agent has 5 s for the disposition, then the
+    next lead is dialed; with no lead due, the dialer asks again only after a back-off."""
+    w = _auto_world(tmp_path)
+    campaign_id = w.import_leads(["13800000001", "13800000002"])
+    _board_event(w, Event="QueueMemberStatus", Queue="outbound", Interface="PJSIP/agent2101", Paused="0",
+                 Status="1")
+    w.advance(1.0)
+    assert w.ami.originates == []  # 2101 ready for 1 s: not yet
+    for _ in range(5):
+        w.advance(1.0)
+    (action, response), = w.ami.originates
+    variables = dict(action.variables)
+    assert (action.get("Channel"), action.get("Context")) == ("PJSIP/agent2101", "dialer-preview")
+    assert variables["CC_DIAL"] == "Local/13800000001@sim-pstn" and variables["CC_AGENT"] == "2101"
+    w.advance(3.0)
+    assert len(w.ami.originates) == 1  # the agent's phone rings: no second call
+    response.callback(Message.from_pairs([("Event", "OriginateResponse"), ("Response", "Success"), ("Reason", "4")]))
+    _board_event(w, Event="UserEvent", UserEvent="AgentBusy", Agent="2101")
+    w.advance(30.0)
+    w.ami.emit("UserEvent", UserEvent="DialerResult", Attempt=variables["CC_ATTEMPT"], Outcome="busy", Agent="2101")
+    _board_event(w, Event="UserEvent", UserEvent="AgentFree", Agent="2101")
+    w.advance(3.0)
+    assert len(w.ami.originates) == 1  # 3 s of disposition time so far
+    w.advance(3.0)
+    assert [dict(a.variables)["CC_DIAL"] for a, _ in w.ami.originates][1:] == ["Local/13800000002@sim-pstn"]
+    assert [a.outcome for a in w.attempts(campaign_id)] == ["busy", None]
+    second = w.ami.originates[1][1]
+    second.callback(Message.from_pairs([("Event", "OriginateResponse"), ("Response", "Success"), ("Reason", "4")]))
+    w.ami.emit("UserEvent", UserEvent="DialerResult", Attempt=dict(w.ami.originates[1][0].variables)["CC_ATTEMPT"],
+               Outcome="busy", Agent="2101")
+    _board_event(w, Event="UserEvent", UserEvent="AgentBusy", Agent="2101")
+    _board_event(w, Event="UserEvent", UserEvent="AgentFree", Agent="2101")
+    w.advance(6.0)  # no lead is due (both retry later): nothing dialed, and no new claim before the back-off
+    w.import_leads(["13800000003"])
+    w.advance(5.0)
+    assert len(w.ami.originates) == 2
+    w.advance(15.0)
+    assert [dict(a.variables)["CC_DIAL"] for a, _ in w.ami.originates][2:] == ["Local/13800000003@sim-pstn"]
+    w.service.stopService()
+
+
+def test_an_auto_dial_the_agent_does_not_answer_puts_the_lead_back_and_waits_for_the_agent(tmp_path: Path) -> None:
+    """2101's phone does not answer: the lead waits again with no attempt counted, and auto-dial
+    stops for 2101 (the agent page says so) until their state changes: a pause and back resumes it."""
+    w = _auto_world(tmp_path)
+    campaign_id = w.import_leads(["13800000001"])
+    for _ in range(6):
+        w.advance(1.0)
+    (_, response), = w.ami.originates
+    response.callback(Message.from_pairs([("Event", "OriginateResponse"), ("Response", "Failure"), ("Reason", "3")]))
+    assert w.attempts(campaign_id) == []  # released: no attempt, the lead due again
+    with w.session() as session:
+        lead = store.get_lead(session, 1)
+    assert lead is not None and (lead.state, lead.attempts) == ("new", 0)
+    assert w.service.auto_dial_held("2101")
+    page = _agent_page(w)
+    assert ("test-campaign: your next lead is dialed for you once you are ready for 5 s (your phone rings first); "
+            "pause to stop it.") in page
+    assert "Auto-dial stopped: your phone did not answer." in page
+    w.advance(60.0)
+    assert len(w.ami.originates) == 1  # nobody at the phone: not rung again and again
+    _board_event(w, Event="QueueMemberPause", Queue="outbound", Interface="PJSIP/agent2101", Paused="1",
+                 PausedReason="back")
+    w.advance(1.0)
+    _board_event(w, Event="QueueMemberPause", Queue="outbound", Interface="PJSIP/agent2101", Paused="0")
+    assert not w.service.auto_dial_held("2101")
+    for _ in range(6):
+        w.advance(1.0)
+    assert len(w.ami.originates) == 2 and dict(w.ami.originates[1][0].variables)["CC_AGENT"] == "2101"
+    w.service.stopService()
