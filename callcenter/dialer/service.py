@@ -720,12 +720,9 @@ class DialerService(Service):
                     or now - agent.since < campaign.config.auto_dial or agent.id in self._auto_dialing
                     or now < self._auto_after.get(agent.id, 0.0) or self._auto_held.get(agent.id) == agent.since):
                 continue
+            if agent.id in self._previews:
+                continue  # a lead the agent took by hand: theirs to dial or skip
             self._auto_held.pop(agent.id, None)
-            held = self._previews.get(agent.id)
-            if held is not None:  # previewed by hand: that lead, if it is this campaign's
-                if held[0] is campaign:
-                    self._auto_place(campaign, agent.id, held[1])
-                continue
             self._auto_dialing[agent.id] = 0
             self.preview_next(agent.id, campaign.name).addCallbacks(
                 lambda lead, agent_id=agent.id: self._auto_claimed(campaign, agent_id, lead),

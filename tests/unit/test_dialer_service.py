@@ -794,6 +794,7 @@ def test_auto_dial_rings_a_ready_agent_with_their_next_lead_after_the_set_second
     _board_event(w, Event="UserEvent", UserEvent="AgentBusy", Agent="2101")
     _board_event(w, Event="UserEvent", UserEvent="AgentFree", Agent="2101")
     w.advance(6.0)  # no lead is due (both retry later): nothing dialed, and no new claim before the back-off
+    assert len(w.ami.originates) == 2
     w.import_leads(["13800000003"])
     w.advance(5.0)
     assert len(w.ami.originates) == 2
@@ -830,4 +831,27 @@ def test_an_auto_dial_the_agent_does_not_answer_puts_the_lead_back_and_waits_for
     for _ in range(6):
         w.advance(1.0)
     assert len(w.ami.originates) == 2 and dict(w.ami.originates[1][0].variables)["CC_AGENT"] == "2101"
+    w.service.stopService()
+
+
+def test_auto_dial_leaves_a_lead_the_agent_took_by_hand_to_them(tmp_path: Path) -> None:
+    """The agent asked for a lead to read first: auto-dial does not dial it (nor another) for them;
+    once they dial it and the call is over, auto-dial carries on."""
+    w = _auto_world(tmp_path)
+    w.import_leads(["13800000001", "13800000002"])
+    lead = successResultOf(w.service.preview_next("2101", "test-campaign"))
+    assert lead is not None
+    for _ in range(20):
+        w.advance(1.0)
+    assert w.ami.originates == []
+    w.service.preview_dial("2101")
+    (_, response), = w.ami.originates
+    response.callback(Message.from_pairs([("Event", "OriginateResponse"), ("Response", "Success"), ("Reason", "4")]))
+    w.ami.emit("UserEvent", UserEvent="DialerResult", Attempt=lead.attempt_id, Outcome="busy", Agent="2101")
+    _board_event(w, Event="UserEvent", UserEvent="AgentBusy", Agent="2101")
+    _board_event(w, Event="UserEvent", UserEvent="AgentFree", Agent="2101")
+    for _ in range(6):
+        w.advance(1.0)
+    assert [dict(a.variables)["CC_DIAL"] for a, _ in w.ami.originates] == [
+        "Local/13800000001@sim-pstn", "Local/13800000002@sim-pstn"]
     w.service.stopService()
