@@ -93,6 +93,8 @@ class AgentView:
     """SMS is on: the screen pop offers to text the caller the ticket number."""
     follow_ups: Sequence[CallRecord] = ()
     """The agent's calls to follow up by the end of today, earliest first (still to do)."""
+    do_not_call_numbers: frozenset[str] = frozenset()
+    """Numbers of ``follow_ups`` on the do-not-call list (flagged: no sales offers)."""
     now: datetime | None = None
     """When the page was made: a follow-up due before it is overdue."""
     today: AgentTime | None = None
@@ -222,13 +224,19 @@ def _follow_ups(view: AgentView, tz: ZoneInfo) -> str:
         late = view.now is not None and due < view.now
         rows.append(f'<tr><td{" class=err" if late else ""}>{escape(when)}{" (overdue)" if late else ""}</td>'
                     f"<td>{escape(record.ticket_number)}</td><td>{escape(record.customer_name or '')}</td>"
-                    f"<td>{escape(record.phone or '')}</td><td>{escape(record.outcome or '')}</td>"
+                    f"<td>{escape(record.phone or '')}{_dnc_flag(view, record.phone)}</td>"
+                    f"<td>{escape(record.outcome or '')}</td>"
                     f"<td>{escape(record.description or '')}</td>"
                     f"<td>{_call_button(view, record.phone, record.customer_name, record.customer_id, 'Call')}</td>"
                     "</tr>")
     table = html_table(["due", "ticket", "customer", "phone", "outcome", "notes", ""], rows, "")
     return (f"<h2>Follow-ups due today ({len(rows)})</h2>{table}"
             '<p class="muted">A follow-up leaves this list once the customer has been called again.</p>')
+
+
+def _dnc_flag(view: AgentView, phone: str | None) -> str:
+    """`` (do not call)`` in red after a number on the do-not-call list."""
+    return ' <span class="err">(do not call)</span>' if phone and phone in view.do_not_call_numbers else ""
 
 
 def _today(day: AgentTime) -> str:

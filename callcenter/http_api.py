@@ -1009,10 +1009,16 @@ class AgentPage(_Page):
                 lambda found: (record, *found))
 
         def show(results: list[Any]) -> None:
-            (record, customer, do_not_call), follow_ups, today = results
+            (record, customer, do_not_call), (follow_ups, listed), today = results
             self._send(request, 200, render_agent_page(dataclasses.replace(
                 view, record=record, customer=customer, do_not_call=do_not_call, follow_ups=follow_ups,
-                today=today[0] if today else None)))
+                do_not_call_numbers=frozenset(listed), today=today[0] if today else None)))
+
+        def with_dnc(follow_ups: list[CallRecord]) -> Any:
+            phones = [r.phone for r in follow_ups if r.phone]
+            if not phones:
+                return (follow_ups, set())
+            return repo.run(dialer_store.dnc_numbers_among, phones).addCallback(lambda listed: (follow_ups, listed))
 
         def failed(failure: Failure) -> None:
             _log.failure("agent_page.failed agent={agent}", failure, agent=agent.id)
@@ -1022,7 +1028,7 @@ class AgentPage(_Page):
         popped: Deferred[Any] = (succeed((None, None, None)) if linkedid is None else
                                  engine.open_record(linkedid, agent.id).addCallback(current).addCallback(with_customer))
         tz = ZoneInfo(engine.settings.site.timezone)
-        due = repo.follow_ups_due(agent.id, until=_end_of_today(now, tz))
+        due = repo.follow_ups_due(agent.id, until=_end_of_today(now, tz)).addCallback(with_dnc)
         day = _today(now, tz)
         today: Deferred[Any] = repo.run(agent_time_store.agent_time_report, start=day.start, end=day.end, now=now,
                                         agent_id=agent.id)

@@ -106,6 +106,7 @@ __all__ = [
     "destroy_lead_list",
     "disposition_call",
     "dnc_entry",
+    "dnc_numbers_among",
     "fail_stale_attempts",
     "finish_attempt",
     "get_campaign",
@@ -802,6 +803,18 @@ def disposition_call(session: Session, call_record_id: int, changes: CallRecordU
 def is_dnc(session: Session, phone: str) -> bool:
     """True if the (normalised) number is on the do-not-call list."""
     return session.get(models.DncNumber, canonical_phone(phone)) is not None
+
+
+def dnc_numbers_among(session: Session, phones: Iterable[str]) -> set[str]:
+    """Which of ``phones`` (as given) are on the do-not-call list; strings that are no number are not."""
+    canonical: dict[str, str] = {}
+    for phone in phones:
+        try:
+            canonical[phone] = canonical_phone(phone)
+        except InvalidFieldError:
+            continue
+    listed = _existing(session, models.DncNumber.phone, sorted(set(canonical.values())))
+    return {given for given, number in canonical.items() if number in listed}
 
 
 def dnc_entry(session: Session, phone: str) -> DncEntry | None:

@@ -182,6 +182,13 @@ def test_todays_follow_ups_are_listed_overdue_first_until_the_customer_is_called
             '<input type="hidden" name="phone" value="13900000001"><button type="submit">Call</button></form></td>'
             "</tr>") in html  # a click calls the customer back (docs/agents.md, "Calling a customer")
     assert f"<tr><td>16:00</td><td>{later}</td>" in html
+    assert "(do not call)" not in html
+    from callcenter.storage import dialer as dialer_store
+
+    repo.run(dialer_store.add_dnc, ["+86 139 0000 0002"], source="agent", now=datetime(2026, 12, 7, 2, 0, tzinfo=UTC))
+    html = _get(page, "2101")[1]  # a follow-up whose customer asked not to be called is flagged
+    assert '<td>13900000002 <span class="err">(do not call)</span></td>' in html, html
+    assert html.count("(do not call)") == 1
     repo.create_call_record(NewCallRecord(started_at=datetime(2026, 12, 7, 2, 0, tzinfo=UTC), direction="outbound",
                                           phone="13900000001", agent_id="2101"), site_prefix="GD")  # called back
     status, html = _get(page, "2101")
