@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -363,9 +363,11 @@ class DialerService(Service):
 
         return self.repository.run(in_thread).addCallback(built)
 
-    def _lanes(self, config: CampaignConfig, current: Mapping[str, _Lane]) -> dict[str, _Lane]:
-        """The lanes ``config`` asks for; a lane of ``current`` with the same team and queue is kept
-        (its pacer keeps what it learned)."""
+    def _lanes(self, config: CampaignConfig, current: Mapping[str, _Lane], *,
+               keep_pacers: bool = True) -> dict[str, _Lane]:
+        """The lanes ``config`` asks for, each with ``config``'s pacing settings. A lane of ``current``
+        with the same team and queue is kept (its calls being claimed, its back-off), and so is its
+        pacer, with what it learned, unless ``keep_pacers`` is false (another kind of pacer)."""
         rules = config.campaign
         wanted = dict(self.team_queues(rules.queue)) if config.route == "team" else {"": rules.queue}
         if config.route == "team" and not wanted:
@@ -377,20 +379,18 @@ class DialerService(Service):
             lane = current.get(team)
             if lane is None or lane.queue != queue:
                 lane = _Lane(team, queue, make_pacer(config.pacing, rules.timezone), ProgressivePacer())
-                lane.progressive.configure(config.pacing.settings)
+            elif keep_pacers:
+                lane.pacer.configure(config.pacing.settings)
+            else:
+                lane.pacer = make_pacer(config.pacing, rules.timezone)  # another kind starts learning afresh
+            lane.progressive.configure(config.pacing.settings)
             lanes[team] = lane
         return lanes
 
     def _reconfigure(self, campaign: _Campaign, new: CampaignConfig) -> None:
         old = campaign.config.pacing
-        lanes = self._lanes(new, campaign.lanes)
-        for lane in lanes.values():
-            if (new.pacing.pacer, new.pacing.fixed_ratio) != (old.pacer, old.fixed_ratio):
-                lane.pacer = make_pacer(new.pacing, new.campaign.timezone)  # another kind of pacer starts afresh
-            else:
-                lane.pacer.configure(new.pacing.settings)
-            lane.progressive.configure(new.pacing.settings)
-        campaign.lanes = lanes
+        same_kind = (new.pacing.pacer, new.pacing.fixed_ratio) == (old.pacer, old.fixed_ratio)
+        campaign.lanes = self._lanes(new, campaign.lanes, keep_pacers=same_kind)
         campaign.config = new
 
     def apply_config(self, config: DialerConfig) -> Deferred[None]:
@@ -422,9 +422,11 @@ class DialerService(Service):
                     self._auto_dial(campaign, now)
                 continue
             self._check_guard(campaign, now)
+            # calls of a lane a dialer.yaml edit removed (route changed) count in every lane until they end
+            orphans = {d.lane for d in self.book.dials() if d.campaign_id == campaign.record.id} - campaign.lanes.keys()
             for lane in list(campaign.lanes.values()):
                 if now >= lane.idle_until:
-                    self._pace(campaign, lane, now)
+                    self._pace(campaign, lane, now, orphans)
 
     def _ring_timeout(self) -> float:
         return max((c.config.pacing.settings.ring_timeout for c in self.campaigns.values()),
@@ -454,15 +456,14 @@ class DialerService(Service):
         return [self._person(a.id) for a in self.agents.agents()
                 if queue in a.queues and a.state is not AgentState.LOGGED_OUT]
 
-    def _pace(self, campaign: _Campaign, lane: _Lane, now: float) -> None:
-        """One lane's pacing step: its queue's agents, its calls in flight, its holders' leads."""
+    def _pace(self, campaign: _Campaign, lane: _Lane, now: float, orphans: Collection[str] = ()) -> None:
+        """One lane's pacing step: its queue's agents, its calls in flight (and those of ``orphans``,
+        lanes no longer configured), its holders' leads."""
         ready, talking, wrapping = self._agents_of(lane.queue, now)
         # The pacers' convention (the simulator's too): every call placed and not yet with an
         # agent counts as ringing, aged from when it was placed, plus the leads being claimed
         # right now. The predictive pacer also takes the calls already answered (in AMD or
         # the queue: most of them are people about to need an agent) apart.
-        # calls of a lane a dialer.yaml edit removed (route changed) count in every lane until they end
-        orphans = {d.lane for d in self.book.dials() if d.campaign_id == campaign.record.id} - campaign.lanes.keys()
         lanes = {lane.team, *orphans}
         ringing = self.book.ringing(now, campaign.record.id, lanes) + [0.0] * lane.claiming
         answered = self.book.answered_waiting(campaign.record.id, lanes)
