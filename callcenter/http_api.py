@@ -1313,8 +1313,7 @@ class ReportsPage(_Page):
         except ApiError as exc:
             return self._html(request, 400, f"<p>{html_escape(exc.field or '')}: {html_escape(exc.message)}</p>")
         person = person_of(request)
-        agents = ({a.id for a in settings.agents if a.team == person.team}
-                  if person is not None and person.role != "manager" else None)
+        agents = settings.team_members(person.team) if person is not None and person.role != "manager" else None
         d: Deferred[list[CallRecord]] = repo.run(call_records_between, since=span.start, until=span.end, agents=agents)
 
         def send(records: list[CallRecord]) -> None:

@@ -352,7 +352,7 @@ def run_records(args: argparse.Namespace, settings: Any) -> int:
         if args.team not in {team.id for team in settings.teams}:
             print(f"error: team: no team {args.team!r} in config/agents.yaml", file=sys.stderr)
             return 2
-        agents = {a.id for a in settings.agents if a.team == args.team}
+        agents = set(settings.team_members(args.team))
     if args.agent is not None:
         if args.agent not in settings.people:
             print(f"error: agent: no agent {args.agent!r} in config/agents.yaml", file=sys.stderr)

@@ -357,6 +357,10 @@ class Settings:
                 return queue
         raise KeyError(name)
 
+    def team_members(self, team: str) -> frozenset[str]:
+        """The ids of everyone of ``team`` (agents and its lead): whose calls are the team's."""
+        return frozenset(a.id for a in self.agents if a.team == team)
+
     def team_queues(self, parent: str) -> dict[str, str]:
         """Team -> the name of that team's queue, for the ``per_team`` queue ``parent`` (empty if not one)."""
         return {q.team: q.name for q in self.queues if q.parent == parent}
