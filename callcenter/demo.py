@@ -113,7 +113,7 @@ def publish_prompts(settings: Settings, runtime: Any) -> int:
 
 def flow_with_hours(flow: Path, out: Path, hours: str, *, holidays: bool = True) -> Path:
     """Write a copy of ``flow`` whose ``business_hours`` are ``hours`` on every day (e.g.
-    ``'00:00-23:59'`` or ``closed``), without its holidays unless ``holidays``."""
+    ``'00:00-24:00'`` or ``closed``), without its holidays unless ``holidays``."""
     text = flow.read_text(encoding="utf-8")
     start, end = text.index("business_hours:"), text.index("\nholidays:" if holidays else "\nprompts:")
     days = ", ".join(f"{day}: {hours}" for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
@@ -125,7 +125,7 @@ def flow_with_hours(flow: Path, out: Path, hours: str, *, holidays: bool = True)
 def open_around_the_clock(flow: Path, out: Path) -> Path:
     """A copy of ``flow`` open the whole week with no holidays, so the demo reaches agents at
     any hour (the shipped hours are tested separately)."""
-    return flow_with_hours(flow, out, "'00:00-23:59'", holidays=False)
+    return flow_with_hours(flow, out, "'00:00-24:00'", holidays=False)  # 23:59 would close the last minute
 
 
 def _say(text: str) -> None:
