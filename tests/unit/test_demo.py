@@ -9,7 +9,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from callcenter.demo import CAMPAIGN, demo_dialer_yaml, open_around_the_clock, zone_at_local_hour
+from callcenter.demo import (
+    CAMPAIGN,
+    demo_dialer_yaml,
+    open_around_the_clock,
+    zone_at_local_hour,
+)
 from callcenter.dialer.config import parse_dialer_config
 from callcenter.ivr.flow import read_flow
 
