@@ -37,12 +37,13 @@ from typing import Final, Protocol
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IReactorTime
 
+from callcenter.agent_channels import agent_channel
 from callcenter.ami import actions
 from callcenter.ami.actions import AmiAction
 from callcenter.ami.codec import Message
 from callcenter.settings import AgentSettings, Settings
 from callcenter.spy_modes import CHANSPY_OPTIONS, SpyMode
-from callcenter.state.calls import CallState, Channel, ChannelState
+from callcenter.state.calls import CallState, Channel
 
 __all__ = [
     "CHANSPY_OPTIONS",
@@ -168,33 +169,13 @@ def check_permission(
     )
 
 
-def agent_channel_prefixes(agent_id: str) -> tuple[str, str]:
-    """Channel name prefixes of an agent: the softphone and the Local-channel agent."""
-    return (f"PJSIP/agent{agent_id}-", f"Local/{agent_id}@")
-
-
 def find_agent_channel(channels: Iterable[Channel], agent_id: str) -> Channel:
-    """The agent's channel to spy on, or :class:`AgentNotOnCall`.
-
-    Among the channels named like the agent's (:func:`agent_channel_prefixes`), the
-    one facing the call wins: in a bridge first, then answered, then (for a Local
-    agent) the ``;1`` half, which is the half in the caller's bridge and whose
-    written audio the agent hears; the newest channel breaks ties.
-    """
-    prefixes = agent_channel_prefixes(agent_id)
-    candidates = [ch for ch in channels if ch.name.startswith(prefixes)]
-    if not candidates:
+    """The agent's channel to spy on (:func:`~callcenter.agent_channels.agent_channel`), or
+    :class:`AgentNotOnCall`."""
+    channel = agent_channel(channels, agent_id)
+    if channel is None:
         raise AgentNotOnCall(agent_id)
-
-    def rank(ch: Channel) -> tuple[bool, bool, bool, float]:
-        return (
-            ch.bridge_id is not None,
-            ch.state is ChannelState.UP,
-            not ch.name.endswith(";2"),
-            ch.created_at,
-        )
-
-    return max(candidates, key=rank)
+    return channel
 
 
 def spy_action(
