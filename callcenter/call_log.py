@@ -25,7 +25,7 @@ __all__ = ["COLUMNS", "call_log_csv", "call_log_row"]
 COLUMNS: Final = (
     "date", "time", "ticket", "customer_name", "phone", "issue_type", "description", "outcome", "follow_up_at",
     "csat", "agent_id", "team", "direction", "queue", "queue_result", "wait_seconds", "talk_seconds",
-    "sale_amount", "ivr_path",
+    "sale_amount", "ivr_path", "transfers",
 )
 _FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 
@@ -48,6 +48,7 @@ def call_log_row(record: CallRecord, tz: ZoneInfo, people: Mapping[str, AgentSet
         "direction": record.direction, "queue": record.queue, "queue_result": record.queue_result,
         "wait_seconds": record.wait_seconds, "talk_seconds": record.talk_seconds, "sale_amount": record.sale_amount,
         "ivr_path": " > ".join(record.ivr_path),
+        "transfers": " ".join(record.transfers),  # AGENT>QUEUE@SECONDS each (docs/agents.md, "Handing a call on")
     }
     return {column: _cell(values[column]) for column in COLUMNS}
 

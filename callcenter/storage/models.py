@@ -176,6 +176,8 @@ class CallRecord(Base):
     sale_cents: Mapped[int | None] = mapped_column(BigInteger)
     """The sale made on the call, in fen (``CallRecord.sale_amount`` in yuan)."""
     ivr_path: Mapped[list[str]] = mapped_column(JSON, default=list)
+    transfers: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    """Each time an agent handed the call on: ``AGENT>QUEUE@SECONDS`` (callcenter.transfer)."""
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, server_default=func.now()
     )

@@ -51,6 +51,10 @@ _PHONE_SEPARATORS = re.compile(r"[\s().\-/]")
 _PHONE_RE = re.compile(r"\+?[0-9]{3,15}")
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _FORMAT_RE = re.compile(r"[a-z0-9]{1,16}")
+TRANSFER_HOP_RE: Final = re.compile(r"(?P<agent>[0-9]*)>(?P<target>[^>@\s]+(?:@[^>@\s]+)?)@(?P<offset>[0-9]+)")
+"""A call record's transfer hop (``transfers``): ``1001>billing@125``, the agent (empty when
+the transferring channel was no agent's), the queue or ``exten@context``, the seconds into
+the call (:mod:`callcenter.transfer`)."""
 
 
 # --- field validators: each returns the normalised value or raises InvalidFieldError ---
@@ -257,6 +261,16 @@ def _ivr_path(value: object) -> tuple[str, ...]:
     return path
 
 
+def _transfers(value: object) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise InvalidFieldError("transfers", f"must be a sequence of hops (AGENT>QUEUE@SECONDS), got {value!r}")
+    hops = tuple(value)
+    for item in hops:
+        if not isinstance(item, str) or not TRANSFER_HOP_RE.fullmatch(item):
+            raise InvalidFieldError("transfers", f"a hop reads AGENT>QUEUE@SECONDS (e.g. 1001>billing@125), got {item!r}")
+    return hops
+
+
 def _recording_format(value: object) -> str:
     if not isinstance(value, str) or not _FORMAT_RE.fullmatch(value):
         raise InvalidFieldError(
@@ -365,6 +379,9 @@ class CallRecord:
     created_at: datetime
     sale_amount: Decimal | None = None
     """The sale the agent made on this call, in yuan to the fen (None: no sale recorded)."""
+    transfers: tuple[str, ...] = ()
+    """Each time an agent handed the call on: ``AGENT>QUEUE@SECONDS`` (seconds into the call;
+    :mod:`callcenter.transfer`). ``agent_id`` is the last agent, ``queue`` the first queue."""
 
 
 MONEY_MAX: Final = Decimal(10000000000)
@@ -416,6 +433,7 @@ _CALL_RECORD_CHECKS: Final[dict[str, Any]] = {
     "queue_result": _queue_result,
     "ivr_path": _ivr_path,
     "sale_amount": lambda v: money("sale_amount", v),
+    "transfers": _transfers,
 }
 
 
@@ -448,6 +466,7 @@ class NewCallRecord:
     queue_result: str | None = None
     ivr_path: tuple[str, ...] = ()
     sale_amount: Decimal | None = None
+    transfers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _set(self, "started_at", aware_datetime("started_at", self.started_at))
@@ -482,6 +501,7 @@ class CallRecordUpdate:
     queue_result: str | None | _Unset = UNSET
     ivr_path: tuple[str, ...] | _Unset = UNSET
     sale_amount: Decimal | None | _Unset = UNSET
+    transfers: tuple[str, ...] | _Unset = UNSET
 
     def __post_init__(self) -> None:
         for name, check in _CALL_RECORD_CHECKS.items():

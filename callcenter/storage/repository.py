@@ -161,6 +161,7 @@ def _call_record(row: models.CallRecord) -> CallRecord:
         ivr_path=tuple(row.ivr_path),
         created_at=row.created_at,
         sale_amount=None if row.sale_cents is None else _yuan(row.sale_cents),
+        transfers=tuple(row.transfers or ()),
     )
 
 
@@ -359,6 +360,7 @@ def create_call_record(
         queue_result=new.queue_result,
         ivr_path=list(new.ivr_path),
         sale_cents=_cents(new.sale_amount),
+        transfers=list(new.transfers),
     )
     session.add(row)
     _flush(session, f"ticket_number: {ticket_number} is already taken")
@@ -380,7 +382,7 @@ def update_call_record(
         sale = values.pop("sale_amount")
         row.sale_cents = _cents(sale if isinstance(sale, Decimal) else None)  # validated: Decimal or None
     for name, value in values.items():
-        setattr(row, name, list(value) if name == "ivr_path" else value)  # type: ignore[call-overload]
+        setattr(row, name, list(value) if name in ("ivr_path", "transfers") else value)  # type: ignore[call-overload]
     _flush(session, f"call record {call_record_id}: update rejected by the database")
     return _call_record(row)
 

@@ -46,7 +46,8 @@ def _store(sessions: sessionmaker[Session]) -> list[str]:
         tickets.append(record.ticket_number)
     in_tx(sessions, repo_fns.update_call_record, in_tx(sessions, repo_fns.get_call_record_by_ticket, tickets[0]).id,
           CallRecordUpdate(outcome="sale", issue_type="billing", csat=5, sale_amount=Decimal("99.50"),
-                           follow_up_at=datetime(2026, 12, 6, 1, 30, tzinfo=UTC)))
+                           follow_up_at=datetime(2026, 12, 6, 1, 30, tzinfo=UTC),
+                           transfers=("1001>outbound@30", "2102>hotline@95")))
     return tickets
 
 
@@ -60,7 +61,8 @@ def test_a_record_is_one_row_with_every_field_in_local_time(sessions: sessionmak
         "phone": "13900000001", "issue_type": "billing", "description": "'=HYPERLINK(\"http://x\")",  # not a formula
         "outcome": "sale", "follow_up_at": "2026-12-06 09:30", "csat": "5", "agent_id": "2101", "team": "team1",
         "direction": "inbound", "queue": "hotline", "queue_result": "answered", "wait_seconds": "12",
-        "talk_seconds": "95", "sale_amount": "99.50", "ivr_path": "language=1 > main_menu=0"}
+        "talk_seconds": "95", "sale_amount": "99.50", "ivr_path": "language=1 > main_menu=0",
+        "transfers": "1001>outbound@30 2102>hotline@95"}
     assert call_log_row(records[1], SHANGHAI, SETTINGS.people)["phone"] == "'+33123456789"
     abandoned = call_log_row(records[2], SHANGHAI, SETTINGS.people)
     assert (abandoned["agent_id"], abandoned["team"], abandoned["customer_name"]) == ("", "", "")
