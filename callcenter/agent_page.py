@@ -34,6 +34,7 @@ from callcenter.settings import AgentSettings
 from callcenter.state.agents import CANNOT_CALL_OUT
 from callcenter.storage.dialer_records import DncEntry, LeadToDial
 from callcenter.storage.records import CallRecord, Customer, InvalidFieldError
+from callcenter.transfer import parse_hop
 from callcenter.wallboard_page import clock_time, html_table, share
 
 __all__ = [
@@ -99,6 +100,10 @@ class AgentView:
     """When the page was made: a follow-up due before it is overdue."""
     today: AgentTime | None = None
     """Where the agent's time went today so far (None: not logged in today, or not read)."""
+    transfer_queues: Sequence[str] = ()
+    """Queues the agent may hand a call on to (shown while they talk)."""
+    transfers: Sequence[str] = ()
+    """The call's transfer hops so far (``AGENT>QUEUE@SECONDS``): live, or from its record."""
     message: str = ""
     """What the last action did (shown in green)."""
     error: str = ""
@@ -158,6 +163,28 @@ def _controls(view: AgentView) -> str:
     parts.append(_button(agent_id, "logout", "Log out"))
     parts.append(_dial_pad(view))
     return "".join(parts)
+
+
+def _transfer_form(view: AgentView) -> str:
+    """While the agent talks: hand the caller on to a queue (docs/agents.md, "Handing a call on")."""
+    if view.state != "on_call" or not view.transfer_queues:
+        return ""
+    options = "".join(f'<option value="{escape(q)}">{escape(q)}</option>' for q in view.transfer_queues)
+    return _button(view.agent.id, "transfer", "Transfer",
+                   f'<select name="queue" aria-label="queue to transfer to">{options}</select> ')
+
+
+def describe_hops(hops: Sequence[str]) -> str:
+    """``1001>billing@125`` -> ``1001 to billing at 2:05`` (each hop, in order)."""
+    described = []
+    for text in hops:
+        try:
+            agent, target, offset = parse_hop(text)
+        except ValueError:
+            described.append(text)
+            continue
+        described.append(f"{agent or 'a phone'} to {target} at {clock_time(offset)}")
+    return "; ".join(described)
 
 
 def _text_input(name: str, label: str, value: str | None, extra: str = "") -> str:
@@ -269,7 +296,7 @@ def render_agent_page(view: AgentView) -> str:
         parts.append(f'<p class="msg">{escape(view.message)}</p>')
     if view.error:
         parts.append(f'<p class="err">{escape(view.error)}</p>')
-    parts.append(f"<p>{_controls(view)}</p>")
+    parts.append(f"<p>{_controls(view)}{_transfer_form(view)}</p>")
     parts.append(_preview(view))
     parts.append(_follow_ups(view, tz))
     record = view.record
@@ -286,6 +313,7 @@ def render_agent_page(view: AgentView) -> str:
         parts.append(_facts([
             ("Caller", record.phone), ("Direction", record.direction), ("Queue", record.queue),
             ("Started", _local(record.started_at, tz)), ("IVR choices", " > ".join(record.ivr_path)),
+            ("Handed on", describe_hops(view.transfers or record.transfers)),
             ("Waited", clock_time(record.wait_seconds) if record.wait_seconds is not None else None),
             ("Talk", clock_time(record.talk_seconds) if record.talk_seconds is not None else None),
             ("CSAT", record.csat), ("Outcome", record.outcome or "not recorded yet"),

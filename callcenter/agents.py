@@ -32,7 +32,9 @@ from callcenter.ami.actions import AmiAction
 from callcenter.ami.client import AmiResult
 from callcenter.settings import AgentSettings, Settings
 from callcenter.state.agents import CANNOT_CALL_OUT, AgentBoard, AgentState
+from callcenter.state.calls import Channel
 from callcenter.storage.records import InvalidFieldError, canonical_phone
+from callcenter.transfer import TransferRefused, check_transfer, transfer_action
 from callcenter.twisted_typing import Clock
 
 __all__ = [
@@ -100,12 +102,15 @@ class AgentService:
         clock: Clock,
         *,
         interfaces: MemberInterfaces = PJSIP_INTERFACES,
+        channels: Callable[[], Iterable[Channel]] = tuple,
     ) -> None:
         self.settings = settings
         self.ami = ami
         self.board = board
         self.clock = clock
         self.interfaces = interfaces
+        self.channels = channels
+        """The live channels (the engine's call state): where an agent's call is."""
 
     def agent(self, agent_id: str) -> AgentSettings:
         """The agent's settings; :class:`UnknownAgentError` when not configured."""
@@ -215,6 +220,23 @@ class AgentService:
                            **({"CC_CUSTOMER_NAME": label} if name and label != number else {}),
                            **({"CC_CUSTOMER_ID": customer_id} if customer_id is not None else {})})
         except (AgentError, InvalidFieldError, actions.AmiActionError) as error:
+            return fail(error)
+        return self.ami.send(action)
+
+    def transfer(self, agent_id: str, queue: str) -> Deferred[AmiResult]:
+        """Hand the agent's caller on to ``queue`` (AMI ``BlindTransfer``; docs/agents.md,
+        "Handing a call on"). The agent's phone hangs up and the caller waits in ``queue``;
+        the call record and recording go on. Refused before anything is sent
+        (:class:`UnknownAgentError`, :class:`~callcenter.transfer.TransferRefused`): an unknown
+        agent or queue, an agent not talking to anyone, a queue nobody else is logged in to.
+        Asterisk's refusal fails the Deferred (``AmiActionFailed``).
+        """
+        try:
+            self.agent(agent_id)
+            channel = check_transfer(self.settings, self.board.agent(agent_id), agent_id, queue,
+                                     self.channels(), self.board.agents())
+            action = transfer_action(channel, queue)
+        except (AgentError, TransferRefused, actions.AmiActionError) as error:
             return fail(error)
         return self.ami.send(action)
 

@@ -175,7 +175,8 @@ def _report(status: int, body: Any) -> int:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    """Agent actions through the running daemon: login, logout, pause, unpause, call, screen-pop, follow-ups."""
+    """Agent actions through the running daemon: login, logout, pause, unpause, call, transfer, screen-pop,
+    follow-ups."""
     settings = _settings(args)
     if args.agent_command in ("screen-pop", "follow-ups"):
         return _report(*_api(settings, "GET", f"agents/{args.agent}/{args.agent_command}"))
@@ -184,6 +185,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
         body = {"reason": args.reason}
     elif args.agent_command == "call":
         body = {"phone": args.phone, **({"name": args.name} if args.name else {})}
+    elif args.agent_command == "transfer":
+        body = {"queue": args.queue}
     return _report(*_api(settings, "POST", f"agents/{args.agent}/{args.agent_command}", body))
 
 
@@ -411,6 +414,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("agent", help="agent id, e.g. 2101")
     p.add_argument("phone", help="the customer's number")
     p.add_argument("--name", help="the customer's name, shown on the agent's phone and the call record")
+    p.set_defaults(func=cmd_agent)
+    p = agent.add_parser("transfer", help="hand the agent's caller on to another queue")
+    p.add_argument("agent", help="agent id, e.g. 1001")
+    p.add_argument("queue", help="the queue the caller waits in next, e.g. outbound")
     p.set_defaults(func=cmd_agent)
 
     p = agent.add_parser("disposition", help="record what came of a call (outcome, issue type, notes, follow-up)")

@@ -71,6 +71,7 @@ from callcenter.storage.records import (
 )
 from callcenter.storage.repository import Repository
 from callcenter.supervisor import DEFAULT_SUPERVISOR_CHANNEL, SupervisorService
+from callcenter.transfer import Transfer, hop, parse_blind_transfer
 
 __all__ = ["TRACKED_VARIABLES", "Engine", "RecordingPaths"]
 
@@ -154,11 +155,13 @@ class Engine(Service):
         self.agents = AgentBoard({q.name: q.wrapup_time for q in settings.queues})
         self.queues = QueueBoard({q.name: q.service_level_seconds for q in settings.queues})
         self._agent_tick: Any = None
-        self.agent_service = AgentService(settings, ami, self.agents, cast(Any, clock), interfaces=agent_interfaces)
+        self.agent_service = AgentService(settings, ami, self.agents, cast(Any, clock), interfaces=agent_interfaces,
+                                          channels=lambda: self.calls.channels.values())
         self.hotline_flow: Flow | None = (
             load_flow(settings.ivr.hotline_flow) if settings.ivr.hotline_flow is not None else None)
         self.supervisor = SupervisorService(settings, ami, self.calls, clock, supervisor_channel=supervisor_channel)
         self.timezone = ZoneInfo(settings.site.timezone)
+        self._queue_names = frozenset(q.name for q in settings.queues)
         hotline = _hotline_queue(settings)
         self.hotline_queue = hotline
         self.advisor = LiveStaffingAdvisor(
@@ -176,7 +179,12 @@ class Engine(Service):
         self.screen_pops: dict[str, str] = {}
         """Agent id -> linkedid of the call last offered to that agent."""
         self._connected_agent: dict[str, tuple[str | None, float]] = {}
-        """Linkedid -> (agent id, seconds in queue) from AgentConnect, until the call ends."""
+        """Linkedid -> (agent id, seconds in queue) from AgentConnect, until the call ends: the
+        last agent connected, and the caller's wait before the first."""
+        self._transfers: dict[str, list[str]] = {}
+        """Linkedid -> the call's transfer hops so far (callcenter.transfer.hop)."""
+        self._first_stay: dict[str, QueueStay] = {}
+        """Linkedid -> the caller's stay in the queue they first waited in, once transferred."""
         self._pending = PendingWork()
         self._subscriptions: list[Subscription | ListenerHandle] = []
         self.agent_state_log = (AgentStateLog(repository, clock, metrics, self._pending)
@@ -317,6 +325,9 @@ class Engine(Service):
         if name == "UserEvent" and msg.fields.get("UserEvent") == "AgentDial":
             self._agent_dial(msg)
             return
+        if name == "BlindTransfer":
+            self._transferred(msg, now)
+            return
         if name not in ("QueueCallerJoin", "AgentComplete", "AgentConnect", "AgentCalled"):
             return
         fields = msg.fields
@@ -330,8 +341,11 @@ class Engine(Service):
         if name == "AgentConnect":
             linkedid = fields.get("Linkedid")
             if linkedid:
+                # a transferred caller's wait is the one before the first agent answered
+                earlier = self._connected_agent.get(linkedid)
                 self._connected_agent[linkedid] = (
-                    _agent_from_interface(fields.get("Interface")), _float(fields.get("HoldTime")))
+                    _agent_from_interface(fields.get("Interface")),
+                    earlier[1] if earlier is not None else _float(fields.get("HoldTime")))
             return
         if fields.get("Queue") != self.hotline_queue:
             return
@@ -341,6 +355,33 @@ class Engine(Service):
             talk = _float(fields.get("TalkTime"))
             wrap = float(self.settings.queue(self.hotline_queue).wrapup_time) if self.hotline_queue else 0.0
             self.advisor.record_completion(now, talk + wrap)
+
+    def _transferred(self, msg: Message, now: float) -> None:
+        """``BlindTransfer``: an agent handed the call on (from the engine's action or their
+        softphone). The hop goes on the call record; the caller's first queue stay is kept
+        for it (its wait and service level are the caller's, not the second queue's)."""
+        transfer: Transfer | None = parse_blind_transfer(msg)
+        if transfer is None:
+            _log.warn("transfer.unreadable fields={fields}", fields=dict(msg.fields))
+            return
+        queue = transfer.target if transfer.target in self._queue_names else "other"
+        self.metrics.transfers.labels(queue, "done" if transfer.ok else "failed").inc()
+        _log.info("call.transferred linkedid={linkedid} agent={agent} to={target} result={result}",
+                  linkedid=transfer.linkedid, agent=transfer.agent_id, target=transfer.target,
+                  result=transfer.result)
+        if not transfer.ok:
+            return
+        call = self.calls.call(transfer.linkedid, now)
+        offset = now - call.started_at if call is not None else 0.0
+        self._transfers.setdefault(transfer.linkedid, []).append(hop(transfer.agent_id, transfer.target, offset))
+        if transfer.transferee_uniqueid and transfer.linkedid not in self._first_stay:
+            stay = self.queues.stay_of(transfer.transferee_uniqueid, now)
+            if stay is not None:
+                self._first_stay[transfer.linkedid] = stay
+
+    def transfers_of(self, linkedid: str) -> tuple[str, ...]:
+        """The transfer hops of a live call so far (the screen pop's "handed on by")."""
+        return tuple(self._transfers.get(linkedid, ()))
 
     # ------------------------------------------------------------------ facts
 
@@ -367,6 +408,8 @@ class Engine(Service):
                 self._track(self.record_call(fact))
             else:
                 self._connected_agent.pop(fact.linkedid, None)
+                self._transfers.pop(fact.linkedid, None)
+                self._first_stay.pop(fact.linkedid, None)
         elif isinstance(fact, StateAnomaly):
             _log.warn("call.anomaly {fact}", fact=fact)
         for listener in list(self.fact_listeners):
@@ -462,7 +505,9 @@ class Engine(Service):
         call = ended.call
         variables = call.variables
         connected_agent, hold_time = self._connected_agent.pop(call.linkedid, (None, None))
-        stay = self._queue_stay(call)
+        last_stay = self._queue_stay(call)
+        stay = self._first_stay.pop(call.linkedid, None) or last_stay
+        transfers = self._transfers.pop(call.linkedid, None)
         wait = hold_time if hold_time is not None else (
             _float(variables.get("QUEUEWAIT")) if variables.get("QUEUEWAIT") else None)
         if wait is None and stay is not None:
@@ -487,6 +532,7 @@ class Engine(Service):
             ivr_path=_ivr_path(variables) or UNSET,
             # a call-back request from the IVR is the call's outcome until an agent calls back
             outcome=f"callback requested: {variables['CC_CALLBACK']}" if variables.get("CC_CALLBACK") else UNSET,
+            transfers=tuple(transfers) if transfers else UNSET,
         )
 
         def complete(record: CallRecord | None) -> Deferred[CallRecord] | None:

@@ -43,6 +43,9 @@ Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/403/404):
 * ``GET /api/agents/<id>/screen-pop``: the call last offered to the agent: its call record
   (ticket, caller, IVR choices) and the CRM customer, available as soon as the phone rings;
 * ``POST /api/agents/<id>/login|logout|unpause`` and ``/pause`` with ``{"reason": ...}``;
+* ``POST /api/agents/<id>/transfer`` with ``{"queue": NAME}``: hand the agent's caller on to
+  the queue (400 for a queue that is not configured; 409 when the agent is not talking to
+  anyone, or nobody else is logged in to the queue; 502 when Asterisk refuses it);
 * ``GET /api/dialer``: each campaign's pacer, calls placed and in flight, agents, outcomes
   and abandonment since the daemon started (404 when the dialer does not run);
 * ``GET /api/dialer/<campaign>/ledger?day=YYYY-MM-DD``: the abandon ledger of a local day
@@ -86,6 +89,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from callcenter.agent_page import AgentView, disposition_body, render_agent_page
 from callcenter.agent_time import AgentTime
 from callcenter.agents import AgentError
+from callcenter.ami.client import AmiActionFailed
 from callcenter.call_log import call_log_csv
 from callcenter.commission import commission_report
 from callcenter.dialer.campaign import zone
@@ -150,6 +154,7 @@ from callcenter.storage.repository import (
 )
 from callcenter.storage.sms import BroadcastCreated
 from callcenter.supervisor import AgentNotOnCall, NotPermitted, SpyFailed
+from callcenter.transfer import TransferRefused, UnknownQueue
 from callcenter.wallboard_page import Board, render_wallboard
 from callcenter.web_access import (
     MIN_PASSWORD_LENGTH,
@@ -506,6 +511,8 @@ class ApiResource(Resource):
                 d = service.unpause(agent)
             elif action == "call":
                 return self._call(agent, body)
+            elif action == "transfer":
+                return self._transfer(agent, body)
             else:
                 raise ApiError(404, f"no agent action {action!r}")
             return d.addCallback(lambda _: {"agent": agent, "action": action, "ok": True})
@@ -542,6 +549,16 @@ class ApiResource(Resource):
         phone = self._field(body, "phone")
         return self.engine.agent_service.call(agent, phone, name=name, customer_id=customer).addCallback(
             lambda _: {"agent": agent, "action": "call", "phone": canonical_phone(phone), "ok": True})
+
+    def _transfer(self, agent: str, body: dict[str, Any]) -> Deferred[Any]:
+        """``POST /api/agents/<id>/transfer {"queue"}``: hand the agent's caller on to the queue
+        (docs/agents.md, "Handing a call on")."""
+        for key in body:
+            if key != "queue":
+                raise ApiError(400, "unknown field (fields: queue)", str(key))
+        queue = self._field(body, "queue")
+        return self.engine.agent_service.transfer(agent, queue).addCallback(
+            lambda _: {"agent": agent, "action": "transfer", "queue": queue, "ok": True})
 
     def _disposition(self, ticket: str, body: dict[str, Any]) -> Deferred[Any]:
         return save_disposition(self.engine, ticket, parse_disposition(body)).addCallback(
@@ -854,6 +871,13 @@ class ApiResource(Resource):
             self._finish(request, 404, {"error": str(failure.value), "field": None})
         elif failure.check(AgentNotOnCall):
             self._finish(request, 409, {"error": str(failure.value), "field": "agent"})
+        elif failure.check(TransferRefused):
+            refused = failure.value
+            assert isinstance(refused, TransferRefused)
+            status = 400 if isinstance(refused, UnknownQueue) else 409
+            self._finish(request, status, {"error": str(refused), "field": refused.field})
+        elif failure.check(AmiActionFailed):
+            self._finish(request, 502, {"error": f"Asterisk refused it: {failure.value}", "field": None})
         elif failure.check(SpyFailed):
             self._finish(request, 502, {"error": str(failure.value), "field": None})
         elif failure.check(AgentError):
@@ -987,8 +1011,11 @@ class AgentPage(_Page):
             held=self.dialer.held_preview(agent.id) if self.dialer is not None else None,
             auto_dial=self.dialer.auto_dial_campaigns() if self.dialer is not None else {},
             auto_dial_held=self.dialer.auto_dial_held(agent.id) if self.dialer is not None else False,
-            message=_arg(request, "msg") or "", error=_arg(request, "err") or "", sms=self.sms is not None)
+            message=_arg(request, "msg") or "", error=_arg(request, "err") or "", sms=self.sms is not None,
+            transfer_queues=tuple(q.name for q in engine.settings.queues))
         linkedid = engine.screen_pops.get(agent.id)
+        if linkedid is not None:
+            view = dataclasses.replace(view, transfers=engine.transfers_of(linkedid))
         repo = engine.repository
         if repo is None:
             return self._html(request, 200, render_agent_page(view))
@@ -1066,6 +1093,10 @@ class AgentPage(_Page):
             customer = form.get("customer_id", "").strip()
             return service.call(agent.id, phone, name=name, customer_id=int(customer) if customer.isdigit() else None
                                 ).addCallback(lambda _: f"your phone rings: pick it up and {name or phone} is called")
+        if action == "transfer":
+            queue = form.get("queue", "").strip()
+            return service.transfer(agent.id, queue).addCallback(
+                lambda _: f"handed on to {queue}: the caller waits there for its agents")
         if action == "sms-ticket":
             ticket = form.get("ticket", "").strip()
 

@@ -70,6 +70,9 @@ class EngineMetrics:
                                 ["result"], registry=registry)
         self.sms_replies = Counter("callcenter_sms_replies", "text messages received, replies and opt-outs",
                                    ["kind"], registry=registry)
+        self.transfers = Counter("callcenter_transfers", "calls agents handed on (blind transfers), by the queue "
+                                 "they went to ('other': not a queue) and result", ["queue", "result"],
+                                 registry=registry)
         self.calls_answered = Counter("callcenter_calls_answered", "calls answered", registry=registry)
         self.calls_ended = Counter("callcenter_calls_ended", "calls ended", registry=registry)
         self.call_duration = Histogram(

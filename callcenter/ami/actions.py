@@ -23,6 +23,7 @@ from callcenter.ami.codec import AmiActionError, format_action
 __all__ = [
     "AmiAction",
     "AmiActionError",
+    "blind_transfer",
     "command",
     "core_settings",
     "core_show_channels",
@@ -271,6 +272,12 @@ def setvar(variable: str, value: object, *, channel: str | None = None) -> AmiAc
 def getvar(variable: str, *, channel: str | None = None) -> AmiAction:
     """``Getvar``: read a channel (or global) variable or a dialplan function."""
     return _build("Getvar", [("Channel", channel), ("Variable", variable)])
+
+
+def blind_transfer(channel: str, context: str, exten: str) -> AmiAction:
+    """``BlindTransfer``: whoever is bridged to ``channel`` goes to ``exten@context``; ``channel``
+    (the transferer) is hung up. Asterisk answers once the transfer is done or refused."""
+    return _build("BlindTransfer", [("Channel", channel), ("Context", context), ("Exten", exten)])
 
 
 def redirect(

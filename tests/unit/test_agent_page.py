@@ -40,6 +40,7 @@ from callcenter.storage.records import (
     NewCallRecord,
     NewCustomer,
 )
+from callcenter.transfer import TransferRefused, UnknownQueue
 from tests.httpapi import get_json, post_json
 from tests.syncrepository import SyncRepository
 
@@ -71,6 +72,13 @@ class FakeAgentService:
         self.calls.append(("call", agent, phone, name or "", str(customer_id)))
         return succeed(None)
 
+    def transfer(self, agent: str, queue: str) -> Deferred[Any]:
+        if queue == "billing":
+            raise UnknownQueue("no queue 'billing' to transfer to (queues: hotline, outbound)")
+        if queue == "hotline":
+            raise TransferRefused("nobody else is logged in to queue 'hotline'", "queue")
+        return self._did("transfer", agent, queue)
+
 
 def _engine(sessions: sessionmaker[Session]) -> tuple[Any, CallRecord]:
     repo = SyncRepository(sessions)
@@ -88,7 +96,7 @@ def _engine(sessions: sessionmaker[Session]) -> tuple[Any, CallRecord]:
         ("StateInterface", "PJSIP/agent2101"), ("Paused", "0"), ("Status", "1")]), 930.0)
     engine = SimpleNamespace(
         settings=SETTINGS, repository=repo, clock=clock, agents=board, agent_service=FakeAgentService(),
-        screen_pops={"2101": "1733364000.1"},
+        screen_pops={"2101": "1733364000.1"}, transfers_of=lambda linkedid: (),
         open_record=lambda linkedid, agent: succeed(record if linkedid == "1733364000.1" else None))
     return engine, record
 
@@ -335,3 +343,33 @@ def test_the_agent_calls_a_customer_from_the_page_or_the_api(sessions: sessionma
                        "customer_id"), ({"name": "x"}, "phone"), ({"phone": "1", "name": 5}, "name")]:
         status, body = post_json(api, [b"agents", b"2101", b"call"], bad)
         assert (status, body["field"]) == (400, field), body
+
+
+def test_the_agent_hands_the_caller_on_to_a_queue_from_the_page_or_the_api(sessions: sessionmaker[Session]) -> None:
+    """While the agent talks, the page offers the queues to transfer to; the hops so far show
+    on the screen pop (docs/agents.md, "Handing a call on")."""
+    engine, _ = _engine(sessions)
+    page = AgentPage(engine)  # type: ignore[arg-type]
+    status, html = _get(page, "2101")
+    assert 'action="/agent/2101/transfer"' not in html  # ready, not talking: nothing to transfer
+    engine.agents.handle(Message.from_pairs([
+        ("Event", "AgentConnect"), ("Queue", "hotline"), ("Interface", "PJSIP/agent2101"), ("Uniqueid", "1733364000.1"),
+        ("Linkedid", "1733364000.1"), ("HoldTime", "3")]), 940.0)
+    engine.transfers_of = lambda linkedid: ("1001>hotline@125",) if linkedid == "1733364000.1" else ()
+    status, html = _get(page, "2101")
+    assert ('<form class="inline" method="post" action="/agent/2101/transfer"><select name="queue" '
+            'aria-label="queue to transfer to"><option value="hotline">hotline</option>') in html
+    assert "<td>Handed on</td><td>1001 to hotline at 2:05</td>" in html
+    status, query = _post(page, ["2101", "transfer"], {"queue": "outbound"})
+    assert status == 303 and query["msg"] == ["handed on to outbound: the caller waits there for its agents"]
+    assert engine.agent_service.calls[-1] == ("transfer", "2101", "outbound")
+    status, query = _post(page, ["2101", "transfer"], {"queue": "billing"})
+    assert status == 303 and "no queue 'billing'" in query["err"][0]
+    api = ApiResource(engine)  # type: ignore[arg-type]
+    status, body = post_json(api, [b"agents", b"2101", b"transfer"], {"queue": "outbound"})
+    assert (status, body) == (200, {"agent": "2101", "action": "transfer", "queue": "outbound", "ok": True})
+    for bad, code, field in [({"queue": "billing"}, 400, "queue"), ({"queue": ""}, 400, "queue"),
+                             ({"queue": "hotline"}, 409, "queue"),
+                             ({"queue": "outbound", "agent": "2102"}, 400, "agent")]:
+        status, body = post_json(api, [b"agents", b"2101", b"transfer"], bad)
+        assert (status, body["field"]) == (code, field), body

@@ -1,0 +1,166 @@
+"""Blind transfer of an agent's call to a queue (docs/agents.md, "Handing a call on").
+
+An agent talking to a customer hands the customer on to another queue (billing, a team,
+the team leads' escalation queue): from their page, ``POST /api/agents/<id>/transfer
+{"queue": NAME}`` or ``callcenter agent transfer``. The engine sends AMI ``BlindTransfer``
+on the agent's channel with Context :data:`TRANSFER_CONTEXT` and Exten
+``queue-<NAME>`` (:func:`transfer_exten`); Asterisk moves the customer (every channel
+bridged to the agent's) there and hangs the agent's channel up. ``dialplans/transfer.conf``
+queues the customer in NAME, keeps the recording going (MixMonitor runs on the customer's
+channel) and, for a hotline caller, still runs the CSAT survey after the last agent.
+
+Whoever started it (the engine, or the agent's own softphone with a SIP REFER), Asterisk
+reports every blind transfer in a ``BlindTransfer`` event; :func:`parse_blind_transfer`
+reads it into a :class:`Transfer`, and the call record keeps one hop per transfer
+(:func:`hop`: ``"1001>billing@125"``, who handed the call on, to where, and how many
+seconds into the call, which is where it is in the recording).
+
+The rules checked before anything is sent (:func:`check_transfer`) and the action
+(:func:`transfer_action`) are pure: nothing here imports Twisted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from callcenter.agent_channels import agent_channel, agent_of_channel
+from callcenter.ami import actions
+from callcenter.ami.actions import AmiAction
+from callcenter.ami.codec import Message
+from callcenter.settings import Settings
+from callcenter.state.agents import Agent, AgentState
+from callcenter.state.calls import Channel
+from callcenter.storage.records import TRANSFER_HOP_RE
+
+__all__ = [
+    "TRANSFER_CONTEXT",
+    "Transfer",
+    "TransferRefused",
+    "UnknownQueue",
+    "check_transfer",
+    "hop",
+    "parse_blind_transfer",
+    "parse_hop",
+    "transfer_action",
+    "transfer_exten",
+]
+
+TRANSFER_CONTEXT: Final = "cc-transfer"
+"""The dialplan context of ``dialplans/transfer.conf``."""
+
+_EXTEN_PREFIX: Final = "queue-"
+
+
+class TransferRefused(ValueError):
+    """A transfer that cannot be made; nothing was sent to Asterisk.
+
+    ``field`` names what is wrong: ``queue`` (no such queue) or ``agent`` (the agent's
+    call, or the queue's agents, do not allow it now).
+    """
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class UnknownQueue(TransferRefused):
+    """The queue to transfer to is not configured."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "queue")
+
+
+def transfer_exten(queue: str) -> str:
+    """The extension of :data:`TRANSFER_CONTEXT` that queues a transferred call in ``queue``."""
+    return _EXTEN_PREFIX + queue
+
+
+def check_transfer(settings: Settings, agent: Agent | None, agent_id: str, queue: str,
+                   channels: Iterable[Channel], agents: Iterable[Agent]) -> Channel:
+    """The agent's channel to transfer from, or :class:`TransferRefused` saying why not.
+
+    ``agent`` is the agent's board entry (None: never seen logged in). Refused: a queue
+    that is not configured, an agent who is not talking to anyone (ringing, or no call),
+    and a queue nobody is logged in to but the agent themselves (the caller would wait in an
+    empty queue: hand the call to a queue someone answers).
+    """
+    try:
+        settings.queue(queue)
+    except KeyError:
+        names = ", ".join(q.name for q in settings.queues)
+        raise UnknownQueue(f"no queue {queue!r} to transfer to (queues: {names})") from None
+    if agent is None or agent.state is AgentState.LOGGED_OUT:
+        raise TransferRefused(f"agent {agent_id} is logged out: there is no call to transfer", "agent")
+    channel = agent_channel(channels, agent_id)
+    if channel is None:
+        raise TransferRefused(f"agent {agent_id} is not on a call: there is no call to transfer", "agent")
+    if channel.bridge_id is None:
+        raise TransferRefused(f"agent {agent_id}'s call is not connected yet: transfer it once you talk",
+                              "agent")
+    staffed = [a.id for a in agents
+               if a.id != agent_id and queue in a.queues and a.state is not AgentState.LOGGED_OUT]
+    if not staffed:
+        raise TransferRefused(f"nobody else is logged in to queue {queue!r}: the caller would wait for no one",
+                              "queue")
+    return channel
+
+
+def transfer_action(channel: Channel, queue: str) -> AmiAction:
+    """``BlindTransfer`` of whoever talks to ``channel`` (the agent's) into ``queue``."""
+    return actions.blind_transfer(channel.name, TRANSFER_CONTEXT, transfer_exten(queue))
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """One blind transfer, as Asterisk's ``BlindTransfer`` event reports it."""
+
+    ok: bool
+    """``Result: Success``."""
+    result: str
+    agent_id: str | None
+    """The agent whose channel transferred (None: not an agent's channel)."""
+    linkedid: str
+    """The transferred call: the customer's ``Linkedid``."""
+    transferee_uniqueid: str | None
+    target: str
+    """The queue for a transfer into :data:`TRANSFER_CONTEXT`, else ``exten@context``."""
+
+
+def parse_blind_transfer(msg: Message) -> Transfer | None:
+    """The :class:`Transfer` of a ``BlindTransfer`` event; None for another event or one
+    that names no call."""
+    if msg.name != "BlindTransfer":
+        return None
+    fields = msg.fields
+    linkedid = fields.get("TransfereeLinkedid") or fields.get("TransfererLinkedid")
+    if not linkedid:
+        return None
+    context, exten = fields.get("Context") or "", fields.get("Extension") or ""
+    if context == TRANSFER_CONTEXT and exten.startswith(_EXTEN_PREFIX):
+        target = exten[len(_EXTEN_PREFIX):]
+    else:
+        target = f"{exten}@{context}"
+    result = fields.get("Result") or ""
+    return Transfer(
+        ok=result == "Success",
+        result=result,
+        agent_id=agent_of_channel(fields.get("TransfererChannel") or ""),
+        linkedid=linkedid,
+        transferee_uniqueid=fields.get("TransfereeUniqueid") or None,
+        target=target,
+    )
+
+
+def hop(agent_id: str | None, target: str, offset_seconds: float) -> str:
+    """The call record's entry for one transfer: ``"1001>billing@125"``."""
+    return f"{agent_id or ''}>{target}@{max(0, int(offset_seconds))}"
+
+
+def parse_hop(text: str) -> tuple[str | None, str, int]:
+    """(agent id or None, target, seconds into the call) of a :func:`hop`; ValueError if not one."""
+    match = TRANSFER_HOP_RE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not a transfer hop (AGENT>TARGET@SECONDS): {text!r}")
+    return match.group("agent") or None, match.group("target"), int(match.group("offset"))

@@ -1,0 +1,101 @@
+"""An agent hands a hotline caller on to another queue, on the real lab Asterisk.
+
+The engine (``make_service``) drives a lab Asterisk built from the project's files; agents
+are Local channels (``Local/<ID>@lab-agents/n``). A caller dials 400, picks Mandarin (1) and
+"agent" (0), and hotline agent 1001 answers. While they talk, 1001 transfers the caller to
+the ``outbound`` queue (the agent service's AMI ``BlindTransfer``): 1001's phone hangs up,
+agent 2101 of ``outbound`` answers, talks and hangs up, and the caller still rates the call
+(5) in the hotline's survey. One call record tells it all: the last agent (2101), the hop
+``1001>outbound@<seconds>``, the caller's wait and queue before the first agent, the CSAT,
+and a recording as long as the whole call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callcenter.ami import actions
+from callcenter.demo import open_around_the_clock
+from callcenter.service import EngineServices
+from callcenter.settings import Settings
+from callcenter.transfer import TransferRefused, parse_hop
+from tests.labengine import ROOT, engine_on_lab
+from tests.labfixture import LabFactory
+from tests.reactorthread import ReactorThread
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture
+def transfer_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path) -> Iterator[EngineServices]:
+    flow = open_around_the_clock(ROOT / "ivr_flows/hotline.yaml", tmp_path / "open.yaml")
+
+    def change(settings: Settings) -> Settings:
+        return replace(settings, ivr=replace(settings.ivr, hotline_flow=flow, sounds_dir=tmp_path / "sounds"))
+
+    with engine_on_lab(lab_factory, reactor_thread, tmp_path, change=change) as (services, _, _):
+        yield services
+
+
+def _log_in(services: EngineServices, rt: ReactorThread, agent: str, queue: str, talk_seconds: int) -> None:
+    engine = services.engine
+    rt.call(services.ami.send, actions.setvar(f"LAB_TALK_{agent}", talk_seconds))
+    rt.call(services.ami.send, actions.command(f"devstate change Custom:agent{agent} NOT_INUSE"))
+    rt.call(engine.agent_service.login, agent, [queue], timeout=10)
+    rt.wait_for(lambda: engine.agents.state_of(agent).value == "ready", timeout=10,
+                message=f"agent {agent} did not log in")
+
+
+def test_the_agent_hands_the_caller_on_and_the_record_follows(transfer_lab: EngineServices,
+                                                             reactor_thread: ReactorThread) -> None:
+    services, rt = transfer_lab, reactor_thread
+    engine = services.engine
+    _log_in(services, rt, "1001", "hotline", 60)   # talks until handing the caller on
+    # nobody else in outbound yet: refused before anything reaches Asterisk
+    with pytest.raises(TransferRefused, match="not on a call"):
+        rt.call(engine.agent_service.transfer, "1001", "outbound", timeout=10)
+    action = actions.originate("Local/400@from-pstn/n", context="lab-caller", exten="s", priority=1,
+                               caller_id="Transfer test <13822223333>", timeout_ms=20000,
+                               variables={"LAB_SECONDS": 90, "LAB_DELAY": 2, "LAB_DTMF": "1", "LAB_DELAY2": 3,
+                                          "LAB_DTMF2": "0", "LAB_REPEAT_DTMF": "5"})
+    assert rt.call(services.ami.originate, action, timeout=30).get("Response") == "Success"
+    rt.wait_for(lambda: engine.agents.state_of("1001").value == "on_call", timeout=40,
+                message="agent 1001 never took the call")
+    with pytest.raises(TransferRefused, match="nobody else is logged in to queue 'outbound'"):
+        rt.call(engine.agent_service.transfer, "1001", "outbound", timeout=10)
+    _log_in(services, rt, "2101", "outbound", 4)
+    time.sleep(2)
+    reply = rt.call(engine.agent_service.transfer, "1001", "outbound", timeout=10)
+    assert reply.response.get("Response") == "Success", reply
+    linkedid = engine.screen_pops["1001"]
+    rt.wait_for(lambda: engine.agents.state_of("2101").value == "on_call", timeout=20,
+                message="agent 2101 never got the transferred caller")
+    assert engine.screen_pops["2101"] == linkedid  # 2101's screen pop: the same call and ticket
+    assert engine.agents.state_of("1001").value in ("wrap_up", "ready")  # 1001's phone is free
+    (hop_text,) = engine.transfers_of(linkedid)
+    assert parse_hop(hop_text)[:2] == ("1001", "outbound")
+    rt.wait_for(lambda: engine.records_written >= 1, timeout=60, message="no call record written")
+    rt.wait_for(lambda: engine.writes_pending == 0, timeout=10, message="record writes still pending")
+    assert engine.repository is not None
+    (record,) = rt.call(engine.repository.list_recent_call_records, limit=5)
+    assert (record.phone, record.agent_id, record.linkedid) == ("13822223333", "2101", linkedid)
+    assert record.transfers == (hop_text,)
+    offset = parse_hop(hop_text)[2]
+    call_seconds = (record.ended_at - record.started_at).total_seconds()
+    assert 5 < offset < call_seconds, (offset, call_seconds)
+    # the caller's queue and wait are those before the first agent; the rating came after the last
+    assert (record.queue, record.queue_result) == ("hotline", "answered") and record.wait_seconds is not None
+    assert record.csat == 5
+    assert "main_menu=0" in record.ivr_path
+    assert (record.talk_seconds or 0) >= 4 + 2  # both agents' talk
+    (recording,) = rt.call(engine.repository.list_recordings_for_call, record.id)
+    answered_seconds = (record.ended_at - record.answered_at).total_seconds()
+    assert abs(recording.duration_seconds - answered_seconds) <= 1.5, (recording.duration_seconds, answered_seconds)
+    sample: Any = services.registry.get_sample_value
+    assert sample("callcenter_transfers_total", {"queue": "outbound", "result": "done"}) == 1.0

@@ -1,0 +1,305 @@
+"""Blind transfers to a queue: the pure rules, the event, the engine's record, the service.
+
+The ``BlindTransfer`` event below is the one the lab Asterisk 22 sent when agent 1001 (a
+Local-channel agent) handed a hotline caller on to ``outbound``
+(tests/integration/test_transfer_lab.py), cut to the headers the engine reads and a few more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy.orm import Session, sessionmaker
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import Clock
+
+from callcenter.agent_channels import agent_of_channel
+from callcenter.agents import AgentService, UnknownAgentError
+from callcenter.ami.actions import AmiAction
+from callcenter.ami.codec import Message
+from callcenter.engine import Engine, RecordingPaths
+from callcenter.metrics import EngineMetrics
+from callcenter.settings import Settings, load_settings
+from callcenter.state.agents import Agent, AgentBoard, AgentState
+from callcenter.state.calls import Channel, ChannelState
+from callcenter.storage import repository as repo
+from callcenter.storage.records import (
+    CallRecordUpdate,
+    InvalidFieldError,
+    NewCallRecord,
+)
+from callcenter.transfer import (
+    TRANSFER_CONTEXT,
+    TransferRefused,
+    UnknownQueue,
+    check_transfer,
+    hop,
+    parse_blind_transfer,
+    parse_hop,
+    transfer_action,
+)
+from tests.syncrepository import SyncRepository, in_tx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+LAB_BLIND_TRANSFER = """\
+Event: BlindTransfer
+Privilege: call,all
+Result: Success
+TransfererChannel: Local/1001@lab-agents-00000001;1
+TransfererChannelState: 6
+TransfererContext: lab-agents
+TransfererUniqueid: 1796576761.2
+TransfererLinkedid: 1796576755.0
+TransfereeChannel: Local/400@from-pstn-00000000;2
+TransfereeChannelState: 6
+TransfereeContext: hotline
+TransfereeUniqueid: 1796576755.1
+TransfereeLinkedid: 1796576755.0
+BridgeUniqueid: d32be016-832f-481e-8e93-6e5a05e4b30a
+BridgeType: basic
+IsExternal: Yes
+Context: cc-transfer
+Extension: queue-outbound"""
+
+
+def _message(text: str, **changes: str) -> Message:
+    pairs = dict(line.split(": ", 1) for line in text.splitlines())
+    pairs.update(changes)
+    return Message.from_pairs(pairs.items())
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    return load_settings(ROOT / "config")
+
+
+# ------------------------------------------------------------------------------- pure
+
+
+def test_the_lab_asterisks_event_reads_as_a_hop_from_the_agent_to_the_queue() -> None:
+    transfer = parse_blind_transfer(_message(LAB_BLIND_TRANSFER))
+    assert transfer is not None
+    assert (transfer.ok, transfer.agent_id, transfer.target, transfer.linkedid, transfer.transferee_uniqueid) == (
+        True, "1001", "outbound", "1796576755.0", "1796576755.1")
+
+
+def test_other_transfers_and_failures_are_read_too() -> None:
+    """A softphone's REFER to an extension of its own context, and a refused transfer."""
+    refer = parse_blind_transfer(_message(LAB_BLIND_TRANSFER, TransfererChannel="PJSIP/agent2101-0000002a",
+                                          Context="from-agents", Extension="2105"))
+    assert refer is not None and (refer.agent_id, refer.target) == ("2101", "2105@from-agents")
+    failed = parse_blind_transfer(_message(LAB_BLIND_TRANSFER, Result="Invalid"))
+    assert failed is not None and (failed.ok, failed.result) == (False, "Invalid")
+    no_agent = parse_blind_transfer(_message(LAB_BLIND_TRANSFER, TransfererChannel="PJSIP/trunk-00000001"))
+    assert no_agent is not None and no_agent.agent_id is None
+    assert parse_blind_transfer(_message(LAB_BLIND_TRANSFER, Event="AttendedTransfer")) is None
+    assert parse_blind_transfer(_message(LAB_BLIND_TRANSFER, TransfereeLinkedid="", TransfererLinkedid="")) is None
+
+
+@pytest.mark.parametrize(("name", "agent"), [
+    ("PJSIP/agent2101-0000002a", "2101"), ("Local/2101@lab-agents-00000003;1", "2101"),
+    ("PJSIP/trunk-00000001", None), ("PJSIP/agent-0001", None), ("Local/park@lab-test-0001;1", None),
+])
+def test_agent_of_channel(name: str, agent: str | None) -> None:
+    assert agent_of_channel(name) == agent
+
+
+def test_hops_round_trip_and_refuse_what_is_not_one() -> None:
+    assert hop("1001", "billing", 125.7) == "1001>billing@125"
+    assert parse_hop("1001>billing@125") == ("1001", "billing", 125)
+    assert parse_hop(hop(None, "2105@from-agents", -3)) == (None, "2105@from-agents", 0)
+    for bad in ("1001>billing", "1001-billing@3", ">@4", "1001>bil ling@3"):
+        with pytest.raises(ValueError, match="not a transfer hop"):
+            parse_hop(bad)
+
+
+def test_the_record_keeps_only_well_formed_hops() -> None:
+    record = NewCallRecord(started_at=datetime(2026, 12, 6, 9, 0, tzinfo=UTC), direction="inbound",
+                           transfers=("1001>outbound@12",))
+    assert record.transfers == ("1001>outbound@12",)
+    for bad in ("1001>outbound", ["1001>outbound@x"], "1001>outbound@12"):
+        with pytest.raises(InvalidFieldError, match="transfers"):
+            CallRecordUpdate(transfers=bad)  # type: ignore[arg-type]
+
+
+def _channel(name: str, *, bridged: bool = True) -> Channel:
+    return Channel(uniqueid="1.2", linkedid="1.0", name=name, state=ChannelState.UP, caller_id_num="",
+                   caller_id_name="", connected_line_num="", connected_line_name="", context="", exten="",
+                   priority=1, application="", created_at=0.0, answered_at=0.0, variables=MappingProxyType({}),
+                   bridge_id="b1" if bridged else None, local_peer=None, dial_status=None)
+
+
+def _agent(agent_id: str, state: AgentState, *queues: str) -> Agent:
+    return Agent(id=agent_id, state=state, since=0.0, queues=queues, paused_queues=(), pause_reason=None,
+                 last_pause_reason=None, interface=None, state_interface=None, device_state=None,
+                 call_uniqueid=None, call_linkedid=None, call_queue=None, wrapup_until=None, calls_handled=0,
+                 talk_time=0.0)
+
+
+def test_check_transfer_names_why_not(settings: Settings) -> None:
+    on_call = _agent("1001", AgentState.ON_CALL, "hotline")
+    other = _agent("2101", AgentState.READY, "outbound")
+    talking = [_channel("PJSIP/agent1001-00000001")]
+    channel = check_transfer(settings, on_call, "1001", "outbound", talking, [on_call, other])
+    assert channel.name == "PJSIP/agent1001-00000001"
+    action = transfer_action(channel, "outbound")
+    assert (action.name, dict(action.headers)) == ("BlindTransfer", {
+        "Channel": "PJSIP/agent1001-00000001", "Context": TRANSFER_CONTEXT, "Exten": "queue-outbound"})
+    cases: list[tuple[Any, ...]] = [
+        (on_call, "billing", talking, [on_call, other], UnknownQueue, "no queue 'billing' to transfer to .*hotline"),
+        (None, "outbound", talking, [other], TransferRefused, "1001 is logged out"),
+        (on_call, "outbound", [], [on_call, other], TransferRefused, "1001 is not on a call"),
+        (on_call, "outbound", [_channel("PJSIP/agent1001-00000001", bridged=False)], [on_call, other],
+         TransferRefused, "not connected yet"),
+        (on_call, "outbound", talking, [on_call, replace(other, state=AgentState.LOGGED_OUT)], TransferRefused,
+         "nobody else is logged in to queue 'outbound'"),
+        (on_call, "hotline", talking, [on_call], TransferRefused, "nobody else is logged in to queue 'hotline'"),
+    ]
+    for agent, queue, channels, board, error, message in cases:
+        with pytest.raises(error, match=message):
+            check_transfer(settings, agent, "1001", queue, channels, board)
+
+
+# ----------------------------------------------------------------------------- service
+
+
+class _Ami:
+    def __init__(self) -> None:
+        self.sent: list[AmiAction] = []
+
+    def send(self, action: AmiAction, timeout: float | None = None, *, action_id: str | None = None) -> Deferred[Any]:
+        self.sent.append(action)
+        return succeed("sent")
+
+
+def _failure_of(d: Deferred[Any]) -> BaseException:
+    failures: list[Any] = []
+    d.addErrback(failures.append)
+    assert failures, "the Deferred did not fail"
+    return failures[0].value  # type: ignore[no-any-return]
+
+
+def test_the_service_sends_the_transfer_only_when_the_rules_allow(settings: Settings) -> None:
+    ami, board = _Ami(), AgentBoard()
+    channels: list[Channel] = []
+    service = AgentService(settings, ami, board, Clock(), channels=lambda: channels)
+    assert isinstance(_failure_of(service.transfer("9999", "outbound")), UnknownAgentError)
+    assert "logged out" in str(_failure_of(service.transfer("1001", "outbound")))
+    now = 100.0
+    for agent, queue in (("1001", "hotline"), ("2101", "outbound")):
+        board.handle(Message.from_pairs([("Event", "QueueMemberAdded"), ("Queue", queue),
+                                         ("Interface", f"PJSIP/agent{agent}"), ("StateInterface", f"PJSIP/agent{agent}"),
+                                         ("MemberName", agent), ("Paused", "0"), ("Status", "1")]), now)
+    assert "not on a call" in str(_failure_of(service.transfer("1001", "outbound")))
+    assert ami.sent == []
+    channels.append(_channel("PJSIP/agent1001-00000007"))
+    result: list[Any] = []
+    service.transfer("1001", "outbound").addCallback(result.append)
+    assert result == ["sent"]
+    assert [(a.name, a.get("Channel"), a.get("Exten")) for a in ami.sent] == [
+        ("BlindTransfer", "PJSIP/agent1001-00000007", "queue-outbound")]
+
+
+# ------------------------------------------------------------------------------ engine
+
+
+class _FakeAmi:
+    connected = True
+    connections_made = 1
+    reconnects = 0
+    resyncs = 1
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def subscribe(self, callback: Any, name: str | None = None) -> Any:
+        self.events.append(callback)
+        return self
+
+    def on_resync(self, callback: Any) -> Any:
+        return self
+
+    def cancel(self) -> None:
+        pass
+
+
+def _event(**fields: str) -> Message:
+    return Message.from_pairs(fields.items())
+
+
+def test_the_call_record_keeps_the_hop_the_callers_first_wait_and_the_last_agent(
+        sessions: sessionmaker[Session]) -> None:
+    """Caller waits 12 s in the hotline, 1001 talks 20 s and hands them on to outbound, the
+    caller waits 7 s more, 2101 talks 30 s: one record, agent 2101, wait 12 s in the hotline
+    (answered), talk 50 s, and the hop 1001>outbound@32."""
+    clock = Clock()
+    clock.advance(1_795_400_000)
+    ami = _FakeAmi()
+    registry = CollectorRegistry()
+    engine = Engine(load_settings(ROOT / "config"), ami, SyncRepository(sessions), EngineMetrics(registry),  # type: ignore[arg-type]
+                    clock, RecordingPaths("/srv/rec", Path("/tmp/rec")))
+    engine.startService()
+    send = ami.events[0]
+    uid = "7.1"
+    caller = {"Channel": "PJSIP/trunk-00000001", "Uniqueid": uid, "Linkedid": uid, "CallerIDNum": "13800138000",
+              "CallerIDName": "Zhang", "Context": "hotline", "Exten": "s"}
+    send(_event(Event="Newchannel", ChannelState="6", ChannelStateDesc="Up", **caller))
+    send(_event(Event="VarSet", Variable="CC_DIRECTION", Value="inbound", **caller))
+
+    def served(agent: str, queue: str, wait: int, talk: int, bridge: str) -> dict[str, str]:
+        send(_event(Event="QueueCallerJoin", Queue=queue, Uniqueid=uid, Position="1", Count="1"))
+        clock.advance(wait)
+        member = {**caller, "Channel": f"PJSIP/agent{agent}-0000000{agent[-1]}", "Uniqueid": f"{uid}.{agent}",
+                  "CallerIDNum": agent, "Context": "from-agents"}
+        send(_event(Event="AgentCalled", Queue=queue, Interface=f"PJSIP/agent{agent}", **caller))
+        send(_event(Event="QueueCallerLeave", Queue=queue, Uniqueid=uid, Count="0"))
+        send(_event(Event="Newchannel", ChannelState="6", ChannelStateDesc="Up", **member))
+        send(_event(Event="AgentConnect", Queue=queue, HoldTime=str(wait), Interface=f"PJSIP/agent{agent}",
+                    MemberName=agent, **caller))
+        for channel in (caller, member):
+            send(_event(Event="BridgeEnter", BridgeUniqueid=bridge, BridgeType="basic", **channel))
+        clock.advance(talk)
+        return member
+
+    first = served("1001", "hotline", 12, 20, "b1")
+    assert engine.screen_pops["1001"] == uid
+    send(_message(LAB_BLIND_TRANSFER, TransfererChannel=first["Channel"], TransfereeUniqueid=uid,
+                  TransfereeLinkedid=uid, TransfererLinkedid=uid))
+    assert engine.transfers_of(uid) == ("1001>outbound@32",)
+    for channel in (first, caller):
+        send(_event(Event="BridgeLeave", BridgeUniqueid="b1", BridgeType="basic", **channel))
+    send(_event(Event="AgentComplete", Queue="hotline", Uniqueid=uid, HoldTime="12", TalkTime="20",
+                Interface="PJSIP/agent1001", Reason="transfer"))
+    send(_event(Event="Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}, **first))
+    second = served("2101", "outbound", 7, 30, "b2")
+    assert engine.screen_pops["2101"] == uid  # the same call, the same record on 2101's screen
+    for channel in (second, caller):
+        send(_event(Event="BridgeLeave", BridgeUniqueid="b2", BridgeType="basic", **channel))
+        send(_event(Event="Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}, **channel))
+    [record] = in_tx(sessions, repo.list_recent_call_records)
+    assert (record.agent_id, record.queue, record.queue_result, record.wait_seconds, record.talk_seconds,
+            record.transfers) == ("2101", "hotline", "answered", 12, 50, ("1001>outbound@32",))
+    assert engine.transfers_of(uid) == ()
+    assert registry.get_sample_value("callcenter_transfers_total", {"queue": "outbound", "result": "done"}) == 1.0
+    # the wallboard counted a stay in each queue: the hotline's answered in 12 s, outbound's in 7 s
+    views = {v["queue"]: v for v in engine.queue_views()}
+    assert (views["hotline"]["answered"], views["outbound"]["answered"]) == (1, 1)
+
+
+def test_a_failed_transfer_is_counted_and_leaves_the_record_alone() -> None:
+    clock = Clock()
+    ami = _FakeAmi()
+    registry = CollectorRegistry()
+    engine = Engine(load_settings(ROOT / "config"), ami, None, EngineMetrics(registry), clock,  # type: ignore[arg-type]
+                    RecordingPaths("/srv/rec", Path("/tmp/rec")))
+    engine.startService()
+    ami.events[0](_message(LAB_BLIND_TRANSFER, Result="Fail", Extension="queue-nowhere"))
+    assert engine.transfers_of("1796576755.0") == ()
+    assert registry.get_sample_value("callcenter_transfers_total", {"queue": "other", "result": "failed"}) == 1.0
