@@ -28,6 +28,7 @@ from typing import Any
 
 from twisted.internet import defer, task, threads
 
+from callcenter.agent_page import describe_hops
 from callcenter.ami import actions
 from callcenter.asterisk.render import lab_sms_gateway
 from callcenter.engine import Engine, RecordingPaths
@@ -42,6 +43,8 @@ from callcenter.state.calls import (
 from callcenter.wallboard_page import share
 
 DEMO_AGENTS = ("1001", "2101", "2102")
+#: Takes the hotline call an agent hands on to the outbound queue (docs/agents.md, "Handing a call on").
+TRANSFER_AGENT = "2108"
 CAMPAIGN_AGENTS = ("2103", "2104", "2105", "2106")
 CAMPAIGN_LEADS = 40
 CAMPAIGN = "demo-campaign"
@@ -262,6 +265,12 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
                 await task.deferLater(reactor, 0.1, lambda: None)
             state = engine.agents.state_of(agent)
             _say(f"agent {agent} logs in to the hotline queue (penalty {penalty}): {state.value}")
+            # the hotline agents talk 8 s (long enough to hand a call on), the one taking it 4 s
+            await services.ami.send(actions.setvar(f"LAB_TALK_{agent}", 8))
+        await services.ami.send(actions.setvar(f"LAB_TALK_{TRANSFER_AGENT}", 4))
+        await services.ami.send(actions.command(f"devstate change Custom:agent{TRANSFER_AGENT} NOT_INUSE"))
+        await engine.agent_service.login(TRANSFER_AGENT, ["outbound"])
+        _say(f"agent {TRANSFER_AGENT} logs in to the outbound queue, to take a call handed on from the hotline")
         ended: list[CallEnded] = []
         engine.fact_listeners.append(lambda f: ended.append(f) if isinstance(f, CallEnded) else None)
         originated = []
@@ -283,6 +292,7 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
         deadline = reactor.seconds() + 90
         most_waiting = 0
         dispositioned: Any = None  # the record the agent dispositions during its call
+        handed_on = False  # then hands on to the outbound queue
         while reactor.seconds() < deadline and (len(ended) < calls or engine.records_written < calls):
             if dispositioned is None:
                 live = [r for r in await repo.list_recent_call_records(limit=calls)
@@ -314,6 +324,17 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
                         return 1
                     _say(f"without signing in, the same page answers HTTP {status} (agents sign in with the web "
                          "password `callcenter web password ID` gives them; the demo uses the host's API token)")
+            if dispositioned is not None and not handed_on and dispositioned.agent_id is not None \
+                    and engine.agents.state_of(dispositioned.agent_id).value == "on_call":
+                handed_on = True
+                status, body = await _api(reactor, services, "POST", f"agents/{dispositioned.agent_id}/transfer",
+                                          {"queue": "outbound"})
+                if status != 200:
+                    _say(f"FAILED: transfer of {dispositioned.ticket_number}: HTTP {status} {body}")
+                    return 1
+                _say(f"agent {dispositioned.agent_id} hands the caller of {dispositioned.ticket_number} on to the "
+                     f"outbound queue (POST /api/agents/{dispositioned.agent_id}/transfer): their phone hangs up, "
+                     f"agent {TRANSFER_AGENT}'s rings with the same ticket and the notes")
             hotline_now = next(v for v in engine.queue_views() if v["queue"] == "hotline")
             if hotline_now["waiting"] > most_waiting:
                 most_waiting = hotline_now["waiting"]
@@ -361,6 +382,13 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
             return 1
         _say(f"after the hangup {kept.ticket_number} keeps the agent's disposition: outcome {kept.outcome}, "
              f"issue {kept.issue_type} (the IVR's topic did not overwrite it), talk {kept.talk_seconds} s")
+        if kept.agent_id != TRANSFER_AGENT or len(kept.transfers) != 1:
+            _say(f"FAILED: the call handed on is not {TRANSFER_AGENT}'s with one hop: {kept}")
+            return 1
+        _say(f"{kept.ticket_number} is one record: the last agent {kept.agent_id}, handed on "
+             f"{describe_hops(kept.transfers)}, the caller's wait {kept.wait_seconds} s in {kept.queue}, "
+             f"rated {kept.csat}")
+        await engine.agent_service.logout(TRANSFER_AGENT)
         if not await _quality_review(reactor, services):
             return 1
         if not await _faxes(reactor, services, runtime, instance):
