@@ -33,6 +33,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from callcenter.agent_channels import agent_of_channel
 from callcenter.agent_state_log import AgentStateLog
 from callcenter.agents import PJSIP_INTERFACES, AgentService, MemberInterfaces
 from callcenter.agi.server import AgiSession
@@ -185,6 +186,10 @@ class Engine(Service):
         """Linkedid -> the call's transfer hops so far (callcenter.transfer.hop)."""
         self._first_stay: dict[str, QueueStay] = {}
         """Linkedid -> the caller's stay in the queue they first waited in, once transferred."""
+        self._recordings: dict[str, list[tuple[str, str | None, float]]] = {}
+        """Linkedid -> each recording started on the call (``CC_RECORDING`` set): path, the agent
+        whose channel records (None: the customer's), when. A call handed on by an agent whose
+        own channel recorded (their own calls) gets a second one (dialplans/transfer.conf)."""
         self._pending = PendingWork()
         self._subscriptions: list[Subscription | ListenerHandle] = []
         self.agent_state_log = (AgentStateLog(repository, clock, metrics, self._pending)
@@ -328,6 +333,15 @@ class Engine(Service):
         if name == "BlindTransfer":
             self._transferred(msg, now)
             return
+        if name == "VarSet":
+            fields = msg.fields
+            linkedid, path = fields.get("Linkedid"), fields.get("Value")
+            if fields.get("Variable") == "CC_RECORDING" and linkedid and path:
+                started = self._recordings.setdefault(linkedid, [])
+                if all(path != seen for seen, _, _ in started):
+                    by = agent_of_channel(fields.get("Channel") or "")  # the lab's numbers are Local/<digits>@ too
+                    started.append((path, by if by in self.settings.people else None, now))
+            return
         if name not in ("QueueCallerJoin", "AgentComplete", "AgentConnect", "AgentCalled"):
             return
         fields = msg.fields
@@ -410,6 +424,7 @@ class Engine(Service):
                 self._connected_agent.pop(fact.linkedid, None)
                 self._transfers.pop(fact.linkedid, None)
                 self._first_stay.pop(fact.linkedid, None)
+                self._recordings.pop(fact.linkedid, None)
         elif isinstance(fact, StateAnomaly):
             _log.warn("call.anomaly {fact}", fact=fact)
         for listener in list(self.fact_listeners):
@@ -508,6 +523,8 @@ class Engine(Service):
         last_stay = self._queue_stay(call)
         stay = self._first_stay.pop(call.linkedid, None) or last_stay
         transfers = self._transfers.pop(call.linkedid, None)
+        recordings = self._recordings.pop(call.linkedid, None) or (
+            [(variables["CC_RECORDING"], None, call.started_at)] if variables.get("CC_RECORDING") else [])
         wait = hold_time if hold_time is not None else (
             _float(variables.get("QUEUEWAIT")) if variables.get("QUEUEWAIT") else None)
         if wait is None and stay is not None:
@@ -546,9 +563,10 @@ class Engine(Service):
             self.records_written += 1
             _log.info("record.written ticket={ticket} phone={phone} talk={talk}",
                       ticket=record.ticket_number, phone=record.phone, talk=record.talk_seconds)
-            path = variables.get("CC_RECORDING")
-            if path:
-                self._track(self._add_recording_later(record, path, started, agent or record.agent_id))
+            for index, (path, by, at) in enumerate(recordings):
+                # the call's own recording starts with the call; another one (a transfer's) when it did
+                since = started if index == 0 else _utc(at)
+                self._track(self._add_recording_later(record, path, since, by or agent or record.agent_id))
             number = variables.get("CC_CALLBACK")
             if number:
                 for listener in self.callback_listeners:

@@ -99,3 +99,37 @@ def test_the_agent_hands_the_caller_on_and_the_record_follows(transfer_lab: Engi
     assert abs(recording.duration_seconds - answered_seconds) <= 1.5, (recording.duration_seconds, answered_seconds)
     sample: Any = services.registry.get_sample_value
     assert sample("callcenter_transfers_total", {"queue": "outbound", "result": "done"}) == 1.0
+
+
+def test_an_agents_own_call_handed_on_is_recorded_to_its_end(transfer_lab: EngineServices,
+                                                             reactor_thread: ReactorThread) -> None:
+    """Agent 2101 calls a customer (recorded on 2101's own channel) and hands them on to the
+    hotline: the customer's channel starts its own recording, and the one record has both
+    files, 2101's part and 1001's."""
+    services, rt = transfer_lab, reactor_thread
+    engine = services.engine
+    assert engine.repository is not None
+    for name, value in (("SIM_RING_MIN", 1), ("SIM_RING_MAX", 1), ("SIM_TALK_MIN", 25), ("SIM_TALK_MAX", 25)):
+        rt.call(services.ami.send, actions.setvar(name, value), timeout=10)
+    _log_in(services, rt, "1001", "hotline", 5)
+    _log_in(services, rt, "2101", "outbound", 60)
+    rt.call(engine.agent_service.call, "2101", "19900030017", name="Lab customer", timeout=10)
+    rt.wait_for(lambda: engine.agents.state_of("2101").value == "on_call", timeout=15,
+                message="agent 2101 never on their own call")
+    time.sleep(4)  # the customer answers after 1 s
+    rt.call(engine.agent_service.transfer, "2101", "hotline", timeout=10)
+    rt.wait_for(lambda: engine.agents.state_of("1001").value == "on_call", timeout=20,
+                message="agent 1001 never got the customer")
+    rt.wait_for(lambda: engine.records_written >= 1, timeout=40, message="no call record written")
+    rt.wait_for(lambda: engine.writes_pending == 0, timeout=10, message="record writes still pending")
+    (record,) = rt.call(engine.repository.list_recent_call_records, limit=5)
+    assert (record.direction, record.phone, record.agent_id) == ("outbound", "19900030017", "1001"), record
+    (hop_text,) = record.transfers
+    assert parse_hop(hop_text)[:2] == ("2101", "hotline")
+    assert (record.queue, record.queue_result) == ("hotline", "answered")
+    recordings = rt.call(engine.repository.list_recordings_for_call, record.id)
+    assert sorted(r.agent_id for r in recordings) == ["1001", "2101"], recordings
+    first, second = sorted(recordings, key=lambda r: r.started_at)
+    assert first.agent_id == "2101" and second.agent_id == "1001"
+    assert all(Path(r.path).exists() and r.size_bytes > 44 for r in recordings), recordings
+    assert 3 <= first.duration_seconds and 4 <= second.duration_seconds, recordings

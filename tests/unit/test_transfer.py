@@ -303,3 +303,68 @@ def test_a_failed_transfer_is_counted_and_leaves_the_record_alone() -> None:
     ami.events[0](_message(LAB_BLIND_TRANSFER, Result="Fail", Extension="queue-nowhere"))
     assert engine.transfers_of("1796576755.0") == ()
     assert registry.get_sample_value("callcenter_transfers_total", {"queue": "other", "result": "failed"}) == 1.0
+
+
+def _wav(path: Path, seconds: float) -> None:
+    import wave
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"\0\0" * int(8000 * seconds))
+
+
+def test_an_agents_own_call_handed_on_keeps_both_recordings(sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    """2101's own call records on 2101's channel; handed on to the hotline, the customer's
+    channel records the rest (dialplans/transfer.conf). The record gets both files, each
+    with the agent whose part it is and when it started."""
+    clock = Clock()
+    clock.advance(1_795_400_000)
+    ami = _FakeAmi()
+    repository = SyncRepository(sessions)
+    engine = Engine(load_settings(ROOT / "config"), ami, repository, EngineMetrics(CollectorRegistry()),  # type: ignore[arg-type]
+                    clock, RecordingPaths("/srv/rec", tmp_path))
+    engine.startService()
+    send = ami.events[0]
+    agent = {"Channel": "PJSIP/agent2101-00000001", "Uniqueid": "9.1", "Linkedid": "9.1", "CallerIDNum": "2101",
+             "CallerIDName": "Agent 2101", "Context": "agent-dial", "Exten": "13800138000"}
+    customer = {**agent, "Channel": "PJSIP/pstn-00000002", "Uniqueid": "9.2", "CallerIDNum": "13800138000"}
+    send(_event(Event="Newchannel", ChannelState="6", ChannelStateDesc="Up", **agent))
+    for name, value in (("CC_DIRECTION", "outbound"), ("CC_PHONE", "13800138000"),
+                        ("CC_RECORDING", "/srv/rec/20261206/9.1.wav")):
+        send(_event(Event="VarSet", Variable=name, Value=value, **agent))
+    send(_event(Event="UserEvent", UserEvent="AgentDial", Agent="2101", Phone="13800138000", **agent))
+    send(_event(Event="Newchannel", ChannelState="6", ChannelStateDesc="Up", **customer))
+    for channel in (agent, customer):
+        send(_event(Event="BridgeEnter", BridgeUniqueid="b1", BridgeType="basic", **channel))
+    clock.advance(30)
+    send(_message(LAB_BLIND_TRANSFER, TransfererChannel=agent["Channel"], TransfererLinkedid="9.1",
+                  TransfereeUniqueid="9.2", TransfereeLinkedid="9.1", Extension="queue-hotline"))
+    for channel in (agent, customer):
+        send(_event(Event="BridgeLeave", BridgeUniqueid="b1", BridgeType="basic", **channel))
+    send(_event(Event="Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}, **agent))
+    send(_event(Event="VarSet", Variable="CC_RECORDING", Value="/srv/rec/20261206/9.2.wav", **customer))
+    send(_event(Event="QueueCallerJoin", Queue="hotline", Uniqueid="9.2", Position="1", Count="1"))
+    clock.advance(5)
+    member = {**customer, "Channel": "PJSIP/agent1001-00000003", "Uniqueid": "9.3", "CallerIDNum": "1001"}
+    send(_event(Event="QueueCallerLeave", Queue="hotline", Uniqueid="9.2", Count="0"))
+    send(_event(Event="Newchannel", ChannelState="6", ChannelStateDesc="Up", **member))
+    send(_event(Event="AgentConnect", Queue="hotline", HoldTime="5", Interface="PJSIP/agent1001", **customer))
+    for channel in (customer, member):
+        send(_event(Event="BridgeEnter", BridgeUniqueid="b2", BridgeType="basic", **channel))
+    clock.advance(20)
+    _wav(tmp_path / "20261206/9.1.wav", 30.0)
+    _wav(tmp_path / "20261206/9.2.wav", 25.0)
+    for channel in (member, customer):
+        send(_event(Event="BridgeLeave", BridgeUniqueid="b2", BridgeType="basic", **channel))
+        send(_event(Event="Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}, **channel))
+    clock.advance(engine.recording_settle_seconds)
+    [record] = in_tx(sessions, repo.list_recent_call_records)
+    assert (record.agent_id, record.transfers, record.queue, record.wait_seconds, record.talk_seconds) == (
+        "1001", ("2101>hotline@30",), "hotline", 5, 50)
+    recordings = in_tx(sessions, repo.list_recordings_for_call, record.id)
+    assert [(Path(r.path).name, r.agent_id, r.duration_seconds) for r in sorted(recordings, key=lambda r: r.id)] == [
+        ("9.1.wav", "2101", 30.0), ("9.2.wav", "1001", 25.0)]
+    first, second = sorted(recordings, key=lambda r: r.id)
+    assert (second.started_at - first.started_at).total_seconds() == 30
