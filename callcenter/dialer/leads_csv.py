@@ -15,13 +15,12 @@ no row of such a file can be trusted.
 
 from __future__ import annotations
 
-import codecs
 import csv
-import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
+from callcenter.csvfile import clean_header, csv_records, open_text
 from callcenter.storage.dialer_records import DUPLICATE_REASON, LeadRow, RowProblem
 from callcenter.storage.records import InvalidFieldError
 
@@ -44,36 +43,8 @@ COLUMN_ALIASES: Final[dict[str, str]] = {
 }
 """Header names (compared case-insensitively, blanks trimmed) of the known columns."""
 
-_UNSAFE_ENCODINGS: Final = ("utf_16", "utf_32")
-
-
 class LeadFileError(ValueError):
     """The lead file as a whole cannot be read; the message starts with ``FILE:LINE:``."""
-
-
-def _clean_header(cell: str) -> str:
-    return cell.lstrip("\ufeff").strip()
-
-
-def _records(lines: Iterable[str]) -> Iterator[tuple[int, list[str] | csv.Error]]:
-    """(first physical line, fields or the CSV error) of each record, blank lines skipped.
-
-    The reader is strict (a stray quote is an error, not silently merged text); after an
-    error it carries on with the next line.
-    """
-    reader = csv.reader(iter(lines), strict=True)
-    previous = 0
-    while True:
-        start = previous + 1
-        try:
-            fields: list[str] | csv.Error = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            fields = exc
-        previous = reader.line_num
-        if fields:
-            yield start, fields
 
 
 def parse_leads_csv(lines: Iterable[str], source: str) -> tuple[list[LeadRow], list[RowProblem]]:
@@ -83,7 +54,7 @@ def parse_leads_csv(lines: Iterable[str], source: str) -> tuple[list[LeadRow], l
     invalid phone, an over-long name or an unknown time zone are problems; so is a phone
     seen earlier in the file (reported at the later line, naming the first one).
     """
-    rows = _records(lines)
+    rows = csv_records(lines)
     header_line, header = next(rows, (1, []))
     if isinstance(header, csv.Error):
         raise LeadFileError(f"{source}:{header_line}: header: not valid CSV: {header}")
@@ -92,7 +63,7 @@ def parse_leads_csv(lines: Iterable[str], source: str) -> tuple[list[LeadRow], l
     columns: list[str] = []
     seen: dict[str, str] = {}
     for cell in header:
-        title = _clean_header(cell)
+        title = clean_header(cell)
         column = COLUMN_ALIASES.get(title.lower(), title)
         if not column:
             raise LeadFileError(f"{source}:{header_line}: header: column {len(columns) + 1} has no name")
@@ -150,18 +121,4 @@ def read_leads_file(path: Path, *, encoding: str = "utf-8") -> tuple[list[LeadRo
     ASCII-compatible encoding such as ``gb18030`` (files from Chinese lead vendors).
     Bytes that do not decode raise :class:`LeadFileError` naming the line.
     """
-    try:
-        codec = codecs.lookup(encoding)
-    except LookupError as exc:
-        raise LeadFileError(f"{path}: encoding: unknown encoding {encoding!r}") from exc
-    if codec.name.replace("-", "_").startswith(_UNSAFE_ENCODINGS):
-        raise LeadFileError(f"{path}: encoding: {encoding} is not supported; save the file as UTF-8")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig" if codec.name == "utf-8" else codec.name)
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise LeadFileError(
-            f"{path}:{line}: not valid {encoding}: byte {data[exc.start]:#04x} cannot be decoded"
-            " (try --encoding gb18030 or utf-8)") from exc
-    return parse_leads_csv(io.StringIO(text.lstrip("\ufeff"), newline=""), str(path))
+    return parse_leads_csv(open_text(path, encoding, LeadFileError), str(path))
