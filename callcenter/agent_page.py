@@ -100,6 +100,8 @@ class AgentView:
     """When the page was made: a follow-up due before it is overdue."""
     today: AgentTime | None = None
     """Where the agent's time went today so far (None: not logged in today, or not read)."""
+    history: Sequence[CallRecord] = ()
+    """The caller's earlier calls (the customer's, else the number's), newest first."""
     transfer_queues: Sequence[str] = ()
     """Queues the agent may hand a call on to (shown while they talk)."""
     transfers: Sequence[str] = ()
@@ -185,6 +187,37 @@ def describe_hops(hops: Sequence[str]) -> str:
             continue
         described.append(f"{agent or 'a phone'} to {target} at {clock_time(offset)}")
     return "; ".join(described)
+
+
+def _history(view: AgentView, tz: ZoneInfo) -> str:
+    """The caller's earlier calls: when, the ticket, who took it, what came of it."""
+    rows = ["<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in (
+        _local(r.started_at, tz), r.ticket_number, r.direction, r.agent_id or "-", r.outcome or "-",
+        (r.description[:80] + "...") if len(r.description) > 80 else r.description or "-",
+        "-" if r.csat is None else str(r.csat))) + "</tr>" for r in view.history]
+    return html_table(("When", "Ticket", "Direction", "Agent", "Outcome", "Notes", "CSAT"), rows,
+                      "No earlier calls from this caller.")
+
+
+def _crm_form(view: AgentView, record: CallRecord) -> str:
+    """Save a new caller to the CRM (linking this call), or change a known customer's notes."""
+    agent = quote(view.agent.id)
+    customer = view.customer
+    if customer is not None:
+        return (f'<form method="post" action="/agent/{agent}/customer">'
+                f'<input type="hidden" name="customer_id" value="{customer.id}">'
+                f'<label>Customer notes <textarea name="notes" rows="2">{escape(customer.notes)}</textarea></label>'
+                + _text_input("email", "Email", customer.email)
+                + "<button>Save the customer</button></form>")
+    if not record.phone:
+        return ""
+    return (f'<form method="post" action="/agent/{agent}/customer">'
+            f'<input type="hidden" name="ticket" value="{escape(record.ticket_number)}">'
+            f'<input type="hidden" name="phone" value="{escape(record.phone)}">'
+            + _text_input("name", "Name", record.customer_name, " required")
+            + _text_input("email", "Email", None)
+            + '<label>Customer notes <textarea name="notes" rows="2"></textarea></label>'
+            f"<button>Add {escape(record.phone)} to the CRM</button></form>")
 
 
 def _text_input(name: str, label: str, value: str | None, extra: str = "") -> str:
@@ -328,6 +361,9 @@ def render_agent_page(view: AgentView) -> str:
             parts.append(f"<h2>Customer: {escape(record.customer_name)}</h2><p>Not in the CRM yet.</p>")
         else:
             parts.append("<h2>Customer</h2><p>Not in the CRM: a new caller.</p>")
+        parts.append(_crm_form(view, record))
+        parts.append("<h2>Earlier calls</h2>")
+        parts.append(_history(view, tz))
         parts.append(_call_button(view, record.phone, record.customer_name, record.customer_id,
                                   f"Call {record.phone} back"))
         if view.sms and record.phone:

@@ -525,9 +525,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     dialer_cli.register(sub)
 
-    from callcenter import reports_cli
+    from callcenter import crm_cli, reports_cli
 
     reports_cli.add_parser(sub, _settings)
+    crm_cli.add_parser(sub, _settings)
 
     try:
         from callcenter.staffing import cli as staffing_cli

@@ -192,7 +192,6 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
     )
     from callcenter.lab.rootfs import default_cache_dir, provision_rootfs
     from callcenter.service import make_service
-    from callcenter.storage.records import NewCustomer
 
     cache = settings.lab.cache_dir or default_cache_dir()
     if settings.lab.asterisk == "host":
@@ -253,8 +252,14 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
              f"API http://127.0.0.1:{services.http_port}/api/health, metrics :{services.metrics_port}")
         repo = engine.repository
         assert repo is not None
-        customer = await repo.create_customer(NewCustomer(phone=KNOWN_CUSTOMER[0], name=KNOWN_CUSTOMER[1], vip=True))
-        _say(f"CRM: known customer {customer.name} ({customer.phone}), VIP")
+        status, body = await _api(reactor, services, "POST", "customers", {
+            "phone": KNOWN_CUSTOMER[0], "name": KNOWN_CUSTOMER[1], "vip": True, "notes": "prefers mornings"})
+        if status != 200:
+            _say(f"FAILED: POST /api/customers: HTTP {status} {body}")
+            return 1
+        customer_id = body["customer"]["id"]
+        _say(f"CRM: known customer {KNOWN_CUSTOMER[1]} ({KNOWN_CUSTOMER[0]}), VIP, added as customer {customer_id} "
+             "(POST /api/customers)")
         for agent in DEMO_AGENTS:
             penalty = settings.agent(agent).queues.get("hotline", 0)
             await services.ami.send(actions.command(f"devstate change Custom:agent{agent} NOT_INUSE"))
@@ -389,6 +394,14 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
              f"{describe_hops(kept.transfers)}, the caller's wait {kept.wait_seconds} s in {kept.queue}, "
              f"rated {kept.csat}")
         await engine.agent_service.logout(TRANSFER_AGENT)
+        status, body = await _api(reactor, services, "GET", f"customers/{customer_id}")
+        known_calls = body.get("calls", []) if status == 200 else []
+        if not known_calls:
+            _say(f"FAILED: GET /api/customers/{customer_id}: HTTP {status} {body}")
+            return 1
+        _say(f"CRM (GET /api/customers/{customer_id}): {body['customer']['name']}'s calls today: "
+             + ", ".join(f"{c['ticket_number']} with agent {c['agent_id']}" for c in known_calls)
+             + "; the next call's screen pop lists them")
         if not await _quality_review(reactor, services):
             return 1
         if not await _faxes(reactor, services, runtime, instance):

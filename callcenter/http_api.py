@@ -61,6 +61,9 @@ Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/403/404):
   ``{"lead": null}`` when none is due; ``POST /api/agents/<id>/dial``: dial it (the agent's
   phone rings first); ``POST /api/agents/<id>/skip`` with ``{"reason": ..., "retry_minutes":
   60}``: do not dial it (the lead waits again, the attempt is not counted);
+* ``GET /api/customers?q=TEXT``, ``GET /api/customers/<id>`` (with the customer's last calls),
+  ``POST /api/customers`` (a new customer; ``ticket`` links that call) and
+  ``POST /api/customers/<id>`` (changes): the CRM (docs/crm.md);
 * ``POST /api/supervisor/spy`` with ``{"supervisor": ID, "agent": ID, "mode": "listen"|"whisper"|"barge"}``
   (403 when the supervisor may not spy on that agent, 409 when the agent is not on a call).
 """
@@ -92,6 +95,7 @@ from callcenter.agents import AgentError
 from callcenter.ami.client import AmiActionFailed
 from callcenter.call_log import call_log_csv
 from callcenter.commission import commission_report
+from callcenter.crm import customer_body
 from callcenter.dialer.campaign import zone
 from callcenter.dialer.handout import (
     HandOut,
@@ -143,12 +147,21 @@ from callcenter.settings import AgentSettings, Settings
 from callcenter.sms.service import SmsService
 from callcenter.sms.text import TemplateError
 from callcenter.storage import agent_time as agent_time_store
+from callcenter.storage import crm as crm_store
 from callcenter.storage import dialer as dialer_store
 from callcenter.storage import sms as sms_store
 from callcenter.storage.dialer_records import LeadHolding
-from callcenter.storage.records import CallRecord, InvalidFieldError, canonical_phone
+from callcenter.storage.records import (
+    CallRecord,
+    CustomerUpdate,
+    InvalidFieldError,
+    NewCustomer,
+    canonical_phone,
+)
 from callcenter.storage.repository import (
+    ConflictError,
     NotFoundError,
+    Repository,
     call_records_between,
     list_recordings_for_call,
 )
@@ -163,10 +176,20 @@ from callcenter.web_access import (
     check_password,
     hash_password,
     password_change_problem,
+    vip_refusal,
 )
 from callcenter.web_guard import caller_of, person_of
 
 __all__ = ["ApiError", "ApiResource"]
+
+CUSTOMER_CALLS = 10
+"""How many of a customer's earlier calls the screen pop and the customer's page show."""
+
+
+def _customer_id(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise ApiError(400, f"expected a customer id (a whole number), got {text!r}", "id")
+    return int(text)
 
 _T = TypeVar("_T")
 
@@ -467,6 +490,9 @@ class ApiResource(Resource):
         try:
             body = self._json_body(request)
             _act_as_signed_in(request, path, body)
+            why_not = vip_refusal(caller_of(request), path, body)
+            if why_not is not None:
+                raise ApiError(403, why_not, "vip")
         except ApiError as exc:
             return self._error(request, exc)
         result = maybeDeferred(self._post, path, body)
@@ -529,6 +555,8 @@ class ApiResource(Resource):
             return self._sms_broadcast(body)
         if len(path) == 3 and path[0] == "dialer" and path[2] in ("handout", "takeback"):
             return self._handout(path[1], path[2], body)
+        if path and path[0] == "customers" and len(path) <= 2:
+            return self._save_customer(path[1] if len(path) == 2 else None, body)
         if path == ["supervisor", "spy"]:
             spying = engine.supervisor.spy(self._field(body, "supervisor"), self._field(body, "agent"),
                                            self._field(body, "mode"))
@@ -689,6 +717,8 @@ class ApiResource(Resource):
             if self.fax is None:
                 raise ApiError(404, "the fax service is not running")
             return self.fax.recent(_int_arg(request, "limit", 50, 1, 1000)).addCallback(lambda faxes: {"faxes": faxes})
+        if path and path[0] == "customers" and len(path) <= 2:
+            return self._customers(path[1] if len(path) == 2 else None, request)
         if path and path[0] == "call-records":
             repo = engine.repository
             if repo is None:
@@ -835,8 +865,49 @@ class ApiResource(Resource):
         return repo.follow_ups_due(agent, until=until).addCallback(
             lambda due: {"agent": agent, "until": until, "follow_ups": due})
 
+    def _customers(self, customer: str | None, request: Request) -> Deferred[Any]:
+        """``GET /api/customers?q=`` (a number or part of a name) and ``GET /api/customers/<id>``
+        (the customer and their last calls; docs/crm.md)."""
+        repo = self._repo()
+        if customer is None:
+            text = _arg(request, "q") or ""
+            return repo.run(crm_store.search_customers, text, limit=_int_arg(request, "limit", 20, 1, 1000)).addCallback(
+                lambda found: {"customers": found})
+        customer_id = _customer_id(customer)
+
+        def with_calls(found: Any) -> Any:
+            if found is None:
+                raise ApiError(404, f"no customer {customer_id}", "id")
+            return repo.run(crm_store.customer_history, customer_id=found.id, phone=found.phone,
+                            limit=_int_arg(request, "limit", CUSTOMER_CALLS, 1, 1000)).addCallback(
+                lambda calls: {"customer": found, "calls": calls})
+
+        return repo.get_customer(customer_id).addCallback(with_calls)
+
+    def _save_customer(self, customer: str | None, body: dict[str, Any]) -> Deferred[Any]:
+        """``POST /api/customers`` (a new customer; ``ticket`` links that call to them) and
+        ``POST /api/customers/<id>`` (changes; docs/crm.md)."""
+        repo = self._repo()
+        if customer is None:
+            ticket = body.pop("ticket", None)
+            if ticket is not None and (not isinstance(ticket, str) or not ticket):
+                raise ApiError(400, f"expected a ticket number, got {ticket!r}", "ticket")
+            new = customer_body(body, new=True)
+            assert isinstance(new, NewCustomer)
+            return repo.run(crm_store.save_caller, new, ticket=ticket).addCallback(lambda saved: {"customer": saved})
+        changes = customer_body(body, new=False)
+        assert isinstance(changes, CustomerUpdate)
+        return repo.update_customer(_customer_id(customer), changes).addCallback(lambda saved: {"customer": saved})
+
+    def _repo(self) -> Repository:
+        repo = self.engine.repository
+        if repo is None:
+            raise ApiError(503, "no database configured")
+        return repo
+
     def _screen_pop(self, agent: str) -> Deferred[Any]:
-        """The call last offered to ``agent``: its call record and the CRM customer."""
+        """The call last offered to ``agent``: its call record, the CRM customer and the
+        caller's earlier calls."""
         engine = self.engine
         repo = engine.repository
         if repo is None:
@@ -849,10 +920,12 @@ class ApiResource(Resource):
         def with_customer(record: Any) -> Any:
             if record is None:
                 raise ApiError(404, f"no call record for the call offered to agent {agent!r}", "agent")
-            if record.customer_id is None:
-                return {"call_record": record, "customer": None}
-            return repo.get_customer(record.customer_id).addCallback(
-                lambda customer: {"call_record": record, "customer": customer})
+            customer: Deferred[Any] = (succeed(None) if record.customer_id is None
+                                       else repo.get_customer(record.customer_id))
+            calls = repo.run(crm_store.customer_history, customer_id=record.customer_id, phone=record.phone,
+                             exclude_id=record.id, limit=CUSTOMER_CALLS)
+            return gatherResults([customer, calls], consumeErrors=True).addCallback(
+                lambda found: {"call_record": record, "customer": found[0], "calls": found[1]})
 
         return record_d.addCallback(with_customer)
 
@@ -869,6 +942,9 @@ class ApiResource(Resource):
             self._finish(request, 403, {"error": str(failure.value), "field": None})
         elif failure.check(NotFoundError):
             self._finish(request, 404, {"error": str(failure.value), "field": None})
+        elif failure.check(ConflictError):
+            conflict = str(failure.value)
+            self._finish(request, 409, {"error": conflict, "field": conflict.split(":", 1)[0] or None})
         elif failure.check(AgentNotOnCall):
             self._finish(request, 409, {"error": str(failure.value), "field": "agent"})
         elif failure.check(TransferRefused):
@@ -1027,19 +1103,21 @@ class AgentPage(_Page):
 
         def with_customer(record: CallRecord | None) -> Any:
             if record is None:
-                return (None, None, None)
+                return (None, None, None, [])
             customer: Deferred[Any] = (succeed(None) if record.customer_id is None
                                        else repo.get_customer(record.customer_id))
             listed: Deferred[Any] = (succeed(None) if not record.phone
                                      else repo.run(dialer_store.dnc_entry, record.phone))
-            return gatherResults([customer, listed], consumeErrors=True).addCallback(
+            history = repo.run(crm_store.customer_history, customer_id=record.customer_id, phone=record.phone,
+                               exclude_id=record.id, limit=CUSTOMER_CALLS)
+            return gatherResults([customer, listed, history], consumeErrors=True).addCallback(
                 lambda found: (record, *found))
 
         def show(results: list[Any]) -> None:
-            (record, customer, do_not_call), (follow_ups, listed), today = results
+            (record, customer, do_not_call, history), (follow_ups, listed), today = results
             self._send(request, 200, render_agent_page(dataclasses.replace(
-                view, record=record, customer=customer, do_not_call=do_not_call, follow_ups=follow_ups,
-                do_not_call_numbers=frozenset(listed), today=today[0] if today else None)))
+                view, record=record, customer=customer, do_not_call=do_not_call, history=history,
+                follow_ups=follow_ups, do_not_call_numbers=frozenset(listed), today=today[0] if today else None)))
 
         def with_dnc(follow_ups: list[CallRecord]) -> Any:
             phones = [r.phone for r in follow_ups if r.phone]
@@ -1052,7 +1130,7 @@ class AgentPage(_Page):
             self._send(request, 200, render_agent_page(
                 dataclasses.replace(view, error="the call record could not be read; try again")))
 
-        popped: Deferred[Any] = (succeed((None, None, None)) if linkedid is None else
+        popped: Deferred[Any] = (succeed((None, None, None, [])) if linkedid is None else
                                  engine.open_record(linkedid, agent.id).addCallback(current).addCallback(with_customer))
         tz = ZoneInfo(engine.settings.site.timezone)
         due = repo.follow_ups_due(agent.id, until=_end_of_today(now, tz)).addCallback(with_dnc)
@@ -1093,6 +1171,8 @@ class AgentPage(_Page):
             customer = form.get("customer_id", "").strip()
             return service.call(agent.id, phone, name=name, customer_id=int(customer) if customer.isdigit() else None
                                 ).addCallback(lambda _: f"your phone rings: pick it up and {name or phone} is called")
+        if action == "customer":
+            return self._save_customer(agent, form)
         if action == "transfer":
             queue = form.get("queue", "").strip()
             return service.transfer(agent.id, queue).addCallback(
@@ -1107,6 +1187,25 @@ class AgentPage(_Page):
 
             return text_ticket(self.engine, self.sms, ticket, agent.id).addCallback(said)
         raise ApiError(404, f"no agent action {action!r}")
+
+    def _save_customer(self, agent: AgentSettings, form: dict[str, str]) -> Deferred[str]:
+        """The screen pop's CRM form: a new caller (linked to the call) or a customer's notes."""
+        repo = self.engine.repository
+        if repo is None:
+            raise ApiError(503, "no database configured")
+        fields: dict[str, Any] = {k: form[k] for k in ("name", "phone", "email", "notes") if k in form}
+        if fields.get("email", "").strip() == "":
+            fields.pop("email", None)
+        customer = form.get("customer_id", "").strip()
+        if customer:
+            changes = customer_body({**fields, "email": form.get("email") or None}, new=False)
+            assert isinstance(changes, CustomerUpdate)
+            return repo.update_customer(_customer_id(customer), changes).addCallback(
+                lambda saved: f"customer {saved.name} saved")
+        new = customer_body(fields, new=True)
+        assert isinstance(new, NewCustomer)
+        return repo.run(crm_store.save_caller, new, ticket=form.get("ticket") or None).addCallback(
+            lambda saved: f"{saved.name} ({saved.phone}) is in the CRM now: their calls pop up with their record")
 
     def _preview(self, agent: AgentSettings, action: str, form: dict[str, str]) -> Deferred[str]:
         dialer = _running(self.dialer)

@@ -32,7 +32,7 @@ from callcenter.reports import (
 )
 
 __all__ = ["add_parser", "agent_time_json", "agent_time_rows", "format_agent_time", "format_commission", "format_qa",
-           "format_table", "run", "run_agent_time", "run_commission", "run_qa", "run_records"]
+           "format_table", "on_database", "run", "run_agent_time", "run_commission", "run_qa", "run_records"]
 
 _T = TypeVar("_T")
 
@@ -156,7 +156,7 @@ def _period(args: argparse.Namespace, settings: Any, now: datetime) -> ReportPer
         return None
 
 
-def _read(settings: Any, function: Callable[..., _T], **kwargs: Any) -> _T:
+def on_database(settings: Any, function: Callable[..., _T], **kwargs: Any) -> _T:
     """``function(session, **kwargs)`` on the configured database (migrated first)."""
     from callcenter.service import database_url
     from callcenter.storage.db import (
@@ -192,7 +192,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         return 2
     first, last = span.first, span.last
     targets, wrapups = queue_targets(settings.queues)
-    lines = _read(settings, call_report, report_period=span, by=args.by, now=now, fcr_days=args.fcr_days,
+    lines = on_database(settings, call_report, report_period=span, by=args.by, now=now, fcr_days=args.fcr_days,
                   service_level_seconds=targets, wrapup_seconds=wrapups)
     if args.csv is not None:
         _write_csv(args.csv, _COLUMNS, (_flat(line) for line in lines))
@@ -225,7 +225,7 @@ def run_commission(args: argparse.Namespace, settings: Any) -> int:
     span = _period(args, settings, datetime.now(UTC))
     if span is None:
         return 2
-    sales = _read(settings, report_sales, since=span.start, until=span.end)
+    sales = on_database(settings, report_sales, since=span.start, until=span.end)
     lines, totals = commission_report(sales, settings.commission, settings.agents)
     if args.csv is not None:
         _write_csv(args.csv, ("payee", "share", "rate", "sales", "basis", "amount"),
@@ -260,7 +260,7 @@ def run_qa(args: argparse.Namespace, settings: Any) -> int:
     span = _period(args, settings, datetime.now(UTC))
     if span is None:
         return 2
-    lines = qa_summary(_read(settings, list_qa_reviews, since=span.start, until=span.end), settings.qa.scorecard)
+    lines = qa_summary(on_database(settings, list_qa_reviews, since=span.start, until=span.end), settings.qa.scorecard)
     if args.json:
         print(json.dumps({"from": span.first.isoformat(), "to": span.last.isoformat(),
                           "lines": [asdict(line) for line in lines]}, indent=2))
@@ -323,7 +323,7 @@ def run_agent_time(args: argparse.Namespace, settings: Any) -> int:
     if span is None:
         return 2
     tz = ZoneInfo(settings.site.timezone)
-    lines = _read(settings, agent_time_report, start=span.start, end=span.end, now=now)
+    lines = on_database(settings, agent_time_report, start=span.start, end=span.end, now=now)
     if args.csv is not None:
         _write_csv(args.csv, AGENT_TIME_COLUMNS, agent_time_rows(lines, settings.people, tz))
     if args.json:
@@ -359,7 +359,7 @@ def run_records(args: argparse.Namespace, settings: Any) -> int:
             return 2
         agents = {args.agent} if agents is None else agents & {args.agent}
     tz = ZoneInfo(settings.site.timezone)
-    records = _read(settings, call_records_between, since=span.start, until=span.end, agents=agents)
+    records = on_database(settings, call_records_between, since=span.start, until=span.end, agents=agents)
     if args.json:
         print(json.dumps([call_log_row(record, tz, settings.people) for record in records], ensure_ascii=False,
                          indent=2))

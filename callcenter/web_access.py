@@ -33,6 +33,7 @@ __all__ = [
     "OPEN_PATHS", "Caller", "Credentials", "PasswordHashError", "SignInError", "SignInThrottle",
     "VerifiedPasswords", "actor_field", "actor_refusal", "check_password", "client_address", "cross_site_refusal",
     "hash_password", "new_password", "password_change_problem", "password_problem", "read_authorization", "refusal",
+    "vip_refusal",
 ]
 
 SCHEME: Final = "scrypt"
@@ -331,7 +332,7 @@ def refusal(caller: Caller, people: Mapping[str, AgentSettings], method: str, pa
     - ``/api/agents/<id>/<action>``: the agent; log in, out, pause and the screen pop
       also whoever oversees them;
     - agents also: the live queues, the agents list, a disposition, texting a caller the
-      ticket, sending a fax;
+      ticket, sending a fax, the CRM's customers (looking up, adding, editing);
     - everything else (reports, call records, the dialer, SMS lists, QA): team leads and
       managers; whose action it is, and whether they may take it, is the route's own rule.
     """
@@ -357,11 +358,27 @@ def refusal(caller: Caller, people: Mapping[str, AgentSettings], method: str, pa
             return _for_agent(person, people, rest[1], overseers=rest[2] in _OVERSEEN_ACTIONS)
         if (method, rest) in _AGENT_ROUTES:
             return None
+        if rest[:1] == ("customers",) and len(rest) <= 2:
+            return None  # the CRM: agents keep their callers' records (VIP aside: vip_refusal)
         if method == "POST" and len(rest) == 3 and rest[0] == "call-records" and rest[2] in _AGENT_RECORD_ACTIONS:
             return None
     if _is_staff(person):
         return None
     return f"{person.id} is an agent: /{'/'.join(segments)} is for team leads and managers"
+
+
+def vip_refusal(caller: Caller | None, path: Sequence[str], body: Mapping[str, object]) -> str | None:
+    """Why ``caller`` may not send ``body`` to the CRM's ``path`` (below /api), or None.
+
+    Agents add and edit customers; marking one VIP (their own greeting and a place ahead in
+    the hotline queue) is for team leads and managers.
+    """
+    segments = tuple(segment for segment in path if segment)
+    if caller is None or caller.person is None or segments[:1] != ("customers",) or "vip" not in body:
+        return None
+    if _is_staff(caller.person):
+        return None
+    return f"{caller.person.id} is an agent: marking a customer VIP is for team leads and managers"
 
 
 def actor_field(method: str, path: Sequence[str]) -> str | None:

@@ -100,6 +100,8 @@ def test_demo_places_real_calls_that_become_call_records_with_recordings(tmp_pat
         assert "language=1 main_menu=0" in row, row  # the caller's DTMF choices in the IVR
         assert " 5  language=1" in row, row  # the CSAT digit pressed in the post-call survey
     assert any("Zhang Wei" in row for row in rows), "the known caller was looked up in the CRM"
+    assert "CRM: known customer Zhang Wei (13800138000), VIP, added as customer 1 (POST /api/customers)" in out, out
+    assert "CRM (GET /api/customers/1): Zhang Wei's calls today: GD" in out, out
     pops = [line for line in out.splitlines() if "screen pop on agent" in line and ", IVR " in line]
     assert len(pops) == 3, out  # the call record exists while the agent's phone rings
     assert any("Zhang Wei 13800138000, IVR language=1 main_menu=0" in line for line in pops), pops

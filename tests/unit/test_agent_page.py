@@ -373,3 +373,48 @@ def test_the_agent_hands_the_caller_on_to_a_queue_from_the_page_or_the_api(sessi
                              ({"queue": "outbound", "agent": "2102"}, 400, "agent")]:
         status, body = post_json(api, [b"agents", b"2101", b"transfer"], bad)
         assert (status, body["field"]) == (code, field), body
+
+
+def test_the_screen_pop_shows_the_callers_earlier_calls_and_keeps_the_crm(sessions: sessionmaker[Session]) -> None:
+    """The customer's earlier calls, newest first, under the screen pop; the customer's notes
+    saved from it; a caller not in the CRM yet added from it, with this call linked
+    (docs/crm.md)."""
+    engine, record = _engine(sessions)
+    repo = engine.repository
+    page = AgentPage(engine)  # type: ignore[arg-type]
+    status, html = _get(page, "2101")
+    assert "<h2>Earlier calls</h2>" in html and "No earlier calls from this caller." in html
+    earlier = repo.create_call_record(NewCallRecord(
+        started_at=STARTED.replace(day=3), direction="outbound", phone="13800138000", agent_id="2201",
+        outcome="sale", description="bought the yearly plan"), site_prefix="GD").result
+    status, html = _get(page, "2101")
+    assert (f"<td>2026-12-03 10:00</td><td>{earlier.ticket_number}</td><td>outbound</td><td>2201</td><td>sale</td>"
+            "<td>bought the yearly plan</td><td>-</td>") in html
+    assert "<button>Save the customer</button>" in html and ">prefers mornings</textarea>" in html
+    status, query = _post(page, ["2101", "customer"], {"customer_id": str(record.customer_id),
+                                                        "notes": "prefers mornings; speaks Cantonese", "email": ""})
+    assert (status, query["msg"]) == (303, ["customer Zhang <Wei> saved"])
+    assert repo.get_customer(record.customer_id).result.notes == "prefers mornings; speaks Cantonese"
+    status, query = _post(page, ["2101", "customer"], {"customer_id": str(record.customer_id), "email": "bad"})
+    assert status == 303 and "email" in query["err"][0]
+
+    stranger = repo.create_call_record(NewCallRecord(
+        started_at=STARTED, direction="inbound", phone="13900000042", agent_id="2101", queue="hotline"),
+        site_prefix="GD").result
+    engine.screen_pops["2101"] = "stranger"
+    engine.open_record = lambda linkedid, agent: succeed(stranger)
+    status, html = _get(page, "2101")
+    assert "<button>Add 13900000042 to the CRM</button>" in html
+    assert f'<input type="hidden" name="ticket" value="{stranger.ticket_number}">' in html
+    status, query = _post(page, ["2101", "customer"], {"ticket": stranger.ticket_number, "phone": "13900000042",
+                                                        "name": "Li Na", "email": "", "notes": "new customer"})
+    assert (status, query["msg"]) == (303, ["Li Na (13900000042) is in the CRM now: their calls pop up with their record"])
+    linked = repo.get_call_record(stranger.id).result
+    customer = repo.get_customer(linked.customer_id).result
+    assert (customer.name, customer.phone, customer.notes, linked.customer_name) == (
+        "Li Na", "13900000042", "new customer", "Li Na")
+    status, html = _get(page, "2101")
+    assert "<h2>Customer: Li Na</h2>" in html and "<button>Save the customer</button>" in html
+    status, query = _post(page, ["2101", "customer"], {"ticket": stranger.ticket_number, "phone": "13900000042",
+                                                        "name": "Again"})
+    assert status == 303 and "already has 13900000042" in query["err"][0]

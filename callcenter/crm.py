@@ -1,0 +1,168 @@
+"""The CRM's customers: customer files, and the fields agents send (pure; docs/crm.md).
+
+A customer file is CSV with a header row naming a ``phone`` column and a ``name`` column
+(Chinese headers too: 电话, 手机, 姓名...); ``email`` (邮箱), ``vip`` (yes/no, 是/否, 1/0) and
+``notes`` (备注) are optional. A column the CRM has no field for refuses the file, naming
+it: an import never drops data silently. Each data row ends up either as a
+:class:`CustomerRow` or as a :class:`~callcenter.storage.dialer_records.RowProblem` naming its
+line, field and reason (``rows + problems == data rows``); a phone seen earlier in the file
+is a problem at the later line.
+
+:func:`customer_body` reads a web request's JSON body (``POST /api/customers``) into the
+fields of a new customer or of an update, naming the field at fault.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from callcenter.csvfile import clean_header, csv_records, open_text
+from callcenter.storage.dialer_records import DUPLICATE_REASON, RowProblem
+from callcenter.storage.records import (
+    UNSET,
+    CustomerUpdate,
+    InvalidFieldError,
+    NewCustomer,
+)
+
+__all__ = [
+    "COLUMN_ALIASES",
+    "CUSTOMER_FIELDS",
+    "CustomerFileError",
+    "CustomerRow",
+    "customer_body",
+    "parse_customers_csv",
+    "read_customers_file",
+]
+
+CUSTOMER_FIELDS: Final = ("name", "phone", "email", "vip", "notes")
+"""What the CRM keeps of a customer, and the columns of a customer file."""
+
+COLUMN_ALIASES: Final[dict[str, str]] = {
+    alias: column
+    for column, aliases in {
+        "phone": ("phone", "phone_number", "phonenumber", "mobile", "mobile_phone", "tel", "telephone", "number",
+                  "电话", "手机", "手机号", "手机号码", "电话号码", "号码"),
+        "name": ("name", "full_name", "customer", "customer_name", "姓名", "名字", "客户", "客户姓名"),
+        "email": ("email", "e-mail", "mail", "邮箱", "电子邮箱", "电子邮件"),
+        "vip": ("vip", "is_vip", "贵宾"),
+        "notes": ("notes", "note", "remarks", "comment", "comments", "备注", "说明"),
+    }.items()
+    for alias in aliases
+}
+"""Header names (compared case-insensitively, blanks trimmed) of the CRM's columns."""
+
+_YES: Final = frozenset({"yes", "y", "true", "1", "vip", "是", "x"})
+_NO: Final = frozenset({"no", "n", "false", "0", "", "否"})
+
+
+class CustomerFileError(ValueError):
+    """The customer file as a whole cannot be read; the message starts with ``FILE:LINE:``."""
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRow:
+    """One customer of a file, valid, with the line it starts on."""
+
+    line: int
+    customer: NewCustomer
+    raw: tuple[str, ...] = ()
+    """The row's fields as read: a rejects file keeps it whole."""
+
+
+def _vip(text: str) -> bool:
+    value = text.strip().lower()
+    if value in _YES:
+        return True
+    if value in _NO:
+        return False
+    raise InvalidFieldError("vip", f"expected yes or no (是/否, 1/0), got {text!r}")
+
+
+def parse_customers_csv(lines: Iterable[str], source: str) -> tuple[list[CustomerRow], list[RowProblem]]:
+    """Parse a customer file given as lines into customers and per-line problems.
+
+    ``source`` names the file in errors. A header without ``phone`` or ``name``, a
+    repeated column or one the CRM has no field for raises :class:`CustomerFileError`.
+    """
+    rows = csv_records(lines)
+    header_line, header = next(rows, (1, []))
+    if isinstance(header, csv.Error):
+        raise CustomerFileError(f"{source}:{header_line}: header: not valid CSV: {header}")
+    if not header:
+        raise CustomerFileError(f"{source}:1: empty file: a header row with name and phone columns is needed")
+    columns: list[str] = []
+    seen: dict[str, str] = {}
+    for cell in header:
+        title = clean_header(cell)
+        column = COLUMN_ALIASES.get(title.lower(), "")
+        if not column:
+            raise CustomerFileError(
+                f"{source}:{header_line}: header: column {title or len(columns) + 1!r} is not a CRM field "
+                f"(the CRM keeps {', '.join(CUSTOMER_FIELDS)}; remove or rename the column)")
+        if column in seen:
+            raise CustomerFileError(f"{source}:{header_line}: header: {title!r} repeats column {seen[column]!r}")
+        seen[column] = title
+        columns.append(column)
+    for needed in ("phone", "name"):
+        if needed not in seen:
+            raise CustomerFileError(
+                f"{source}:{header_line}: header: no {needed} column (found {', '.join(header)})")
+
+    customers: list[CustomerRow] = []
+    problems: list[RowProblem] = []
+    first_line: dict[str, int] = {}
+    for line, fields in rows:
+        if isinstance(fields, csv.Error):
+            problems.append(RowProblem(line, "row", f"not valid CSV: {fields}"))
+            continue
+        raw = tuple(fields)
+        if len(fields) != len(columns):
+            problems.append(RowProblem(line, "row", f"expected {len(columns)} columns, got {len(fields)}", raw))
+            continue
+        values = dict(zip(columns, fields, strict=True))
+        try:
+            customer = NewCustomer(
+                name=values["name"], phone=values["phone"], email=values.get("email") or None,
+                vip=_vip(values.get("vip", "")), notes=values.get("notes", "").strip())
+        except InvalidFieldError as exc:
+            problems.append(RowProblem(line, exc.field, exc.problem, raw))
+            continue
+        first = first_line.setdefault(customer.phone, line)
+        if first != line:
+            problems.append(RowProblem(line, "phone", f"{DUPLICATE_REASON} {first} ({customer.phone})", raw))
+            continue
+        customers.append(CustomerRow(line, customer, raw))
+    return customers, problems
+
+
+def read_customers_file(path: Path, *, encoding: str = "utf-8") -> tuple[list[CustomerRow], list[RowProblem]]:
+    """Read and parse a customer file (see :func:`parse_customers_csv`); ``encoding`` as for
+    lead files (``utf-8``, with or without a byte-order mark, or e.g. ``gb18030``)."""
+    return parse_customers_csv(open_text(path, encoding, CustomerFileError), str(path))
+
+
+def customer_body(body: Mapping[str, Any], *, new: bool) -> NewCustomer | CustomerUpdate:
+    """A web request's customer fields: all of ``name`` and ``phone`` (and any others) for a
+    new customer, any of them for an update. Unknown fields and bad values raise
+    :class:`InvalidFieldError` naming the field; an update that changes nothing too."""
+    for key in body:
+        if key not in CUSTOMER_FIELDS:
+            raise InvalidFieldError(str(key), f"not a customer field (fields: {', '.join(CUSTOMER_FIELDS)})")
+    if "vip" in body and not isinstance(body["vip"], bool):
+        raise InvalidFieldError("vip", f"must be true or false, got {body['vip']!r}")
+    if "notes" in body and not isinstance(body["notes"], str):
+        raise InvalidFieldError("notes", f"must be a string, got {body['notes']!r}")
+    if new:
+        for needed in ("name", "phone"):
+            if needed not in body:
+                raise InvalidFieldError(needed, "is required for a new customer")
+        return NewCustomer(name=body["name"], phone=body["phone"], email=body.get("email"),
+                           vip=body.get("vip", False), notes=body.get("notes", ""))
+    if not body:
+        raise InvalidFieldError("body", f"nothing to change (fields: {', '.join(CUSTOMER_FIELDS)})")
+    return CustomerUpdate(**{key: body.get(key, UNSET) for key in CUSTOMER_FIELDS})
