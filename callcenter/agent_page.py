@@ -100,6 +100,10 @@ class AgentView:
     """When the page was made: a follow-up due before it is overdue."""
     today: AgentTime | None = None
     """Where the agent's time went today so far (None: not logged in today, or not read)."""
+    find: str = ""
+    """What the agent looked for in the CRM (``?find=``)."""
+    found: Sequence[Customer] | None = None
+    """The customers matching ``find`` (None: nothing looked for)."""
     history: Sequence[CallRecord] = ()
     """The caller's earlier calls (the customer's, else the number's), newest first."""
     transfer_queues: Sequence[str] = ()
@@ -271,6 +275,21 @@ def _preview(view: AgentView) -> str:
     return f"<h2>Preview</h2><p>{buttons}</p>{notes}"
 
 
+def _crm_search(view: AgentView) -> str:
+    """Find a customer by number or name, and call them (docs/crm.md)."""
+    agent = quote(view.agent.id)
+    form = (f'<form class="inline" method="get" action="/agent/{agent}">'
+            f'<input type="search" name="find" value="{escape(view.find)}" placeholder="a number or a name" '
+            'aria-label="find a customer" style="width: 12em"> <button>Find a customer</button></form>')
+    if view.found is None:
+        return f"<p>{form}</p>"
+    rows = [f"<tr><td>{escape(c.name)}{' <span class=vip>VIP</span>' if c.vip else ''}</td>"
+            f"<td>{escape(c.phone)}{_dnc_flag(view, c.phone)}</td><td>{escape(c.notes)}</td>"
+            f"<td>{_call_button(view, c.phone, c.name, c.id, 'Call')}</td></tr>" for c in view.found]
+    table = html_table(["customer", "phone", "notes", ""], rows, f"No customer matches {view.find!r}.")
+    return f"<p>{form}</p>{table}"
+
+
 def _follow_ups(view: AgentView, tz: ZoneInfo) -> str:
     """Today's follow-ups: when, the call, the customer and what was said; overdue in red."""
     if not view.follow_ups:
@@ -332,6 +351,7 @@ def render_agent_page(view: AgentView) -> str:
     parts.append(f"<p>{_controls(view)}{_transfer_form(view)}</p>")
     parts.append(_preview(view))
     parts.append(_follow_ups(view, tz))
+    parts.append(_crm_search(view))
     record = view.record
     if record is None:
         parts.append("<h2>Call</h2><p>No call offered yet: the caller's record appears here when the phone rings.</p>")

@@ -1096,7 +1096,8 @@ class AgentPage(_Page):
         if repo is None:
             return self._html(request, 200, render_agent_page(view))
         now = datetime.fromtimestamp(engine.clock.seconds(), UTC)
-        view = dataclasses.replace(view, now=now)
+        find = (_arg(request, "find") or "").strip()
+        view = dataclasses.replace(view, now=now, find=find)
 
         def current(opened: CallRecord | None) -> Any:  # the record as stored now: a disposition may have changed it
             return None if opened is None else repo.get_call_record(opened.id)
@@ -1114,16 +1115,19 @@ class AgentPage(_Page):
                 lambda found: (record, *found))
 
         def show(results: list[Any]) -> None:
-            (record, customer, do_not_call, history), (follow_ups, listed), today = results
+            (record, customer, do_not_call, history), (follow_ups, found, listed), today = results
             self._send(request, 200, render_agent_page(dataclasses.replace(
                 view, record=record, customer=customer, do_not_call=do_not_call, history=history,
-                follow_ups=follow_ups, do_not_call_numbers=frozenset(listed), today=today[0] if today else None)))
+                follow_ups=follow_ups, found=found, do_not_call_numbers=frozenset(listed),
+                today=today[0] if today else None)))
 
-        def with_dnc(follow_ups: list[CallRecord]) -> Any:
-            phones = [r.phone for r in follow_ups if r.phone]
+        def with_dnc(lists: list[Any]) -> Any:
+            follow_ups, found = lists
+            phones = [r.phone for r in follow_ups if r.phone] + [c.phone for c in found or ()]
             if not phones:
-                return (follow_ups, set())
-            return repo.run(dialer_store.dnc_numbers_among, phones).addCallback(lambda listed: (follow_ups, listed))
+                return (follow_ups, found, set())
+            return repo.run(dialer_store.dnc_numbers_among, phones).addCallback(
+                lambda listed: (follow_ups, found, listed))
 
         def failed(failure: Failure) -> None:
             _log.failure("agent_page.failed agent={agent}", failure, agent=agent.id)
@@ -1133,7 +1137,9 @@ class AgentPage(_Page):
         popped: Deferred[Any] = (succeed((None, None, None, [])) if linkedid is None else
                                  engine.open_record(linkedid, agent.id).addCallback(current).addCallback(with_customer))
         tz = ZoneInfo(engine.settings.site.timezone)
-        due = repo.follow_ups_due(agent.id, until=_end_of_today(now, tz)).addCallback(with_dnc)
+        searched: Deferred[Any] = (repo.run(crm_store.search_customers, find, limit=20) if find else succeed(None))
+        due = gatherResults([repo.follow_ups_due(agent.id, until=_end_of_today(now, tz)), searched],
+                            consumeErrors=True).addCallback(with_dnc)
         day = _today(now, tz)
         today: Deferred[Any] = repo.run(agent_time_store.agent_time_report, start=day.start, end=day.end, now=now,
                                         agent_id=agent.id)

@@ -418,3 +418,23 @@ def test_the_screen_pop_shows_the_callers_earlier_calls_and_keeps_the_crm(sessio
     status, query = _post(page, ["2101", "customer"], {"ticket": stranger.ticket_number, "phone": "13900000042",
                                                         "name": "Again"})
     assert status == 303 and "already has 13900000042" in query["err"][0]
+
+
+def test_the_agent_finds_a_customer_and_calls_them(sessions: sessionmaker[Session]) -> None:
+    """``?find=``: customers by number or name, each with "Call" (docs/crm.md)."""
+    engine, _ = _engine(sessions)
+    page = AgentPage(engine)  # type: ignore[arg-type]
+    status, html = _get(page, "2101")
+    assert status == 200
+    assert 'placeholder="a number or a name" aria-label="find a customer"' in html and "No customer matches" not in html
+    request = DummyRequest([b"2101"])
+    request.args = {b"find": [b"+86 138 0013 8000"]}
+    body = page.render_GET(request)  # type: ignore[arg-type]
+    html = (body if isinstance(body, bytes) else b"".join(request.written)).decode()
+    assert '<td>Zhang &lt;Wei&gt; <span class=vip>VIP</span></td><td>13800138000</td>' in html
+    assert 'value="+86 138 0013 8000"' in html  # the search box keeps what was looked for
+    assert html.count('action="/agent/2101/call"') >= 2  # the screen pop's "Call back" and the customer's "Call"
+    request = DummyRequest([b"2101"])
+    request.args = {b"find": [b"nobody"]}
+    body = page.render_GET(request)  # type: ignore[arg-type]
+    assert "No customer matches &#x27;nobody&#x27;." in (body if isinstance(body, bytes) else b"".join(request.written)).decode()
