@@ -34,7 +34,7 @@ from callcenter.settings import AgentSettings
 from callcenter.state.agents import CANNOT_CALL_OUT
 from callcenter.storage.dialer_records import DncEntry, LeadToDial
 from callcenter.storage.records import CallRecord, Customer, InvalidFieldError
-from callcenter.transfer import parse_hop
+from callcenter.transfer import AGENT_TARGET_PREFIX, parse_hop
 from callcenter.wallboard_page import clock_time, html_table, share
 
 __all__ = [
@@ -108,6 +108,8 @@ class AgentView:
     """The caller's earlier calls (the customer's, else the number's), newest first."""
     transfer_queues: Sequence[str] = ()
     """Queues the agent may hand a call on to (shown while they talk)."""
+    transfer_agents: Sequence[tuple[str, str]] = ()
+    """(id, name) of the agents ready now, whom the agent may hand a call to."""
     transfers: Sequence[str] = ()
     """The call's transfer hops so far (``AGENT>QUEUE@SECONDS``): live, or from its record."""
     message: str = ""
@@ -173,11 +175,15 @@ def _controls(view: AgentView) -> str:
 
 def _transfer_form(view: AgentView) -> str:
     """While the agent talks: hand the caller on to a queue (docs/agents.md, "Handing a call on")."""
-    if view.state != "on_call" or not view.transfer_queues:
+    if view.state != "on_call" or not (view.transfer_queues or view.transfer_agents):
         return ""
-    options = "".join(f'<option value="{escape(q)}">{escape(q)}</option>' for q in view.transfer_queues)
+    queues = "".join(f'<option value="queue:{escape(q)}">{escape(q)}</option>' for q in view.transfer_queues)
+    agents = "".join(f'<option value="agent:{escape(a)}">{escape(a)} {escape(name)}</option>'
+                     for a, name in view.transfer_agents if a != view.agent.id)
+    groups = (f'<optgroup label="queues">{queues}</optgroup>' if queues else "") + (
+        f'<optgroup label="agents ready now">{agents}</optgroup>' if agents else "")
     return _button(view.agent.id, "transfer", "Transfer",
-                   f'<select name="queue" aria-label="queue to transfer to">{options}</select> ')
+                   f'<select name="to" aria-label="transfer to">{groups}</select> ')
 
 
 def describe_hops(hops: Sequence[str]) -> str:
@@ -189,6 +195,8 @@ def describe_hops(hops: Sequence[str]) -> str:
         except ValueError:
             described.append(text)
             continue
+        if target.startswith(AGENT_TARGET_PREFIX):
+            target = "agent " + target.removeprefix(AGENT_TARGET_PREFIX)
         described.append(f"{agent or 'a phone'} to {target} at {clock_time(offset)}")
     return "; ".join(described)
 

@@ -34,7 +34,13 @@ from callcenter.settings import AgentSettings, Settings
 from callcenter.state.agents import CANNOT_CALL_OUT, AgentBoard, AgentState
 from callcenter.state.calls import Channel
 from callcenter.storage.records import InvalidFieldError, canonical_phone
-from callcenter.transfer import TransferRefused, check_transfer, transfer_action
+from callcenter.transfer import (
+    TransferRefused,
+    check_transfer,
+    check_transfer_to_agent,
+    transfer_action,
+    transfer_to_agent_actions,
+)
 from callcenter.twisted_typing import Clock
 
 __all__ = [
@@ -239,6 +245,34 @@ class AgentService:
         except (AgentError, TransferRefused, actions.AmiActionError) as error:
             return fail(error)
         return self.ami.send(action)
+
+    def transfer_to_agent(self, agent_id: str, target_id: str) -> Deferred[AmiResult]:
+        """Hand the agent's caller to agent ``target_id``, who is ready: their phone rings with
+        the call (docs/agents.md, "Handing a call on"). Unanswered, the caller waits in the
+        transferring agent's first queue. Refused before anything is sent
+        (:class:`~callcenter.transfer.TransferRefused`) as :meth:`transfer` is, and when the
+        target is unknown, the agent themselves, or not ready."""
+        try:
+            me = self.agent(agent_id)
+            channel, customer = check_transfer_to_agent(
+                self.settings, self.board.agent(agent_id), agent_id, self.board.agent(target_id), target_id,
+                self.channels())
+            fallback = next(iter(me.queues), None) or self.settings.queues[0].name
+            built = transfer_to_agent_actions(channel, customer, target_id, self.interface(target_id), fallback)
+        except (AgentError, TransferRefused, actions.AmiActionError) as error:
+            return fail(error)
+        return self._send_in_order(built)
+
+    def _send_in_order(self, built: list[AmiAction]) -> Deferred[AmiResult]:
+        """Send each action once the one before succeeded; the last one's result."""
+        first, *rest = built
+        sent: Deferred[AmiResult] = self.ami.send(first)
+        for action in rest:
+            def then(_: AmiResult, action: AmiAction = action) -> Deferred[AmiResult]:
+                return self.ami.send(action)
+
+            sent = sent.addCallback(then)
+        return sent
 
     def _send_all(self, built: list[AmiAction]) -> Deferred[list[AmiResult]]:
         sent = [self.ami.send(action) for action in built]

@@ -186,7 +186,10 @@ def cmd_agent(args: argparse.Namespace) -> int:
     elif args.agent_command == "call":
         body = {"phone": args.phone, **({"name": args.name} if args.name else {})}
     elif args.agent_command == "transfer":
-        body = {"queue": args.queue}
+        body = {"to_agent": args.to_agent} if args.to_agent else {"queue": args.queue}
+        if bool(args.to_agent) == bool(args.queue):
+            print("error: give either a queue or --to-agent ID", file=sys.stderr)
+            return 2
     return _report(*_api(settings, "POST", f"agents/{args.agent}/{args.agent_command}", body))
 
 
@@ -415,9 +418,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("phone", help="the customer's number")
     p.add_argument("--name", help="the customer's name, shown on the agent's phone and the call record")
     p.set_defaults(func=cmd_agent)
-    p = agent.add_parser("transfer", help="hand the agent's caller on to another queue")
+    p = agent.add_parser("transfer", help="hand the agent's caller on to another queue, or to an agent ready now")
     p.add_argument("agent", help="agent id, e.g. 1001")
-    p.add_argument("queue", help="the queue the caller waits in next, e.g. outbound")
+    p.add_argument("queue", nargs="?", help="the queue the caller waits in next, e.g. outbound")
+    p.add_argument("--to-agent", dest="to_agent", metavar="ID", help="ring this agent instead (they must be ready)")
     p.set_defaults(func=cmd_agent)
 
     p = agent.add_parser("disposition", help="record what came of a call (outcome, issue type, notes, follow-up)")

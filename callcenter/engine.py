@@ -179,7 +179,7 @@ class Engine(Service):
         """Linkedid -> the call record opened when an agent's phone rang (screen pop)."""
         self.screen_pops: dict[str, str] = {}
         """Agent id -> linkedid of the call last offered to that agent."""
-        self._connected_agent: dict[str, tuple[str | None, float]] = {}
+        self._connected_agent: dict[str, tuple[str | None, float | None]] = {}
         """Linkedid -> (agent id, seconds in queue) from AgentConnect, until the call ends: the
         last agent connected, and the caller's wait before the first."""
         self._transfers: dict[str, list[str]] = {}
@@ -333,6 +333,9 @@ class Engine(Service):
         if name == "BlindTransfer":
             self._transferred(msg, now)
             return
+        if name in ("DialBegin", "DialEnd"):
+            self._dial_to_agent(msg)
+            return
         if name == "VarSet":
             fields = msg.fields
             linkedid, path = fields.get("Linkedid"), fields.get("Value")
@@ -392,6 +395,23 @@ class Engine(Service):
             stay = self.queues.stay_of(transfer.transferee_uniqueid, now)
             if stay is not None:
                 self._first_stay[transfer.linkedid] = stay
+
+    def _dial_to_agent(self, msg: Message) -> None:
+        """A call handed to one agent (cc-transfer's Dial): their screen pops when their phone
+        rings, and they are the call's agent once they answer."""
+        fields = msg.fields
+        linkedid = fields.get("Linkedid")
+        if not linkedid or linkedid not in self._transfers:
+            return
+        agent = agent_of_channel(fields.get("DestChannel") or "")
+        if agent is None or agent not in self.settings.people:
+            return
+        if msg.name == "DialBegin":
+            self.screen_pops[agent] = linkedid
+            self.open_record(linkedid, agent)
+        elif fields.get("DialStatus") == "ANSWER":
+            earlier = self._connected_agent.get(linkedid)
+            self._connected_agent[linkedid] = (agent, earlier[1] if earlier is not None else None)
 
     def transfers_of(self, linkedid: str) -> tuple[str, ...]:
         """The transfer hops of a live call so far (the screen pop's "handed on by")."""

@@ -167,7 +167,7 @@ from callcenter.storage.repository import (
 )
 from callcenter.storage.sms import BroadcastCreated
 from callcenter.supervisor import AgentNotOnCall, NotPermitted, SpyFailed
-from callcenter.transfer import TransferRefused, UnknownQueue
+from callcenter.transfer import TransferRefused, UnknownTarget
 from callcenter.wallboard_page import Board, render_wallboard
 from callcenter.web_access import (
     MIN_PASSWORD_LENGTH,
@@ -579,11 +579,17 @@ class ApiResource(Resource):
             lambda _: {"agent": agent, "action": "call", "phone": canonical_phone(phone), "ok": True})
 
     def _transfer(self, agent: str, body: dict[str, Any]) -> Deferred[Any]:
-        """``POST /api/agents/<id>/transfer {"queue"}``: hand the agent's caller on to the queue
-        (docs/agents.md, "Handing a call on")."""
+        """``POST /api/agents/<id>/transfer {"queue"}`` or ``{"to_agent"}``: hand the agent's
+        caller on to the queue, or to an agent ready now (docs/agents.md, "Handing a call on")."""
         for key in body:
-            if key != "queue":
-                raise ApiError(400, "unknown field (fields: queue)", str(key))
+            if key not in ("queue", "to_agent"):
+                raise ApiError(400, "unknown field (fields: queue or to_agent)", str(key))
+        if ("queue" in body) == ("to_agent" in body):
+            raise ApiError(400, "say where to: a queue, or to_agent (an agent ready now)", "queue")
+        if "to_agent" in body:
+            target = self._field(body, "to_agent")
+            return self.engine.agent_service.transfer_to_agent(agent, target).addCallback(
+                lambda _: {"agent": agent, "action": "transfer", "to_agent": target, "ok": True})
         queue = self._field(body, "queue")
         return self.engine.agent_service.transfer(agent, queue).addCallback(
             lambda _: {"agent": agent, "action": "transfer", "queue": queue, "ok": True})
@@ -950,7 +956,7 @@ class ApiResource(Resource):
         elif failure.check(TransferRefused):
             refused = failure.value
             assert isinstance(refused, TransferRefused)
-            status = 400 if isinstance(refused, UnknownQueue) else 409
+            status = 400 if isinstance(refused, UnknownTarget) else 409
             self._finish(request, status, {"error": str(refused), "field": refused.field})
         elif failure.check(AmiActionFailed):
             self._finish(request, 502, {"error": f"Asterisk refused it: {failure.value}", "field": None})
@@ -1088,7 +1094,9 @@ class AgentPage(_Page):
             auto_dial=self.dialer.auto_dial_campaigns() if self.dialer is not None else {},
             auto_dial_held=self.dialer.auto_dial_held(agent.id) if self.dialer is not None else False,
             message=_arg(request, "msg") or "", error=_arg(request, "err") or "", sms=self.sms is not None,
-            transfer_queues=tuple(q.name for q in engine.settings.queues))
+            transfer_queues=tuple(q.name for q in engine.settings.queues),
+            transfer_agents=tuple((a.id, engine.settings.people[a.id].name) for a in engine.agents.agents()
+                                  if a.state.value == "ready" and a.id in engine.settings.people))
         linkedid = engine.screen_pops.get(agent.id)
         if linkedid is not None:
             view = dataclasses.replace(view, transfers=engine.transfers_of(linkedid))
@@ -1180,9 +1188,14 @@ class AgentPage(_Page):
         if action == "customer":
             return self._save_customer(agent, form)
         if action == "transfer":
-            queue = form.get("queue", "").strip()
-            return service.transfer(agent.id, queue).addCallback(
-                lambda _: f"handed on to {queue}: the caller waits there for its agents")
+            kind, _, target = form.get("to", "").strip().partition(":")
+            if kind == "agent":
+                return service.transfer_to_agent(agent.id, target).addCallback(
+                    lambda _: f"handed to agent {target}: their phone rings with the caller")
+            if kind != "queue":
+                raise InvalidFieldError("to", "choose a queue or an agent to transfer to")
+            return service.transfer(agent.id, target).addCallback(
+                lambda _: f"handed on to {target}: the caller waits there for its agents")
         if action == "sms-ticket":
             ticket = form.get("ticket", "").strip()
 

@@ -35,22 +35,38 @@ from callcenter.state.calls import Channel
 from callcenter.storage.records import TRANSFER_HOP_RE
 
 __all__ = [
+    "AGENT_TARGET_PREFIX",
+    "TO_AGENT_PHONE",
     "TRANSFER_CONTEXT",
+    "TRANSFER_FALLBACK",
     "Transfer",
     "TransferRefused",
     "UnknownQueue",
+    "UnknownTarget",
     "check_transfer",
+    "check_transfer_to_agent",
     "hop",
     "parse_blind_transfer",
     "parse_hop",
     "transfer_action",
+    "transfer_agent_exten",
     "transfer_exten",
+    "transfer_to_agent_actions",
 ]
 
 TRANSFER_CONTEXT: Final = "cc-transfer"
 """The dialplan context of ``dialplans/transfer.conf``."""
 
 _EXTEN_PREFIX: Final = "queue-"
+_AGENT_EXTEN_PREFIX: Final = "agent-"
+AGENT_TARGET_PREFIX: Final = "agent:"
+"""A hop's target when the call went to one agent: ``agent:2105``."""
+TO_AGENT_PHONE: Final = "CC_TO_AGENT_PHONE"
+"""Channel variable, set on the customer's channel before a transfer to an agent: the
+agent's phone (the queue member interface, ``PJSIP/agent2105``), dialed by cc-transfer."""
+TRANSFER_FALLBACK: Final = "CC_TRANSFER_FALLBACK"
+"""Channel variable, set likewise: the queue the customer waits in if that agent does not
+answer (the transferring agent's first queue)."""
 
 
 class TransferRefused(ValueError):
@@ -65,7 +81,11 @@ class TransferRefused(ValueError):
         self.field = field
 
 
-class UnknownQueue(TransferRefused):
+class UnknownTarget(TransferRefused):
+    """The queue or agent to transfer to is not configured."""
+
+
+class UnknownQueue(UnknownTarget):
     """The queue to transfer to is not configured."""
 
     def __init__(self, message: str) -> None:
@@ -75,6 +95,56 @@ class UnknownQueue(TransferRefused):
 def transfer_exten(queue: str) -> str:
     """The extension of :data:`TRANSFER_CONTEXT` that queues a transferred call in ``queue``."""
     return _EXTEN_PREFIX + queue
+
+
+def transfer_agent_exten(agent_id: str) -> str:
+    """The extension of :data:`TRANSFER_CONTEXT` that rings one agent's phone."""
+    return _AGENT_EXTEN_PREFIX + agent_id
+
+
+def _talking_channel(agent: Agent | None, agent_id: str, channels: Iterable[Channel]) -> Channel:
+    """The agent's channel in the customer's bridge, or :class:`TransferRefused`."""
+    if agent is None or agent.state is AgentState.LOGGED_OUT:
+        raise TransferRefused(f"agent {agent_id} is logged out: there is no call to transfer", "agent")
+    channel = agent_channel(channels, agent_id)
+    if channel is None:
+        raise TransferRefused(f"agent {agent_id} is not on a call: there is no call to transfer", "agent")
+    if channel.bridge_id is None:
+        raise TransferRefused(f"agent {agent_id}'s call is not connected yet: transfer it once you talk",
+                              "agent")
+    return channel
+
+
+def check_transfer_to_agent(settings: Settings, agent: Agent | None, agent_id: str, target: Agent | None,
+                            target_id: str, channels: Iterable[Channel]) -> tuple[Channel, Channel]:
+    """(the agent's channel, the customer's) for handing the call to agent ``target_id``, or
+    :class:`TransferRefused`: an unknown agent, the agent themselves, one not ready (logged
+    out, paused, ringing, on a call, in wrap-up), or a call whose other party is not one
+    channel."""
+    channels = list(channels)
+    if target_id not in settings.people:
+        raise UnknownTarget(f"no agent {target_id!r} to transfer to (not in agents.yaml)", "to_agent")
+    if target_id == agent_id:
+        raise TransferRefused("an agent cannot hand a call to themselves", "to_agent")
+    channel = _talking_channel(agent, agent_id, channels)
+    if target is None or target.state is not AgentState.READY:
+        state = "logged out" if target is None else target.state.value.replace("_", " ")
+        raise TransferRefused(f"agent {target_id} is not ready ({state}): hand the call to a queue instead",
+                              "to_agent")
+    others = [c for c in channels if c.bridge_id == channel.bridge_id and c.uniqueid != channel.uniqueid]
+    if len(others) != 1:
+        raise TransferRefused(f"agent {agent_id}'s call has {len(others)} other parties: only a two-party call "
+                              "is handed to an agent", "agent")
+    return channel, others[0]
+
+
+def transfer_to_agent_actions(channel: Channel, customer: Channel, target_id: str, target_phone: str,
+                              fallback_queue: str) -> list[AmiAction]:
+    """``Setvar`` the agent's phone and the fallback queue on the customer's channel, then
+    ``BlindTransfer`` it to ring that agent (send them in order)."""
+    return [actions.setvar(TO_AGENT_PHONE, target_phone, channel=customer.name),
+            actions.setvar(TRANSFER_FALLBACK, fallback_queue, channel=customer.name),
+            actions.blind_transfer(channel.name, TRANSFER_CONTEXT, transfer_agent_exten(target_id))]
 
 
 def check_transfer(settings: Settings, agent: Agent | None, agent_id: str, queue: str,
@@ -91,14 +161,7 @@ def check_transfer(settings: Settings, agent: Agent | None, agent_id: str, queue
     except KeyError:
         names = ", ".join(q.name for q in settings.queues)
         raise UnknownQueue(f"no queue {queue!r} to transfer to (queues: {names})") from None
-    if agent is None or agent.state is AgentState.LOGGED_OUT:
-        raise TransferRefused(f"agent {agent_id} is logged out: there is no call to transfer", "agent")
-    channel = agent_channel(channels, agent_id)
-    if channel is None:
-        raise TransferRefused(f"agent {agent_id} is not on a call: there is no call to transfer", "agent")
-    if channel.bridge_id is None:
-        raise TransferRefused(f"agent {agent_id}'s call is not connected yet: transfer it once you talk",
-                              "agent")
+    channel = _talking_channel(agent, agent_id, channels)
     staffed = [a.id for a in agents
                if a.id != agent_id and queue in a.queues and a.state is not AgentState.LOGGED_OUT]
     if not staffed:
@@ -125,7 +188,8 @@ class Transfer:
     """The transferred call: the customer's ``Linkedid``."""
     transferee_uniqueid: str | None
     target: str
-    """The queue for a transfer into :data:`TRANSFER_CONTEXT`, else ``exten@context``."""
+    """The queue for a transfer into :data:`TRANSFER_CONTEXT` (``agent:<ID>`` for one agent),
+    else ``exten@context``."""
 
 
 def parse_blind_transfer(msg: Message) -> Transfer | None:
@@ -140,6 +204,8 @@ def parse_blind_transfer(msg: Message) -> Transfer | None:
     context, exten = fields.get("Context") or "", fields.get("Extension") or ""
     if context == TRANSFER_CONTEXT and exten.startswith(_EXTEN_PREFIX):
         target = exten[len(_EXTEN_PREFIX):]
+    elif context == TRANSFER_CONTEXT and exten.startswith(_AGENT_EXTEN_PREFIX):
+        target = AGENT_TARGET_PREFIX + exten[len(_AGENT_EXTEN_PREFIX):]
     else:
         target = f"{exten}@{context}"
     result = fields.get("Result") or ""

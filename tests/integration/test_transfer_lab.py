@@ -133,3 +133,45 @@ def test_an_agents_own_call_handed_on_is_recorded_to_its_end(transfer_lab: Engin
     assert first.agent_id == "2101" and second.agent_id == "1001"
     assert all(Path(r.path).exists() and r.size_bytes > 44 for r in recordings), recordings
     assert 3 <= first.duration_seconds and 4 <= second.duration_seconds, recordings
+
+
+def test_the_agent_hands_the_caller_to_a_colleague_who_is_ready(transfer_lab: EngineServices,
+                                                                reactor_thread: ReactorThread) -> None:
+    """1001 hands the hotline caller straight to agent 2105 (ready, in no queue of the
+    caller's): 2105's phone rings with the call, 2105 answers and is the record's agent;
+    the caller still rates the call. A colleague not ready is refused before anything is sent."""
+    services, rt = transfer_lab, reactor_thread
+    engine = services.engine
+    assert engine.repository is not None
+    _log_in(services, rt, "1001", "hotline", 60)
+    _log_in(services, rt, "2105", "outbound", 4)
+    rt.call(engine.agent_service.pause, "2105", "coaching", timeout=10)
+    rt.wait_for(lambda: engine.agents.state_of("2105").value == "paused", timeout=10, message="2105 never paused")
+    action = actions.originate("Local/400@from-pstn/n", context="lab-caller", exten="s", priority=1,
+                               caller_id="Colleague test <13844445555>", timeout_ms=20000,
+                               variables={"LAB_SECONDS": 90, "LAB_DELAY": 2, "LAB_DTMF": "1", "LAB_DELAY2": 3,
+                                          "LAB_DTMF2": "0", "LAB_REPEAT_DTMF": "4"})
+    assert rt.call(services.ami.originate, action, timeout=30).get("Response") == "Success"
+    rt.wait_for(lambda: engine.agents.state_of("1001").value == "on_call", timeout=40,
+                message="agent 1001 never took the call")
+    with pytest.raises(TransferRefused, match=r"agent 2105 is not ready \(paused\)"):
+        rt.call(engine.agent_service.transfer_to_agent, "1001", "2105", timeout=10)
+    rt.call(engine.agent_service.unpause, "2105", timeout=10)
+    rt.wait_for(lambda: engine.agents.state_of("2105").value == "ready", timeout=10, message="2105 never ready")
+    time.sleep(1)
+    rt.call(engine.agent_service.transfer_to_agent, "1001", "2105", timeout=10)
+    linkedid = engine.screen_pops["1001"]
+    rt.wait_for(lambda: engine.agents.state_of("2105").value == "on_call", timeout=20,
+                message="agent 2105's phone never took the call")
+    assert engine.screen_pops["2105"] == linkedid
+    rt.wait_for(lambda: engine.records_written >= 1, timeout=60, message="no call record written")
+    rt.wait_for(lambda: engine.writes_pending == 0, timeout=10, message="record writes still pending")
+    (record,) = rt.call(engine.repository.list_recent_call_records, limit=5)
+    (hop_text,) = record.transfers
+    assert parse_hop(hop_text)[:2] == ("1001", "agent:2105")
+    assert (record.phone, record.agent_id, record.queue, record.csat) == ("13844445555", "2105", "hotline", 4)
+    (recording,) = rt.call(engine.repository.list_recordings_for_call, record.id)
+    answered_seconds = (record.ended_at - record.answered_at).total_seconds()
+    assert abs(recording.duration_seconds - answered_seconds) <= 1.5, (recording.duration_seconds, answered_seconds)
+    rt.wait_for(lambda: engine.agents.state_of("2105").value == "ready", timeout=10,
+                message="2105 not ready again after the call")

@@ -79,6 +79,9 @@ class FakeAgentService:
             raise TransferRefused("nobody else is logged in to queue 'hotline'", "queue")
         return self._did("transfer", agent, queue)
 
+    def transfer_to_agent(self, agent: str, target: str) -> Deferred[Any]:
+        return self._did("transfer_to_agent", agent, target)
+
 
 def _engine(sessions: sessionmaker[Session]) -> tuple[Any, CallRecord]:
     repo = SyncRepository(sessions)
@@ -355,21 +358,35 @@ def test_the_agent_hands_the_caller_on_to_a_queue_from_the_page_or_the_api(sessi
     engine.agents.handle(Message.from_pairs([
         ("Event", "AgentConnect"), ("Queue", "hotline"), ("Interface", "PJSIP/agent2101"), ("Uniqueid", "1733364000.1"),
         ("Linkedid", "1733364000.1"), ("HoldTime", "3")]), 940.0)
-    engine.transfers_of = lambda linkedid: ("1001>hotline@125",) if linkedid == "1733364000.1" else ()
+    engine.agents.handle(Message.from_pairs([
+        ("Event", "QueueMemberAdded"), ("Queue", "outbound"), ("Interface", "PJSIP/agent2102"),
+        ("StateInterface", "PJSIP/agent2102"), ("Paused", "0"), ("Status", "1")]), 941.0)
+    engine.transfers_of = lambda linkedid: ("1001>hotline@125", "2105>agent:2101@200") \
+        if linkedid == "1733364000.1" else ()
     status, html = _get(page, "2101")
-    assert ('<form class="inline" method="post" action="/agent/2101/transfer"><select name="queue" '
-            'aria-label="queue to transfer to"><option value="hotline">hotline</option>') in html
-    assert "<td>Handed on</td><td>1001 to hotline at 2:05</td>" in html
-    status, query = _post(page, ["2101", "transfer"], {"queue": "outbound"})
+    assert ('<form class="inline" method="post" action="/agent/2101/transfer"><select name="to" '
+            'aria-label="transfer to"><optgroup label="queues"><option value="queue:hotline">hotline</option>') in html
+    assert ('<optgroup label="agents ready now"><option value="agent:2102">2102 Agent 2102</option></optgroup>'
+            in html)  # 2102 is ready; 2101 (on this call) is not offered
+    assert "<td>Handed on</td><td>1001 to hotline at 2:05; 2105 to agent 2101 at 3:20</td>" in html
+    status, query = _post(page, ["2101", "transfer"], {"to": "queue:outbound"})
     assert status == 303 and query["msg"] == ["handed on to outbound: the caller waits there for its agents"]
     assert engine.agent_service.calls[-1] == ("transfer", "2101", "outbound")
-    status, query = _post(page, ["2101", "transfer"], {"queue": "billing"})
+    status, query = _post(page, ["2101", "transfer"], {"to": "queue:billing"})
     assert status == 303 and "no queue 'billing'" in query["err"][0]
+    status, query = _post(page, ["2101", "transfer"], {"to": "agent:2102"})
+    assert status == 303 and query["msg"] == ["handed to agent 2102: their phone rings with the caller"]
+    assert engine.agent_service.calls[-1] == ("transfer_to_agent", "2101", "2102")
+    status, query = _post(page, ["2101", "transfer"], {})
+    assert status == 303 and "choose a queue or an agent" in query["err"][0]
     api = ApiResource(engine)  # type: ignore[arg-type]
     status, body = post_json(api, [b"agents", b"2101", b"transfer"], {"queue": "outbound"})
     assert (status, body) == (200, {"agent": "2101", "action": "transfer", "queue": "outbound", "ok": True})
+    status, body = post_json(api, [b"agents", b"2101", b"transfer"], {"to_agent": "2102"})
+    assert (status, body) == (200, {"agent": "2101", "action": "transfer", "to_agent": "2102", "ok": True})
     for bad, code, field in [({"queue": "billing"}, 400, "queue"), ({"queue": ""}, 400, "queue"),
-                             ({"queue": "hotline"}, 409, "queue"),
+                             ({"queue": "hotline"}, 409, "queue"), ({}, 400, "queue"),
+                             ({"queue": "hotline", "to_agent": "2102"}, 400, "queue"),
                              ({"queue": "outbound", "agent": "2102"}, 400, "agent")]:
         status, body = post_json(api, [b"agents", b"2101", b"transfer"], bad)
         assert (status, body["field"]) == (code, field), body

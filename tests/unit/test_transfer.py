@@ -35,14 +35,19 @@ from callcenter.storage.records import (
     NewCallRecord,
 )
 from callcenter.transfer import (
+    TO_AGENT_PHONE,
     TRANSFER_CONTEXT,
+    TRANSFER_FALLBACK,
     TransferRefused,
     UnknownQueue,
+    UnknownTarget,
     check_transfer,
+    check_transfer_to_agent,
     hop,
     parse_blind_transfer,
     parse_hop,
     transfer_action,
+    transfer_to_agent_actions,
 )
 from tests.syncrepository import SyncRepository, in_tx
 
@@ -368,3 +373,124 @@ def test_an_agents_own_call_handed_on_keeps_both_recordings(sessions: sessionmak
         ("9.1.wav", "2101", 30.0), ("9.2.wav", "1001", 25.0)]
     first, second = sorted(recordings, key=lambda r: r.id)
     assert (second.started_at - first.started_at).total_seconds() == 30
+
+
+# ------------------------------------------------------------------------- to one agent
+
+
+def test_a_call_goes_to_an_agent_only_when_they_are_ready(settings: Settings) -> None:
+    me = _agent("1001", AgentState.ON_CALL, "hotline")
+    ready = _agent("2105", AgentState.READY, "outbound")
+    mine = _channel("PJSIP/agent1001-00000001")
+    customer = replace(_channel("PJSIP/trunk-00000002"), uniqueid="1.3")
+    elsewhere = replace(_channel("PJSIP/trunk-00000009", bridged=False), uniqueid="1.9")
+    assert check_transfer_to_agent(settings, me, "1001", ready, "2105", [mine, customer, elsewhere]) == (
+        mine, customer)
+    actions = transfer_to_agent_actions(mine, customer, "2105", "PJSIP/agent2105", "hotline")
+    assert [(a.name, dict(a.headers)) for a in actions] == [
+        ("Setvar", {"Channel": "PJSIP/trunk-00000002", "Variable": TO_AGENT_PHONE, "Value": "PJSIP/agent2105"}),
+        ("Setvar", {"Channel": "PJSIP/trunk-00000002", "Variable": TRANSFER_FALLBACK, "Value": "hotline"}),
+        ("BlindTransfer", {"Channel": "PJSIP/agent1001-00000001", "Context": TRANSFER_CONTEXT, "Exten": "agent-2105"}),
+    ]
+    third = replace(_channel("PJSIP/agent8001-00000003"), uniqueid="1.4")  # a supervisor barged in
+    cases: list[tuple[Any, ...]] = [
+        (ready, "7777", [mine, customer], UnknownTarget, "no agent '7777' to transfer to"),
+        (me, "1001", [mine, customer], TransferRefused, "cannot hand a call to themselves"),
+        (None, "2105", [mine, customer], TransferRefused, r"agent 2105 is not ready \(logged out\)"),
+        (replace(ready, state=AgentState.WRAP_UP), "2105", [mine, customer], TransferRefused, r"\(wrap up\)"),
+        (ready, "2105", [customer], TransferRefused, "1001 is not on a call"),
+        (ready, "2105", [mine, customer, third], TransferRefused, "has 2 other parties"),
+    ]
+    for target, target_id, channels, error, message in cases:
+        with pytest.raises(error, match=message):
+            check_transfer_to_agent(settings, me, "1001", target, target_id, channels)
+
+
+def test_the_service_sets_the_phone_and_the_fallback_before_the_transfer(settings: Settings) -> None:
+    ami, board = _Ami(), AgentBoard()
+    for agent, queue in (("1001", "hotline"), ("2105", "outbound")):
+        board.handle(Message.from_pairs([("Event", "QueueMemberAdded"), ("Queue", queue),
+                                         ("Interface", f"PJSIP/agent{agent}"), ("StateInterface", f"PJSIP/agent{agent}"),
+                                         ("MemberName", agent), ("Paused", "0"), ("Status", "1")]), 100.0)
+    channels = [_channel("PJSIP/agent1001-00000001"), replace(_channel("PJSIP/trunk-00000002"), uniqueid="1.3")]
+    service = AgentService(settings, ami, board, Clock(), channels=lambda: channels)
+    result: list[Any] = []
+    service.transfer_to_agent("1001", "2105").addCallback(result.append)
+    assert result == ["sent"]
+    assert [(a.name, a.get("Value") or a.get("Exten")) for a in ami.sent] == [
+        ("Setvar", "PJSIP/agent2105"), ("Setvar", "hotline"), ("BlindTransfer", "agent-2105")]
+    ami.sent.clear()
+    assert "cannot hand a call to themselves" in str(_failure_of(service.transfer_to_agent("1001", "1001")))
+    assert ami.sent == []
+
+
+def test_the_agent_who_answers_a_call_handed_to_them_is_its_agent(sessions: sessionmaker[Session]) -> None:
+    """cc-transfer dials 2105 directly (no queue): their screen pops at DialBegin, and once
+    they answer (DialEnd ANSWER) they are the record's agent; the caller's first wait stays."""
+    clock = Clock()
+    clock.advance(1_795_400_000)
+    ami = _FakeAmi()
+    engine = Engine(load_settings(ROOT / "config"), ami, SyncRepository(sessions), EngineMetrics(CollectorRegistry()),  # type: ignore[arg-type]
+                    clock, RecordingPaths("/srv/rec", Path("/tmp/rec")))
+    engine.startService()
+    send = ami.events[0]
+    uid = "8.1"
+    caller = {"Channel": "PJSIP/trunk-00000001", "Uniqueid": uid, "Linkedid": uid, "CallerIDNum": "13800138000",
+              "CallerIDName": "Zhang", "Context": "hotline", "Exten": "s"}
+    first = {**caller, "Channel": "PJSIP/agent1001-00000002", "Uniqueid": "8.2", "CallerIDNum": "1001"}
+    second = {**caller, "Channel": "PJSIP/agent2105-00000003", "Uniqueid": "8.3", "CallerIDNum": "2105"}
+    send(_event(Event="Newchannel", ChannelState="6", ChannelStateDesc="Up", **caller))
+    send(_event(Event="VarSet", Variable="CC_DIRECTION", Value="inbound", **caller))
+    send(_event(Event="QueueCallerJoin", Queue="hotline", Uniqueid=uid, Position="1", Count="1"))
+    clock.advance(9)
+    send(_event(Event="AgentCalled", Queue="hotline", Interface="PJSIP/agent1001", **caller))
+    send(_event(Event="QueueCallerLeave", Queue="hotline", Uniqueid=uid, Count="0"))
+    send(_event(Event="Newchannel", ChannelState="6", ChannelStateDesc="Up", **first))
+    send(_event(Event="AgentConnect", Queue="hotline", HoldTime="9", Interface="PJSIP/agent1001", **caller))
+    for channel in (caller, first):
+        send(_event(Event="BridgeEnter", BridgeUniqueid="b1", BridgeType="basic", **channel))
+    clock.advance(15)
+    send(_message(LAB_BLIND_TRANSFER, TransfererChannel=first["Channel"], TransfereeUniqueid=uid,
+                  TransfereeLinkedid=uid, TransfererLinkedid=uid, Extension="agent-2105"))
+    for channel in (first, caller):
+        send(_event(Event="BridgeLeave", BridgeUniqueid="b1", BridgeType="basic", **channel))
+    send(_event(Event="Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}, **first))
+    dial = {"DestChannel": second["Channel"], "DestUniqueid": "8.3", "DestLinkedid": uid}
+    send(_event(Event="Newchannel", ChannelState="5", ChannelStateDesc="Ringing", **second))
+    send(_event(Event="DialBegin", DialString="agent2105", **caller, **dial))
+    assert engine.screen_pops["2105"] == uid
+    clock.advance(3)
+    send(_event(Event="Newstate", ChannelState="6", ChannelStateDesc="Up", **second))
+    send(_event(Event="DialEnd", DialStatus="ANSWER", **caller, **dial))
+    for channel in (caller, second):
+        send(_event(Event="BridgeEnter", BridgeUniqueid="b2", BridgeType="basic", **channel))
+    clock.advance(20)
+    for channel in (second, caller):
+        send(_event(Event="BridgeLeave", BridgeUniqueid="b2", BridgeType="basic", **channel))
+        send(_event(Event="Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}, **channel))
+    [record] = in_tx(sessions, repo.list_recent_call_records)
+    assert (record.agent_id, record.transfers, record.queue, record.wait_seconds, record.talk_seconds) == (
+        "2105", ("1001>agent:2105@24",), "hotline", 9, 35)
+
+
+def test_callcenter_agent_transfer_posts_the_queue_or_the_agent(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from callcenter import cli
+
+    posted: list[tuple[str, str, Any]] = []
+
+    def api(settings: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        posted.append((method, path, body))
+        return 200, {"ok": True}
+
+    monkeypatch.setattr(cli, "_api", api)
+    site = tmp_path / "site.yaml"
+    site.write_text(f"site:\n  state_dir: {tmp_path / 'var'}\n")
+    assert cli.main(["--config", str(site), "agent", "transfer", "1001", "outbound"]) == 0
+    assert cli.main(["--config", str(site), "agent", "transfer", "1001", "--to-agent", "2105"]) == 0
+    assert posted == [("POST", "agents/1001/transfer", {"queue": "outbound"}),
+                      ("POST", "agents/1001/transfer", {"to_agent": "2105"})]
+    assert cli.main(["--config", str(site), "agent", "transfer", "1001", "outbound", "--to-agent", "2105"]) == 2
+    assert cli.main(["--config", str(site), "agent", "transfer", "1001"]) == 2
+    assert "give either a queue or --to-agent ID" in capsys.readouterr().err
+    assert len(posted) == 2
