@@ -14,13 +14,12 @@ fields of a new customer or of an update, naming the field at fault.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from callcenter.csvfile import clean_header, csv_records, open_text
+from callcenter.csvfile import open_text, read_header, shaped_rows
 from callcenter.storage.dialer_records import DUPLICATE_REASON, RowProblem
 from callcenter.storage.records import (
     UNSET,
@@ -89,41 +88,27 @@ def parse_customers_csv(lines: Iterable[str], source: str) -> tuple[list[Custome
     ``source`` names the file in errors. A header without ``phone`` or ``name``, a
     repeated column or one the CRM has no field for raises :class:`CustomerFileError`.
     """
-    rows = csv_records(lines)
-    header_line, header = next(rows, (1, []))
-    if isinstance(header, csv.Error):
-        raise CustomerFileError(f"{source}:{header_line}: header: not valid CSV: {header}")
-    if not header:
-        raise CustomerFileError(f"{source}:1: empty file: a header row with name and phone columns is needed")
-    columns: list[str] = []
-    seen: dict[str, str] = {}
-    for cell in header:
-        title = clean_header(cell)
-        column = COLUMN_ALIASES.get(title.lower(), "")
-        if not column:
+    header = read_header(lines, source, COLUMN_ALIASES, CustomerFileError, "name and phone columns")
+    columns, seen = header.columns, header.titles
+    for column in columns:
+        if column not in CUSTOMER_FIELDS:
             raise CustomerFileError(
-                f"{source}:{header_line}: header: column {title or len(columns) + 1!r} is not a CRM field "
+                f"{source}:{header.line}: header: column {seen[column]!r} is not a CRM field "
                 f"(the CRM keeps {', '.join(CUSTOMER_FIELDS)}; remove or rename the column)")
-        if column in seen:
-            raise CustomerFileError(f"{source}:{header_line}: header: {title!r} repeats column {seen[column]!r}")
-        seen[column] = title
-        columns.append(column)
     for needed in ("phone", "name"):
         if needed not in seen:
             raise CustomerFileError(
-                f"{source}:{header_line}: header: no {needed} column (found {', '.join(header)})")
+                f"{source}:{header.line}: header: no {needed} column (found {', '.join(seen.values())})")
 
     customers: list[CustomerRow] = []
     problems: list[RowProblem] = []
     first_line: dict[str, int] = {}
-    for line, fields in rows:
-        if isinstance(fields, csv.Error):
-            problems.append(RowProblem(line, "row", f"not valid CSV: {fields}"))
+    for row in shaped_rows(header):
+        if isinstance(row, RowProblem):
+            problems.append(row)
             continue
+        line, fields = row
         raw = tuple(fields)
-        if len(fields) != len(columns):
-            problems.append(RowProblem(line, "row", f"expected {len(columns)} columns, got {len(fields)}", raw))
-            continue
         values = dict(zip(columns, fields, strict=True))
         try:
             customer = NewCustomer(

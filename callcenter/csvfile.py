@@ -11,11 +11,14 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-__all__ = ["clean_header", "csv_records", "open_text"]
+from callcenter.storage.dialer_records import RowProblem
+
+__all__ = ["Header", "clean_header", "csv_records", "open_text", "read_header", "shaped_rows"]
 
 _UNSAFE_ENCODINGS: Final = ("utf_16", "utf_32")
 
@@ -65,3 +68,52 @@ def open_text(path: Path, encoding: str, error: Callable[[str], Exception]) -> i
             f"{path}:{line}: not valid {encoding}: byte {data[exc.start]:#04x} cannot be decoded"
             " (try --encoding gb18030 or utf-8)") from exc
     return io.StringIO(text.lstrip("\ufeff"), newline="")
+
+
+@dataclass(frozen=True)
+class Header:
+    """A file's header: each column's name (an alias read as its column), the title each
+    column had, and the records after it."""
+
+    line: int
+    columns: list[str]
+    titles: dict[str, str]
+    rows: Iterator[tuple[int, list[str] | csv.Error]]
+
+
+def read_header(lines: Iterable[str], source: str, aliases: Mapping[str, str], error: Callable[[str], Exception],
+                needs: str) -> Header:
+    """The header row of a CSV file: ``error(FILE:LINE: ...)`` is raised for a file that is not
+    CSV there, empty (``needs`` says what the header must name), a column without a name or
+    a column repeated (an alias of a column counts as that column)."""
+    rows = csv_records(lines)
+    line, header = next(rows, (1, []))
+    if isinstance(header, csv.Error):
+        raise error(f"{source}:{line}: header: not valid CSV: {header}")
+    if not header:
+        raise error(f"{source}:1: empty file: a header row with {needs} is needed")
+    columns: list[str] = []
+    titles: dict[str, str] = {}
+    for cell in header:
+        title = clean_header(cell)
+        column = aliases.get(title.lower(), title)
+        if not column:
+            raise error(f"{source}:{line}: header: column {len(columns) + 1} has no name")
+        if column in titles:
+            raise error(f"{source}:{line}: header: {title!r} repeats column {titles[column]!r}")
+        titles[column] = title
+        columns.append(column)
+    return Header(line, columns, titles, rows)
+
+
+def shaped_rows(header: Header) -> Iterator[tuple[int, list[str]] | RowProblem]:
+    """The data records after ``header``: (line, fields) with one field per column, or the
+    :class:`RowProblem` of a record that is not valid CSV or has another number of fields."""
+    width = len(header.columns)
+    for line, fields in header.rows:
+        if isinstance(fields, csv.Error):
+            yield RowProblem(line, "row", f"not valid CSV: {fields}")
+        elif len(fields) != width:
+            yield RowProblem(line, "row", f"expected {width} columns, got {len(fields)}", tuple(fields))
+        else:
+            yield line, fields

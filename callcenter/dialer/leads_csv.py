@@ -15,12 +15,11 @@ no row of such a file can be trusted.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
-from callcenter.csvfile import clean_header, csv_records, open_text
+from callcenter.csvfile import open_text, read_header, shaped_rows
 from callcenter.storage.dialer_records import DUPLICATE_REASON, LeadRow, RowProblem
 from callcenter.storage.records import InvalidFieldError
 
@@ -54,27 +53,11 @@ def parse_leads_csv(lines: Iterable[str], source: str) -> tuple[list[LeadRow], l
     invalid phone, an over-long name or an unknown time zone are problems; so is a phone
     seen earlier in the file (reported at the later line, naming the first one).
     """
-    rows = csv_records(lines)
-    header_line, header = next(rows, (1, []))
-    if isinstance(header, csv.Error):
-        raise LeadFileError(f"{source}:{header_line}: header: not valid CSV: {header}")
-    if not header:
-        raise LeadFileError(f"{source}:1: empty file: a header row with a phone column is needed")
-    columns: list[str] = []
-    seen: dict[str, str] = {}
-    for cell in header:
-        title = clean_header(cell)
-        column = COLUMN_ALIASES.get(title.lower(), title)
-        if not column:
-            raise LeadFileError(f"{source}:{header_line}: header: column {len(columns) + 1} has no name")
-        if column in seen:
-            raise LeadFileError(
-                f"{source}:{header_line}: header: {title!r} repeats column {seen[column]!r}")
-        seen[column] = title
-        columns.append(column)
+    header = read_header(lines, source, COLUMN_ALIASES, LeadFileError, "a phone column")
+    seen, columns = header.titles, header.columns
     if "phone" not in seen:
         raise LeadFileError(
-            f"{source}:{header_line}: header: no phone column (found {', '.join(header)};"
+            f"{source}:{header.line}: header: no phone column (found {', '.join(seen.values())};"
             " name one phone, mobile, 电话 or 手机)")
     phone_at = columns.index("phone")
     name_at = columns.index("name") if "name" in seen else None
@@ -84,14 +67,12 @@ def parse_leads_csv(lines: Iterable[str], source: str) -> tuple[list[LeadRow], l
     leads: list[LeadRow] = []
     problems: list[RowProblem] = []
     first_line: dict[str, int] = {}
-    for line, fields in rows:
-        if isinstance(fields, csv.Error):
-            problems.append(RowProblem(line, "row", f"not valid CSV: {fields}"))
+    for row in shaped_rows(header):
+        if isinstance(row, RowProblem):
+            problems.append(row)
             continue
+        line, fields = row
         raw = tuple(fields)
-        if len(fields) != len(columns):
-            problems.append(RowProblem(line, "row", f"expected {len(columns)} columns, got {len(fields)}", raw))
-            continue
         if not fields[phone_at].strip():
             problems.append(RowProblem(line, "phone", "missing", raw))
             continue

@@ -50,6 +50,7 @@ from callcenter.transfer import (
     transfer_to_agent_actions,
 )
 from tests.syncrepository import SyncRepository, in_tx
+from tests.unit.test_engine import FakeAmi
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -215,26 +216,6 @@ def test_the_service_sends_the_transfer_only_when_the_rules_allow(settings: Sett
 # ------------------------------------------------------------------------------ engine
 
 
-class _FakeAmi:
-    connected = True
-    connections_made = 1
-    reconnects = 0
-    resyncs = 1
-
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    def subscribe(self, callback: Any, name: str | None = None) -> Any:
-        self.events.append(callback)
-        return self
-
-    def on_resync(self, callback: Any) -> Any:
-        return self
-
-    def cancel(self) -> None:
-        pass
-
-
 def _event(**fields: str) -> Message:
     return Message.from_pairs(fields.items())
 
@@ -246,7 +227,7 @@ def test_the_call_record_keeps_the_hop_the_callers_first_wait_and_the_last_agent
     (answered), talk 50 s, and the hop 1001>outbound@32."""
     clock = Clock()
     clock.advance(1_795_400_000)
-    ami = _FakeAmi()
+    ami = FakeAmi()
     registry = CollectorRegistry()
     engine = Engine(load_settings(ROOT / "config"), ami, SyncRepository(sessions), EngineMetrics(registry),  # type: ignore[arg-type]
                     clock, RecordingPaths("/srv/rec", Path("/tmp/rec")))
@@ -300,7 +281,7 @@ def test_the_call_record_keeps_the_hop_the_callers_first_wait_and_the_last_agent
 
 def test_a_failed_transfer_is_counted_and_leaves_the_record_alone() -> None:
     clock = Clock()
-    ami = _FakeAmi()
+    ami = FakeAmi()
     registry = CollectorRegistry()
     engine = Engine(load_settings(ROOT / "config"), ami, None, EngineMetrics(registry), clock,  # type: ignore[arg-type]
                     RecordingPaths("/srv/rec", Path("/tmp/rec")))
@@ -326,7 +307,7 @@ def test_an_agents_own_call_handed_on_keeps_both_recordings(sessions: sessionmak
     with the agent whose part it is and when it started."""
     clock = Clock()
     clock.advance(1_795_400_000)
-    ami = _FakeAmi()
+    ami = FakeAmi()
     repository = SyncRepository(sessions)
     engine = Engine(load_settings(ROOT / "config"), ami, repository, EngineMetrics(CollectorRegistry()),  # type: ignore[arg-type]
                     clock, RecordingPaths("/srv/rec", tmp_path))
@@ -429,7 +410,7 @@ def test_the_agent_who_answers_a_call_handed_to_them_is_its_agent(sessions: sess
     they answer (DialEnd ANSWER) they are the record's agent; the caller's first wait stays."""
     clock = Clock()
     clock.advance(1_795_400_000)
-    ami = _FakeAmi()
+    ami = FakeAmi()
     engine = Engine(load_settings(ROOT / "config"), ami, SyncRepository(sessions), EngineMetrics(CollectorRegistry()),  # type: ignore[arg-type]
                     clock, RecordingPaths("/srv/rec", Path("/tmp/rec")))
     engine.startService()
