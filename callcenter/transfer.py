@@ -58,7 +58,7 @@ TRANSFER_CONTEXT: Final = "cc-transfer"
 """The dialplan context of ``dialplans/transfer.conf``."""
 
 _EXTEN_PREFIX: Final = "queue-"
-_AGENT_EXTEN_PREFIX: Final = "agent-"
+_AGENT_EXTEN_PREFIX: Final = "desk-"  # not "agent-": n is a pattern character in the dialplan
 AGENT_TARGET_PREFIX: Final = "agent:"
 """A hop's target when the call went to one agent: ``agent:2105``."""
 TO_AGENT_PHONE: Final = "CC_TO_AGENT_PHONE"

@@ -175,3 +175,36 @@ def test_the_agent_hands_the_caller_to_a_colleague_who_is_ready(transfer_lab: En
     assert abs(recording.duration_seconds - answered_seconds) <= 1.5, (recording.duration_seconds, answered_seconds)
     rt.wait_for(lambda: engine.agents.state_of("2105").value == "ready", timeout=10,
                 message="2105 not ready again after the call")
+
+
+def test_a_caller_handed_to_an_agent_who_does_not_answer_waits_in_the_queue_again(
+        transfer_lab: EngineServices, reactor_thread: ReactorThread) -> None:
+    """2105 is ready but does not pick up: after 20 s of ringing the caller waits in the
+    transferring agent's first queue (the hotline), where 1001 takes them again: no caller
+    dropped, one record, the hop noted."""
+    services, rt = transfer_lab, reactor_thread
+    engine = services.engine
+    assert engine.repository is not None
+    _log_in(services, rt, "1001", "hotline", 8)
+    _log_in(services, rt, "2105", "outbound", 4)
+    rt.call(services.ami.send, actions.setvar("LAB_NOANSWER_2105", 1), timeout=10)
+    action = actions.originate("Local/400@from-pstn/n", context="lab-caller", exten="s", priority=1,
+                               caller_id="Fallback test <13866667777>", timeout_ms=20000,
+                               variables={"LAB_SECONDS": 120, "LAB_DELAY": 2, "LAB_DTMF": "1", "LAB_DELAY2": 3,
+                                          "LAB_DTMF2": "0", "LAB_REPEAT_DTMF": "5"})
+    assert rt.call(services.ami.originate, action, timeout=30).get("Response") == "Success"
+    rt.wait_for(lambda: engine.agents.state_of("1001").value == "on_call", timeout=40,
+                message="agent 1001 never took the call")
+    time.sleep(1)
+    rt.call(engine.agent_service.transfer_to_agent, "1001", "2105", timeout=10)
+    rt.wait_for(lambda: engine.agents.state_of("2105").value == "on_call", timeout=10,
+                message="agent 2105's phone never rang")  # busy while it rings ([agent-callee])
+    rt.wait_for(lambda: engine.agents.state_of("1001").value == "on_call", timeout=45,
+                message="the unanswered caller never came back to the hotline's agent")
+    rt.wait_for(lambda: engine.records_written >= 1, timeout=60, message="no call record written")
+    rt.wait_for(lambda: engine.writes_pending == 0, timeout=10, message="record writes still pending")
+    (record,) = rt.call(engine.repository.list_recent_call_records, limit=5)
+    (hop_text,) = record.transfers
+    assert parse_hop(hop_text)[:2] == ("1001", "agent:2105")
+    assert (record.phone, record.agent_id, record.queue, record.csat) == ("13866667777", "1001", "hotline", 5)
+    assert engine.agents.state_of("2105").value == "ready"

@@ -371,7 +371,7 @@ def test_a_call_goes_to_an_agent_only_when_they_are_ready(settings: Settings) ->
     assert [(a.name, dict(a.headers)) for a in actions] == [
         ("Setvar", {"Channel": "PJSIP/trunk-00000002", "Variable": TO_AGENT_PHONE, "Value": "PJSIP/agent2105"}),
         ("Setvar", {"Channel": "PJSIP/trunk-00000002", "Variable": TRANSFER_FALLBACK, "Value": "hotline"}),
-        ("BlindTransfer", {"Channel": "PJSIP/agent1001-00000001", "Context": TRANSFER_CONTEXT, "Exten": "agent-2105"}),
+        ("BlindTransfer", {"Channel": "PJSIP/agent1001-00000001", "Context": TRANSFER_CONTEXT, "Exten": "desk-2105"}),
     ]
     third = replace(_channel("PJSIP/agent8001-00000003"), uniqueid="1.4")  # a supervisor barged in
     cases: list[tuple[Any, ...]] = [
@@ -399,7 +399,7 @@ def test_the_service_sets_the_phone_and_the_fallback_before_the_transfer(setting
     service.transfer_to_agent("1001", "2105").addCallback(result.append)
     assert result == ["sent"]
     assert [(a.name, a.get("Value") or a.get("Exten")) for a in ami.sent] == [
-        ("Setvar", "PJSIP/agent2105"), ("Setvar", "hotline"), ("BlindTransfer", "agent-2105")]
+        ("Setvar", "PJSIP/agent2105"), ("Setvar", "hotline"), ("BlindTransfer", "desk-2105")]
     ami.sent.clear()
     assert "cannot hand a call to themselves" in str(_failure_of(service.transfer_to_agent("1001", "1001")))
     assert ami.sent == []
@@ -432,7 +432,7 @@ def test_the_agent_who_answers_a_call_handed_to_them_is_its_agent(sessions: sess
         send(_event(Event="BridgeEnter", BridgeUniqueid="b1", BridgeType="basic", **channel))
     clock.advance(15)
     send(_message(LAB_BLIND_TRANSFER, TransfererChannel=first["Channel"], TransfereeUniqueid=uid,
-                  TransfereeLinkedid=uid, TransfererLinkedid=uid, Extension="agent-2105"))
+                  TransfereeLinkedid=uid, TransfererLinkedid=uid, Extension="desk-2105"))
     for channel in (first, caller):
         send(_event(Event="BridgeLeave", BridgeUniqueid="b1", BridgeType="basic", **channel))
     send(_event(Event="Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}, **first))
