@@ -22,6 +22,9 @@ The measures, as call centers define them:
   does not call the hotline again within ``fcr_days`` (7). Only calls whose window has
   passed count (``fcr_calls``); a later call outside the period still counts as a repeat.
 - **CSAT**: mean post-call survey score (1-5), the number of answers and each score's count.
+- **transferred** ("handed on"): answered calls an agent handed on to a queue or another
+  agent at least once. A call is one record, counted in its day, its first queue and its
+  last agent's line; its hops say who handed it on.
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ class CallFacts:
     wait_seconds: int | None = None
     talk_seconds: int | None = None
     csat: int | None = None
+    transferred: bool = False
+    """An agent handed the call on at least once (the record's ``transfers``)."""
 
     @property
     def answered(self) -> bool:
@@ -120,6 +125,8 @@ class ReportLine:
     csat_responses: int
     csat_scores: tuple[int, int, int, int, int]
     """How many answers gave 1, 2, 3, 4 and 5."""
+    transferred: int = 0
+    """Answered calls an agent handed on (to a queue or an agent) at least once."""
 
 
 @dataclass
@@ -138,6 +145,7 @@ class _Sums:
     fcr_resolved: int = 0
     csat_total: int = 0
     csat_scores: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
+    transferred: int = 0
 
     def line(self, key: str) -> ReportLine:
         queued = self.queued_answered + self.abandoned + self.unanswered
@@ -150,7 +158,7 @@ class _Sums:
             aht=self.handle_total / self.answered if self.answered else None,
             fcr=self.fcr_resolved / self.fcr_calls if self.fcr_calls else None, fcr_calls=self.fcr_calls,
             csat=self.csat_total / responses if responses else None, csat_responses=responses,
-            csat_scores=self.csat_scores,
+            csat_scores=self.csat_scores, transferred=self.transferred,
         )
 
 
@@ -223,6 +231,7 @@ def _add(sums: _Sums, call: CallFacts, service_level_seconds: Mapping[str, int],
     if call.answered:
         sums.answered += 1
         sums.handle_total += (call.talk_seconds or 0) + wrapup_seconds.get(queue, 0)
+        sums.transferred += call.transferred
     if call.queue_result == "answered":
         wait = call.wait_seconds or 0
         sums.queued_answered += 1

@@ -38,7 +38,7 @@ _T = TypeVar("_T")
 
 _COLUMNS = ("key", "calls", "inbound", "outbound", "answered", "abandoned", "unanswered",
             "answered_within_target", "service_level", "asa", "aht", "fcr", "fcr_calls", "csat",
-            "csat_responses", "csat_1", "csat_2", "csat_3", "csat_4", "csat_5")
+            "csat_responses", "csat_1", "csat_2", "csat_3", "csat_4", "csat_5", "transferred")
 
 
 def _day(text: str) -> date:
@@ -127,14 +127,15 @@ def _aligned(rows: Sequence[Sequence[str]], left: int = 1) -> str:
 
 def format_table(lines: Sequence[ReportLine], by: str) -> str:
     """The report as an aligned text table."""
-    head = (by, "calls", "in", "out", "answered", "abandoned", "unanswered", "SL", "ASA", "AHT", "FCR", "CSAT")
+    head = (by, "calls", "in", "out", "answered", "abandoned", "unanswered", "SL", "ASA", "AHT", "FCR", "CSAT",
+            "handed on")
     rows = [head]
     for line in lines:
         fcr = "-" if line.fcr is None else f"{line.fcr:.0%} of {line.fcr_calls}"
         csat = "-" if line.csat is None else f"{line.csat:.2f} ({line.csat_responses})"
         rows.append((line.key, str(line.calls), str(line.inbound), str(line.outbound), str(line.answered),
                      str(line.abandoned), str(line.unanswered), _percent(line.service_level), _seconds(line.asa),
-                     _seconds(line.aht), fcr, csat))
+                     _seconds(line.aht), fcr, csat, str(line.transferred)))
     return _aligned(rows)
 
 

@@ -492,7 +492,8 @@ def report_facts(session: Session, *, since: datetime, until: datetime) -> Itera
     """The facts of the records started in [since, until), streamed in batches, oldest first."""
     record = models.CallRecord
     stmt = (select(record.started_at, record.direction, record.queue, record.queue_result, record.agent_id,
-                   record.customer_id, record.phone, record.wait_seconds, record.talk_seconds, record.csat)
+                   record.customer_id, record.phone, record.wait_seconds, record.talk_seconds, record.csat,
+                   record.transfers)
             .where(record.started_at >= aware_datetime("since", since),
                    record.started_at < aware_datetime("until", until))
             .order_by(record.started_at, record.id)
@@ -501,7 +502,8 @@ def report_facts(session: Session, *, since: datetime, until: datetime) -> Itera
         yield CallFacts(started_at=row.started_at, direction=row.direction, queue=row.queue,
                         queue_result=row.queue_result, agent_id=row.agent_id,
                         caller=f"customer:{row.customer_id}" if row.customer_id is not None else _line(row.phone),
-                        wait_seconds=row.wait_seconds, talk_seconds=row.talk_seconds, csat=row.csat)
+                        wait_seconds=row.wait_seconds, talk_seconds=row.talk_seconds, csat=row.csat,
+                        transferred=bool(row.transfers))
 
 
 def call_report(session: Session, report_period: ReportPeriod, *, by: str, service_level_seconds: Mapping[str, int],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -76,6 +77,17 @@ def test_a_day_by_day_report_counts_each_measure_as_defined() -> None:
     assert total.fcr == pytest.approx(2 / 3) and total.service_level == pytest.approx(2 / 5)
 
 
+def test_handed_on_counts_the_answered_calls_an_agent_transferred() -> None:
+    """One record per call: a call handed on counts once, in its day (and by agent, its last
+    agent's line); a record marked transferred but not answered does not count."""
+    calls = [replace(c, transferred=True) if c.started_at == at(DAY1, 10) or c.queue_result == "abandoned" else c
+             for c in day_of_calls()]
+    first, second, total = report("day", now=at(DAY1 + timedelta(days=30), 0), calls=calls)
+    assert (first.transferred, second.transferred, total.transferred) == (1, 0, 1)
+    by_agent = {line.key: line.transferred for line in report("agent", now=at(DAY1, 0), calls=calls)}
+    assert by_agent == {"-": 0, "1001": 1, "1002": 0, "2101": 0, "total": 1}
+
+
 def test_the_calls_are_read_once_in_any_order() -> None:
     """A stream (a generator, read once) in reverse order gives the same report as the list."""
     now = at(DAY1 + timedelta(days=30), 0)
@@ -130,15 +142,17 @@ def _store(sessions: sessionmaker[Session]) -> None:
             repo.create_call_record(session, NewCallRecord(
                 started_at=when, direction="inbound", phone=phone, customer_id=customer_id, queue="hotline",
                 queue_result=result, wait_seconds=5, talk_seconds=60 if result == "answered" else 0, csat=5,
-                agent_id="1001"), site_prefix="GD", ticket_day=when.date())
+                agent_id="1001", transfers=("2101>hotline@30",) if when.hour == 10 else ()),
+                site_prefix="GD", ticket_day=when.date())
 
 
 def test_report_facts_reads_the_calls_with_one_caller_per_line(sessions: sessionmaker[Session]) -> None:
     _store(sessions)
     with sessions.begin() as session:
         calls = list(repo.report_facts(session, since=at(DAY1, 0), until=at(DAY1 + timedelta(days=2), 0)))
-    assert [(c.caller, c.queue_result, c.talk_seconds) for c in calls] == [
-        ("customer:1", "answered", 60), ("13800000002", "answered", 60), ("13800000002", "abandoned", 0)]
+    assert [(c.caller, c.queue_result, c.talk_seconds, c.transferred) for c in calls] == [
+        ("customer:1", "answered", 60, False), ("13800000002", "answered", 60, True),
+        ("13800000002", "abandoned", 0, False)]
     assert all(c.started_at.tzinfo is not None for c in calls)
     lines = build_report(calls, period(DAY1, DAY1, SHANGHAI), by="day", service_level_seconds=TARGETS,
                          wrapup_seconds=WRAPUP, now=at(DAY1 + timedelta(days=30), 0))
@@ -160,11 +174,12 @@ def test_cli_prints_the_table_and_writes_csv_and_json(tmp_path: Path, capsys: py
     assert "calls 2026-11-02 .. 2026-11-03 (Asia/Shanghai), by day" in text
     rows = {line.split()[0]: line.split() for line in text.splitlines()[2:] if line.strip() and "written" not in line}
     assert rows["2026-11-02"][1:7] == ["2", "2", "0", "2", "0", "0"]
-    assert rows["total"][7] == "66.7%" and rows["total"][-2:] == ["5.00", "(3)"]
+    assert rows["total"][7] == "66.7%" and rows["total"][-3:] == ["5.00", "(3)", "1"]  # CSAT, handed on
     with out_csv.open(encoding="utf-8") as handle:
         table = list(csv.DictReader(handle))
     assert [r["key"] for r in table] == ["2026-11-02", "2026-11-03", "total"]
-    assert (table[0]["csat_5"], table[2]["abandoned"], table[2]["fcr_calls"]) == ("2", "1", "2")
+    assert (table[0]["csat_5"], table[2]["abandoned"], table[2]["fcr_calls"], table[2]["transferred"]) == (
+        "2", "1", "2", "1")
     assert main(["--config", str(site), "report", "calls", "--from", "2026-11-02", "--by", "agent", "--json"]) == 0
     body = json.loads(capsys.readouterr().out)
     assert [line["key"] for line in body["lines"]] == ["1001", "total"]
