@@ -163,7 +163,7 @@ class Engine(Service):
         self.supervisor = SupervisorService(settings, ami, self.calls, clock, supervisor_channel=supervisor_channel)
         self.timezone = ZoneInfo(settings.site.timezone)
         self._queue_names = frozenset(q.name for q in settings.queues)
-        hotline = _hotline_queue(settings)
+        hotline = settings.hotline_queue
         self.hotline_queue = hotline
         self.advisor = LiveStaffingAdvisor(
             started_at=clock.seconds(),
@@ -377,7 +377,7 @@ class Engine(Service):
         """``BlindTransfer``: an agent handed the call on (from the engine's action or their
         softphone). The hop goes on the call record; the caller's first queue stay is kept
         for it (its wait and service level are the caller's, not the second queue's)."""
-        transfer: Transfer | None = parse_blind_transfer(msg)
+        transfer: Transfer | None = parse_blind_transfer(msg, self.settings.people)
         if transfer is None:
             _log.warn("transfer.unreadable fields={fields}", fields=dict(msg.fields))
             return
@@ -781,13 +781,6 @@ def _fork(master: Deferred[T]) -> Deferred[T]:
 
     master.addCallback(relay)
     return child
-
-
-def _hotline_queue(settings: Settings) -> str | None:
-    names = [q.name for q in settings.queues]
-    if HOTLINE_QUEUE in names:
-        return HOTLINE_QUEUE
-    return names[0] if names else None
 
 
 def _agent_from_interface(interface: str | None) -> str | None:

@@ -350,6 +350,12 @@ class Settings:
         """The agent with id ``agent_id`` (``KeyError`` if unknown)."""
         return self.people[agent_id]
 
+    @property
+    def hotline_queue(self) -> str | None:
+        """The hotline's queue: ``hotline`` when configured, else the first queue (None: no queues)."""
+        names = [q.name for q in self.queues]
+        return "hotline" if "hotline" in names else (names[0] if names else None)
+
     def queue(self, name: str) -> QueueSettings:
         """The queue called ``name`` (``KeyError`` if unknown)."""
         for queue in self.queues:

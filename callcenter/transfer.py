@@ -21,7 +21,7 @@ The rules checked before anything is sent (:func:`check_transfer`) and the actio
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -36,6 +36,7 @@ from callcenter.storage.records import TRANSFER_HOP_RE
 
 __all__ = [
     "AGENT_TARGET_PREFIX",
+    "REFER_CONTEXT",
     "TO_AGENT_PHONE",
     "TRANSFER_CONTEXT",
     "TRANSFER_FALLBACK",
@@ -56,6 +57,9 @@ __all__ = [
 
 TRANSFER_CONTEXT: Final = "cc-transfer"
 """The dialplan context of ``dialplans/transfer.conf``."""
+REFER_CONTEXT: Final = "cc-transfer-refer"
+"""Where a blind transfer from an agent's own phone (SIP REFER) lands: the agents' PJSIP
+endpoints' ``TRANSFER_CONTEXT``, one extension per agent id (rendered)."""
 
 _EXTEN_PREFIX: Final = "queue-"
 _AGENT_EXTEN_PREFIX: Final = "desk-"  # not "agent-": n is a pattern character in the dialplan
@@ -192,9 +196,10 @@ class Transfer:
     else ``exten@context``."""
 
 
-def parse_blind_transfer(msg: Message) -> Transfer | None:
+def parse_blind_transfer(msg: Message, agents: Collection[str] = ()) -> Transfer | None:
     """The :class:`Transfer` of a ``BlindTransfer`` event; None for another event or one
-    that names no call."""
+    that names no call. ``agents``: the configured ids, which a phone's own transfer
+    (:data:`REFER_CONTEXT`) may name."""
     if msg.name != "BlindTransfer":
         return None
     fields = msg.fields
@@ -206,6 +211,8 @@ def parse_blind_transfer(msg: Message) -> Transfer | None:
         target = exten[len(_EXTEN_PREFIX):]
     elif context == TRANSFER_CONTEXT and exten.startswith(_AGENT_EXTEN_PREFIX):
         target = AGENT_TARGET_PREFIX + exten[len(_AGENT_EXTEN_PREFIX):]
+    elif context == REFER_CONTEXT and exten in agents:
+        target = AGENT_TARGET_PREFIX + exten
     else:
         target = f"{exten}@{context}"
     result = fields.get("Result") or ""

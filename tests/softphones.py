@@ -450,6 +450,7 @@ class Softphone:
         hold_seconds: float | None = None,
         pcap: Path | None = None,
         timeout: float = 30.0,
+        refer_to: str | None = None,
     ) -> None:
         """Start answering the next ``count`` calls in the background (180, 200 OK + SDP).
 
@@ -457,11 +458,16 @@ class Softphone:
         it waits for the far end's BYE. ``pcap`` (e.g. :data:`G711A_PCAP` or
         ``dtmf_pcap("5")``) is played as RTP to Asterisk after each ACK. The SIPp ends
         after ``count`` calls or ``timeout`` seconds; read what it saw with
-        :meth:`answered` or :meth:`wait_answered`.
+        :meth:`answered` or :meth:`wait_answered`. ``refer_to`` (with ``hold_seconds``): instead
+        of hanging up, the phone's transfer key: a blind-transfer REFER to that number.
         """
         if self._uas is not None and self._uas.poll() is None:
             raise SoftphoneError(f"{self}: already answering calls")
         name = "uas_answer" if hold_seconds is None else "uas_answer_hangup"
+        if refer_to is not None:
+            if hold_seconds is None:
+                raise SoftphoneError(f"{self}: a transfer needs hold_seconds (when to press the key)")
+            name = "uas_answer_refer"
         text = (SCENARIOS / f"{name}.xml").read_text()
         if pcap is not None:
             if not pcap.is_file():
@@ -477,6 +483,8 @@ class Softphone:
         args = ["-sf", str(scenario), "-m", str(count)]
         if hold_seconds is not None:
             args += ["-d", str(int(hold_seconds * 1000))]
+        if refer_to is not None:
+            args += ["-key", "refer_to", refer_to]
         self._uas, self._uas_log = self._start("uas", args, timeout)
         # SIPp binds its port at once; give it a moment so the first INVITE finds it.
         deadline = time.monotonic() + 2

@@ -19,6 +19,7 @@ from typing import Protocol
 from callcenter import __version__
 from callcenter.secrets import Secrets
 from callcenter.settings import Settings
+from callcenter.transfer import REFER_CONTEXT, TRANSFER_CONTEXT
 
 __all__ = ["AsteriskEndpoints", "ConfigRenderError", "dialplan_files", "lab_sms_gateway", "render_project_config",
            "sms_gateway"]
@@ -129,9 +130,16 @@ def render_extensions(settings: Settings, endpoints: AsteriskEndpoints) -> str:
         *[f"QUEUE_START_PENALTY_{q.name} = 0" for q in settings.queues if q.overflow_after],
         f"FAX_CHANNELS = {settings.fax.channels}",
         f"IVR_CHANNELS = {settings.ivr.channels}",
+        f"TRANSFER_DEFAULT_QUEUE = {settings.hotline_queue or ''}",
         f"SMS_SENDER = {settings.sms.sender}",
         f"SMS_GATEWAY = {_safe(sms_gateway(settings, endpoints), 'sms.gateway')}",
         *_agent_trunk(settings, endpoints),
+        "",
+        "; blind transfers from the agents' own phones (SIP REFER; their endpoints' TRANSFER_CONTEXT):",
+        "; a colleague's id rings the colleague, any other number queues the caller again",
+        f"[{REFER_CONTEXT}]",
+        *[f"exten => {agent.id},1,Goto({TRANSFER_CONTEXT},refer-{agent.id},1)" for agent in settings.agents],
+        f"exten => _X.,1,Goto({TRANSFER_CONTEXT},refer-back,1)",
         "",
         "; the fax number (fax.number), included in [from-pstn]",
         "[fax-number]",
@@ -248,6 +256,7 @@ def render_pjsip(settings: Settings, secrets: Secrets, endpoints: AsteriskEndpoi
             f"aors = {name}",
             f'callerid = "{caller}" <{agent.id}>',
             f"set_var = AGENT_ID={agent.id}",
+            f"set_var = TRANSFER_CONTEXT={REFER_CONTEXT}",  # the phone's own transfer key (dialplans/transfer.conf)
             "",
             f"[{name}]",
             "type = auth",

@@ -28,6 +28,7 @@ from callcenter.transfer import TransferRefused, parse_hop
 from tests.labengine import ROOT, engine_on_lab
 from tests.labfixture import LabFactory
 from tests.reactorthread import ReactorThread
+from tests.softphones import Softphone
 
 pytestmark = pytest.mark.lab
 
@@ -208,3 +209,57 @@ def test_a_caller_handed_to_an_agent_who_does_not_answer_waits_in_the_queue_agai
     assert parse_hop(hop_text)[:2] == ("1001", "agent:2105")
     assert (record.phone, record.agent_id, record.queue, record.csat) == ("13866667777", "1001", "hotline", 5)
     assert engine.agents.state_of("2105").value == "ready"
+
+
+@pytest.fixture
+def softphone_transfer_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path
+                           ) -> Iterator[tuple[EngineServices, Any, Any]]:
+    flow = open_around_the_clock(ROOT / "ivr_flows/hotline.yaml", tmp_path / "open.yaml")
+
+    def change(settings: Settings) -> Settings:
+        return replace(settings, ivr=replace(settings.ivr, hotline_flow=flow, sounds_dir=tmp_path / "sounds"))
+
+    with engine_on_lab(lab_factory, reactor_thread, tmp_path, change=change, lab_agents=False) as lab:  # PJSIP
+        yield lab
+
+
+def test_the_transfer_key_of_the_agents_own_phone(softphone_transfer_lab: tuple[EngineServices, Any, Any],
+                                                  reactor_thread: ReactorThread, tmp_path: Path) -> None:
+    """Agent 1001's SIP softphone answers a hotline caller and presses its transfer key: a
+    blind-transfer REFER to 2105. Asterisk follows it in the endpoint's TRANSFER_CONTEXT
+    (cc-transfer-refer), 2105's softphone rings with the caller and answers; the caller
+    rates the call after 2105 hangs up. The record has 2105 and the hop."""
+    services, handle, secrets = softphone_transfer_lab
+    rt = reactor_thread
+    engine = services.engine
+    assert engine.repository is not None
+    first = Softphone("1001", handle.ports.sip, secrets.sip_secret("1001"), workdir=tmp_path / "sipp1001",
+                      avoid_ports=handle.ports.all_ports())
+    second = Softphone("2105", handle.ports.sip, secrets.sip_secret("2105"), workdir=tmp_path / "sipp2105",
+                       avoid_ports=handle.ports.all_ports())
+    try:
+        for phone in (first, second):
+            assert phone.register().ok
+        first.answer_calls(1, hold_seconds=3, refer_to="2105", timeout=90)
+        second.answer_calls(1, hold_seconds=4, timeout=90)
+        rt.call(engine.agent_service.login, "1001", ["hotline"], timeout=10)
+        rt.wait_for(lambda: engine.agents.state_of("1001").value == "ready", timeout=10,
+                    message="agent 1001 never became ready")
+        action = actions.originate("Local/400@from-pstn/n", context="lab-caller", exten="s", priority=1,
+                                   caller_id="Phone key test <13877778888>", timeout_ms=20000,
+                                   variables={"LAB_SECONDS": 90, "LAB_DELAY": 2, "LAB_DTMF": "1", "LAB_DELAY2": 3,
+                                              "LAB_DTMF2": "0", "LAB_REPEAT_DTMF": "5"})
+        assert rt.call(services.ami.originate, action, timeout=30).get("Response") == "Success"
+        rt.wait_for(lambda: engine.records_written >= 1, timeout=80, message="no call record written")
+        rt.wait_for(lambda: engine.writes_pending == 0, timeout=10, message="record writes still pending")
+        referred = first.wait_answered(timeout=10)
+        assert any(m.status == 202 for m in referred.messages if m.direction == "received"), \
+            [m.start_line for m in referred.messages]
+        assert second.wait_answered(timeout=10).answered == 1
+    finally:
+        first.stop()
+        second.stop()
+    (record,) = rt.call(engine.repository.list_recent_call_records, limit=5)
+    (hop_text,) = record.transfers
+    assert parse_hop(hop_text)[:2] == ("1001", "agent:2105")
+    assert (record.phone, record.agent_id, record.queue, record.csat) == ("13877778888", "2105", "hotline", 5)

@@ -122,3 +122,18 @@ def test_secrets_are_stable_and_private(tmp_path: Path) -> None:
     assert again.sip["1001"] == first.sip["1001"]
     assert again.sip["1002"] != again.sip["1001"]
     assert (tmp_path / "secrets.yaml").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_agents_phones_transfer_into_the_engines_transfer_context(tmp_path: Path) -> None:
+    """A phone's own transfer key (SIP REFER) is followed in TRANSFER_CONTEXT: cc-transfer-refer,
+    one extension per agent id, anything else back to a queue; the default queue is the hotline."""
+    files = _render(tmp_path, lab=False)
+    settings = load_settings(ROOT / "config")
+    endpoint = files["pjsip.conf"].split("[agent2105]\ntype = endpoint\n", 1)[1].split("\n\n", 1)[0]
+    assert "set_var = AGENT_ID=2105\nset_var = TRANSFER_CONTEXT=cc-transfer-refer" in endpoint
+    refer = files["extensions.conf"].split("[cc-transfer-refer]\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert refer[:-1] == [f"exten => {a.id},1,Goto(cc-transfer,refer-{a.id},1)" for a in settings.agents]
+    assert refer[-1] == "exten => _X.,1,Goto(cc-transfer,refer-back,1)"
+    sections = _parse(tmp_path, "extensions.conf", files["extensions.conf"])
+    assert sections["globals"][0]["TRANSFER_DEFAULT_QUEUE"] == "hotline" == settings.hotline_queue
+    assert {"cc-transfer", "cc-transfer-fallback", "cc-transfer-record"} <= set(sections)

@@ -106,6 +106,13 @@ def test_other_transfers_and_failures_are_read_too() -> None:
     no_agent = parse_blind_transfer(_message(LAB_BLIND_TRANSFER, TransfererChannel="PJSIP/trunk-00000001"))
     assert no_agent is not None and no_agent.agent_id is None
     assert parse_blind_transfer(_message(LAB_BLIND_TRANSFER, Event="AttendedTransfer")) is None
+    # the phone's own transfer key, followed in the endpoints' TRANSFER_CONTEXT
+    key = parse_blind_transfer(_message(LAB_BLIND_TRANSFER, Context="cc-transfer-refer", Extension="2105"),
+                               {"1001", "2105"})
+    assert key is not None and key.target == "agent:2105"
+    stray = parse_blind_transfer(_message(LAB_BLIND_TRANSFER, Context="cc-transfer-refer", Extension="13800138000"),
+                                 {"1001", "2105"})
+    assert stray is not None and stray.target == "13800138000@cc-transfer-refer"
     assert parse_blind_transfer(_message(LAB_BLIND_TRANSFER, TransfereeLinkedid="", TransfererLinkedid="")) is None
 
 
