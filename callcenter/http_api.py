@@ -369,6 +369,28 @@ def send_broadcast(engine: Engine, dialer: DialerService | None, sms: SmsService
                              agent_id=agent)
 
 
+def call_customer(engine: Engine, agent_id: str, phone: str, *, name: str | None,
+                  customer_id: int | None) -> Deferred[Any]:
+    """The agent's own call (docs/agents.md, "Calling a customer"); with ``manual_dial.do_not_call:
+    block``, a number on the do-not-call list is refused first (409, field ``phone``)."""
+    def dial(_: object = None) -> Deferred[Any]:
+        return engine.agent_service.call(agent_id, phone, name=name, customer_id=customer_id)
+
+    repo = engine.repository
+    if engine.settings.manual_dial.do_not_call != "block" or repo is None:
+        return dial()
+    number = canonical_phone(phone)
+
+    def checked(entry: Any) -> Deferred[Any]:
+        if entry is not None:
+            raise ApiError(409, f"{number} is on the do-not-call list ({entry.source}"
+                           + (f": {entry.reason}" if entry.reason else "") + "); manual_dial.do_not_call is block",
+                           "phone")
+        return dial()
+
+    return repo.run(dialer_store.dnc_entry, number).addCallback(checked)
+
+
 def save_disposition(engine: Engine, ticket: str, disposition: Disposition) -> Deferred[CallRecord]:
     """Write ``disposition`` on the call record ``ticket`` if its writer may (the API's and the
     agent page's one path): ApiError 404 for an unknown ticket, DispositionRefused otherwise."""
@@ -575,7 +597,7 @@ class ApiResource(Resource):
         if customer is not None and (isinstance(customer, bool) or not isinstance(customer, int) or customer < 1):
             raise ApiError(400, f"expected a CRM customer id (a whole number), got {customer!r}", "customer_id")
         phone = self._field(body, "phone")
-        return self.engine.agent_service.call(agent, phone, name=name, customer_id=customer).addCallback(
+        return call_customer(self.engine, agent, phone, name=name, customer_id=customer).addCallback(
             lambda _: {"agent": agent, "action": "call", "phone": canonical_phone(phone), "ok": True})
 
     def _transfer(self, agent: str, body: dict[str, Any]) -> Deferred[Any]:
@@ -1183,8 +1205,9 @@ class AgentPage(_Page):
         if action == "call":
             phone, name = form.get("phone", "").strip(), form.get("name", "").strip() or None
             customer = form.get("customer_id", "").strip()
-            return service.call(agent.id, phone, name=name, customer_id=int(customer) if customer.isdigit() else None
-                                ).addCallback(lambda _: f"your phone rings: pick it up and {name or phone} is called")
+            return call_customer(self.engine, agent.id, phone, name=name,
+                                 customer_id=int(customer) if customer.isdigit() else None).addCallback(
+                lambda _: f"your phone rings: pick it up and {name or phone} is called")
         if action == "customer":
             return self._save_customer(agent, form)
         if action == "transfer":

@@ -276,6 +276,9 @@ class ManualDialSettings:
     """The caller id customers see ("": the trunk's)."""
     ring_seconds: int = 45
     """How long the customer's phone may ring."""
+    do_not_call: str = "warn"
+    """A number on the do-not-call list: ``warn`` (flagged on the page, dialed: a service call
+    may be owed) or ``block`` (refused, 409)."""
 
 
 @dataclass(frozen=True)
@@ -663,6 +666,7 @@ def _build(data: Mapping[str, Any], locs: Locations, root: Path, problems: list[
         caller_id=dial_r.text("caller_id", default_dial.caller_id, re.compile(r"^[0-9+]{0,20}$"),
                               "up to 20 digits (an optional +), or empty"),
         ring_seconds=dial_r.integer("ring_seconds", default_dial.ring_seconds, 5, 300),
+        do_not_call=dial_r.choice("do_not_call", ("warn", "block"), default_dial.do_not_call),
     )
     dial_r.done()
     top.done()

@@ -455,3 +455,27 @@ def test_the_agent_finds_a_customer_and_calls_them(sessions: sessionmaker[Sessio
     request.args = {b"find": [b"nobody"]}
     body = page.render_GET(request)  # type: ignore[arg-type]
     assert "No customer matches &#x27;nobody&#x27;." in (body if isinstance(body, bytes) else b"".join(request.written)).decode()
+
+
+def test_a_site_may_block_its_agents_own_calls_to_do_not_call_numbers(sessions: sessionmaker[Session]) -> None:
+    """manual_dial.do_not_call: warn (the default) dials a listed number (flagged on the page);
+    block refuses it with the reason, on the page and over the API (409, field phone)."""
+    from callcenter.storage import dialer as dialer_store
+
+    engine, _ = _engine(sessions)
+    engine.repository.run(dialer_store.add_dnc, ["13800138000"], source="agent", reason="asked on the phone",
+                          now=datetime(2026, 12, 5, 2, 0, tzinfo=UTC))
+    page, api = AgentPage(engine), ApiResource(engine)  # type: ignore[arg-type]
+    status, query = _post(page, ["2101", "call"], {"phone": "13800138000"})
+    assert status == 303 and "msg" in query  # warn: dialed
+    assert engine.agent_service.calls[-1][:3] == ("call", "2101", "13800138000")
+    engine.settings = replace(SETTINGS, manual_dial=replace(SETTINGS.manual_dial, do_not_call="block"))
+    dialed = len(engine.agent_service.calls)
+    status, query = _post(page, ["2101", "call"], {"phone": "+86 138 0013 8000"})
+    assert status == 303 and query["err"] == [
+        "13800138000 is on the do-not-call list (agent: asked on the phone); manual_dial.do_not_call is block"]
+    status, body = post_json(api, [b"agents", b"2101", b"call"], {"phone": "13800138000"})
+    assert (status, body["field"]) == (409, "phone")
+    assert len(engine.agent_service.calls) == dialed  # nothing dialed
+    status, body = post_json(api, [b"agents", b"2101", b"call"], {"phone": "13900000001"})
+    assert status == 200 and engine.agent_service.calls[-1][:3] == ("call", "2101", "13900000001")

@@ -190,3 +190,13 @@ def test_a_team_queue_name_taken_by_a_configured_queue_is_named(tmp_path: Path) 
         load_settings(CONFIG, [site])
     assert str(info.value) == (f"{site}:3:5: queues.outbound.per_team: team team2's queue would be called "
                                "'outbound-team2', the name of a configured queue; rename one of them")
+
+
+def test_manual_dial_do_not_call_is_warn_or_block(tmp_path: Path) -> None:
+    """manual_dial.do_not_call: warn by default, block when set, anything else named by line."""
+    assert load_settings(CONFIG).manual_dial.do_not_call == "warn"
+    block = _write(tmp_path, "block.yaml", "manual_dial:\n  do_not_call: block\n")
+    assert load_settings(CONFIG, [block]).manual_dial.do_not_call == "block"
+    bad = _write(tmp_path, "bad.yaml", "manual_dial:\n  do_not_call: maybe\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:2:3: manual_dial.do_not_call: .*warn.*block"):
+        load_settings(CONFIG, [bad])
