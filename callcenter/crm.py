@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from callcenter.csvfile import open_text, read_header, shaped_rows
-from callcenter.storage.dialer_records import DUPLICATE_REASON, RowProblem
+from callcenter.csvfile import open_text, read_header, repeated_phone, shaped_rows
+from callcenter.storage.dialer_records import RowProblem
 from callcenter.storage.records import (
     UNSET,
     CustomerUpdate,
@@ -103,11 +103,7 @@ def parse_customers_csv(lines: Iterable[str], source: str) -> tuple[list[Custome
     customers: list[CustomerRow] = []
     problems: list[RowProblem] = []
     first_line: dict[str, int] = {}
-    for row in shaped_rows(header):
-        if isinstance(row, RowProblem):
-            problems.append(row)
-            continue
-        line, fields = row
+    for line, fields in shaped_rows(header, problems):
         raw = tuple(fields)
         values = dict(zip(columns, fields, strict=True))
         try:
@@ -117,9 +113,9 @@ def parse_customers_csv(lines: Iterable[str], source: str) -> tuple[list[Custome
         except InvalidFieldError as exc:
             problems.append(RowProblem(line, exc.field, exc.problem, raw))
             continue
-        first = first_line.setdefault(customer.phone, line)
-        if first != line:
-            problems.append(RowProblem(line, "phone", f"{DUPLICATE_REASON} {first} ({customer.phone})", raw))
+        repeated = repeated_phone(first_line, customer.phone, line, raw)
+        if repeated is not None:
+            problems.append(repeated)
             continue
         customers.append(CustomerRow(line, customer, raw))
     return customers, problems

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from callcenter.storage.dialer_records import RowProblem
+from callcenter.storage.dialer_records import DUPLICATE_REASON, RowProblem
 
-__all__ = ["Header", "clean_header", "csv_records", "open_text", "read_header", "shaped_rows"]
+__all__ = ["Header", "clean_header", "csv_records", "open_text", "read_header", "repeated_phone", "shaped_rows"]
 
 _UNSAFE_ENCODINGS: Final = ("utf_16", "utf_32")
 
@@ -106,14 +106,22 @@ def read_header(lines: Iterable[str], source: str, aliases: Mapping[str, str], e
     return Header(line, columns, titles, rows)
 
 
-def shaped_rows(header: Header) -> Iterator[tuple[int, list[str]] | RowProblem]:
-    """The data records after ``header``: (line, fields) with one field per column, or the
-    :class:`RowProblem` of a record that is not valid CSV or has another number of fields."""
+def shaped_rows(header: Header, problems: list[RowProblem]) -> Iterator[tuple[int, list[str]]]:
+    """The data records after ``header`` with one field per column, as (line, fields); the
+    :class:`RowProblem` of each record that is not valid CSV or has another number of fields
+    goes to ``problems`` instead."""
     width = len(header.columns)
     for line, fields in header.rows:
         if isinstance(fields, csv.Error):
-            yield RowProblem(line, "row", f"not valid CSV: {fields}")
+            problems.append(RowProblem(line, "row", f"not valid CSV: {fields}"))
         elif len(fields) != width:
-            yield RowProblem(line, "row", f"expected {width} columns, got {len(fields)}", tuple(fields))
+            problems.append(RowProblem(line, "row", f"expected {width} columns, got {len(fields)}", tuple(fields)))
         else:
             yield line, fields
+
+
+def repeated_phone(first_line: dict[str, int], phone: str, line: int, raw: tuple[str, ...]) -> RowProblem | None:
+    """The problem of a number seen at an earlier line of the file (``first_line`` remembers
+    each number's first line), or None the first time."""
+    first = first_line.setdefault(phone, line)
+    return None if first == line else RowProblem(line, "phone", f"{DUPLICATE_REASON} {first} ({phone})", raw)

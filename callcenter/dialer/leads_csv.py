@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
-from callcenter.csvfile import open_text, read_header, shaped_rows
-from callcenter.storage.dialer_records import DUPLICATE_REASON, LeadRow, RowProblem
+from callcenter.csvfile import open_text, read_header, repeated_phone, shaped_rows
+from callcenter.storage.dialer_records import LeadRow, RowProblem
 from callcenter.storage.records import InvalidFieldError
 
 __all__ = [
@@ -67,11 +67,7 @@ def parse_leads_csv(lines: Iterable[str], source: str) -> tuple[list[LeadRow], l
     leads: list[LeadRow] = []
     problems: list[RowProblem] = []
     first_line: dict[str, int] = {}
-    for row in shaped_rows(header):
-        if isinstance(row, RowProblem):
-            problems.append(row)
-            continue
-        line, fields = row
+    for line, fields in shaped_rows(header, problems):
         raw = tuple(fields)
         if not fields[phone_at].strip():
             problems.append(RowProblem(line, "phone", "missing", raw))
@@ -87,9 +83,9 @@ def parse_leads_csv(lines: Iterable[str], source: str) -> tuple[list[LeadRow], l
         except InvalidFieldError as exc:
             problems.append(RowProblem(line, exc.field, exc.problem, raw))
             continue
-        first = first_line.setdefault(lead.phone, line)
-        if first != line:
-            problems.append(RowProblem(line, "phone", f"{DUPLICATE_REASON} {first} ({lead.phone})", raw))
+        repeated = repeated_phone(first_line, lead.phone, line, raw)
+        if repeated is not None:
+            problems.append(repeated)
             continue
         leads.append(lead)
     return leads, problems
