@@ -53,6 +53,17 @@ def _log_in(services: EngineServices, rt: ReactorThread, agent: str, queue: str,
                 message=f"agent {agent} did not log in")
 
 
+def _hotline_caller(services: EngineServices, rt: ReactorThread, name: str, number: str, *, seconds: int,
+                    csat: str) -> None:
+    """A caller who dials 400, picks Mandarin (1) and "agent" (0), then keeps pressing ``csat``
+    (the survey's rating after the last agent), for ``seconds`` at most."""
+    action = actions.originate("Local/400@from-pstn/n", context="lab-caller", exten="s", priority=1,
+                               caller_id=f"{name} <{number}>", timeout_ms=20000,
+                               variables={"LAB_SECONDS": seconds, "LAB_DELAY": 2, "LAB_DTMF": "1", "LAB_DELAY2": 3,
+                                          "LAB_DTMF2": "0", "LAB_REPEAT_DTMF": csat})
+    assert rt.call(services.ami.originate, action, timeout=30).get("Response") == "Success"
+
+
 def test_the_agent_hands_the_caller_on_and_the_record_follows(transfer_lab: EngineServices,
                                                              reactor_thread: ReactorThread) -> None:
     services, rt = transfer_lab, reactor_thread
@@ -61,11 +72,7 @@ def test_the_agent_hands_the_caller_on_and_the_record_follows(transfer_lab: Engi
     # nobody else in outbound yet: refused before anything reaches Asterisk
     with pytest.raises(TransferRefused, match="not on a call"):
         rt.call(engine.agent_service.transfer, "1001", "outbound", timeout=10)
-    action = actions.originate("Local/400@from-pstn/n", context="lab-caller", exten="s", priority=1,
-                               caller_id="Transfer test <13822223333>", timeout_ms=20000,
-                               variables={"LAB_SECONDS": 90, "LAB_DELAY": 2, "LAB_DTMF": "1", "LAB_DELAY2": 3,
-                                          "LAB_DTMF2": "0", "LAB_REPEAT_DTMF": "5"})
-    assert rt.call(services.ami.originate, action, timeout=30).get("Response") == "Success"
+    _hotline_caller(services, rt, "Transfer test", "13822223333", seconds=90, csat="5")
     rt.wait_for(lambda: engine.agents.state_of("1001").value == "on_call", timeout=40,
                 message="agent 1001 never took the call")
     with pytest.raises(TransferRefused, match="nobody else is logged in to queue 'outbound'"):
@@ -148,11 +155,7 @@ def test_the_agent_hands_the_caller_to_a_colleague_who_is_ready(transfer_lab: En
     _log_in(services, rt, "2105", "outbound", 4)
     rt.call(engine.agent_service.pause, "2105", "coaching", timeout=10)
     rt.wait_for(lambda: engine.agents.state_of("2105").value == "paused", timeout=10, message="2105 never paused")
-    action = actions.originate("Local/400@from-pstn/n", context="lab-caller", exten="s", priority=1,
-                               caller_id="Colleague test <13844445555>", timeout_ms=20000,
-                               variables={"LAB_SECONDS": 90, "LAB_DELAY": 2, "LAB_DTMF": "1", "LAB_DELAY2": 3,
-                                          "LAB_DTMF2": "0", "LAB_REPEAT_DTMF": "4"})
-    assert rt.call(services.ami.originate, action, timeout=30).get("Response") == "Success"
+    _hotline_caller(services, rt, "Colleague test", "13844445555", seconds=90, csat="4")
     rt.wait_for(lambda: engine.agents.state_of("1001").value == "on_call", timeout=40,
                 message="agent 1001 never took the call")
     with pytest.raises(TransferRefused, match=r"agent 2105 is not ready \(paused\)"):
@@ -189,11 +192,7 @@ def test_a_caller_handed_to_an_agent_who_does_not_answer_waits_in_the_queue_agai
     _log_in(services, rt, "1001", "hotline", 8)
     _log_in(services, rt, "2105", "outbound", 4)
     rt.call(services.ami.send, actions.setvar("LAB_NOANSWER_2105", 1), timeout=10)
-    action = actions.originate("Local/400@from-pstn/n", context="lab-caller", exten="s", priority=1,
-                               caller_id="Fallback test <13866667777>", timeout_ms=20000,
-                               variables={"LAB_SECONDS": 120, "LAB_DELAY": 2, "LAB_DTMF": "1", "LAB_DELAY2": 3,
-                                          "LAB_DTMF2": "0", "LAB_REPEAT_DTMF": "5"})
-    assert rt.call(services.ami.originate, action, timeout=30).get("Response") == "Success"
+    _hotline_caller(services, rt, "Fallback test", "13866667777", seconds=120, csat="5")
     rt.wait_for(lambda: engine.agents.state_of("1001").value == "on_call", timeout=40,
                 message="agent 1001 never took the call")
     time.sleep(1)
@@ -245,11 +244,7 @@ def test_the_transfer_key_of_the_agents_own_phone(softphone_transfer_lab: tuple[
         rt.call(engine.agent_service.login, "1001", ["hotline"], timeout=10)
         rt.wait_for(lambda: engine.agents.state_of("1001").value == "ready", timeout=10,
                     message="agent 1001 never became ready")
-        action = actions.originate("Local/400@from-pstn/n", context="lab-caller", exten="s", priority=1,
-                                   caller_id="Phone key test <13877778888>", timeout_ms=20000,
-                                   variables={"LAB_SECONDS": 90, "LAB_DELAY": 2, "LAB_DTMF": "1", "LAB_DELAY2": 3,
-                                              "LAB_DTMF2": "0", "LAB_REPEAT_DTMF": "5"})
-        assert rt.call(services.ami.originate, action, timeout=30).get("Response") == "Success"
+        _hotline_caller(services, rt, "Phone key test", "13877778888", seconds=90, csat="5")
         rt.wait_for(lambda: engine.records_written >= 1, timeout=80, message="no call record written")
         rt.wait_for(lambda: engine.writes_pending == 0, timeout=10, message="record writes still pending")
         referred = first.wait_answered(timeout=10)
