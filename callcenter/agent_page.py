@@ -96,6 +96,8 @@ class AgentView:
     """The agent's calls to follow up by the end of today, earliest first (still to do)."""
     do_not_call_numbers: frozenset[str] = frozenset()
     """Numbers of ``follow_ups`` on the do-not-call list (flagged: no sales offers)."""
+    block_do_not_call: bool = False
+    """``manual_dial.do_not_call: block``: listed numbers get no "Call" button."""
     now: datetime | None = None
     """When the page was made: a follow-up due before it is overdue."""
     today: AgentTime | None = None
@@ -146,6 +148,10 @@ def _call_button(view: AgentView, phone: str | None, name: str | None, customer_
     on a call or logged out, or without a number."""
     if not phone or view.state in _BUSY_STATES:
         return ""
+    listed = phone in view.do_not_call_numbers or (
+        view.do_not_call is not None and view.record is not None and phone == view.record.phone)
+    if view.block_do_not_call and listed:
+        return '<span class="muted">not called: on the do-not-call list</span>'
     hidden = {"phone": phone, "name": name or "", "customer_id": "" if customer_id is None else str(customer_id)}
     extra = "".join(f'<input type="hidden" name="{k}" value="{escape(v)}">' for k, v in hidden.items() if v)
     return _button(view.agent.id, "call", label, extra)

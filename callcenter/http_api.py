@@ -1117,6 +1117,7 @@ class AgentPage(_Page):
             auto_dial_held=self.dialer.auto_dial_held(agent.id) if self.dialer is not None else False,
             message=_arg(request, "msg") or "", error=_arg(request, "err") or "", sms=self.sms is not None,
             transfer_queues=tuple(q.name for q in engine.settings.queues),
+            block_do_not_call=engine.settings.manual_dial.do_not_call == "block",
             transfer_agents=tuple((a.id, engine.settings.people[a.id].name) for a in engine.agents.agents()
                                   if a.state.value == "ready" and a.id in engine.settings.people))
         linkedid = engine.screen_pops.get(agent.id)

@@ -477,5 +477,8 @@ def test_a_site_may_block_its_agents_own_calls_to_do_not_call_numbers(sessions: 
     status, body = post_json(api, [b"agents", b"2101", b"call"], {"phone": "13800138000"})
     assert (status, body["field"]) == (409, "phone")
     assert len(engine.agent_service.calls) == dialed  # nothing dialed
+    html = _get(page, "2101")[1]  # the screen pop's caller is listed: no "Call back" button
+    assert "Call 13800138000 back</button>" not in html
+    assert '<span class="muted">not called: on the do-not-call list</span>' in html
     status, body = post_json(api, [b"agents", b"2101", b"call"], {"phone": "13900000001"})
     assert status == 200 and engine.agent_service.calls[-1][:3] == ("call", "2101", "13900000001")
