@@ -8,8 +8,9 @@ it: an import never drops data silently. Each data row ends up either as a
 line, field and reason (``rows + problems == data rows``); a phone seen earlier in the file
 is a problem at the later line.
 
-:func:`customer_body` reads a web request's JSON body (``POST /api/customers``) into the
-fields of a new customer or of an update, naming the field at fault.
+:func:`new_customer_body` and :func:`customer_changes` read a web request's JSON body
+(``POST /api/customers``, ``POST /api/customers/<id>``) into a new customer or the changes
+to one, naming the field at fault.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ __all__ = [
     "CUSTOMER_FIELDS",
     "CustomerFileError",
     "CustomerRow",
-    "customer_body",
+    "customer_changes",
+    "new_customer_body",
     "parse_customers_csv",
     "read_customers_file",
 ]
@@ -127,10 +129,9 @@ def read_customers_file(path: Path, *, encoding: str = "utf-8") -> tuple[list[Cu
     return parse_customers_csv(open_text(path, encoding, CustomerFileError), str(path))
 
 
-def customer_body(body: Mapping[str, Any], *, new: bool) -> NewCustomer | CustomerUpdate:
-    """A web request's customer fields: all of ``name`` and ``phone`` (and any others) for a
-    new customer, any of them for an update. Unknown fields and bad values raise
-    :class:`InvalidFieldError` naming the field; an update that changes nothing too."""
+def _check_body(body: Mapping[str, Any]) -> None:
+    """What the customer dataclasses do not check themselves: unknown fields, and types a
+    JSON body could get wrong (``vip`` a string, ``notes`` a number)."""
     for key in body:
         if key not in CUSTOMER_FIELDS:
             raise InvalidFieldError(str(key), f"not a customer field (fields: {', '.join(CUSTOMER_FIELDS)})")
@@ -138,12 +139,23 @@ def customer_body(body: Mapping[str, Any], *, new: bool) -> NewCustomer | Custom
         raise InvalidFieldError("vip", f"must be true or false, got {body['vip']!r}")
     if "notes" in body and not isinstance(body["notes"], str):
         raise InvalidFieldError("notes", f"must be a string, got {body['notes']!r}")
-    if new:
-        for needed in ("name", "phone"):
-            if needed not in body:
-                raise InvalidFieldError(needed, "is required for a new customer")
-        return NewCustomer(name=body["name"], phone=body["phone"], email=body.get("email"),
-                           vip=body.get("vip", False), notes=body.get("notes", ""))
+
+
+def new_customer_body(body: Mapping[str, Any]) -> NewCustomer:
+    """A web request's new customer: ``name`` and ``phone``, and any other field. Unknown
+    fields and bad values raise :class:`InvalidFieldError` naming the field."""
+    _check_body(body)
+    for needed in ("name", "phone"):
+        if needed not in body:
+            raise InvalidFieldError(needed, "is required for a new customer")
+    return NewCustomer(name=body["name"], phone=body["phone"], email=body.get("email"),
+                       vip=body.get("vip", False), notes=body.get("notes", ""))
+
+
+def customer_changes(body: Mapping[str, Any]) -> CustomerUpdate:
+    """A web request's changes to a customer: any of the fields. Unknown fields, bad values
+    and a body that changes nothing raise :class:`InvalidFieldError` naming the field."""
+    _check_body(body)
     if not body:
         raise InvalidFieldError("body", f"nothing to change (fields: {', '.join(CUSTOMER_FIELDS)})")
     return CustomerUpdate(**{key: body.get(key, UNSET) for key in CUSTOMER_FIELDS})

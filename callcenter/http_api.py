@@ -95,7 +95,7 @@ from callcenter.agents import AgentError
 from callcenter.ami.client import AmiActionFailed
 from callcenter.call_log import call_log_csv
 from callcenter.commission import commission_report
-from callcenter.crm import customer_body
+from callcenter.crm import customer_changes, new_customer_body
 from callcenter.dialer.campaign import zone
 from callcenter.dialer.handout import (
     HandOut,
@@ -153,9 +153,8 @@ from callcenter.storage import sms as sms_store
 from callcenter.storage.dialer_records import LeadHolding
 from callcenter.storage.records import (
     CallRecord,
-    CustomerUpdate,
+    Customer,
     InvalidFieldError,
-    NewCustomer,
     canonical_phone,
 )
 from callcenter.storage.repository import (
@@ -389,6 +388,16 @@ def call_customer(engine: Engine, agent_id: str, phone: str, *, name: str | None
         return dial()
 
     return repo.run(dialer_store.dnc_entry, number).addCallback(checked)
+
+
+def save_customer(repo: Repository, customer: str | None, fields: Mapping[str, Any], *,
+                  ticket: str | None) -> Deferred[Customer]:
+    """The API's and the agent page's one path into the CRM (docs/crm.md): a new customer
+    (``customer`` None; ``ticket`` links that call to them) or changes to customer ``customer``
+    (its id as given in the URL or form)."""
+    if customer is None:
+        return repo.run(crm_store.save_caller, new_customer_body(fields), ticket=ticket)
+    return repo.update_customer(_customer_id(customer), customer_changes(fields))
 
 
 def save_disposition(engine: Engine, ticket: str, disposition: Disposition) -> Deferred[CallRecord]:
@@ -915,17 +924,11 @@ class ApiResource(Resource):
     def _save_customer(self, customer: str | None, body: dict[str, Any]) -> Deferred[Any]:
         """``POST /api/customers`` (a new customer; ``ticket`` links that call to them) and
         ``POST /api/customers/<id>`` (changes; docs/crm.md)."""
-        repo = self._repo()
-        if customer is None:
-            ticket = body.pop("ticket", None)
-            if ticket is not None and (not isinstance(ticket, str) or not ticket):
-                raise ApiError(400, f"expected a ticket number, got {ticket!r}", "ticket")
-            new = customer_body(body, new=True)
-            assert isinstance(new, NewCustomer)
-            return repo.run(crm_store.save_caller, new, ticket=ticket).addCallback(lambda saved: {"customer": saved})
-        changes = customer_body(body, new=False)
-        assert isinstance(changes, CustomerUpdate)
-        return repo.update_customer(_customer_id(customer), changes).addCallback(lambda saved: {"customer": saved})
+        ticket = body.pop("ticket", None) if customer is None else None
+        if ticket is not None and (not isinstance(ticket, str) or not ticket):
+            raise ApiError(400, f"expected a ticket number, got {ticket!r}", "ticket")
+        return save_customer(self._repo(), customer, body, ticket=ticket).addCallback(
+            lambda saved: {"customer": saved})
 
     def _repo(self) -> Repository:
         repo = self.engine.repository
@@ -1237,18 +1240,16 @@ class AgentPage(_Page):
         if repo is None:
             raise ApiError(503, "no database configured")
         fields: dict[str, Any] = {k: form[k] for k in ("name", "phone", "email", "notes") if k in form}
-        if fields.get("email", "").strip() == "":
+        customer = form.get("customer_id", "").strip() or None
+        if customer is not None:  # an empty email clears the customer's
+            fields["email"] = form.get("email") or None
+        elif fields.get("email", "").strip() == "":
             fields.pop("email", None)
-        customer = form.get("customer_id", "").strip()
-        if customer:
-            changes = customer_body({**fields, "email": form.get("email") or None}, new=False)
-            assert isinstance(changes, CustomerUpdate)
-            return repo.update_customer(_customer_id(customer), changes).addCallback(
-                lambda saved: f"customer {saved.name} saved")
-        new = customer_body(fields, new=True)
-        assert isinstance(new, NewCustomer)
-        return repo.run(crm_store.save_caller, new, ticket=form.get("ticket") or None).addCallback(
-            lambda saved: f"{saved.name} ({saved.phone}) is in the CRM now: their calls pop up with their record")
+        saved = save_customer(repo, customer, fields, ticket=form.get("ticket") or None)
+        if customer is not None:
+            return saved.addCallback(lambda found: f"customer {found.name} saved")
+        return saved.addCallback(
+            lambda found: f"{found.name} ({found.phone}) is in the CRM now: their calls pop up with their record")
 
     def _preview(self, agent: AgentSettings, action: str, form: dict[str, str]) -> Deferred[str]:
         dialer = _running(self.dialer)

@@ -15,7 +15,8 @@ from twisted.internet.defer import succeed
 from callcenter import cli
 from callcenter.crm import (
     CustomerFileError,
-    customer_body,
+    customer_changes,
+    new_customer_body,
     parse_customers_csv,
     read_customers_file,
 )
@@ -89,15 +90,15 @@ def test_a_gb18030_file_reads_and_bad_bytes_are_named_by_line(tmp_path: Path) ->
 
 
 def test_the_apis_customer_fields() -> None:
-    new = customer_body({"name": "Zhang", "phone": "+86 138 0013 8000", "vip": True}, new=True)
+    new = new_customer_body({"name": "Zhang", "phone": "+86 138 0013 8000", "vip": True})
     assert new == NewCustomer(name="Zhang", phone="13800138000", vip=True)
-    assert customer_body({"notes": "call after 6"}, new=False) == CustomerUpdate(notes="call after 6")
+    assert customer_changes({"notes": "call after 6"}) == CustomerUpdate(notes="call after 6")
     for body, new_one, field in [({"name": "x"}, True, "phone"), ({"phone": "13800138000"}, True, "name"),
                                  ({"name": "x", "phone": "1"}, True, "phone"), ({"city": "x"}, False, "city"),
                                  ({"vip": "yes"}, False, "vip"), ({}, False, "body"), ({"notes": 5}, False, "notes"),
                                  ({"email": "nope"}, False, "email")]:
         with pytest.raises(InvalidFieldError) as caught:
-            customer_body(body, new=new_one)
+            (new_customer_body if new_one else customer_changes)(body)
         assert caught.value.field == field, (body, caught.value)
 
 
