@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from callcenter.crm import CustomerFileError, read_customers_file
-from callcenter.dialer.cli import SHOW_PROBLEMS, write_rejects
+from callcenter.dialer.cli import SHOW_PROBLEMS, report_rejects
 from callcenter.reports_cli import on_database
+from callcenter.storage.records import CallRecord, Customer
 
 __all__ = ["add_parser"]
 
@@ -41,14 +42,8 @@ def _import(args: argparse.Namespace, settings: Any) -> int:
     result = on_database(settings, import_customers, rows=rows)
     elapsed = time.perf_counter() - started
     rejected = sorted([*problems, *result.existing], key=lambda p: p.line)
-    for problem in rejected[:args.show]:
-        print(problem.format(str(path)), file=sys.stderr)
-    if rejected:
-        rejects = Path(args.rejects) if args.rejects else settings.site.state_dir / "imports" / f"{path.stem}-rejects.csv"
-        write_rejects(rejects, rejected)
-        hidden = len(rejected) - args.show
-        more = f"{hidden} more; " if hidden > 0 else ""
-        print(f"{more}all {len(rejected)} row(s) left out are in {rejects}", file=sys.stderr)
+    rejects = Path(args.rejects) if args.rejects else settings.site.state_dir / "imports" / f"{path.stem}-rejects.csv"
+    report_rejects(path, rejected, show=args.show, rejects=rejects, noun="row(s) left out")
     total = len(rows) + len(problems)
     print(f"{path}: {result.created} of {total} customer(s) added to the CRM; {len(problems)} bad row(s), "
           f"{len(result.existing)} already customers; {elapsed:.2f} s")
@@ -72,7 +67,13 @@ def _show(args: argparse.Namespace, settings: Any) -> int:
     from callcenter.storage.crm import customer_history
     from callcenter.storage.repository import get_customer
 
-    customer = on_database(settings, get_customer, customer_id=args.id)
+    def read(session: Any, customer_id: int, limit: int) -> tuple[Customer | None, list[CallRecord]]:
+        found = get_customer(session, customer_id)
+        calls = [] if found is None else customer_history(session, customer_id=found.id, phone=found.phone,
+                                                          limit=limit)
+        return found, calls
+
+    customer, calls = on_database(settings, read, customer_id=args.id, limit=args.limit)  # one session
     if customer is None:
         print(f"error: no customer {args.id}", file=sys.stderr)
         return 1
@@ -81,7 +82,6 @@ def _show(args: argparse.Namespace, settings: Any) -> int:
         print(f"  email: {customer.email}")
     if customer.notes:
         print(f"  notes: {customer.notes}")
-    calls = on_database(settings, customer_history, customer_id=customer.id, phone=customer.phone, limit=args.limit)
     print(f"  last {len(calls)} call(s):" if calls else "  no calls yet")
     for record in calls:
         print(f"  {record.started_at:%Y-%m-%d %H:%M}Z {record.ticket_number} {record.direction:<8} "

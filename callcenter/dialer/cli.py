@@ -38,7 +38,7 @@ from callcenter.storage.dialer_records import CampaignRecord, ImportResult, RowP
 if TYPE_CHECKING:
     from callcenter.settings import Settings
 
-__all__ = ["LEGAL_ABANDON_LIMIT", "import_lead_file", "register", "write_rejects"]
+__all__ = ["LEGAL_ABANDON_LIMIT", "import_lead_file", "register", "report_rejects", "write_rejects"]
 
 LEGAL_ABANDON_LIMIT = 0.03
 """Abandoned / live answers allowed (TSR and Ofcom); ledger rows above it are flagged."""
@@ -160,6 +160,19 @@ def write_rejects(path: Path, problems: Sequence[RowProblem]) -> None:
             writer.writerow([problem.line, problem.field, problem.reason, row.getvalue()])
 
 
+def report_rejects(source: Path, problems: Sequence[RowProblem], *, show: int, rejects: Path, noun: str) -> None:
+    """Print the first ``show`` problems by line (``FILE:LINE: field: reason``) on stderr and,
+    if there are any, write them all to ``rejects`` and say where; ``noun`` names them
+    (``bad row(s)``)."""
+    for problem in problems[:show]:
+        print(problem.format(str(source)), file=sys.stderr)
+    if problems:
+        write_rejects(rejects, problems)
+        hidden = len(problems) - show
+        more = f"{hidden} more {noun}; " if hidden > 0 else ""
+        print(f"{more}all {len(problems)} {noun} are in {rejects}", file=sys.stderr)
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     """Import a CSV lead file; print the count, the bad rows by line and the time taken."""
     path = Path(args.csv)
@@ -173,13 +186,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             raise CommandError(f"{path}: cannot read: {exc.strerror or exc}") from exc
         elapsed = time.perf_counter() - started
         rejects = Path(args.rejects) if args.rejects else ctx.state_dir / "imports" / f"{list_name}-rejects.csv"
-    for problem in result.problems[: args.show]:
-        print(problem.format(str(path)), file=sys.stderr)
-    hidden = len(result.problems) - args.show
-    if result.problems:
-        write_rejects(rejects, result.problems)
-        more = f"{hidden} more bad row(s); " if hidden > 0 else ""
-        print(f"{more}all {len(result.problems)} bad row(s) are in {rejects}", file=sys.stderr)
+    report_rejects(path, result.problems, show=args.show, rejects=rejects, noun="bad row(s)")
     total = result.rows_ok + result.rows_bad
     rate = total / elapsed if elapsed > 0 else float("inf")
     print(f"{path}: {result.rows_ok} of {total} row(s) imported into campaign {args.campaign!r} as lead list "
