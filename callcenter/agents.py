@@ -257,7 +257,10 @@ class AgentService:
             channel, customer = check_transfer_to_agent(
                 self.settings, self.board.agent(agent_id), agent_id, self.board.agent(target_id), target_id,
                 self.channels())
-            fallback = next(iter(me.queues), None) or self.settings.queues[0].name
+            # as for the phone's own transfer key: else the hotline's queue (TRANSFER_DEFAULT_QUEUE)
+            fallback = next(iter(me.queues), None) or self.settings.hotline_queue
+            if fallback is None:
+                raise TransferRefused("no queue is configured for a caller nobody answers", "to_agent")
             built = transfer_to_agent_actions(channel, customer, target_id, self.interface(target_id), fallback)
         except (AgentError, TransferRefused, actions.AmiActionError) as error:
             return fail(error)

@@ -43,9 +43,10 @@ Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/403/404):
 * ``GET /api/agents/<id>/screen-pop``: the call last offered to the agent: its call record
   (ticket, caller, IVR choices) and the CRM customer, available as soon as the phone rings;
 * ``POST /api/agents/<id>/login|logout|unpause`` and ``/pause`` with ``{"reason": ...}``;
-* ``POST /api/agents/<id>/transfer`` with ``{"queue": NAME}``: hand the agent's caller on to
-  the queue (400 for a queue that is not configured; 409 when the agent is not talking to
-  anyone, or nobody else is logged in to the queue; 502 when Asterisk refuses it);
+* ``POST /api/agents/<id>/transfer`` with ``{"queue": NAME}`` or ``{"to_agent": ID}``: hand the
+  agent's caller on to the queue, or to a colleague who is ready (400 for a queue or agent that
+  is not configured; 409 when the agent is not talking to anyone, nobody else is logged in to
+  the queue, or the colleague is not ready; 502 when Asterisk refuses it);
 * ``GET /api/dialer``: each campaign's pacer, calls placed and in flight, agents, outcomes
   and abandonment since the daemon started (404 when the dialer does not run);
 * ``GET /api/dialer/<campaign>/ledger?day=YYYY-MM-DD``: the abandon ledger of a local day

@@ -1,11 +1,13 @@
-"""Blind transfer of an agent's call to a queue (docs/agents.md, "Handing a call on").
+"""Blind transfer of an agent's call to a queue or to one agent (docs/agents.md, "Handing a call on").
 
 An agent talking to a customer hands the customer on to another queue (billing, a team,
-the team leads' escalation queue): from their page, ``POST /api/agents/<id>/transfer
-{"queue": NAME}`` or ``callcenter agent transfer``. The engine sends AMI ``BlindTransfer``
-on the agent's channel with Context :data:`TRANSFER_CONTEXT` and Exten
-``queue-<NAME>`` (:func:`transfer_exten`); Asterisk moves the customer (every channel
-bridged to the agent's) there and hangs the agent's channel up. ``dialplans/transfer.conf``
+the team leads' escalation queue) or to a colleague who is ready: from their page,
+``POST /api/agents/<id>/transfer {"queue": NAME}`` or ``{"to_agent": ID}``, or
+``callcenter agent transfer``. The engine sends AMI ``BlindTransfer`` on the agent's channel
+with Context :data:`TRANSFER_CONTEXT` and Exten ``queue-<NAME>`` (:func:`transfer_exten`) or
+``desk-<ID>`` (:func:`transfer_agent_exten`, after :func:`transfer_to_agent_actions` set the
+colleague's phone and a fallback queue on the customer's channel); Asterisk moves the customer
+(every channel bridged to the agent's) there and hangs the agent's channel up. ``dialplans/transfer.conf``
 queues the customer in NAME, keeps the recording going (MixMonitor runs on the customer's
 channel) and, for a hotline caller, still runs the CSAT survey after the last agent.
 
