@@ -114,6 +114,8 @@ class AgentView:
     """(id, name) of the agents ready now, whom the agent may hand a call to."""
     transfers: Sequence[str] = ()
     """The call's transfer hops so far (``AGENT>QUEUE@SECONDS``): live, or from its record."""
+    consulting: tuple[str, bool] | None = None
+    """The colleague the agent consults while the caller holds, and whether they answered."""
     message: str = ""
     """What the last action did (shown in green)."""
     error: str = ""
@@ -179,8 +181,23 @@ def _controls(view: AgentView) -> str:
     return "".join(parts)
 
 
+def _consult_controls(view: AgentView) -> str:
+    """While the caller holds for a consult: hand them over (once the colleague answered) or
+    take them back (docs/agents.md, "Consult first")."""
+    assert view.consulting is not None
+    target, answered = view.consulting
+    name = dict(view.transfer_agents).get(target, "")
+    status = "talking" if answered else "ringing"
+    handover = _button(view.agent.id, "consult-complete", "Hand over") if answered else ""
+    return (f'<span class="consult">Consulting {escape(target)} {escape(name)} ({status}); the caller holds. '
+            f'</span>{handover}{_button(view.agent.id, "consult-cancel", "Back to the caller")}')
+
+
 def _transfer_form(view: AgentView) -> str:
-    """While the agent talks: hand the caller on to a queue (docs/agents.md, "Handing a call on")."""
+    """While the agent talks: hand the caller on to a queue or an agent (docs/agents.md,
+    "Handing a call on"), or consult an agent first; while consulting, the consult's buttons."""
+    if view.consulting is not None:
+        return _consult_controls(view)
     if view.state != "on_call" or not (view.transfer_queues or view.transfer_agents):
         return ""
     queues = "".join(f'<option value="queue:{escape(q)}">{escape(q)}</option>' for q in view.transfer_queues)
@@ -188,8 +205,14 @@ def _transfer_form(view: AgentView) -> str:
                      for a, name in view.transfer_agents if a != view.agent.id)
     groups = (f'<optgroup label="queues">{queues}</optgroup>' if queues else "") + (
         f'<optgroup label="agents ready now">{agents}</optgroup>' if agents else "")
-    return _button(view.agent.id, "transfer", "Transfer",
-                   f'<select name="to" aria-label="transfer to">{groups}</select> ')
+    transfer = _button(view.agent.id, "transfer", "Transfer",
+                       f'<select name="to" aria-label="transfer to">{groups}</select> ')
+    if not agents:
+        return transfer
+    colleagues = "".join(f'<option value="{escape(a)}">{escape(a)} {escape(name)}</option>'
+                         for a, name in view.transfer_agents if a != view.agent.id)
+    return transfer + _button(view.agent.id, "consult", "Consult first",
+                              f'<select name="to_agent" aria-label="consult">{colleagues}</select> ')
 
 
 def describe_hops(hops: Sequence[str]) -> str:

@@ -36,8 +36,10 @@ from callcenter.state.calls import Channel
 from callcenter.storage.records import InvalidFieldError, canonical_phone
 from callcenter.transfer import (
     TransferRefused,
+    check_consult_end,
     check_transfer,
     check_transfer_to_agent,
+    consult_actions,
     transfer_action,
     transfer_to_agent_actions,
 )
@@ -265,6 +267,43 @@ class AgentService:
         except (AgentError, TransferRefused, actions.AmiActionError) as error:
             return fail(error)
         return self._send_in_order(built)
+
+    def consult(self, agent_id: str, target_id: str) -> Deferred[AmiResult]:
+        """Consult agent ``target_id`` (ready) before handing the call over (docs/agents.md,
+        "Consult first"): the customer holds, with music, while the colleague's phone rings
+        and the two agents talk (AMI ``Atxfer``). Then :meth:`complete_consult` hands the
+        customer over and :meth:`cancel_consult` takes them back. Refused before anything is
+        sent as :meth:`transfer_to_agent` is."""
+        try:
+            self.agent(agent_id)
+            channel, _ = check_transfer_to_agent(
+                self.settings, self.board.agent(agent_id), agent_id, self.board.agent(target_id), target_id,
+                self.channels())
+            built = consult_actions(channel, target_id, self.interface(target_id))
+        except (AgentError, TransferRefused, actions.AmiActionError) as error:
+            return fail(error)
+        return self._send_in_order(built)
+
+    def complete_consult(self, agent_id: str) -> Deferred[AmiResult]:
+        """Hand the held customer to the consulted colleague: the agent's channel hangs up,
+        which completes Asterisk's attended transfer. Refused
+        (:class:`~callcenter.transfer.ConsultRefused`) with no consult, or before the colleague
+        answered."""
+        try:
+            self.agent(agent_id)
+            consult = check_consult_end(agent_id, self.channels(), completing=True)
+        except (AgentError, TransferRefused) as error:
+            return fail(error)
+        return self.ami.send(actions.hangup(consult.agent_channel.name))
+
+    def cancel_consult(self, agent_id: str) -> Deferred[AmiResult]:
+        """Back to the held customer: the colleague's leg is hung up (AMI ``CancelAtxfer``)."""
+        try:
+            self.agent(agent_id)
+            consult = check_consult_end(agent_id, self.channels(), completing=False)
+        except (AgentError, TransferRefused) as error:
+            return fail(error)
+        return self.ami.send(actions.cancel_atxfer(consult.agent_channel.name))
 
     def _send_in_order(self, built: list[AmiAction]) -> Deferred[AmiResult]:
         """Send each action once the one before succeeded; the last one's result."""

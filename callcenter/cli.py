@@ -175,8 +175,8 @@ def _report(status: int, body: Any) -> int:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    """Agent actions through the running daemon: login, logout, pause, unpause, call, transfer, screen-pop,
-    follow-ups."""
+    """Agent actions through the running daemon: login, logout, pause, unpause, call, transfer, consult,
+    screen-pop, follow-ups."""
     settings = _settings(args)
     if args.agent_command in ("screen-pop", "follow-ups"):
         return _report(*_api(settings, "GET", f"agents/{args.agent}/{args.agent_command}"))
@@ -185,6 +185,14 @@ def cmd_agent(args: argparse.Namespace) -> int:
         body = {"reason": args.reason}
     elif args.agent_command == "call":
         body = {"phone": args.phone, **({"name": args.name} if args.name else {})}
+    elif args.agent_command == "consult":
+        if bool(args.to_agent) == bool(args.complete or args.cancel) or (args.complete and args.cancel):
+            print("error: give a colleague to consult, or --complete, or --cancel", file=sys.stderr)
+            return 2
+        if not args.to_agent:
+            how = "complete" if args.complete else "cancel"
+            return _report(*_api(settings, "POST", f"agents/{args.agent}/consult/{how}", {}))
+        body = {"to_agent": args.to_agent}
     elif args.agent_command == "transfer":
         body = {"to_agent": args.to_agent} if args.to_agent else {"queue": args.queue}
         if bool(args.to_agent) == bool(args.queue):
@@ -422,6 +430,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("agent", help="agent id, e.g. 1001")
     p.add_argument("queue", nargs="?", help="the queue the caller waits in next, e.g. outbound")
     p.add_argument("--to-agent", dest="to_agent", metavar="ID", help="ring this agent instead (they must be ready)")
+    p.set_defaults(func=cmd_agent)
+
+    p = agent.add_parser("consult", help="consult an agent ready now while the caller holds, then hand the "
+                                         "caller over (--complete) or take them back (--cancel)")
+    p.add_argument("agent", help="agent id, e.g. 1001")
+    p.add_argument("to_agent", nargs="?", metavar="COLLEAGUE", help="the agent to consult, e.g. 2105")
+    p.add_argument("--complete", action="store_true", help="hand the caller to the colleague consulted")
+    p.add_argument("--cancel", action="store_true", help="end the consult: back to the caller")
     p.set_defaults(func=cmd_agent)
 
     p = agent.add_parser("disposition", help="record what came of a call (outcome, issue type, notes, follow-up)")

@@ -23,7 +23,7 @@ import wave
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
@@ -37,6 +37,7 @@ from callcenter.agent_channels import agent_of_channel
 from callcenter.agent_state_log import AgentStateLog
 from callcenter.agents import PJSIP_INTERFACES, AgentService, MemberInterfaces
 from callcenter.agi.server import AgiSession
+from callcenter.ami import actions
 from callcenter.ami.client import AmiClient, ListenerHandle, Subscription
 from callcenter.ami.codec import Message
 from callcenter.ivr.check import load_flow
@@ -72,7 +73,14 @@ from callcenter.storage.records import (
 )
 from callcenter.storage.repository import Repository
 from callcenter.supervisor import DEFAULT_SUPERVISOR_CHANNEL, SupervisorService
-from callcenter.transfer import Transfer, hop, parse_blind_transfer
+from callcenter.transfer import (
+    AGENT_TARGET_PREFIX,
+    TRANSFER_CONTEXT,
+    Transfer,
+    hop,
+    parse_attended_transfer,
+    parse_blind_transfer,
+)
 
 __all__ = ["TRACKED_VARIABLES", "Engine", "RecordingPaths"]
 
@@ -183,6 +191,8 @@ class Engine(Service):
         """Linkedid -> (agent id, seconds in queue) from AgentConnect, until the call ends: the
         last agent connected, and the caller's wait before the first."""
         self._transfers: dict[str, list[str]] = {}
+        # linkedid -> the colleague a consult leg rang (AttendedTransfer may not name them)
+        self._consults: dict[str, str] = {}
         """Linkedid -> the call's transfer hops so far (callcenter.transfer.hop)."""
         self._first_stay: dict[str, QueueStay] = {}
         """Linkedid -> the caller's stay in the queue they first waited in, once transferred."""
@@ -333,6 +343,9 @@ class Engine(Service):
         if name == "BlindTransfer":
             self._transferred(msg, now)
             return
+        if name == "AttendedTransfer":
+            self._consulted(msg, now)
+            return
         if name in ("DialBegin", "DialEnd"):
             self._dial_to_agent(msg)
             return
@@ -377,7 +390,49 @@ class Engine(Service):
         """``BlindTransfer``: an agent handed the call on (from the engine's action or their
         softphone). The hop goes on the call record; the caller's first queue stay is kept
         for it (its wait and service level are the caller's, not the second queue's)."""
-        transfer: Transfer | None = parse_blind_transfer(msg, self.settings.people)
+        self._hand_on(parse_blind_transfer(msg, self.settings.people), msg, now)
+
+    def _consulted(self, msg: Message, now: float) -> None:
+        """``AttendedTransfer``: an agent handed the held customer to the colleague they
+        consulted. Besides the hop, the colleague is now the call's agent, and a customer
+        whose call was recorded on the agent's channel only (the agent's own call) starts a
+        recording of their own, as a blind transfer's ``cc-transfer-record`` does."""
+        transfer = parse_attended_transfer(msg, self.settings.people)
+        if transfer is not None:
+            consulted = self._consults.pop(transfer.linkedid, None)
+            if not transfer.target:
+                # the event names no target when the consult leg was optimised away first
+                # (seen in the lab): the colleague whose phone the leg rang
+                target = AGENT_TARGET_PREFIX + consulted if consulted else "unknown"
+                transfer = dataclasses.replace(transfer, target=target)
+        self._hand_on(transfer, msg, now)
+        if transfer is None or not transfer.ok:
+            return
+        if transfer.target.startswith(AGENT_TARGET_PREFIX):
+            earlier = self._connected_agent.get(transfer.linkedid)
+            self._connected_agent[transfer.linkedid] = (transfer.target[len(AGENT_TARGET_PREFIX):],
+                                                        earlier[1] if earlier is not None else None)
+        self._record_transferee(transfer)
+
+    def _record_transferee(self, transfer: Transfer) -> None:
+        """Start the customer's own recording after an attended transfer when every file of
+        the call so far is the transferring agent's (made on their channel, which hangs up)."""
+        started = self._recordings.get(transfer.linkedid)
+        if not started or transfer.transferee_channel is None or transfer.transferee_uniqueid is None:
+            return
+        if any(by != transfer.agent_id or by is None for _, by, _ in started):
+            return
+        first = PurePosixPath(started[0][0])
+        path = str(first.with_name(transfer.transferee_uniqueid + first.suffix))
+        channel = transfer.transferee_channel
+        # CC_RECORDING first: its VarSet files the recording, and a later blind transfer
+        # (cc-transfer-record) sees the channel is recorded already
+        sent = self.ami.send(actions.setvar("CC_RECORDING", path, channel=channel))
+        sent.addCallback(lambda _: self.ami.send(actions.mix_monitor(channel, path)))
+        sent.addErrback(lambda failure: _log.warn("transfer.recording_failed channel={channel} error={error}",
+                                                  channel=channel, error=failure.getErrorMessage()))
+
+    def _hand_on(self, transfer: Transfer | None, msg: Message, now: float) -> None:
         if transfer is None:
             _log.warn("transfer.unreadable fields={fields}", fields=dict(msg.fields))
             return
@@ -401,7 +456,10 @@ class Engine(Service):
         rings, and they are the call's agent once they answer."""
         fields = msg.fields
         linkedid = fields.get("Linkedid")
-        if not linkedid or linkedid not in self._transfers:
+        # a consult's leg (cc-transfer ask-<ID>) rings the colleague with the customer's call:
+        # their screen pops, but the call is theirs only once the transfer completes
+        consult = fields.get("Context") == TRANSFER_CONTEXT and (fields.get("Exten") or "").startswith("ask-")
+        if not linkedid or (linkedid not in self._transfers and not consult):
             return
         agent = agent_of_channel(fields.get("DestChannel") or "")
         if agent is None or agent not in self.settings.people:
@@ -409,7 +467,9 @@ class Engine(Service):
         if msg.name == "DialBegin":
             self.screen_pops[agent] = linkedid
             self.open_record(linkedid, agent)
-        elif fields.get("DialStatus") == "ANSWER":
+            if consult:
+                self._consults[linkedid] = agent
+        elif fields.get("DialStatus") == "ANSWER" and not consult:
             earlier = self._connected_agent.get(linkedid)
             self._connected_agent[linkedid] = (agent, earlier[1] if earlier is not None else None)
 
@@ -443,6 +503,7 @@ class Engine(Service):
             else:
                 self._connected_agent.pop(fact.linkedid, None)
                 self._transfers.pop(fact.linkedid, None)
+                self._consults.pop(fact.linkedid, None)
                 self._first_stay.pop(fact.linkedid, None)
                 self._recordings.pop(fact.linkedid, None)
         elif isinstance(fact, StateAnomaly):
@@ -543,6 +604,7 @@ class Engine(Service):
         last_stay = self._queue_stay(call)
         stay = self._first_stay.pop(call.linkedid, None) or last_stay
         transfers = self._transfers.pop(call.linkedid, None)
+        self._consults.pop(call.linkedid, None)
         recordings = self._recordings.pop(call.linkedid, None) or (
             [(variables["CC_RECORDING"], None, call.started_at)] if variables.get("CC_RECORDING") else [])
         wait = hold_time if hold_time is not None else (

@@ -47,6 +47,11 @@ Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/403/404):
   agent's caller on to the queue, or to a colleague who is ready (400 for a queue or agent that
   is not configured; 409 when the agent is not talking to anyone, nobody else is logged in to
   the queue, or the colleague is not ready; 502 when Asterisk refuses it);
+* ``POST /api/agents/<id>/consult`` with ``{"to_agent": ID}``: consult a colleague who is ready
+  while the caller holds (an attended transfer); then ``POST /api/agents/<id>/consult/complete``
+  hands the caller over and ``POST /api/agents/<id>/consult/cancel`` takes them back (409 with no
+  consult, or completing before the colleague answered); ``GET /api/agents/<id>/consult``: the
+  consult in progress (404: none);
 * ``GET /api/dialer``: each campaign's pacer, calls placed and in flight, agents, outcomes
   and abandonment since the daemon started (404 when the dialer does not run);
 * ``GET /api/dialer/<campaign>/ledger?day=YYYY-MM-DD``: the abandon ledger of a local day
@@ -167,7 +172,7 @@ from callcenter.storage.repository import (
 )
 from callcenter.storage.sms import BroadcastCreated
 from callcenter.supervisor import AgentNotOnCall, NotPermitted, SpyFailed
-from callcenter.transfer import TransferRefused, UnknownTarget
+from callcenter.transfer import TransferRefused, UnknownTarget, consult_leg
 from callcenter.wallboard_page import Board, render_wallboard
 from callcenter.web_access import (
     MIN_PASSWORD_LENGTH,
@@ -554,6 +559,8 @@ class ApiResource(Resource):
 
     def _post(self, path: list[str], body: dict[str, Any]) -> Deferred[Any]:
         engine = self.engine
+        if len(path) == 4 and path[0] == "agents" and path[2] == "consult":
+            return self._end_consult(path[1], path[3], body)
         if len(path) == 3 and path[0] == "agents":
             agent, action = path[1], path[2]
             if action in ("preview", "dial", "skip"):
@@ -571,6 +578,8 @@ class ApiResource(Resource):
                 return self._call(agent, body)
             elif action == "transfer":
                 return self._transfer(agent, body)
+            elif action == "consult":
+                return self._consult(agent, body)
             else:
                 raise ApiError(404, f"no agent action {action!r}")
             return d.addCallback(lambda _: {"agent": agent, "action": action, "ok": True})
@@ -625,6 +634,29 @@ class ApiResource(Resource):
         queue = self._field(body, "queue")
         return self.engine.agent_service.transfer(agent, queue).addCallback(
             lambda _: {"agent": agent, "action": "transfer", "queue": queue, "ok": True})
+
+    def _consult(self, agent: str, body: dict[str, Any]) -> Deferred[Any]:
+        """``POST /api/agents/<id>/consult {"to_agent"}``: consult a colleague first
+        (docs/agents.md, "Consult first")."""
+        for key in body:
+            if key != "to_agent":
+                raise ApiError(400, "unknown field (fields: to_agent)", str(key))
+        target = self._field(body, "to_agent")
+        return self.engine.agent_service.consult(agent, target).addCallback(
+            lambda _: {"agent": agent, "action": "consult", "to_agent": target, "ok": True})
+
+    def _end_consult(self, agent: str, how: str, body: dict[str, Any]) -> Deferred[Any]:
+        """``POST /api/agents/<id>/consult/complete`` or ``/cancel``."""
+        if body:
+            raise ApiError(400, "no fields expected", str(next(iter(body))))
+        service = self.engine.agent_service
+        if how == "complete":
+            d = service.complete_consult(agent)
+        elif how == "cancel":
+            d = service.cancel_consult(agent)
+        else:
+            raise ApiError(404, f"no consult action {how!r} (complete or cancel)")
+        return d.addCallback(lambda _: {"agent": agent, "action": f"consult {how}", "ok": True})
 
     def _disposition(self, ticket: str, body: dict[str, Any]) -> Deferred[Any]:
         return save_disposition(self.engine, ticket, parse_disposition(body)).addCallback(
@@ -719,6 +751,11 @@ class ApiResource(Resource):
             return self._screen_pop(path[1])
         if len(path) == 3 and path[0] == "agents" and path[2] == "follow-ups":
             return self._follow_ups(path[1])
+        if len(path) == 3 and path[0] == "agents" and path[2] == "consult":
+            consult = consult_leg(path[1], engine.calls.channels.values())
+            if consult is None:
+                raise ApiError(404, f"agent {path[1]!r} is not consulting anyone", "agent")
+            return {"agent": path[1], "consulting": consult.target_id, "answered": consult.answered}
         if path == ["health"]:
             return engine.health()
         if path == ["calls"]:
@@ -1127,6 +1164,9 @@ class AgentPage(_Page):
         linkedid = engine.screen_pops.get(agent.id)
         if linkedid is not None:
             view = dataclasses.replace(view, transfers=engine.transfers_of(linkedid))
+        consult = consult_leg(agent.id, engine.calls.channels.values())
+        if consult is not None:
+            view = dataclasses.replace(view, consulting=(consult.target_id, consult.answered))
         repo = engine.repository
         if repo is None:
             return self._html(request, 200, render_agent_page(view))
@@ -1224,6 +1264,16 @@ class AgentPage(_Page):
                 raise InvalidFieldError("to", "choose a queue or an agent to transfer to")
             return service.transfer(agent.id, target).addCallback(
                 lambda _: f"handed on to {target}: the caller waits there for its agents")
+        if action == "consult":
+            target = form.get("to_agent", "").strip()
+            if not target:
+                raise InvalidFieldError("to_agent", "choose the agent to consult")
+            return service.consult(agent.id, target).addCallback(
+                lambda _: f"consulting agent {target}: the caller holds; hand over or go back to them")
+        if action == "consult-complete":
+            return service.complete_consult(agent.id).addCallback(lambda _: "handed over: your phone is free")
+        if action == "consult-cancel":
+            return service.cancel_consult(agent.id).addCallback(lambda _: "back with the caller")
         if action == "sms-ticket":
             ticket = form.get("ticket", "").strip()
 

@@ -33,22 +33,31 @@ from callcenter.ami.actions import AmiAction
 from callcenter.ami.codec import Message
 from callcenter.settings import Settings
 from callcenter.state.agents import Agent, AgentState
-from callcenter.state.calls import Channel
+from callcenter.state.calls import Channel, ChannelState
 from callcenter.storage.records import TRANSFER_HOP_RE
 
 __all__ = [
     "AGENT_TARGET_PREFIX",
+    "ATXFER_ABORT",
+    "ATXFER_CODE",
+    "CONSULT_PHONE",
     "REFER_CONTEXT",
     "TO_AGENT_PHONE",
     "TRANSFER_CONTEXT",
     "TRANSFER_FALLBACK",
+    "Consult",
+    "ConsultRefused",
     "Transfer",
     "TransferRefused",
     "UnknownQueue",
     "UnknownTarget",
+    "check_consult_end",
     "check_transfer",
     "check_transfer_to_agent",
+    "consult_actions",
+    "consult_leg",
     "hop",
+    "parse_attended_transfer",
     "parse_blind_transfer",
     "parse_hop",
     "transfer_action",
@@ -60,8 +69,20 @@ __all__ = [
 TRANSFER_CONTEXT: Final = "cc-transfer"
 """The dialplan context of ``dialplans/transfer.conf``."""
 REFER_CONTEXT: Final = "cc-transfer-refer"
-"""Where a blind transfer from an agent's own phone (SIP REFER) lands: the agents' PJSIP
-endpoints' ``TRANSFER_CONTEXT``, one extension per agent id (rendered)."""
+"""The agents' transfer context, one extension per agent id (rendered): where a blind
+transfer from an agent's own phone (SIP REFER) lands (the PJSIP endpoints'
+``TRANSFER_CONTEXT``), and where a consult's leg starts (the engine's ``Atxfer``, or ``*2``
+and an id on the phone). It is also the context of that leg's Local channel, which is how
+:func:`consult_leg` knows a consult."""
+
+CONSULT_PHONE: Final = "CC_CONSULT_PHONE"
+"""Channel variable, set (inherited once: ``_CC_CONSULT_PHONE``) on the agent's channel
+before a consult: the colleague's phone (the queue member interface), which the consult leg
+dials. Unset (the phone's own ``*2``): ``PJSIP/agent<ID>``."""
+ATXFER_CODE: Final = "*2"
+"""features.conf's ``atxfer``: the DTMF Asterisk's ``Atxfer`` action queues on the channel."""
+ATXFER_ABORT: Final = "*1"
+"""features.conf's ``atxferabort``: what ``CancelAtxfer`` queues."""
 
 _EXTEN_PREFIX: Final = "queue-"
 _AGENT_EXTEN_PREFIX: Final = "desk-"  # not "agent-": n is a pattern character in the dialplan
@@ -112,12 +133,17 @@ def _talking_channel(agent: Agent | None, agent_id: str, channels: Iterable[Chan
     """The agent's channel in the customer's bridge, or :class:`TransferRefused`."""
     if agent is None or agent.state is AgentState.LOGGED_OUT:
         raise TransferRefused(f"agent {agent_id} is logged out: there is no call to transfer", "agent")
+    channels = list(channels)
     channel = agent_channel(channels, agent_id)
     if channel is None:
         raise TransferRefused(f"agent {agent_id} is not on a call: there is no call to transfer", "agent")
     if channel.bridge_id is None:
         raise TransferRefused(f"agent {agent_id}'s call is not connected yet: transfer it once you talk",
                               "agent")
+    consult = consult_leg(agent_id, channels)
+    if consult is not None:
+        raise TransferRefused(f"agent {agent_id} is consulting agent {consult.target_id}: complete or cancel "
+                              "that first", "agent")
     return channel
 
 
@@ -196,6 +222,8 @@ class Transfer:
     target: str
     """The queue for a transfer into :data:`TRANSFER_CONTEXT` (``agent:<ID>`` for one agent),
     else ``exten@context``."""
+    transferee_channel: str | None = None
+    """The customer's channel (attended transfers: its recording may have to start)."""
 
 
 def parse_blind_transfer(msg: Message, agents: Collection[str] = ()) -> Transfer | None:
@@ -239,3 +267,103 @@ def parse_hop(text: str) -> tuple[str | None, str, int]:
     if match is None:
         raise ValueError(f"not a transfer hop (AGENT>TARGET@SECONDS): {text!r}")
     return match.group("agent") or None, match.group("target"), int(match.group("offset"))
+
+
+# ------------------------------------------------------------ consult first (attended)
+
+
+class ConsultRefused(TransferRefused):
+    """Completing or cancelling a consult that is not there (or not answered yet)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "agent")
+
+
+def consult_actions(channel: Channel, target_id: str, target_phone: str) -> list[AmiAction]:
+    """``Setvar`` the colleague's phone on the agent's channel (inherited by the consult
+    leg), then ``Atxfer`` it to the colleague's id in :data:`REFER_CONTEXT` (send them in
+    order). The ``#`` ends Asterisk's digit collection at once: without it Asterisk waits
+    ``transferdigittimeout`` for a longer extension."""
+    return [actions.setvar("_" + CONSULT_PHONE, target_phone, channel=channel.name),
+            actions.atxfer(channel.name, REFER_CONTEXT, target_id + "#")]
+
+
+@dataclass(frozen=True, slots=True)
+class Consult:
+    """An agent consulting a colleague while their customer holds."""
+
+    agent_channel: Channel
+    leg: Channel
+    """The consult leg in the agent's bridge: ``Local/<ID>@cc-transfer-refer-...;1``."""
+    target_id: str
+    """The colleague's id (the leg's extension)."""
+
+    @property
+    def answered(self) -> bool:
+        """Has the colleague picked up? (The leg is up once the colleague answers.)"""
+        return self.leg.state is ChannelState.UP
+
+
+def consult_leg(agent_id: str, channels: Iterable[Channel]) -> Consult | None:
+    """The agent's consult in progress, read from the channels: the agent's channel is
+    bridged with a Local channel of :data:`REFER_CONTEXT` (the leg Asterisk's attended
+    transfer dialed). None: no consult."""
+    channels = list(channels)
+    channel = agent_channel(channels, agent_id)
+    if channel is None or channel.bridge_id is None:
+        return None
+    for other in channels:
+        if (other.bridge_id == channel.bridge_id and other.uniqueid != channel.uniqueid
+                and other.name.startswith("Local/") and other.context == REFER_CONTEXT):
+            return Consult(agent_channel=channel, leg=other, target_id=other.exten.rstrip("#"))
+    return None
+
+
+def check_consult_end(agent_id: str, channels: Iterable[Channel], *, completing: bool) -> Consult:
+    """The consult to complete or cancel, or :class:`ConsultRefused`: none in progress, or
+    (completing) the colleague has not answered yet. Handing the customer to a phone that is
+    still ringing would leave them with nobody if it is never answered: wait or cancel."""
+    consult = consult_leg(agent_id, channels)
+    if consult is None:
+        raise ConsultRefused(f"agent {agent_id} is not consulting anyone")
+    if completing and not consult.answered:
+        raise ConsultRefused(f"agent {consult.target_id} has not answered yet: wait, or cancel the consult")
+    return consult
+
+
+def parse_attended_transfer(msg: Message, agents: Collection[str] = ()) -> Transfer | None:
+    """The :class:`Transfer` of an ``AttendedTransfer`` event (the engine's consult, or a
+    phone's own attended transfer); None for another event or one naming no call.
+
+    The target is ``agent:<ID>`` when the transfer target is a consult leg of
+    :data:`REFER_CONTEXT` for a configured agent, or an agent's own channel (a phone that
+    called the colleague and transferred); else ``exten@context`` of the target channel; ""
+    when the event has no target channel (Asterisk 22 leaves the ``TransferTarget*``
+    headers out when the consult leg was optimised away before the transfer completed)."""
+    if msg.name != "AttendedTransfer":
+        return None
+    fields = msg.fields
+    linkedid = fields.get("TransfereeLinkedid") or fields.get("OrigTransfererLinkedid")
+    if not linkedid:
+        return None
+    context = fields.get("TransferTargetContext") or ""
+    exten = (fields.get("TransferTargetExten") or "").rstrip("#")
+    by_channel = agent_of_channel(fields.get("TransferTargetChannel") or "")
+    if context == REFER_CONTEXT and exten in agents:
+        target = AGENT_TARGET_PREFIX + exten
+    elif by_channel is not None and by_channel in agents:
+        target = AGENT_TARGET_PREFIX + by_channel
+    elif exten or context:
+        target = f"{exten}@{context}"
+    else:
+        target = ""  # no TransferTarget headers: the consult leg was gone (optimised away) first
+    result = fields.get("Result") or ""
+    return Transfer(
+        ok=result == "Success",
+        result=result,
+        agent_id=agent_of_channel(fields.get("OrigTransfererChannel") or ""),
+        linkedid=linkedid,
+        transferee_uniqueid=fields.get("TransfereeUniqueid") or None,
+        target=target,
+        transferee_channel=fields.get("TransfereeChannel") or None,
+    )

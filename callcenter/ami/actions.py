@@ -23,7 +23,9 @@ from callcenter.ami.codec import AmiActionError, format_action
 __all__ = [
     "AmiAction",
     "AmiActionError",
+    "atxfer",
     "blind_transfer",
+    "cancel_atxfer",
     "command",
     "core_settings",
     "core_show_channels",
@@ -278,6 +280,22 @@ def blind_transfer(channel: str, context: str, exten: str) -> AmiAction:
     """``BlindTransfer``: whoever is bridged to ``channel`` goes to ``exten@context``; ``channel``
     (the transferer) is hung up. Asterisk answers once the transfer is done or refused."""
     return _build("BlindTransfer", [("Channel", channel), ("Context", context), ("Exten", exten)])
+
+
+def atxfer(channel: str, context: str, exten: str) -> AmiAction:
+    """``Atxfer``: an attended (consult-first) transfer from ``channel`` (the transferer) to
+    ``exten@context``. Asterisk puts the transferer's party on hold and bridges the transferer
+    with whoever answers there; the transferer hanging up completes the transfer. Asterisk
+    queues the ``atxfer`` feature code and then ``exten`` as DTMF on the channel, so the
+    channel's bridge must allow it a transfer (Queue's ``t``, Dial's ``T``/``t``), the feature
+    code must be set (features.conf) and ``exten`` must be digits."""
+    return _build("Atxfer", [("Channel", channel), ("Context", context), ("Exten", exten)])
+
+
+def cancel_atxfer(channel: str) -> AmiAction:
+    """``CancelAtxfer``: the transferer goes back to their held party; the consulted party is
+    hung up (the ``atxferabort`` feature code, queued as DTMF on ``channel``)."""
+    return _build("CancelAtxfer", [("Channel", channel)])
 
 
 def redirect(

@@ -19,7 +19,12 @@ from typing import Protocol
 from callcenter import __version__
 from callcenter.secrets import Secrets
 from callcenter.settings import Settings
-from callcenter.transfer import REFER_CONTEXT, TRANSFER_CONTEXT
+from callcenter.transfer import (
+    ATXFER_ABORT,
+    ATXFER_CODE,
+    REFER_CONTEXT,
+    TRANSFER_CONTEXT,
+)
 
 __all__ = ["AsteriskEndpoints", "ConfigRenderError", "dialplan_files", "lab_sms_gateway", "render_project_config",
            "sms_gateway"]
@@ -135,11 +140,14 @@ def render_extensions(settings: Settings, endpoints: AsteriskEndpoints) -> str:
         f"SMS_GATEWAY = {_safe(sms_gateway(settings, endpoints), 'sms.gateway')}",
         *_agent_trunk(settings, endpoints),
         "",
-        "; blind transfers from the agents' own phones (SIP REFER; their endpoints' TRANSFER_CONTEXT):",
-        "; a colleague's id rings the colleague, any other number queues the caller again",
+        "; the agents' transfers: blind ones from their own phones (SIP REFER; their endpoints'",
+        "; TRANSFER_CONTEXT): a colleague's id rings the colleague, any other number queues the",
+        "; caller again; and consults (attended transfers: the engine's Atxfer, or *2 on the",
+        "; phone), whose leg, a Local channel with TRANSFERERNAME set, rings the colleague",
         f"[{REFER_CONTEXT}]",
-        *[f"exten => {agent.id},1,Goto({TRANSFER_CONTEXT},refer-{agent.id},1)" for agent in settings.agents],
-        f"exten => _X.,1,Goto({TRANSFER_CONTEXT},refer-back,1)",
+        *[f'exten => {agent.id},1,Goto({TRANSFER_CONTEXT},${{IF($["${{TRANSFERERNAME}}" = ""]?refer:ask)}}'
+          f"-{agent.id},1)" for agent in settings.agents],
+        f'exten => _X.,1,Goto({TRANSFER_CONTEXT},${{IF($["${{TRANSFERERNAME}}" = ""]?refer-back:ask-none)}},1)',
         "",
         "; the fax number (fax.number), included in [from-pstn]",
         "[fax-number]",
@@ -195,6 +203,29 @@ def render_queuerules(settings: Settings) -> str:
         if queue.overflow_after:
             lines += [f"[{queue.name}-overflow]", f"penaltychange => {queue.overflow_after},1000", ""]
     return "\n".join(lines)
+
+
+def render_features() -> str:
+    """Bridge features: only the attended transfer, the engine's "Consult" (AMI ``Atxfer``
+    queues its code on the agent's channel; docs/agents.md, "Consult first"). Blind
+    transfers need no code (AMI ``BlindTransfer``, the phone's REFER), so ``#`` stays an
+    ordinary digit: the calls that allow agents a transfer (Queue's ``t``, Dial's ``T``)
+    must not let a ``#`` pressed for a customer's IVR start one."""
+    return "\n".join([
+        _header(["callcenter/asterisk/render.py (the engine's consult transfers)"]),
+        "[general]",
+        "transferdigittimeout = 3",
+        f"atxferabort = {ATXFER_ABORT}",
+        "atxfercomplete = *2",
+        "atxferthreeway = *3",
+        "atxferswap = *4",
+        "",
+        "[featuremap]",
+        "blindxfer =",
+        "disconnect =",
+        f"atxfer = {ATXFER_CODE}",
+        "",
+    ])
 
 
 def render_pjsip(settings: Settings, secrets: Secrets, endpoints: AsteriskEndpoints) -> str:
@@ -297,5 +328,6 @@ def render_project_config(settings: Settings, secrets: Secrets, endpoints: Aster
         "extensions.conf": render_extensions(settings, endpoints),
         "queues.conf": render_queues(settings),
         "queuerules.conf": render_queuerules(settings),
+        "features.conf": render_features(),
         "pjsip.conf": render_pjsip(settings, secrets, endpoints),
     }

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
+from types import MappingProxyType, SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -33,6 +33,7 @@ from callcenter.http_api import AgentPage, ApiResource
 from callcenter.settings import load_settings
 from callcenter.sms.service import SmsService
 from callcenter.state.agents import AgentBoard
+from callcenter.state.calls import Channel, ChannelState
 from callcenter.storage import models
 from callcenter.storage.records import (
     CallRecord,
@@ -40,7 +41,12 @@ from callcenter.storage.records import (
     NewCallRecord,
     NewCustomer,
 )
-from callcenter.transfer import TransferRefused, UnknownQueue
+from callcenter.transfer import (
+    REFER_CONTEXT,
+    ConsultRefused,
+    TransferRefused,
+    UnknownQueue,
+)
 from tests.httpapi import get_json, post_json
 from tests.syncrepository import SyncRepository
 
@@ -82,6 +88,17 @@ class FakeAgentService:
     def transfer_to_agent(self, agent: str, target: str) -> Deferred[Any]:
         return self._did("transfer_to_agent", agent, target)
 
+    def consult(self, agent: str, target: str) -> Deferred[Any]:
+        return self._did("consult", agent, target)
+
+    def complete_consult(self, agent: str) -> Deferred[Any]:
+        if agent == "2102":
+            raise ConsultRefused("agent 2105 has not answered yet: wait, or cancel the consult")
+        return self._did("complete_consult", agent)
+
+    def cancel_consult(self, agent: str) -> Deferred[Any]:
+        return self._did("cancel_consult", agent)
+
 
 def _engine(sessions: sessionmaker[Session]) -> tuple[Any, CallRecord]:
     repo = SyncRepository(sessions)
@@ -99,7 +116,7 @@ def _engine(sessions: sessionmaker[Session]) -> tuple[Any, CallRecord]:
         ("StateInterface", "PJSIP/agent2101"), ("Paused", "0"), ("Status", "1")]), 930.0)
     engine = SimpleNamespace(
         settings=SETTINGS, repository=repo, clock=clock, agents=board, agent_service=FakeAgentService(),
-        screen_pops={"2101": "1733364000.1"}, transfers_of=lambda linkedid: (),
+        screen_pops={"2101": "1733364000.1"}, transfers_of=lambda linkedid: (), calls=SimpleNamespace(channels={}),
         open_record=lambda linkedid, agent: succeed(record if linkedid == "1733364000.1" else None))
     return engine, record
 
@@ -390,6 +407,69 @@ def test_the_agent_hands_the_caller_on_to_a_queue_from_the_page_or_the_api(sessi
                              ({"queue": "outbound", "agent": "2102"}, 400, "agent")]:
         status, body = post_json(api, [b"agents", b"2101", b"transfer"], bad)
         assert (status, body["field"]) == (code, field), body
+
+
+def _channel(uniqueid: str, name: str, context: str, exten: str, state: ChannelState = ChannelState.UP) -> Channel:
+    return Channel(uniqueid=uniqueid, linkedid="1733364000.1", name=name, state=state, caller_id_num="",
+                   caller_id_name="", connected_line_num="", connected_line_name="", context=context, exten=exten,
+                   priority=1, application="", created_at=0.0, answered_at=0.0, variables=MappingProxyType({}),
+                   bridge_id="consult", local_peer=None, dial_status=None)
+
+
+def test_the_agent_consults_a_colleague_first_from_the_page_or_the_api(sessions: sessionmaker[Session]) -> None:
+    """While talking, "Consult first" with an agent ready now; while consulting, the page says
+    with whom and offers "Hand over" once they answered and "Back to the caller" always
+    (docs/agents.md, "Consult first")."""
+    engine, _ = _engine(sessions)
+    page = AgentPage(engine)  # type: ignore[arg-type]
+    engine.agents.handle(Message.from_pairs([
+        ("Event", "AgentConnect"), ("Queue", "hotline"), ("Interface", "PJSIP/agent2101"), ("Uniqueid", "1733364000.1"),
+        ("Linkedid", "1733364000.1"), ("HoldTime", "3")]), 940.0)
+    engine.agents.handle(Message.from_pairs([
+        ("Event", "QueueMemberAdded"), ("Queue", "outbound"), ("Interface", "PJSIP/agent2102"),
+        ("StateInterface", "PJSIP/agent2102"), ("Paused", "0"), ("Status", "1")]), 941.0)
+    status, html = _get(page, "2101")
+    assert ('<form class="inline" method="post" action="/agent/2101/consult"><select name="to_agent" '
+            'aria-label="consult"><option value="2102">2102 Agent 2102</option></select> '
+            '<button type="submit">Consult first</button></form>') in html
+    status, query = _post(page, ["2101", "consult"], {"to_agent": "2102"})
+    assert status == 303 and query["msg"] == ["consulting agent 2102: the caller holds; hand over or go back to them"]
+    assert engine.agent_service.calls[-1] == ("consult", "2101", "2102")
+    status, query = _post(page, ["2101", "consult"], {})
+    assert status == 303 and "choose the agent to consult" in query["err"][0]
+    mine = _channel("1.2", "PJSIP/agent2101-00000001", "from-agents", "s")
+    leg = _channel("1.5", "Local/2102@cc-transfer-refer-00000002;1", REFER_CONTEXT, "2102", ChannelState.RING)
+    engine.calls.channels = {c.uniqueid: c for c in (mine, leg)}
+    status, html = _get(page, "2101")
+    assert "Consulting 2102 Agent 2102 (ringing); the caller holds." in html
+    assert 'action="/agent/2101/consult-complete"' not in html and 'action="/agent/2101/transfer"' not in html
+    assert '<button type="submit">Back to the caller</button>' in html
+    engine.calls.channels["1.5"] = replace(leg, state=ChannelState.UP)
+    status, html = _get(page, "2101")
+    assert "Consulting 2102 Agent 2102 (talking)" in html
+    assert 'action="/agent/2101/consult-complete"><button type="submit">Hand over</button>' in html
+    status, query = _post(page, ["2101", "consult-complete"], {})
+    assert status == 303 and query["msg"] == ["handed over: your phone is free"]
+    status, query = _post(page, ["2101", "consult-cancel"], {})
+    assert status == 303 and query["msg"] == ["back with the caller"]
+    assert engine.agent_service.calls[-2:] == [("complete_consult", "2101"), ("cancel_consult", "2101")]
+    api = ApiResource(engine)  # type: ignore[arg-type]
+    status, body = get_json(api, [b"agents", b"2101", b"consult"])
+    assert (status, body) == (200, {"agent": "2101", "consulting": "2102", "answered": True})
+    status, body = get_json(api, [b"agents", b"2102", b"consult"])
+    assert (status, body["field"]) == (404, "agent")
+    status, body = post_json(api, [b"agents", b"2101", b"consult"], {"to_agent": "2102"})
+    assert (status, body) == (200, {"agent": "2101", "action": "consult", "to_agent": "2102", "ok": True})
+    status, body = post_json(api, [b"agents", b"2101", b"consult", b"complete"], {})
+    assert (status, body) == (200, {"agent": "2101", "action": "consult complete", "ok": True})
+    status, body = post_json(api, [b"agents", b"2101", b"consult", b"cancel"], {})
+    assert (status, body) == (200, {"agent": "2101", "action": "consult cancel", "ok": True})
+    status, body = post_json(api, [b"agents", b"2102", b"consult", b"complete"], {})
+    assert (status, body["field"]) == (409, "agent") and "not answered yet" in body["error"]
+    for path, bad, code in [([b"consult"], {}, 400), ([b"consult"], {"to_agent": "2102", "queue": "x"}, 400),
+                            ([b"consult", b"merge"], {}, 404), ([b"consult", b"cancel"], {"now": True}, 400)]:
+        status, body = post_json(api, [b"agents", b"2101", *path], bad)
+        assert status == code, body
 
 
 def test_the_screen_pop_shows_the_callers_earlier_calls_and_keeps_the_crm(sessions: sessionmaker[Session]) -> None:

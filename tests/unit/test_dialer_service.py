@@ -624,7 +624,8 @@ def test_the_agent_page_previews_dials_and_skips_leads(tmp_path: Path) -> None:
     w.service.startService()
     w.import_leads(["13800000001", "13800000002"])
     engine = SimpleNamespace(settings=load_settings(Path(__file__).resolve().parents[2] / "config"),
-                             clock=w.clock, agents=w.board, screen_pops={}, repository=None)
+                             clock=w.clock, agents=w.board, screen_pops={}, repository=None,
+                             calls=SimpleNamespace(channels={}))
     page = AgentPage(engine, w.service)  # type: ignore[arg-type]
 
     def get() -> str:
@@ -741,7 +742,8 @@ def _agent_page(w: World) -> str:
     from callcenter.settings import load_settings
 
     engine = SimpleNamespace(settings=load_settings(Path(__file__).resolve().parents[2] / "config"),
-                             clock=w.clock, agents=w.board, screen_pops={}, repository=None)
+                             clock=w.clock, agents=w.board, screen_pops={}, repository=None,
+                             calls=SimpleNamespace(channels={}))
     body = AgentPage(engine, w.service).render_GET(DummyRequest([b"2101"]))  # type: ignore[arg-type]
     assert isinstance(body, bytes)
     return body.decode()

@@ -1,0 +1,154 @@
+"""An agent consults a colleague before handing the call over, on the real lab Asterisk.
+
+Attended transfers (docs/agents.md, "Consult first"): the agent service sends AMI
+``Atxfer`` on the agent's channel; Asterisk holds the customer and rings the colleague
+through the agents' transfer context (``cc-transfer-refer``, ``ask-<ID>`` of
+dialplans/transfer.conf). Completing hangs the agent's channel up, which hands the customer
+over; cancelling (``CancelAtxfer``) takes them back. Agents are Local channels
+(``Local/<ID>@lab-agents/n``) talking for ``LAB_TALK_<ID>`` seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from callcenter.ami import actions
+from callcenter.demo import open_around_the_clock
+from callcenter.service import EngineServices
+from callcenter.settings import Settings
+from callcenter.transfer import ConsultRefused, TransferRefused, consult_leg, parse_hop
+from tests.integration.test_transfer_lab import _hotline_caller, _log_in
+from tests.labengine import ROOT, engine_on_lab
+from tests.labfixture import LabFactory
+from tests.reactorthread import ReactorThread
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture
+def consult_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path) -> Iterator[EngineServices]:
+    flow = open_around_the_clock(ROOT / "ivr_flows/hotline.yaml", tmp_path / "open.yaml")
+
+    def change(settings: Settings) -> Settings:
+        return replace(settings, ivr=replace(settings.ivr, hotline_flow=flow, sounds_dir=tmp_path / "sounds"))
+
+    with engine_on_lab(lab_factory, reactor_thread, tmp_path, change=change) as (services, _, _):
+        yield services
+
+
+def _consulting(services: EngineServices, agent: str) -> bool:
+    return consult_leg(agent, services.engine.calls.channels.values()) is not None
+
+
+def test_the_agent_consults_a_colleague_then_hands_the_caller_over(consult_lab: EngineServices,
+                                                                    reactor_thread: ReactorThread) -> None:
+    """1001 consults 2105 while the hotline caller holds: 2105's phone rings with the caller's
+    screen pop, the two agents talk, 1001 completes, and 2105 has the caller. One record:
+    2105 the last agent, the hop ``1001>agent:2105``, the caller's CSAT, one recording."""
+    services, rt = consult_lab, reactor_thread
+    engine = services.engine
+    assert engine.repository is not None
+    _log_in(services, rt, "1001", "hotline", 90)
+    _log_in(services, rt, "2105", "outbound", 20)
+    with pytest.raises(ConsultRefused, match="not consulting anyone"):
+        rt.call(engine.agent_service.complete_consult, "1001", timeout=10)
+    _hotline_caller(services, rt, "Consult test", "13844445555", seconds=120, csat="4")
+    rt.wait_for(lambda: engine.agents.state_of("1001").value == "on_call", timeout=40,
+                message="agent 1001 never took the call")
+    time.sleep(1)
+    linkedid = engine.screen_pops["1001"]
+    rt.call(engine.agent_service.consult, "1001", "2105", timeout=10)
+    rt.wait_for(lambda: engine.agents.state_of("2105").value == "on_call", timeout=15,
+                message="agent 2105's phone never rang for the consult")
+    assert engine.screen_pops["2105"] == linkedid  # 2105 sees who the caller is while they talk
+    rt.wait_for(lambda: _consulting(services, "1001"), timeout=5, message="no consult leg in 1001's bridge")
+    with pytest.raises(TransferRefused, match="consulting agent 2105"):
+        rt.call(engine.agent_service.transfer, "1001", "outbound", timeout=10)
+    time.sleep(2)  # the two agents talk
+    assert engine.transfers_of(linkedid) == ()  # nothing handed over yet
+    rt.call(engine.agent_service.complete_consult, "1001", timeout=10)
+    rt.wait_for(lambda: engine.agents.state_of("1001").value in ("wrap_up", "ready"), timeout=10,
+                message="1001's phone was not freed by completing")
+    (hop_text,) = engine.transfers_of(linkedid)
+    assert parse_hop(hop_text)[:2] == ("1001", "agent:2105")
+    assert engine.agents.state_of("2105").value == "on_call"
+    rt.wait_for(lambda: engine.records_written >= 1, timeout=60, message="no call record written")
+    rt.wait_for(lambda: engine.writes_pending == 0, timeout=10, message="record writes still pending")
+    (record,) = rt.call(engine.repository.list_recent_call_records, limit=5)
+    assert (record.phone, record.agent_id, record.queue, record.csat) == ("13844445555", "2105", "hotline", 4)
+    assert record.transfers == (hop_text,)
+    (recording,) = rt.call(engine.repository.list_recordings_for_call, record.id)
+    answered_seconds = (record.ended_at - record.answered_at).total_seconds()
+    assert abs(recording.duration_seconds - answered_seconds) <= 1.5, (recording.duration_seconds, answered_seconds)
+    sample = services.registry.get_sample_value
+    assert sample("callcenter_transfers_total", {"queue": "other", "result": "done"}) == 1.0
+
+
+def test_a_cancelled_consult_gives_the_agent_the_caller_back(consult_lab: EngineServices,
+                                                            reactor_thread: ReactorThread) -> None:
+    """2105's phone rings unanswered: completing is refused (the caller would be handed to a
+    ringing phone); cancelling stops the ringing and 1001 talks to the caller again. The
+    record is 1001's, without a hop."""
+    services, rt = consult_lab, reactor_thread
+    engine = services.engine
+    assert engine.repository is not None
+    _log_in(services, rt, "1001", "hotline", 25)
+    _log_in(services, rt, "2105", "outbound", 4)
+    rt.call(services.ami.send, actions.setvar("LAB_NOANSWER_2105", 1), timeout=10)
+    _hotline_caller(services, rt, "Cancel test", "13866667777", seconds=120, csat="5")
+    rt.wait_for(lambda: engine.agents.state_of("1001").value == "on_call", timeout=40,
+                message="agent 1001 never took the call")
+    time.sleep(1)
+    rt.call(engine.agent_service.consult, "1001", "2105", timeout=10)
+    rt.wait_for(lambda: _consulting(services, "1001"), timeout=10, message="no consult leg in 1001's bridge")
+    with pytest.raises(ConsultRefused, match="2105 has not answered yet"):
+        rt.call(engine.agent_service.complete_consult, "1001", timeout=10)
+    rt.call(engine.agent_service.cancel_consult, "1001", timeout=10)
+    rt.wait_for(lambda: not _consulting(services, "1001"), timeout=10, message="the consult leg is still there")
+    rt.wait_for(lambda: engine.agents.state_of("2105").value == "ready", timeout=10,
+                message="2105's phone kept ringing after the cancel")
+    assert engine.agents.state_of("1001").value == "on_call"  # with the caller again
+    rt.wait_for(lambda: engine.records_written >= 1, timeout=60, message="no call record written")
+    rt.wait_for(lambda: engine.writes_pending == 0, timeout=10, message="record writes still pending")
+    (record,) = rt.call(engine.repository.list_recent_call_records, limit=5)
+    assert (record.phone, record.agent_id, record.transfers, record.csat) == ("13866667777", "1001", (), 5)
+    assert (record.talk_seconds or 0) >= 20  # 1001 talked to the caller to the end
+
+
+def test_an_agents_own_call_handed_over_after_a_consult_is_recorded_to_its_end(
+        consult_lab: EngineServices, reactor_thread: ReactorThread) -> None:
+    """2101 calls a customer (recorded on 2101's channel), consults 2105 and completes: the
+    customer's channel records the rest, so the record has 2101's part and 2105's."""
+    services, rt = consult_lab, reactor_thread
+    engine = services.engine
+    assert engine.repository is not None
+    for name, value in (("SIM_RING_MIN", 1), ("SIM_RING_MAX", 1), ("SIM_TALK_MIN", 30), ("SIM_TALK_MAX", 30)):
+        rt.call(services.ami.send, actions.setvar(name, value), timeout=10)
+    _log_in(services, rt, "2101", "outbound", 60)
+    _log_in(services, rt, "2105", "outbound", 60)
+    rt.call(engine.agent_service.call, "2101", "19900030017", name="Lab customer", timeout=10)
+    rt.wait_for(lambda: engine.agents.state_of("2101").value == "on_call", timeout=15,
+                message="agent 2101 never on their own call")
+    time.sleep(4)  # the customer answers after 1 s
+    rt.call(engine.agent_service.consult, "2101", "2105", timeout=10)
+    rt.wait_for(lambda: (c := consult_leg("2101", engine.calls.channels.values())) is not None and c.answered,
+                timeout=15, message="2105 never answered the consult")
+    time.sleep(1)
+    rt.call(engine.agent_service.complete_consult, "2101", timeout=10)
+    rt.wait_for(lambda: engine.records_written >= 1, timeout=60, message="no call record written")
+    rt.wait_for(lambda: engine.writes_pending == 0, timeout=10, message="record writes still pending")
+    (record,) = rt.call(engine.repository.list_recent_call_records, limit=5)
+    assert (record.direction, record.phone, record.agent_id) == ("outbound", "19900030017", "2105"), record
+    (hop_text,) = record.transfers
+    assert parse_hop(hop_text)[:2] == ("2101", "agent:2105")
+    recordings = rt.call(engine.repository.list_recordings_for_call, record.id)
+    assert sorted(r.agent_id for r in recordings) == ["2101", "2105"], recordings
+    first, second = sorted(recordings, key=lambda r: r.started_at)
+    assert (first.agent_id, second.agent_id) == ("2101", "2105")
+    assert all(Path(r.path).exists() and r.size_bytes > 44 for r in recordings), recordings
+    assert first.duration_seconds >= 4 and second.duration_seconds >= 10, recordings

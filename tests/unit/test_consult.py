@@ -1,0 +1,357 @@
+"""Consult first (attended transfers): the pure rules, the event, the service, the engine.
+
+``LAB_ATTENDED_TRANSFER`` is the event the lab Asterisk 22 sent when agent 1001 (a
+Local-channel agent) consulted 2105 about a hotline caller and then hung up
+(tests/integration/test_consult_lab.py), cut to the headers the engine reads and a few more.
+When the consult leg was optimised away before the transfer completed, Asterisk left the
+``TransferTarget*`` headers out (seen in the lab too): :data:`NO_TARGET` drops them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy.orm import Session, sessionmaker
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import Clock
+
+from callcenter.agents import AgentService, UnknownAgentError
+from callcenter.ami.actions import AmiAction
+from callcenter.ami.codec import Message
+from callcenter.engine import Engine, RecordingPaths
+from callcenter.metrics import EngineMetrics
+from callcenter.settings import Settings, load_settings
+from callcenter.state.agents import AgentBoard, AgentState
+from callcenter.state.calls import Channel, ChannelState
+from callcenter.storage import repository as repo
+from callcenter.transfer import (
+    CONSULT_PHONE,
+    REFER_CONTEXT,
+    ConsultRefused,
+    TransferRefused,
+    check_consult_end,
+    check_transfer,
+    consult_actions,
+    consult_leg,
+    parse_attended_transfer,
+)
+from tests.syncrepository import SyncRepository, in_tx
+from tests.unit.test_transfer import _agent, _channel, _failure_of
+
+ROOT = Path(__file__).resolve().parents[2]
+
+LAB_ATTENDED_TRANSFER = """\
+Event: AttendedTransfer
+Privilege: call,all
+Result: Success
+OrigTransfererChannel: Local/1001@lab-agents-00000001;1
+OrigTransfererContext: lab-agents
+OrigTransfererUniqueid: 1796588390.2
+OrigTransfererLinkedid: 1796588384.0
+OrigBridgeUniqueid: 486ae01b-4a4c-49a0-a194-ed4a7c630288
+SecondTransfererChannel: Local/1001@lab-agents-00000001;1
+SecondTransfererUniqueid: 1796588390.2
+SecondBridgeUniqueid: 25e06236-0b9a-4c26-a090-29bb1c35b9d5
+TransfereeChannel: Local/400@from-pstn-00000000;2
+TransfereeContext: hotline
+TransfereeUniqueid: 1796588384.1
+TransfereeLinkedid: 1796588384.0
+TransferTargetChannel: Local/2105@cc-transfer-refer-00000002;1
+TransferTargetContext: cc-transfer-refer
+TransferTargetExten: 2105
+TransferTargetUniqueid: 1796588396.4
+TransferTargetLinkedid: 1796588384.0
+IsExternal: No
+DestType: Bridge
+DestBridgeUniqueid: 486ae01b-4a4c-49a0-a194-ed4a7c630288"""
+
+NO_TARGET = "\n".join(line for line in LAB_ATTENDED_TRANSFER.splitlines() if not line.startswith("TransferTarget"))
+AGENTS = {"1001", "2101", "2105"}
+
+
+def _message(text: str, **changes: str) -> Message:
+    pairs = dict(line.split(": ", 1) for line in text.splitlines())
+    pairs.update(changes)
+    return Message.from_pairs((k, v) for k, v in pairs.items() if v is not None)
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    return load_settings(ROOT / "config")
+
+
+# ------------------------------------------------------------------------------- pure
+
+
+def test_the_lab_asterisks_event_reads_as_a_hop_to_the_consulted_agent() -> None:
+    transfer = parse_attended_transfer(_message(LAB_ATTENDED_TRANSFER), AGENTS)
+    assert transfer is not None
+    assert (transfer.ok, transfer.agent_id, transfer.target, transfer.linkedid, transfer.transferee_uniqueid,
+            transfer.transferee_channel) == (True, "1001", "agent:2105", "1796588384.0", "1796588384.1",
+                                             "Local/400@from-pstn-00000000;2")
+
+
+def test_other_attended_transfers_are_read_too() -> None:
+    # without the target headers: the engine names the colleague the consult leg rang
+    bare = parse_attended_transfer(_message(NO_TARGET), AGENTS)
+    assert bare is not None and (bare.ok, bare.target) == (True, "")
+    # a softphone that called the colleague itself and transferred (REFER with Replaces)
+    phone = parse_attended_transfer(_message(LAB_ATTENDED_TRANSFER, TransferTargetChannel="PJSIP/agent2105-0000000b",
+                                             TransferTargetContext="from-agents", TransferTargetExten=""), AGENTS)
+    assert phone is not None and phone.target == "agent:2105"
+    outside = parse_attended_transfer(_message(LAB_ATTENDED_TRANSFER, TransferTargetChannel="PJSIP/trunk-00000004",
+                                               TransferTargetContext="agent-dial", TransferTargetExten="13800138000"),
+                                      AGENTS)
+    assert outside is not None and outside.target == "13800138000@agent-dial"
+    failed = parse_attended_transfer(_message(LAB_ATTENDED_TRANSFER, Result="Fail"), AGENTS)
+    assert failed is not None and (failed.ok, failed.result) == (False, "Fail")
+    assert parse_attended_transfer(_message(LAB_ATTENDED_TRANSFER, Event="BlindTransfer"), AGENTS) is None
+    assert parse_attended_transfer(_message(LAB_ATTENDED_TRANSFER, TransfereeLinkedid="",
+                                            OrigTransfererLinkedid=""), AGENTS) is None
+
+
+def _leg(state: ChannelState = ChannelState.UP) -> Channel:
+    return replace(_channel("Local/2105@cc-transfer-refer-00000002;1"), uniqueid="1.5", context=REFER_CONTEXT,
+                   exten="2105", state=state)
+
+
+def test_a_consult_is_read_from_the_agents_bridge() -> None:
+    mine = _channel("PJSIP/agent1001-00000001")
+    customer = replace(_channel("PJSIP/trunk-00000002", bridged=False), uniqueid="1.3")  # on hold
+    assert consult_leg("1001", [mine, customer]) is None
+    ringing = consult_leg("1001", [mine, customer, _leg(ChannelState.RING)])
+    assert ringing is not None and (ringing.target_id, ringing.answered) == ("2105", False)
+    answered = consult_leg("1001", [mine, customer, _leg()])
+    assert answered is not None and answered.answered and answered.agent_channel == mine
+    # a Local channel of another context in the bridge is no consult (a lab agent, a supervisor)
+    assert consult_leg("1001", [mine, replace(_leg(), context="lab-agents")]) is None
+    assert consult_leg("2105", [mine, _leg()]) is None
+
+
+def test_completing_needs_an_answered_consult_and_cancelling_any_consult() -> None:
+    mine = _channel("PJSIP/agent1001-00000001")
+    with pytest.raises(ConsultRefused, match="1001 is not consulting anyone"):
+        check_consult_end("1001", [mine], completing=False)
+    with pytest.raises(ConsultRefused, match="2105 has not answered yet: wait, or cancel"):
+        check_consult_end("1001", [mine, _leg(ChannelState.RINGING)], completing=True)
+    assert check_consult_end("1001", [mine, _leg(ChannelState.RINGING)], completing=False).target_id == "2105"
+    assert check_consult_end("1001", [mine, _leg()], completing=True).leg.uniqueid == "1.5"
+
+
+def test_no_other_transfer_while_consulting(settings: Settings) -> None:
+    on_call = _agent("1001", AgentState.ON_CALL, "hotline")
+    other = _agent("2101", AgentState.READY, "outbound")
+    with pytest.raises(TransferRefused, match="consulting agent 2105: complete or cancel that first"):
+        check_transfer(settings, on_call, "1001", "outbound", [_channel("PJSIP/agent1001-00000001"), _leg()],
+                       [on_call, other])
+
+
+def test_the_consult_sets_the_colleagues_phone_then_asks_asterisk() -> None:
+    mine = _channel("PJSIP/agent1001-00000001")
+    built = consult_actions(mine, "2105", "PJSIP/agent2105")
+    assert [(a.name, dict(a.headers)) for a in built] == [
+        ("Setvar", {"Channel": "PJSIP/agent1001-00000001", "Variable": "_" + CONSULT_PHONE, "Value": "PJSIP/agent2105"}),
+        ("Atxfer", {"Channel": "PJSIP/agent1001-00000001", "Context": REFER_CONTEXT, "Exten": "2105#"}),
+    ]
+
+
+# ----------------------------------------------------------------------------- service
+
+
+class _Ami:
+    def __init__(self) -> None:
+        self.sent: list[AmiAction] = []
+
+    def send(self, action: AmiAction, timeout: float | None = None, *, action_id: str | None = None) -> Deferred[Any]:
+        self.sent.append(action)
+        return succeed("sent")
+
+
+def _board() -> AgentBoard:
+    board = AgentBoard()
+    for agent, queue in (("1001", "hotline"), ("2105", "outbound")):
+        board.handle(Message.from_pairs([("Event", "QueueMemberAdded"), ("Queue", queue),
+                                         ("Interface", f"PJSIP/agent{agent}"), ("StateInterface", f"PJSIP/agent{agent}"),
+                                         ("MemberName", agent), ("Paused", "0"), ("Status", "1")]), 100.0)
+    return board
+
+
+def test_the_service_consults_completes_and_cancels(settings: Settings) -> None:
+    ami, board = _Ami(), _board()
+    mine = _channel("PJSIP/agent1001-00000001")
+    channels = [mine, replace(_channel("PJSIP/trunk-00000002"), uniqueid="1.3")]
+    service = AgentService(settings, ami, board, Clock(), channels=lambda: channels)
+    assert isinstance(_failure_of(service.consult("9999", "2105")), UnknownAgentError)
+    assert "cannot hand a call to themselves" in str(_failure_of(service.consult("1001", "1001")))
+    assert "not consulting anyone" in str(_failure_of(service.complete_consult("1001")))
+    assert "not consulting anyone" in str(_failure_of(service.cancel_consult("1001")))
+    assert ami.sent == []
+    result: list[Any] = []
+    service.consult("1001", "2105").addCallback(result.append)
+    assert result == ["sent"]
+    assert [(a.name, a.get("Value") or a.get("Exten")) for a in ami.sent] == [
+        ("Setvar", "PJSIP/agent2105"), ("Atxfer", "2105#")]
+    ami.sent.clear()
+    channels[1] = replace(channels[1], bridge_id=None)  # the customer holds
+    channels.append(_leg(ChannelState.RINGING))
+    assert "has not answered yet" in str(_failure_of(service.complete_consult("1001")))
+    assert "consulting agent 2105" in str(_failure_of(service.consult("1001", "2105")))
+    service.cancel_consult("1001")
+    channels[-1] = _leg()
+    service.complete_consult("1001")
+    assert [(a.name, a.get("Channel")) for a in ami.sent] == [
+        ("CancelAtxfer", "PJSIP/agent1001-00000001"), ("Hangup", "PJSIP/agent1001-00000001")]
+
+
+# ------------------------------------------------------------------------------ engine
+
+
+class _SendingAmi:
+    """The engine's AMI: subscriptions, and the actions it sends (the recording's)."""
+
+    connected = True
+    connections_made = 1
+    reconnects = 0
+    resyncs = 1
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self.sent: list[AmiAction] = []
+
+    def subscribe(self, callback: Any, name: str | None = None) -> Any:
+        self.events.append(callback)
+        return _Handle()
+
+    def on_resync(self, callback: Any) -> Any:
+        return _Handle()
+
+    def send(self, action: AmiAction, timeout: float | None = None, *, action_id: str | None = None) -> Deferred[Any]:
+        self.sent.append(action)
+        return succeed("sent")
+
+
+class _Handle:
+    def cancel(self) -> None:
+        pass
+
+
+def _event(**fields: str) -> Message:
+    return Message.from_pairs(fields.items())
+
+
+def _wav(path: Path, seconds: float) -> None:
+    import wave
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"\0\0" * int(8000 * seconds))
+
+
+def test_a_consulted_colleague_gets_the_call_its_record_and_the_rest_of_the_recording(
+        sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    """2101's own call (recorded on 2101's channel): 2101 consults 2105, whose screen pops at
+    the consult's ring but who is not the call's agent until the transfer completes; the
+    event names no target (the leg was optimised away). The hop names 2105 all the same, the
+    customer's channel starts recording the rest, and the record is 2105's with both files."""
+    clock = Clock()
+    clock.advance(1_795_400_000)
+    ami = _SendingAmi()
+    registry = CollectorRegistry()
+    engine = Engine(load_settings(ROOT / "config"), ami, SyncRepository(sessions), EngineMetrics(registry),  # type: ignore[arg-type]
+                    clock, RecordingPaths("/srv/rec", tmp_path))
+    engine.startService()
+    send = ami.events[0]
+    agent = {"Channel": "PJSIP/agent2101-00000001", "Uniqueid": "9.1", "Linkedid": "9.1", "CallerIDNum": "2101",
+             "CallerIDName": "Agent 2101", "Context": "agent-dial", "Exten": "13800138000"}
+    customer = {**agent, "Channel": "PJSIP/pstn-00000002", "Uniqueid": "9.2", "CallerIDNum": "13800138000"}
+    send(_event(Event="Newchannel", ChannelState="6", ChannelStateDesc="Up", **agent))
+    for name, value in (("CC_DIRECTION", "outbound"), ("CC_PHONE", "13800138000"),
+                        ("CC_RECORDING", "/srv/rec/20261206/9.1.wav")):
+        send(_event(Event="VarSet", Variable=name, Value=value, **agent))
+    send(_event(Event="UserEvent", UserEvent="AgentDial", Agent="2101", Phone="13800138000", **agent))
+    send(_event(Event="Newchannel", ChannelState="6", ChannelStateDesc="Up", **customer))
+    for channel in (agent, customer):
+        send(_event(Event="BridgeEnter", BridgeUniqueid="b1", BridgeType="basic", **channel))
+    clock.advance(30)
+    # the consult: the leg (cc-transfer ask-2105) dials 2105's phone, who answers
+    leg = {**agent, "Channel": "Local/2105@cc-transfer-refer-00000003;2", "Uniqueid": "9.4",
+           "Context": "cc-transfer", "Exten": "ask-2105"}
+    colleague = {"DestChannel": "PJSIP/agent2105-00000005", "DestUniqueid": "9.5", "DestLinkedid": "9.1"}
+    send(_event(Event="DialBegin", **leg, **colleague))
+    assert engine.screen_pops["2105"] == "9.1"
+    send(_event(Event="DialEnd", DialStatus="ANSWER", **leg, **colleague))
+    clock.advance(10)
+    send(_message(NO_TARGET, OrigTransfererChannel=agent["Channel"], OrigTransfererLinkedid="9.1",
+                  TransfereeChannel=customer["Channel"], TransfereeUniqueid="9.2", TransfereeLinkedid="9.1"))
+    assert engine.transfers_of("9.1") == ("2101>agent:2105@40",)
+    # CC_RECORDING first (its VarSet files the recording), then the recording itself
+    assert [(a.name, dict(a.headers)) for a in ami.sent] == [
+        ("Setvar", {"Channel": "PJSIP/pstn-00000002", "Variable": "CC_RECORDING", "Value": "/srv/rec/20261206/9.2.wav"}),
+        ("MixMonitor", {"Channel": "PJSIP/pstn-00000002", "File": "/srv/rec/20261206/9.2.wav"}),
+    ]
+    send(_event(Event="VarSet", Variable="CC_RECORDING", Value="/srv/rec/20261206/9.2.wav", **customer))
+    send(_event(Event="BridgeLeave", BridgeUniqueid="b1", BridgeType="basic", **agent))
+    send(_event(Event="Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}, **agent))
+    member = {**customer, "Channel": "PJSIP/agent2105-00000005", "Uniqueid": "9.5", "CallerIDNum": "2105"}
+    send(_event(Event="Newchannel", ChannelState="6", ChannelStateDesc="Up", **member))
+    send(_event(Event="BridgeEnter", BridgeUniqueid="b1", BridgeType="basic", **member))
+    clock.advance(20)
+    _wav(tmp_path / "20261206/9.1.wav", 40.0)
+    _wav(tmp_path / "20261206/9.2.wav", 20.0)
+    for channel in (member, customer):
+        send(_event(Event="BridgeLeave", BridgeUniqueid="b1", BridgeType="basic", **channel))
+        send(_event(Event="Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}, **channel))
+    clock.advance(engine.recording_settle_seconds)
+    [record] = in_tx(sessions, repo.list_recent_call_records)
+    assert (record.agent_id, record.transfers) == ("2105", ("2101>agent:2105@40",))
+    recordings = in_tx(sessions, repo.list_recordings_for_call, record.id)
+    assert [(Path(r.path).name, r.agent_id) for r in sorted(recordings, key=lambda r: r.id)] == [
+        ("9.1.wav", "2101"), ("9.2.wav", "2105")]
+    assert registry.get_sample_value("callcenter_transfers_total", {"queue": "other", "result": "done"}) == 1.0
+
+
+def test_a_hotline_call_recorded_on_the_callers_channel_needs_no_second_recording(
+        sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    clock = Clock()
+    ami = _SendingAmi()
+    engine = Engine(load_settings(ROOT / "config"), ami, SyncRepository(sessions), EngineMetrics(CollectorRegistry()),  # type: ignore[arg-type]
+                    clock, RecordingPaths("/srv/rec", tmp_path))
+    engine.startService()
+    send = ami.events[0]
+    caller = {"Channel": "Local/400@from-pstn-00000000;2", "Uniqueid": "1796588384.1", "Linkedid": "1796588384.0",
+              "CallerIDNum": "13800138000", "Context": "hotline", "Exten": "s"}
+    send(_event(Event="Newchannel", ChannelState="6", ChannelStateDesc="Up", **caller))
+    send(_event(Event="VarSet", Variable="CC_RECORDING", Value="/srv/rec/20261206/1796588384.1.wav", **caller))
+    send(_message(LAB_ATTENDED_TRANSFER))
+    assert engine.transfers_of("1796588384.0") == ("1001>agent:2105@0",)
+    assert ami.sent == []
+
+
+def test_callcenter_agent_consult_posts_the_colleague_then_completes_or_cancels(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from callcenter import cli
+
+    posted: list[tuple[str, str, Any]] = []
+
+    def api(settings: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        posted.append((method, path, body))
+        return 200, {"ok": True}
+
+    monkeypatch.setattr(cli, "_api", api)
+    site = tmp_path / "site.yaml"
+    site.write_text(f"site:\n  state_dir: {tmp_path / 'var'}\n")
+    for argv in (["1001", "2105"], ["1001", "--complete"], ["1001", "--cancel"]):
+        assert cli.main(["--config", str(site), "agent", "consult", *argv]) == 0
+    assert posted == [("POST", "agents/1001/consult", {"to_agent": "2105"}),
+                      ("POST", "agents/1001/consult/complete", {}),
+                      ("POST", "agents/1001/consult/cancel", {})]
+    for argv in (["1001"], ["1001", "2105", "--complete"], ["1001", "--complete", "--cancel"]):
+        assert cli.main(["--config", str(site), "agent", "consult", *argv]) == 2
+    assert "give a colleague to consult, or --complete, or --cancel" in capsys.readouterr().err
+    assert len(posted) == 3
