@@ -43,6 +43,7 @@ from callcenter.ami.codec import Message
 from callcenter.ivr.check import load_flow
 from callcenter.ivr.flow import Flow
 from callcenter.ivr.interpreter import CallFacts
+from callcenter.ivr.interpreter import Queue as IvrQueue
 from callcenter.ivr.runner import run_flow
 from callcenter.metrics import EngineMetrics
 from callcenter.pending import PendingWork
@@ -64,6 +65,7 @@ from callcenter.state.calls import (
     StateAnomaly,
 )
 from callcenter.state.queues import QueueBoard, QueueStay
+from callcenter.storage import crm as crm_store
 from callcenter.storage.records import (
     UNSET,
     CallRecord,
@@ -92,6 +94,8 @@ TRACKED_VARIABLES = frozenset({
 #: Calls that get a call record: the hotline's, and the dialer's calls that reach an agent.
 _RECORDED_DIRECTIONS = ("inbound", "outbound")
 HOTLINE_QUEUE = "hotline"
+HOTLINE_CONTEXT = "hotline"
+"""The hotline's dialplan context (dialplans/hotline.conf), whose Dial rings a returning caller's agent."""
 #: The IVR path of a hotline caller who found every IVR channel taken and skipped the menus.
 IVR_FULL = "ivr=full"
 
@@ -459,7 +463,9 @@ class Engine(Service):
         # a consult's leg (cc-transfer ask-<ID>) rings the colleague with the customer's call:
         # their screen pops, but the call is theirs only once the transfer completes
         consult = fields.get("Context") == TRANSFER_CONTEXT and (fields.get("Exten") or "").startswith("ask-")
-        if not linkedid or (linkedid not in self._transfers and not consult):
+        # a returning caller ringing the agent they last talked with ([hotline]'s Dial)
+        last_agent = fields.get("Context") == HOTLINE_CONTEXT
+        if not linkedid or (linkedid not in self._transfers and not consult and not last_agent):
             return
         agent = agent_of_channel(fields.get("DestChannel") or "")
         if agent is None or agent not in self.settings.people:
@@ -723,12 +729,14 @@ class Engine(Service):
                       phone=caller, name=customer.name, vip=customer.vip)
         if self.hotline_flow is None:
             await agi.set_variable("CC_QUEUE", self.hotline_queue or "hotline")
+            await self._last_agent_first(agi, caller)
             return
         if await agi.get_variable("CC_IVR_SEATS") == "full":  # every IVR channel taken (ivr.channels)
             self.metrics.ivr_full.inc()
             _log.info("hotline.ivr_full caller={caller}: straight to the queue", caller=caller)
             await agi.set_variable("CC_QUEUE", self.hotline_queue or "hotline")
             await agi.set_variable("CC_IVR_MAIN_PATH", IVR_FULL)
+            await self._last_agent_first(agi, caller)
             return
         outcome = await run_flow(agi, self.hotline_flow, self._facts(caller, customer),
                                  sound_exists=self._sound_exists)
@@ -736,6 +744,34 @@ class Engine(Service):
                   path=">".join(outcome.path), result=type(outcome.step).__name__ if outcome.step else "hangup")
         if outcome.step is not None:
             await agi.set_variable("CC_IVR_MAIN_PATH", ">".join(outcome.path))
+        if isinstance(outcome.step, IvrQueue):
+            await self._last_agent_first(agi, caller)
+
+    async def _last_agent_first(self, agi: AgiSession, caller: str) -> None:
+        """A caller about to be queued who talked with an agent in the last ``last_agent.days``
+        rings that agent first when they are ready now (``CC_LAST_AGENT`` and its phone,
+        ``CC_LAST_AGENT_PHONE``, for dialplans/hotline.conf; docs/agents.md, "A returning
+        caller reaches their agent"). Any doubt (off, no number, no database, a database
+        error, an agent not ready) leaves the call to the queue."""
+        days = self.settings.last_agent.days
+        if days <= 0 or not caller or self.repository is None:
+            return
+        since = datetime.fromtimestamp(self.clock.seconds() - days * 86400.0, UTC)
+        try:
+            agent: str | None = await self.repository.run(crm_store.last_agent, caller, since)
+        except Exception:  # noqa: BLE001 - a database outage must not stop the call
+            self.metrics.db_errors.labels("last_agent").inc()
+            return
+        if agent is None or agent not in self.settings.people:
+            return
+        state = self.agents.state_of(agent)
+        if state is not AgentState.READY:
+            _log.info("hotline.last_agent caller={caller} agent={agent} not ready ({state}): the queue",
+                      caller=caller, agent=agent, state=state.value)
+            return
+        await agi.set_variable("CC_LAST_AGENT", agent)
+        await agi.set_variable("CC_LAST_AGENT_PHONE", self.agent_service.interface(agent))
+        _log.info("hotline.last_agent caller={caller} agent={agent}: rings first", caller=caller, agent=agent)
 
     async def agi_hotline_survey(self, agi: AgiSession) -> None:
         """Post-call CSAT survey (1-5) after the agent hangs up; the score lands on the record."""

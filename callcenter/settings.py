@@ -282,6 +282,17 @@ class ManualDialSettings:
 
 
 @dataclass(frozen=True)
+class LastAgentSettings:
+    """``last_agent``: a hotline caller who talked with an agent lately rings that agent first,
+    when they are ready (docs/agents.md, "A returning caller reaches their agent")."""
+
+    days: int = 0
+    """How far back a call counts (0: off; every caller goes to the queue)."""
+    ring_seconds: int = 15
+    """How long that agent's phone rings before the caller goes to the queue as usual."""
+
+
+@dataclass(frozen=True)
 class SmsSettings:
     """``sms``: SMS broadcast through the SMS gateway over SIP MESSAGE (docs/sms.md)."""
 
@@ -343,6 +354,8 @@ class Settings:
     """The SMS gateway, sender and sending rules (``sms``)."""
     manual_dial: ManualDialSettings = field(default_factory=ManualDialSettings)
     """How agents' own calls to customers go out (``manual_dial``)."""
+    last_agent: LastAgentSettings = field(default_factory=LastAgentSettings)
+    """Whether a returning hotline caller rings the agent they last talked with (``last_agent``)."""
 
     @cached_property
     def people(self) -> Mapping[str, AgentSettings]:
@@ -669,11 +682,18 @@ def _build(data: Mapping[str, Any], locs: Locations, root: Path, problems: list[
         do_not_call=dial_r.choice("do_not_call", ("warn", "block"), default_dial.do_not_call),
     )
     dial_r.done()
+    last_r = top.sub("last_agent")
+    default_last = LastAgentSettings()
+    last_agent = LastAgentSettings(
+        days=last_r.integer("days", default_last.days, 0, 3660),
+        ring_seconds=last_r.integer("ring_seconds", default_last.ring_seconds, 5, 120),
+    )
+    last_r.done()
     top.done()
     return Settings(
         site=site, ami=ami, agi=agi, sip=sip, database=database, http=http, metrics=metrics,
         recordings=recordings, lab=lab, ivr=ivr, logging=logging, teams=teams, agents=agents, queues=queues, root=root,
-        commission=commission, qa=qa, fax=fax, sms=sms, manual_dial=manual_dial,
+        commission=commission, qa=qa, fax=fax, sms=sms, manual_dial=manual_dial, last_agent=last_agent,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 from sqlalchemy import func, insert, or_, select
@@ -33,8 +34,8 @@ from callcenter.storage.repository import (
     create_customer,
 )
 
-__all__ = ["ALREADY_A_CUSTOMER", "CustomerImport", "customer_history", "import_customers", "save_caller",
-           "search_customers"]
+__all__ = ["ALREADY_A_CUSTOMER", "CustomerImport", "customer_history", "import_customers", "last_agent",
+           "save_caller", "search_customers"]
 
 ALREADY_A_CUSTOMER: Final = "already a customer"
 IMPORT_CHUNK: Final = 1000
@@ -65,6 +66,23 @@ def customer_history(session: Session, *, customer_id: int | None, phone: str | 
         stmt = stmt.where(record.id != exclude_id)
     stmt = stmt.order_by(record.started_at.desc(), record.id.desc()).limit(_limit(limit))
     return [_call_record(row) for row in session.scalars(stmt)]
+
+
+def last_agent(session: Session, phone: str, since: datetime) -> str | None:
+    """The agent who last talked with ``phone`` (a call of either direction that an agent
+    answered, started at or after ``since``), or None: where a returning caller rings first
+    (docs/agents.md, "A returning caller reaches their agent"). A caller id that is no number
+    finds nobody."""
+    try:
+        number = canonical_phone(phone)
+    except InvalidFieldError:
+        return None
+    record = models.CallRecord
+    stmt = (select(record.agent_id)
+            .where(record.phone == number, record.agent_id.is_not(None), record.answered_at.is_not(None),
+                   record.started_at >= since)
+            .order_by(record.started_at.desc(), record.id.desc()).limit(1))
+    return session.scalar(stmt)
 
 
 def save_caller(session: Session, new: NewCustomer, *, ticket: str | None = None) -> Customer:

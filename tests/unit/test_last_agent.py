@@ -1,0 +1,146 @@
+"""A returning hotline caller rings the agent they last talked with: the lookup, the engine's
+hotline script, the settings and the rendered ring time (docs/agents.md, "A returning caller
+reaches their agent"). The lab test: tests/integration/test_last_agent_lab.py."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy.orm import Session, sessionmaker
+from twisted.internet.task import Clock
+
+from callcenter.ami.codec import Message
+from callcenter.asterisk.render import render_extensions
+from callcenter.engine import Engine, RecordingPaths
+from callcenter.metrics import EngineMetrics
+from callcenter.settings import ConfigError, LastAgentSettings, load_settings
+from callcenter.storage import crm as crm_store
+from callcenter.storage import repository as repo
+from callcenter.storage.records import NewCallRecord
+from tests.syncrepository import SyncRepository, in_tx
+from tests.unit.test_engine import FakeAmi
+from tests.unit.test_render import ENDPOINTS
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
+
+
+def _call(sessions: sessionmaker[Session], days_ago: float, agent: str | None, *, answered: bool = True,
+          phone: str = "13800138000", direction: str = "outbound") -> None:
+    started = NOW - timedelta(days=days_ago)
+    in_tx(sessions, repo.create_call_record, NewCallRecord(
+        started_at=started, direction=direction, phone=phone, agent_id=agent,
+        answered_at=started if answered else None), site_prefix="GD")
+
+
+def test_the_last_agent_is_the_latest_answered_call_with_an_agent_in_the_window(
+        sessions: sessionmaker[Session]) -> None:
+    since = NOW - timedelta(days=30)
+    assert in_tx(sessions, crm_store.last_agent, "13800138000", since) is None
+    _call(sessions, 40, "2101")                          # too long ago
+    assert in_tx(sessions, crm_store.last_agent, "13800138000", since) is None
+    _call(sessions, 10, "2105", direction="inbound")
+    _call(sessions, 5, "2107")
+    _call(sessions, 3, "2108", answered=False)           # rang, never talked
+    _call(sessions, 2, None, direction="inbound")        # abandoned in the queue
+    _call(sessions, 1, "2109", phone="13900000001")      # another number
+    assert in_tx(sessions, crm_store.last_agent, "13800138000", since) == "2107"
+    assert in_tx(sessions, crm_store.last_agent, "+86 138-0013-8000", since) == "2107"  # any spelling
+    assert in_tx(sessions, crm_store.last_agent, "anonymous", since) is None
+
+
+class _HotlineAgi:
+    """A hotline call's FastAGI session in which every IVR channel is taken: straight to the queue."""
+
+    def __init__(self, caller: str) -> None:
+        self.env = type("Env", (), {"callerid": caller})()
+        self.set: dict[str, str] = {}
+
+    async def get_variable(self, name: str, timeout: float | None = None) -> str | None:
+        return "full" if name == "CC_IVR_SEATS" else None
+
+    async def set_variable(self, name: str, value: str | int, timeout: float | None = None) -> None:
+        self.set[name] = str(value)
+
+
+def _run(engine: Engine, caller: str) -> dict[str, str]:
+    agi = _HotlineAgi(caller)
+    coroutine = engine.agi_hotline(agi)  # type: ignore[arg-type]
+    try:
+        coroutine.send(None)
+    except StopIteration:
+        pass
+    else:
+        raise AssertionError("the script waited for something")
+    return agi.set
+
+
+def _engine(sessions: sessionmaker[Session], days: int) -> tuple[Engine, Any]:
+    clock = Clock()
+    clock.advance(NOW.timestamp())
+    ami = FakeAmi()
+    settings = replace(load_settings(ROOT / "config"), last_agent=LastAgentSettings(days=days, ring_seconds=12))
+    engine = Engine(settings, ami, SyncRepository(sessions), EngineMetrics(CollectorRegistry()),  # type: ignore[arg-type]
+                    clock, RecordingPaths("/srv/rec", Path("/tmp/rec")))
+    engine.startService()
+    return engine, ami.events[0]
+
+
+def _member(agent: str, **fields: str) -> Message:
+    return Message.from_pairs({"Event": "QueueMemberAdded", "Queue": "outbound", "Interface": f"PJSIP/agent{agent}",
+                               "StateInterface": f"PJSIP/agent{agent}", "MemberName": agent, "Paused": "0",
+                               "Status": "1", **fields}.items())
+
+
+def test_the_hotline_script_rings_the_last_agent_only_when_they_are_ready(sessions: sessionmaker[Session]) -> None:
+    _call(sessions, 2, "2105")
+    _call(sessions, 1, "7777", phone="13900000007")  # no such agent any more
+    engine, send = _engine(sessions, 30)
+    queued = {"CC_QUEUE": "hotline", "CC_IVR_MAIN_PATH": "ivr=full"}
+    assert _run(engine, "13800138000") == queued  # 2105 is logged out
+    send(_member("2105"))
+    assert _run(engine, "13800138000") == {**queued, "CC_LAST_AGENT": "2105",
+                                           "CC_LAST_AGENT_PHONE": "PJSIP/agent2105"}
+    assert _run(engine, "13900000007") == queued
+    assert _run(engine, "13911112222") == queued  # never talked with anyone
+    send(Message.from_pairs([("Event", "QueueMemberPause"), ("Queue", "outbound"), ("Interface", "PJSIP/agent2105"),
+                             ("MemberName", "2105"), ("Paused", "1"), ("PausedReason", "lunch")]))
+    assert engine.agents.state_of("2105").value == "paused"
+    assert _run(engine, "13800138000") == queued
+    off, send_off = _engine(sessions, 0)
+    send_off(_member("2105"))
+    assert _run(off, "13800138000") == queued
+
+
+def test_a_database_error_leaves_the_caller_to_the_queue(sessions: sessionmaker[Session]) -> None:
+    engine, send = _engine(sessions, 30)
+    send(_member("2105"))
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("database down")
+
+    engine.repository.run = broken  # type: ignore[union-attr, method-assign]
+    assert _run(engine, "13800138000") == {"CC_QUEUE": "hotline", "CC_IVR_MAIN_PATH": "ivr=full"}
+    assert engine.metrics.db_errors.labels("last_agent")._value.get() == 1.0
+
+
+def test_the_setting_is_validated_and_rendered(tmp_path: Path) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text("last_agent:\n  days: 30\n  ring_seconds: 20\n", encoding="utf-8")
+    settings = load_settings(ROOT / "config", [site])
+    assert settings.last_agent == LastAgentSettings(days=30, ring_seconds=20)
+    assert load_settings(ROOT / "config").last_agent.days == 0  # shipped off
+    assert "\nLAST_AGENT_RING_SECONDS = 20\n" in render_extensions(settings, ENDPOINTS)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("last_agent:\n  days: -1\n  ring: 5\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(ROOT / "config", [bad])
+    assert str(info.value).splitlines() == [
+        f"{bad}:2:3: last_agent.days: expected an integer in 0..3660, got -1",
+        f"{bad}:3:3: last_agent.ring: unknown setting",
+    ]
