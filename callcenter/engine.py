@@ -66,12 +66,15 @@ from callcenter.state.calls import (
 )
 from callcenter.state.queues import QueueBoard, QueueStay
 from callcenter.storage import crm as crm_store
+from callcenter.storage import dialer as dialer_store
 from callcenter.storage.records import (
     UNSET,
     CallRecord,
     CallRecordUpdate,
+    InvalidFieldError,
     NewCallRecord,
     NewRecording,
+    canonical_phone,
 )
 from callcenter.storage.repository import Repository
 from callcenter.supervisor import DEFAULT_SUPERVISOR_CHANNEL, SupervisorService
@@ -270,7 +273,8 @@ class Engine(Service):
 
     def agi_router(self) -> Mapping[str, Callable[[AgiSession], Any]]:
         """FastAGI scripts this engine serves, by script name."""
-        return {"hotline": self.agi_hotline, "hotline-survey": self.agi_hotline_survey}
+        return {"hotline": self.agi_hotline, "hotline-survey": self.agi_hotline_survey,
+                "agent-dial-check": self.agi_agent_dial_check}
 
     # ------------------------------------------------------------------ AMI input
 
@@ -786,6 +790,43 @@ class Engine(Service):
         if score:
             await agi.set_variable("CC_CSAT", score)
             _log.info("hotline.csat caller={caller} score={score}", caller=caller, score=score)
+
+    async def agi_agent_dial_check(self, agi: AgiSession) -> None:
+        """A number an agent dialed on their softphone, checked against the do-not-call list
+        before [agent-dial] calls it (``manual_dial.do_not_call: block``; docs/agents.md,
+        "Calling a customer"): ``CC_DIAL_ALLOWED`` yes, or no with ``CC_DIAL_REFUSED`` saying
+        why. A list that cannot be read refuses the call: block means no listed number is
+        called, and an unread list cannot say which are."""
+        self.metrics.agi_sessions.labels("agent-dial-check").inc()
+        number = agi.env.extension
+        agent = agi.env.args[0] if agi.env.args else ""
+        if self.settings.manual_dial.do_not_call != "block":
+            await agi.set_variable("CC_DIAL_ALLOWED", "yes")
+            return
+        try:
+            phone = canonical_phone(number)
+        except InvalidFieldError:
+            await agi.set_variable("CC_DIAL_ALLOWED", "yes")  # no number: the trunk refuses it
+            return
+        reason = None
+        if self.repository is None:
+            reason = "check_failed"
+        else:
+            try:
+                entry = await self.repository.run(dialer_store.dnc_entry, phone)
+            except Exception:  # noqa: BLE001 - refused below, and counted
+                self.metrics.db_errors.labels("dnc_entry").inc()
+                reason = "check_failed"
+            else:
+                reason = "do_not_call" if entry is not None else None
+        if reason is None:
+            await agi.set_variable("CC_DIAL_ALLOWED", "yes")
+            return
+        self.metrics.agent_dials_refused.labels(reason).inc()
+        _log.warn("agent_dial.refused agent={agent} phone={phone} reason={reason}", agent=agent, phone=phone,
+                  reason=reason)
+        await agi.set_variable("CC_DIAL_ALLOWED", "no")
+        await agi.set_variable("CC_DIAL_REFUSED", reason)
 
     async def _lookup(self, caller: str) -> Any:
         if not caller or self.repository is None:

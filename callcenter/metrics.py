@@ -81,6 +81,10 @@ class EngineMetrics:
         self.agi_sessions = Counter("callcenter_agi_sessions", "FastAGI sessions", ["script"], registry=registry)
         self.ivr_full = Counter("callcenter_ivr_full", "hotline callers who found every IVR channel taken "
                                 "(ivr.channels) and were queued without the menus", registry=registry)
+        self.agent_dials_refused = Counter(
+            "callcenter_agent_dials_refused", "numbers agents dialed on their softphones that were not called "
+            "(manual_dial.do_not_call: block): do_not_call (listed), check_failed (the list could not be read)",
+            ["reason"], registry=registry)
         self.http_refused = Counter("callcenter_http_refused", "HTTP requests refused by the sign-in guard: "
                                     "signin (no or wrong credentials), forbidden (not theirs to open), locked (too many wrong sign-ins)",
                                     ["reason"],

@@ -114,7 +114,8 @@ def _agent_trunk(settings: Settings, endpoints: AsteriskEndpoints) -> list[str]:
     return [f"AGENT_TRUNK_BEFORE = {_safe(before, 'manual_dial.trunk')}",
             f"AGENT_TRUNK_AFTER = {_safe(after, 'manual_dial.trunk')}",
             f"AGENT_CALLER_ID = {_safe(dial.caller_id, 'manual_dial.caller_id')}",
-            f"AGENT_RING_SECONDS = {dial.ring_seconds}"]
+            f"AGENT_RING_SECONDS = {dial.ring_seconds}",
+            f"AGENT_DIAL_CHECK = {dial.do_not_call}"]
 
 
 def render_extensions(settings: Settings, endpoints: AsteriskEndpoints) -> str:
