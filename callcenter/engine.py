@@ -92,7 +92,7 @@ __all__ = ["TRACKED_VARIABLES", "Engine", "RecordingPaths"]
 TRACKED_VARIABLES = frozenset({
     "LEAD_ID", "CAMPAIGN_ID", "CC_DIRECTION", "CC_RECORDING", "CC_QUEUE", "CC_CUSTOMER_ID", "CC_CUSTOMER_NAME",
     "MEMBERINTERFACE", "QUEUEWAIT", "AGENT_ID", "CC_IVR_MAIN_PATH", "CC_CSAT", "CC_TOPIC",
-    "CC_CALLBACK", "CC_LANGUAGE", "CC_PHONE", "CC_LEAD", "CC_CAMPAIGN", "CC_CAMPAIGN_NAME", "CC_ATTEMPT",
+    "CC_CALLBACK", "CC_MESSAGE", "CC_LANGUAGE", "CC_PHONE", "CC_LEAD", "CC_CAMPAIGN", "CC_CAMPAIGN_NAME", "CC_ATTEMPT",
 })
 #: Calls that get a call record: the hotline's, and the dialer's calls that reach an agent.
 _RECORDED_DIRECTIONS = ("inbound", "outbound")
@@ -126,6 +126,17 @@ class RecordingPaths:
     def to_asterisk(self, path: Path) -> str:
         """The inverse of :meth:`to_host`: a file under ``host_dir`` as Asterisk sees it."""
         return f"{self.asterisk_dir.rstrip('/')}/{path.relative_to(self.host_dir).as_posix()}"
+
+
+def _callback_outcome(variables: Mapping[str, str]) -> str | Any:
+    """A call-back request (the IVR's callback, or a message left: dialplans/hotline.conf) is
+    the call's outcome until an agent calls back; UNSET without one."""
+    number = variables.get("CC_CALLBACK")
+    if not number:
+        return UNSET
+    if variables.get("CC_MESSAGE"):
+        return f"message left; callback requested: {number}"  # at most 54 of the outcome's 64 characters
+    return f"callback requested: {number}"
 
 
 def _utc(epoch: float) -> datetime:
@@ -360,7 +371,8 @@ class Engine(Service):
         if name == "VarSet":
             fields = msg.fields
             linkedid, path = fields.get("Linkedid"), fields.get("Value")
-            if fields.get("Variable") == "CC_RECORDING" and linkedid and path:
+            # the call's recordings: each CC_RECORDING, and a message the caller left (CC_MESSAGE)
+            if fields.get("Variable") in ("CC_RECORDING", "CC_MESSAGE") and linkedid and path:
                 started = self._recordings.setdefault(linkedid, [])
                 if all(path != seen for seen, _, _ in started):
                     by = agent_of_channel(fields.get("Channel") or "")  # the lab's numbers are Local/<digits>@ too
@@ -640,7 +652,7 @@ class Engine(Service):
             csat=int(csat) if csat in ("1", "2", "3", "4", "5") else UNSET,
             ivr_path=_ivr_path(variables) or UNSET,
             # a call-back request from the IVR is the call's outcome until an agent calls back
-            outcome=f"callback requested: {variables['CC_CALLBACK']}" if variables.get("CC_CALLBACK") else UNSET,
+            outcome=_callback_outcome(variables),
             transfers=tuple(transfers) if transfers else UNSET,
         )
 

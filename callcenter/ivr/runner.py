@@ -8,7 +8,7 @@ variables and returns, and the dialplan acts on them after ``AGI()`` returns:
 
 * ``CC_IVR_RESULT``: ``queue``, ``transfer``, ``callback``, ``voicemail`` or ``hangup``
 * ``CC_QUEUE`` and ``CC_QUEUE_PRIORITY`` (queue), ``CC_TRANSFER`` (transfer),
-  ``CC_CALLBACK`` (callback number), ``CC_VOICEMAIL`` (mailbox)
+  ``CC_CALLBACK`` (callback number), ``CC_VOICEMAIL`` (mailbox; the dialplan takes a message)
 * ``CC_IVR_PATH``: the walk, node ids joined with ``>``
 
 A ``Hangup`` step also sends ``HANGUP``. Sounds are ``custom/<flow>/<prompt>-<lang>``;

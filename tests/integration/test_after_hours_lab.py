@@ -70,3 +70,39 @@ def test_after_hours_caller_requests_a_call_back(after_hours_lab: EngineServices
     while not (found := callback_leads(services, reactor_thread)) and time.monotonic() < deadline:
         time.sleep(0.2)  # the lead is imported in the repository's thread after the record is written
     assert found == [("13912345678", {"ticket": record.ticket_number})]
+
+
+def test_after_hours_caller_leaves_a_message(after_hours_lab: EngineServices, reactor_thread: ReactorThread) -> None:
+    """Closed hours: language (1), after-hours menu (2: leave a message), a beep, the caller
+    speaks and hangs up. The record has the message as a second file next to the call's
+    recording, and a call back is asked for the caller's number (the callbacks campaign)."""
+    services = after_hours_lab
+    engine = services.engine
+    assert engine.repository is not None
+    action = actions.originate(
+        "Local/400@from-pstn/n", context="lab-message-caller", exten="s", priority=1,
+        caller_id="Night caller <13912345679>", timeout_ms=20000,
+        variables={"LAB_DELAY": 2, "LAB_DTMF": "1", "LAB_DELAY2": 3, "LAB_DTMF2": "2", "LAB_DELAY3": 4},
+    )
+    response: Any = reactor_thread.call(services.ami.originate, action, timeout=30)
+    assert response.get("Response") == "Success"
+    reactor_thread.wait_for(lambda: engine.records_written >= 1, timeout=60,
+                            message="no call record written for the message")
+    (record,) = reactor_thread.call(engine.repository.list_recent_call_records, limit=5)
+    assert "after_hours_menu=2" in record.ivr_path and "voicemail" in record.ivr_path, record.ivr_path
+    assert record.outcome == "message left; callback requested: 13912345679"
+    assert record.agent_id is None
+    deadline = time.monotonic() + 10
+    recordings: list[Any] = []
+    while len(recordings) < 2 and time.monotonic() < deadline:  # filed once the files settle
+        time.sleep(0.5)
+        recordings = reactor_thread.call(engine.repository.list_recordings_for_call, record.id)
+    call, message = sorted(recordings, key=lambda r: r.started_at)
+    assert Path(message.path).name.endswith("-message.wav") and Path(message.path).exists(), recordings
+    assert Path(call.path).stem == Path(message.path).stem.removesuffix("-message")
+    assert 8 <= message.duration_seconds <= 16.5, message  # the caller's words (16.2 s), not the menus
+    assert call.duration_seconds > message.duration_seconds
+    deadline = time.monotonic() + 10
+    while not (found := callback_leads(services, reactor_thread)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert found == [("13912345679", {"ticket": record.ticket_number})]
