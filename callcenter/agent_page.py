@@ -377,7 +377,7 @@ def render_agent_page(view: AgentView) -> str:
         f"<title>{escape(agent.name)} ({escape(agent.id)})</title><style>{_STYLE}</style></head><body>",
         f'<h1>{escape(agent.name)} <span class="muted">({escape(agent.id)}, {escape(agent.team or "no team")})</span></h1>',
         (f'<p>State: <span class="state">{escape(state)}</span>{escape(since)} '
-        f'<a href="/agent/{quote(agent.id)}">refresh</a></p>'),
+        f'<a href="/agent/{quote(agent.id)}">refresh</a> <a href="/signout">sign out</a></p>'),
     ]
     if view.today is not None:
         parts.append(f'<p class="muted">{escape(_today(view.today))}</p>')

@@ -53,7 +53,8 @@ def render_index(site: str, teams: Sequence[TeamSettings], people: Sequence[Agen
     if signed_in is not None:
         own = f"/lead/{quote(signed_in.id)}" if signed_in.role in ("lead", "manager") else f"/agent/{quote(signed_in.id)}"
         parts.append(f"<p>Signed in as {escape(signed_in.name)} ({escape(signed_in.id)}, {escape(signed_in.role)}): "
-                     f"{_link(own, 'your page')} &middot; {_link('/password', 'change password')}</p>")
+                     f"{_link(own, 'your page')} &middot; {_link('/password', 'change password')} &middot; "
+                     f"{_link('/signout', 'sign out')}</p>")
     parts.append("<p>" + " &middot; ".join(shared) + (" &middot; " if shared else "")
                  + f"<span class=muted>{_link('/api/health', 'health')}, {_link('/metrics', 'metrics')}</span></p>")
     if leads:

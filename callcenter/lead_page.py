@@ -187,7 +187,8 @@ def render_lead_page(view: LeadView) -> str:
         f"<title>{escape(person.name)}: team {escape(view.team)}</title><style>{_STYLE}</style></head><body>",
         (f"<h1>{escape(person.name)} <span class=muted>({escape(person.id)}, {escape(person.role)}), "
         f"team {escape(view.team)}</span> "
-        f'<a href="/lead/{quote(person.id)}?team={quote(view.team)}">refresh</a></h1>'),
+        f'<a href="/lead/{quote(person.id)}?team={quote(view.team)}">refresh</a> '
+        '<a href="/signout">sign out</a></h1>'),
         picker,
     ]
     if view.message:

@@ -43,7 +43,7 @@ from callcenter.web_access import (
     refusal,
 )
 
-__all__ = ["SignInGuard", "caller_of", "person_of"]
+__all__ = ["SIGN_OUT_PATH", "SignInGuard", "caller_of", "person_of"]
 
 _log = Logger(namespace="callcenter.web")
 
@@ -52,6 +52,8 @@ RunBlocking = Callable[..., "Deferred[Any]"]
 
 _CALLER: Final = "_callcenter_caller"
 _REALM: Final = b'Basic realm="callcenter", charset="UTF-8"'
+SIGN_OUT_PATH: Final = ("signout",)
+"""``/signout``: answered 401 to everyone, which makes a browser forget the credentials."""
 _TOKEN_USER: Final = "(API token)"
 """Wrong API tokens are throttled like wrong passwords of one more id."""
 
@@ -116,6 +118,8 @@ class SignInGuard(Resource):
         path = tuple(segment.decode("utf-8", "replace") for segment in request.postpath or [] if segment)
         if path in OPEN_PATHS:
             return self._serve(request)
+        if path == SIGN_OUT_PATH:
+            return self._signed_out(request)
         try:
             credentials = read_authorization(request.getHeader(b"authorization"))
         except SignInError as exc:
@@ -162,6 +166,20 @@ class SignInGuard(Resource):
 
         checking.addCallbacks(checked, failed)
         return NOT_DONE_YET
+
+    @staticmethod
+    def _signed_out(request: Request) -> bytes:
+        """``/signout``: a 401 whatever the credentials. A browser drops the id and password it
+        kept for the site when they are refused (HTTP Basic has no sign-out of its own), so the
+        next page asks again: for the shared team-lead and management terminals."""
+        request.setResponseCode(401)
+        request.setHeader(b"www-authenticate", _REALM)
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
+        return (b'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Signed out</title></head>'
+                b"<body><h1>Signed out</h1><p>This browser no longer signs you in. If it asks for an id and "
+                b"password now, cancel: the next person signs in on the "
+                b'<a href="/">front page</a>.</p></body></html>')
 
     def _wrong(self, request: Request, path: tuple[str, ...], address: str, user: str, why: str) -> bytes:
         """A wrong sign-in: counted against the address (a lock may start), refused with 401."""

@@ -150,6 +150,7 @@ def test_the_screen_pop_then_the_disposition_written_from_the_form(sessions: ses
     assert "<td>Started</td><td>2026-12-05 10:00</td>" in html  # the site's time zone
     assert 'Customer: Zhang &lt;Wei&gt; <span class="vip">VIP</span>' in html and "prefers mornings" in html
     assert "State: <span class=\"state\">ready</span> for 1:10" in html
+    assert '<a href="/signout">sign out</a>' in html
     assert 'http-equiv="refresh"' not in html  # a call without an outcome is on screen: no reload
     assert f'name="ticket" value="{record.ticket_number}"' in html
 

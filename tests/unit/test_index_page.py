@@ -45,7 +45,7 @@ def test_a_signed_in_person_sees_who_they_are_and_only_what_they_may_open() -> N
     assert 'Signed in as Agent 2101 (2101, agent): <a href="/agent/2101">your page</a>' in agent
     assert '<a href="/wallboard">Wallboard</a>' in agent and "/reports" not in agent
     assert "/lead/" not in agent and agent.count('href="/agent/') == 1
-    assert '<a href="/password">change password</a>' in agent
+    assert '<a href="/password">change password</a>' in agent and '<a href="/signout">sign out</a>' in agent
     lead = render_index("Site", SETTINGS.teams, people, SETTINGS.people["8001"])
     assert 'Signed in as Team lead 1 (8001, lead): <a href="/lead/8001">your page</a>' in lead
     assert '<a href="/reports">Reports</a>' in lead and lead.count('href="/lead/') == 2  # "your page" and the list

@@ -142,6 +142,21 @@ def test_a_person_signs_in_and_acts_only_as_themselves(sessions: sessionmaker[Se
     assert site.refused == ["signin", "forbidden"]  # the guard's own; acting as another is the API's 403
 
 
+def test_signing_out_refuses_the_credentials_so_the_browser_forgets_them(
+        sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    """``/signout`` is a 401 with the sign-in challenge whoever asks, right password or none: a
+    browser drops credentials that were refused (the shared terminals' sign-out). It is not
+    counted as a refused sign-in, and the same password still signs in afterwards."""
+    site = Site(sessions, tmp_path)
+    set_web_password(tmp_path, "8001", hash_password("8001 password"))
+    for credentials in ({"user": "8001", "password": "8001 password"}, {}):
+        status, headers, body = site.request("GET", "signout", **credentials)  # type: ignore[arg-type]
+        assert status == 401 and headers[b"WWW-Authenticate"] == [b'Basic realm="callcenter", charset="UTF-8"']
+        assert b"<h1>Signed out</h1>" in body and headers[b"Cache-Control"] == [b"no-store"]
+    assert site.refused == []
+    assert site.request("GET", "wallboard", user="8001", password="8001 password")[0] == 200
+
+
 def test_the_hosts_token_acts_for_whoever_it_names(sessions: sessionmaker[Session], tmp_path: Path) -> None:
     """The CLI on the daemon's host (`callcenter agent disposition --as ...`) presents the API token."""
     site = Site(sessions, tmp_path)
