@@ -23,7 +23,7 @@ The rules checked before anything is sent (:func:`check_transfer`) and the actio
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -223,7 +223,7 @@ class Transfer:
     """The queue for a transfer into :data:`TRANSFER_CONTEXT` (``agent:<ID>`` for one agent),
     else ``exten@context``."""
     transferee_channel: str | None = None
-    """The customer's channel (attended transfers: its recording may have to start)."""
+    """The customer's channel (after an attended transfer its recording may have to start)."""
 
 
 def parse_blind_transfer(msg: Message, agents: Collection[str] = ()) -> Transfer | None:
@@ -245,14 +245,21 @@ def parse_blind_transfer(msg: Message, agents: Collection[str] = ()) -> Transfer
         target = AGENT_TARGET_PREFIX + exten
     else:
         target = f"{exten}@{context}"
+    return _transfer(fields, "TransfererChannel", linkedid, target)
+
+
+def _transfer(fields: Mapping[str, str], transferer: str, linkedid: str, target: str) -> Transfer:
+    """A :class:`Transfer` from an event's common headers; ``transferer`` names the header
+    with the transferring channel."""
     result = fields.get("Result") or ""
     return Transfer(
         ok=result == "Success",
         result=result,
-        agent_id=agent_of_channel(fields.get("TransfererChannel") or ""),
+        agent_id=agent_of_channel(fields.get(transferer) or ""),
         linkedid=linkedid,
         transferee_uniqueid=fields.get("TransfereeUniqueid") or None,
         target=target,
+        transferee_channel=fields.get("TransfereeChannel") or None,
     )
 
 
@@ -357,13 +364,4 @@ def parse_attended_transfer(msg: Message, agents: Collection[str] = ()) -> Trans
         target = f"{exten}@{context}"
     else:
         target = ""  # no TransferTarget headers: the consult leg was gone (optimised away) first
-    result = fields.get("Result") or ""
-    return Transfer(
-        ok=result == "Success",
-        result=result,
-        agent_id=agent_of_channel(fields.get("OrigTransfererChannel") or ""),
-        linkedid=linkedid,
-        transferee_uniqueid=fields.get("TransfereeUniqueid") or None,
-        target=target,
-        transferee_channel=fields.get("TransfereeChannel") or None,
-    )
+    return _transfer(fields, "OrigTransfererChannel", linkedid, target)

@@ -23,9 +23,22 @@ from callcenter.storage import models
 from tests.labfixture import LabFactory, LabHandle
 from tests.reactorthread import ReactorThread
 
-__all__ = ["ROOT", "callback_leads", "engine_on_lab"]
+__all__ = ["ROOT", "callback_leads", "engine_on_lab", "hotline_open"]
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def hotline_open(tmp_path: Path) -> Callable[[Settings], Settings]:
+    """A ``change`` for :func:`engine_on_lab`: the hotline flow open around the clock (a copy
+    under ``tmp_path``), its prompts looked for under ``tmp_path`` (none: stock sounds)."""
+    from callcenter.demo import open_around_the_clock
+
+    flow = open_around_the_clock(ROOT / "ivr_flows/hotline.yaml", tmp_path / "open.yaml")
+
+    def change(settings: Settings) -> Settings:
+        return replace(settings, ivr=replace(settings.ivr, hotline_flow=flow, sounds_dir=tmp_path / "sounds"))
+
+    return change
 
 
 @contextmanager

@@ -17,12 +17,11 @@ from pathlib import Path
 import pytest
 
 from callcenter.ami import actions
-from callcenter.demo import open_around_the_clock
 from callcenter.service import EngineServices
 from callcenter.settings import LastAgentSettings, Settings
 from callcenter.storage.records import CallRecord, NewCallRecord
 from tests.integration.test_transfer_lab import _hotline_caller, _log_in
-from tests.labengine import ROOT, engine_on_lab
+from tests.labengine import engine_on_lab, hotline_open
 from tests.labfixture import LabFactory
 from tests.reactorthread import ReactorThread
 
@@ -34,11 +33,10 @@ CALLER = "13855556666"
 @pytest.fixture
 def last_agent_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path
                    ) -> Iterator[EngineServices]:
-    flow = open_around_the_clock(ROOT / "ivr_flows/hotline.yaml", tmp_path / "open.yaml")
+    opened = hotline_open(tmp_path)
 
     def change(settings: Settings) -> Settings:
-        return replace(settings, ivr=replace(settings.ivr, hotline_flow=flow, sounds_dir=tmp_path / "sounds"),
-                       last_agent=LastAgentSettings(days=30, ring_seconds=8))
+        return replace(opened(settings), last_agent=LastAgentSettings(days=30, ring_seconds=8))
 
     with engine_on_lab(lab_factory, reactor_thread, tmp_path, change=change) as (services, _, _):
         engine = services.engine

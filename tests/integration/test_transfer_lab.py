@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from callcenter.ami import actions
-from callcenter.demo import open_around_the_clock
 from callcenter.service import EngineServices
-from callcenter.settings import Settings
 from callcenter.transfer import TransferRefused, parse_hop
-from tests.labengine import ROOT, engine_on_lab
+from tests.labengine import engine_on_lab, hotline_open
 from tests.labfixture import LabFactory
 from tests.reactorthread import ReactorThread
 from tests.softphones import Softphone
@@ -35,12 +32,7 @@ pytestmark = pytest.mark.lab
 
 @pytest.fixture
 def transfer_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path) -> Iterator[EngineServices]:
-    flow = open_around_the_clock(ROOT / "ivr_flows/hotline.yaml", tmp_path / "open.yaml")
-
-    def change(settings: Settings) -> Settings:
-        return replace(settings, ivr=replace(settings.ivr, hotline_flow=flow, sounds_dir=tmp_path / "sounds"))
-
-    with engine_on_lab(lab_factory, reactor_thread, tmp_path, change=change) as (services, _, _):
+    with engine_on_lab(lab_factory, reactor_thread, tmp_path, change=hotline_open(tmp_path)) as (services, _, _):
         yield services
 
 
@@ -213,12 +205,7 @@ def test_a_caller_handed_to_an_agent_who_does_not_answer_waits_in_the_queue_agai
 @pytest.fixture
 def softphone_transfer_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path
                            ) -> Iterator[tuple[EngineServices, Any, Any]]:
-    flow = open_around_the_clock(ROOT / "ivr_flows/hotline.yaml", tmp_path / "open.yaml")
-
-    def change(settings: Settings) -> Settings:
-        return replace(settings, ivr=replace(settings.ivr, hotline_flow=flow, sounds_dir=tmp_path / "sounds"))
-
-    with engine_on_lab(lab_factory, reactor_thread, tmp_path, change=change, lab_agents=False) as lab:  # PJSIP
+    with engine_on_lab(lab_factory, reactor_thread, tmp_path, change=hotline_open(tmp_path), lab_agents=False) as lab:  # PJSIP
         yield lab
 
 

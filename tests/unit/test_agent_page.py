@@ -366,6 +366,16 @@ def test_the_agent_calls_a_customer_from_the_page_or_the_api(sessions: sessionma
         assert (status, body["field"]) == (400, field), body
 
 
+def _talking_with_2102_ready(engine: Any) -> None:
+    """2101 answers the hotline call on screen; 2102 logs in to outbound, ready."""
+    engine.agents.handle(Message.from_pairs([
+        ("Event", "AgentConnect"), ("Queue", "hotline"), ("Interface", "PJSIP/agent2101"), ("Uniqueid", "1733364000.1"),
+        ("Linkedid", "1733364000.1"), ("HoldTime", "3")]), 940.0)
+    engine.agents.handle(Message.from_pairs([
+        ("Event", "QueueMemberAdded"), ("Queue", "outbound"), ("Interface", "PJSIP/agent2102"),
+        ("StateInterface", "PJSIP/agent2102"), ("Paused", "0"), ("Status", "1")]), 941.0)
+
+
 def test_the_agent_hands_the_caller_on_to_a_queue_from_the_page_or_the_api(sessions: sessionmaker[Session]) -> None:
     """While the agent talks, the page offers the queues to transfer to; the hops so far show
     on the screen pop (docs/agents.md, "Handing a call on")."""
@@ -373,12 +383,7 @@ def test_the_agent_hands_the_caller_on_to_a_queue_from_the_page_or_the_api(sessi
     page = AgentPage(engine)  # type: ignore[arg-type]
     status, html = _get(page, "2101")
     assert 'action="/agent/2101/transfer"' not in html  # ready, not talking: nothing to transfer
-    engine.agents.handle(Message.from_pairs([
-        ("Event", "AgentConnect"), ("Queue", "hotline"), ("Interface", "PJSIP/agent2101"), ("Uniqueid", "1733364000.1"),
-        ("Linkedid", "1733364000.1"), ("HoldTime", "3")]), 940.0)
-    engine.agents.handle(Message.from_pairs([
-        ("Event", "QueueMemberAdded"), ("Queue", "outbound"), ("Interface", "PJSIP/agent2102"),
-        ("StateInterface", "PJSIP/agent2102"), ("Paused", "0"), ("Status", "1")]), 941.0)
+    _talking_with_2102_ready(engine)
     engine.transfers_of = lambda linkedid: ("1001>hotline@125", "2105>agent:2101@200") \
         if linkedid == "1733364000.1" else ()
     status, html = _get(page, "2101")
@@ -423,12 +428,7 @@ def test_the_agent_consults_a_colleague_first_from_the_page_or_the_api(sessions:
     (docs/agents.md, "Consult first")."""
     engine, _ = _engine(sessions)
     page = AgentPage(engine)  # type: ignore[arg-type]
-    engine.agents.handle(Message.from_pairs([
-        ("Event", "AgentConnect"), ("Queue", "hotline"), ("Interface", "PJSIP/agent2101"), ("Uniqueid", "1733364000.1"),
-        ("Linkedid", "1733364000.1"), ("HoldTime", "3")]), 940.0)
-    engine.agents.handle(Message.from_pairs([
-        ("Event", "QueueMemberAdded"), ("Queue", "outbound"), ("Interface", "PJSIP/agent2102"),
-        ("StateInterface", "PJSIP/agent2102"), ("Paused", "0"), ("Status", "1")]), 941.0)
+    _talking_with_2102_ready(engine)
     status, html = _get(page, "2101")
     assert ('<form class="inline" method="post" action="/agent/2101/consult"><select name="to_agent" '
             'aria-label="consult"><option value="2102">2102 Agent 2102</option></select> '

@@ -40,7 +40,8 @@ from callcenter.transfer import (
     parse_attended_transfer,
 )
 from tests.syncrepository import SyncRepository, in_tx
-from tests.unit.test_transfer import _agent, _channel, _failure_of
+from tests.unit.test_engine import FakeAmi
+from tests.unit.test_transfer import _agent, _Ami, _channel, _failure_of, _message, _wav
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,12 +72,6 @@ DestBridgeUniqueid: 486ae01b-4a4c-49a0-a194-ed4a7c630288"""
 
 NO_TARGET = "\n".join(line for line in LAB_ATTENDED_TRANSFER.splitlines() if not line.startswith("TransferTarget"))
 AGENTS = {"1001", "2101", "2105"}
-
-
-def _message(text: str, **changes: str) -> Message:
-    pairs = dict(line.split(": ", 1) for line in text.splitlines())
-    pairs.update(changes)
-    return Message.from_pairs((k, v) for k, v in pairs.items() if v is not None)
 
 
 @pytest.fixture(scope="module")
@@ -162,15 +157,6 @@ def test_the_consult_sets_the_colleagues_phone_then_asks_asterisk() -> None:
 # ----------------------------------------------------------------------------- service
 
 
-class _Ami:
-    def __init__(self) -> None:
-        self.sent: list[AmiAction] = []
-
-    def send(self, action: AmiAction, timeout: float | None = None, *, action_id: str | None = None) -> Deferred[Any]:
-        self.sent.append(action)
-        return succeed("sent")
-
-
 def _board() -> AgentBoard:
     board = AgentBoard()
     for agent, queue in (("1001", "hotline"), ("2105", "outbound")):
@@ -210,47 +196,20 @@ def test_the_service_consults_completes_and_cancels(settings: Settings) -> None:
 # ------------------------------------------------------------------------------ engine
 
 
-class _SendingAmi:
-    """The engine's AMI: subscriptions, and the actions it sends (the recording's)."""
-
-    connected = True
-    connections_made = 1
-    reconnects = 0
-    resyncs = 1
+class _SendingAmi(FakeAmi):
+    """The engine's AMI, which also records the actions the engine sends (the recording's)."""
 
     def __init__(self) -> None:
-        self.events: list[Any] = []
+        super().__init__()
         self.sent: list[AmiAction] = []
-
-    def subscribe(self, callback: Any, name: str | None = None) -> Any:
-        self.events.append(callback)
-        return _Handle()
-
-    def on_resync(self, callback: Any) -> Any:
-        return _Handle()
 
     def send(self, action: AmiAction, timeout: float | None = None, *, action_id: str | None = None) -> Deferred[Any]:
         self.sent.append(action)
         return succeed("sent")
 
 
-class _Handle:
-    def cancel(self) -> None:
-        pass
-
-
 def _event(**fields: str) -> Message:
     return Message.from_pairs(fields.items())
-
-
-def _wav(path: Path, seconds: float) -> None:
-    import wave
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(8000)
-        out.writeframes(b"\0\0" * int(8000 * seconds))
 
 
 def test_a_consulted_colleague_gets_the_call_its_record_and_the_rest_of_the_recording(

@@ -4,7 +4,6 @@ tests/integration/test_after_hours_lab.py."""
 
 from __future__ import annotations
 
-import wave
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +18,9 @@ from callcenter.settings import load_settings
 from callcenter.storage import repository as repo
 from tests.syncrepository import SyncRepository, in_tx
 from tests.unit.test_engine import FakeAmi
+from tests.unit.test_transfer import _wav
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _wav(path: Path, seconds: float) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(8000)
-        out.writeframes(b"\0\0" * int(8000 * seconds))
 
 
 def _event(**fields: str) -> Message:
