@@ -114,6 +114,8 @@ class AgentView:
     """(id, name) of the agents ready now, whom the agent may hand a call to."""
     transfers: Sequence[str] = ()
     """The call's transfer hops so far (``AGENT>QUEUE@SECONDS``): live, or from its record."""
+    held_message: bool = False
+    """The call back held in preview has a message the caller left (a player is shown)."""
     consulting: tuple[str, bool] | None = None
     """The colleague the agent consults while the caller holds, and whether they answered."""
     message: str = ""
@@ -296,7 +298,12 @@ def _preview(view: AgentView) -> str:
                         ("Attempt", lead.attempt_no), *sorted(lead.extra.items())])
         skip = ('<input type="text" name="reason" placeholder="why not now" required style="width: 14em"> '
                 '<input type="number" name="retry_minutes" min="1" value="60" style="width: 5em"> min')
-        return (f"<h2>Preview: the next lead</h2>{facts}<p>"
+        message = ""
+        if view.held_message and lead.extra.get("ticket"):
+            source = f"/agent/{quote(view.agent.id)}/message/{quote(lead.extra['ticket'])}"
+            message = (f'<p>The caller\'s message: <audio controls preload="none" src="{escape(source)}">'
+                       "</audio></p>")
+        return (f"<h2>Preview: the next lead</h2>{facts}{message}<p>"
                 + _button(view.agent.id, "dial", "Dial (your phone rings first)")
                 + _button(view.agent.id, "skip", "Skip", skip) + "</p>")
     if not view.preview_campaigns or view.state == "logged_out":

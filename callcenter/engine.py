@@ -97,6 +97,8 @@ TRACKED_VARIABLES = frozenset({
 #: Calls that get a call record: the hotline's, and the dialer's calls that reach an agent.
 _RECORDED_DIRECTIONS = ("inbound", "outbound")
 HOTLINE_QUEUE = "hotline"
+MESSAGE_SUFFIX = "-message"
+"""A message a caller left is ``<the call's recording>-message.<format>`` (dialplans/hotline.conf)."""
 HOTLINE_CONTEXT = "hotline"
 """The hotline's dialplan context (dialplans/hotline.conf), whose Dial rings a returning caller's agent."""
 #: The IVR path of a hotline caller who found every IVR channel taken and skipped the menus.

@@ -122,7 +122,7 @@ from callcenter.disposition import (
     check_writer,
     parse_disposition,
 )
-from callcenter.engine import Engine
+from callcenter.engine import MESSAGE_SUFFIX, Engine
 from callcenter.fax import FaxBusy
 from callcenter.fax_service import FaxService
 from callcenter.index_page import render_index
@@ -168,6 +168,7 @@ from callcenter.storage.repository import (
     NotFoundError,
     Repository,
     call_records_between,
+    get_call_record_by_ticket,
     list_recordings_for_call,
 )
 from callcenter.storage.sms import BroadcastCreated
@@ -1145,6 +1146,8 @@ class AgentPage(_Page):
 
     def render_GET(self, request: Request) -> bytes | int:
         agent, path = self._agent(request)
+        if agent is not None and len(path) == 3 and path[1] == "message":
+            return self._message(request, agent, path[2])
         if agent is None or len(path) != 1:
             return self._html(request, 404, f"<p>No agent page here: {html_escape('/'.join(path))!s}</p>")
         engine = self.engine
@@ -1190,11 +1193,11 @@ class AgentPage(_Page):
                 lambda found: (record, *found))
 
         def show(results: list[Any]) -> None:
-            (record, customer, do_not_call, history), (follow_ups, found, listed), today = results
+            (record, customer, do_not_call, history), (follow_ups, found, listed), today, message = results
             self._send(request, 200, render_agent_page(dataclasses.replace(
                 view, record=record, customer=customer, do_not_call=do_not_call, history=history,
                 follow_ups=follow_ups, found=found, do_not_call_numbers=frozenset(listed),
-                today=today[0] if today else None)))
+                today=today[0] if today else None, held_message=message)))
 
         def with_dnc(lists: list[Any]) -> Any:
             follow_ups, found = lists
@@ -1218,7 +1221,44 @@ class AgentPage(_Page):
         day = _today(now, tz)
         today: Deferred[Any] = repo.run(agent_time_store.agent_time_report, start=day.start, end=day.end, now=now,
                                         agent_id=agent.id)
-        gatherResults([popped, due, today], consumeErrors=True).addCallbacks(show, failed)
+        held_ticket = self._held_ticket(agent)
+        message: Deferred[Any] = (succeed(False) if held_ticket is None else
+                                  repo.run(_has_message, held_ticket))
+        gatherResults([popped, due, today, message], consumeErrors=True).addCallbacks(show, failed)
+        return NOT_DONE_YET
+
+    def _held_ticket(self, agent: AgentSettings) -> str | None:
+        """The ticket of the call-back lead the agent holds in preview (None: none)."""
+        held = self.dialer.held_preview(agent.id) if self.dialer is not None else None
+        return held[1].extra.get("ticket") if held is not None else None
+
+    def _message(self, request: Request, agent: AgentSettings, ticket: str) -> bytes | int:
+        """``GET /agent/<id>/message/<ticket>``: the message a caller left (the IVR's
+        voicemail), for the agent holding that call back in preview; 403 for anyone else's."""
+        repo = self.engine.repository
+        if repo is None:
+            return self._html(request, 503, "<p>No database configured.</p>")
+        if self._held_ticket(agent) != ticket:
+            return self._html(request, 403, f"<p>{html_escape(ticket)} is not the call back you hold.</p>")
+
+        def read(record: CallRecord | None) -> Any:
+            return None if record is None else repo.run(_message_file, record.id)
+
+        def play(file: tuple[bytes, str] | None) -> None:
+            if file is None:
+                self._send(request, 404, f"<p>{html_escape(ticket)} has no message on disk.</p>")
+                return
+            data, fmt = file
+            request.setHeader(b"Content-Type", _AUDIO_TYPES.get(fmt, "application/octet-stream").encode())
+            request.setHeader(b"Content-Length", str(len(data)).encode())
+            request.write(data)
+            request.finish()
+
+        def failed(failure: Failure) -> None:
+            _log.failure("agent_page.message_failed ticket={ticket}", failure, ticket=ticket)
+            self._send(request, 500, "<p>the message could not be read</p>")
+
+        repo.get_call_record_by_ticket(ticket).addCallback(read).addCallbacks(play, failed)
         return NOT_DONE_YET
 
     def render_POST(self, request: Request) -> bytes | int:
@@ -1334,6 +1374,28 @@ def _recording_file(session: Any, call_record_id: int) -> tuple[bytes, str] | No
         if recording.purged_at is None and path.is_file():
             return path.read_bytes(), recording.format
     return None
+
+
+def _message_recording(session: Any, call_record_id: int) -> tuple[Path, str] | None:
+    """(the path, the format) of the message left on the call (``<uniqueid>-message.<fmt>``,
+    dialplans/hotline.conf) still on disk, or None; blocking: run in the repository's thread pool."""
+    for recording in list_recordings_for_call(session, call_record_id):
+        path = Path(recording.path)
+        if path.stem.endswith(MESSAGE_SUFFIX) and recording.purged_at is None and path.is_file():
+            return path, recording.format
+    return None
+
+
+def _message_file(session: Any, call_record_id: int) -> tuple[bytes, str] | None:
+    """(the bytes, the format) of the call's message (:func:`_message_recording`), or None."""
+    found = _message_recording(session, call_record_id)
+    return None if found is None else (found[0].read_bytes(), found[1])
+
+
+def _has_message(session: Any, ticket: str) -> bool:
+    """Whether the call ``ticket`` has a message on disk (blocking)."""
+    record = get_call_record_by_ticket(session, ticket)
+    return record is not None and _message_recording(session, record.id) is not None
 
 
 class LeadPage(_Page):
