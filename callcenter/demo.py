@@ -270,12 +270,13 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
                 await task.deferLater(reactor, 0.1, lambda: None)
             state = engine.agents.state_of(agent)
             _say(f"agent {agent} logs in to the hotline queue (penalty {penalty}): {state.value}")
-            # the hotline agents talk 8 s (long enough to hand a call on), the one taking it 4 s
+            # the hotline agents talk 8 s (long enough to consult and hand a call over), the one
+            # taking it 6 s from answering the consult
             await services.ami.send(actions.setvar(f"LAB_TALK_{agent}", 8))
-        await services.ami.send(actions.setvar(f"LAB_TALK_{TRANSFER_AGENT}", 4))
+        await services.ami.send(actions.setvar(f"LAB_TALK_{TRANSFER_AGENT}", 6))
         await services.ami.send(actions.command(f"devstate change Custom:agent{TRANSFER_AGENT} NOT_INUSE"))
         await engine.agent_service.login(TRANSFER_AGENT, ["outbound"])
-        _say(f"agent {TRANSFER_AGENT} logs in to the outbound queue, to take a call handed on from the hotline")
+        _say(f"agent {TRANSFER_AGENT} logs in to the outbound queue, to take a call handed over from the hotline")
         ended: list[CallEnded] = []
         engine.fact_listeners.append(lambda f: ended.append(f) if isinstance(f, CallEnded) else None)
         originated = []
@@ -332,14 +333,9 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
             if dispositioned is not None and not handed_on and dispositioned.agent_id is not None \
                     and engine.agents.state_of(dispositioned.agent_id).value == "on_call":
                 handed_on = True
-                status, body = await _api(reactor, services, "POST", f"agents/{dispositioned.agent_id}/transfer",
-                                          {"queue": "outbound"})
-                if status != 200:
-                    _say(f"FAILED: transfer of {dispositioned.ticket_number}: HTTP {status} {body}")
+                if not await _consult_and_hand_over(reactor, services, dispositioned.agent_id,
+                                                    dispositioned.ticket_number):
                     return 1
-                _say(f"agent {dispositioned.agent_id} hands the caller of {dispositioned.ticket_number} on to the "
-                     f"outbound queue (POST /api/agents/{dispositioned.agent_id}/transfer): their phone hangs up, "
-                     f"agent {TRANSFER_AGENT}'s rings with the same ticket and the notes")
             hotline_now = next(v for v in engine.queue_views() if v["queue"] == "hotline")
             if hotline_now["waiting"] > most_waiting:
                 most_waiting = hotline_now["waiting"]
@@ -388,7 +384,7 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
         _say(f"after the hangup {kept.ticket_number} keeps the agent's disposition: outcome {kept.outcome}, "
              f"issue {kept.issue_type} (the IVR's topic did not overwrite it), talk {kept.talk_seconds} s")
         if kept.agent_id != TRANSFER_AGENT or len(kept.transfers) != 1:
-            _say(f"FAILED: the call handed on is not {TRANSFER_AGENT}'s with one hop: {kept}")
+            _say(f"FAILED: the call handed over is not {TRANSFER_AGENT}'s with one hop: {kept}")
             return 1
         _say(f"{kept.ticket_number} is one record: the last agent {kept.agent_id}, handed on "
              f"{describe_hops(kept.transfers)}, the caller's wait {kept.wait_seconds} s in {kept.queue}, "
@@ -435,6 +431,32 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
         return 0
     finally:
         await stop_everything()
+
+
+async def _consult_and_hand_over(reactor: Any, services: Any, agent: str, ticket: str) -> bool:
+    """The agent consults TRANSFER_AGENT while the caller holds, then hands the caller over
+    (docs/agents.md, "Consult first"), all over the HTTP API."""
+    status, body = await _api(reactor, services, "POST", f"agents/{agent}/consult", {"to_agent": TRANSFER_AGENT})
+    if status != 200:
+        _say(f"FAILED: consult about {ticket}: HTTP {status} {body}")
+        return False
+    _say(f"agent {agent} consults agent {TRANSFER_AGENT} about {ticket} (POST /api/agents/{agent}/consult): the "
+         f"caller holds with music, {TRANSFER_AGENT}'s phone rings with the same ticket and the notes")
+    for _ in range(40):
+        status, body = await _api(reactor, services, "GET", f"agents/{agent}/consult")
+        if status == 200 and body["answered"]:
+            break
+        await task.deferLater(reactor, 0.25, lambda: None)
+    else:
+        _say(f"FAILED: agent {TRANSFER_AGENT} never answered the consult: HTTP {status} {body}")
+        return False
+    status, body = await _api(reactor, services, "POST", f"agents/{agent}/consult/complete", {})
+    if status != 200:
+        _say(f"FAILED: handing {ticket} over: HTTP {status} {body}")
+        return False
+    _say(f"agent {TRANSFER_AGENT} answers; the two agents talk, then {agent} hands the caller over "
+         f"(POST /api/agents/{agent}/consult/complete): {agent}'s phone hangs up, {TRANSFER_AGENT} has the caller")
+    return True
 
 
 def _api(reactor: Any, services: Any, method: str, path: str,

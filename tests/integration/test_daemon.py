@@ -112,10 +112,11 @@ def test_demo_places_real_calls_that_become_call_records_with_recordings(tmp_pat
     assert ("during the call (POST /api/call-records/<ticket>/disposition): outcome resolved, issue billing, "
             "notes 'asked about") in out, out
     assert "keeps the agent's disposition: outcome resolved, issue billing" in out, out
-    # then hands the caller on to the outbound queue: one record, the last agent, the hop
-    assert "on to the outbound queue (POST /api/agents/" in out and "agent 2108's rings with the same ticket" in out, out
+    # then consults agent 2108 and hands the caller over: one record, the last agent, the hop
+    assert "consults agent 2108 about GD" in out and "2108's phone rings with the same ticket" in out, out
+    assert "hands the caller over (POST /api/agents/" in out and "2108 has the caller" in out, out
     handed = next(line for line in out.splitlines() if "is one record: the last agent 2108, handed on " in line)
-    assert " to outbound at 0:" in handed and "in hotline, rated 5" in handed, handed
+    assert " to agent 2108 at 0:" in handed and "in hotline, rated 5" in handed, handed
     # QA: a manager's sample of today's recorded calls, one scored over the HTTP API
     qa = next(line for line in out.splitlines() if "QA: manager 9001 is offered" in line)
     assert "recorded call(s) today (GET /api/qa/sample)" in qa and ": 97.5 of 100" in qa, qa
