@@ -211,9 +211,9 @@ class Engine(Service):
         """Linkedid -> (agent id, seconds in queue) from AgentConnect, until the call ends: the
         last agent connected, and the caller's wait before the first."""
         self._transfers: dict[str, list[str]] = {}
-        # linkedid -> the colleague a consult leg rang (AttendedTransfer may not name them)
-        self._consults: dict[str, str] = {}
         """Linkedid -> the call's transfer hops so far (callcenter.transfer.hop)."""
+        self._consults: dict[str, str] = {}
+        """Linkedid -> the colleague a consult's leg rang (``AttendedTransfer`` may not name them)."""
         self._first_stay: dict[str, QueueStay] = {}
         """Linkedid -> the caller's stay in the queue they first waited in, once transferred."""
         self._recordings: dict[str, list[tuple[str, str | None, float]]] = {}
@@ -440,10 +440,11 @@ class Engine(Service):
         """Start the customer's own recording after an attended transfer when every file of
         the call so far is the transferring agent's (made on their channel, which hangs up)."""
         started = self._recordings.get(transfer.linkedid)
-        if not started or transfer.transferee_channel is None or transfer.transferee_uniqueid is None:
+        if not started or transfer.agent_id is None or transfer.transferee_channel is None \
+                or transfer.transferee_uniqueid is None:
             return
-        if any(by != transfer.agent_id or by is None for _, by, _ in started):
-            return
+        if any(by != transfer.agent_id for _, by, _ in started):
+            return  # the customer's channel records already (hotline and dialer calls)
         first = PurePosixPath(started[0][0])
         path = str(first.with_name(transfer.transferee_uniqueid + first.suffix))
         channel = transfer.transferee_channel

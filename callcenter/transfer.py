@@ -1,4 +1,4 @@
-"""Blind transfer of an agent's call to a queue or to one agent (docs/agents.md, "Handing a call on").
+"""Transfers of an agent's call to a queue or to one agent, blind or after a consult (docs/agents.md).
 
 An agent talking to a customer hands the customer on to another queue (billing, a team,
 the team leads' escalation queue) or to a colleague who is ready: from their page,
@@ -17,8 +17,15 @@ reads it into a :class:`Transfer`, and the call record keeps one hop per transfe
 (:func:`hop`: ``"1001>billing@125"``, who handed the call on, to where, and how many
 seconds into the call, which is where it is in the recording).
 
-The rules checked before anything is sent (:func:`check_transfer`) and the action
-(:func:`transfer_action`) are pure: nothing here imports Twisted.
+An agent may also consult the colleague first (docs/agents.md, "Consult first"): AMI
+``Atxfer`` holds the customer while the colleague's phone rings (:func:`consult_actions`);
+the consult in progress is read from the channels (:func:`consult_leg`), and Asterisk's
+``AttendedTransfer`` event, when the agent hands the customer over, reads into the same
+:class:`Transfer` (:func:`parse_attended_transfer`).
+
+The rules checked before anything is sent (:func:`check_transfer`,
+:func:`check_transfer_to_agent`, :func:`check_consult_end`) and the actions are pure:
+nothing here imports Twisted.
 """
 
 from __future__ import annotations

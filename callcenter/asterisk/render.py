@@ -219,7 +219,9 @@ def render_features() -> str:
         "transferdigittimeout = 3",
         f"atxferabort = {ATXFER_ABORT}",
         "atxfercomplete = *2",
-        "atxferthreeway = *3",
+        # no three-way from a phone: app_queue reports the leaving agent's AgentComplete
+        # only when the caller hangs up, so the agent board would keep them on the call
+        "atxferthreeway =",
         "atxferswap = *4",
         "",
         "[featuremap]",

@@ -147,12 +147,12 @@ def test_the_agents_phones_transfer_into_the_engines_transfer_context(tmp_path: 
 def test_bridge_features_allow_only_the_engines_consult(tmp_path: Path) -> None:
     """features.conf: the attended transfer's code (what AMI Atxfer and CancelAtxfer queue as
     DTMF) is set; blind transfer and disconnect by DTMF are off, so a # or * an agent presses
-    for a customer's IVR is a digit, not a feature."""
+    for a customer's IVR is a digit, not a feature; so is the three-way (docs/agents.md)."""
     files = _render(tmp_path, lab=False)
     sections = _parse(tmp_path, "features.conf", files["features.conf"])
     general, featuremap = sections["general"][0], sections["featuremap"][0]
     assert (featuremap["atxfer"], general["atxferabort"]) == (ATXFER_CODE, ATXFER_ABORT) == ("*2", "*1")
-    assert (featuremap["blindxfer"], featuremap["disconnect"]) == ("", "")
+    assert (featuremap["blindxfer"], featuremap["disconnect"], general["atxferthreeway"]) == ("", "", "")
     # every call an agent takes or makes lets the agent's side transfer (Queue t, Dial T/t)
     dialplan = files["extensions.conf"]
     assert dialplan.count("Queue(${CC_QUEUE},ct,") == 2  # the hotline, a transferred caller
