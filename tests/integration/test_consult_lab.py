@@ -144,3 +144,27 @@ def test_an_agents_own_call_handed_over_after_a_consult_is_recorded_to_its_end(
     assert (first.agent_id, second.agent_id) == ("2101", "2105")
     assert all(Path(r.path).exists() and r.size_bytes > 44 for r in recordings), recordings
     assert first.duration_seconds >= 4 and second.duration_seconds >= 10, recordings
+
+
+def test_a_caller_who_hangs_up_while_held_for_a_consult(consult_lab: EngineServices,
+                                                       reactor_thread: ReactorThread) -> None:
+    """The caller gives up while 1001 consults 2105: the two agents' call ends when they hang
+    up, both are free again, and the call has one record, 1001's, without a hop."""
+    services, rt = consult_lab, reactor_thread
+    engine = services.engine
+    assert engine.repository is not None
+    _log_in(services, rt, "1001", "hotline", 30)
+    _log_in(services, rt, "2105", "outbound", 8)
+    _hotline_caller(services, rt, "Impatient", "13833332222", seconds=14, csat="5")  # hangs up 14 s in
+    rt.wait_for(lambda: engine.agents.state_of("1001").value == "on_call", timeout=40,
+                message="agent 1001 never took the call")
+    rt.call(engine.agent_service.consult, "1001", "2105", timeout=10)
+    rt.wait_for(lambda: engine.agents.state_of("2105").value == "on_call", timeout=15,
+                message="agent 2105's phone never rang for the consult")
+    rt.wait_for(lambda: engine.records_written >= 1, timeout=60, message="no call record written")
+    rt.wait_for(lambda: engine.writes_pending == 0, timeout=10, message="record writes still pending")
+    rt.wait_for(lambda: all(engine.agents.state_of(a).value in ("wrap_up", "ready") for a in ("1001", "2105")),
+                timeout=40, message="an agent is still on the call")
+    (record,) = rt.call(engine.repository.list_recent_call_records, limit=5)
+    assert (record.phone, record.agent_id, record.transfers, record.csat) == ("13833332222", "1001", (), None)
+    assert consult_leg("1001", engine.calls.channels.values()) is None
