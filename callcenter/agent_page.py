@@ -190,7 +190,8 @@ def _consult_controls(view: AgentView) -> str:
     target, answered = view.consulting
     name = dict(view.transfer_agents).get(target, "")
     status = "talking" if answered else "ringing"
-    handover = _button(view.agent.id, "consult-complete", "Hand over") if answered else ""
+    handover = (_button(view.agent.id, "consult-complete", "Hand over")
+                + _button(view.agent.id, "consult-conference", "Three-way")) if answered else ""
     return (f'<span class="consult">Consulting {escape(target)} {escape(name)} ({status}); the caller holds. '
             f'</span>{handover}{_button(view.agent.id, "consult-cancel", "Back to the caller")}')
 

@@ -40,6 +40,7 @@ from callcenter.transfer import (
     check_transfer,
     check_transfer_to_agent,
     consult_actions,
+    threeway_actions,
     transfer_action,
     transfer_to_agent_actions,
 )
@@ -295,6 +296,18 @@ class AgentService:
         except (AgentError, TransferRefused) as error:
             return fail(error)
         return self.ami.send(actions.hangup(consult.agent_channel.name))
+
+    def conference_consult(self, agent_id: str) -> Deferred[AmiResult]:
+        """The caller, the agent and the answered colleague in one call (Asterisk's
+        ``atxferthreeway``); the agent hanging up then leaves the other two talking. Refused
+        as :meth:`complete_consult` is."""
+        try:
+            self.agent(agent_id)
+            consult = check_consult_end(agent_id, self.channels(), completing=True)
+            built = threeway_actions(consult)
+        except (AgentError, TransferRefused, actions.AmiActionError) as error:
+            return fail(error)
+        return self._send_in_order(built)
 
     def cancel_consult(self, agent_id: str) -> Deferred[AmiResult]:
         """Back to the held customer: the colleague's leg is hung up (AMI ``CancelAtxfer``)."""

@@ -186,12 +186,12 @@ def cmd_agent(args: argparse.Namespace) -> int:
     elif args.agent_command == "call":
         body = {"phone": args.phone, **({"name": args.name} if args.name else {})}
     elif args.agent_command == "consult":
-        if bool(args.to_agent) == bool(args.complete or args.cancel) or (args.complete and args.cancel):
-            print("error: give a colleague to consult, or --complete, or --cancel", file=sys.stderr)
+        ends = [how for how in ("complete", "conference", "cancel") if getattr(args, how)]
+        if bool(args.to_agent) == bool(ends) or len(ends) > 1:
+            print("error: give a colleague to consult, or one of --complete, --conference, --cancel", file=sys.stderr)
             return 2
         if not args.to_agent:
-            how = "complete" if args.complete else "cancel"
-            return _report(*_api(settings, "POST", f"agents/{args.agent}/consult/{how}", {}))
+            return _report(*_api(settings, "POST", f"agents/{args.agent}/consult/{ends[0]}", {}))
         body = {"to_agent": args.to_agent}
     elif args.agent_command == "transfer":
         body = {"to_agent": args.to_agent} if args.to_agent else {"queue": args.queue}
@@ -437,6 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("agent", help="agent id, e.g. 1001")
     p.add_argument("to_agent", nargs="?", metavar="COLLEAGUE", help="the agent to consult, e.g. 2105")
     p.add_argument("--complete", action="store_true", help="hand the caller to the colleague consulted")
+    p.add_argument("--conference", action="store_true", help="the caller, the agent and the colleague on one call")
     p.add_argument("--cancel", action="store_true", help="end the consult: back to the caller")
     p.set_defaults(func=cmd_agent)
 

@@ -49,8 +49,9 @@ Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/403/404):
   the queue, or the colleague is not ready; 502 when Asterisk refuses it);
 * ``POST /api/agents/<id>/consult`` with ``{"to_agent": ID}``: consult a colleague who is ready
   while the caller holds (an attended transfer); then ``POST /api/agents/<id>/consult/complete``
-  hands the caller over and ``POST /api/agents/<id>/consult/cancel`` takes them back (409 with no
-  consult, or completing before the colleague answered); ``GET /api/agents/<id>/consult``: the
+  hands the caller over, ``/consult/conference`` makes it a three-way call and
+  ``POST /api/agents/<id>/consult/cancel`` takes the caller back (409 with no consult, or
+  completing or conferencing before the colleague answered); ``GET /api/agents/<id>/consult``: the
   consult in progress (404: none);
 * ``GET /api/dialer``: each campaign's pacer, calls placed and in flight, agents, outcomes
   and abandonment since the daemon started (404 when the dialer does not run);
@@ -655,8 +656,10 @@ class ApiResource(Resource):
             d = service.complete_consult(agent)
         elif how == "cancel":
             d = service.cancel_consult(agent)
+        elif how == "conference":
+            d = service.conference_consult(agent)
         else:
-            raise ApiError(404, f"no consult action {how!r} (complete or cancel)")
+            raise ApiError(404, f"no consult action {how!r} (complete, conference or cancel)")
         return d.addCallback(lambda _: {"agent": agent, "action": f"consult {how}", "ok": True})
 
     def _disposition(self, ticket: str, body: dict[str, Any]) -> Deferred[Any]:
@@ -1314,6 +1317,9 @@ class AgentPage(_Page):
             return service.complete_consult(agent.id).addCallback(lambda _: "handed over: your phone is free")
         if action == "consult-cancel":
             return service.cancel_consult(agent.id).addCallback(lambda _: "back with the caller")
+        if action == "consult-conference":
+            return service.conference_consult(agent.id).addCallback(
+                lambda _: "the caller, you and your colleague are on one call: hang up to leave them talking")
         if action == "sms-ticket":
             ticket = form.get("ticket", "").strip()
 

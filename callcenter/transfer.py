@@ -47,6 +47,7 @@ __all__ = [
     "AGENT_TARGET_PREFIX",
     "ATXFER_ABORT",
     "ATXFER_CODE",
+    "ATXFER_THREEWAY",
     "CONSULT_PHONE",
     "REFER_CONTEXT",
     "TO_AGENT_PHONE",
@@ -67,6 +68,7 @@ __all__ = [
     "parse_attended_transfer",
     "parse_blind_transfer",
     "parse_hop",
+    "threeway_actions",
     "transfer_action",
     "transfer_agent_exten",
     "transfer_exten",
@@ -90,6 +92,9 @@ ATXFER_CODE: Final = "*2"
 """features.conf's ``atxfer``: the DTMF Asterisk's ``Atxfer`` action queues on the channel."""
 ATXFER_ABORT: Final = "*1"
 """features.conf's ``atxferabort``: what ``CancelAtxfer`` queues."""
+ATXFER_THREEWAY: Final = "*3"
+"""features.conf's ``atxferthreeway``: pressed (emulated: AMI ``PlayDTMF`` with ``Receive``)
+during a consult, it joins the caller, the agent and the colleague in one call."""
 
 _EXTEN_PREFIX: Final = "queue-"
 _AGENT_EXTEN_PREFIX: Final = "desk-"  # not "agent-": n is a pattern character in the dialplan
@@ -372,3 +377,9 @@ def parse_attended_transfer(msg: Message, agents: Collection[str] = ()) -> Trans
     else:
         target = ""  # no TransferTarget headers: the consult leg was gone (optimised away) first
     return _transfer(fields, "OrigTransfererChannel", linkedid, target)
+
+
+def threeway_actions(consult: Consult) -> list[AmiAction]:
+    """The three-way call of an answered consult: the ``atxferthreeway`` digits, as if the
+    agent's phone pressed them (send them in order)."""
+    return [actions.play_dtmf(consult.agent_channel.name, digit, receive=True) for digit in ATXFER_THREEWAY]

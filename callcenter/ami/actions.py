@@ -39,6 +39,7 @@ __all__ = [
     "mix_monitor",
     "originate",
     "ping",
+    "play_dtmf",
     "queue_add",
     "queue_pause",
     "queue_remove",
@@ -296,6 +297,15 @@ def cancel_atxfer(channel: str) -> AmiAction:
     """``CancelAtxfer``: the transferer goes back to their held party; the consulted party is
     hung up (the ``atxferabort`` feature code, queued as DTMF on ``channel``)."""
     return _build("CancelAtxfer", [("Channel", channel)])
+
+
+def play_dtmf(channel: str, digit: str, *, receive: bool = False, duration_ms: int | None = None) -> AmiAction:
+    """``PlayDTMF``: one DTMF digit sent out on ``channel`` (to its phone); ``receive``: as if
+    the channel's phone had pressed it (Asterisk 18+), which bridge features act on."""
+    if len(digit) != 1 or digit not in "0123456789*#ABCD":
+        raise AmiActionError(f"PlayDTMF takes one DTMF digit (0-9, *, #, A-D), got {digit!r}")
+    return _build("PlayDTMF", [("Channel", channel), ("Digit", digit), ("Duration", duration_ms),
+                               ("Receive", "true" if receive else None)])
 
 
 def redirect(

@@ -22,6 +22,7 @@ from callcenter.settings import Settings
 from callcenter.transfer import (
     ATXFER_ABORT,
     ATXFER_CODE,
+    ATXFER_THREEWAY,
     REFER_CONTEXT,
     TRANSFER_CONTEXT,
 )
@@ -219,9 +220,7 @@ def render_features() -> str:
         "transferdigittimeout = 3",
         f"atxferabort = {ATXFER_ABORT}",
         "atxfercomplete = *2",
-        # no three-way from a phone: app_queue reports the leaving agent's AgentComplete
-        # only when the caller hangs up, so the agent board would keep them on the call
-        "atxferthreeway =",
+        f"atxferthreeway = {ATXFER_THREEWAY}",
         "atxferswap = *4",
         "",
         "[featuremap]",

@@ -231,6 +231,11 @@ class _Record:
     talk_time: float = 0.0
     own_call: bool = False
     """On a call of their own (AgentBusy), not app_queue's."""
+    member_uniqueid: str | None = None
+    """The agent's channel on the queue call (AgentConnect's ``DestUniqueid``)."""
+    left: tuple[str, float] | None = None
+    """(the caller's uniqueid, seconds talked) of a queue call the agent's channel hung up on
+    before app_queue's ``AgentComplete``, which is then only counted."""
 
     @property
     def paused(self) -> bool:
@@ -300,6 +305,7 @@ class AgentBoard:
         self._agents: dict[str, _Record] = {}
         self._by_state_interface: dict[str, str] = {}
         self._by_ring_uniqueid: dict[str, str] = {}
+        self._by_member_uniqueid: dict[str, str] = {}
         self.anomalies = 0
         self._handlers = {
             "QueueMemberAdded": self._on_member_added,
@@ -508,6 +514,7 @@ class AgentBoard:
         if self._apply(record, Trigger.CONNECT, "AgentConnect", now, facts, f"answered in {msg.fields.get('Queue')}"):
             self._set_call(record, msg)
             self._set_ring(record, None)
+            self._set_member(record, msg.fields.get("DestUniqueid"))
             record.wrapup_until = None
 
     def _on_complete(self, msg: Message, now: float, facts: list[AgentFact]) -> None:
@@ -515,6 +522,13 @@ class AgentBoard:
         if record is None:
             return
         queue = msg.fields.get("Queue", "")
+        if record.left is not None and record.left[0] == msg.fields.get("Uniqueid"):
+            # the agent's channel hung up on this call earlier (they left a three-way call,
+            # or the hangup came first): it ended then; only count it now
+            record.calls_handled += 1
+            record.talk_time += min(_seconds(msg.fields.get("TalkTime")), record.left[1])
+            record.left = None
+            return
         if record.state is AgentState.ON_CALL:
             record.calls_handled += 1
             record.talk_time += _seconds(msg.fields.get("TalkTime"))
@@ -557,13 +571,33 @@ class AgentBoard:
                 self._apply(record, Trigger.OWN_CALL_END, kind, now, facts, "own call ended")
 
     def _on_hangup(self, msg: Message, now: float, facts: list[AgentFact]) -> None:
-        agent_id = self._by_ring_uniqueid.pop(msg.fields.get("Uniqueid", ""), None)
+        uniqueid = msg.fields.get("Uniqueid", "")
+        member_of = self._by_member_uniqueid.pop(uniqueid, None)
+        if member_of is not None:
+            self._member_hung_up(self._agents[member_of], uniqueid, now, facts)
+            return
+        agent_id = self._by_ring_uniqueid.pop(uniqueid, None)
         if agent_id is None:
             return
         record = self._agents[agent_id]
         record.ring_uniqueid = None
         if record.state is AgentState.RINGING:
             self._apply(record, Trigger.RING_END, "Hangup", now, facts, "ring cancelled")
+            self._clear_call(record)
+
+    def _member_hung_up(self, record: _Record, uniqueid: str, now: float, facts: list[AgentFact]) -> None:
+        """The agent's channel on a queue call hung up. Usually ``AgentComplete`` has come
+        already; when it has not (the agent left a three-way call the caller is still on, so
+        app_queue reports the call only when the caller hangs up), the agent's part of the
+        call ends here, with its wrap-up, and the late ``AgentComplete`` is only counted."""
+        record.member_uniqueid = None
+        if record.state is not AgentState.ON_CALL or record.own_call or record.call_uniqueid is None:
+            return
+        caller = record.call_uniqueid
+        wrapup = self._wrapup.get(record.call_queue or "", self._default_wrapup)
+        record.left = (caller, max(0.0, now - record.since))
+        record.wrapup_until = now + wrapup if wrapup > 0 else None
+        if self._apply(record, Trigger.COMPLETE, "Hangup", now, facts, "call ended (agent's phone hung up)"):
             self._clear_call(record)
 
     # -- the machine --------------------------------------------------------------------
@@ -668,6 +702,14 @@ class AgentBoard:
         record.call_linkedid = msg.fields.get("Linkedid")
         record.call_queue = msg.fields.get("Queue")
 
+    def _set_member(self, record: _Record, uniqueid: str | None) -> None:
+        if record.member_uniqueid is not None:
+            self._by_member_uniqueid.pop(record.member_uniqueid, None)
+        record.member_uniqueid = uniqueid
+        if uniqueid:
+            self._by_member_uniqueid[uniqueid] = record.id
+
     def _clear_call(self, record: _Record) -> None:
         self._set_ring(record, None)
+        self._set_member(record, None)
         record.call_uniqueid = record.call_linkedid = record.call_queue = None

@@ -168,3 +168,52 @@ def test_a_caller_who_hangs_up_while_held_for_a_consult(consult_lab: EngineServi
     (record,) = rt.call(engine.repository.list_recent_call_records, limit=5)
     assert (record.phone, record.agent_id, record.transfers, record.csat) == ("13833332222", "1001", (), None)
     assert consult_leg("1001", engine.calls.channels.values()) is None
+
+
+def test_a_three_way_call_then_the_agent_leaves_the_caller_with_the_colleague(
+        consult_lab: EngineServices, reactor_thread: ReactorThread) -> None:
+    """1001 consults 2105, then makes it a three-way call (Asterisk's atxferthreeway, the *3
+    emulated with PlayDTMF Receive): the caller, 1001 and 2105 in one bridge. 1001 hangs up
+    and is free at once (app_queue's AgentComplete only comes when the caller hangs up: the
+    board ends 1001's part at their hangup); 2105 and the caller talk on, and the call is
+    2105's with the hop."""
+    services, rt = consult_lab, reactor_thread
+    engine = services.engine
+    assert engine.repository is not None
+    _log_in(services, rt, "1001", "hotline", 90)
+    _log_in(services, rt, "2105", "outbound", 20)
+    _hotline_caller(services, rt, "Three-way test", "13877776666", seconds=120, csat="5")
+    rt.wait_for(lambda: engine.agents.state_of("1001").value == "on_call", timeout=40,
+                message="agent 1001 never took the call")
+    time.sleep(1)
+    linkedid = engine.screen_pops["1001"]
+    caller = next(c for c in engine.calls.channels.values() if c.linkedid == linkedid and "@from-pstn" in c.name
+                  and c.name.endswith(";2"))
+    rt.call(engine.agent_service.consult, "1001", "2105", timeout=10)
+    rt.wait_for(lambda: (c := consult_leg("1001", engine.calls.channels.values())) is not None and c.answered,
+                timeout=15, message="2105 never answered the consult")
+    time.sleep(1)
+    rt.call(engine.agent_service.conference_consult, "1001", timeout=10)
+
+    def in_the_callers_bridge() -> set[str]:
+        channels = engine.calls.channels
+        bridge = channels[caller.uniqueid].bridge_id if caller.uniqueid in channels else None
+        return {c.name.split("@")[0] for c in channels.values() if bridge is not None and c.bridge_id == bridge}
+
+    rt.wait_for(lambda: {"Local/1001", "Local/2105"} <= in_the_callers_bridge(), timeout=10,
+                message="no three-way bridge")
+    time.sleep(2)  # the three talk
+    agent_channel = next(c for c in engine.calls.channels.values() if c.name.startswith("Local/1001@lab-agents")
+                         and c.name.endswith(";1"))
+    rt.call(services.ami.send, actions.hangup(agent_channel.name), timeout=10)  # 1001 leaves
+    rt.wait_for(lambda: engine.agents.state_of("1001").value in ("wrap_up", "ready"), timeout=10,
+                message="1001 is still on the call")
+    assert engine.agents.state_of("2105").value == "on_call"
+    assert in_the_callers_bridge() == {"Local/400", "Local/2105"}
+    rt.wait_for(lambda: engine.records_written >= 1, timeout=60, message="no call record written")
+    rt.wait_for(lambda: engine.writes_pending == 0, timeout=10, message="record writes still pending")
+    (record,) = rt.call(engine.repository.list_recent_call_records, limit=5)
+    (hop_text,) = record.transfers
+    assert parse_hop(hop_text)[:2] == ("1001", "agent:2105")
+    assert (record.phone, record.agent_id, record.csat) == ("13877776666", "2105", 5)
+    assert engine.agents.agent("1001").calls_handled == 1  # type: ignore[union-attr]

@@ -99,6 +99,9 @@ class FakeAgentService:
     def cancel_consult(self, agent: str) -> Deferred[Any]:
         return self._did("cancel_consult", agent)
 
+    def conference_consult(self, agent: str) -> Deferred[Any]:
+        return self._did("conference_consult", agent)
+
 
 def _engine(sessions: sessionmaker[Session]) -> tuple[Any, CallRecord]:
     repo = SyncRepository(sessions)
@@ -449,6 +452,10 @@ def test_the_agent_consults_a_colleague_first_from_the_page_or_the_api(sessions:
     status, html = _get(page, "2101")
     assert "Consulting 2102 Agent 2102 (talking)" in html
     assert 'action="/agent/2101/consult-complete"><button type="submit">Hand over</button>' in html
+    assert 'action="/agent/2101/consult-conference"><button type="submit">Three-way</button>' in html
+    status, query = _post(page, ["2101", "consult-conference"], {})
+    assert status == 303 and query["msg"] == [
+        "the caller, you and your colleague are on one call: hang up to leave them talking"]
     status, query = _post(page, ["2101", "consult-complete"], {})
     assert status == 303 and query["msg"] == ["handed over: your phone is free"]
     status, query = _post(page, ["2101", "consult-cancel"], {})
@@ -465,6 +472,8 @@ def test_the_agent_consults_a_colleague_first_from_the_page_or_the_api(sessions:
     assert (status, body) == (200, {"agent": "2101", "action": "consult complete", "ok": True})
     status, body = post_json(api, [b"agents", b"2101", b"consult", b"cancel"], {})
     assert (status, body) == (200, {"agent": "2101", "action": "consult cancel", "ok": True})
+    status, body = post_json(api, [b"agents", b"2101", b"consult", b"conference"], {})
+    assert (status, body) == (200, {"agent": "2101", "action": "consult conference", "ok": True})
     status, body = post_json(api, [b"agents", b"2102", b"consult", b"complete"], {})
     assert (status, body["field"]) == (409, "agent") and "not answered yet" in body["error"]
     for path, bad, code in [([b"consult"], {}, 400), ([b"consult"], {"to_agent": "2102", "queue": "x"}, 400),

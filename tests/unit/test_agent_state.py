@@ -126,6 +126,37 @@ def test_full_cycle_login_ring_talk_wrapup_ready_logout() -> None:
     assert states(board.handle(removed(), 60.0)) == [("ready", "logged_out")]
 
 
+def test_an_agent_who_leaves_a_call_the_caller_stays_on_is_done_with_it() -> None:
+    """The agent's channel hangs up before app_queue's AgentComplete (an agent leaving a
+    three-way call, or the hangup simply arriving first): their part of the call ends there,
+    with its wrap-up; the AgentComplete that comes when the caller hangs up, maybe while the
+    agent is rung for another call, is only counted (their talk up to their hangup)."""
+    board = AgentBoard({"hotline": 10})
+    board.handle(added(), 1.0)
+    board.handle(call_event("AgentCalled"), 2.0)
+    board.handle(call_event("AgentConnect", HoldTime=5, RingTime=1), 3.0)
+    facts = board.handle(ev("Hangup", Channel="PJSIP/agent2101-00000002", Uniqueid="1700000000.2", Cause=16), 33.0)
+    assert states(facts) == [("on_call", "wrap_up")]
+    assert board.next_deadline() == 43.0
+    assert states(board.tick(43.0)) == [("wrap_up", "ready")]
+    board.handle(ev("AgentCalled", Channel="PJSIP/trunk-00000009", Uniqueid="1700000000.9",
+                    Linkedid="1700000000.9", DestChannel="PJSIP/agent2101-0000000a", DestUniqueid="1700000000.10",
+                    Queue="hotline", Interface=IFACE, MemberName="Agent 2101"), 50.0)
+    facts = board.handle(call_event("AgentComplete", TalkTime=200, HoldTime=5, Reason="caller"), 203.0)
+    assert facts == [] and board.state_of("2101") is S.RINGING and board.anomalies == 0
+    agent = board.agent("2101")
+    assert agent is not None and (agent.calls_handled, agent.talk_time) == (1, 30.0)
+    # a hangup of the agent's channel after AgentComplete (the usual order) changes nothing
+    second = {"Channel": "PJSIP/trunk-00000009", "Uniqueid": "1700000000.9", "Linkedid": "1700000000.9",
+              "DestChannel": "PJSIP/agent2101-0000000a", "DestUniqueid": "1700000000.10", "Queue": "hotline",
+              "Interface": IFACE, "MemberName": "Agent 2101"}
+    board.handle(ev("AgentConnect", HoldTime=1, RingTime=1, **second), 205.0)
+    board.handle(ev("AgentComplete", TalkTime=10, Reason="agent", **second), 215.0)
+    assert board.handle(ev("Hangup", Uniqueid="1700000000.10", Cause=16), 215.0) == []
+    agent = board.agent("2101")
+    assert agent is not None and (agent.state, agent.calls_handled, agent.talk_time) == (S.WRAP_UP, 2, 40.0)
+
+
 def test_queue_without_wrapup_goes_straight_back_to_ready() -> None:
     """A queue with 0 wrap-up seconds (or not configured) makes the agent ready at once."""
     board = AgentBoard({"outbound": 0})

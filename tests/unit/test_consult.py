@@ -186,11 +186,16 @@ def test_the_service_consults_completes_and_cancels(settings: Settings) -> None:
     channels.append(_leg(ChannelState.RINGING))
     assert "has not answered yet" in str(_failure_of(service.complete_consult("1001")))
     assert "consulting agent 2105" in str(_failure_of(service.consult("1001", "2105")))
+    assert "has not answered yet" in str(_failure_of(service.conference_consult("1001")))
     service.cancel_consult("1001")
     channels[-1] = _leg()
     service.complete_consult("1001")
     assert [(a.name, a.get("Channel")) for a in ami.sent] == [
         ("CancelAtxfer", "PJSIP/agent1001-00000001"), ("Hangup", "PJSIP/agent1001-00000001")]
+    ami.sent.clear()
+    service.conference_consult("1001")  # *3, as if the agent's phone pressed it
+    assert [(a.name, dict(a.headers)) for a in ami.sent] == [
+        ("PlayDTMF", {"Channel": "PJSIP/agent1001-00000001", "Digit": digit, "Receive": "true"}) for digit in "*3"]
 
 
 # ------------------------------------------------------------------------------ engine
@@ -305,12 +310,24 @@ def test_callcenter_agent_consult_posts_the_colleague_then_completes_or_cancels(
     monkeypatch.setattr(cli, "_api", api)
     site = tmp_path / "site.yaml"
     site.write_text(f"site:\n  state_dir: {tmp_path / 'var'}\n")
-    for argv in (["1001", "2105"], ["1001", "--complete"], ["1001", "--cancel"]):
+    for argv in (["1001", "2105"], ["1001", "--complete"], ["1001", "--conference"], ["1001", "--cancel"]):
         assert cli.main(["--config", str(site), "agent", "consult", *argv]) == 0
     assert posted == [("POST", "agents/1001/consult", {"to_agent": "2105"}),
                       ("POST", "agents/1001/consult/complete", {}),
+                      ("POST", "agents/1001/consult/conference", {}),
                       ("POST", "agents/1001/consult/cancel", {})]
     for argv in (["1001"], ["1001", "2105", "--complete"], ["1001", "--complete", "--cancel"]):
         assert cli.main(["--config", str(site), "agent", "consult", *argv]) == 2
-    assert "give a colleague to consult, or --complete, or --cancel" in capsys.readouterr().err
-    assert len(posted) == 3
+    assert "give a colleague to consult, or one of --complete, --conference, --cancel" in capsys.readouterr().err
+    assert len(posted) == 4
+
+
+def test_play_dtmf_takes_one_digit() -> None:
+    from callcenter.ami import actions as ami_actions
+
+    action = ami_actions.play_dtmf("PJSIP/agent1001-00000001", "*", receive=True)
+    assert dict(action.headers) == {"Channel": "PJSIP/agent1001-00000001", "Digit": "*", "Receive": "true"}
+    assert "Receive" not in dict(ami_actions.play_dtmf("PJSIP/agent1001-00000001", "3").headers)
+    for bad in ("", "*3", "x", "\r"):
+        with pytest.raises(ami_actions.AmiActionError, match="one DTMF digit"):
+            ami_actions.play_dtmf("PJSIP/agent1001-00000001", bad)

@@ -15,7 +15,7 @@ from callcenter.asterisk.render import (
 )
 from callcenter.secrets import load_or_create_secrets
 from callcenter.settings import load_settings
-from callcenter.transfer import ATXFER_ABORT, ATXFER_CODE
+from callcenter.transfer import ATXFER_ABORT, ATXFER_CODE, ATXFER_THREEWAY
 
 ROOT = Path(__file__).resolve().parents[2]
 ENDPOINTS = AsteriskEndpoints("127.0.0.1", 15038, "127.0.0.1", 15060, "127.0.0.1", 14573, "/srv/rec", lab=True)
@@ -147,12 +147,13 @@ def test_the_agents_phones_transfer_into_the_engines_transfer_context(tmp_path: 
 def test_bridge_features_allow_only_the_engines_consult(tmp_path: Path) -> None:
     """features.conf: the attended transfer's code (what AMI Atxfer and CancelAtxfer queue as
     DTMF) is set; blind transfer and disconnect by DTMF are off, so a # or * an agent presses
-    for a customer's IVR is a digit, not a feature; so is the three-way (docs/agents.md)."""
+    for a customer's IVR is a digit, not a feature."""
     files = _render(tmp_path, lab=False)
     sections = _parse(tmp_path, "features.conf", files["features.conf"])
     general, featuremap = sections["general"][0], sections["featuremap"][0]
-    assert (featuremap["atxfer"], general["atxferabort"]) == (ATXFER_CODE, ATXFER_ABORT) == ("*2", "*1")
-    assert (featuremap["blindxfer"], featuremap["disconnect"], general["atxferthreeway"]) == ("", "", "")
+    assert (featuremap["atxfer"], general["atxferabort"], general["atxferthreeway"]) == (
+        ATXFER_CODE, ATXFER_ABORT, ATXFER_THREEWAY) == ("*2", "*1", "*3")
+    assert (featuremap["blindxfer"], featuremap["disconnect"]) == ("", "")
     # every call an agent takes or makes lets the agent's side transfer (Queue t, Dial T/t)
     dialplan = files["extensions.conf"]
     assert dialplan.count("Queue(${CC_QUEUE},ct,") == 2  # the hotline, a transferred caller
