@@ -1079,6 +1079,18 @@ class _Page(Resource):
         request.write(cls._html(request, status, text))
         request.finish()
 
+    @classmethod
+    def _send_audio(cls, request: Request, file: tuple[bytes, str] | None, missing: str) -> None:
+        """Answer a request left open with an audio file ((bytes, format)), or 404 saying ``missing``."""
+        if file is None:
+            cls._send(request, 404, f"<p>{html_escape(missing)}</p>")
+            return
+        data, fmt = file
+        request.setHeader(b"Content-Type", _AUDIO_TYPES.get(fmt, "application/octet-stream").encode())
+        request.setHeader(b"Content-Length", str(len(data)).encode())
+        request.write(data)
+        request.finish()
+
     @staticmethod
     def _form(request: Request) -> dict[str, str]:
         """The posted form: each field's (first) value, decoded."""
@@ -1248,14 +1260,7 @@ class AgentPage(_Page):
             return None if record is None else repo.run(_message_file, record.id)
 
         def play(file: tuple[bytes, str] | None) -> None:
-            if file is None:
-                self._send(request, 404, f"<p>{html_escape(ticket)} has no message on disk.</p>")
-                return
-            data, fmt = file
-            request.setHeader(b"Content-Type", _AUDIO_TYPES.get(fmt, "application/octet-stream").encode())
-            request.setHeader(b"Content-Length", str(len(data)).encode())
-            request.write(data)
-            request.finish()
+            self._send_audio(request, file, f"{ticket} has no message on disk.")
 
         def failed(failure: Failure) -> None:
             _log.failure("agent_page.message_failed ticket={ticket}", failure, ticket=ticket)
@@ -1487,14 +1492,7 @@ class LeadPage(_Page):
             return repo.run(_recording_file, record.id)  # type: ignore[no-any-return]
 
         def play(file: tuple[bytes, str] | None) -> None:
-            if file is None:
-                self._send(request, 404, f"<p>{html_escape(ticket)} has no recording on disk.</p>")
-                return
-            data, fmt = file
-            request.setHeader(b"Content-Type", _AUDIO_TYPES.get(fmt, "application/octet-stream").encode())
-            request.setHeader(b"Content-Length", str(len(data)).encode())
-            request.write(data)
-            request.finish()
+            self._send_audio(request, file, f"{ticket} has no recording on disk.")
 
         def refused(failure: Failure) -> None:
             status = 403 if failure.check(ReviewRefused) else 404 if failure.check(ApiError) else 500
