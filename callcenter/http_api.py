@@ -1440,10 +1440,13 @@ class LeadPage(_Page):
         team = _arg(request, "team") or ""
         team = team if team in teams else (teams[0] if teams else person.team)
         members = []
+        channels = list(engine.calls.channels.values())
         for member in settings.agents:
             if member.team == team and member.role == "agent":
                 state, seconds, _ = _state_of(engine, member.id)
-                members.append(TeamAgent(agent=member, state=state, state_seconds=seconds))
+                consult = consult_leg(member.id, channels) if state == "on_call" else None
+                members.append(TeamAgent(agent=member, state=state, state_seconds=seconds,
+                                         consulting=consult.target_id if consult is not None else None))
         view = LeadView(person=person, team=team, teams=teams, agents=members, campaigns=[], sample=[],
                         scorecard=settings.qa.scorecard, timezone=settings.site.timezone,
                         message=_arg(request, "msg") or "", error=_arg(request, "err") or "",

@@ -59,6 +59,8 @@ class TeamAgent:
     state_seconds: float | None
     today: AgentTime | None = None
     """Where their time went today so far (None: not logged in today)."""
+    consulting: str | None = None
+    """The colleague they consult while their caller holds (None: no consult)."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,11 @@ def _hidden(**values: str) -> str:
     return "".join(f'<input type="hidden" name="{k}" value="{escape(v)}">' for k, v in values.items())
 
 
+def _state(member: TeamAgent) -> str:
+    state = member.state.replace("_", " ")
+    return f"{state}, consulting {member.consulting}" if member.consulting else state
+
+
 def _agents(view: LeadView) -> str:
     rows = []
     for member in view.agents:
@@ -113,7 +120,7 @@ def _agents(view: LeadView) -> str:
                      hms(day.logged_in), hms(day.on_call), hms(day.paused), share(day.occupancy))))
         pauses_today = "" if day is None else escape(pauses(day))
         rows.append(f"<tr><td>{escape(member.agent.id)}</td><td>{escape(member.agent.name)}</td>"
-                    f"<td>{escape(member.state.replace('_', ' '))}</td><td class=n>{escape(since)}</td>"
+                    f"<td>{escape(_state(member))}</td><td class=n>{escape(since)}</td>"
                     f"{today}<td>{pauses_today}</td><td>{spy}</td></tr>")
     return html_table(["agent", "name", "state", "for", "logged in today", "on calls", "paused", "occupancy",
                        "pauses", "supervise"], rows, "no agents in this team")

@@ -29,7 +29,9 @@ from callcenter.storage import dialer as store
 from callcenter.storage.dialer_records import LeadRow
 from callcenter.storage.records import NewCallRecord, NewRecording
 from callcenter.supervisor import check_permission
+from callcenter.transfer import REFER_CONTEXT
 from tests.syncrepository import SyncRepository
+from tests.unit.test_agent_page import _channel
 
 SETTINGS = load_settings(Path(__file__).resolve().parents[2] / "config")
 NOW = datetime(2026, 12, 5, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
@@ -65,7 +67,7 @@ def _page(sessions: sessionmaker[Session], recording: str = "/srv/rec/2026/12/05
                                      pause_reason=None),
              "2102": SimpleNamespace(id="2102", state=AgentState.READY, since=NOW.timestamp(), pause_reason=None)}
     engine = SimpleNamespace(settings=SETTINGS, repository=repo, clock=clock, supervisor=FakeSupervisor(),
-                             agents=SimpleNamespace(agent=board.get))
+                             agents=SimpleNamespace(agent=board.get), calls=SimpleNamespace(channels={}))
     dialer = SimpleNamespace(repository=repo, campaigns={"spring": SimpleNamespace(
         name="spring", record=SimpleNamespace(id=campaign.id), config=SimpleNamespace(handout="agent"))})
     return LeadPage(engine, dialer), engine, record.ticket_number  # type: ignore[arg-type]
@@ -161,6 +163,12 @@ def test_supervise_a_call_and_score_the_days_sample(sessions: sessionmaker[Sessi
         f"{ticket} scored 0.0 (failed: critical item)"]  # a critical item at 0 fails the whole call
     status, html = _get(page, ["8001"])
     assert ticket not in html and "No recorded calls of the team to score today." in html
+    # 2101 consults 2105 while their caller holds: the board says so
+    engine.calls.channels = {c.uniqueid: c for c in (
+        _channel("1.2", "PJSIP/agent2101-00000001", "from-agents", "s"),
+        _channel("1.5", "Local/2105@cc-transfer-refer-00000002;1", REFER_CONTEXT, "2105"))}
+    status, html = _get(page, ["8001"])
+    assert "<td>2101</td><td>Agent 2101</td><td>on call, consulting 2105</td>" in html
 
 
 def test_only_leads_and_managers_have_a_page_and_a_manager_picks_the_team(sessions: sessionmaker[Session]) -> None:
