@@ -1377,36 +1377,35 @@ class AgentPage(_Page):
 _AUDIO_TYPES: dict[str, str] = {"wav": "audio/wav", "gsm": "audio/x-gsm", "mp3": "audio/mpeg", "ogg": "audio/ogg"}
 
 
-def _recording_file(session: Any, call_record_id: int) -> tuple[bytes, str] | None:
-    """(the bytes, the format) of the call's first recording still on disk, or None; blocking:
-    run in the repository's thread pool."""
+def _on_disk(session: Any, call_record_id: int, *, message: bool = False) -> tuple[Path, str] | None:
+    """(the path, the format) of the call's first recording still on disk (``message``: the
+    message its caller left, ``<uniqueid>-message.<fmt>``, dialplans/hotline.conf), or None;
+    blocking: run in the repository's thread pool."""
     for recording in list_recordings_for_call(session, call_record_id):
         path = Path(recording.path)
-        if recording.purged_at is None and path.is_file():
-            return path.read_bytes(), recording.format
-    return None
-
-
-def _message_recording(session: Any, call_record_id: int) -> tuple[Path, str] | None:
-    """(the path, the format) of the message left on the call (``<uniqueid>-message.<fmt>``,
-    dialplans/hotline.conf) still on disk, or None; blocking: run in the repository's thread pool."""
-    for recording in list_recordings_for_call(session, call_record_id):
-        path = Path(recording.path)
-        if path.stem.endswith(MESSAGE_SUFFIX) and recording.purged_at is None and path.is_file():
+        if (not message or path.stem.endswith(MESSAGE_SUFFIX)) and recording.purged_at is None and path.is_file():
             return path, recording.format
     return None
 
 
-def _message_file(session: Any, call_record_id: int) -> tuple[bytes, str] | None:
-    """(the bytes, the format) of the call's message (:func:`_message_recording`), or None."""
-    found = _message_recording(session, call_record_id)
+def _read(found: tuple[Path, str] | None) -> tuple[bytes, str] | None:
     return None if found is None else (found[0].read_bytes(), found[1])
+
+
+def _recording_file(session: Any, call_record_id: int) -> tuple[bytes, str] | None:
+    """(the bytes, the format) of the call's first recording still on disk, or None (blocking)."""
+    return _read(_on_disk(session, call_record_id))
+
+
+def _message_file(session: Any, call_record_id: int) -> tuple[bytes, str] | None:
+    """(the bytes, the format) of the message the call's caller left, or None (blocking)."""
+    return _read(_on_disk(session, call_record_id, message=True))
 
 
 def _has_message(session: Any, ticket: str) -> bool:
     """Whether the call ``ticket`` has a message on disk (blocking)."""
     record = get_call_record_by_ticket(session, ticket)
-    return record is not None and _message_recording(session, record.id) is not None
+    return record is not None and _on_disk(session, record.id, message=True) is not None
 
 
 class LeadPage(_Page):

@@ -152,7 +152,7 @@ def _talking_channel(agent: Agent | None, agent_id: str, channels: Iterable[Chan
     if channel.bridge_id is None:
         raise TransferRefused(f"agent {agent_id}'s call is not connected yet: transfer it once you talk",
                               "agent")
-    consult = consult_leg(agent_id, channels)
+    consult = _consult_of(channel, channels)
     if consult is not None:
         raise TransferRefused(f"agent {agent_id} is consulting agent {consult.target_id}: complete or cancel "
                               "that first", "agent")
@@ -329,7 +329,13 @@ def consult_leg(agent_id: str, channels: Iterable[Channel]) -> Consult | None:
     transfer dialed). None: no consult."""
     channels = list(channels)
     channel = agent_channel(channels, agent_id)
-    if channel is None or channel.bridge_id is None:
+    return None if channel is None else _consult_of(channel, channels)
+
+
+def _consult_of(channel: Channel, channels: Iterable[Channel]) -> Consult | None:
+    """The consult of the agent on ``channel``: a Local channel of :data:`REFER_CONTEXT` in
+    its bridge; None: none."""
+    if channel.bridge_id is None:
         return None
     for other in channels:
         if (other.bridge_id == channel.bridge_id and other.uniqueid != channel.uniqueid

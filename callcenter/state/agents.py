@@ -532,8 +532,7 @@ class AgentBoard:
         if record.state is AgentState.ON_CALL:
             record.calls_handled += 1
             record.talk_time += _seconds(msg.fields.get("TalkTime"))
-            wrapup = self._wrapup.get(queue, self._default_wrapup)
-            record.wrapup_until = now + wrapup if wrapup > 0 else None
+            self._start_wrapup(record, queue, now)
         hung_up_by = msg.fields.get("Reason") or "unknown"
         if self._apply(record, Trigger.COMPLETE, "AgentComplete", now, facts, f"call ended ({hung_up_by})"):
             self._clear_call(record)
@@ -593,10 +592,8 @@ class AgentBoard:
         record.member_uniqueid = None
         if record.state is not AgentState.ON_CALL or record.own_call or record.call_uniqueid is None:
             return
-        caller = record.call_uniqueid
-        wrapup = self._wrapup.get(record.call_queue or "", self._default_wrapup)
-        record.left = (caller, max(0.0, now - record.since))
-        record.wrapup_until = now + wrapup if wrapup > 0 else None
+        record.left = (record.call_uniqueid, max(0.0, now - record.since))
+        self._start_wrapup(record, record.call_queue or "", now)
         if self._apply(record, Trigger.COMPLETE, "Hangup", now, facts, "call ended (agent's phone hung up)"):
             self._clear_call(record)
 
@@ -701,6 +698,11 @@ class AgentBoard:
         record.call_uniqueid = msg.fields.get("Uniqueid")
         record.call_linkedid = msg.fields.get("Linkedid")
         record.call_queue = msg.fields.get("Queue")
+
+    def _start_wrapup(self, record: _Record, queue: str, now: float) -> None:
+        """The wrap-up after a call of ``queue`` ends at ``now`` (none for 0 seconds)."""
+        wrapup = self._wrapup.get(queue, self._default_wrapup)
+        record.wrapup_until = now + wrapup if wrapup > 0 else None
 
     def _set_member(self, record: _Record, uniqueid: str | None) -> None:
         if record.member_uniqueid is not None:
