@@ -23,7 +23,7 @@ from callcenter.storage import crm as crm_store
 from callcenter.storage import repository as repo
 from callcenter.storage.records import NewCallRecord
 from tests.syncrepository import SyncRepository, in_tx
-from tests.unit.test_engine import FakeAmi
+from tests.unit.test_engine import FakeAmi, run_at_once
 from tests.unit.test_render import ENDPOINTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,13 +70,7 @@ class _HotlineAgi:
 
 def _run(engine: Engine, caller: str) -> dict[str, str]:
     agi = _HotlineAgi(caller)
-    coroutine = engine.agi_hotline(agi)  # type: ignore[arg-type]
-    try:
-        coroutine.send(None)
-    except StopIteration:
-        pass
-    else:
-        raise AssertionError("the script waited for something")
+    run_at_once(engine.agi_hotline(agi))  # type: ignore[arg-type]
     return agi.set
 
 
