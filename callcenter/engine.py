@@ -214,6 +214,9 @@ class Engine(Service):
         """Linkedid -> the call's transfer hops so far (callcenter.transfer.hop)."""
         self._consults: dict[str, str] = {}
         """Linkedid -> the colleague a consult's leg rang (``AttendedTransfer`` may not name them)."""
+        self._consult_pops: dict[str, tuple[str, str, str | None]] = {}
+        """Consulted colleague -> (the customer's linkedid, the colleague's channel rung, the
+        screen pop they had before): given back when that channel ends without the handover."""
         self._first_stay: dict[str, QueueStay] = {}
         """Linkedid -> the caller's stay in the queue they first waited in, once transferred."""
         self._recordings: dict[str, list[tuple[str, str | None, float]]] = {}
@@ -367,6 +370,9 @@ class Engine(Service):
         if name == "AttendedTransfer":
             self._consulted(msg, now)
             return
+        if name == "Hangup" and self._consult_pops:
+            self._consult_over(msg.fields.get("Uniqueid") or "")
+            return
         if name in ("DialBegin", "DialEnd"):
             self._dial_to_agent(msg)
             return
@@ -414,6 +420,21 @@ class Engine(Service):
         for it (its wait and service level are the caller's, not the second queue's)."""
         self._hand_on(parse_blind_transfer(msg, self.settings.people), msg, now)
 
+    def _consult_over(self, uniqueid: str) -> None:
+        """A consulted colleague's phone (``uniqueid``) stopped ringing unanswered, or hung up,
+        before the caller was handed to them: their screen pop goes back to the call they had
+        before (its disposition is theirs to set; the customer's is not)."""
+        for agent, (linkedid, rung, before) in list(self._consult_pops.items()):
+            if rung != uniqueid:
+                continue
+            del self._consult_pops[agent]
+            if self.screen_pops.get(agent) != linkedid:
+                continue  # another call was offered to them since
+            if before is None:
+                del self.screen_pops[agent]
+            else:
+                self.screen_pops[agent] = before
+
     def _consulted(self, msg: Message, now: float) -> None:
         """``AttendedTransfer``: an agent handed the held customer to the colleague they
         consulted. Besides the hop, the colleague is now the call's agent, and a customer
@@ -431,9 +452,10 @@ class Engine(Service):
         if transfer is None or not transfer.ok:
             return
         if transfer.target.startswith(AGENT_TARGET_PREFIX):
+            colleague = transfer.target[len(AGENT_TARGET_PREFIX):]
+            self._consult_pops.pop(colleague, None)  # the call is theirs now: their screen pop stays
             earlier = self._connected_agent.get(transfer.linkedid)
-            self._connected_agent[transfer.linkedid] = (transfer.target[len(AGENT_TARGET_PREFIX):],
-                                                        earlier[1] if earlier is not None else None)
+            self._connected_agent[transfer.linkedid] = (colleague, earlier[1] if earlier is not None else None)
         self._record_transferee(transfer)
 
     def _record_transferee(self, transfer: Transfer) -> None:
@@ -490,10 +512,14 @@ class Engine(Service):
         if agent is None or agent not in self.settings.people:
             return
         if msg.name == "DialBegin":
-            self.screen_pops[agent] = linkedid
-            self.open_record(linkedid, agent)
             if consult:
                 self._consults[linkedid] = agent
+                self._consult_pops[agent] = (linkedid, fields.get("DestUniqueid") or "",
+                                             self.screen_pops.get(agent))
+            self.screen_pops[agent] = linkedid
+            self.open_record(linkedid, agent)
+        elif consult and fields.get("DialStatus") != "ANSWER":
+            self._consult_over(fields.get("DestUniqueid") or "")  # never answered: cancelled or no answer
         elif fields.get("DialStatus") == "ANSWER" and not consult:
             earlier = self._connected_agent.get(linkedid)
             self._connected_agent[linkedid] = (agent, earlier[1] if earlier is not None else None)

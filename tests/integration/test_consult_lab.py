@@ -73,6 +73,7 @@ def test_the_agent_consults_a_colleague_then_hands_the_caller_over(consult_lab: 
     rt.wait_for(lambda: engine.writes_pending == 0, timeout=10, message="record writes still pending")
     (record,) = rt.call(engine.repository.list_recent_call_records, limit=5)
     assert (record.phone, record.agent_id, record.queue, record.csat) == ("13844445555", "2105", "hotline", 4)
+    assert engine.screen_pops["2105"] == linkedid  # theirs to disposition
     assert record.transfers == (hop_text,)
     (recording,) = rt.call(engine.repository.list_recordings_for_call, record.id)
     answered_seconds = (record.ended_at - record.answered_at).total_seconds()
@@ -84,8 +85,8 @@ def test_the_agent_consults_a_colleague_then_hands_the_caller_over(consult_lab: 
 def test_a_cancelled_consult_gives_the_agent_the_caller_back(consult_lab: EngineServices,
                                                             reactor_thread: ReactorThread) -> None:
     """2105's phone rings unanswered: completing is refused (the caller would be handed to a
-    ringing phone); cancelling stops the ringing and 1001 talks to the caller again. The
-    record is 1001's, without a hop."""
+    ringing phone); cancelling stops the ringing (and 2105's screen pop of the caller) and 1001
+    talks to the caller again. The record is 1001's, without a hop."""
     services, rt = consult_lab, reactor_thread
     engine = services.engine
     assert engine.repository is not None
@@ -104,6 +105,9 @@ def test_a_cancelled_consult_gives_the_agent_the_caller_back(consult_lab: Engine
     rt.wait_for(lambda: not _consulting(services, "1001"), timeout=10, message="the consult leg is still there")
     rt.wait_for(lambda: engine.agents.state_of("2105").value == "ready", timeout=10,
                 message="2105's phone kept ringing after the cancel")
+    # 2105 had no call before: their screen no longer shows 1001's caller (not theirs)
+    rt.wait_for(lambda: "2105" not in engine.screen_pops, timeout=5,
+                message="2105's screen pop still shows the caller after the cancel")
     assert engine.agents.state_of("1001").value == "on_call"  # with the caller again
     rt.wait_for(lambda: engine.records_written >= 1, timeout=60, message="no call record written")
     rt.wait_for(lambda: engine.writes_pending == 0, timeout=10, message="record writes still pending")
@@ -216,4 +220,5 @@ def test_a_three_way_call_then_the_agent_leaves_the_caller_with_the_colleague(
     (hop_text,) = record.transfers
     assert parse_hop(hop_text)[:2] == ("1001", "agent:2105")
     assert (record.phone, record.agent_id, record.csat) == ("13877776666", "2105", 5)
+    assert engine.screen_pops["2105"] == linkedid  # theirs to disposition
     assert engine.agents.agent("1001").calls_handled == 1  # type: ignore[union-attr]

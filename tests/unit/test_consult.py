@@ -272,12 +272,59 @@ def test_a_consulted_colleague_gets_the_call_its_record_and_the_rest_of_the_reco
         send(_event(Event="BridgeLeave", BridgeUniqueid="b1", BridgeType="basic", **channel))
         send(_event(Event="Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}, **channel))
     clock.advance(engine.recording_settle_seconds)
+    assert engine.screen_pops["2105"] == "9.1"  # handed over: the call stays on 2105's screen
     [record] = in_tx(sessions, repo.list_recent_call_records)
     assert (record.agent_id, record.transfers) == ("2105", ("2101>agent:2105@40",))
     recordings = in_tx(sessions, repo.list_recordings_for_call, record.id)
     assert [(Path(r.path).name, r.agent_id) for r in sorted(recordings, key=lambda r: r.id)] == [
         ("9.1.wav", "2101"), ("9.2.wav", "2105")]
     assert registry.get_sample_value("callcenter_transfers_total", {"queue": "other", "result": "done"}) == 1.0
+
+
+@pytest.mark.parametrize("ending", ["unanswered", "answered, then cancelled"])
+def test_a_colleague_consulted_but_not_handed_the_call_gets_their_screen_pop_back(
+        sessions: sessionmaker[Session], tmp_path: Path, ending: str) -> None:
+    """2105 was dispositioning their own last call (8.1) when 2101 consulted them about
+    2101's caller: the consult's ring shows the caller; once the consult ends without the
+    handover (stopped ringing, or the two talked and 2101 took the caller back), 2105's
+    screen shows 8.1 again, whose disposition is theirs to finish."""
+    clock = Clock()
+    ami = _SendingAmi()
+    engine = Engine(load_settings(ROOT / "config"), ami, SyncRepository(sessions), EngineMetrics(CollectorRegistry()),  # type: ignore[arg-type]
+                    clock, RecordingPaths("/srv/rec", tmp_path))
+    engine.startService()
+    send = ami.events[0]
+    engine.screen_pops["2105"] = "8.1"
+    leg = {"Channel": "Local/2105@cc-transfer-refer-00000003;2", "Uniqueid": "9.4", "Linkedid": "9.1",
+           "CallerIDNum": "2101", "Context": "cc-transfer", "Exten": "ask-2105"}
+    colleague = {"DestChannel": "PJSIP/agent2105-00000005", "DestUniqueid": "9.5", "DestLinkedid": "9.1"}
+    send(_event(Event="DialBegin", **leg, **colleague))
+    assert engine.screen_pops["2105"] == "9.1"
+    if ending == "unanswered":
+        send(_event(Event="DialEnd", DialStatus="CANCEL", **leg, **colleague))
+    else:
+        send(_event(Event="DialEnd", DialStatus="ANSWER", **leg, **colleague))
+        clock.advance(20)
+        assert engine.screen_pops["2105"] == "9.1"  # talking about the caller
+        send(_event(Event="Hangup", Cause="16", Channel="Local/2101@lab-agents-00000009;1", Uniqueid="9.3",
+                    Linkedid="9.1"))
+        assert engine.screen_pops["2105"] == "9.1"  # another channel of the call
+        send(_event(Event="Hangup", Cause="16", Channel="PJSIP/agent2105-00000005", Uniqueid="9.5",
+                    Linkedid="9.1"))
+    assert engine.screen_pops["2105"] == "8.1"
+
+
+def test_a_colleague_without_an_earlier_call_has_no_screen_pop_after_the_consult(
+        sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    engine = Engine(load_settings(ROOT / "config"), _SendingAmi(), SyncRepository(sessions),  # type: ignore[arg-type]
+                    EngineMetrics(CollectorRegistry()), Clock(), RecordingPaths("/srv/rec", tmp_path))
+    leg = {"Channel": "Local/2105@cc-transfer-refer-00000003;2", "Uniqueid": "9.4", "Linkedid": "9.1",
+           "Context": "cc-transfer", "Exten": "ask-2105", "DestChannel": "PJSIP/agent2105-00000005",
+           "DestUniqueid": "9.5"}
+    engine.on_event(_event(Event="DialBegin", **leg))
+    assert engine.screen_pops == {"2105": "9.1"}
+    engine.on_event(_event(Event="DialEnd", DialStatus="NOANSWER", **leg))
+    assert engine.screen_pops == {}
 
 
 def test_a_hotline_call_recorded_on_the_callers_channel_needs_no_second_recording(
