@@ -379,6 +379,9 @@ class Engine(Service):
         if name == "VarSet":
             fields = msg.fields
             linkedid, path = fields.get("Linkedid"), fields.get("Value")
+            if fields.get("Variable") == "CC_QUEUE_EXIT" and path:
+                self._left_for_message(fields.get("Uniqueid") or "", path)
+                return
             # the call's recordings: each CC_RECORDING, and a message the caller left (CC_MESSAGE)
             if fields.get("Variable") in ("CC_RECORDING", "CC_MESSAGE") and linkedid and path:
                 started = self._recordings.setdefault(linkedid, [])
@@ -419,6 +422,16 @@ class Engine(Service):
         softphone). The hop goes on the call record; the caller's first queue stay is kept
         for it (its wait and service level are the caller's, not the second queue's)."""
         self._hand_on(parse_blind_transfer(msg, self.settings.people), msg, now)
+
+    def _left_for_message(self, uniqueid: str, reason: str) -> None:
+        """A caller left a queue unanswered for a message and a call back (dialplans/hotline.conf
+        ``queue-left``/``queue-message``, ``CC_QUEUE_EXIT`` the reason)."""
+        channel = self.calls.channels.get(uniqueid)
+        queue = channel.variables.get("CC_QUEUE", "") if channel is not None else ""
+        self.queues.left_unanswered(uniqueid)  # not abandoned: still on the line
+        self.metrics.queue_messages.labels(queue or "unknown", reason).inc()
+        _log.info("queue.left_for_message uniqueid={uniqueid} queue={queue} reason={reason}",
+                  uniqueid=uniqueid, queue=queue, reason=reason)
 
     def _consult_over(self, uniqueid: str) -> None:
         """A consulted colleague's phone (``uniqueid``) stopped ringing unanswered, or hung up,
@@ -784,13 +797,22 @@ class Engine(Service):
             await self._last_agent_first(agi, caller)
             return
         outcome = await run_flow(agi, self.hotline_flow, self._facts(caller, customer),
-                                 sound_exists=self._sound_exists)
+                                 sound_exists=self._sound_exists, queue_busy=self.queue_busy)
         _log.info("hotline.ivr caller={caller} path={path} result={result}", caller=caller,
                   path=">".join(outcome.path), result=type(outcome.step).__name__ if outcome.step else "hangup")
         if outcome.step is not None:
             await agi.set_variable("CC_IVR_MAIN_PATH", ">".join(outcome.path))
         if isinstance(outcome.step, IvrQueue):
             await self._last_agent_first(agi, caller)
+
+    def queue_busy(self, queue: str) -> bool:
+        """Would one more caller of ``queue`` wait? True when its agents ready now (logged in,
+        not paused there) are no more than the callers already waiting: the IVR then plays
+        the queue's busy prompt (how to leave a message instead; docs/ivr.md)."""
+        ready = sum(1 for agent in self.agents.agents()
+                    if agent.state is AgentState.READY and queue in agent.queues
+                    and queue not in agent.paused_queues)
+        return ready <= self.queues.waiting(queue)
 
     async def _last_agent_first(self, agi: AgiSession, caller: str) -> None:
         """A caller about to be queued who talked with an agent in the last ``last_agent.days``

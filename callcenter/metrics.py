@@ -81,6 +81,10 @@ class EngineMetrics:
         self.agi_sessions = Counter("callcenter_agi_sessions", "FastAGI sessions", ["script"], registry=registry)
         self.ivr_full = Counter("callcenter_ivr_full", "hotline callers who found every IVR channel taken "
                                 "(ivr.channels) and were queued without the menus", registry=registry)
+        self.queue_messages = Counter(
+            "callcenter_queue_messages", "hotline callers who left a queue unanswered and were asked for a "
+            "message and a call back, by why: timeout (max_wait), key (message_key), leaveempty (no agent "
+            "to answer), full (max_callers)", ["queue", "reason"], registry=registry)
         self.agent_dials_refused = Counter(
             "callcenter_agent_dials_refused", "numbers agents dialed on their softphones that were not called "
             "(manual_dial.do_not_call: block): do_not_call (listed), check_failed (the list could not be read)",

@@ -204,6 +204,15 @@ class QueueSettings:
     overflow_after: int
     """Seconds a caller waits for the primary agents (penalty 0) before agents with a
     higher penalty (the designated overflow agents) are rung too; 0: all at once."""
+    max_wait: int = 300
+    """Seconds a caller waits at most (``Queue()``'s timeout); then a hotline caller (an
+    inbound call) is asked to leave a message and is called back (dialplans/hotline.conf)."""
+    message_key: str | None = None
+    """A key that takes a waiting caller out of the queue to leave a message and be called
+    back (queues.conf ``context``); None: no key. The IVR's ``busy_prompt`` says which."""
+    when_empty: str = "wait"
+    """``message``: when no agent is logged in (or every agent's phone is unreachable),
+    callers leave the queue at once for the message (``leavewhenempty``); ``wait``: they wait."""
     per_team: bool = False
     """Besides this queue, one queue per team of its agents (:func:`team_queue_name`), which
     only that team's agents join: a dialer campaign with ``route: team`` connects the
@@ -775,11 +784,21 @@ def _qa(top: Reader) -> QaSettings:
     return QaSettings(sample_per_agent=per_agent, scorecard=tuple(items) or DEFAULT_SCORECARD)
 
 
+_QUEUE_KEY = re.compile(r"[0-9*#]\Z")
+#: What callers of a queue with no agent to answer do (``when_empty``).
+WHEN_EMPTY: Final = ("wait", "message")
+
+
 def _queues(top: Reader) -> tuple[QueueSettings, ...]:
     result = []
     for name, q in top.mapping("queues").items():
         if not _NAME.match(name):
             q.problem((), "queue names are a letter then letters, digits, _ or - (at most 40)")
+        overflow_after = q.integer("overflow_after", 0, 0, 3600)
+        max_wait = q.integer("max_wait", 300, 10, 3600)
+        if overflow_after >= max_wait:
+            q.problem(("overflow_after",), f"{overflow_after} s is not below max_wait ({max_wait} s): "
+                      "callers would leave the queue before the overflow agents ring")
         result.append(QueueSettings(
             name=name,
             strategy=q.choice("strategy", QUEUE_STRATEGIES, "rrmemory"),
@@ -790,7 +809,10 @@ def _queues(top: Reader) -> tuple[QueueSettings, ...]:
             weight=q.integer("weight", 0, 0, 100),
             service_level_seconds=q.integer("service_level_seconds", 20, 1, 3600),
             announce_position=q.flag("announce_position", False),
-            overflow_after=q.integer("overflow_after", 0, 0, 3600),
+            overflow_after=overflow_after,
+            max_wait=max_wait,
+            message_key=q.text("message_key", None, _QUEUE_KEY, "one key: 0-9, * or #") or None,
+            when_empty=q.choice("when_empty", WHEN_EMPTY, "wait"),
             per_team=q.flag("per_team", False),
         ))
         q.done()

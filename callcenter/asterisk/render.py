@@ -135,6 +135,7 @@ def render_extensions(settings: Settings, endpoints: AsteriskEndpoints) -> str:
         f"RECORDING_FORMAT = {settings.recordings.format}",
         f"SITE_TIMEZONE = {settings.site.timezone}",
         *[f"QUEUE_START_PENALTY_{q.name} = 0" for q in settings.queues if q.overflow_after],
+        *[f"QUEUE_MAX_WAIT_{q.name} = {q.max_wait}" for q in settings.queues],
         f"FAX_CHANNELS = {settings.fax.channels}",
         f"IVR_CHANNELS = {settings.ivr.channels}",
         f"TRANSFER_DEFAULT_QUEUE = {settings.hotline_queue or ''}",
@@ -152,6 +153,7 @@ def render_extensions(settings: Settings, endpoints: AsteriskEndpoints) -> str:
           f"-{agent.id},1)" for agent in settings.agents],
         f'exten => _X.,1,Goto({TRANSFER_CONTEXT},${{IF($["${{TRANSFERERNAME}}" = ""]?refer-back:ask-none)}},1)',
         "",
+        *_queue_key_contexts(settings),
         "; the fax number (fax.number), included in [from-pstn]",
         "[fax-number]",
         f"exten => {settings.fax.number},1,Goto(fax-in,s,1)",
@@ -162,6 +164,25 @@ def render_extensions(settings: Settings, endpoints: AsteriskEndpoints) -> str:
         parts.append(path.read_text(encoding="utf-8").rstrip("\n"))
         parts.append("")
     return "\n".join(parts) + "\n"
+
+
+def queue_key_context(queue: str) -> str:
+    """The context of a queue's ``message_key`` (queues.conf ``context``)."""
+    return f"cc-queue-key-{queue}"
+
+
+def _queue_key_contexts(settings: Settings) -> list[str]:
+    """A waiting caller who presses a queue's ``message_key`` leaves the queue for
+    ``queue-message`` in ``[hotline]``: a message after the tone, and a call back."""
+    lines = []
+    for queue in settings.queues:
+        if queue.message_key is not None:
+            lines += [f"; {queue.name}: the caller pressed {queue.message_key} while waiting (message_key)",
+                      f"[{queue_key_context(queue.name)}]",
+                      f"exten => {queue.message_key},1,Set(CC_QUEUE_EXIT=key)",
+                      " same => n,Goto(hotline,s,queue-message)",
+                      ""]
+    return lines
 
 
 def render_queues(settings: Settings) -> str:
@@ -186,7 +207,10 @@ def render_queues(settings: Settings) -> str:
             f"servicelevel = {queue.service_level_seconds}",
             "ringinuse = no",
             "joinempty = yes",
-            "leavewhenempty = no",
+            # when_empty: message: callers join, then leave at once (QUEUESTATUS LEAVEEMPTY) for
+            # a message when no member can answer (none logged in, every phone unreachable)
+            f"leavewhenempty = {'unavailable,invalid' if queue.when_empty == 'message' else 'no'}",
+            *([f"context = {queue_key_context(queue.name)}"] if queue.message_key is not None else []),
             "reportholdtime = no",
             "setinterfacevar = yes",  # MEMBERINTERFACE etc. on the caller: the dialer's DialerResult names the agent
             f"announce-position = {'yes' if queue.announce_position else 'no'}",

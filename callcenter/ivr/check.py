@@ -19,7 +19,14 @@ from __future__ import annotations
 from collections import deque
 from pathlib import Path
 
-from callcenter.ivr.flow import Flow, FlowError, FlowProblem, SetNode, read_flow
+from callcenter.ivr.flow import (
+    FLOW_PROMPTS,
+    Flow,
+    FlowError,
+    FlowProblem,
+    SetNode,
+    read_flow,
+)
 
 __all__ = ["check_file", "check_flow", "load_flow"]
 
@@ -62,7 +69,8 @@ def _prompts(flow: Flow) -> list[FlowProblem]:
         for ref in node.prompt_refs:
             if ref.prompt not in flow.prompts:
                 problems.append(FlowProblem(ref.location, ref.field, f"missing prompt {ref.prompt!r}"))
-    for key, name in (("invalid_prompt", flow.invalid_prompt), ("timeout_prompt", flow.timeout_prompt)):
+    for key in FLOW_PROMPTS:
+        name = getattr(flow, key)
         if name is not None and name not in flow.prompts:
             problems.append(FlowProblem(flow.location, key, f"missing prompt {name!r}"))
     for prompt in flow.prompts.values():

@@ -30,6 +30,7 @@ from callcenter.yamlsource import (
 )
 
 __all__ = [
+    "FLOW_PROMPTS",
     "BranchNode",
     "BusinessHours",
     "CallbackNode",
@@ -198,6 +199,11 @@ class SetNode(_NodeBase):
 class QueueNode(_NodeBase):
     queue: str
     priority: int
+    busy_prompt: str | None = None
+    """Played before queueing when no agent of the queue is free (the flow's by default)."""
+    queue_message_prompt: str | None = None
+    """Played by the dialplan when the caller leaves the queue unanswered, before the tone
+    of their message (the flow's by default)."""
 
 
 @dataclass(frozen=True)
@@ -270,6 +276,10 @@ class Flow:
     holidays: frozenset[dt.date]
     prompts: Mapping[str, Prompt]
     nodes: Mapping[str, Node]
+    busy_prompt: str | None = None
+    """The queue nodes' ``busy_prompt`` unless they name their own."""
+    queue_message_prompt: str | None = None
+    """The queue nodes' ``queue_message_prompt`` unless they name their own."""
 
     @property
     def default_language(self) -> str:
@@ -407,6 +417,9 @@ def _ranges(value: Any) -> tuple[tuple[int, int], ...]:
     return tuple(result)
 
 
+#: The flow-level prompts (defaults of the nodes' fields of the same names).
+FLOW_PROMPTS = ("invalid_prompt", "timeout_prompt", "busy_prompt", "queue_message_prompt")
+
 _COMMON = {"kind"}
 _RETRYING = {"prompt", "timeout_seconds", "retries", "invalid_prompt", "timeout_prompt", "fallback"}
 _FIELDS: dict[str, set[str]] = {
@@ -415,7 +428,7 @@ _FIELDS: dict[str, set[str]] = {
     "collect": {"variable", "min_digits", "max_digits", "pattern", "next"} | _RETRYING,
     "branch": {"cases", "default"},
     "set": {"variable", "value", "next"},
-    "queue": {"queue", "priority"},
+    "queue": {"queue", "priority", "busy_prompt", "queue_message_prompt"},
     "transfer": {"target"},
     "callback": {"number_variable"},
     "voicemail": {"mailbox"},
@@ -487,6 +500,8 @@ class _NodeReader:
                 QueueNode,
                 queue=self.r.get(d, p, "queue", _name, "a queue name") or "",
                 priority=self.int_field("priority", 0, 100, 0),
+                busy_prompt=self.prompt("busy_prompt", required=False),
+                queue_message_prompt=self.prompt("queue_message_prompt", required=False),
             )
         if kind == "transfer":
             return self.finish(TransferNode, target=self.r.get(d, p, "target", _text, "an extension or dial string") or "")
@@ -621,7 +636,8 @@ def read_flow(path: Path, display_name: str | None = None) -> Flow:
     r = _Reader(locs)
     top = r.mapping(data, ())
     r.unknown(top, (), {"flow", "languages", "language_variable", "entries", "fallback", "invalid_prompt",
-                        "timeout_prompt", "business_hours", "holidays", "prompts", "stock_sounds", "nodes"})
+                        "timeout_prompt", "busy_prompt", "queue_message_prompt", "business_hours", "holidays",
+                        "prompts", "stock_sounds", "nodes"})
     name = r.get(top, (), "flow", _name, "a flow name (lower case, digits, _)") or ""
     languages: list[str] = []
     raw_langs = top.get("languages")
@@ -647,7 +663,7 @@ def read_flow(path: Path, display_name: str | None = None) -> Flow:
         r.error(("entries",), "missing entry 'main'")
     fallback = r.get(top, (), "fallback", _name, "a node id") or ""
     prompt_refs = {key: r.get(top, (), key, _name, "a prompt name", required=False)
-                   for key in ("invalid_prompt", "timeout_prompt")}
+                   for key in FLOW_PROMPTS}
     holidays: set[dt.date] = set()
     raw_holidays = top.get("holidays", [])
     if not isinstance(raw_holidays, list):
@@ -693,4 +709,6 @@ def read_flow(path: Path, display_name: str | None = None) -> Flow:
         holidays=frozenset(holidays),
         prompts=prompts,
         nodes=nodes,
+        busy_prompt=prompt_refs["busy_prompt"],
+        queue_message_prompt=prompt_refs["queue_message_prompt"],
     )

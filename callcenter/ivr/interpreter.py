@@ -108,10 +108,17 @@ class SetVariable:
 
 @dataclass(frozen=True)
 class Queue:
-    """Terminal: put the caller into ``queue`` with ``priority`` (higher is answered first)."""
+    """Terminal: put the caller into ``queue`` with ``priority`` (higher is answered first).
+
+    ``busy``: the prompt for a caller about to wait (no agent of the queue free), played by
+    the runner when the queue is busy; ``message``: the prompt the dialplan plays if the
+    caller leaves the queue unanswered, before the tone of their message. None: none.
+    """
 
     queue: str
     priority: int
+    busy: Play | None = None
+    message: Play | None = None
 
 
 @dataclass(frozen=True)
@@ -255,7 +262,10 @@ class Interpreter:
             self.variables[node.variable] = node.value
             return SetVariable(node.variable, node.value)
         if isinstance(node, QueueNode):
-            return Queue(node.queue, node.priority)
+            busy = node.busy_prompt or self.flow.busy_prompt
+            message = node.queue_message_prompt or self.flow.queue_message_prompt
+            return Queue(node.queue, node.priority, busy=self._play(busy) if busy else None,
+                         message=self._play(message) if message else None)
         if isinstance(node, TransferNode):
             return Transfer(node.target)
         if isinstance(node, CallbackNode):

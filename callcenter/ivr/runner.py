@@ -7,7 +7,8 @@ methods): ``Play`` -> ``STREAM FILE``, ``Collect`` -> ``GET DATA``, ``SetVariabl
 variables and returns, and the dialplan acts on them after ``AGI()`` returns:
 
 * ``CC_IVR_RESULT``: ``queue``, ``transfer``, ``callback``, ``voicemail`` or ``hangup``
-* ``CC_QUEUE`` and ``CC_QUEUE_PRIORITY`` (queue), ``CC_TRANSFER`` (transfer),
+* ``CC_QUEUE`` and ``CC_QUEUE_PRIORITY`` (queue; with ``CC_QUEUE_MESSAGE_PROMPT``, the sound
+  the dialplan plays if the caller leaves the queue unanswered), ``CC_TRANSFER`` (transfer),
   ``CC_CALLBACK`` (callback number), ``CC_VOICEMAIL`` (mailbox; the dialplan takes a message)
 * ``CC_IVR_PATH``: the walk, node ids joined with ``>``
 
@@ -83,6 +84,10 @@ def _always(_sound: str) -> bool:
     return True
 
 
+def _never(_queue: str) -> bool:
+    return False
+
+
 async def run_flow(
     agi: AgiChannel,
     flow: Flow,
@@ -90,16 +95,21 @@ async def run_flow(
     *,
     entry: str = "main",
     sound_exists: Callable[[str], bool] = _always,
+    queue_busy: Callable[[str], bool] = _never,
 ) -> IvrOutcome:
     """Walk ``flow`` from ``entry`` on the call behind ``agi``; see the module docstring.
+
+    A walk ending in a queue whose ``queue_busy(queue)`` is true (no agent free to answer)
+    plays the queue node's busy prompt first, if it has one.
 
     Errors other than a hangup (a command timeout, a rejected command) propagate; the
     FastAGI server logs them and the dialplan goes on with ``CC_IVR_RESULT`` unset.
     """
     interpreter = Interpreter(flow, facts, entry)
+    heard_busy: tuple[str, ...] = ()  # the queue node's busy prompt, played: "<node>:busy" ends the path
 
     def outcome(step: Queue | Transfer | Callback | Voicemail | Hangup | None) -> IvrOutcome:
-        return IvrOutcome(step, interpreter.path, dict(interpreter.variables))
+        return IvrOutcome(step, interpreter.path + heard_busy, dict(interpreter.variables))
 
     def sound(step: Play | Collect) -> str | None:
         if sound_exists(step.sound):
@@ -122,18 +132,27 @@ async def run_flow(
                 await agi.set_variable(step.name, step.value)
                 step = interpreter.resume()
             else:
-                await _finish(agi, step, PATH_SEPARATOR.join(interpreter.path))
+                message = None
+                if isinstance(step, Queue):
+                    if step.busy is not None and queue_busy(step.queue) and (name := sound(step.busy)):
+                        heard_busy = (f"{interpreter.path[-1]}:busy",)
+                        await agi.stream_file(name)
+                    message = sound(step.message) if step.message is not None else None
+                await _finish(agi, step, PATH_SEPARATOR.join(interpreter.path + heard_busy), message)
                 return outcome(step)
     except AgiHangupError:
         return outcome(None)
 
 
-async def _finish(agi: AgiChannel, step: Queue | Transfer | Callback | Voicemail | Hangup, path: str) -> None:
+async def _finish(agi: AgiChannel, step: Queue | Transfer | Callback | Voicemail | Hangup, path: str,
+                  queue_message: str | None = None) -> None:
     """Hand the terminal step to the dialplan as channel variables."""
     await agi.set_variable("CC_IVR_PATH", path)
     if isinstance(step, Queue):
         await agi.set_variable("CC_QUEUE", step.queue)
         await agi.set_variable("CC_QUEUE_PRIORITY", step.priority)
+        if queue_message:
+            await agi.set_variable("CC_QUEUE_MESSAGE_PROMPT", queue_message)
         result = "queue"
     elif isinstance(step, Transfer):
         await agi.set_variable("CC_TRANSFER", step.target)

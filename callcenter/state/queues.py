@@ -15,8 +15,11 @@ What app_queue sends, as the real Asterisk 22 capture shows it (``QueueCallerJoi
 ``QueueCallerLeave`` for an abandoned one): a caller stops waiting at ``Leave``; the
 ``AgentConnect`` that follows (``HoldTime`` = seconds waited) makes it answered. A caller
 who left without an abandon and without a connect within :data:`CONNECT_GRACE_S` left
-unanswered (``QUEUESTATUS`` TIMEOUT, LEAVEEMPTY, WITHDRAW...). Counters start at zero at
-the first event of a new day.
+unanswered (a key, ``WITHDRAW``...). app_queue also sends ``QueueCallerAbandon`` when its
+timeout passes or an empty queue lets the caller go (``QUEUESTATUS`` TIMEOUT, LEAVEEMPTY,
+seen in the lab); the dialplan then goes on with the caller, and the engine says so
+(:meth:`QueueBoard.left_unanswered`): unanswered too. Counters start at zero at the first
+event of a new day.
 
 How each caller's stay ended (:meth:`QueueBoard.stay_of`) goes into the call record
 (``queue_result``), so a daemon started mid-day counts the day's earlier stays again from
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Final
 
@@ -204,6 +207,11 @@ class QueueBoard:
             ))
         return out
 
+    def waiting(self, queue: str) -> int:
+        """Callers waiting in ``queue`` now (0 for a queue not configured)."""
+        known = self._queues.get(queue)
+        return len(known.waiting) if known is not None else 0
+
     def stay_of(self, uniqueid: str, now: float) -> QueueStay | None:
         """How the caller ``uniqueid``'s last stay in a queue ended, taken off the board.
 
@@ -216,6 +224,20 @@ class QueueBoard:
             if left is not None:
                 self._ended(queue, uniqueid, QueueStay(queue.name, "unanswered", left[1] - left[0]))
         return self._stays.pop(uniqueid, None)
+
+    def left_unanswered(self, uniqueid: str) -> None:
+        """The caller ``uniqueid`` is still on the line after leaving the queue unanswered (the
+        dialplan goes on: the queue's timeout, no agent to answer, a key): their stay counts as
+        unanswered, not abandoned. app_queue sends ``QueueCallerAbandon`` for a timeout and for
+        leaving an empty queue as for a caller who hung up; only the dialplan can tell."""
+        stay = self._stays.get(uniqueid)
+        if stay is None or stay.result != "abandoned":
+            return
+        self._stays[uniqueid] = replace(stay, result="unanswered")
+        queue = self._queues.get(stay.queue)
+        if queue is not None and queue.today.abandoned > 0:
+            queue.today.abandoned -= 1
+            queue.today.unanswered += 1
 
     def add_history(self, day: date, stays: Iterable[QueueStay]) -> None:
         """Count stays of local ``day`` that ended before this board saw events (call records).

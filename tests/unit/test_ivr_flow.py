@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from callcenter.ivr import FlowError, load_flow, read_flow
+from callcenter.ivr import FlowError, check_file, load_flow, read_flow
 from callcenter.ivr.flow import BranchNode, CollectNode, MenuNode, QueueNode
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -160,4 +160,53 @@ def test_branch_conditions_are_validated(tmp_path: Path) -> None:
         "flow.yaml:17:16: nodes.b.cases[0].when.weather: unknown field",
         "flow.yaml:19:16: nodes.b.cases[1].when.vip: expected true or false, got 'yes please'",
         "flow.yaml:21:9: nodes.b.cases[2].when: 'variable' and 'equals' go together",
+    ]
+
+
+QUEUED = """\
+flow: tiny
+languages: [zh, en]
+entries: {main: sales, vip: vip, end: bye}
+fallback: bye
+busy_prompt: busy
+queue_message_prompt: sorry
+prompts:
+  busy: {zh: "忙", en: "Busy"}
+  sorry: {zh: "抱歉", en: "Sorry"}
+  vip_busy: {zh: "贵宾", en: "VIP"}
+nodes:
+  sales:
+    kind: queue
+    queue: hotline
+  vip:
+    kind: queue
+    queue: hotline
+    priority: 10
+    busy_prompt: vip_busy
+  bye:
+    kind: hangup
+"""
+
+
+def test_queue_prompts_are_the_flows_unless_a_queue_node_names_its_own(tmp_path: Path) -> None:
+    """``busy_prompt`` and ``queue_message_prompt``: flow-level defaults, per queue node overrides."""
+    flow = read_flow(_write(tmp_path, QUEUED), "flow.yaml")
+    assert (flow.busy_prompt, flow.queue_message_prompt) == ("busy", "sorry")
+    sales, vip = flow.nodes["sales"], flow.nodes["vip"]
+    assert isinstance(sales, QueueNode) and isinstance(vip, QueueNode)
+    assert (sales.busy_prompt, sales.queue_message_prompt) == (None, None)
+    assert (vip.busy_prompt, vip.queue_message_prompt) == ("vip_busy", None)
+    assert [ref.prompt for ref in vip.prompt_refs] == ["vip_busy"]
+
+
+def test_queue_prompts_naming_no_prompt_are_reported_with_their_line(tmp_path: Path) -> None:
+    text = QUEUED.replace("busy_prompt: busy\n", "busy_prompt: bsy\n").replace(
+        "    busy_prompt: vip_busy\n", "    busy_prompt: vip_bsy\n    queue_message_prompt: 7\n")
+    assert _problems(_write(tmp_path, text)) == [
+        "flow.yaml:20:5: nodes.vip.queue_message_prompt: expected a prompt name, got 7",
+    ]
+    text = text.replace("    queue_message_prompt: 7\n", "")
+    assert [str(p) for p in check_file(_write(tmp_path, text), "flow.yaml")] == [
+        "flow.yaml:1:1: busy_prompt: missing prompt 'bsy'",
+        "flow.yaml:19:5: nodes.vip.busy_prompt: missing prompt 'vip_bsy'",
     ]

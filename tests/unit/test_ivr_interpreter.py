@@ -60,6 +60,13 @@ def walk(interpreter: Interpreter, keys: Sequence[str | None]) -> list[Step]:
     return steps
 
 
+def queued(priority: int, language: str = "zh") -> Queue:
+    """The hotline queue step: the flow's busy and queue-message prompts in the caller's language."""
+    return Queue("hotline", priority,
+                 busy=Play("all_busy", language, f"custom/hotline/all_busy-{language}", "queue-periodic-announce"),
+                 message=Play("still_busy", language, f"custom/hotline/still_busy-{language}", "vm-intro"))
+
+
 def prompts(steps: Sequence[Step]) -> list[str]:
     return [s.prompt for s in steps if isinstance(s, (Play, Collect))]
 
@@ -68,7 +75,7 @@ def test_known_vip_is_greeted_and_queued_first(hotline: Flow) -> None:
     """A VIP caller hears the VIP greeting in the chosen language and queues at priority 10."""
     interp = Interpreter(hotline, facts(caller_known=True, vip=True))
     steps = walk(interp, ["2", "2"])
-    assert steps[-1] == Queue("hotline", 10)
+    assert steps[-1] == queued(10, "en")  # the busy and message prompts in English too
     assert Play("welcome_vip", "en", "custom/hotline/welcome_vip-en", None) in steps
     assert SetVariable("CC_LANGUAGE", "en") in steps
     assert SetVariable("CC_TOPIC", "after_sales") in steps
@@ -81,12 +88,12 @@ def test_known_caller_greeted_unknown_not_and_complaints_rank_above_others(hotli
     """Known callers hear 'welcome back'; complaints queue at 5, other topics at 0."""
     known = walk(Interpreter(hotline, facts(caller_known=True)), ["1", "3"])
     assert "welcome_back" in prompts(known)
-    assert known[-1] == Queue("hotline", 5)
+    assert known[-1] == queued(5)
     stranger = walk(Interpreter(hotline, facts()), ["1", "1"])
     assert "welcome_back" not in prompts(stranger)
     assert "welcome_vip" not in prompts(stranger)
     assert "order_status_info" in prompts(stranger)
-    assert stranger[-1] == Queue("hotline", 0)
+    assert stranger[-1] == queued(0)
     assert all(s.language == "zh" for s in stranger if isinstance(s, (Play, Collect)))
 
 
@@ -112,7 +119,7 @@ def test_invalid_and_timeouts_retry_then_take_the_flow_fallback(hotline: Flow) -
     steps = walk(interp, ["1", "7", None, "#"])
     assert prompts(steps) == ["welcome", "language", "main_menu", "invalid", "main_menu", "no_input",
                               "main_menu", "connecting"]
-    assert steps[-1] == Queue("hotline", 0)
+    assert steps[-1] == queued(0)
     assert interp.path[7:] == ("main_menu:invalid", "main_menu:timeout", "main_menu:invalid",
                                "topic_agent", "connecting", "route", "queue_hotline")
 
@@ -120,7 +127,7 @@ def test_invalid_and_timeouts_retry_then_take_the_flow_fallback(hotline: Flow) -
 def test_a_valid_choice_after_a_retry_is_taken(hotline: Flow) -> None:
     """A wrong key, then a right one: the menu goes on with the right one."""
     steps = walk(Interpreter(hotline, facts()), ["1", "9", "3"])
-    assert steps[-1] == Queue("hotline", 5)
+    assert steps[-1] == queued(5)
 
 
 def test_language_menu_defaults_to_mandarin_on_silence(hotline: Flow) -> None:
@@ -129,7 +136,7 @@ def test_language_menu_defaults_to_mandarin_on_silence(hotline: Flow) -> None:
     steps = walk(interp, [None, None, "0"])
     assert SetVariable("CC_LANGUAGE", "zh") in steps
     assert interp.language == "zh"
-    assert steps[-1] == Queue("hotline", 0)
+    assert steps[-1] == queued(0)
 
 
 def test_callback_stores_the_number_entered(hotline: Flow) -> None:

@@ -15,7 +15,7 @@ from twisted.logger import Logger
 
 from callcenter.agi.codec import AgiHangupError, GetDataResult, PlaybackResult
 from callcenter.agi.server import AgiSession, FastAgiFactory
-from callcenter.ivr import Callback, CallFacts, Flow, Hangup, Queue, load_flow
+from callcenter.ivr import Callback, CallFacts, Flow, Hangup, Play, Queue, load_flow
 from callcenter.ivr.runner import IvrOutcome, run_flow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,12 +95,58 @@ def test_vip_caller_leaves_queue_and_priority_for_the_dialplan(hotline: Flow) ->
         ("SET VARIABLE", "CC_IVR_PATH", outcome.path_text),
         ("SET VARIABLE", "CC_QUEUE", "hotline"),
         ("SET VARIABLE", "CC_QUEUE_PRIORITY", "10"),
+        ("SET VARIABLE", "CC_QUEUE_MESSAGE_PROMPT", "custom/hotline/still_busy-en"),
         ("SET VARIABLE", "CC_IVR_RESULT", "queue"),
     ]
-    assert outcome.step == Queue("hotline", 10)
+    assert outcome.step == Queue(
+        "hotline", 10, busy=Play("all_busy", "en", "custom/hotline/all_busy-en", "queue-periodic-announce"),
+        message=Play("still_busy", "en", "custom/hotline/still_busy-en", "vm-intro"))
     assert outcome.path_text == ("welcome>language>language=2>set_en>hours>customer>greet_vip>"
                                  "main_menu>main_menu=1>topic_order>order_info>route>queue_vip")
     assert not outcome.caller_hung_up
+
+
+@pytest.mark.parametrize("busy", [True, False])
+def test_a_caller_about_to_wait_hears_how_to_leave_a_message_instead(hotline: Flow, busy: bool) -> None:
+    """The queue step plays the busy prompt (press 1 for a message) only when no agent of the
+    queue is free, in the caller's language, before the variables for the dialplan."""
+    asked: list[str] = []
+
+    def queue_busy(queue: str) -> bool:
+        asked.append(queue)
+        return busy
+
+    agi = FakeAgi(["1", "0"])
+    _run(agi, hotline, CallFacts("13912345678", OPEN), queue_busy=queue_busy)
+    assert asked == ["hotline"]
+    tail = agi.commands[agi.commands.index(("STREAM FILE", "custom/hotline/connecting-zh")) + 1:]
+    assert tail[0] == ("STREAM FILE", "custom/hotline/all_busy-zh") if busy else tail[0][0] == "SET VARIABLE"
+    assert ("SET VARIABLE", "CC_QUEUE_MESSAGE_PROMPT", "custom/hotline/still_busy-zh") in tail
+    assert [c for c in tail if c[0] == "STREAM FILE"] == ([("STREAM FILE", "custom/hotline/all_busy-zh")] if busy else [])
+
+
+def test_without_rendered_prompts_both_queue_prompts_are_asterisks_own(hotline: Flow) -> None:
+    """The stock sounds: queue-periodic-announce while busy, vm-intro before a message; the
+    path notes the busy prompt heard (``<queue node>:busy``)."""
+    agi = FakeAgi(["1", "0"])
+    outcome = _run(agi, hotline, CallFacts("13912345678", OPEN), sound_exists=lambda _s: False,
+                   queue_busy=lambda _q: True)
+    assert ("STREAM FILE", "queue-periodic-announce") in agi.commands
+    assert agi.variables["CC_QUEUE_MESSAGE_PROMPT"] == "vm-intro"
+    assert outcome.path[-2:] == ("queue_hotline", "queue_hotline:busy")
+    assert agi.variables["CC_IVR_PATH"] == outcome.path_text
+
+
+def test_a_flow_without_queue_prompts_plays_none_and_sets_no_message_prompt(tmp_path: Path) -> None:
+    text = (ROOT / "ivr_flows" / "hotline.yaml").read_text(encoding="utf-8")
+    bare = "\n".join(line for line in text.splitlines()
+                     if not line.startswith(("busy_prompt:", "queue_message_prompt:")))
+    (tmp_path / "bare.yaml").write_text(bare, encoding="utf-8")
+    agi = FakeAgi(["1", "0"])
+    outcome = _run(agi, load_flow(tmp_path / "bare.yaml"), CallFacts("13912345678", OPEN), queue_busy=lambda _q: True)
+    assert "CC_QUEUE_MESSAGE_PROMPT" not in agi.variables
+    assert not any("busy" in c[-1] for c in agi.commands)
+    assert outcome.path[-1] == "queue_hotline"
 
 
 def test_callback_number_is_stored_on_the_channel(hotline: Flow) -> None:

@@ -159,3 +159,23 @@ def test_the_board_keeps_a_bounded_number_of_ended_stays() -> None:
         b.handle(event("QueueCallerLeave", Queue="outbound", Uniqueid=uid), float(i), DAY)
     assert b.stay_of("6.0", 1e6) is None
     assert b.stay_of(f"6.{STAYS_KEPT + 9}", 1e6) == QueueStay("outbound", "abandoned", 1.0)
+
+
+def test_a_caller_the_queue_let_go_who_is_still_on_the_line_is_unanswered_not_abandoned() -> None:
+    """app_queue sends QueueCallerAbandon when its timeout passes (or an empty queue lets the
+    caller go), as when a caller hangs up; the engine, seeing the dialplan go on with the
+    caller, moves the stay to unanswered, once. A real abandon stays abandoned."""
+    b = board()
+    for uniqueid, at in (("2.1", 100.0), ("2.2", 101.0)):
+        b.handle(event("QueueCallerJoin", Queue="hotline", Uniqueid=uniqueid), at, DAY)
+    for uniqueid in ("2.1", "2.2"):
+        b.handle(event("QueueCallerAbandon", Queue="hotline", Uniqueid=uniqueid, HoldTime=12), 113.0, DAY)
+        b.handle(event("QueueCallerLeave", Queue="hotline", Uniqueid=uniqueid), 113.0, DAY)
+    assert (b.views(114.0, DAY)[0].abandoned, b.views(114.0, DAY)[0].unanswered) == (2, 0)
+    b.left_unanswered("2.1")
+    b.left_unanswered("2.1")
+    b.left_unanswered("9.9")  # no such stay
+    hotline = b.views(114.0, DAY)[0]
+    assert (hotline.abandoned, hotline.unanswered, hotline.offered) == (1, 1, 2)
+    assert b.stay_of("2.1", 120.0) == QueueStay("hotline", "unanswered", 12.0)
+    assert b.stay_of("2.2", 120.0) == QueueStay("hotline", "abandoned", 12.0)

@@ -97,6 +97,25 @@ def test_queues_conf_has_each_configured_queue(tmp_path: Path) -> None:
     assert "outbound-team1" not in sections
 
 
+def test_a_queue_with_a_message_offer_leaves_when_empty_and_listens_for_its_key(tmp_path: Path) -> None:
+    """The hotline (when_empty: message, message_key 1): its callers leave the queue when no
+    member can answer and key 1 takes them to [cc-queue-key-hotline], which leads to the
+    message; the outbound queue does neither. Every queue's max_wait is a global Queue() reads."""
+    rendered = _render(tmp_path)
+    sections = _parse(tmp_path, "queues.conf", rendered["queues.conf"])
+    hotline, outbound = sections["hotline"][0], sections["outbound"][0]
+    assert (hotline["leavewhenempty"], hotline["context"]) == ("unavailable,invalid", "cc-queue-key-hotline")
+    assert outbound["leavewhenempty"] == "no" and "context" not in outbound
+    dialplan = _parse(tmp_path, "extensions.conf", rendered["extensions.conf"])
+    assert (dialplan["globals"][0]["QUEUE_MAX_WAIT_hotline"], dialplan["globals"][0]["QUEUE_MAX_WAIT_outbound"]) == (
+        "300", "300")
+    assert dialplan["cc-queue-key-hotline"][0]["exten"] == "1,1,Set(CC_QUEUE_EXIT=key)"
+    assert "cc-queue-key-outbound" not in dialplan
+    text = rendered["extensions.conf"]
+    assert " same => n,Goto(hotline,s,queue-message)" in text.split("[cc-queue-key-hotline]")[1].split("[")[0]
+    assert "n(queue-message)," in text and "n(queue-left),Set(CC_QUEUE_EXIT=${TOLOWER(${QUEUESTATUS})})" in text
+
+
 def test_a_per_team_queue_renders_each_teams_queue_like_itself(tmp_path: Path) -> None:
     """``per_team: true``: [outbound-team1] .. [outbound-team6] with outbound's settings."""
     site = tmp_path / "site.yaml"

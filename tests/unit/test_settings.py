@@ -179,6 +179,37 @@ def test_a_per_team_queue_gets_one_queue_per_team_joined_by_that_teams_agents(tm
     assert load_settings(CONFIG).team_queues("outbound") == {}  # the shipped default: one pooled queue
 
 
+def test_a_queues_longest_wait_its_message_key_and_what_callers_do_with_no_agents(tmp_path: Path) -> None:
+    """max_wait (300 s by default), message_key (none by default) and when_empty (wait by
+    default): the shipped hotline offers a message after 300 s, on key 1, or at once with no agent."""
+    shipped = load_settings(CONFIG)
+    hotline, outbound = shipped.queue("hotline"), shipped.queue("outbound")
+    assert (hotline.max_wait, hotline.message_key, hotline.when_empty) == (300, "1", "message")
+    assert (outbound.max_wait, outbound.message_key, outbound.when_empty) == (300, None, "wait")
+    site = _write(tmp_path, "site.yaml", "queues:\n  outbound:\n    max_wait: 60\n    message_key: '#'\n")
+    changed = load_settings(CONFIG, [site]).queue("outbound")
+    assert (changed.max_wait, changed.message_key) == (60, "#")
+    bad = _write(tmp_path, "bad.yaml", (
+        "queues:\n"
+        "  hotline:\n"
+        "    max_wait: 5\n"
+        "    message_key: 12\n"
+        "    when_empty: hangup\n"
+        "  outbound:\n"
+        "    overflow_after: 90\n"
+        "    max_wait: 90\n"
+    ))
+    with pytest.raises(ConfigError) as info:
+        load_settings(CONFIG, [bad])
+    assert str(info.value).splitlines() == [
+        f"{bad}:3:5: queues.hotline.max_wait: expected an integer in 10..3600, got 5",
+        f"{bad}:4:5: queues.hotline.message_key: expected one key: 0-9, * or #, got 12",
+        f"{bad}:5:5: queues.hotline.when_empty: expected one of wait, message, got 'hangup'",
+        (f"{bad}:7:5: queues.outbound.overflow_after: 90 s is not below max_wait (90 s): callers would "
+         "leave the queue before the overflow agents ring"),
+    ]
+
+
 def test_a_team_queue_name_taken_by_a_configured_queue_is_named(tmp_path: Path) -> None:
     site = _write(tmp_path, "site.yaml", (
         "queues:\n"

@@ -1,0 +1,131 @@
+"""Hotline callers no agent answers leave a message and are called back, on the real lab
+Asterisk 22 (docs/ivr.md, "Waiting, and leaving a message instead").
+
+The hotline queue of the shipped configuration (``when_empty: message``, ``message_key: 1``)
+with ``max_wait`` cut to 12 s. Each caller picks Mandarin (1) and an agent (0); the IVR plays
+the busy prompt (Asterisk's queue-periodic-announce: no prompts are rendered here), then:
+with no agent logged in, the queue lets the caller go at once (``leavewhenempty``); with the
+only agent paused, after ``max_wait``; or the caller presses 1 while waiting. Each time the
+caller hears vm-intro, a beep, speaks 16.2 s (tt-monkeys) and hangs up: the message is the
+call's second file and a call back is asked for their number (the callbacks campaign's lead).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callcenter.ami import actions
+from callcenter.service import EngineServices
+from callcenter.settings import Settings
+from tests.integration.test_transfer_lab import _log_in
+from tests.labengine import callback_leads, engine_on_lab, hotline_open
+from tests.labfixture import LabFactory
+from tests.reactorthread import ReactorThread
+
+pytestmark = pytest.mark.lab
+
+ROOT = Path(__file__).resolve().parents[2]
+MAX_WAIT = 12
+
+
+@pytest.fixture
+def queue_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path) -> Iterator[EngineServices]:
+    opened = hotline_open(tmp_path)
+
+    def change(settings: Settings) -> Settings:
+        settings = opened(settings)
+        return replace(settings, queues=tuple(replace(q, max_wait=MAX_WAIT) if q.name == "hotline" else q
+                                              for q in settings.queues))
+
+    with engine_on_lab(lab_factory, reactor_thread, tmp_path, change=change,
+                       dialer_config=ROOT / "config" / "dialer.yaml") as (services, _, _):
+        yield services
+
+
+def _caller(services: EngineServices, rt: ReactorThread, number: str, *, speak_after: float,
+            key_after: float | None = None) -> None:
+    """Mandarin (1) at 2 s, an agent (0) 3 s later; then ``key_after`` s later 1 (if given),
+    and ``speak_after`` s later 16.2 s of speech, then a hangup."""
+    variables: dict[str, str | int | float] = {"LAB_DELAY": 2, "LAB_DTMF": "1", "LAB_DELAY2": 3, "LAB_DTMF2": "0"}
+    if key_after is None:
+        variables["LAB_DELAY3"] = speak_after
+    else:
+        variables.update(LAB_DELAY3=key_after, LAB_DTMF3="1", LAB_DELAY4=speak_after)
+    action = actions.originate("Local/400@from-pstn/n", context="lab-message-caller", exten="s", priority=1,
+                               caller_id=f"Waiting caller <{number}>", timeout_ms=20000, variables=variables)
+    response: Any = rt.call(services.ami.originate, action, timeout=30)
+    assert response.get("Response") == "Success"
+
+
+def _left_a_message(services: EngineServices, rt: ReactorThread, number: str, reason: str) -> Any:
+    """The call's record, checked: queued in the hotline, the busy prompt heard, no agent, the
+    message filed as its second file, the call back asked for and made a lead."""
+    engine = services.engine
+    assert engine.repository is not None
+    rt.wait_for(lambda: engine.records_written >= 1, timeout=90, message="no call record written")
+    (record,) = rt.call(engine.repository.list_recent_call_records, limit=5)
+    assert record.phone == number
+    assert record.ivr_path[-2:] == ("queue_hotline", "queue_hotline:busy"), record.ivr_path
+    assert record.outcome == f"message left; callback requested: {number}"
+    assert record.agent_id is None and record.queue == "hotline"
+    assert services.registry.get_sample_value("callcenter_queue_messages_total",
+                                              {"queue": "hotline", "reason": reason}) == 1.0
+    deadline = time.monotonic() + 10
+    recordings: list[Any] = []
+    while len(recordings) < 2 and time.monotonic() < deadline:  # filed once the files settle
+        time.sleep(0.5)
+        recordings = rt.call(engine.repository.list_recordings_for_call, record.id)
+    call, message = sorted(recordings, key=lambda r: r.started_at)
+    assert Path(message.path).name.endswith("-message.wav"), recordings
+    assert Path(call.path).stem == Path(message.path).stem.removesuffix("-message")
+    assert 8 <= message.duration_seconds <= 16.5, message  # the caller's words, after the beep
+    deadline = time.monotonic() + 10
+    while not (found := callback_leads(services, rt)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert found == [(number, {"ticket": record.ticket_number})]
+    return record
+
+
+def test_with_no_agent_logged_in_the_caller_leaves_a_message_at_once(queue_lab: EngineServices,
+                                                                     reactor_thread: ReactorThread) -> None:
+    """Busy prompt 7.8 s, the queue lets the caller go at once (leavewhenempty), vm-intro
+    5.7 s, the beep: speech 18 s after the 0."""
+    _caller(queue_lab, reactor_thread, "13912340001", speak_after=18)
+    record = _left_a_message(queue_lab, reactor_thread, "13912340001", "leaveempty")
+    assert (record.wait_seconds or 0) <= 4, record
+    assert record.queue_result == "unanswered"  # app_queue says abandoned: the caller did not hang up
+
+
+def test_a_caller_nobody_answers_within_max_wait_leaves_a_message(queue_lab: EngineServices,
+                                                                  reactor_thread: ReactorThread) -> None:
+    """1001, the only agent, is paused: the caller waits max_wait (12 s), then the message."""
+    services, rt = queue_lab, reactor_thread
+    _log_in(services, rt, "1001", "hotline", 30)
+    rt.call(services.engine.agent_service.pause, "1001", "lunch", timeout=10)
+    rt.wait_for(lambda: services.engine.agents.state_of("1001").value == "paused", timeout=10,
+                message="1001 did not pause")
+    _caller(services, rt, "13912340002", speak_after=7.8 + MAX_WAIT + 5.7 + 3)
+    record = _left_a_message(services, rt, "13912340002", "timeout")
+    assert MAX_WAIT - 1 <= (record.wait_seconds or 0) <= MAX_WAIT + 3, record
+    assert record.queue_result == "unanswered"
+
+
+def test_a_waiting_caller_who_presses_1_leaves_a_message(queue_lab: EngineServices,
+                                                         reactor_thread: ReactorThread) -> None:
+    """The agent is paused; 5 s into the wait the caller presses 1 (message_key) and leaves
+    the queue for the message at once, long before max_wait."""
+    services, rt = queue_lab, reactor_thread
+    _log_in(services, rt, "1001", "hotline", 30)
+    rt.call(services.engine.agent_service.pause, "1001", "lunch", timeout=10)
+    rt.wait_for(lambda: services.engine.agents.state_of("1001").value == "paused", timeout=10,
+                message="1001 did not pause")
+    _caller(services, rt, "13912340003", key_after=7.8 + 5, speak_after=5.7 + 3)
+    record = _left_a_message(services, rt, "13912340003", "key")
+    assert (record.wait_seconds or 0) <= MAX_WAIT - 3, record
+    assert record.queue_result == "unanswered"
