@@ -265,7 +265,8 @@ def load_dialer_config(path: Path, text: str | None = None, source: str | None =
 
 def validate_against(config: DialerConfig, settings: Settings) -> list[ConfigProblem]:
     """Problems of ``config`` that only the main configuration reveals (unknown queues, a
-    team route to a queue that is not ``per_team``)."""
+    team route to a queue that is not ``per_team``, a dialing campaign's calls sent to a
+    queue whose waiting callers are taken to a message)."""
     locs = config.locations or Locations(config.source)
     queues = sorted(q.name for q in settings.queues)
     problems = []
@@ -282,6 +283,13 @@ def validate_against(config: DialerConfig, settings: Settings) -> list[ConfigPro
         elif campaign.route == "team" and not settings.queue(name).per_team:
             problem(campaign, "route", f"route: team needs a queue per team: set per_team: true on queue {name!r} "
                                        "in config/queues.yaml")
+        elif campaign.campaign.dial_mode != "preview" and (
+                settings.queue(name).message_key is not None or settings.queue(name).when_empty == "message"):
+            # answered dialer calls wait in Queue(): a key or an empty queue would take them to
+            # the hotline's message branch, which is for inbound callers (docs/ivr.md)
+            problem(campaign, "queue", f"queue {name!r} takes waiting callers to a message (message_key or "
+                                       "when_empty: message in config/queues.yaml): not for a "
+                                       f"{campaign.campaign.dial_mode} campaign's answered calls")
     return problems
 
 

@@ -366,6 +366,20 @@ def test_queue_name_and_configured_queues() -> None:
     assert validate_against(parse_dialer_config(BASE, "dialer.yaml"), settings) == []
 
 
+def test_a_dialing_campaign_may_not_use_a_queue_that_takes_callers_to_a_message() -> None:
+    """The hotline (message_key 1, when_empty: message) would send an answered dialer call
+    to the hotline's message branch; a preview campaign (the call backs) never queues its calls."""
+    settings = load_settings(CONFIG)
+    config = parse_dialer_config(_edit("      queue: outbound\n", "      queue: hotline\n"), "dialer.yaml")
+    assert [str(p) for p in validate_against(config, settings)] == [
+        ("dialer.yaml:19:7: dialer.campaigns.spring.queue: queue 'hotline' takes waiting callers to a message "
+         "(message_key or when_empty: message in config/queues.yaml): not for a predictive campaign's answered calls"),
+    ]
+    preview = parse_dialer_config(_edit("      queue: outbound\n", "      queue: hotline\n",
+                                        _edit("dial_mode: predictive", "dial_mode: preview")), "dialer.yaml")
+    assert validate_against(preview, settings) == []
+
+
 def test_check_lists_problems_as_lines(tmp_path: Path) -> None:
     """check() returns printable lines: load problems, unknown queues, or a missing file; [] when valid."""
     path = tmp_path / "dialer.yaml"
