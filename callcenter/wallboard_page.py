@@ -65,6 +65,10 @@ class Board:
     on the hotline queue, from its traffic (``/api/staffing/hotline``)."""
 
 
+#: A preview campaign's lead (a caller's call back) waiting longer than this is shown red.
+OLD_LEAD_WARN = 8 * 3600.0
+
+
 def clock_time(seconds: float | None) -> str:
     """``m:ss`` (or ``h:mm:ss`` from an hour), ``-`` for None."""
     if seconds is None:
@@ -73,6 +77,16 @@ def clock_time(seconds: float | None) -> str:
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def waited(seconds: float) -> str:
+    """A long wait, coarsely: ``m:ss`` within the hour, ``5 h 20 min`` within two days, else ``3 days``."""
+    if seconds < 3600:
+        return clock_time(seconds)
+    if seconds < 2 * 86400:
+        hours, rest = divmod(round(seconds), 3600)
+        return f"{hours} h {rest // 60} min"
+    return f"{int(seconds // 86400)} days"
 
 
 def share(value: float | None) -> str:
@@ -134,18 +148,35 @@ def _agent_row(agent: Any, person: AgentSettings | None, now: float) -> str:
     return f"<tr>{''.join(cells)}</tr>"
 
 
-def _campaign_row(c: Any, limit: float) -> str:
+def _backlog_cells(backlog: Any, now: float, *, preview: bool) -> list[str]:
+    """Leads still to call ("12 (3 due)") and, for a preview campaign (call backs: someone
+    waits for each), how long the oldest has waited, red past :data:`OLD_LEAD_WARN`; ``-``
+    before the first reading."""
+    if backlog is None:
+        return [_cell("-"), _cell("-" if preview else "")]
+    count = f"{backlog.waiting} ({backlog.due} due)" if backlog.due != backlog.waiting else str(backlog.waiting)
+    if not preview:
+        return [_cell(count), _cell("")]
+    if backlog.oldest is None:
+        return [_cell(count), _cell("-")]
+    age = max(0.0, now - backlog.oldest.timestamp())
+    return [_cell(count), _cell(waited(age), "low" if age > OLD_LEAD_WARN else "")]
+
+
+def _campaign_row(c: Any, limit: float, now: float) -> str:
+    backlog = _backlog_cells(c.backlog, now, preview=c.dial_mode == "preview")
     cells = [
         _cell(c.name), _cell(c.dial_mode, "text"), _cell(c.pacer, "text"), _cell(c.placed), _cell(c.in_flight),
         _cell(c.agents_ready), _cell(c.agents_busy),
         _cell(share(c.abandon_rate), "low" if c.abandon_rate is not None and c.abandon_rate > limit else ""),
-        _cell(c.abandon_guard or "-", "text low" if c.abandon_guard else "text"),
+        _cell(c.abandon_guard or "-", "text low" if c.abandon_guard else "text"), *backlog,
     ]
     rows = [f"<tr>{''.join(cells)}</tr>"]
     for lane in getattr(c, "lanes", ()):  # route: team: each team's own pacing
         rows.append("<tr>" + "".join([
             _cell(f"↳ {lane.team}", "text"), _cell(lane.queue, "text"), _cell("", "text"), _cell(""),
             _cell(lane.in_flight), _cell(lane.agents_ready), _cell(lane.agents_busy), _cell(""), _cell("", "text"),
+            _cell(""), _cell(""),
         ]) + "</tr>")
     return "\n".join(rows)
 
@@ -173,6 +204,7 @@ def render_wallboard(board: Board) -> str:
     if board.campaigns:
         parts += ["<h2>Campaigns since the daemon started</h2>",
                   html_table(["campaign", "mode", "pacer", "placed", "in flight", "agents ready", "agents busy",
-                          "abandoned", "abandonment guard"], [_campaign_row(c, board.abandon_limit) for c in board.campaigns], "")]
+                              "abandoned", "abandonment guard", "leads to call", "oldest waiting"],
+                             [_campaign_row(c, board.abandon_limit, board.now) for c in board.campaigns], "")]
     parts.append("</body></html>")
     return "\n".join(parts)

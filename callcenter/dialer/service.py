@@ -63,6 +63,7 @@ from callcenter.storage import dialer as store
 from callcenter.storage.dialer_records import (
     AttemptResult,
     CampaignRecord,
+    LeadBacklog,
     LeadRow,
     LeadToDial,
     LedgerDay,
@@ -84,6 +85,10 @@ RING_MARGIN = 20.0
 ANSWERED_LIMIT = 180.0
 #: Seconds a conversation may last before its attempt is closed as lost.
 CONNECTED_LIMIT = 4 * 3600.0
+
+BACKLOG_SECONDS = 15.0
+"""Seconds between two readings of the campaigns' leads still to call (the wallboard's
+"waiting" column and the ``callcenter_dialer_leads_*`` gauges)."""
 
 
 class PreviewError(ValueError):
@@ -144,6 +149,14 @@ class DialerMetrics:
                                           registry=registry)
         self.db_errors = PromCounter("callcenter_dialer_db_errors", "dialer repository calls that failed",
                                      ["operation"], registry=registry)
+        self.leads_waiting = Gauge("callcenter_dialer_leads_waiting", "leads still to call (new or retry), "
+                                   f"read every {BACKLOG_SECONDS:g} s", ["campaign"], registry=registry)
+        self.leads_due = Gauge("callcenter_dialer_leads_due", "leads still to call that are due now",
+                               ["campaign"], registry=registry)
+        self.oldest_lead_seconds = Gauge("callcenter_dialer_oldest_waiting_lead_seconds",
+                                         "how long the oldest lead still to call has waited since it was added "
+                                         "(a call back: since the caller asked); 0 with none", ["campaign"],
+                                         registry=registry)
 
 
 @dataclass
@@ -225,6 +238,8 @@ class CampaignStatus:
     route: str = "queue"
     lanes: tuple[LaneStatus, ...] = ()
     """With ``route: team``: each team's agents, calls in flight and last decision."""
+    backlog: LeadBacklog | None = None
+    """Its leads still to call, as last read (every :data:`BACKLOG_SECONDS`); None before the first reading."""
 
 
 class DialerService(Service):
@@ -277,6 +292,9 @@ class DialerService(Service):
         self._loop: LoopingCall | None = None
         self._subscriptions: list[Subscription | ListenerHandle] = []
         self._pending = PendingWork()
+        self._backlogs: dict[int, LeadBacklog] = {}
+        self._backlog_due = 0.0  # clock reading of the next backlog reading
+        self._backlog_reading = False
         self._token = secrets.token_hex(3)
         self.ready: Deferred[None] = Deferred()
 
@@ -411,6 +429,7 @@ class DialerService(Service):
         for end in self.book.expire(now, ringing=self._ring_timeout() + RING_MARGIN, answered=ANSWERED_LIMIT,
                                     connected=CONNECTED_LIMIT):
             self._ended(end)
+        self._read_backlogs(now)
         if not self.config.enabled or not self.ami.connected:
             return
         for campaign in list(self.campaigns.values()):
@@ -427,6 +446,29 @@ class DialerService(Service):
             for lane in list(campaign.lanes.values()):
                 if now >= lane.idle_until:
                     self._pace(campaign, lane, now, orphans)
+
+    def _read_backlogs(self, now: float) -> None:
+        """Every :data:`BACKLOG_SECONDS`: each campaign's leads still to call (one query)."""
+        if self._backlog_reading or now < self._backlog_due or not self.campaigns:
+            return
+        self._backlog_reading = True
+        self._backlog_due = now + BACKLOG_SECONDS
+        ids = {campaign.record.id: campaign.name for campaign in self.campaigns.values()}
+        d = self.repository.run(store.lead_backlogs, list(ids), now=self.now())
+
+        def read(found: dict[int, LeadBacklog]) -> None:
+            self._backlogs = found
+            at = self.now()
+            for campaign_id, backlog in found.items():
+                name = ids[campaign_id]
+                self.metrics.leads_waiting.labels(name).set(backlog.waiting)
+                self.metrics.leads_due.labels(name).set(backlog.due)
+                self.metrics.oldest_lead_seconds.labels(name).set(
+                    max(0.0, (at - backlog.oldest).total_seconds()) if backlog.oldest is not None else 0.0)
+
+        d.addCallbacks(read, lambda failure: self._db_failed("lead_backlogs", failure))
+        d.addBoth(lambda _: setattr(self, "_backlog_reading", False))
+        self._track(d)
 
     def _ring_timeout(self) -> float:
         return max((c.config.pacing.settings.ring_timeout for c in self.campaigns.values()),
@@ -923,6 +965,7 @@ class DialerService(Service):
                         for key, span in zip(("today", "window"), campaign.ledger, strict=False)},
                 route=campaign.config.route,
                 lanes=tuple(self._lane_status(lane, dials, now) for lane in campaign.lanes.values() if lane.team),
+                backlog=self._backlogs.get(campaign.record.id),
             ))
         return out
 

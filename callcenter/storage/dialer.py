@@ -39,7 +39,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import case, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from callcenter.dialer.campaign import (
@@ -64,6 +64,7 @@ from callcenter.storage.dialer_records import (
     DestroyResult,
     DncEntry,
     ImportResult,
+    LeadBacklog,
     LeadHolding,
     LeadListRecord,
     LeadRecord,
@@ -114,6 +115,7 @@ __all__ = [
     "get_lead_list",
     "import_leads",
     "is_dnc",
+    "lead_backlogs",
     "list_attempts",
     "list_audit",
     "list_campaigns",
@@ -709,6 +711,24 @@ def campaign_progress(session: Session, campaign_id: int) -> CampaignProgress:
         attempts_by_outcome={o: by_outcome.get(o, 0) for o in ATTEMPT_OUTCOMES},
         in_flight=in_flight,
     )
+
+
+def lead_backlogs(session: Session, campaign_ids: Collection[int], *, now: datetime) -> dict[int, LeadBacklog]:
+    """Each campaign's leads still to call (:class:`LeadBacklog`), one grouped query; a
+    campaign with none waiting gets ``LeadBacklog(0, 0, None)``."""
+    when = aware_datetime("now", now)
+    lead = models.Lead
+    found = {campaign_id: LeadBacklog(0, 0, None) for campaign_id in campaign_ids}
+    if not found:
+        return found
+    due = func.sum(case((lead.next_attempt_at <= when, 1), else_=0))
+    rows = session.execute(
+        select(lead.campaign_id, func.count(), due, func.min(lead.created_at))
+        .where(lead.campaign_id.in_(list(found)), lead.state.in_(_WAITING))
+        .group_by(lead.campaign_id))
+    for campaign_id, waiting, due_now, oldest in rows:
+        found[campaign_id] = LeadBacklog(int(waiting), int(due_now or 0), oldest)  # min() keeps UTCDateTime
+    return found
 
 
 def recycle_leads(session: Session, campaign_id: int, *, finals: Collection[str], now: datetime) -> int:

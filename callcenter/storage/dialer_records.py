@@ -42,6 +42,7 @@ __all__ = [
     "DestroyResult",
     "DncEntry",
     "ImportResult",
+    "LeadBacklog",
     "LeadHolding",
     "LeadListRecord",
     "LeadRecord",
@@ -313,6 +314,17 @@ class LeadHolding:
     """``new`` or ``retry``: still to be dialed."""
     dialing: int
     done: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeadBacklog:
+    """A campaign's leads still to call (``new`` or ``retry``): how many, how many are due now,
+    and since when the oldest has waited (its ``created_at``: for a call back, when the caller
+    asked; None with none waiting)."""
+
+    waiting: int
+    due: int
+    oldest: datetime | None
 
 
 @dataclass(frozen=True, slots=True)

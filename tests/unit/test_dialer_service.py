@@ -857,3 +857,25 @@ def test_auto_dial_leaves_a_lead_the_agent_took_by_hand_to_them(tmp_path: Path) 
     assert [dict(a.variables)["CC_DIAL"] for a, _ in w.ami.originates] == [
         "Local/13800000001@sim-pstn", "Local/13800000002@sim-pstn"]
     w.service.stopService()
+
+
+def test_the_leads_still_to_call_are_read_every_15_seconds_into_the_status_and_gauges(world: World) -> None:
+    """Before the tick's dials: 3 waiting, all due, the oldest imported a minute before; 15 s
+    later (not sooner) the two being dialed are no longer waiting."""
+    from callcenter.dialer.service import BACKLOG_SECONDS
+    from callcenter.storage.dialer_records import LeadBacklog
+
+    world.import_leads(["13800000001", "13800000002", "13800000003"])
+    imported = world.wall - timedelta(minutes=1)
+    assert world.service.status()[0].backlog is None  # not read yet
+    world.advance(1.0)
+    assert len(world.ami.originates) == 2
+    assert world.service.status()[0].backlog == LeadBacklog(3, 3, imported)
+    metrics = world.service.metrics
+    assert metrics.leads_waiting.labels("test-campaign")._value.get() == 3.0
+    assert metrics.oldest_lead_seconds.labels("test-campaign")._value.get() == 60.0  # the wall clock as the tick read it
+    world.advance(BACKLOG_SECONDS - 2)
+    assert world.service.status()[0].backlog == LeadBacklog(3, 3, imported)
+    world.advance(2.0)
+    assert world.service.status()[0].backlog == LeadBacklog(1, 1, imported)
+    assert metrics.leads_due.labels("test-campaign")._value.get() == 1.0

@@ -224,6 +224,24 @@ def test_claim_takes_oldest_due_first_and_opens_one_attempt_each(
     assert claim(sessions, campaign_id, 10) == []  # the rest are in flight or not due
 
 
+def test_the_backlog_counts_leads_still_to_call_due_now_and_the_oldest(
+    sessions: sessionmaker[Session], campaign_id: int
+) -> None:
+    """Waiting (new or retry), due now, and the oldest waiting lead's creation; a lead being
+    dialed is not waiting; another campaign's and a campaign with none are apart."""
+    (other,) = in_tx(sessions, store.sync_campaigns, [campaign("autumn")], now=NOW)
+    assert in_tx(sessions, store.lead_backlogs, [campaign_id, other.id], now=NOW) == {
+        campaign_id: store.LeadBacklog(0, 0, None), other.id: store.LeadBacklog(0, 0, None)}
+    import_phones(sessions, campaign_id, phones(3, 0), now=NOW - timedelta(hours=2))
+    import_phones(sessions, campaign_id, phones(2, 10), now=NOW + timedelta(minutes=30))  # not due yet
+    import_phones(sessions, other.id, phones(1, 20), now=NOW - timedelta(days=1))
+    claim(sessions, campaign_id, 1)  # the oldest is being dialed
+    found = in_tx(sessions, store.lead_backlogs, [campaign_id, other.id], now=NOW)
+    assert found[campaign_id] == store.LeadBacklog(4, 2, NOW - timedelta(hours=2))
+    assert found[other.id] == store.LeadBacklog(1, 1, NOW - timedelta(days=1))
+    assert in_tx(sessions, store.lead_backlogs, [], now=NOW) == {}
+
+
 def test_claims_in_a_row_never_return_a_lead_in_flight(sessions: sessionmaker[Session], campaign_id: int) -> None:
     """dialing is the lock: repeated claims hand out each lead once until its attempt ends."""
     import_phones(sessions, campaign_id, phones(30))

@@ -124,3 +124,36 @@ def test_a_campaign_routed_to_teams_shows_each_teams_lane_under_it() -> None:
             "<td>3</td><td>1</td><td>7</td>") in page
     assert "↳ team&lt;2&gt;" in page
     assert "↳" not in render_wallboard(_board(campaigns=[_campaign()]))
+
+
+def test_each_campaign_shows_its_leads_to_call_and_a_call_backs_oldest_wait() -> None:
+    """The backlog as last read: waiting (and how many are due now); for a preview campaign
+    (call backs), how long the oldest has waited, red past 8 hours; '-' before a reading."""
+    from datetime import UTC, datetime, timedelta
+
+    from callcenter.storage.dialer_records import LeadBacklog
+
+    now = 10_000.0 + 86_400 * 365
+    at = datetime.fromtimestamp(now, UTC)
+    page = render_wallboard(_board(now=now, campaigns=[
+        _campaign(backlog=LeadBacklog(41_000, 38_500, datetime(2026, 1, 1, tzinfo=UTC))),
+        _campaign(name="hotline-callbacks", dial_mode="preview", pacer="preview",
+                  backlog=LeadBacklog(3, 3, at.replace(microsecond=0) - timedelta(hours=9, minutes=5))),
+        _campaign(name="fresh", dial_mode="preview", backlog=LeadBacklog(1, 0, at - timedelta(minutes=2))),
+        _campaign(name="none-yet", dial_mode="preview"),
+        _campaign(name="empty", dial_mode="preview", backlog=LeadBacklog(0, 0, None)),
+    ]))
+    rows = {row.split("</td>")[0]: row.split("</tr>")[0] for row in page.split("<tr><td>")[1:]}
+    assert rows["spring-sale"].endswith("<td>41000 (38500 due)</td><td></td>")
+    assert rows["hotline-callbacks"].endswith('<td>3</td><td class="low">9 h 5 min</td>')
+    assert rows["fresh"].endswith("<td>1 (0 due)</td><td>2:00</td>")
+    assert rows["none-yet"].endswith("<td>-</td><td>-</td>")
+    assert rows["empty"].endswith("<td>0</td><td>-</td>")
+    assert "<th>leads to call</th><th>oldest waiting</th>" in page
+
+
+def test_a_long_wait_reads_in_hours_then_days() -> None:
+    from callcenter.wallboard_page import waited
+
+    assert [waited(s) for s in (59, 3599, 3600, 5 * 3600 + 1230, 2 * 86400 - 1, 2 * 86400, 9 * 86400 + 5)] == [
+        "0:59", "59:59", "1 h 0 min", "5 h 20 min", "47 h 59 min", "2 days", "9 days"]
