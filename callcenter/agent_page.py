@@ -192,7 +192,8 @@ def _consult_controls(view: AgentView) -> str:
     status = "talking" if answered else "ringing"
     handover = (_button(view.agent.id, "consult-complete", "Hand over")
                 + _button(view.agent.id, "consult-conference", "Three-way")) if answered else ""
-    return (f'<span class="consult">Consulting {escape(target)} {escape(name)} ({status}); the caller holds. '
+    who = f"{target} {name}" if name else target  # a colleague's name; an outside number alone
+    return (f'<span class="consult">Consulting {escape(who)} ({status}); the caller holds. '
             f'</span>{handover}{_button(view.agent.id, "consult-cancel", "Back to the caller")}')
 
 
@@ -201,8 +202,13 @@ def _transfer_form(view: AgentView) -> str:
     "Handing a call on"), or consult an agent first; while consulting, the consult's buttons."""
     if view.consulting is not None:
         return _consult_controls(view)
-    if view.state != "on_call" or not (view.transfer_queues or view.transfer_agents):
+    if view.state != "on_call":
         return ""
+    # an outside number (a supplier, a colleague's mobile) can always be consulted first
+    outside = _button(view.agent.id, "consult-number", "Consult a number",
+                      '<input name="phone" size="14" inputmode="tel" aria-label="number to consult"> ')
+    if not (view.transfer_queues or view.transfer_agents):
+        return outside
     queues = "".join(f'<option value="queue:{escape(q)}">{escape(q)}</option>' for q in view.transfer_queues)
     agents = "".join(f'<option value="agent:{escape(a)}">{escape(a)} {escape(name)}</option>'
                      for a, name in view.transfer_agents if a != view.agent.id)
@@ -211,11 +217,11 @@ def _transfer_form(view: AgentView) -> str:
     transfer = _button(view.agent.id, "transfer", "Transfer",
                        f'<select name="to" aria-label="transfer to">{groups}</select> ')
     if not agents:
-        return transfer
+        return transfer + outside
     colleagues = "".join(f'<option value="{escape(a)}">{escape(a)} {escape(name)}</option>'
                          for a, name in view.transfer_agents if a != view.agent.id)
     return transfer + _button(view.agent.id, "consult", "Consult first",
-                              f'<select name="to_agent" aria-label="consult">{colleagues}</select> ')
+                              f'<select name="to_agent" aria-label="consult">{colleagues}</select> ') + outside
 
 
 def describe_hops(hops: Sequence[str]) -> str:

@@ -37,9 +37,11 @@ from callcenter.storage.records import InvalidFieldError, canonical_phone
 from callcenter.transfer import (
     TransferRefused,
     check_consult_end,
+    check_consult_outside,
     check_transfer,
     check_transfer_to_agent,
     consult_actions,
+    consult_outside_actions,
     threeway_actions,
     transfer_action,
     transfer_to_agent_actions,
@@ -282,6 +284,23 @@ class AgentService:
                 self.channels())
             built = consult_actions(channel, target_id, self.interface(target_id))
         except (AgentError, TransferRefused, actions.AmiActionError) as error:
+            return fail(error)
+        return self._send_in_order(built)
+
+    def consult_number(self, agent_id: str, phone: str) -> Deferred[AmiResult]:
+        """Consult an outside number (a supplier, a colleague's mobile) before handing the
+        caller over to it (docs/agents.md, "Consult first"): the customer holds while
+        ``phone`` is dialed on the agents' outside trunk, as for their own calls; then
+        :meth:`complete_consult`, :meth:`conference_consult` or :meth:`cancel_consult`, as
+        for a colleague. ``phone`` is read as every number is (:func:`canonical_phone`).
+        Refused before anything is sent: an unknown agent, a number that is not one
+        (:class:`InvalidFieldError`), an agent not talking to a customer or consulting already."""
+        try:
+            self.agent(agent_id)
+            number = canonical_phone(phone)
+            channel = check_consult_outside(self.board.agent(agent_id), agent_id, self.channels())
+            built = consult_outside_actions(channel, number)
+        except (AgentError, InvalidFieldError, TransferRefused, actions.AmiActionError) as error:
             return fail(error)
         return self._send_in_order(built)
 

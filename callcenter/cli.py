@@ -187,12 +187,13 @@ def cmd_agent(args: argparse.Namespace) -> int:
         body = {"phone": args.phone, **({"name": args.name} if args.name else {})}
     elif args.agent_command == "consult":
         ends = [how for how in ("complete", "conference", "cancel") if getattr(args, how)]
-        if bool(args.to_agent) == bool(ends) or len(ends) > 1:
-            print("error: give a colleague to consult, or one of --complete, --conference, --cancel", file=sys.stderr)
+        if [bool(args.to_agent), bool(args.number), bool(ends)].count(True) != 1 or len(ends) > 1:
+            print("error: give a colleague to consult, --number N, or one of --complete, --conference, --cancel",
+                  file=sys.stderr)
             return 2
-        if not args.to_agent:
+        if ends:
             return _report(*_api(settings, "POST", f"agents/{args.agent}/consult/{ends[0]}", {}))
-        body = {"to_agent": args.to_agent}
+        body = {"to_agent": args.to_agent} if args.to_agent else {"phone": args.number}
     elif args.agent_command == "transfer":
         body = {"to_agent": args.to_agent} if args.to_agent else {"queue": args.queue}
         if bool(args.to_agent) == bool(args.queue):
@@ -432,10 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to-agent", dest="to_agent", metavar="ID", help="ring this agent instead (they must be ready)")
     p.set_defaults(func=cmd_agent)
 
-    p = agent.add_parser("consult", help="consult an agent ready now while the caller holds, then hand the "
-                                         "caller over (--complete) or take them back (--cancel)")
+    p = agent.add_parser("consult", help="consult an agent ready now (or an outside --number) while the caller "
+                                         "holds, then hand the caller over (--complete) or take them back (--cancel)")
     p.add_argument("agent", help="agent id, e.g. 1001")
     p.add_argument("to_agent", nargs="?", metavar="COLLEAGUE", help="the agent to consult, e.g. 2105")
+    p.add_argument("--number", metavar="N", help="consult an outside number instead, e.g. 020-1234-5678")
     p.add_argument("--complete", action="store_true", help="hand the caller to the colleague consulted")
     p.add_argument("--conference", action="store_true", help="the caller, the agent and the colleague on one call")
     p.add_argument("--cancel", action="store_true", help="end the consult: back to the caller")

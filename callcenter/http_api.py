@@ -48,7 +48,7 @@ Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/403/404):
   is not configured; 409 when the agent is not talking to anyone, nobody else is logged in to
   the queue, or the colleague is not ready; 502 when Asterisk refuses it);
 * ``POST /api/agents/<id>/consult`` with ``{"to_agent": ID}``: consult a colleague who is ready
-  while the caller holds (an attended transfer); then ``POST /api/agents/<id>/consult/complete``
+  while the caller holds (an attended transfer), or with ``{"phone": N}`` an outside number; then ``POST /api/agents/<id>/consult/complete``
   hands the caller over, ``/consult/conference`` makes it a three-way call and
   ``POST /api/agents/<id>/consult/cancel`` takes the caller back (409 with no consult, or
   completing or conferencing before the colleague answered); ``GET /api/agents/<id>/consult``: the
@@ -230,6 +230,14 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if hasattr(value, "items") and callable(value.items):
         return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _required(form: Mapping[str, str], name: str, missing: str) -> str:
+    """A page form's field, stripped; :class:`InvalidFieldError` saying ``missing`` when empty."""
+    value = form.get(name, "").strip()
+    if not value:
+        raise InvalidFieldError(name, missing)
     return value
 
 
@@ -638,11 +646,18 @@ class ApiResource(Resource):
             lambda _: {"agent": agent, "action": "transfer", "queue": queue, "ok": True})
 
     def _consult(self, agent: str, body: dict[str, Any]) -> Deferred[Any]:
-        """``POST /api/agents/<id>/consult {"to_agent"}``: consult a colleague first
-        (docs/agents.md, "Consult first")."""
+        """``POST /api/agents/<id>/consult {"to_agent"}`` or ``{"phone"}``: consult a colleague,
+        or an outside number, first (docs/agents.md, "Consult first")."""
         for key in body:
-            if key != "to_agent":
-                raise ApiError(400, "unknown field (fields: to_agent)", str(key))
+            if key not in ("to_agent", "phone"):
+                raise ApiError(400, "unknown field (fields: to_agent or phone)", str(key))
+        if ("to_agent" in body) == ("phone" in body):
+            raise ApiError(400, "say whom to consult: to_agent (an agent ready now), or phone (an outside number)",
+                           "to_agent")
+        if "phone" in body:
+            phone = self._field(body, "phone")
+            return self.engine.agent_service.consult_number(agent, phone).addCallback(
+                lambda _: {"agent": agent, "action": "consult", "phone": canonical_phone(phone), "ok": True})
         target = self._field(body, "to_agent")
         return self.engine.agent_service.consult(agent, target).addCallback(
             lambda _: {"agent": agent, "action": "consult", "to_agent": target, "ok": True})
@@ -759,7 +774,8 @@ class ApiResource(Resource):
             consult = consult_leg(path[1], engine.calls.channels.values())
             if consult is None:
                 raise ApiError(404, f"agent {path[1]!r} is not consulting anyone", "agent")
-            return {"agent": path[1], "consulting": consult.target_id, "answered": consult.answered}
+            return {"agent": path[1], "consulting": consult.target_id, "outside": consult.outside,
+                    "answered": consult.answered}
         if path == ["health"]:
             return engine.health()
         if path == ["calls"]:
@@ -1285,9 +1301,7 @@ class AgentPage(_Page):
         if action == "logout":
             return service.logout(agent.id).addCallback(lambda _: "logged out")
         if action == "pause":
-            reason = form.get("reason", "").strip()
-            if not reason:
-                raise InvalidFieldError("reason", "say why you pause (break, lunch, training ...)")
+            reason = _required(form, "reason", "say why you pause (break, lunch, training ...)")
             return service.pause(agent.id, reason).addCallback(lambda _: f"paused ({reason})")
         if action == "unpause":
             return service.unpause(agent.id).addCallback(lambda _: "ready")
@@ -1313,11 +1327,13 @@ class AgentPage(_Page):
             return service.transfer(agent.id, target).addCallback(
                 lambda _: f"handed on to {target}: the caller waits there for its agents")
         if action == "consult":
-            target = form.get("to_agent", "").strip()
-            if not target:
-                raise InvalidFieldError("to_agent", "choose the agent to consult")
+            target = _required(form, "to_agent", "choose the agent to consult")
             return service.consult(agent.id, target).addCallback(
                 lambda _: f"consulting agent {target}: the caller holds; hand over or go back to them")
+        if action == "consult-number":
+            phone = _required(form, "phone", "type the number to consult")
+            return service.consult_number(agent.id, phone).addCallback(
+                lambda _: f"calling {canonical_phone(phone)}: the caller holds; hand over or go back to them")
         if action == "consult-complete":
             return service.complete_consult(agent.id).addCallback(lambda _: "handed over: your phone is free")
         if action == "consult-cancel":
@@ -1364,9 +1380,7 @@ class AgentPage(_Page):
             held = dialer.held_preview(agent.id)
             phone = held[1].phone if held is not None else ""
             return dialer.preview_dial(agent.id).addCallback(lambda _: f"your phone answered: dialing {phone}")
-        reason = form.get("reason", "").strip()
-        if not reason:
-            raise InvalidFieldError("reason", "say why you skip this lead")
+        reason = _required(form, "reason", "say why you skip this lead")
         minutes_text = form.get("retry_minutes", "").strip() or str(PREVIEW_SKIP_RETRY_MINUTES)
         if not minutes_text.isdigit():
             raise InvalidFieldError("retry_minutes", f"expected whole minutes, got {minutes_text!r}")

@@ -49,6 +49,8 @@ __all__ = [
     "ATXFER_CODE",
     "ATXFER_THREEWAY",
     "CONSULT_PHONE",
+    "OUTSIDE_EXTEN_PREFIX",
+    "OUTSIDE_TARGET_PREFIX",
     "REFER_CONTEXT",
     "TO_AGENT_PHONE",
     "TRANSFER_CONTEXT",
@@ -60,11 +62,14 @@ __all__ = [
     "UnknownQueue",
     "UnknownTarget",
     "check_consult_end",
+    "check_consult_outside",
     "check_transfer",
     "check_transfer_to_agent",
     "consult_actions",
     "consult_leg",
+    "consult_outside_actions",
     "hop",
+    "outside_number",
     "parse_attended_transfer",
     "parse_blind_transfer",
     "parse_hop",
@@ -95,6 +100,15 @@ ATXFER_ABORT: Final = "*1"
 ATXFER_THREEWAY: Final = "*3"
 """features.conf's ``atxferthreeway``: pressed (emulated: AMI ``PlayDTMF`` with ``Receive``)
 during a consult, it joins the caller, the agent and the colleague in one call."""
+
+OUTSIDE_EXTEN_PREFIX: Final = "000"
+"""A consult of an outside number: the ``Atxfer`` extension ``000<number>`` in
+:data:`REFER_CONTEXT`, whose leg dials the number on the agents' outside trunk (as an
+agent's own call does; ``ask-000<number>`` in ``dialplans/transfer.conf``). Digits only:
+``Atxfer`` sends its extension as DTMF. No agent id and no dialable number starts with
+``000`` (international numbers start ``00`` and a country code, never 0)."""
+OUTSIDE_TARGET_PREFIX: Final = "outside:"
+"""A hop's target when the caller was handed to an outside number: ``outside:02012345678``."""
 
 _EXTEN_PREFIX: Final = "queue-"
 _AGENT_EXTEN_PREFIX: Final = "desk-"  # not "agent-": n is a pattern character in the dialplan
@@ -154,8 +168,7 @@ def _talking_channel(agent: Agent | None, agent_id: str, channels: Iterable[Chan
                               "agent")
     consult = _consult_of(channel, channels)
     if consult is not None:
-        raise TransferRefused(f"agent {agent_id} is consulting agent {consult.target_id}: complete or cancel "
-                              "that first", "agent")
+        raise TransferRefused(f"agent {agent_id} is consulting {consult.who}: complete or cancel that first", "agent")
     return channel
 
 
@@ -307,20 +320,51 @@ def consult_actions(channel: Channel, target_id: str, target_phone: str) -> list
             actions.atxfer(channel.name, REFER_CONTEXT, target_id + "#")]
 
 
+def outside_number(number: str) -> str:
+    """``number`` (canonical: :func:`~callcenter.storage.records.canonical_phone`) as the
+    outside trunk dials it: an international ``+`` number with ``00``."""
+    return "00" + number[1:] if number.startswith("+") else number
+
+
+def consult_outside_actions(channel: Channel, number: str) -> list[AmiAction]:
+    """``Atxfer`` the agent's channel to ``000<number>`` in :data:`REFER_CONTEXT`: the
+    customer holds while the number is dialed on the agents' outside trunk."""
+    return [actions.atxfer(channel.name, REFER_CONTEXT, OUTSIDE_EXTEN_PREFIX + outside_number(number) + "#")]
+
+
+def check_consult_outside(agent: Agent | None, agent_id: str, channels: Iterable[Channel]) -> Channel:
+    """The agent's channel for consulting an outside number, or :class:`TransferRefused`:
+    not talking to anyone, or consulting already."""
+    return _talking_channel(agent, agent_id, channels)
+
+
 @dataclass(frozen=True, slots=True)
 class Consult:
-    """An agent consulting a colleague while their customer holds."""
+    """An agent consulting a colleague (or an outside number) while their customer holds."""
 
     agent_channel: Channel
     leg: Channel
     """The consult leg in the agent's bridge: ``Local/<ID>@cc-transfer-refer-...;1``."""
     target_id: str
-    """The colleague's id (the leg's extension)."""
+    """The colleague's id, or the outside number as dialed (the leg's extension)."""
+    outside: bool = False
+    """An outside number (``Local/000<number>@cc-transfer-refer``), not a colleague."""
 
     @property
     def answered(self) -> bool:
         """Has the colleague picked up? (The leg is up once the colleague answers.)"""
         return self.leg.state is ChannelState.UP
+
+    @property
+    def who(self) -> str:
+        """``agent 2105`` or ``02012345678``, for messages."""
+        return self.target_id if self.outside else f"agent {self.target_id}"
+
+
+def _outside_exten(exten: str) -> str | None:
+    """The number of an outside consult's extension (``000<digits>``); None for another."""
+    number = exten.removeprefix(OUTSIDE_EXTEN_PREFIX)
+    return number if number != exten and number.isdigit() else None
 
 
 def consult_leg(agent_id: str, channels: Iterable[Channel]) -> Consult | None:
@@ -340,7 +384,9 @@ def _consult_of(channel: Channel, channels: Iterable[Channel]) -> Consult | None
     for other in channels:
         if (other.bridge_id == channel.bridge_id and other.uniqueid != channel.uniqueid
                 and other.name.startswith("Local/") and other.context == REFER_CONTEXT):
-            return Consult(agent_channel=channel, leg=other, target_id=other.exten.rstrip("#"))
+            exten = other.exten.rstrip("#")
+            outside = _outside_exten(exten)
+            return Consult(agent_channel=channel, leg=other, target_id=outside or exten, outside=outside is not None)
     return None
 
 
@@ -352,7 +398,7 @@ def check_consult_end(agent_id: str, channels: Iterable[Channel], *, completing:
     if consult is None:
         raise ConsultRefused(f"agent {agent_id} is not consulting anyone")
     if completing and not consult.answered:
-        raise ConsultRefused(f"agent {consult.target_id} has not answered yet: wait, or cancel the consult")
+        raise ConsultRefused(f"{consult.who} has not answered yet: wait, or cancel the consult")
     return consult
 
 
@@ -376,6 +422,8 @@ def parse_attended_transfer(msg: Message, agents: Collection[str] = ()) -> Trans
     by_channel = agent_of_channel(fields.get("TransferTargetChannel") or "")
     if context == REFER_CONTEXT and exten in agents:
         target = AGENT_TARGET_PREFIX + exten
+    elif context == REFER_CONTEXT and (number := _outside_exten(exten)) is not None:
+        target = OUTSIDE_TARGET_PREFIX + number
     elif by_channel is not None and by_channel in agents:
         target = AGENT_TARGET_PREFIX + by_channel
     elif exten or context:

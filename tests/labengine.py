@@ -4,6 +4,7 @@ state directory, free ports, and a clean stop."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -12,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from callcenter.ami import actions
 from callcenter.asterisk.render import lab_sms_gateway
 from callcenter.cli import lab_project_files
 from callcenter.engine import RecordingPaths
@@ -93,3 +95,27 @@ def callback_leads(services: EngineServices, reactor_thread: ReactorThread) -> l
         return [(row.phone, dict(row.extra or {})) for row in rows]
 
     return reactor_thread.call(dialer.repository.run, query, timeout=10)  # type: ignore[no-any-return]
+
+
+def network_people(services: EngineServices, reactor_thread: ReactorThread, talk_seconds: int) -> None:
+    """The lab network's people (``sim-pstn``, dialplans/lab/sim-pstn.conf) answer after a
+    second and stay on the line ``talk_seconds`` after their hello."""
+    for name, value in (("SIM_RING_MIN", 1), ("SIM_RING_MAX", 1), ("SIM_TALK_MIN", talk_seconds),
+                        ("SIM_TALK_MAX", talk_seconds)):
+        reactor_thread.call(services.ami.send, actions.setvar(name, value), timeout=10)
+
+
+def call_and_message(services: EngineServices, reactor_thread: ReactorThread, record_id: int) -> tuple[Any, Any]:
+    """The recordings of a call whose caller left a message: (the call's, the message), once
+    both are filed (the engine files them when the files settle), each checked by name."""
+    repository = services.engine.repository
+    assert repository is not None
+    deadline = time.monotonic() + 10
+    recordings: list[Any] = []
+    while len(recordings) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        recordings = reactor_thread.call(repository.list_recordings_for_call, record_id)
+    call, message = sorted(recordings, key=lambda r: r.started_at)
+    assert Path(message.path).name.endswith("-message.wav"), recordings
+    assert Path(call.path).stem == Path(message.path).stem.removesuffix("-message")
+    return call, message

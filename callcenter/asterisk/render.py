@@ -23,6 +23,7 @@ from callcenter.transfer import (
     ATXFER_ABORT,
     ATXFER_CODE,
     ATXFER_THREEWAY,
+    OUTSIDE_EXTEN_PREFIX,
     REFER_CONTEXT,
     TRANSFER_CONTEXT,
 )
@@ -152,6 +153,9 @@ def render_extensions(settings: Settings, endpoints: AsteriskEndpoints) -> str:
         *[f'exten => {agent.id},1,Goto({TRANSFER_CONTEXT},${{IF($["${{TRANSFERERNAME}}" = ""]?refer:ask)}}'
           f"-{agent.id},1)" for agent in settings.agents],
         f'exten => _X.,1,Goto({TRANSFER_CONTEXT},${{IF($["${{TRANSFERERNAME}}" = ""]?refer-back:ask-none)}},1)',
+        "; a consult of an outside number (the engine's Atxfer to 000<number>)",
+        (f'exten => _{OUTSIDE_EXTEN_PREFIX}X.,1,Goto({TRANSFER_CONTEXT},'
+         '${IF($["${TRANSFERERNAME}" = ""]?refer-back:ask-${EXTEN})},1)'),
         "",
         *_queue_key_contexts(settings),
         "; the fax number (fax.number), included in [from-pstn]",

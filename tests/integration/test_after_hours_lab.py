@@ -23,7 +23,7 @@ import pytest
 from callcenter.ami import actions
 from callcenter.demo import flow_with_hours
 from callcenter.service import EngineServices
-from tests.labengine import callback_leads, engine_on_lab
+from tests.labengine import call_and_message, callback_leads, engine_on_lab
 from tests.labfixture import LabFactory
 from tests.reactorthread import ReactorThread
 
@@ -92,14 +92,8 @@ def test_after_hours_caller_leaves_a_message(after_hours_lab: EngineServices, re
     assert "after_hours_menu=2" in record.ivr_path and "voicemail" in record.ivr_path, record.ivr_path
     assert record.outcome == "message left; callback requested: 13912345679"
     assert record.agent_id is None
-    deadline = time.monotonic() + 10
-    recordings: list[Any] = []
-    while len(recordings) < 2 and time.monotonic() < deadline:  # filed once the files settle
-        time.sleep(0.5)
-        recordings = reactor_thread.call(engine.repository.list_recordings_for_call, record.id)
-    call, message = sorted(recordings, key=lambda r: r.started_at)
-    assert Path(message.path).name.endswith("-message.wav") and Path(message.path).exists(), recordings
-    assert Path(call.path).stem == Path(message.path).stem.removesuffix("-message")
+    call, message = call_and_message(services, reactor_thread, record.id)
+    assert Path(message.path).exists(), message
     assert 8 <= message.duration_seconds <= 16.5, message  # the caller's words (16.2 s), not the menus
     assert call.duration_seconds > message.duration_seconds
     deadline = time.monotonic() + 10

@@ -22,7 +22,7 @@ from callcenter.ami.codec import Message
 from callcenter.service import EngineServices
 from callcenter.settings import Settings
 from callcenter.storage import dialer as dialer_store
-from tests.labengine import engine_on_lab
+from tests.labengine import engine_on_lab, network_people
 from tests.labfixture import LabFactory, LabHandle
 from tests.reactorthread import ReactorThread
 from tests.softphones import G711A_PCAP, Softphone
@@ -52,8 +52,7 @@ def test_a_listed_number_typed_on_the_softphone_is_not_called(
     assert repo is not None
     rt.call(repo.run, dialer_store.add_dnc, [LISTED], source="customer", reason="asked not to be called",
             now=datetime.now(UTC))
-    for name, value in (("SIM_RING_MIN", 1), ("SIM_RING_MAX", 1), ("SIM_TALK_MIN", 3), ("SIM_TALK_MAX", 3)):
-        rt.call(services.ami.send, actions.setvar(name, value), timeout=10)
+    network_people(services, rt, 3)
     trunk_dials: list[str] = []
 
     def watch(msg: Message) -> None:

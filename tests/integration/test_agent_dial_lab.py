@@ -22,7 +22,7 @@ from callcenter.ami import actions
 from callcenter.cli import call_api
 from callcenter.service import EngineServices
 from callcenter.storage.records import NewCallRecord
-from tests.labengine import engine_on_lab
+from tests.labengine import engine_on_lab, network_people
 from tests.labfixture import LabFactory, LabHandle
 from tests.reactorthread import ReactorThread
 from tests.softphones import G711A_PCAP, Softphone
@@ -103,8 +103,7 @@ def test_a_number_dialed_on_the_softphone_is_the_agents_own_call(
     engine = services.engine
     repo = engine.repository
     assert repo is not None
-    for name, value in (("SIM_RING_MIN", 1), ("SIM_RING_MAX", 1), ("SIM_TALK_MIN", 3), ("SIM_TALK_MAX", 3)):
-        reactor_thread.call(services.ami.send, actions.setvar(name, value), timeout=10)
+    network_people(services, reactor_thread, 3)
     phone = Softphone("2101", handle.ports.sip, secrets.sip_secret("2101"), workdir=tmp_path / "sipp",
                       avoid_ports=handle.ports.all_ports())
     try:

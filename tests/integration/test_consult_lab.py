@@ -20,7 +20,7 @@ from callcenter.ami import actions
 from callcenter.service import EngineServices
 from callcenter.transfer import ConsultRefused, TransferRefused, consult_leg, parse_hop
 from tests.integration.test_transfer_lab import _hotline_caller, _log_in
-from tests.labengine import engine_on_lab, hotline_open
+from tests.labengine import engine_on_lab, hotline_open, network_people
 from tests.labfixture import LabFactory
 from tests.reactorthread import ReactorThread
 
@@ -123,8 +123,7 @@ def test_an_agents_own_call_handed_over_after_a_consult_is_recorded_to_its_end(
     services, rt = consult_lab, reactor_thread
     engine = services.engine
     assert engine.repository is not None
-    for name, value in (("SIM_RING_MIN", 1), ("SIM_RING_MAX", 1), ("SIM_TALK_MIN", 30), ("SIM_TALK_MAX", 30)):
-        rt.call(services.ami.send, actions.setvar(name, value), timeout=10)
+    network_people(services, rt, 30)
     _log_in(services, rt, "2101", "outbound", 60)
     _log_in(services, rt, "2105", "outbound", 60)
     rt.call(engine.agent_service.call, "2101", "19900030017", name="Lab customer", timeout=10)
@@ -222,3 +221,40 @@ def test_a_three_way_call_then_the_agent_leaves_the_caller_with_the_colleague(
     assert (record.phone, record.agent_id, record.csat) == ("13877776666", "2105", 5)
     assert engine.screen_pops["2105"] == linkedid  # theirs to disposition
     assert engine.agents.agent("1001").calls_handled == 1  # type: ignore[union-attr]
+
+
+def test_the_agent_consults_an_outside_number_then_hands_the_caller_over(
+        consult_lab: EngineServices, reactor_thread: ReactorThread) -> None:
+    """1001 consults an outside number (the lab network's person, 1990003...: answers after a
+    second, stays 40 s) while the hotline caller holds; completing hands the caller to that
+    number and frees 1001. The record stays 1001's, with the hop ``1001>outside:<number>``."""
+    services, rt = consult_lab, reactor_thread
+    engine = services.engine
+    assert engine.repository is not None
+    network_people(services, rt, 40)
+    _log_in(services, rt, "1001", "hotline", 90)
+    _hotline_caller(services, rt, "Outside test", "13855556666", seconds=30, csat="3")
+    rt.wait_for(lambda: engine.agents.state_of("1001").value == "on_call", timeout=40,
+                message="agent 1001 never took the call")
+    time.sleep(1)
+    linkedid = engine.screen_pops["1001"]
+    rt.call(engine.agent_service.consult_number, "1001", "+86 199 0003 0099", timeout=10)
+    rt.wait_for(lambda: (c := consult_leg("1001", engine.calls.channels.values())) is not None and c.answered,
+                timeout=15, message="the outside number never answered the consult")
+    consult = consult_leg("1001", engine.calls.channels.values())
+    assert consult is not None and (consult.outside, consult.target_id) == (True, "19900030099")
+    time.sleep(2)  # the agent explains the case
+    rt.call(engine.agent_service.complete_consult, "1001", timeout=10)
+    rt.wait_for(lambda: engine.agents.state_of("1001").value in ("wrap_up", "ready"), timeout=10,
+                message="1001's phone was not freed by completing")
+    (hop_text,) = engine.transfers_of(linkedid)
+    assert parse_hop(hop_text)[:2] == ("1001", "outside:19900030099")
+    caller = next(c for c in engine.calls.channels.values() if c.linkedid == linkedid and "@from-pstn" in c.name
+                  and c.name.endswith(";2"))
+    bridged = {c.name.split("@")[0] for c in engine.calls.channels.values()
+               if caller.bridge_id is not None and c.bridge_id == caller.bridge_id}
+    assert bridged == {"Local/400", "Local/19900030099"}, bridged  # the caller talks to the outside number
+    rt.wait_for(lambda: engine.records_written >= 1, timeout=60, message="no call record written")
+    rt.wait_for(lambda: engine.writes_pending == 0, timeout=10, message="record writes still pending")
+    (record,) = rt.call(engine.repository.list_recent_call_records, limit=5)
+    assert (record.phone, record.agent_id, record.transfers) == ("13855556666", "1001", (hop_text,))

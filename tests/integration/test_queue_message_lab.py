@@ -24,7 +24,12 @@ from callcenter.ami import actions
 from callcenter.service import EngineServices
 from callcenter.settings import Settings
 from tests.integration.test_transfer_lab import _log_in
-from tests.labengine import callback_leads, engine_on_lab, hotline_open
+from tests.labengine import (
+    call_and_message,
+    callback_leads,
+    engine_on_lab,
+    hotline_open,
+)
 from tests.labfixture import LabFactory
 from tests.reactorthread import ReactorThread
 
@@ -76,14 +81,7 @@ def _left_a_message(services: EngineServices, rt: ReactorThread, number: str, re
     assert record.agent_id is None and record.queue == "hotline"
     assert services.registry.get_sample_value("callcenter_queue_messages_total",
                                               {"queue": "hotline", "reason": reason}) == 1.0
-    deadline = time.monotonic() + 10
-    recordings: list[Any] = []
-    while len(recordings) < 2 and time.monotonic() < deadline:  # filed once the files settle
-        time.sleep(0.5)
-        recordings = rt.call(engine.repository.list_recordings_for_call, record.id)
-    call, message = sorted(recordings, key=lambda r: r.started_at)
-    assert Path(message.path).name.endswith("-message.wav"), recordings
-    assert Path(call.path).stem == Path(message.path).stem.removesuffix("-message")
+    _, message = call_and_message(services, rt, record.id)
     assert 8 <= message.duration_seconds <= 16.5, message  # the caller's words, after the beep
     deadline = time.monotonic() + 10
     while not (found := callback_leads(services, rt)) and time.monotonic() < deadline:

@@ -22,7 +22,7 @@ import pytest
 from callcenter.ami import actions
 from callcenter.service import EngineServices
 from callcenter.transfer import TransferRefused, parse_hop
-from tests.labengine import engine_on_lab, hotline_open
+from tests.labengine import engine_on_lab, hotline_open, network_people
 from tests.labfixture import LabFactory
 from tests.reactorthread import ReactorThread
 from tests.softphones import Softphone
@@ -109,8 +109,7 @@ def test_an_agents_own_call_handed_on_is_recorded_to_its_end(transfer_lab: Engin
     services, rt = transfer_lab, reactor_thread
     engine = services.engine
     assert engine.repository is not None
-    for name, value in (("SIM_RING_MIN", 1), ("SIM_RING_MAX", 1), ("SIM_TALK_MIN", 25), ("SIM_TALK_MAX", 25)):
-        rt.call(services.ami.send, actions.setvar(name, value), timeout=10)
+    network_people(services, rt, 25)
     _log_in(services, rt, "1001", "hotline", 5)
     _log_in(services, rt, "2101", "outbound", 60)
     rt.call(engine.agent_service.call, "2101", "19900030017", name="Lab customer", timeout=10)

@@ -91,6 +91,9 @@ class FakeAgentService:
     def consult(self, agent: str, target: str) -> Deferred[Any]:
         return self._did("consult", agent, target)
 
+    def consult_number(self, agent: str, phone: str) -> Deferred[Any]:
+        return self._did("consult_number", agent, phone)
+
     def complete_consult(self, agent: str) -> Deferred[Any]:
         if agent == "2102":
             raise ConsultRefused("agent 2105 has not answered yet: wait, or cancel the consult")
@@ -463,7 +466,7 @@ def test_the_agent_consults_a_colleague_first_from_the_page_or_the_api(sessions:
     assert engine.agent_service.calls[-2:] == [("complete_consult", "2101"), ("cancel_consult", "2101")]
     api = ApiResource(engine)  # type: ignore[arg-type]
     status, body = get_json(api, [b"agents", b"2101", b"consult"])
-    assert (status, body) == (200, {"agent": "2101", "consulting": "2102", "answered": True})
+    assert (status, body) == (200, {"agent": "2101", "consulting": "2102", "outside": False, "answered": True})
     status, body = get_json(api, [b"agents", b"2102", b"consult"])
     assert (status, body["field"]) == (404, "agent")
     status, body = post_json(api, [b"agents", b"2101", b"consult"], {"to_agent": "2102"})
@@ -480,6 +483,36 @@ def test_the_agent_consults_a_colleague_first_from_the_page_or_the_api(sessions:
                             ([b"consult", b"merge"], {}, 404), ([b"consult", b"cancel"], {"now": True}, 400)]:
         status, body = post_json(api, [b"agents", b"2101", *path], bad)
         assert status == code, body
+
+
+def test_the_agent_consults_an_outside_number_from_the_page_or_the_api(sessions: sessionmaker[Session]) -> None:
+    """"Consult a number" while talking (even with no colleague ready); while it rings, the
+    page names the number; the API takes ``phone`` instead of ``to_agent``, not both."""
+    engine, _ = _engine(sessions)
+    page = AgentPage(engine)  # type: ignore[arg-type]
+    _talking_with_2102_ready(engine)
+    status, html = _get(page, "2101")
+    assert ('<form class="inline" method="post" action="/agent/2101/consult-number"><input name="phone" size="14" '
+            'inputmode="tel" aria-label="number to consult"> <button type="submit">Consult a number</button></form>'
+            ) in html
+    status, query = _post(page, ["2101", "consult-number"], {"phone": "+86 20 1234 5678"})
+    assert status == 303 and query["msg"] == ["calling 02012345678: the caller holds; hand over or go back to them"]
+    assert engine.agent_service.calls[-1] == ("consult_number", "2101", "+86 20 1234 5678")
+    status, query = _post(page, ["2101", "consult-number"], {"phone": " "})
+    assert status == 303 and "type the number to consult" in query["err"][0]
+    mine = _channel("1.2", "PJSIP/agent2101-00000001", "from-agents", "s")
+    leg = _channel("1.6", "Local/00002012345678@cc-transfer-refer-00000002;1", REFER_CONTEXT, "00002012345678",
+                   ChannelState.RING)
+    engine.calls.channels = {c.uniqueid: c for c in (mine, leg)}
+    status, html = _get(page, "2101")
+    assert "Consulting 02012345678 (ringing); the caller holds." in html
+    api = ApiResource(engine)  # type: ignore[arg-type]
+    status, body = get_json(api, [b"agents", b"2101", b"consult"])
+    assert (status, body) == (200, {"agent": "2101", "consulting": "02012345678", "outside": True, "answered": False})
+    status, body = post_json(api, [b"agents", b"2101", b"consult"], {"phone": "020-1234-5678"})
+    assert (status, body) == (200, {"agent": "2101", "action": "consult", "phone": "02012345678", "ok": True})
+    status, body = post_json(api, [b"agents", b"2101", b"consult"], {"phone": "110", "to_agent": "2102"})
+    assert (status, body["field"]) == (400, "to_agent") and "say whom to consult" in body["error"]
 
 
 def test_the_screen_pop_shows_the_callers_earlier_calls_and_keeps_the_crm(sessions: sessionmaker[Session]) -> None:

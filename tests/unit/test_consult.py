@@ -37,7 +37,10 @@ from callcenter.transfer import (
     check_transfer,
     consult_actions,
     consult_leg,
+    consult_outside_actions,
+    hop,
     parse_attended_transfer,
+    parse_hop,
 )
 from tests.syncrepository import SyncRepository, in_tx
 from tests.unit.test_engine import FakeAmi
@@ -154,6 +157,32 @@ def test_the_consult_sets_the_colleagues_phone_then_asks_asterisk() -> None:
     ]
 
 
+def _outside_leg(state: ChannelState = ChannelState.UP) -> Channel:
+    return replace(_channel("Local/00002012345678@cc-transfer-refer-00000002;1"), uniqueid="1.6",
+                   context=REFER_CONTEXT, exten="00002012345678", state=state)
+
+
+def test_an_outside_number_is_consulted_through_its_own_extension_and_read_back() -> None:
+    """Atxfer to out<number> (an international + number dialed with 00); the leg reads as a
+    consult of that number, not of an agent; its AttendedTransfer is a hop to outside:<number>."""
+    mine = _channel("PJSIP/agent1001-00000001")
+    assert [(a.name, dict(a.headers)) for a in consult_outside_actions(mine, "02012345678")] == [
+        ("Atxfer", {"Channel": "PJSIP/agent1001-00000001", "Context": REFER_CONTEXT, "Exten": "00002012345678#"})]
+    assert consult_outside_actions(mine, "+33123456789")[0].get("Exten") == "0000033123456789#"
+    consult = consult_leg("1001", [mine, _outside_leg(ChannelState.RINGING)])
+    assert consult is not None
+    assert (consult.target_id, consult.outside, consult.who, consult.answered) == (
+        "02012345678", True, "02012345678", False)
+    with pytest.raises(ConsultRefused, match="^02012345678 has not answered yet"):
+        check_consult_end("1001", [mine, _outside_leg(ChannelState.RINGING)], completing=True)
+    agent_consult = consult_leg("1001", [mine, _leg()])
+    assert agent_consult is not None and (agent_consult.outside, agent_consult.who) == (False, "agent 2105")
+    handed = parse_attended_transfer(_message(LAB_ATTENDED_TRANSFER, TransferTargetChannel=_outside_leg().name,
+                                              TransferTargetExten="00002012345678"), AGENTS)
+    assert handed is not None and handed.target == "outside:02012345678"
+    assert parse_hop(hop("1001", handed.target, 75)) == ("1001", "outside:02012345678", 75)
+
+
 # ----------------------------------------------------------------------------- service
 
 
@@ -196,6 +225,24 @@ def test_the_service_consults_completes_and_cancels(settings: Settings) -> None:
     service.conference_consult("1001")  # *3, as if the agent's phone pressed it
     assert [(a.name, dict(a.headers)) for a in ami.sent] == [
         ("PlayDTMF", {"Channel": "PJSIP/agent1001-00000001", "Digit": digit, "Receive": "true"}) for digit in "*3"]
+
+
+def test_the_service_consults_an_outside_number(settings: Settings) -> None:
+    """Any number the site can dial, read as every number is; refused when not talking to a
+    customer, with a bad number, or while consulting already."""
+    ami, board = _Ami(), _board()
+    mine = _channel("PJSIP/agent1001-00000001")
+    channels = [mine, replace(_channel("PJSIP/trunk-00000002"), uniqueid="1.3")]
+    service = AgentService(settings, ami, board, Clock(), channels=lambda: channels)
+    assert isinstance(_failure_of(service.consult_number("9999", "02012345678")), UnknownAgentError)
+    assert "must be 3 to 15 digits" in str(_failure_of(service.consult_number("1001", "call me")))
+    assert "2105 is not on a call" in str(_failure_of(service.consult_number("2105", "02012345678")))
+    assert ami.sent == []
+    service.consult_number("1001", "+86 20 1234 5678")
+    assert [(a.name, a.get("Exten")) for a in ami.sent] == [("Atxfer", "00002012345678#")]
+    channels.append(_outside_leg(ChannelState.RINGING))
+    assert "consulting 02012345678: complete or cancel" in str(_failure_of(service.consult_number("1001", "110")))
+    assert "consulting 02012345678" in str(_failure_of(service.consult("1001", "2105")))
 
 
 # ------------------------------------------------------------------------------ engine
@@ -327,8 +374,16 @@ def test_a_colleague_without_an_earlier_call_has_no_screen_pop_after_the_consult
     assert engine.screen_pops == {}
 
 
+@pytest.mark.parametrize(("target", "hop_text", "agent"), [
+    ({}, "1001>agent:2105@0", "2105"),
+    ({"TransferTargetChannel": "Local/00002012345678@cc-transfer-refer-00000002;1",
+      "TransferTargetExten": "00002012345678"}, "1001>outside:02012345678@0", None),
+])
 def test_a_hotline_call_recorded_on_the_callers_channel_needs_no_second_recording(
-        sessions: sessionmaker[Session], tmp_path: Path) -> None:
+        sessions: sessionmaker[Session], tmp_path: Path, target: dict[str, str], hop_text: str,
+        agent: str | None) -> None:
+    """Handed to a colleague, or to an outside number (then no colleague takes the call: it
+    stays the consulting agent's); the caller's own recording goes on either way."""
     clock = Clock()
     ami = _SendingAmi()
     engine = Engine(load_settings(ROOT / "config"), ami, SyncRepository(sessions), EngineMetrics(CollectorRegistry()),  # type: ignore[arg-type]
@@ -339,8 +394,10 @@ def test_a_hotline_call_recorded_on_the_callers_channel_needs_no_second_recordin
               "CallerIDNum": "13800138000", "Context": "hotline", "Exten": "s"}
     send(_event(Event="Newchannel", ChannelState="6", ChannelStateDesc="Up", **caller))
     send(_event(Event="VarSet", Variable="CC_RECORDING", Value="/srv/rec/20261206/1796588384.1.wav", **caller))
-    send(_message(LAB_ATTENDED_TRANSFER))
-    assert engine.transfers_of("1796588384.0") == ("1001>agent:2105@0",)
+    send(_message(LAB_ATTENDED_TRANSFER, **target))
+    assert engine.transfers_of("1796588384.0") == (hop_text,)
+    connected = engine._connected_agent.get("1796588384.0")
+    assert (connected[0] if connected else None) == agent
     assert ami.sent == []
 
 
@@ -357,16 +414,20 @@ def test_callcenter_agent_consult_posts_the_colleague_then_completes_or_cancels(
     monkeypatch.setattr(cli, "_api", api)
     site = tmp_path / "site.yaml"
     site.write_text(f"site:\n  state_dir: {tmp_path / 'var'}\n")
-    for argv in (["1001", "2105"], ["1001", "--complete"], ["1001", "--conference"], ["1001", "--cancel"]):
+    for argv in (["1001", "2105"], ["1001", "--number", "020-1234-5678"], ["1001", "--complete"],
+                 ["1001", "--conference"], ["1001", "--cancel"]):
         assert cli.main(["--config", str(site), "agent", "consult", *argv]) == 0
     assert posted == [("POST", "agents/1001/consult", {"to_agent": "2105"}),
+                      ("POST", "agents/1001/consult", {"phone": "020-1234-5678"}),
                       ("POST", "agents/1001/consult/complete", {}),
                       ("POST", "agents/1001/consult/conference", {}),
                       ("POST", "agents/1001/consult/cancel", {})]
-    for argv in (["1001"], ["1001", "2105", "--complete"], ["1001", "--complete", "--cancel"]):
+    for argv in (["1001"], ["1001", "2105", "--complete"], ["1001", "--complete", "--cancel"],
+                 ["1001", "2105", "--number", "110"], ["1001", "--number", "110", "--cancel"]):
         assert cli.main(["--config", str(site), "agent", "consult", *argv]) == 2
-    assert "give a colleague to consult, or one of --complete, --conference, --cancel" in capsys.readouterr().err
-    assert len(posted) == 4
+    assert ("give a colleague to consult, --number N, or one of --complete, --conference, --cancel"
+            in capsys.readouterr().err)
+    assert len(posted) == 5
 
 
 def test_play_dtmf_takes_one_digit() -> None:
