@@ -118,6 +118,9 @@ class AgentView:
     """The call back held in preview has a message the caller left (a player is shown)."""
     consulting: tuple[str, bool] | None = None
     """The colleague the agent consults while the caller holds, and whether they answered."""
+    recording: tuple[bool, float | None, int] | None = None
+    """While the agent talks on a recorded call: (paused, seconds paused, the pause limit in
+    seconds, 0: none); None: no recorded call."""
     message: str = ""
     """What the last action did (shown in green)."""
     error: str = ""
@@ -181,6 +184,19 @@ def _controls(view: AgentView) -> str:
     parts.append(_button(agent_id, "logout", "Log out"))
     parts.append(_dial_pad(view))
     return "".join(parts)
+
+
+def _recording_controls(view: AgentView) -> str:
+    """While talking on a recorded call: pause the recording while the customer reads out a
+    card number, and resume it (docs/agents.md, "Pausing the recording")."""
+    assert view.recording is not None
+    paused, seconds, limit = view.recording
+    if not paused:
+        return f'<p>{_button(view.agent.id, "recording-pause", "Pause recording")}' \
+               '<span class="muted"> (card numbers: the recording keeps silence instead)</span></p>'
+    until = f"; it resumes by itself after {clock_time(limit)}" if limit else ""
+    return (f'<p class="err">Recording paused for {clock_time(seconds)}{until}. '
+            f'{_button(view.agent.id, "recording-resume", "Resume recording")}</p>')
 
 
 def _consult_controls(view: AgentView) -> str:
@@ -400,6 +416,8 @@ def render_agent_page(view: AgentView) -> str:
     if view.error:
         parts.append(f'<p class="err">{escape(view.error)}</p>')
     parts.append(f"<p>{_controls(view)}{_transfer_form(view)}</p>")
+    if view.recording is not None:
+        parts.append(_recording_controls(view))
     parts.append(_preview(view))
     parts.append(_follow_ups(view, tz))
     parts.append(_crm_search(view))

@@ -30,6 +30,11 @@ from twisted.python.failure import Failure
 from callcenter.ami import actions
 from callcenter.ami.actions import AmiAction
 from callcenter.ami.client import AmiResult
+from callcenter.recording_pause import (
+    RecordingPauseRefused,
+    mute_actions,
+    recording_channels,
+)
 from callcenter.settings import AgentSettings, Settings
 from callcenter.state.agents import CANNOT_CALL_OUT, AgentBoard, AgentState
 from callcenter.state.calls import Channel
@@ -336,6 +341,26 @@ class AgentService:
         except (AgentError, TransferRefused) as error:
             return fail(error)
         return self.ami.send(actions.cancel_atxfer(consult.agent_channel.name))
+
+    def pause_recording(self, agent_id: str) -> Deferred[list[AmiResult]]:
+        """Silence the recording of the agent's call while the customer reads out a card
+        number (AMI ``MixMonitorMute``, both directions, on every channel recording the call;
+        docs/agents.md, "Pausing the recording"). It resumes with :meth:`resume_recording`,
+        or by itself after ``recordings.pause_limit_seconds``. Refused
+        (:class:`RecordingPauseRefused`) with no call or a call not recorded."""
+        return self._mute(agent_id, True)
+
+    def resume_recording(self, agent_id: str) -> Deferred[list[AmiResult]]:
+        """Record the agent's call again after :meth:`pause_recording`."""
+        return self._mute(agent_id, False)
+
+    def _mute(self, agent_id: str, paused: bool) -> Deferred[list[AmiResult]]:
+        try:
+            self.agent(agent_id)
+            built = mute_actions(recording_channels(agent_id, self.channels()), paused)
+        except (AgentError, RecordingPauseRefused, actions.AmiActionError) as error:
+            return fail(error)
+        return self._send_all(built)
 
     def _send_in_order(self, built: list[AmiAction]) -> Deferred[AmiResult]:
         """Send each action once the one before succeeded; the last one's result."""

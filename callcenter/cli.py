@@ -176,10 +176,14 @@ def _report(status: int, body: Any) -> int:
 
 def cmd_agent(args: argparse.Namespace) -> int:
     """Agent actions through the running daemon: login, logout, pause, unpause, call, transfer, consult,
-    screen-pop, follow-ups."""
+    recording, screen-pop, follow-ups."""
     settings = _settings(args)
     if args.agent_command in ("screen-pop", "follow-ups"):
         return _report(*_api(settings, "GET", f"agents/{args.agent}/{args.agent_command}"))
+    if args.agent_command == "recording":
+        if args.how == "status":
+            return _report(*_api(settings, "GET", f"agents/{args.agent}/recording"))
+        return _report(*_api(settings, "POST", f"agents/{args.agent}/recording/{args.how}", {}))
     body: dict[str, str] = {}
     if args.agent_command == "pause":
         body = {"reason": args.reason}
@@ -441,6 +445,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--complete", action="store_true", help="hand the caller to the colleague consulted")
     p.add_argument("--conference", action="store_true", help="the caller, the agent and the colleague on one call")
     p.add_argument("--cancel", action="store_true", help="end the consult: back to the caller")
+    p.set_defaults(func=cmd_agent)
+
+    p = agent.add_parser("recording", help="pause the recording of the agent's call while the customer reads out "
+                                           "a card number, resume it, or show whether it is paused")
+    p.add_argument("agent", help="agent id, e.g. 1001")
+    p.add_argument("how", choices=("pause", "resume", "status"))
     p.set_defaults(func=cmd_agent)
 
     p = agent.add_parser("disposition", help="record what came of a call (outcome, issue type, notes, follow-up)")

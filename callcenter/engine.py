@@ -47,6 +47,7 @@ from callcenter.ivr.interpreter import Queue as IvrQueue
 from callcenter.ivr.runner import run_flow
 from callcenter.metrics import EngineMetrics
 from callcenter.pending import PendingWork
+from callcenter.recording_pause import Paused, RecordingPauses
 from callcenter.settings import Settings
 from callcenter.staffing.live import LiveStaffingAdvisor, StaffingAdvice
 from callcenter.state.agents import (
@@ -80,6 +81,8 @@ from callcenter.storage.repository import Repository
 from callcenter.supervisor import DEFAULT_SUPERVISOR_CHANNEL, SupervisorService
 from callcenter.transfer import (
     AGENT_TARGET_PREFIX,
+    OUTSIDE_EXTEN_PREFIX,
+    OUTSIDE_TARGET_PREFIX,
     TRANSFER_CONTEXT,
     Transfer,
     hop,
@@ -88,6 +91,9 @@ from callcenter.transfer import (
 )
 
 __all__ = ["TRACKED_VARIABLES", "Engine", "RecordingPaths"]
+
+OUTSIDE_ASK = "ask-" + OUTSIDE_EXTEN_PREFIX
+"""cc-transfer's extension of a consult leg dialing an outside number: ``ask-000<number>``."""
 
 TRACKED_VARIABLES = frozenset({
     "LEAD_ID", "CAMPAIGN_ID", "CC_DIRECTION", "CC_RECORDING", "CC_QUEUE", "CC_CUSTOMER_ID", "CC_CUSTOMER_NAME",
@@ -213,7 +219,12 @@ class Engine(Service):
         self._transfers: dict[str, list[str]] = {}
         """Linkedid -> the call's transfer hops so far (callcenter.transfer.hop)."""
         self._consults: dict[str, str] = {}
-        """Linkedid -> the colleague a consult's leg rang (``AttendedTransfer`` may not name them)."""
+        """Linkedid -> the hop target a consult's leg rang, ``agent:<ID>`` or ``outside:<number>``
+        (``AttendedTransfer`` may not name it)."""
+        self.recording_pauses = RecordingPauses()
+        """Recording channels Asterisk reports muted (an agent's pause for card numbers)."""
+        self._resume_timers: dict[str, Any] = {}
+        """Uniqueid of a muted recording channel -> its automatic resume."""
         self._consult_pops: dict[str, tuple[str, str, str | None]] = {}
         """Consulted colleague -> (the customer's linkedid, the colleague's channel rung, the
         screen pop they had before): given back when that channel ends without the handover."""
@@ -281,6 +292,7 @@ class Engine(Service):
         if self._agent_tick is not None and self._agent_tick.active():
             self._agent_tick.cancel()
         self._agent_tick = None
+        self._cancel_resumes()
         if self.agent_state_log is not None:
             self.agent_state_log.stopping(
                 agent.id for agent in self.agents.agents() if agent.state is not AgentState.LOGGED_OUT)
@@ -311,6 +323,8 @@ class Engine(Service):
         """After a (re)connection: rebuild channels from the CoreShowChannels snapshot."""
         self.metrics.ami_resyncs.inc()
         self.metrics.ami_connections.inc()
+        self.recording_pauses.clear()  # reported again only as they change: a pause goes unseen
+        self._cancel_resumes()
         self.calls.begin_resync()
         facts = self.calls.resync(channels, self.clock.seconds())
         _log.info("ami.resync channels={channels} queue_items={items} facts={facts}",
@@ -370,8 +384,10 @@ class Engine(Service):
         if name == "AttendedTransfer":
             self._consulted(msg, now)
             return
-        if name == "Hangup" and self._consult_pops:
-            self._consult_over(msg.fields.get("Uniqueid") or "")
+        if name in ("MixMonitorMute", "Hangup"):
+            self._recording_pause_event(msg, now)
+            if name == "Hangup" and self._consult_pops:
+                self._consult_over(msg.fields.get("Uniqueid") or "")
             return
         if name in ("DialBegin", "DialEnd"):
             self._dial_to_agent(msg)
@@ -423,6 +439,42 @@ class Engine(Service):
         for it (its wait and service level are the caller's, not the second queue's)."""
         self._hand_on(parse_blind_transfer(msg, self.settings.people), msg, now)
 
+    def _recording_pause_event(self, msg: Message, now: float) -> None:
+        """A recording muted (an agent's pause: card numbers) or unmuted, as Asterisk reports
+        it; a muted one resumes by itself after ``recordings.pause_limit_seconds``."""
+        change = self.recording_pauses.handle(msg, now)
+        if isinstance(change, Paused):
+            self.metrics.recording_pauses.inc()
+            _log.info("recording.paused channel={channel} linkedid={linkedid}", channel=change.channel,
+                      linkedid=change.linkedid)
+            limit = self.settings.recordings.pause_limit_seconds
+            if limit > 0:
+                self._resume_timers[change.uniqueid] = self.clock.callLater(limit, self._auto_resume, change)
+        elif isinstance(change, str):
+            timer = self._resume_timers.pop(change, None)
+            if timer is not None and timer.active():
+                timer.cancel()
+            if msg.name == "MixMonitorMute":
+                _log.info("recording.resumed uniqueid={uniqueid}", uniqueid=change)
+
+    def _cancel_resumes(self) -> None:
+        for timer in self._resume_timers.values():
+            if timer.active():
+                timer.cancel()
+        self._resume_timers.clear()
+
+    def _auto_resume(self, paused: Paused) -> None:
+        """The pause limit passed: record the call again (the agent forgot to resume)."""
+        self._resume_timers.pop(paused.uniqueid, None)
+        if self.recording_pauses.get(paused.uniqueid) != paused:
+            return
+        self.metrics.recording_auto_resumes.inc()
+        _log.warn("recording.auto_resumed channel={channel} after={limit}s", channel=paused.channel,
+                  limit=self.settings.recordings.pause_limit_seconds)
+        self.ami.send(actions.mix_monitor_mute(paused.channel, muted=False)).addErrback(
+            lambda failure: _log.error("recording.auto_resume_failed channel={channel} error={error}",
+                                       channel=paused.channel, error=failure.getErrorMessage()))
+
     def _left_for_message(self, uniqueid: str, reason: str) -> None:
         """A caller left a queue unanswered for a message and a call back (dialplans/hotline.conf
         ``queue-left``/``queue-message``, ``CC_QUEUE_EXIT`` the reason)."""
@@ -458,8 +510,8 @@ class Engine(Service):
             consulted = self._consults.pop(transfer.linkedid, None)
             if not transfer.target:
                 # the event names no target when the consult leg was optimised away first
-                # (seen in the lab): the colleague whose phone the leg rang
-                target = AGENT_TARGET_PREFIX + consulted if consulted else "unknown"
+                # (seen in the lab): the colleague whose phone the leg rang, or its outside number
+                target = consulted or "unknown"
                 transfer = dataclasses.replace(transfer, target=target)
         self._hand_on(transfer, msg, now)
         if transfer is None or not transfer.ok:
@@ -521,12 +573,16 @@ class Engine(Service):
         last_agent = fields.get("Context") == HOTLINE_CONTEXT
         if not linkedid or (linkedid not in self._transfers and not consult and not last_agent):
             return
+        exten = fields.get("Exten") or ""
+        if consult and msg.name == "DialBegin" and exten.startswith(OUTSIDE_ASK):
+            self._consults[linkedid] = OUTSIDE_TARGET_PREFIX + exten[len(OUTSIDE_ASK):]  # an outside number
+            return
         agent = agent_of_channel(fields.get("DestChannel") or "")
         if agent is None or agent not in self.settings.people:
             return
         if msg.name == "DialBegin":
             if consult:
-                self._consults[linkedid] = agent
+                self._consults[linkedid] = AGENT_TARGET_PREFIX + agent
                 self._consult_pops[agent] = (linkedid, fields.get("DestUniqueid") or "",
                                              self.screen_pops.get(agent))
             self.screen_pops[agent] = linkedid

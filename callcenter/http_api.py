@@ -145,6 +145,7 @@ from callcenter.qa import (
     qa_summary,
     reviewable_agents,
 )
+from callcenter.recording_pause import RecordingPauseRefused, recording_channels
 from callcenter.reports import FCR_DAYS, GROUPINGS, ReportPeriod, queue_targets
 from callcenter.reports import period as report_period
 from callcenter.reports_cli import agent_time_json
@@ -231,6 +232,17 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "items") and callable(value.items):
         return {str(k): _jsonable(v) for k, v in value.items()}
     return value
+
+
+def recording_state(engine: Engine, agent: str) -> dict[str, Any]:
+    """Is the agent's call recorded, and is its recording paused (since how many seconds)?"""
+    try:
+        channels = recording_channels(agent, engine.calls.channels.values())
+    except RecordingPauseRefused:
+        return {"agent": agent, "recorded": False, "paused": False, "paused_seconds": None}
+    paused = engine.recording_pauses.of_call(channels[0].linkedid)
+    return {"agent": agent, "recorded": True, "paused": paused is not None,
+            "paused_seconds": round(engine.clock.seconds() - paused.since, 1) if paused is not None else None}
 
 
 def _required(form: Mapping[str, str], name: str, missing: str) -> str:
@@ -571,6 +583,8 @@ class ApiResource(Resource):
         engine = self.engine
         if len(path) == 4 and path[0] == "agents" and path[2] == "consult":
             return self._end_consult(path[1], path[3], body)
+        if len(path) == 4 and path[0] == "agents" and path[2] == "recording":
+            return self._recording(path[1], path[3], body)
         if len(path) == 3 and path[0] == "agents":
             agent, action = path[1], path[2]
             if action in ("preview", "dial", "skip"):
@@ -661,6 +675,20 @@ class ApiResource(Resource):
         target = self._field(body, "to_agent")
         return self.engine.agent_service.consult(agent, target).addCallback(
             lambda _: {"agent": agent, "action": "consult", "to_agent": target, "ok": True})
+
+    def _recording(self, agent: str, how: str, body: dict[str, Any]) -> Deferred[Any]:
+        """``POST /api/agents/<id>/recording/pause`` or ``/resume`` (docs/agents.md, "Pausing
+        the recording")."""
+        if body:
+            raise ApiError(400, "no fields expected", str(next(iter(body))))
+        service = self.engine.agent_service
+        if how == "pause":
+            d = service.pause_recording(agent)
+        elif how == "resume":
+            d = service.resume_recording(agent)
+        else:
+            raise ApiError(404, f"no recording action {how!r} (pause or resume)")
+        return d.addCallback(lambda _: {"agent": agent, "action": f"recording {how}", "ok": True})
 
     def _end_consult(self, agent: str, how: str, body: dict[str, Any]) -> Deferred[Any]:
         """``POST /api/agents/<id>/consult/complete`` or ``/cancel``."""
@@ -776,6 +804,8 @@ class ApiResource(Resource):
                 raise ApiError(404, f"agent {path[1]!r} is not consulting anyone", "agent")
             return {"agent": path[1], "consulting": consult.target_id, "outside": consult.outside,
                     "answered": consult.answered}
+        if len(path) == 3 and path[0] == "agents" and path[2] == "recording":
+            return recording_state(engine, path[1])
         if path == ["health"]:
             return engine.health()
         if path == ["calls"]:
@@ -1036,6 +1066,10 @@ class ApiResource(Resource):
             self._finish(request, 409, {"error": conflict, "field": conflict.split(":", 1)[0] or None})
         elif failure.check(AgentNotOnCall):
             self._finish(request, 409, {"error": str(failure.value), "field": "agent"})
+        elif failure.check(RecordingPauseRefused):
+            paused = failure.value
+            assert isinstance(paused, RecordingPauseRefused)
+            self._finish(request, 409, {"error": str(paused), "field": paused.field})
         elif failure.check(TransferRefused):
             refused = failure.value
             assert isinstance(refused, TransferRefused)
@@ -1201,6 +1235,10 @@ class AgentPage(_Page):
         consult = consult_leg(agent.id, engine.calls.channels.values())
         if consult is not None:
             view = dataclasses.replace(view, consulting=(consult.target_id, consult.answered))
+        recording = recording_state(engine, agent.id)
+        if recording["recorded"] and state == "on_call":
+            view = dataclasses.replace(view, recording=(
+                recording["paused"], recording["paused_seconds"], engine.settings.recordings.pause_limit_seconds))
         repo = engine.repository
         if repo is None:
             return self._html(request, 200, render_agent_page(view))
@@ -1334,6 +1372,11 @@ class AgentPage(_Page):
             phone = _required(form, "phone", "type the number to consult")
             return service.consult_number(agent.id, phone).addCallback(
                 lambda _: f"calling {canonical_phone(phone)}: the caller holds; hand over or go back to them")
+        if action == "recording-pause":
+            return service.pause_recording(agent.id).addCallback(
+                lambda _: "recording paused: the customer may read out the card number; resume it after")
+        if action == "recording-resume":
+            return service.resume_recording(agent.id).addCallback(lambda _: "recording again")
         if action == "consult-complete":
             return service.complete_consult(agent.id).addCallback(lambda _: "handed over: your phone is free")
         if action == "consult-cancel":

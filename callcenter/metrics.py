@@ -81,6 +81,12 @@ class EngineMetrics:
         self.agi_sessions = Counter("callcenter_agi_sessions", "FastAGI sessions", ["script"], registry=registry)
         self.ivr_full = Counter("callcenter_ivr_full", "hotline callers who found every IVR channel taken "
                                 "(ivr.channels) and were queued without the menus", registry=registry)
+        self.recording_pauses = Counter(
+            "callcenter_recording_pauses", "recording channels muted by an agent's pause (card numbers)",
+            registry=registry)
+        self.recording_auto_resumes = Counter(
+            "callcenter_recording_auto_resumes", "paused recordings resumed by the engine after "
+            "recordings.pause_limit_seconds (the agent did not resume them)", registry=registry)
         self.queue_messages = Counter(
             "callcenter_queue_messages", "hotline callers who left a queue unanswered and were asked for a "
             "message and a call back, by why: timeout (max_wait), key (message_key), leaveempty (no agent "

@@ -133,6 +133,9 @@ class RecordingSettings:
     directory: Path
     retention_days: int
     format: str
+    pause_limit_seconds: int = 120
+    """A recording an agent paused (card numbers) resumes by itself after this long; 0: only
+    when the agent resumes it (docs/agents.md, "Pausing the recording")."""
 
 
 @dataclass(frozen=True)
@@ -636,6 +639,7 @@ def _build(data: Mapping[str, Any], locs: Locations, root: Path, problems: list[
         directory=_path(root, rec_r.text("directory", "recordings")),
         retention_days=rec_r.integer("retention_days", 180, 1, 36500),
         format=rec_r.choice("format", ("wav", "gsm", "wav49"), "wav"),
+        pause_limit_seconds=rec_r.integer("pause_limit_seconds", 120, 0, 3600),
     )
     rec_r.done()
 

@@ -37,6 +37,7 @@ __all__ = [
     "logoff",
     "message_send",
     "mix_monitor",
+    "mix_monitor_mute",
     "originate",
     "ping",
     "play_dtmf",
@@ -344,6 +345,15 @@ def mix_monitor(
 ) -> AmiAction:
     """``MixMonitor``: record ``channel`` into ``file`` (needs the ``system`` permission)."""
     return _build("MixMonitor", [("Channel", channel), ("File", file), ("Options", options), ("Command", command)])
+
+
+def mix_monitor_mute(channel: str, *, muted: bool, direction: str = "both") -> AmiAction:
+    """``MixMonitorMute``: silence (``muted``) or restore ``channel``'s recording; ``direction``
+    ``read`` (from the channel), ``write`` (to it) or ``both``. Asterisk answers with a
+    ``MixMonitorMute`` event."""
+    if direction not in ("read", "write", "both"):
+        raise AmiActionError(f"MixMonitorMute Direction must be read, write or both, got {direction!r}")
+    return _build("MixMonitorMute", [("Channel", channel), ("Direction", direction), ("State", "1" if muted else "0")])
 
 
 def stop_mix_monitor(channel: str, *, mixmonitor_id: str | None = None) -> AmiAction:

@@ -401,6 +401,20 @@ def test_a_hotline_call_recorded_on_the_callers_channel_needs_no_second_recordin
     assert ami.sent == []
 
 
+def test_an_outside_consult_whose_event_names_no_target_is_named_from_its_ring(
+        sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    """Seen in the lab: the outside number's leg was optimised away before the hand-over, so
+    AttendedTransfer names no target; the engine names the number the leg rang."""
+    engine = Engine(load_settings(ROOT / "config"), _SendingAmi(), SyncRepository(sessions),  # type: ignore[arg-type]
+                    EngineMetrics(CollectorRegistry()), Clock(), RecordingPaths("/srv/rec", tmp_path))
+    engine.on_event(_event(Event="DialBegin", Channel="Local/00002012345678@cc-transfer-refer-00000002;2",
+                           Uniqueid="1796588396.5", Linkedid="1796588384.0", Context="cc-transfer",
+                           Exten="ask-00002012345678", DestChannel="PJSIP/trunk-00000007", DestUniqueid="1796588396.6"))
+    assert engine.screen_pops == {}  # no agent's phone rang
+    engine.on_event(_message(NO_TARGET))
+    assert engine.transfers_of("1796588384.0") == ("1001>outside:02012345678@0",)
+
+
 def test_callcenter_agent_consult_posts_the_colleague_then_completes_or_cancels(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     from callcenter import cli
