@@ -147,6 +147,23 @@ def _callback_outcome(variables: Mapping[str, str]) -> str | Any:
     return f"callback requested: {number}"
 
 
+def _pause_offsets(spans: list[tuple[float, float | None]], start: float, duration: float
+                   ) -> tuple[tuple[float, float], ...]:
+    """Pauses (clock readings; end None: paused to the end) as (start, end) seconds into a
+    file that began at ``start`` and lasts ``duration`` (0: unknown), to a tenth of a second."""
+    offsets: list[tuple[float, float]] = []
+    for begin, end in spans:
+        first = max(0.0, round(begin - start, 1))
+        last = round((end if end is not None else start + duration) - start, 1)
+        if duration > 0:
+            last = min(last, round(duration, 1))
+        if offsets:
+            first = max(first, offsets[-1][1])
+        if last >= first:
+            offsets.append((first, last))
+    return tuple(offsets)
+
+
 def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
@@ -225,6 +242,8 @@ class Engine(Service):
         """Recording channels Asterisk reports muted (an agent's pause for card numbers)."""
         self._resume_timers: dict[str, Any] = {}
         """Uniqueid of a muted recording channel -> its automatic resume."""
+        self._pause_spans: dict[str, list[tuple[float, float | None]]] = {}
+        """Recording path -> its pauses (clock readings; end None while paused), until filed."""
         self._consult_pops: dict[str, tuple[str, str, str | None]] = {}
         """Consulted colleague -> (the customer's linkedid, the colleague's channel rung, the
         screen pop they had before): given back when that channel ends without the handover."""
@@ -443,7 +462,11 @@ class Engine(Service):
         """A recording muted (an agent's pause: card numbers) or unmuted, as Asterisk reports
         it; a muted one resumes by itself after ``recordings.pause_limit_seconds``."""
         change = self.recording_pauses.handle(msg, now)
+        channel = self.calls.channels.get(change.uniqueid if isinstance(change, Paused) else change or "")
+        path = channel.variables.get("CC_RECORDING") if channel is not None else None
         if isinstance(change, Paused):
+            if path:
+                self._pause_spans.setdefault(path, []).append((change.since, None))
             self.metrics.recording_pauses.inc()
             _log.info("recording.paused channel={channel} linkedid={linkedid}", channel=change.channel,
                       linkedid=change.linkedid)
@@ -451,6 +474,9 @@ class Engine(Service):
             if limit > 0:
                 self._resume_timers[change.uniqueid] = self.clock.callLater(limit, self._auto_resume, change)
         elif isinstance(change, str):
+            spans = self._pause_spans.get(path or "")
+            if spans and spans[-1][1] is None:
+                spans[-1] = (spans[-1][0], now)
             timer = self._resume_timers.pop(change, None)
             if timer is not None and timer.active():
                 timer.cancel()
@@ -789,15 +815,17 @@ class Engine(Service):
         repo = self.repository
         host_path = self.recordings.to_host(path)
         fmt = host_path.suffix.lstrip(".") or self.settings.recordings.format
+        spans = self._pause_spans.pop(path, [])
         d: Deferred[None] = Deferred()
 
         def inspect() -> NewRecording | None:  # runs in the repository's thread pool
             if not host_path.exists():
                 return None
+            duration = _wav_seconds(host_path) if fmt == "wav" else 0.0
             return NewRecording(
                 call_record_id=record.id, path=str(host_path), started_at=started,
-                duration_seconds=_wav_seconds(host_path) if fmt == "wav" else 0.0,
-                size_bytes=host_path.stat().st_size, format=fmt, agent_id=agent,
+                duration_seconds=duration, size_bytes=host_path.stat().st_size, format=fmt, agent_id=agent,
+                pauses=_pause_offsets(spans, started.timestamp(), duration),
             )
 
         def run() -> None:

@@ -162,6 +162,14 @@ def _rating(item: QaItem, ticket: str) -> str:
             f'id="{escape(ticket)}-{escape(item.id)}">{options}</select></label><br>')
 
 
+def _paused(pauses: Sequence[tuple[float, float]]) -> str:
+    """Where the agent paused the recording (silence in the file), for the reviewer."""
+    if not pauses:
+        return ""
+    spans = ", ".join(f"{clock_time(start)}-{clock_time(end)}" for start, end in pauses)
+    return f"<br><span class=muted>recording paused by the agent (card numbers): {spans}</span>"
+
+
 def _qa(view: LeadView, tz: ZoneInfo) -> str:
     if not view.sample:
         return "<p class=muted>No recorded calls of the team to score today.</p>"
@@ -170,7 +178,7 @@ def _qa(view: LeadView, tz: ZoneInfo) -> str:
         head = (f"<p><b>{escape(call.ticket)}</b>, agent {escape(call.agent_id)}, "
                 f"{call.started_at.astimezone(tz):%H:%M}, talk {clock_time(call.talk_seconds)}<br>"
                 f'<audio controls preload="none" src="{_action(view, "recording/" + quote(call.ticket))}"></audio> '
-                f"<code class=muted>{escape(call.recording)}</code></p>")
+                f"<code class=muted>{escape(call.recording)}</code>{_paused(call.pauses)}</p>")
         items = "".join(_rating(item, call.ticket) for item in view.scorecard)
         parts.append(f'{head}<form method="post" action="{_action(view, "qa")}">'
                      f"{_hidden(ticket=call.ticket, team=view.team)}{items}"

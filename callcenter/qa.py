@@ -72,6 +72,8 @@ class QaCandidate:
     talk_seconds: int | None
     recording: str
     """The recording's path, to play."""
+    pauses: tuple[tuple[float, float], ...] = ()
+    """Where the agent paused that recording (card numbers): (start, end) seconds of silence."""
 
 
 @dataclass(frozen=True)

@@ -203,6 +203,8 @@ class Recording(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     format: Mapped[str] = mapped_column(String(16))
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    pauses: Mapped[list[list[float]]] = mapped_column(JSON, default=list, server_default="[]")
+    """``[start, end]`` seconds into the file where an agent paused the recording (silence)."""
 
 
 class QaReview(Base):

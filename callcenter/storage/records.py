@@ -524,6 +524,8 @@ class Recording:
     size_bytes: int
     format: str
     purged_at: datetime | None
+    pauses: tuple[tuple[float, float], ...] = ()
+    """(start, end) seconds into the file where an agent paused the recording: silence there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -537,6 +539,8 @@ class NewRecording:
     size_bytes: int
     format: str
     agent_id: str | None = None
+    pauses: tuple[tuple[float, float], ...] = ()
+    """(start, end) seconds into the file where an agent paused the recording."""
 
     def __post_init__(self) -> None:
         _set(
@@ -548,6 +552,22 @@ class NewRecording:
         _set(self, "size_bytes", non_negative_int("size_bytes", self.size_bytes))
         _set(self, "format", _recording_format(self.format))
         _set(self, "agent_id", optional_text("agent_id", self.agent_id, 64))
+        _set(self, "pauses", _pauses(self.pauses))
+
+
+def _pauses(value: object) -> tuple[tuple[float, float], ...]:
+    """Pause spans: (start, end) pairs of finite seconds, 0 <= start <= end, in order."""
+    if not isinstance(value, (tuple, list)):
+        raise InvalidFieldError("pauses", f"a list of (start, end) seconds, got {value!r}")
+    spans: list[tuple[float, float]] = []
+    for item in value:
+        if (not isinstance(item, (tuple, list)) or len(item) != 2
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in item)
+                or not 0 <= item[0] <= item[1] or (spans and item[0] < spans[-1][1])):
+            raise InvalidFieldError("pauses", f"each pause is (start, end) seconds, 0 <= start <= end, in order; "
+                                              f"got {item!r}")
+        spans.append((float(item[0]), float(item[1])))
+    return tuple(spans)
 
 
 def changed_fields(update: CustomerUpdate | CallRecordUpdate) -> dict[str, object]:

@@ -15,10 +15,11 @@ returns a Deferred, so no SQL ever runs on the reactor thread.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import IntegrityError
@@ -186,6 +187,7 @@ def _recording(row: models.Recording) -> Recording:
         size_bytes=row.size_bytes,
         format=row.format,
         purged_at=row.purged_at,
+        pauses=tuple((float(start), float(end)) for start, end in row.pauses or ()),
     )
 
 
@@ -530,19 +532,30 @@ def qa_candidates(session: Session, *, since: datetime, until: datetime) -> list
     """Calls started in [since, until) that an agent took, with a recording still on disk
     and no review yet: what QA samples from."""
     record, recording = models.CallRecord, models.Recording
-    first_recording = (select(recording.path)
-                       .where(recording.call_record_id == record.id, recording.purged_at.is_(None))
-                       .order_by(recording.started_at, recording.id).limit(1).scalar_subquery())
+
+    def of_first_recording(column: Any) -> Any:
+        return (select(column).where(recording.call_record_id == record.id, recording.purged_at.is_(None))
+                .order_by(recording.started_at, recording.id).limit(1).scalar_subquery())
+
     reviewed = select(models.QaReview.id).where(models.QaReview.call_record_id == record.id).exists()
     stmt = (select(record.ticket_number, record.agent_id, record.started_at, record.talk_seconds,
-                   first_recording.label("recording"))
+                   of_first_recording(recording.path).label("recording"),
+                   of_first_recording(recording.pauses).label("pauses"))
             .where(record.agent_id.is_not(None), (record.talk_seconds > 0), ~reviewed,
                    record.started_at >= aware_datetime("since", since),
                    record.started_at < aware_datetime("until", until))
             .order_by(record.started_at, record.id))
     return [QaCandidate(ticket=row.ticket_number, agent_id=row.agent_id or "", started_at=row.started_at,
-                        talk_seconds=row.talk_seconds, recording=row.recording)
+                        talk_seconds=row.talk_seconds, recording=row.recording,
+                        pauses=tuple((float(a), float(b)) for a, b in _json_list(row.pauses)))
             for row in session.execute(stmt) if row.recording is not None]
+
+
+def _json_list(value: Any) -> list[Any]:
+    """A JSON column read through a scalar subquery: a list, or (some drivers) its text."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return list(value or ())
 
 
 def _qa_record(row: models.QaReview, call: models.CallRecord) -> QaReviewRecord:
@@ -659,6 +672,7 @@ def add_recording(session: Session, new: NewRecording) -> Recording:
         duration_seconds=new.duration_seconds,
         size_bytes=new.size_bytes,
         format=new.format,
+        pauses=[[start, end] for start, end in new.pauses],
     )
     session.add(row)
     _flush(session, f"path: {new.path} is already stored")

@@ -96,6 +96,9 @@ def test_the_agent_pauses_the_recording_then_resumes_it(pause_lab: EngineService
     assert len(muted) == 1, (runs, paused_at, resumed)
     start, end = muted[0]
     assert abs(end - resumed) <= 1.0 and end - start >= 4.0, (muted, paused_at, resumed)
+    # the row keeps where the pause was (for the QA reviewer)
+    ((kept_start, kept_end),) = recording.pauses
+    assert abs(kept_start - paused_at) <= 0.2 and abs(kept_end - resumed) <= 0.5, (recording.pauses, paused_at)
     # the caller was speaking before the pause and after it (tt-monkeys: 16.2 s from about 2 s before)
     assert not any(s <= paused_at - 1.0 and e >= paused_at for s, e in runs), runs
     assert not any(s <= resumed + 0.5 <= e for s, e in runs if (s, e) != muted[0]), runs

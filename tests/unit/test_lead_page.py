@@ -60,7 +60,8 @@ def _page(sessions: sessionmaker[Session], recording: str = "/srv/rec/2026/12/05
         started_at=NOW, direction="inbound", phone="13900000001", agent_id="2101", queue="hotline", talk_seconds=95),
         site_prefix="GD").result
     repo.add_recording(NewRecording(call_record_id=record.id, path=recording, started_at=NOW,
-                                    duration_seconds=95.0, size_bytes=1000, format="wav", agent_id="2101"))
+                                    duration_seconds=95.0, size_bytes=1000, format="wav", agent_id="2101",
+                                    pauses=((40.0, 52.5),)))
     clock = Clock()
     clock.advance(NOW.timestamp() + 600)
     board = {"2101": SimpleNamespace(id="2101", state=AgentState.ON_CALL, since=NOW.timestamp() + 480,
@@ -199,6 +200,8 @@ def test_the_sampled_call_plays_on_the_page(sessions: sessionmaker[Session], tmp
     page, _, ticket = _page(sessions, recording=str(wav))
     status, html = _get(page, ["8001"])
     assert f'<audio controls preload="none" src="/lead/8001/recording/{ticket}"></audio>' in html
+    # the reviewer sees where the agent paused the recording (the file has silence there)
+    assert "<span class=muted>recording paused by the agent (card numbers): 0:40-0:52</span>" in html
     status, body, request = _fetch(page, ["8001", "recording", ticket])
     assert (status, body) == (200, wav.read_bytes())
     assert request.responseHeaders.getRawHeaders(b"content-type") == [b"audio/wav"]

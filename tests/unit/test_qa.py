@@ -141,7 +141,8 @@ def _calls(sessions: sessionmaker[Session]) -> dict[str, str]:
                 site_prefix="GD", ticket_day=when.date())
             if recorded:
                 repo.add_recording(session, NewRecording(record.id, f"/rec/{record.ticket_number}.wav", when, talk,
-                                                         100 + talk, "wav", agent))
+                                                         100 + talk, "wav", agent,
+                                                         pauses=((12.0, 18.5),) if talk == 90 else ()))
             tickets[f"{agent}-{i}"] = record.ticket_number
     return tickets
 
@@ -153,6 +154,7 @@ def test_candidates_reviews_and_their_replacement(sessions: sessionmaker[Session
         found = repo.qa_candidates(session, since=since, until=until)
     assert [(c.agent_id, c.recording.endswith(".wav")) for c in found] == [
         ("2101", True), ("2101", True), ("2102", True), ("2201", True)]  # no recording, no agent: not offered
+    assert [c.pauses for c in found] == [(), ((12.0, 18.5),), (), ()]  # where 2101 paused the second one
     review = parse_review({"reviewer": "8001", "ratings": ALL_FOUR}, CARD)
     now = datetime(2026, 11, 3, 10, tzinfo=SHANGHAI)
     with sessions.begin() as session:

@@ -29,11 +29,13 @@ from callcenter.recording_pause import (
 from callcenter.settings import Settings, load_settings
 from callcenter.state.agents import AgentBoard
 from callcenter.state.calls import Channel, ChannelState
+from callcenter.storage import repository as repo
 from tests.httpapi import get_json, post_json
+from tests.syncrepository import SyncRepository, in_tx
 from tests.unit.test_agent_page import _engine as _page_engine
 from tests.unit.test_agent_page import _get, _post, _talking_with_2102_ready
 from tests.unit.test_consult import _SendingAmi
-from tests.unit.test_transfer import _Ami, _failure_of
+from tests.unit.test_transfer import _Ami, _failure_of, _wav
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -152,6 +154,33 @@ def test_a_paused_recording_resumes_by_itself_after_the_limit() -> None:
         send(_event(**ending))
         clock.advance(200)
         assert sent == []
+
+
+def test_the_recordings_row_keeps_where_it_was_paused(sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    """Paused 10 s into the call for 5 s, and again from 25 s to the hangup at 30 s (the call
+    ended paused): the recording row has (10, 15) and (25, 30) seconds into the file."""
+    clock = Clock()
+    clock.advance(1_796_600_000)
+    ami = _SendingAmi()
+    engine = Engine(load_settings(ROOT / "config"), ami, SyncRepository(sessions), EngineMetrics(CollectorRegistry()),  # type: ignore[arg-type]
+                    clock, RecordingPaths("/srv/rec", tmp_path))
+    engine.startService()
+    send = ami.events[0]
+    caller = {"Channel": CALLER.name, "Uniqueid": "7.1", "Linkedid": "7.1", "CallerIDNum": "13800138000",
+              "Context": "hotline", "Exten": "s"}
+    send(_event(Event="Newchannel", ChannelState="6", ChannelStateDesc="Up", **caller))
+    send(_event(Event="VarSet", Variable="CC_DIRECTION", Value="inbound", **caller))
+    send(_event(Event="VarSet", Variable="CC_RECORDING", Value="/srv/rec/20261207/7.1.wav", **caller))
+    for at, state in ((10, "1"), (5, "0"), (10, "1")):
+        clock.advance(at)
+        send(_event(Event="MixMonitorMute", Direction="both", State=state, **caller))
+    clock.advance(5)
+    _wav(tmp_path / "20261207/7.1.wav", 30.0)
+    send(_event(Event="Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}, **caller))
+    clock.advance(engine.recording_settle_seconds)
+    [record] = in_tx(sessions, repo.list_recent_call_records)
+    [recording] = in_tx(sessions, repo.list_recordings_for_call, record.id)
+    assert recording.pauses == ((10.0, 15.0), (25.0, 30.0))
 
 
 def test_without_a_limit_only_the_agent_resumes() -> None:

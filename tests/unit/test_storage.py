@@ -784,6 +784,20 @@ def test_recording_conflicts(sessions: sessionmaker[Session]) -> None:
         )
 
 
+def test_a_recording_keeps_where_the_agent_paused_it(sessions: sessionmaker[Session]) -> None:
+    """Pauses (card numbers) round-trip as (start, end) seconds; none by default; bad spans refused."""
+    call = in_tx(sessions, repo.create_call_record, new_call(), site_prefix="GD")
+    paused = in_tx(sessions, repo.add_recording, NewRecording(call.id, "/r/p.wav", T0, 60.0, 100, "wav",
+                                                               pauses=((12.5, 18.0), (40, 41.5))))
+    plain = in_tx(sessions, repo.add_recording, NewRecording(call.id, "/r/q.wav", T0, 60.0, 100, "wav"))
+    assert (paused.pauses, plain.pauses) == (((12.5, 18.0), (40.0, 41.5)), ())
+    stored = {r.path: r.pauses for r in in_tx(sessions, repo.list_recordings_for_call, call.id)}
+    assert stored == {"/r/p.wav": ((12.5, 18.0), (40.0, 41.5)), "/r/q.wav": ()}
+    for bad in (((5.0, 2.0),), ((1.0, 2.0), (1.5, 3.0)), ((-1.0, 2.0),), ((1.0,),), ((float("nan"), 1.0),), "x"):
+        with pytest.raises(InvalidFieldError, match="pauses"):
+            NewRecording(call.id, "/r/z.wav", T0, 60.0, 100, "wav", pauses=bad)  # type: ignore[arg-type]
+
+
 # --- the Deferred facade on a real thread pool ----------------------------------------------
 
 
