@@ -679,31 +679,27 @@ class ApiResource(Resource):
     def _recording(self, agent: str, how: str, body: dict[str, Any]) -> Deferred[Any]:
         """``POST /api/agents/<id>/recording/pause`` or ``/resume`` (docs/agents.md, "Pausing
         the recording")."""
-        if body:
-            raise ApiError(400, "no fields expected", str(next(iter(body))))
         service = self.engine.agent_service
-        if how == "pause":
-            d = service.pause_recording(agent)
-        elif how == "resume":
-            d = service.resume_recording(agent)
-        else:
-            raise ApiError(404, f"no recording action {how!r} (pause or resume)")
-        return d.addCallback(lambda _: {"agent": agent, "action": f"recording {how}", "ok": True})
+        return self._agent_sub_action(agent, "recording", how, body, {
+            "pause": service.pause_recording, "resume": service.resume_recording})
 
     def _end_consult(self, agent: str, how: str, body: dict[str, Any]) -> Deferred[Any]:
-        """``POST /api/agents/<id>/consult/complete`` or ``/cancel``."""
+        """``POST /api/agents/<id>/consult/complete``, ``/conference`` or ``/cancel``."""
+        service = self.engine.agent_service
+        return self._agent_sub_action(agent, "consult", how, body, {
+            "complete": service.complete_consult, "conference": service.conference_consult,
+            "cancel": service.cancel_consult})
+
+    @staticmethod
+    def _agent_sub_action(agent: str, what: str, how: str, body: dict[str, Any],
+                          actions_by_name: Mapping[str, Callable[[str], Deferred[Any]]]) -> Deferred[Any]:
+        """``POST /api/agents/<id>/<what>/<how>``, no fields: the action named ``how``."""
         if body:
             raise ApiError(400, "no fields expected", str(next(iter(body))))
-        service = self.engine.agent_service
-        if how == "complete":
-            d = service.complete_consult(agent)
-        elif how == "cancel":
-            d = service.cancel_consult(agent)
-        elif how == "conference":
-            d = service.conference_consult(agent)
-        else:
-            raise ApiError(404, f"no consult action {how!r} (complete, conference or cancel)")
-        return d.addCallback(lambda _: {"agent": agent, "action": f"consult {how}", "ok": True})
+        action = actions_by_name.get(how)
+        if action is None:
+            raise ApiError(404, f"no {what} action {how!r} ({' or '.join(actions_by_name)})")
+        return action(agent).addCallback(lambda _: {"agent": agent, "action": f"{what} {how}", "ok": True})
 
     def _disposition(self, ticket: str, body: dict[str, Any]) -> Deferred[Any]:
         return save_disposition(self.engine, ticket, parse_disposition(body)).addCallback(

@@ -37,6 +37,17 @@ def _consulting(services: EngineServices, agent: str) -> bool:
     return consult_leg(agent, services.engine.calls.channels.values()) is not None
 
 
+def _talking_to_a_caller(services: EngineServices, rt: ReactorThread, name: str, number: str, *, seconds: int,
+                         csat: str) -> str:
+    """A hotline caller (``_hotline_caller``) whom 1001 (logged in already) answers; the call's linkedid."""
+    engine = services.engine
+    _hotline_caller(services, rt, name, number, seconds=seconds, csat=csat)
+    rt.wait_for(lambda: engine.agents.state_of("1001").value == "on_call", timeout=40,
+                message="agent 1001 never took the call")
+    time.sleep(1)
+    return engine.screen_pops["1001"]
+
+
 def test_the_agent_consults_a_colleague_then_hands_the_caller_over(consult_lab: EngineServices,
                                                                     reactor_thread: ReactorThread) -> None:
     """1001 consults 2105 while the hotline caller holds: 2105's phone rings with the caller's
@@ -49,11 +60,7 @@ def test_the_agent_consults_a_colleague_then_hands_the_caller_over(consult_lab: 
     _log_in(services, rt, "2105", "outbound", 20)
     with pytest.raises(ConsultRefused, match="not consulting anyone"):
         rt.call(engine.agent_service.complete_consult, "1001", timeout=10)
-    _hotline_caller(services, rt, "Consult test", "13844445555", seconds=120, csat="4")
-    rt.wait_for(lambda: engine.agents.state_of("1001").value == "on_call", timeout=40,
-                message="agent 1001 never took the call")
-    time.sleep(1)
-    linkedid = engine.screen_pops["1001"]
+    linkedid = _talking_to_a_caller(services, rt, "Consult test", "13844445555", seconds=120, csat="4")
     rt.call(engine.agent_service.consult, "1001", "2105", timeout=10)
     rt.wait_for(lambda: engine.agents.state_of("2105").value == "on_call", timeout=15,
                 message="agent 2105's phone never rang for the consult")
@@ -93,10 +100,7 @@ def test_a_cancelled_consult_gives_the_agent_the_caller_back(consult_lab: Engine
     _log_in(services, rt, "1001", "hotline", 25)
     _log_in(services, rt, "2105", "outbound", 4)
     rt.call(services.ami.send, actions.setvar("LAB_NOANSWER_2105", 1), timeout=10)
-    _hotline_caller(services, rt, "Cancel test", "13866667777", seconds=120, csat="5")
-    rt.wait_for(lambda: engine.agents.state_of("1001").value == "on_call", timeout=40,
-                message="agent 1001 never took the call")
-    time.sleep(1)
+    _talking_to_a_caller(services, rt, "Cancel test", "13866667777", seconds=120, csat="5")
     rt.call(engine.agent_service.consult, "1001", "2105", timeout=10)
     rt.wait_for(lambda: _consulting(services, "1001"), timeout=10, message="no consult leg in 1001's bridge")
     with pytest.raises(ConsultRefused, match="2105 has not answered yet"):
@@ -185,11 +189,7 @@ def test_a_three_way_call_then_the_agent_leaves_the_caller_with_the_colleague(
     assert engine.repository is not None
     _log_in(services, rt, "1001", "hotline", 90)
     _log_in(services, rt, "2105", "outbound", 20)
-    _hotline_caller(services, rt, "Three-way test", "13877776666", seconds=120, csat="5")
-    rt.wait_for(lambda: engine.agents.state_of("1001").value == "on_call", timeout=40,
-                message="agent 1001 never took the call")
-    time.sleep(1)
-    linkedid = engine.screen_pops["1001"]
+    linkedid = _talking_to_a_caller(services, rt, "Three-way test", "13877776666", seconds=120, csat="5")
     caller = next(c for c in engine.calls.channels.values() if c.linkedid == linkedid and "@from-pstn" in c.name
                   and c.name.endswith(";2"))
     rt.call(engine.agent_service.consult, "1001", "2105", timeout=10)
@@ -233,11 +233,7 @@ def test_the_agent_consults_an_outside_number_then_hands_the_caller_over(
     assert engine.repository is not None
     network_people(services, rt, 40)
     _log_in(services, rt, "1001", "hotline", 90)
-    _hotline_caller(services, rt, "Outside test", "13855556666", seconds=30, csat="3")
-    rt.wait_for(lambda: engine.agents.state_of("1001").value == "on_call", timeout=40,
-                message="agent 1001 never took the call")
-    time.sleep(1)
-    linkedid = engine.screen_pops["1001"]
+    linkedid = _talking_to_a_caller(services, rt, "Outside test", "13855556666", seconds=30, csat="3")
     rt.call(engine.agent_service.consult_number, "1001", "+86 199 0003 0099", timeout=10)
     rt.wait_for(lambda: (c := consult_leg("1001", engine.calls.channels.values())) is not None and c.answered,
                 timeout=15, message="the outside number never answered the consult")

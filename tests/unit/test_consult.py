@@ -195,11 +195,15 @@ def _board() -> AgentBoard:
     return board
 
 
+def _talking(settings: Settings) -> tuple[_Ami, list[Channel], AgentService]:
+    """1001 talks to a customer (a trunk channel): the service, its AMI and the channels."""
+    ami = _Ami()
+    channels = [_channel("PJSIP/agent1001-00000001"), replace(_channel("PJSIP/trunk-00000002"), uniqueid="1.3")]
+    return ami, channels, AgentService(settings, ami, _board(), Clock(), channels=lambda: channels)
+
+
 def test_the_service_consults_completes_and_cancels(settings: Settings) -> None:
-    ami, board = _Ami(), _board()
-    mine = _channel("PJSIP/agent1001-00000001")
-    channels = [mine, replace(_channel("PJSIP/trunk-00000002"), uniqueid="1.3")]
-    service = AgentService(settings, ami, board, Clock(), channels=lambda: channels)
+    ami, channels, service = _talking(settings)
     assert isinstance(_failure_of(service.consult("9999", "2105")), UnknownAgentError)
     assert "cannot hand a call to themselves" in str(_failure_of(service.consult("1001", "1001")))
     assert "not consulting anyone" in str(_failure_of(service.complete_consult("1001")))
@@ -230,10 +234,7 @@ def test_the_service_consults_completes_and_cancels(settings: Settings) -> None:
 def test_the_service_consults_an_outside_number(settings: Settings) -> None:
     """Any number the site can dial, read as every number is; refused when not talking to a
     customer, with a bad number, or while consulting already."""
-    ami, board = _Ami(), _board()
-    mine = _channel("PJSIP/agent1001-00000001")
-    channels = [mine, replace(_channel("PJSIP/trunk-00000002"), uniqueid="1.3")]
-    service = AgentService(settings, ami, board, Clock(), channels=lambda: channels)
+    ami, channels, service = _talking(settings)
     assert isinstance(_failure_of(service.consult_number("9999", "02012345678")), UnknownAgentError)
     assert "must be 3 to 15 digits" in str(_failure_of(service.consult_number("1001", "call me")))
     assert "2105 is not on a call" in str(_failure_of(service.consult_number("2105", "02012345678")))
