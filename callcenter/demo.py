@@ -188,7 +188,7 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
         HostRuntime,
         LabInstance,
         LabPorts,
-        tcp_port_free,
+        free_engine_port,
     )
     from callcenter.lab.rootfs import default_cache_dir, provision_rootfs
     from callcenter.service import make_service
@@ -200,7 +200,7 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
         runtime = ChrootRuntime(provision_rootfs(cache, log=_say))
     prompts = publish_prompts(settings, runtime)
     _say(f"IVR prompts: {prompts} files rendered from ivr_flows/ (espeak-ng, 8 kHz)")
-    agi_port = next(p for p in range(24573, 24673) if tcp_port_free(p))
+    agi_port = free_engine_port()  # never a port the lab instance may take
     instance = LabInstance("demo", cache / "instances", runtime, LabPorts.allocate(), work / "recordings")
     instance.write_config(dict(lab_project_files(settings, agi_port)(instance.endpoints)))
     _say(f"lab Asterisk booting ({runtime.describe()})")

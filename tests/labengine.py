@@ -17,7 +17,7 @@ from callcenter.ami import actions
 from callcenter.asterisk.render import lab_sms_gateway
 from callcenter.cli import lab_project_files
 from callcenter.engine import RecordingPaths
-from callcenter.lab.instance import tcp_port_free
+from callcenter.lab.instance import free_engine_port
 from callcenter.secrets import Secrets, load_or_create_secrets
 from callcenter.service import EngineServices, make_service
 from callcenter.settings import Settings, load_settings
@@ -63,7 +63,7 @@ def engine_on_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_pa
         http=replace(base.http, port=0), metrics=replace(base.metrics, port=0),
     ))
     secrets = load_or_create_secrets(settings.site.state_dir, [a.id for a in settings.agents])
-    agi_port = next(p for p in range(25573, 26573) if tcp_port_free(p))
+    agi_port = free_engine_port()  # never a port the lab may give the instance next
     handle = lab_factory.start(project_files=lab_project_files(settings, agi_port, secrets=secrets,
                                                                agi_host="127.0.0.1"),
                                ami_credentials=(settings.ami.username, secrets.ami_secret))

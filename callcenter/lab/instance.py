@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from callcenter.lab.asterisk_base import (
     DEBIAN_INSTALLATION,
@@ -66,6 +66,7 @@ from callcenter.lab.rootfs import (
 )
 
 __all__ = [
+    "ENGINE_PORTS",
     "ChrootRuntime",
     "HostRuntime",
     "InstanceEndpoints",
@@ -74,6 +75,7 @@ __all__ = [
     "LabInstance",
     "LabPorts",
     "Runtime",
+    "free_engine_port",
     "runtime_from_dict",
     "wait_fully_booted",
 ]
@@ -99,6 +101,21 @@ def _ephemeral_range() -> tuple[int, int]:
         return int(low), int(high)
     except (OSError, ValueError):
         return 32768, 60999
+
+
+ENGINE_PORTS: Final = range(31000, 32000)
+"""Loopback ports for the engine's own listener next to a lab instance (its FastAGI server,
+in tests and the demo): never one of the lab's single ports (20000-29999, chosen by
+:meth:`LabPorts.allocate` while nothing listens there yet) nor, on a usual kernel, an
+ephemeral one (32768-60999)."""
+
+
+def free_engine_port(ports: range = ENGINE_PORTS) -> int:
+    """The first TCP port of ``ports`` free on the loopback; :class:`LabError` when none is."""
+    for port in ports:
+        if tcp_port_free(port):
+            return port
+    raise LabError(f"no free loopback port in {ports.start}-{ports.stop - 1} for the engine")
 
 
 def tcp_port_free(port: int, host: str = LOOPBACK) -> bool:

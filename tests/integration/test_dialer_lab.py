@@ -48,7 +48,7 @@ from callcenter.cli import lab_project_files
 from callcenter.demo import zone_at_local_hour
 from callcenter.dialer.campaign import zone
 from callcenter.engine import RecordingPaths
-from callcenter.lab.instance import ChrootRuntime, tcp_port_free
+from callcenter.lab.instance import ChrootRuntime, free_engine_port
 from callcenter.prompts import build_prompts
 from callcenter.secrets import load_or_create_secrets
 from callcenter.service import EngineServices, make_service
@@ -198,7 +198,7 @@ def dialer_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path:
         ivr=replace(base.ivr, sounds_dir=tmp_path / "sounds"),
     )
     secrets = load_or_create_secrets(settings.site.state_dir, [a.id for a in settings.agents])
-    agi_port = next(p for p in range(26573, 26773) if tcp_port_free(p))
+    agi_port = free_engine_port()
 
     project_files = lab_project_files(settings, agi_port, secrets=secrets, agi_host="127.0.0.1")
 

@@ -26,6 +26,7 @@ from callcenter.demo import open_around_the_clock
 from callcenter.engine import Engine
 from callcenter.metrics import EngineMetrics
 from callcenter.service import EngineServices
+from callcenter.settings import Settings
 from callcenter.storage.agent_time import agent_time_report
 from tests.labengine import engine_on_lab
 from tests.labfixture import LabFactory
@@ -37,14 +38,31 @@ pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _hotline_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path, *, when_empty: str
+                 ) -> Iterator[tuple[EngineServices, Any, Any]]:
+    flow = open_around_the_clock(ROOT / "ivr_flows/hotline.yaml", tmp_path / "open.yaml")
+
+    def change(settings: Settings) -> Settings:
+        queues = tuple(replace(q, when_empty=when_empty) if q.name == "hotline" else q for q in settings.queues)
+        return replace(settings, queues=queues, ivr=replace(settings.ivr, hotline_flow=flow,
+                                                              sounds_dir=tmp_path / "sounds"))
+
+    with engine_on_lab(lab_factory, reactor_thread, tmp_path, lab_agents=False,  # PJSIP agents
+                       change=change) as lab:
+        yield lab
+
+
 @pytest.fixture
 def hotline_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path
                 ) -> Iterator[tuple[EngineServices, Any, Any]]:
-    flow = open_around_the_clock(ROOT / "ivr_flows/hotline.yaml", tmp_path / "open.yaml")
-    with engine_on_lab(lab_factory, reactor_thread, tmp_path, lab_agents=False,  # PJSIP agents
-                       change=lambda settings: replace(settings, ivr=replace(
-                           settings.ivr, hotline_flow=flow, sounds_dir=tmp_path / "sounds"))) as lab:
-        yield lab
+    yield from _hotline_lab(lab_factory, reactor_thread, tmp_path, when_empty="message")  # as shipped
+
+
+@pytest.fixture
+def waiting_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path
+                ) -> Iterator[tuple[EngineServices, Any, Any]]:
+    """A hotline whose callers wait even with no agent logged in (``when_empty: wait``)."""
+    yield from _hotline_lab(lab_factory, reactor_thread, tmp_path, when_empty="wait")
 
 
 def _call_through_the_hotline(
@@ -116,12 +134,14 @@ def test_caller_reaches_a_registered_softphone_and_the_record_matches(
 
 
 def test_a_caller_who_hangs_up_while_queued_is_recorded_abandoned_and_counted(
-    hotline_lab: tuple[EngineServices, Any, Any], reactor_thread: ReactorThread
+    waiting_lab: tuple[EngineServices, Any, Any], reactor_thread: ReactorThread
 ) -> None:
-    """No agent logged in: the caller picks "agent", waits in the hotline queue and hangs up.
-    The record says the stay was abandoned (with the wait), like the wallboard's count, and
-    an engine started afterwards reads the same day back from the records."""
-    services, _handle, _secrets = hotline_lab
+    """No agent logged in, on a hotline whose callers wait anyway (``when_empty: wait``; as
+    shipped they leave a message at once: test_queue_message_lab.py): the caller picks
+    "agent", waits in the hotline queue and hangs up. The record says the stay was abandoned
+    (with the wait), like the wallboard's count, and an engine started afterwards reads the
+    same day back from the records."""
+    services, _handle, _secrets = waiting_lab
     engine = services.engine
     action = actions.originate("Local/400@from-pstn/n", context="lab-caller", exten="s", priority=1,
                                caller_id="Impatient <13833334444>", timeout_ms=20000,

@@ -25,10 +25,12 @@ from callcenter.lab.asterisk_base import (
     render_manager_conf,
 )
 from callcenter.lab.instance import (
+    ENGINE_PORTS,
     ChrootRuntime,
     HostRuntime,
     LabInstance,
     LabPorts,
+    free_engine_port,
     runtime_from_dict,
     tcp_port_free,
     udp_port_free,
@@ -259,6 +261,21 @@ def test_allocation_skips_ports_in_use_and_avoided() -> None:
             assert not tcp_port_free(busy_port)
         finally:
             ports.release()
+
+
+def test_the_engines_port_is_never_one_the_lab_gives_an_instance() -> None:
+    """The engine's FastAGI port next to a lab instance is picked before the instance listens:
+    from ENGINE_PORTS, apart from the lab's single ports, the first free one (seen in CI: an
+    instance's port taken by the engine a moment later)."""
+    assert ENGINE_PORTS.start >= 30000 and ENGINE_PORTS.stop <= 32768
+    first = free_engine_port()
+    assert first in ENGINE_PORTS and tcp_port_free(first)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", first))
+        busy.listen()
+        assert free_engine_port() != first
+        with pytest.raises(LabError, match=f"no free loopback port in {first}-{first} for the engine"):
+            free_engine_port(range(first, first + 1))
 
 
 def test_fixed_ports_are_asterisks_defaults() -> None:
