@@ -9,7 +9,8 @@ When the consult leg was optimised away before the transfer completed, Asterisk 
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -265,20 +266,34 @@ def _event(**fields: str) -> Message:
     return Message.from_pairs(fields.items())
 
 
+@dataclass
+class _Running:
+    """An engine started on the test database, fed events by ``send``; its AMI records what it sends."""
+
+    engine: Engine
+    ami: _SendingAmi
+    clock: Clock
+    registry: CollectorRegistry
+    send: Callable[[Message], None]
+
+
+def _running(sessions: sessionmaker[Session], tmp_path: Path, *, at: float = 0.0) -> _Running:
+    clock, ami, registry = Clock(), _SendingAmi(), CollectorRegistry()
+    clock.advance(at)
+    engine = Engine(load_settings(ROOT / "config"), ami, SyncRepository(sessions), EngineMetrics(registry),  # type: ignore[arg-type]
+                    clock, RecordingPaths("/srv/rec", tmp_path))
+    engine.startService()
+    return _Running(engine, ami, clock, registry, ami.events[0])
+
+
 def test_a_consulted_colleague_gets_the_call_its_record_and_the_rest_of_the_recording(
         sessions: sessionmaker[Session], tmp_path: Path) -> None:
     """2101's own call (recorded on 2101's channel): 2101 consults 2105, whose screen pops at
     the consult's ring but who is not the call's agent until the transfer completes; the
     event names no target (the leg was optimised away). The hop names 2105 all the same, the
     customer's channel starts recording the rest, and the record is 2105's with both files."""
-    clock = Clock()
-    clock.advance(1_795_400_000)
-    ami = _SendingAmi()
-    registry = CollectorRegistry()
-    engine = Engine(load_settings(ROOT / "config"), ami, SyncRepository(sessions), EngineMetrics(registry),  # type: ignore[arg-type]
-                    clock, RecordingPaths("/srv/rec", tmp_path))
-    engine.startService()
-    send = ami.events[0]
+    run = _running(sessions, tmp_path, at=1_795_400_000)
+    engine, ami, clock, registry, send = run.engine, run.ami, run.clock, run.registry, run.send
     agent = {"Channel": "PJSIP/agent2101-00000001", "Uniqueid": "9.1", "Linkedid": "9.1", "CallerIDNum": "2101",
              "CallerIDName": "Agent 2101", "Context": "agent-dial", "Exten": "13800138000"}
     customer = {**agent, "Channel": "PJSIP/pstn-00000002", "Uniqueid": "9.2", "CallerIDNum": "13800138000"}
@@ -336,12 +351,8 @@ def test_a_colleague_consulted_but_not_handed_the_call_gets_their_screen_pop_bac
     2101's caller: the consult's ring shows the caller; once the consult ends without the
     handover (stopped ringing, or the two talked and 2101 took the caller back), 2105's
     screen shows 8.1 again, whose disposition is theirs to finish."""
-    clock = Clock()
-    ami = _SendingAmi()
-    engine = Engine(load_settings(ROOT / "config"), ami, SyncRepository(sessions), EngineMetrics(CollectorRegistry()),  # type: ignore[arg-type]
-                    clock, RecordingPaths("/srv/rec", tmp_path))
-    engine.startService()
-    send = ami.events[0]
+    run = _running(sessions, tmp_path)
+    engine, clock, send = run.engine, run.clock, run.send
     engine.screen_pops["2105"] = "8.1"
     leg = {"Channel": "Local/2105@cc-transfer-refer-00000003;2", "Uniqueid": "9.4", "Linkedid": "9.1",
            "CallerIDNum": "2101", "Context": "cc-transfer", "Exten": "ask-2105"}
@@ -385,12 +396,8 @@ def test_a_hotline_call_recorded_on_the_callers_channel_needs_no_second_recordin
         agent: str | None) -> None:
     """Handed to a colleague, or to an outside number (then no colleague takes the call: it
     stays the consulting agent's); the caller's own recording goes on either way."""
-    clock = Clock()
-    ami = _SendingAmi()
-    engine = Engine(load_settings(ROOT / "config"), ami, SyncRepository(sessions), EngineMetrics(CollectorRegistry()),  # type: ignore[arg-type]
-                    clock, RecordingPaths("/srv/rec", tmp_path))
-    engine.startService()
-    send = ami.events[0]
+    run = _running(sessions, tmp_path)
+    engine, ami, send = run.engine, run.ami, run.send
     caller = {"Channel": "Local/400@from-pstn-00000000;2", "Uniqueid": "1796588384.1", "Linkedid": "1796588384.0",
               "CallerIDNum": "13800138000", "Context": "hotline", "Exten": "s"}
     send(_event(Event="Newchannel", ChannelState="6", ChannelStateDesc="Up", **caller))

@@ -31,10 +31,10 @@ from callcenter.state.agents import AgentBoard
 from callcenter.state.calls import Channel, ChannelState
 from callcenter.storage import repository as repo
 from tests.httpapi import get_json, post_json
-from tests.syncrepository import SyncRepository, in_tx
+from tests.syncrepository import in_tx
 from tests.unit.test_agent_page import _engine as _page_engine
 from tests.unit.test_agent_page import _get, _post, _talking_with_2102_ready
-from tests.unit.test_consult import _SendingAmi
+from tests.unit.test_consult import _running, _SendingAmi
 from tests.unit.test_transfer import _Ami, _failure_of, _wav
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,13 +159,8 @@ def test_a_paused_recording_resumes_by_itself_after_the_limit() -> None:
 def test_the_recordings_row_keeps_where_it_was_paused(sessions: sessionmaker[Session], tmp_path: Path) -> None:
     """Paused 10 s into the call for 5 s, and again from 25 s to the hangup at 30 s (the call
     ended paused): the recording row has (10, 15) and (25, 30) seconds into the file."""
-    clock = Clock()
-    clock.advance(1_796_600_000)
-    ami = _SendingAmi()
-    engine = Engine(load_settings(ROOT / "config"), ami, SyncRepository(sessions), EngineMetrics(CollectorRegistry()),  # type: ignore[arg-type]
-                    clock, RecordingPaths("/srv/rec", tmp_path))
-    engine.startService()
-    send = ami.events[0]
+    run = _running(sessions, tmp_path, at=1_796_600_000)
+    engine, clock, send = run.engine, run.clock, run.send
     caller = {"Channel": CALLER.name, "Uniqueid": "7.1", "Linkedid": "7.1", "CallerIDNum": "13800138000",
               "Context": "hotline", "Exten": "s"}
     send(_event(Event="Newchannel", ChannelState="6", ChannelStateDesc="Up", **caller))
