@@ -462,7 +462,9 @@ class Engine(Service):
         """A recording muted (an agent's pause: card numbers) or unmuted, as Asterisk reports
         it; a muted one resumes by itself after ``recordings.pause_limit_seconds``."""
         change = self.recording_pauses.handle(msg, now)
-        channel = self.calls.channels.get(change.uniqueid if isinstance(change, Paused) else change or "")
+        if change is None:  # most hangups: no recording was paused there
+            return
+        channel = self.calls.channels.get(change.uniqueid if isinstance(change, Paused) else change)
         path = channel.variables.get("CC_RECORDING") if channel is not None else None
         if isinstance(change, Paused):
             if path:
@@ -473,7 +475,7 @@ class Engine(Service):
             limit = self.settings.recordings.pause_limit_seconds
             if limit > 0:
                 self._resume_timers[change.uniqueid] = self.clock.callLater(limit, self._auto_resume, change)
-        elif isinstance(change, str):
+        else:
             spans = self._pause_spans.get(path or "")
             if spans and spans[-1][1] is None:
                 spans[-1] = (spans[-1][0], now)

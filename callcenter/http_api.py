@@ -1231,8 +1231,8 @@ class AgentPage(_Page):
         consult = consult_leg(agent.id, engine.calls.channels.values())
         if consult is not None:
             view = dataclasses.replace(view, consulting=(consult.target_id, consult.answered))
-        recording = recording_state(engine, agent.id)
-        if recording["recorded"] and state == "on_call":
+        recording = recording_state(engine, agent.id) if state == "on_call" else None
+        if recording is not None and recording["recorded"]:
             view = dataclasses.replace(view, recording=(
                 recording["paused"], recording["paused_seconds"], engine.settings.recordings.pause_limit_seconds))
         repo = engine.repository

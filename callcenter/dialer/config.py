@@ -284,7 +284,7 @@ def validate_against(config: DialerConfig, settings: Settings) -> list[ConfigPro
             problem(campaign, "route", f"route: team needs a queue per team: set per_team: true on queue {name!r} "
                                        "in config/queues.yaml")
         elif campaign.campaign.dial_mode != "preview" and (
-                settings.queue(name).message_key is not None or settings.queue(name).when_empty == "message"):
+                (queue := settings.queue(name)).message_key is not None or queue.when_empty == "message"):
             # answered dialer calls wait in Queue(): a key or an empty queue would take them to
             # the hotline's message branch, which is for inbound callers (docs/ivr.md)
             problem(campaign, "queue", f"queue {name!r} takes waiting callers to a message (message_key or "

@@ -43,6 +43,7 @@ from callcenter.transfer import (
     parse_attended_transfer,
     parse_hop,
 )
+from tests.cliapi import cli_with_fake_daemon
 from tests.syncrepository import SyncRepository, in_tx
 from tests.unit.test_engine import FakeAmi
 from tests.unit.test_transfer import _agent, _Ami, _channel, _failure_of, _message, _wav
@@ -425,20 +426,10 @@ def test_an_outside_consult_whose_event_names_no_target_is_named_from_its_ring(
 
 def test_callcenter_agent_consult_posts_the_colleague_then_completes_or_cancels(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from callcenter import cli
-
-    posted: list[tuple[str, str, Any]] = []
-
-    def api(settings: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        posted.append((method, path, body))
-        return 200, {"ok": True}
-
-    monkeypatch.setattr(cli, "_api", api)
-    site = tmp_path / "site.yaml"
-    site.write_text(f"site:\n  state_dir: {tmp_path / 'var'}\n")
+    posted, run = cli_with_fake_daemon(monkeypatch, tmp_path)
     for argv in (["1001", "2105"], ["1001", "--number", "020-1234-5678"], ["1001", "--complete"],
                  ["1001", "--conference"], ["1001", "--cancel"]):
-        assert cli.main(["--config", str(site), "agent", "consult", *argv]) == 0
+        assert run("agent", "consult", *argv) == 0
     assert posted == [("POST", "agents/1001/consult", {"to_agent": "2105"}),
                       ("POST", "agents/1001/consult", {"phone": "020-1234-5678"}),
                       ("POST", "agents/1001/consult/complete", {}),
@@ -446,7 +437,7 @@ def test_callcenter_agent_consult_posts_the_colleague_then_completes_or_cancels(
                       ("POST", "agents/1001/consult/cancel", {})]
     for argv in (["1001"], ["1001", "2105", "--complete"], ["1001", "--complete", "--cancel"],
                  ["1001", "2105", "--number", "110"], ["1001", "--number", "110", "--cancel"]):
-        assert cli.main(["--config", str(site), "agent", "consult", *argv]) == 2
+        assert run("agent", "consult", *argv) == 2
     assert ("give a colleague to consult, --number N, or one of --complete, --conference, --cancel"
             in capsys.readouterr().err)
     assert len(posted) == 5

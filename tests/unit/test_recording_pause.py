@@ -30,6 +30,7 @@ from callcenter.settings import Settings, load_settings
 from callcenter.state.agents import AgentBoard
 from callcenter.state.calls import Channel, ChannelState
 from callcenter.storage import repository as repo
+from tests.cliapi import cli_with_fake_daemon
 from tests.httpapi import get_json, post_json
 from tests.syncrepository import in_tx
 from tests.unit.test_agent_page import _engine as _page_engine
@@ -243,18 +244,8 @@ def test_a_refused_pause_is_a_409_naming_the_agent(sessions: sessionmaker[Sessio
 
 
 def test_callcenter_agent_recording_posts_pause_and_resume(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from callcenter import cli
-
-    called: list[tuple[str, str, Any]] = []
-
-    def api(settings: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        called.append((method, path, body))
-        return 200, {"ok": True}
-
-    monkeypatch.setattr(cli, "_api", api)
-    site = tmp_path / "site.yaml"
-    site.write_text(f"site:\n  state_dir: {tmp_path / 'var'}\n")
+    called, run = cli_with_fake_daemon(monkeypatch, tmp_path)
     for how in ("pause", "resume", "status"):
-        assert cli.main(["--config", str(site), "agent", "recording", "1001", how]) == 0
+        assert run("agent", "recording", "1001", how) == 0
     assert called == [("POST", "agents/1001/recording/pause", {}), ("POST", "agents/1001/recording/resume", {}),
                       ("GET", "agents/1001/recording", None)]

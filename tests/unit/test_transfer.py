@@ -49,6 +49,7 @@ from callcenter.transfer import (
     transfer_action,
     transfer_to_agent_actions,
 )
+from tests.cliapi import cli_with_fake_daemon
 from tests.syncrepository import SyncRepository, in_tx
 from tests.unit.test_engine import FakeAmi
 
@@ -463,22 +464,12 @@ def test_the_agent_who_answers_a_call_handed_to_them_is_its_agent(sessions: sess
 
 def test_callcenter_agent_transfer_posts_the_queue_or_the_agent(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from callcenter import cli
-
-    posted: list[tuple[str, str, Any]] = []
-
-    def api(settings: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        posted.append((method, path, body))
-        return 200, {"ok": True}
-
-    monkeypatch.setattr(cli, "_api", api)
-    site = tmp_path / "site.yaml"
-    site.write_text(f"site:\n  state_dir: {tmp_path / 'var'}\n")
-    assert cli.main(["--config", str(site), "agent", "transfer", "1001", "outbound"]) == 0
-    assert cli.main(["--config", str(site), "agent", "transfer", "1001", "--to-agent", "2105"]) == 0
+    posted, run = cli_with_fake_daemon(monkeypatch, tmp_path)
+    assert run("agent", "transfer", "1001", "outbound") == 0
+    assert run("agent", "transfer", "1001", "--to-agent", "2105") == 0
     assert posted == [("POST", "agents/1001/transfer", {"queue": "outbound"}),
                       ("POST", "agents/1001/transfer", {"to_agent": "2105"})]
-    assert cli.main(["--config", str(site), "agent", "transfer", "1001", "outbound", "--to-agent", "2105"]) == 2
-    assert cli.main(["--config", str(site), "agent", "transfer", "1001"]) == 2
+    assert run("agent", "transfer", "1001", "outbound", "--to-agent", "2105") == 2
+    assert run("agent", "transfer", "1001") == 2
     assert "give either a queue or --to-agent ID" in capsys.readouterr().err
     assert len(posted) == 2
