@@ -166,7 +166,8 @@ def _narrate(engine: Engine, fact: Fact) -> None:
         _say(f"call {linkedid}: answered by the hotline after {fact.ring_time:.1f} s (recording starts)")
     elif isinstance(fact, CallBridged) and fact.first:
         agent = engine.connected_agent(linkedid)
-        _say(f"call {linkedid}: {who} talks to {agent or 'an agent'} (waited {fact.wait_time:.1f} s)")
+        _say(f"call {linkedid}: {who} talks to {agent or 'an agent'}, {fact.wait_time:.1f} s after dialing "
+             "(the IVR, then the queue)")
 
         def pop(record: Any) -> None:
             if record is not None:

@@ -47,7 +47,7 @@ from callcenter.ivr.interpreter import Queue as IvrQueue
 from callcenter.ivr.runner import run_flow
 from callcenter.metrics import EngineMetrics
 from callcenter.pending import PendingWork
-from callcenter.recording_pause import Paused, RecordingPauses
+from callcenter.recording_pause import Paused, RecordingPauses, pause_offsets
 from callcenter.settings import Settings
 from callcenter.staffing.live import LiveStaffingAdvisor, StaffingAdvice
 from callcenter.state.agents import (
@@ -99,6 +99,7 @@ TRACKED_VARIABLES = frozenset({
     "LEAD_ID", "CAMPAIGN_ID", "CC_DIRECTION", "CC_RECORDING", "CC_QUEUE", "CC_CUSTOMER_ID", "CC_CUSTOMER_NAME",
     "MEMBERINTERFACE", "QUEUEWAIT", "AGENT_ID", "CC_IVR_MAIN_PATH", "CC_CSAT", "CC_TOPIC",
     "CC_CALLBACK", "CC_MESSAGE", "CC_LANGUAGE", "CC_PHONE", "CC_LEAD", "CC_CAMPAIGN", "CC_CAMPAIGN_NAME", "CC_ATTEMPT",
+    "CC_ATTEMPT_NO",
 })
 #: Calls that get a call record: the hotline's, and the dialer's calls that reach an agent.
 _RECORDED_DIRECTIONS = ("inbound", "outbound")
@@ -147,21 +148,15 @@ def _callback_outcome(variables: Mapping[str, str]) -> str | Any:
     return f"callback requested: {number}"
 
 
-def _pause_offsets(spans: list[tuple[float, float | None]], start: float, duration: float
-                   ) -> tuple[tuple[float, float], ...]:
-    """Pauses (clock readings; end None: paused to the end) as (start, end) seconds into a
-    file that began at ``start`` and lasts ``duration`` (0: unknown), to a tenth of a second."""
-    offsets: list[tuple[float, float]] = []
-    for begin, end in spans:
-        first = max(0.0, round(begin - start, 1))
-        last = round((end if end is not None else start + duration) - start, 1)
-        if duration > 0:
-            last = min(last, round(duration, 1))
-        if offsets:
-            first = max(first, offsets[-1][1])
-        if last >= first:
-            offsets.append((first, last))
-    return tuple(offsets)
+def campaign_description(variables: Mapping[str, str]) -> str:
+    """A dialer call's record: which campaign, lead and how many calls to that lead so far
+    (``campaign spring-sale, lead 5, call 2``); "" for a call no campaign placed (an agent's
+    own: nothing to say yet)."""
+    if not variables.get("CC_CAMPAIGN"):
+        return ""
+    text = f"campaign {variables.get('CC_CAMPAIGN_NAME') or variables.get('CC_CAMPAIGN')}, lead {variables.get('CC_LEAD')}"
+    number = variables.get("CC_ATTEMPT_NO")
+    return f"{text}, call {number}" if number else text
 
 
 def _utc(epoch: float) -> datetime:
@@ -239,11 +234,10 @@ class Engine(Service):
         """Linkedid -> the hop target a consult's leg rang, ``agent:<ID>`` or ``outside:<number>``
         (``AttendedTransfer`` may not name it)."""
         self.recording_pauses = RecordingPauses()
-        """Recording channels Asterisk reports muted (an agent's pause for card numbers)."""
+        """Recording channels Asterisk reports muted (an agent's pause for card numbers), and
+        each recording file's pauses until the file is filed."""
         self._resume_timers: dict[str, Any] = {}
         """Uniqueid of a muted recording channel -> its automatic resume."""
-        self._pause_spans: dict[str, list[tuple[float, float | None]]] = {}
-        """Recording path -> its pauses (clock readings; end None while paused), until filed."""
         self._consult_pops: dict[str, tuple[str, str, str | None]] = {}
         """Consulted colleague -> (the customer's linkedid, the colleague's channel rung, the
         screen pop they had before): given back when that channel ends without the handover."""
@@ -461,14 +455,14 @@ class Engine(Service):
     def _recording_pause_event(self, msg: Message, now: float) -> None:
         """A recording muted (an agent's pause: card numbers) or unmuted, as Asterisk reports
         it; a muted one resumes by itself after ``recordings.pause_limit_seconds``."""
-        change = self.recording_pauses.handle(msg, now)
+        path = None
+        if msg.name == "MixMonitorMute" and msg.get("State") == "1":
+            channel = self.calls.channels.get(msg.get("Uniqueid") or "")
+            path = channel.variables.get("CC_RECORDING") if channel is not None else None
+        change = self.recording_pauses.handle(msg, now, path)
         if change is None:  # most hangups: no recording was paused there
             return
-        channel = self.calls.channels.get(change.uniqueid if isinstance(change, Paused) else change)
-        path = channel.variables.get("CC_RECORDING") if channel is not None else None
         if isinstance(change, Paused):
-            if path:
-                self._pause_spans.setdefault(path, []).append((change.since, None))
             self.metrics.recording_pauses.inc()
             _log.info("recording.paused channel={channel} linkedid={linkedid}", channel=change.channel,
                       linkedid=change.linkedid)
@@ -476,9 +470,6 @@ class Engine(Service):
             if limit > 0:
                 self._resume_timers[change.uniqueid] = self.clock.callLater(limit, self._auto_resume, change)
         else:
-            spans = self._pause_spans.get(path or "")
-            if spans and spans[-1][1] is None:
-                spans[-1] = (spans[-1][0], now)
             timer = self._resume_timers.pop(change, None)
             if timer is not None and timer.active():
                 timer.cancel()
@@ -711,9 +702,7 @@ class Engine(Service):
             linkedid=call.linkedid,
             answered_at=_utc(call.answered_at) if call.answered_at is not None else None,
             issue_type=variables.get("CC_TOPIC") or None,
-            description=(f"campaign {variables.get('CC_CAMPAIGN_NAME') or variables.get('CC_CAMPAIGN')}, "
-                         f"lead {variables.get('CC_LEAD')}, attempt {variables.get('CC_ATTEMPT')}")
-            if outbound and variables.get("CC_CAMPAIGN") else "",  # an agent's own call: nothing to say yet
+            description=campaign_description(variables) if outbound else "",
             ivr_path=_ivr_path(variables),
         )
         day = started.astimezone(self.timezone).date()
@@ -817,7 +806,7 @@ class Engine(Service):
         repo = self.repository
         host_path = self.recordings.to_host(path)
         fmt = host_path.suffix.lstrip(".") or self.settings.recordings.format
-        spans = self._pause_spans.pop(path, [])
+        spans = self.recording_pauses.take_spans(path)
         d: Deferred[None] = Deferred()
 
         def inspect() -> NewRecording | None:  # runs in the repository's thread pool
@@ -827,7 +816,7 @@ class Engine(Service):
             return NewRecording(
                 call_record_id=record.id, path=str(host_path), started_at=started,
                 duration_seconds=duration, size_bytes=host_path.stat().st_size, format=fmt, agent_id=agent,
-                pauses=_pause_offsets(spans, started.timestamp(), duration),
+                pauses=pause_offsets(spans, started.timestamp(), duration),
             )
 
         def run() -> None:

@@ -22,7 +22,8 @@ from callcenter.ami.actions import AmiAction
 from callcenter.ami.codec import Message
 from callcenter.state.calls import Channel
 
-__all__ = ["Paused", "RecordingPauseRefused", "RecordingPauses", "mute_actions", "recording_channels"]
+__all__ = ["Paused", "RecordingPauseRefused", "RecordingPauses", "mute_actions", "pause_offsets",
+           "recording_channels"]
 
 RECORDING_VARIABLE = "CC_RECORDING"
 
@@ -56,37 +57,52 @@ def mute_actions(channels: Iterable[Channel], paused: bool) -> list[AmiAction]:
 
 @dataclass(frozen=True, slots=True)
 class Paused:
-    """A recording channel Asterisk reports muted: since when (the engine's clock)."""
+    """A recording channel Asterisk reports muted: since when (the engine's clock), and the
+    file it records (``CC_RECORDING``; None when unknown)."""
 
     uniqueid: str
     channel: str
     linkedid: str
     since: float
+    path: str | None = None
 
 
 class RecordingPauses:
     """The recording channels Asterisk reports muted (``MixMonitorMute`` events), until
-    unmuted or hung up."""
+    unmuted or hung up; and each recording file's pauses, until the file is filed."""
 
     def __init__(self) -> None:
         self._paused: dict[str, Paused] = {}
+        self._spans: dict[str, list[tuple[float, float | None]]] = {}
 
-    def handle(self, msg: Message, now: float) -> Paused | str | None:
-        """Take one event: a :class:`Paused` when a channel's recording was muted, its
-        uniqueid when one was unmuted (or hung up muted); None otherwise."""
+    def handle(self, msg: Message, now: float, path: str | None = None) -> Paused | str | None:
+        """Take one event: a :class:`Paused` when a channel's recording was muted (``path``:
+        the file that channel records), its uniqueid when one was unmuted (or hung up
+        muted); None otherwise."""
         fields = msg.fields
         uniqueid = fields.get("Uniqueid") or ""
         if msg.name == "MixMonitorMute" and uniqueid:
             if fields.get("State") == "1":
                 if uniqueid in self._paused:
                     return None
-                paused = Paused(uniqueid, fields.get("Channel") or "", fields.get("Linkedid") or "", now)
+                paused = Paused(uniqueid, fields.get("Channel") or "", fields.get("Linkedid") or "", now, path)
                 self._paused[uniqueid] = paused
+                if path:
+                    self._spans.setdefault(path, []).append((now, None))
                 return paused
-            return uniqueid if self._paused.pop(uniqueid, None) is not None else None
-        if msg.name == "Hangup" and self._paused.pop(uniqueid, None) is not None:
+            return uniqueid if self._ended(uniqueid, now) else None
+        if msg.name == "Hangup" and self._ended(uniqueid, now):
             return uniqueid
         return None
+
+    def _ended(self, uniqueid: str, now: float) -> bool:
+        paused = self._paused.pop(uniqueid, None)
+        if paused is None:
+            return False
+        spans = self._spans.get(paused.path or "")
+        if spans and spans[-1][1] is None:
+            spans[-1] = (spans[-1][0], now)
+        return True
 
     def of_call(self, linkedid: str) -> Paused | None:
         """The call's recording pause in progress (the earliest muted channel), or None."""
@@ -96,6 +112,29 @@ class RecordingPauses:
     def get(self, uniqueid: str) -> Paused | None:
         return self._paused.get(uniqueid)
 
+    def take_spans(self, path: str) -> list[tuple[float, float | None]]:
+        """The file's pauses as (start, end) clock readings (end None: still paused when the
+        file closed, or unknown after a reconnection), forgotten here."""
+        return self._spans.pop(path, [])
+
     def clear(self) -> None:
-        """After an AMI reconnection: Asterisk's mutes are unknown until reported again."""
+        """After an AMI reconnection: Asterisk's mutes are unknown until reported again (a
+        file's pauses so far are kept; one still open runs to the file's end)."""
         self._paused.clear()
+
+
+def pause_offsets(spans: list[tuple[float, float | None]], start: float, duration: float
+                  ) -> tuple[tuple[float, float], ...]:
+    """Pauses (clock readings; end None: paused to the end) as (start, end) seconds into a
+    file that began at ``start`` and lasts ``duration`` (0: unknown), to a tenth of a second."""
+    offsets: list[tuple[float, float]] = []
+    for begin, end in spans:
+        first = max(0.0, round(begin - start, 1))
+        last = round((end if end is not None else start + duration) - start, 1)
+        if duration > 0:
+            last = min(last, round(duration, 1))
+        if offsets:
+            first = max(first, offsets[-1][1])
+        if last >= first:
+            offsets.append((first, last))
+    return tuple(offsets)

@@ -610,6 +610,7 @@ class DialerService(Service):
             "CC_CAMPAIGN": campaign.record.id,
             "CC_LEAD": lead.lead_id,
             "CC_ATTEMPT": lead.attempt_id,
+            "CC_ATTEMPT_NO": lead.attempt_no,  # the lead's how-manieth call, for the call record
             "CC_QUEUE": lane.queue if lane is not None else rules.queue,
             "CC_CONNECT_TIMEOUT": self.config.connect_timeout,
             "CC_MACHINE_ACTION": rules.machine_action,

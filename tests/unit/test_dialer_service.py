@@ -185,6 +185,7 @@ def test_a_tick_dials_one_claimed_lead_per_ready_agent_with_the_dialplan_variabl
     assert variables["CC_CAMPAIGN"] == str(campaign_id) and variables["CC_QUEUE"] == "outbound"
     assert variables["CC_CONNECT_TIMEOUT"] == "1" and variables["CC_SAFE_HARBOR"]
     assert (action.get("ChannelId") or "").endswith("-" + variables["CC_ATTEMPT"])
+    assert variables["CC_ATTEMPT_NO"] == "1"  # the lead's first call (the attempt id is the row's)
     world.advance(1.0)  # both agents covered by ringing dials: nothing more
     assert len(world.ami.originates) == 2
 

@@ -15,7 +15,7 @@ from twisted.internet.task import Clock
 from twisted.web.test.requesthelper import DummyRequest
 
 from callcenter.ami.codec import Message
-from callcenter.engine import Engine, RecordingPaths
+from callcenter.engine import Engine, RecordingPaths, campaign_description
 from callcenter.http_api import ApiResource
 from callcenter.metrics import EngineMetrics
 from callcenter.settings import load_settings
@@ -337,3 +337,10 @@ def test_an_agents_own_call_gets_a_record_and_the_screen_pop(sessions: sessionma
         send(_event(Event="Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}, **channel))
     [record] = in_tx(sessions, repo.list_recent_call_records)
     assert (record.id, record.agent_id, record.talk_seconds, record.ended_at is not None) == (opened.id, "2101", 42, True)
+
+
+def test_a_dialer_calls_record_names_the_campaign_lead_and_how_manieth_call() -> None:
+    assert campaign_description({"CC_CAMPAIGN": "3", "CC_CAMPAIGN_NAME": "spring-sale", "CC_LEAD": "5",
+                                 "CC_ATTEMPT": "812", "CC_ATTEMPT_NO": "2"}) == "campaign spring-sale, lead 5, call 2"
+    assert campaign_description({"CC_CAMPAIGN": "3", "CC_LEAD": "5"}) == "campaign 3, lead 5"
+    assert campaign_description({"CC_PHONE": "13800138000"}) == ""  # an agent's own call

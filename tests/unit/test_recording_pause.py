@@ -24,6 +24,7 @@ from callcenter.recording_pause import (
     RecordingPauseRefused,
     RecordingPauses,
     mute_actions,
+    pause_offsets,
     recording_channels,
 )
 from callcenter.settings import Settings, load_settings
@@ -101,6 +102,26 @@ def test_asterisks_mute_events_say_which_recordings_are_paused() -> None:
     assert pauses.handle(_event(Event="Hangup", Uniqueid="7.9"), 150.0) is None
     assert pauses.handle(_event(Event="Hangup", Uniqueid="7.1"), 150.0) == "7.1"
     assert pauses.of_call("7.0") is None
+
+
+def test_each_files_pauses_are_kept_until_taken() -> None:
+    """The file a muted channel records gets the pause's (start, end); one still muted when
+    the AMI session was lost (clear) stays open: it runs to the end of the file."""
+    pauses = RecordingPauses()
+    muted = {"Channel": CALLER.name, "Uniqueid": "7.1", "Linkedid": "7.0"}
+    path = "/srv/rec/7.1.wav"
+    assert pauses.handle(_event(Event="MixMonitorMute", State="1", **muted), 10.0, path).path == path
+    pauses.handle(_event(Event="MixMonitorMute", State="0", **muted), 15.0)
+    pauses.handle(_event(Event="MixMonitorMute", State="1", **muted), 25.0, path)
+    pauses.handle(_event(Event="Hangup", Uniqueid="7.1"), 30.0)
+    pauses.handle(_event(Event="MixMonitorMute", State="1", **muted), 40.0, path)
+    pauses.clear()
+    pauses.handle(_event(Event="MixMonitorMute", State="0", **muted), 45.0)  # unknown since the reconnection
+    assert pauses.take_spans(path) == [(10.0, 15.0), (25.0, 30.0), (40.0, None)]
+    assert pauses.take_spans(path) == []
+    assert pause_offsets([(10.0, 15.0), (25.0, 30.0), (40.0, None)], 5.0, 38.0) == (
+        (5.0, 10.0), (20.0, 25.0), (35.0, 38.0))
+    assert pause_offsets([(1.0, 2.0), (4.0, 9.0)], 5.0, 0.0) == ((0.0, 4.0),)  # before the file began: gone
 
 
 # ---------------------------------------------------------------------------- service
