@@ -134,6 +134,11 @@ _STATE_DESC: Final[Mapping[ChannelState, str]] = MappingProxyType(
     }
 )
 
+#: Asterisk runs the dialplan of a SIP MESSAGE (an SMS in or out) on one long-lived
+#: pseudo-channel, ``Message/ast_msg_queue``: it is announced (``Newchannel``, Up) and never
+#: hangs up. It is no call: the model leaves it out (counted as ``message_channel``).
+_MESSAGE_CHANNEL: Final = "Message/"
+
 # Header text -> state, so a state change costs one dict lookup (no int()).
 _STATE_BY_CODE: Final[Mapping[str, ChannelState]] = MappingProxyType(
     {str(int(s)): s for s in ChannelState}
@@ -802,7 +807,7 @@ class CallState:
             if rec is None:
                 created = now - _parse_duration(f.get("Duration"))
                 rec = self._adopt(msg, f, now, "", facts, created_at=created)
-                if rec is None:  # pragma: no cover - uid checked above
+                if rec is None:  # the message-routing channel
                     continue
                 stale[uid] = rec
             elif start is None or rec.seen < start:
@@ -879,7 +884,8 @@ class CallState:
         ``malformed_event``. Counted only: ``repeated_state`` (e.g. Up twice),
         ``adopted_channel`` (created from a mid-call event), ``event_after_hangup``,
         ``duplicate_newchannel``, ``variables_dropped`` (over ``max_variables``),
-        ``listed_after_hangup`` (resync list item for a channel already hung up).
+        ``listed_after_hangup`` (resync list item for a channel already hung up),
+        ``message_channel`` (events of Asterisk's message-routing channel, left out).
         """
         return dict(self._counters)
 
@@ -945,6 +951,9 @@ class CallState:
             return None
         if uid in self._hung_up:
             self._counters["event_after_hangup"] += 1
+            return None
+        if f.get(prefix + "Channel", "").startswith(_MESSAGE_CHANNEL):
+            self._counters["message_channel"] += 1
             return None
         self._counters["adopted_channel"] += 1
         rec = _ChannelRecord(
@@ -1199,9 +1208,13 @@ class CallState:
             self._counters["duplicate_newchannel"] += 1
             self._refresh(rec, f, at, facts)
             return
+        name = f["Channel"]
+        if name.startswith(_MESSAGE_CHANNEL):
+            self._counters["message_channel"] += 1
+            return
         self._hung_up.pop(uid, None)
         rec = _ChannelRecord(uid, f.get("Linkedid") or uid, at)
-        rec.name = f["Channel"]
+        rec.name = name
         rec.caller_num = f.get("CallerIDNum", "")
         rec.caller_name = f.get("CallerIDName", "")
         rec.connected_num = f.get("ConnectedLineNum", "")

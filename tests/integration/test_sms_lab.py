@@ -89,6 +89,11 @@ def test_a_broadcast_reaches_the_network_and_an_unsubscribe_reply_lands_on_the_d
     assert (by_phone["13900000028"].body, by_phone["13900000028"].opt_out) == ("好的，请来电", False), replies
     assert by_phone["13900000017"].to_number == "10690000"
     assert reactor_thread.call(repository.run, dialer_store.is_dnc, "13900000017")
+    # the replies ran [sms-in] on Asterisk's message channel (Message/ast_msg_queue, never hung
+    # up): no call on the engine's board
+    board = reactor_thread.call(lambda: list(services.engine.calls.channels.values()))
+    assert board == [], board
+    assert reactor_thread.call(lambda: services.engine.calls.counters.get("message_channel", 0)) >= 1
     # the customer who answered is a call-back for an agent (the shipped hotline-callbacks campaign)
     assert _until("the reply queued as a call-back", lambda: callback_leads(services, reactor_thread)) == [("13900000028", {"sms_reply": "好的，请来电"})]
     # the next broadcast skips the number that unsubscribed

@@ -973,3 +973,19 @@ def test_facts_and_snapshots_are_frozen() -> None:
     assert channel is not None
     with pytest.raises(dataclasses.FrozenInstanceError):
         channel.state = UP  # type: ignore[misc]
+
+
+def test_asterisks_message_routing_channel_is_no_call() -> None:
+    """A SIP MESSAGE runs the dialplan on ``Message/ast_msg_queue``, announced Up and never
+    hung up (seen on the lab Asterisk 22 when an SMS reply arrives): no call, no channel, by
+    its Newchannel or by any later event of it, nor from a resync list."""
+    s = CallState()
+    name = "Message/ast_msg_queue"
+    assert s.handle(chan("Newchannel", "50.1", state=UP, name=name, context="sms-in"), 0.0) == []
+    assert s.handle(chan("Newexten", "50.1", state=UP, name=name, context="sms-in", priority=2), 0.1) == []
+    assert s.handle(chan("Newstate", "50.2", state=UP, name=name), 0.2) == []  # first seen mid-way
+    s.begin_resync()
+    assert s.resync([chan("CoreShowChannel", "50.3", state=UP, name=name)], 1.0) == []
+    assert s.channels == {} and s.calls(1.0) == {}
+    assert s.counters == {"message_channel": 4}
+    assert s.handle(chan("Newchannel", "51.1", state=RING, name="PJSIP/trunk-00000001"), 2.0) != []  # a call is one
