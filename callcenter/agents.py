@@ -29,7 +29,7 @@ from twisted.python.failure import Failure
 
 from callcenter.ami import actions
 from callcenter.ami.actions import AmiAction
-from callcenter.ami.client import AmiResult
+from callcenter.ami.client import AmiActionFailed, AmiResult
 from callcenter.recording_pause import (
     RecordingPauseRefused,
     mute_actions,
@@ -181,13 +181,15 @@ class AgentService:
         return self._send_all(built)
 
     def logout(self, agent_id: str) -> Deferred[list[AmiResult]]:
-        """``QueueRemove`` the agent from every queue it may be in."""
+        """``QueueRemove`` the agent from every queue it may be in. Asterisk answers "Not
+        there" for a queue the agent is not in (logged in to some of their queues, or out
+        already): that is no failure of a logout."""
         try:
             interface = self.interface(agent_id)
             built = [actions.queue_remove(queue, interface) for queue in self.queues_of(agent_id)]
         except (AgentError, actions.AmiActionError) as error:
             return fail(error)
-        return self._send_all(built)
+        return self._send_all(built, tolerate=_not_a_member)
 
     def pause(self, agent_id: str, reason: str) -> Deferred[list[AmiResult]]:
         """``QueuePause`` the agent in every queue, with ``reason`` (shown to supervisors)."""
@@ -373,8 +375,17 @@ class AgentService:
             sent = sent.addCallback(then)
         return sent
 
-    def _send_all(self, built: list[AmiAction]) -> Deferred[list[AmiResult]]:
-        sent = [self.ami.send(action) for action in built]
+    def _send_all(self, built: list[AmiAction], tolerate: Callable[[AmiActionFailed], bool] | None = None
+                  ) -> Deferred[list[AmiResult]]:
+        """Send every action; fails with the first action that failed, except refusals
+        ``tolerate`` accepts (they count as answered: the result keeps Asterisk's error)."""
+        def tolerated(failure: Failure) -> AmiResult:
+            error = failure.value
+            if tolerate is not None and isinstance(error, AmiActionFailed) and tolerate(error):
+                return AmiResult(error.action, error.message.get("ActionID") or "", error.message)
+            failure.raiseException()
+
+        sent = [self.ami.send(action).addErrback(tolerated) for action in built]
         gathered: Deferred[list[AmiResult]] = gatherResults(sent, consumeErrors=True)
 
         def first_error(failure: Failure) -> Failure:
@@ -385,3 +396,8 @@ class AgentService:
 
         gathered.addErrback(first_error)
         return gathered
+
+
+def _not_a_member(error: AmiActionFailed) -> bool:
+    """``QueueRemove``'s answer for an interface that is not a member of the queue."""
+    return (error.message.get("Message") or "").endswith("Not there")

@@ -193,7 +193,9 @@ def render_queues(settings: Settings) -> str:
     lines = [
         _header(["config/queues.yaml", "config/agents.yaml"]),
         "[general]",
-        "persistentmembers = no",
+        # agents log in at run time (AMI QueueAdd); Asterisk keeps them in its database and
+        # adds them back, paused as they were, when it restarts (docs/agents.md)
+        "persistentmembers = yes",
         "autofill = yes",
         "shared_lastcall = yes",
         "log_membername_as_agent = yes",

@@ -34,14 +34,15 @@ _check = SynchronousTestCase()
 class FakeAmi:
     """Records actions; answers Success, or Error for action names in ``refuse``."""
 
-    def __init__(self, refuse: tuple[str, ...] = ()) -> None:
+    def __init__(self, refuse: tuple[str, ...] = (), why: str = "Interface not found") -> None:
         self.sent: list[AmiAction] = []
         self.refuse = refuse
+        self.why = why
 
     def send(self, action: AmiAction, timeout: float | None = None, *, action_id: str | None = None) -> Deferred[AmiResult]:
         self.sent.append(action)
         if action.name in self.refuse:
-            error = Message.from_pairs([("Response", "Error"), ("Message", "Interface not found")])
+            error = Message.from_pairs([("Response", "Error"), ("Message", self.why)])
             return fail(AmiActionFailed(action, error))
         ok = Message.from_pairs([("Response", "Success"), ("Message", "done")])
         return succeed(AmiResult(action, f"id-{len(self.sent)}", ok))
@@ -106,6 +107,18 @@ def test_logout_removes_from_every_queue(settings: Settings) -> None:
         [("Action", "QueueRemove"), ("Queue", "outbound"), ("Interface", "PJSIP/agent2103")],
         [("Action", "QueueRemove"), ("Queue", "vip"), ("Interface", "PJSIP/agent2103")],
     ]
+
+
+def test_logout_from_queues_the_agent_is_not_in_is_no_error(settings: Settings) -> None:
+    """An agent logged in to some of their queues (2101 to the hotline only) logs out: Asterisk
+    answers the other QueueRemove "Not there" (seen on the lab Asterisk 22), which is what
+    logging out wants, not a failure; any other refusal still fails the logout."""
+    ami = FakeAmi(refuse=("QueueRemove",), why="Unable to remove interface: Not there")
+    results = _check.successResultOf(service(settings, ami).logout("2101"))
+    assert [r.action.get("Queue") for r in results] == ["outbound", "hotline"]
+    ami = FakeAmi(refuse=("QueueRemove",), why="Unable to remove interface from queue: No such queue")
+    failure = _check.failureResultOf(service(settings, ami).logout("2101"), AmiActionFailed)
+    assert "No such queue" in str(failure.value)
 
 
 def test_pause_and_unpause_in_every_queue_with_reason(settings: Settings) -> None:
