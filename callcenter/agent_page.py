@@ -30,6 +30,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from callcenter.agent_time import AgentTime, hms, pauses
+from callcenter.recording_files import player
 from callcenter.settings import AgentSettings
 from callcenter.state.agents import CANNOT_CALL_OUT
 from callcenter.storage.dialer_records import DncEntry, LeadToDial
@@ -114,7 +115,7 @@ class AgentView:
     """(id, name) of the agents ready now, whom the agent may hand a call to."""
     transfers: Sequence[str] = ()
     """The call's transfer hops so far (``AGENT>QUEUE@SECONDS``): live, or from its record."""
-    held_message: bool = False
+    held_message: str = ""
     """The call back held in preview has a message the caller left (a player is shown)."""
     consulting: tuple[str, bool] | None = None
     """The colleague the agent consults while the caller holds, and whether they answered."""
@@ -324,8 +325,7 @@ def _preview(view: AgentView) -> str:
         message = ""
         if view.held_message and lead.extra.get("ticket"):
             source = f"/agent/{quote(view.agent.id)}/message/{quote(lead.extra['ticket'])}"
-            message = (f'<p>The caller\'s message: <audio controls preload="none" src="{escape(source)}">'
-                       "</audio></p>")
+            message = f"<p>The caller's message: {player(source, view.held_message, lead.extra['ticket'])}</p>"
         return (f"<h2>Preview: the next lead</h2>{facts}{message}<p>"
                 + _button(view.agent.id, "dial", "Dial (your phone rings first)")
                 + _button(view.agent.id, "skip", "Skip", skip) + "</p>")

@@ -17,9 +17,7 @@ What it does with a call:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import wave
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -33,6 +31,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from callcenter import recording_files
 from callcenter.agent_channels import agent_of_channel
 from callcenter.agent_state_log import AgentStateLog
 from callcenter.agents import PJSIP_INTERFACES, AgentService, MemberInterfaces
@@ -161,16 +160,6 @@ def campaign_description(variables: Mapping[str, str]) -> str:
 
 def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
-
-
-def _wav_seconds(path: Path) -> float:
-    """Duration of a WAV file from its header (0.0 when it is not a readable WAV)."""
-    try:
-        with contextlib.closing(wave.open(str(path), "rb")) as handle:
-            rate = handle.getframerate()
-            return handle.getnframes() / rate if rate else 0.0
-    except (wave.Error, EOFError, OSError):
-        return 0.0
 
 
 class Engine(Service):
@@ -805,14 +794,14 @@ class Engine(Service):
         assert self.repository is not None
         repo = self.repository
         host_path = self.recordings.to_host(path)
-        fmt = host_path.suffix.lstrip(".") or self.settings.recordings.format
+        fmt = recording_files.format_of(host_path) or self.settings.recordings.format
         spans = self.recording_pauses.take_spans(path)
         d: Deferred[None] = Deferred()
 
         def inspect() -> NewRecording | None:  # runs in the repository's thread pool
             if not host_path.exists():
                 return None
-            duration = _wav_seconds(host_path) if fmt == "wav" else 0.0
+            duration = recording_files.seconds(host_path, fmt)
             return NewRecording(
                 call_record_id=record.id, path=str(host_path), started_at=started,
                 duration_seconds=duration, size_bytes=host_path.stat().st_size, format=fmt, agent_id=agent,

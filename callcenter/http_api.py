@@ -1287,8 +1287,8 @@ class AgentPage(_Page):
         today: Deferred[Any] = repo.run(agent_time_store.agent_time_report, start=day.start, end=day.end, now=now,
                                         agent_id=agent.id)
         held_ticket = self._held_ticket(agent)
-        message: Deferred[Any] = (succeed(False) if held_ticket is None else
-                                  repo.run(_has_message, held_ticket))
+        message: Deferred[Any] = (succeed("") if held_ticket is None else
+                                  repo.run(_message_format, held_ticket))
         gatherResults([popped, due, today, message], consumeErrors=True).addCallbacks(show, failed)
         return NOT_DONE_YET
 
@@ -1427,7 +1427,8 @@ class AgentPage(_Page):
             lambda _: f"skipped: the lead is due again in {int(minutes_text)} min")
 
 
-_AUDIO_TYPES: dict[str, str] = {"wav": "audio/wav", "gsm": "audio/x-gsm", "mp3": "audio/mpeg", "ogg": "audio/ogg"}
+_AUDIO_TYPES: dict[str, str] = {"wav": "audio/wav", "wav49": "audio/wav", "gsm": "audio/x-gsm", "mp3": "audio/mpeg",
+                                "ogg": "audio/ogg"}
 
 
 def _on_disk(session: Any, call_record_id: int, *, message: bool = False) -> tuple[Path, str] | None:
@@ -1455,10 +1456,11 @@ def _message_file(session: Any, call_record_id: int) -> tuple[bytes, str] | None
     return _read(_on_disk(session, call_record_id, message=True))
 
 
-def _has_message(session: Any, ticket: str) -> bool:
-    """Whether the call ``ticket`` has a message on disk (blocking)."""
+def _message_format(session: Any, ticket: str) -> str:
+    """The format of the message the caller of ``ticket`` left, on disk; "" for none (blocking)."""
     record = get_call_record_by_ticket(session, ticket)
-    return record is not None and _on_disk(session, record.id, message=True) is not None
+    found = None if record is None else _on_disk(session, record.id, message=True)
+    return "" if found is None else found[1]
 
 
 class LeadPage(_Page):

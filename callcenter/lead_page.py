@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 from callcenter.agent_time import AgentTime, hms, pauses
 from callcenter.qa import RATING_MAX, QaCandidate
+from callcenter.recording_files import format_of, player
 from callcenter.settings import AgentSettings, QaItem
 from callcenter.spy_modes import SpyMode
 from callcenter.storage.dialer_records import LeadHolding
@@ -177,7 +178,7 @@ def _qa(view: LeadView, tz: ZoneInfo) -> str:
     for call in view.sample:
         head = (f"<p><b>{escape(call.ticket)}</b>, agent {escape(call.agent_id)}, "
                 f"{call.started_at.astimezone(tz):%H:%M}, talk {clock_time(call.talk_seconds)}<br>"
-                f'<audio controls preload="none" src="{_action(view, "recording/" + quote(call.ticket))}"></audio> '
+                f'{player(_action(view, "recording/" + quote(call.ticket)), format_of(call.recording), call.ticket)} '
                 f"<code class=muted>{escape(call.recording)}</code>{_paused(call.pauses)}</p>")
         items = "".join(_rating(item, call.ticket) for item in view.scorecard)
         parts.append(f'{head}<form method="post" action="{_action(view, "qa")}">'

@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from callcenter import recording_files
 from callcenter.commission import SHARES, CommissionRates
 from callcenter.sms.compose import TICKET_FIELDS
 from callcenter.sms.text import SmsPolicy, TemplateError, prepare_template
@@ -638,7 +639,7 @@ def _build(data: Mapping[str, Any], locs: Locations, root: Path, problems: list[
     recordings = RecordingSettings(
         directory=_path(root, rec_r.text("directory", "recordings")),
         retention_days=rec_r.integer("retention_days", 180, 1, 36500),
-        format=rec_r.choice("format", ("wav", "gsm", "wav49"), "wav"),
+        format=rec_r.choice("format", tuple(recording_files.EXTENSIONS), "wav"),
         pause_limit_seconds=rec_r.integer("pause_limit_seconds", 120, 0, 3600),
     )
     rec_r.done()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from callcenter import __version__
+from callcenter import __version__, recording_files
 from callcenter.secrets import Secrets
 from callcenter.settings import Settings
 from callcenter.transfer import (
@@ -133,7 +133,9 @@ def render_extensions(settings: Settings, endpoints: AsteriskEndpoints) -> str:
         "[globals]",
         f"AGI_URL = {endpoints.agi_url}",
         f"RECORDINGS_DIR = {_safe(endpoints.recordings_dir, 'recordings directory')}",
-        f"RECORDING_FORMAT = {settings.recordings.format}",
+        # the extension of the recording files: MixMonitor picks the format by it, and names a
+        # wav49 file .WAV (callcenter/recording_files.py)
+        f"RECORDING_FORMAT = {recording_files.EXTENSIONS[settings.recordings.format]}",
         f"SITE_TIMEZONE = {settings.site.timezone}",
         *[f"QUEUE_START_PENALTY_{q.name} = 0" for q in settings.queues if q.overflow_after],
         *[f"QUEUE_MAX_WAIT_{q.name} = {q.max_wait}" for q in settings.queues],
