@@ -23,7 +23,7 @@ from twisted.logger import (
 )
 from zope.interface import provider
 
-__all__ = ["format_json", "format_text", "start_logging"]
+__all__ = ["format_json", "format_text", "log_observer", "start_logging"]
 
 _LEVELS = {"debug": LogLevel.debug, "info": LogLevel.info, "warn": LogLevel.warn, "error": LogLevel.error}
 _SKIP = {"log_logger", "log_source", "log_io", "log_time", "log_level", "log_namespace", "log_format",
@@ -70,8 +70,8 @@ def format_json(event: dict[str, Any]) -> str:
     return json.dumps(record, ensure_ascii=False)
 
 
-def start_logging(level: str = "info", fmt: str = "text", stream: TextIO | None = None) -> ILogObserver:
-    """Send Twisted's global log to ``stream`` (stderr) as structured lines."""
+def log_observer(level: str = "info", fmt: str = "text", stream: TextIO | None = None) -> ILogObserver:
+    """An observer writing events at ``level`` and above to ``stream`` (stderr) as ``fmt`` lines."""
     out = stream or sys.stderr
     formatter: Callable[[dict[str, Any]], str] = format_json if fmt == "json" else format_text
 
@@ -81,6 +81,11 @@ def start_logging(level: str = "info", fmt: str = "text", stream: TextIO | None 
         out.flush()
 
     predicate = LogLevelFilterPredicate(defaultLogLevel=_LEVELS.get(level, LogLevel.info))
-    filtered = FilteringLogObserver(observer, [predicate])
-    globalLogBeginner.beginLoggingTo([filtered], redirectStandardIO=False)
-    return filtered
+    return FilteringLogObserver(observer, [predicate])
+
+
+def start_logging(level: str = "info", fmt: str = "text", stream: TextIO | None = None) -> ILogObserver:
+    """Send Twisted's global log to ``stream`` (stderr) as structured lines."""
+    observer = log_observer(level, fmt, stream)
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    return observer
