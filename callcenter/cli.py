@@ -51,6 +51,22 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             print("\n".join(problems), file=sys.stderr)
             print(f"configuration invalid: {len(problems)} problem(s) in {dialer_yaml}", file=sys.stderr)
             return 1
+    if settings.ivr.hotline_flow is not None:
+        from callcenter.ivr.check import check_message_keys, load_flow
+        from callcenter.ivr.flow import FlowError
+
+        try:
+            flow_problems: list[Any] = check_message_keys(load_flow(settings.ivr.hotline_flow),
+                                                          {q.name: q.message_key for q in settings.queues})
+        except FlowError as error:
+            flow_problems = list(error.problems)
+        except OSError as error:
+            flow_problems = [f"ivr.hotline_flow: cannot read {settings.ivr.hotline_flow}: {error.strerror or error}"]
+        if flow_problems:
+            print("\n".join(str(p) for p in flow_problems), file=sys.stderr)
+            print(f"configuration invalid: {len(flow_problems)} problem(s) in {settings.ivr.hotline_flow}",
+                  file=sys.stderr)
+            return 1
     team_queues = sum(1 for q in settings.queues if q.parent)
     queues = f"{len(settings.queues) - team_queues} queues" + (f" (+{team_queues} team queues)" if team_queues else "")
     print(f"configuration OK ({', '.join([*settings.sources, *([str(dialer_yaml)] if dialer_yaml else [])])}): "
@@ -63,7 +79,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from callcenter.service import run_daemon
 
     dialer_yaml = None if args.no_dialer else _dialer_yaml(args)
-    return run_daemon(_settings(args), lab=args.lab, dialer_config=dialer_yaml)
+    settings = _settings(args)
+    flow = settings.ivr.hotline_flow
+    if flow is not None and not flow.is_file():
+        print(f"ivr.hotline_flow: no such file: {flow} (callcenter check-config checks the configuration)",
+              file=sys.stderr)
+        return 1
+    return run_daemon(settings, lab=args.lab, dialer_config=dialer_yaml)
 
 
 def cmd_render(args: argparse.Namespace) -> int:

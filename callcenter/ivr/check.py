@@ -9,6 +9,9 @@
 * loops without exit: nodes from which no terminal node (queue, transfer, callback,
   voicemail, message, hangup) can be reached.
 
+:func:`check_message_keys` checks the flow against the queues (``callcenter check-config``):
+a busy prompt tells callers the key that leaves a message, which config/queues.yaml sets.
+
 :func:`load_flow` reads a file and runs both the schema and graph checks: the one
 way the engine should load a flow. ``callcenter ivr check FILE...`` is
 :func:`callcenter.ivr.cli.run` on top of :func:`check_file`.
@@ -16,7 +19,9 @@ way the engine should load a flow. ``callcenter ivr check FILE...`` is
 
 from __future__ import annotations
 
+import re
 from collections import deque
+from collections.abc import Mapping
 from pathlib import Path
 
 from callcenter.ivr.flow import (
@@ -24,11 +29,12 @@ from callcenter.ivr.flow import (
     Flow,
     FlowError,
     FlowProblem,
+    QueueNode,
     SetNode,
     read_flow,
 )
 
-__all__ = ["check_file", "check_flow", "load_flow"]
+__all__ = ["check_file", "check_flow", "check_message_keys", "load_flow"]
 
 
 def check_flow(flow: Flow) -> list[FlowProblem]:
@@ -158,3 +164,39 @@ def check_file(path: Path, display_name: str | None = None) -> list[FlowProblem]
         return check_flow(read_flow(path, display_name))
     except FlowError as exc:
         return list(exc.problems)
+
+
+#: "press 2", "按2": a key the text tells the caller to press
+_KEY_SAID = re.compile(r"(?:press|按)\s*([0-9*#])", re.IGNORECASE)
+_KEY_WORDS: Mapping[str, tuple[str, ...]] = {"*": ("*", "星号", "star"), "#": ("#", "井号", "pound", "hash")}
+
+
+def check_message_keys(flow: Flow, message_keys: Mapping[str, str | None]) -> list[FlowProblem]:
+    """The busy prompts of the flow's queue nodes against each queue's ``message_key``
+    (queue -> key, None: none): each language's text must name the queue's key, and no
+    other key after "press"/"按" (a caller told to press 2 for a message, on a queue
+    whose key is 1, would wait in vain). Prompts without text (stock sounds) are not read."""
+    problems: list[FlowProblem] = []
+    seen: set[tuple[str, str | None]] = set()
+    for node in flow.nodes.values():
+        if not isinstance(node, QueueNode) or node.queue not in message_keys:
+            continue
+        name = node.busy_prompt or flow.busy_prompt
+        prompt = flow.prompts.get(name) if name is not None else None
+        key = message_keys[node.queue]
+        if prompt is None or (prompt.name, key) in seen:
+            continue
+        seen.add((prompt.name, key))
+        for lang, text in prompt.texts.items():
+            where = f"prompts.{prompt.name}.{lang}"
+            said = {m.group(1) for m in _KEY_SAID.finditer(text)}
+            if key is None:
+                if said:
+                    problems.append(FlowProblem(prompt.location, where, (
+                        f"tells callers to press {', '.join(sorted(said))}, but queue {node.queue!r} has no "
+                        "message_key (config/queues.yaml)")))
+            elif not any(word in text.lower() for word in _KEY_WORDS.get(key, (key,))) or said - {key}:
+                problems.append(FlowProblem(prompt.location, where, (
+                    f"the busy prompt of queue {node.queue!r} must tell callers its message_key {key!r} "
+                    f"(config/queues.yaml){f', not {sorted(said - {key})}' if said - {key} else ''}")))
+    return problems

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from callcenter.ivr import FlowError, check_file, load_flow
+from callcenter.ivr.check import check_message_keys
 from callcenter.ivr.cli import add_parser, run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,3 +104,39 @@ def test_cli_exit_status_and_output(capsys: pytest.CaptureFixture[str]) -> None:
 def test_every_defective_fixture_fails_the_cli(fixture: str) -> None:
     """Each flow in tests/ivr_fixtures has a defect the checker catches (exit status 1)."""
     assert run(argparse.Namespace(files=[FIXTURES / fixture])) == 1
+
+
+def test_the_busy_prompt_names_each_queues_message_key() -> None:
+    """The shipped busy prompt says 1 in both languages, the hotline's message_key; with the
+    key changed to 2, or to none, or to #, each text that no longer says it is named."""
+    flow = load_flow(HOTLINE)
+    assert check_message_keys(flow, {"hotline": "1", "outbound": None}) == []
+    line = next(n for n, text in enumerate(HOTLINE.read_text(encoding="utf-8").splitlines(), 1)
+                if text.startswith("  all_busy:"))
+    two = [str(p) for p in check_message_keys(flow, {"hotline": "2"})]
+    assert two == [f"{HOTLINE}:{line}:3: prompts.all_busy.{lang}: the busy prompt of queue 'hotline' must tell "
+                   "callers its message_key '2' (config/queues.yaml), not ['1']" for lang in ("zh", "en")]
+    none = [str(p) for p in check_message_keys(flow, {"hotline": None})]
+    assert [p.split(": ", 2)[1:] for p in none] == [
+        [f"prompts.all_busy.{lang}", ("tells callers to press 1, but queue 'hotline' has no message_key "
+                                     "(config/queues.yaml)")] for lang in ("zh", "en")]
+    assert len(check_message_keys(flow, {"hotline": "#"})) == 2
+    assert check_message_keys(flow, {}) == []  # a queue the settings do not know: not this check's business
+
+
+def test_check_config_refuses_a_busy_prompt_naming_another_key(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from callcenter.cli import main
+
+    site = tmp_path / "site.yaml"
+    site.write_text('queues:\n  hotline:\n    message_key: "2"\n', encoding="utf-8")
+    assert main(["--config-dir", str(ROOT / "config"), "--config", str(site), "check-config"]) == 1
+    err = capsys.readouterr().err
+    assert "prompts.all_busy.zh: the busy prompt of queue 'hotline' must tell callers its message_key '2'" in err
+    assert err.rstrip().endswith(f"configuration invalid: 2 problem(s) in {HOTLINE}")
+    missing = tmp_path / "missing.yaml"
+    site.write_text(f"ivr:\n  hotline_flow: {missing}\n", encoding="utf-8")
+    assert main(["--config-dir", str(ROOT / "config"), "--config", str(site), "check-config"]) == 1
+    assert f"ivr.hotline_flow: cannot read {missing}: No such file or directory" in capsys.readouterr().err
+    assert main(["--config-dir", str(ROOT / "config"), "--config", str(site), "run"]) == 1
+    assert f"ivr.hotline_flow: no such file: {missing}" in capsys.readouterr().err
