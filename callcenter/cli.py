@@ -33,6 +33,24 @@ def _dialer_yaml(args: argparse.Namespace) -> Path | None:
     return path if path.exists() else None
 
 
+def _hotline_flow_problems(settings: Settings) -> list[str]:
+    """The hotline IVR flow's problems (file:line: key: message): unreadable, invalid, or a busy
+    prompt naming another key than its queue's ``message_key``; [] when it is fine or off."""
+    path = settings.ivr.hotline_flow
+    if path is None:
+        return []
+    from callcenter.ivr.check import check_message_keys, load_flow
+    from callcenter.ivr.flow import FlowError
+
+    try:
+        problems = check_message_keys(load_flow(path), {q.name: q.message_key for q in settings.queues})
+    except FlowError as error:
+        problems = list(error.problems)
+    except OSError as error:
+        return [f"ivr.hotline_flow: cannot read {path}: {error.strerror or error}"]
+    return [str(p) for p in problems]
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate the configuration; print each problem as file:line:column: key: message."""
     try:
@@ -51,22 +69,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             print("\n".join(problems), file=sys.stderr)
             print(f"configuration invalid: {len(problems)} problem(s) in {dialer_yaml}", file=sys.stderr)
             return 1
-    if settings.ivr.hotline_flow is not None:
-        from callcenter.ivr.check import check_message_keys, load_flow
-        from callcenter.ivr.flow import FlowError
-
-        try:
-            flow_problems: list[Any] = check_message_keys(load_flow(settings.ivr.hotline_flow),
-                                                          {q.name: q.message_key for q in settings.queues})
-        except FlowError as error:
-            flow_problems = list(error.problems)
-        except OSError as error:
-            flow_problems = [f"ivr.hotline_flow: cannot read {settings.ivr.hotline_flow}: {error.strerror or error}"]
-        if flow_problems:
-            print("\n".join(str(p) for p in flow_problems), file=sys.stderr)
-            print(f"configuration invalid: {len(flow_problems)} problem(s) in {settings.ivr.hotline_flow}",
-                  file=sys.stderr)
-            return 1
+    flow_problems = _hotline_flow_problems(settings)
+    if flow_problems:
+        print("\n".join(flow_problems), file=sys.stderr)
+        print(f"configuration invalid: {len(flow_problems)} problem(s) in {settings.ivr.hotline_flow}",
+              file=sys.stderr)
+        return 1
     team_queues = sum(1 for q in settings.queues if q.parent)
     queues = f"{len(settings.queues) - team_queues} queues" + (f" (+{team_queues} team queues)" if team_queues else "")
     print(f"configuration OK ({', '.join([*settings.sources, *([str(dialer_yaml)] if dialer_yaml else [])])}): "
@@ -80,10 +88,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     dialer_yaml = None if args.no_dialer else _dialer_yaml(args)
     settings = _settings(args)
-    flow = settings.ivr.hotline_flow
-    if flow is not None and not flow.is_file():
-        print(f"ivr.hotline_flow: no such file: {flow} (callcenter check-config checks the configuration)",
-              file=sys.stderr)
+    flow_problems = _hotline_flow_problems(settings)
+    if flow_problems:
+        print("\n".join(flow_problems), file=sys.stderr)
+        print(f"not started: {len(flow_problems)} problem(s) in {settings.ivr.hotline_flow}", file=sys.stderr)
         return 1
     return run_daemon(settings, lab=args.lab, dialer_config=dialer_yaml)
 

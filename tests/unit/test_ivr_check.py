@@ -139,4 +139,16 @@ def test_check_config_refuses_a_busy_prompt_naming_another_key(tmp_path: Path,
     assert main(["--config-dir", str(ROOT / "config"), "--config", str(site), "check-config"]) == 1
     assert f"ivr.hotline_flow: cannot read {missing}: No such file or directory" in capsys.readouterr().err
     assert main(["--config-dir", str(ROOT / "config"), "--config", str(site), "run"]) == 1
-    assert f"ivr.hotline_flow: no such file: {missing}" in capsys.readouterr().err
+    assert f"ivr.hotline_flow: cannot read {missing}: No such file or directory" in capsys.readouterr().err
+
+
+def test_the_daemon_does_not_start_on_an_invalid_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from callcenter.cli import main
+
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("flow: x\nlanguages: [zh]\n", encoding="utf-8")
+    site = tmp_path / "site.yaml"
+    site.write_text(f"ivr:\n  hotline_flow: {flow}\n", encoding="utf-8")
+    assert main(["--config-dir", str(ROOT / "config"), "--config", str(site), "run"]) == 1
+    err = capsys.readouterr().err
+    assert f"{flow}:1:1: missing field 'entries'" in err and f"not started: 3 problem(s) in {flow}" in err
