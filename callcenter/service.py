@@ -10,6 +10,8 @@ import the global reactor.
 from __future__ import annotations
 
 import os
+import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,10 +19,12 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.twisted import MetricsResource
+from sqlalchemy.exc import SQLAlchemyError
 from twisted.application.internet import TCPServer, backoffPolicy
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.error import CannotListenError
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.web.resource import Resource
@@ -52,9 +56,14 @@ from callcenter.storage.db import create_engine_for, upgrade_database
 from callcenter.storage.repository import Repository, make_threadpool
 from callcenter.web_guard import SignInGuard
 
-__all__ = ["EngineServices", "database_url", "make_service", "run_daemon"]
+__all__ = ["EngineServices", "StartError", "database_url", "make_service", "run_daemon", "start_services"]
 
 _log = Logger(namespace="callcenter.service")
+
+
+def _hide_password(url: str) -> str:
+    """``postgresql://cc:***@host/db``: a database URL fit for an error message."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
 def database_url(settings: Settings) -> str:
@@ -169,7 +178,7 @@ def make_service(
     registry.register(QueueCollector(engine.queue_views))  # the wallboard's numbers, read at each scrape
 
     agi_factory = FastAgiFactory(engine.agi_router(), reactor, command_timeout=settings.agi.command_timeout)
-    agi_server = TCPServer(settings.agi.port, agi_factory, interface=settings.agi.bind)
+    agi_server = TCPServer(settings.agi.port, agi_factory, interface=settings.agi.bind, reactor=reactor)
     agi_server.setName("fastagi")
     agi_server.setServiceParent(root)
 
@@ -216,12 +225,13 @@ def make_service(
         api_root, lambda: settings.people, api_token=secrets.api_token, state_dir=settings.site.state_dir,
         run_blocking=run_blocking, on_refused=lambda reason: metrics.http_refused.labels(reason).inc(),
         clock=reactor.seconds)
-    http_server = TCPServer(settings.http.port, Site(guard), interface=settings.http.bind)
+    http_server = TCPServer(settings.http.port, Site(guard, reactor=reactor), interface=settings.http.bind,
+                             reactor=reactor)
     http_server.setName("http")
     http_server.setServiceParent(root)
 
-    metrics_server = TCPServer(settings.metrics.port, Site(MetricsResource(registry=registry)),
-                               interface=settings.metrics.bind)
+    metrics_server = TCPServer(settings.metrics.port, Site(MetricsResource(registry=registry), reactor=reactor),
+                               interface=settings.metrics.bind, reactor=reactor)
     metrics_server.setName("metrics")
     metrics_server.setServiceParent(root)
 
@@ -262,6 +272,29 @@ def settings_for_lab(settings: Settings, instance_name: str, cache_dir: Path | N
     return replace(settings, ami=ami, sms=sms), RecordingPaths(endpoints.recordings_dir, instance.recordings_dir)
 
 
+class StartError(Exception):
+    """The daemon cannot start: the message names the setting (database.url, http.port...)."""
+
+
+def start_services(settings: Settings, reactor: Any, *, recordings: RecordingPaths | None = None, lab: bool = False,
+                   dialer_config: Path | None = None) -> EngineServices:
+    """:func:`make_service`, started; :class:`StartError` when the database cannot be reached
+    or a port is taken (what had started is stopped again)."""
+    try:
+        services = make_service(settings, reactor, recordings=recordings, lab=lab, dialer_config=dialer_config)
+    except SQLAlchemyError as error:
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        raise StartError(f"database.url {_hide_password(database_url(settings))}: {reason}") from None
+    try:
+        services.root.startService()
+    except CannotListenError as error:
+        services.root.stopService()  # what had started (the database threads, other ports)
+        taken = {settings.http.port: "http.port", settings.metrics.port: "metrics.port", settings.agi.port: "agi.port"}
+        reason = getattr(error.socketError, "strerror", None) or error.socketError
+        raise StartError(f"{taken.get(error.port, 'port')} {error.port} on {error.interface or '*'}: {reason}") from None
+    return services
+
+
 def run_daemon(settings: Settings, lab: str | None = None, dialer_config: Path | None = None) -> int:
     """Run the daemon on the global reactor until SIGTERM/SIGINT; return the exit code."""
     from twisted.internet import reactor
@@ -272,9 +305,12 @@ def run_daemon(settings: Settings, lab: str | None = None, dialer_config: Path |
     recordings = None
     if lab:
         settings, recordings = settings_for_lab(settings, lab)
-    services = make_service(settings, reactor, recordings=recordings, lab=lab is not None,
-                            dialer_config=dialer_config)
-    services.root.startService()
+    try:
+        services = start_services(settings, reactor, recordings=recordings, lab=lab is not None,
+                                  dialer_config=dialer_config)
+    except StartError as error:
+        print(f"not started: {error}", file=sys.stderr)
+        return 1
     reactor.addSystemEventTrigger("before", "shutdown", services.root.stopService)
     _log.info(
         "daemon.started pid={pid} ami={ami_host}:{ami_port} agi={agi} http={http} metrics={metrics}",

@@ -40,6 +40,7 @@ from twisted.internet.defer import (
     gatherResults,
     succeed,
 )
+from twisted.internet.error import ConnectingCancelledError
 from twisted.internet.interfaces import (
     IAddress,
     IProtocol,
@@ -933,8 +934,9 @@ class _GatedEndpoint:
             return cast(_GateProtocol, gate).inner
 
         def failed(failure: Failure) -> Failure:
-            if not isinstance(failure.value, CancelledError):
-                self._log.warn("ami.connect_failed", endpoint=repr(self._endpoint), error=failure.getErrorMessage())
+            if not isinstance(failure.value, CancelledError | ConnectingCancelledError):  # stopping: no failure
+                self._log.warn("ami.connect_failed", endpoint=_describe(self._endpoint),
+                               error=failure.getErrorMessage())
             return failure
 
         return connecting.addCallbacks(connected, failed)
@@ -1191,3 +1193,9 @@ class AmiClient(Service):
             self._protocol = None
             self.last_disconnected = self.clock.seconds()
             self._log.warn("ami.disconnected", reason=reason.getErrorMessage())
+
+
+def _describe(endpoint: object) -> str:
+    """``host:port`` of a TCP client endpoint (Twisted keeps them private), else its repr."""
+    host, port = getattr(endpoint, "_host", None), getattr(endpoint, "_port", None)
+    return f"{host}:{port}" if host is not None and port is not None else repr(endpoint)
