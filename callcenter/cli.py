@@ -51,6 +51,17 @@ def _hotline_flow_problems(settings: Settings) -> list[str]:
     return [str(p) for p in problems]
 
 
+def _whole_days(text: str) -> int:
+    """An argparse type: a whole number of days, 0 or more."""
+    try:
+        days = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of days, got {text!r}") from None
+    if days < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more days, got {days}")
+    return days
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate the configuration; print each problem as file:line:column: key: message."""
     try:
@@ -565,7 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
     recordings = sub.add_parser("recordings", help="call recordings").add_subparsers(
         dest="recordings_command", required=True)
     p = recordings.add_parser("purge", help="delete recordings past recordings.retention_days")
-    p.add_argument("--days", type=int, help="override the retention period (days)")
+    p.add_argument("--days", type=_whole_days, help="override the retention period (days, 0: everything)")
     p.add_argument("--dry-run", action="store_true", help="list what would be purged, change nothing")
     p.add_argument("--verbose", action="store_true", help="print every purged file")
     p.set_defaults(func=cmd_recordings_purge)

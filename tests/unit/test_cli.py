@@ -122,3 +122,11 @@ def test_web_passwords_for_everyone_missing_one_and_the_list(tmp_path: Path, cap
     assert main([*base, "list"]) == 0
     listed = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
     assert "no password" in listed["8001"] and "password set" in listed["2101"] and len(listed) == 58
+
+
+@pytest.mark.parametrize(("days", "error"), [("-1", "expected 0 or more days, got -1"),
+                                             ("ten", "expected a whole number of days, got 'ten'")])
+def test_recordings_purge_refuses_a_bad_day_count(days: str, error: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--config-dir", str(ROOT / "config"), "recordings", "purge", "--days", days, "--dry-run"])
+    assert exited.value.code == 2 and f"argument --days: {error}" in capsys.readouterr().err
