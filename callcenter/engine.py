@@ -22,10 +22,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from twisted.application.service import Service
+from twisted.internet import defer
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -93,6 +94,10 @@ __all__ = ["TRACKED_VARIABLES", "Engine", "RecordingPaths"]
 
 OUTSIDE_ASK = "ask-" + OUTSIDE_EXTEN_PREFIX
 """cc-transfer's extension of a consult leg dialing an outside number: ``ask-000<number>``."""
+
+CALL_PATH_DB_SECONDS: Final = 2.0
+"""How long a caller's FastAGI script waits for a database read (the CRM lookup, the last
+agent, the do-not-call check) before going on without it: the line is silent meanwhile."""
 
 TRACKED_VARIABLES = frozenset({
     "LEAD_ID", "CAMPAIGN_ID", "CC_DIRECTION", "CC_RECORDING", "CC_QUEUE", "CC_CUSTOMER_ID", "CC_CUSTOMER_NAME",
@@ -889,7 +894,8 @@ class Engine(Service):
             return
         since = datetime.fromtimestamp(self.clock.seconds() - days * 86400.0, UTC)
         try:
-            agent: str | None = await self.repository.run(crm_store.last_agent, caller, since)
+            agent: str | None = await self._on_the_call(self.repository.run(crm_store.last_agent, caller, since),
+                                                        "last_agent")
         except Exception:  # noqa: BLE001 - a database outage must not stop the call
             self.metrics.db_errors.labels("last_agent").inc()
             return
@@ -940,7 +946,7 @@ class Engine(Service):
             reason = "check_failed"
         else:
             try:
-                entry = await self.repository.run(dialer_store.dnc_entry, phone)
+                entry = await self._on_the_call(self.repository.run(dialer_store.dnc_entry, phone), "dnc_entry")
             except Exception:  # noqa: BLE001 - refused below, and counted
                 self.metrics.db_errors.labels("dnc_entry").inc()
                 reason = "check_failed"
@@ -959,10 +965,21 @@ class Engine(Service):
         if not caller or self.repository is None:
             return None
         try:
-            return await self.repository.find_customer_by_phone(caller)
+            return await self._on_the_call(self.repository.find_customer_by_phone(caller), "find_customer_by_phone")
         except Exception:  # noqa: BLE001 - a bad caller id or a DB outage must not stop the call
             self.metrics.db_errors.labels("find_customer_by_phone").inc()
             return None
+
+    def _on_the_call(self, read: Deferred[T], what: str) -> Deferred[T]:
+        """A database read a caller is waiting on (silence on the line meanwhile): given up
+        after ``CALL_PATH_DB_SECONDS`` (``TimeoutError``; the callers go on without it)."""
+        def slow(failure: Failure) -> Failure:
+            if failure.check(defer.TimeoutError):
+                _log.warn("db.too_slow_for_a_caller read={what} after={seconds}s", what=what,
+                          seconds=CALL_PATH_DB_SECONDS)
+            return failure
+
+        return read.addTimeout(CALL_PATH_DB_SECONDS, self.clock).addErrback(slow)
 
     def _facts(self, caller: str, customer: Any, variables: Mapping[str, str] | None = None) -> CallFacts:
         now = datetime.fromtimestamp(self.clock.seconds(), self.timezone)
