@@ -1465,7 +1465,7 @@ def _message_format(session: Any, ticket: str) -> str:
 
 class LeadPage(_Page):
     """``GET /lead/<id>[?team=T]``: a team lead's (or manager's) page, and ``POST
-    /lead/<id>/spy|handout|takeback|qa`` from its forms, each answered with a redirect back
+    /lead/<id>/spy|unpause|logout|handout|takeback|qa`` from its forms, each answered with a redirect back
     saying what happened (:mod:`callcenter.lead_page`)."""
 
     def __init__(self, engine: Engine, dialer: DialerService | None = None, sms: SmsService | None = None) -> None:
@@ -1576,6 +1576,15 @@ class LeadPage(_Page):
             agent, mode = form.get("agent", ""), form.get("mode", "")
             return engine.supervisor.spy(person.id, agent, mode).addCallback(
                 lambda _: f"your phone is in {mode} on agent {agent}'s call")
+        if action in ("unpause", "logout"):
+            agent_id = form.get("agent", "")
+            member = engine.settings.people.get(agent_id)
+            if member is None or member.role != "agent" or not person.oversees(member.team):
+                raise ApiError(403, f"agent {agent_id!r} is not in {person.id}'s team", "agent")
+            service = engine.agent_service
+            if action == "unpause":
+                return service.unpause(agent_id).addCallback(lambda _: f"agent {agent_id} is ready again")
+            return service.logout(agent_id).addCallback(lambda _: f"agent {agent_id} logged out")
         if action in ("handout", "takeback"):
             dialer = _running(self.dialer)
             name, body = form_handout(person.id, form)

@@ -114,6 +114,12 @@ def _agents(view: LeadView) -> str:
                 f'<form class="inline" method="post" action="{_action(view, "spy")}">'
                 f'{_hidden(agent=member.agent.id, mode=mode, team=view.team)}<button>{mode}</button></form>'
                 for mode in SPY_MODES)
+        # an agent paused for not answering, or gone home logged in: the lead brings them back or out
+        for action, label, shown in (("unpause", "unpause", member.state == "paused"),
+                                     ("logout", "log out", member.state in ("ready", "paused", "wrap_up"))):
+            if shown:
+                spy += (f'<form class="inline" method="post" action="{_action(view, action)}">'
+                        f'{_hidden(agent=member.agent.id, team=view.team)}<button>{label}</button></form>')
         since = "-" if member.state_seconds is None else clock_time(member.state_seconds)
         day = member.today
         today = ("<td class=n>-</td>" * 4 if day is None else

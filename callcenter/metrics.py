@@ -112,5 +112,9 @@ class EngineMetrics:
             "callcenter_agent_transitions", "agent state changes, by new state", ["state"], registry=registry)
         self.agent_anomalies = Counter(
             "callcenter_agent_anomalies", "agent events that made no sense in the agent's state", registry=registry)
+        self.no_answer_pauses = Counter(
+            "callcenter_agent_no_answer_pauses",
+            "agents Asterisk paused in every queue for letting a queue call ring out (queues.yaml pause_on_no_answer)",
+            ["agent"], registry=registry)
         self.db_errors = Counter("callcenter_db_errors", "repository calls that failed", ["operation"],
                                  registry=registry)

@@ -217,6 +217,12 @@ class QueueSettings:
     when_empty: str = "wait"
     """``message``: when no agent is logged in (or every agent's phone is unreachable),
     callers leave the queue at once for the message (``leavewhenempty``); ``wait``: they wait."""
+    pause_on_no_answer: bool = False
+    """An agent whose phone rings ``ring_timeout`` seconds unanswered is paused in every queue
+    (queues.conf ``autopause = all``; reason "no answer") until they come back and unpause:
+    callers stop ringing an empty desk, and the dialer stops counting the agent as ready. Not
+    for a dialer's queue: its Queue() lasts only the connect window, and Asterisk pauses a
+    member still ringing when Queue()'s time runs out (docs/agents.md)."""
     per_team: bool = False
     """Besides this queue, one queue per team of its agents (:func:`team_queue_name`), which
     only that team's agents join: a dialer campaign with ``route: team`` connects the
@@ -818,6 +824,7 @@ def _queues(top: Reader) -> tuple[QueueSettings, ...]:
             max_wait=max_wait,
             message_key=q.text("message_key", None, _QUEUE_KEY, "one key: 0-9, * or #") or None,
             when_empty=q.choice("when_empty", WHEN_EMPTY, "wait"),
+            pause_on_no_answer=q.flag("pause_on_no_answer", False),
             per_team=q.flag("per_team", False),
         ))
         q.done()

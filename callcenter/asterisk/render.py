@@ -222,6 +222,9 @@ def render_queues(settings: Settings) -> str:
             "reportholdtime = no",
             "setinterfacevar = yes",  # MEMBERINTERFACE etc. on the caller: the dialer's DialerResult names the agent
             f"announce-position = {'yes' if queue.announce_position else 'no'}",
+            # pause_on_no_answer: a member who lets a call ring out is paused in every queue
+            # (reason Auto-Pause, which the engine shows as "no answer")
+            f"autopause = {'all' if queue.pause_on_no_answer else 'no'}",
             *([f"defaultrule = {queue.name}-overflow"] if queue.overflow_after else []),
             "; members log in at run time (AMI QueueAdd): none are static",
             "",

@@ -68,6 +68,7 @@ from callcenter.ami.codec import Message
 
 __all__ = [
     "CANNOT_CALL_OUT",
+    "NO_ANSWER",
     "TRANSITIONS",
     "Agent",
     "AgentAnomaly",
@@ -77,7 +78,20 @@ __all__ = [
     "AgentStateChanged",
     "Trigger",
     "agent_id_of",
+    "pause_reason",
 ]
+
+
+NO_ANSWER: Final = "no answer"
+"""The pause reason of an agent Asterisk paused for letting a queue call ring out (queues.conf
+``autopause``; Asterisk says ``Auto-Pause``)."""
+
+_ASTERISK_REASONS: Final = {"Auto-Pause": NO_ANSWER}
+
+
+def pause_reason(reported: str | None) -> str | None:
+    """A pause reason as Asterisk reports it, in the engine's words (``Auto-Pause`` -> "no answer")."""
+    return _ASTERISK_REASONS.get(reported, reported) if reported else reported
 
 
 class AgentState(enum.Enum):
@@ -396,7 +410,7 @@ class AgentBoard:
                 self._set_state_interface(record, fields.get("StateInterface"))
                 if _flag(fields.get("Paused")):
                     record.paused_queues.add(queue)
-                    reason = reason or fields.get("PausedReason") or None
+                    reason = reason or pause_reason(fields.get("PausedReason")) or None
                 in_call = in_call or _flag(fields.get("InCall"))
                 ringing = ringing or fields.get("Status") in _RINGING_STATUS
             if record.paused:
@@ -661,7 +675,7 @@ class AgentBoard:
 
     def _note_reason(self, record: _Record, reason: str | None) -> None:
         if reason:
-            record.pause_reason = reason
+            record.pause_reason = pause_reason(reason)
         elif record.pause_reason is None:
             # app_queue lost it (unpause/restart); keep the last one we were told.
             record.pause_reason = record.last_pause_reason

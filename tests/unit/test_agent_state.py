@@ -16,6 +16,7 @@ import pytest
 
 from callcenter.ami.codec import AmiParser, Message
 from callcenter.state.agents import (
+    NO_ANSWER,
     TRANSITIONS,
     AgentAnomaly,
     AgentBoard,
@@ -24,6 +25,7 @@ from callcenter.state.agents import (
     AgentStateChanged,
     Trigger,
     agent_id_of,
+    pause_reason,
 )
 
 CAPTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "ami" / "asterisk22-queue-dialer-fax.ami.gz"
@@ -225,6 +227,18 @@ def test_pause_reason_kept_when_asterisk_forgets_it() -> None:
     board.handle(pause(reason=""), 2.0)
     agent = board.agent("2101")
     assert agent is not None and agent.pause_reason == "training"
+
+
+def test_asterisks_auto_pause_is_a_no_answer_pause() -> None:
+    """queues.conf ``autopause``: Asterisk pauses a member who let a call ring out, reason
+    ``Auto-Pause``; the board says "no answer" (live, and from a resync's QueueMember)."""
+    board = AgentBoard()
+    logged_in(board)
+    facts = board.handle(pause(reason="Auto-Pause"), 5.0)
+    assert states(facts) == [("ready", "paused")] and NO_ANSWER in facts[0].reason  # type: ignore[union-attr]
+    agent = board.agent("2101")
+    assert agent is not None and agent.pause_reason == NO_ANSWER == "no answer"
+    assert pause_reason("lunch") == "lunch" and pause_reason("") == "" and pause_reason(None) is None
 
 
 def test_paused_only_when_paused_in_every_queue() -> None:

@@ -344,3 +344,18 @@ def test_a_dialer_calls_record_names_the_campaign_lead_and_how_manieth_call() ->
                                  "CC_ATTEMPT": "812", "CC_ATTEMPT_NO": "2"}) == "campaign spring-sale, lead 5, call 2"
     assert campaign_description({"CC_CAMPAIGN": "3", "CC_LEAD": "5"}) == "campaign 3, lead 5"
     assert campaign_description({"CC_PHONE": "13800138000"}) == ""  # an agent's own call
+
+
+def test_an_agent_asterisk_paused_for_no_answer_is_counted_and_logged() -> None:
+    engine, ami, _, registry = _engine()
+    send = ami.events[0]
+    member = {"Queue": "hotline", "Interface": "PJSIP/agent2101", "StateInterface": "PJSIP/agent2101",
+              "MemberName": "Agent 2101"}
+    send(_event(Event="QueueMemberAdded", Paused="0", **member))
+    send(_event(Event="QueueMemberPause", Paused="1", Reason="lunch", **member))
+    send(_event(Event="QueueMemberPause", Paused="0", **member))
+    assert registry.get_sample_value("callcenter_agent_no_answer_pauses_total", {"agent": "2101"}) is None
+    send(_event(Event="QueueMemberPause", Paused="1", Reason="Auto-Pause", PausedReason="Auto-Pause", **member))
+    agent = engine.agents.agent("2101")
+    assert agent is not None and (agent.state.value, agent.pause_reason) == ("paused", "no answer")
+    assert registry.get_sample_value("callcenter_agent_no_answer_pauses_total", {"agent": "2101"}) == 1.0

@@ -172,6 +172,30 @@ def test_supervise_a_call_and_score_the_days_sample(sessions: sessionmaker[Sessi
     assert "<td>2101</td><td>Agent 2101</td><td>on call, consulting 2105</td>" in html
 
 
+def test_the_lead_brings_back_or_logs_out_an_agent_of_the_team(sessions: sessionmaker[Session]) -> None:
+    """2102 is ready (log out only), and once paused for not answering, unpause too; 2101 on a
+    call gets neither. Each button goes to the agent service; another team's lead is refused."""
+    page, engine, _ = _page(sessions)
+    done: list[tuple[str, str]] = []
+    engine.agent_service = SimpleNamespace(
+        unpause=lambda agent: succeed(done.append(("unpause", agent))),
+        logout=lambda agent: succeed(done.append(("logout", agent))))
+    _, html = _get(page, ["8001"])
+    logout = ('<form class="inline" method="post" action="/lead/8001/logout"><input type="hidden" name="agent" '
+              'value="2102"><input type="hidden" name="team" value="team1"><button>log out</button></form>')
+    assert logout in html and "<button>unpause</button>" not in html
+    assert html.count("<button>log out</button>") == 1  # not 2101, on a call
+    engine.agents.agent("2102").state = AgentState.PAUSED
+    engine.agents.agent("2102").pause_reason = "no answer"
+    _, html = _get(page, ["8001"])
+    assert '<button>unpause</button>' in html and logout in html
+    assert _post(page, ["8001", "unpause"], {"agent": "2102", "team": "team1"})["msg"] == ["agent 2102 is ready again"]
+    assert _post(page, ["8001", "logout"], {"agent": "2102", "team": "team1"})["msg"] == ["agent 2102 logged out"]
+    assert _post(page, ["8002", "logout"], {"agent": "2102"})["err"] == ["agent '2102' is not in 8002's team"]
+    assert _post(page, ["8001", "logout"], {"agent": "9001"})["err"] == ["agent '9001' is not in 8001's team"]
+    assert done == [("unpause", "2102"), ("logout", "2102")]
+
+
 def test_only_leads_and_managers_have_a_page_and_a_manager_picks_the_team(sessions: sessionmaker[Session]) -> None:
     page, _, _ = _page(sessions)
     assert _get(page, ["2101"])[0] == 404 and _get(page, ["4242"])[0] == 404 and _get(page, [])[0] == 404

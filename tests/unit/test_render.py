@@ -116,6 +116,13 @@ def test_a_queue_with_a_message_offer_leaves_when_empty_and_listens_for_its_key(
     assert "n(queue-message)," in text and "n(queue-left),Set(CC_QUEUE_EXIT=${TOLOWER(${QUEUESTATUS})})" in text
 
 
+def test_an_agent_who_lets_a_call_ring_out_is_paused_in_every_queue(tmp_path: Path) -> None:
+    """pause_on_no_answer (the shipped hotline): queues.conf ``autopause = all``; off (the
+    dialer's outbound queue): ``no``."""
+    sections = _parse(tmp_path, "queues.conf", _render(tmp_path)["queues.conf"])
+    assert (sections["hotline"][0]["autopause"], sections["outbound"][0]["autopause"]) == ("all", "no")
+
+
 def test_a_per_team_queue_renders_each_teams_queue_like_itself(tmp_path: Path) -> None:
     """``per_team: true``: [outbound-team1] .. [outbound-team6] with outbound's settings."""
     site = tmp_path / "site.yaml"
