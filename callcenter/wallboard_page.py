@@ -23,6 +23,7 @@ from html import escape
 from typing import Any, Final
 
 from callcenter.settings import AgentSettings
+from callcenter.state.agents import NO_ANSWER
 
 __all__ = ["SERVICE_LEVEL_WARN", "Board", "clock_time", "html_table", "render_wallboard", "share"]
 
@@ -145,7 +146,9 @@ def _agent_row(agent: Any, person: AgentSettings | None, now: float) -> str:
         _cell(shown, state), _cell(clock_time(now - agent.since)),
         _cell(", ".join(agent.queues), "text"), _cell(agent.calls_handled), _cell(clock_time(agent.talk_time)),
     ]
-    return f"<tr>{''.join(cells)}</tr>"
+    # paused by Asterisk for letting a call ring out: someone should look (docs/agents.md)
+    alert = ' class="alert"' if state == "paused" and agent.pause_reason == NO_ANSWER else ""
+    return f"<tr{alert}>{''.join(cells)}</tr>"
 
 
 def _backlog_cells(backlog: Any, now: float, *, preview: bool) -> list[str]:

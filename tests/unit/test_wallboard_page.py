@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from callcenter.ami.codec import Message
@@ -87,6 +88,15 @@ def test_agents_by_team_with_their_state_for_how_long_and_the_pause_reason() -> 
     assert [row[:14] for row in rows] == ["<td>1001</td><", "<td>2101</td><"]  # hotline team, then team1
     assert '<td class="ready">ready</td><td>5:00</td><td class="text">hotline</td>' in rows[0]
     assert '<td class="paused">paused (lunch)</td><td>1:05</td>' in rows[1]
+    assert '<tr class="alert"><td>' not in page
+
+
+def test_an_agent_paused_for_not_answering_stands_out() -> None:
+    board = _board()
+    agents = [replace(a, pause_reason="no answer") if a.id == "2101" else a for a in board.agents]
+    page = render_wallboard(replace(board, agents=agents))
+    assert '<tr class="alert"><td>2101</td>' in page and '<td class="paused">paused (no answer)</td>' in page
+    assert '<tr><td>1001</td>' in page
 
 
 def test_campaigns_show_abandonment_over_the_limit_and_the_guard() -> None:
