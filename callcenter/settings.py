@@ -205,6 +205,7 @@ class QueueSettings:
     weight: int
     service_level_seconds: int
     announce_position: bool
+    """Tell a waiting caller their place in the queue every ``announce_every`` seconds."""
     overflow_after: int
     """Seconds a caller waits for the primary agents (penalty 0) before agents with a
     higher penalty (the designated overflow agents) are rung too; 0: all at once."""
@@ -217,6 +218,12 @@ class QueueSettings:
     when_empty: str = "wait"
     """``message``: when no agent is logged in (or every agent's phone is unreachable),
     callers leave the queue at once for the message (``leavewhenempty``); ``wait``: they wait."""
+    announce_holdtime: bool = False
+    """Tell a waiting caller the expected wait (Asterisk's estimate) with the position."""
+    announce_every: int = 0
+    """Seconds between those announcements (queues.conf ``announce-frequency``); 0: none. They
+    are Asterisk's own sounds (queue-youarenext, queue-thereare, queue-holdtime...) in the
+    caller's channel language (docs/ivr.md, "Telling callers their place")."""
     pause_on_no_answer: bool = False
     """An agent whose phone rings ``ring_timeout`` seconds unanswered is paused in every queue
     (queues.conf ``autopause = all``; reason "no answer") until they come back and unpause:
@@ -810,6 +817,12 @@ def _queues(top: Reader) -> tuple[QueueSettings, ...]:
         if overflow_after >= max_wait:
             q.problem(("overflow_after",), f"{overflow_after} s is not below max_wait ({max_wait} s): "
                       "callers would leave the queue before the overflow agents ring")
+        announce_position = q.flag("announce_position", False)
+        announce_holdtime = q.flag("announce_holdtime", False)
+        announce_every = q.integer("announce_every", 0, 0, 3600)
+        if (announce_position or announce_holdtime) and not announce_every:
+            said = "announce_position" if announce_position else "announce_holdtime"
+            q.problem((said,), "needs announce_every: the seconds between announcements (0 makes none)")
         result.append(QueueSettings(
             name=name,
             strategy=q.choice("strategy", QUEUE_STRATEGIES, "rrmemory"),
@@ -819,7 +832,9 @@ def _queues(top: Reader) -> tuple[QueueSettings, ...]:
             max_callers=q.integer("max_callers", 0, 0, 100000),
             weight=q.integer("weight", 0, 0, 100),
             service_level_seconds=q.integer("service_level_seconds", 20, 1, 3600),
-            announce_position=q.flag("announce_position", False),
+            announce_position=announce_position,
+            announce_holdtime=announce_holdtime,
+            announce_every=announce_every,
             overflow_after=overflow_after,
             max_wait=max_wait,
             message_key=q.text("message_key", None, _QUEUE_KEY, "one key: 0-9, * or #") or None,

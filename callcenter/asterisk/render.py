@@ -222,6 +222,9 @@ def render_queues(settings: Settings) -> str:
             "reportholdtime = no",
             "setinterfacevar = yes",  # MEMBERINTERFACE etc. on the caller: the dialer's DialerResult names the agent
             f"announce-position = {'yes' if queue.announce_position else 'no'}",
+            f"announce-holdtime = {'yes' if queue.announce_holdtime else 'no'}",
+            # without a frequency Asterisk announces nothing, whatever the two above say
+            f"announce-frequency = {queue.announce_every}",
             # pause_on_no_answer: a member who lets a call ring out is paused in every queue
             # (reason Auto-Pause, which the engine shows as "no answer")
             f"autopause = {'all' if queue.pause_on_no_answer else 'no'}",

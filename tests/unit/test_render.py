@@ -12,6 +12,7 @@ from callcenter.asterisk.render import (
     AsteriskEndpoints,
     ConfigRenderError,
     render_project_config,
+    render_queues,
 )
 from callcenter.secrets import load_or_create_secrets
 from callcenter.settings import load_settings
@@ -121,6 +122,18 @@ def test_an_agent_who_lets_a_call_ring_out_is_paused_in_every_queue(tmp_path: Pa
     dialer's outbound queue): ``no``."""
     sections = _parse(tmp_path, "queues.conf", _render(tmp_path)["queues.conf"])
     assert (sections["hotline"][0]["autopause"], sections["outbound"][0]["autopause"]) == ("all", "no")
+
+
+def test_queue_announcements_render_with_their_frequency(tmp_path: Path) -> None:
+    """Shipped: no announcements (frequency 0); on: position, hold time, every N seconds."""
+    hotline = _parse(tmp_path, "queues.conf", _render(tmp_path)["queues.conf"])["hotline"][0]
+    assert (hotline["announce-position"], hotline["announce-holdtime"], hotline["announce-frequency"]) == (
+        "no", "no", "0")
+    settings = load_settings(ROOT / "config")
+    settings = replace(settings, queues=tuple(
+        replace(q, announce_position=True, announce_holdtime=True, announce_every=45) for q in settings.queues))
+    text = render_queues(settings).split("[hotline]")[1].split("[")[0]
+    assert "announce-position = yes\nannounce-holdtime = yes\nannounce-frequency = 45\n" in text
 
 
 def test_a_per_team_queue_renders_each_teams_queue_like_itself(tmp_path: Path) -> None:

@@ -210,6 +210,21 @@ def test_a_queues_longest_wait_its_message_key_and_what_callers_do_with_no_agent
     ]
 
 
+def test_announcements_need_their_frequency(tmp_path: Path) -> None:
+    """announce_position / announce_holdtime without announce_every would play nothing
+    (Asterisk announces only with announce-frequency): refused, naming the key."""
+    site = _write(tmp_path, "site.yaml", "queues:\n  hotline:\n    announce_position: true\n    announce_every: 45\n")
+    hotline = load_settings(CONFIG, [site]).queue("hotline")
+    assert (hotline.announce_position, hotline.announce_holdtime, hotline.announce_every) == (True, False, 45)
+    assert load_settings(CONFIG).queue("hotline").announce_every == 0
+    bad = _write(tmp_path, "bad.yaml", "queues:\n  hotline:\n    announce_holdtime: true\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(CONFIG, [bad])
+    assert str(info.value).splitlines() == [
+        (f"{bad}:3:5: queues.hotline.announce_holdtime: needs announce_every: the seconds between announcements "
+        "(0 makes none)")]
+
+
 def test_a_team_queue_name_taken_by_a_configured_queue_is_named(tmp_path: Path) -> None:
     site = _write(tmp_path, "site.yaml", (
         "queues:\n"
