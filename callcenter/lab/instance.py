@@ -140,6 +140,11 @@ def udp_port_free(port: int, host: str = LOOPBACK) -> bool:
     return True
 
 
+#: Asterisk's database (astdb) in an instance's ``astdbdir``: SQLite since Asterisk 10, with
+#: its journal; ``astdb`` is the Berkeley DB file of older versions.
+ASTDB_FILES: Final = ("astdb.sqlite3", "astdb.sqlite3-journal", "astdb")
+
+
 @dataclass(frozen=True)
 class LabPorts:
     """The loopback ports of one instance: AMI, SIP (UDP and TCP), HTTP, and an RTP range."""
@@ -839,6 +844,12 @@ class LabInstance:
 
         for seen in dirs.per_instance():
             self._host_path(seen).mkdir(parents=True, exist_ok=True)
+        # A fresh configuration starts without an earlier run's Asterisk state: the queue
+        # members Asterisk keeps (persistentmembers) would come back logged in, and custom
+        # device states as they were. restart() keeps it, as a real restart does.
+        for name in ASTDB_FILES:
+            with contextlib.suppress(FileNotFoundError):
+                (self._host_path(dirs.db) / name).unlink()
         etc = self._host_path(dirs.etc)
         for old in etc.glob("*.conf"):
             if old.name not in files:

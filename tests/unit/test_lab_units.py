@@ -321,6 +321,12 @@ def test_write_config_renders_project_files_and_state(tmp_path: Path) -> None:
     assert loaded.lab_user == instance.lab_user
     assert loaded.config_path == instance.config_path
     assert LabInstance.names(tmp_path / "instances") == ["unit"]
+    # an earlier run's Asterisk database (its queue members would come back logged in) is gone
+    db = Path(instance.directories.db)
+    (db / "astdb.sqlite3").write_bytes(b"SQLite format 3\0")
+    (db / "keys").mkdir(exist_ok=True)
+    instance.write_config({"manager.conf": render_manager_conf(21001, [ManagerUser("t", "s")])})
+    assert not (db / "astdb.sqlite3").exists() and (db / "keys").is_dir()
     moh = parse(tmp_path, "moh.conf", (etc / "musiconhold.conf").read_text())
     assert moh["default"]["directory"] == [f"{tmp_path}/share/sounds/en/silence"]
 
