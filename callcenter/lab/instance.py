@@ -847,7 +847,7 @@ class LabInstance:
         # A fresh configuration starts without an earlier run's Asterisk state: the queue
         # members Asterisk keeps (persistentmembers) would come back logged in, and custom
         # device states as they were. restart() keeps it, as a real restart does.
-        for name in ASTDB_FILES:
+        for name in ASTDB_FILES if self.pid() is None else ():  # never under a running Asterisk
             with contextlib.suppress(FileNotFoundError):
                 (self._host_path(dirs.db) / name).unlink()
         etc = self._host_path(dirs.etc)
