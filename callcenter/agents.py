@@ -149,7 +149,8 @@ class AgentService:
     def login(self, agent_id: str, queues: Iterable[str] | None = None) -> Deferred[list[AmiResult]]:
         """``QueueAdd`` the agent to its configured queues (or the given subset of them).
 
-        Penalties come from ``agents.yaml``. A queue not configured for the agent fails
+        Penalties come from ``agents.yaml``. A queue the agent is in already ("Already
+        there") is no failure: logging in twice leaves them logged in. A queue not configured for the agent fails
         with :class:`AgentError` naming the agent and the queue; nothing is sent. A
         ``per_team`` queue brings its team queue along (the agent's team's).
         """
@@ -178,7 +179,7 @@ class AgentService:
             ]
         except (AgentError, actions.AmiActionError) as error:
             return fail(error)
-        return self._send_all(built)
+        return self._send_all(built, tolerate=_already_a_member)
 
     def logout(self, agent_id: str) -> Deferred[list[AmiResult]]:
         """``QueueRemove`` the agent from every queue it may be in. Asterisk answers "Not
@@ -401,3 +402,8 @@ class AgentService:
 def _not_a_member(error: AmiActionFailed) -> bool:
     """``QueueRemove``'s answer for an interface that is not a member of the queue."""
     return (error.message.get("Message") or "").endswith("Not there")
+
+
+def _already_a_member(error: AmiActionFailed) -> bool:
+    """``QueueAdd``'s answer for an interface that is a member of the queue already."""
+    return (error.message.get("Message") or "").endswith("Already there")

@@ -121,6 +121,16 @@ def test_logout_from_queues_the_agent_is_not_in_is_no_error(settings: Settings) 
     assert "No such queue" in str(failure.value)
 
 
+def test_logging_in_twice_is_no_error(settings: Settings) -> None:
+    """Asterisk answers QueueAdd "Unable to add interface: Already there" for a queue the agent
+    is in (seen on the lab Asterisk 22): still logged in, so the login succeeds."""
+    ami = FakeAmi(refuse=("QueueAdd",), why="Unable to add interface: Already there")
+    results = _check.successResultOf(service(settings, ami).login("2101"))
+    assert [r.action.get("Queue") for r in results] == ["outbound", "hotline"]
+    ami = FakeAmi(refuse=("QueueAdd",), why="Unable to add interface to queue: No such queue")
+    _check.failureResultOf(service(settings, ami).login("2101"), AmiActionFailed)
+
+
 def test_pause_and_unpause_in_every_queue_with_reason(settings: Settings) -> None:
     """Pause sends QueuePause Paused=true with the reason (no Queue: every queue);
     unpause sends Paused=false; a pause without a reason is refused."""
