@@ -42,7 +42,7 @@ def test_a_waiting_caller_hears_their_place(every: int, lab_factory: LabFactory,
         rt.call(engine.agent_service.pause, "1001", "meeting", timeout=10)
         rt.wait_for(lambda: engine.agents.state_of("1001").value == "paused", timeout=10, message="1001 not paused")
         _hotline_caller(services, rt, "Waiting", "13800000780", seconds=25, csat="5")
-        rt.wait_for(lambda: rt.call(engine.queues.waiting, "hotline") == 1, timeout=20,
+        rt.wait_for(lambda: engine.queues.waiting("hotline") == 1, timeout=20,
                     message="the caller never waited in the hotline queue")
         deadline = time.monotonic() + 12
         log = ""
