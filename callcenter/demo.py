@@ -340,8 +340,10 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
             hotline_now = next(v for v in engine.queue_views() if v["queue"] == "hotline")
             if hotline_now["waiting"] > most_waiting:
                 most_waiting = hotline_now["waiting"]
+                overflow = engine.settings.queue("hotline").overflow_after
                 _say(f"wallboard: {most_waiting} caller(s) waiting in the hotline queue, the longest for "
-                     f"{hotline_now['longest_wait']:.0f} s; agents {hotline_now['agents']}")
+                     f"{hotline_now['longest_wait']:.0f} s; agents {hotline_now['agents']} (the overflow "
+                     f"agents ring once a caller has waited {overflow} s)")
             await task.deferLater(reactor, 0.5, lambda: None)
         await task.deferLater(reactor, 2.0, lambda: None)  # recordings settle
         records = await repo.list_recent_call_records(limit=calls)
