@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 from callcenter.agent_time import AgentTime, hms, pauses
 from callcenter.recording_files import player
 from callcenter.settings import AgentSettings
-from callcenter.state.agents import CANNOT_CALL_OUT
+from callcenter.state.agents import CANNOT_CALL_OUT, NO_ANSWER
 from callcenter.storage.dialer_records import DncEntry, LeadToDial
 from callcenter.storage.records import CallRecord, Customer, InvalidFieldError
 from callcenter.transfer import AGENT_TARGET_PREFIX, parse_hop
@@ -413,6 +413,9 @@ def render_agent_page(view: AgentView) -> str:
         parts.append(f'<p class="muted">{escape(_today(view.today))}</p>')
     if view.message:
         parts.append(f'<p class="msg">{escape(view.message)}</p>')
+    if view.state == "paused" and view.pause_reason == NO_ANSWER:
+        parts.append('<p class="err">A call rang on your phone and nobody answered, so you were paused in '
+                     "every queue. Press Ready when you are back.</p>")
     if view.error:
         parts.append(f'<p class="err">{escape(view.error)}</p>')
     parts.append(f"<p>{_controls(view)}{_transfer_form(view)}</p>")

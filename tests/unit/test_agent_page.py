@@ -314,6 +314,15 @@ def test_the_page_reloads_only_while_the_agent_waits_with_nothing_left_to_write(
     assert ('http-equiv="refresh"' in render_agent_page(view)) is expected
 
 
+def test_an_agent_paused_for_not_answering_is_told_why() -> None:
+    view = AgentView(agent=SETTINGS.agent("2101"), state="paused", state_seconds=30.0, pause_reason="no answer",
+                     timezone="Asia/Shanghai")
+    page = render_agent_page(view)
+    assert '<span class="state">paused (no answer)</span>' in page
+    assert "nobody answered, so you were paused in every queue. Press Ready when you are back." in page
+    assert "nobody answered" not in render_agent_page(replace(view, pause_reason="lunch"))
+
+
 def test_the_form_becomes_the_apis_disposition_body() -> None:
     form = {"ticket": " GD1 ", "outcome": "sale", "notes": "", "sale_amount": "1999.00",
             "follow_up_at": "2026-12-07T09:30", "issue_type": "  "}
