@@ -454,11 +454,7 @@ class Engine(Service):
     def _recording_pause_event(self, msg: Message, now: float) -> None:
         """A recording muted (an agent's pause: card numbers) or unmuted, as Asterisk reports
         it; a muted one resumes by itself after ``recordings.pause_limit_seconds``."""
-        path = None
-        if msg.name == "MixMonitorMute" and msg.get("State") == "1":
-            channel = self.calls.channels.get(msg.get("Uniqueid") or "")
-            path = channel.variables.get("CC_RECORDING") if channel is not None else None
-        change = self.recording_pauses.handle(msg, now, path)
+        change = self.recording_pauses.handle(msg, now, self._recording_path)
         if change is None:  # most hangups: no recording was paused there
             return
         if isinstance(change, Paused):
@@ -474,6 +470,11 @@ class Engine(Service):
                 timer.cancel()
             if msg.name == "MixMonitorMute":
                 _log.info("recording.resumed uniqueid={uniqueid}", uniqueid=change)
+
+    def _recording_path(self, uniqueid: str) -> str | None:
+        """The file a channel records (``CC_RECORDING``), or None."""
+        channel = self.calls.channels.get(uniqueid)
+        return channel.variables.get("CC_RECORDING") if channel is not None else None
 
     def _cancel_resumes(self) -> None:
         for timer in self._resume_timers.values():

@@ -13,7 +13,7 @@ believes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from callcenter.agent_channels import agent_channel
@@ -75,16 +75,18 @@ class RecordingPauses:
         self._paused: dict[str, Paused] = {}
         self._spans: dict[str, list[tuple[float, float | None]]] = {}
 
-    def handle(self, msg: Message, now: float, path: str | None = None) -> Paused | str | None:
-        """Take one event: a :class:`Paused` when a channel's recording was muted (``path``:
-        the file that channel records), its uniqueid when one was unmuted (or hung up
-        muted); None otherwise."""
+    def handle(self, msg: Message, now: float,
+               path_of: Callable[[str], str | None] = lambda uniqueid: None) -> Paused | str | None:
+        """Take one event: a :class:`Paused` when a channel's recording was muted (``path_of``
+        its uniqueid: the file that channel records), its uniqueid when one was unmuted (or
+        hung up muted); None otherwise."""
         fields = msg.fields
         uniqueid = fields.get("Uniqueid") or ""
         if msg.name == "MixMonitorMute" and uniqueid:
             if fields.get("State") == "1":
                 if uniqueid in self._paused:
                     return None
+                path = path_of(uniqueid)
                 paused = Paused(uniqueid, fields.get("Channel") or "", fields.get("Linkedid") or "", now, path)
                 self._paused[uniqueid] = paused
                 if path:

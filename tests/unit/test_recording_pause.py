@@ -110,11 +110,11 @@ def test_each_files_pauses_are_kept_until_taken() -> None:
     pauses = RecordingPauses()
     muted = {"Channel": CALLER.name, "Uniqueid": "7.1", "Linkedid": "7.0"}
     path = "/srv/rec/7.1.wav"
-    assert pauses.handle(_event(Event="MixMonitorMute", State="1", **muted), 10.0, path).path == path
+    assert pauses.handle(_event(Event="MixMonitorMute", State="1", **muted), 10.0, {"7.1": path}.get).path == path
     pauses.handle(_event(Event="MixMonitorMute", State="0", **muted), 15.0)
-    pauses.handle(_event(Event="MixMonitorMute", State="1", **muted), 25.0, path)
+    pauses.handle(_event(Event="MixMonitorMute", State="1", **muted), 25.0, {"7.1": path}.get)
     pauses.handle(_event(Event="Hangup", Uniqueid="7.1"), 30.0)
-    pauses.handle(_event(Event="MixMonitorMute", State="1", **muted), 40.0, path)
+    pauses.handle(_event(Event="MixMonitorMute", State="1", **muted), 40.0, {"7.1": path}.get)
     pauses.clear()
     pauses.handle(_event(Event="MixMonitorMute", State="0", **muted), 45.0)  # unknown since the reconnection
     assert pauses.take_spans(path) == [(10.0, 15.0), (25.0, 30.0), (40.0, None)]
