@@ -25,19 +25,27 @@ from callcenter.storage import models
 from tests.labfixture import LabFactory, LabHandle
 from tests.reactorthread import ReactorThread
 
-__all__ = ["ROOT", "callback_leads", "engine_on_lab", "hotline_open"]
+__all__ = ["ROOT", "callback_leads", "engine_on_lab", "hotline_open", "hotline_queue"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def hotline_open(tmp_path: Path) -> Callable[[Settings], Settings]:
+def hotline_queue(settings: Settings, **changes: Any) -> Settings:
+    """``settings`` with the hotline queue's settings changed (``max_wait=12``, ...)."""
+    return replace(settings, queues=tuple(replace(q, **changes) if q.name == "hotline" else q
+                                          for q in settings.queues))
+
+
+def hotline_open(tmp_path: Path, **queue: Any) -> Callable[[Settings], Settings]:
     """A ``change`` for :func:`engine_on_lab`: the hotline flow open around the clock (a copy
-    under ``tmp_path``), its prompts looked for under ``tmp_path`` (none: stock sounds)."""
+    under ``tmp_path``), its prompts looked for under ``tmp_path`` (none: stock sounds), and
+    the hotline queue changed by ``queue`` (:func:`hotline_queue`)."""
     from callcenter.demo import open_around_the_clock
 
     flow = open_around_the_clock(ROOT / "ivr_flows/hotline.yaml", tmp_path / "open.yaml")
 
     def change(settings: Settings) -> Settings:
+        settings = hotline_queue(settings, **queue)
         return replace(settings, ivr=replace(settings.ivr, hotline_flow=flow, sounds_dir=tmp_path / "sounds"))
 
     return change

@@ -13,14 +13,12 @@ logged in, the hotline lets them go to leave a message. 2101 comes back and unpa
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from callcenter.ami import actions
 from callcenter.service import EngineServices
-from callcenter.settings import Settings
 from callcenter.state.agents import NO_ANSWER, AgentState
 from tests.integration.test_transfer_lab import _hotline_caller
 from tests.labengine import engine_on_lab, hotline_open
@@ -32,13 +30,7 @@ pytestmark = pytest.mark.lab
 
 @pytest.fixture
 def away_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path) -> Iterator[EngineServices]:
-    opened = hotline_open(tmp_path)
-
-    def change(settings: Settings) -> Settings:
-        settings = opened(settings)
-        return replace(settings, queues=tuple(replace(q, ring_timeout=4, overflow_after=0) if q.name == "hotline"
-                                              else q for q in settings.queues))
-
+    change = hotline_open(tmp_path, ring_timeout=4, overflow_after=0)
     with engine_on_lab(lab_factory, reactor_thread, tmp_path, change=change) as (services, _, _):
         yield services
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from callcenter.cli import lab_project_files
 from callcenter.secrets import load_or_create_secrets
 from callcenter.settings import load_settings
 from tests.integration.test_lab import Ami, get
+from tests.labengine import hotline_queue
 from tests.labfixture import LabFactory, LabHandle
 
 pytestmark = pytest.mark.lab
@@ -33,9 +33,7 @@ OVERFLOW_AFTER = 4
 
 @pytest.fixture(scope="module")
 def overflow_lab(lab_factory: LabFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
-    settings = load_settings(ROOT / "config")
-    queues = tuple(replace(q, overflow_after=OVERFLOW_AFTER) if q.name == "hotline" else q for q in settings.queues)
-    settings = replace(settings, queues=queues)
+    settings = hotline_queue(load_settings(ROOT / "config"), overflow_after=OVERFLOW_AFTER)
     secrets = load_or_create_secrets(tmp_path_factory.mktemp("state"), [a.id for a in settings.agents])
 
     project_files = lab_project_files(settings, 1, secrets=secrets, agi_host="127.0.0.1")

@@ -11,12 +11,10 @@ the first caller in line; its log (``messages.log``, verbose) says so. Without
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from callcenter.settings import Settings
 from tests.integration.test_transfer_lab import _hotline_caller, _log_in
 from tests.labengine import engine_on_lab, hotline_open
 from tests.labfixture import LabFactory
@@ -28,14 +26,8 @@ pytestmark = pytest.mark.lab
 @pytest.mark.parametrize("every", [5, 0])
 def test_a_waiting_caller_hears_their_place(every: int, lab_factory: LabFactory, reactor_thread: ReactorThread,
                                             tmp_path: Path) -> None:
-    opened = hotline_open(tmp_path)
-
-    def change(settings: Settings) -> Settings:
-        settings = opened(settings)
-        return replace(settings, queues=tuple(
-            replace(q, announce_position=bool(every), announce_holdtime=bool(every), announce_every=every)
-            if q.name == "hotline" else q for q in settings.queues))
-
+    change = hotline_open(tmp_path, announce_position=bool(every), announce_holdtime=bool(every),
+                          announce_every=every)
     with engine_on_lab(lab_factory, reactor_thread, tmp_path, change=change) as (services, handle, _):
         rt, engine = reactor_thread, services.engine
         _log_in(services, rt, "1001", "hotline", 5)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ import pytest
 
 from callcenter.ami import actions
 from callcenter.service import EngineServices
-from callcenter.settings import Settings
 from tests.integration.test_transfer_lab import _log_in
 from tests.labengine import (
     call_and_message,
@@ -41,14 +39,7 @@ MAX_WAIT = 12
 
 @pytest.fixture
 def queue_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path) -> Iterator[EngineServices]:
-    opened = hotline_open(tmp_path)
-
-    def change(settings: Settings) -> Settings:
-        settings = opened(settings)
-        return replace(settings, queues=tuple(replace(q, max_wait=MAX_WAIT) if q.name == "hotline" else q
-                                              for q in settings.queues))
-
-    with engine_on_lab(lab_factory, reactor_thread, tmp_path, change=change,
+    with engine_on_lab(lab_factory, reactor_thread, tmp_path, change=hotline_open(tmp_path, max_wait=MAX_WAIT),
                        dialer_config=ROOT / "config" / "dialer.yaml") as (services, _, _):
         yield services
 

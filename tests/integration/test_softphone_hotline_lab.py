@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,31 +21,22 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from callcenter.ami import actions
-from callcenter.demo import open_around_the_clock
 from callcenter.engine import Engine
 from callcenter.metrics import EngineMetrics
 from callcenter.service import EngineServices
-from callcenter.settings import Settings
 from callcenter.storage.agent_time import agent_time_report
-from tests.labengine import engine_on_lab
+from tests.labengine import engine_on_lab, hotline_open
 from tests.labfixture import LabFactory
 from tests.reactorthread import ReactorThread
 from tests.softphones import G711A_PCAP, Softphone
 
 pytestmark = pytest.mark.lab
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _hotline_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path, *, when_empty: str
                  ) -> Iterator[tuple[EngineServices, Any, Any]]:
-    flow = open_around_the_clock(ROOT / "ivr_flows/hotline.yaml", tmp_path / "open.yaml")
-
-    def change(settings: Settings) -> Settings:
-        queues = tuple(replace(q, when_empty=when_empty) if q.name == "hotline" else q for q in settings.queues)
-        return replace(settings, queues=queues, ivr=replace(settings.ivr, hotline_flow=flow,
-                                                              sounds_dir=tmp_path / "sounds"))
-
+    change = hotline_open(tmp_path, when_empty=when_empty)
     with engine_on_lab(lab_factory, reactor_thread, tmp_path, lab_agents=False,  # PJSIP agents
                        change=change) as lab:
         yield lab
