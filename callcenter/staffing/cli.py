@@ -98,7 +98,11 @@ def run(args: argparse.Namespace) -> int:
         forecast = read_forecast(args.forecast, interval_minutes=args.interval_minutes,
                                  scheduled_column=args.scheduled)
     except ForecastError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"error: {problem.location}", file=sys.stderr)
+        if len(exc.problems) > 1:
+            print(f"{args.forecast}: {len(exc.problems)} problems; nothing planned",
+                  file=sys.stderr)
         return 1
     try:
         plans = compute_plan(forecast, settings)

@@ -47,16 +47,30 @@ _SEATS_SLACK = 1e-9
 
 
 class ForecastError(ValueError):
-    """A forecast file that cannot be planned from; names the file, line and column."""
+    """A forecast file that cannot be planned from; names the file, line and column.
 
-    def __init__(self, path: Path, line: int | None, column: str | None, message: str) -> None:
+    ``problems`` lists every problem found (this one first): the rows are all read before
+    a forecast is refused, so one run names every bad cell. ``str()`` is one line per
+    problem.
+    """
+
+    def __init__(self, path: Path, line: int | None, column: str | None, message: str,
+                 *, more: Sequence[ForecastError] = ()) -> None:
         self.path = path
         self.line = line
         self.column = column
         self.message = message
         where = str(path) if line is None else f"{path}:{line}"
         what = f"column '{column}': {message}" if column else message
-        super().__init__(f"{where}: {what}")
+        self.location = f"{where}: {what}"
+        self.problems: tuple[ForecastError, ...] = (self, *more)
+        super().__init__("\n".join(p.location for p in self.problems))
+
+    @classmethod
+    def of(cls, problems: Sequence[ForecastError]) -> ForecastError:
+        """One error carrying ``problems`` (at least one), in the order given."""
+        first, *rest = problems
+        return cls(first.path, first.line, first.column, first.message, more=rest)
 
 
 @dataclass(frozen=True)
@@ -169,9 +183,59 @@ def _minutes(text: str) -> float | None:
     return clock.hour * 60.0 + clock.minute + clock.second / 60.0
 
 
+def _forecast_row(source: Path, line: int, record: list[str], columns: dict[str, int],
+                  header: list[str], sched_index: int | None,
+                  starts: dict[str, list[tuple[float, int]]],
+                  problems: list[ForecastError]) -> ForecastRow | None:
+    """One forecast row, or None with every problem of its cells added to ``problems``."""
+    found = len(problems)
+
+    def cell(column: str, text: str, *, whole: bool = False) -> float:
+        try:
+            return _number(source, line, column, text, whole=whole)
+        except ForecastError as exc:
+            problems.append(exc)
+            return 0.0
+
+    queue = record[columns["queue"]].strip()
+    if not queue:
+        problems.append(ForecastError(source, line, "queue", "empty"))
+    start = record[columns["start"]].strip()
+    minute = _minutes(start)
+    if minute is None:
+        problems.append(ForecastError(source, line, "start",
+                                      f"expected HH:MM or an ISO date-time, got {start!r}"))
+    numbers = len(problems)
+    calls = cell("calls", record[columns["calls"]])
+    aht = cell("aht_seconds", record[columns["aht_seconds"]])
+    if aht == 0 and calls > 0 and len(problems) == numbers:
+        problems.append(ForecastError(source, line, "aht_seconds",
+                                      "must be > 0 when calls > 0"))
+    scheduled: int | None = None
+    if sched_index is not None and record[sched_index].strip():
+        scheduled = int(cell(header[sched_index], record[sched_index], whole=True))
+    if queue and minute is not None:
+        previous = starts.setdefault(queue, [])
+        first = next((ln for m, ln in previous if m == minute), None)
+        if first is not None:
+            problems.append(ForecastError(source, line, "start",
+                                          f"queue {queue!r} already has {start} on line "
+                                          f"{first}"))
+        else:
+            previous.append((minute, line))
+    if len(problems) > found:
+        return None
+    return ForecastRow(line=line, queue=queue, start=start, calls=calls,
+                       aht=aht if aht > 0 else 1.0, scheduled=scheduled)
+
+
 def read_forecast(path: str | Path, *, interval_minutes: float | None = None,
                   scheduled_column: str | None = "scheduled") -> Forecast:
     """Read a forecast CSV; raise :class:`ForecastError` naming file, line and column.
+
+    Every row is read before a bad forecast is refused: the error lists each bad cell
+    (``problems``), not only the first. Nothing is planned from a forecast with a bad row
+    (a plan with an interval left out would understate the day).
 
     The interval length is ``interval_minutes`` or, when not given, the smallest gap
     between consecutive starts of a queue. ``scheduled_column`` is optional unless it was
@@ -200,38 +264,22 @@ def read_forecast(path: str | Path, *, interval_minutes: float | None = None,
             raise ForecastError(source, 1, scheduled_column,
                                 f"missing (header has {', '.join(header)})")
     rows: list[ForecastRow] = []
+    problems: list[ForecastError] = []
     starts: dict[str, list[tuple[float, int]]] = {}
     for record in reader:
         line = reader.line_num
         if not record or all(not cell.strip() for cell in record) or record[0].startswith("#"):
             continue
         if len(record) != len(header):
-            raise ForecastError(source, line, None,
-                                f"expected {len(header)} fields, got {len(record)}")
-        queue = record[columns["queue"]].strip()
-        if not queue:
-            raise ForecastError(source, line, "queue", "empty")
-        start = record[columns["start"]].strip()
-        minute = _minutes(start)
-        if minute is None:
-            raise ForecastError(source, line, "start",
-                                f"expected HH:MM or an ISO date-time, got {start!r}")
-        calls = _number(source, line, "calls", record[columns["calls"]])
-        aht = _number(source, line, "aht_seconds", record[columns["aht_seconds"]])
-        if aht == 0 and calls > 0:
-            raise ForecastError(source, line, "aht_seconds", "must be > 0 when calls > 0")
-        scheduled: int | None = None
-        if sched_index is not None and record[sched_index].strip():
-            name = header[sched_index]
-            scheduled = int(_number(source, line, name, record[sched_index], whole=True))
-        previous = starts.setdefault(queue, [])
-        if any(m == minute for m, _ in previous):
-            first = next(ln for m, ln in previous if m == minute)
-            raise ForecastError(source, line, "start",
-                                f"queue {queue!r} already has {start} on line {first}")
-        previous.append((minute, line))
-        rows.append(ForecastRow(line=line, queue=queue, start=start, calls=calls,
-                                aht=aht if aht > 0 else 1.0, scheduled=scheduled))
+            problems.append(ForecastError(source, line, None,
+                                          f"expected {len(header)} fields, got {len(record)}"))
+            continue
+        row = _forecast_row(source, line, record, columns, header, sched_index, starts,
+                            problems)
+        if row is not None:
+            rows.append(row)
+    if problems:
+        raise ForecastError.of(problems)
     if not rows:
         raise ForecastError(source, None, None, "no intervals")
     if interval_minutes is None:

@@ -132,6 +132,41 @@ def test_bad_rows_name_file_line_and_column(tmp_path: Path) -> None:
     assert (info.value.line, info.value.column) == (3, "calls")
 
 
+def test_every_bad_row_is_named_in_one_run(tmp_path: Path) -> None:
+    """All the bad cells of a forecast are listed, not only the first; nothing is planned."""
+    path = write(tmp_path, "queue,start,calls,aht_seconds,scheduled\n"
+                           "hotline,08:00,38,252,18\n"
+                           "hotline,08:30,abc,246,x\n"     # two bad cells in one row
+                           "hotline,09:00,-3,246,22\n"
+                           "hotline,25:00,3,246,22\n"
+                           "hotline,09:30,5,0,22\n"
+                           "hotline,08:00,5,100,3\n"
+                           ",10:00,5,100\n"                # a short row
+                           "hotline,10:30,5,100,4\n")
+    with pytest.raises(ForecastError) as info:
+        read_forecast(path)
+    assert [(e.line, e.column) for e in info.value.problems] == [
+        (3, "calls"), (3, "scheduled"), (4, "calls"), (5, "start"), (6, "aht_seconds"),
+        (7, "start"), (8, None)]
+    assert str(info.value).splitlines()[-2:] == [
+        f"{path}:7: column 'start': queue 'hotline' already has 08:00 on line 2",
+        f"{path}:8: expected 5 fields, got 4"]
+    assert (info.value.line, info.value.column) == (3, "calls")
+
+
+def test_cli_lists_every_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI prints one line per problem and how many there were; no plan is written."""
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path, "queue,start,calls,aht_seconds\nq,08:00,x,1\nq,08:30,1,y\n")
+    assert run_cli("staffing", "plan", str(path)) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"error: {path}:2: column 'calls': expected a number, got 'x'",
+                   f"error: {path}:3: column 'aht_seconds': expected a number, got 'y'",
+                   f"{path}: 2 problems; nothing planned"]
+    assert not list(tmp_path.glob("*-plan.*"))
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("queue,start,calls\nq,08:00,1\n", ":1: column 'aht_seconds': missing"),
     ("queue,start,calls,aht_seconds\nq,8 o'clock,1,200\n", ":2: column 'start': expected HH:MM"),
