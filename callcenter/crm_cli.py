@@ -33,9 +33,6 @@ def _import(args: argparse.Namespace, settings: Any) -> int:
     started = time.perf_counter()
     try:
         rows, problems = read_customers_file(path, encoding=args.encoding)
-    except OSError as exc:
-        print(f"error: {path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
-        return 1
     except CustomerFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -51,15 +51,18 @@ def csv_records(lines: Iterable[str]) -> Iterator[tuple[int, list[str] | csv.Err
 
 def open_text(path: Path, encoding: str, error: Callable[[str], Exception]) -> io.StringIO:
     """The whole file decoded, as lines for :func:`csv_records`; ``error(message)`` is raised
-    (message ``FILE[:LINE]: ...``) for an unknown or unsupported encoding, or bytes that do
-    not decode."""
+    (message ``FILE[:LINE]: ...``) for a file that cannot be read, an unknown or unsupported
+    encoding, or bytes that do not decode."""
     try:
         codec = codecs.lookup(encoding)
     except LookupError as exc:
         raise error(f"{path}: encoding: unknown encoding {encoding!r}") from exc
     if codec.name.replace("-", "_").startswith(_UNSAFE_ENCODINGS):
         raise error(f"{path}: encoding: {encoding} is not supported; save the file as UTF-8")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror or exc}") from exc
     try:
         text = data.decode("utf-8-sig" if codec.name == "utf-8" else codec.name)
     except UnicodeDecodeError as exc:

@@ -179,11 +179,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     list_name = args.list_name or path.stem
     started = time.perf_counter()
     with _context(args) as ctx:
-        try:
-            result = import_lead_file(ctx.sessions, args.campaign, path, encoding=args.encoding,
-                                      list_name=list_name, actor=_actor(args), now=datetime.now(UTC))
-        except OSError as exc:
-            raise CommandError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        result = import_lead_file(ctx.sessions, args.campaign, path, encoding=args.encoding,
+                                  list_name=list_name, actor=_actor(args), now=datetime.now(UTC))
         elapsed = time.perf_counter() - started
         rejects = Path(args.rejects) if args.rejects else ctx.state_dir / "imports" / f"{list_name}-rejects.csv"
     report_rejects(path, result.problems, show=args.show, rejects=rejects, noun="bad row(s)")

@@ -96,6 +96,7 @@ def read_leads_file(path: Path, *, encoding: str = "utf-8") -> tuple[list[LeadRo
 
     ``encoding``: ``utf-8`` (a byte-order mark is accepted and dropped) or another
     ASCII-compatible encoding such as ``gb18030`` (files from Chinese lead vendors).
-    Bytes that do not decode raise :class:`LeadFileError` naming the line.
+    A file that cannot be read, or bytes that do not decode, raise :class:`LeadFileError`
+    naming the file (and the line).
     """
     return parse_leads_csv(open_text(path, encoding, LeadFileError), str(path))

@@ -137,6 +137,11 @@ def test_dnc_add_check_import_remove(run: Run, tmp_path: Path) -> None:
     code, out, err = run("dnc", "import", str(listing), "--source", "national")
     assert code == 0 and "1 number(s) added to the do-not-call list, 1 already on it, 1 bad row(s) skipped" in out
     assert f"{listing}:4: phone: " in err
+    missing = tmp_path / "missing.csv"
+    code, _, err = run("dnc", "import", str(missing))
+    assert code == 1 and f"{missing}: cannot read: No such file or directory" in err
+    code, _, err = run("dnc", "import", str(tmp_path))
+    assert code == 1 and f"{tmp_path}: cannot read: Is a directory" in err
     code, out, _ = run("dnc", "remove", "12345", "--actor", "compliance")
     assert code == 0 and "1 of 1 number(s) removed" in out
     code, out, _ = run("audit", "--action", "dnc.remove")
