@@ -154,6 +154,7 @@ from callcenter.secrets import read_web_passwords, set_web_password
 from callcenter.settings import AgentSettings, Settings
 from callcenter.sms.service import SmsService
 from callcenter.sms.text import TemplateError
+from callcenter.spy_modes import SpyMode
 from callcenter.storage import agent_time as agent_time_store
 from callcenter.storage import crm as crm_store
 from callcenter.storage import dialer as dialer_store
@@ -575,6 +576,8 @@ class ApiResource(Resource):
     @staticmethod
     def _field(body: dict[str, Any], name: str) -> str:
         value = body.get(name)
+        if value is None:
+            raise ApiError(400, "missing (expected a non-empty string)", name)
         if not isinstance(value, str) or not value:
             raise ApiError(400, f"expected a non-empty string, got {value!r}", name)
         return value
@@ -623,8 +626,12 @@ class ApiResource(Resource):
         if path and path[0] == "customers" and len(path) <= 2:
             return self._save_customer(path[1] if len(path) == 2 else None, body)
         if path == ["supervisor", "spy"]:
-            spying = engine.supervisor.spy(self._field(body, "supervisor"), self._field(body, "agent"),
-                                           self._field(body, "mode"))
+            supervisor, agent = self._field(body, "supervisor"), self._field(body, "agent")
+            try:
+                mode = SpyMode.parse(self._field(body, "mode"))
+            except ValueError as exc:
+                raise ApiError(400, str(exc), "mode") from None
+            spying = engine.supervisor.spy(supervisor, agent, mode)
             return spying.addCallback(lambda session: {"spy": session})
         raise ApiError(404, "no such resource: /api/" + "/".join(path))
 

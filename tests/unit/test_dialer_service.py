@@ -483,7 +483,7 @@ def test_http_preview_then_skip(tmp_path: Path) -> None:
 
     status, body = post("preview", {"campaign": "test-campaign"})
     assert status == 200 and body["lead"]["phone"] == "13800000001"
-    assert post("skip", {}) == (400, {"error": "expected a non-empty string, got None", "field": "reason"})
+    assert post("skip", {}) == (400, {"error": "missing (expected a non-empty string)", "field": "reason"})
     status, body = post("skip", {"reason": "busy line", "retry_minutes": "soon"})
     assert (status, body["field"]) == (400, "retry_minutes")
     assert post("skip", {"reason": "busy line", "retry_minutes": 30}) == (

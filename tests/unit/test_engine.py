@@ -137,7 +137,12 @@ def test_post_bad_input_names_the_field() -> None:
     status, body = _post(engine, [b"supervisor", b"spy"], b"{not json")
     assert status == 400 and "not valid JSON" in body["error"]
     status, body = _post(engine, [b"supervisor", b"spy"], b'{"supervisor": "8001", "mode": "listen"}')
-    assert status == 400 and body["field"] == "agent"
+    assert (status, body) == (400, {"error": "missing (expected a non-empty string)", "field": "agent"})
+    status, body = _post(engine, [b"supervisor", b"spy"], b'{"supervisor": "8001", "agent": 2101, "mode": "listen"}')
+    assert (status, body) == (400, {"error": "expected a non-empty string, got 2101", "field": "agent"})
+    status, body = _post(engine, [b"supervisor", b"spy"], b'{"supervisor": "8001", "agent": "2101", "mode": "sing"}')
+    assert (status, body) == (400, {"error": "unknown spy mode 'sing' (one of listen, whisper, barge)",
+                                    "field": "mode"})
     status, body = _post(engine, [b"agents", b"9999", b"login"], b"")
     assert status == 400 and "9999" in body["error"]
     status, body = _post(engine, [b"agents", b"2101", b"pause"], b"{}")
