@@ -942,7 +942,8 @@ class _GatedEndpoint:
         return connecting.addCallbacks(connected, failed)
 
     def __repr__(self) -> str:
-        return repr(self._endpoint)
+        # Twisted's ClientService logs "Scheduling retry N to connect <repr> in S seconds."
+        return f"AMI at {_describe(self._endpoint)}"
 
 
 class AmiClient(Service):

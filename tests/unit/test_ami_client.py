@@ -824,6 +824,28 @@ def test_asterisk_down_keeps_retrying_at_max_delay() -> None:
     assert reactor.getDelayedCalls() == []
 
 
+def test_retry_log_line_names_the_ami_endpoint_not_an_object_repr() -> None:
+    """Twisted's own "Scheduling retry N to connect X" line says where, as the operator wrote it."""
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    seen: list[str] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        seen.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        reactor = MemoryReactorClock()
+        client = make_client(reactor, LogCapture())
+        client.startService()
+        reactor.tcpClients[-1][2].clientConnectionFailed(reactor.connectors[-1], Failure(ConnectionRefusedError()))
+        client.stopService()
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    retries = [line for line in seen if line.startswith("Scheduling retry")]
+    assert retries == ["Scheduling retry 1 to connect AMI at 127.0.0.1:5038 in 0.75 seconds."]
+
+
 def test_missed_pong_leads_to_reconnect_and_second_resync() -> None:
     """A dead peer (no Pong) is aborted, ClientService reconnects and listeners resync again."""
     reactor = MemoryReactorClock()
