@@ -99,7 +99,12 @@ from twisted.web.server import NOT_DONE_YET, Request
 from callcenter.agent_page import AgentView, disposition_body, render_agent_page
 from callcenter.agent_time import AgentTime
 from callcenter.agents import AgentError
-from callcenter.ami.client import AmiActionFailed
+from callcenter.ami.client import (
+    AmiActionFailed,
+    AmiConnectionLost,
+    AmiNotConnected,
+    AmiTimeout,
+)
 from callcenter.call_log import call_log_csv
 from callcenter.commission import commission_report
 from callcenter.crm import customer_changes, new_customer_body
@@ -203,6 +208,11 @@ def _customer_id(text: str) -> int:
 _T = TypeVar("_T")
 
 _log = Logger(namespace="callcenter.http")
+
+
+def _ascii(value: bytes | None) -> str:
+    """A request's method or path for a log line."""
+    return (value or b"").decode("ascii", "replace")
 
 
 class ApiError(Exception):
@@ -1080,6 +1090,13 @@ class ApiResource(Resource):
             self._finish(request, status, {"error": str(refused), "field": refused.field})
         elif failure.check(AmiActionFailed):
             self._finish(request, 502, {"error": f"Asterisk refused it: {failure.value}", "field": None})
+        elif failure.check(AmiNotConnected, AmiConnectionLost, AmiTimeout):
+            # Asterisk down or restarting: nothing was done (or its answer never came); the
+            # AMI client reconnects by itself, so the same request may be sent again.
+            _log.warn("web.asterisk_unavailable method={method} path={path} error={error}",
+                      method=_ascii(request.method), path=_ascii(request.path), error=str(failure.value))
+            self._finish(request, 503, {"error": f"Asterisk is not reachable right now ({failure.value}); "
+                                                 "try again in a moment", "field": None})
         elif failure.check(SpyFailed):
             self._finish(request, 502, {"error": str(failure.value), "field": None})
         elif failure.check(AgentError):
@@ -1089,7 +1106,9 @@ class ApiResource(Resource):
         elif failure.check(ValueError):
             self._finish(request, 400, {"error": str(failure.value), "field": None})
         else:
-            self._finish(request, 500, {"error": "internal error", "field": None})
+            _log.failure("web.internal_error method={method} path={path}", failure,
+                         method=_ascii(request.method), path=_ascii(request.path))
+            self._finish(request, 500, {"error": "internal error (logged by the daemon)", "field": None})
 
     def _error(self, request: Request, exc: ApiError) -> bytes:
         return self._body(request, exc.status, {"error": exc.message, "field": exc.field})

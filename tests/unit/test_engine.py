@@ -115,6 +115,7 @@ def test_api_rejects_bad_input_naming_the_field() -> None:
 def _post(engine: Engine, path: list[bytes], body: bytes) -> tuple[int, Any]:
     request = DummyRequest(path)
     request.method = b"POST"
+    request.path = b"/api/" + b"/".join(path)  # a real Request has it; DummyRequest does not
     request.content = io.BytesIO(body)
     result = ApiResource(engine).render_POST(request)  # type: ignore[arg-type]
     if isinstance(result, bytes):
@@ -147,6 +148,32 @@ def test_post_bad_input_names_the_field() -> None:
     assert status == 400 and "9999" in body["error"]
     status, body = _post(engine, [b"agents", b"2101", b"pause"], b"{}")
     assert status == 400 and body["field"] == "reason"
+
+
+def test_asterisk_down_is_a_503_and_an_unexpected_failure_a_logged_500() -> None:
+    """With AMI not connected an agent's login is a 503 saying Asterisk is unreachable (not an
+    "internal error"); a failure nobody expected is a 500 whose traceback goes to the log."""
+    from twisted.internet.defer import fail
+    from twisted.logger import globalLogPublisher
+
+    from callcenter.ami.client import AmiNotConnected
+
+    engine, ami, _clock, _registry = _engine()
+    ami.send = lambda action: fail(AmiNotConnected("AMI: not connected; QueueAdd not sent"))  # type: ignore[attr-defined]
+    status, body = _post(engine, [b"agents", b"1001", b"login"], b"")
+    assert status == 503
+    assert body["error"] == ("Asterisk is not reachable right now (AMI: not connected; QueueAdd not sent); "
+                             "try again in a moment")
+    logged: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        ami.send = lambda action: fail(RuntimeError("a bug"))  # type: ignore[attr-defined]
+        status, body = _post(engine, [b"agents", b"1001", b"login"], b"")
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+    assert (status, body) == (500, {"error": "internal error (logged by the daemon)", "field": None})
+    (event,) = [e for e in logged if e.get("log_format", "").startswith("web.internal_error")]
+    assert event["path"] == "/api/agents/1001/login" and event["log_failure"].check(RuntimeError)
 
 
 def test_agents_view_follows_queue_events() -> None:
