@@ -1090,13 +1090,8 @@ class ApiResource(Resource):
             self._finish(request, status, {"error": str(refused), "field": refused.field})
         elif failure.check(AmiActionFailed):
             self._finish(request, 502, {"error": f"Asterisk refused it: {failure.value}", "field": None})
-        elif failure.check(AmiNotConnected, AmiConnectionLost, AmiTimeout):
-            # Asterisk down or restarting: nothing was done (or its answer never came); the
-            # AMI client reconnects by itself, so the same request may be sent again.
-            _log.warn("web.asterisk_unavailable method={method} path={path} error={error}",
-                      method=_ascii(request.method), path=_ascii(request.path), error=str(failure.value))
-            self._finish(request, 503, {"error": f"Asterisk is not reachable right now ({failure.value}); "
-                                                 "try again in a moment", "field": None})
+        elif failure.check(*_ASTERISK_UNREACHABLE):
+            self._finish(request, 503, {"error": _unreachable(request, failure), "field": None})
         elif failure.check(SpyFailed):
             self._finish(request, 502, {"error": str(failure.value), "field": None})
         elif failure.check(AgentError):
@@ -1123,6 +1118,18 @@ class ApiResource(Resource):
             return
         request.write(self._body(request, status, value))
         request.finish()
+
+
+#: Asterisk down or restarting: nothing was done (or its answer never came); the AMI client
+#: reconnects by itself, so the same request or form may simply be sent again.
+_ASTERISK_UNREACHABLE: tuple[type[Exception], ...] = (AmiNotConnected, AmiConnectionLost, AmiTimeout)
+
+
+def _unreachable(request: Request, failure: Failure) -> str:
+    """Log an action Asterisk could not be reached for; what to tell the person."""
+    _log.warn("web.asterisk_unavailable method={method} path={path} error={error}",
+              method=_ascii(request.method), path=_ascii(request.path), error=str(failure.value))
+    return f"Asterisk is not reachable right now ({failure.value}); try again in a moment"
 
 
 #: What a page's form may be refused with: shown to the person as it is (anything else is
@@ -1186,6 +1193,8 @@ class _Page(Resource):
                 return {"err": exc.message}
             if failure.check(*_REFUSALS):
                 return {"err": str(failure.value)}
+            if failure.check(*_ASTERISK_UNREACHABLE):
+                return {"err": _unreachable(request, failure)}
             _log.failure("page.action_failed who={who} action={action}", failure, who=who, action=action)
             return {"err": f"{action} failed: {failure.getErrorMessage()}"}
 

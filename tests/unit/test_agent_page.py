@@ -137,6 +137,7 @@ def _get(page: AgentPage, *path: str) -> tuple[int, str]:
 def _post(page: AgentPage, path: list[str], form: dict[str, str]) -> tuple[int, dict[str, list[str]]]:
     request = DummyRequest([p.encode() for p in path])
     request.method = b"POST"
+    request.path = ("/agent/" + "/".join(path)).encode()  # a real Request has it; DummyRequest does not
     request.args = {k.encode(): [v.encode()] for k, v in form.items()}
     page.render_POST(request)  # type: ignore[arg-type]
     assert request.finished
@@ -294,6 +295,19 @@ def test_log_in_pause_ready_log_out(sessions: sessionmaker[Session]) -> None:
     assert status == 200 and "<span class=\"state\">logged out</span>" in html and "No call offered yet" in html
     assert ">Log in</button>" in html and 'http-equiv="refresh"' in html
     assert _get(page, "9999")[0] == 404 and _get(page)[0] == 404
+
+
+def test_a_button_pressed_while_asterisk_is_down_says_so(sessions: sessionmaker[Session]) -> None:
+    """With AMI not connected the agent reads that Asterisk is unreachable, not "login failed"."""
+    from twisted.internet.defer import fail
+
+    from callcenter.ami.client import AmiNotConnected
+
+    engine, _ = _engine(sessions)
+    engine.agent_service.login = lambda agent: fail(AmiNotConnected("AMI: not connected; QueueAdd not sent"))
+    page = AgentPage(engine)  # type: ignore[arg-type]
+    assert _post(page, ["2101", "login"], {})[1] == {
+        "err": ["Asterisk is not reachable right now (AMI: not connected; QueueAdd not sent); try again in a moment"]}
 
 
 @pytest.mark.parametrize(("state", "outcome", "expected"), [
