@@ -33,6 +33,15 @@ def _dialer_yaml(args: argparse.Namespace) -> Path | None:
     return path if path.exists() else None
 
 
+def _refused_hotline_flow(settings: Settings, verdict: str) -> bool:
+    """Print the hotline flow's problems and ``verdict: N problem(s) in FILE``; True if any."""
+    problems = _hotline_flow_problems(settings)
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        print(f"{verdict}: {len(problems)} problem(s) in {settings.ivr.hotline_flow}", file=sys.stderr)
+    return bool(problems)
+
+
 def _hotline_flow_problems(settings: Settings) -> list[str]:
     """The hotline IVR flow's problems (file:line: key: message): unreadable, invalid, or a busy
     prompt naming another key than its queue's ``message_key``; [] when it is fine or off."""
@@ -80,11 +89,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             print("\n".join(problems), file=sys.stderr)
             print(f"configuration invalid: {len(problems)} problem(s) in {dialer_yaml}", file=sys.stderr)
             return 1
-    flow_problems = _hotline_flow_problems(settings)
-    if flow_problems:
-        print("\n".join(flow_problems), file=sys.stderr)
-        print(f"configuration invalid: {len(flow_problems)} problem(s) in {settings.ivr.hotline_flow}",
-              file=sys.stderr)
+    if _refused_hotline_flow(settings, "configuration invalid"):
         return 1
     team_queues = sum(1 for q in settings.queues if q.parent)
     queues = f"{len(settings.queues) - team_queues} queues" + (f" (+{team_queues} team queues)" if team_queues else "")
@@ -99,10 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     dialer_yaml = None if args.no_dialer else _dialer_yaml(args)
     settings = _settings(args)
-    flow_problems = _hotline_flow_problems(settings)
-    if flow_problems:
-        print("\n".join(flow_problems), file=sys.stderr)
-        print(f"not started: {len(flow_problems)} problem(s) in {settings.ivr.hotline_flow}", file=sys.stderr)
+    if _refused_hotline_flow(settings, "not started"):
         return 1
     return run_daemon(settings, lab=args.lab, dialer_config=dialer_yaml)
 
