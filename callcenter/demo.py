@@ -94,9 +94,11 @@ def publish_prompts(settings: Settings, runtime: Any) -> int:
     """Render the IVR prompts (espeak-ng + sox) and make them playable by the lab Asterisk.
 
     Asterisk looks ``custom/<flow>/<prompt>-<lang>`` up under its sounds directory, whose
-    ``custom`` entry Debian links to ``/usr/local/share/asterisk/sounds``; for the chroot lab
-    the rendered files are copied there. Returns the number of prompt files available.
+    ``custom`` entry Debian links to ``/usr/local/share/asterisk/sounds``, and its own sounds
+    (queue announcements, numbers) under ``sounds/<channel language>``; for the chroot lab
+    the rendered files are copied there. Returns the number of sound files available.
     """
+    from callcenter.lab.instance import ChrootRuntime
     from callcenter.prompts import PromptError, build_prompts
 
     sounds = settings.ivr.sounds_dir
@@ -105,12 +107,9 @@ def publish_prompts(settings: Settings, runtime: Any) -> int:
     except PromptError as exc:
         _say(f"prompts not rendered ({exc}); the IVR falls back to stock sounds")
         return 0
-    rendered = sounds / "custom"
-    files = list(rendered.rglob("*.wav")) if rendered.exists() else []
-    root = getattr(runtime, "root", None)
-    if root is not None:
-        target = Path(root) / "usr/local/share/asterisk/sounds"
-        shutil.copytree(rendered, target, dirs_exist_ok=True)
+    files = list(sounds.rglob("*.wav")) if sounds.exists() else []
+    if isinstance(runtime, ChrootRuntime):
+        runtime.install_sounds(sounds)
     return len(files)
 
 
@@ -200,7 +199,8 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
     else:
         runtime = ChrootRuntime(provision_rootfs(cache, log=_say))
     prompts = publish_prompts(settings, runtime)
-    _say(f"IVR prompts: {prompts} files rendered from ivr_flows/ (espeak-ng, 8 kHz)")
+    _say(f"IVR prompts: {prompts} files rendered from ivr_flows/ and Asterisk's queue sounds in Mandarin "
+         "(espeak-ng, 8 kHz)")
     agi_port = free_engine_port()  # never a port the lab instance may take
     instance = LabInstance("demo", cache / "instances", runtime, LabPorts.allocate(), work / "recordings")
     instance.write_config(dict(lab_project_files(settings, agi_port)(instance.endpoints)))

@@ -15,6 +15,15 @@ Two halves:
   (``<flows>/recordings/<flow>/<prompt>-<language>.wav`` or ``.gsm``), runs ``espeak-ng``
   and ``sox`` with timeouts, writes each file atomically and keeps
   ``<out>/prompts-manifest.json`` so unchanged prompts are skipped next time.
+
+Asterisk also speaks to callers with its *own* sounds: the queue's announcements (a
+caller's place in line, the expected wait) and the numbers in them. Debian ships them in
+English only. For every other language the flows use, the build renders them too, from
+:data:`ASTERISK_SOUNDS`, as ``<out>/<language>/queue-*.wav`` and
+``<out>/<language>/digits/*.wav``: Asterisk looks a sound up in the channel's language
+first, and the IVR sets the channel's language to the caller's
+(:mod:`callcenter.ivr.runner`). Recorded overrides:
+``<flows>/recordings/asterisk/<language>/<sound>.wav`` (or ``.gsm``).
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from typing import Any
 from callcenter.yamlsource import Locations, YamlSourceError, load_yaml
 
 __all__ = [
+    "ASTERISK_SOUNDS",
     "LANGUAGES",
     "MANIFEST_NAME",
     "BuildPlan",
@@ -42,6 +52,7 @@ __all__ = [
     "PromptText",
     "ToolMissing",
     "Toolchain",
+    "asterisk_sounds",
     "build_prompts",
     "find_recording",
     "format_manifest",
@@ -55,6 +66,41 @@ __all__ = [
 
 # Prompt language (as written in the flow and in the file name) -> espeak-ng voice.
 LANGUAGES: Mapping[str, str] = {"zh": "cmn", "en": "en"}
+
+# Languages whose Asterisk sounds Debian ships (asterisk-core-sounds-en): not rendered.
+STOCK_SOUND_LANGUAGES = frozenset({"en"})
+
+# Asterisk's own sounds a caller in the hotline queue may hear, per language, as texts to
+# synthesize. app_queue's announcement plays queue-youarenext (first in line), or
+# queue-thereare, the caller's position, queue-callswaiting; then queue-holdtime, the
+# minutes and queue-minute(s), the seconds and queue-seconds; then queue-thankyou (with
+# announce-position "more": queue-quantity1, the limit, queue-quantity2). Numbers are
+# said by Asterisk's Chinese number syntax (say.c, "zh"): digits/0-9, the tens
+# digits/10-90, digits/hundred, thousand, wan (10^4), yi (10^8) and minus.
+_ZH_DIGITS = dict(zip("0123456789", "零一二三四五六七八九", strict=True))
+ASTERISK_SOUNDS: Mapping[str, Mapping[str, str]] = {
+    "zh": {
+        "queue-youarenext": "您是下一位，请稍候。",
+        "queue-thereare": "您现在排在第",
+        "queue-callswaiting": "位。",
+        "queue-holdtime": "预计还需等待",
+        "queue-less-than": "少于",
+        "queue-minute": "分钟。",
+        "queue-minutes": "分钟。",
+        "queue-seconds": "秒。",
+        "queue-thankyou": "感谢您的耐心等待。",
+        "queue-quantity1": "您前面的客户超过",
+        "queue-quantity2": "位。",
+        **{f"digits/{d}": word for d, word in _ZH_DIGITS.items()},
+        **{f"digits/{d}0": ("" if d == "1" else word) + "十" for d, word in _ZH_DIGITS.items() if d != "0"},
+        "digits/hundred": "百",
+        "digits/thousand": "千",
+        "digits/wan": "万",
+        "digits/yi": "亿",
+        "digits/minus": "负",
+    },
+}
+ASTERISK_FLOW = "asterisk"  # recorded overrides: <flows>/recordings/asterisk/<lang>/<sound>
 
 # What Asterisk plays without transcoding surprises: 8 kHz, mono, signed 16-bit PCM.
 SAMPLE_RATE = 8000
@@ -93,15 +139,23 @@ class PromptText:
     language: str
     text: str
     where: str  # "file:line:column" of the text
+    asterisk_sound: bool = False  # one of Asterisk's own sounds (ASTERISK_SOUNDS), not a flow's
 
     @property
     def playback_name(self) -> str:
-        """What the dialplan passes to ``Playback()``: ``custom/F/P-L``."""
+        """What the dialplan passes to ``Playback()``: ``custom/F/P-L``, or for one of
+        Asterisk's own sounds its stock name (``queue-thereare``: the channel's language
+        picks the file)."""
+        if self.asterisk_sound:
+            return self.prompt_id
         return f"custom/{self.flow}/{self.prompt_id}-{self.language}"
 
     @property
     def output(self) -> str:
-        """The output file, relative to the sounds directory: ``custom/F/P-L.wav``."""
+        """The output file, relative to the sounds directory: ``custom/F/P-L.wav``, or
+        ``L/<sound>.wav`` for one of Asterisk's own sounds (``zh/digits/3.wav``)."""
+        if self.asterisk_sound:
+            return f"{self.language}/{self.prompt_id}.wav"
         return f"{self.playback_name}.wav"
 
     @property
@@ -198,6 +252,16 @@ def prompts_from_flow(data: Any, locations: Locations) -> list[PromptText]:
     return result
 
 
+def asterisk_sounds(languages: Iterable[str]) -> list[PromptText]:
+    """Asterisk's own caller-facing sounds for ``languages`` Debian does not ship."""
+    result = []
+    for language in sorted(set(languages) - STOCK_SOUND_LANGUAGES):
+        for sound, text in ASTERISK_SOUNDS.get(language, {}).items():
+            where = f"callcenter/prompts.py: ASTERISK_SOUNDS[{language!r}][{sound!r}]"
+            result.append(PromptText(ASTERISK_FLOW, sound, language, text, where, asterisk_sound=True))
+    return result
+
+
 def plan_build(
     sources: Sequence[PromptSource],
     manifest: Mapping[str, str],
@@ -242,9 +306,10 @@ def parse_manifest(text: str, source: str) -> dict[str, str]:
             or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items())):
         raise PromptError(f"{source}: not a prompts manifest (expected "
                           '{"version": 1, "files": {path: sha256}}); delete it')
+    roots = ("custom", *LANGUAGES)
     for path in files:
-        if not path.startswith("custom/") or ".." in Path(path).parts:
-            raise PromptError(f"{source}: entry {path!r} is not under custom/")
+        if Path(path).parts[0] not in roots or ".." in Path(path).parts:
+            raise PromptError(f"{source}: entry {path!r} is not under {', '.join(r + '/' for r in roots)}")
     return dict(files)
 
 
@@ -287,8 +352,12 @@ def load_flows(flows_dir: Path) -> list[PromptText]:
 
 
 def find_recording(flows_dir: Path, prompt: PromptText) -> Path | None:
-    """The recorded override of ``prompt``, if ``recordings/F/P-L.wav`` (or .gsm) exists."""
-    base = flows_dir / RECORDINGS_SUBDIR / prompt.flow / f"{prompt.prompt_id}-{prompt.language}"
+    """The recorded override of ``prompt``, if ``recordings/F/P-L.wav`` (or .gsm) exists;
+    for one of Asterisk's own sounds ``recordings/asterisk/L/<sound>.wav``."""
+    if prompt.asterisk_sound:
+        base = flows_dir / RECORDINGS_SUBDIR / ASTERISK_FLOW / prompt.language / prompt.prompt_id
+    else:
+        base = flows_dir / RECORDINGS_SUBDIR / prompt.flow / f"{prompt.prompt_id}-{prompt.language}"
     for suffix in RECORDING_SUFFIXES:
         candidate = base.with_name(base.name + suffix)
         if candidate.is_file():
@@ -415,7 +484,9 @@ def build_prompts(
     up to date even when a render fails half-way. ``progress(action, output)`` is called
     with "rendered", "skipped" or "removed" as each one happens.
     """
-    sources = _sources(flows_dir, load_flows(flows_dir))
+    prompts = load_flows(flows_dir)
+    prompts += asterisk_sounds(p.language for p in prompts)
+    sources = _sources(flows_dir, prompts)
     manifest = _read_manifest(out_dir)
     existing = {s.prompt.output for s in sources if (out_dir / s.prompt.output).is_file()}
     plan = plan_build(sources, manifest, existing, force)

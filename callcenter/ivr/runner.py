@@ -11,6 +11,7 @@ variables and returns, and the dialplan acts on them after ``AGI()`` returns:
   the dialplan plays if the caller leaves the queue unanswered), ``CC_TRANSFER`` (transfer),
   ``CC_CALLBACK`` (callback number), ``CC_VOICEMAIL`` (mailbox; the dialplan takes a message)
 * ``CC_IVR_PATH``: the walk, node ids joined with ``>``
+* ``CHANNEL(language)``: the caller's language, for the sounds Asterisk plays itself
 
 A ``Hangup`` step also sends ``HANGUP``. Sounds are ``custom/<flow>/<prompt>-<lang>``;
 because ``STREAM FILE`` of a missing file ends the AGI session, the caller passes
@@ -138,15 +139,22 @@ async def run_flow(
                         heard_busy = (f"{interpreter.path[-1]}:busy",)
                         await agi.stream_file(name)
                     message = sound(step.message) if step.message is not None else None
-                await _finish(agi, step, PATH_SEPARATOR.join(interpreter.path + heard_busy), message)
+                await _finish(agi, step, PATH_SEPARATOR.join(interpreter.path + heard_busy), interpreter.language,
+                              message)
                 return outcome(step)
     except AgiHangupError:
         return outcome(None)
 
 
 async def _finish(agi: AgiChannel, step: Queue | Transfer | Callback | Voicemail | Hangup, path: str,
-                  queue_message: str | None = None) -> None:
-    """Hand the terminal step to the dialplan as channel variables."""
+                  language: str, queue_message: str | None = None) -> None:
+    """Hand the terminal step to the dialplan as channel variables.
+
+    The channel's language becomes the caller's, so that the sounds Asterisk itself plays
+    from here on (the queue's announcements and their numbers) are looked up in it first
+    (``sounds/<language>/...``; docs/prompts.md).
+    """
+    await agi.set_variable("CHANNEL(language)", language)
     await agi.set_variable("CC_IVR_PATH", path)
     if isinstance(step, Queue):
         await agi.set_variable("CC_QUEUE", step.queue)

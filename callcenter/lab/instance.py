@@ -346,6 +346,33 @@ class Runtime(abc.ABC):
     def recordings_seen_by_asterisk(self, host_dir: Path, monitor_dir: Path) -> str:
         return str(host_dir)
 
+    def host_path(self, seen: str) -> Path:
+        """A path Asterisk sees, as a host path (a last component that is a link followed)."""
+        return Path(seen)
+
+    def install_sounds(self, sounds_dir: Path) -> int:
+        """Copy a ``callcenter prompts build`` output where this Asterisk looks for sounds.
+
+        ``custom/`` goes to ``<astdatadir>/sounds/custom`` and each language's own Asterisk
+        sounds (``zh/``) to ``<astdatadir>/sounds/<language>``. Each file is copied next to
+        its target and renamed into place (Asterisks of other instances may be playing it);
+        a file already there with the same bytes is left alone. Returns the files copied.
+        """
+        copied = 0
+        for part in sorted(p for p in sounds_dir.iterdir() if p.is_dir()):
+            target_dir = self.host_path(f"{self.installation.data}/sounds/{part.name}")
+            for source in sorted(f for f in part.rglob("*") if f.is_file() and not f.name.startswith(".")):
+                target = target_dir / source.relative_to(part)
+                data = source.read_bytes()
+                if target.is_file() and target.read_bytes() == data:
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+                tmp.write_bytes(data)
+                tmp.replace(target)
+                copied += 1
+        return copied
+
     @abc.abstractmethod
     def to_dict(self) -> dict[str, str]:
         """What :func:`runtime_from_dict` needs to rebuild this runtime."""
@@ -439,6 +466,18 @@ class ChrootRuntime(Runtime):
 
     def recordings_seen_by_asterisk(self, host_dir: Path, monitor_dir: Path) -> str:
         return self.seen_by_asterisk(monitor_dir)
+
+    def host_path(self, seen: str) -> Path:
+        """``seen`` inside the root, as a host path; a last component that is a link is
+        followed inside the root (Debian links ``sounds/custom`` to the absolute
+        ``/usr/local/share/asterisk/sounds``, which is the root's, not the host's)."""
+        path = self.root / seen.lstrip("/")
+        for _ in range(8):
+            if not path.is_symlink():
+                return path
+            target = Path(os.readlink(path))
+            path = self.root / str(target).lstrip("/") if target.is_absolute() else path.parent / target
+        raise LabError(f"{seen}: too many links in {self.root}")
 
     def to_dict(self) -> dict[str, str]:
         return {"kind": self.kind, "root": str(self.root)}

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from callcenter.lab.instance import ChrootRuntime
 from callcenter.prompts import build_prompts
 from tests.labfixture import LabFactory, LabHandle
 
@@ -102,24 +101,6 @@ class Ami:
         self.sock.close()
 
 
-def host_custom_sounds(handle: LabHandle) -> Path:
-    """Host path of ``<astdatadir>/sounds/custom`` as this instance's Asterisk sees it.
-
-    Debian ships ``sounds/custom`` as a symlink (to ``/usr/local/share/asterisk/sounds``);
-    for the chroot runtime an absolute link target is taken inside the root.
-    """
-    seen = Path(handle.instance.directories.data) / "sounds" / "custom"
-    runtime = handle.instance.runtime
-    root = runtime.root if isinstance(runtime, ChrootRuntime) else Path("/")
-    path = root / str(seen).lstrip("/")
-    for _ in range(8):
-        if not path.is_symlink():
-            return path
-        target = Path(os.readlink(path))
-        path = root / str(target).lstrip("/") if target.is_absolute() else path.parent / target
-    raise AssertionError(f"symlink loop at {seen}")
-
-
 @pytest.fixture
 def lab_with_prompt(lab_factory: LabFactory, tmp_path: Path) -> Iterator[LabHandle]:
     """A lab instance whose Asterisk finds custom/FLOW/hello-zh, rendered from text."""
@@ -132,10 +113,13 @@ def lab_with_prompt(lab_factory: LabFactory, tmp_path: Path) -> Iterator[LabHand
     (flows / "test.yaml").write_text(
         f"flow: {FLOW}\nprompts:\n  hello:\n    zh: 您好，欢迎致电\n", encoding="utf-8")
     report = build_prompts(flows, tmp_path / "sounds")
-    assert [s.prompt.playback_name for s in report.rendered] == [f"custom/{FLOW}/hello-zh"]
+    assert [s.prompt.playback_name for s in report.rendered if not s.prompt.asterisk_sound] == [
+        f"custom/{FLOW}/hello-zh"]
 
     handle = lab_factory.start(extensions=EXTENSIONS)
-    target = host_custom_sounds(handle) / FLOW
+    # Debian's sounds/custom, a link to /usr/local/share/asterisk/sounds (inside the root)
+    instance = handle.instance
+    target = instance.runtime.host_path(f"{instance.directories.data}/sounds/custom") / FLOW
     try:
         shutil.copytree(tmp_path / "sounds" / "custom" / FLOW, target)
         yield handle

@@ -6,15 +6,24 @@ The hotline's only agent is paused, so a caller waits (a paused agent does not m
 queue empty). With announcements every 5 s, Asterisk plays its own ``queue-youarenext`` to
 the first caller in line; its log (``messages.log``, verbose) says so. Without
 ``announce_every`` the same caller hears none: the frequency is what turns them on.
+
+The announcements speak the caller's language: the IVR sets the channel's language to the
+one the caller chose, and ``callcenter prompts build`` renders Asterisk's queue sounds and
+numbers in Mandarin (Debian ships English only). Which file Asterisk opens is read from its
+open file descriptors while it plays (its log names the sound, not the file it found).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from callcenter.prompts import build_prompts
 from tests.integration.test_transfer_lab import _hotline_caller, _log_in
 from tests.labengine import engine_on_lab, hotline_open
 from tests.labfixture import LabFactory
@@ -45,3 +54,67 @@ def test_a_waiting_caller_hears_their_place(every: int, lab_factory: LabFactory,
             assert "Playing 'queue-youarenext" in log, "no position announcement in 12 s of waiting"
         else:
             assert "queue-youarenext" not in log
+
+
+def _sounds_opened(pid: int, stop: threading.Event, seen: set[str]) -> None:
+    """Collect the sound files process ``pid`` has open until ``stop`` (polled every 20 ms)."""
+    fds = Path(f"/proc/{pid}/fd")
+    while not stop.is_set():
+        try:
+            links = [os.readlink(fd) for fd in fds.iterdir()]
+        except OSError:
+            links = []  # a descriptor closed while listing
+        seen.update(link.split("/sounds/", 1)[1] for link in links if "/sounds/" in link)
+        time.sleep(0.02)
+
+
+def test_announcements_speak_the_callers_language(lab_factory: LabFactory, reactor_thread: ReactorThread,
+                                                  tmp_path: Path) -> None:
+    """Two callers wait; the first chose English and hears Debian's queue-youarenext, the second
+    chose Mandarin and hears its place in line from the rendered zh sounds: queue-thereare, the
+    number 2 (Asterisk's Chinese number syntax: digits/2) and queue-callswaiting. Neither
+    presses a key while waiting (a key would cut the announcement short)."""
+    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI must render prompts: install espeak-ng and sox", pytrace=False)
+        pytest.skip("espeak-ng or sox not installed (apt-get install espeak-ng sox)")
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "zh.yaml").write_text("flow: zhsounds\nprompts:\n  hello: {zh: 您好}\n", encoding="utf-8")
+    built = tmp_path / "built"
+    build_prompts(flows, built)
+    shutil.rmtree(built / "custom")  # only Asterisk's own zh sounds go into the shared root
+    change = hotline_open(tmp_path, announce_position=True, announce_every=5)
+    with engine_on_lab(lab_factory, reactor_thread, tmp_path, change=change) as (services, handle, _):
+        assert handle.instance.runtime.install_sounds(built) >= 0
+        rt, engine = reactor_thread, services.engine
+        _log_in(services, rt, "1001", "hotline", 5)
+        rt.call(engine.agent_service.pause, "1001", "meeting", timeout=10)
+        rt.wait_for(lambda: engine.agents.state_of("1001").value == "paused", timeout=10, message="1001 not paused")
+        pid = handle.instance.pid()
+        assert pid is not None
+        seen: set[str] = set()
+        stop = threading.Event()
+        watcher = threading.Thread(target=_sounds_opened, args=(pid, stop, seen), daemon=True)
+        watcher.start()
+        try:
+            _hotline_caller(services, rt, "English", "13800000781", seconds=45, csat="", language_key="2")
+            rt.wait_for(lambda: engine.queues.waiting("hotline") == 1, timeout=20,
+                        message="the English caller never waited in the hotline queue")
+            _hotline_caller(services, rt, "Mandarin", "13800000782", seconds=45, csat="", language_key="1")
+            rt.wait_for(lambda: engine.queues.waiting("hotline") == 2, timeout=20,
+                        message="the Mandarin caller never waited in the hotline queue")
+            wanted = {"zh/queue-thereare.wav", "zh/digits/2.wav", "zh/queue-callswaiting.wav"}
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not (wanted <= seen and any(
+                    name.endswith("queue-youarenext.gsm") for name in seen)):
+                time.sleep(0.2)
+        finally:
+            stop.set()
+            watcher.join(timeout=5)
+        assert wanted <= seen, f"zh announcement files opened: {sorted(seen)}"
+        # Debian's English sounds (sounds/en is a link: the file's own path is shown)
+        assert any(name.endswith("queue-youarenext.gsm") for name in seen), sorted(seen)
+        assert not any(name.endswith("queue-thereare.gsm") for name in seen), sorted(seen)
+        log = handle.instance.messages_log.read_text(errors="replace")
+        assert "Playing 'queue-thereare." in log and "(language 'zh')" in log

@@ -46,12 +46,13 @@ def _log_in(services: EngineServices, rt: ReactorThread, agent: str, queue: str,
 
 
 def _hotline_caller(services: EngineServices, rt: ReactorThread, name: str, number: str, *, seconds: int,
-                    csat: str) -> None:
-    """A caller who dials 400, picks Mandarin (1) and "agent" (0), then keeps pressing ``csat``
-    (the survey's rating after the last agent), for ``seconds`` at most."""
+                    csat: str, language_key: str = "1") -> None:
+    """A caller who dials 400, picks Mandarin (``language_key`` 1; 2 is English) and "agent" (0),
+    then keeps pressing ``csat`` (the survey's rating after the last agent), for ``seconds`` at most."""
     action = actions.originate("Local/400@from-pstn/n", context="lab-caller", exten="s", priority=1,
                                caller_id=f"{name} <{number}>", timeout_ms=20000,
-                               variables={"LAB_SECONDS": seconds, "LAB_DELAY": 2, "LAB_DTMF": "1", "LAB_DELAY2": 3,
+                               variables={"LAB_SECONDS": seconds, "LAB_DELAY": 2, "LAB_DTMF": language_key,
+                                          "LAB_DELAY2": 3,
                                           "LAB_DTMF2": "0", "LAB_REPEAT_DTMF": csat})
     assert rt.call(services.ami.originate, action, timeout=30).get("Response") == "Success"
 

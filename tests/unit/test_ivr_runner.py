@@ -92,6 +92,7 @@ def test_vip_caller_leaves_queue_and_priority_for_the_dialplan(hotline: Flow) ->
         ("GET DATA", "custom/hotline/main_menu-en", "5000", "1"),
         ("SET VARIABLE", "CC_TOPIC", "order_status"),
         ("STREAM FILE", "custom/hotline/order_status_info-en"),
+        ("SET VARIABLE", "CHANNEL(language)", "en"),  # Asterisk's own sounds (queue announcements) in en
         ("SET VARIABLE", "CC_IVR_PATH", outcome.path_text),
         ("SET VARIABLE", "CC_QUEUE", "hotline"),
         ("SET VARIABLE", "CC_QUEUE_PRIORITY", "10"),
@@ -174,6 +175,7 @@ def test_missing_rendered_prompts_fall_back_to_stock_sounds(hotline: Flow) -> No
         ("GET DATA", "silence/1", "5000", "1"),
         ("GET DATA", "silence/1", "5000", "1"),
         ("STREAM FILE", "vm-goodbye"),
+        ("SET VARIABLE", "CHANNEL(language)", "zh"),
         ("SET VARIABLE", "CC_IVR_PATH", outcome.path_text),
         ("SET VARIABLE", "CC_IVR_RESULT", "hangup"),
         ("HANGUP",),
@@ -222,7 +224,7 @@ def test_runner_over_the_real_fastagi_session(hotline: Flow) -> None:
                           b"agi_uniqueid: 1700000000.1\nagi_callerid: 13912345678\n\n")
     wire: list[bytes] = []
     for reply in (b"200 result=5\n", b"200 result=1\n", b"200 result=0 endpos=8000\n",
-                  b"200 result=1\n", b"200 result=1\n", b"200 result=1\n"):
+                  b"200 result=1\n", b"200 result=1\n", b"200 result=1\n", b"200 result=1\n"):
         wire.append(transport.value())
         transport.clear()
         protocol.dataReceived(reply)
@@ -230,6 +232,7 @@ def test_runner_over_the_real_fastagi_session(hotline: Flow) -> None:
         b"GET DATA custom/hotline/survey-zh 6000 1\n",
         b"SET VARIABLE CC_CSAT 5\n",
         b'STREAM FILE custom/hotline/survey_thanks-zh ""\n',
+        b"SET VARIABLE CHANNEL(language) zh\n",
         b"SET VARIABLE CC_IVR_PATH survey>survey=5>survey_thanks\n",
         b"SET VARIABLE CC_IVR_RESULT hangup\n",
         b"HANGUP\n",

@@ -385,6 +385,32 @@ def test_runtimes_round_trip_through_state() -> None:
         runtime_from_dict({"kind": "vm"})
 
 
+def test_built_sounds_go_where_the_chroot_asterisk_looks(tmp_path: Path) -> None:
+    """custom/ follows Debian's absolute sounds/custom link inside the root (not the host's),
+    a language's own sounds land in sounds/<lang>; unchanged files are not rewritten."""
+    root = tmp_path / "root"
+    sounds = root / "usr/share/asterisk/sounds"
+    sounds.mkdir(parents=True)
+    (root / "usr/local/share/asterisk/sounds").mkdir(parents=True)
+    (sounds / "custom").symlink_to("/usr/local/share/asterisk/sounds")  # absolute: the root's
+    built = tmp_path / "built"
+    for name, data in (("custom/hotline/welcome-zh.wav", b"w"), ("zh/queue-thereare.wav", b"q"),
+                       ("zh/digits/7.wav", b"7"), ("prompts-manifest.json", b"{}")):
+        (built / name).parent.mkdir(parents=True, exist_ok=True)
+        (built / name).write_bytes(data)
+    runtime = ChrootRuntime(root)
+    assert runtime.host_path("/usr/share/asterisk/sounds/custom") == root / "usr/local/share/asterisk/sounds"
+    assert runtime.install_sounds(built) == 3
+    assert (root / "usr/local/share/asterisk/sounds/hotline/welcome-zh.wav").read_bytes() == b"w"
+    assert (sounds / "zh/queue-thereare.wav").read_bytes() == b"q"
+    assert (sounds / "zh/digits/7.wav").read_bytes() == b"7"
+    assert not (sounds / "prompts-manifest.json").exists()
+    assert runtime.install_sounds(built) == 0  # the same bytes: nothing copied again
+    (built / "zh/digits/7.wav").write_bytes(b"seven")
+    assert runtime.install_sounds(built) == 1
+    assert sorted(p.name for p in (sounds / "zh/digits").iterdir()) == ["7.wav"]  # no temporary left
+
+
 def test_chroot_paths_map_between_host_and_asterisk() -> None:
     """With the chroot runtime an instance lives inside the root and Asterisk sees it
     under /srv/callcenter/instances; the recordings dir Asterisk sees is its monitor dir."""

@@ -12,12 +12,14 @@ import pytest
 
 from callcenter import prompts_cli
 from callcenter.prompts import (
+    ASTERISK_SOUNDS,
     MANIFEST_NAME,
     PromptError,
     PromptSource,
     PromptText,
     Toolchain,
     ToolMissing,
+    asterisk_sounds,
     build_prompts,
     find_recording,
     format_manifest,
@@ -244,7 +246,31 @@ def test_hanging_tool_is_stopped_by_the_timeout(tmp_path: Path) -> None:
                       Toolchain(sox="/bin/false", espeak_ng=str(tool)), timeout=0.3)
 
 
+def test_asterisk_own_sounds_only_for_languages_debian_does_not_ship(tmp_path: Path) -> None:
+    """zh gets app_queue's announcement sounds and Asterisk's Chinese number files; en has stock ones."""
+    assert asterisk_sounds(["en", "en"]) == []
+    zh = {p.prompt_id: p for p in asterisk_sounds(["en", "zh", "zh"])}
+    assert set(zh) == set(ASTERISK_SOUNDS["zh"])
+    # what say.c's zh syntax and app_queue play (their default file names)
+    for name in ("queue-youarenext", "queue-thereare", "queue-callswaiting", "queue-holdtime", "queue-minutes",
+                 "queue-minute", "queue-seconds", "queue-thankyou", "queue-less-than", "digits/0", "digits/10",
+                 "digits/90", "digits/hundred", "digits/thousand", "digits/wan", "digits/yi"):
+        assert name in zh
+    assert (zh["digits/10"].text, zh["digits/20"].text, zh["digits/9"].text) == ("十", "二十", "九")
+    three = zh["digits/3"]
+    assert (three.output, three.playback_name, three.voice) == ("zh/digits/3.wav", "digits/3", "cmn")
+    recording = write(tmp_path / "flows/recordings/asterisk/zh/digits/3.wav", "RIFF")
+    assert find_recording(tmp_path / "flows", three) == recording
+    assert parse_manifest(format_manifest({"zh/digits/3.wav": "ab", "custom/f/p-zh.wav": "cd"}), "m") == {
+        "zh/digits/3.wav": "ab", "custom/f/p-zh.wav": "cd"}
+    with pytest.raises(PromptError, match="'etc/passwd' is not under custom/, zh/, en/"):
+        parse_manifest(format_manifest({"etc/passwd": "ab"}), "m")
+
+
 # ------------------------------------------------------------------ real espeak-ng + sox
+
+ZH_ASTERISK_OUTPUTS = sorted(f"zh/{sound}.wav" for sound in ASTERISK_SOUNDS["zh"])
+
 
 
 def test_real_render_of_zh_and_en_is_8khz_mono_16bit(tmp_path: Path) -> None:
@@ -255,11 +281,16 @@ def test_real_render_of_zh_and_en_is_8khz_mono_16bit(tmp_path: Path) -> None:
     report = build_prompts(tmp_path / "flows", out)
     assert sorted(s.prompt.output for s in report.rendered) == [
         "custom/hotline/menu-en.wav", "custom/hotline/welcome-en.wav",
-        "custom/hotline/welcome-zh.wav"]
+        "custom/hotline/welcome-zh.wav", *ZH_ASTERISK_OUTPUTS]
     for name in ("welcome-zh", "welcome-en"):
         rate, channels, width, frames = wav_format(out / f"custom/hotline/{name}.wav")
         assert (rate, channels, width) == (8000, 1, 2)
         assert frames > 8000 * 0.5  # more than half a second of speech
+    # a flow speaking zh gets Asterisk's own queue sounds and numbers in zh (en: Debian's)
+    for name in ("queue-youarenext", "queue-thereare", "digits/7", "digits/20"):
+        rate, channels, width, frames = wav_format(out / f"zh/{name}.wav")
+        assert (rate, channels, width) == (8000, 1, 2) and frames > 8000 * 0.2
+    assert not (out / "en").exists()
     assert sorted(p.name for p in (out / "custom/hotline").iterdir()) == [
         "menu-en.wav", "welcome-en.wav", "welcome-zh.wav"]  # no temporary files left
 
@@ -274,7 +305,7 @@ def test_second_build_skips_unchanged_and_rerenders_only_edits(tmp_path: Path) -
     before = welcome_zh.stat().st_mtime_ns
 
     again = build_prompts(tmp_path / "flows", out)
-    assert again.rendered == [] and len(again.skipped) == 3
+    assert again.rendered == [] and len(again.skipped) == 3 + len(ZH_ASTERISK_OUTPUTS)
     assert welcome_zh.stat().st_mtime_ns == before
 
     flow.write_text(HOTLINE.replace("Press one for sales.", "Press two for support.")
@@ -287,10 +318,17 @@ def test_second_build_skips_unchanged_and_rerenders_only_edits(tmp_path: Path) -
     assert not (out / "custom/hotline/welcome-en.wav").exists()
     assert set(parse_manifest((out / MANIFEST_NAME).read_text(), "m")) == {
         "custom/hotline/welcome-zh.wav", "custom/hotline/menu-en.wav",
-        "custom/hotline/menu-zh.wav"}
+        "custom/hotline/menu-zh.wav", *ZH_ASTERISK_OUTPUTS}
 
     forced = build_prompts(tmp_path / "flows", out, force=True)
-    assert len(forced.rendered) == 3 and forced.skipped == []
+    assert len(forced.rendered) == 3 + len(ZH_ASTERISK_OUTPUTS) and forced.skipped == []
+
+    # the flow no longer speaks zh: its zh prompts and Asterisk's zh sounds go
+    flow.write_text('flow: hotline\nprompts:\n  menu: {en: Press two.}\n', encoding="utf-8")
+    english = build_prompts(tmp_path / "flows", out)
+    assert set(english.removed) == {"custom/hotline/welcome-zh.wav", "custom/hotline/menu-zh.wav",
+                                     *ZH_ASTERISK_OUTPUTS}
+    assert not (out / "zh/queue-thereare.wav").exists()
 
 
 def test_recorded_override_is_converted_instead_of_synthesized(tmp_path: Path) -> None:
@@ -330,10 +368,12 @@ def test_cli_prints_rendered_and_skipped(tmp_path: Path, capsys: pytest.CaptureF
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert f"rendered {tmp_path / 'o/custom/short/hi-en.wav'}" in out
-    assert "prompts: 2 rendered, 0 unchanged, 0 removed" in out
+    assert f"rendered {tmp_path / 'o/zh/queue-thankyou.wav'}" in out
+    n = 2 + len(ZH_ASTERISK_OUTPUTS)
+    assert f"prompts: {n} rendered, 0 unchanged, 0 removed" in out
     args = parser.parse_args(argv)
     assert args.func(args) == 0
-    assert "prompts: 0 rendered, 2 unchanged" in capsys.readouterr().out
+    assert f"prompts: 0 rendered, {n} unchanged" in capsys.readouterr().out
 
     write(tmp_path / "flows/short.yaml", "flow: short\nprompts:\n  hi: {de: Hallo}\n")
     assert args.func(args) == 1
