@@ -821,8 +821,13 @@ def _queues(top: Reader) -> tuple[QueueSettings, ...]:
         announce_holdtime = q.flag("announce_holdtime", False)
         announce_every = q.integer("announce_every", 0, 0, 3600)
         if (announce_position or announce_holdtime) and not announce_every:
-            said = "announce_position" if announce_position else "announce_holdtime"
-            q.problem((said,), "needs announce_every: the seconds between announcements (0 makes none)")
+            on = [n for n, v in (("announce_position", announce_position), ("announce_holdtime", announce_holdtime))
+                  if v]
+            if "announce_every" in q.data:  # set to 0 (a site turning them off): that line is the one to fix
+                q.problem(("announce_every",), f"0 makes no announcements, but {' and '.join(on)} "
+                          f"{'is' if len(on) == 1 else 'are'} on: set them to false, or the seconds between two")
+            else:
+                q.problem((on[0],), "needs announce_every: the seconds between announcements (0 makes none)")
         result.append(QueueSettings(
             name=name,
             strategy=q.choice("strategy", QUEUE_STRATEGIES, "rrmemory"),

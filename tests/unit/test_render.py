@@ -125,9 +125,13 @@ def test_an_agent_who_lets_a_call_ring_out_is_paused_in_every_queue(tmp_path: Pa
 
 
 def test_queue_announcements_render_with_their_frequency(tmp_path: Path) -> None:
-    """Shipped: no announcements (frequency 0); on: position, hold time, every N seconds."""
-    hotline = _parse(tmp_path, "queues.conf", _render(tmp_path)["queues.conf"])["hotline"][0]
+    """Shipped: the hotline's callers hear their place every 60 s, the dialer's none (frequency 0);
+    on: position, hold time, every N seconds."""
+    sections = _parse(tmp_path, "queues.conf", _render(tmp_path)["queues.conf"])
+    hotline, outbound = sections["hotline"][0], sections["outbound"][0]
     assert (hotline["announce-position"], hotline["announce-holdtime"], hotline["announce-frequency"]) == (
+        "yes", "no", "60")
+    assert (outbound["announce-position"], outbound["announce-holdtime"], outbound["announce-frequency"]) == (
         "no", "no", "0")
     settings = load_settings(ROOT / "config")
     settings = replace(settings, queues=tuple(

@@ -216,13 +216,21 @@ def test_announcements_need_their_frequency(tmp_path: Path) -> None:
     site = _write(tmp_path, "site.yaml", "queues:\n  hotline:\n    announce_position: true\n    announce_every: 45\n")
     hotline = load_settings(CONFIG, [site]).queue("hotline")
     assert (hotline.announce_position, hotline.announce_holdtime, hotline.announce_every) == (True, False, 45)
-    assert load_settings(CONFIG).queue("hotline").announce_every == 0
-    bad = _write(tmp_path, "bad.yaml", "queues:\n  hotline:\n    announce_holdtime: true\n")
+    shipped = load_settings(CONFIG)
+    assert (shipped.queue("hotline").announce_position, shipped.queue("hotline").announce_every) == (True, 60)
+    assert (shipped.queue("outbound").announce_position, shipped.queue("outbound").announce_every) == (False, 0)
+    bad = _write(tmp_path, "bad.yaml", "queues:\n  hotline:\n    announce_holdtime: true\n    announce_every: 0\n")
     with pytest.raises(ConfigError) as info:
         load_settings(CONFIG, [bad])
+    assert str(info.value).splitlines() == [  # the 0 is the line to fix
+        (f"{bad}:4:5: queues.hotline.announce_every: 0 makes no announcements, but announce_position and "
+         "announce_holdtime are on: set them to false, or the seconds between two")]
+    bad = _write(tmp_path, "bad2.yaml", "queues:\n  outbound:\n    announce_holdtime: true\n")
+    with pytest.raises(ConfigError) as info:  # never set: the flag is the line to fix
+        load_settings(CONFIG, [bad])
     assert str(info.value).splitlines() == [
-        (f"{bad}:3:5: queues.hotline.announce_holdtime: needs announce_every: the seconds between announcements "
-        "(0 makes none)")]
+        (f"{bad}:3:5: queues.outbound.announce_holdtime: needs announce_every: the seconds between announcements "
+         "(0 makes none)")]
 
 
 def test_a_team_queue_name_taken_by_a_configured_queue_is_named(tmp_path: Path) -> None:
