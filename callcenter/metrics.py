@@ -46,6 +46,12 @@ class QueueCollector(Collector):
                 if view[key] is not None:
                     family.add_metric([view["queue"]], float(view[key]))
             yield family
+        agents = GaugeMetricFamily("callcenter_queue_agents", "the queue's logged-in agents now, by state "
+                                   "(ready, ringing, on_call, wrap_up, paused)", labels=["queue", "state"])
+        for view in views:
+            for state, count in view.get("agents", {}).items():
+                agents.add_metric([view["queue"], state], float(count))
+        yield agents
 
 
 class EngineMetrics:

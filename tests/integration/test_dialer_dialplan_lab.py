@@ -34,7 +34,6 @@ from callcenter.cli import lab_project_files
 from callcenter.prompts import build_prompts
 from callcenter.secrets import load_or_create_secrets
 from callcenter.settings import Settings, load_settings
-from tests.integration.test_prompts_lab import host_custom_sounds
 from tests.labfixture import LabFactory, LabHandle
 from tests.reactorthread import ReactorThread
 
@@ -93,10 +92,11 @@ def dialer_prompts(dialer_lab: DialerLab, tmp_path_factory: pytest.TempPathFacto
     (work / "flows").mkdir()
     shutil.copy(ROOT / "ivr_flows" / "dialer.yaml", work / "flows" / "dialer.yaml")
     report = build_prompts(work / "flows", work / "sounds")
-    assert sorted(s.prompt.playback_name for s in report.rendered) == [
+    assert sorted(s.prompt.playback_name for s in report.rendered if not s.prompt.asterisk_sound) == [
         "custom/dialer/machine-en", "custom/dialer/machine-zh",
         "custom/dialer/safe_harbor-en", "custom/dialer/safe_harbor-zh"]
-    target = host_custom_sounds(dialer_lab.handle) / PROMPT_DIR
+    instance = dialer_lab.handle.instance
+    target = instance.runtime.host_path(f"{instance.directories.data}/sounds/custom") / PROMPT_DIR
     shutil.copytree(work / "sounds" / "custom" / "dialer", target)
     try:
         yield

@@ -80,6 +80,24 @@ def test_queue_traffic_feeds_the_live_staffing_gauge() -> None:
     assert f'callcenter_staffing_agents_needed{{queue="hotline"}} {float(advice.agents)}' in text
 
 
+def test_queue_gauges_include_the_agents_by_state() -> None:
+    """/metrics has each queue's callers waiting and its logged-in agents by state, read at the scrape."""
+    from callcenter.metrics import QueueCollector
+
+    engine, ami, _clock, registry = _engine()
+    registry.register(QueueCollector(engine.queue_views))
+    for agent, paused in (("1001", "0"), ("2101", "1")):
+        ami.events[0](_event(Event="QueueMemberAdded", Queue="hotline", Interface=f"PJSIP/agent{agent}",
+                             StateInterface=f"PJSIP/agent{agent}", Paused=paused, Status="1"))
+    ami.events[0](_event(Event="QueueCallerJoin", Queue="hotline", Uniqueid="1.1", Channel="Local/400@x-1;2"))
+    sample = registry.get_sample_value
+    assert sample("callcenter_queue_callers_waiting", {"queue": "hotline"}) == 1.0
+    assert sample("callcenter_queue_agents", {"queue": "hotline", "state": "ready"}) == 1.0
+    assert sample("callcenter_queue_agents", {"queue": "hotline", "state": "paused"}) == 1.0
+    assert sample("callcenter_queue_agents", {"queue": "hotline", "state": "on_call"}) == 0.0
+    assert sample("callcenter_queue_agents", {"queue": "outbound", "state": "ready"}) == 0.0
+
+
 def test_call_facts_update_metrics_and_the_calls_view() -> None:
     """A channel's life from AMI events shows in the calls gauges and the /api/calls view."""
     engine, ami, clock, registry = _engine()
