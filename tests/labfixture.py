@@ -61,6 +61,16 @@ def lab_unavailable(reason: str) -> NoReturn:
     pytest.skip(f"lab unavailable: {reason}")
 
 
+def need_prompt_tools() -> None:
+    """Skip (or, with CI=true, fail) the current test unless espeak-ng and sox render prompts."""
+    import shutil
+
+    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI must render prompts: install espeak-ng and sox", pytrace=False)
+        pytest.skip("espeak-ng or sox not installed (apt-get install espeak-ng sox)")
+
+
 def minimal_project_files(
     extensions: str, user: ManagerUser
 ) -> Callable[[InstanceEndpoints], dict[str, str]]:

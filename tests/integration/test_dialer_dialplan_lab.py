@@ -34,7 +34,7 @@ from callcenter.cli import lab_project_files
 from callcenter.prompts import build_prompts
 from callcenter.secrets import load_or_create_secrets
 from callcenter.settings import Settings, load_settings
-from tests.labfixture import LabFactory, LabHandle
+from tests.labfixture import LabFactory, LabHandle, need_prompt_tools
 from tests.reactorthread import ReactorThread
 
 pytestmark = pytest.mark.lab
@@ -84,10 +84,7 @@ def dialer_lab(lab_factory: LabFactory, tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture(scope="module")
 def dialer_prompts(dialer_lab: DialerLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The prompts of ivr_flows/dialer.yaml, rendered and playable as custom/PROMPT_DIR/..."""
-    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI must render prompts: install espeak-ng and sox", pytrace=False)
-        pytest.skip("espeak-ng or sox not installed (apt-get install espeak-ng sox)")
+    need_prompt_tools()
     work = tmp_path_factory.mktemp("dialer-prompts")
     (work / "flows").mkdir()
     shutil.copy(ROOT / "ivr_flows" / "dialer.yaml", work / "flows" / "dialer.yaml")

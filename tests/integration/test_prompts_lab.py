@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from callcenter.prompts import build_prompts
-from tests.labfixture import LabFactory, LabHandle
+from tests.labfixture import LabFactory, LabHandle, need_prompt_tools
 
 pytestmark = pytest.mark.lab
 
@@ -104,10 +104,7 @@ class Ami:
 @pytest.fixture
 def lab_with_prompt(lab_factory: LabFactory, tmp_path: Path) -> Iterator[LabHandle]:
     """A lab instance whose Asterisk finds custom/FLOW/hello-zh, rendered from text."""
-    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI must render prompts: install espeak-ng and sox", pytrace=False)
-        pytest.skip("espeak-ng or sox not installed (apt-get install espeak-ng sox)")
+    need_prompt_tools()
     flows = tmp_path / "flows"
     flows.mkdir()
     (flows / "test.yaml").write_text(

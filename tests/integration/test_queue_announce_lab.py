@@ -26,7 +26,7 @@ import pytest
 from callcenter.prompts import build_prompts
 from tests.integration.test_transfer_lab import _hotline_caller, _log_in
 from tests.labengine import engine_on_lab, hotline_open
-from tests.labfixture import LabFactory
+from tests.labfixture import LabFactory, need_prompt_tools
 from tests.reactorthread import ReactorThread
 
 pytestmark = pytest.mark.lab
@@ -74,10 +74,7 @@ def test_announcements_speak_the_callers_language(lab_factory: LabFactory, react
     chose Mandarin and hears its place in line from the rendered zh sounds: queue-thereare, the
     number 2 (Asterisk's Chinese number syntax: digits/2) and queue-callswaiting. Neither
     presses a key while waiting (a key would cut the announcement short)."""
-    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI must render prompts: install espeak-ng and sox", pytrace=False)
-        pytest.skip("espeak-ng or sox not installed (apt-get install espeak-ng sox)")
+    need_prompt_tools()
     flows = tmp_path / "flows"
     flows.mkdir()
     (flows / "zh.yaml").write_text("flow: zhsounds\nprompts:\n  hello: {zh: 您好}\n", encoding="utf-8")
