@@ -228,6 +228,10 @@ def render_queues(settings: Settings) -> str:
             # pause_on_no_answer: a member who lets a call ring out is paused in every queue
             # (reason Auto-Pause, which the engine shows as "no answer")
             f"autopause = {'all' if queue.pause_on_no_answer else 'no'}",
+            # ... and a ring is never cut short by Queue()'s own time (max_wait) running out,
+            # which app_queue would count as rung out: the phone rings its full ring_timeout
+            # (a caller may wait up to max_wait + ring_timeout), so only a real no-answer pauses
+            f"timeoutpriority = {'conf' if queue.pause_on_no_answer else 'app'}",
             *([f"defaultrule = {queue.name}-overflow"] if queue.overflow_after else []),
             "; members log in at run time (AMI QueueAdd): none are static",
             "",

@@ -8,12 +8,18 @@ queue's ``ring_timeout`` (cut to 4 s here, and no overflow wait): Asterisk pause
 both queues with its reason ``Auto-Pause``, which the engine's board shows as "no answer",
 with a warning and a count. The caller is not rung again at the empty desk: with nobody else
 logged in, the hotline lets them go to leave a message. 2101 comes back and unpauses.
+
+A caller who reaches ``max_wait`` while a phone rings does not cut the ring short
+(``timeoutpriority = conf``): the phone rings its full ``ring_timeout``, so an agent is
+paused only for a ring they really let run out.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,3 +67,32 @@ def test_an_agent_whose_phone_rings_out_is_paused_in_every_queue(away_lab: Engin
     rt.call(services.ami.send, actions.setvar("LAB_NOANSWER_2101", ""))
     rt.call(engine.agent_service.unpause, "2101", timeout=10)
     rt.wait_for(lambda: engine.agents.state_of("2101") is AgentState.READY, timeout=10, message="2101 not back")
+
+
+def test_a_ring_runs_its_full_time_when_the_caller_reaches_max_wait(lab_factory: LabFactory,
+                                                                    reactor_thread: ReactorThread,
+                                                                    tmp_path: Path) -> None:
+    """max_wait 10 s, ring_timeout 14 s: 2101's phone starts ringing as the caller queues and
+    rings the full 14 s (app_queue's AgentRingNoAnswer RingTime), not the 10 s left of the
+    caller's wait; then the caller, past max_wait, leaves for a message."""
+    change = hotline_open(tmp_path, ring_timeout=14, overflow_after=0, max_wait=10)
+    with engine_on_lab(lab_factory, reactor_thread, tmp_path, change=change) as (services, _, _):
+        rt, engine = reactor_thread, services.engine
+        rings: list[Any] = []
+        rt.call(services.ami.subscribe, rings.append, "AgentRingNoAnswer")
+        rt.call(services.ami.send, actions.setvar("LAB_NOANSWER_2101", 1))
+        rt.call(services.ami.send, actions.command("devstate change Custom:agent2101 NOT_INUSE"))
+        rt.call(engine.agent_service.login, "2101", timeout=10)
+        rt.wait_for(lambda: engine.agents.state_of("2101") is AgentState.READY, timeout=10, message="2101 not ready")
+        _hotline_caller(services, rt, "Caller", "13800000783", seconds=45, csat="")
+        deadline = time.monotonic() + 45
+        while time.monotonic() < deadline and not rings:
+            time.sleep(0.2)
+        assert rings, "the phone never rang out"
+        ring_ms = int(rings[0].get("RingTime") or 0)
+        assert ring_ms >= 13_000, f"the ring was cut short after {ring_ms} ms (max_wait is 10 s)"
+        rt.wait_for(lambda: services.registry.get_sample_value(
+            "callcenter_queue_messages_total", {"queue": "hotline", "reason": "timeout"}) == 1.0, timeout=20,
+            message="the caller did not leave the queue for a message at max_wait")
+        rt.wait_for(lambda: engine.agents.state_of("2101") is AgentState.PAUSED, timeout=10,
+                    message="2101, who let it ring the full 14 s, was not paused")

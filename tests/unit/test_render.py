@@ -118,10 +118,13 @@ def test_a_queue_with_a_message_offer_leaves_when_empty_and_listens_for_its_key(
 
 
 def test_an_agent_who_lets_a_call_ring_out_is_paused_in_every_queue(tmp_path: Path) -> None:
-    """pause_on_no_answer (the shipped hotline): queues.conf ``autopause = all``; off (the
-    dialer's outbound queue): ``no``."""
+    """pause_on_no_answer (the shipped hotline): queues.conf ``autopause = all`` and rings never
+    cut short by max_wait (``timeoutpriority = conf``); off (the dialer's outbound queue, whose
+    connect window must stay short): ``no`` and ``app``."""
     sections = _parse(tmp_path, "queues.conf", _render(tmp_path)["queues.conf"])
-    assert (sections["hotline"][0]["autopause"], sections["outbound"][0]["autopause"]) == ("all", "no")
+    hotline, outbound = sections["hotline"][0], sections["outbound"][0]
+    assert (hotline["autopause"], outbound["autopause"]) == ("all", "no")
+    assert (hotline["timeoutpriority"], outbound["timeoutpriority"]) == ("conf", "app")
 
 
 def test_queue_announcements_render_with_their_frequency(tmp_path: Path) -> None:
