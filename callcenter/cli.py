@@ -8,6 +8,8 @@ inside each command so ``callcenter check-config`` stays fast.
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -111,7 +113,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     """Write the project's Asterisk files (manager, extensions, queues, pjsip) into a directory."""
-    from callcenter.asterisk.render import AsteriskEndpoints, render_project_config
+    from callcenter.asterisk.render import (
+        TRUNK_FILE,
+        AsteriskEndpoints,
+        render_project_config,
+    )
     from callcenter.secrets import load_or_create_secrets
 
     settings = _settings(args)
@@ -125,9 +131,59 @@ def cmd_render(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name, text in render_project_config(settings, secrets, endpoints).items():
-        (out / name).write_text(text, encoding="utf-8")
+        write_config_file(out / name, text)
         print(f"wrote {out / name}")
+    if not (out / TRUNK_FILE).exists():
+        print(f"note: no {out / TRUNK_FILE}: without the site's SIP trunk no call reaches the hotline "
+              "and the dialer cannot dial (docs/deploy.md)")
     return 0
+
+
+def cmd_softphone(args: argparse.Namespace) -> int:
+    """Print each person's softphone account: the SIP server, user name and password (from
+    var/secrets.yaml), as ops hand them out; docs/deploy.md."""
+    from callcenter.secrets import load_or_create_secrets
+
+    settings = _settings(args)
+    people = {a.id: a for a in settings.agents}
+    unknown = [i for i in args.people if i not in people]
+    if unknown:
+        print(f"callcenter asterisk softphone: unknown id(s) {', '.join(unknown)} (not in agents.yaml)",
+              file=sys.stderr)
+        return 2
+    secrets = load_or_create_secrets(settings.site.state_dir, list(people))
+    server = args.server or settings.sip.bind
+    if server in ("0.0.0.0", "::", ""):
+        print("callcenter asterisk softphone: asterisk.sip.bind listens on every address: "
+              "say which one the phones reach with --server", file=sys.stderr)
+        return 2
+    for person in (people[i] for i in (args.people or list(people))):
+        print(f"{person.id} {person.name} ({person.role}{', ' + person.team if person.team else ''})\n"
+              f"  SIP server : {server}:{settings.sip.port} (UDP)\n"
+              f"  user name  : {person.endpoint}\n"
+              f"  password   : {secrets.sip_secret(person.id)}\n"
+              f"  codecs     : G.711 (a-law, u-law) or GSM; DTMF RFC 4733 (out of band)\n")
+    return 0
+
+
+def write_config_file(target: Path, text: str) -> None:
+    """Replace ``target`` atomically (written next to it, then renamed: Asterisk never reads a
+    half-written file). An existing file keeps its mode and owner (ops may have given it to
+    the asterisk group); a new one is 0640: manager.conf and pjsip.conf hold secrets."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    try:
+        if target.exists():
+            st = target.stat()
+            os.chmod(tmp, stat.S_IMODE(st.st_mode))
+            if os.geteuid() == 0:
+                os.chown(tmp, st.st_uid, st.st_gid)
+        else:
+            os.chmod(tmp, 0o640)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -456,6 +512,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = asterisk.add_parser("render", help="write manager/extensions/queues/pjsip.conf")
     p.add_argument("--out", required=True, help="target directory, e.g. /etc/asterisk")
     p.set_defaults(func=cmd_render)
+    p = asterisk.add_parser("softphone", help="the SIP account to set up on a person's softphone "
+                            "(server, user name, password)")
+    p.add_argument("people", nargs="*", metavar="ID", help="agent ids (default: everyone)")
+    p.add_argument("--server", help="the address phones register to (default: asterisk.sip.bind)")
+    p.set_defaults(func=cmd_softphone)
 
     agent = sub.add_parser("agent", help="agent actions (through the running daemon)").add_subparsers(
         dest="agent_command", required=True)

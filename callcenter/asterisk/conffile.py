@@ -3,7 +3,8 @@
 pyst2's ``Config`` understands Asterisk's ``[section]`` / ``key = value`` / ``;`` format,
 including repeated section names (PJSIP's endpoint, auth and aor share one name). Its
 ``load`` leaves the file open, so this module reads the text itself and hands the lines to
-pyst2's ``parse``. Used to read back generated files (lab status, tests).
+pyst2's ``parse``; ``#include`` / ``#tryinclude`` lines are skipped, not followed. Used to
+read back generated files (lab status, tests).
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ class _TextConfig(Config):  # type: ignore[misc]
         super().__init__(filename)
 
     def load(self) -> None:
-        self.raw_lines = self._text.splitlines(keepends=True)
+        # Asterisk's directives (#include, #tryinclude, #exec) name other files: not followed,
+        # and blanked (pyst2 would take them for a malformed "name = value"); lines keep their numbers
+        self.raw_lines = ["\n" if line.lstrip().startswith("#") else line
+                          for line in self._text.splitlines(keepends=True)]
 
 
 def parse_config(text: str, filename: str = "<text>") -> AsteriskConfig:

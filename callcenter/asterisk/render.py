@@ -28,8 +28,8 @@ from callcenter.transfer import (
     TRANSFER_CONTEXT,
 )
 
-__all__ = ["AsteriskEndpoints", "ConfigRenderError", "dialplan_files", "lab_sms_gateway", "render_project_config",
-           "sms_gateway"]
+__all__ = ["TRUNK_FILE", "AsteriskEndpoints", "ConfigRenderError", "dialplan_files", "lab_sms_gateway",
+           "render_project_config", "sms_gateway"]
 
 PROJECT_FILES = ("manager.conf", "extensions.conf", "queues.conf", "queuerules.conf", "pjsip.conf")
 
@@ -60,6 +60,10 @@ class AsteriskEndpoints:
 
 LAB_TRUNK = "Local/{phone}@sim-pstn"
 """The lab's trunk: its simulated telephone network (``dialplans/lab/sim-pstn.conf``)."""
+
+TRUNK_FILE = "pjsip_trunk.conf"
+"""The site's SIP trunk, included by the rendered pjsip.conf (``#tryinclude``) from the same
+directory and never written by rendering: the one Asterisk file the site keeps itself."""
 
 
 def _safe(value: str, what: str) -> str:
@@ -346,6 +350,12 @@ def render_pjsip(settings: Settings, secrets: Secrets, endpoints: AsteriskEndpoi
             "remove_existing = yes",
             "",
         ]
+    lines += [
+        "; The site's SIP trunk (endpoint 'pstn', context from-pstn: docs/deploy.md) lives in its",
+        "; own file next to this one, which rendering never overwrites; none: no trunk (the lab)",
+        f"#tryinclude {TRUNK_FILE}",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -130,3 +130,29 @@ def test_recordings_purge_refuses_a_bad_day_count(days: str, error: str, capsys:
     with pytest.raises(SystemExit) as exited:
         main(["--config-dir", str(ROOT / "config"), "recordings", "purge", "--days", days, "--dry-run"])
     assert exited.value.code == 2 and f"argument --days: {error}" in capsys.readouterr().err
+
+
+def test_softphone_prints_each_persons_sip_account_from_the_installs_secrets(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """What ops hand an agent for their softphone: the server, agent<ID> and its generated password
+    (the one the rendered pjsip.conf holds); an unknown id or a wildcard bind without --server exit 2."""
+    from callcenter.secrets import load_or_create_secrets
+
+    site = tmp_path / "site.yaml"
+    site.write_text(f"site:\n  state_dir: {tmp_path / 'var'}\nasterisk:\n  sip:\n    bind: 10.0.0.5\n",
+                    encoding="utf-8")
+    base = ["--config-dir", str(ROOT / "config"), "--config", str(site), "asterisk", "softphone"]
+    assert main([*base, "2101"]) == 0
+    password = load_or_create_secrets(tmp_path / "var", ["2101"]).sip_secret("2101")
+    out = capsys.readouterr().out
+    assert "  SIP server : 10.0.0.5:5060 (UDP)\n  user name  : agent2101\n" in out
+    assert f"  password   : {password}\n" in out and out.startswith("2101 ")
+    assert main([*base]) == 0
+    assert capsys.readouterr().out.count("SIP server") == 58  # everyone in agents.yaml
+    assert main([*base, "2101", "77"]) == 2
+    assert "unknown id(s) 77" in capsys.readouterr().err
+    site.write_text(f"site:\n  state_dir: {tmp_path / 'var'}\nasterisk:\n  sip:\n    bind: 0.0.0.0\n", encoding="utf-8")
+    assert main([*base, "2101"]) == 2
+    assert "--server" in capsys.readouterr().err
+    assert main([*base, "2101", "--server", "pbx.example.com"]) == 0
+    assert "SIP server : pbx.example.com:5060" in capsys.readouterr().out

@@ -44,6 +44,37 @@ def test_files_are_readable_asterisk_config_with_a_source_header(tmp_path: Path)
         assert _parse(tmp_path, name, text), name
 
 
+def test_pjsip_conf_includes_the_sites_trunk_file_which_render_never_writes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """pjsip.conf ends with ``#tryinclude pjsip_trunk.conf``; `asterisk render` replaces its own
+    files (keeping an existing file's mode), leaves the site's trunk file alone, and says when
+    there is none. New files are 0640: they hold secrets."""
+    import os
+    import stat
+
+    from callcenter.cli import main
+
+    assert _render(tmp_path, lab=False)["pjsip.conf"].rstrip().endswith("#tryinclude pjsip_trunk.conf")
+    assert "pstn" not in _parse(tmp_path, "pjsip.conf", _render(tmp_path)["pjsip.conf"])  # the directive is skipped
+    site = tmp_path / "site.yaml"
+    site.write_text(f"site:\n  state_dir: {tmp_path / 'state'}\n", encoding="utf-8")
+    out = tmp_path / "etc"
+    argv = ["--config-dir", str(ROOT / "config"), "--config", str(site), "asterisk", "render", "--out", str(out)]
+    assert main(argv) == 0
+    assert "note: no " + str(out / "pjsip_trunk.conf") in capsys.readouterr().out
+    assert stat.S_IMODE((out / "manager.conf").stat().st_mode) == 0o640
+    os.chmod(out / "pjsip.conf", 0o600)
+    trunk = out / "pjsip_trunk.conf"
+    trunk.write_text("[pstn]\ntype = endpoint\n", encoding="utf-8")
+    assert main(argv) == 0
+    assert "note: no" not in capsys.readouterr().out
+    assert trunk.read_text(encoding="utf-8") == "[pstn]\ntype = endpoint\n"
+    assert stat.S_IMODE((out / "pjsip.conf").stat().st_mode) == 0o600
+    assert sorted(p.name for p in out.iterdir()) == ["extensions.conf", "features.conf", "manager.conf",
+                                                      "pjsip.conf", "pjsip_trunk.conf", "queuerules.conf",
+                                                      "queues.conf"]  # no temporary file left
+
+
 def test_manager_conf_uses_the_generated_secret_and_loopback_only(tmp_path: Path) -> None:
     """The AMI user has the per-install secret, listens on the instance port and permits only loopback."""
     files = _render(tmp_path)
