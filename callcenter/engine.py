@@ -867,6 +867,8 @@ class Engine(Service):
         if await agi.get_variable("CC_IVR_SEATS") == "full":  # every IVR channel taken (ivr.channels)
             self.metrics.ivr_full.inc()
             _log.info("hotline.ivr_full caller={caller}: straight to the queue", caller=caller)
+            # no language menu: Asterisk's own sounds (queue announcements) in the flow's default
+            await agi.set_variable("CHANNEL(language)", self.hotline_flow.default_language)
             await agi.set_variable("CC_QUEUE", self.hotline_queue or "hotline")
             await agi.set_variable("CC_IVR_MAIN_PATH", IVR_FULL)
             await self._last_agent_first(agi, caller)

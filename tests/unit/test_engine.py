@@ -300,11 +300,13 @@ def run_at_once(coroutine: Coroutine[Any, Any, Any]) -> None:
 
 
 def test_a_caller_beyond_the_ivr_channels_is_queued_without_the_menus() -> None:
-    """``CC_IVR_SEATS=full`` (dialplans/hotline.conf): no menu, the hotline queue, path ``ivr=full``, counted."""
+    """``CC_IVR_SEATS=full`` (dialplans/hotline.conf): no menu, the hotline queue, path ``ivr=full``, counted;
+    Asterisk's own announcements in the flow's default language (no language menu was heard)."""
     engine, _, _, registry = _engine()
     agi = _SeatlessAgi("full")
     run_at_once(engine.agi_hotline(agi))  # type: ignore[arg-type]
-    assert agi.set == {"CC_QUEUE": "hotline", "CC_IVR_MAIN_PATH": "ivr=full"} and agi.played == []
+    assert agi.set == {"CC_QUEUE": "hotline", "CC_IVR_MAIN_PATH": "ivr=full", "CHANNEL(language)": "zh"}
+    assert agi.played == []
     assert registry.get_sample_value("callcenter_ivr_full_total") == 1.0
 
 
