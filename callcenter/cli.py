@@ -368,14 +368,44 @@ def cmd_sms(args: argparse.Namespace) -> int:
     else:
         phones = list(args.phones)
         if args.phones_file:
-            try:
-                text = Path(args.phones_file).read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                print(f"error: {args.phones_file}: {exc}", file=sys.stderr)
+            read = _phones_file(Path(args.phones_file))
+            if read is None:
                 return 2
-            phones += [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+            phones += read
+            if not phones:
+                print(f"error: {args.phones_file}: no number to text", file=sys.stderr)
+                return 1
         body["phones"] = phones
     return _report(*_api(settings, "POST", "sms/broadcasts", {k: v for k, v in body.items() if v is not None}))
+
+
+def _phones_file(path: Path) -> list[str] | None:
+    """The numbers of a file with one per line (blank lines and ``#`` comments skipped). A
+    line that is not a phone number is named on stderr (file:line) and left out; None (and
+    the reason on stderr) when the file cannot be read."""
+    from callcenter.storage.records import InvalidFieldError, canonical_phone
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        print(f"error: {path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+        return None
+    except UnicodeDecodeError as exc:
+        at = path.read_bytes().count(b"\n", 0, exc.start) + 1
+        print(f"error: {path}:{at}: not valid UTF-8 (save the file as UTF-8)", file=sys.stderr)
+        return None
+    phones = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        value = line.strip()
+        if not value or value.startswith("#"):
+            continue
+        try:
+            canonical_phone(value)
+        except InvalidFieldError as exc:
+            print(f"{path}:{number}: {exc.field}: {exc.problem} (left out)", file=sys.stderr)
+            continue
+        phones.append(value)
+    return phones
 
 
 def cmd_supervisor(args: argparse.Namespace) -> int:

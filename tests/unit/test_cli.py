@@ -156,3 +156,28 @@ def test_softphone_prints_each_persons_sip_account_from_the_installs_secrets(
     assert "--server" in capsys.readouterr().err
     assert main([*base, "2101", "--server", "pbx.example.com"]) == 0
     assert "SIP server : pbx.example.com:5060" in capsys.readouterr().out
+
+
+def test_sms_phones_file_names_each_bad_line_and_sends_the_rest(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A manager's file of numbers: a line that is no number is named (file:line) and left out,
+    the rest are sent; a file that cannot be read, or holds no number, sends nothing."""
+    from callcenter.cli import _phones_file
+
+    good = tmp_path / "phones.txt"
+    good.write_text("\ufeff13800138000\n# the shop\nnot a phone\n\n+86 139 1111 2222\n", encoding="utf-8")
+    assert _phones_file(good) == ["13800138000", "+86 139 1111 2222"]
+    assert capsys.readouterr().err == (f"{good}:3: phone: must be 3 to 15 digits with an optional leading +, "
+                                       "got 'not a phone' (left out)\n")
+    assert _phones_file(tmp_path / "missing.txt") is None
+    assert capsys.readouterr().err == f"error: {tmp_path / 'missing.txt'}: cannot read: No such file or directory\n"
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(b"13800138000\n\xe9\n")
+    assert _phones_file(latin) is None
+    assert capsys.readouterr().err == f"error: {latin}:2: not valid UTF-8 (save the file as UTF-8)\n"
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nobody\n", encoding="utf-8")
+    argv = ["--config-dir", str(ROOT / "config"), "sms", "send", "--as", "9001", "--name", "n", "--template", "t",
+            "--phones-file", str(empty)]
+    assert main(argv) == 1  # nothing to send: the daemon is not asked
+    assert "no number to text" in capsys.readouterr().err
