@@ -225,12 +225,12 @@ def make_service(
         api_root, lambda: settings.people, api_token=secrets.api_token, state_dir=settings.site.state_dir,
         run_blocking=run_blocking, on_refused=lambda reason: metrics.http_refused.labels(reason).inc(),
         clock=reactor.seconds)
-    http_server = TCPServer(settings.http.port, Site(guard, reactor=reactor), interface=settings.http.bind,
+    http_server = TCPServer(settings.http.port, _quiet(Site(guard, reactor=reactor)), interface=settings.http.bind,
                              reactor=reactor)
     http_server.setName("http")
     http_server.setServiceParent(root)
 
-    metrics_server = TCPServer(settings.metrics.port, Site(MetricsResource(registry=registry), reactor=reactor),
+    metrics_server = TCPServer(settings.metrics.port, _quiet(Site(MetricsResource(registry=registry), reactor=reactor)),
                                interface=settings.metrics.bind, reactor=reactor)
     metrics_server.setName("metrics")
     metrics_server.setServiceParent(root)
@@ -293,6 +293,13 @@ def start_services(settings: Settings, reactor: Any, *, recordings: RecordingPat
         reason = getattr(error.socketError, "strerror", None) or error.socketError
         raise StartError(f"{taken.get(error.port, 'port')} {error.port} on {error.interface or '*'}: {reason}") from None
     return services
+
+
+def _quiet(site: Site) -> Site:
+    """A Site that does not log "Starting factory <Site object at 0x...>" (daemon.started names
+    the ports); requests are still logged."""
+    site.noisy = False
+    return site
 
 
 def run_daemon(settings: Settings, lab: str | None = None, dialer_config: Path | None = None) -> int:
