@@ -95,7 +95,7 @@ def test_the_hotline_script_rings_the_last_agent_only_when_they_are_ready(sessio
     _call(sessions, 2, "2105")
     _call(sessions, 1, "7777", phone="13900000007")  # no such agent any more
     engine, send = _engine(sessions, 30)
-    queued = {"CC_QUEUE": "hotline", "CC_IVR_MAIN_PATH": "ivr=full"}
+    queued = {"CC_QUEUE": "hotline", "CC_IVR_MAIN_PATH": "ivr=full", "CHANNEL(language)": "zh"}
     assert _run(engine, "13800138000") == queued  # 2105 is logged out
     send(_member("2105"))
     assert _run(engine, "13800138000") == {**queued, "CC_LAST_AGENT": "2105",
@@ -119,7 +119,8 @@ def test_a_database_error_leaves_the_caller_to_the_queue(sessions: sessionmaker[
         raise RuntimeError("database down")
 
     engine.repository.run = broken  # type: ignore[union-attr, method-assign]
-    assert _run(engine, "13800138000") == {"CC_QUEUE": "hotline", "CC_IVR_MAIN_PATH": "ivr=full"}
+    assert _run(engine, "13800138000") == {"CC_QUEUE": "hotline", "CC_IVR_MAIN_PATH": "ivr=full",
+                                           "CHANNEL(language)": "zh"}
     assert engine.metrics.db_errors.labels("last_agent")._value.get() == 1.0
 
 
