@@ -10,7 +10,8 @@ lab=True)``: AMI client, FastAGI server, storage, HTTP API, metrics):
 
 * the hotline flow is opened around the clock and ``ivr.sounds_dir`` points at an
   empty directory, so no rendered prompt is played (plays are skipped, menus use
-  stock sounds or silence) and callers get through the IVR in seconds;
+  stock sounds or silence) and callers get through the IVR in seconds; ``ivr.channels``
+  is raised to ``--calls`` (in memory), so every caller gets the IVR;
 * ``--agents`` lab agents (Local channels that talk 3-8 s) are logged in to the
   hotline queue at penalty 0 (in memory only: the outbound agents get ``hotline: 0``
   in this process's settings; ``config/agents.yaml`` is untouched);
@@ -161,6 +162,9 @@ async def _bench(reactor: Any, settings: Settings, args: argparse.Namespace, wor
     runtime: Any = HostRuntime.detect() if settings.lab.asterisk == "host" else ChrootRuntime(
         provision_rootfs(cache, log=_say))
     agi_port = next(p for p in range(24673, 24773) if tcp_port_free(p))
+    # every caller gets the IVR: the bench measures the FastAGI server under --calls concurrent
+    # sessions (with the shipped 8 IVR channels the rest would be queued without the menus)
+    settings = replace(settings, ivr=replace(settings.ivr, channels=max(args.calls, settings.ivr.channels)))
     instance = LabInstance("agiload", cache / "instances", runtime, LabPorts.allocate(),
                            work / "recordings")
     instance.write_config(dict(lab_project_files(settings, agi_port)(instance.endpoints)))
