@@ -171,7 +171,11 @@ def write_config_file(target: Path, text: str) -> None:
     half-written file). An existing file keeps its mode and owner (ops may have given it to
     the asterisk group); a new one is 0640: manager.conf and pjsip.conf hold secrets."""
     tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    # created private (as secrets.yaml is), so the secrets are never readable by others
+    # before the mode below is set
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
     try:
         if target.exists():
             st = target.stat()
