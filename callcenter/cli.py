@@ -390,12 +390,14 @@ def _phones_file(path: Path) -> list[str] | None:
     from callcenter.storage.records import InvalidFieldError, canonical_phone
 
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
     except OSError as exc:
         print(f"error: {path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
         return None
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        at = path.read_bytes().count(b"\n", 0, exc.start) + 1
+        at = data.count(b"\n", 0, exc.start) + 1
         print(f"error: {path}:{at}: not valid UTF-8 (save the file as UTF-8)", file=sys.stderr)
         return None
     phones = []
