@@ -121,6 +121,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     from callcenter.secrets import load_or_create_secrets
 
     settings = _settings(args)
+    if _refused_hotline_flow(settings, "nothing rendered"):  # the dialplan speaks its language
+        return 1
     secrets = load_or_create_secrets(settings.site.state_dir, [a.id for a in settings.agents])
     endpoints = AsteriskEndpoints(
         ami_host=settings.ami.host, ami_port=settings.ami.port,
@@ -512,7 +514,12 @@ def cmd_lab(args: argparse.Namespace) -> int:
     """``callcenter lab ...``: the real Asterisk lab, configured from the project's files."""
     from callcenter.lab import cli as lab_cli
 
-    project_files = lab_project_files(_settings(args)) if args.lab_command == "up" else None
+    project_files = None
+    if args.lab_command == "up":
+        lab_settings = _settings(args)
+        if _refused_hotline_flow(lab_settings, "lab not started"):  # its dialplan is rendered
+            return 1
+        project_files = lab_project_files(lab_settings)
     if args.cache_dir is None and args.lab_command != "shell":
         try:
             settings = _settings(args)

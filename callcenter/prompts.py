@@ -76,7 +76,9 @@ STOCK_SOUND_LANGUAGES = frozenset({"en"})
 # minutes and queue-minute(s), the seconds and queue-seconds; then queue-thankyou (with
 # announce-position "more": queue-quantity1, the limit, queue-quantity2). Numbers are
 # said by Asterisk's Chinese number syntax (say.c, "zh"): digits/0-9, the tens
-# digits/10-90, digits/hundred, thousand, wan (10^4), yi (10^8) and minus.
+# digits/10-90, digits/hundred, thousand, wan (10^4), yi (10^8) and minus. A caller who
+# leaves a message hears vm-intro (when the flow's message prompt is not rendered, or the
+# engine is unreachable), then vm-msgsaved and vm-goodbye (dialplans/hotline.conf).
 _ZH_DIGITS = dict(zip("0123456789", "零一二三四五六七八九", strict=True))
 ASTERISK_SOUNDS: Mapping[str, Mapping[str, str]] = {
     "zh": {
@@ -91,6 +93,9 @@ ASTERISK_SOUNDS: Mapping[str, Mapping[str, str]] = {
         "queue-thankyou": "感谢您的耐心等待。",
         "queue-quantity1": "您前面的客户超过",
         "queue-quantity2": "位。",
+        "vm-intro": "请在提示音后留言，留言完毕请挂机，或按井号键。",
+        "vm-msgsaved": "您的留言已保存。",
+        "vm-goodbye": "再见。",
         **{f"digits/{d}": word for d, word in _ZH_DIGITS.items()},
         **{f"digits/{d}0": ("" if d == "1" else word) + "十" for d, word in _ZH_DIGITS.items() if d != "0"},
         "digits/hundred": "百",

@@ -124,6 +124,20 @@ def _agent_trunk(settings: Settings, endpoints: AsteriskEndpoints) -> list[str]:
             f"AGENT_DIAL_CHECK = {dial.do_not_call}"]
 
 
+def hotline_language(settings: Settings) -> str:
+    """The hotline IVR flow's default language (its first), which a caller's channel speaks
+    from the answer on: Asterisk's own sounds (queue announcements, the message prompts) are
+    in it even when the engine cannot be reached. "" without a flow (Asterisk's default).
+
+    Raises :class:`callcenter.ivr.flow.FlowError` for a flow with problems and OSError for
+    one that cannot be read (``callcenter asterisk render`` says which before rendering)."""
+    if settings.ivr.hotline_flow is None:
+        return ""
+    from callcenter.ivr.check import load_flow
+
+    return _safe(load_flow(settings.ivr.hotline_flow).default_language, "the hotline flow's language")
+
+
 def render_extensions(settings: Settings, endpoints: AsteriskEndpoints) -> str:
     files = dialplan_files(settings.root, endpoints.lab)
     sources = [str(f.relative_to(settings.root)) for f in files]
@@ -141,6 +155,7 @@ def render_extensions(settings: Settings, endpoints: AsteriskEndpoints) -> str:
         # wav49 file .WAV (callcenter/recording_files.py)
         f"RECORDING_FORMAT = {recording_files.EXTENSIONS[settings.recordings.format]}",
         f"SITE_TIMEZONE = {settings.site.timezone}",
+        f"HOTLINE_LANGUAGE = {hotline_language(settings)}",
         *[f"QUEUE_START_PENALTY_{q.name} = 0" for q in settings.queues if q.overflow_after],
         *[f"QUEUE_MAX_WAIT_{q.name} = {q.max_wait}" for q in settings.queues],
         f"FAX_CHANNELS = {settings.fax.channels}",

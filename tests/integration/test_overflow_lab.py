@@ -112,3 +112,31 @@ def test_hotline_agent_busy_overflows_to_the_designated_agent_after_the_wait(ove
         ami.action("QueueRemove", Queue="hotline", Interface="Local/1001@lab-agents/n")
         ami.action("QueueRemove", Queue="hotline", Interface="Local/2101@lab-agents/n")
         ami.close()
+
+
+def test_with_the_engine_unreachable_a_caller_waits_in_the_flows_language(overflow_lab: LabHandle) -> None:
+    """No engine is listening, yet the waiting caller's channel speaks the hotline flow's first
+    language (zh): the dialplan sets it when it answers, so Asterisk's queue announcements and
+    message prompts are Mandarin (docs/ivr.md, "Telling callers their place")."""
+    ami = Ami(overflow_lab.ami_host, overflow_lab.ami_port, overflow_lab.ami_username, overflow_lab.ami_secret)
+    channel = None
+    try:
+        _login(ami, "1001", 0)
+        ami.action("Command", Command="devstate change Custom:agent1001 INUSE")  # busy: the caller waits
+        reply = ami.action("Originate", Channel="Local/400@from-pstn/n", Context="lab-caller", Exten="s",
+                           Priority="1", Async="true", CallerID="Engine down <13800000002>",
+                           Variable="LAB_SECONDS=15")
+        assert get(reply, "Response") == "Success", reply
+        joined = ami.wait_for(lambda m: get(m, "Event") == "QueueCallerJoin" and get(m, "Queue") == "hotline",
+                              timeout=20)
+        channel = get(joined, "Channel")
+        assert channel, joined
+        reply = ami.action("Getvar", Channel=channel, Variable="CHANNEL(language)")
+        assert get(reply, "Response") == "Success", reply
+        assert get(reply, "Value") == "zh", reply
+    finally:
+        if channel:
+            ami.action("Hangup", Channel=channel)
+        ami.action("QueueRemove", Queue="hotline", Interface="Local/1001@lab-agents/n")
+        ami.action("Command", Command="devstate change Custom:agent1001 NOT_INUSE")
+        ami.close()

@@ -254,7 +254,9 @@ def test_asterisk_own_sounds_only_for_languages_debian_does_not_ship(tmp_path: P
     # what say.c's zh syntax and app_queue play (their default file names)
     for name in ("queue-youarenext", "queue-thereare", "queue-callswaiting", "queue-holdtime", "queue-minutes",
                  "queue-minute", "queue-seconds", "queue-thankyou", "queue-less-than", "digits/0", "digits/10",
-                 "digits/90", "digits/hundred", "digits/thousand", "digits/wan", "digits/yi"):
+                 "digits/90", "digits/hundred", "digits/thousand", "digits/wan", "digits/yi",
+                 # and what a caller leaving a message hears (dialplans/hotline.conf)
+                 "vm-intro", "vm-msgsaved", "vm-goodbye"):
         assert name in zh
     assert (zh["digits/10"].text, zh["digits/20"].text, zh["digits/9"].text) == ("十", "二十", "九")
     three = zh["digits/3"]

@@ -238,3 +238,42 @@ def test_bridge_features_allow_only_the_engines_consult(tmp_path: Path) -> None:
     assert dialplan.count("Queue(${CC_QUEUE},ct,") == 2  # the hotline, a transferred caller
     assert "Queue(${CC_QUEUE},t,,,${CC_CONNECT_TIMEOUT},,dialer-connected)" in dialplan
     assert "${AGENT_RING_SECONDS},T)" in dialplan and "Dial(${CC_TO_AGENT_PHONE},20,gtb(" in dialplan
+
+
+def test_the_hotline_speaks_its_flows_default_language_from_the_answer(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """HOTLINE_LANGUAGE is the hotline flow's first language, set on the channel right after
+    the answer (before the engine is asked), so Asterisk's own sounds speak it even when the
+    engine is unreachable; without a flow nothing is set. A broken flow renders nothing."""
+    from callcenter.cli import main
+
+    extensions = _render(tmp_path)["extensions.conf"]
+    assert _parse(tmp_path, "extensions.conf", extensions)["globals"][0]["HOTLINE_LANGUAGE"] == "zh"
+    hotline = extensions.split("[hotline]", 1)[1]
+    answer, language, agi = (hotline.index(s) for s in ("Answer()", "Set(CHANNEL(language)=${HOTLINE_LANGUAGE})",
+                                                        "AGI(${AGI_URL}/hotline)"))
+    assert answer < language < agi
+    english = tmp_path / "en.yaml"
+    flow = (ROOT / "ivr_flows" / "hotline.yaml").read_text(encoding="utf-8")
+    (tmp_path / "flow-en.yaml").write_text(flow.replace("languages: [zh, en]", "languages: [en, zh]"),
+                                           encoding="utf-8")
+    english.write_text(f"ivr:\n  hotline_flow: {tmp_path / 'flow-en.yaml'}\n", encoding="utf-8")
+    globals_ = _parse(tmp_path, "x", _render(tmp_path, extra=(english,))["extensions.conf"])["globals"][0]
+    assert globals_["HOTLINE_LANGUAGE"] == "en"
+    no_flow = tmp_path / "none.yaml"
+    no_flow.write_text("ivr:\n  hotline_flow: ''\n", encoding="utf-8")
+    assert _parse(tmp_path, "x", _render(tmp_path, extra=(no_flow,))["extensions.conf"])["globals"][0][
+        "HOTLINE_LANGUAGE"] == ""
+    (tmp_path / "flow-bad.yaml").write_text(flow.replace("languages: [zh, en]", "languages: []"), encoding="utf-8")
+    site = tmp_path / "site.yaml"
+    site.write_text(f"site:\n  state_dir: {tmp_path / 'state'}\nivr:\n  hotline_flow: {tmp_path / 'flow-bad.yaml'}\n",
+                    encoding="utf-8")
+    out = tmp_path / "etc"
+    assert main(["--config-dir", str(ROOT / "config"), "--config", str(site), "asterisk", "render",
+                 "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "flow-bad.yaml:" in err and "languages" in err and "nothing rendered: " in err
+    assert not out.exists()
+    # the lab renders the same dialplan: it is not started either
+    assert main(["--config-dir", str(ROOT / "config"), "--config", str(site), "lab", "up"]) == 1
+    assert "lab not started: 1 problem(s) in " in capsys.readouterr().err
