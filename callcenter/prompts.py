@@ -93,7 +93,7 @@ ASTERISK_SOUNDS: Mapping[str, Mapping[str, str]] = {
         "queue-thankyou": "感谢您的耐心等待。",
         "queue-quantity1": "您前面的客户超过",
         "queue-quantity2": "位。",
-        "vm-intro": "请在提示音后留言，留言完毕请挂机，或按井号键。",
+        "vm-intro": "请在提示音后留言，按井号键结束。",
         "vm-msgsaved": "您的留言已保存。",
         "vm-goodbye": "再见。",
         **{f"digits/{d}": word for d, word in _ZH_DIGITS.items()},

@@ -6,12 +6,16 @@ with ``max_wait`` cut to 12 s. Each caller picks Mandarin (1) and an agent (0); 
 the busy prompt (Asterisk's queue-periodic-announce: no prompts are rendered here), then:
 with no agent logged in, the queue lets the caller go at once (``leavewhenempty``); with the
 only agent paused, after ``max_wait``; or the caller presses 1 while waiting. Each time the
-caller hears vm-intro, a beep, speaks 16.2 s (tt-monkeys) and hangs up: the message is the
-call's second file and a call back is asked for their number (the callbacks campaign's lead).
+caller hears vm-intro (in Mandarin where `prompts build`'s sounds are installed: about as
+long as the English one), a beep, speaks 16.2 s (tt-monkeys) and hangs up: the message is
+the call's second file and a call back is asked for their number (the callbacks campaign's
+lead).
 """
 
 from __future__ import annotations
 
+import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +24,9 @@ from typing import Any
 import pytest
 
 from callcenter.ami import actions
+from callcenter.prompts import build_prompts
 from callcenter.service import EngineServices
+from tests.integration.test_queue_announce_lab import _sounds_opened
 from tests.integration.test_transfer_lab import _log_in
 from tests.labengine import (
     call_and_message,
@@ -28,7 +34,7 @@ from tests.labengine import (
     engine_on_lab,
     hotline_open,
 )
-from tests.labfixture import LabFactory
+from tests.labfixture import LabFactory, need_prompt_tools
 from tests.reactorthread import ReactorThread
 
 pytestmark = pytest.mark.lab
@@ -81,14 +87,37 @@ def _left_a_message(services: EngineServices, rt: ReactorThread, number: str, re
     return record
 
 
-def test_with_no_agent_logged_in_the_caller_leaves_a_message_at_once(queue_lab: EngineServices,
-                                                                     reactor_thread: ReactorThread) -> None:
+def test_with_no_agent_logged_in_the_caller_leaves_a_message_at_once(
+        lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path) -> None:
     """Busy prompt 7.8 s, the queue lets the caller go at once (leavewhenempty), vm-intro
-    5.7 s, the beep: speech 18 s after the 0."""
-    _caller(queue_lab, reactor_thread, "13912340001", speak_after=18)
-    record = _left_a_message(queue_lab, reactor_thread, "13912340001", "leaveempty")
-    assert (record.wait_seconds or 0) <= 4, record
-    assert record.queue_result == "unanswered"  # app_queue says abandoned: the caller did not hang up
+    5.8 s, the beep: speech 18 s after the 0. The caller chose Mandarin, and with
+    `prompts build`'s Mandarin sounds in place Asterisk asks for the message in Mandarin
+    (zh/vm-intro, read from its open files as in test_queue_announce_lab)."""
+    need_prompt_tools()
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "zh.yaml").write_text("flow: zhsounds\nprompts:\n  hello: {zh: 您好}\n", encoding="utf-8")
+    built = tmp_path / "built"
+    build_prompts(flows, built)
+    shutil.rmtree(built / "custom")  # only Asterisk's own zh sounds go into the shared root
+    with engine_on_lab(lab_factory, reactor_thread, tmp_path, change=hotline_open(tmp_path, max_wait=MAX_WAIT),
+                       dialer_config=ROOT / "config" / "dialer.yaml") as (services, handle, _):
+        assert handle.instance.runtime.install_sounds(built) >= 0
+        pid = handle.instance.pid()
+        assert pid is not None
+        seen: set[str] = set()
+        stop = threading.Event()
+        watcher = threading.Thread(target=_sounds_opened, args=(pid, stop, seen), daemon=True)
+        watcher.start()
+        try:
+            _caller(services, reactor_thread, "13912340001", speak_after=18)
+            record = _left_a_message(services, reactor_thread, "13912340001", "leaveempty")
+        finally:
+            stop.set()
+            watcher.join(timeout=5)
+        assert (record.wait_seconds or 0) <= 4, record
+        assert record.queue_result == "unanswered"  # app_queue says abandoned: the caller did not hang up
+        assert "zh/vm-intro.wav" in seen, sorted(seen)
 
 
 def test_a_caller_nobody_answers_within_max_wait_leaves_a_message(queue_lab: EngineServices,
