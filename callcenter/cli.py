@@ -374,7 +374,7 @@ def cmd_sms(args: argparse.Namespace) -> int:
     else:
         phones = list(args.phones)
         if args.phones_file:
-            read = _phones_file(Path(args.phones_file))
+            read = _phones_file(Path(args.phones_file), args.encoding)
             if read is None:
                 return 2
             phones += read
@@ -385,25 +385,24 @@ def cmd_sms(args: argparse.Namespace) -> int:
     return _report(*_api(settings, "POST", "sms/broadcasts", {k: v for k, v in body.items() if v is not None}))
 
 
-def _phones_file(path: Path) -> list[str] | None:
+class _PhonesFileError(Exception):
+    """A file of numbers that cannot be read or decoded (the message says where)."""
+
+
+def _phones_file(path: Path, encoding: str = "utf-8") -> list[str] | None:
     """The numbers of a file with one per line (blank lines and ``#`` comments skipped). A
     line that is not a phone number is named on stderr (file:line) and left out; None (and
-    the reason on stderr) when the file cannot be read."""
+    the reason on stderr) when the file cannot be read or decoded in ``encoding``."""
+    from callcenter.csvfile import open_text
     from callcenter.storage.records import InvalidFieldError, canonical_phone
 
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        print(f"error: {path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
-        return None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        at = data.count(b"\n", 0, exc.start) + 1
-        print(f"error: {path}:{at}: not valid UTF-8 (save the file as UTF-8)", file=sys.stderr)
+        text = open_text(path, encoding, _PhonesFileError)
+    except _PhonesFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return None
     phones = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text, start=1):
         value = line.strip()
         if not value or value.startswith("#"):
             continue
@@ -648,6 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--team", help="only the leads this team holds")
     p.add_argument("--agent", help="only the leads this agent holds")
     p.add_argument("--phones-file", help="a file of numbers, one per line (managers)")
+    p.add_argument("--encoding", default="utf-8", help="of --phones-file: utf-8 (the default) or e.g. gb18030")
     p.add_argument("phones", nargs="*", help="numbers to text (managers)")
     p.set_defaults(func=cmd_sms)
     p = sms_sub.add_parser("status", help="the broadcasts' progress: queued, sent, failed, skipped and why")

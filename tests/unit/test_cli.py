@@ -174,7 +174,15 @@ def test_sms_phones_file_names_each_bad_line_and_sends_the_rest(
     latin = tmp_path / "latin.txt"
     latin.write_bytes(b"13800138000\n\xe9\n")
     assert _phones_file(latin) is None
-    assert capsys.readouterr().err == f"error: {latin}:2: not valid UTF-8 (save the file as UTF-8)\n"
+    assert capsys.readouterr().err == (f"error: {latin}:2: not valid utf-8: byte 0xe9 cannot be decoded "
+                                       "(try --encoding gb18030 or utf-8)\n")
+    chinese = tmp_path / "gb.txt"  # a list saved by a Chinese Excel
+    chinese.write_bytes("13800138000\n张三\n".encode("gb18030"))
+    assert _phones_file(chinese, "gb18030") == ["13800138000"]
+    assert capsys.readouterr().err == f"{chinese}:2: phone: must be 3 to 15 digits with an optional leading +, " \
+                                      "got '张三' (left out)\n"
+    assert _phones_file(chinese, "latin-9") is None
+    assert "encoding: unknown encoding 'latin-9'" in capsys.readouterr().err
     empty = tmp_path / "empty.txt"
     empty.write_text("# nobody\n", encoding="utf-8")
     argv = ["--config-dir", str(ROOT / "config"), "sms", "send", "--as", "9001", "--name", "n", "--template", "t",
