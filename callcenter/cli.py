@@ -8,8 +8,6 @@ inside each command so ``callcenter check-config`` stays fast.
 from __future__ import annotations
 
 import argparse
-import os
-import stat
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -172,24 +170,9 @@ def write_config_file(target: Path, text: str) -> None:
     """Replace ``target`` atomically (written next to it, then renamed: Asterisk never reads a
     half-written file). An existing file keeps its mode and owner (ops may have given it to
     the asterisk group); a new one is 0640: manager.conf and pjsip.conf hold secrets."""
-    tmp = target.with_name(f".{target.name}.tmp")
-    # created private (as secrets.yaml is), so the secrets are never readable by others
-    # before the mode below is set
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    try:
-        if target.exists():
-            st = target.stat()
-            os.chmod(tmp, stat.S_IMODE(st.st_mode))
-            if os.geteuid() == 0:
-                os.chown(tmp, st.st_uid, st.st_gid)
-        else:
-            os.chmod(tmp, 0o640)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    from callcenter.files import replace_file
+
+    replace_file(target, text, mode=0o640, keep_existing=True)
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:

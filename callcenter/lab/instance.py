@@ -45,6 +45,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
+from callcenter.files import replace_file
 from callcenter.lab.asterisk_base import (
     DEBIAN_INSTALLATION,
     AsteriskDirectories,
@@ -802,13 +803,7 @@ class LabInstance:
             "recordings_dir": str(self.recordings_dir),
             "lab_ami_user": asdict(self.lab_user) if self.lab_user else None,
         }
-        path = self.state_dir / "instance.json"
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(state, handle, indent=2)
-            handle.write("\n")
-        tmp.replace(path)
+        replace_file(self.state_dir / "instance.json", json.dumps(state, indent=2) + "\n")
 
     @classmethod
     def load(cls, name: str, instances_dir: Path) -> LabInstance:
@@ -894,7 +889,7 @@ class LabInstance:
             if old.name not in files:
                 old.unlink()
         for filename, text in files.items():
-            (etc / filename).write_text(text)
+            replace_file(etc / filename, text)  # secrets: read by the chroot's root only
         self.recordings_dir.mkdir(parents=True, exist_ok=True)
         link = self.state_dir / "home"
         self.state_dir.mkdir(parents=True, exist_ok=True)
