@@ -48,7 +48,7 @@ from callcenter.ivr.runner import run_flow
 from callcenter.metrics import EngineMetrics
 from callcenter.pending import PendingWork
 from callcenter.recording_pause import Paused, RecordingPauses, pause_offsets
-from callcenter.settings import Settings
+from callcenter.settings import QueueSettings, Settings
 from callcenter.staffing.live import LiveStaffingAdvisor, StaffingAdvice
 from callcenter.state.agents import (
     NO_ANSWER,
@@ -142,6 +142,28 @@ class RecordingPaths:
         return f"{self.asterisk_dir.rstrip('/')}/{path.relative_to(self.host_dir).as_posix()}"
 
 
+@dataclass(frozen=True)
+class CallbackRequest:
+    """A hotline caller to call back: ``phone``, the call's ``record``, and for a caller who
+    hung up waiting (``call_back_abandoned``) how long and where (``waited 35 s in hotline``);
+    None for one who asked (the IVR's callback, a message left)."""
+
+    phone: str
+    record: CallRecord
+    abandoned: str | None = None
+
+
+def abandoned_wait(stay: QueueStay | None, queues: Mapping[str, QueueSettings]) -> str | None:
+    """``waited N s in QUEUE`` when the caller hung up waiting at least the queue's
+    ``call_back_abandoned`` seconds (to be called back); None otherwise."""
+    if stay is None or stay.result != "abandoned":
+        return None
+    queue = queues.get(stay.queue)
+    if queue is None or queue.call_back_abandoned is None or stay.wait < queue.call_back_abandoned:
+        return None
+    return f"waited {round(stay.wait)} s in {stay.queue}"
+
+
 def _callback_outcome(variables: Mapping[str, str]) -> str | Any:
     """A call-back request (the IVR's callback, or a message left: dialplans/hotline.conf) is
     the call's outcome until an agent calls back; UNSET without one."""
@@ -204,6 +226,7 @@ class Engine(Service):
         self.supervisor = SupervisorService(settings, ami, self.calls, clock, supervisor_channel=supervisor_channel)
         self.timezone = ZoneInfo(settings.site.timezone)
         self._queue_names = frozenset(q.name for q in settings.queues)
+        self._queues_by_name = {q.name: q for q in settings.queues}
         hotline = settings.hotline_queue
         self.hotline_queue = hotline
         self.advisor = LiveStaffingAdvisor(
@@ -213,9 +236,13 @@ class Engine(Service):
         )
         self.records_written = 0
         self.fact_listeners: list[Callable[[Fact], None]] = []
-        #: Called with (number, record) when a hotline caller asked the IVR for a call-back
-        #: and the call's record is written (the composition root hands it to the dialer).
-        self.callback_listeners: list[Callable[[str, CallRecord], object]] = []
+        #: Called when a hotline caller is to be called back (asked the IVR, left a message, or
+        #: hung up waiting in a queue with ``call_back_abandoned``), once the call's record is
+        #: written (the composition root hands it to the dialer).
+        self.callback_listeners: list[Callable[[CallbackRequest], object]] = []
+        #: Called with the record of every call in which a number talked with an agent (the
+        #: dialer closes that number's waiting call-back for an abandoned call).
+        self.talked_listeners: list[Callable[[CallRecord], object]] = []
         self._open_records: dict[str, Deferred[CallRecord | None]] = {}
         """Linkedid -> the call record opened when an agent's phone rang (screen pop)."""
         self.screen_pops: dict[str, str] = {}
@@ -742,6 +769,9 @@ class Engine(Service):
         stay = self._first_stay.pop(call.linkedid, None) or last_stay
         transfers = self._transfers.pop(call.linkedid, None)
         self._consults.pop(call.linkedid, None)
+        asked = variables.get("CC_CALLBACK")
+        abandoned = None if asked or variables.get("CC_DIRECTION") != "inbound" else \
+            abandoned_wait(last_stay, self._queues_by_name)
         recordings = self._recordings.pop(call.linkedid, None) or (
             [(variables["CC_RECORDING"], None, call.started_at)] if variables.get("CC_RECORDING") else [])
         wait = hold_time if hold_time is not None else (
@@ -774,6 +804,9 @@ class Engine(Service):
         def complete(record: CallRecord | None) -> Deferred[CallRecord] | None:
             if record is None:
                 return None
+            if abandoned and record.phone:  # the call back is the call's outcome until it is made
+                return repo.update_call_record(record.id, dataclasses.replace(
+                    changes, outcome=f"hung up, {abandoned}; callback: {record.phone}"[:64]))
             return repo.update_call_record(record.id, changes)
 
         def written(record: CallRecord | None) -> CallRecord | None:
@@ -786,10 +819,14 @@ class Engine(Service):
                 # the call's own recording starts with the call; another one (a transfer's) when it did
                 since = started if index == 0 else _utc(at)
                 self._track(self._add_recording_later(record, path, since, by or agent or record.agent_id))
-            number = variables.get("CC_CALLBACK")
-            if number:
+            request = CallbackRequest(asked, record) if asked else \
+                CallbackRequest(record.phone, record, abandoned) if abandoned and record.phone else None
+            if request is not None:
                 for listener in self.callback_listeners:
-                    listener(number, record)
+                    listener(request)
+            if record.agent_id is not None and record.talk_seconds and record.phone:
+                for talked in self.talked_listeners:
+                    talked(record)
             return record
 
         def failed(failure: Failure) -> None:

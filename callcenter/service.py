@@ -186,10 +186,15 @@ def make_service(
     if dialer_config is not None:
         dialer = _dialer(settings, dialer_config, reactor, ami, repository, engine, registry, lab, interfaces)
         dialer.setServiceParent(root)
-        # the hotline's call-back requests become leads of dialer.callbacks_campaign
+        # the hotline's call-back requests (and callers who hung up waiting, call_back_abandoned)
+        # become leads of dialer.callbacks_campaign; a number that talks with an agent first
+        # needs no call back for an abandoned call any more
         engine.callback_listeners.append(
-            lambda number, record: dialer.request_callback(number, name=record.customer_name,
-                                                           ticket=record.ticket_number))
+            lambda request: dialer.request_callback(request.phone, name=request.record.customer_name,
+                                                    ticket=request.record.ticket_number,
+                                                    abandoned=request.abandoned))
+        engine.talked_listeners.append(
+            lambda record: dialer.close_abandoned_callback(record.phone or "", ticket=record.ticket_number))
         watcher = ConfigWatcher(dialer_config, dialer.config, dialer.apply_config, reactor,
                                 thread_reader(reactor, reactor.getThreadPool()))
         watcher.setName("dialer-config")

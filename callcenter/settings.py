@@ -230,6 +230,11 @@ class QueueSettings:
     callers stop ringing an empty desk, and the dialer stops counting the agent as ready. Not
     for a dialer's queue: its Queue() lasts only the connect window, and Asterisk pauses a
     member still ringing when Queue()'s time runs out (docs/agents.md)."""
+    call_back_abandoned: int | None = None
+    """A caller who hangs up after waiting at least this many seconds in the queue is called
+    back: a lead of ``dialer.callbacks_campaign`` with the call's ticket, closed by itself
+    when the number reaches an agent on a later call first (docs/ivr.md, "Callers who hang
+    up waiting"). None: never; 0: every caller who hung up waiting."""
     per_team: bool = False
     """Besides this queue, one queue per team of its agents (:func:`team_queue_name`), which
     only that team's agents join: a dialer campaign with ``route: team`` connects the
@@ -845,6 +850,7 @@ def _queues(top: Reader) -> tuple[QueueSettings, ...]:
             message_key=q.text("message_key", None, _QUEUE_KEY, "one key: 0-9, * or #") or None,
             when_empty=q.choice("when_empty", WHEN_EMPTY, "wait"),
             pause_on_no_answer=q.flag("pause_on_no_answer", False),
+            call_back_abandoned=q.integer("call_back_abandoned", None, 0, 3600),
             per_team=q.flag("per_team", False),
         ))
         q.done()

@@ -68,9 +68,10 @@ from callcenter.storage.dialer_records import (
     LeadToDial,
     LedgerDay,
 )
+from callcenter.storage.records import InvalidFieldError, canonical_phone
 from callcenter.storage.repository import Repository
 
-__all__ = ["PREVIEW_SKIP_RETRY_MINUTES", "CampaignStatus", "DialerMetrics", "DialerService", "LaneStatus", "PreviewError",
+__all__ = ["ABANDONED_COLUMN", "PREVIEW_SKIP_RETRY_MINUTES", "CampaignStatus", "DialerMetrics", "DialerService", "LaneStatus", "PreviewError",
            "make_pacer"]
 
 _log = Logger(namespace="callcenter.dialer")
@@ -103,6 +104,8 @@ class PreviewError(ValueError):
 AGENT_RING_SECONDS = 20
 #: Minutes until a previewed lead the agent skipped is due again (unless the agent says otherwise).
 PREVIEW_SKIP_RETRY_MINUTES = 60
+#: The column of a call back for a caller who hung up waiting: how long, in which queue.
+ABANDONED_COLUMN = "abandoned"
 
 
 def make_pacer(choice: PacerChoice, timezone: str = "UTC") -> Pacer:
@@ -662,20 +665,26 @@ class DialerService(Service):
     # ------------------------------------------------------------------ preview
 
     def request_callback(self, phone: str, *, name: str | None, ticket: str | None = None,
-                         sms_reply: str | None = None) -> Deferred[tuple[bool, str]]:
-        """A customer asked to be called back: a lead of ``dialer.callbacks_campaign``.
+                         sms_reply: str | None = None, abandoned: str | None = None
+                         ) -> Deferred[tuple[bool, str]]:
+        """A customer to call back: a lead of ``dialer.callbacks_campaign``.
 
-        Either a hotline caller in the IVR (``ticket``: the call's, in the lead's ``ticket``
-        column) or a customer who answered a text (``sms_reply``: what they wrote, in the
-        lead's ``sms_reply`` column). The lead is dialed like the campaign's others (a
-        preview campaign: an agent previews it and dials), within the calling hours and the
-        DNC list. A number whose earlier lead there is done is dialed again (the new request
-        replaces the old); one still waiting or being dialed is not added twice; a number on
-        the DNC list, or not a phone number, is not queued. Returns (queued, why not), and
-        logs either way.
+        Either a hotline caller (``ticket``: the call's, in the lead's ``ticket`` column) who
+        asked in the IVR or left a message, or who hung up waiting in a queue
+        (``abandoned``: how long and where, in the lead's ``abandoned`` column); or a customer
+        who answered a text (``sms_reply``: what they wrote, in the lead's ``sms_reply``
+        column). The lead is dialed like the campaign's others (a preview campaign: an agent
+        previews it and dials), within the calling hours and the DNC list. A number whose
+        earlier lead there is done is dialed again (the new request replaces the old); one
+        still waiting or being dialed is not added twice, except that a request the customer
+        made replaces a waiting call back for an abandoned call (its ticket is the one the
+        agent needs); a number on the DNC list, or not a phone number, is not queued.
+        Returns (queued, why not), and logs either way.
         """
         if (ticket is None) == (sms_reply is None):
             raise ValueError("a call-back request comes from a ticket or an SMS reply, one of the two")
+        if abandoned is not None and ticket is None:
+            raise ValueError("an abandoned call's call back needs the call's ticket")
         origin = f"ticket {ticket}" if ticket is not None else f"SMS reply {sms_reply!r}"
         wanted = self.config.callbacks_campaign
         campaign = self.campaigns.get(wanted) if wanted else None
@@ -683,12 +692,16 @@ class DialerService(Service):
             return succeed(self._callback_logged(
                 None, origin, phone, False, "no dialer.callbacks_campaign" if not wanted else f"no campaign {wanted!r}"))
         extra = {"ticket": ticket} if ticket is not None else {"sms_reply": (sms_reply or "")[:500]}
+        if abandoned is not None:
+            extra[ABANDONED_COLUMN] = abandoned
         try:
             row = LeadRow(line=1, phone=phone, name=name, extra=extra)
         except ValueError as exc:
             return succeed(self._callback_logged(campaign, origin, phone, False, str(exc)))
         now = self.now()
-        if ticket is not None:
+        if abandoned is not None:
+            list_name, source, actor = f"callback {ticket}", f"hotline caller hung up waiting, ticket {ticket}", "queue"
+        elif ticket is not None:
             list_name, source, actor = f"callback {ticket}", f"hotline call-back request, ticket {ticket}", "ivr"
         else:
             list_name, source, actor = f"callback sms {row.phone}", f"SMS reply from {row.phone}", "sms"
@@ -700,6 +713,9 @@ class DialerService(Service):
                 return True, ""
             if result.duplicates and store.reopen_lead(session, campaign.record.id, row, now=now):
                 return True, ""
+            if result.duplicates and abandoned is None and store.replace_waiting_callback(
+                    session, campaign.record.id, row, replaces=ABANDONED_COLUMN, now=now):
+                return True, ""
             if result.duplicates:
                 return False, "a call-back to this number is already waiting"
             return False, "; ".join(p.reason for p in result.problems)
@@ -710,6 +726,39 @@ class DialerService(Service):
 
         d = self.repository.run(in_thread)
         d.addCallbacks(lambda outcome: self._callback_logged(campaign, origin, row.phone, *outcome), failed)
+        return self._track(d)
+
+    def close_abandoned_callback(self, phone: str, *, ticket: str) -> Deferred[bool]:
+        """``phone`` talked with an agent (call ``ticket``): its call back for an abandoned call,
+        if one still waits, is no longer needed and is closed (final outcome ``called_again``).
+        True if one was closed."""
+        wanted = self.config.callbacks_campaign
+        campaign = self.campaigns.get(wanted) if wanted else None
+        try:
+            number = canonical_phone(phone)
+        except InvalidFieldError:
+            return succeed(False)
+        if campaign is None:
+            return succeed(False)
+        now = self.now()
+
+        def in_thread(session: Any) -> bool:
+            return store.close_waiting_callback(session, campaign.record.id, number, only=ABANDONED_COLUMN,
+                                                outcome="called_again", note=f"talked with an agent: {ticket}",
+                                                now=now)
+
+        def logged(closed: bool) -> bool:
+            if closed:
+                _log.info("dialer.callback_closed campaign={campaign} phone={phone} ticket={ticket}",
+                          campaign=campaign.name, phone=number, ticket=ticket)
+            return closed
+
+        def failed(failure: Failure) -> bool:
+            self._db_failed("close_abandoned_callback", failure)
+            return False
+
+        d = self.repository.run(in_thread)
+        d.addCallbacks(logged, failed)
         return self._track(d)
 
     @staticmethod

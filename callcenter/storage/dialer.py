@@ -104,6 +104,7 @@ __all__ = [
     "add_dnc_on_request",
     "campaign_progress",
     "claim_leads",
+    "close_waiting_callback",
     "destroy_lead_list",
     "disposition_call",
     "dnc_entry",
@@ -123,6 +124,7 @@ __all__ = [
     "phone_hash",
     "recycle_leads",
     "remove_dnc",
+    "replace_waiting_callback",
     "sync_campaigns",
 ]
 
@@ -464,6 +466,51 @@ def reopen_lead(session: Session, campaign_id: int, row: LeadRow, *, now: dateti
     if row.name:
         lead.name = row.name
     lead.extra = {**(lead.extra or {}), **row.extra}
+    return True
+
+
+def _waiting_callback(session: Session, campaign_id: int, phone: str, column: str) -> models.Lead | None:
+    """The campaign's lead for ``phone``, still due (not being dialed), with ``column``."""
+    _require_campaign(session, campaign_id)
+    lead = session.scalar(select(models.Lead).where(models.Lead.campaign_id == campaign_id,
+                                                    models.Lead.phone == phone).with_for_update())
+    if lead is None or lead.state not in _WAITING or column not in (lead.extra or {}):
+        return None
+    return lead
+
+
+def replace_waiting_callback(session: Session, campaign_id: int, row: LeadRow, *, replaces: str,
+                             now: datetime) -> bool:
+    """A call back the customer asked for replaces one queued for them (``replaces``: the extra
+    column that marks those, e.g. a call abandoned in the queue): the campaign's due lead
+    for ``row.phone`` with that column takes ``row``'s extra columns instead of its own
+    (and ``row``'s name, if any). False, and nothing changed, without such a lead."""
+    when = aware_datetime("now", now)
+    lead = _waiting_callback(session, campaign_id, row.phone, replaces)
+    if lead is None:
+        return False
+    lead.extra = dict(row.extra)
+    if row.name:
+        lead.name = row.name
+    lead.updated_at = when
+    return True
+
+
+def close_waiting_callback(session: Session, campaign_id: int, phone: str, *, only: str, outcome: str,
+                           note: str, now: datetime) -> bool:
+    """Close the campaign's due lead for ``phone`` that has the extra column ``only``: it is no
+    longer needed (``outcome``, e.g. ``called_again``: the number talked with an agent on
+    another call; ``note`` goes in its ``closed`` column). A lead being dialed is left alone.
+    True if one was closed."""
+    when = aware_datetime("now", now)
+    lead = _waiting_callback(session, campaign_id, phone, only)
+    if lead is None:
+        return False
+    lead.state = LeadState.DONE.value
+    lead.final_outcome = _text("outcome", outcome, 16)
+    lead.next_attempt_at = None
+    lead.extra = {**(lead.extra or {}), "closed": note}
+    lead.updated_at = when
     return True
 
 

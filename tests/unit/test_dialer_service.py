@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 from prometheus_client import CollectorRegistry
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
@@ -29,6 +30,7 @@ from callcenter.dialer.service import DialerMetrics, DialerService
 from callcenter.settings import AgentSettings
 from callcenter.state.agents import AgentBoard
 from callcenter.storage import dialer as store
+from callcenter.storage import models
 from callcenter.storage.db import (
     create_engine_for,
     make_session_factory,
@@ -413,6 +415,52 @@ def test_a_call_back_request_is_a_lead_of_the_callbacks_campaign_that_an_agent_p
         False, "on the do-not-call list")
     queued, why = successResultOf(request("call me", name=None, ticket="GD20261202004"))
     assert not queued and why.startswith("phone: ")
+    w.service.stopService()
+
+
+def test_a_caller_who_hung_up_waiting_is_called_back_unless_they_got_through_first(tmp_path: Path) -> None:
+    """A call back for an abandoned call carries the ticket and how long the caller waited.
+    A request the customer makes later (a message, the IVR) replaces it, with its own ticket;
+    talking with an agent on another call closes it (final outcome ``called_again``), but not
+    a call back the customer asked for, nor one an agent is already dialing."""
+    w = World(tmp_path, config_text(dial_mode="preview", callbacks="test-campaign"), agents=1)
+    w.service.startService()
+    request, close = w.service.request_callback, w.service.close_abandoned_callback
+    with pytest.raises(ValueError, match="needs the call's ticket"):
+        request("13912345678", name=None, sms_reply="x", abandoned="waited 30 s in hotline")
+    assert successResultOf(request("13912345678", name="张三", ticket="GD1", abandoned="waited 30 s in hotline")) == (
+        True, "")
+    assert successResultOf(request("13912345678", name=None, ticket="GD2", abandoned="waited 12 s in hotline")) == (
+        False, "a call-back to this number is already waiting")
+
+    def leads() -> dict[str, tuple[str, str | None, dict[str, str]]]:
+        with w.session() as session:
+            campaign = store.get_campaign(session, "test-campaign")
+            assert campaign is not None
+            rows = session.scalars(select(models.Lead).where(models.Lead.campaign_id == campaign.id))
+            return {row.phone: (row.state, row.final_outcome, dict(row.extra or {})) for row in rows}
+
+    assert leads() == {"13912345678": ("new", None, {"ticket": "GD1", "abandoned": "waited 30 s in hotline"})}
+    # the customer leaves a message on a later call: that call back, with its ticket, replaces it
+    assert successResultOf(request("13912345678", name=None, ticket="GD3")) == (True, "")
+    assert leads() == {"13912345678": ("new", None, {"ticket": "GD3"})}
+    assert successResultOf(close("13912345678", ticket="GD4")) is False  # asked for: kept
+    # another caller hangs up waiting, then gets through to an agent: the call back closes
+    assert successResultOf(request("+86 139 0000 0001", name=None, ticket="GD5", abandoned="waited 40 s in hotline"))[0]
+    assert successResultOf(close("+86 139 0000 0001", ticket="GD6")) is True
+    assert leads()["13900000001"] == ("done", "called_again", {
+        "ticket": "GD5", "abandoned": "waited 40 s in hotline", "closed": "talked with an agent: GD6"})
+    assert successResultOf(close("13900000001", ticket="GD7")) is False  # nothing waits any more
+    assert successResultOf(close("anonymous", ticket="GD8")) is False  # not a number: nothing to close
+    # an agent already holds the call back in preview: left alone
+    assert successResultOf(request("13900000002", name=None, ticket="GD9", abandoned="waited 15 s in hotline"))[0]
+    first = successResultOf(w.service.preview_next("2101", "test-campaign"))
+    assert first is not None and first.phone == "13912345678"  # first in line: the message's call back
+    successResultOf(w.service.preview_skip("2101", "later"))
+    held = successResultOf(w.service.preview_next("2101", "test-campaign"))
+    assert held is not None and held.phone == "13900000002"
+    assert successResultOf(close("13900000002", ticket="GD10")) is False
+    assert leads()["13900000002"][:2] == ("dialing", None)
     w.service.stopService()
 
 

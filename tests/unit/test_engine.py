@@ -220,7 +220,7 @@ def _queued_call(ami: FakeAmi, clock: Clock, uid: str, *, wait: int, answered: b
         agent = {**base, "Channel": f"PJSIP/agent1001-{uid}", "Uniqueid": f"{uid}9", "CallerIDNum": "1001"}
         send(_event(Event="Newchannel", ChannelState="5", ChannelStateDesc="Ringing", **agent))
         send(_event(Event="Newstate", ChannelState="6", ChannelStateDesc="Up", **agent))
-        send(_event(Event="AgentConnect", Queue="hotline", Uniqueid=uid, HoldTime=str(wait),
+        send(_event(Event="AgentConnect", Queue="hotline", Uniqueid=uid, Linkedid=uid, HoldTime=str(wait),
                     MemberName="Hotline agent", Interface="PJSIP/agent1001"))
         for channel in (base, agent):
             send(_event(Event="BridgeEnter", BridgeUniqueid=f"b-{uid}", BridgeType="basic", **channel))
@@ -268,6 +268,41 @@ def test_queue_stays_are_recorded_and_a_restarted_engine_counts_the_day_again(
     assert {k: after[k] for k in counters} == {k: before[k] for k in counters} == {
         "offered": 3, "answered": 2, "abandoned": 1, "unanswered": 0, "answered_within_target": 1,
         "service_level": 1 / 3, "asa": 26.0, "completed": 2, "average_talk": 30.0}
+
+
+def test_a_caller_who_hangs_up_waiting_is_called_back_and_a_later_talk_is_reported(
+        sessions: sessionmaker[Session]) -> None:
+    """queues.yaml ``call_back_abandoned: 10`` (the shipped hotline): a caller who hung up after
+    25 s waiting is to be called back (the record says so until it is done); one who hung up
+    after 5 s is not; a caller who asked the IVR is called back as they asked (no "abandoned");
+    a call that reached an agent is reported to the talked listeners (the dialer closes that
+    number's waiting call back)."""
+    from callcenter.engine import CallbackRequest
+
+    clock = Clock()
+    clock.advance(1_795_400_000)
+    settings = load_settings(ROOT / "config")
+    assert settings.queue("hotline").call_back_abandoned == 10
+    ami = FakeAmi()
+    engine = Engine(settings, ami, SyncRepository(sessions), EngineMetrics(CollectorRegistry()),  # type: ignore[arg-type]
+                    clock, RecordingPaths("/srv/rec", Path("/tmp/rec")))
+    requests: list[CallbackRequest] = []
+    talked: list[str] = []
+    engine.callback_listeners.append(requests.append)
+    engine.talked_listeners.append(lambda record: talked.append(record.uniqueid))
+    engine.startService()
+    _queued_call(ami, clock, "7.1", wait=5, answered=False)
+    assert requests == [] and talked == []
+    _queued_call(ami, clock, "7.2", wait=25, answered=False)
+    [request] = requests
+    assert (request.phone, request.abandoned, request.record.uniqueid) == ("13800138000", "waited 25 s in hotline",
+                                                                           "7.2")
+    records = {r.uniqueid: r for r in in_tx(sessions, repo.list_recent_call_records)}
+    assert records["7.2"].outcome == "hung up, waited 25 s in hotline; callback: 13800138000"
+    assert records["7.1"].outcome is None
+    _queued_call(ami, clock, "7.3", wait=3, answered=True)
+    assert talked == ["7.3"] and len(requests) == 1
+    engine.stopService()
 
 
 class _SeatlessAgi:

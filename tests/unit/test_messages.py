@@ -34,8 +34,9 @@ def test_a_message_is_the_calls_second_recording_and_asks_for_a_call_back(
     ami = FakeAmi()
     engine = Engine(load_settings(ROOT / "config"), ami, SyncRepository(sessions),  # type: ignore[arg-type]
                     EngineMetrics(CollectorRegistry()), clock, RecordingPaths("/srv/rec", tmp_path))
-    asked: list[tuple[str, Any]] = []
-    engine.callback_listeners.append(lambda number, record: asked.append((number, record.ticket_number)))
+    asked: list[tuple[str, Any, str | None]] = []
+    engine.callback_listeners.append(
+        lambda request: asked.append((request.phone, request.record.ticket_number, request.abandoned)))
     engine.startService()
     send = ami.events[0]
     caller = {"Channel": "PJSIP/trunk-00000001", "Uniqueid": "5.1", "Linkedid": "5.1", "CallerIDNum": "13912345679",
@@ -59,7 +60,7 @@ def test_a_message_is_the_calls_second_recording_and_asks_for_a_call_back(
     assert [(Path(r.path).name, r.duration_seconds) for r in recordings] == [
         ("5.1.wav", 36.0), ("5.1-message.wav", 15.0)]
     assert (recordings[1].started_at - recordings[0].started_at).total_seconds() == 20
-    assert asked == [("13912345679", record.ticket_number)]
+    assert asked == [("13912345679", record.ticket_number, None)]
 
 
 def test_the_agent_calling_back_plays_the_message_from_their_page(

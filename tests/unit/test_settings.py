@@ -233,6 +233,19 @@ def test_announcements_need_their_frequency(tmp_path: Path) -> None:
          "(0 makes none)")]
 
 
+def test_which_callers_who_hang_up_waiting_are_called_back(tmp_path: Path) -> None:
+    """call_back_abandoned: seconds of waiting (shipped 10 for the hotline), absent: never."""
+    shipped = load_settings(CONFIG)
+    assert (shipped.queue("hotline").call_back_abandoned, shipped.queue("outbound").call_back_abandoned) == (10, None)
+    site = _write(tmp_path, "site.yaml", "queues:\n  hotline:\n    call_back_abandoned: 0\n")
+    assert load_settings(CONFIG, [site]).queue("hotline").call_back_abandoned == 0
+    bad = _write(tmp_path, "bad.yaml", "queues:\n  hotline:\n    call_back_abandoned: yes\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(CONFIG, [bad])
+    assert str(info.value).splitlines() == [
+        f"{bad}:3:5: queues.hotline.call_back_abandoned: expected an integer in 0..3600, got True"]
+
+
 def test_a_team_queue_name_taken_by_a_configured_queue_is_named(tmp_path: Path) -> None:
     site = _write(tmp_path, "site.yaml", (
         "queues:\n"
