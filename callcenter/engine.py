@@ -164,6 +164,17 @@ def abandoned_wait(stay: QueueStay | None, queues: Mapping[str, QueueSettings]) 
     return f"waited {round(stay.wait)} s in {stay.queue}"
 
 
+def _dialable(phone: str | None) -> str:
+    """``phone`` if it is a telephone number (a withheld caller id, ``anonymous``, is not)."""
+    if not phone:
+        return ""
+    try:
+        canonical_phone(phone)
+    except InvalidFieldError:
+        return ""
+    return phone
+
+
 def _callback_outcome(variables: Mapping[str, str]) -> str | Any:
     """A call-back request (the IVR's callback, or a message left: dialplans/hotline.conf) is
     the call's outcome until an agent calls back; UNSET without one."""
@@ -804,7 +815,7 @@ class Engine(Service):
         def complete(record: CallRecord | None) -> Deferred[CallRecord] | None:
             if record is None:
                 return None
-            if abandoned and record.phone:  # the call back is the call's outcome until it is made
+            if abandoned and _dialable(record.phone):  # the call back is the call's outcome until made
                 return repo.update_call_record(record.id, dataclasses.replace(
                     changes, outcome=f"hung up, {abandoned}; callback: {record.phone}"[:64]))
             return repo.update_call_record(record.id, changes)
@@ -819,8 +830,9 @@ class Engine(Service):
                 # the call's own recording starts with the call; another one (a transfer's) when it did
                 since = started if index == 0 else _utc(at)
                 self._track(self._add_recording_later(record, path, since, by or agent or record.agent_id))
+            number = _dialable(record.phone) if abandoned else ""
             request = CallbackRequest(asked, record) if asked else \
-                CallbackRequest(record.phone, record, abandoned) if abandoned and record.phone else None
+                CallbackRequest(number, record, abandoned) if number else None
             if request is not None:
                 for listener in self.callback_listeners:
                     listener(request)

@@ -205,9 +205,10 @@ def test_agents_view_follows_queue_events() -> None:
     assert [(a["id"], a["state"]) for a in body["agents"]] == [("1001", "ready")]
 
 
-def _queued_call(ami: FakeAmi, clock: Clock, uid: str, *, wait: int, answered: bool) -> None:
+def _queued_call(ami: FakeAmi, clock: Clock, uid: str, *, wait: int, answered: bool,
+                 number: str = "13800138000") -> None:
     """A hotline caller's channel: up, queued ``wait`` s, answered (30 s talk) or abandoned, gone."""
-    base = {"Channel": f"PJSIP/trunk-{uid}", "Uniqueid": uid, "Linkedid": uid, "CallerIDNum": "13800138000",
+    base = {"Channel": f"PJSIP/trunk-{uid}", "Uniqueid": uid, "Linkedid": uid, "CallerIDNum": number,
             "CallerIDName": "Zhang", "Context": "from-pstn", "Exten": "400"}
     send = ami.events[0]
     send(_event(Event="Newchannel", ChannelState="4", ChannelStateDesc="Ring", **base))
@@ -302,6 +303,10 @@ def test_a_caller_who_hangs_up_waiting_is_called_back_and_a_later_talk_is_report
     assert records["7.1"].outcome is None
     _queued_call(ami, clock, "7.3", wait=3, answered=True)
     assert talked == ["7.3"] and len(requests) == 1
+    _queued_call(ami, clock, "7.4", wait=30, answered=False, number="anonymous")  # a withheld number
+    assert len(requests) == 1
+    records = {r.uniqueid: r for r in in_tx(sessions, repo.list_recent_call_records)}
+    assert (records["7.4"].queue_result, records["7.4"].outcome) == ("abandoned", None)
     engine.stopService()
 
 
