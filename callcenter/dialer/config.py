@@ -266,7 +266,8 @@ def load_dialer_config(path: Path, text: str | None = None, source: str | None =
 def validate_against(config: DialerConfig, settings: Settings) -> list[ConfigProblem]:
     """Problems of ``config`` that only the main configuration reveals (unknown queues, a
     team route to a queue that is not ``per_team``, a dialing campaign's calls sent to a
-    queue whose waiting callers are taken to a message)."""
+    queue whose waiting callers are taken to a message, callers to call back and no
+    campaign to do it)."""
     locs = config.locations or Locations(config.source)
     queues = sorted(q.name for q in settings.queues)
     problems = []
@@ -290,6 +291,12 @@ def validate_against(config: DialerConfig, settings: Settings) -> list[ConfigPro
             problem(campaign, "queue", f"queue {name!r} takes waiting callers to a message (message_key or "
                                        "when_empty: message in config/queues.yaml): not for a "
                                        f"{campaign.campaign.dial_mode} campaign's answered calls")
+    calling_back = [q.name for q in settings.queues if q.call_back_abandoned is not None and not q.parent]
+    if calling_back and config.callbacks_campaign is None:
+        problems.append(ConfigProblem(
+            locs.find(("dialer",)), "dialer.callbacks_campaign",
+            f"missing: queue(s) {', '.join(calling_back)} call back callers who hang up waiting "
+            "(call_back_abandoned in config/queues.yaml): name the campaign whose agents call them"))
     return problems
 
 
