@@ -87,6 +87,7 @@ from callcenter.transfer import (
     TRANSFER_CONTEXT,
     Transfer,
     hop,
+    is_agent_transfer_exten,
     parse_attended_transfer,
     parse_blind_transfer,
 )
@@ -628,7 +629,10 @@ class Engine(Service):
         consult = fields.get("Context") == TRANSFER_CONTEXT and (fields.get("Exten") or "").startswith("ask-")
         # a returning caller ringing the agent they last talked with ([hotline]'s Dial)
         last_agent = fields.get("Context") == HOTLINE_CONTEXT
-        if not linkedid or (linkedid not in self._transfers and not consult and not last_agent):
+        # cc-transfer's desk-<ID>: the call handed to one agent, whose Dial may come before
+        # Asterisk's BlindTransfer event (which adds the hop) is read
+        desk = is_agent_transfer_exten(fields.get("Context") or "", fields.get("Exten") or "")
+        if not linkedid or (linkedid not in self._transfers and not consult and not last_agent and not desk):
             return
         exten = fields.get("Exten") or ""
         if consult and msg.name == "DialBegin" and exten.startswith(OUTSIDE_ASK):

@@ -69,6 +69,7 @@ __all__ = [
     "consult_leg",
     "consult_outside_actions",
     "hop",
+    "is_agent_transfer_exten",
     "outside_number",
     "parse_attended_transfer",
     "parse_blind_transfer",
@@ -153,6 +154,11 @@ def transfer_exten(queue: str) -> str:
 def transfer_agent_exten(agent_id: str) -> str:
     """The extension of :data:`TRANSFER_CONTEXT` that rings one agent's phone."""
     return _AGENT_EXTEN_PREFIX + agent_id
+
+
+def is_agent_transfer_exten(context: str, exten: str) -> bool:
+    """Is ``exten`` in ``context`` the extension that rings one agent with a handed-on call?"""
+    return context == TRANSFER_CONTEXT and exten.startswith(_AGENT_EXTEN_PREFIX)
 
 
 def _talking_channel(agent: Agent | None, agent_id: str, channels: Iterable[Channel]) -> Channel:
@@ -264,7 +270,7 @@ def parse_blind_transfer(msg: Message, agents: Collection[str] = ()) -> Transfer
     context, exten = fields.get("Context") or "", fields.get("Extension") or ""
     if context == TRANSFER_CONTEXT and exten.startswith(_EXTEN_PREFIX):
         target = exten[len(_EXTEN_PREFIX):]
-    elif context == TRANSFER_CONTEXT and exten.startswith(_AGENT_EXTEN_PREFIX):
+    elif is_agent_transfer_exten(context, exten):
         target = AGENT_TARGET_PREFIX + exten[len(_AGENT_EXTEN_PREFIX):]
     elif context == REFER_CONTEXT and exten in agents:
         target = AGENT_TARGET_PREFIX + exten

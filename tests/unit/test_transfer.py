@@ -413,9 +413,13 @@ def test_the_service_sets_the_phone_and_the_fallback_before_the_transfer(setting
     assert ami.sent == []
 
 
-def test_the_agent_who_answers_a_call_handed_to_them_is_its_agent(sessions: sessionmaker[Session]) -> None:
+@pytest.mark.parametrize("dial_first", [False, True])
+def test_the_agent_who_answers_a_call_handed_to_them_is_its_agent(sessions: sessionmaker[Session],
+                                                                  dial_first: bool) -> None:
     """cc-transfer dials 2105 directly (no queue): their screen pops at DialBegin, and once
-    they answer (DialEnd ANSWER) they are the record's agent; the caller's first wait stays."""
+    they answer (DialEnd ANSWER) they are the record's agent; the caller's first wait stays.
+    Asterisk may publish the Dial from cc-transfer's desk-2105 before its BlindTransfer event
+    (``dial_first``, seen on the lab): the same."""
     clock = Clock()
     clock.advance(1_795_400_000)
     ami = FakeAmi()
@@ -439,18 +443,26 @@ def test_the_agent_who_answers_a_call_handed_to_them_is_its_agent(sessions: sess
     for channel in (caller, first):
         send(_event(Event="BridgeEnter", BridgeUniqueid="b1", BridgeType="basic", **channel))
     clock.advance(15)
+    dial = {"DestChannel": second["Channel"], "DestUniqueid": "8.3", "DestLinkedid": uid}
+    transferred = {**caller, "Context": TRANSFER_CONTEXT, "Exten": "desk-2105"}
+
+    def ring() -> None:
+        send(_event(Event="Newchannel", ChannelState="5", ChannelStateDesc="Ringing", **second))
+        send(_event(Event="DialBegin", DialString="agent2105", **transferred, **dial))
+
+    if dial_first:
+        ring()
     send(_message(LAB_BLIND_TRANSFER, TransfererChannel=first["Channel"], TransfereeUniqueid=uid,
                   TransfereeLinkedid=uid, TransfererLinkedid=uid, Extension="desk-2105"))
     for channel in (first, caller):
         send(_event(Event="BridgeLeave", BridgeUniqueid="b1", BridgeType="basic", **channel))
     send(_event(Event="Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}, **first))
-    dial = {"DestChannel": second["Channel"], "DestUniqueid": "8.3", "DestLinkedid": uid}
-    send(_event(Event="Newchannel", ChannelState="5", ChannelStateDesc="Ringing", **second))
-    send(_event(Event="DialBegin", DialString="agent2105", **caller, **dial))
+    if not dial_first:
+        ring()
     assert engine.screen_pops["2105"] == uid
     clock.advance(3)
     send(_event(Event="Newstate", ChannelState="6", ChannelStateDesc="Up", **second))
-    send(_event(Event="DialEnd", DialStatus="ANSWER", **caller, **dial))
+    send(_event(Event="DialEnd", DialStatus="ANSWER", **transferred, **dial))
     for channel in (caller, second):
         send(_event(Event="BridgeEnter", BridgeUniqueid="b2", BridgeType="basic", **channel))
     clock.advance(20)
