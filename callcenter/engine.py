@@ -165,6 +165,10 @@ def abandoned_wait(stay: QueueStay | None, queues: Mapping[str, QueueSettings]) 
     return f"waited {round(stay.wait)} s in {stay.queue}"
 
 
+#: Device states of a phone that cannot ring (unregistered, unknown): its agent is not there.
+_PHONE_GONE: Final = frozenset({"UNAVAILABLE", "INVALID"})
+
+
 def _dialable(phone: str | None) -> str:
     """``phone`` if it is a telephone number (a withheld caller id, ``anonymous``, is not)."""
     if not phone:
@@ -915,7 +919,7 @@ class Engine(Service):
                       phone=caller, name=customer.name, vip=customer.vip)
         if self.hotline_flow is None:
             await agi.set_variable("CC_QUEUE", self.hotline_queue or "hotline")
-            await self._last_agent_first(agi, caller)
+            await self._queued(agi, caller, self.hotline_queue or "hotline")
             return
         if await agi.get_variable("CC_IVR_SEATS") == "full":  # every IVR channel taken (ivr.channels)
             self.metrics.ivr_full.inc()
@@ -924,7 +928,7 @@ class Engine(Service):
             await agi.set_variable("CHANNEL(language)", self.hotline_flow.default_language)
             await agi.set_variable("CC_QUEUE", self.hotline_queue or "hotline")
             await agi.set_variable("CC_IVR_MAIN_PATH", IVR_FULL)
-            await self._last_agent_first(agi, caller)
+            await self._queued(agi, caller, self.hotline_queue or "hotline")
             return
         outcome = await run_flow(agi, self.hotline_flow, self._facts(caller, customer),
                                  sound_exists=self._sound_exists, queue_busy=self.queue_busy)
@@ -933,7 +937,7 @@ class Engine(Service):
         if outcome.step is not None:
             await agi.set_variable("CC_IVR_MAIN_PATH", ">".join(outcome.path))
         if isinstance(outcome.step, IvrQueue):
-            await self._last_agent_first(agi, caller)
+            await self._queued(agi, caller, outcome.step.queue)
 
     def queue_busy(self, queue: str) -> bool:
         """Would one more caller of ``queue`` wait? True when its agents ready now (logged in,
@@ -943,6 +947,32 @@ class Engine(Service):
                     if agent.state is AgentState.READY and queue in agent.queues
                     and queue not in agent.paused_queues)
         return ready <= self.queues.waiting(queue)
+
+    async def _queued(self, agi: AgiSession, caller: str, queue: str) -> None:
+        """The caller goes to ``queue``: their last agent first, if so set; the queue's overflow
+        agents at once if its primary agents are away."""
+        if self.primaries_away(queue):
+            await agi.set_variable("CC_OVERFLOW_NOW", "yes")
+            _log.info("hotline.overflow_now caller={caller} queue={queue}: no primary agent there",
+                      caller=caller, queue=queue)
+        await self._last_agent_first(agi, caller)
+
+    def primaries_away(self, queue: str) -> bool:
+        """Should a caller of ``queue`` ring its overflow agents at once? True when the queue
+        overflows (``overflow_after``) and none of its primary agents (penalty 0 there) is
+        logged in to it, not paused there, with a phone Asterisk can reach: waiting
+        ``overflow_after`` seconds for them would be waiting for nobody. A primary agent on a call or in wrap-up is there (the wait is
+        for them to be free; docs/agents.md, "Overflow")."""
+        settings = self._queues_by_name.get(queue)
+        if settings is None or not settings.overflow_after:
+            return False
+        people = self.settings.people
+        for agent in self.agents.agents():
+            person = people.get(agent.id)
+            if (person is not None and person.queues.get(queue) == 0 and queue in agent.queues
+                    and queue not in agent.paused_queues and agent.device_state not in _PHONE_GONE):
+                return False
+        return True
 
     async def _last_agent_first(self, agi: AgiSession, caller: str) -> None:
         """A caller about to be queued who talked with an agent in the last ``last_agent.days``

@@ -345,7 +345,9 @@ def test_a_caller_beyond_the_ivr_channels_is_queued_without_the_menus() -> None:
     engine, _, _, registry = _engine()
     agi = _SeatlessAgi("full")
     run_at_once(engine.agi_hotline(agi))  # type: ignore[arg-type]
-    assert agi.set == {"CC_QUEUE": "hotline", "CC_IVR_MAIN_PATH": "ivr=full", "CHANNEL(language)": "zh"}
+    # (no hotline agent is logged in: the overflow agents ring at once, CC_OVERFLOW_NOW)
+    assert agi.set == {"CC_QUEUE": "hotline", "CC_IVR_MAIN_PATH": "ivr=full", "CHANNEL(language)": "zh",
+                       "CC_OVERFLOW_NOW": "yes"}
     assert agi.played == []
     assert registry.get_sample_value("callcenter_ivr_full_total") == 1.0
 

@@ -95,7 +95,9 @@ def test_the_hotline_script_rings_the_last_agent_only_when_they_are_ready(sessio
     _call(sessions, 2, "2105")
     _call(sessions, 1, "7777", phone="13900000007")  # no such agent any more
     engine, send = _engine(sessions, 30)
-    queued = {"CC_QUEUE": "hotline", "CC_IVR_MAIN_PATH": "ivr=full", "CHANNEL(language)": "zh"}
+    # (1001, the hotline's primary agent, is not logged in: its overflow agents ring at once)
+    queued = {"CC_QUEUE": "hotline", "CC_IVR_MAIN_PATH": "ivr=full", "CHANNEL(language)": "zh",
+              "CC_OVERFLOW_NOW": "yes"}
     assert _run(engine, "13800138000") == queued  # 2105 is logged out
     send(_member("2105"))
     assert _run(engine, "13800138000") == {**queued, "CC_LAST_AGENT": "2105",
@@ -120,7 +122,7 @@ def test_a_database_error_leaves_the_caller_to_the_queue(sessions: sessionmaker[
 
     engine.repository.run = broken  # type: ignore[union-attr, method-assign]
     assert _run(engine, "13800138000") == {"CC_QUEUE": "hotline", "CC_IVR_MAIN_PATH": "ivr=full",
-                                           "CHANNEL(language)": "zh"}
+                                           "CHANNEL(language)": "zh", "CC_OVERFLOW_NOW": "yes"}
     assert engine.metrics.db_errors.labels("last_agent")._value.get() == 1.0
 
 
@@ -139,3 +141,38 @@ def test_the_setting_is_validated_and_rendered(tmp_path: Path) -> None:
         f"{bad}:2:3: last_agent.days: expected an integer in 0..3660, got -1",
         f"{bad}:3:3: last_agent.ring: unknown setting",
     ]
+
+
+def test_the_overflow_agents_ring_at_once_when_the_primary_agent_is_away(sessions: sessionmaker[Session]) -> None:
+    """queues.yaml ``overflow_after``: callers wait that long for the hotline's primary agent
+    (1001, penalty 0) before the overflow agents (2101, 2102, penalty 5) ring too. With 1001
+    logged out or paused there is nobody to wait for: CC_OVERFLOW_NOW (dialplans/hotline.conf
+    then sets no penalty limit), or with 1001's phone unreachable. 1001 on a call is there:
+    the caller waits for them."""
+    engine, send = _engine(sessions, 0)
+
+    def member(agent: str, event: str = "QueueMemberAdded", **fields: str) -> Message:
+        return Message.from_pairs({"Event": event, "Queue": "hotline", "Interface": f"PJSIP/agent{agent}",
+                                   "StateInterface": f"PJSIP/agent{agent}", "MemberName": agent, "Paused": "0",
+                                   "Status": "1", **fields}.items())
+
+    send(member("2101"))
+    assert engine.primaries_away("hotline")
+    assert _run(engine, "13800138000").get("CC_OVERFLOW_NOW") == "yes"
+    send(member("1001"))
+    assert not engine.primaries_away("hotline")
+    assert "CC_OVERFLOW_NOW" not in _run(engine, "13800138000")
+    send(member("1001", "QueueMemberPause", Paused="1", PausedReason="lunch"))
+    assert engine.primaries_away("hotline")
+    send(member("1001", "QueueMemberPause", Paused="0"))
+    send(member("1001", "QueueMemberStatus", Status="2", InCall="1"))  # on a call: there
+    assert not engine.primaries_away("hotline")
+    device = {"Event": "DeviceStateChange", "Device": "PJSIP/agent1001"}
+    send(Message.from_pairs({**device, "State": "UNAVAILABLE"}.items()))  # the softphone is gone
+    assert engine.primaries_away("hotline")
+    send(Message.from_pairs({**device, "State": "INUSE"}.items()))
+    assert not engine.primaries_away("hotline")
+    assert not engine.primaries_away("outbound")  # no overflow_after: never
+    assert not engine.primaries_away("nosuchqueue")
+    send(member("1001", "QueueMemberRemoved"))
+    assert engine.primaries_away("hotline")
