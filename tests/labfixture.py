@@ -18,6 +18,7 @@ host instead of the root file system.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import secrets
@@ -69,6 +70,54 @@ def need_prompt_tools() -> None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("CI must render prompts: install espeak-ng and sox", pytrace=False)
         pytest.skip("espeak-ng or sox not installed (apt-get install espeak-ng sox)")
+
+
+def zh_asterisk_sounds(tmp_path: Path) -> Path:
+    """`callcenter prompts build`'s Mandarin renderings of Asterisk's own sounds (queue
+    announcements, numbers, the message prompts) under ``tmp_path/built``, ready for
+    ``Runtime.install_sounds``: no flow prompts (those would land in the shared root too)."""
+    import shutil
+
+    from callcenter.prompts import build_prompts
+
+    need_prompt_tools()
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "zh.yaml").write_text("flow: zhsounds\nprompts:\n  hello: {zh: 您好}\n", encoding="utf-8")
+    built = tmp_path / "built"
+    build_prompts(flows, built)
+    shutil.rmtree(built / "custom")
+    return built
+
+
+@contextlib.contextmanager
+def sounds_opened(pid: int) -> Iterator[set[str]]:
+    """The sound files (paths after ``/sounds/``) process ``pid`` opens while the block runs,
+    read from its open file descriptors every 20 ms (Asterisk's log names the sound, not the
+    file it found)."""
+    import threading
+    import time
+
+    seen: set[str] = set()
+    stop = threading.Event()
+
+    def watch() -> None:
+        fds = Path(f"/proc/{pid}/fd")
+        while not stop.is_set():
+            try:
+                links = [os.readlink(fd) for fd in fds.iterdir()]
+            except OSError:
+                links = []  # a descriptor closed while listing
+            seen.update(link.split("/sounds/", 1)[1] for link in links if "/sounds/" in link)
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        watcher.join(timeout=5)
 
 
 def minimal_project_files(

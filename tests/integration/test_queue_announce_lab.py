@@ -15,18 +15,14 @@ open file descriptors while it plays (its log names the sound, not the file it f
 
 from __future__ import annotations
 
-import os
-import shutil
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from callcenter.prompts import build_prompts
 from tests.integration.test_transfer_lab import _hotline_caller, _log_in
 from tests.labengine import engine_on_lab, hotline_open
-from tests.labfixture import LabFactory, need_prompt_tools
+from tests.labfixture import LabFactory, sounds_opened, zh_asterisk_sounds
 from tests.reactorthread import ReactorThread
 
 pytestmark = pytest.mark.lab
@@ -56,31 +52,13 @@ def test_a_waiting_caller_hears_their_place(every: int, lab_factory: LabFactory,
             assert "queue-youarenext" not in log
 
 
-def _sounds_opened(pid: int, stop: threading.Event, seen: set[str]) -> None:
-    """Collect the sound files process ``pid`` has open until ``stop`` (polled every 20 ms)."""
-    fds = Path(f"/proc/{pid}/fd")
-    while not stop.is_set():
-        try:
-            links = [os.readlink(fd) for fd in fds.iterdir()]
-        except OSError:
-            links = []  # a descriptor closed while listing
-        seen.update(link.split("/sounds/", 1)[1] for link in links if "/sounds/" in link)
-        time.sleep(0.02)
-
-
 def test_announcements_speak_the_callers_language(lab_factory: LabFactory, reactor_thread: ReactorThread,
                                                   tmp_path: Path) -> None:
     """Two callers wait; the first chose English and hears Debian's queue-youarenext, the second
     chose Mandarin and hears its place in line from the rendered zh sounds: queue-thereare, the
     number 2 (Asterisk's Chinese number syntax: digits/2) and queue-callswaiting. Neither
     presses a key while waiting (a key would cut the announcement short)."""
-    need_prompt_tools()
-    flows = tmp_path / "flows"
-    flows.mkdir()
-    (flows / "zh.yaml").write_text("flow: zhsounds\nprompts:\n  hello: {zh: 您好}\n", encoding="utf-8")
-    built = tmp_path / "built"
-    build_prompts(flows, built)
-    shutil.rmtree(built / "custom")  # only Asterisk's own zh sounds go into the shared root
+    built = zh_asterisk_sounds(tmp_path)
     change = hotline_open(tmp_path, announce_position=True, announce_every=5)
     with engine_on_lab(lab_factory, reactor_thread, tmp_path, change=change) as (services, handle, _):
         assert handle.instance.runtime.install_sounds(built) >= 0
@@ -90,11 +68,7 @@ def test_announcements_speak_the_callers_language(lab_factory: LabFactory, react
         rt.wait_for(lambda: engine.agents.state_of("1001").value == "paused", timeout=10, message="1001 not paused")
         pid = handle.instance.pid()
         assert pid is not None
-        seen: set[str] = set()
-        stop = threading.Event()
-        watcher = threading.Thread(target=_sounds_opened, args=(pid, stop, seen), daemon=True)
-        watcher.start()
-        try:
+        with sounds_opened(pid) as seen:
             _hotline_caller(services, rt, "English", "13800000781", seconds=45, csat="", language_key="2")
             rt.wait_for(lambda: engine.queues.waiting("hotline") == 1, timeout=20,
                         message="the English caller never waited in the hotline queue")
@@ -104,11 +78,8 @@ def test_announcements_speak_the_callers_language(lab_factory: LabFactory, react
             wanted = {"zh/queue-thereare.wav", "zh/digits/2.wav", "zh/queue-callswaiting.wav"}
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and not (wanted <= seen and any(
-                    name.endswith("queue-youarenext.gsm") for name in seen)):
+                    name.endswith("queue-youarenext.gsm") for name in seen.copy())):  # the watcher adds
                 time.sleep(0.2)
-        finally:
-            stop.set()
-            watcher.join(timeout=5)
         assert wanted <= seen, f"zh announcement files opened: {sorted(seen)}"
         # Debian's English sounds (sounds/en is a link: the file's own path is shown)
         assert any(name.endswith("queue-youarenext.gsm") for name in seen), sorted(seen)

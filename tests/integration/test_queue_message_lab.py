@@ -14,8 +14,6 @@ lead).
 
 from __future__ import annotations
 
-import shutil
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,9 +22,7 @@ from typing import Any
 import pytest
 
 from callcenter.ami import actions
-from callcenter.prompts import build_prompts
 from callcenter.service import EngineServices
-from tests.integration.test_queue_announce_lab import _sounds_opened
 from tests.integration.test_transfer_lab import _log_in
 from tests.labengine import (
     call_and_message,
@@ -34,7 +30,7 @@ from tests.labengine import (
     engine_on_lab,
     hotline_open,
 )
-from tests.labfixture import LabFactory, need_prompt_tools
+from tests.labfixture import LabFactory, sounds_opened, zh_asterisk_sounds
 from tests.reactorthread import ReactorThread
 
 pytestmark = pytest.mark.lab
@@ -93,28 +89,15 @@ def test_with_no_agent_logged_in_the_caller_leaves_a_message_at_once(
     5.8 s, the beep: speech 18 s after the 0. The caller chose Mandarin, and with
     `prompts build`'s Mandarin sounds in place Asterisk asks for the message in Mandarin
     (zh/vm-intro, read from its open files as in test_queue_announce_lab)."""
-    need_prompt_tools()
-    flows = tmp_path / "flows"
-    flows.mkdir()
-    (flows / "zh.yaml").write_text("flow: zhsounds\nprompts:\n  hello: {zh: 您好}\n", encoding="utf-8")
-    built = tmp_path / "built"
-    build_prompts(flows, built)
-    shutil.rmtree(built / "custom")  # only Asterisk's own zh sounds go into the shared root
+    built = zh_asterisk_sounds(tmp_path)
     with engine_on_lab(lab_factory, reactor_thread, tmp_path, change=hotline_open(tmp_path, max_wait=MAX_WAIT),
                        dialer_config=ROOT / "config" / "dialer.yaml") as (services, handle, _):
         assert handle.instance.runtime.install_sounds(built) >= 0
         pid = handle.instance.pid()
         assert pid is not None
-        seen: set[str] = set()
-        stop = threading.Event()
-        watcher = threading.Thread(target=_sounds_opened, args=(pid, stop, seen), daemon=True)
-        watcher.start()
-        try:
+        with sounds_opened(pid) as seen:
             _caller(services, reactor_thread, "13912340001", speak_after=18)
             record = _left_a_message(services, reactor_thread, "13912340001", "leaveempty")
-        finally:
-            stop.set()
-            watcher.join(timeout=5)
         assert (record.wait_seconds or 0) <= 4, record
         assert record.queue_result == "unanswered"  # app_queue says abandoned: the caller did not hang up
         assert "zh/vm-intro.wav" in seen, sorted(seen)
