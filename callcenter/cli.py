@@ -81,7 +81,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"configuration invalid: {len(exc.problems)} problem(s)", file=sys.stderr)
         return 1
     dialer_yaml = _dialer_yaml(args)
+    notes: list[str] = []
     if dialer_yaml is not None:
+        from callcenter.dialer.config import callback_notes, load_dialer_config
         from callcenter.dialer.config import check as check_dialer
 
         problems = check_dialer(dialer_yaml, settings)
@@ -89,12 +91,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             print("\n".join(problems), file=sys.stderr)
             print(f"configuration invalid: {len(problems)} problem(s) in {dialer_yaml}", file=sys.stderr)
             return 1
+        notes = callback_notes(load_dialer_config(dialer_yaml), settings)
     if _refused_hotline_flow(settings, "configuration invalid"):
         return 1
     team_queues = sum(1 for q in settings.queues if q.parent)
     queues = f"{len(settings.queues) - team_queues} queues" + (f" (+{team_queues} team queues)" if team_queues else "")
     print(f"configuration OK ({', '.join([*settings.sources, *([str(dialer_yaml)] if dialer_yaml else [])])}): "
           f"{queues}, {len(settings.teams)} teams, {len(settings.agents)} agents")
+    for note in notes:
+        print(f"note: {note}")
     return 0
 
 

@@ -34,7 +34,11 @@ from callcenter.agents import LAB_INTERFACES, PJSIP_INTERFACES, MemberInterfaces
 from callcenter.agi.server import FastAgiFactory
 from callcenter.ami.client import AmiClient, AmiCredentials
 from callcenter.asterisk.render import LAB_TRUNK, lab_sms_gateway
-from callcenter.dialer.config import load_dialer_config, validate_against
+from callcenter.dialer.config import (
+    callback_notes,
+    load_dialer_config,
+    validate_against,
+)
 from callcenter.dialer.reload import ConfigWatcher, thread_reader
 from callcenter.dialer.service import DialerMetrics, DialerService
 from callcenter.engine import Engine, RecordingPaths
@@ -251,6 +255,8 @@ def _dialer(settings: Settings, path: Path, reactor: Any, ami: AmiClient, reposi
     problems = validate_against(config, settings)
     if problems:
         raise ConfigError(problems)
+    for note in callback_notes(config, settings):
+        _log.warn("dialer.no_callbacks {note}", note=note)
     wrapups = {q.name: float(q.wrapup_time) for q in settings.queues}
     return DialerService(
         config, ami=ami, repository=repository, agents=engine.agents, clock=reactor,

@@ -65,6 +65,7 @@ __all__ = [
     "DialerConfig",
     "GuardSettings",
     "PacerChoice",
+    "callback_notes",
     "check",
     "describe_changes",
     "load_dialer_config",
@@ -266,8 +267,7 @@ def load_dialer_config(path: Path, text: str | None = None, source: str | None =
 def validate_against(config: DialerConfig, settings: Settings) -> list[ConfigProblem]:
     """Problems of ``config`` that only the main configuration reveals (unknown queues, a
     team route to a queue that is not ``per_team``, a dialing campaign's calls sent to a
-    queue whose waiting callers are taken to a message, callers to call back and no
-    campaign to do it)."""
+    queue whose waiting callers are taken to a message)."""
     locs = config.locations or Locations(config.source)
     queues = sorted(q.name for q in settings.queues)
     problems = []
@@ -291,13 +291,20 @@ def validate_against(config: DialerConfig, settings: Settings) -> list[ConfigPro
             problem(campaign, "queue", f"queue {name!r} takes waiting callers to a message (message_key or "
                                        "when_empty: message in config/queues.yaml): not for a "
                                        f"{campaign.campaign.dial_mode} campaign's answered calls")
-    calling_back = [q.name for q in settings.queues if q.call_back_abandoned is not None and not q.parent]
-    if calling_back and config.callbacks_campaign is None:
-        problems.append(ConfigProblem(
-            locs.find(("dialer",)), "dialer.callbacks_campaign",
-            f"missing: queue(s) {', '.join(calling_back)} call back callers who hang up waiting "
-            "(call_back_abandoned in config/queues.yaml): name the campaign whose agents call them"))
     return problems
+
+
+def callback_notes(config: DialerConfig, settings: Settings) -> list[str]:
+    """What the configuration asks for and nobody will do, to say (not refuse): queues that
+    call back callers who hang up waiting (``call_back_abandoned``) with no
+    ``dialer.callbacks_campaign`` to give those call backs to (the IVR's call-back requests
+    and messages are not called back either then)."""
+    calling_back = [q.name for q in settings.queues if q.call_back_abandoned is not None and not q.parent]
+    if not calling_back or config.callbacks_campaign is not None:
+        return []
+    return [(f"{config.source}: dialer.callbacks_campaign is not set: callers who hang up waiting in "
+            f"{', '.join(calling_back)} (call_back_abandoned in config/queues.yaml), and those who ask for a "
+            "call back, will not be called back")]
 
 
 def check(path: Path, settings: Settings | None, source: str | None = None) -> list[str]:

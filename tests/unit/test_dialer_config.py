@@ -12,13 +12,14 @@ from callcenter.dialer.campaign import CallingHours
 from callcenter.dialer.config import (
     DialerConfig,
     _DialerReader,
+    callback_notes,
     check,
     describe_changes,
     load_dialer_config,
     parse_dialer_config,
     validate_against,
 )
-from callcenter.settings import ConfigError, ConfigProblem, Settings, load_settings
+from callcenter.settings import ConfigError, ConfigProblem, load_settings
 from callcenter.yamlsource import Locations
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,12 +54,6 @@ dialer:
       safe_harbor_message: custom/dialer/safe_harbor-zh
       pacing: {max_ratio: 2.5}
 """
-def _main_settings(*extra: Path) -> Settings:
-    """The main configuration without call backs for callers who hang up waiting (queues.yaml
-    ``call_back_abandoned``): BASE names no campaign for them, and these tests are about other
-    problems (test_callbacks_campaign_must_name_a_campaign_of_the_file is about that one)."""
-    settings = load_settings(CONFIG, list(extra))
-    return replace(settings, queues=tuple(replace(q, call_back_abandoned=None) for q in settings.queues))
 
 
 def _edit(old: str, new: str, text: str = BASE) -> str:
@@ -365,7 +360,7 @@ def test_queue_name_and_configured_queues() -> None:
     problem = _one(_edit("      queue: outbound\n", "      queue: 9 lives\n"))
     assert problem == "dialer.yaml:19:7: dialer.campaigns.spring.queue: expected a queue name (letters, digits, _ or -), got '9 lives'"
     config = parse_dialer_config(_edit("      queue: outbound\n", "      queue: outbond\n"), "dialer.yaml")
-    settings = _main_settings()
+    settings = load_settings(CONFIG)
     assert [str(p) for p in validate_against(config, settings)] == [
         ("dialer.yaml:19:7: dialer.campaigns.spring.queue: unknown queue 'outbond' "
         "(did you mean 'outbound'? queues: hotline, outbound)"),
@@ -376,7 +371,7 @@ def test_queue_name_and_configured_queues() -> None:
 def test_a_dialing_campaign_may_not_use_a_queue_that_takes_callers_to_a_message() -> None:
     """The hotline (message_key 1, when_empty: message) would send an answered dialer call
     to the hotline's message branch; a preview campaign (the call backs) never queues its calls."""
-    settings = _main_settings()
+    settings = load_settings(CONFIG)
     config = parse_dialer_config(_edit("      queue: outbound\n", "      queue: hotline\n"), "dialer.yaml")
     assert [str(p) for p in validate_against(config, settings)] == [
         ("dialer.yaml:19:7: dialer.campaigns.spring.queue: queue 'hotline' takes waiting callers to a message "
@@ -390,7 +385,7 @@ def test_a_dialing_campaign_may_not_use_a_queue_that_takes_callers_to_a_message(
 def test_check_lists_problems_as_lines(tmp_path: Path) -> None:
     """check() returns printable lines: load problems, unknown queues, or a missing file; [] when valid."""
     path = tmp_path / "dialer.yaml"
-    settings = _main_settings()
+    settings = load_settings(CONFIG)
     assert check(path, settings, source="dialer.yaml") == ["dialer.yaml:1:1: cannot read: No such file or directory"]
     path.write_text(_edit("      queue: outbound\n", "      queue: sales\n"), encoding="utf-8")
     assert check(path, settings, source="dialer.yaml") == [
@@ -565,12 +560,15 @@ def test_callbacks_campaign_must_name_a_campaign_of_the_file() -> None:
         "dialer.yaml:15:3: dialer.callbacks_campaign: no campaign 'sprng' in dialer.campaigns "
         "(did you mean 'spring'? campaigns: spring)")
     # the shipped hotline calls back callers who hang up waiting (queues.yaml call_back_abandoned):
-    # without a campaign for them, check-config says so; with the setting off, nothing is missing
+    # with no campaign for them check-config and the daemon say so (a note, not a refusal)
     settings = load_settings(CONFIG)
-    assert [str(p) for p in validate_against(parse_dialer_config(BASE, "d.yaml"), settings)] == [
-        ("d.yaml:1:1: dialer.callbacks_campaign: missing: queue(s) hotline call back callers who hang up waiting "
-         "(call_back_abandoned in config/queues.yaml): name the campaign whose agents call them")]
-    assert validate_against(parse_dialer_config(BASE, "d.yaml"), _main_settings()) == []
+    assert callback_notes(parse_dialer_config(BASE, "d.yaml"), settings) == [
+        ("d.yaml: dialer.callbacks_campaign is not set: callers who hang up waiting in hotline "
+        "(call_back_abandoned in config/queues.yaml), and those who ask for a call back, will not be called back")]
+    assert callback_notes(parse_dialer_config(ok, "d.yaml"), settings) == []
+    off = replace(settings, queues=tuple(replace(q, call_back_abandoned=None) for q in settings.queues))
+    assert callback_notes(parse_dialer_config(BASE, "d.yaml"), off) == []
+    assert validate_against(parse_dialer_config(BASE, "d.yaml"), settings) == []
 
 
 def test_handout_is_none_unless_set_and_names_a_bad_value() -> None:
@@ -600,12 +598,12 @@ def test_route_team_needs_handed_out_leads_a_paced_campaign_and_a_per_team_queue
         "predictive); a preview call rings the agent who previewed the lead")
     assert _one(_edit(hangup, hangup + "      handout: agent\n      route: teams\n")) == (
         "dialer.yaml:26:7: dialer.campaigns.spring.route: expected one of queue, team, got 'teams'")
-    assert [str(p) for p in validate_against(config, _main_settings())] == [
+    assert [str(p) for p in validate_against(config, load_settings(CONFIG))] == [
         ("dialer.yaml:26:7: dialer.campaigns.spring.route: route: team needs a queue per team: set per_team: true "
          "on queue 'outbound' in config/queues.yaml")]
     site = tmp_path / "site.yaml"
     site.write_text("queues:\n  outbound:\n    per_team: true\n", encoding="utf-8")
-    per_team = _main_settings(site)
+    per_team = load_settings(CONFIG, [site])
     assert validate_against(config, per_team) == []
     # a campaign of one team may name that team's queue (routed as any queue)
     team_queue = parse_dialer_config(_edit("      queue: outbound\n", "      queue: outbound-team1\n"), "dialer.yaml")
@@ -626,3 +624,18 @@ def test_auto_dial_is_seconds_for_preview_campaigns_only() -> None:
         "disposition), or 0 for off; got 1")
     assert _one(preview.replace("auto_dial: 10", "auto_dial: 601")) == (
         "dialer.yaml:25:7: dialer.campaigns.spring.auto_dial: expected an integer in 0..600, got 601")
+
+
+def test_check_config_notes_callers_nobody_will_call_back(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A dialer.yaml without callbacks_campaign next to a hotline that calls back callers who
+    hang up waiting: valid, and check-config says what will not happen."""
+    from callcenter.cli import main
+
+    path = tmp_path / "dialer.yaml"
+    path.write_text(BASE, encoding="utf-8")
+    assert main(["--config-dir", str(CONFIG), "check-config", "--dialer-config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "configuration OK" in out
+    assert f"note: {path}: dialer.callbacks_campaign is not set: callers who hang up waiting in hotline" in out
+    assert main(["--config-dir", str(CONFIG), "check-config"]) == 0  # the shipped pair: nothing to note
+    assert "note:" not in capsys.readouterr().out
