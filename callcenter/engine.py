@@ -46,6 +46,7 @@ from callcenter.ivr.interpreter import CallFacts
 from callcenter.ivr.interpreter import Queue as IvrQueue
 from callcenter.ivr.runner import run_flow
 from callcenter.metrics import EngineMetrics
+from callcenter.overflow import OVERFLOW_NOW_VARIABLE, primaries_away
 from callcenter.pending import PendingWork
 from callcenter.recording_pause import Paused, RecordingPauses, pause_offsets
 from callcenter.settings import QueueSettings, Settings
@@ -163,10 +164,6 @@ def abandoned_wait(stay: QueueStay | None, queues: Mapping[str, QueueSettings]) 
     if queue is None or queue.call_back_abandoned is None or stay.wait < queue.call_back_abandoned:
         return None
     return f"waited {round(stay.wait)} s in {stay.queue}"
-
-
-#: Device states of a phone that cannot ring (unregistered, unknown): its agent is not there.
-_PHONE_GONE: Final = frozenset({"UNAVAILABLE", "INVALID"})
 
 
 def _dialable(phone: str | None) -> str:
@@ -952,27 +949,15 @@ class Engine(Service):
         """The caller goes to ``queue``: their last agent first, if so set; the queue's overflow
         agents at once if its primary agents are away."""
         if self.primaries_away(queue):
-            await agi.set_variable("CC_OVERFLOW_NOW", "yes")
+            await agi.set_variable(OVERFLOW_NOW_VARIABLE, "yes")
             _log.info("hotline.overflow_now caller={caller} queue={queue}: no primary agent there",
                       caller=caller, queue=queue)
         await self._last_agent_first(agi, caller)
 
     def primaries_away(self, queue: str) -> bool:
-        """Should a caller of ``queue`` ring its overflow agents at once? True when the queue
-        overflows (``overflow_after``) and none of its primary agents (penalty 0 there) is
-        logged in to it, not paused there, with a phone Asterisk can reach: waiting
-        ``overflow_after`` seconds for them would be waiting for nobody. A primary agent on a call or in wrap-up is there (the wait is
-        for them to be free; docs/agents.md, "Overflow")."""
-        settings = self._queues_by_name.get(queue)
-        if settings is None or not settings.overflow_after:
-            return False
-        people = self.settings.people
-        for agent in self.agents.agents():
-            person = people.get(agent.id)
-            if (person is not None and person.queues.get(queue) == 0 and queue in agent.queues
-                    and queue not in agent.paused_queues and agent.device_state not in _PHONE_GONE):
-                return False
-        return True
+        """Should a caller of ``queue`` ring its overflow agents at once (its primary agents
+        all away)? :func:`callcenter.overflow.primaries_away` on the board now."""
+        return primaries_away(self.settings, queue, self.agents.agents())
 
     async def _last_agent_first(self, agi: AgiSession, caller: str) -> None:
         """A caller about to be queued who talked with an agent in the last ``last_agent.days``

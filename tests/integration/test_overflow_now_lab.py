@@ -72,3 +72,27 @@ def test_with_the_hotline_agent_paused_the_overflow_agent_answers_at_once(
     waited = _record(services, rt, "13912340083")
     assert waited.agent_id == "2101", waited
     assert waited.wait_seconds is not None and 19 <= waited.wait_seconds <= 28, waited
+
+
+def test_a_caller_handed_back_to_the_hotline_with_its_agent_paused_reaches_the_overflow_agent_at_once(
+        overflow_engine: EngineServices, reactor_thread: ReactorThread) -> None:
+    """1001 takes a hotline call, pauses (they are leaving) and hands the caller back to the
+    hotline queue: the engine transfers to ``overflow-hotline`` and 2101 answers at once, not
+    after the 20 s a caller waits for a primary agent who is there."""
+    services, rt = overflow_engine, reactor_thread
+    engine = services.engine
+    _log_in(services, rt, "1001", "hotline", 90)
+    _log_in(services, rt, "2101", "hotline", 3)
+    _hotline_caller(services, rt, "Handed back", "13912340084", seconds=80, csat="5")
+    rt.wait_for(lambda: engine.agents.state_of("1001").value == "on_call", timeout=40,
+                message="1001 never took the call")
+    assert engine.agents.state_of("2101").value == "ready"  # 1001 first: 2101 did not ring
+    rt.call(engine.agent_service.pause, "1001", "end of shift", timeout=10)
+    started = time.monotonic()
+    rt.call(engine.agent_service.transfer, "1001", "hotline", timeout=10)
+    rt.wait_for(lambda: engine.agents.state_of("2101").value == "on_call", timeout=30,
+                message="2101 never took the caller")
+    assert time.monotonic() - started < 12, "the caller waited for the paused primary agent"
+    record = _record(services, rt, "13912340084")
+    assert record.agent_id == "2101", record
+    assert [hop.split("@")[0] for hop in record.transfers] == ["1001>hotline"], record.transfers
