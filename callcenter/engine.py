@@ -238,7 +238,6 @@ class Engine(Service):
             load_flow(settings.ivr.hotline_flow) if settings.ivr.hotline_flow is not None else None)
         self.supervisor = SupervisorService(settings, ami, self.calls, clock, supervisor_channel=supervisor_channel)
         self.timezone = ZoneInfo(settings.site.timezone)
-        self._queue_names = frozenset(q.name for q in settings.queues)
         self._queues_by_name = {q.name: q for q in settings.queues}
         hotline = settings.hotline_queue
         self.hotline_queue = hotline
@@ -605,7 +604,7 @@ class Engine(Service):
         if transfer is None:
             _log.warn("transfer.unreadable fields={fields}", fields=dict(msg.fields))
             return
-        queue = transfer.target if transfer.target in self._queue_names else "other"
+        queue = transfer.target if transfer.target in self._queues_by_name else "other"
         self.metrics.transfers.labels(queue, "done" if transfer.ok else "failed").inc()
         _log.info("call.transferred linkedid={linkedid} agent={agent} to={target} result={result}",
                   linkedid=transfer.linkedid, agent=transfer.agent_id, target=transfer.target,

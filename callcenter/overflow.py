@@ -29,9 +29,11 @@ def primaries_away(settings: Settings, queue: str, agents: Iterable[Agent]) -> b
     reach: waiting ``overflow_after`` seconds for them would be waiting for nobody. A
     primary agent on a call or in wrap-up is there (the wait is for them to be free).
     ``agents``: the board's snapshots."""
-    config = next((q for q in settings.queues if q.name == queue), None)
-    if config is None or not config.overflow_after:
-        return False
+    try:
+        if not settings.queue(queue).overflow_after:
+            return False
+    except KeyError:
+        return False  # not a configured queue: nothing to overflow to
     people = settings.people
     for agent in agents:
         person = people.get(agent.id)

@@ -453,9 +453,7 @@ def reopen_lead(session: Session, campaign_id: int, row: LeadRow, *, now: dateti
     the do-not-call list (those leads are never reopened).
     """
     when = aware_datetime("now", now)
-    _require_campaign(session, campaign_id)
-    lead = session.scalar(select(models.Lead).where(models.Lead.campaign_id == campaign_id,
-                                                    models.Lead.phone == row.phone).with_for_update())
+    lead = _lead_of_phone(session, campaign_id, row.phone)
     if lead is None or lead.state != LeadState.DONE.value or lead.final_outcome == "dnc" or is_dnc(session, row.phone):
         return False
     lead.state = LeadState.NEW.value
@@ -469,11 +467,16 @@ def reopen_lead(session: Session, campaign_id: int, row: LeadRow, *, now: dateti
     return True
 
 
+def _lead_of_phone(session: Session, campaign_id: int, phone: str) -> models.Lead | None:
+    """The campaign's lead for ``phone`` (one at most), locked for the transaction."""
+    _require_campaign(session, campaign_id)
+    return session.scalar(select(models.Lead).where(models.Lead.campaign_id == campaign_id,
+                                                     models.Lead.phone == phone).with_for_update())
+
+
 def _waiting_callback(session: Session, campaign_id: int, phone: str, column: str) -> models.Lead | None:
     """The campaign's lead for ``phone``, still due (not being dialed), with ``column``."""
-    _require_campaign(session, campaign_id)
-    lead = session.scalar(select(models.Lead).where(models.Lead.campaign_id == campaign_id,
-                                                    models.Lead.phone == phone).with_for_update())
+    lead = _lead_of_phone(session, campaign_id, phone)
     if lead is None or lead.state not in _WAITING or column not in (lead.extra or {}):
         return None
     return lead
