@@ -105,6 +105,20 @@ def callback_leads(services: EngineServices, reactor_thread: ReactorThread) -> l
     return reactor_thread.call(dialer.repository.run, query, timeout=10)  # type: ignore[no-any-return]
 
 
+def callback_leads_when(services: EngineServices, reactor_thread: ReactorThread,
+                        ready: Callable[[list[tuple[str, dict[str, str]]]], object] = bool,
+                        timeout: float = 10.0) -> list[tuple[str, dict[str, str]]]:
+    """:func:`callback_leads` once ``ready`` says so (any lead, by default), or as they are
+    after ``timeout`` seconds: the dialer writes a lead in the repository's thread after the
+    call's record."""
+    deadline = time.monotonic() + timeout
+    found = callback_leads(services, reactor_thread)
+    while not ready(found) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        found = callback_leads(services, reactor_thread)
+    return found
+
+
 def network_people(services: EngineServices, reactor_thread: ReactorThread, talk_seconds: int) -> None:
     """The lab network's people (``sim-pstn``, dialplans/lab/sim-pstn.conf) answer after a
     second and stay on the line ``talk_seconds`` after their hello."""

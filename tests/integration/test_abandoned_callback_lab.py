@@ -11,7 +11,6 @@ and 1001 answers: the waiting call back is closed (``called_again``).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 
 from callcenter.service import EngineServices
 from tests.integration.test_transfer_lab import _hotline_caller, _log_in
-from tests.labengine import callback_leads, engine_on_lab, hotline_open
+from tests.labengine import callback_leads_when, engine_on_lab, hotline_open
 from tests.labfixture import LabFactory
 from tests.reactorthread import ReactorThread
 
@@ -34,15 +33,6 @@ def abandon_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path
     with engine_on_lab(lab_factory, reactor_thread, tmp_path, change=hotline_open(tmp_path),
                        dialer_config=ROOT / "config" / "dialer.yaml") as (services, _, _):
         yield services
-
-
-def _leads_when(services: EngineServices, rt: ReactorThread, ready: object) -> list[tuple[str, dict[str, str]]]:
-    deadline = time.monotonic() + 10
-    found = callback_leads(services, rt)
-    while not ready(found) and time.monotonic() < deadline:  # type: ignore[operator]
-        time.sleep(0.2)  # the dialer writes the lead in the repository's thread after the record
-        found = callback_leads(services, rt)
-    return found
 
 
 def test_a_caller_who_hangs_up_waiting_is_called_back_until_they_get_through(
@@ -63,7 +53,7 @@ def test_a_caller_who_hangs_up_waiting_is_called_back_until_they_get_through(
     wait = record.wait_seconds or 0
     assert 10 <= wait <= 25, record
     assert record.outcome == f"hung up, waited {wait} s in hotline; callback: {NUMBER}"
-    found = _leads_when(services, rt, bool)
+    found = callback_leads_when(services, rt)
     assert len(found) == 1, found
     phone, extra = found[0]
     assert phone == NUMBER
@@ -78,7 +68,7 @@ def test_a_caller_who_hangs_up_waiting_is_called_back_until_they_get_through(
     second = next(r for r in rt.call(engine.repository.list_recent_call_records, limit=5)
                   if r.ticket_number != record.ticket_number)
     assert second.agent_id == "1001" and (second.talk_seconds or 0) > 0, second
-    found = _leads_when(services, rt, lambda rows: rows and "closed" in rows[0][1])
+    found = callback_leads_when(services, rt, lambda rows: rows and "closed" in rows[0][1])
     assert found == [(NUMBER, {**extra, "closed": f"talked with an agent: {second.ticket_number}"})]
     campaign = dialer.campaigns[dialer.config.callbacks_campaign or ""]
 

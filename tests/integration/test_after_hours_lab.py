@@ -12,7 +12,6 @@ an agent to preview the next morning.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 from callcenter.ami import actions
 from callcenter.demo import flow_with_hours
 from callcenter.service import EngineServices
-from tests.labengine import call_and_message, callback_leads, engine_on_lab
+from tests.labengine import call_and_message, callback_leads_when, engine_on_lab
 from tests.labfixture import LabFactory
 from tests.reactorthread import ReactorThread
 
@@ -66,9 +65,7 @@ def test_after_hours_caller_requests_a_call_back(after_hours_lab: EngineServices
     assert not any(a.state.value == "ringing" for a in engine.agents.agents())
 
     # The request is a lead of the callbacks campaign, with the caller's ticket.
-    deadline = time.monotonic() + 10
-    while not (found := callback_leads(services, reactor_thread)) and time.monotonic() < deadline:
-        time.sleep(0.2)  # the lead is imported in the repository's thread after the record is written
+    found = callback_leads_when(services, reactor_thread)  # the lead is written after the record
     assert found == [("13912345678", {"ticket": record.ticket_number})]
 
 
@@ -96,7 +93,5 @@ def test_after_hours_caller_leaves_a_message(after_hours_lab: EngineServices, re
     assert Path(message.path).exists(), message
     assert 8 <= message.duration_seconds <= 16.5, message  # the caller's words (16.2 s), not the menus
     assert call.duration_seconds > message.duration_seconds
-    deadline = time.monotonic() + 10
-    while not (found := callback_leads(services, reactor_thread)) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    found = callback_leads_when(services, reactor_thread)  # the lead is written after the record
     assert found == [("13912345679", {"ticket": record.ticket_number})]

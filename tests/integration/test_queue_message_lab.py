@@ -14,7 +14,6 @@ lead).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from callcenter.service import EngineServices
 from tests.integration.test_transfer_lab import _log_in
 from tests.labengine import (
     call_and_message,
-    callback_leads,
+    callback_leads_when,
     engine_on_lab,
     hotline_open,
 )
@@ -76,9 +75,7 @@ def _left_a_message(services: EngineServices, rt: ReactorThread, number: str, re
                                               {"queue": "hotline", "reason": reason}) == 1.0
     _, message = call_and_message(services, rt, record.id)
     assert 8 <= message.duration_seconds <= 16.5, message  # the caller's words, after the beep
-    deadline = time.monotonic() + 10
-    while not (found := callback_leads(services, rt)) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    found = callback_leads_when(services, rt)  # the lead is written after the record
     assert found == [(number, {"ticket": record.ticket_number})]
     return record
 
