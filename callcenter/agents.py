@@ -30,7 +30,6 @@ from twisted.python.failure import Failure
 from callcenter.ami import actions
 from callcenter.ami.actions import AmiAction
 from callcenter.ami.client import AmiActionFailed, AmiResult
-from callcenter.overflow import primaries_away
 from callcenter.recording_pause import (
     RecordingPauseRefused,
     mute_actions,
@@ -255,7 +254,7 @@ class AgentService:
             self.agent(agent_id)
             channel = check_transfer(self.settings, self.board.agent(agent_id), agent_id, queue,
                                      self.channels(), self.board.agents())
-            action = transfer_action(channel, queue, primaries_away(self.settings, queue, self.board.agents()))
+            action = transfer_action(channel, queue)
         except (AgentError, TransferRefused, actions.AmiActionError) as error:
             return fail(error)
         return self.ami.send(action)

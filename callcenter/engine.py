@@ -46,7 +46,7 @@ from callcenter.ivr.interpreter import CallFacts
 from callcenter.ivr.interpreter import Queue as IvrQueue
 from callcenter.ivr.runner import run_flow
 from callcenter.metrics import EngineMetrics
-from callcenter.overflow import OVERFLOW_NOW_VARIABLE, primaries_away
+from callcenter.overflow import overflow_now, overflow_state_action, primaries_away
 from callcenter.pending import PendingWork
 from callcenter.recording_pause import Paused, RecordingPauses, pause_offsets
 from callcenter.settings import QueueSettings, Settings
@@ -271,6 +271,9 @@ class Engine(Service):
         """Recording channels Asterisk reports muted (an agent's pause for card numbers), and
         each recording file's pauses until the file is filed."""
         self._resume_timers: dict[str, Any] = {}
+        self._overflow_told: dict[str, bool] = {}
+        """Queue -> whether its primary agents are away, as last sent to Asterisk (its overflow
+        device state, :meth:`_tell_overflow`)."""
         """Uniqueid of a muted recording channel -> its automatic resume."""
         self._consult_pops: dict[str, tuple[str, str, str | None]] = {}
         """Consulted colleague -> (the customer's linkedid, the colleague's channel rung, the
@@ -365,6 +368,8 @@ class Engine(Service):
         for fact in self.calls.handle(msg, now):
             self.on_fact(fact)
         self._agent_facts(self.agents.handle(msg, now))
+        if self.agents.handles(msg):
+            self._tell_overflow()
 
     def on_resync(self, channels: list[Message], queue_status: list[Message]) -> None:
         """After a (re)connection: rebuild channels from the CoreShowChannels snapshot."""
@@ -380,6 +385,8 @@ class Engine(Service):
             self.on_fact(fact)
         self._agent_facts(self.agents.resync(queue_status, self.clock.seconds()))
         self.queues.resync(queue_status, self.clock.seconds())
+        self._overflow_told.clear()  # a restarted Asterisk may have kept an old word (astdb)
+        self._tell_overflow()
         self._refresh_gauges()
 
     def _agent_facts(self, facts: list[Any]) -> None:
@@ -945,18 +952,38 @@ class Engine(Service):
         return ready <= self.queues.waiting(queue)
 
     async def _queued(self, agi: AgiSession, caller: str, queue: str) -> None:
-        """The caller goes to ``queue``: their last agent first, if so set; the queue's overflow
-        agents at once if its primary agents are away."""
+        """The caller goes to ``queue``: their last agent first, if so set."""
         if self.primaries_away(queue):
-            await agi.set_variable(OVERFLOW_NOW_VARIABLE, "yes")
-            _log.info("hotline.overflow_now caller={caller} queue={queue}: no primary agent there",
-                      caller=caller, queue=queue)
+            _log.info("hotline.overflow_now caller={caller} queue={queue}: no primary agent there, "
+                      "the overflow agents ring at once", caller=caller, queue=queue)
         await self._last_agent_first(agi, caller)
 
     def primaries_away(self, queue: str) -> bool:
         """Should a caller of ``queue`` ring its overflow agents at once (its primary agents
         all away)? :func:`callcenter.overflow.primaries_away` on the board now."""
         return primaries_away(self.settings, queue, self.agents.agents())
+
+    def _tell_overflow(self) -> None:
+        """Keep each overflowing queue's device state (:func:`callcenter.overflow.overflow_device`)
+        what the board says: ``INUSE`` while its primary agents are away. Sent when it changes,
+        and all again after each (re)connection; a failed send is sent again at the next change."""
+        if not self.ami.connected:
+            return  # the resync after the reconnection tells it
+        for queue, away in overflow_now(self.settings, self.agents.agents()).items():
+            if self._overflow_told.get(queue) == away:
+                continue
+            self._overflow_told[queue] = away
+            self.metrics.overflow_now.labels(queue).set(1.0 if away else 0.0)
+            _log.info("queue.overflow_now queue={queue} {word}", queue=queue,
+                      word="on: no primary agent there, the overflow agents ring at once" if away
+                      else "off: a primary agent is there, callers wait overflow_after for them first")
+
+            def failed(failure: Failure, queue: str = queue) -> None:
+                self._overflow_told.pop(queue, None)
+                _log.warn("queue.overflow_now_not_sent queue={queue}: {error}", queue=queue,
+                          error=failure.getErrorMessage())
+
+            self.ami.send(overflow_state_action(queue, away)).addErrback(failed)
 
     async def _last_agent_first(self, agi: AgiSession, caller: str) -> None:
         """A caller about to be queued who talked with an agent in the last ``last_agent.days``

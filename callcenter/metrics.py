@@ -114,6 +114,11 @@ class EngineMetrics:
         self.staffing_arrival_rate = Gauge(
             "callcenter_staffing_arrivals_per_hour", "observed arrival rate of the queue (sliding window)",
             ["queue"], registry=registry)
+        self.overflow_now = Gauge(
+            "callcenter_queue_overflow_now",
+            "1 while the queue's primary agents are all away (logged out, paused there, phone unreachable): "
+            "its overflow agents ring at once; 0 while one is there to wait for (queues with overflow_after)",
+            ["queue"], registry=registry)
         self.agent_transitions = Counter(
             "callcenter_agent_transitions", "agent state changes, by new state", ["state"], registry=registry)
         self.agent_anomalies = Counter(

@@ -3,6 +3,13 @@
 A queue with ``overflow_after`` (config/queues.yaml) keeps a caller to its primary agents
 (penalty 0) for that long before the others ring too (docs/agents.md, "Overflow"). Waiting
 is only worth it when a primary agent is there to be waited for.
+
+The engine tells Asterisk which queues have nobody to wait for with one custom device state
+per queue (:func:`overflow_device`, ``INUSE`` while its primary agents are away), which the
+dialplan reads wherever a caller is queued: the hotline, an agent's transfer from their page
+or with their phone's own key, a colleague who did not answer. A custom device state, unlike
+a global variable, outlives a dialplan reload (``clearglobalvars``) and a phone may show it
+as a lamp (BLF).
 """
 
 from __future__ import annotations
@@ -10,13 +17,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
+from callcenter.ami import actions
+from callcenter.ami.actions import AmiAction
 from callcenter.settings import Settings
 from callcenter.state.agents import Agent
 
-__all__ = ["OVERFLOW_NOW_VARIABLE", "primaries_away"]
+__all__ = ["overflow_device", "overflow_now", "overflow_state_action", "primaries_away"]
 
-#: The channel variable that tells the dialplan to ring the overflow agents at once.
-OVERFLOW_NOW_VARIABLE: Final = "CC_OVERFLOW_NOW"
+#: The device state of :func:`overflow_device` while the queue's primary agents are away;
+#: any other (``NOT_INUSE``, or ``UNKNOWN`` before the engine said) keeps the wait.
+_AWAY_STATE: Final = "INUSE"
+_THERE_STATE: Final = "NOT_INUSE"
 
 #: Device states of a phone that cannot ring (unregistered, unknown): its agent is not there.
 _PHONE_GONE: Final = frozenset({"UNAVAILABLE", "INVALID"})
@@ -41,3 +52,22 @@ def primaries_away(settings: Settings, queue: str, agents: Iterable[Agent]) -> b
                 and queue not in agent.paused_queues and agent.device_state not in _PHONE_GONE):
             return False
     return True
+
+
+def overflow_now(settings: Settings, agents: Iterable[Agent]) -> dict[str, bool]:
+    """:func:`primaries_away` for every queue with ``overflow_after``, by queue name."""
+    board = list(agents)
+    return {queue.name: primaries_away(settings, queue.name, board)
+            for queue in settings.queues if queue.overflow_after}
+
+
+def overflow_device(queue: str) -> str:
+    """The custom device whose state says ``queue``'s overflow agents ring at once
+    (dialplans/hotline.conf and transfer.conf read ``DEVICE_STATE(<it>)``)."""
+    return f"Custom:cc-overflow-{queue}"
+
+
+def overflow_state_action(queue: str, away: bool) -> AmiAction:
+    """AMI ``Setvar`` of ``queue``'s overflow device: ``INUSE`` when its primary agents are
+    away (the overflow agents ring at once), ``NOT_INUSE`` when one is there to wait for."""
+    return actions.setvar(f"DEVICE_STATE({overflow_device(queue)})", _AWAY_STATE if away else _THERE_STATE)

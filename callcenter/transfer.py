@@ -4,8 +4,7 @@ An agent talking to a customer hands the customer on to another queue (billing, 
 the team leads' escalation queue) or to a colleague who is ready: from their page,
 ``POST /api/agents/<id>/transfer {"queue": NAME}`` or ``{"to_agent": ID}``, or
 ``callcenter agent transfer``. The engine sends AMI ``BlindTransfer`` on the agent's channel
-with Context :data:`TRANSFER_CONTEXT` and Exten ``queue-<NAME>`` (:func:`transfer_exten`;
-``overflow-<NAME>`` when NAME's primary agents are away: its overflow agents ring at once) or
+with Context :data:`TRANSFER_CONTEXT` and Exten ``queue-<NAME>`` (:func:`transfer_exten`) or
 ``desk-<ID>`` (:func:`transfer_agent_exten`, after :func:`transfer_to_agent_actions` set the
 colleague's phone and a fallback queue on the customer's channel); Asterisk moves the customer
 (every channel bridged to the agent's) there and hangs the agent's channel up. ``dialplans/transfer.conf``
@@ -113,9 +112,6 @@ OUTSIDE_TARGET_PREFIX: Final = "outside:"
 """A hop's target when the caller was handed to an outside number: ``outside:02012345678``."""
 
 _EXTEN_PREFIX: Final = "queue-"
-#: ``overflow-<NAME>``: queue in NAME with its overflow agents ringing at once (its primary
-#: agents are away: :func:`callcenter.overflow.primaries_away`). No n, x or z: pattern letters.
-_OVERFLOW_EXTEN_PREFIX: Final = "overflow-"
 _AGENT_EXTEN_PREFIX: Final = "desk-"  # not "agent-": n is a pattern character in the dialplan
 AGENT_TARGET_PREFIX: Final = "agent:"
 """A hop's target when the call went to one agent: ``agent:2105``."""
@@ -150,10 +146,9 @@ class UnknownQueue(UnknownTarget):
         super().__init__(message, "queue")
 
 
-def transfer_exten(queue: str, overflow_now: bool = False) -> str:
-    """The extension of :data:`TRANSFER_CONTEXT` that queues a transferred call in ``queue``
-    (``overflow_now``: its overflow agents ring at once, without waiting ``overflow_after``)."""
-    return (_OVERFLOW_EXTEN_PREFIX if overflow_now else _EXTEN_PREFIX) + queue
+def transfer_exten(queue: str) -> str:
+    """The extension of :data:`TRANSFER_CONTEXT` that queues a transferred call in ``queue``."""
+    return _EXTEN_PREFIX + queue
 
 
 def transfer_agent_exten(agent_id: str) -> str:
@@ -238,10 +233,9 @@ def check_transfer(settings: Settings, agent: Agent | None, agent_id: str, queue
     return channel
 
 
-def transfer_action(channel: Channel, queue: str, overflow_now: bool = False) -> AmiAction:
-    """``BlindTransfer`` of whoever talks to ``channel`` (the agent's) into ``queue``
-    (``overflow_now``: the queue's primary agents are away, its overflow agents ring at once)."""
-    return actions.blind_transfer(channel.name, TRANSFER_CONTEXT, transfer_exten(queue, overflow_now))
+def transfer_action(channel: Channel, queue: str) -> AmiAction:
+    """``BlindTransfer`` of whoever talks to ``channel`` (the agent's) into ``queue``."""
+    return actions.blind_transfer(channel.name, TRANSFER_CONTEXT, transfer_exten(queue))
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,8 +270,6 @@ def parse_blind_transfer(msg: Message, agents: Collection[str] = ()) -> Transfer
     context, exten = fields.get("Context") or "", fields.get("Extension") or ""
     if context == TRANSFER_CONTEXT and exten.startswith(_EXTEN_PREFIX):
         target = exten[len(_EXTEN_PREFIX):]
-    elif context == TRANSFER_CONTEXT and exten.startswith(_OVERFLOW_EXTEN_PREFIX):
-        target = exten[len(_OVERFLOW_EXTEN_PREFIX):]
     elif is_agent_transfer_exten(context, exten):
         target = AGENT_TARGET_PREFIX + exten[len(_AGENT_EXTEN_PREFIX):]
     elif context == REFER_CONTEXT and exten in agents:

@@ -370,6 +370,10 @@ class AgentBoard:
         handler(msg, now, facts)
         return facts
 
+    def handles(self, msg: Message) -> bool:
+        """Is ``msg`` an event the board reads (one that may change an agent)?"""
+        return (msg.name or "") in self._handlers
+
     def tick(self, now: float) -> list[AgentFact]:
         """End the wrap-ups due by ``now``."""
         facts: list[AgentFact] = []

@@ -2,9 +2,12 @@
 lab Asterisk 22 with the engine (docs/agents.md, "Overflow").
 
 The shipped hotline queue (``overflow_after: 20``): 1001 (penalty 0) is the primary agent,
-2101 (penalty 5) an overflow agent. With 1001 paused the engine queues the caller with
-``CC_OVERFLOW_NOW`` and 2101 answers within seconds; with 1001 logged in and busy on another
-call the caller waits the 20 s for 1001 before 2101 rings.
+2101 (penalty 5) an overflow agent. With 1001 paused the engine sets the device
+``Custom:cc-overflow-hotline`` INUSE, the dialplan sets no penalty limit and 2101 answers
+within seconds: a new caller, a caller the agent hands back from their page, and one handed
+back with the SIP phone's own transfer key (the engine is not asked), also after a dialplan
+reload. With 1001 logged in and busy on another call the caller waits the 20 s for 1001
+before 2101 rings.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from typing import Any
 import pytest
 
 from callcenter.ami import actions
+from callcenter.overflow import overflow_device
 from callcenter.service import EngineServices
 from tests.integration.test_transfer_lab import _hotline_caller, _log_in
 from tests.labengine import engine_on_lab, hotline_open
 from tests.labfixture import LabFactory
 from tests.reactorthread import ReactorThread
+from tests.softphones import Softphone
 
 pytestmark = pytest.mark.lab
 
@@ -77,8 +82,8 @@ def test_with_the_hotline_agent_paused_the_overflow_agent_answers_at_once(
 def test_a_caller_handed_back_to_the_hotline_with_its_agent_paused_reaches_the_overflow_agent_at_once(
         overflow_engine: EngineServices, reactor_thread: ReactorThread) -> None:
     """1001 takes a hotline call, pauses (they are leaving) and hands the caller back to the
-    hotline queue: the engine transfers to ``overflow-hotline`` and 2101 answers at once, not
-    after the 20 s a caller waits for a primary agent who is there."""
+    hotline queue from their page: 2101 answers at once, not after the 20 s a caller waits
+    for a primary agent who is there."""
     services, rt = overflow_engine, reactor_thread
     engine = services.engine
     _log_in(services, rt, "1001", "hotline", 90)
@@ -96,3 +101,63 @@ def test_a_caller_handed_back_to_the_hotline_with_its_agent_paused_reaches_the_o
     record = _record(services, rt, "13912340084")
     assert record.agent_id == "2101", record
     assert [hop.split("@")[0] for hop in record.transfers] == ["1001>hotline"], record.transfers
+
+
+@pytest.fixture
+def softphone_overflow_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path
+                           ) -> Iterator[tuple[EngineServices, Any, Any]]:
+    with engine_on_lab(lab_factory, reactor_thread, tmp_path, change=hotline_open(tmp_path), lab_agents=False) as lab:
+        yield lab  # agents on PJSIP softphones
+
+
+def _device_state(services: EngineServices, rt: ReactorThread, device: str) -> str:
+    reply = rt.call(services.ami.send, actions.getvar(f"DEVICE_STATE({device})"), timeout=10)
+    return str(reply.response.get("Value"))
+
+
+def test_the_phones_own_transfer_key_reaches_the_overflow_agent_at_once_with_the_hotline_agent_paused(
+        softphone_overflow_lab: tuple[EngineServices, Any, Any], reactor_thread: ReactorThread,
+        tmp_path: Path) -> None:
+    """1001's SIP softphone answers a hotline caller; 1001 pauses (leaving) and, 12 s into
+    the call, presses the phone's transfer key to 400 (no agent's id: back to the caller's
+    queue, cc-transfer's refer-back). The engine is not asked: the dialplan reads the device
+    the engine set INUSE when 1001 paused, which a dialplan reload (it clears global
+    variables) leaves as it is, and 2101's softphone rings at once."""
+    services, handle, secrets = softphone_overflow_lab
+    rt = reactor_thread
+    engine = services.engine
+    device = overflow_device("hotline")
+    phones = {agent: Softphone(agent, handle.ports.sip, secrets.sip_secret(agent), workdir=tmp_path / f"sipp{agent}",
+                               avoid_ports=handle.ports.all_ports()) for agent in ("1001", "2101")}
+    try:
+        for phone in phones.values():
+            assert phone.register().ok
+        phones["1001"].answer_calls(1, hold_seconds=12, refer_to="400", timeout=90)
+        phones["2101"].answer_calls(1, hold_seconds=4, timeout=90)
+        for agent in phones:
+            rt.call(engine.agent_service.login, agent, ["hotline"], timeout=10)
+            rt.wait_for(lambda agent=agent: engine.agents.state_of(agent).value == "ready", timeout=10,
+                        message=f"agent {agent} never became ready")
+        assert _device_state(services, rt, device) == "NOT_INUSE"  # 1001 is there: callers wait for them
+        _hotline_caller(services, rt, "Phone key overflow", "13912340085", seconds=90, csat="5")
+        rt.wait_for(lambda: engine.agents.state_of("1001").value == "on_call", timeout=40,
+                    message="1001 never took the call")
+        answered = time.monotonic()
+        assert engine.agents.state_of("2101").value == "ready"  # 1001 first: 2101 did not ring
+        rt.call(engine.agent_service.pause, "1001", "end of shift", timeout=10)
+        deadline = time.monotonic() + 5
+        while _device_state(services, rt, device) != "INUSE":
+            assert time.monotonic() < deadline, "the engine did not set the overflow device"
+            time.sleep(0.2)
+        rt.call(services.ami.send, actions.command("dialplan reload"), timeout=10)
+        assert _device_state(services, rt, device) == "INUSE"
+        rt.wait_for(lambda: engine.agents.state_of("2101").value == "on_call", timeout=40,
+                    message="2101 never took the caller")
+        # the REFER went 12 s after the answer; waiting for the paused 1001 would add 20 s
+        assert time.monotonic() - answered < 12 + 10, "the caller waited for the paused primary agent"
+        assert phones["2101"].wait_answered(timeout=20).answered == 1
+    finally:
+        for phone in phones.values():
+            phone.stop()
+    record = _record(services, rt, "13912340085")
+    assert record.agent_id == "2101", record

@@ -284,6 +284,8 @@ def _running(sessions: sessionmaker[Session], tmp_path: Path, *, at: float = 0.0
     engine = Engine(load_settings(ROOT / "config"), ami, SyncRepository(sessions), EngineMetrics(registry),  # type: ignore[arg-type]
                     clock, RecordingPaths("/srv/rec", tmp_path))
     engine.startService()
+    engine.on_resync([], [])  # connected: what a connection sends (the overflow device) is not this test's
+    ami.sent.clear()
     return _Running(engine, ami, clock, registry, ami.events[0])
 
 

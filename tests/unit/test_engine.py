@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy.orm import Session, sessionmaker
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.web.test.requesthelper import DummyRequest
 
@@ -27,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class FakeAmi:
-    """Just enough of AmiClient for the engine: subscriptions and connection counters."""
+    """Just enough of AmiClient for the engine: subscriptions, connection counters, and the
+    actions sent (answered Success, or failed with ``failing``)."""
 
     connected = True
     connections_made = 1
@@ -37,6 +39,12 @@ class FakeAmi:
     def __init__(self) -> None:
         self.events: list[Any] = []
         self.resync: list[Any] = []
+        self.sent: list[Any] = []
+        self.failing: Exception | None = None
+
+    def send(self, action: Any) -> Deferred[Any]:
+        self.sent.append(action)
+        return fail(self.failing) if self.failing is not None else succeed({"Response": "Success"})
 
     def subscribe(self, callback: Any, name: str | None = None) -> Any:
         self.events.append(callback)
@@ -345,9 +353,7 @@ def test_a_caller_beyond_the_ivr_channels_is_queued_without_the_menus() -> None:
     engine, _, _, registry = _engine()
     agi = _SeatlessAgi("full")
     run_at_once(engine.agi_hotline(agi))  # type: ignore[arg-type]
-    # (no hotline agent is logged in: the overflow agents ring at once, CC_OVERFLOW_NOW)
-    assert agi.set == {"CC_QUEUE": "hotline", "CC_IVR_MAIN_PATH": "ivr=full", "CHANNEL(language)": "zh",
-                       "CC_OVERFLOW_NOW": "yes"}
+    assert agi.set == {"CC_QUEUE": "hotline", "CC_IVR_MAIN_PATH": "ivr=full", "CHANNEL(language)": "zh"}
     assert agi.played == []
     assert registry.get_sample_value("callcenter_ivr_full_total") == 1.0
 

@@ -18,6 +18,7 @@ from callcenter.ami.codec import Message
 from callcenter.asterisk.render import render_extensions
 from callcenter.engine import Engine, RecordingPaths
 from callcenter.metrics import EngineMetrics
+from callcenter.overflow import overflow_device
 from callcenter.settings import ConfigError, LastAgentSettings, load_settings
 from callcenter.storage import crm as crm_store
 from callcenter.storage import repository as repo
@@ -95,9 +96,7 @@ def test_the_hotline_script_rings_the_last_agent_only_when_they_are_ready(sessio
     _call(sessions, 2, "2105")
     _call(sessions, 1, "7777", phone="13900000007")  # no such agent any more
     engine, send = _engine(sessions, 30)
-    # (1001, the hotline's primary agent, is not logged in: its overflow agents ring at once)
-    queued = {"CC_QUEUE": "hotline", "CC_IVR_MAIN_PATH": "ivr=full", "CHANNEL(language)": "zh",
-              "CC_OVERFLOW_NOW": "yes"}
+    queued = {"CC_QUEUE": "hotline", "CC_IVR_MAIN_PATH": "ivr=full", "CHANNEL(language)": "zh"}
     assert _run(engine, "13800138000") == queued  # 2105 is logged out
     send(_member("2105"))
     assert _run(engine, "13800138000") == {**queued, "CC_LAST_AGENT": "2105",
@@ -122,7 +121,7 @@ def test_a_database_error_leaves_the_caller_to_the_queue(sessions: sessionmaker[
 
     engine.repository.run = broken  # type: ignore[union-attr, method-assign]
     assert _run(engine, "13800138000") == {"CC_QUEUE": "hotline", "CC_IVR_MAIN_PATH": "ivr=full",
-                                           "CHANNEL(language)": "zh", "CC_OVERFLOW_NOW": "yes"}
+                                           "CHANNEL(language)": "zh"}
     assert engine.metrics.db_errors.labels("last_agent")._value.get() == 1.0
 
 
@@ -146,10 +145,23 @@ def test_the_setting_is_validated_and_rendered(tmp_path: Path) -> None:
 def test_the_overflow_agents_ring_at_once_when_the_primary_agent_is_away(sessions: sessionmaker[Session]) -> None:
     """queues.yaml ``overflow_after``: callers wait that long for the hotline's primary agent
     (1001, penalty 0) before the overflow agents (2101, 2102, penalty 5) ring too. With 1001
-    logged out or paused there is nobody to wait for: CC_OVERFLOW_NOW (dialplans/hotline.conf
-    then sets no penalty limit), or with 1001's phone unreachable. 1001 on a call is there:
-    the caller waits for them."""
+    logged out or paused there is nobody to wait for, nor with 1001's phone unreachable: the
+    engine sets the device ``Custom:cc-overflow-hotline`` INUSE (dialplans/hotline.conf and
+    transfer.conf then set no penalty limit), and NOT_INUSE again when 1001 is there (on a
+    call too: the caller waits for them). Sent when it changes, all again after a
+    reconnection; a send that failed is sent again at the next change."""
     engine, send = _engine(sessions, 0)
+    ami = engine.ami
+    device = "DEVICE_STATE(Custom:cc-overflow-hotline)"
+
+    def told() -> list[str]:
+        values = [action.get("Value") for action in ami.sent  # type: ignore[attr-defined]
+                  if action.name == "Setvar" and action.get("Variable") == device]
+        ami.sent.clear()  # type: ignore[attr-defined]
+        return values
+
+    def gauge() -> float:
+        return float(engine.metrics.overflow_now.labels("hotline")._value.get())
 
     def member(agent: str, event: str = "QueueMemberAdded", **fields: str) -> Message:
         return Message.from_pairs({"Event": event, "Queue": "hotline", "Interface": f"PJSIP/agent{agent}",
@@ -158,21 +170,51 @@ def test_the_overflow_agents_ring_at_once_when_the_primary_agent_is_away(session
 
     send(member("2101"))
     assert engine.primaries_away("hotline")
-    assert _run(engine, "13800138000").get("CC_OVERFLOW_NOW") == "yes"
+    assert told() == ["INUSE"] and gauge() == 1.0
+    send(member("2101", "QueueMemberStatus", Status="2", InCall="1"))
+    assert told() == []  # no change: nothing sent
     send(member("1001"))
     assert not engine.primaries_away("hotline")
-    assert "CC_OVERFLOW_NOW" not in _run(engine, "13800138000")
+    assert told() == ["NOT_INUSE"] and gauge() == 0.0
     send(member("1001", "QueueMemberPause", Paused="1", PausedReason="lunch"))
     assert engine.primaries_away("hotline")
+    assert told() == ["INUSE"]
     send(member("1001", "QueueMemberPause", Paused="0"))
     send(member("1001", "QueueMemberStatus", Status="2", InCall="1"))  # on a call: there
     assert not engine.primaries_away("hotline")
-    device = {"Event": "DeviceStateChange", "Device": "PJSIP/agent1001"}
-    send(Message.from_pairs({**device, "State": "UNAVAILABLE"}.items()))  # the softphone is gone
+    assert told() == ["NOT_INUSE"]
+    phone = {"Event": "DeviceStateChange", "Device": "PJSIP/agent1001"}
+    send(Message.from_pairs({**phone, "State": "UNAVAILABLE"}.items()))  # the softphone is gone
     assert engine.primaries_away("hotline")
-    send(Message.from_pairs({**device, "State": "INUSE"}.items()))
+    assert told() == ["INUSE"]
+    send(Message.from_pairs({**phone, "State": "INUSE"}.items()))
     assert not engine.primaries_away("hotline")
+    assert told() == ["NOT_INUSE"]
     assert not engine.primaries_away("outbound")  # no overflow_after: never
     assert not engine.primaries_away("nosuchqueue")
+    assert all(action.get("Variable") == device for action in ami.sent)  # type: ignore[attr-defined]
+
+    # a send that fails is sent again at the next change of the board
+    ami.failing = RuntimeError("not connected")  # type: ignore[attr-defined]
     send(member("1001", "QueueMemberRemoved"))
     assert engine.primaries_away("hotline")
+    assert told() == ["INUSE"]
+    ami.failing = None  # type: ignore[attr-defined]
+    send(member("2101", "QueueMemberStatus", Status="1", InCall="0"))
+    assert told() == ["INUSE"]
+    send(member("2101", "QueueMemberStatus", Status="2", InCall="1"))
+    assert told() == []
+
+    # a reconnection: told again, whatever was said before (a restarted Asterisk keeps it in astdb)
+    engine.on_resync([], [])
+    assert told() == ["INUSE"]
+
+
+def test_every_dialplan_that_queues_a_caller_reads_the_overflow_device() -> None:
+    """The hotline and the transfers (the engine's, a phone's own key, a colleague who did
+    not answer: all through cc-transfer's queue-<NAME>) read the device the engine keeps."""
+    read = f'"${{DEVICE_STATE({overflow_device("${CC_QUEUE}")})}}"'
+    for name, condition in (("hotline.conf", f'{read} != "INUSE"'), ("transfer.conf", f'{read} = "INUSE"')):
+        text = (ROOT / "dialplans" / name).read_text(encoding="utf-8")
+        lines = [line for line in text.splitlines() if "QUEUE_MAX_PENALTY" in line and "Set(" in line]
+        assert len(lines) == 1 and condition in lines[0], (name, lines)

@@ -221,20 +221,7 @@ def test_the_service_sends_the_transfer_only_when_the_rules_allow(settings: Sett
     assert [(a.name, a.get("Channel"), a.get("Exten")) for a in ami.sent] == [
         ("BlindTransfer", "PJSIP/agent1001-00000007", "queue-outbound")]
 
-    # to the hotline, whose primary agent (1001, penalty 0) is away: its overflow agents at once
-    ami.sent.clear()
-    board.handle(Message.from_pairs([("Event", "QueueMemberAdded"), ("Queue", "hotline"),
-                                     ("Interface", "PJSIP/agent2101"), ("StateInterface", "PJSIP/agent2101"),
-                                     ("MemberName", "2101"), ("Paused", "0"), ("Status", "1")]), now)
-    channels[:] = [_channel("PJSIP/agent2101-00000008")]
-    board.handle(Message.from_pairs([("Event", "QueueMemberPause"), ("Queue", "hotline"),
-                                     ("Interface", "PJSIP/agent1001"), ("MemberName", "1001"), ("Paused", "1"),
-                                     ("PausedReason", "lunch")]), now)
-    service.transfer("2101", "hotline")
-    assert [a.get("Exten") for a in ami.sent] == ["overflow-hotline"]
     assert transfer_exten("hotline") == "queue-hotline"
-    event = parse_blind_transfer(_message(LAB_BLIND_TRANSFER, Extension="overflow-hotline"))
-    assert event is not None and event.target == "hotline"  # the hop names the queue
 
 
 # ------------------------------------------------------------------------------ engine
