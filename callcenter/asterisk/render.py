@@ -173,7 +173,8 @@ def render_extensions(settings: Settings, endpoints: AsteriskEndpoints) -> str:
         f"[{REFER_CONTEXT}]",
         *[f'exten => {agent.id},1,Goto({TRANSFER_CONTEXT},${{IF($["${{TRANSFERERNAME}}" = ""]?refer:ask)}}'
           f"-{agent.id},1)" for agent in settings.agents],
-        f'exten => _X.,1,Goto({TRANSFER_CONTEXT},${{IF($["${{TRANSFERERNAME}}" = ""]?refer-back:ask-none)}},1)',
+        *[f'exten => {pattern},1,Goto({TRANSFER_CONTEXT},${{IF($["${{TRANSFERERNAME}}" = ""]?refer-back:ask-none)}},1)'
+          for pattern in ("_X.", "_X")],  # _X. is two digits or more: 0 too
         "; a consult of an outside number (the engine's Atxfer to 000<number>)",
         (f'exten => _{OUTSIDE_EXTEN_PREFIX}X.,1,Goto({TRANSFER_CONTEXT},'
          '${IF($["${TRANSFERERNAME}" = ""]?refer-back:ask-${EXTEN})},1)'),

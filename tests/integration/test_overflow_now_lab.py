@@ -119,8 +119,8 @@ def test_the_phones_own_transfer_key_reaches_the_overflow_agent_at_once_with_the
         softphone_overflow_lab: tuple[EngineServices, Any, Any], reactor_thread: ReactorThread,
         tmp_path: Path) -> None:
     """1001's SIP softphone answers a hotline caller; 1001 pauses (leaving) and, 12 s into
-    the call, presses the phone's transfer key to 400 (no agent's id: back to the caller's
-    queue, cc-transfer's refer-back). The engine is not asked: the dialplan reads the device
+    the call, presses the phone's transfer key to 0 (no agent's id: back to the caller's
+    queue, cc-transfer's refer-back; one digit is enough). The engine is not asked: the dialplan reads the device
     the engine set INUSE when 1001 paused, which a dialplan reload (it clears global
     variables) leaves as it is, and 2101's softphone rings at once."""
     services, handle, secrets = softphone_overflow_lab
@@ -132,7 +132,7 @@ def test_the_phones_own_transfer_key_reaches_the_overflow_agent_at_once_with_the
     try:
         for phone in phones.values():
             assert phone.register().ok
-        phones["1001"].answer_calls(1, hold_seconds=12, refer_to="400", timeout=90)
+        phones["1001"].answer_calls(1, hold_seconds=12, refer_to="0", timeout=90)
         phones["2101"].answer_calls(1, hold_seconds=4, timeout=90)
         for agent in phones:
             rt.call(engine.agent_service.login, agent, ["hotline"], timeout=10)

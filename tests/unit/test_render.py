@@ -212,9 +212,11 @@ def test_the_agents_phones_transfer_into_the_engines_transfer_context(tmp_path: 
     assert "set_var = AGENT_ID=2105\nset_var = TRANSFER_CONTEXT=cc-transfer-refer" in endpoint
     refer = files["extensions.conf"].split("[cc-transfer-refer]\n", 1)[1].split("\n\n", 1)[0].splitlines()
     # a blind transfer (REFER) goes to refer-<ID>; a consult's leg (TRANSFERERNAME set) to ask-<ID>
-    assert refer[:-3] == [f'exten => {a.id},1,Goto(cc-transfer,${{IF($["${{TRANSFERERNAME}}" = ""]?refer:ask)}}'
+    assert refer[:-4] == [f'exten => {a.id},1,Goto(cc-transfer,${{IF($["${{TRANSFERERNAME}}" = ""]?refer:ask)}}'
                           f"-{a.id},1)" for a in settings.agents]
-    assert refer[-3] == 'exten => _X.,1,Goto(cc-transfer,${IF($["${TRANSFERERNAME}" = ""]?refer-back:ask-none)},1)'
+    # any other number, a single digit too (0 for the hotline), back to a queue
+    assert refer[-4:-2] == [f'exten => {pattern},1,Goto(cc-transfer,${{IF($["${{TRANSFERERNAME}}" = ""]'
+                            '?refer-back:ask-none)},1)' for pattern in ("_X.", "_X")]
     # a consult of an outside number (Atxfer to 000<number>) goes to ask-000<number>
     assert refer[-1] == 'exten => _000X.,1,Goto(cc-transfer,${IF($["${TRANSFERERNAME}" = ""]?refer-back:ask-${EXTEN})},1)'
 
