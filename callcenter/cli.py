@@ -11,10 +11,13 @@ import argparse
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from callcenter import __version__
 from callcenter.settings import ConfigError, Settings, default_config_dir, load_settings
+
+if TYPE_CHECKING:
+    from callcenter.ivr.flow import Flow
 
 __all__ = ["build_parser", "main"]
 
@@ -35,29 +38,34 @@ def _dialer_yaml(args: argparse.Namespace) -> Path | None:
 
 def _refused_hotline_flow(settings: Settings, verdict: str) -> bool:
     """Print the hotline flow's problems and ``verdict: N problem(s) in FILE``; True if any."""
-    problems = _hotline_flow_problems(settings)
+    return _refused(settings, verdict, _hotline_flow(settings)[1])
+
+
+def _refused(settings: Settings, verdict: str, problems: list[str]) -> bool:
     if problems:
         print("\n".join(problems), file=sys.stderr)
         print(f"{verdict}: {len(problems)} problem(s) in {settings.ivr.hotline_flow}", file=sys.stderr)
     return bool(problems)
 
 
-def _hotline_flow_problems(settings: Settings) -> list[str]:
-    """The hotline IVR flow's problems (file:line: key: message): unreadable, invalid, or a busy
-    prompt naming another key than its queue's ``message_key``; [] when it is fine or off."""
+def _hotline_flow(settings: Settings) -> tuple[Flow | None, list[str]]:
+    """The hotline IVR flow (None when off or refused) and its problems (file:line: key:
+    message): unreadable, invalid, or a busy prompt naming another key than its queue's
+    ``message_key``."""
     path = settings.ivr.hotline_flow
     if path is None:
-        return []
+        return None, []
     from callcenter.ivr.check import check_message_keys, load_flow
     from callcenter.ivr.flow import FlowError
 
     try:
-        problems = check_message_keys(load_flow(path), {q.name: q.message_key for q in settings.queues})
+        flow = load_flow(path)
+        problems = check_message_keys(flow, {q.name: q.message_key for q in settings.queues})
     except FlowError as error:
-        problems = list(error.problems)
+        return None, [str(p) for p in error.problems]
     except OSError as error:
-        return [f"ivr.hotline_flow: cannot read {path}: {error.strerror or error}"]
-    return [str(p) for p in problems]
+        return None, [f"ivr.hotline_flow: cannot read {path}: {error.strerror or error}"]
+    return (None if problems else flow), [str(p) for p in problems]
 
 
 def _whole_days(text: str) -> int:
@@ -92,8 +100,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             print(f"configuration invalid: {len(problems)} problem(s) in {dialer_yaml}", file=sys.stderr)
             return 1
         notes = callback_notes(load_dialer_config(dialer_yaml), settings)
-    if _refused_hotline_flow(settings, "configuration invalid"):
+    flow, problems = _hotline_flow(settings)
+    if _refused(settings, "configuration invalid", problems):
         return 1
+    if flow is not None:
+        import datetime as dt
+        from zoneinfo import ZoneInfo
+
+        from callcenter.ivr.flow import holidays_note
+
+        holidays = holidays_note(flow, dt.datetime.now(ZoneInfo(settings.site.timezone)).date())
+        notes += [holidays] if holidays else []
     team_queues = sum(1 for q in settings.queues if q.parent)
     queues = f"{len(settings.queues) - team_queues} queues" + (f" (+{team_queues} team queues)" if team_queues else "")
     print(f"configuration OK ({', '.join([*settings.sources, *([str(dialer_yaml)] if dialer_yaml else [])])}): "

@@ -41,7 +41,7 @@ from callcenter.ami import actions
 from callcenter.ami.client import AmiClient, ListenerHandle, Subscription
 from callcenter.ami.codec import Message
 from callcenter.ivr.check import load_flow
-from callcenter.ivr.flow import Flow
+from callcenter.ivr.flow import Flow, holidays_note
 from callcenter.ivr.interpreter import CallFacts
 from callcenter.ivr.interpreter import Queue as IvrQueue
 from callcenter.ivr.runner import run_flow
@@ -305,6 +305,17 @@ class Engine(Service):
             self.metrics.staffing_agents_needed.labels(queue).set_function(agents_needed)
             self.metrics.staffing_arrival_rate.labels(queue).set_function(
                 lambda: self.staffing_advice().calls_per_hour)
+        if self.hotline_flow is not None:
+            flow = self.hotline_flow
+
+            def holidays_left() -> float:
+                left = flow.holidays_left(self._local_day(self.clock.seconds()))
+                return float("nan") if left is None else float(left)
+
+            self.metrics.hotline_holidays_days_left.set_function(holidays_left)
+            note = holidays_note(flow, self._local_day(self.clock.seconds()))
+            if note is not None:
+                _log.warn("hotline.holidays_running_out {note}", note=note)
         self._subscriptions.append(self.ami.subscribe(self.on_event))
         self._subscriptions.append(self.ami.on_resync(self.on_resync))
         self._load_queue_history()

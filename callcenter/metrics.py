@@ -114,6 +114,10 @@ class EngineMetrics:
         self.staffing_arrival_rate = Gauge(
             "callcenter_staffing_arrivals_per_hour", "observed arrival rate of the queue (sliding window)",
             ["queue"], registry=registry)
+        self.hotline_holidays_days_left = Gauge(
+            "callcenter_hotline_holidays_days_left",
+            "days from today (site time zone) to the last holiday the hotline IVR flow lists (below 0: all past; "
+            "NaN: it lists none)", registry=registry)
         self.overflow_now = Gauge(
             "callcenter_queue_overflow_now",
             "1 while the queue's primary agents are all away (logged out, paused there, phone unreachable): "

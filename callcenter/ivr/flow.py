@@ -52,6 +52,7 @@ __all__ = [
     "Target",
     "TransferNode",
     "VoicemailNode",
+    "holidays_note",
     "read_flow",
 ]
 
@@ -289,6 +290,30 @@ class Flow:
     def sound(self, prompt: str, language: str) -> str:
         """The audio file (without extension) of ``prompt`` in ``language``."""
         return f"custom/{self.name}/{prompt}-{language}"
+
+    def holidays_left(self, today: dt.date) -> int | None:
+        """Days from ``today`` to the last holiday listed (below 0 when all are past); None
+        when the flow lists none (a line open every day of the year)."""
+        return (max(self.holidays) - today).days if self.holidays else None
+
+
+#: Days ahead under which the holiday list is said to run out (China's State Council
+#: publishes the coming year's holidays in the autumn).
+HOLIDAY_NOTICE_DAYS = 60
+
+
+def holidays_note(flow: Flow, today: dt.date, within_days: int = HOLIDAY_NOTICE_DAYS) -> str | None:
+    """A word for ops when the flow's holiday list runs out within ``within_days`` of
+    ``today`` (or has run out): past it, a public holiday is a working day to the hotline,
+    and its callers hear the menus and wait for agents who are not there, instead of the
+    holiday notice. None when the list reaches further, or is empty (open all year)."""
+    left = flow.holidays_left(today)
+    if left is None or left >= within_days:
+        return None
+    last = max(flow.holidays)
+    when = f"{left} days from today" if left >= 0 else f"{-left} days ago"
+    return (f"{flow.file}: holidays: the last one listed is {last}, {when}: list the coming public "
+            "holidays, or on them the hotline takes calls as on any working day")
 
 
 # --------------------------------------------------------------------------- reading

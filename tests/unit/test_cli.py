@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,24 @@ def test_check_config_ok(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config-dir", str(ROOT / "config"), "check-config"]) == 0
     out = capsys.readouterr().out
     assert "configuration OK" in out and "): 2 queues, 8 teams, 58 agents" in out, out
+
+
+def test_check_config_notes_a_holiday_list_about_to_run_out(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """The hotline flow's last holiday within 60 days: a note (not a refusal) naming the file."""
+    shipped = (ROOT / "ivr_flows" / "hotline.yaml").read_text(encoding="utf-8")
+    start, end = shipped.index("holidays:"), shipped.index("\nprompts:")
+    today = dt.date.today()
+    for ahead, noted in ((10, True), (400, False)):
+        flow = tmp_path / f"hotline-{ahead}.yaml"
+        last = today + dt.timedelta(days=ahead)
+        flow.write_text(shipped[:start] + f"holidays: [{last.isoformat()}]\n" + shipped[end:], encoding="utf-8")
+        site = tmp_path / f"site-{ahead}.yaml"
+        site.write_text(f"ivr:\n  hotline_flow: {flow}\n", encoding="utf-8")
+        assert main(["--config-dir", str(ROOT / "config"), "--config", str(site), "check-config"]) == 0
+        out = capsys.readouterr().out
+        note = f"note: {flow}: holidays: the last one listed is {last}, "
+        assert (note in out) is noted, out
 
 
 def test_check_config_counts_team_queues_apart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -459,3 +459,13 @@ def test_an_agent_asterisk_paused_for_no_answer_is_counted_and_logged() -> None:
     agent = engine.agents.agent("2101")
     assert agent is not None and (agent.state.value, agent.pause_reason) == ("paused", "no answer")
     assert registry.get_sample_value("callcenter_agent_no_answer_pauses_total", {"agent": "2101"}) == 1.0
+
+
+def test_the_days_left_on_the_hotlines_holiday_list_are_a_gauge() -> None:
+    """callcenter_hotline_holidays_days_left: from today in the site's time zone (2026-11-23
+    in Shanghai) to the shipped flow's last holiday (2027-01-01), read at each scrape."""
+    engine, _, clock, registry = _engine()
+    assert engine.hotline_flow is not None and max(engine.hotline_flow.holidays).isoformat() == "2027-01-01"
+    assert registry.get_sample_value("callcenter_hotline_holidays_days_left") == 39.0
+    clock.advance(40 * 86400)
+    assert registry.get_sample_value("callcenter_hotline_holidays_days_left") == -1.0

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from callcenter.ivr import FlowError, check_file, load_flow, read_flow
-from callcenter.ivr.flow import BranchNode, CollectNode, MenuNode, QueueNode
+from callcenter.ivr.flow import (
+    BranchNode,
+    CollectNode,
+    MenuNode,
+    QueueNode,
+    holidays_note,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 HOTLINE = ROOT / "ivr_flows" / "hotline.yaml"
@@ -210,3 +216,21 @@ def test_queue_prompts_naming_no_prompt_are_reported_with_their_line(tmp_path: P
         "flow.yaml:1:1: busy_prompt: missing prompt 'bsy'",
         "flow.yaml:19:5: nodes.vip.busy_prompt: missing prompt 'vip_bsy'",
     ]
+
+
+def test_a_holiday_list_running_out_is_noted(tmp_path: Path) -> None:
+    """Past the last holiday listed a public holiday is a working day to the hotline: within
+    60 days of it (or after it) ops get a note naming the file and the date; a flow without
+    holidays (open all year) gets none."""
+    flow = load_flow(_write(tmp_path, MINIMAL + "holidays: [2026-10-01, 2027-01-01]\n"), "flow.yaml")
+    assert flow.holidays_left(dt.date(2026, 12, 7)) == 25
+    assert holidays_note(flow, dt.date(2026, 11, 2)) is None  # 60 days ahead
+    assert holidays_note(flow, dt.date(2026, 11, 3)) == (
+        "flow.yaml: holidays: the last one listed is 2027-01-01, 59 days from today: list the coming "
+        "public holidays, or on them the hotline takes calls as on any working day")
+    assert "2027-01-01, 0 days from today" in str(holidays_note(flow, dt.date(2027, 1, 1)))
+    assert "2027-01-01, 31 days ago" in str(holidays_note(flow, dt.date(2027, 2, 1)))
+    assert holidays_note(flow, dt.date(2026, 12, 7), within_days=20) is None
+    open_all_year = load_flow(_write(tmp_path, MINIMAL), "flow.yaml")
+    assert open_all_year.holidays_left(dt.date(2026, 12, 7)) is None
+    assert holidays_note(open_all_year, dt.date(2030, 1, 1)) is None
