@@ -30,6 +30,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from callcenter.agent_time import AgentTime, hms, pauses
+from callcenter.privacy import mask_number, mask_numbers_in
 from callcenter.recording_files import player
 from callcenter.settings import AgentSettings
 from callcenter.state.agents import CANNOT_CALL_OUT, NO_ANSWER
@@ -126,6 +127,17 @@ class AgentView:
     """What the last action did (shown in green)."""
     error: str = ""
     """Why the last action failed (shown in red)."""
+    masked: bool = False
+    """Customers' numbers are shown masked (``138****8000``): an agent looks, and
+    ``privacy.agent_numbers`` is ``masked``. The buttons name the call or customer, never the number."""
+
+    def number(self, phone: str | None) -> str:
+        """``phone`` as this page shows it ("" for none)."""
+        return "" if not phone else mask_number(phone) if self.masked else phone
+
+    def text(self, text: str) -> str:
+        """A message (what happened, why not) as this page shows it: numbers in it masked."""
+        return mask_numbers_in(text) if self.masked else text
 
 
 def refreshes(view: AgentView) -> bool:
@@ -150,18 +162,21 @@ def _button(agent_id: str, action: str, label: str, extra: str = "") -> str:
             f'<button type="submit">{escape(label)}</button></form>')
 
 
-def _call_button(view: AgentView, phone: str | None, name: str | None, customer_id: int | None,
-                 label: str) -> str:
+def _call_button(view: AgentView, phone: str | None, label: str, *, ticket: str | None = None,
+                 customer_id: int | None = None) -> str:
     """A button calling ``phone`` for the agent (their phone rings first); none while they are
-    on a call or logged out, or without a number."""
+    on a call or logged out, or without a number. It names the call (``ticket``: its number,
+    name and customer) or else the CRM customer, and the daemon looks the number up: the
+    page never carries a number it shows masked."""
     if not phone or view.state in _BUSY_STATES:
         return ""
     listed = phone in view.do_not_call_numbers or (
         view.do_not_call is not None and view.record is not None and phone == view.record.phone)
     if view.block_do_not_call and listed:
         return '<span class="muted">not called: on the do-not-call list</span>'
-    hidden = {"phone": phone, "name": name or "", "customer_id": "" if customer_id is None else str(customer_id)}
-    extra = "".join(f'<input type="hidden" name="{k}" value="{escape(v)}">' for k, v in hidden.items() if v)
+    hidden = {"ticket": ticket} if ticket else {"customer_id": str(customer_id)} if customer_id is not None \
+        else {"phone": phone}
+    extra = "".join(f'<input type="hidden" name="{k}" value="{escape(v)}">' for k, v in hidden.items())
     return _button(view.agent.id, "call", label, extra)
 
 
@@ -280,11 +295,10 @@ def _crm_form(view: AgentView, record: CallRecord) -> str:
         return ""
     return (f'<form method="post" action="/agent/{agent}/customer">'
             f'<input type="hidden" name="ticket" value="{escape(record.ticket_number)}">'
-            f'<input type="hidden" name="phone" value="{escape(record.phone)}">'
             + _text_input("name", "Name", record.customer_name, " required")
             + _text_input("email", "Email", None)
             + '<label>Customer notes <textarea name="notes" rows="2"></textarea></label>'
-            f"<button>Add {escape(record.phone)} to the CRM</button></form>")
+            f"<button>Add {escape(view.number(record.phone))} to the CRM</button></form>")
 
 
 def _text_input(name: str, label: str, value: str | None, extra: str = "") -> str:
@@ -318,8 +332,9 @@ def _preview(view: AgentView) -> str:
     """The preview section: the lead held (dial or skip it), or a button per campaign."""
     if view.held is not None:
         campaign, lead = view.held
-        facts = _facts([("Campaign", campaign), ("Name", lead.name), ("Phone", lead.phone),
-                        ("Attempt", lead.attempt_no), *sorted(lead.extra.items())])
+        facts = _facts([("Campaign", campaign), ("Name", lead.name), ("Phone", view.number(lead.phone)),
+                        ("Attempt", lead.attempt_no),
+                        *((column, view.text(value)) for column, value in sorted(lead.extra.items()))])
         skip = ('<input type="text" name="reason" placeholder="why not now" required style="width: 14em"> '
                 '<input type="number" name="retry_minutes" min="1" value="60" style="width: 5em"> min')
         message = ""
@@ -351,8 +366,8 @@ def _crm_search(view: AgentView) -> str:
     if view.found is None:
         return f"<p>{form}</p>"
     rows = [f"<tr><td>{escape(c.name)}{' <span class=vip>VIP</span>' if c.vip else ''}</td>"
-            f"<td>{escape(c.phone)}{_dnc_flag(view, c.phone)}</td><td>{escape(c.notes)}</td>"
-            f"<td>{_call_button(view, c.phone, c.name, c.id, 'Call')}</td></tr>" for c in view.found]
+            f"<td>{escape(view.number(c.phone))}{_dnc_flag(view, c.phone)}</td><td>{escape(c.notes)}</td>"
+            f"<td>{_call_button(view, c.phone, 'Call', customer_id=c.id)}</td></tr>" for c in view.found]
     table = html_table(["customer", "phone", "notes", ""], rows, f"No customer matches {view.find!r}.")
     return f"<p>{form}</p>{table}"
 
@@ -370,10 +385,10 @@ def _follow_ups(view: AgentView, tz: ZoneInfo) -> str:
         late = view.now is not None and due < view.now
         rows.append(f'<tr><td{" class=err" if late else ""}>{escape(when)}{" (overdue)" if late else ""}</td>'
                     f"<td>{escape(record.ticket_number)}</td><td>{escape(record.customer_name or '')}</td>"
-                    f"<td>{escape(record.phone or '')}{_dnc_flag(view, record.phone)}</td>"
+                    f"<td>{escape(view.number(record.phone))}{_dnc_flag(view, record.phone)}</td>"
                     f"<td>{escape(record.outcome or '')}</td>"
                     f"<td>{escape(record.description or '')}</td>"
-                    f"<td>{_call_button(view, record.phone, record.customer_name, record.customer_id, 'Call')}</td>"
+                    f"<td>{_call_button(view, record.phone, 'Call', ticket=record.ticket_number)}</td>"
                     "</tr>")
     table = html_table(["due", "ticket", "customer", "phone", "outcome", "notes", ""], rows, "")
     return (f"<h2>Follow-ups due today ({len(rows)})</h2>{table}"
@@ -412,12 +427,12 @@ def render_agent_page(view: AgentView) -> str:
     if view.today is not None:
         parts.append(f'<p class="muted">{escape(_today(view.today))}</p>')
     if view.message:
-        parts.append(f'<p class="msg">{escape(view.message)}</p>')
+        parts.append(f'<p class="msg">{escape(view.text(view.message))}</p>')
     if view.state == "paused" and view.pause_reason == NO_ANSWER:
         parts.append('<p class="err">A call rang on your phone and nobody answered, so you were paused in '
                      "every queue. Press Ready when you are back.</p>")
     if view.error:
-        parts.append(f'<p class="err">{escape(view.error)}</p>')
+        parts.append(f'<p class="err">{escape(view.text(view.error))}</p>')
     parts.append(f"<p>{_controls(view)}{_transfer_form(view)}</p>")
     if view.recording is not None:
         parts.append(_recording_controls(view))
@@ -432,11 +447,11 @@ def render_agent_page(view: AgentView) -> str:
         if view.do_not_call is not None:
             dnc = view.do_not_call
             why = f": {dnc.reason}" if dnc.reason else ""
-            parts.append(f'<p class="err">Do not call: {escape(record.phone or "")} is on the do-not-call list since '
+            parts.append(f'<p class="err">Do not call: {escape(view.number(record.phone))} is on the do-not-call list since '
                          f"{escape(_local(dnc.added_at, tz))} ({escape(dnc.source)}{escape(why)}). "
                          "No sales offers; the dialer and SMS broadcasts leave it alone.</p>")
         parts.append(_facts([
-            ("Caller", record.phone), ("Direction", record.direction), ("Queue", record.queue),
+            ("Caller", view.number(record.phone)), ("Direction", record.direction), ("Queue", record.queue),
             ("Started", _local(record.started_at, tz)), ("IVR choices", " > ".join(record.ivr_path)),
             ("Handed on", describe_hops(view.transfers or record.transfers)),
             ("Waited", clock_time(record.wait_seconds) if record.wait_seconds is not None else None),
@@ -447,7 +462,8 @@ def render_agent_page(view: AgentView) -> str:
         if customer is not None:
             vip = ' <span class="vip">VIP</span>' if customer.vip else ""
             parts.append(f"<h2>Customer: {escape(customer.name)}{vip}</h2>")
-            parts.append(_facts([("Phone", customer.phone), ("Email", customer.email), ("Notes", customer.notes),
+            parts.append(_facts([("Phone", view.number(customer.phone)), ("Email", customer.email),
+                                 ("Notes", customer.notes),
                                  ("Customer since", _local(customer.created_at, tz, "%Y-%m-%d"))]))
         elif record.customer_name:
             parts.append(f"<h2>Customer: {escape(record.customer_name)}</h2><p>Not in the CRM yet.</p>")
@@ -456,12 +472,12 @@ def render_agent_page(view: AgentView) -> str:
         parts.append(_crm_form(view, record))
         parts.append("<h2>Earlier calls</h2>")
         parts.append(_history(view, tz))
-        parts.append(_call_button(view, record.phone, record.customer_name, record.customer_id,
-                                  f"Call {record.phone} back"))
+        parts.append(_call_button(view, record.phone, f"Call {view.number(record.phone)} back",
+                                  ticket=record.ticket_number))
         if view.sms and record.phone:
             parts.append(f'<form class="inline" method="post" action="/agent/{quote(agent.id)}/sms-ticket">'
                          f'<input type="hidden" name="ticket" value="{escape(record.ticket_number)}">'
-                         f"<button>Text the ticket number to {escape(record.phone)}</button></form>")
+                         f"<button>Text the ticket number to {escape(view.number(record.phone))}</button></form>")
         parts.append("<h2>Disposition</h2>")
         parts.append(_disposition_form(view, record, tz))
     parts.append("</body></html>")

@@ -141,6 +141,7 @@ from callcenter.lead_page import (
     form_sms,
     render_lead_page,
 )
+from callcenter.privacy import mask_numbers_in, masked_json
 from callcenter.qa import (
     QaReview,
     ReviewRefused,
@@ -189,6 +190,7 @@ from callcenter.web_access import (
     actor_refusal,
     check_password,
     hash_password,
+    numbers_masked,
     password_change_problem,
     vip_refusal,
 )
@@ -1111,7 +1113,11 @@ class ApiResource(Resource):
     def _body(self, request: Request, status: int, value: Any) -> bytes:
         request.setResponseCode(status)
         request.setHeader(b"content-type", b"application/json; charset=utf-8")
-        return json.dumps(_jsonable(value), ensure_ascii=False).encode("utf-8")
+        value = _jsonable(value)
+        caller = caller_of(request)  # None: not through the guard (in-process)
+        if caller is not None and numbers_masked(caller, self.engine.settings.privacy.mask_for_agents):
+            value = masked_json(value)  # an agent: customers' numbers as 138****8000
+        return json.dumps(value, ensure_ascii=False).encode("utf-8")
 
     def _finish(self, request: Request, status: int, value: Any) -> None:
         if request.finished or getattr(request, "_disconnected", False):
@@ -1178,10 +1184,13 @@ class _Page(Resource):
 
     @staticmethod
     def _answer(request: Request, done: Deferred[str], page: str, keep: dict[str, str], who: str,
-                action: str) -> int:
-        """Redirect to ``page`` (with ``keep`` in its query) once the action is ``done``."""
+                action: str, *, masked: bool = False) -> int:
+        """Redirect to ``page`` (with ``keep`` in its query) once the action is ``done``
+        (``masked``: the numbers in what it says masked, as the page shows them)."""
 
         def back(query: dict[str, str]) -> None:
+            if masked:  # the query stays in the browser's address bar and history
+                query = {key: mask_numbers_in(text) for key, text in query.items()}
             request.setResponseCode(303)
             request.setHeader(b"Location", f"{page}?{urlencode({**keep, **query})}".encode())
             request.finish()
@@ -1256,6 +1265,7 @@ class AgentPage(_Page):
             auto_dial=self.dialer.auto_dial_campaigns() if self.dialer is not None else {},
             auto_dial_held=self.dialer.auto_dial_held(agent.id) if self.dialer is not None else False,
             message=_arg(request, "msg") or "", error=_arg(request, "err") or "", sms=self.sms is not None,
+            masked=self._masked(request),
             transfer_queues=tuple(q.name for q in engine.settings.queues),
             block_do_not_call=engine.settings.manual_dial.do_not_call == "block",
             transfer_agents=tuple((a.id, engine.settings.people[a.id].name) for a in engine.agents.agents()
@@ -1359,7 +1369,13 @@ class AgentPage(_Page):
         if agent is None or len(path) != 2:
             return self._html(request, 404, f"<p>No agent action here: {html_escape('/'.join(path))!s}</p>")
         done = maybeDeferred(self._act, agent, path[1], self._form(request))
-        return self._answer(request, done, f"/agent/{quote(agent.id)}", {}, agent.id, path[1])
+        return self._answer(request, done, f"/agent/{quote(agent.id)}", {}, agent.id, path[1],
+                            masked=self._masked(request))
+
+    def _masked(self, request: Request) -> bool:
+        """Does the person looking get customers' numbers masked (an agent)?"""
+        caller = caller_of(request)
+        return caller is not None and numbers_masked(caller, self.engine.settings.privacy.mask_for_agents)
 
     def _act(self, agent: AgentSettings, action: str, form: dict[str, str]) -> Deferred[str]:
         if action in ("preview", "dial", "skip"):
@@ -1379,11 +1395,7 @@ class AgentPage(_Page):
             return save_disposition(self.engine, ticket, parse_disposition(body)).addCallback(
                 lambda record: f"disposition of {record.ticket_number} saved: {record.outcome or 'no outcome'}")
         if action == "call":
-            phone, name = form.get("phone", "").strip(), form.get("name", "").strip() or None
-            customer = form.get("customer_id", "").strip()
-            return call_customer(self.engine, agent.id, phone, name=name,
-                                 customer_id=int(customer) if customer.isdigit() else None).addCallback(
-                lambda _: f"your phone rings: pick it up and {name or phone} is called")
+            return self._call(agent, form)
         if action == "customer":
             return self._save_customer(agent, form)
         if action == "transfer":
@@ -1426,8 +1438,47 @@ class AgentPage(_Page):
             return text_ticket(self.engine, self.sms, ticket, agent.id).addCallback(said)
         raise ApiError(404, f"no agent action {action!r}")
 
+    def _call(self, agent: AgentSettings, form: dict[str, str]) -> Deferred[str]:
+        """"Call": a number typed (``phone``), or the number of a call (``ticket``: a follow-up,
+        the screen pop's call back) or of a CRM customer (``customer_id``), looked up here, so
+        that a page showing numbers masked carries none."""
+        phone = form.get("phone", "").strip()
+        ticket, customer = form.get("ticket", "").strip(), form.get("customer_id", "").strip()
+        if phone or not (ticket or customer):
+            name = form.get("name", "").strip() or None
+            return call_customer(self.engine, agent.id, phone, name=name,
+                                 customer_id=int(customer) if customer.isdigit() else None).addCallback(
+                lambda _: f"your phone rings: pick it up and {name or phone} is called")
+        repo = self.engine.repository
+        if repo is None:
+            raise ApiError(503, "no database configured")
+        if ticket:
+            def of_record(record: CallRecord | None) -> tuple[str | None, str | None, int | None]:
+                if record is None:
+                    raise InvalidFieldError("ticket", f"no call {ticket}")
+                return record.phone, record.customer_name, record.customer_id
+
+            found: Deferred[Any] = repo.get_call_record_by_ticket(ticket).addCallback(of_record)
+        else:
+            def of_customer(known: Customer | None) -> tuple[str | None, str | None, int | None]:
+                if known is None:
+                    raise InvalidFieldError("customer_id", f"no customer {customer}")
+                return known.phone, known.name, known.id
+
+            found = repo.get_customer(_customer_id(customer)).addCallback(of_customer)
+
+        def call(who: tuple[str | None, str | None, int | None]) -> Deferred[str]:
+            number, name, customer_id = who
+            if not number:
+                raise InvalidFieldError("ticket" if ticket else "customer_id", "no number to call there")
+            return call_customer(self.engine, agent.id, number, name=name, customer_id=customer_id).addCallback(
+                lambda _: f"your phone rings: pick it up and {name or number} is called")
+
+        return found.addCallback(call)
+
     def _save_customer(self, agent: AgentSettings, form: dict[str, str]) -> Deferred[str]:
-        """The screen pop's CRM form: a new caller (linked to the call) or a customer's notes."""
+        """The screen pop's CRM form: a new caller (linked to the call; the number is the
+        call's) or a customer's notes."""
         repo = self.engine.repository
         if repo is None:
             raise ApiError(503, "no database configured")
@@ -1437,7 +1488,16 @@ class AgentPage(_Page):
             fields["email"] = form.get("email") or None
         elif fields.get("email", "").strip() == "":
             fields.pop("email", None)
-        saved = save_customer(repo, customer, fields, ticket=form.get("ticket") or None)
+        ticket = form.get("ticket") or None
+        if customer is None and "phone" not in fields and ticket is not None:
+            def with_number(record: CallRecord | None) -> Deferred[Customer]:
+                if record is None or not record.phone:
+                    raise InvalidFieldError("ticket", f"no caller number on call {ticket}")
+                return save_customer(repo, None, {**fields, "phone": record.phone}, ticket=ticket)
+
+            saved = repo.get_call_record_by_ticket(ticket).addCallback(with_number)
+        else:
+            saved = save_customer(repo, customer, fields, ticket=ticket)
         if customer is not None:
             return saved.addCallback(lambda found: f"customer {found.name} saved")
         return saved.addCallback(

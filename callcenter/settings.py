@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from callcenter import recording_files
 from callcenter.commission import SHARES, CommissionRates
+from callcenter.privacy import AGENT_NUMBERS
 from callcenter.sms.compose import TICKET_FIELDS
 from callcenter.sms.text import SmsPolicy, TemplateError, prepare_template
 from callcenter.yamlsource import (
@@ -324,6 +325,18 @@ class LastAgentSettings:
 
 
 @dataclass(frozen=True)
+class PrivacySettings:
+    """``privacy``: what agents see of customers' numbers (:mod:`callcenter.privacy`)."""
+
+    agent_numbers: str = "masked"
+    """``masked`` (``138****8000`` on their page, in the API and on their softphone) or ``full``."""
+
+    @property
+    def mask_for_agents(self) -> bool:
+        return self.agent_numbers == "masked"
+
+
+@dataclass(frozen=True)
 class SmsSettings:
     """``sms``: SMS broadcast through the SMS gateway over SIP MESSAGE (docs/sms.md)."""
 
@@ -387,6 +400,8 @@ class Settings:
     """How agents' own calls to customers go out (``manual_dial``)."""
     last_agent: LastAgentSettings = field(default_factory=LastAgentSettings)
     """Whether a returning hotline caller rings the agent they last talked with (``last_agent``)."""
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    """What agents see of customers' numbers (``privacy``)."""
 
     @cached_property
     def people(self) -> Mapping[str, AgentSettings]:
@@ -721,11 +736,16 @@ def _build(data: Mapping[str, Any], locs: Locations, root: Path, problems: list[
         ring_seconds=last_r.integer("ring_seconds", default_last.ring_seconds, 5, 120),
     )
     last_r.done()
+    privacy_r = top.sub("privacy")
+    privacy = PrivacySettings(
+        agent_numbers=privacy_r.choice("agent_numbers", AGENT_NUMBERS, PrivacySettings().agent_numbers))
+    privacy_r.done()
     top.done()
     return Settings(
         site=site, ami=ami, agi=agi, sip=sip, database=database, http=http, metrics=metrics,
         recordings=recordings, lab=lab, ivr=ivr, logging=logging, teams=teams, agents=agents, queues=queues, root=root,
         commission=commission, qa=qa, fax=fax, sms=sms, manual_dial=manual_dial, last_agent=last_agent,
+        privacy=privacy,
     )
 
 

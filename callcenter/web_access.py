@@ -32,8 +32,8 @@ from callcenter.settings import AgentSettings
 __all__ = [
     "OPEN_PATHS", "Caller", "Credentials", "PasswordHashError", "SignInError", "SignInThrottle",
     "VerifiedPasswords", "actor_field", "actor_refusal", "check_password", "client_address", "cross_site_refusal",
-    "hash_password", "new_password", "password_change_problem", "password_problem", "read_authorization", "refusal",
-    "vip_refusal",
+    "hash_password", "new_password", "numbers_masked", "password_change_problem", "password_problem",
+    "read_authorization", "refusal", "vip_refusal",
 ]
 
 SCHEME: Final = "scrypt"
@@ -295,6 +295,13 @@ class Caller:
 
 def _is_staff(person: AgentSettings) -> bool:
     return person.role in STAFF_ROLES
+
+
+def numbers_masked(caller: Caller | None, mask_for_agents: bool) -> bool:
+    """Are customers' numbers shown masked to ``caller`` (:mod:`callcenter.privacy`)? For an
+    agent signed in, when ``privacy.agent_numbers`` is ``masked`` (``mask_for_agents``); team
+    leads, managers and the host's API token see them whole."""
+    return mask_for_agents and caller is not None and caller.person is not None and not _is_staff(caller.person)
 
 
 def _for_agent(person: AgentSettings, people: Mapping[str, AgentSettings], agent_id: str, *,

@@ -30,7 +30,7 @@ from callcenter.agent_page import (
 )
 from callcenter.ami.codec import Message
 from callcenter.http_api import AgentPage, ApiResource
-from callcenter.settings import load_settings
+from callcenter.settings import AgentSettings, load_settings
 from callcenter.sms.service import SmsService
 from callcenter.state.agents import AgentBoard
 from callcenter.state.calls import Channel, ChannelState
@@ -47,7 +47,7 @@ from callcenter.transfer import (
     TransferRefused,
     UnknownQueue,
 )
-from tests.httpapi import get_json, post_json
+from tests.httpapi import get_json, post_json, signed_in
 from tests.syncrepository import SyncRepository
 
 SETTINGS = load_settings(Path(__file__).resolve().parents[2] / "config")
@@ -127,15 +127,16 @@ def _engine(sessions: sessionmaker[Session]) -> tuple[Any, CallRecord]:
     return engine, record
 
 
-def _get(page: AgentPage, *path: str) -> tuple[int, str]:
-    request = DummyRequest([p.encode() for p in path])
+def _get(page: AgentPage, *path: str, person: AgentSettings | None = None) -> tuple[int, str]:
+    request = signed_in(DummyRequest([p.encode() for p in path]), person)
     body = page.render_GET(request)  # type: ignore[arg-type]
     text = body if isinstance(body, bytes) else b"".join(request.written)
     return request.responseCode or 200, text.decode()
 
 
-def _post(page: AgentPage, path: list[str], form: dict[str, str]) -> tuple[int, dict[str, list[str]]]:
-    request = DummyRequest([p.encode() for p in path])
+def _post(page: AgentPage, path: list[str], form: dict[str, str], *,
+          person: AgentSettings | None = None) -> tuple[int, dict[str, list[str]]]:
+    request = signed_in(DummyRequest([p.encode() for p in path]), person)
     request.method = b"POST"
     request.path = ("/agent/" + "/".join(path)).encode()  # a real Request has it; DummyRequest does not
     request.args = {k.encode(): [v.encode()] for k, v in form.items()}
@@ -215,7 +216,7 @@ def test_todays_follow_ups_are_listed_overdue_first_until_the_customer_is_called
     assert status == 200 and "<h2>Follow-ups due today (2)</h2>" in html, html
     assert (f"<tr><td class=err>09:30 (overdue)</td><td>{overdue}</td><td></td><td>13900000001</td><td></td>"
             '<td>send the &lt;contract&gt;</td><td><form class="inline" method="post" action="/agent/2101/call">'
-            '<input type="hidden" name="phone" value="13900000001"><button type="submit">Call</button></form></td>'
+            f'<input type="hidden" name="ticket" value="{overdue}"><button type="submit">Call</button></form></td>'
             "</tr>") in html  # a click calls the customer back (docs/agents.md, "Calling a customer")
     assert f"<tr><td>16:00</td><td>{later}</td>" in html
     assert "(do not call)" not in html
@@ -374,18 +375,31 @@ def test_the_agent_sees_where_their_day_went(sessions: sessionmaker[Session]) ->
 
 
 def test_the_agent_calls_a_customer_from_the_page_or_the_api(sessions: sessionmaker[Session]) -> None:
-    """A number typed in, the screen pop's "Call ... back", a follow-up's "Call": each asks the
-    agent service to ring the agent's phone, then the customer (docs/agents.md)."""
-    engine, _ = _engine(sessions)
+    """A number typed in, the screen pop's "Call ... back", a follow-up's "Call", a CRM
+    customer's "Call": each asks the agent service to ring the agent's phone, then the
+    customer (docs/agents.md). The buttons name the call or the customer; the number, name
+    and CRM id are looked up by the daemon."""
+    engine, record = _engine(sessions)
     page = AgentPage(engine)  # type: ignore[arg-type]
     status, html = _get(page, "2101")
     assert '<input type="tel" name="phone" placeholder="a number to call" required' in html  # ready: may call
-    assert ('<form class="inline" method="post" action="/agent/2101/call"><input type="hidden" name="phone" '
-            'value="13800138000"><input type="hidden" name="name" value="Zhang &lt;Wei&gt;">') in html
-    assert "Call 13800138000 back</button>" in html
+    assert ('<form class="inline" method="post" action="/agent/2101/call"><input type="hidden" name="ticket" '
+            f'value="{record.ticket_number}"><button type="submit">Call 13800138000 back</button>') in html
     status, query = _post(page, ["2101", "call"], {"phone": "13800138000", "name": "Zhang", "customer_id": "3"})
     assert status == 303 and query["msg"] == ["your phone rings: pick it up and Zhang is called"]
     assert engine.agent_service.calls[-1] == ("call", "2101", "13800138000", "Zhang", "3")
+    status, query = _post(page, ["2101", "call"], {"ticket": record.ticket_number})
+    assert status == 303 and query["msg"] == ["your phone rings: pick it up and Zhang <Wei> is called"], query
+    assert engine.agent_service.calls[-1] == ("call", "2101", "13800138000", "Zhang <Wei>", str(record.customer_id))
+    status, query = _post(page, ["2101", "call"], {"customer_id": str(record.customer_id)})
+    assert status == 303 and engine.agent_service.calls[-1] == (
+        "call", "2101", "13800138000", "Zhang <Wei>", str(record.customer_id))
+    calls = len(engine.agent_service.calls)
+    for form, error in (({"ticket": "GD19990101999"}, "ticket: no call GD19990101999"),
+                        ({"customer_id": "999"}, "customer_id: no customer 999")):
+        status, query = _post(page, ["2101", "call"], form)
+        assert status == 303 and query["err"] == [error], query
+    assert len(engine.agent_service.calls) == calls  # nothing called
     api = ApiResource(engine)  # type: ignore[arg-type]
     status, body = post_json(api, [b"agents", b"2101", b"call"], {"phone": "+86 138 0013 8000"})
     assert (status, body) == (200, {"agent": "2101", "action": "call", "phone": "13800138000", "ok": True})
@@ -628,3 +642,48 @@ def test_a_site_may_block_its_agents_own_calls_to_do_not_call_numbers(sessions: 
     assert '<span class="muted">not called: on the do-not-call list</span>' in html
     status, body = post_json(api, [b"agents", b"2101", b"call"], {"phone": "13900000001"})
     assert status == 200 and engine.agent_service.calls[-1][:3] == ("call", "2101", "13900000001")
+
+
+def test_an_agent_sees_customers_numbers_masked_and_still_calls_them(sessions: sessionmaker[Session]) -> None:
+    """``privacy.agent_numbers: masked`` (shipped): agent 2101 signed in sees 138****8000 on
+    their page (the screen pop, the customer, the follow-ups, the CRM search, the buttons'
+    labels) and in the API's answers, and the page carries the number nowhere, not in a
+    button, not in the address bar after a call; they call by the call or the customer. Their
+    team lead sees the numbers whole, as does the host's API token."""
+    assert SETTINGS.privacy.agent_numbers == "masked"
+    engine, record = _engine(sessions)
+    page = AgentPage(engine)  # type: ignore[arg-type]
+    agent, lead = SETTINGS.people["2101"], SETTINGS.people["8001"]
+    repo = engine.repository
+    engine.clock = Clock()
+    engine.clock.advance(datetime(2026, 12, 5, 1, 0, tzinfo=UTC).timestamp())
+    repo.create_call_record(NewCallRecord(
+        started_at=STARTED, direction="inbound", phone="13900000001", agent_id="2101", queue="hotline",
+        follow_up_at=datetime(2026, 12, 5, 8, 0, tzinfo=UTC)), site_prefix="GD")
+    request = DummyRequest([b"2101"])
+    request.args = {b"find": [b"Zhang"]}
+    body = page.render_GET(signed_in(request, agent))  # type: ignore[arg-type]
+    html = (body if isinstance(body, bytes) else b"".join(request.written)).decode()
+    assert "13800138000" not in html and "13900000001" not in html, html
+    assert "<td>Caller</td><td>138****8000</td>" in html and "<td>Phone</td><td>138****8000</td>" in html
+    assert "<td>139****0001</td>" in html  # the follow-up
+    assert "Call 138****8000 back</button>" in html
+    assert "<tr><td>Zhang &lt;Wei&gt; <span class=vip>VIP</span></td><td>138****8000</td>" in html  # the CRM search
+    assert f'<input type="hidden" name="ticket" value="{record.ticket_number}">' in html
+    assert f'<input type="hidden" name="customer_id" value="{record.customer_id}">' in html
+    status, query = _post(page, ["2101", "call"], {"ticket": record.ticket_number}, person=agent)
+    assert query["msg"] == ["your phone rings: pick it up and Zhang <Wei> is called"]
+    status, query = _post(page, ["2101", "call"], {"phone": "13912345678"}, person=agent)
+    assert query["msg"] == ["your phone rings: pick it up and 139****5678 is called"]  # the address bar too
+    assert engine.agent_service.calls[-1][2] == "13912345678"  # called all the same
+
+    status, html = _get(page, "2101", person=lead)  # their team lead: whole
+    assert status == 200 and "<td>Caller</td><td>13800138000</td>" in html
+
+    api = ApiResource(engine)  # type: ignore[arg-type]
+    for person, shown in ((agent, "138****8000"), (lead, "13800138000"), (None, "13800138000")):
+        status, body = get_json(api, [b"agents", b"2101", b"screen-pop"], person=person)
+        assert status == 200 and body["call_record"]["phone"] == shown, body
+        assert body["customer"]["phone"] == shown
+    status, body = post_json(api, [b"agents", b"2101", b"call"], {"phone": "13912345678"}, person=agent)
+    assert (status, body["phone"]) == (200, "139****5678")

@@ -638,4 +638,6 @@ def test_check_config_notes_callers_nobody_will_call_back(tmp_path: Path, capsys
     assert "configuration OK" in out
     assert f"note: {path}: dialer.callbacks_campaign is not set: callers who hang up waiting in hotline" in out
     assert main(["--config-dir", str(CONFIG), "check-config"]) == 0  # the shipped pair: nothing to note
-    assert "note:" not in capsys.readouterr().out
+    # (about the call-backs: the hotline flow's holiday list may run out, a note of its own)
+    assert [line for line in capsys.readouterr().out.splitlines()
+            if line.startswith("note:") and "holidays:" not in line] == []
