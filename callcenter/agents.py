@@ -30,6 +30,7 @@ from twisted.python.failure import Failure
 from callcenter.ami import actions
 from callcenter.ami.actions import AmiAction
 from callcenter.ami.client import AmiActionFailed, AmiResult
+from callcenter.privacy import mask_number
 from callcenter.recording_pause import (
     RecordingPauseRefused,
     mute_actions,
@@ -232,9 +233,12 @@ class AgentService:
                 raise AgentError(f"agent {agent_id} is on a call: call the customer once it ends")
             dial = "00" + number[1:] if number.startswith("+") else number
             label = " ".join((name or "").replace('"', " ").replace(",", " ").split()) or number
+            # what the agent's phone shows: with privacy.agent_numbers masked, 138****8000
+            shown = mask_number(number) if self.settings.privacy.mask_for_agents else number
             action = actions.originate(
                 self.interface(agent_id), context="agent-dial", exten=dial, priority=1,
-                caller_id=f'"{label}" <{number}>', timeout_ms=AGENT_ANSWER_SECONDS * 1000,
+                caller_id=f'"{shown if label == number else label}" <{shown}>',
+                timeout_ms=AGENT_ANSWER_SECONDS * 1000,
                 variables={"CC_AGENT": agent_id, "CC_PHONE": number,
                            **({"CC_CUSTOMER_NAME": label} if name and label != number else {}),
                            **({"CC_CUSTOMER_ID": customer_id} if customer_id is not None else {})})

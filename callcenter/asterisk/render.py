@@ -162,6 +162,7 @@ def render_extensions(settings: Settings, endpoints: AsteriskEndpoints) -> str:
         f"IVR_CHANNELS = {settings.ivr.channels}",
         f"TRANSFER_DEFAULT_QUEUE = {settings.hotline_queue or ''}",
         f"LAST_AGENT_RING_SECONDS = {settings.last_agent.ring_seconds}",
+        f"MASK_NUMBERS = {'yes' if settings.privacy.mask_for_agents else 'no'}",
         f"SMS_SENDER = {settings.sms.sender}",
         f"SMS_GATEWAY = {_safe(sms_gateway(settings, endpoints), 'sms.gateway')}",
         *_agent_trunk(settings, endpoints),

@@ -7,6 +7,7 @@ receive them (their serialised headers), not on which methods were called.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from callcenter.agents import (
 from callcenter.ami.actions import AmiAction
 from callcenter.ami.client import AmiActionFailed, AmiResult
 from callcenter.ami.codec import Message
-from callcenter.settings import Settings, load_settings
+from callcenter.settings import PrivacySettings, Settings, load_settings
 from callcenter.state.agents import AgentBoard
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
@@ -182,8 +183,9 @@ def _on_board(board: AgentBoard, agent: str, *events: list[tuple[str, str]]) -> 
 
 def test_call_rings_the_agent_then_the_customer_with_the_record_s_details(settings: Settings) -> None:
     """Click-to-call: the agent's phone is originated into [agent-dial] with the customer's number
-    as the extension (an international + number dialed with 00), the number and name shown on
-    the agent's phone, and what the call record needs."""
+    as the extension (an international + number dialed with 00), the number (masked, as
+    privacy.agent_numbers is shipped; whole with ``full``) and name shown on the agent's phone,
+    and what the call record needs."""
     ami, board = FakeAmi(), AgentBoard()
     _on_board(board, "2101")
     agents = AgentService(settings, ami, board, Clock())  # type: ignore[arg-type]
@@ -192,12 +194,15 @@ def test_call_rings_the_agent_then_the_customer_with_the_record_s_details(settin
     first, second = ami.sent
     assert first.headers == (
         ("Channel", "PJSIP/agent2101"), ("Context", "agent-dial"), ("Exten", "13800138000"), ("Priority", "1"),
-        ("CallerID", '"Zhang Wei" <13800138000>'), ("Timeout", "30000"), ("Async", "true"))
+        ("CallerID", '"Zhang Wei" <138****8000>'), ("Timeout", "30000"), ("Async", "true"))
     assert first.variables == (("CC_AGENT", "2101"), ("CC_PHONE", "13800138000"),
                                ("CC_CUSTOMER_NAME", "Zhang Wei"), ("CC_CUSTOMER_ID", "7"))
     assert ("Exten", "0033123456789") in second.headers
-    assert ("CallerID", '"+33123456789" <+33123456789>') in second.headers
+    assert ("CallerID", '"+33****6789" <+33****6789>') in second.headers
     assert second.variables == (("CC_AGENT", "2101"), ("CC_PHONE", "+33123456789"))
+    whole = AgentService(replace(settings, privacy=PrivacySettings("full")), ami, board, Clock())  # type: ignore[arg-type]
+    _check.successResultOf(whole.call("2101", "+33 1 23 45 67 89"))
+    assert ("CallerID", '"+33123456789" <+33123456789>') in ami.sent[-1].headers
 
 
 def test_call_is_refused_before_anything_is_sent(settings: Settings) -> None:

@@ -11,6 +11,7 @@ from callcenter.asterisk.conffile import parse_config
 from callcenter.asterisk.render import (
     AsteriskEndpoints,
     ConfigRenderError,
+    render_extensions,
     render_project_config,
     render_queues,
 )
@@ -237,9 +238,33 @@ def test_bridge_features_allow_only_the_engines_consult(tmp_path: Path) -> None:
     assert (featuremap["blindxfer"], featuremap["disconnect"]) == ("", "")
     # every call an agent takes or makes lets the agent's side transfer (Queue t, Dial T/t)
     dialplan = files["extensions.conf"]
-    assert dialplan.count("Queue(${CC_QUEUE},ct,") == 2  # the hotline, a transferred caller
-    assert "Queue(${CC_QUEUE},t,,,${CC_CONNECT_TIMEOUT},,dialer-connected)" in dialplan
-    assert "${AGENT_RING_SECONDS},T)" in dialplan and "Dial(${CC_TO_AGENT_PHONE},20,gtb(" in dialplan
+    assert dialplan.count("Queue(${CC_QUEUE},ctb(cc-agent-display^s^1),") == 2  # the hotline, a transferred caller
+    assert "Queue(${CC_QUEUE},tb(cc-agent-display^s^1),,,${CC_CONNECT_TIMEOUT},,dialer-connected)" in dialplan
+    assert '${AGENT_RING_SECONDS},T${IF($["${MASK_NUMBERS}" = "yes"]?I)})' in dialplan
+    assert "Dial(${CC_TO_AGENT_PHONE},20,gtb(" in dialplan
+
+
+def test_every_agents_phone_shows_customers_numbers_as_privacy_says(tmp_path: Path) -> None:
+    """privacy.agent_numbers (MASK_NUMBERS): every Queue() rings its agents through the
+    [cc-agent-display] pre-dial handler, every Dial() of an agent's phone through
+    [agent-callee], which calls it; calls that ring the agent's phone first (the page's Call, a
+    preview lead) do not pass the customer's number on when it answers (Dial's I)."""
+    dialplan = _render(tmp_path, lab=False)["extensions.conf"]
+    assert _parse(tmp_path, "extensions.conf", dialplan)["globals"][0]["MASK_NUMBERS"] == "yes"
+    lines = [line for line in dialplan.splitlines() if not line.lstrip().startswith(";")]
+    queues = [line for line in lines if "Queue(" in line and "QueueLog" not in line]
+    assert queues and all("b(cc-agent-display^s^1)" in line for line in queues), queues
+    phones = ("PJSIP/agent${EXTEN}", "${CC_LAST_AGENT_PHONE}", "${CC_TO_AGENT_PHONE}", "${CC_CONSULT_PHONE}")
+    agent_dials = [line for line in lines if any(f"Dial({phone}," in line for phone in phones)]
+    assert len(agent_dials) == 4 and all("b(agent-callee^s^1(" in line for line in agent_dials), agent_dials
+    callee = dialplan.split("[agent-callee]", 1)[1].split("\n[", 1)[0]
+    assert "Gosub(cc-agent-display,s,1)" in callee
+    first_ringing = [line for line in lines if "${AGENT_TRUNK_BEFORE}${EXTEN}" in line or "Dial(${CC_DIAL}" in line]
+    assert len(first_ringing) == 2 and all('${IF($["${MASK_NUMBERS}" = "yes"]?I)}' in line for line in first_ringing)
+    site = tmp_path / "full.yaml"
+    site.write_text("privacy:\n  agent_numbers: full\n", encoding="utf-8")
+    full = render_extensions(load_settings(ROOT / "config", [site]), ENDPOINTS)
+    assert "\nMASK_NUMBERS = no\n" in full
 
 
 def test_the_hotline_speaks_its_flows_default_language_from_the_answer(
