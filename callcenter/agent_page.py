@@ -453,7 +453,7 @@ def render_agent_page(view: AgentView) -> str:
         parts.append(_facts([
             ("Caller", view.number(record.phone)), ("Direction", record.direction), ("Queue", record.queue),
             ("Started", _local(record.started_at, tz)), ("IVR choices", " > ".join(record.ivr_path)),
-            ("Handed on", describe_hops(view.transfers or record.transfers)),
+            ("Handed on", view.text(describe_hops(view.transfers or record.transfers))),
             ("Waited", clock_time(record.wait_seconds) if record.wait_seconds is not None else None),
             ("Talk", clock_time(record.talk_seconds) if record.talk_seconds is not None else None),
             ("CSAT", record.csat), ("Outcome", record.outcome or "not recorded yet"),

@@ -271,10 +271,10 @@ class Engine(Service):
         """Recording channels Asterisk reports muted (an agent's pause for card numbers), and
         each recording file's pauses until the file is filed."""
         self._resume_timers: dict[str, Any] = {}
+        """Uniqueid of a muted recording channel -> its automatic resume."""
         self._overflow_told: dict[str, bool] = {}
         """Queue -> whether its primary agents are away, as last sent to Asterisk (its overflow
         device state, :meth:`_tell_overflow`)."""
-        """Uniqueid of a muted recording channel -> its automatic resume."""
         self._consult_pops: dict[str, tuple[str, str, str | None]] = {}
         """Consulted colleague -> (the customer's linkedid, the colleague's channel rung, the
         screen pop they had before): given back when that channel ends without the handover."""

@@ -11,7 +11,7 @@ the calls are recorded with it as before.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from tests.integration.test_transfer_lab import _hotline_caller
 from tests.labengine import engine_on_lab, hotline_open
 from tests.labfixture import LabFactory
 from tests.reactorthread import ReactorThread
-from tests.softphones import G711A_PCAP, SipMessage, Softphone
+from tests.softphones import G711A_PCAP, Softphone
 
 pytestmark = pytest.mark.lab
 
@@ -38,64 +38,60 @@ def numbers_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path
         yield lab  # PJSIP agents
 
 
-def _seen(messages: list[SipMessage], number: str) -> list[str]:
-    """Every received header that carries ``number``."""
-    return [f"{m.start_line} / {name}: {value}" for m in messages if m.direction == "received"
-            for name, value in m.headers if number in value]
-
-
-def test_a_hotline_caller_rings_the_agents_phone_with_the_number_masked(
-        numbers_lab: tuple[EngineServices, Any, Any], reactor_thread: ReactorThread, tmp_path: Path) -> None:
-    services, handle, secrets = numbers_lab
-    rt, engine = reactor_thread, services.engine
-    phone = Softphone("1001", handle.ports.sip, secrets.sip_secret("1001"), workdir=tmp_path / "sipp1001",
+def _rings_the_agent(lab: tuple[EngineServices, Any, Any], rt: ReactorThread, tmp_path: Path, agent: str,
+                     queue: str, place_call: Callable[[], object], *, hold_seconds: int) -> tuple[Any, Any]:
+    """``agent``'s softphone registers and answers one call (``hold_seconds``), the agent logs
+    in to ``queue``, ``place_call()`` places the call; (what the phone saw, the call's record)."""
+    services, handle, secrets = lab
+    engine = services.engine
+    phone = Softphone(agent, handle.ports.sip, secrets.sip_secret(agent), workdir=tmp_path / f"sipp{agent}",
                       avoid_ports=handle.ports.all_ports())
     try:
         assert phone.register().ok
-        phone.answer_calls(1, hold_seconds=4, pcap=G711A_PCAP, timeout=90)
-        rt.call(engine.agent_service.login, "1001", ["hotline"], timeout=10)
-        rt.wait_for(lambda: engine.agents.state_of("1001").value == "ready", timeout=10,
-                    message="agent 1001 never became ready")
-        _hotline_caller(services, rt, "13912340087", "13912340087", seconds=60, csat="5")
+        phone.answer_calls(1, hold_seconds=hold_seconds, pcap=G711A_PCAP, timeout=90)
+        rt.call(engine.agent_service.login, agent, [queue], timeout=10)
+        rt.wait_for(lambda: engine.agents.state_of(agent).value == "ready", timeout=10,
+                    message=f"agent {agent} never became ready")
+        place_call()
         rt.wait_for(lambda: engine.records_written >= 1, timeout=80, message="no call record written")
         answered = phone.wait_answered(timeout=20)
     finally:
         phone.stop()
-    assert answered.answered == 1
-    (invite,) = [m for m in answered.messages if m.direction == "received" and m.method == "INVITE"]
-    assert "139****0087" in (invite.header("From") or ""), invite.header("From")
-    assert _seen(answered.messages, "13912340087") == []
     rt.wait_for(lambda: engine.writes_pending == 0, timeout=10, message="record writes still pending")
     assert engine.repository is not None
     (record,) = rt.call(engine.repository.list_recent_call_records, limit=5)
+    return answered, record
+
+
+def _shown_masked(answered: Any, number: str, shown: str) -> None:
+    """The phone answered one call whose INVITE showed ``shown``, and no SIP message it
+    received carries ``number`` in any header."""
+    assert answered.answered == 1
+    (invite,) = [m for m in answered.messages if m.direction == "received" and m.method == "INVITE"]
+    assert shown in (invite.header("From") or ""), invite.header("From")
+    carried = [f"{m.start_line} / {name}: {value}" for m in answered.messages if m.direction == "received"
+               for name, value in m.headers if number in value]
+    assert carried == []
+
+
+def test_a_hotline_caller_rings_the_agents_phone_with_the_number_masked(
+        numbers_lab: tuple[EngineServices, Any, Any], reactor_thread: ReactorThread, tmp_path: Path) -> None:
+    services, rt = numbers_lab[0], reactor_thread
+    answered, record = _rings_the_agent(
+        numbers_lab, rt, tmp_path, "1001", "hotline", hold_seconds=4,
+        place_call=lambda: _hotline_caller(services, rt, "13912340087", "13912340087", seconds=60, csat="5"))
+    _shown_masked(answered, "13912340087", "139****0087")
     assert (record.phone, record.agent_id) == ("13912340087", "1001")  # the record keeps it whole
 
 
 def test_the_agents_own_call_rings_their_phone_with_the_number_masked(
         numbers_lab: tuple[EngineServices, Any, Any], reactor_thread: ReactorThread, tmp_path: Path) -> None:
-    services, handle, secrets = numbers_lab
-    rt, engine = reactor_thread, services.engine
+    services, rt = numbers_lab[0], reactor_thread
     for name, value in (("SIM_RING_MIN", 1), ("SIM_RING_MAX", 1), ("SIM_TALK_MIN", 4), ("SIM_TALK_MAX", 4)):
         rt.call(services.ami.send, actions.setvar(name, value), timeout=10)
-    phone = Softphone("2101", handle.ports.sip, secrets.sip_secret("2101"), workdir=tmp_path / "sipp2101",
-                      avoid_ports=handle.ports.all_ports())
-    try:
-        assert phone.register().ok
-        phone.answer_calls(1, hold_seconds=10, pcap=G711A_PCAP, timeout=60)
-        rt.call(engine.agent_service.login, "2101", ["outbound"], timeout=10)
-        rt.wait_for(lambda: engine.agents.state_of("2101").value == "ready", timeout=10,
-                    message="agent 2101 never became ready")
-        rt.call(engine.agent_service.call, "2101", CUSTOMER, timeout=10)
-        rt.wait_for(lambda: engine.records_written >= 1, timeout=40, message="no call record written")
-        answered = phone.wait_answered(timeout=20)
-    finally:
-        phone.stop()
-    assert answered.answered == 1
-    (invite,) = [m for m in answered.messages if m.direction == "received" and m.method == "INVITE"]
-    assert "199****0018" in (invite.header("From") or ""), invite.header("From")
-    assert _seen(answered.messages, CUSTOMER) == []
-    rt.wait_for(lambda: engine.writes_pending == 0, timeout=10, message="record writes still pending")
-    assert engine.repository is not None
-    (record,) = rt.call(engine.repository.list_recent_call_records, limit=5)
+    answered, record = _rings_the_agent(
+        numbers_lab, rt, tmp_path, "2101", "outbound", hold_seconds=10,
+        place_call=lambda: rt.call(services.engine.agent_service.call, "2101", CUSTOMER, timeout=10))
+    _shown_masked(answered, CUSTOMER, "199****0018")
     assert (record.phone, record.agent_id, record.direction) == (CUSTOMER, "2101", "outbound")
     assert 3 <= (record.talk_seconds or 0) <= 8, record  # the customer answered and talked
