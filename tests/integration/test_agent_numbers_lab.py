@@ -95,3 +95,23 @@ def test_the_agents_own_call_rings_their_phone_with_the_number_masked(
     _shown_masked(answered, CUSTOMER, "199****0018")
     assert (record.phone, record.agent_id, record.direction) == (CUSTOMER, "2101", "outbound")
     assert 3 <= (record.talk_seconds or 0) <= 8, record  # the customer answered and talked
+
+
+def test_a_dialer_customer_rings_the_agents_phone_as_the_lead_with_the_number_masked(
+        numbers_lab: tuple[EngineServices, Any, Any], reactor_thread: ReactorThread, tmp_path: Path) -> None:
+    """A lead who answered (the lab network's person, put into [dialer-answered] as the dialer
+    does, without AMD) is queued to 2101: the phone shows the lead's name and masked number,
+    not the campaign's caller id."""
+    services, rt = numbers_lab[0], reactor_thread
+    lead = "19900030019"
+    for name, value in (("SIM_RING_MIN", 1), ("SIM_RING_MAX", 1), ("SIM_TALK_MIN", 8), ("SIM_TALK_MAX", 8)):
+        rt.call(services.ami.send, actions.setvar(name, value), timeout=10)
+    answered_call = actions.originate(
+        f"Local/{lead}@sim-pstn/n", context="dialer-answered", exten="s", priority=1, caller_id="Campaign <4001234567>",
+        timeout_ms=20000, variables={"CC_QUEUE": "outbound", "CC_AMD": 0, "CC_CONNECT_TIMEOUT": 10,
+                                     "CC_PHONE": lead, "CC_CUSTOMER_NAME": "Lead Li", "CC_DIRECTION": "outbound",
+                                     "CC_CAMPAIGN": "lab", "CC_LEAD": 1, "CC_ATTEMPT": 1})
+    answered, _ = _rings_the_agent(
+        numbers_lab, rt, tmp_path, "2101", "outbound", hold_seconds=4,
+        place_call=lambda: rt.call(services.ami.originate, answered_call, timeout=30))
+    _shown_masked(answered, lead, '"Lead Li" <sip:199****0019@')
