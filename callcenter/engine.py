@@ -1123,11 +1123,15 @@ class Engine(Service):
         return datetime.fromtimestamp(now, self.timezone).date()
 
     def queue_views(self) -> list[dict[str, Any]]:
-        """Each queue now and today (:class:`QueueView`), with its agents by state (the wallboard)."""
+        """Each queue now and today (:class:`QueueView`), with its agents by state (the wallboard)
+        and ``overflow_now``: its primary agents all away, so its callers ring the overflow
+        agents at once (None: the queue does not overflow)."""
         now = self.clock.seconds()
+        overflowing = overflow_now(self.settings, self.agents.agents())  # queues with overflow_after
         out = []
         for view in self.queues.views(now, self._local_day(now)):
-            out.append({**dataclasses.asdict(view), "agents": self._agents_by_state(view.queue)})
+            out.append({**dataclasses.asdict(view), "agents": self._agents_by_state(view.queue),
+                        "overflow_now": overflowing.get(view.queue)})
         return out
 
     def _agents_by_state(self, queue: str | None = None) -> dict[str, int]:

@@ -200,6 +200,9 @@ def render_wallboard(board: Board) -> str:
         (f'<h1>{escape(board.site)} <span class="muted">{escape(board.local_time)}, '
          f"every {int(board.refresh_seconds)} s</span></h1>"),
         "<h2>Queues today</h2>", queues,
+        *(f'<p class="alert">{escape(q["queue"])}: no primary agent there (logged out, paused or phone '
+          "unreachable): its callers ring the overflow agents at once</p>"
+          for q in board.queues if q.get("overflow_now")),
     ]
     if board.staffing is not None:
         parts.append(_staffing(*board.staffing, board.queues))

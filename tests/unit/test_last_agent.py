@@ -171,11 +171,13 @@ def test_the_overflow_agents_ring_at_once_when_the_primary_agent_is_away(session
     send(member("2101"))
     assert engine.primaries_away("hotline")
     assert told() == ["INUSE"] and gauge() == 1.0
+    assert {v["queue"]: v["overflow_now"] for v in engine.queue_views()} == {"hotline": True, "outbound": None}
     send(member("2101", "QueueMemberStatus", Status="2", InCall="1"))
     assert told() == []  # no change: nothing sent
     send(member("1001"))
     assert not engine.primaries_away("hotline")
     assert told() == ["NOT_INUSE"] and gauge() == 0.0
+    assert [v["overflow_now"] for v in engine.queue_views() if v["queue"] == "hotline"] == [False]
     send(member("1001", "QueueMemberPause", Paused="1", PausedReason="lunch"))
     assert engine.primaries_away("hotline")
     assert told() == ["INUSE"]

@@ -167,3 +167,12 @@ def test_a_long_wait_reads_in_hours_then_days() -> None:
 
     assert [waited(s) for s in (59, 3599, 3600, 5 * 3600 + 1230, 2 * 86400 - 1, 2 * 86400, 9 * 86400 + 5)] == [
         "0:59", "59:59", "1 h 0 min", "5 h 20 min", "47 h 59 min", "2 days", "9 days"]
+
+
+def test_a_queue_whose_primary_agents_are_away_is_said_to_overflow_at_once() -> None:
+    """overflow_now (Engine.queue_views): the supervisors see why the outbound agents take the
+    hotline's calls; nothing for a queue with its primary agent there or without overflow."""
+    note = "hotline: no primary agent there (logged out, paused or phone unreachable): its callers ring"
+    assert note in render_wallboard(_board(queues=[_queue("hotline", overflow_now=True)]))
+    for value in (False, None):
+        assert "no primary agent there" not in render_wallboard(_board(queues=[_queue("hotline", overflow_now=value)]))
