@@ -431,6 +431,33 @@ def call_customer(engine: Engine, agent_id: str, phone: str, *, name: str | None
     return repo.run(dialer_store.dnc_entry, number).addCallback(checked)
 
 
+def number_to_call(repo: Repository | None, *, ticket: str | None, customer_id: int | None
+                   ) -> Deferred[tuple[str, str | None, int | None]]:
+    """(number, name, CRM id) of the call ``ticket`` (its caller: a follow-up, a call back), else
+    of CRM customer ``customer_id``: what "Call" dials when the agent is shown the number
+    masked (docs/agents.md, "Customers' numbers"). InvalidFieldError naming the field for an
+    unknown call or customer, or one without a number."""
+    if repo is None:
+        raise ApiError(503, "no database configured")
+    if ticket:
+        def of_record(record: CallRecord | None) -> tuple[str, str | None, int | None]:
+            if record is None or not record.phone:
+                raise InvalidFieldError("ticket", f"no call {ticket}" if record is None
+                                        else f"call {ticket} has no caller number")
+            return record.phone, record.customer_name, record.customer_id
+
+        return repo.get_call_record_by_ticket(ticket).addCallback(of_record)
+    if customer_id is None:
+        raise InvalidFieldError("phone", "say whom to call: a phone, a ticket or a customer_id")
+
+    def of_customer(known: Customer | None) -> tuple[str, str | None, int | None]:
+        if known is None:
+            raise InvalidFieldError("customer_id", f"no customer {customer_id}")
+        return known.phone, known.name, known.id
+
+    return repo.get_customer(customer_id).addCallback(of_customer)
+
+
 def save_customer(repo: Repository, customer: str | None, fields: Mapping[str, Any], *,
                   ticket: str | None) -> Deferred[Customer]:
     """The API's and the agent page's one path into the CRM (docs/crm.md): a new customer
@@ -648,19 +675,30 @@ class ApiResource(Resource):
         raise ApiError(404, "no such resource: /api/" + "/".join(path))
 
     def _call(self, agent: str, body: dict[str, Any]) -> Deferred[Any]:
-        """``POST /api/agents/<id>/call {"phone", "name"?, "customer_id"?}``: the agent's phone
-        rings, then the customer is called (docs/agents.md, "Calling a customer")."""
+        """``POST /api/agents/<id>/call {"phone", "name"?, "customer_id"?}``, or ``{"ticket"}``
+        or ``{"customer_id"}`` alone (the number of that call's caller or that customer, for
+        an agent shown numbers masked): the agent's phone rings, then the customer is called
+        (docs/agents.md, "Calling a customer")."""
         for key in body:
-            if key not in ("phone", "name", "customer_id"):
-                raise ApiError(400, "unknown field (fields: phone, name, customer_id)", str(key))
-        name, customer = body.get("name"), body.get("customer_id")
+            if key not in ("phone", "name", "customer_id", "ticket"):
+                raise ApiError(400, "unknown field (fields: phone, name, customer_id, ticket)", str(key))
+        name, customer, ticket = body.get("name"), body.get("customer_id"), body.get("ticket")
         if name is not None and not isinstance(name, str):
             raise ApiError(400, f"expected a string, got {name!r}", "name")
         if customer is not None and (isinstance(customer, bool) or not isinstance(customer, int) or customer < 1):
             raise ApiError(400, f"expected a CRM customer id (a whole number), got {customer!r}", "customer_id")
-        phone = self._field(body, "phone")
-        return call_customer(self.engine, agent, phone, name=name, customer_id=customer).addCallback(
-            lambda _: {"agent": agent, "action": "call", "phone": canonical_phone(phone), "ok": True})
+        if ticket is not None and (not isinstance(ticket, str) or not ticket):
+            raise ApiError(400, f"expected a ticket number, got {ticket!r}", "ticket")
+
+        def call(who: tuple[str, str | None, int | None]) -> Deferred[Any]:
+            phone, found_name, customer_id = who
+            return call_customer(self.engine, agent, phone, name=name or found_name,
+                                 customer_id=customer_id).addCallback(
+                lambda _: {"agent": agent, "action": "call", "phone": canonical_phone(phone), "ok": True})
+
+        if "phone" in body or (ticket is None and customer is None):
+            return call((self._field(body, "phone"), name, customer))
+        return number_to_call(self.engine.repository, ticket=ticket, customer_id=customer).addCallback(call)
 
     def _transfer(self, agent: str, body: dict[str, Any]) -> Deferred[Any]:
         """``POST /api/agents/<id>/transfer {"queue"}`` or ``{"to_agent"}``: hand the agent's
@@ -1440,8 +1478,8 @@ class AgentPage(_Page):
 
     def _call(self, agent: AgentSettings, form: dict[str, str]) -> Deferred[str]:
         """"Call": a number typed (``phone``), or the number of a call (``ticket``: a follow-up,
-        the screen pop's call back) or of a CRM customer (``customer_id``), looked up here, so
-        that a page showing numbers masked carries none."""
+        the screen pop's call back) or of a CRM customer (``customer_id``), looked up here
+        (:func:`number_to_call`), so that a page showing numbers masked carries none."""
         phone = form.get("phone", "").strip()
         ticket, customer = form.get("ticket", "").strip(), form.get("customer_id", "").strip()
         if phone or not (ticket or customer):
@@ -1449,32 +1487,14 @@ class AgentPage(_Page):
             return call_customer(self.engine, agent.id, phone, name=name,
                                  customer_id=int(customer) if customer.isdigit() else None).addCallback(
                 lambda _: f"your phone rings: pick it up and {name or phone} is called")
-        repo = self.engine.repository
-        if repo is None:
-            raise ApiError(503, "no database configured")
-        if ticket:
-            def of_record(record: CallRecord | None) -> tuple[str | None, str | None, int | None]:
-                if record is None:
-                    raise InvalidFieldError("ticket", f"no call {ticket}")
-                return record.phone, record.customer_name, record.customer_id
 
-            found: Deferred[Any] = repo.get_call_record_by_ticket(ticket).addCallback(of_record)
-        else:
-            def of_customer(known: Customer | None) -> tuple[str | None, str | None, int | None]:
-                if known is None:
-                    raise InvalidFieldError("customer_id", f"no customer {customer}")
-                return known.phone, known.name, known.id
-
-            found = repo.get_customer(_customer_id(customer)).addCallback(of_customer)
-
-        def call(who: tuple[str | None, str | None, int | None]) -> Deferred[str]:
+        def call(who: tuple[str, str | None, int | None]) -> Deferred[str]:
             number, name, customer_id = who
-            if not number:
-                raise InvalidFieldError("ticket" if ticket else "customer_id", "no number to call there")
             return call_customer(self.engine, agent.id, number, name=name, customer_id=customer_id).addCallback(
                 lambda _: f"your phone rings: pick it up and {name or number} is called")
 
-        return found.addCallback(call)
+        return number_to_call(self.engine.repository, ticket=ticket or None,
+                              customer_id=_customer_id(customer) if not ticket else None).addCallback(call)
 
     def _save_customer(self, agent: AgentSettings, form: dict[str, str]) -> Deferred[str]:
         """The screen pop's CRM form: a new caller (linked to the call; the number is the

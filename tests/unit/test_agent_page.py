@@ -403,8 +403,16 @@ def test_the_agent_calls_a_customer_from_the_page_or_the_api(sessions: sessionma
     api = ApiResource(engine)  # type: ignore[arg-type]
     status, body = post_json(api, [b"agents", b"2101", b"call"], {"phone": "+86 138 0013 8000"})
     assert (status, body) == (200, {"agent": "2101", "action": "call", "phone": "13800138000", "ok": True})
+    status, body = post_json(api, [b"agents", b"2101", b"call"], {"ticket": record.ticket_number})
+    assert (status, body["phone"]) == (200, "13800138000") and engine.agent_service.calls[-1] == (
+        "call", "2101", "13800138000", "Zhang <Wei>", str(record.customer_id))  # the call's caller
+    status, body = post_json(api, [b"agents", b"2101", b"call"], {"customer_id": record.customer_id, "name": "Z"})
+    assert status == 200 and engine.agent_service.calls[-1] == (
+        "call", "2101", "13800138000", "Z", str(record.customer_id))  # the customer's number
     for bad, field in [({"phone": "1", "extension": "x"}, "extension"), ({"phone": "1", "customer_id": True},
-                       "customer_id"), ({"name": "x"}, "phone"), ({"phone": "1", "name": 5}, "name")]:
+                       "customer_id"), ({"name": "x"}, "phone"), ({"phone": "1", "name": 5}, "name"),
+                       ({"ticket": "GD19990101999"}, "ticket"), ({"ticket": 5}, "ticket"),
+                       ({"customer_id": 999}, "customer_id")]:
         status, body = post_json(api, [b"agents", b"2101", b"call"], bad)
         assert (status, body["field"]) == (400, field), body
 
