@@ -331,6 +331,8 @@ async def _demo(reactor: Any, settings: Settings, calls: int, work: Path) -> int
                         return 1
                     _say(f"without signing in, the same page answers HTTP {status} (agents sign in with the web "
                          "password `callcenter web password ID` gives them; the demo uses the host's API token)")
+                    if not await _masked_for_the_agent(reactor, services, engine, dispositioned):
+                        return 1
             if dispositioned is not None and not handed_on and dispositioned.agent_id is not None \
                     and engine.agents.state_of(dispositioned.agent_id).value == "on_call":
                 handed_on = True
@@ -472,14 +474,18 @@ def _api(reactor: Any, services: Any, method: str, path: str,
                                      method, path, body, token=services.api_token)
 
 
-def _page(reactor: Any, services: Any, path: str, *,
-          signed_in: bool = True) -> defer.Deferred[tuple[int, bytes]]:
+def _page(reactor: Any, services: Any, path: str, *, signed_in: bool = True,
+          person: tuple[str, str] | None = None) -> defer.Deferred[tuple[int, bytes]]:
     """One of the daemon's pages (or a recording they play), fetched as a browser would (in a
-    thread), signed in with the host's API token unless ``signed_in`` is false."""
+    thread), signed in with the host's API token unless ``signed_in`` is false, or as
+    ``person`` (id, web password)."""
+    import base64
     import urllib.error
     import urllib.request
 
     headers = {"authorization": f"Bearer {services.api_token}"} if signed_in else {}
+    if person is not None:
+        headers = {"authorization": "Basic " + base64.b64encode(f"{person[0]}:{person[1]}".encode()).decode()}
 
     def fetch() -> tuple[int, bytes]:
         try:
@@ -493,6 +499,31 @@ def _page(reactor: Any, services: Any, path: str, *,
             return 0, str(exc).encode()
 
     return threads.deferToThreadPool(reactor, reactor.getThreadPool(), fetch)
+
+
+async def _masked_for_the_agent(reactor: Any, services: Any, engine: Engine, record: Any) -> bool:
+    """The agent signs in with a web password of their own: their page shows the caller's
+    number masked (privacy.agent_numbers), where the host's token saw it whole."""
+    from callcenter.privacy import mask_number
+    from callcenter.secrets import set_web_password
+    from callcenter.web_access import hash_password, new_password
+
+    if not record.phone or mask_number(record.phone) == record.phone or not engine.settings.privacy.mask_for_agents:
+        return True
+    password = new_password()
+    state_dir = engine.settings.site.state_dir  # scrypt and the file write, off the reactor
+    await threads.deferToThreadPool(reactor, reactor.getThreadPool(),
+                                    lambda: set_web_password(state_dir, record.agent_id, hash_password(password)))
+    status, page = await _page(reactor, services, f"agent/{record.agent_id}", person=(record.agent_id, password))
+    html = page.decode("utf-8", "replace")
+    shown = mask_number(record.phone)
+    if status != 200 or f"<td>Caller</td><td>{shown}</td>" not in html or record.phone in html:
+        _say(f"FAILED: agent {record.agent_id}'s own page did not show the caller as {shown}: HTTP {status}")
+        return False
+    _say(f"signed in as agent {record.agent_id} (a web password of their own), the same page shows the caller "
+         f"as {shown}: agents see customers' numbers masked, on their softphone too (privacy.agent_numbers); "
+         "team leads see them whole")
+    return True
 
 
 async def _quality_review(reactor: Any, services: Any) -> bool:
