@@ -591,7 +591,8 @@ def test_the_screen_pop_shows_the_callers_earlier_calls_and_keeps_the_crm(sessio
     status, html = _get(page, "2101")
     assert "<button>Add 13900000042 to the CRM</button>" in html
     assert f'<input type="hidden" name="ticket" value="{stranger.ticket_number}">' in html
-    status, query = _post(page, ["2101", "customer"], {"ticket": stranger.ticket_number, "phone": "13900000042",
+    assert 'name="phone"' not in html.split("Add 13900000042")[0].rsplit("<form", 1)[1]  # the call's number
+    status, query = _post(page, ["2101", "customer"], {"ticket": stranger.ticket_number,  # as the form posts
                                                         "name": "Li Na", "email": "", "notes": "new customer"})
     assert (status, query["msg"]) == (303, ["Li Na (13900000042) is in the CRM now: their calls pop up with their record"])
     linked = repo.get_call_record(stranger.id).result
