@@ -275,7 +275,7 @@ def _history(view: AgentView, tz: ZoneInfo) -> str:
     """The caller's earlier calls: when, the ticket, who took it, what came of it."""
     rows = ["<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in (
         _local(r.started_at, tz), r.ticket_number, r.direction, r.agent_id or "-", r.outcome or "-",
-        (r.description[:80] + "...") if len(r.description) > 80 else r.description or "-",
+        view.text((r.description[:80] + "...") if len(r.description) > 80 else r.description or "-"),
         "-" if r.csat is None else str(r.csat))) + "</tr>" for r in view.history]
     return html_table(("When", "Ticket", "Direction", "Agent", "Outcome", "Notes", "CSAT"), rows,
                       "No earlier calls from this caller.")
@@ -387,7 +387,7 @@ def _follow_ups(view: AgentView, tz: ZoneInfo) -> str:
                     f"<td>{escape(record.ticket_number)}</td><td>{escape(record.customer_name or '')}</td>"
                     f"<td>{escape(view.number(record.phone))}{_dnc_flag(view, record.phone)}</td>"
                     f"<td>{escape(record.outcome or '')}</td>"
-                    f"<td>{escape(record.description or '')}</td>"
+                    f"<td>{escape(view.text(record.description or ''))}</td>"
                     f"<td>{_call_button(view, record.phone, 'Call', ticket=record.ticket_number)}</td>"
                     "</tr>")
     table = html_table(["due", "ticket", "customer", "phone", "outcome", "notes", ""], rows, "")
