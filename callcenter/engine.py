@@ -964,7 +964,7 @@ class Engine(Service):
 
     async def _queued(self, agi: AgiSession, caller: str, queue: str) -> None:
         """The caller goes to ``queue``: their last agent first, if so set."""
-        if self.primaries_away(queue):
+        if self._overflow_told.get(queue):  # what the dialplan reads (:meth:`_tell_overflow`)
             _log.info("hotline.overflow_now caller={caller} queue={queue}: no primary agent there, "
                       "the overflow agents ring at once", caller=caller, queue=queue)
         await self._last_agent_first(agi, caller)

@@ -458,6 +458,14 @@ def number_to_call(repo: Repository | None, *, ticket: str | None, customer_id: 
     return repo.get_customer(customer_id).addCallback(of_customer)
 
 
+def _numbers_masked(request: Request, engine: Engine) -> bool:
+    """Does the person signed in for ``request`` get customers' numbers masked (an agent;
+    :func:`callcenter.web_access.numbers_masked`)? Not for a request that did not pass the
+    guard (in-process)."""
+    caller = caller_of(request)
+    return caller is not None and numbers_masked(caller, engine.settings.privacy.mask_for_agents)
+
+
 def save_customer(repo: Repository, customer: str | None, fields: Mapping[str, Any], *,
                   ticket: str | None) -> Deferred[Customer]:
     """The API's and the agent page's one path into the CRM (docs/crm.md): a new customer
@@ -1152,8 +1160,7 @@ class ApiResource(Resource):
         request.setResponseCode(status)
         request.setHeader(b"content-type", b"application/json; charset=utf-8")
         value = _jsonable(value)
-        caller = caller_of(request)  # None: not through the guard (in-process)
-        if caller is not None and numbers_masked(caller, self.engine.settings.privacy.mask_for_agents):
+        if _numbers_masked(request, self.engine):
             value = masked_json(value)  # an agent: customers' numbers as 138****8000
         return json.dumps(value, ensure_ascii=False).encode("utf-8")
 
@@ -1303,7 +1310,7 @@ class AgentPage(_Page):
             auto_dial=self.dialer.auto_dial_campaigns() if self.dialer is not None else {},
             auto_dial_held=self.dialer.auto_dial_held(agent.id) if self.dialer is not None else False,
             message=_arg(request, "msg") or "", error=_arg(request, "err") or "", sms=self.sms is not None,
-            masked=self._masked(request),
+            masked=_numbers_masked(request, engine),
             transfer_queues=tuple(q.name for q in engine.settings.queues),
             block_do_not_call=engine.settings.manual_dial.do_not_call == "block",
             transfer_agents=tuple((a.id, engine.settings.people[a.id].name) for a in engine.agents.agents()
@@ -1408,12 +1415,7 @@ class AgentPage(_Page):
             return self._html(request, 404, f"<p>No agent action here: {html_escape('/'.join(path))!s}</p>")
         done = maybeDeferred(self._act, agent, path[1], self._form(request))
         return self._answer(request, done, f"/agent/{quote(agent.id)}", {}, agent.id, path[1],
-                            masked=self._masked(request))
-
-    def _masked(self, request: Request) -> bool:
-        """Does the person looking get customers' numbers masked (an agent)?"""
-        caller = caller_of(request)
-        return caller is not None and numbers_masked(caller, self.engine.settings.privacy.mask_for_agents)
+                            masked=_numbers_masked(request, self.engine))
 
     def _act(self, agent: AgentSettings, action: str, form: dict[str, str]) -> Deferred[str]:
         if action in ("preview", "dial", "skip"):
@@ -1482,19 +1484,18 @@ class AgentPage(_Page):
         (:func:`number_to_call`), so that a page showing numbers masked carries none."""
         phone = form.get("phone", "").strip()
         ticket, customer = form.get("ticket", "").strip(), form.get("customer_id", "").strip()
-        if phone or not (ticket or customer):
-            name = form.get("name", "").strip() or None
-            return call_customer(self.engine, agent.id, phone, name=name,
-                                 customer_id=int(customer) if customer.isdigit() else None).addCallback(
-                lambda _: f"your phone rings: pick it up and {name or phone} is called")
+        who: Deferred[tuple[str, str | None, int | None]] = (
+            succeed((phone, form.get("name", "").strip() or None, int(customer) if customer.isdigit() else None))
+            if phone or not (ticket or customer) else
+            number_to_call(self.engine.repository, ticket=ticket or None,
+                           customer_id=_customer_id(customer) if not ticket else None))
 
-        def call(who: tuple[str, str | None, int | None]) -> Deferred[str]:
-            number, name, customer_id = who
+        def call(found: tuple[str, str | None, int | None]) -> Deferred[str]:
+            number, name, customer_id = found
             return call_customer(self.engine, agent.id, number, name=name, customer_id=customer_id).addCallback(
                 lambda _: f"your phone rings: pick it up and {name or number} is called")
 
-        return number_to_call(self.engine.repository, ticket=ticket or None,
-                              customer_id=_customer_id(customer) if not ticket else None).addCallback(call)
+        return who.addCallback(call)
 
     def _save_customer(self, agent: AgentSettings, form: dict[str, str]) -> Deferred[str]:
         """The screen pop's CRM form: a new caller (linked to the call; the number is the
@@ -1510,12 +1511,8 @@ class AgentPage(_Page):
             fields.pop("email", None)
         ticket = form.get("ticket") or None
         if customer is None and "phone" not in fields and ticket is not None:
-            def with_number(record: CallRecord | None) -> Deferred[Customer]:
-                if record is None or not record.phone:
-                    raise InvalidFieldError("ticket", f"no caller number on call {ticket}")
-                return save_customer(repo, None, {**fields, "phone": record.phone}, ticket=ticket)
-
-            saved = repo.get_call_record_by_ticket(ticket).addCallback(with_number)
+            saved = number_to_call(repo, ticket=ticket, customer_id=None).addCallback(
+                lambda found: save_customer(repo, None, {**fields, "phone": found[0]}, ticket=ticket))
         else:
             saved = save_customer(repo, customer, fields, ticket=ticket)
         if customer is not None:
