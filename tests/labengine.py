@@ -25,7 +25,7 @@ from callcenter.storage import models
 from tests.labfixture import LabFactory, LabHandle
 from tests.reactorthread import ReactorThread
 
-__all__ = ["ROOT", "callback_leads", "engine_on_lab", "hotline_open", "hotline_queue"]
+__all__ = ["ROOT", "callback_leads", "engine_on_lab", "hotline_open", "hotline_queue", "rings_with_the_call"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -125,6 +125,28 @@ def network_people(services: EngineServices, reactor_thread: ReactorThread, talk
     for name, value in (("SIM_RING_MIN", 1), ("SIM_RING_MAX", 1), ("SIM_TALK_MIN", talk_seconds),
                         ("SIM_TALK_MAX", talk_seconds)):
         reactor_thread.call(services.ami.send, actions.setvar(name, value), timeout=10)
+
+
+def rings_with_the_call(services: EngineServices, reactor_thread: ReactorThread, agent: str, linkedid: str | None,
+                        *, timeout: float, message: str) -> str:
+    """Wait until ``agent``'s phone rings with the call ``linkedid`` (any call: None) on their
+    screen pop; the screen pop's linkedid.
+
+    The agent is busy from their channel's pre-dial handler (``[agent-callee]``'s AgentBusy),
+    a moment before Asterisk dials the phone; the engine pops the screen on the ring itself
+    (DialBegin), so the two are waited for together: a screen pop that never comes, or shows
+    another call, still fails."""
+    engine = services.engine
+
+    def ringing() -> str | None:
+        shown = engine.screen_pops.get(agent)
+        busy = engine.agents.state_of(agent).value == "on_call"
+        return shown if busy and shown is not None and linkedid in (None, shown) else None
+
+    return reactor_thread.wait_for(
+        ringing, timeout=timeout,
+        message=lambda: f"{message} (state {engine.agents.state_of(agent).value}, "
+                        f"screen pop {engine.screen_pops.get(agent)!r}, the call {linkedid!r})")
 
 
 def call_and_message(services: EngineServices, reactor_thread: ReactorThread, record_id: int) -> tuple[Any, Any]:

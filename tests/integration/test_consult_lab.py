@@ -20,7 +20,12 @@ from callcenter.ami import actions
 from callcenter.service import EngineServices
 from callcenter.transfer import ConsultRefused, TransferRefused, consult_leg, parse_hop
 from tests.integration.test_transfer_lab import _hotline_caller, _log_in
-from tests.labengine import engine_on_lab, hotline_open, network_people
+from tests.labengine import (
+    engine_on_lab,
+    hotline_open,
+    network_people,
+    rings_with_the_call,
+)
 from tests.labfixture import LabFactory
 from tests.reactorthread import ReactorThread
 
@@ -62,9 +67,9 @@ def test_the_agent_consults_a_colleague_then_hands_the_caller_over(consult_lab: 
         rt.call(engine.agent_service.complete_consult, "1001", timeout=10)
     linkedid = _talking_to_a_caller(services, rt, "Consult test", "13844445555", seconds=120, csat="4")
     rt.call(engine.agent_service.consult, "1001", "2105", timeout=10)
-    rt.wait_for(lambda: engine.agents.state_of("2105").value == "on_call", timeout=15,
-                message="agent 2105's phone never rang for the consult")
-    assert engine.screen_pops["2105"] == linkedid  # 2105 sees who the caller is while they talk
+    # 2105 sees who the caller is while they talk
+    rings_with_the_call(services, rt, "2105", linkedid, timeout=15,
+                        message="agent 2105's phone never rang for the consult with the caller's screen pop")
     rt.wait_for(lambda: _consulting(services, "1001"), timeout=5, message="no consult leg in 1001's bridge")
     with pytest.raises(TransferRefused, match="consulting agent 2105"):
         rt.call(engine.agent_service.transfer, "1001", "outbound", timeout=10)

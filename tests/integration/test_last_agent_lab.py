@@ -21,7 +21,7 @@ from callcenter.service import EngineServices
 from callcenter.settings import LastAgentSettings, Settings
 from callcenter.storage.records import CallRecord, NewCallRecord
 from tests.integration.test_transfer_lab import _hotline_caller, _log_in
-from tests.labengine import engine_on_lab, hotline_open
+from tests.labengine import engine_on_lab, hotline_open, rings_with_the_call
 from tests.labfixture import LabFactory
 from tests.reactorthread import ReactorThread
 
@@ -67,9 +67,8 @@ def test_a_returning_caller_rings_the_agent_they_last_talked_with(last_agent_lab
     _log_in(services, rt, "1001", "hotline", 4)
     _log_in(services, rt, "2105", "outbound", 5)
     _hotline_caller(services, rt, "Returning", CALLER, seconds=90, csat="5")
-    rt.wait_for(lambda: engine.agents.state_of("2105").value == "on_call", timeout=40,
-                message="agent 2105's phone never rang for their returning caller")
-    linkedid = engine.screen_pops["2105"]
+    linkedid = rings_with_the_call(services, rt, "2105", None, timeout=40,
+                                   message="agent 2105's phone never rang for their returning caller")
     assert engine.agents.state_of("1001").value == "ready"  # the queue never rang
     record = _the_new_record(services, rt)
     assert (record.linkedid, record.phone, record.agent_id, record.csat) == (
