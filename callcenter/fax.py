@@ -21,10 +21,18 @@ from typing import Final
 from callcenter.ami.codec import Message
 from callcenter.storage.records import InvalidFieldError
 
-__all__ = ["FAX_EVENT", "FaxBusy", "FaxRecord", "FaxResult", "check_tiff", "parse_fax_event"]
+__all__ = ["FAX_EVENT", "MAX_FAX_BYTES", "FaxBusy", "FaxRecord", "FaxResult", "check_tiff", "check_tiff_bytes",
+           "parse_fax_event"]
 
 FAX_EVENT: Final = "CCFax"
 """The ``UserEvent`` name the fax dialplan reports each fax with."""
+
+MAX_FAX_BYTES: Final = 10 * 1024 * 1024
+"""The largest fax sent as bytes (the API's ``tiff``): a G3 page at 204x196 dpi is about
+50 KB, so this is some 200 pages."""
+
+_TIFF_HEADS: Final = (b"II*\x00", b"MM\x00*")
+_TIFF_HINT: Final = "make fax pages with gs -sDEVICE=tiffg3 -r204x196 -o page.tif document.pdf"
 
 class FaxBusy(Exception):
     """Every fax channel is in use: try again later (HTTP 409)."""
@@ -97,6 +105,13 @@ def check_tiff(path: Path, field: str = "file") -> None:
             head = handle.read(4)
     except OSError as exc:
         raise InvalidFieldError(field, f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
-    if head not in (b"II*\x00", b"MM\x00*"):
-        raise InvalidFieldError(field, f"{str(path)!r} is not a TIFF file (make fax pages with "
-                                       "gs -sDEVICE=tiffg3 -r204x196 -o page.tif document.pdf)")
+    if head not in _TIFF_HEADS:
+        raise InvalidFieldError(field, f"{str(path)!r} is not a TIFF file ({_TIFF_HINT})")
+
+
+def check_tiff_bytes(data: bytes, field: str = "tiff") -> None:
+    """InvalidFieldError unless ``data`` are a TIFF file's bytes of at most :data:`MAX_FAX_BYTES`."""
+    if len(data) > MAX_FAX_BYTES:
+        raise InvalidFieldError(field, f"{len(data)} bytes: a fax may be at most {MAX_FAX_BYTES} bytes")
+    if data[:4] not in _TIFF_HEADS:
+        raise InvalidFieldError(field, f"not a TIFF file ({_TIFF_HINT})")

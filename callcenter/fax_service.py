@@ -19,7 +19,14 @@ from twisted.python.failure import Failure
 from callcenter.ami import actions
 from callcenter.ami.codec import Message
 from callcenter.dialer.calls import outcome_of_reason
-from callcenter.fax import FaxBusy, FaxRecord, FaxResult, check_tiff, parse_fax_event
+from callcenter.fax import (
+    FaxBusy,
+    FaxRecord,
+    FaxResult,
+    check_tiff,
+    check_tiff_bytes,
+    parse_fax_event,
+)
 from callcenter.storage.records import canonical_phone
 from callcenter.storage.repository import add_outgoing_fax, file_fax
 
@@ -89,12 +96,14 @@ class FaxService(Service):
 
         self.repository.run(measure_and_file).addErrback(failed)
 
-    def send(self, number: str, page: Path) -> Deferred[FaxRecord]:
-        """Send the TIFF ``page`` to ``number``; the record comes back once the page is copied
-        and logged (status ``SENDING``), the result later. InvalidFieldError names a bad
-        ``number`` (raised) or ``file`` (the Deferred fails); :class:`FaxBusy` (raised) when
-        every fax channel is in use."""
+    def send(self, number: str, page: Path | bytes) -> Deferred[FaxRecord]:
+        """Send the TIFF ``page`` (a file on this host, or its bytes) to ``number``; the record
+        comes back once the page is copied and logged (status ``SENDING``), the result later.
+        InvalidFieldError names a bad ``number`` (raised), ``tiff`` (bytes: raised) or
+        ``file`` (the Deferred fails); :class:`FaxBusy` (raised) when every fax channel is in use."""
         to = canonical_phone(number, "to")
+        if isinstance(page, bytes):
+            check_tiff_bytes(page)
         if len(self.sending) >= self.settings.fax.channels:
             raise FaxBusy(f"all {self.settings.fax.channels} fax channels are in use; try again in a minute")
         fax_id = uuid.uuid4().hex
@@ -122,9 +131,12 @@ class FaxService(Service):
             ended_unsent("FAILED", f"the call could not be placed: {failure.getErrorMessage()}")
 
         def copy_and_log(session: Any) -> FaxRecord:  # in the repository's thread pool: file I/O and SQL
-            check_tiff(page)
             copy.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(page, copy)
+            if isinstance(page, bytes):
+                copy.write_bytes(page)
+            else:
+                check_tiff(page)
+                shutil.copyfile(page, copy)
             return add_outgoing_fax(session, fax_id, to, str(copy), copy.stat().st_size, now)
 
         def originate(record: FaxRecord) -> FaxRecord:

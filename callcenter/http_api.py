@@ -77,6 +77,8 @@ Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/403/404):
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import enum
 import json
@@ -129,7 +131,7 @@ from callcenter.disposition import (
     parse_disposition,
 )
 from callcenter.engine import MESSAGE_SUFFIX, Engine
-from callcenter.fax import FaxBusy
+from callcenter.fax import MAX_FAX_BYTES, FaxBusy
 from callcenter.fax_service import FaxService
 from callcenter.index_page import render_index
 from callcenter.lead_page import (
@@ -190,6 +192,7 @@ from callcenter.web_access import (
     actor_refusal,
     check_password,
     hash_password,
+    host_file_refusal,
     numbers_masked,
     password_change_problem,
     vip_refusal,
@@ -264,6 +267,19 @@ def _required(form: Mapping[str, str], name: str, missing: str) -> str:
     if not value:
         raise InvalidFieldError(name, missing)
     return value
+
+
+def _base64_field(body: Mapping[str, Any], name: str, *, limit: int) -> bytes:
+    """The bytes of ``body[name]``, standard base64 of at most ``limit`` bytes; a 400 naming the field."""
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise ApiError(400, f"expected a non-empty base64 string, got {type(value).__name__}", name)
+    if len(value) > (limit + 2) // 3 * 4 + 4:
+        raise ApiError(400, f"more than {limit} bytes", name)
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError(400, f"not valid base64: {exc}", name) from None
 
 
 def _arg(request: Request, name: str) -> str | None:
@@ -600,6 +616,9 @@ class ApiResource(Resource):
             why_not = vip_refusal(caller_of(request), path, body)
             if why_not is not None:
                 raise ApiError(403, why_not, "vip")
+            why_not = host_file_refusal(caller_of(request), path, body)
+            if why_not is not None:
+                raise ApiError(403, why_not, "file")
         except ApiError as exc:
             return self._error(request, exc)
         result = maybeDeferred(self._post, path, body)
@@ -771,15 +790,25 @@ class ApiResource(Resource):
             lambda record: {"record": record})
 
     def _send_fax(self, body: dict[str, Any]) -> Deferred[Any]:
-        """``POST /api/faxes {"to": NUMBER, "file": TIFF path on the daemon's host}`` (docs/fax.md)."""
+        """``POST /api/faxes {"to": NUMBER, "tiff": the pages, base64}`` or, from the host's
+        API token only (:func:`~callcenter.web_access.host_file_refusal`), ``"file"``: a TIFF
+        path on the daemon's host (docs/fax.md)."""
         if self.fax is None:
             raise ApiError(404, "the fax service is not running")
         for key in body:
-            if key not in ("to", "file"):
-                raise ApiError(400, "unknown field (fields: to, file)", str(key))
-        to, file = self._field(body, "to"), self._field(body, "file")
+            if key not in ("to", "file", "tiff"):
+                raise ApiError(400, "unknown field (fields: to, and file or tiff)", str(key))
+        to = self._field(body, "to")
+        if ("file" in body) == ("tiff" in body):
+            raise ApiError(400, "expected the pages: file (a path on the daemon's host) or tiff (base64), one of them",
+                           "tiff" if "tiff" in body else "file")
+        page: Path | bytes
+        if "file" in body:
+            page = Path(self._field(body, "file"))
+        else:
+            page = _base64_field(body, "tiff", limit=MAX_FAX_BYTES)
         try:
-            sending = self.fax.send(to, Path(file))
+            sending = self.fax.send(to, page)
         except FaxBusy as exc:
             raise ApiError(409, str(exc), None) from None
         return sending.addCallback(lambda record: {"fax": record})

@@ -32,8 +32,8 @@ from callcenter.settings import AgentSettings
 __all__ = [
     "OPEN_PATHS", "Caller", "Credentials", "PasswordHashError", "SignInError", "SignInThrottle",
     "VerifiedPasswords", "actor_field", "actor_refusal", "check_password", "client_address", "cross_site_refusal",
-    "hash_password", "new_password", "numbers_masked", "password_change_problem", "password_problem",
-    "read_authorization", "refusal", "vip_refusal",
+    "hash_password", "host_file_refusal", "new_password", "numbers_masked", "password_change_problem",
+    "password_problem", "read_authorization", "refusal", "vip_refusal",
 ]
 
 SCHEME: Final = "scrypt"
@@ -386,6 +386,22 @@ def vip_refusal(caller: Caller | None, path: Sequence[str], body: Mapping[str, o
     if _is_staff(caller.person):
         return None
     return f"{caller.person.id} is an agent: marking a customer VIP is for team leads and managers"
+
+
+def host_file_refusal(caller: Caller | None, path: Sequence[str], body: Mapping[str, object]) -> str | None:
+    """Why ``caller`` may not name a file on the daemon's host in ``body`` (a fax's ``file``,
+    below /api), or None.
+
+    A path is read by the daemon with its own rights: only the host's API token (the CLI, run
+    on that host by whoever may read it) gives one. People signed in send the pages
+    themselves (a fax's ``tiff``, base64), or could send any file the daemon can read
+    (received faxes, recordings) and tell which files exist from the errors.
+    """
+    segments = tuple(segment for segment in path if segment)
+    if caller is None or caller.person is None or segments != ("faxes",) or "file" not in body:
+        return None
+    return (f"{caller.person.id} is signed in: a file on the daemon's host is for the host's API token (the CLI); "
+            "send the pages themselves in tiff (base64)")
 
 
 def actor_field(method: str, path: Sequence[str]) -> str | None:

@@ -3,9 +3,11 @@ database, the HTTP routes, the configuration and the generated dialplan."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,7 +21,7 @@ from callcenter.ami.codec import AmiParser, Message
 from callcenter.asterisk.conffile import parse_config
 from callcenter.asterisk.render import AsteriskEndpoints, render_project_config
 from callcenter.engine import RecordingPaths
-from callcenter.fax import FaxBusy, check_tiff, parse_fax_event
+from callcenter.fax import MAX_FAX_BYTES, FaxBusy, check_tiff, parse_fax_event
 from callcenter.fax_service import FaxService
 from callcenter.http_api import ApiResource
 from callcenter.metrics import EngineMetrics
@@ -184,6 +186,42 @@ def test_http_routes_send_and_list_naming_bad_fields(sessions: sessionmaker[Sess
     assert status == 409 and "fax channels are in use" in body["error"]
     status, body = get_json(api, [b"faxes"], {b"limit": [b"10"]})
     assert status == 200 and [f["number"] for f in body["faxes"]] == ["13800138001", "13800138000"]
+
+
+def test_people_signed_in_send_the_pages_not_a_file_on_the_daemons_host(sessions: sessionmaker[Session],
+                                                                        tmp_path: Path) -> None:
+    """An agent's request may not name a file on the daemon's host (any TIFF it can read, a
+    received fax, or a probe of which files exist): 403 naming ``file``, nothing sent. They
+    send the pages themselves, base64 in ``tiff``; the host's token may do either."""
+    service, ami, _ = _service(sessions, tmp_path)
+    received = tmp_path / "fax" / "in" / "20261206-1.tif"
+    received.write_bytes(TIFF)
+    api = ApiResource(SimpleNamespace(settings=SETTINGS), None, service)  # type: ignore[arg-type]
+    agent = SETTINGS.people["2101"]
+    for path in (str(received), "/nonexistent/x", "/root/.bashrc"):
+        status, body = post_json(api, [b"faxes"], {"to": "13800138000", "file": path}, person=agent)
+        assert (status, body["field"]) == (403, "file") and "2101 is signed in" in body["error"], body
+        assert path not in body["error"]
+    assert ami.originates == [] and service.recent(5).result == []
+    pages = base64.b64encode(TIFF).decode()
+    status, body = post_json(api, [b"faxes"], {"to": "13800138000", "tiff": pages}, person=agent)
+    assert (status, body["fax"]["status"]) == (200, "SENDING"), body
+    (sent,) = service.recent(5).result
+    assert Path(sent.path).parent == tmp_path / "fax" / "out" and Path(sent.path).read_bytes() == TIFF
+    assert dict(ami.originates[0][0].variables)["CC_FAX_FILE"] == f"/srv/rec/fax/out/{Path(sent.path).name}"
+    for bad, error in (({"to": "13800138001", "tiff": "not base64!"}, "not valid base64"),
+                       ({"to": "13800138001", "tiff": base64.b64encode(b"%PDF-1.4").decode()}, "not a TIFF file"),
+                       ({"to": "13800138001", "tiff": 12}, "expected a non-empty base64 string"),
+                       ({"to": "13800138001", "tiff": "A" * (MAX_FAX_BYTES * 4 // 3 + 16)}, "more than"),
+                       ({"to": "13800138001"}, "expected the pages")):
+        status, body = post_json(api, [b"faxes"], bad, person=agent)
+        assert (status, body["field"]) == (400, "file" if "tiff" not in bad else "tiff"), body
+        assert error in body["error"], body
+    status, body = post_json(api, [b"faxes"], {"to": "13800138001", "file": str(received), "tiff": pages})
+    assert (status, body["field"]) == (400, "tiff") and "one of them" in body["error"], body
+    status, body = post_json(api, [b"faxes"], {"to": "13800138001", "tiff": pages})  # the host's token
+    assert status == 200, body
+    assert len(ami.originates) == 2
 
 
 def test_fax_settings_are_checked(tmp_path: Path) -> None:
