@@ -17,7 +17,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-__all__ = ["AGENT_NUMBERS", "PHONE_FIELDS", "mask_number", "mask_numbers_in", "masked_json"]
+__all__ = ["AGENT_NUMBERS", "HISTORY_FIELDS", "HISTORY_TEXT_FIELDS", "PHONE_FIELDS", "TEXT_FIELDS", "mask_number",
+           "mask_numbers_in", "masked_json"]
 
 #: ``privacy.agent_numbers``: ``masked`` (the shipped choice) or ``full``.
 AGENT_NUMBERS: Final = ("masked", "full")
@@ -54,13 +55,34 @@ def mask_numbers_in(text: str) -> str:
     return _IN_TEXT.sub(lambda found: mask_number(found.group()), text)
 
 
-def masked_json(value: Any) -> Any:
+#: JSON fields whose texts are read-only there and may hold numbers, masked inside for
+#: agents: a lead file's other columns (``extra``), a call's hops (``transfers``:
+#: ``1001>outside:139...``), and under the earlier calls and follow-ups (``calls``,
+#: ``follow_ups``) their notes (``description``). The live call's notes and the customer's
+#: are what an agent edits: whole, as on the page (a masked copy written back would lose them).
+TEXT_FIELDS: Final = frozenset({"extra", "transfers"})
+HISTORY_FIELDS: Final = frozenset({"calls", "follow_ups"})
+HISTORY_TEXT_FIELDS: Final = frozenset({"description"})
+
+
+def masked_json(value: Any, *, _text: bool = False, _history: bool = False) -> Any:
     """``value`` (decoded JSON) with every string under a :data:`PHONE_FIELDS` key masked,
-    and the numbers in an ``error``, at any depth; a new value, the given one unchanged."""
+    and the numbers in an ``error`` and in the read-only texts (:data:`TEXT_FIELDS`, and
+    :data:`HISTORY_TEXT_FIELDS` under :data:`HISTORY_FIELDS`), at any depth; a new value,
+    the given one unchanged."""
+    if isinstance(value, str):
+        return mask_numbers_in(value) if _text else value
     if isinstance(value, Mapping):
-        return {key: (mask_number(item) if key in PHONE_FIELDS and isinstance(item, str)
-                      else mask_numbers_in(item) if key == "error" and isinstance(item, str) else masked_json(item))
-                for key, item in value.items()}
+        masked = {}
+        for key, item in value.items():
+            if key in PHONE_FIELDS and isinstance(item, str):
+                masked[key] = mask_number(item)
+            elif key == "error" and isinstance(item, str):
+                masked[key] = mask_numbers_in(item)
+            else:
+                text = _text or key in TEXT_FIELDS or _history and key in HISTORY_TEXT_FIELDS
+                masked[key] = masked_json(item, _text=text, _history=_history or key in HISTORY_FIELDS)
+        return masked
     if isinstance(value, list | tuple):
-        return [masked_json(item) for item in value]
+        return [masked_json(item, _text=_text, _history=_history) for item in value]
     return value
