@@ -12,6 +12,7 @@ errors too: a misspelt ``retention_dayz`` must not silently fall back to a defau
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -35,6 +36,7 @@ from callcenter.yamlsource import (
     Path_,
     SourceProblem,
     YamlSourceError,
+    dotted,
     load_yaml,
     merge,
 )
@@ -52,6 +54,7 @@ __all__ = [
     "IvrSettings",
     "LabSettings",
     "LoggingSettings",
+    "NotFinite",
     "QaItem",
     "QaSettings",
     "QueueSettings",
@@ -62,6 +65,7 @@ __all__ = [
     "TeamSettings",
     "describe_value",
     "did_you_mean",
+    "finite_number",
     "load_settings",
 ]
 
@@ -459,10 +463,7 @@ class Reader:
         self.data: Mapping[str, Any] = data
 
     def key(self, name: str | int | None = None) -> str:
-        parts = [str(p) if isinstance(p, str) else f"[{p}]" for p in self.path]
-        if name is not None:
-            parts.append(str(name) if isinstance(name, str) else f"[{name}]")
-        return ".".join(parts).replace(".[", "[")
+        return dotted(self.path if name is None else (*self.path, name))
 
     def problem(self, sub: Path_, message: str) -> None:
         path = (*self.path, *sub)
@@ -480,6 +481,9 @@ class Reader:
             return default  # type: ignore[no-any-return]
         try:
             return convert(value)
+        except NotFinite as exc:
+            self.problem((name,), f"{exc}, got {describe_value(value)}")
+            return default if default is not MISSING else _placeholder(expected)  # type: ignore[no-any-return]
         except (TypeError, ValueError) as exc:
             detail = f" ({exc})" if str(exc) else ""
             self.problem((name,), f"expected {expected}, got {describe_value(value)}{detail}")
@@ -509,12 +513,11 @@ class Reader:
         return self.get(name, default, convert, expected)
 
     def number(self, name: str, default: Any = MISSING, lo: float | None = None, hi: float | None = None) -> float:
+        """A number within ``lo..hi``, never ``.nan`` or ``.inf`` (:func:`finite_number`)."""
         expected = "a number" + _range_text(lo, hi)
 
         def convert(value: Any) -> float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError("")
-            number = float(value)
+            number = finite_number(value, _range_text(lo, hi))
             if (lo is not None and number < lo) or (hi is not None and number > hi):
                 raise ValueError("")
             return number
@@ -565,6 +568,34 @@ class Reader:
         for key in self.data:
             if key not in self.used:
                 self.problem((key,), "unknown setting")
+
+
+class NotFinite(ValueError):
+    """A number that is ``.nan`` or infinite; its message is the whole ``expected ...``
+    (:meth:`Reader.get` adds the value written)."""
+
+
+def finite_number(value: Any, within: str = "") -> float:
+    """A YAML number (an int or a float, not a bool) as a float; the one rule every numeric
+    setting is read by.
+
+    ``.nan`` passes any range check (``nan < lo`` and ``nan > hi`` are both false), and
+    ``.inf`` one without an upper bound: taken, they would stall a timer or crash later
+    with no file or line (a commission share as a ``Decimal``). So anything not finite
+    raises :class:`NotFinite` ("expected a finite number", as
+    :class:`~callcenter.dialer.pacing.PacingSettings` says) with ``within`` (the range,
+    such as ``" in 1..3600"``) after it; a non-number raises ``TypeError``. An integer too
+    long for a float is not finite either.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError("")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise NotFinite(f"expected a finite number{within}")
+    return number
 
 
 def _placeholder(expected: str) -> Any:
@@ -1010,8 +1041,8 @@ def load_settings(config_dir: Path | None = None, extra: Sequence[Path] = (), ro
         name = _display(path, root)
         try:
             data, file_locs = load_yaml(path, name)
-        except YamlSourceError as exc:
-            problems.append(ConfigProblem(exc.location, "", exc.message))
+        except YamlSourceError as exc:  # syntax, a value YAML cannot build, bytes that are not UTF-8
+            problems.append(exc.problem)
             continue
         except OSError as exc:
             problems.append(ConfigProblem(Location(name, 1, 1), "", f"cannot read: {exc.strerror}"))

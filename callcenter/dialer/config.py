@@ -48,6 +48,7 @@ from callcenter.settings import (
     Settings,
     describe_value,
     did_you_mean,
+    finite_number,
 )
 from callcenter.yamlsource import (
     Location,
@@ -212,15 +213,17 @@ class _DialerReader(Reader):
         self.problem(sub, message)
 
 
-def parse_dialer_config(text: str, source: str) -> DialerConfig:
+def parse_dialer_config(text: str | bytes, source: str) -> DialerConfig:
     """Validate the YAML ``text`` of a dialer configuration named ``source`` in messages.
 
+    ``text`` may be the file's bytes (the reload watcher's snapshot): bytes that are not
+    UTF-8 are a problem located like any other (:func:`~callcenter.yamlsource.decode`).
     Raises :class:`~callcenter.settings.ConfigError` listing every problem.
     """
     try:
         data, locs = parse_yaml(text, source)
     except YamlSourceError as exc:
-        raise ConfigError([ConfigProblem(exc.location, "", exc.message)]) from None
+        raise ConfigError([exc.problem]) from None
     if not isinstance(data, Mapping):
         raise ConfigError([ConfigProblem(locs.find(()), "", f"must be a mapping, got {describe_value(data)}")])
     problems: list[ConfigProblem] = []
@@ -244,7 +247,7 @@ def _in_file_order(problems: list[ConfigProblem]) -> list[ConfigProblem]:
     return sorted(problems, key=lambda p: (p.location.line, p.location.column))
 
 
-def load_dialer_config(path: Path, text: str | None = None, source: str | None = None) -> DialerConfig:
+def load_dialer_config(path: Path, text: str | bytes | None = None, source: str | None = None) -> DialerConfig:
     """Load and validate the dialer configuration at ``path``.
 
     ``text`` is the file's content when the caller has read it already (the reload
@@ -256,11 +259,9 @@ def load_dialer_config(path: Path, text: str | None = None, source: str | None =
     name = source if source is not None else str(path)
     if text is None:
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_bytes()  # decoded by parse_yaml, which locates bytes that are not UTF-8
         except OSError as exc:
             raise ConfigError([ConfigProblem(Location(name, 1, 1), "", f"cannot read: {exc.strerror}")]) from None
-        except UnicodeDecodeError as exc:
-            raise ConfigError([ConfigProblem(Location(name, 1, 1), "", f"not UTF-8 text: {exc.reason}")]) from None
     return parse_dialer_config(text, name)
 
 
@@ -406,11 +407,10 @@ def _trunk(value: Any) -> str:
 
 
 def _abandon_rate(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError("")
-    if not 0 < value <= 0.1:
+    rate = finite_number(value, " in (0, 0.1]")
+    if not 0 < rate <= 0.1:
         raise ValueError("")
-    return float(value)
+    return rate
 
 
 def _pacer_choice(r: _DialerReader, base: PacerChoice, dial_mode: str | None) -> PacerChoice:

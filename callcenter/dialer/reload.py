@@ -42,8 +42,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from callcenter.dialer.config import DialerConfig, describe_changes, parse_dialer_config
-from callcenter.settings import ConfigError, ConfigProblem
-from callcenter.yamlsource import Location
+from callcenter.settings import ConfigError
 
 __all__ = [
     "ConfigWatcher",
@@ -215,7 +214,7 @@ class ConfigWatcher(Service):
                 self._rejected = None
             return None
         try:
-            config = parse_dialer_config(_decode(snapshot.data, self.source), self.source)
+            config = parse_dialer_config(snapshot.data, self.source)  # bad UTF-8 is a located problem too
         except ConfigError as exc:
             self._rejected = digest
             self._log.error("dialer.config_rejected {source}: keeping the settings in use\n{error}",
@@ -261,13 +260,3 @@ class ConfigWatcher(Service):
 
     def _loop_failed(self, failure: Failure) -> None:
         self._log.failure("dialer.config_watch_stopped {source}", failure, source=self.source)
-
-
-def _decode(data: bytes, source: str) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        problem = ConfigProblem(Location(source, line, column), "", f"not UTF-8 text: {exc.reason}")
-        raise ConfigError([problem]) from None

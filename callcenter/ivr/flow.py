@@ -654,10 +654,8 @@ def read_flow(path: Path, display_name: str | None = None) -> Flow:
     file = display_name or str(path)
     try:
         data, locs = load_yaml(path, file)
-    except YamlSourceError as exc:
-        raise FlowError([FlowProblem(exc.location, "", exc.message)]) from None
-    except ValueError as exc:  # a scalar PyYAML cannot construct, e.g. the date 2026-13-01
-        raise FlowError([FlowProblem(Location(file, 1, 1), "", f"invalid YAML value: {exc}")]) from None
+    except YamlSourceError as exc:  # syntax, a value YAML cannot build (the date 2026-13-01), not UTF-8
+        raise FlowError([FlowProblem(exc.location, exc.key, exc.message)]) from None
     r = _Reader(locs)
     top = r.mapping(data, ())
     r.unknown(top, (), {"flow", "languages", "language_variable", "entries", "fallback", "invalid_prompt",

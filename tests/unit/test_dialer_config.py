@@ -474,7 +474,8 @@ def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
         load_dialer_config(tmp_path / "dialer.yaml")
     path = tmp_path / "latin1.yaml"
     path.write_bytes(b"dialer:\n  trunk: \xe9\n")
-    with pytest.raises(ConfigError, match=r"latin1.yaml:1:1: not UTF-8 text"):
+    with pytest.raises(ConfigError, match=r"latin1.yaml:2:10: not UTF-8 text: invalid continuation byte; save the "
+                                          r"file as UTF-8$"):
         load_dialer_config(path)
 
 
@@ -641,3 +642,51 @@ def test_check_config_notes_callers_nobody_will_call_back(tmp_path: Path, capsys
     # (about the call-backs: the hotline flow's holiday list may run out, a note of its own)
     assert [line for line in capsys.readouterr().out.splitlines()
             if line.startswith("note:") and "holidays:" not in line] == []
+
+
+@pytest.mark.parametrize("bad", [".nan", ".inf", "-.inf", ".NaN"])
+def test_numbers_must_be_finite(bad: str) -> None:
+    """.nan passes every range check (nan < lo and nan > hi are both false): each numeric key refuses it and
+    .inf, with one message from the shared number rule, on its own line."""
+    shown = {".nan": "nan", ".NaN": "nan", ".inf": "inf", "-.inf": "-inf"}[bad]
+    cases = [
+        ("  tick_seconds: 1.0\n", f"  tick_seconds: {bad}\n",
+         f"dialer.yaml:4:3: dialer.tick_seconds: expected a finite number in 0.2..10.0, got {shown}"),
+        ("machine_as_abandoned: 0.0", f"machine_as_abandoned: {bad}",
+         f"dialer.yaml:6:24: dialer.amd.machine_as_abandoned: expected a finite number in 0.0..1.0, got {shown}"),
+        ("    ring_timeout: 25\n", f"    ring_timeout: {bad}\n",
+         f"dialer.yaml:13:5: dialer.pacing.ring_timeout: expected a finite number in 15.0..120.0, got {shown}"),
+        ("    target_abandon: 0.03\n", f"    target_abandon: {bad}\n",
+         f"dialer.yaml:9:5: dialer.pacing.target_abandon: expected a finite number in (0, 0.1], got {shown}"),
+        ("      pacing: {max_ratio: 2.5}\n", f"      pacing: {{max_ratio: {bad}}}\n",
+         (f"dialer.yaml:26:16: dialer.campaigns.spring.pacing.max_ratio: expected a finite number in 1.0..10.0, "
+         f"got {shown}")),
+        ("  pacing:\n", f"  abandon_guard: {{limit: {bad}}}\n  pacing:\n",
+         f"dialer.yaml:7:19: dialer.abandon_guard.limit: expected a finite number in (0, 0.1], got {shown}"),
+    ]
+    for old, new, problem in cases:
+        assert _problems(_edit(old, new)) == [problem]
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    ("2026-02-30", "'2026-02-30' is not a valid date (day is out of range for month); write it in quotes if it is text"),
+    ("2024-13-45", "'2024-13-45' is not a valid date (month must be in 1..12); write it in quotes if it is text"),
+    ('!!int "x"', "'x' is not a valid integer"),
+    ("!!float abc", "'abc' is not a valid number"),
+    ("!!bool maybe", "'maybe' is not true or false"),
+])
+def test_a_value_yaml_cannot_build_is_a_located_problem(value: str, problem: str) -> None:
+    """PyYAML's constructors raise a bare ValueError (no file, no line) for these: a ConfigError with both."""
+    text = _edit("      queue: outbound\n", f"      queue: {value}\n")
+    assert _problems(text) == [f"dialer.yaml:19:14: dialer.campaigns.spring.queue: {problem}"]
+
+
+def test_load_dialer_config_locates_a_value_yaml_cannot_build(tmp_path: Path) -> None:
+    """Read from the file too (start-up, check-config): the date is a ConfigError at its line."""
+    path = tmp_path / "dialer.yaml"
+    path.write_text(_edit("  tick_seconds: 1.0\n", "  tick_seconds: 2026-02-30\n"), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_dialer_config(path, source="dialer.yaml")
+    assert str(info.value) == ("dialer.yaml:4:17: dialer.tick_seconds: '2026-02-30' is not a valid date (day is out of "
+                               "range for month); write it in quotes if it is text")
+    assert check(path, None, source="dialer.yaml") == [str(info.value)]

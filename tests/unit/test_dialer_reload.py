@@ -196,9 +196,38 @@ def test_non_utf8_content_is_rejected_with_its_line(tmp_path: Path) -> None:
     h.watcher.check_now()
     assert h.logged(LogLevel.error) == [
         ("dialer.config_rejected dialer.yaml: keeping the settings in use\n"
-        "dialer.yaml:10:6: not UTF-8 text: invalid continuation byte"),
+        "dialer.yaml:10:6: not UTF-8 text: invalid continuation byte; save the file as UTF-8"),
     ]
     assert h.applied == []
+
+
+def test_a_gbk_edit_is_rejected_at_its_character(tmp_path: Path) -> None:
+    """A file saved as GBK (Notepad) is a rejected edit located at its first Chinese character."""
+    h = Harness(tmp_path)
+    h.path.write_bytes(_with("  campaigns:\n", "  campaigns:  # 春季\n").encode("gbk"))
+    h.watcher.check_now()
+    assert h.logged(LogLevel.error) == [
+        ("dialer.config_rejected dialer.yaml: keeping the settings in use\n"
+        "dialer.yaml:6:17: not UTF-8 text: invalid start byte; save the file as UTF-8"),
+    ]
+    assert h.applied == [] and h.watcher.current == h.initial
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    ("    max_ratio: 2026-02-30\n", ("dialer.yaml:5:16: dialer.pacing.max_ratio: '2026-02-30' is not a valid date "
+                                   "(day is out of range for month); write it in quotes if it is text")),
+    ('    max_ratio: !!float "x"\n', "dialer.yaml:5:16: dialer.pacing.max_ratio: 'x' is not a valid number"),
+    ("    max_ratio: .nan\n", ("dialer.yaml:5:5: dialer.pacing.max_ratio: expected a finite number in 1.0..10.0, "
+                             "got nan")),
+])
+def test_a_value_yaml_cannot_build_or_a_nan_is_a_located_rejection(tmp_path: Path, line: str, problem: str) -> None:
+    """A bad date, a bad tagged value or .nan is a rejected edit with file, line and key, not a traceback."""
+    h = Harness(tmp_path)
+    h.write(_with("    max_ratio: 3.0\n", line))
+    h.watcher.check_now()
+    assert h.logged(LogLevel.error) == [f"dialer.config_rejected dialer.yaml: keeping the settings in use\n{problem}"]
+    assert h.logged(LogLevel.critical) == []
+    assert h.applied == [] and h.watcher.current == h.initial
 
 
 def test_failing_on_change_keeps_the_old_settings(tmp_path: Path) -> None:

@@ -124,6 +124,14 @@ def test_schema_errors_are_all_reported_with_line_and_field(tmp_path: Path) -> N
     ]
 
 
+def test_a_value_yaml_cannot_build_is_named_by_line_and_key(tmp_path: Path) -> None:
+    """An unquoted impossible date is read by YAML itself (a timestamp), which fails with no
+    line: the flow's error names its line and key."""
+    problems = _problems(_write(tmp_path, MINIMAL + "holidays: [2026-13-01]\n"))
+    assert len(problems) == 1 and problems[0].startswith("flow.yaml:14:12: holidays[0]: '2026-13-01' is not a valid date")
+    assert problems[0].endswith("write it in quotes if it is text"), problems
+
+
 def test_top_level_errors(tmp_path: Path) -> None:
     """Missing entries, bad holidays, bad hours and stock sounds for unknown prompts are named."""
     text = MINIMAL.replace("entries: {main: start}\n", "") + (

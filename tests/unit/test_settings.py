@@ -267,3 +267,82 @@ def test_manual_dial_do_not_call_is_warn_or_block(tmp_path: Path) -> None:
     bad = _write(tmp_path, "bad.yaml", "manual_dial:\n  do_not_call: maybe\n")
     with pytest.raises(ConfigError, match=r"bad.yaml:2:3: manual_dial.do_not_call: .*warn.*block"):
         load_settings(CONFIG, [bad])
+
+
+def test_a_site_yaml_saved_as_gbk_names_file_line_and_column(tmp_path: Path) -> None:
+    """Notepad's GBK is a ConfigError at the first character that is not UTF-8, not a UnicodeDecodeError;
+    the other files' problems are reported with it."""
+    import shutil
+
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG, config, ignore=shutil.ignore_patterns("site.yaml"))
+    (config / "site.yaml").write_bytes("site:\n  name: 呼叫中心\n".encode("gbk"))
+    date = _write(tmp_path, "date.yaml", "site:\n  name: 2026-02-30\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(config, [date], root=tmp_path)
+    assert str(info.value).splitlines() == [
+        "config/site.yaml:2:9: not UTF-8 text: invalid start byte; save the file as UTF-8",
+        ("date.yaml:2:9: site.name: '2026-02-30' is not a valid date (day is out of range for month); "
+        "write it in quotes if it is text"),
+    ]
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("site:\n  name: 2026-02-30\n", ("2:9: site.name: '2026-02-30' is not a valid date (day is out of range for "
+                                    "month); write it in quotes if it is text")),
+    ("agents:\n  - {id: '1001', name: 2024-13-45}\n", ("2:24: agents[0].name: '2024-13-45' is not a valid date "
+                                                      "(month must be in 1..12); write it in quotes if it is text")),
+    ('http:\n  port: !!int "x"\n', "2:9: http.port: 'x' is not a valid integer"),
+    ("sms:\n  rate_per_second: !!float abc\n", "2:20: sms.rate_per_second: 'abc' is not a valid number"),
+    ("lab:\n  mirror: !!timestamp soon\n", "2:11: lab.mirror: 'soon' is not a valid date"),
+    ("queues:\n  2026-02-30: {}\n", ("2:3: queues: '2026-02-30' is not a valid date (day is out of range for month); "
+                                    "write it in quotes if it is text")),
+    ("site:\n  name: a\x07b\n", "2:10: invalid YAML: character #x0007 is not allowed"),
+])
+def test_a_value_yaml_cannot_build_names_file_line_and_key(tmp_path: Path, text: str, problem: str) -> None:
+    """PyYAML's constructors raise a bare ValueError (no file, no line) for an impossible date or a bad tagged
+    value: the loader reports it at the value, under its key."""
+    bad = _write(tmp_path, "bad.yaml", text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(CONFIG, [bad])
+    assert str(info.value) == f"{bad}:{problem}"
+
+
+@pytest.mark.parametrize("bad", [".nan", ".NAN", ".inf", "-.Inf", "9" * 400])
+def test_numeric_settings_must_be_finite(tmp_path: Path, bad: str) -> None:
+    """.nan passes every range check (nan < lo and nan > hi are both false) and crashed the commission
+    shares' Decimal sum: every numeric setting refuses it and .inf (and an int too big for a float)."""
+    shown = {".nan": "nan", ".NAN": "nan", ".inf": "inf", "-.Inf": "-inf"}.get(bad, bad)
+    site = _write(tmp_path, "site.yaml", (
+        "asterisk:\n"
+        "  ami:\n"
+        f"    ping_interval: {bad}\n"
+        "sms:\n"
+        f"  rate_per_second: {bad}\n"
+        "commission:\n"
+        f"  agent: {bad}\n"
+    ))
+    with pytest.raises(ConfigError) as info:
+        load_settings(CONFIG, [site])
+    assert str(info.value).splitlines() == [
+        f"{site}:3:5: asterisk.ami.ping_interval: expected a finite number in 1..3600, got {shown}",
+        f"{site}:7:3: commission.agent: expected a finite number in 0.0..1.0, got {shown}",
+        f"{site}:5:3: sms.rate_per_second: expected a finite number in 0.1..100.0, got {shown}",
+    ]
+
+
+def test_yaml_source_bytes_not_utf8_are_located_by_character(tmp_path: Path) -> None:
+    """The column of a byte that is not UTF-8 counts the characters before it (UTF-8 ones too), not bytes."""
+    path = tmp_path / "mixed.yaml"
+    path.write_bytes("site:\n  name: 呼叫\n".encode() + b"  ticket_prefix: caf\xe9\n")
+    with pytest.raises(YamlSourceError) as info:
+        load_yaml(path, "mixed.yaml")
+    assert str(info.value) == "mixed.yaml:3:21: not UTF-8 text: invalid continuation byte; save the file as UTF-8"
+    path.write_bytes("site:\n  name: 呼叫\xe9\n".encode() + b"\xff\n")
+    with pytest.raises(YamlSourceError) as info:
+        load_yaml(path, "mixed.yaml")
+    assert str(info.value) == "mixed.yaml:3:1: not UTF-8 text: invalid start byte; save the file as UTF-8"
+    path.write_bytes(b"# caf\xc3\xa9 \xe9\n")
+    with pytest.raises(YamlSourceError) as info:
+        load_yaml(path, "mixed.yaml")
+    assert (info.value.location.line, info.value.location.column) == (1, 8)  # "# café " is 7 characters, 8 bytes
