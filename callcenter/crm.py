@@ -89,6 +89,8 @@ def parse_customers_csv(lines: Iterable[str], source: str) -> tuple[list[Custome
 
     ``source`` names the file in errors. A header without ``phone`` or ``name``, a
     repeated column or one the CRM has no field for raises :class:`CustomerFileError`.
+    Lines that are not valid CSV (a quote that never closes is the problem of its own line
+    alone), rows of another width or with a NUL character, and bad values are problems.
     """
     header = read_header(lines, source, COLUMN_ALIASES, CustomerFileError, "name and phone columns")
     columns, seen = header.columns, header.titles

@@ -4,6 +4,14 @@ Shared by :mod:`callcenter.dialer.leads_csv` and :mod:`callcenter.crm`: a file i
 as a whole (UTF-8 with or without a byte-order mark, or an ASCII-compatible encoding such
 as GB18030), bytes that do not decode are named by line, and records are read strictly,
 each with the physical line it starts on.
+
+Every physical line ends up in a record or in a :class:`BadRecord` that keeps its text: a
+quoted field may span lines (a note written over several lines), but a quote that never
+closes (or closes badly, or only after :data:`MAX_RECORD_LINES` lines) is the problem of
+the line it opens on alone, and reading goes on at the next line; otherwise one stray
+quote would swallow the rest of the file into one bad record. A NUL character, which
+PostgreSQL cannot store in text, is a problem of its row (or of the header), never of
+the whole import.
 """
 
 from __future__ import annotations
@@ -11,16 +19,34 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from callcenter.storage.dialer_records import DUPLICATE_REASON, RowProblem
 
-__all__ = ["Header", "clean_header", "csv_records", "open_text", "read_header", "repeated_phone", "shaped_rows"]
+__all__ = [
+    "MAX_RECORD_LINES",
+    "BadRecord",
+    "Header",
+    "clean_header",
+    "csv_records",
+    "open_text",
+    "read_header",
+    "repeated_phone",
+    "shaped_rows",
+]
 
 _UNSAFE_ENCODINGS: Final = ("utf_16", "utf_32")
+
+MAX_RECORD_LINES: Final = 100
+"""The most physical lines one record may span. A quoted field may hold line breaks, but a
+quote still open this many lines on is taken for one that never closes: the lines after
+its own are read again as rows instead of vanishing into one field."""
+
+_NUL: Final = "\x00"
+_NUL_REASON: Final = "contains a NUL character (\\x00), which the database cannot store"
 
 
 def clean_header(cell: str) -> str:
@@ -28,25 +54,67 @@ def clean_header(cell: str) -> str:
     return cell.lstrip("\ufeff").strip()
 
 
-def csv_records(lines: Iterable[str]) -> Iterator[tuple[int, list[str] | csv.Error]]:
-    """(first physical line, fields or the CSV error) of each record, blank lines skipped.
+@dataclass(frozen=True, slots=True)
+class BadRecord:
+    """Text that is not a valid CSV record: why (``not valid CSV: ...``), and the text of
+    the line it is, as read (without its line ending), for the rejects file."""
+
+    reason: str
+    text: str
+
+
+def csv_records(lines: Sequence[str], width: int | None = None, start: int = 0,
+                ) -> Iterator[tuple[int, int, list[str] | BadRecord]]:
+    """(first physical line, last physical line, fields or :class:`BadRecord`) of each record
+    of ``lines[start:]``, blank lines skipped; line numbers count from 1 at ``lines[0]``.
 
     The reader is strict (a stray quote is an error, not silently merged text); after an
-    error it carries on with the next line.
+    error on one line it carries on with the next. A record spanning lines is only trusted
+    when it is valid, at most :data:`MAX_RECORD_LINES` lines long and (given ``width``) has
+    ``width`` fields: otherwise the quote that made it span lines was opened on its first
+    line and never (properly) closed, so that line alone is the bad record, named with the
+    lines the quote took, and reading starts again at the line after it.
     """
-    reader = csv.reader(iter(lines), strict=True)
-    previous = 0
-    while True:
-        start = previous + 1
-        try:
-            fields: list[str] | csv.Error = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            fields = exc
-        previous = reader.line_num
-        if fields:
-            yield start, fields
+    end = len(lines)
+    resume: int | None = start
+    while resume is not None:
+        # a reader of its own from ``resume`` on; ``base + reader.line_num`` is the last line read
+        base, done, resume = resume, resume, None
+        reader = csv.reader(map(lines.__getitem__, range(base, end)), strict=True)
+        while True:
+            first = done + 1
+            error: csv.Error | None = None
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                error, fields = exc, []
+            done = base + reader.line_num
+            if error is None and (done == first or done - first < MAX_RECORD_LINES
+                                  and (width is None or len(fields) == width)):
+                if fields:  # not a blank line
+                    yield first, done, fields
+                continue
+            if error is not None and done == end and str(error) == "unexpected end of data":
+                taken = f"lines {first}-{done}" if done > first else f"line {first}, the last"
+                why = f"a quote opened here never closes ({taken})"
+            elif done == first:
+                why = str(error)
+            else:
+                detail = (str(error) if error is not None
+                          else f"still open after {MAX_RECORD_LINES} lines" if done - first >= MAX_RECORD_LINES
+                          else f"{len(fields)} columns, expected {width}")
+                why = f"a quote opened here never closes properly (lines {first}-{done}: {detail})"
+            yield first, first, BadRecord(f"not valid CSV: {why}", _text(lines[first - 1]))
+            if done > first:  # read again the lines after the quote's own
+                resume = first
+                break
+
+
+def _text(line: str) -> str:
+    """A physical line as read, without its line ending."""
+    return line.rstrip("\r\n")
 
 
 def open_text(path: Path, encoding: str, error: Callable[[str], Exception]) -> io.StringIO:
@@ -76,23 +144,25 @@ def open_text(path: Path, encoding: str, error: Callable[[str], Exception]) -> i
 @dataclass(frozen=True)
 class Header:
     """A file's header: each column's name (an alias read as its column), the title each
-    column had, and the records after it."""
+    column had, and the records after it (``nul``: whether the file has a NUL anywhere)."""
 
     line: int
     columns: list[str]
     titles: dict[str, str]
-    rows: Iterator[tuple[int, list[str] | csv.Error]]
+    rows: Iterator[tuple[int, int, list[str] | BadRecord]]
+    nul: bool = False
 
 
 def read_header(lines: Iterable[str], source: str, aliases: Mapping[str, str], error: Callable[[str], Exception],
                 needs: str) -> Header:
     """The header row of a CSV file: ``error(FILE:LINE: ...)`` is raised for a file that is not
     CSV there, empty (``needs`` says what the header must name), a column without a name or
-    a column repeated (an alias of a column counts as that column)."""
-    rows = csv_records(lines)
-    line, header = next(rows, (1, []))
-    if isinstance(header, csv.Error):
-        raise error(f"{source}:{line}: header: not valid CSV: {header}")
+    with a NUL in it, or a column repeated (an alias of a column counts as that column)."""
+    physical = list(lines)
+    nul = any(_NUL in line for line in physical)
+    line, last, header = next(csv_records(physical), (1, 1, []))
+    if isinstance(header, BadRecord):
+        raise error(f"{source}:{line}: header: {header.reason}")
     if not header:
         raise error(f"{source}:1: empty file: a header row with {needs} is needed")
     columns: list[str] = []
@@ -102,23 +172,28 @@ def read_header(lines: Iterable[str], source: str, aliases: Mapping[str, str], e
         column = aliases.get(title.lower(), title)
         if not column:
             raise error(f"{source}:{line}: header: column {len(columns) + 1} has no name")
+        if _NUL in column:
+            raise error(f"{source}:{line}: header: column {len(columns) + 1} ({title!r}) {_NUL_REASON}")
         if column in titles:
             raise error(f"{source}:{line}: header: {title!r} repeats column {titles[column]!r}")
         titles[column] = title
         columns.append(column)
-    return Header(line, columns, titles, rows)
+    return Header(line, columns, titles, csv_records(physical, len(columns), last), nul)
 
 
 def shaped_rows(header: Header, problems: list[RowProblem]) -> Iterator[tuple[int, list[str]]]:
     """The data records after ``header`` with one field per column, as (line, fields); the
-    :class:`RowProblem` of each record that is not valid CSV or has another number of fields
+    :class:`RowProblem` of each record that is not valid CSV (its line's text kept), has
+    another number of fields or a NUL character in a field (the database cannot store one)
     goes to ``problems`` instead."""
     width = len(header.columns)
-    for line, fields in header.rows:
-        if isinstance(fields, csv.Error):
-            problems.append(RowProblem(line, "row", f"not valid CSV: {fields}"))
+    for line, _, fields in header.rows:
+        if isinstance(fields, BadRecord):
+            problems.append(RowProblem(line, "row", fields.reason, (fields.text,)))
         elif len(fields) != width:
             problems.append(RowProblem(line, "row", f"expected {width} columns, got {len(fields)}", tuple(fields)))
+        elif header.nul and (nul := next((i for i, field in enumerate(fields) if _NUL in field), None)) is not None:
+            problems.append(RowProblem(line, header.columns[nul], _NUL_REASON, tuple(fields)))
         else:
             yield line, fields
 

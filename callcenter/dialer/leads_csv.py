@@ -8,9 +8,11 @@ Every data row ends up either as a :class:`~callcenter.storage.dialer_records.Le
 or as a :class:`~callcenter.storage.dialer_records.RowProblem` naming the physical line
 where the row starts (the header is line 1; a quoted field spanning lines counts every
 line), the field and the reason: ``rows + problems == data rows``. Blank lines are not
-rows. A problem with the header itself (no phone column, a repeated column, an empty
-file) or bytes that do not decode raise :class:`LeadFileError` naming the file and line:
-no row of such a file can be trusted.
+rows. A quote that never closes is the problem of the line it opens on, whose text is
+kept, and the lines after it are still read as rows (see :mod:`callcenter.csvfile`). A
+problem with the header itself (no phone column, a repeated column, an empty file) or
+bytes that do not decode raise :class:`LeadFileError` naming the file and line: no row of
+such a file can be trusted.
 """
 
 from __future__ import annotations
@@ -49,9 +51,10 @@ class LeadFileError(ValueError):
 def parse_leads_csv(lines: Iterable[str], source: str) -> tuple[list[LeadRow], list[RowProblem]]:
     """Parse a lead file given as lines (kept line endings or not) into leads and problems.
 
-    ``source`` names the file in errors. Rows with a wrong number of columns, a missing or
-    invalid phone, an over-long name or an unknown time zone are problems; so is a phone
-    seen earlier in the file (reported at the later line, naming the first one).
+    ``source`` names the file in errors. Lines that are not valid CSV, rows with a wrong
+    number of columns, a NUL character (PostgreSQL cannot store one), a missing or invalid
+    phone, an over-long name or an unknown time zone are problems; so is a phone seen
+    earlier in the file (reported at the later line, naming the first one).
     """
     header = read_header(lines, source, COLUMN_ALIASES, LeadFileError, "a phone column")
     seen, columns = header.titles, header.columns

@@ -3,6 +3,7 @@ the screen pop's history and form, and ``callcenter crm`` (docs/crm.md)."""
 
 from __future__ import annotations
 
+import csv
 import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -64,6 +65,28 @@ def test_a_customer_file_gives_customers_and_each_bad_row_by_line() -> None:
     assert problems[3].reason == "expected yes or no (是/否, 1/0), got 'maybe'"
     assert problems[4].reason == "expected 5 columns, got 2"
     assert len(rows) + len(problems) == 7  # every data row accounted for
+
+
+BROKEN = (
+    "name,phone,notes\n"
+    'Ann,13600000001,"call after 6pm\nnot on Sundays"\n'   # 2-3: a note over two lines
+    'Bob,13600000002,"never closed\n'                       # 4: a quote that never closes
+    "Cy,13600000003,ok\n"                                   # 5
+    "D\x00i,13600000004,\n"                                  # 6: a NUL
+    "Ed,13600000005,\n"                                     # 7
+)
+
+
+def test_an_unclosed_quote_or_a_nul_is_the_problem_of_its_own_line() -> None:
+    """A quote that never closes is its line's problem (its text kept for the rejects file), a
+    NUL (PostgreSQL cannot store one) its row's; the rows after them are still customers."""
+    rows, problems = parse_customers_csv(io.StringIO(BROKEN, newline=""), "c.csv")
+    assert [(r.line, r.customer.name, r.customer.notes) for r in rows] == [
+        (2, "Ann", "call after 6pm\nnot on Sundays"), (5, "Cy", "ok"), (7, "Ed", "")]
+    assert [(p.line, p.field, p.reason, p.raw) for p in problems] == [
+        (4, "row", "not valid CSV: a quote opened here never closes (lines 4-7)", ('Bob,13600000002,"never closed',)),
+        (6, "name", "contains a NUL character (\\x00), which the database cannot store", ("D\x00i", "13600000004", "")),
+    ]
 
 
 @pytest.mark.parametrize(("header", "message"), [
@@ -235,6 +258,22 @@ def test_callcenter_crm_import_find_and_show(tmp_path: Path, capsys: pytest.Capt
     assert cli.main(["--config", str(site), "crm", "show", "9"]) == 1
     assert cli.main(["--config", str(site), "crm", "import", str(tmp_path / "missing.csv")]) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_callcenter_crm_import_keeps_the_text_of_a_line_that_is_not_csv(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text(f"site:\n  state_dir: {tmp_path / 'var'}\ndatabase:\n  url: sqlite:///{tmp_path / 'cc.sqlite3'}\n")
+    data = tmp_path / "broken.csv"
+    data.write_text(BROKEN, encoding="utf-8")
+    assert cli.main(["--config", str(site), "crm", "import", str(data)]) == 0
+    out, err = capsys.readouterr()
+    assert f"{data}: 3 of 5 customer(s) added to the CRM; 2 bad row(s), 0 already customers;" in out
+    assert f"{data}:4: row: not valid CSV: a quote opened here never closes (lines 4-7)" in err
+    with (tmp_path / "var" / "imports" / "broken-rejects.csv").open(encoding="utf-8", newline="") as rejects:
+        rejected = list(csv.DictReader(rejects))
+    assert [(r["line"], r["field"], next(csv.reader([r["row"]]))) for r in rejected] == [
+        ("4", "row", ['Bob,13600000002,"never closed']), ("6", "name", ["D\x00i", "13600000004", ""])]
 
 
 def test_the_screen_pop_api_has_the_record_the_customer_and_the_earlier_calls(sessions: sessionmaker[Session]) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from callcenter.csvfile import MAX_RECORD_LINES
 from callcenter.dialer.leads_csv import LeadFileError, parse_leads_csv, read_leads_file
 from callcenter.storage.dialer_records import LeadRow
 
@@ -79,11 +80,87 @@ def test_lines_count_physical_lines_of_quoted_multiline_fields() -> None:
 
 
 def test_malformed_quotes_are_a_row_problem_and_parsing_goes_on() -> None:
-    """A stray quote is reported at its line; the following rows are still read."""
-    rows, problems = parse('phone,name\n"138"00,x\n13800000001,ok\n"13800000002,never closed\n13800000003,z\n')
-    assert [r.line for r in rows] == [3]
-    assert [(line, field) for line, field, _ in problems] == [(2, "row"), (4, "row")]
-    assert problems[0][2].startswith("not valid CSV: ")
+    """A stray quote is reported at its line, its text kept; the following rows are still read."""
+    rows, problems = parse_leads_csv(io.StringIO(
+        'phone,name\n"138"00,x\n13800000001,ok\n"13800000002,never closed\n13800000003,z\n', newline=""), "leads.csv")
+    assert [r.line for r in rows] == [3, 5]
+    assert [(p.line, p.field, p.reason, p.raw) for p in problems] == [
+        (2, "row", "not valid CSV: ',' expected after '\"'", ('"138"00,x',)),
+        (4, "row", "not valid CSV: a quote opened here never closes (lines 4-5)", ('"13800000002,never closed',)),
+    ]
+
+
+@pytest.mark.parametrize("rows", [2_000, 20_002])
+def test_a_quote_that_never_closes_swallows_no_row(rows: int) -> None:
+    """An unclosed quote is the problem of its own line, naming the lines it ran over (to the
+    end of the file, or to the CSV field limit of a large file); every other line is a row."""
+    lines = ["phone,name"] + [f"13{i:09d},Lead {i}" for i in range(rows)]
+    bad = rows // 2 + 1  # the line (counting the header as 1) of the row made bad
+    lines[bad - 1] = f'13{bad:09d},"Bob'
+    leads, problems = parse_leads_csv(io.StringIO("\n".join(lines) + "\n", newline=""), "leads.csv")
+    assert len(leads) + len(problems) == rows
+    assert len(problems) == 1 and (problems[0].line, problems[0].field) == (bad, "row")
+    assert problems[0].raw == (f'13{bad:09d},"Bob',)
+    if rows == 2_000:
+        assert problems[0].reason == f"not valid CSV: a quote opened here never closes (lines {bad}-{rows + 1})"
+    else:  # the reader gave up at its field limit before the end of the file
+        assert problems[0].reason.startswith(f"not valid CSV: a quote opened here never closes properly (lines {bad}-")
+        assert problems[0].reason.endswith(": field larger than field limit (131072))")
+    assert [r.line for r in leads] == [line for line in range(2, rows + 2) if line != bad]
+
+
+def test_a_quote_closed_by_a_later_rows_quote_takes_only_its_own_line() -> None:
+    """A stray quote that a later row's quote seems to close (into bad CSV, or a record of
+    the wrong width) is the problem of its own line; the rows it spanned are read as rows."""
+    text = ('phone,name,notes\n'
+            '13800000001,"Bob,x\n'               # 2: the quote never closes properly
+            '13800000002,Ann,x\n'                # 3
+            '13800000003,"Cy","quoted note"\n'   # 4: its first quote "closes" line 2's into bad CSV
+            '13800000004,"Di,x\n'                # 5: closed at 6 into a record of 2 columns
+            '13800000005,Ed,x"\n')               # 6: alone, a quote inside a field is text
+    rows, problems = parse(text)
+    assert [(r.line, r.name, r.extra) for r in rows] == [
+        (3, "Ann", {"notes": "x"}), (4, "Cy", {"notes": "quoted note"}), (6, "Ed", {"notes": 'x"'})]
+    assert problems == [
+        (2, "row", "not valid CSV: a quote opened here never closes properly (lines 2-4: ',' expected after '\"')"),
+        (5, "row", "not valid CSV: a quote opened here never closes properly (lines 5-6: 2 columns, expected 3)"),
+    ]
+
+
+def test_a_quoted_field_may_span_up_to_max_record_lines() -> None:
+    """A note of MAX_RECORD_LINES lines is one field; one line more is taken for a quote that
+    never closes, and its lines are read as rows (here: rows of the wrong width)."""
+    note = "\n".join(f"note line {i}" for i in range(MAX_RECORD_LINES))
+    rows, problems = parse(f'phone,notes\n13800000001,"{note}"\n13800000002,ok\n')
+    assert problems == []
+    assert [(r.line, r.extra["notes"]) for r in rows] == [(2, note), (MAX_RECORD_LINES + 2, "ok")]
+
+    longer = note + "\none line too many"
+    rows, problems = parse(f'phone,notes\n13800000001,"{longer}"\n13800000002,ok\n')
+    reason = (f"not valid CSV: a quote opened here never closes properly (lines 2-{MAX_RECORD_LINES + 2}:"
+              f" still open after {MAX_RECORD_LINES} lines)")
+    assert problems[0] == (2, "row", reason)
+    assert [r.line for r in rows] == [MAX_RECORD_LINES + 3]
+    assert len(rows) + len(problems) == MAX_RECORD_LINES + 2  # every line after the header accounted for
+
+
+def test_a_nul_character_is_a_problem_of_its_row_and_field() -> None:
+    """PostgreSQL cannot store a NUL: the row with one is a problem naming its line and column
+    (the first with a NUL), its fields kept; the other rows import."""
+    text = ("电话,name,city\n"
+            "13800000001,Ann,Guangzhou\n"
+            "13800000002,A\x00nn,Guangzhou\n"
+            "13800000003,Bob,Guang\x00zhou\n"
+            "13800\x0000004,C\x00y,x\n"
+            "13800000005,Di,Shenzhen\n")
+    rows, problems = parse_leads_csv(io.StringIO(text, newline=""), "leads.csv")
+    assert [r.line for r in rows] == [2, 6]
+    reason = "contains a NUL character (\\x00), which the database cannot store"
+    assert [(p.line, p.field, p.reason, p.raw) for p in problems] == [
+        (3, "name", reason, ("13800000002", "A\x00nn", "Guangzhou")),
+        (4, "city", reason, ("13800000003", "Bob", "Guang\x00zhou")),
+        (5, "phone", reason, ("13800\x0000004", "C\x00y", "x")),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -94,6 +171,8 @@ def test_malformed_quotes_are_a_row_problem_and_parsing_goes_on() -> None:
         ("name,city\nAnn,x\n", "leads.csv:1: header: no phone column"),
         ("phone,mobile\n1,2\n", "leads.csv:1: header: 'mobile' repeats column 'phone'"),
         ("phone,,x\n", "leads.csv:1: header: column 2 has no name"),
+        ("phone,na\x00me\n1,2\n", r"leads.csv:1: header: column 2 \('na\\x00me'\) contains a NUL character"),
+        ('phone,"name\n1,2\n', "leads.csv:1: header: not valid CSV: a quote opened here never closes \\(lines 1-2\\)"),
     ],
 )
 def test_header_problems_reject_the_file(text: str, message: str) -> None:
