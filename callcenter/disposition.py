@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from callcenter.settings import Settings, did_you_mean
@@ -139,4 +139,8 @@ def _when(value: object) -> datetime | None:
         raise InvalidFieldError("follow_up_at", f"not an ISO 8601 time: {value!r}") from None
     if when.tzinfo is None or when.utcoffset() is None:
         raise InvalidFieldError("follow_up_at", f"give the UTC offset (e.g. {value}+08:00), got {value!r}")
+    try:
+        when.astimezone(UTC)  # stored in UTC: 0001-01-01T00:00+08:00 has no UTC time
+    except OverflowError:
+        raise InvalidFieldError("follow_up_at", f"out of range: {value!r}") from None
     return when

@@ -78,6 +78,7 @@ from callcenter.storage.records import (
     NewCallRecord,
     NewRecording,
     canonical_phone,
+    is_digits,
 )
 from callcenter.storage.repository import Repository
 from callcenter.supervisor import DEFAULT_SUPERVISOR_CHANNEL, SupervisorService
@@ -1163,7 +1164,7 @@ class Engine(Service):
 def _customer_id(variables: Mapping[str, str]) -> int | None:
     """The CRM customer id the ``hotline`` script put on the call, if any."""
     value = variables.get("CC_CUSTOMER_ID", "")
-    return int(value) if value.isdigit() else None
+    return int(value) if is_digits(value) and len(value) < 19 else None  # 19 digits may pass BIGINT
 
 
 def _ivr_path(variables: Mapping[str, str]) -> tuple[str, ...]:
@@ -1190,7 +1191,7 @@ def _agent_from_interface(interface: str | None) -> str | None:
     tail = interface.split("/", 1)[-1]
     tail = tail.split("@", 1)[0]
     digits = tail.removeprefix("agent")
-    return digits if digits.isdigit() else None
+    return digits if is_digits(digits) else None
 
 
 def _float(text: str | None) -> float:

@@ -92,7 +92,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
-from twisted.internet.defer import Deferred, gatherResults, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, fail, gatherResults, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
@@ -169,10 +169,13 @@ from callcenter.storage import dialer as dialer_store
 from callcenter.storage import sms as sms_store
 from callcenter.storage.dialer_records import LeadHolding
 from callcenter.storage.records import (
+    MAX_ID,
     CallRecord,
     Customer,
     InvalidFieldError,
     canonical_phone,
+    is_digits,
+    whole_number,
 )
 from callcenter.storage.repository import (
     ConflictError,
@@ -206,9 +209,10 @@ CUSTOMER_CALLS = 10
 
 
 def _customer_id(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise ApiError(400, f"expected a customer id (a whole number), got {text!r}", "id")
-    return int(text)
+    try:
+        return whole_number("id", text)
+    except InvalidFieldError as exc:
+        raise ApiError(400, f"expected a customer id: {exc.problem}", "id") from None
 
 _T = TypeVar("_T")
 
@@ -267,6 +271,32 @@ def _required(form: Mapping[str, str], name: str, missing: str) -> str:
     if not value:
         raise InvalidFieldError(name, missing)
     return value
+
+
+def unusable_text(value: Any, where: str = "") -> tuple[str, str] | None:
+    """The first string in ``value`` (a request's decoded JSON or form, keys too) that cannot
+    be stored: (its field, why), or None. A NUL character (PostgreSQL's text refuses it) or an
+    unpaired surrogate (JSON's ``\\ud800``: not Unicode, it cannot be written as UTF-8)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return where or "body", "contains a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return where or "body", f"not valid Unicode (an unpaired surrogate at character {exc.start})"
+        return None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            name = f"{where}.{key}" if where else str(key)
+            bad = unusable_text(key, name) or unusable_text(item, name)
+            if bad is not None:
+                return bad
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            bad = unusable_text(item, f"{where}[{index}]")
+            if bad is not None:
+                return bad
+    return None
 
 
 def _base64_field(body: Mapping[str, Any], name: str, *, limit: int) -> bytes:
@@ -635,8 +665,13 @@ class ApiResource(Resource):
             body = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:  # an integer of thousands of digits, arrays nested too deep
+            raise ApiError(400, f"request body is not usable JSON: {str(exc)[:200]}") from None
         if not isinstance(body, dict):
             raise ApiError(400, "request body must be a JSON object")
+        bad = unusable_text(body)
+        if bad is not None:
+            raise ApiError(400, bad[1], bad[0])
         return body
 
     @staticmethod
@@ -712,7 +747,8 @@ class ApiResource(Resource):
         name, customer, ticket = body.get("name"), body.get("customer_id"), body.get("ticket")
         if name is not None and not isinstance(name, str):
             raise ApiError(400, f"expected a string, got {name!r}", "name")
-        if customer is not None and (isinstance(customer, bool) or not isinstance(customer, int) or customer < 1):
+        if customer is not None and (isinstance(customer, bool) or not isinstance(customer, int)
+                                     or not 1 <= customer <= MAX_ID):
             raise ApiError(400, f"expected a CRM customer id (a whole number), got {customer!r}", "customer_id")
         if ticket is not None and (not isinstance(ticket, str) or not ticket):
             raise ApiError(400, f"expected a ticket number, got {ticket!r}", "ticket")
@@ -922,9 +958,11 @@ class ApiResource(Resource):
             return _sms_on(self.sms).recent(_int_arg(request, "limit", 20, 1, 1000)).addCallback(
                 lambda found: {"broadcasts": found})
         if len(path) == 3 and path[:2] == ["sms", "broadcasts"]:
-            if not path[2].isdigit():
-                raise ApiError(400, f"expected a broadcast id, got {path[2]!r}", "id")
-            return _sms_on(self.sms).progress(int(path[2])).addCallback(lambda found: {"broadcast": found})
+            try:
+                broadcast = whole_number("id", path[2])
+            except InvalidFieldError as exc:
+                raise ApiError(400, f"expected a broadcast id: {exc.problem}", "id") from None
+            return _sms_on(self.sms).progress(broadcast).addCallback(lambda found: {"broadcast": found})
         if path == ["sms", "replies"]:
             return _sms_on(self.sms).replies(_int_arg(request, "limit", 50, 1, 1000)).addCallback(
                 lambda found: {"replies": found})
@@ -1191,7 +1229,8 @@ class ApiResource(Resource):
         value = _jsonable(value)
         if _numbers_masked(request, self.engine):
             value = masked_json(value)  # an agent: customers' numbers as 138****8000
-        return json.dumps(value, ensure_ascii=False).encode("utf-8")
+        # backslashreplace: an answer always goes out, even one quoting text that is not Unicode
+        return json.dumps(value, ensure_ascii=False).encode("utf-8", "backslashreplace")
 
     def _finish(self, request: Request, status: int, value: Any) -> None:
         if request.finished or getattr(request, "_disconnected", False):
@@ -1252,9 +1291,19 @@ class _Page(Resource):
 
     @staticmethod
     def _form(request: Request) -> dict[str, str]:
-        """The posted form: each field's (first) value, decoded."""
-        return {k.decode("utf-8", "replace"): vs[0].decode("utf-8", "replace") if vs else ""
-                for k, vs in (request.args or {}).items()}
+        """The posted form: each field's (first) value, decoded; InvalidFieldError naming a
+        field that is not UTF-8 or holds a NUL (nothing is stored altered)."""
+        form: dict[str, str] = {}
+        for key, values in (request.args or {}).items():
+            name = key.decode("utf-8", "backslashreplace")
+            try:
+                form[name] = values[0].decode("utf-8") if values else ""
+            except UnicodeDecodeError as exc:
+                raise InvalidFieldError(name, f"not valid UTF-8 (byte {exc.start})") from None
+        bad = unusable_text(form)
+        if bad is not None:
+            raise InvalidFieldError(*bad)
+        return form
 
     @staticmethod
     def _answer(request: Request, done: Deferred[str], page: str, keep: dict[str, str], who: str,
@@ -1442,7 +1491,7 @@ class AgentPage(_Page):
         agent, path = self._agent(request)
         if agent is None or len(path) != 2:
             return self._html(request, 404, f"<p>No agent action here: {html_escape('/'.join(path))!s}</p>")
-        done = maybeDeferred(self._act, agent, path[1], self._form(request))
+        done = maybeDeferred(lambda: self._act(agent, path[1], self._form(request)))
         return self._answer(request, done, f"/agent/{quote(agent.id)}", {}, agent.id, path[1],
                             masked=_numbers_masked(request, self.engine))
 
@@ -1514,7 +1563,7 @@ class AgentPage(_Page):
         phone = form.get("phone", "").strip()
         ticket, customer = form.get("ticket", "").strip(), form.get("customer_id", "").strip()
         who: Deferred[tuple[str, str | None, int | None]] = (
-            succeed((phone, form.get("name", "").strip() or None, int(customer) if customer.isdigit() else None))
+            succeed((phone, form.get("name", "").strip() or None, _customer_id(customer) if customer else None))
             if phone or not (ticket or customer) else
             number_to_call(self.engine.repository, ticket=ticket or None,
                            customer_id=_customer_id(customer) if not ticket else None))
@@ -1562,8 +1611,8 @@ class AgentPage(_Page):
             return dialer.preview_dial(agent.id).addCallback(lambda _: f"your phone answered: dialing {phone}")
         reason = _required(form, "reason", "say why you skip this lead")
         minutes_text = form.get("retry_minutes", "").strip() or str(PREVIEW_SKIP_RETRY_MINUTES)
-        if not minutes_text.isdigit():
-            raise InvalidFieldError("retry_minutes", f"expected whole minutes, got {minutes_text!r}")
+        if not is_digits(minutes_text) or len(minutes_text) > 6:
+            raise InvalidFieldError("retry_minutes", f"expected whole minutes, got {minutes_text[:40]!r}")
         return dialer.preview_skip(agent.id, reason, int(minutes_text)).addCallback(
             lambda _: f"skipped: the lead is due again in {int(minutes_text)} min")
 
@@ -1706,7 +1755,10 @@ class LeadPage(_Page):
         person, path = self._person(request)
         if person is None or len(path) != 2:
             return self._html(request, 404, "<p>No team lead's action here.</p>")
-        form = self._form(request)
+        try:
+            form = self._form(request)
+        except InvalidFieldError as exc:
+            return self._answer(request, fail(exc), f"/lead/{quote(person.id)}", {}, person.id, path[1])
         done = maybeDeferred(self._act, person, path[1], form)
         return self._answer(request, done, f"/lead/{quote(person.id)}", {"team": form.get("team", "")},
                             person.id, path[1])
@@ -1868,7 +1920,10 @@ class PasswordPage(_Page):
         person = person_of(request)
         if person is None:
             return self._html(request, 400, "<p>The host's API token has no password to change.</p>")
-        form = self._form(request)
+        try:
+            form = self._form(request)
+        except InvalidFieldError as exc:
+            return self._html(request, 400, f"<p>{html_escape(str(exc))}</p>")
         current, new, repeat = form.get("current", ""), form.get("new", ""), form.get("repeat", "")
         state_dir = self.state_dir
 

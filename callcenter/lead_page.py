@@ -33,7 +33,7 @@ from callcenter.recording_files import format_of, player
 from callcenter.settings import AgentSettings, QaItem
 from callcenter.spy_modes import SpyMode
 from callcenter.storage.dialer_records import LeadHolding
-from callcenter.storage.records import InvalidFieldError
+from callcenter.storage.records import InvalidFieldError, is_digits, whole_number
 from callcenter.wallboard_page import clock_time, html_table, share
 
 __all__ = ["CampaignHoldings", "LeadView", "TeamAgent", "form_handout", "form_review", "form_sms",
@@ -227,9 +227,7 @@ def _whole(form: Mapping[str, str], name: str) -> int | None:
     text = form.get(name, "").strip()
     if not text:
         return None
-    if not text.isdigit() or int(text) < 1:
-        raise InvalidFieldError(name, f"expected a whole number of at least 1, got {text!r}")
-    return int(text)
+    return whole_number(name, text)
 
 
 def form_sms(actor: str, form: Mapping[str, str]) -> dict[str, Any]:
@@ -269,7 +267,7 @@ def form_review(reviewer: str, form: Mapping[str, str], scorecard: Sequence[QaIt
         text = form.get(f"rating_{item.id}", "").strip()
         if text == "na":
             ratings[item.id] = None
-        elif text.isdigit():
+        elif is_digits(text) and len(text) < 4:
             ratings[item.id] = int(text)
         else:
             raise InvalidFieldError(f"ratings.{item.id}", f"expected 0..{RATING_MAX} or n/a, got {text!r}")

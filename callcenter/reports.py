@@ -95,8 +95,18 @@ class ReportPeriod:
     """Midnight after ``last`` (exclusive)."""
 
 
+#: The days a report may cover: any call this engine recorded, with room for the time
+#: zones (Python's dates end at 9999-12-31, and the day after the last is the period's end).
+FIRST_DAY: Final = date(1970, 1, 1)
+LAST_DAY: Final = date(9998, 12, 31)
+
+
 def period(first: date, last: date, tz: ZoneInfo) -> ReportPeriod:
-    """The period from local day ``first`` to ``last``; InvalidFieldError (``to``) if ``last`` is before ``first``."""
+    """The period from local day ``first`` to ``last``; InvalidFieldError (``to``) if ``last``
+    is before ``first``, (``from`` / ``to``) for a day outside :data:`FIRST_DAY` .. :data:`LAST_DAY`."""
+    for name, day in (("from", first), ("to", last)):
+        if not FIRST_DAY <= day <= LAST_DAY:
+            raise InvalidFieldError(name, f"{day.isoformat()} is not between {FIRST_DAY} and {LAST_DAY}")
     if last < first:
         raise InvalidFieldError("to", f"{last.isoformat()} is before from {first.isoformat()}")
     return ReportPeriod(first, last, tz, datetime.combine(first, time(), tz),

@@ -41,7 +41,7 @@ from callcenter.ami.codec import Message
 from callcenter.settings import Settings
 from callcenter.state.agents import Agent, AgentState
 from callcenter.state.calls import Channel, ChannelState
-from callcenter.storage.records import TRANSFER_HOP_RE
+from callcenter.storage.records import TRANSFER_HOP_RE, is_digits
 
 __all__ = [
     "AGENT_TARGET_PREFIX",
@@ -370,7 +370,7 @@ class Consult:
 def _outside_exten(exten: str) -> str | None:
     """The number of an outside consult's extension (``000<digits>``); None for another."""
     number = exten.removeprefix(OUTSIDE_EXTEN_PREFIX)
-    return number if number != exten and number.isdigit() else None
+    return number if number != exten and is_digits(number) else None
 
 
 def consult_leg(agent_id: str, channels: Iterable[Channel]) -> Consult | None:

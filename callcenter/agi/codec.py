@@ -187,7 +187,7 @@ class AgiEnvironment:
         numbered: list[tuple[int, str]] = []
         for key, value in raw.items():
             suffix = key.removeprefix("agi_arg_")
-            if suffix != key and suffix.isdigit():
+            if suffix != key and suffix.isascii() and suffix.isdigit():
                 numbered.append((int(suffix), value))
         numbered.sort()
         network_script = raw.get("agi_network_script", "")

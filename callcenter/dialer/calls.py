@@ -27,6 +27,7 @@ from typing import Final
 from callcenter.ami.codec import Message
 from callcenter.dialer.campaign import ATTEMPT_OUTCOMES
 from callcenter.state.agents import agent_id_of
+from callcenter.storage.records import is_digits
 
 __all__ = ["Dial", "DialBook", "DialConnected", "DialEnded", "DialFact", "outcome_of_reason"]
 
@@ -253,5 +254,5 @@ def _agent(interface: str | None) -> str | None:
     """``Local/2101@lab-agents/n``, ``PJSIP/agent2101`` or ``2101`` -> ``2101``."""
     if not interface:
         return None
-    return interface if interface.isdigit() else agent_id_of(interface)
+    return interface if is_digits(interface) else agent_id_of(interface)
 

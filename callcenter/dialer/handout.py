@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final, TypeVar
 
 from callcenter.settings import AgentSettings
-from callcenter.storage.records import InvalidFieldError
+from callcenter.storage.records import InvalidFieldError, positive_int
 
 __all__ = [
     "HANDOUT_MODES",
@@ -203,7 +203,7 @@ def _whole(body: Mapping[str, Any], name: str) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidFieldError(name, f"expected a whole number of at least 1, got {value!r}")
-    return value
+    return positive_int(name, value)  # and at most what SQL holds
 
 
 def _names(body: Mapping[str, Any], name: str) -> tuple[str, ...] | None:

@@ -79,7 +79,9 @@ from callcenter.storage.records import (
     InvalidFieldError,
     aware_datetime,
     canonical_phone,
+    is_digits,
     positive_int,
+    whole_number,
 )
 from callcenter.storage.repository import (
     MAX_LIST_LIMIT,
@@ -297,8 +299,8 @@ def _campaign_row(session: Session, name_or_id: str | int) -> models.Campaign | 
     if isinstance(name_or_id, int) and not isinstance(name_or_id, bool):
         return session.get(models.Campaign, positive_int("campaign_id", name_or_id))
     if isinstance(name_or_id, str):
-        if name_or_id.isdigit():
-            return session.get(models.Campaign, int(name_or_id))
+        if is_digits(name_or_id):
+            return session.get(models.Campaign, whole_number("campaign", name_or_id))
         return session.scalar(select(models.Campaign).where(models.Campaign.name == name_or_id))
     raise InvalidFieldError("campaign", f"must be a name or an id, got {name_or_id!r}")
 

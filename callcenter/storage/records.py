@@ -224,11 +224,33 @@ def _optional_seconds(field: str, value: object) -> int | None:
     return None if value is None else non_negative_int(field, value)
 
 
+MAX_ID: Final = 2**63 - 1
+"""The largest id (and count) SQL holds: BIGINT, SQLite's INTEGER."""
+
+
 def positive_int(field: str, value: object) -> int:
-    """Return ``value`` if it is an int >= 1, else raise InvalidFieldError."""
+    """Return ``value`` if it is an int from 1 to :data:`MAX_ID`, else raise InvalidFieldError."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidFieldError(field, f"must be an integer >= 1, got {value!r}")
+    if value > MAX_ID:
+        raise InvalidFieldError(field, f"must be at most {MAX_ID}, got {value}")
     return value
+
+
+def is_digits(text: str) -> bool:
+    """``text`` is ASCII digits only: ``str.isdigit`` is true for ``²`` too (which ``int``
+    refuses) and for other scripts' digits (which it reads), neither a number here."""
+    return text.isascii() and text.isdigit()
+
+
+def whole_number(field: str, text: str) -> int:
+    """``text`` (a URL segment, a form field) as an id or count from 1 to :data:`MAX_ID`;
+    InvalidFieldError naming ``field`` otherwise."""
+    if not is_digits(text) or not text.strip("0"):
+        raise InvalidFieldError(field, f"expected a whole number of at least 1, got {text[:40]!r}")
+    if len(text.lstrip("0")) > len(str(MAX_ID)):  # int() of thousands of digits is refused, and slow
+        raise InvalidFieldError(field, f"must be at most {MAX_ID}, got {len(text)} digits")
+    return positive_int(field, int(text))
 
 
 def _optional_id(field: str, value: object) -> int | None:
