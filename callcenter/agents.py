@@ -39,7 +39,11 @@ from callcenter.recording_pause import (
 from callcenter.settings import AgentSettings, Settings
 from callcenter.state.agents import CANNOT_CALL_OUT, AgentBoard, AgentState
 from callcenter.state.calls import Channel
-from callcenter.storage.records import InvalidFieldError, canonical_phone
+from callcenter.storage.records import (
+    MAX_PAUSE_REASON,
+    InvalidFieldError,
+    canonical_phone,
+)
 from callcenter.transfer import (
     TransferRefused,
     check_consult_end,
@@ -206,6 +210,9 @@ class AgentService:
             self.agent(agent_id)
             if paused and not (reason or "").strip():
                 raise AgentError(f"agent {agent_id!r}: a pause needs a reason")
+            if reason is not None and len(reason) > MAX_PAUSE_REASON:  # the agent time log keeps this many
+                raise AgentError(f"agent {agent_id!r}: a pause reason is at most {MAX_PAUSE_REASON} characters, "
+                                 f"got {len(reason)}")
             built = [actions.queue_pause(self.interface(agent_id), paused, reason=reason)]
         except (AgentError, actions.AmiActionError) as error:
             return fail(error)

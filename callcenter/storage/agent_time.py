@@ -22,7 +22,7 @@ from callcenter.agent_time import (
     agent_time,
 )
 from callcenter.storage import models
-from callcenter.storage.records import aware_datetime
+from callcenter.storage.records import MAX_PAUSE_REASON, aware_datetime
 
 __all__ = ["LOOK_BACK", "agent_time_report", "close_open_states", "record_agent_states"]
 
@@ -38,7 +38,7 @@ def record_agent_states(session: Session, changes: Sequence[StateChange]) -> int
         return 0
     session.execute(insert(models.AgentStateChange), [
         {"agent_id": c.agent_id, "at": aware_datetime("at", c.at), "state": c.state,
-         "pause_reason": c.pause_reason[:128] if c.pause_reason else None} for c in changes])
+         "pause_reason": c.pause_reason[:MAX_PAUSE_REASON] if c.pause_reason else None} for c in changes])
     return len(changes)
 
 

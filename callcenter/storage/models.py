@@ -47,6 +47,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from callcenter.agent_time import STATES
+from callcenter.storage.records import MAX_PAUSE_REASON
 
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(column_0_label)s",
@@ -529,4 +530,4 @@ class AgentStateChange(Base):
     agent_id: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     state: Mapped[str] = mapped_column(String(16))
-    pause_reason: Mapped[str | None] = mapped_column(String(128))
+    pause_reason: Mapped[str | None] = mapped_column(String(MAX_PAUSE_REASON))

@@ -224,6 +224,9 @@ def _optional_seconds(field: str, value: object) -> int | None:
     return None if value is None else non_negative_int(field, value)
 
 
+MAX_PAUSE_REASON: Final = 128
+"""The longest pause reason (the agent state log's column): longer ones are refused when given."""
+
 MAX_ID: Final = 2**63 - 1
 """The largest id (and count) SQL holds: BIGINT, SQLite's INTEGER."""
 

@@ -144,7 +144,11 @@ def test_pause_and_unpause_in_every_queue_with_reason(settings: Settings) -> Non
         [("Action", "QueuePause"), ("Interface", "PJSIP/agent1001"), ("Paused", "false")],
     ]
     _check.failureResultOf(svc.pause("1001", " "), AgentError)
-    assert len(ami.sent) == 2
+    # the agent time log keeps 128 characters: a longer reason is refused, not cut
+    _check.successResultOf(svc.pause("1001", "会" * 128))
+    failure = _check.failureResultOf(svc.pause("1001", "会" * 129), AgentError)
+    assert "a pause reason is at most 128 characters, got 129" in str(failure.value)
+    assert len(ami.sent) == 3
 
 
 @pytest.mark.parametrize("call", ["login", "logout", "pause", "unpause"])
