@@ -243,8 +243,11 @@ class _Record:
     wrapup_until: float | None = None
     calls_handled: int = 0
     talk_time: float = 0.0
-    own_call: bool = False
-    """On a call of their own (AgentBusy), not app_queue's."""
+    own_calls: set[str] = field(default_factory=set)
+    """On a call of their own (AgentBusy), not app_queue's, while not empty: the channels
+    (Uniqueid) that said AgentBusy and have not said AgentFree yet. More than one when a
+    colleague's call rings the agent during their own call; that ring ending unanswered
+    does not end their call."""
     member_uniqueid: str | None = None
     """The agent's channel on the queue call (AgentConnect's ``DestUniqueid``)."""
     left: tuple[str, float] | None = None
@@ -575,17 +578,27 @@ class AgentBoard:
         if kind not in ("AgentBusy", "AgentFree"):
             return
         record = self._agents.get(msg.fields.get("Agent", ""))
-        if record is None or record.state is AgentState.LOGGED_OUT:
-            return  # not a queue member now: nothing to account for
-        if kind == "AgentBusy" and not record.own_call \
-                and record.state in (AgentState.READY, AgentState.WRAP_UP, AgentState.PAUSED):
-            record.own_call = True
-            record.wrapup_until = None  # a call of their own ends any wrap-up
-            self._apply(record, Trigger.OWN_CALL, kind, now, facts, "own call")
-        elif kind == "AgentFree" and record.own_call:
-            record.own_call = False
-            if record.state is AgentState.ON_CALL:
-                self._apply(record, Trigger.OWN_CALL_END, kind, now, facts, "own call ended")
+        if record is None:
+            return
+        channel = msg.fields.get("Uniqueid", "")
+        if kind == "AgentBusy":
+            if record.state is AgentState.LOGGED_OUT:
+                return  # not a queue member now: nothing to account for
+            if record.state in (AgentState.READY, AgentState.WRAP_UP, AgentState.PAUSED):
+                record.own_calls = {channel}  # any other left would have them on a call: gone unseen
+                record.wrapup_until = None  # a call of their own ends any wrap-up
+                self._apply(record, Trigger.OWN_CALL, kind, now, facts, "own call")
+            elif record.own_calls:
+                record.own_calls.add(channel)  # another leg meanwhile: a colleague rings them
+            return
+        if channel in record.own_calls:
+            record.own_calls.discard(channel)
+        elif len(record.own_calls) == 1:
+            record.own_calls.clear()  # one call, its channel renamed on the way (a masquerade): that one
+        else:
+            return  # not a call of theirs
+        if not record.own_calls and record.state is AgentState.ON_CALL:
+            self._apply(record, Trigger.OWN_CALL_END, kind, now, facts, "own call ended")
 
     def _on_hangup(self, msg: Message, now: float, facts: list[AgentFact]) -> None:
         uniqueid = msg.fields.get("Uniqueid", "")
@@ -608,7 +621,7 @@ class AgentBoard:
         app_queue reports the call only when the caller hangs up), the agent's part of the
         call ends here, with its wrap-up, and the late ``AgentComplete`` is only counted."""
         record.member_uniqueid = None
-        if record.state is not AgentState.ON_CALL or record.own_call or record.call_uniqueid is None:
+        if record.state is not AgentState.ON_CALL or record.own_calls or record.call_uniqueid is None:
             return
         record.left = (record.call_uniqueid, max(0.0, now - record.since))
         self._start_wrapup(record, record.call_queue or "", now)

@@ -328,8 +328,8 @@ def test_device_state_of_the_state_interface_is_recorded() -> None:
 # ------------------------------------------------------------------- calls of their own
 
 
-def own(kind: str, agent: str = "2101") -> Message:
-    return ev("UserEvent", UserEvent=kind, Agent=agent, Channel="PJSIP/agent2101-00000009", Uniqueid="1700000100.9")
+def own(kind: str, agent: str = "2101", uniqueid: str = "1700000100.9") -> Message:
+    return ev("UserEvent", UserEvent=kind, Agent=agent, Channel="PJSIP/agent2101-00000009", Uniqueid=uniqueid)
 
 
 def test_a_call_of_the_agents_own_is_a_call_then_they_wait_as_before() -> None:
@@ -350,6 +350,31 @@ def test_a_call_of_the_agents_own_is_a_call_then_they_wait_as_before() -> None:
     assert states(board.handle(own("AgentBusy"), 33.0)) == [("wrap_up", "on_call")]
     assert states(board.handle(own("AgentFree"), 40.0)) == [("on_call", "ready")]  # no wrap-up left
     assert board.next_deadline() is None and board.anomalies == 0
+
+
+def test_a_colleagues_ring_unanswered_during_an_own_call_does_not_end_it() -> None:
+    """The agent is on a call of their own ([agent-dial]); a colleague's call rings their phone
+    too ([agent-callee]: AgentBusy and AgentFree from that ring's own channel) and is not
+    answered: the agent stays on their call until its own channel says AgentFree. A stale
+    channel left from before (its AgentFree never seen) does not hold the agent busy later."""
+    board = AgentBoard({"hotline": 30})
+    logged_in(board)
+    assert states(board.handle(own("AgentBusy", uniqueid="1.1"), 1.0)) == [("ready", "on_call")]
+    assert board.handle(own("AgentBusy", uniqueid="1.2"), 5.0) == []  # the colleague's ring
+    assert board.handle(own("AgentFree", uniqueid="1.2"), 25.0) == []  # rang out
+    assert board.state_of("2101") is S.ON_CALL
+    assert states(board.handle(own("AgentFree", uniqueid="1.1"), 60.0)) == [("on_call", "ready")]
+    # one call whose AgentFree comes from a channel of another id (renamed): still its end
+    board.handle(own("AgentBusy", uniqueid="2.1"), 70.0)
+    assert states(board.handle(own("AgentFree", uniqueid="2.7"), 80.0)) == [("on_call", "ready")]
+    board.handle(own("AgentBusy", uniqueid="3.1"), 90.0)
+    board.handle(own("AgentBusy", uniqueid="3.2"), 91.0)
+    board.handle(removed(), 92.0)  # logged out with both legs up; 3.1's AgentFree never seen
+    board.handle(own("AgentFree", uniqueid="3.2"), 93.0)
+    logged_in(board)
+    assert states(board.handle(own("AgentBusy", uniqueid="4.1"), 100.0)) == [("ready", "on_call")]
+    assert states(board.handle(own("AgentFree", uniqueid="4.1"), 110.0)) == [("on_call", "ready")]
+    assert board.anomalies == 0
 
 
 def test_own_call_words_out_of_place_change_nothing() -> None:
