@@ -297,6 +297,8 @@ class FaxSettings:
     ring_seconds: int = 60
 
 
+#: The numbers [from-pstn] (dialplans/hotline.conf) routes to the hotline.
+_HOTLINE_NUMBER: Final = re.compile(r"^400([0-9]{7})?$")
 _TRUNK: Final = re.compile(r"^[^{}]*\{phone\}[^{}]*$")
 _TRUNK_HINT: Final = "a channel with {phone}, e.g. PJSIP/{phone}@pstn"
 
@@ -748,6 +750,9 @@ def _build(data: Mapping[str, Any], locs: Locations, root: Path, problems: list[
         caller_id=fax_r.text("caller_id", default_fax.caller_id),
         ring_seconds=fax_r.integer("ring_seconds", default_fax.ring_seconds, 5, 300),
     )
+    if _HOTLINE_NUMBER.match(fax.number):  # [from-pstn]'s own _400XXXXXXX is matched before its includes
+        fax_r.problem(("number",), f"{fax.number} is a hotline number: [from-pstn] (dialplans/hotline.conf) sends "
+                                   "400 and 400XXXXXXX to the hotline, so a fax to it would never reach the fax")
     fax_r.done()
     sms = _sms(top.sub("sms"))
     dial_r = top.sub("manual_dial")

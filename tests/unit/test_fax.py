@@ -234,6 +234,12 @@ def test_fax_settings_are_checked(tmp_path: Path) -> None:
         f"{bad}:3:3: fax.channels: expected an integer in 1..64, got 0",
         f"{bad}:4:3: fax.trunk: expected a channel with {{phone}}, e.g. PJSIP/{{phone}}@pstn, got 'PJSIP/pstn'",
     ]
+    for number in ("4008001234", "400"):  # [from-pstn] routes these to the hotline first
+        bad.write_text(f"fax:\n  number: '{number}'\n")
+        with pytest.raises(ConfigError, match=rf"^{bad}:2:3: fax.number: {number} is a hotline number"):
+            load_settings(ROOT / "config", [bad])
+    bad.write_text("fax:\n  number: '40080012345'\n")  # 11 digits: not the hotline's pattern
+    assert load_settings(ROOT / "config", [bad]).fax.number == "40080012345"
 
 
 def test_the_dialplan_routes_the_fax_number_and_limits_the_channels(tmp_path: Path) -> None:
