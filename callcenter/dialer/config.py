@@ -292,6 +292,13 @@ def validate_against(config: DialerConfig, settings: Settings) -> list[ConfigPro
             problem(campaign, "queue", f"queue {name!r} takes waiting callers to a message (message_key or "
                                        "when_empty: message in config/queues.yaml): not for a "
                                        f"{campaign.campaign.dial_mode} campaign's answered calls")
+        elif campaign.campaign.dial_mode != "preview" and settings.queue(name).pause_on_no_answer:
+            # timeoutpriority = conf: a phone that starts ringing rings its whole ring_timeout, far
+            # past the connect window after which an answered person hears the safe-harbor message
+            problem(campaign, "queue", f"queue {name!r} has pause_on_no_answer (config/queues.yaml): its agents' "
+                                       "phones would ring their whole ring timeout, past the 2 s an answered "
+                                       f"person may wait, and pause an agent a second slow: not for a "
+                                       f"{campaign.campaign.dial_mode} campaign's answered calls")
     return problems
 
 

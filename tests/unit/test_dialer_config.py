@@ -382,6 +382,21 @@ def test_a_dialing_campaign_may_not_use_a_queue_that_takes_callers_to_a_message(
     assert validate_against(preview, settings) == []
 
 
+def test_a_dialing_campaign_may_not_use_a_queue_that_pauses_agents_on_no_answer(tmp_path: Path) -> None:
+    """pause_on_no_answer renders timeoutpriority = conf: a phone rings its whole ring timeout,
+    past the 2 s an answered person may wait for an agent."""
+    site = tmp_path / "queues.yaml"
+    site.write_text("queues:\n  outbound:\n    pause_on_no_answer: true\n", encoding="utf-8")
+    settings = load_settings(CONFIG, [site])
+    assert [str(p) for p in validate_against(parse_dialer_config(BASE, "dialer.yaml"), settings)] == [
+        ("dialer.yaml:19:7: dialer.campaigns.spring.queue: queue 'outbound' has pause_on_no_answer "
+         "(config/queues.yaml): its agents' phones would ring their whole ring timeout, past the 2 s an answered "
+         "person may wait, and pause an agent a second slow: not for a predictive campaign's answered calls"),
+    ]
+    preview = parse_dialer_config(_edit("dial_mode: predictive", "dial_mode: preview"), "dialer.yaml")
+    assert validate_against(preview, settings) == []
+
+
 def test_check_lists_problems_as_lines(tmp_path: Path) -> None:
     """check() returns printable lines: load problems, unknown queues, or a missing file; [] when valid."""
     path = tmp_path / "dialer.yaml"
