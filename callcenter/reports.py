@@ -242,7 +242,9 @@ def _add(sums: _Sums, call: CallFacts, service_level_seconds: Mapping[str, int],
         sums.answered += 1
         sums.handle_total += (call.talk_seconds or 0) + wrapup_seconds.get(queue, 0)
         sums.transferred += call.transferred
-    if call.queue_result == "answered":
+    if call.direction != "inbound":
+        pass  # a dialer call's queue stay is its connect window: the dialer's abandon ledger (docs/dialer.md)
+    elif call.queue_result == "answered":
         wait = call.wait_seconds or 0
         sums.queued_answered += 1
         sums.wait_total += wait

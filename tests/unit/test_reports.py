@@ -77,6 +77,32 @@ def test_a_day_by_day_report_counts_each_measure_as_defined() -> None:
     assert total.fcr == pytest.approx(2 / 3) and total.service_level == pytest.approx(2 / 5)
 
 
+def test_the_dialers_connect_window_is_not_the_hotlines_service_level() -> None:
+    """Dialer calls wait in their queue for the connect window (a second): their stays are not
+    the callers' service level, speed of answer or abandons (the dialer's ledger has those).
+    100 hotline callers, 30 answered in target, 30 late, 40 abandoned; 1,500 dialer connects
+    and 20 dropped in the connect window: the day's SL is the hotline's 30%."""
+    calls = [hotline(at(DAY1, 9), "answered", wait=10, talk=300, caller=f"1380000{n:04d}", agent="1001")
+             for n in range(30)]
+    calls += [hotline(at(DAY1, 10), "answered", wait=90, talk=300, caller=f"1381000{n:04d}", agent="1001")
+              for n in range(30)]
+    calls += [hotline(at(DAY1, 11), "abandoned", wait=60, caller=f"1382000{n:04d}") for n in range(40)]
+    calls += [CallFacts(started_at=at(DAY1, 14), direction="outbound", queue="outbound", queue_result="answered",
+                        agent_id="2101", caller=f"1390000{n:04d}", wait_seconds=1, talk_seconds=60)
+              for n in range(1500)]
+    calls += [CallFacts(started_at=at(DAY1, 15), direction="outbound", queue="outbound", queue_result="abandoned",
+                        caller=f"1391000{n:04d}", wait_seconds=2) for n in range(20)]
+    day, _, total = report("day", at(DAY1, 20), calls)
+    for line in (day, total):
+        assert (line.calls, line.inbound, line.outbound, line.answered) == (1620, 100, 1520, 1560)
+        assert (line.abandoned, line.unanswered, line.answered_within_target) == (40, 0, 30)
+        assert line.service_level == pytest.approx(0.30) and line.asa == pytest.approx(50.0)
+    by_queue = {line.key: line for line in report("queue", at(DAY1, 20), calls)}
+    assert by_queue["hotline"].service_level == pytest.approx(0.30)
+    assert (by_queue["outbound"].answered, by_queue["outbound"].service_level, by_queue["outbound"].abandoned) == (
+        1500, None, 0)
+
+
 def test_handed_on_counts_the_answered_calls_an_agent_transferred() -> None:
     """One record per call: a call handed on counts once, in its day (and by agent, its last
     agent's line); a record marked transferred but not answered does not count."""
