@@ -214,8 +214,9 @@ def build_report(calls: Iterable[CallFacts], report_period: ReportPeriod, *, by:
         key = _key(call, by, report_period.tz)
         for sums in (groups[key], total):
             _add(sums, call, service_level_seconds, wrapup_seconds)
-        if inbound and call.answered and call.started_at + window <= now:
-            first_calls.append((key, call.caller or "", call.started_at))
+        if inbound and call.answered and call.caller and call.started_at + window <= now:
+            # a caller with no number (withheld) cannot be told calling again: not judged
+            first_calls.append((key, call.caller, call.started_at))
     for starts in by_caller.values():
         starts.sort()
     for key, caller, started_at in first_calls:

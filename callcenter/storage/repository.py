@@ -492,10 +492,13 @@ def call_records_between(session: Session, *, since: datetime, until: datetime,
 
 def report_facts(session: Session, *, since: datetime, until: datetime) -> Iterator[CallFacts]:
     """The facts of the records started in [since, until), streamed in batches, oldest first."""
-    record = models.CallRecord
+    record, customer = models.CallRecord, models.Customer
+    # the caller: the record's CRM customer, else the customer whose number it is (a call before
+    # the number was added to the CRM is the same caller as the calls after), else the number
     stmt = (select(record.started_at, record.direction, record.queue, record.queue_result, record.agent_id,
-                   record.customer_id, record.phone, record.wait_seconds, record.talk_seconds, record.csat,
-                   record.transfers)
+                   func.coalesce(record.customer_id, customer.id).label("customer_id"), record.phone,
+                   record.wait_seconds, record.talk_seconds, record.csat, record.transfers)
+            .outerjoin(customer, customer.phone == record.phone)  # unique: one customer a number at most
             .where(record.started_at >= aware_datetime("since", since),
                    record.started_at < aware_datetime("until", until))
             .order_by(record.started_at, record.id)
@@ -641,13 +644,14 @@ def list_faxes(session: Session, *, limit: int = 50) -> list[FaxRecord]:
 
 
 def _line(phone: str | None) -> str | None:
-    """The caller's number in canonical form (as signalled if it is not a number)."""
+    """The caller's number in canonical form; None when it is no number (``anonymous``, a
+    withheld caller id: every such caller is someone else, never one repeat caller)."""
     if phone is None:
         return None
     try:
         return canonical_phone(phone)
     except InvalidFieldError:
-        return phone
+        return None
 
 
 # --- recordings -----------------------------------------------------------------------------

@@ -188,6 +188,26 @@ def test_report_facts_reads_the_calls_with_one_caller_per_line(sessions: session
                                 wrapup_seconds=WRAPUP, now=at(DAY1 + timedelta(days=30), 0)) == lines
 
 
+def test_a_caller_is_one_caller_before_and_after_the_crm_knows_them(sessions: sessionmaker[Session]) -> None:
+    """An unknown number calls on day 1 and again on day 2, when the agent adds them to the
+    CRM (that record linked): day 1's call was not resolved. Withheld callers (``anonymous``)
+    are each someone else and not judged at all; the CRM customer with a number of their own
+    is still found by it."""
+    with sessions.begin() as session:
+        for when, phone in ((at(DAY1, 9), "13800000007"), (at(DAY1 + timedelta(days=1), 9), "13800000007"),
+                            (at(DAY1, 10), "anonymous"), (at(DAY1, 11), "anonymous"), (at(DAY1, 12), "anonymous")):
+            repo.create_call_record(session, NewCallRecord(
+                started_at=when, direction="inbound", phone=phone, queue="hotline", queue_result="answered",
+                wait_seconds=5, talk_seconds=60, agent_id="1001"), site_prefix="GD", ticket_day=when.date())
+        customer = repo.create_customer(session, NewCustomer(name="Wang", phone="13800000007"))
+    with sessions.begin() as session:
+        calls = list(repo.report_facts(session, since=at(DAY1, 0), until=at(DAY1 + timedelta(days=2), 0)))
+    assert [c.caller for c in calls] == [f"customer:{customer.id}", None, None, None, f"customer:{customer.id}"]
+    lines = build_report(calls, period(DAY1, DAY1, SHANGHAI), by="day", service_level_seconds=TARGETS,
+                         wrapup_seconds=WRAPUP, now=at(DAY1 + timedelta(days=30), 0))
+    assert (lines[0].answered, lines[0].fcr, lines[0].fcr_calls) == (4, 0.0, 1)
+
+
 # --- CLI and HTTP ----------------------------------------------------------------------------
 
 
