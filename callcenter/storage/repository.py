@@ -481,13 +481,20 @@ def call_records_between(session: Session, *, since: datetime, until: datetime,
                          agents: Collection[str] | None = None) -> list[CallRecord]:
     """The call records started in [since, until), oldest first; with ``agents``, only those
     agents' calls (a team lead's log of their team)."""
+    return list(iter_call_records_between(session, since=since, until=until, agents=agents))
+
+
+def iter_call_records_between(session: Session, *, since: datetime, until: datetime,
+                              agents: Collection[str] | None = None) -> Iterator[CallRecord]:
+    """:func:`call_records_between` streamed from SQL in batches (a month is ~150k records)."""
     record = models.CallRecord
     stmt = (select(record).where(record.started_at >= aware_datetime("since", since),
                                  record.started_at < aware_datetime("until", until))
             .order_by(record.started_at, record.id).execution_options(yield_per=_REPORT_BATCH))
     if agents is not None:
         stmt = stmt.where(record.agent_id.in_(sorted(agents)))
-    return [_call_record(row) for row in session.scalars(stmt)]
+    for row in session.scalars(stmt):
+        yield _call_record(row)
 
 
 def report_facts(session: Session, *, since: datetime, until: datetime) -> Iterator[CallFacts]:

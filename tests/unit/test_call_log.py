@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
+from twisted.web.server import NOT_DONE_YET
 from twisted.web.test.requesthelper import DummyRequest
 
 from callcenter.call_log import COLUMNS, call_log_csv, call_log_row
@@ -119,3 +120,11 @@ def test_the_reports_page_offers_the_log_and_a_lead_downloads_their_teams(sessio
     request = DummyRequest([b"records.csv"])
     request.args = {b"from": [b"yesterday"]}
     assert b"expected YYYY-MM-DD" in page.render_GET(request)  # type: ignore[operator]
+    request = DummyRequest([b"records.csv"])  # a quarter at most: ~450k records at the reference site
+    request.args = {b"from": [b"2026-01-01"], b"to": [b"2026-04-02"]}
+    assert page.render_GET(request) == NOT_DONE_YET and (request.responseCode or 200) == 200  # type: ignore[arg-type]
+    assert b"".join(request.written).decode("utf-8-sig").startswith("date,time,ticket,")
+    request = DummyRequest([b"records.csv"])
+    request.args = {b"from": [b"2026-01-01"], b"to": [b"2026-04-03"]}
+    refused = page.render_GET(request)  # type: ignore[arg-type]
+    assert request.responseCode == 400 and b"to: the call log is at most 92 days at once (a quarter), got 93" in refused
