@@ -176,6 +176,9 @@ class CallRecord(Base):
     queue_result: Mapped[str | None] = mapped_column(String(16))
     sale_cents: Mapped[int | None] = mapped_column(BigInteger)
     """The sale made on the call, in fen (``CallRecord.sale_amount`` in yuan)."""
+    sale_agent_id: Mapped[str | None] = mapped_column(String(64))
+    """Who made the sale: the call's agent when it was recorded (``agent_id`` is the call's
+    last agent: a customer handed on after buying stays the seller's sale)."""
     ivr_path: Mapped[list[str]] = mapped_column(JSON, default=list)
     transfers: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     """Each time an agent handed the call on: ``AGENT>QUEUE@SECONDS`` (callcenter.transfer)."""

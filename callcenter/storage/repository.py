@@ -362,6 +362,7 @@ def create_call_record(
         queue_result=new.queue_result,
         ivr_path=list(new.ivr_path),
         sale_cents=_cents(new.sale_amount),
+        sale_agent_id=new.agent_id if new.sale_amount is not None else None,
         transfers=list(new.transfers),
     )
     session.add(row)
@@ -383,6 +384,9 @@ def update_call_record(
     if "sale_amount" in values:
         sale = values.pop("sale_amount")
         row.sale_cents = _cents(sale if isinstance(sale, Decimal) else None)  # validated: Decimal or None
+        # the seller is the call's agent now: agent_id becomes its last agent when it ends
+        seller = values.get("agent_id") or row.agent_id
+        row.sale_agent_id = seller if isinstance(seller, str) and row.sale_cents is not None else None
     for name, value in values.items():
         setattr(row, name, list(value) if name in ("ivr_path", "transfers") else value)  # type: ignore[call-overload]
     _flush(session, f"call record {call_record_id}: update rejected by the database")
@@ -531,7 +535,7 @@ def call_report(session: Session, report_period: ReportPeriod, *, by: str, servi
 def report_sales(session: Session, *, since: datetime, until: datetime) -> list[Sale]:
     """The sales recorded on the calls started in [since, until), oldest first."""
     record = models.CallRecord
-    stmt = (select(record.agent_id, record.sale_cents)
+    stmt = (select(func.coalesce(record.sale_agent_id, record.agent_id), record.sale_cents)
             .where(record.sale_cents > 0, record.started_at >= aware_datetime("since", since),
                    record.started_at < aware_datetime("until", until))
             .order_by(record.started_at, record.id))

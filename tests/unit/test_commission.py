@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -127,6 +127,31 @@ def test_sales_are_stored_to_the_fen_and_read_for_a_period(sessions: sessionmake
         (first,) = repo.list_recent_call_records(session, agent_id="2101")
     assert sales == [Sale("2101", D("1000.00")), Sale("2102", D("600.50")), Sale("2201", D("99.99"))]
     assert first.sale_amount == D("1000.00") and str(first.sale_amount) == "1000.00"
+
+
+def test_a_sale_is_its_sellers_when_the_customer_is_handed_on_after(sessions: sessionmaker[Session]) -> None:
+    """2101 records a 1,000.00 sale, then hands the customer to 1001: the record's agent
+    becomes the call's last agent (1001) when it ends, the sale stays 2101's (and so the lead
+    share team1's). A sale cleared is no one's."""
+    when = datetime(2026, 11, 2, 10, tzinfo=SHANGHAI)
+    with sessions.begin() as session:
+        record = repo.create_call_record(session, NewCallRecord(
+            started_at=when, direction="outbound", agent_id="2101", queue="outbound"),
+            site_prefix="GD", ticket_day=when.date())
+        repo.update_call_record(session, record.id, CallRecordUpdate(sale_amount=D("1000.00")))
+        repo.update_call_record(session, record.id, CallRecordUpdate(agent_id="1001", transfers=("2101>agent:1001@60",)))
+        other = repo.create_call_record(session, NewCallRecord(
+            started_at=when, direction="outbound", agent_id="2102", queue="outbound", sale_amount=D("10.00")),
+            site_prefix="GD", ticket_day=when.date())
+        repo.update_call_record(session, other.id, CallRecordUpdate(sale_amount=None))
+    with sessions.begin() as session:
+        sales = repo.report_sales(session, since=when - timedelta(hours=1), until=when + timedelta(hours=1))
+    assert sales == [Sale("2101", D("1000.00"))]
+    settings = load_settings(CONFIG)
+    team_of, leads_of = team_maps(settings.agents)
+    lines = {(line.share, line.payee): line.amount
+             for line in commission_lines(sales, settings.commission, team_of=team_of, leads_of=leads_of)}
+    assert (lines[("agent", "2101")], lines[("lead", "8001")]) == (D("110.00"), D("15.00"))
 
 
 def test_cli_prints_the_commission_and_writes_csv_and_json(tmp_path: Path,
