@@ -80,7 +80,7 @@ from callcenter.storage.records import (
     canonical_phone,
     is_digits,
 )
-from callcenter.storage.repository import Repository
+from callcenter.storage.repository import Repository, open_call_record_of
 from callcenter.supervisor import DEFAULT_SUPERVISOR_CHANNEL, SupervisorService
 from callcenter.transfer import (
     AGENT_TARGET_PREFIX,
@@ -257,6 +257,9 @@ class Engine(Service):
         #: dialer closes that number's waiting call-back for an abandoned call).
         self.talked_listeners: list[Callable[[CallRecord], object]] = []
         self._open_records: dict[str, Deferred[CallRecord | None]] = {}
+        #: calls first seen already under way (a restarted daemon): their records are closed
+        #: from the database (:meth:`_close_late_record`)
+        self._late_calls: set[str] = set()
         """Linkedid -> the call record opened when an agent's phone rang (screen pop)."""
         self.screen_pops: dict[str, str] = {}
         """Agent id -> linkedid of the call last offered to that agent."""
@@ -684,6 +687,8 @@ class Engine(Service):
         metrics = self.metrics
         if isinstance(fact, CallStarted):
             metrics.calls_started.inc()
+            if fact.late and not self.calls_seen_from_start(fact.linkedid):
+                self._late_calls.add(fact.linkedid)
         elif isinstance(fact, CallAnswered):
             metrics.calls_answered.inc()
         elif isinstance(fact, CallEnded):
@@ -696,21 +701,31 @@ class Engine(Service):
                 talk=fact.talk_time, answered=fact.answered, cause=fact.cause_txt,
             )
             direction = fact.call.variables.get("CC_DIRECTION")
+            late = fact.linkedid in self._late_calls
+            self._late_calls.discard(fact.linkedid)
             # Every hotline call gets a record; a dialer call only if it reached an agent
             # (the dialer's attempt history keeps the rest).
-            if direction == "inbound" or (direction == "outbound" and fact.linkedid in self._open_records):
+            if late and direction is None and self.repository is not None:
+                # its variables unseen (began before a restart): its record is completed from SQL
+                self._track(self._close_late_record(fact))
+                self._forget(fact.linkedid)
+            elif direction == "inbound" or (direction == "outbound" and fact.linkedid in self._open_records):
                 self._track(self.record_call(fact))
             else:
-                self._connected_agent.pop(fact.linkedid, None)
-                self._transfers.pop(fact.linkedid, None)
-                self._consults.pop(fact.linkedid, None)
-                self._first_stay.pop(fact.linkedid, None)
-                self._recordings.pop(fact.linkedid, None)
+                self._forget(fact.linkedid)
         elif isinstance(fact, StateAnomaly):
             _log.warn("call.anomaly {fact}", fact=fact)
         for listener in list(self.fact_listeners):
             listener(fact)
         self._refresh_gauges()
+
+    def _forget(self, linkedid: str) -> None:
+        """Drop what was kept of an ended call that gets no record here."""
+        self._connected_agent.pop(linkedid, None)
+        self._transfers.pop(linkedid, None)
+        self._consults.pop(linkedid, None)
+        self._first_stay.pop(linkedid, None)
+        self._recordings.pop(linkedid, None)
 
     def _refresh_gauges(self) -> None:
         self.metrics.channels_active.set(len(self.calls.channel_ids))
@@ -786,6 +801,43 @@ class Engine(Service):
         now = self.clock.seconds()
         stays = [stay for uniqueid in call.channels if (stay := self.queues.stay_of(uniqueid, now)) is not None]
         return stays[-1] if stays else None
+
+    def calls_seen_from_start(self, linkedid: str) -> bool:
+        """Does this engine know call ``linkedid`` from its start (its variables seen, its
+        record opened here)? A call adopted at a reconnection of the same engine is."""
+        return linkedid in self._open_records
+
+    def _close_late_record(self, ended: CallEnded) -> Deferred[CallRecord | None]:
+        """A call that began before this engine saw it (the daemon restarted meanwhile) ended:
+        its variables were never seen, so :meth:`record_call` cannot judge it. Its record, if
+        one was opened before the restart (an agent's phone rang), is completed with what is
+        known: the end, the talk this engine saw (at least), the agent who took it. Without
+        it the record stayed half-written: in the report's volume, neither answered nor
+        abandoned, no talk, no end."""
+        assert self.repository is not None
+        repo = self.repository
+        connected_agent, _ = self._connected_agent.pop(ended.linkedid, (None, None))
+
+        def complete(record: CallRecord | None) -> Any:
+            if record is None:
+                _log.info("record.unseen_call linkedid={linkedid}: began before this daemon, no record to complete",
+                          linkedid=ended.linkedid)
+                return None
+            _log.info("record.completed_late ticket={ticket} linkedid={linkedid}: began before this daemon; "
+                      "talk {talk:.0f} s seen", ticket=record.ticket_number, linkedid=ended.linkedid,
+                      talk=ended.talk_time)
+            return repo.update_call_record(record.id, CallRecordUpdate(
+                agent_id=connected_agent if connected_agent is not None else UNSET,
+                answered_at=_utc(ended.call.answered_at) if ended.call.answered_at is not None else None,
+                ended_at=_utc(ended.at), talk_seconds=round(ended.talk_time)))
+
+        def failed(failure: Failure) -> None:
+            _log.failure("record.late_failed linkedid={linkedid}", failure, linkedid=ended.linkedid)
+
+        found: Deferred[CallRecord | None] = repo.run(open_call_record_of, ended.linkedid)
+        result: Deferred[CallRecord | None] = found.addCallback(complete)
+        result.addErrback(failed)
+        return result
 
     def record_call(self, ended: CallEnded) -> Deferred[CallRecord | None]:
         """Complete (or create) the call record of an ended inbound call, then its recording.

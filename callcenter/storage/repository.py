@@ -393,6 +393,14 @@ def update_call_record(
     return _call_record(row)
 
 
+def open_call_record_of(session: Session, linkedid: str) -> CallRecord | None:
+    """The record of call ``linkedid`` not ended yet (the newest, were there two), or None."""
+    record = models.CallRecord
+    row = session.scalars(select(record).where(record.linkedid == linkedid, record.ended_at.is_(None))
+                          .order_by(record.id.desc()).limit(1)).first()
+    return None if row is None else _call_record(row)
+
+
 def get_call_record(session: Session, call_record_id: int) -> CallRecord | None:
     """The call record with this id, or None."""
     row = session.get(models.CallRecord, positive_int("call_record_id", call_record_id))

@@ -279,6 +279,56 @@ def test_queue_stays_are_recorded_and_a_restarted_engine_counts_the_day_again(
         "service_level": 1 / 3, "asa": 26.0, "completed": 2, "average_talk": 30.0}
 
 
+def test_a_call_under_way_when_the_daemon_restarts_gets_its_record_completed(sessions: sessionmaker[Session]) -> None:
+    """A hotline call rings agent 1001 (its record opened) and is answered; the daemon stops.
+    A new daemon finds the call in Asterisk's channel list (its CC_ variables unseen), sees it
+    end, and completes the record opened before: its end, the talk seen, the agent. No second
+    record. A call seen already under way with no record left (IVR only) gets none."""
+    repository = SyncRepository(sessions)
+    clock = Clock()
+    clock.advance(1_795_400_000)
+    settings = load_settings(ROOT / "config")
+    first_ami = FakeAmi()
+    first = Engine(settings, first_ami, repository, EngineMetrics(CollectorRegistry()), clock,  # type: ignore[arg-type]
+                   RecordingPaths("/srv/rec", Path("/tmp/rec")))
+    first.startService()
+    caller = {"Channel": "PJSIP/trunk-00000001", "Uniqueid": "8.1", "Linkedid": "8.1", "CallerIDNum": "13800138000",
+              "CallerIDName": "Zhang", "Context": "from-pstn", "Exten": "400"}
+    agent = {**caller, "Channel": "PJSIP/agent1001-00000002", "Uniqueid": "8.2", "CallerIDNum": "1001"}
+    send = first_ami.events[0]
+    send(_event(Event="Newchannel", ChannelState="6", ChannelStateDesc="Up", **caller))
+    send(_event(Event="VarSet", Variable="CC_DIRECTION", Value="inbound", **caller))
+    send(_event(Event="QueueCallerJoin", Queue="hotline", Uniqueid="8.1", Position="1", Count="1"))
+    send(_event(Event="AgentCalled", Queue="hotline", Linkedid="8.1", Interface="PJSIP/agent1001",
+                DestChannel=agent["Channel"], **{k: v for k, v in caller.items() if k != "Linkedid"}))
+    [opened] = in_tx(sessions, repo.list_recent_call_records)
+    assert (opened.agent_id, opened.ended_at, opened.talk_seconds) == ("1001", None, None)
+    first.stopService()
+
+    clock.advance(60)  # the new daemon connects; the call is talking
+    second_ami = FakeAmi()
+    second = Engine(settings, second_ami, repository, EngineMetrics(CollectorRegistry()), clock,  # type: ignore[arg-type]
+                    RecordingPaths("/srv/rec", Path("/tmp/rec")))
+    second.startService()
+    listed = [_event(Event="CoreShowChannel", ChannelState="6", ChannelStateDesc="Up", Duration="00:01:00",
+                     BridgeId="b-8", **channel) for channel in (caller, agent)]
+    ivr_only = {"Channel": "PJSIP/trunk-00000003", "Uniqueid": "8.3", "Linkedid": "8.3", "CallerIDNum": "13900139000",
+                "CallerIDName": "Li", "Context": "hotline", "Exten": "s"}
+    listed.append(_event(Event="CoreShowChannel", ChannelState="6", ChannelStateDesc="Up", Duration="00:00:20",
+                         **ivr_only))
+    second.on_resync(listed, [])
+    clock.advance(30)
+    send = second_ami.events[0]
+    for channel in (agent, caller):
+        send(_event(Event="BridgeLeave", BridgeUniqueid="b-8", BridgeType="basic", **channel))
+        send(_event(Event="Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}, **channel))
+    send(_event(Event="Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}, **ivr_only))
+    [record] = in_tx(sessions, repo.list_recent_call_records)
+    assert (record.id, record.agent_id, record.ended_at is not None) == (opened.id, "1001", True)
+    assert record.talk_seconds is not None and record.talk_seconds >= 30, record
+    assert second.records_written == 0  # no record_call: nothing was created
+
+
 def test_a_caller_who_hangs_up_waiting_is_called_back_and_a_later_talk_is_reported(
         sessions: sessionmaker[Session]) -> None:
     """queues.yaml ``call_back_abandoned: 10`` (the shipped hotline): a caller who hung up after
