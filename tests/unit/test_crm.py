@@ -34,6 +34,7 @@ from callcenter.storage.records import (
 from callcenter.storage.repository import ConflictError, NotFoundError
 from callcenter.web_access import Caller, refusal, vip_refusal
 from tests.httpapi import get_json, post_json
+from tests.sitedb import sqlite_site
 from tests.syncrepository import SyncRepository, in_tx
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -262,8 +263,7 @@ def test_callcenter_crm_import_find_and_show(tmp_path: Path, capsys: pytest.Capt
 
 def test_callcenter_crm_import_keeps_the_text_of_a_line_that_is_not_csv(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    site = tmp_path / "site.yaml"
-    site.write_text(f"site:\n  state_dir: {tmp_path / 'var'}\ndatabase:\n  url: sqlite:///{tmp_path / 'cc.sqlite3'}\n")
+    site, _ = sqlite_site(tmp_path, lambda sessions: None)
     data = tmp_path / "broken.csv"
     data.write_text(BROKEN, encoding="utf-8")
     assert cli.main(["--config", str(site), "crm", "import", str(data)]) == 0

@@ -245,6 +245,15 @@ def _queued_call(ami: FakeAmi, clock: Clock, uid: str, *, wait: int, answered: b
     send(_event(Event="Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}, **base))
 
 
+def _engine_on(repository: SyncRepository, clock: Clock) -> tuple[Engine, FakeAmi]:
+    """A started engine on ``repository`` (a daemon of the site), with its fake AMI."""
+    ami = FakeAmi()
+    engine = Engine(load_settings(ROOT / "config"), ami, repository, EngineMetrics(CollectorRegistry()),  # type: ignore[arg-type]
+                    clock, RecordingPaths("/srv/rec", Path("/tmp/rec")))
+    engine.startService()
+    return engine, ami
+
+
 def test_queue_stays_are_recorded_and_a_restarted_engine_counts_the_day_again(
         sessions: sessionmaker[Session]) -> None:
     """Each call record keeps how its queue stay ended; an engine started later in the day
@@ -252,11 +261,7 @@ def test_queue_stays_are_recorded_and_a_restarted_engine_counts_the_day_again(
     repository = SyncRepository(sessions)
     clock = Clock()
     clock.advance(1_795_400_000)
-    settings = load_settings(ROOT / "config")
-    first_ami = FakeAmi()
-    first = Engine(settings, first_ami, repository, EngineMetrics(CollectorRegistry()), clock,  # type: ignore[arg-type]
-                   RecordingPaths("/srv/rec", Path("/tmp/rec")))
-    first.startService()
+    first, first_ami = _engine_on(repository, clock)
     _queued_call(first_ami, clock, "7.1", wait=12, answered=True)
     _queued_call(first_ami, clock, "7.2", wait=40, answered=True)
     _queued_call(first_ami, clock, "7.3", wait=25, answered=False)
@@ -268,9 +273,7 @@ def test_queue_stays_are_recorded_and_a_restarted_engine_counts_the_day_again(
     first.stopService()
 
     clock.advance(600)
-    second = Engine(settings, FakeAmi(), repository, EngineMetrics(CollectorRegistry()), clock,  # type: ignore[arg-type]
-                    RecordingPaths("/srv/rec", Path("/tmp/rec")))
-    second.startService()
+    second, _ = _engine_on(repository, clock)
     after = second.queue_views()[0]
     counters = ("offered", "answered", "abandoned", "unanswered", "answered_within_target", "service_level",
                 "asa", "completed", "average_talk")
@@ -287,11 +290,7 @@ def test_a_call_under_way_when_the_daemon_restarts_gets_its_record_completed(ses
     repository = SyncRepository(sessions)
     clock = Clock()
     clock.advance(1_795_400_000)
-    settings = load_settings(ROOT / "config")
-    first_ami = FakeAmi()
-    first = Engine(settings, first_ami, repository, EngineMetrics(CollectorRegistry()), clock,  # type: ignore[arg-type]
-                   RecordingPaths("/srv/rec", Path("/tmp/rec")))
-    first.startService()
+    first, first_ami = _engine_on(repository, clock)
     caller = {"Channel": "PJSIP/trunk-00000001", "Uniqueid": "8.1", "Linkedid": "8.1", "CallerIDNum": "13800138000",
               "CallerIDName": "Zhang", "Context": "from-pstn", "Exten": "400"}
     agent = {**caller, "Channel": "PJSIP/agent1001-00000002", "Uniqueid": "8.2", "CallerIDNum": "1001"}
@@ -306,10 +305,7 @@ def test_a_call_under_way_when_the_daemon_restarts_gets_its_record_completed(ses
     first.stopService()
 
     clock.advance(60)  # the new daemon connects; the call is talking
-    second_ami = FakeAmi()
-    second = Engine(settings, second_ami, repository, EngineMetrics(CollectorRegistry()), clock,  # type: ignore[arg-type]
-                    RecordingPaths("/srv/rec", Path("/tmp/rec")))
-    second.startService()
+    second, second_ami = _engine_on(repository, clock)
     listed = [_event(Event="CoreShowChannel", ChannelState="6", ChannelStateDesc="Up", Duration="00:01:00",
                      BridgeId="b-8", **channel) for channel in (caller, agent)]
     ivr_only = {"Channel": "PJSIP/trunk-00000003", "Uniqueid": "8.3", "Linkedid": "8.3", "CallerIDNum": "13900139000",
