@@ -91,9 +91,11 @@ and an id on the phone). It is also the context of that leg's Local channel, whi
 :func:`consult_leg` knows a consult."""
 
 CONSULT_PHONE: Final = "CC_CONSULT_PHONE"
-"""Channel variable, set (inherited once: ``_CC_CONSULT_PHONE``) on the agent's channel
-before a consult: the colleague's phone (the queue member interface), which the consult leg
-dials. Unset (the phone's own ``*2``): ``PJSIP/agent<ID>``."""
+"""Channel variable ``CC_CONSULT_PHONE_<ID>``, set (inherited once: ``_CC_CONSULT_PHONE_<ID>``)
+on the agent's channel before a consult of colleague ``<ID>``: their phone (the queue member
+interface), which the consult leg dials. Unset (the phone's own ``*2``): ``PJSIP/agent<ID>``.
+Named by the colleague, so that one left from an earlier consult on the same call never
+rings another colleague than the one asked for."""
 ATXFER_CODE: Final = "*2"
 """features.conf's ``atxfer``: the DTMF Asterisk's ``Atxfer`` action queues on the channel."""
 ATXFER_ABORT: Final = "*1"
@@ -322,7 +324,7 @@ def consult_actions(channel: Channel, target_id: str, target_phone: str) -> list
     leg), then ``Atxfer`` it to the colleague's id in :data:`REFER_CONTEXT` (send them in
     order). The ``#`` ends Asterisk's digit collection at once: without it Asterisk waits
     ``transferdigittimeout`` for a longer extension."""
-    return [actions.setvar("_" + CONSULT_PHONE, target_phone, channel=channel.name),
+    return [actions.setvar(f"_{CONSULT_PHONE}_{target_id}", target_phone, channel=channel.name),
             actions.atxfer(channel.name, REFER_CONTEXT, target_id + "#")]
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Final, Protocol
 
 from callcenter import __version__, recording_files
 from callcenter.secrets import Secrets
@@ -157,6 +157,7 @@ def render_extensions(settings: Settings, endpoints: AsteriskEndpoints) -> str:
         f"SITE_TIMEZONE = {settings.site.timezone}",
         f"HOTLINE_LANGUAGE = {hotline_language(settings)}",
         *[f"QUEUE_START_PENALTY_{q.name} = 0" for q in settings.queues if q.overflow_after],
+        f"QUEUE_ANY_PENALTY = {ANY_PENALTY}",
         *[f"QUEUE_MAX_WAIT_{q.name} = {q.max_wait}" for q in settings.queues],
         f"FAX_CHANNELS = {settings.fax.channels}",
         f"IVR_CHANNELS = {settings.ivr.channels}",
@@ -181,6 +182,10 @@ def render_extensions(settings: Settings, endpoints: AsteriskEndpoints) -> str:
          '${IF($["${TRANSFERERNAME}" = ""]?refer-back:ask-${EXTEN})},1)'),
         "",
         *_queue_key_contexts(settings),
+        "; the agents' ids: a softphone dialing one calls that colleague ([from-agents], dialplans/agents.conf)",
+        "[cc-agent-ids]",
+        *[f"exten => {agent.id},1,NoOp(agent {agent.id})" for agent in settings.agents],
+        "",
         "; the fax number (fax.number), included in [from-pstn]",
         "[fax-number]",
         f"exten => {settings.fax.number},1,Goto(fax-in,s,1)",
@@ -260,6 +265,12 @@ def render_queues(settings: Settings) -> str:
     return "\n".join(lines)
 
 
+ANY_PENALTY: Final = 1000
+"""A caller's penalty limit that lets every agent ring (agents' penalties are 0..100): what
+queuerules.conf lifts the limit to after ``overflow_after``, and what [cc-overflow-limit]
+sets for no limit (an empty QUEUE_MAX_PENALTY works too, with a warning per call)."""
+
+
 def render_queuerules(settings: Settings) -> str:
     """Overflow: a caller starts limited to penalty 0 (``QUEUE_MAX_PENALTY`` set by the
     dialplan from ``QUEUE_START_PENALTY_<queue>``), and after ``overflow_after`` seconds the
@@ -267,7 +278,7 @@ def render_queuerules(settings: Settings) -> str:
     lines = [_header(["config/queues.yaml (overflow_after)"])]
     for queue in settings.queues:
         if queue.overflow_after:
-            lines += [f"[{queue.name}-overflow]", f"penaltychange => {queue.overflow_after},1000", ""]
+            lines += [f"[{queue.name}-overflow]", f"penaltychange => {queue.overflow_after},{ANY_PENALTY}", ""]
     return "\n".join(lines)
 
 

@@ -4,7 +4,8 @@ The whole engine (``make_service``) on a lab instance; agent 2101 is a lab agent
 channel that answers and stays on the line). Through the daemon's HTTP API, signed in with the
 host's token as the CLI is, the agent calls back a customer whose follow-up is due: the agent's
 phone is originated into ``[agent-dial]``, which records the call and dials the lab's simulated
-network, where the number answers as a person. The call record is the agent's, outbound, with
+network, where the number answers as a person, shown the agent's id as the caller (the
+agent's phone was shown the customer). The call record is the agent's, outbound, with
 the number, the name and the talk; the recording is on disk; the screen pop is the call; and the
 follow-up has left the agent's list.
 """
@@ -62,6 +63,9 @@ def test_an_agent_calls_a_customer_back_from_the_follow_up(
     reactor_thread.call(engine.agent_service.login, "2101", ["outbound"], timeout=10)
     reactor_thread.wait_for(lambda: engine.agents.state_of("2101").value == "ready", timeout=10,
                             message="agent 2101 never became ready")
+    shown: list[str] = []  # what the network's called party is shown as the caller (sim-pstn's SIM_FROM)
+    reactor_thread.call(services.ami.subscribe, lambda msg: shown.append(msg.fields.get("Value") or "")
+                        if msg.fields.get("Variable") == "SIM_FROM" else None, "VarSet")
     status, body = call_api("127.0.0.1", services.http_port, "POST", "agents/2101/call",
                             {"phone": CUSTOMER, "name": "Lab customer", "customer_id": None}, token=services.api_token)
     assert (status, body) == (200, {"agent": "2101", "action": "call", "phone": CUSTOMER, "ok": True}), body
@@ -80,6 +84,8 @@ def test_an_agent_calls_a_customer_back_from_the_follow_up(
     assert record.queue is None and record.description == "" and record.ended_at is not None
     assert 3 <= (record.talk_seconds or 0) <= 8, record  # "hello" and the customer's 4 s
     assert engine.screen_pops["2101"] == record.linkedid
+    # the customer is shown the agent's own id, as from the softphone: not their own name or number
+    assert shown == ["2101|"], shown
     (recording,) = reactor_thread.call(repo.list_recordings_for_call, record.id)
     assert recording.agent_id == "2101" and recording.size_bytes > 44, recording
     assert Path(recording.path).exists(), recording.path  # on the host, as the engine filed it

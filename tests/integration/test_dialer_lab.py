@@ -55,6 +55,7 @@ from callcenter.service import EngineServices, make_service
 from callcenter.settings import load_settings
 from callcenter.storage import dialer as store
 from callcenter.storage.dialer_records import LeadRow
+from callcenter.transfer import consult_leg, parse_hop
 from tests.labfixture import LabFactory
 from tests.reactorthread import ReactorThread
 
@@ -448,6 +449,45 @@ def test_a_preview_campaign_rings_the_agent_then_the_lead(dialer_lab: DialerLab)
     _wait("the call record", lambda: lab.rt.call(lambda: lab.services.engine.writes_pending) == 0, timeout=20)
     records = [r for r in lab.rt.call(engine_repo.list_recent_call_records, limit=10) if r.direction == "outbound"]
     assert [(r.phone, r.agent_id, r.customer_name) for r in records] == [("19900030001", "2103", "Preview Person")]
+
+
+def test_a_preview_call_is_handed_to_a_colleague_after_a_consult(dialer_lab: DialerLab) -> None:
+    """The agent of a preview call consults a colleague (the engine's Atxfer: the preview
+    Dial lets the agent's side transfer, T) and hands the lead over: the call record is the
+    colleague's, with the hop."""
+    lab = dialer_lab
+    dialer, engine = lab.services.dialer, lab.services.engine
+    assert dialer is not None and engine.repository is not None
+    for name, value in (("LAB_TALK", 60), ("SIM_RING_MIN", 1), ("SIM_RING_MAX", 1), ("SIM_TALK_MIN", 30),
+                        ("SIM_TALK_MAX", 30)):
+        lab.setvar(name, value)
+    campaign_id = lab.id_of(PREVIEW)
+    lab.run(store.import_leads, campaign_id, [LeadRow(line=2, phone="19900030002", name="Consult Person")],
+            list_name="consult", source_file="consult.csv", actor="test", now=datetime.now(UTC))
+    for agent in ("2103", "2104"):  # 2103 on the board (a preview call makes them busy), 2104 to consult
+        lab.rt.call(engine.agent_service.login, agent, timeout=20)
+        _wait(f"{agent} ready", lambda a=agent: lab.rt.call(lambda: engine.agents.state_of(a).value) == "ready",
+              timeout=15)
+    lead = lab.rt.call(dialer.preview_next, "2103", PREVIEW)
+    assert lead is not None and lead.phone == "19900030002"
+    lab.rt.call(dialer.preview_dial, "2103", timeout=40)
+    _wait("2103 on the preview call", lambda: lab.rt.call(lambda: engine.agents.state_of("2103").value) == "on_call",
+          timeout=20)
+    time.sleep(4)  # the lead answers after a second and says hello
+    lab.rt.call(engine.agent_service.consult, "2103", "2104", timeout=10)
+
+    def answered() -> bool:
+        leg = consult_leg("2103", engine.calls.channels.values())
+        return leg is not None and leg.answered
+    _wait("2104 answering the consult", lambda: lab.rt.call(answered), timeout=20)
+    time.sleep(1)
+    lab.rt.call(engine.agent_service.complete_consult, "2103", timeout=10)
+    _wait("the call record", lambda: lab.rt.call(lambda: engine.records_written >= 1
+                                                 and engine.writes_pending == 0), timeout=60)
+    records = [r for r in lab.rt.call(engine.repository.list_recent_call_records, limit=10) if r.direction == "outbound"]
+    assert [(r.phone, r.agent_id) for r in records] == [("19900030002", "2104")], records
+    (hop_text,) = records[0].transfers
+    assert parse_hop(hop_text)[:2] == ("2103", "agent:2104")
 
 
 def test_a_handout_agent_campaign_dials_only_the_leads_of_agents_logged_in(dialer_lab: DialerLab) -> None:

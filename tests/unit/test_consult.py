@@ -154,7 +154,8 @@ def test_the_consult_sets_the_colleagues_phone_then_asks_asterisk() -> None:
     mine = _channel("PJSIP/agent1001-00000001")
     built = consult_actions(mine, "2105", "PJSIP/agent2105")
     assert [(a.name, dict(a.headers)) for a in built] == [
-        ("Setvar", {"Channel": "PJSIP/agent1001-00000001", "Variable": "_" + CONSULT_PHONE, "Value": "PJSIP/agent2105"}),
+        ("Setvar", {"Channel": "PJSIP/agent1001-00000001", "Variable": f"_{CONSULT_PHONE}_2105",
+                    "Value": "PJSIP/agent2105"}),
         ("Atxfer", {"Channel": "PJSIP/agent1001-00000001", "Context": REFER_CONTEXT, "Exten": "2105#"}),
     ]
 

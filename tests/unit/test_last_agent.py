@@ -214,9 +214,22 @@ def test_the_overflow_agents_ring_at_once_when_the_primary_agent_is_away(session
 
 def test_every_dialplan_that_queues_a_caller_reads_the_overflow_device() -> None:
     """The hotline and the transfers (the engine's, a phone's own key, a colleague who did
-    not answer: all through cc-transfer's queue-<NAME>) read the device the engine keeps."""
-    read = f'"${{DEVICE_STATE({overflow_device("${CC_QUEUE}")})}}"'
-    for name, condition in (("hotline.conf", f'{read} != "INUSE"'), ("transfer.conf", f'{read} = "INUSE"')):
-        text = (ROOT / "dialplans" / name).read_text(encoding="utf-8")
-        lines = [line for line in text.splitlines() if "QUEUE_MAX_PENALTY" in line and "Set(" in line]
-        assert len(lines) == 1 and condition in lines[0], (name, lines)
+    not answer: all through cc-transfer's queue-<NAME>) set the caller's penalty limit in one
+    place, [cc-overflow-limit], which reads the device the engine keeps: every agent
+    (QUEUE_ANY_PENALTY, never empty: app_queue warns of an empty value on every call) while it
+    is INUSE or the queue has no overflow, the queue's start penalty otherwise; each Queue()
+    of theirs comes after it."""
+    read = f'"${{DEVICE_STATE({overflow_device("${ARG1}")})}}" = "INUSE" | "${{QUEUE_START_PENALTY_${{ARG1}}}}" = ""'
+    texts = {name: (ROOT / "dialplans" / name).read_text(encoding="utf-8") for name in ("hotline.conf", "transfer.conf")}
+    setters = [line for text in texts.values() for line in text.splitlines()
+               if "QUEUE_MAX_PENALTY" in line and "Set(" in line]
+    assert len(setters) == 1 and read in setters[0], setters
+    assert "?${QUEUE_ANY_PENALTY}:${QUEUE_START_PENALTY_${ARG1}})" in setters[0], setters
+    limit = texts["hotline.conf"].split("\n[cc-overflow-limit]", 1)[1]
+    assert setters[0] in limit.split("\n[", 1)[0]  # the one setter is the Gosub's
+    for name, text in texts.items():
+        section = text.split("[hotline]" if name == "hotline.conf" else "[cc-transfer]", 1)[1].split("\n[", 1)[0]
+        lines = section.splitlines()
+        queues = [i for i, line in enumerate(lines) if "Queue(${CC_QUEUE}" in line]
+        gosubs = [i for i, line in enumerate(lines) if "Gosub(cc-overflow-limit,s,1(${CC_QUEUE}))" in line]
+        assert queues and len(gosubs) == 1 and all(gosubs[0] < i for i in queues), (name, gosubs, queues)

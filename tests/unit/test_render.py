@@ -242,6 +242,28 @@ def test_bridge_features_allow_only_the_engines_consult(tmp_path: Path) -> None:
     assert "Queue(${CC_QUEUE},tb(cc-agent-display^s^1),,,${CC_CONNECT_TIMEOUT},,dialer-connected)" in dialplan
     assert '${AGENT_RING_SECONDS},T${IF($["${MASK_NUMBERS}" = "yes"]?I)})' in dialplan
     assert "Dial(${CC_TO_AGENT_PHONE},20,gtb(" in dialplan
+    assert "Dial(${CC_DIAL},${CC_RING_TIMEOUT},TU(dialer-preview-answered)" in dialplan  # a preview call
+    assert "Dial(${CC_CONSULT_PHONE},30,tb(agent-callee" in dialplan  # the consulted colleague
+    assert "Dial(PJSIP/agent${EXTEN},30,tTb(agent-callee" in dialplan  # a call between agents
+
+
+def test_a_softphone_calls_a_colleague_by_any_agent_id_and_customers_by_any_other_number(tmp_path: Path) -> None:
+    """[from-agents] looks the number up in the generated [cc-agent-ids] (every agent of
+    agents.yaml, whatever the id's length): a colleague; anything else of two digits or more
+    (95588, 110) is the agent's own call. And that call shows the customer the agent's id, not
+    the name and number the engine's Originate showed the agent's phone."""
+    files = _render(tmp_path, lab=False)
+    settings = load_settings(ROOT / "config")
+    dialplan = files["extensions.conf"]
+    ids = dialplan.split("[cc-agent-ids]\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert ids == [f"exten => {a.id},1,NoOp(agent {a.id})" for a in settings.agents]
+    from_agents = dialplan.split("[from-agents]\n", 1)[1].split("\n[", 1)[0]
+    routes = [line for line in from_agents.splitlines() if not line.startswith(";")]
+    assert routes == ["exten => _X.,1,GotoIf(${DIALPLAN_EXISTS(cc-agent-ids,${EXTEN},1)}?agent-to-agent,${EXTEN},1)",
+                      " same => n,Goto(agent-dial,${EXTEN},1)"], routes
+    agent_dial = dialplan.split("[agent-dial]\n", 1)[1].split("\n[", 1)[0]
+    assert 'ExecIf($["${CALLERID(num)}" != "${CC_AGENT}"]?Set(CALLERID(all)=<${CC_AGENT}>))' in agent_dial
+    assert agent_dial.index("CALLERID(all)=<${CC_AGENT}>") < agent_dial.index("Dial(${AGENT_TRUNK_BEFORE}")
 
 
 def test_every_agents_phone_shows_customers_numbers_as_privacy_says(tmp_path: Path) -> None:
