@@ -16,8 +16,8 @@ Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/403/404):
 * ``GET /api/reports/calls?from=DAY&to=DAY&by=day|agent|queue&fcr_days=N``: the call
   report (volume, service level, ASA, AHT, FCR, CSAT; docs/reports.md);
 * ``GET /api/reports/commission?from=DAY&to=DAY``: each role's share of the sales;
-* ``GET /api/faxes?limit=N``: faxes received and sent; ``POST /api/faxes`` with ``{"to", "file"}``:
-  send a TIFF (docs/fax.md);
+* ``GET /api/faxes?limit=N``: faxes received and sent; ``POST /api/faxes`` with ``{"to", "tiff"}``
+  (the pages, base64) or, from the host's API token only, ``{"to", "file"}``: send a TIFF (docs/fax.md);
 * ``POST /api/sms/broadcasts`` with ``{"by", "name", "template", "campaign", "team", "agent"}``
   or ``{"by", "name", "template", "phones"}``: queue an SMS broadcast; ``GET
   /api/sms/broadcasts[/<id>]``: their progress; ``GET /api/sms/replies``: texts received
