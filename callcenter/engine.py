@@ -257,10 +257,10 @@ class Engine(Service):
         #: dialer closes that number's waiting call-back for an abandoned call).
         self.talked_listeners: list[Callable[[CallRecord], object]] = []
         self._open_records: dict[str, Deferred[CallRecord | None]] = {}
-        #: calls first seen already under way (a restarted daemon): their records are closed
-        #: from the database (:meth:`_close_late_record`)
-        self._late_calls: set[str] = set()
         """Linkedid -> the call record opened when an agent's phone rang (screen pop)."""
+        self._late_calls: set[str] = set()
+        """Linkedids of calls first seen already under way and not known from their start (a
+        restarted daemon): their records are completed from SQL (:meth:`_close_late_record`)."""
         self.screen_pops: dict[str, str] = {}
         """Agent id -> linkedid of the call last offered to that agent."""
         self._connected_agent: dict[str, tuple[str | None, float | None]] = {}
@@ -687,7 +687,7 @@ class Engine(Service):
         metrics = self.metrics
         if isinstance(fact, CallStarted):
             metrics.calls_started.inc()
-            if fact.late and not self.calls_seen_from_start(fact.linkedid):
+            if fact.late and fact.linkedid not in self._open_records:  # not known from its start here
                 self._late_calls.add(fact.linkedid)
         elif isinstance(fact, CallAnswered):
             metrics.calls_answered.inc()
@@ -801,11 +801,6 @@ class Engine(Service):
         now = self.clock.seconds()
         stays = [stay for uniqueid in call.channels if (stay := self.queues.stay_of(uniqueid, now)) is not None]
         return stays[-1] if stays else None
-
-    def calls_seen_from_start(self, linkedid: str) -> bool:
-        """Does this engine know call ``linkedid`` from its start (its variables seen, its
-        record opened here)? A call adopted at a reconnection of the same engine is."""
-        return linkedid in self._open_records
 
     def _close_late_record(self, ended: CallEnded) -> Deferred[CallRecord | None]:
         """A call that began before this engine saw it (the daemon restarted meanwhile) ended:

@@ -212,11 +212,16 @@ CUSTOMER_CALLS = 10
 """How many of a customer's earlier calls the screen pop and the customer's page show."""
 
 
-def _customer_id(text: str) -> int:
+def _path_id(text: str, what: str) -> int:
+    """A URL's (or form's) id of ``what``: a whole number (:func:`whole_number`); a 400 naming ``id``."""
     try:
         return whole_number("id", text)
     except InvalidFieldError as exc:
-        raise ApiError(400, f"expected a customer id: {exc.problem}", "id") from None
+        raise ApiError(400, f"expected a {what} id: {exc.problem}", "id") from None
+
+
+def _customer_id(text: str) -> int:
+    return _path_id(text, "customer")
 
 _T = TypeVar("_T")
 
@@ -647,12 +652,11 @@ class ApiResource(Resource):
         try:
             body = self._json_body(request)
             _act_as_signed_in(request, path, body)
-            why_not = vip_refusal(caller_of(request), path, body)
-            if why_not is not None:
-                raise ApiError(403, why_not, "vip")
-            why_not = host_file_refusal(caller_of(request), path, body)
-            if why_not is not None:
-                raise ApiError(403, why_not, "file")
+            caller = caller_of(request)
+            for refused, field in ((vip_refusal, "vip"), (host_file_refusal, "file")):
+                why_not = refused(caller, path, body)
+                if why_not is not None:
+                    raise ApiError(403, why_not, field)
         except ApiError as exc:
             return self._error(request, exc)
         result = maybeDeferred(self._post, path, body)
@@ -962,11 +966,8 @@ class ApiResource(Resource):
             return _sms_on(self.sms).recent(_int_arg(request, "limit", 20, 1, 1000)).addCallback(
                 lambda found: {"broadcasts": found})
         if len(path) == 3 and path[:2] == ["sms", "broadcasts"]:
-            try:
-                broadcast = whole_number("id", path[2])
-            except InvalidFieldError as exc:
-                raise ApiError(400, f"expected a broadcast id: {exc.problem}", "id") from None
-            return _sms_on(self.sms).progress(broadcast).addCallback(lambda found: {"broadcast": found})
+            return _sms_on(self.sms).progress(_path_id(path[2], "broadcast")).addCallback(
+                lambda found: {"broadcast": found})
         if path == ["sms", "replies"]:
             return _sms_on(self.sms).replies(_int_arg(request, "limit", 50, 1, 1000)).addCallback(
                 lambda found: {"replies": found})

@@ -243,17 +243,18 @@ def _add(sums: _Sums, call: CallFacts, service_level_seconds: Mapping[str, int],
         sums.answered += 1
         sums.handle_total += (call.talk_seconds or 0) + wrapup_seconds.get(queue, 0)
         sums.transferred += call.transferred
-    if call.direction != "inbound":
-        pass  # a dialer call's queue stay is its connect window: the dialer's abandon ledger (docs/dialer.md)
-    elif call.queue_result == "answered":
+    # the callers' queue stays only: a dialer call's is its connect window, whose abandons are
+    # the dialer's own ledger (docs/dialer.md)
+    stay = call.queue_result if call.direction == "inbound" else None
+    if stay == "answered":
         wait = call.wait_seconds or 0
         sums.queued_answered += 1
         sums.wait_total += wait
         if wait <= service_level_seconds.get(queue, 0):
             sums.within += 1
-    elif call.queue_result == "abandoned":
+    elif stay == "abandoned":
         sums.abandoned += 1
-    elif call.queue_result == "unanswered":
+    elif stay == "unanswered":
         sums.unanswered += 1
     if call.csat is not None and 1 <= call.csat <= 5:
         sums.csat_total += call.csat
