@@ -7,23 +7,26 @@ sale (the commission report pays from it), may correct the ``customer_name``, an
 customer asks not to be called again, puts the number on the do-not-call list
 (``do_not_call``). This module turns the JSON body of ``POST /api/call-records/<ticket>/
 disposition`` into a :class:`~callcenter.storage.records.CallRecordUpdate`, every problem
-named by its field, and decides who may write it: the call's own agent, a team lead of
-that agent's team, or a manager (a call no agent took: leads and managers).
+named by its field, and decides who may write it: an agent whose call it was (the one who
+took it, and one who handed it on: a sale stays its seller's), a team lead of one of those
+agents' teams, or a manager (a call no agent took: leads and managers).
 
 Pure: no Twisted, no SQL; :mod:`callcenter.http_api` does the I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from callcenter.settings import Settings, did_you_mean
 from callcenter.storage.records import CallRecordUpdate, InvalidFieldError, money
+from callcenter.transfer import parse_hop
 
-__all__ = ["FIELDS", "NOTES_MAX", "Disposition", "DispositionRefused", "check_writer", "parse_disposition"]
+__all__ = ["FIELDS", "NOTES_MAX", "Disposition", "DispositionRefused", "call_agents", "check_writer", "parse_disposition",
+           "seller"]
 
 #: The fields a disposition may set (``agent`` names who writes it).
 FIELDS: Final = ("outcome", "issue_type", "notes", "follow_up_at", "customer_name", "sale_amount", "do_not_call")
@@ -88,34 +91,69 @@ def parse_disposition(body: Mapping[str, Any]) -> Disposition:
     return Disposition(writer=writer, changes=changes, do_not_call=do_not_call)
 
 
-def check_writer(settings: Settings, writer: str, call_agent: str | None) -> None:
-    """Raise :class:`DispositionRefused` unless ``writer`` may disposition a call of ``call_agent``.
+def call_agents(agent_id: str | None, hops: Iterable[str] = (), live_agent: str | None = None) -> tuple[str, ...]:
+    """The agents whose call it was, earliest first: each agent who handed it on (the
+    record's transfer hops, :func:`callcenter.transfer.hop`), then the call's agent now.
 
-    The call's own agent may; so may a manager, and a lead of the same team as the call's
-    agent. A call no agent took (an IVR-only call, an abandoned one) may be dispositioned
-    by leads and managers.
+    ``agent_id`` is the record's agent: the last agent once the call ended, but while it
+    is under way the agent it was first offered to, who may never have answered. So a call
+    under way passes the agent a queue connected it to (``live_agent``), who replaces it.
+    A hop that cannot be read names no one.
+    """
+    agents: list[str] = []
+    for text in hops:
+        try:
+            handed_on_by = parse_hop(text)[0]
+        except ValueError:
+            continue
+        if handed_on_by is not None and handed_on_by not in agents:
+            agents.append(handed_on_by)
+    now = live_agent if live_agent is not None else agent_id
+    if now is not None:
+        if now in agents:
+            agents.remove(now)
+        agents.append(now)
+    return tuple(agents)
+
+
+def check_writer(settings: Settings, writer: str, agents: Sequence[str]) -> None:
+    """Raise :class:`DispositionRefused` unless ``writer`` may disposition a call of ``agents``
+    (:func:`call_agents`: every agent whose call it was, the call's agent now last).
+
+    Each of those agents may: the one who handed the customer on after a sale records it as
+    the one who took them over records the rest. So may a manager, and a lead of the team of
+    one of them. A call no agent took (an IVR-only call, an abandoned one) may be
+    dispositioned by leads and managers.
     """
     try:
         who = settings.agent(writer)
     except KeyError:
         raise DispositionRefused(f"unknown agent id {writer!r}") from None
-    if call_agent is None:
-        if who.role in ("lead", "manager"):
-            return
-    elif writer != call_agent:
+    if writer in agents or (who.role in ("lead", "manager") and not agents):
+        return
+    teams: list[str] = []
+    for agent in agents:
         try:
-            team = settings.agent(call_agent).team
+            team = settings.agent(agent).team
         except KeyError:
             team = ""
         if who.oversees(team):
             return
-        if who.role == "lead":
-            raise DispositionRefused(f"a lead dispositions only their own team's calls ({who.team or 'none'}); "
-                                     f"this call was taken by agent {call_agent} of team {team or 'none'}")
-    else:
-        return
-    taken = f"agent {call_agent}" if call_agent is not None else "no agent"
+        teams.append(f"agent {agent} of team {team or 'none'}")
+    if agents and who.role == "lead":
+        raise DispositionRefused(f"a lead dispositions only their own team's calls ({who.team or 'none'}); "
+                                 f"this call was taken by {', '.join(teams)}")
+    taken = ", ".join(f"agent {agent}" for agent in agents) or "no agent"
     raise DispositionRefused(f"agent {writer} may disposition only their own calls; this call was taken by {taken}")
+
+
+def seller(writer: str, agents: Sequence[str]) -> str | None:
+    """Who a sale written by ``writer`` on a call of ``agents`` is paid to: the writer if it
+    was their call (the agent who sold, then handed the customer on), else (a lead or
+    manager writing it) the call's agent now."""
+    if writer in agents:
+        return writer
+    return agents[-1] if agents else None
 
 
 def _text(field: str, value: object, *, nullable: bool) -> str | None:

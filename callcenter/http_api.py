@@ -127,8 +127,10 @@ from callcenter.dialer.service import (
 from callcenter.disposition import (
     Disposition,
     DispositionRefused,
+    call_agents,
     check_writer,
     parse_disposition,
+    seller,
 )
 from callcenter.engine import MESSAGE_SUFFIX, Engine
 from callcenter.fax import MAX_FAX_BYTES, FaxBusy
@@ -170,6 +172,7 @@ from callcenter.storage import sms as sms_store
 from callcenter.storage.dialer_records import LeadHolding
 from callcenter.storage.records import (
     MAX_ID,
+    UNSET,
     CallRecord,
     Customer,
     InvalidFieldError,
@@ -531,19 +534,32 @@ def save_customer(repo: Repository, customer: str | None, fields: Mapping[str, A
     return repo.update_customer(_customer_id(customer), customer_changes(fields))
 
 
+def _agents_of(engine: Engine, record: CallRecord) -> tuple[str, ...]:
+    """The agents whose call ``record`` is (:func:`callcenter.disposition.call_agents`): for
+    a call under way, from the engine's hops so far and the agent a queue connected it to."""
+    if record.ended_at is None and record.linkedid:
+        return call_agents(record.agent_id, engine.transfers_of(record.linkedid),
+                           engine.connected_agent(record.linkedid))
+    return call_agents(record.agent_id, record.transfers)
+
+
 def save_disposition(engine: Engine, ticket: str, disposition: Disposition) -> Deferred[CallRecord]:
     """Write ``disposition`` on the call record ``ticket`` if its writer may (the API's and the
     agent page's one path): ApiError 404 for an unknown ticket, DispositionRefused otherwise."""
 
     def write(repo: Any, record: CallRecord) -> Deferred[tuple[CallRecord, bool]]:
-        check_writer(engine.settings, disposition.writer, record.agent_id)
+        agents = _agents_of(engine, record)
+        check_writer(engine.settings, disposition.writer, agents)
+        changes = disposition.changes
+        if changes.sale_amount is not UNSET:
+            changes = dataclasses.replace(changes, sale_agent_id=seller(disposition.writer, agents))
         if not disposition.do_not_call:
-            return repo.update_call_record(record.id, disposition.changes).addCallback(  # type: ignore[no-any-return]
+            return repo.update_call_record(record.id, changes).addCallback(  # type: ignore[no-any-return]
                 lambda updated: (updated, False))
         if not record.phone:
             raise ApiError(409, f"{ticket} has no caller number to put on the do-not-call list", "do_not_call")
         now = datetime.fromtimestamp(engine.clock.seconds(), UTC)
-        return repo.run(dialer_store.disposition_call, record.id, disposition.changes,  # type: ignore[no-any-return]
+        return repo.run(dialer_store.disposition_call, record.id, changes,  # type: ignore[no-any-return]
                         do_not_call_by=disposition.writer, now=now)
 
     def written(result: tuple[CallRecord, bool]) -> CallRecord:
@@ -564,7 +580,7 @@ def text_ticket(engine: Engine, sms: SmsService | None, ticket: str, by: str) ->
     service = _sms_on(sms)
 
     def send(repo: Any, record: CallRecord) -> Deferred[BroadcastCreated]:
-        check_writer(engine.settings, by, record.agent_id)
+        check_writer(engine.settings, by, _agents_of(engine, record))
         if not record.phone:
             raise ApiError(409, f"{ticket} has no caller number to text", "ticket")
         return service.text_ticket(ticket=record.ticket_number, phone=record.phone, name=record.customer_name,

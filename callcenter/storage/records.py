@@ -527,10 +527,16 @@ class CallRecordUpdate:
     ivr_path: tuple[str, ...] | _Unset = UNSET
     sale_amount: Decimal | None | _Unset = UNSET
     transfers: tuple[str, ...] | _Unset = UNSET
+    sale_agent_id: str | None | _Unset = UNSET
+    """Who the sale written with it is paid to (with ``sale_amount`` only; unset: the
+    record's agent)."""
 
     def __post_init__(self) -> None:
         for name, check in _CALL_RECORD_CHECKS.items():
             _check(self, name, check)
+        _check(self, "sale_agent_id", lambda v: optional_text("sale_agent_id", v, 64))
+        if self.sale_agent_id is not UNSET and self.sale_amount is UNSET:
+            raise InvalidFieldError("sale_agent_id", "names the seller of a sale_amount given with it")
 
 
 # --- recordings ----------------------------------------------------------------------------

@@ -384,8 +384,8 @@ def update_call_record(
     if "sale_amount" in values:
         sale = values.pop("sale_amount")
         row.sale_cents = _cents(sale if isinstance(sale, Decimal) else None)  # validated: Decimal or None
-        # the seller is the call's agent now: agent_id becomes its last agent when it ends
-        seller = values.get("agent_id") or row.agent_id
+        # the seller named, else the call's agent now: agent_id becomes its last agent when it ends
+        seller = values.pop("sale_agent_id", None) or values.get("agent_id") or row.agent_id
         row.sale_agent_id = seller if isinstance(seller, str) and row.sale_cents is not None else None
     for name, value in values.items():
         setattr(row, name, list(value) if name in ("ivr_path", "transfers") else value)  # type: ignore[call-overload]

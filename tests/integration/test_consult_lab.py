@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from callcenter.ami import actions
+from callcenter.disposition import parse_disposition
+from callcenter.http_api import save_disposition
 from callcenter.service import EngineServices
+from callcenter.storage.repository import report_sales
 from callcenter.transfer import ConsultRefused, TransferRefused, consult_leg, parse_hop
 from tests.integration.test_transfer_lab import _hotline_caller, _log_in
 from tests.labengine import (
@@ -81,10 +85,23 @@ def test_the_agent_consults_a_colleague_then_hands_the_caller_over(consult_lab: 
     (hop_text,) = engine.transfers_of(linkedid)
     assert parse_hop(hop_text)[:2] == ("1001", "agent:2105")
     assert engine.agents.state_of("2105").value == "on_call"
+    # the call is 2105's now: they disposition it while they talk (the record still names 1001)
+    (live,) = rt.call(engine.repository.list_recent_call_records, limit=5)
+    assert (live.ended_at, live.agent_id) == (None, "1001")
+    written = rt.call(save_disposition, engine, live.ticket_number,
+                      parse_disposition({"agent": "2105", "outcome": "resolved", "notes": "took over"}), timeout=10)
+    assert written.outcome == "resolved"
     rt.wait_for(lambda: engine.records_written >= 1, timeout=60, message="no call record written")
     rt.wait_for(lambda: engine.writes_pending == 0, timeout=10, message="record writes still pending")
+    # 1001 made a sale before handing the caller on: recorded after the call, it stays theirs
+    rt.call(save_disposition, engine, live.ticket_number,
+            parse_disposition({"agent": "1001", "sale_amount": "88"}), timeout=10)
+    (sale,) = rt.call(engine.repository.run, report_sales, since=live.started_at,
+                      until=live.started_at + timedelta(hours=1), timeout=10)
+    assert (sale.agent_id, str(sale.amount)) == ("1001", "88.00")
     (record,) = rt.call(engine.repository.list_recent_call_records, limit=5)
     assert (record.phone, record.agent_id, record.queue, record.csat) == ("13844445555", "2105", "hotline", 4)
+    assert (record.outcome, record.description) == ("resolved", "took over")
     assert engine.screen_pops["2105"] == linkedid  # theirs to disposition
     assert record.transfers == (hop_text,)
     (recording,) = rt.call(engine.repository.list_recordings_for_call, record.id)

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from callcenter.disposition import DispositionRefused, check_writer, parse_disposition
+from callcenter.disposition import (
+    DispositionRefused,
+    call_agents,
+    check_writer,
+    parse_disposition,
+    seller,
+)
 from callcenter.settings import load_settings
 from callcenter.storage.records import UNSET, InvalidFieldError
 
@@ -96,11 +102,41 @@ def test_follow_up_keeps_any_offset() -> None:
 
 
 def test_the_calls_agent_its_team_lead_and_managers_may_write() -> None:
-    check_writer(SETTINGS, "2101", "2101")
-    check_writer(SETTINGS, "8001", "2101")  # lead of team1
-    check_writer(SETTINGS, "9001", "2101")  # manager
-    check_writer(SETTINGS, "8001", None)  # a call no agent took: leads and managers
-    check_writer(SETTINGS, "9002", None)
+    check_writer(SETTINGS, "2101", ("2101",))
+    check_writer(SETTINGS, "8001", ("2101",))  # lead of team1
+    check_writer(SETTINGS, "9001", ("2101",))  # manager
+    check_writer(SETTINGS, "8001", ())  # a call no agent took: leads and managers
+    check_writer(SETTINGS, "9002", ())
+
+
+def test_every_agent_whose_call_it_was_may_write_and_the_lead_of_any_of_them() -> None:
+    """2101 sold, then handed the customer to 2201 (team2): both may write, and so may the
+    leads of team1 and team2."""
+    agents = call_agents("2201", ["2101>agent:2201@60"])
+    assert agents == ("2101", "2201")
+    for writer in ("2101", "2201", "8001", "8002"):
+        check_writer(SETTINGS, writer, agents)
+    with pytest.raises(DispositionRefused, match=r"this call was taken by agent 2101, agent 2201$"):
+        check_writer(SETTINGS, "2102", agents)
+
+
+def test_the_agents_of_a_call_hops_first_the_agent_now_last() -> None:
+    assert call_agents(None) == ()
+    assert call_agents("2101") == ("2101",)
+    # under way: the queue connected 2102 (2101's phone rang unanswered): 2101 is not one of them
+    assert call_agents("2101", (), "2102") == ("2102",)
+    # handed on twice and back to the first agent; a hop with no agent (the IVR) and one unreadable
+    hops = ["2101>agent:2201@60", "2201>billing@90", ">sales@5", "garbage"]
+    assert call_agents("2101", hops) == ("2201", "2101")
+    assert call_agents("1001", hops, "1002") == ("2101", "2201", "1002")
+
+
+def test_a_sale_is_paid_to_the_agent_who_writes_it_else_the_calls_agent_now() -> None:
+    agents = ("2101", "2201")
+    assert seller("2101", agents) == "2101"  # sold, then handed the customer on
+    assert seller("2201", agents) == "2201"
+    assert seller("8001", agents) == "2201"  # a lead writing it: the call's agent now
+    assert seller("9001", ()) is None
 
 
 @pytest.mark.parametrize(("writer", "agent", "message"), [
@@ -112,4 +148,4 @@ def test_the_calls_agent_its_team_lead_and_managers_may_write() -> None:
 ])
 def test_others_are_refused_with_the_reason(writer: str, agent: str | None, message: str) -> None:
     with pytest.raises(DispositionRefused, match="^" + message.replace("(", r"\(").replace(")", r"\)") + "$"):
-        check_writer(SETTINGS, writer, agent)
+        check_writer(SETTINGS, writer, call_agents(agent))

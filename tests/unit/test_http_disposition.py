@@ -7,12 +7,14 @@ is 403, an unknown ticket 404.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from callcenter.commission import Sale
 from callcenter.dialer.campaign import CallingHours, Campaign
 from callcenter.http_api import ApiResource
 from callcenter.settings import load_settings
@@ -105,3 +107,41 @@ def test_a_customer_who_asks_not_to_be_called_again_goes_on_the_dnc_list(session
         assert len([a for a in dialer_store.list_audit(session) if a.action == "dnc.add"]) == 1
         kept = repo_fns.get_call_record_by_ticket(session, silent.ticket_number)
         assert kept is not None and kept.outcome is None  # the refused disposition wrote nothing
+
+
+def test_the_agents_of_a_call_under_way_and_of_a_call_handed_on_write_it(sessions: sessionmaker[Session]) -> None:
+    """A hotline call first offered to 2101, whose phone rang unanswered, then connected by
+    the queue to 2102: while it is under way 2102 (the agent talking, whose screen shows it)
+    dispositions it and records a sale, paid to 2102; 2101 is refused. An outbound call 2101
+    sold, then handed to 2201 (the record's agent once it ended): 2101 still records the
+    sale, which stays 2101's (before, both were refused: the writer had to be the record's
+    agent of the moment, and a sale went to that agent)."""
+    when = datetime(2026, 12, 5, 2, 0, tzinfo=UTC)
+    with sessions() as session, session.begin():
+        live = repo_fns.create_call_record(session, NewCallRecord(
+            started_at=when, direction="inbound", phone="13912345678", agent_id="2101", queue="hotline",
+            linkedid="1733364000.7"), site_prefix="GD")
+        handed = repo_fns.create_call_record(session, NewCallRecord(
+            started_at=when, direction="outbound", phone="13912345679", agent_id="2201", queue="outbound",
+            linkedid="1733364000.9", ended_at=when + timedelta(minutes=5), transfers=("2101>agent:2201@60",)),
+            site_prefix="GD")
+    connected = {"1733364000.7": "2102"}
+    engine = SimpleNamespace(repository=SyncRepository(sessions), settings=SETTINGS,
+                             connected_agent=connected.get, transfers_of=lambda linkedid: ())
+    api = ApiResource(engine)  # type: ignore[arg-type]
+    path = [b"call-records", live.ticket_number.encode(), b"disposition"]
+    status, body = post_json(api, path, {"agent": "2102", "outcome": "sale", "sale_amount": "300"})
+    assert (status, body.get("record", {}).get("outcome")) == (200, "sale"), body
+    status, body = post_json(api, path, {"agent": "2101", "outcome": "resolved"})
+    assert status == 403 and body["error"].endswith("this call was taken by agent 2102"), body
+
+    path = [b"call-records", handed.ticket_number.encode(), b"disposition"]
+    status, body = post_json(api, path, {"agent": "2101", "outcome": "sale", "sale_amount": "1000"})
+    assert status == 200, body
+    status, body = post_json(api, path, {"agent": "2201", "notes": "set up the service"})
+    assert status == 200, body
+    status, body = post_json(api, path, {"agent": "2102", "notes": "not mine"})
+    assert status == 403 and body["error"].endswith("taken by agent 2101, agent 2201"), body
+    with sessions() as session:
+        sales = repo_fns.report_sales(session, since=when - timedelta(hours=1), until=when + timedelta(hours=1))
+    assert sorted(sales, key=repr) == [Sale("2101", Decimal("1000.00")), Sale("2102", Decimal("300.00"))]
