@@ -471,8 +471,9 @@ class Engine(Service):
             if fields.get("Variable") == "CC_QUEUE_EXIT" and path:
                 self._left_for_message(fields.get("Uniqueid") or "", path)
                 return
-            # the call's recordings: each CC_RECORDING, and a message the caller left (CC_MESSAGE)
-            if fields.get("Variable") in ("CC_RECORDING", "CC_MESSAGE") and linkedid and path:
+            # the call's recordings: each CC_RECORDING, and a message the caller left (CC_MESSAGE;
+            # a file path: the dialer's CC_MESSAGE names the sound it played, dialplans/dialer.conf)
+            if fields.get("Variable") in ("CC_RECORDING", "CC_MESSAGE") and linkedid and path and path.startswith("/"):
                 started = self._recordings.setdefault(linkedid, [])
                 if all(path != seen for seen, _, _ in started):
                     by = agent_of_channel(fields.get("Channel") or "")  # the lab's numbers are Local/<digits>@ too
@@ -877,8 +878,9 @@ class Engine(Service):
             # IVR ran before the queue), and the agent may have changed it during the call
             csat=int(csat) if csat in ("1", "2", "3", "4", "5") else UNSET,
             ivr_path=_ivr_path(variables) or UNSET,
-            # a call-back request from the IVR is the call's outcome until an agent calls back
-            outcome=_callback_outcome(variables),
+            # a call-back request (the IVR's, a message left) is the call's outcome until an agent
+            # calls back, unless an agent who had the call (then handed it on) wrote one
+            outcome_if_none=_callback_outcome(variables),  # never over an agent's disposition
             transfers=tuple(transfers) if transfers else UNSET,
         )
 
@@ -887,7 +889,7 @@ class Engine(Service):
                 return None
             if abandoned and _dialable(record.phone):  # the call back is the call's outcome until made
                 return repo.update_call_record(record.id, dataclasses.replace(
-                    changes, outcome=f"hung up, {abandoned}; callback: {record.phone}"[:64]))
+                    changes, outcome_if_none=f"hung up, {abandoned}; callback: {record.phone}"[:64]))
             return repo.update_call_record(record.id, changes)
 
         def written(record: CallRecord | None) -> CallRecord | None:

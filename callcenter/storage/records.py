@@ -530,11 +530,15 @@ class CallRecordUpdate:
     sale_agent_id: str | None | _Unset = UNSET
     """Who the sale written with it is paid to (with ``sale_amount`` only; unset: the
     record's agent)."""
+    outcome_if_none: str | _Unset = UNSET
+    """The outcome to set if the record has none (the engine's call-back note at hangup
+    never replaces an agent's disposition); ``outcome`` given too wins."""
 
     def __post_init__(self) -> None:
         for name, check in _CALL_RECORD_CHECKS.items():
             _check(self, name, check)
         _check(self, "sale_agent_id", lambda v: optional_text("sale_agent_id", v, 64))
+        _check(self, "outcome_if_none", lambda v: optional_text("outcome_if_none", v, 64))
         if self.sale_agent_id is not UNSET and self.sale_amount is UNSET:
             raise InvalidFieldError("sale_agent_id", "names the seller of a sale_amount given with it")
 

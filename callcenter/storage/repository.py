@@ -381,6 +381,9 @@ def update_call_record(
     customer_id = values.get("customer_id")
     if customer_id is not None and session.get(models.Customer, customer_id) is None:
         raise ConflictError(f"customer_id: customer {customer_id} does not exist")
+    fallback = values.pop("outcome_if_none", None)
+    if fallback is not None and row.outcome is None and "outcome" not in values:
+        row.outcome = str(fallback)
     if "sale_amount" in values:
         sale = values.pop("sale_amount")
         row.sale_cents = _cents(sale if isinstance(sale, Decimal) else None)  # validated: Decimal or None

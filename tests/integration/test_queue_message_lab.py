@@ -14,6 +14,7 @@ lead).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from typing import Any
 import pytest
 
 from callcenter.ami import actions
+from callcenter.disposition import parse_disposition
+from callcenter.http_api import save_disposition
 from callcenter.service import EngineServices
 from tests.integration.test_transfer_lab import _log_in
 from tests.labengine import (
@@ -28,6 +31,7 @@ from tests.labengine import (
     callback_leads_when,
     engine_on_lab,
     hotline_open,
+    network_people,
 )
 from tests.labfixture import LabFactory, sounds_opened, zh_asterisk_sounds
 from tests.reactorthread import ReactorThread
@@ -127,3 +131,47 @@ def test_a_waiting_caller_who_presses_1_leaves_a_message(queue_lab: EngineServic
     record = _left_a_message(services, rt, "13912340003", "key")
     assert (record.wait_seconds or 0) <= MAX_WAIT - 3, record
     assert record.queue_result == "unanswered"
+
+
+def test_an_outbound_customer_handed_to_a_queue_nobody_answers_leaves_a_message(
+        queue_lab: EngineServices, reactor_thread: ReactorThread) -> None:
+    """Agent 2101 calls a customer, records an outcome, and hands them to the hotline, whose
+    only agent (1001) is paused: after max_wait the customer hears vm-intro and the beep,
+    and leaves a message (the lab's person stays silent: Record ends on 5 s of silence);
+    the message is filed with the call, a call back is asked for the number they were called
+    on (the callbacks campaign's lead, with the ticket), and 2101's outcome is kept. Before,
+    an outbound customer was hung up in silence there."""
+    services, rt = queue_lab, reactor_thread
+    engine = services.engine
+    assert engine.repository is not None
+    network_people(services, rt, 60)
+    _log_in(services, rt, "1001", "hotline", 30)
+    rt.call(engine.agent_service.pause, "1001", "lunch", timeout=10)
+    rt.wait_for(lambda: engine.agents.state_of("1001").value == "paused", timeout=10, message="1001 did not pause")
+    _log_in(services, rt, "2101", "outbound", 60)
+    rt.call(engine.agent_service.call, "2101", "19900030017", name="Lab customer", timeout=10)
+    rt.wait_for(lambda: engine.agents.state_of("2101").value == "on_call", timeout=15,
+                message="agent 2101 never on their own call")
+    time.sleep(4)  # the customer answers after 1 s
+    (opened,) = rt.call(engine.repository.list_recent_call_records, limit=5)
+    rt.call(save_disposition, engine, opened.ticket_number,
+            parse_disposition({"agent": "2101", "outcome": "wants the offer", "notes": "send details"}), timeout=10)
+    rt.call(engine.agent_service.transfer, "2101", "hotline", timeout=10)
+    rt.wait_for(lambda: engine.records_written >= 1, timeout=90, message="no call record written")
+    rt.wait_for(lambda: engine.writes_pending == 0, timeout=10, message="record writes still pending")
+    (record,) = rt.call(engine.repository.list_recent_call_records, limit=5)
+    assert (record.direction, record.phone, record.agent_id) == ("outbound", "19900030017", "2101"), record
+    assert (record.outcome, record.description) == ("wants the offer", "send details")
+    assert services.registry.get_sample_value("callcenter_queue_messages_total",
+                                              {"queue": "hotline", "reason": "timeout"}) == 1.0
+    deadline = time.monotonic() + 10
+    recordings: list[Any] = []
+    while len(recordings) < 3 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        recordings = rt.call(engine.repository.list_recordings_for_call, record.id)
+    messages = [r for r in recordings if Path(r.path).name.endswith("-message.wav")]
+    assert len(recordings) == 3 and len(messages) == 1, recordings  # 2101's part, the customer's, the message
+    (message,) = messages
+    assert any(Path(r.path).stem == Path(message.path).stem.removesuffix("-message") for r in recordings)
+    found = callback_leads_when(services, rt)
+    assert found == [("19900030017", {"ticket": record.ticket_number})]

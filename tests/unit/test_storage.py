@@ -494,6 +494,23 @@ def test_update_call_record_disposition(sessions: sessionmaker[Session]) -> None
         )
 
 
+def test_an_outcome_if_none_never_replaces_an_agents_outcome(sessions: sessionmaker[Session]) -> None:
+    """The engine's call-back note at hangup (``outcome_if_none``) fills an empty outcome and
+    leaves an agent's disposition as it is; an outcome given with it wins."""
+    written = in_tx(sessions, repo.create_call_record, new_call(outcome="sale"), site_prefix="GD")
+    empty = in_tx(sessions, repo.create_call_record, new_call(outcome=None), site_prefix="GD")
+    note = CallRecordUpdate(outcome_if_none="message left; callback requested: 13912345678", csat=4)
+    kept = in_tx(sessions, repo.update_call_record, written.id, note)
+    assert (kept.outcome, kept.csat) == ("sale", 4)
+    filled = in_tx(sessions, repo.update_call_record, empty.id, note)
+    assert filled.outcome == "message left; callback requested: 13912345678"
+    both = in_tx(sessions, repo.update_call_record, written.id,
+                 CallRecordUpdate(outcome="resolved", outcome_if_none="ignored"))
+    assert both.outcome == "resolved"
+    with pytest.raises(InvalidFieldError, match="sale_agent_id"):
+        CallRecordUpdate(sale_agent_id="2101")  # names the seller of a sale given with it
+
+
 def test_get_call_record_by_uniqueid_returns_latest(
     sessions: sessionmaker[Session],
 ) -> None:
