@@ -49,6 +49,7 @@ UNSET: Final = _Unset.UNSET
 
 _PHONE_SEPARATORS = re.compile(r"[\s().\-/]")
 _PHONE_RE = re.compile(r"\+?[0-9]{3,15}")
+_SPREADSHEET_NUMBER_RE = re.compile(r"\s*\+?[0-9]+\.0+\s*")
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _FORMAT_RE = re.compile(r"[a-z0-9]{1,16}")
 TRANSFER_HOP_RE: Final = re.compile(r"(?P<agent>[0-9]*)>(?P<target>[^>@\s]+(?:@[^>@\s]+)?)@(?P<offset>[0-9]+)")
@@ -68,6 +69,11 @@ def normalize_phone(value: object, field: str = "phone") -> str:
     """
     if not isinstance(value, str):
         raise InvalidFieldError(field, f"must be a string, got {value!r}")
+    if _SPREADSHEET_NUMBER_RE.fullmatch(value):
+        # a column a spreadsheet saved as numbers (13800000001.0): dropping the dot as a
+        # separator would make it another, longer number
+        raise InvalidFieldError(field, f"reads as a spreadsheet's decimal number, got {value!r}: "
+                                       "save the column as text (13800000001, not 13800000001.0)")
     compact = _PHONE_SEPARATORS.sub("", value)
     if not _PHONE_RE.fullmatch(compact):
         raise InvalidFieldError(

@@ -65,6 +65,15 @@ def test_each_bad_row_is_reported_by_line_field_and_reason_and_good_rows_kept() 
     assert len(rows) + len(problems) == 8
 
 
+def test_a_number_saved_as_a_spreadsheet_decimal_is_a_bad_row() -> None:
+    """``13800000001.0`` (a phone column a spreadsheet saved as numbers) was read as the
+    12-digit 138000000010: a number nobody has dialled, the lead never reached."""
+    rows, problems = parse("phone,name\n13800000001.0,Ann\n13800000002,Bob\n")
+    assert [r.line for r in rows] == [3]
+    assert [(line, field) for line, field, _ in problems] == [(2, "phone")]
+    assert "spreadsheet's decimal number" in problems[0][2]
+
+
 def test_lines_count_physical_lines_of_quoted_multiline_fields() -> None:
     """A quoted field spanning lines moves the line numbers of the rows after it; blank lines are no rows."""
     text = ('phone,name,notes\r\n'

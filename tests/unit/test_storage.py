@@ -731,6 +731,16 @@ def test_canonical_phone_errors_name_the_field() -> None:
         canonical_phone("call me", "dnc[2]")
 
 
+def test_a_spreadsheets_decimal_number_is_refused_not_read_as_another_number() -> None:
+    """A column a spreadsheet saved as numbers (``13800000001.0``) was read as 138000000010,
+    another number: a DNC list of them protected nobody. Dotted groups still read."""
+    for written in ("13800000001.0", " 13800000001.00 ", "+8613800000001.0"):
+        with pytest.raises(InvalidFieldError, match=r"^dnc\[3\]: reads as a spreadsheet's decimal number"):
+            canonical_phone(written, "dnc[3]")
+    assert canonical_phone("020.1234.5678") == "02012345678"
+    assert canonical_phone("01.23.45.67.00") == "0123456700"
+
+
 # --- recordings -----------------------------------------------------------------------------
 
 
