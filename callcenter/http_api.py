@@ -1208,6 +1208,10 @@ class ApiResource(Resource):
             self._finish(request, 400, {"error": exc_field.problem, "field": exc_field.field})
         elif failure.check(NotPermitted, DispositionRefused, ReviewRefused, HandOutRefused):
             self._finish(request, 403, {"error": str(failure.value), "field": None})
+        elif failure.check(PreviewError):  # found when the lead was checked again (dial)
+            preview = failure.value
+            assert isinstance(preview, PreviewError)
+            self._finish(request, 409, {"error": str(preview), "field": preview.field})
         elif failure.check(NotFoundError):
             self._finish(request, 404, {"error": str(failure.value), "field": None})
         elif failure.check(ConflictError):

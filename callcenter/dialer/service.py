@@ -875,12 +875,27 @@ class DialerService(Service):
         return None if held is None else (held[0].name, held[1])
 
     def preview_dial(self, agent: str) -> Deferred[Any]:
-        """Dial the lead ``agent`` previewed: the agent's phone rings, then the lead's."""
+        """Dial the lead ``agent`` previewed: the agent's phone rings, then the lead's.
+
+        The lead was claimed when it was offered, maybe hours ago: it is checked again first
+        (:func:`~callcenter.storage.dialer.recheck_claim`: the do-not-call list, the calling
+        hours in its time zone, the campaign still on). One that may no longer be dialed is
+        not: :class:`PreviewError` says why, and its claim is undone.
+        """
         held = self._previews.pop(agent, None)
         if held is None:
             raise PreviewError(f"agent {agent} has no previewed lead (ask for one first)", "agent")
         campaign, lead = held
-        return self._originate(campaign, lead, agent=agent)
+        checked = self.repository.run(store.recheck_claim, lead.attempt_id, now=self.now())
+
+        def dial(why_not: str | None) -> Deferred[Any]:
+            if why_not is not None:
+                _log.warn("dialer.preview_not_dialed campaign={campaign} agent={agent} lead={lead}: {why}",
+                          campaign=campaign.name, agent=agent, lead=lead.lead_id, why=why_not)
+                raise PreviewError(f"lead {lead.lead_id} not dialed: {why_not}", "lead")
+            return self._originate(campaign, lead, agent=agent)
+
+        return self._track(checked.addCallback(dial))
 
     def preview_skip(self, agent: str, reason: str, retry_minutes: int = PREVIEW_SKIP_RETRY_MINUTES) -> Deferred[Any]:
         """The agent does not dial the lead they previewed: it waits again, due in ``retry_minutes``.

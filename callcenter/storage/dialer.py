@@ -445,6 +445,44 @@ def release_attempt(session: Session, attempt_id: int, *, due_at: datetime, now:
     return True
 
 
+def recheck_claim(session: Session, attempt_id: int, *, now: datetime) -> str | None:
+    """Check a claimed lead again just before its call: None if it may be dialed now, else
+    why not, with the claim undone (no call is placed, so no attempt is counted).
+
+    A previewed lead stays claimed for its agent until they dial it, maybe hours later:
+    since the claim its number may have gone on the do-not-call list (the lead is closed,
+    final outcome ``dnc``), the calling hours in its time zone may have ended (it waits for
+    the next window), the campaign may have been stopped (it waits again, due now), or the
+    claim ended (the dialer stopped meanwhile).
+    """
+    when = aware_datetime("now", now)
+    attempt = session.get(models.DialAttempt, positive_int("attempt_id", attempt_id), with_for_update=True)
+    if attempt is None or attempt.outcome is not None or attempt.lead_id is None:
+        return "its claim has ended (the dialer stopped meanwhile): ask for the next lead"
+    lead = session.get(models.Lead, attempt.lead_id, with_for_update=True)
+    if lead is None or lead.state != LeadState.DIALING.value:
+        return "its claim has ended: ask for the next lead"
+    campaign = _require_campaign(session, lead.campaign_id)
+    if is_dnc(session, lead.phone):
+        session.delete(attempt)
+        lead.attempts = max(0, lead.attempts - 1)
+        lead.state, lead.next_attempt_at, lead.final_outcome = LeadState.DONE.value, None, "dnc"
+        lead.updated_at = when
+        return "the number went on the do-not-call list since it was offered: the lead is closed"
+    if not campaign.active:
+        release_attempt(session, attempt.id, due_at=when, now=when)
+        return f"campaign {campaign.name} is stopped"
+    tz_name = lead.timezone or campaign.timezone
+    tz = zone(tz_name, f"lead timezone {tz_name!r}")
+    hours = _campaign(campaign).rules().calling_hours
+    if not callable_at(hours, tz, when):
+        due = next_callable_at(hours, tz, when)
+        release_attempt(session, attempt.id, due_at=due, now=when)
+        return (f"outside the calling hours now ({hours.start:%H:%M}-{hours.end:%H:%M} {tz_name}): "
+                f"the lead waits until {due.astimezone(tz):%Y-%m-%d %H:%M}")
+    return None
+
+
 def reopen_lead(session: Session, campaign_id: int, row: LeadRow, *, now: datetime) -> bool:
     """Dial a finished lead again: its number asked for it anew (a repeat call-back request).
 

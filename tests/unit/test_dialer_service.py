@@ -41,6 +41,7 @@ from tests.httpapi import get_json, post_json
 
 _R = TypeVar("_R")
 successResultOf = SynchronousTestCase().successResultOf
+failureResultOf = SynchronousTestCase().failureResultOf
 
 #: 03:00 UTC is 11:00 in Shanghai: inside the campaign's calling hours.
 WALL = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
@@ -387,6 +388,45 @@ def test_preview_campaign_holds_a_lead_for_the_agent_then_rings_the_agent_first(
     assert held.outcome == "failed" and "not dialed" in (held.detail or "")
 
 
+def test_a_previewed_lead_is_checked_again_when_the_agent_dials_it(tmp_path: Path) -> None:
+    """Two agents take a lead each at 20:55 (Shanghai; calling hours end at 21:00). 2102's
+    number goes on the do-not-call list, and both dial at 21:05: neither number is dialed
+    (before, both were: the checks ran at the claim only). 2101's lead waits for 08:00, with
+    no attempt counted; 2102's is closed as dnc. A lead dialed in time still rings."""
+    from callcenter.dialer.service import PreviewError
+
+    w = World(tmp_path, config_text(dial_mode="preview"), agents=2)
+    w.wall = datetime(2026, 12, 2, 12, 55, tzinfo=UTC)  # 20:55 in Shanghai
+    w.service.startService()
+    campaign_id = w.import_leads(["13800000001", "13800000002", "13800000003"])
+    first = successResultOf(w.service.preview_next("2101", "test-campaign"))
+    second = successResultOf(w.service.preview_next("2102", "test-campaign"))
+    assert first is not None and second is not None
+    with w.session() as session, session.begin():
+        store.add_dnc(session, ["13800000002"], source="sms", reason="STOP", now=w.wall)
+    w.advance(600.0)  # 21:05
+    for agent, why in (("2101", ("outside the calling hours now (08:00-21:00 Asia/Shanghai): the lead waits "
+                                 "until 2026-12-03 08:00")),
+                       ("2102", "the number went on the do-not-call list since it was offered")):
+        refused = failureResultOf(w.service.preview_dial(agent), PreviewError)
+        assert why in str(refused.value), refused.value
+    assert w.ami.originates == []
+    with w.session() as session:
+        waiting = store.get_lead(session, first.lead_id)
+        closed = store.get_lead(session, second.lead_id)
+    assert waiting is not None and (waiting.state, waiting.attempts) == ("new", 0)
+    assert waiting.next_attempt_at == datetime(2026, 12, 3, 0, 0, tzinfo=UTC)
+    assert closed is not None and (closed.state, closed.final_outcome, closed.attempts) == ("done", "dnc", 0)
+    assert w.attempts(campaign_id) == []  # no call placed, no attempt counted
+    w.wall = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)  # 09:00
+    again = successResultOf(w.service.preview_next("2101", "test-campaign"))
+    assert again is not None
+    w.service.preview_dial("2101")
+    (action, _), = w.ami.originates
+    assert dict(action.variables)["CC_DIAL"] == f"Local/{again.phone}@sim-pstn"
+    w.service.stopService()
+
+
 def test_a_call_back_request_is_a_lead_of_the_callbacks_campaign_that_an_agent_previews(tmp_path: Path) -> None:
     """The hotline caller's number and name become a lead with the ticket; the agent previews it.
     Asked again while it waits: not added twice. Asked again after the call-back was made: dialed
@@ -671,7 +711,7 @@ def test_the_agent_page_previews_dials_and_skips_leads(tmp_path: Path) -> None:
 
     w = World(tmp_path, config_text(dial_mode="preview"), agents=1)
     w.service.startService()
-    w.import_leads(["13800000001", "13800000002"])
+    w.import_leads(["13800000001", "13800000002", "13800000003"])
     engine = SimpleNamespace(settings=load_settings(Path(__file__).resolve().parents[2] / "config"),
                              clock=w.clock, agents=w.board, screen_pops={}, repository=None,
                              calls=SimpleNamespace(channels={}))
@@ -709,6 +749,13 @@ def test_the_agent_page_previews_dials_and_skips_leads(tmp_path: Path) -> None:
     assert (action.get("Channel"), dict(action.variables)["CC_DIAL"]) == ("PJSIP/agent2101", "Local/13800000002@sim-pstn")
     assert post("dial") == {"err": ["agent 2101 has no previewed lead (ask for one first)"]}
     assert post("preview", campaign="nope") == {"err": ["no campaign 'nope'"]}
+    # a lead whose number went on the do-not-call list while the agent looked at it
+    assert post("preview", campaign="test-campaign") == {"msg": ["next lead of test-campaign: 13800000003"]}
+    with w.session() as session, session.begin():
+        store.add_dnc(session, ["13800000003"], source="sms", reason="STOP", now=w.wall)
+    (err,) = post("dial")["err"]
+    assert err.endswith("not dialed: the number went on the do-not-call list since it was offered: the lead is closed")
+    assert len(w.ami.originates) == 1
     w.service.stopService()
 
 
