@@ -167,7 +167,8 @@ def decide_after_attempt(policy: RetryPolicy, attempts: int, outcome: str, now: 
 
     A retry is scheduled ``retry_minutes[outcome]`` later, unless the outcome has no retry
     (the lead is done with that outcome) or ``attempts`` reached ``max_attempts`` (done,
-    ``exhausted``). The calling window is applied when the lead is next picked, not here.
+    ``exhausted``; ``abandoned`` for an abandoned last call: the person was reached). The
+    calling window is applied when the lead is next picked, not here.
     """
     if outcome not in ATTEMPT_OUTCOMES:
         raise ValueError(f"outcome: {outcome!r} is not one of {', '.join(ATTEMPT_OUTCOMES)}")
@@ -178,5 +179,7 @@ def decide_after_attempt(policy: RetryPolicy, attempts: int, outcome: str, now: 
     if outcome == "human" or minutes is None:
         return LeadDecision(LeadState.DONE, None, outcome)
     if attempts >= policy.max_attempts:
-        return LeadDecision(LeadState.DONE, None, "exhausted")
+        # an abandoned call reached the person: its lead ends as such (never recycled, so
+        # never called again within 72 hours), not as one the dialer failed to reach
+        return LeadDecision(LeadState.DONE, None, "abandoned" if outcome == "abandoned" else "exhausted")
     return LeadDecision(LeadState.RETRY, now.astimezone(UTC) + timedelta(minutes=minutes), None)

@@ -68,6 +68,16 @@ def test_abandoned_calls_wait_72_hours_by_default() -> None:
     assert decision.next_attempt_at == now + timedelta(hours=72)
 
 
+def test_an_abandoned_last_call_ends_the_lead_as_abandoned_not_exhausted() -> None:
+    """The attempt cap reached on an abandoned call: the person was reached, so the lead ends
+    ``abandoned`` (never recycled). As ``exhausted`` it was recycled and redialed minutes
+    after the dropped call, against the 72-hour rule."""
+    now = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
+    last = decide_after_attempt(RetryPolicy(max_attempts=3), 3, "abandoned", now)
+    assert (last.state, last.final, last.next_attempt_at) == (LeadState.DONE, "abandoned", None)
+    assert decide_after_attempt(RetryPolicy(max_attempts=3), 3, "noanswer", now).final == "exhausted"
+
+
 @pytest.mark.parametrize(("kwargs", "field"), [
     ({"dial_mode": "robo"}, "dial_mode"),
     ({"machine_action": "beep"}, "machine_action"),
