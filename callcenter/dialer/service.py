@@ -284,6 +284,8 @@ class DialerService(Service):
         """Team -> its queue, of a ``per_team`` queue (``Settings.team_queues``): the lanes of ``route: team``."""
         self.book = DialBook()
         self._previews: dict[str, tuple[_Campaign, LeadToDial]] = {}
+        # an agent's claim under way (preview_next): a second request waits for its lead
+        self._claiming: dict[str, tuple[_Campaign, list[Deferred[LeadToDial | None]]]] = {}
         self._auto_dialing: dict[str, int] = {}
         """Agent -> the attempt auto-dial placed for them (0 while their lead is being claimed)."""
         self._auto_after: dict[str, float] = {}
@@ -785,12 +787,17 @@ class DialerService(Service):
         if campaign.config.campaign.dial_mode != "preview":
             raise PreviewError(f"campaign {campaign_name!r} dials in {campaign.config.campaign.dial_mode} mode, "
                                "not preview", "campaign")
-        held = self._previews.get(agent)
-        if held is not None:
-            if held[0] is not campaign:
-                raise PreviewError(f"agent {agent} holds a lead of campaign {held[0].name!r}: dial it first", "agent")
-            return succeed(held[1])
+        held = self._previews.get(agent) or self._claiming.get(agent)
+        if held is not None and held[0] is not campaign:
+            raise PreviewError(f"agent {agent} holds a lead of campaign {held[0].name!r}: dial it first", "agent")
+        if agent in self._previews:
+            return succeed(self._previews[agent][1])
+        if agent in self._claiming:  # a second click while the first claim runs: the same lead
+            waiter: Deferred[LeadToDial | None] = Deferred()
+            self._claiming[agent][1].append(waiter)
+            return waiter
         owners = owners_for_preview(campaign.config.handout, self._person(agent))
+        self._claiming[agent] = (campaign, [])
         claimed = self.repository.run(store.claim_leads, campaign.record.id, limit=1, now=self.now(),
                                       owners=owners)
 
@@ -800,7 +807,15 @@ class DialerService(Service):
             self._previews[agent] = (campaign, leads[0])
             return leads[0]
 
-        return self._track(claimed.addCallback(hold))
+        def settle(result: Any) -> Any:
+            for waiter in self._claiming.pop(agent, (campaign, []))[1]:
+                if isinstance(result, Failure):
+                    waiter.errback(result)
+                else:
+                    waiter.callback(result)
+            return result
+
+        return self._track(claimed.addCallback(hold).addBoth(settle))
 
     # ------------------------------------------------------------------ auto-dial (preview campaigns)
 

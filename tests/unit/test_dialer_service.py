@@ -427,6 +427,46 @@ def test_a_previewed_lead_is_checked_again_when_the_agent_dials_it(tmp_path: Pat
     w.service.stopService()
 
 
+class _LaterRepository(SyncRepository):
+    """SyncRepository whose answers arrive when ``flush`` is called, as the thread pool's do."""
+
+    def __init__(self, sessions: Any) -> None:
+        super().__init__(sessions)
+        self.parked: list[tuple[Deferred[Any], Deferred[Any]]] = []
+
+    def run(self, fn: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
+        outer: Deferred[Any] = Deferred()
+        self.parked.append((super().run(fn, *args, **kwargs), outer))
+        return outer
+
+    def flush(self) -> None:
+        parked, self.parked = self.parked, []
+        for inner, outer in parked:
+            inner.chainDeferred(outer)
+
+
+def test_a_second_next_lead_while_the_first_claim_runs_gets_the_same_lead(tmp_path: Path) -> None:
+    """A double click on "Next lead" (or auto-dial's claim racing the agent's click): both get
+    the one lead claimed, and one claim is made. Before, two leads were claimed and the first
+    stayed ``dialing`` with an open attempt, never dialed, its list impossible to destroy."""
+    w = World(tmp_path, config_text(dial_mode="preview"), agents=1)
+    later = _LaterRepository(w.sessions)
+    w.service.repository = later  # type: ignore[assignment]
+    w.service.startService()
+    later.flush()  # the campaigns synced
+    campaign_id = w.import_leads(["13800000001", "13800000002"])
+    first = w.service.preview_next("2101", "test-campaign")
+    second = w.service.preview_next("2101", "test-campaign")
+    later.flush()
+    lead = successResultOf(first)
+    assert lead is not None and successResultOf(second) == lead
+    assert w.service.held_preview("2101") == ("test-campaign", lead)
+    with w.session() as session:
+        assert [a.lead_id for a in store.list_attempts(session, campaign_id, limit=10)] == [lead.lead_id]
+    w.service.stopService()
+    later.flush()
+
+
 def test_a_call_back_request_is_a_lead_of_the_callbacks_campaign_that_an_agent_previews(tmp_path: Path) -> None:
     """The hotline caller's number and name become a lead with the ticket; the agent previews it.
     Asked again while it waits: not added twice. Asked again after the call-back was made: dialed
