@@ -43,7 +43,7 @@ from callcenter.ami.actions import AmiAction
 from callcenter.ami.codec import Message
 from callcenter.settings import AgentSettings, Settings
 from callcenter.spy_modes import CHANSPY_OPTIONS, SpyMode
-from callcenter.state.calls import CallState, Channel
+from callcenter.state.calls import CallState, Channel, ChannelState
 
 __all__ = [
     "CHANSPY_OPTIONS",
@@ -171,9 +171,10 @@ def check_permission(
 
 def find_agent_channel(channels: Iterable[Channel], agent_id: str) -> Channel:
     """The agent's channel to spy on (:func:`~callcenter.agent_channels.agent_channel`), or
-    :class:`AgentNotOnCall`."""
+    :class:`AgentNotOnCall`: also while their phone only rings (a queue's offer they may
+    never answer: neither in a bridge nor answered)."""
     channel = agent_channel(channels, agent_id)
-    if channel is None:
+    if channel is None or (channel.bridge_id is None and channel.state is not ChannelState.UP):
         raise AgentNotOnCall(agent_id)
     return channel
 

@@ -216,19 +216,22 @@ def test_agent_channel_gone_after_hangup(settings: Settings) -> None:
 
 def test_local_agent_prefers_the_bridged_half(settings: Settings) -> None:
     """A Local-channel agent (Local/2101@lab-agents) is found too; of its two halves the
-    one bridged with the caller is spied, and without a bridge the ;1 half."""
+    one bridged with the caller is spied. While the agent's phone only rings (neither half
+    answered nor in a bridge: an offer they may never answer) spying is refused as not on
+    a call (before, the supervisor's phone went into ChanSpy on the ringing channel)."""
     service, ami, calls, _ = make_service(settings, supervisor_channel="Local/park@lab-test")
     half1, half2 = "Local/2101@lab-agents-00000001;1", "Local/2101@lab-agents-00000001;2"
     calls.handle(channel_event("Newchannel", "5.1", "PJSIP/trunk-1"), 1.0)
-    calls.handle(channel_event("Newchannel", "5.2", half1, linkedid="5.1"), 2.0)
-    calls.handle(channel_event("Newchannel", "5.3", half2, linkedid="5.1"), 2.0)
-    session = result_of(service.spy("8001", "2101", "whisper"))
-    assert isinstance(session, SpySession) and session.spied_channel == half1
-    assert ami.sent[-1].get("Channel") == "Local/park@lab-test"
-
-    calls.handle(channel_event("Hangup", "5.2", half1, linkedid="5.1"), 3.0)
+    calls.handle(channel_event("Newchannel", "5.2", half1, linkedid="5.1", state=ChannelState.RINGING), 2.0)
+    calls.handle(channel_event("Newchannel", "5.3", half2, linkedid="5.1", state=ChannelState.RINGING), 2.0)
+    ringing = result_of(service.spy("8001", "2101", "whisper"))
+    assert isinstance(ringing, Failure) and isinstance(ringing.value, AgentNotOnCall)
+    assert ami.sent == []
+    calls.handle(bridge_enter("b-5", "5.1", "PJSIP/trunk-1", "5.1"), 3.0)
+    calls.handle(bridge_enter("b-5", "5.3", half2, "5.1"), 3.0)
     session = result_of(service.spy("8001", "2101", "whisper"))
     assert isinstance(session, SpySession) and session.spied_channel == half2
+    assert ami.sent[-1].get("Channel") == "Local/park@lab-test"
 
     calls.handle(channel_event("Newchannel", "6.1", "Local/2101@lab-agents-00000002;1", linkedid="5.1"), 4.0)
     calls.handle(bridge_enter("b-9", "5.1", "PJSIP/trunk-1", "5.1"), 5.0)
