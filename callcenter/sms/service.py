@@ -71,6 +71,11 @@ class SmsService(Service):
         self._maybe_queued = True
         """False once a take found fewer messages than it asked for, until a broadcast or a
         requeue adds some: an idle queue costs no SQL."""
+        self._additions = 0
+        """How many times a broadcast or a requeue has added messages to the queue. A take
+        that found fewer messages than it asked for clears :attr:`_maybe_queued` only when
+        this has not moved since the take began: messages committed while the read was
+        under way may be missing from its answer."""
         self._loop: LoopingCall | None = None
         self._subscription: Any = None
         self.ready: Deferred[int] = Deferred()
@@ -137,7 +142,7 @@ class SmsService(Service):
                                           min_days_between=self.sms.min_days_between)
 
         def queued(created: store.BroadcastCreated) -> store.BroadcastCreated:
-            self._maybe_queued = True
+            self._queue_grew()
             _log.info("sms.broadcast id={id} name={name} by={actor} queued={queued} skipped={skipped}",
                       id=created.broadcast_id, name=name, actor=actor, queued=created.queued,
                       skipped=created.skipped)
@@ -170,6 +175,11 @@ class SmsService(Service):
 
     # --- sending ----------------------------------------------------------------------------
 
+    def _queue_grew(self) -> None:
+        """Messages were added to the queue (a broadcast, a requeue): the next turn reads it."""
+        self._additions += 1
+        self._maybe_queued = True
+
     def pump(self) -> None:
         """Hand the gateway as many queued messages as the rate allows now (one read at a
         time; nothing outside the sending window, or while AMI is down)."""
@@ -181,10 +191,14 @@ class SmsService(Service):
         if allowed <= 0:
             return
         self._taking = True
+        additions = self._additions
 
         def send_all(messages: list[store.QueuedSms]) -> None:
             self._taking = False
-            if len(messages) < allowed:
+            # The queue is drained only if nothing was added while the read was under way: a
+            # broadcast committed after the read began is missing from its answer, and its
+            # own call to pump() was turned away because this read was in flight.
+            if len(messages) < allowed and self._additions == additions:
                 self._maybe_queued = False
             for message in messages:
                 self._send(message)
@@ -209,7 +223,7 @@ class SmsService(Service):
                 self.in_flight -= 1
 
                 def requeued(_: None) -> None:
-                    self._maybe_queued = True
+                    self._queue_grew()
 
                 self.repository.run(store.requeue_sms, message.message_id, now=self._now()).addCallbacks(
                     requeued, lambda f: _log.failure("sms.requeue_failed id={id}", f, id=message.message_id))

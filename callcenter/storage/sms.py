@@ -12,8 +12,10 @@ A message's life (``sms_messages.status``):
 * :func:`create_broadcast` keeps every recipient given as a row: ``queued``, or
   ``skipped`` with the reason: ``invalid: <why>`` (not a telephone number, or not a
   mobile),
-  ``duplicate`` (the number came earlier in the broadcast) or ``dnc`` (on the
-  do-not-call list);
+  ``duplicate`` (the number came earlier in the broadcast), ``dnc`` (on the
+  do-not-call list) or, for a marketing broadcast, ``texted recently``. Marketing
+  broadcasts are created one at a time (on PostgreSQL an advisory lock,
+  :data:`MARKETING_LOCK_KEY`), so two created at once never both queue one number;
 * :func:`take_queued` hands the sender the oldest queued messages of all broadcasts and
   marks them ``sending`` (a number that joined the do-not-call list since is ``skipped``,
   ``dnc`` instead). On PostgreSQL concurrent takers skip each other's rows (``FOR UPDATE
@@ -35,7 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import case, func, insert, or_, select, update
+from sqlalchemy import case, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from callcenter.sms.compose import Contact
@@ -62,6 +64,7 @@ from callcenter.storage.repository import ConflictError, NotFoundError
 
 __all__ = [
     "INTERRUPTED_REASON",
+    "MARKETING_LOCK_KEY",
     "SKIP_DNC",
     "SKIP_DUPLICATE",
     "SKIP_INVALID",
@@ -106,6 +109,11 @@ INTERRUPTED_REASON: Final = "interrupted: the daemon stopped while sending; not 
 
 TAKE_MAX_EXAMINED: Final = 5000
 """At most this many queued messages are examined per :func:`take_queued`."""
+
+MARKETING_LOCK_KEY: Final = int.from_bytes(b"sms-mktg", "big")
+"""The PostgreSQL advisory lock key (``pg_advisory_xact_lock``) that serialises the
+creation of marketing broadcasts, so the ``texted recently`` cap sees every marketing text
+queued before it."""
 
 _TAKE_BATCH_FACTOR: Final = 4
 _LOOKUP_CHUNK: Final = 1000
@@ -216,6 +224,24 @@ def _group_skipped(reasons: Sequence[tuple[str, int]]) -> dict[str, int]:
     return dict(sorted(grouped.items()))
 
 
+def _lock_marketing(session: Session) -> None:
+    """Wait, until this transaction ends, for any other transaction creating a marketing
+    broadcast, so that the ``texted recently`` check and the insert of the messages are one
+    step.
+
+    Without it two broadcasts created at once on PostgreSQL would each read only committed
+    rows, miss the other's messages, and both queue the same number. With the lock, the second
+    waits until the first has committed or rolled back; under READ COMMITTED (the default)
+    its next statement then sees the first's messages. On SQLite the transaction already
+    holds the database write lock (engines from
+    :func:`~callcenter.storage.db.create_engine_for` begin with ``BEGIN IMMEDIATE``), so
+    writers never overlap and nothing is done here.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MARKETING_LOCK_KEY})
+
+
 def _texted_since(session: Session, phones: Sequence[str], since: datetime) -> set[str]:
     """The numbers among ``phones`` with a marketing text queued, being sent or sent since ``since``."""
     message, broadcast = models.SmsMessage, models.SmsBroadcast
@@ -271,6 +297,9 @@ def create_broadcast(
     has a marketing text queued or sent in the last ``min_days_between`` days (``texted
     recently``; 0: no cap). A ``notice`` is neither capped nor counted. An ``audit_log`` row (action ``sms.broadcast``,
     subject ``sms_broadcast:<id>``) records the name, the campaign and the counts.
+    A ``marketing`` broadcast first waits for any other transaction creating one (on
+    PostgreSQL an advisory lock held until this transaction ends; SQLite writers never
+    overlap), so the cap sees every marketing text queued before it.
     InvalidFieldError for an empty name, template or recipient list, or a bad recipient
     (``recipients[3].parts: ...``); NotFoundError for an unknown campaign or lead.
     """
@@ -306,6 +335,8 @@ def create_broadcast(
         raise InvalidFieldError("kind", f"expected marketing or notice, got {kind!r}")
     min_days_between = non_negative_int("min_days_between", min_days_between)
     valid = sorted({p for p, why in phones if why is None})
+    if kind == "marketing":
+        _lock_marketing(session)  # before the cap's read: held until the messages are committed
     dnc = _existing(session, models.DncNumber.phone, valid)
     recent = _texted_since(session, valid, when - timedelta(days=min_days_between)) \
         if kind == "marketing" and min_days_between else set()

@@ -266,6 +266,35 @@ def test_a_slow_read_of_the_queue_costs_no_rate(sessions: sessionmaker[Session])
     assert len(ami.sent) == 3  # the kept 2 at once, not 1
 
 
+def test_a_broadcast_queued_while_the_queue_is_read_is_sent(sessions: sessionmaker[Session]) -> None:
+    """A broadcast committed after a read of the queue began, whose answer reaches the
+    service before the read's, is still sent: the read's short answer (it could not see the
+    broadcast) does not mark the queue empty, and the next turn reads it again."""
+    service, ami, clock, _ = _service(sessions)
+    run = service.repository.run
+    held: list[tuple[Deferred[Any], Any]] = []
+
+    def slow(function: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
+        if function is sms_store.take_queued and not held:
+            d: Deferred[Any] = Deferred()
+            held.append((d, run(function, *args, **kwargs)))  # reads the queue now: empty
+            return d  # its answer comes later
+        return run(function, *args, **kwargs)
+
+    service.repository.run = slow  # type: ignore[method-assign]
+    clock.advance(0.5)  # the first token: a read of 1 starts
+    assert len(held) == 1
+    created = service.broadcast(name="通知", template="您好", actor="9001", phones=_phones(2)).result
+    clock.advance(0)  # the broadcast's own turn finds the read still under way
+    d, result = held[0]
+    result.addCallback(d.callback)  # the read answers: nothing, fewer than asked
+    assert ami.sent == []
+    for _ in range(4):
+        clock.advance(0.5)
+    assert len(ami.sent) == 2
+    assert service.progress(created.broadcast_id).result.by_status == {"sending": 2}
+
+
 def test_a_daemon_stopped_mid_send_marks_those_failed_at_start(sessions: sessionmaker[Session]) -> None:
     service, ami, clock, _ = _service(sessions)
     created = service.broadcast(name="通知", template="您好", actor="9001", phones=_phones(1)).result

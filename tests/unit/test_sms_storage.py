@@ -6,7 +6,9 @@ PostgreSQL (``postgres`` marker; the server comes from the ``tests.pgserver`` pl
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, time, timedelta
+from time import monotonic, sleep
 from typing import Any
 
 import pytest
@@ -286,6 +288,63 @@ def test_postgres_open_takes_skip_each_others_messages(pg_sessions: sessionmaker
         first.commit()
         second.rollback()
     assert len(take(sessions, 10)) == 6  # b's messages came back after its rollback
+
+
+def test_concurrent_marketing_broadcasts_text_a_number_once(sessions: sessionmaker[Session]) -> None:
+    """Marketing broadcasts created at once in several threads (each in its own transaction)
+    queue a number once in ``min_days_between`` days: the others skip it as texted recently."""
+    threads = 4
+    got = run_at_once(threads, 1, lambda: [in_tx(
+        sessions, store.create_broadcast, name="offer", template="t", recipients=to("13800138000"), actor="9001",
+        now=NOW, min_days_between=7)])
+    assert sorted(created.queued for created in got) == [0] * (threads - 1) + [1]
+    assert len(take(sessions, 10)) == 1
+
+
+def _waits_for_a_lock(sessions: sessionmaker[Session], pid: int) -> bool:
+    """Whether the PostgreSQL backend ``pid`` is waiting for a lock (read in a new transaction)."""
+    with sessions.begin() as session:
+        return bool(session.scalar(sa.text("SELECT count(*) FROM pg_locks WHERE pid = :pid AND NOT granted"),
+                                   {"pid": pid}))
+
+
+@pytest.mark.postgres
+def test_postgres_a_marketing_broadcast_waits_for_one_being_created(pg_sessions: sessionmaker[Session]) -> None:
+    """While one transaction has created a marketing broadcast and not yet committed, a second
+    one to the same number waits for it, then skips the number as texted recently: read
+    committed alone would let both queue it."""
+    sessions = pg_sessions
+
+    def create(session: Session, name: str) -> store.BroadcastCreated:
+        return store.create_broadcast(session, name=name, template="t", recipients=to("13800138000"),
+                                      actor="9001", now=NOW, min_days_between=7)
+
+    outcome: list[store.BroadcastCreated | BaseException] = []
+    with sessions() as first, sessions() as second:
+        created = create(first, "team1 offer")  # not committed yet
+        second_pid = int(second.scalar(sa.text("SELECT pg_backend_pid()")) or 0)
+
+        def create_second() -> None:
+            try:
+                outcome.append(create(second, "manager's list"))
+                second.commit()
+            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+                outcome.append(exc)
+
+        worker = threading.Thread(target=create_second)
+        worker.start()
+        deadline = monotonic() + 30  # a bound on the wait, not a timing under test
+        while worker.is_alive() and not _waits_for_a_lock(sessions, second_pid):
+            assert monotonic() < deadline, "the second broadcast neither finished nor waited"
+            sleep(0.01)
+        first.commit()
+        worker.join(timeout=60)
+        assert not worker.is_alive(), "the second broadcast was still waiting after the first committed"
+    (other,) = outcome
+    assert isinstance(other, store.BroadcastCreated), other
+    assert (created.queued, created.skipped) == (1, {})
+    assert (other.queued, other.skipped) == (0, {"texted recently": 1})
+    assert len(take(sessions, 10)) == 1
 
 
 def test_finish_sms_records_sent_or_failed_once(sessions: sessionmaker[Session]) -> None:
