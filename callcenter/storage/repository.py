@@ -70,6 +70,7 @@ __all__ = [
     "NotFoundError",
     "Repository",
     "StorageError",
+    "add_found_faxes",
     "add_outgoing_fax",
     "add_recording",
     "allocate_ticket_number",
@@ -78,12 +79,14 @@ __all__ = [
     "create_call_record",
     "create_customer",
     "file_fax",
+    "filed_fax_ids",
     "find_customer_by_phone",
     "follow_ups_due",
     "get_call_record",
     "get_call_record_by_ticket",
     "get_call_record_by_uniqueid",
     "get_customer",
+    "give_up_fax",
     "list_faxes",
     "list_qa_reviews",
     "list_recent_call_records",
@@ -96,6 +99,7 @@ __all__ = [
     "report_facts",
     "report_sales",
     "save_qa_review",
+    "sending_faxes",
     "update_call_record",
     "update_customer",
 ]
@@ -663,6 +667,56 @@ def list_faxes(session: Session, *, limit: int = 50) -> list[FaxRecord]:
     """The newest faxes first."""
     stmt = select(models.Fax).order_by(models.Fax.created_at.desc(), models.Fax.id.desc()).limit(_limit(limit))
     return [_fax(row) for row in session.scalars(stmt)]
+
+
+def sending_faxes(session: Session) -> list[FaxRecord]:
+    """The outgoing faxes still ``SENDING`` (no result filed yet), oldest first."""
+    stmt = (select(models.Fax).where(models.Fax.direction == "outbound", models.Fax.status == "SENDING")
+            .order_by(models.Fax.created_at, models.Fax.id))
+    return [_fax(row) for row in session.scalars(stmt)]
+
+
+def give_up_fax(session: Session, fax_id: str, error: str, now: datetime) -> FaxRecord | None:
+    """File the outgoing fax ``fax_id`` ``FAILED`` with ``error`` if it is still ``SENDING``;
+    None when it is not (its result came meanwhile, or there is no such fax)."""
+    row = session.scalar(select(models.Fax).where(models.Fax.fax_id == fax_id, models.Fax.status == "SENDING"))
+    if row is None:
+        return None
+    row.status = "FAILED"
+    row.error = error[:255]
+    row.ended_at = aware_datetime("now", now)
+    _flush(session, f"fax {fax_id}: rejected by the database")
+    return _fax(row)
+
+
+def filed_fax_ids(session: Session, fax_ids: Collection[str]) -> set[str]:
+    """Those of ``fax_ids`` that have a row."""
+    wanted = list(fax_ids)
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):  # bounded IN lists
+        chunk = wanted[start:start + 500]
+        found.update(session.scalars(select(models.Fax.fax_id).where(models.Fax.fax_id.in_(chunk))))
+    return found
+
+
+def add_found_faxes(session: Session, faxes: Collection[FaxRecord]) -> list[FaxRecord]:
+    """Add the faxes known only from their files (:func:`callcenter.fax.found_in_inbox`), those
+    of them with no row yet."""
+    filed = filed_fax_ids(session, [fax.fax_id for fax in faxes])
+    added = []
+    for fax in faxes:
+        if fax.fax_id in filed:
+            continue
+        filed.add(fax.fax_id)
+        row = models.Fax(fax_id=fax.fax_id, direction=fax.direction, number=fax.number[:64], status=fax.status[:32],
+                         error=fax.error[:255], pages=fax.pages, bitrate=fax.bitrate,
+                         remote_station=fax.remote_station[:64], path=fax.path, size_bytes=fax.size_bytes,
+                         created_at=aware_datetime("created_at", fax.created_at),
+                         ended_at=None if fax.ended_at is None else aware_datetime("ended_at", fax.ended_at))
+        session.add(row)
+        added.append(row)
+    _flush(session, "faxes found in the fax inbox: rejected by the database")
+    return [_fax(row) for row in added]
 
 
 def _line(phone: str | None) -> str | None:

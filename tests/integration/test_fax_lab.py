@@ -1,6 +1,7 @@
 """Fax on the real lab Asterisk 22 (res_fax + spandsp): received on the fax number, sent to a
 fax machine on the simulated network, each filed in the faxes table from the dialplan's
-``CCFax`` event; the fax channels limit incoming faxes.
+``CCFax`` event; the fax channels limit incoming faxes, and outgoing ones while incoming faxes
+take them all.
 
 A fax machine calling in is ``Local/<fax number>@from-pstn/n`` whose other half runs
 ``SendFAX`` (``[lab-fax-sender]``); the one called is ``Local/1990007...@sim-pstn``, which
@@ -101,6 +102,27 @@ def test_incoming_faxes_beyond_the_fax_channels_hear_busy(fax_lab: tuple[EngineS
     assert sorted(f.status for f in done) == ["SUCCESS", "SUCCESS"]
     time.sleep(3)  # the third caller was refused at once: nothing more comes
     assert len([f for f in _faxes(services, reactor_thread) if f.direction == "inbound"]) == 2
+
+
+def test_an_outgoing_fax_is_refused_busy_while_incoming_calls_take_the_fax_channels(
+        fax_lab: tuple[EngineServices, LabHandle], lab_factory: LabFactory, reactor_thread: ReactorThread) -> None:
+    """Received and sent faxes share the fax channels: with both of the 2 taken by callers to
+    the fax number, the daemon (which counts only its own sends) places a fax, and [fax-out]
+    refuses it once answered: filed BUSY, "all 2 fax channels are in use", nothing sent."""
+    services, handle = fax_lab
+    assert services.fax is not None
+    host_page, _ = _page(lab_factory, handle)
+    for name in ("SIM_RING_MIN", "SIM_RING_MAX"):  # the fax machine called answers after 1 s
+        reactor_thread.call(services.ami.send, actions.setvar(name, 1), timeout=10)
+    number = services.engine.settings.fax.number
+    for caller in ("02011110001", "02011110002"):  # callers who hold the fax number for 20 s, sending nothing
+        action = actions.originate(f"Local/{number}@from-pstn/n", application="Playback",
+                                   data="silence/10&silence/10", caller_id=f"Caller <{caller}>", timeout_ms=20000)
+        answer = reactor_thread.call(services.ami.originate, action, timeout=30)
+        assert answer.get("Response") == "Success", answer
+    sent = reactor_thread.call(services.fax.send, "19900070001", host_page, timeout=30)
+    (fax,) = _wait(services, reactor_thread, lambda f: f.fax_id == sent.fax_id and f.status != "SENDING", count=1)
+    assert (fax.status, fax.error, fax.pages) == ("BUSY", "all 2 fax channels are in use", 0), fax
 
 
 def _wait(services: EngineServices, reactor_thread: ReactorThread, wanted: Any, *, count: int) -> list[Any]:

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import base64
 import gzip
+import os
+import re
+import struct
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -21,20 +25,39 @@ from callcenter.ami.codec import AmiParser, Message
 from callcenter.asterisk.conffile import parse_config
 from callcenter.asterisk.render import AsteriskEndpoints, render_project_config
 from callcenter.engine import RecordingPaths
-from callcenter.fax import MAX_FAX_BYTES, FaxBusy, check_tiff, parse_fax_event
+from callcenter.fax import (
+    MAX_FAX_BYTES,
+    FaxBusy,
+    check_tiff,
+    inbox_fax_id,
+    parse_fax_event,
+    send_deadline,
+    tiff_pages,
+)
 from callcenter.fax_service import FaxService
 from callcenter.http_api import ApiResource
 from callcenter.metrics import EngineMetrics
 from callcenter.secrets import load_or_create_secrets
 from callcenter.settings import ConfigError, load_settings
 from callcenter.storage.records import InvalidFieldError
+from callcenter.storage.repository import add_outgoing_fax, file_fax
 from tests.httpapi import get_json, post_json
-from tests.syncrepository import SyncRepository
+from tests.syncrepository import SyncRepository, in_tx
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = load_settings(ROOT / "config")
 CAPTURE = ROOT.parent / "shared" / "fixtures" / "ami" / "asterisk22-queue-dialer-fax.ami.gz"
 TIFF = b"II*\x00" + bytes(2000)
+NOW = 1_800_000_000.0
+"""The clock's time in the tests of deadlines (2027-01-15 08:00 UTC)."""
+
+
+def pages_tiff(pages: int, order: str = "<") -> bytes:
+    """A TIFF of ``pages`` image file directories (one entry each), in byte ``order``."""
+    head = (b"II" if order == "<" else b"MM") + struct.pack(order + "HI", 42, 8 if pages else 0)
+    ifds = b"".join(struct.pack(order + "H", 1) + bytes(12) + struct.pack(order + "I", 8 + 18 * (i + 1) if i < pages - 1 else 0)
+                    for i in range(pages))
+    return head + ifds + bytes(500)
 
 
 def event(**fields: object) -> Message:
@@ -76,11 +99,22 @@ def test_only_tiff_pages_are_sent(tmp_path: Path) -> None:
 class FakeAmi:
     def __init__(self) -> None:
         self.listeners: list[Any] = []
+        self.resync_listeners: list[Any] = []
         self.originates: list[tuple[Any, Deferred[Message]]] = []
 
     def subscribe(self, callback: Any, name: str | None = None) -> Any:
         self.listeners.append(callback)
         return self
+
+    def on_resync(self, callback: Any) -> Any:
+        self.resync_listeners.append(callback)
+        return self
+
+    def reconnected(self, *uniqueids: str) -> None:
+        """A (re)connection: Asterisk's live channels are those with ``uniqueids``."""
+        channels = [Message.from_pairs([("Event", "CoreShowChannel"), ("Uniqueid", u)]) for u in uniqueids]
+        for callback in self.resync_listeners:
+            callback(channels, [])
 
     def cancel(self) -> None:
         pass
@@ -91,14 +125,26 @@ class FakeAmi:
         return d
 
 
-def _service(sessions: sessionmaker[Session], tmp_path: Path) -> tuple[FaxService, FakeAmi, CollectorRegistry]:
+def _service(sessions: sessionmaker[Session], tmp_path: Path, clock: Clock | None = None
+             ) -> tuple[FaxService, FakeAmi, CollectorRegistry]:
     ami = FakeAmi()
     registry = CollectorRegistry()
     settings = replace(SETTINGS, fax=replace(SETTINGS.fax, channels=2))
-    service = FaxService(settings, ami, SyncRepository(sessions), Clock(), RecordingPaths("/srv/rec", tmp_path),
-                         metrics=EngineMetrics(registry))
+    service = FaxService(settings, ami, SyncRepository(sessions), clock or Clock(),
+                         RecordingPaths("/srv/rec", tmp_path), metrics=EngineMetrics(registry))
     service.startService()
     return service, ami, registry
+
+
+def _clock() -> Clock:
+    clock = Clock()
+    clock.advance(NOW)
+    return clock
+
+
+def _answered(ami: FakeAmi, index: int, uniqueid: str) -> None:
+    ami.originates[index][1].callback(Message.from_pairs([("Event", "OriginateResponse"), ("Response", "Success"),
+                                                          ("Reason", "4"), ("Uniqueid", uniqueid)]))
 
 
 def test_sending_places_the_call_and_files_how_it_ended(sessions: sessionmaker[Session], tmp_path: Path) -> None:
@@ -122,6 +168,7 @@ def test_sending_places_the_call_and_files_how_it_ended(sessions: sessionmaker[S
     assert (done.fax_id, done.status, done.pages, done.size_bytes, done.ended_at is not None) == (
         record.fax_id, "SUCCESS", 2, len(TIFF), True)
     assert service.sending == set()
+    assert service.clock.getDelayedCalls() == []  # reported: its deadline is off
     assert registry.get_sample_value("callcenter_faxes_total", {"direction": "outbound", "status": "SUCCESS"}) == 1
 
 
@@ -144,6 +191,149 @@ def test_an_unanswered_fax_call_is_filed_and_the_channels_are_limited(sessions: 
     assert (lost.status, lost.error) == ("FAILED", "the call could not be placed: AMI action timed out")
     with pytest.raises(InvalidFieldError, match="^to: must be 3 to 15 digits"):
         service.send("fax me", page)
+
+
+def test_a_sent_fax_never_reported_is_given_up_at_its_deadline(sessions: sessionmaker[Session],
+                                                              tmp_path: Path) -> None:
+    """A sent fax whose CCFax report is lost (AMI reconnection, restart) does not stay SENDING
+    nor hold its fax channel for good: at ring time + 180 s a page + 120 s it is filed FAILED,
+    "no result from Asterisk", and its channel is free; a report that still comes wins."""
+    clock = _clock()
+    service, ami, registry = _service(sessions, tmp_path, clock)  # 2 channels, ring_seconds 60
+    first = service.send("13800138000", TIFF).result
+    second = service.send("13800138001", pages_tiff(2)).result
+    _answered(ami, 0, "1800000000.1")
+    _answered(ami, 1, "1800000000.2")
+    clock.advance(359)  # 60 + 180 + 120 = 360 s for the one-page fax
+    with pytest.raises(FaxBusy):
+        service.send("13800138002", TIFF)
+    assert {f.status for f in service.recent(5).result} == {"SENDING"}
+    clock.advance(1)
+    by_id = {f.fax_id: f for f in service.recent(5).result}
+    assert (by_id[first.fax_id].status, by_id[first.fax_id].error) == (
+        "FAILED", "no result from Asterisk: not reported within 360 s of placing the call")
+    assert by_id[first.fax_id].ended_at == datetime.fromtimestamp(NOW + 360, UTC)
+    assert by_id[second.fax_id].status == "SENDING"  # 2 pages: 60 + 2 x 180 + 120 = 540 s
+    third = service.send("13800138002", TIFF).result  # the channel is free again
+    clock.advance(180)
+    assert service.recent(5).result[1].status == "FAILED" and service.sending == {third.fax_id}
+    assert registry.get_sample_value("callcenter_faxes_total", {"direction": "outbound", "status": "FAILED"}) == 2
+    ami.listeners[0](event(FaxId=first.fax_id, Direction="outbound", Number="13800138000", Status="SUCCESS",
+                           Pages=1, Rate=9600))  # the report came after all
+    assert next(f for f in service.recent(5).result if f.fax_id == first.fax_id).status == "SUCCESS"
+    service.stopService()
+    assert clock.getDelayedCalls() == []
+
+
+def test_after_an_ami_reconnection_a_sent_fax_whose_call_is_gone_is_given_up(sessions: sessionmaker[Session],
+                                                                            tmp_path: Path) -> None:
+    """The reviewer's case: faxes answered, AMI drops, their reports are lost. At the
+    reconnection, a fax whose call is no longer among Asterisk's channels is filed FAILED and
+    its channel freed at once; one whose call is still up keeps its channel."""
+    clock = _clock()
+    service, ami, _ = _service(sessions, tmp_path, clock)
+    gone = service.send("13800138000", TIFF).result
+    going = service.send("13800138001", TIFF).result
+    _answered(ami, 0, "1800000000.1")
+    _answered(ami, 1, "1800000000.2")
+    ami.reconnected("1800000000.2", "1800000000.3")
+    by_id = {f.fax_id: f for f in service.recent(5).result}
+    assert (by_id[gone.fax_id].status, by_id[gone.fax_id].error) == (
+        "FAILED", "no result from Asterisk: the call ended while the engine was disconnected from AMI")
+    assert by_id[going.fax_id].status == "SENDING" and service.sending == {going.fax_id}
+    service.send("13800138002", TIFF)  # a channel is free
+    assert len(clock.getDelayedCalls()) == 2  # the deadlines of the two still being sent
+
+
+def test_at_start_up_faxes_left_sending_are_given_up_or_watched(sessions: sessionmaker[Session],
+                                                               tmp_path: Path) -> None:
+    """After a restart: a fax still SENDING past its deadline is filed FAILED at once; one
+    still within it holds a fax channel until its report or its deadline; a fax filed is
+    left alone."""
+    placed = datetime.fromtimestamp(NOW, UTC)
+    in_tx(sessions, add_outgoing_fax, "old", "13800138000", "", 0, placed - timedelta(seconds=361))
+    in_tx(sessions, add_outgoing_fax, "recent", "13800138001", "", 0, placed - timedelta(seconds=100))
+    in_tx(sessions, add_outgoing_fax, "done", "13800138002", "", 0, placed - timedelta(days=1))
+    in_tx(sessions, file_fax, parse_fax_event(event(FaxId="done", Direction="outbound", Status="SUCCESS")), "", 0,
+          placed - timedelta(days=1))
+    clock = _clock()
+    service, ami, registry = _service(sessions, tmp_path, clock)
+    by_id = {f.fax_id: f for f in service.recent(5).result}
+    assert (by_id["old"].status, by_id["old"].error) == (
+        "FAILED", "no result from Asterisk: not reported within 360 s of placing the call")
+    assert (by_id["recent"].status, by_id["done"].status) == ("SENDING", "SUCCESS")
+    assert service.sending == {"recent"}  # still under way on Asterisk, maybe
+    ami.reconnected()  # the first connection: no second watch of the same fax
+    assert len(clock.getDelayedCalls()) == 1
+    clock.advance(259)
+    assert next(f for f in service.recent(5).result if f.fax_id == "recent").status == "SENDING"
+    clock.advance(1)
+    assert next(f for f in service.recent(5).result if f.fax_id == "recent").status == "FAILED"
+    assert service.sending == set() and clock.getDelayedCalls() == []
+    assert registry.get_sample_value("callcenter_faxes_total", {"direction": "outbound", "status": "FAILED"}) == 2
+
+
+def test_received_faxes_in_the_inbox_with_no_row_are_filed_on_connecting(sessions: sessionmaker[Session],
+                                                                        tmp_path: Path) -> None:
+    """A received fax whose report was missed is filed from its TIFF in the fax inbox (status
+    RECEIVED, its pages, size and times) once the engine is connected to Asterisk, but not a
+    fax still being received on a live call, nor one already filed, nor twice."""
+    clock = _clock()
+    service, ami, registry = _service(sessions, tmp_path, clock)
+    inbox = tmp_path / "fax" / "in"
+    missed = inbox / "20270115-075500-1799999700.12.tif"
+    missed.write_bytes(pages_tiff(3))
+    os.utime(missed, (NOW - 60, NOW - 60))
+    (inbox / "20270115-075900-1799999940.14.tif").write_bytes(TIFF)  # its call is still up
+    (inbox / "20270115-075000-1.1.tif").write_bytes(TIFF)
+    ami.listeners[0](event(FaxId="1.1", Direction="inbound", Number="02012345678", Status="SUCCESS",
+                           File="/srv/rec/fax/in/20270115-075000-1.1.tif"))
+    (inbox / "notes.txt").write_text("not a fax")
+    ami.reconnected("1799999940.14")
+    ami.reconnected("1799999940.14")
+    found = [f for f in service.recent(10).result if f.status == "RECEIVED"]
+    assert [(f.fax_id, f.direction, f.pages, f.size_bytes, f.path) for f in found] == [
+        ("1799999700.12", "inbound", 3, len(pages_tiff(3)), str(missed))]
+    assert (found[0].created_at, found[0].ended_at) == (datetime(2027, 1, 15, 7, 55, tzinfo=UTC),
+                                                        datetime.fromtimestamp(NOW - 60, UTC))
+    assert found[0].error == "no result from Asterisk: filed from the file in the fax inbox"
+    assert registry.get_sample_value("callcenter_faxes_total", {"direction": "inbound", "status": "RECEIVED"}) == 1
+    ami.listeners[0](event(FaxId="1799999700.12", Direction="inbound", Number="02012345678", Status="SUCCESS",
+                           Pages=3, File=f"/srv/rec/fax/in/{missed.name}"))  # a report still wins
+    (fax,) = [f for f in service.recent(10).result if f.fax_id == "1799999700.12"]
+    assert (fax.status, fax.number, fax.pages) == ("SUCCESS", "02012345678", 3)
+
+
+def test_tiff_pages_and_the_send_deadline() -> None:
+    """The pages are the TIFF's image file directories (either byte order; a broken or looping
+    chain ends the count); a fax may take its ring time, 180 s a page (at least one) and 120 s."""
+    assert [tiff_pages(pages_tiff(n)) for n in (1, 3)] == [1, 3]
+    assert tiff_pages(pages_tiff(2, ">")) == 2
+    assert tiff_pages(TIFF) == 0 and tiff_pages(b"%PDF-1.4") == 0 and tiff_pages(b"") == 0
+    assert tiff_pages(pages_tiff(3)[:30]) == 1  # cut short in the second directory
+    looping = bytearray(pages_tiff(2))
+    looping[8 + 18 + 14:8 + 18 + 18] = struct.pack("<I", 8)  # the second page points back to the first
+    assert tiff_pages(bytes(looping)) == 2
+    placed = datetime(2027, 1, 15, 8, 0, tzinfo=UTC)
+    assert send_deadline(placed, 60, 0) == send_deadline(placed, 60, 1) == placed + timedelta(seconds=360)
+    assert send_deadline(placed, 30, 10) == placed + timedelta(seconds=30 + 1800 + 120)
+    assert inbox_fax_id("20270115-075500-1799999700.12.tif") == "1799999700.12"
+    assert inbox_fax_id("scan.tif") == "scan"
+
+
+def test_an_outgoing_fax_refused_by_the_dialplan_for_want_of_a_channel_is_filed_busy(
+        sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    """[fax-out] reports a fax it refused (every fax channel taken by faxes coming in) as BUSY,
+    "all N fax channels are in use": filed so, its channel and deadline freed."""
+    service, ami, registry = _service(sessions, tmp_path, _clock())
+    sent = service.send("13800138000", TIFF).result
+    _answered(ami, 0, "1800000000.1")
+    ami.listeners[0](event(FaxId=sent.fax_id, Direction="outbound", Number="13800138000", Status="BUSY",
+                           Error="all 2 fax channels are in use", Pages="", Rate="", Remote=""))
+    (fax,) = service.recent(5).result
+    assert (fax.status, fax.error, fax.pages) == ("BUSY", "all 2 fax channels are in use", 0)
+    assert service.sending == set() and service.clock.getDelayedCalls() == []
+    assert registry.get_sample_value("callcenter_faxes_total", {"direction": "outbound", "status": "BUSY"}) == 1
 
 
 def test_a_page_that_is_not_a_tiff_fails_the_send_and_frees_its_channel(sessions: sessionmaker[Session],
@@ -252,3 +442,35 @@ def test_the_dialplan_routes_the_fax_number_and_limits_the_channels(tmp_path: Pa
     assert plan["globals"][0]["FAX_CHANNELS"] == "3"
     assert "exten => 4009,1,Goto(fax-in,s,1)" in text
     assert "include => fax-number" in text and {"fax-in", "fax-out", "fax-report", "fax-number"} <= set(plan)
+
+
+def test_the_outgoing_fax_dialplan_checks_the_fax_channels_before_sending(tmp_path: Path) -> None:
+    """Faxes received and sent share FAX_CHANNELS: [fax-out] joins GROUP fax and, over the
+    limit, hangs up before SendFAX with CC_FAX_STATUS=BUSY and a plain error, which the hangup
+    handler reports in place of FAXSTATUS/FAXERROR; [fax-in] still refuses a caller over it.
+    Both leave the group when they refuse, so a refused call is not counted while it ends."""
+    settings = replace(SETTINGS, site=replace(SETTINGS.site, state_dir=tmp_path / "state"))
+    secrets = load_or_create_secrets(settings.site.state_dir, [a.id for a in settings.agents])
+    endpoints = AsteriskEndpoints("127.0.0.1", 15038, "127.0.0.1", 15060, "127.0.0.1", 14573, "/srv/rec")
+    text = dict(render_project_config(settings, secrets, endpoints))["extensions.conf"]
+
+    def steps(context: str) -> list[str]:  # "(label),App(args)" or "App(args)", in order
+        lines = text.split(f"\n[{context}]\n", 1)[1].split("\n\n", 1)[0].splitlines()
+        found = [re.match(r"^(?:exten => s,1|\s*same => n)(\([a-z]+\))?,(.*)$", line) for line in lines]
+        return [f"{m[1]},{m[2]}" if m[1] else m[2] for m in found if m]
+
+    check = "GotoIf($[${GROUP_COUNT(fax)} > ${FAX_CHANNELS}]?busy)"
+    out = steps("fax-out")
+    assert out.index("Set(CHANNEL(hangup_handler_push)=fax-report,s,1)") < out.index("Set(GROUP()=fax)")
+    assert out.index("Set(GROUP()=fax)") + 1 == out.index(check) < out.index("SendFAX(${CC_FAX_FILE})")
+    assert out[out.index("(busy),Set(GROUP()=)"):] == [
+        "(busy),Set(GROUP()=)", "Set(CC_FAX_STATUS=BUSY)",
+        "Set(CC_FAX_ERROR=all ${FAX_CHANNELS} fax channels are in use)", "Hangup()"]
+    incoming = steps("fax-in")
+    assert incoming.index("Set(GROUP()=fax)") + 1 == incoming.index(check) < incoming.index("ReceiveFAX(${CC_FAX_FILE})")
+    assert incoming[-2:] == ["(busy),Set(GROUP()=)", "Busy(10)"]
+    report = steps("fax-report")
+    assert report[:3] == ['GotoIf($["${CC_FAX_STATUS}" != ""]?report)',
+                          'Set(CC_FAX_STATUS=${IF($["${FAXSTATUS}" = ""]?FAILED:${FAXSTATUS})})',
+                          "Set(CC_FAX_ERROR=${FAXERROR})"]
+    assert "Status: ${CC_FAX_STATUS},Error: ${CC_FAX_ERROR}," in report[3] and report[3].startswith("(report),")
