@@ -23,10 +23,10 @@ Routes (all JSON; errors are ``{"error": ..., "field": ...}`` with 400/403/404):
   /api/sms/broadcasts[/<id>]``: their progress; ``GET /api/sms/replies``: texts received
   (docs/sms.md);
 * ``GET /api/reports/sms?from=DAY&to=DAY``: the period's SMS broadcasts and replies (docs/sms.md);
-* ``GET /api/qa/sample?reviewer=ID&day=DAY``: the recorded calls a lead or manager is offered
-  to score that day; ``POST /api/call-records/<ticket>/qa`` with ``{"reviewer", "ratings",
-  "comment"}``: the score; ``GET /api/reports/qa?from=DAY&to=DAY``: each agent's scores
-  (docs/qa.md);
+* ``GET /api/qa/sample?reviewer=ID&day=DAY``: the recorded calls (agents' parts of calls) a
+  lead or manager is offered to score that day; ``POST /api/call-records/<ticket>/qa`` with
+  ``{"reviewer", "ratings", "comment", "recording"}``: the score of the part recorded in
+  ``recording``; ``GET /api/reports/qa?from=DAY&to=DAY``: each agent's scores (docs/qa.md);
 * ``POST /api/call-records/<ticket>/sms`` with ``{"by": ID}``: text the caller the call's ticket
   number (``sms.ticket_template``; the same people as the disposition);
 * ``POST /api/call-records/<ticket>/disposition`` with ``{"agent": ID, "outcome": ...,
@@ -149,10 +149,10 @@ from callcenter.privacy import mask_numbers_in, masked_json
 from callcenter.qa import (
     QaReview,
     ReviewRefused,
-    check_reviewer,
     choose_sample,
     parse_review,
     qa_summary,
+    review_part,
     reviewable_agents,
 )
 from callcenter.recording_pause import RecordingPauseRefused, recording_channels
@@ -176,6 +176,7 @@ from callcenter.storage.records import (
     CallRecord,
     Customer,
     InvalidFieldError,
+    Recording,
     canonical_phone,
     is_digits,
     whole_number,
@@ -623,15 +624,23 @@ def carry_out_handout(engine: Engine, dialer: DialerService, name: str, action: 
 
 
 def save_review(engine: Engine, ticket: str, review: QaReview) -> Deferred[Any]:
-    """Save a QA ``review`` of call ``ticket`` if its reviewer may score it (the API's and the
-    lead page's one path; docs/qa.md): ApiError 404 for an unknown ticket, ReviewRefused otherwise."""
+    """Save a QA ``review`` of the part of call ``ticket`` it names (``review.recording_id``;
+    without: :func:`review_part`) if its reviewer may score it (the API's and the lead page's
+    one path; docs/qa.md): ApiError 404 for an unknown ticket, InvalidFieldError
+    (``recording``) for a recording not of the call, ReviewRefused otherwise."""
 
     def save(repo: Any, record: CallRecord) -> Deferred[Any]:
-        check_reviewer(engine.settings.agents, review.reviewer, record.agent_id)
-        return repo.save_qa_review(record.id, review, now=datetime.now(UTC))  # type: ignore[no-any-return]
+        def scored(recordings: list[Recording]) -> Deferred[Any]:
+            part = review_part(engine.settings.agents, review.reviewer, record.agent_id, recordings,
+                               review.recording_id)
+            heard = dataclasses.replace(review, recording_id=part.recording.id if part.recording else None)
+            return repo.save_qa_review(record.id, heard, now=datetime.now(UTC))  # type: ignore[no-any-return]
+
+        return repo.list_recordings_for_call(record.id).addCallback(scored)  # type: ignore[no-any-return]
 
     def saved(stored: Any) -> Any:
-        _log.info("qa.reviewed ticket={ticket} by={reviewer} score={score} failed={failed}", ticket=ticket,
+        _log.info("qa.reviewed ticket={ticket} agent={agent} recording={recording} by={reviewer} score={score} "
+                  "failed={failed}", ticket=ticket, agent=stored.agent_id, recording=stored.recording_id,
                   reviewer=review.reviewer, score=review.score, failed=review.failed)
         return stored
 
@@ -900,7 +909,8 @@ class ApiResource(Resource):
         def chosen(candidates: list[Any]) -> dict[str, Any]:
             calls = choose_sample(candidates, agents, settings.qa.sample_per_agent, span.first)
             return {"reviewer": reviewer, "day": span.first, "per_agent": settings.qa.sample_per_agent,
-                    "scorecard": settings.qa.scorecard, "calls": calls}
+                    "scorecard": settings.qa.scorecard, "calls": calls,
+                    "remaining": sum(1 for call in calls if not call.reviewed_by)}
 
         d: Deferred[Any] = repo.qa_candidates(since=span.start, until=span.end)
         return d.addCallback(chosen)
@@ -1661,9 +1671,13 @@ def _read(found: tuple[Path, str] | None) -> tuple[bytes, str] | None:
     return None if found is None else (found[0].read_bytes(), found[1])
 
 
-def _recording_file(session: Any, call_record_id: int) -> tuple[bytes, str] | None:
-    """(the bytes, the format) of the call's first recording still on disk, or None (blocking)."""
-    return _read(_on_disk(session, call_record_id))
+def _part_file(session: Any, recording: Recording | None) -> tuple[bytes, str] | None:
+    """(the bytes, the format) of ``recording`` (a part of a call, :func:`review_part`) if it
+    is still on disk, else None (blocking: run in the repository's thread pool)."""
+    if recording is None or recording.purged_at is not None:
+        return None
+    path = Path(recording.path)
+    return (path.read_bytes(), recording.format) if path.is_file() else None
 
 
 def _message_file(session: Any, call_record_id: int) -> tuple[bytes, str] | None:
@@ -1755,19 +1769,28 @@ class LeadPage(_Page):
         return NOT_DONE_YET
 
     def _recording(self, request: Request, person: AgentSettings, ticket: str) -> int:
-        """``GET /lead/<id>/recording/<ticket>``: the call's recording, to play on the page
-        (read in the repository's thread pool; 403 for a call the person may not score)."""
+        """``GET /lead/<id>/recording/<ticket>[?recording=ID]``: the recording of the call's part
+        the person scores (:func:`review_part`, as ``POST .../qa`` with the same ``recording``),
+        to play on the page (read in the repository's thread pool; 403 for a part the person
+        may not score, 404 for a recording not of this call)."""
         engine = self.engine
+        wanted = _arg(request, "recording") or ""
 
         def read(repo: Any, record: CallRecord) -> Deferred[tuple[bytes, str] | None]:
-            check_reviewer(engine.settings.agents, person.id, record.agent_id)
-            return repo.run(_recording_file, record.id)  # type: ignore[no-any-return]
+            recording_id = whole_number("recording", wanted) if wanted else None
+
+            def heard(recordings: list[Recording]) -> Deferred[tuple[bytes, str] | None]:
+                part = review_part(engine.settings.agents, person.id, record.agent_id, recordings, recording_id)
+                return repo.run(_part_file, part.recording)  # type: ignore[no-any-return]
+
+            return repo.list_recordings_for_call(record.id).addCallback(heard)  # type: ignore[no-any-return]
 
         def play(file: tuple[bytes, str] | None) -> None:
             self._send_audio(request, file, f"{ticket} has no recording on disk.")
 
         def refused(failure: Failure) -> None:
-            status = 403 if failure.check(ReviewRefused) else 404 if failure.check(ApiError) else 500
+            status = (403 if failure.check(ReviewRefused) else 404 if failure.check(ApiError, InvalidFieldError)
+                      else 500)
             if status == 500:
                 _log.failure("lead_page.recording_failed ticket={ticket}", failure, ticket=ticket)
             text = str(failure.value) if status != 500 else "the recording could not be read"

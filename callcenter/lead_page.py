@@ -10,8 +10,10 @@ what a team lead does from the lead seat, each with a plain HTML form posting to
 - per campaign, who of the team holds how many leads (waiting, dialing, done), a form to
   share the team's leads among its agents (N each, or all) and one to take back what was
   not dialed; a manager (IT) also gives the team leads of IT's pool and picks the team;
-- today's QA sample of the team's recorded calls, each with a player for its recording
-  (``/lead/<id>/recording/<ticket>``) and the scorecard to fill in.
+- today's QA sample of the team's recorded calls (an agent's part of a call handed on
+  between agents), each with a player for that part's recording
+  (``/lead/<id>/recording/<ticket>?recording=<id>``), who has scored it, and the scorecard
+  to fill in.
 
 The same rules as the API apply, through the same functions (:mod:`callcenter.dialer.handout`,
 :mod:`callcenter.qa`, :mod:`callcenter.supervisor`). This module is pure: it renders a
@@ -161,12 +163,12 @@ def _campaign(view: LeadView, campaign: CampaignHoldings) -> str:
     return "".join(parts)
 
 
-def _rating(item: QaItem, ticket: str) -> str:
+def _rating(item: QaItem, part: str) -> str:
     options = '<option value="na">n/a</option>' + "".join(
         f'<option value="{r}"{" selected" if r == RATING_MAX else ""}>{r}</option>' for r in range(RATING_MAX + 1))
     critical = " <b>(critical)</b>" if item.critical else ""
     return (f'<label>{escape(item.label)}{critical} <select name="rating_{escape(item.id)}" '
-            f'id="{escape(ticket)}-{escape(item.id)}">{options}</select></label><br>')
+            f'id="{escape(part)}-{escape(item.id)}">{options}</select></label><br>')
 
 
 def _paused(pauses: Sequence[tuple[float, float]]) -> str:
@@ -177,18 +179,26 @@ def _paused(pauses: Sequence[tuple[float, float]]) -> str:
     return f"<br><span class=muted>recording paused by the agent (card numbers): {spans}</span>"
 
 
+def _scored(call: QaCandidate) -> str:
+    if not call.reviewed_by:
+        return " <span class=muted>(to score)</span>"
+    return f" <b>scored by {escape(', '.join(call.reviewed_by))}</b>"
+
+
 def _qa(view: LeadView, tz: ZoneInfo) -> str:
     if not view.sample:
         return "<p class=muted>No recorded calls of the team to score today.</p>"
     parts = []
     for call in view.sample:
+        recording = "" if call.recording_id is None else str(call.recording_id)
+        source = _action(view, "recording/" + quote(call.ticket)) + (f"?recording={recording}" if recording else "")
         head = (f"<p><b>{escape(call.ticket)}</b>, agent {escape(call.agent_id)}, "
-                f"{call.started_at.astimezone(tz):%H:%M}, talk {clock_time(call.talk_seconds)}<br>"
-                f'{player(_action(view, "recording/" + quote(call.ticket)), format_of(call.recording), call.ticket)} '
+                f"{call.started_at.astimezone(tz):%H:%M}, talk {clock_time(call.talk_seconds)}{_scored(call)}<br>"
+                f"{player(source, format_of(call.recording), call.ticket)} "
                 f"<code class=muted>{escape(call.recording)}</code>{_paused(call.pauses)}</p>")
-        items = "".join(_rating(item, call.ticket) for item in view.scorecard)
+        items = "".join(_rating(item, f"{call.ticket}-{recording}") for item in view.scorecard)
         parts.append(f'{head}<form method="post" action="{_action(view, "qa")}">'
-                     f"{_hidden(ticket=call.ticket, team=view.team)}{items}"
+                     f"{_hidden(ticket=call.ticket, recording=recording, team=view.team)}{items}"
                      '<label>Comment <input type="text" name="comment" style="width: 30em"></label> '
                      "<button>save score</button></form>")
     return "".join(parts)
@@ -258,10 +268,12 @@ def form_handout(actor: str, form: Mapping[str, str]) -> tuple[str, dict[str, An
 
 def form_review(reviewer: str, form: Mapping[str, str], scorecard: Sequence[QaItem]
                 ) -> tuple[str, dict[str, Any]]:
-    """(ticket, the body of ``POST /api/call-records/<ticket>/qa``) from the scorecard form."""
+    """(ticket, the body of ``POST /api/call-records/<ticket>/qa``) from the scorecard form
+    (``recording``: the part of the call heard and scored)."""
     ticket = form.get("ticket", "").strip()
     if not ticket:
         raise InvalidFieldError("ticket", "the form names no call")
+    recording = form.get("recording", "").strip()
     ratings: dict[str, int | None] = {}
     for item in scorecard:
         text = form.get(f"rating_{item.id}", "").strip()
@@ -271,4 +283,7 @@ def form_review(reviewer: str, form: Mapping[str, str], scorecard: Sequence[QaIt
             ratings[item.id] = int(text)
         else:
             raise InvalidFieldError(f"ratings.{item.id}", f"expected 0..{RATING_MAX} or n/a, got {text!r}")
-    return ticket, {"reviewer": reviewer, "ratings": ratings, "comment": form.get("comment", "").strip()}
+    body: dict[str, Any] = {"reviewer": reviewer, "ratings": ratings, "comment": form.get("comment", "").strip()}
+    if recording:
+        body["recording"] = whole_number("recording", recording)
+    return ticket, body

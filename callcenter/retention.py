@@ -4,7 +4,10 @@ Run by ``callcenter recordings purge`` (from cron or a systemd timer). Each expi
 recording's file is deleted and its row marked purged (``purged_at``), so reports still
 show that a call was recorded and when the recording was destroyed. A file already gone
 is still marked; a file that cannot be deleted is reported and its row left unpurged, to
-be retried next time. This is a blocking job (CLI context), never run on the reactor.
+be retried next time. The job pages through the expired recordings oldest first, each page
+after the last recording of the one before (``started_at``, then ``id``), so the files it
+cannot delete never stop it from reaching the newer ones, and ``--dry-run`` lists them all.
+This is a blocking job (CLI context), never run on the reactor.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ from callcenter.storage.repository import (
     mark_recording_purged,
 )
 
-__all__ = ["PurgeReport", "purge_recordings"]
+__all__ = ["PURGE_BATCH", "PurgeReport", "purge_recordings"]
+
+PURGE_BATCH = 500
+"""Recordings read per page."""
 
 
 @dataclass
@@ -42,17 +48,18 @@ def purge_recordings(
     dry_run: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> PurgeReport:
-    """Delete the files of recordings older than ``days`` and mark their rows purged."""
+    """Delete the files of recordings older than ``days`` and mark their rows purged; each
+    expired recording is looked at once."""
     now = now or datetime.now(UTC)
     report = PurgeReport()
-    seen: set[int] = set()
+    after: tuple[datetime, int] | None = None
     while True:
         with sessions.begin() as session:
-            batch = [r for r in list_recordings_older_than(session, days, now=now, limit=500) if r.id not in seen]
+            batch = list_recordings_older_than(session, days, now=now, limit=PURGE_BATCH, after=after)
         if not batch:
             return report
+        after = (batch[-1].started_at, batch[-1].id)
         for recording in batch:
-            seen.add(recording.id)
             path = Path(recording.path)
             try:
                 size = path.stat().st_size

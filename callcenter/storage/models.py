@@ -212,18 +212,24 @@ class Recording(Base):
 
 
 class QaReview(Base):
-    """A reviewer's score of one call (quality assurance; one review per call and reviewer)."""
+    """A reviewer's score of an agent's part of one call (quality assurance; one review per
+    call, agent and reviewer: a call handed on has a part for each agent, docs/qa.md)."""
 
     __tablename__ = "qa_reviews"
     __table_args__ = (
-        UniqueConstraint("call_record_id", "reviewer", name="uq_qa_reviews_call_record_id_reviewer"),
+        UniqueConstraint("call_record_id", "agent_id", "reviewer",
+                         name="uq_qa_reviews_call_record_id_agent_id_reviewer"),
         CheckConstraint("score >= 0 AND score <= 100", name="score"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     call_record_id: Mapped[int] = mapped_column(ForeignKey("call_records.id"), index=True)
     agent_id: Mapped[str] = mapped_column(String(64), index=True)
-    """The agent whose call it was (copied: reports group by it)."""
+    """The agent whose part of the call was scored: the recording's agent, else the call's
+    (copied: reports group by it)."""
+    recording_id: Mapped[int | None] = mapped_column(ForeignKey("recordings.id"))
+    """The recording of that part the reviewer heard (None: the call has none, or a review
+    stored before revision 0016)."""
     reviewer: Mapped[str] = mapped_column(String(64))
     ratings: Mapped[dict[str, int | None]] = mapped_column(JSON)
     score: Mapped[float] = mapped_column(Float)

@@ -15,13 +15,13 @@ returns a Deferred, so no SQL ever runs on the reactor thread.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from itertools import groupby
+from typing import Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, and_, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 from twisted.internet.defer import Deferred
@@ -31,7 +31,7 @@ from twisted.python.threadpool import ThreadPool
 
 from callcenter.commission import Sale
 from callcenter.fax import FaxRecord, FaxResult
-from callcenter.qa import QaCandidate, QaReview, QaReviewRecord
+from callcenter.qa import QaCandidate, QaReview, QaReviewRecord, call_parts
 from callcenter.reports import (
     FCR_DAYS,
     CallFacts,
@@ -558,56 +558,66 @@ def report_sales(session: Session, *, since: datetime, until: datetime) -> list[
 
 
 def qa_candidates(session: Session, *, since: datetime, until: datetime) -> list[QaCandidate]:
-    """Calls started in [since, until) that an agent took, with a recording still on disk
-    and no review yet: what QA samples from."""
-    record, recording = models.CallRecord, models.Recording
+    """The recorded parts of the calls started in [since, until) that an agent took (talk time
+    above 0), reviewed or not, oldest call first: what QA samples from.
 
-    def of_first_recording(column: Any) -> Any:
-        return (select(column).where(recording.call_record_id == record.id, recording.purged_at.is_(None))
-                .order_by(recording.started_at, recording.id).limit(1).scalar_subquery())
-
-    reviewed = select(models.QaReview.id).where(models.QaReview.call_record_id == record.id).exists()
-    stmt = (select(record.ticket_number, record.agent_id, record.started_at, record.talk_seconds,
-                   of_first_recording(recording.path).label("recording"),
-                   of_first_recording(recording.pauses).label("pauses"))
-            .where(record.agent_id.is_not(None), (record.talk_seconds > 0), ~reviewed,
-                   record.started_at >= aware_datetime("since", since),
-                   record.started_at < aware_datetime("until", until))
-            .order_by(record.started_at, record.id))
-    return [QaCandidate(ticket=row.ticket_number, agent_id=row.agent_id or "", started_at=row.started_at,
-                        talk_seconds=row.talk_seconds, recording=row.recording,
-                        pauses=tuple((float(a), float(b)) for a, b in _json_list(row.pauses)))
-            for row in session.execute(stmt) if row.recording is not None]
-
-
-def _json_list(value: Any) -> list[Any]:
-    """A JSON column read through a scalar subquery: a list, or (some drivers) its text."""
-    if isinstance(value, str):
-        value = json.loads(value)
-    return list(value or ())
+    A part is an agent's first recording of the call still on disk (:func:`callcenter.qa.call_parts`:
+    a call handed on has one for each agent), labelled with that agent and who has reviewed it."""
+    record, recording, review = models.CallRecord, models.Recording, models.QaReview
+    window = (record.started_at >= aware_datetime("since", since), record.started_at < aware_datetime("until", until))
+    stmt = (select(record.id, record.ticket_number, record.agent_id, record.started_at, record.talk_seconds, recording)
+            .join(recording, recording.call_record_id == record.id)
+            .where(record.agent_id.is_not(None), record.talk_seconds > 0, recording.purged_at.is_(None), *window)
+            .order_by(record.started_at, record.id, recording.started_at, recording.id))
+    reviewers: dict[tuple[int, str], list[str]] = {}
+    for call_id, agent, reviewer in session.execute(
+            select(review.call_record_id, review.agent_id, review.reviewer)
+            .join(record, record.id == review.call_record_id).where(*window).order_by(review.reviewer)):
+        reviewers.setdefault((call_id, agent), []).append(reviewer)
+    candidates = []
+    for _, rows in groupby(session.execute(stmt), key=lambda row: row.id):
+        of_call = list(rows)
+        call = of_call[0]
+        for part in call_parts([_recording(row.Recording) for row in of_call], call.agent_id):
+            agent = part.agent_id or ""  # call_parts names every part's agent
+            candidates.append(QaCandidate(
+                ticket=call.ticket_number, agent_id=agent, started_at=call.started_at,
+                talk_seconds=call.talk_seconds, recording=part.path, pauses=part.pauses, recording_id=part.id,
+                reviewed_by=tuple(reviewers.get((call.id, agent), ()))))
+    return candidates
 
 
 def _qa_record(row: models.QaReview, call: models.CallRecord) -> QaReviewRecord:
     return QaReviewRecord(ticket=call.ticket_number, agent_id=row.agent_id, call_started_at=call.started_at,
                           reviewer=row.reviewer, ratings=dict(row.ratings), score=row.score, failed=row.failed,
-                          comment=row.comment, reviewed_at=row.reviewed_at)
+                          comment=row.comment, reviewed_at=row.reviewed_at, recording_id=row.recording_id)
 
 
 def save_qa_review(session: Session, call_record_id: int, review: QaReview, *, now: datetime) -> QaReviewRecord:
-    """Store ``review`` of the call record (replacing the reviewer's earlier one);
-    NotFoundError for an unknown record, ConflictError for a call no agent took."""
+    """Store ``review`` of a part of the call record: the agent's whose recording is
+    ``review.recording_id`` (the recording's agent, else the call's), or without one the
+    call's agent's; it replaces the reviewer's earlier review of that part. NotFoundError for
+    an unknown record or a recording not of this call, ConflictError for a call no agent took.
+    Who may score which part is the caller's check (:func:`callcenter.qa.review_part`)."""
     call = session.get(models.CallRecord, positive_int("call_record_id", call_record_id))
     if call is None:
         raise NotFoundError(f"call_record_id: call record {call_record_id} not found")
     if call.agent_id is None:
         raise ConflictError(f"ticket: no agent took call {call.ticket_number}: there is nothing to score")
     ticket = call.ticket_number
+    agent = call.agent_id
+    if review.recording_id is not None:
+        heard = session.get(models.Recording, positive_int("recording", review.recording_id))
+        if heard is None or heard.call_record_id != call.id:
+            raise NotFoundError(f"recording: call {ticket} has no recording {review.recording_id}")
+        agent = heard.agent_id or call.agent_id
     row = session.scalar(select(models.QaReview).where(models.QaReview.call_record_id == call.id,
+                                                       models.QaReview.agent_id == agent,
                                                        models.QaReview.reviewer == review.reviewer))
     if row is None:
-        row = models.QaReview(call_record_id=call.id, reviewer=review.reviewer)
+        row = models.QaReview(call_record_id=call.id, agent_id=agent, reviewer=review.reviewer)
         session.add(row)
-    row.agent_id = call.agent_id
+    row.recording_id = review.recording_id
     row.ratings = dict(review.ratings)
     row.score = review.score
     row.failed = review.failed
@@ -773,21 +783,27 @@ def list_recordings_for_call(session: Session, call_record_id: int) -> list[Reco
 
 
 def list_recordings_older_than(
-    session: Session, days: int, *, now: datetime, limit: int = MAX_LIST_LIMIT
+    session: Session, days: int, *, now: datetime, limit: int = MAX_LIST_LIMIT,
+    after: tuple[datetime, int] | None = None,
 ) -> list[Recording]:
     """Recordings not yet purged that started more than ``days`` days before ``now``.
 
-    Oldest first, at most ``limit``: a purge job calls it until it returns nothing.
+    Oldest first (by ``started_at``, then ``id``), at most ``limit``, and with ``after``
+    (the ``(started_at, id)`` of the last one seen) only those after it: a purge job pages
+    through them so, and a recording it could not delete never hides the ones after it.
     """
+    recording = models.Recording
     cutoff = aware_datetime("now", now) - timedelta(days=non_negative_int("days", days))
     stmt = (
-        select(models.Recording)
-        .where(
-            models.Recording.purged_at.is_(None), models.Recording.started_at < cutoff
-        )
-        .order_by(models.Recording.started_at, models.Recording.id)
+        select(recording)
+        .where(recording.purged_at.is_(None), recording.started_at < cutoff)
+        .order_by(recording.started_at, recording.id)
         .limit(_limit(limit))
     )
+    if after is not None:
+        since, last_id = aware_datetime("after", after[0]), after[1]
+        stmt = stmt.where(or_(recording.started_at > since,
+                              and_(recording.started_at == since, recording.id > last_id)))
     return [_recording(row) for row in session.scalars(stmt)]
 
 
@@ -967,10 +983,11 @@ class Repository:
         return self.run(list_recordings_for_call, call_record_id)
 
     def list_recordings_older_than(
-        self, days: int, *, now: datetime, limit: int = MAX_LIST_LIMIT
+        self, days: int, *, now: datetime, limit: int = MAX_LIST_LIMIT,
+        after: tuple[datetime, int] | None = None,
     ) -> Deferred[list[Recording]]:
         """See :func:`list_recordings_older_than`."""
-        return self.run(list_recordings_older_than, days, now=now, limit=limit)
+        return self.run(list_recordings_older_than, days, now=now, limit=limit, after=after)
 
     def mark_recording_purged(
         self, recording_id: int, *, purged_at: datetime

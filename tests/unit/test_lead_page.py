@@ -162,8 +162,8 @@ def test_supervise_a_call_and_score_the_days_sample(sessions: sessionmaker[Sessi
         "agent 2101 is not in 8002's team: a lead scores their own team's calls"]
     assert _post(page, ["8001", "qa"], {"ticket": ticket, **ratings, "rating_compliance": "0"})["msg"] == [
         f"{ticket} scored 0.0 (failed: critical item)"]  # a critical item at 0 fails the whole call
-    status, html = _get(page, ["8001"])
-    assert ticket not in html and "No recorded calls of the team to score today." in html
+    status, html = _get(page, ["8001"])  # the call scored stays in the day's sample, scored
+    assert f"<b>{ticket}</b>, agent 2101, 10:00, talk 1:35 <b>scored by 8001</b>" in html
     # 2101 consults 2105 while their caller holds: the board says so
     engine.calls.channels = {c.uniqueid: c for c in (
         _channel("1.2", "PJSIP/agent2101-00000001", "from-agents", "s"),
@@ -215,7 +215,11 @@ def test_the_forms_become_the_apis_bodies() -> None:
                                         **{f"rating_{i.id}": "3" for i in SETTINGS.qa.scorecard[1:]}},
                                SETTINGS.qa.scorecard)
     assert ticket == "GD1" and body["ratings"]["greeting"] is None and body["ratings"]["verify"] == 3
-    assert body["comment"] == "ok"
+    assert body["comment"] == "ok" and "recording" not in body
+    _, body = form_review("8001", {"ticket": "GD1", "recording": "12", **{f"rating_{i.id}": "3"
+                                                                            for i in SETTINGS.qa.scorecard}},
+                          SETTINGS.qa.scorecard)
+    assert body["recording"] == 12
 
 
 def test_the_sampled_call_plays_on_the_page(sessions: sessionmaker[Session], tmp_path: Path) -> None:
@@ -223,7 +227,8 @@ def test_the_sampled_call_plays_on_the_page(sessions: sessionmaker[Session], tmp
     wav.write_bytes(b"RIFF....WAVEfmt " + bytes(64))
     page, _, ticket = _page(sessions, recording=str(wav))
     status, html = _get(page, ["8001"])
-    assert f'<audio controls preload="none" src="/lead/8001/recording/{ticket}"></audio>' in html
+    assert f'<audio controls preload="none" src="/lead/8001/recording/{ticket}?recording=1"></audio>' in html
+    assert '<input type="hidden" name="recording" value="1">' in html  # the score is of the part heard
     # the reviewer sees where the agent paused the recording (the file has silence there)
     assert "<span class=muted>recording paused by the agent (card numbers): 0:40-0:52</span>" in html
     status, body, request = _fetch(page, ["8001", "recording", ticket])
@@ -235,6 +240,43 @@ def test_the_sampled_call_plays_on_the_page(sessions: sessionmaker[Session], tmp
     wav.unlink()
     status, body, _ = _fetch(page, ["8001", "recording", ticket])
     assert status == 404 and f"{ticket} has no recording on disk".encode() in body
+
+
+def test_each_lead_plays_and_scores_their_own_agents_part_of_a_call_handed_on(
+        sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    """2201 (team2) takes a call and hands it on to 2101 (team1): two files. Each lead's page
+    offers and plays their own agent's part, and scores it as that agent's."""
+    page, engine, _ = _page(sessions)
+    repo = engine.repository
+    files = {agent: tmp_path / f"{agent}.wav" for agent in ("2201", "2101")}
+    for agent, file in files.items():
+        file.write_bytes(b"RIFF" + agent.encode() + bytes(60))
+    record = repo.create_call_record(NewCallRecord(started_at=NOW, direction="outbound", agent_id="2101",
+                                                   talk_seconds=300, transfers=("2201>outbound@120",)),
+                                     site_prefix="GD").result
+    first, second = (repo.add_recording(NewRecording(
+        call_record_id=record.id, path=str(files[agent]), started_at=NOW.replace(minute=minute), duration_seconds=1.0,
+        size_bytes=64, format="wav", agent_id=named)).result for agent, minute, named in (("2201", 0, "2201"),
+                                                                                         ("2101", 2, None)))
+    handed = record.ticket_number
+    _, html = _get(page, ["8002"])
+    assert f"<b>{handed}</b>, agent 2201, " in html and f"/lead/8002/recording/{handed}?recording={first.id}" in html
+    _, html = _get(page, ["8001"])
+    assert f"<b>{handed}</b>, agent 2101, " in html and f"/lead/8001/recording/{handed}?recording={second.id}" in html
+    assert _fetch(page, ["8002", "recording", handed], recording=str(first.id))[1] == files["2201"].read_bytes()
+    assert _fetch(page, ["8002", "recording", handed])[1] == files["2201"].read_bytes()  # the part 8002 scores
+    assert _fetch(page, ["8001", "recording", handed])[1] == files["2101"].read_bytes()
+    status, body, _ = _fetch(page, ["8001", "recording", handed], recording=str(first.id))
+    assert status == 403 and b"agent 2201 is not in 8001&#x27;s team" in body
+    assert _fetch(page, ["8001", "recording", handed], recording="99")[0] == 404
+    assert _fetch(page, ["8001", "recording", handed], recording="x")[0] == 404
+    ratings = {f"rating_{item.id}": "4" for item in SETTINGS.qa.scorecard}
+    assert _post(page, ["8002", "qa"], {"ticket": handed, "recording": str(first.id), **ratings})["msg"] == [
+        f"{handed} scored 100.0"]
+    _, html = _get(page, ["8002"])
+    assert f"<b>{handed}</b>, agent 2201, 10:00, talk 5:00 <b>scored by 8002</b>" in html
+    _, html = _get(page, ["8001"])
+    assert f"<b>{handed}</b>, agent 2101, 10:00, talk 5:00 <span class=muted>(to score)</span>" in html
 
 
 def test_the_team_today_logged_in_on_calls_paused_occupancy(sessions: sessionmaker[Session]) -> None:
