@@ -351,6 +351,8 @@ def cmd_qa(args: argparse.Namespace) -> int:
         query = {"reviewer": args.reviewer, **({"day": args.day} if args.day else {})}
         return _report(*_api(settings, "GET", f"qa/sample?{urlencode(query)}"))
     body: dict[str, Any] = {"reviewer": args.reviewer, "ratings": dict(args.ratings), "comment": args.comment}
+    if args.recording is not None:
+        body["recording"] = args.recording
     return _report(*_api(settings, "POST", f"call-records/{args.ticket}/qa", body))
 
 
@@ -629,6 +631,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", dest="ratings", type=_rating, action="append", default=[], metavar="ITEM=N",
                    help="one scorecard item rated 0..4, or ITEM=na; repeat for every item")
     p.add_argument("--comment", default="", help="what went well, what to work on")
+    p.add_argument("--recording", type=int, metavar="ID",
+                   help="the part of a call handed on to score: its recording's id (qa sample lists them; "
+                        "default: the last part you may score)")
     p.set_defaults(func=cmd_qa)
 
     fax = sub.add_parser("fax", help="send faxes and list the faxes received and sent (through the running daemon)")

@@ -414,3 +414,21 @@ def test_cli_report_qa_and_rating_arguments(tmp_path: Path, capsys: pytest.Captu
     with pytest.raises(SystemExit):
         main(["--config", str(site), "qa", "score", "GD1", "--as", "8001", "--rate", "greeting:4"])
     assert "expected ITEM=0..4 or ITEM=na, got 'greeting:4'" in capsys.readouterr().err
+
+
+def test_cli_qa_score_names_the_part_of_a_call_handed_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """``qa score --recording ID`` sends the part scored (``recording``); without it, none."""
+    from callcenter import cli
+
+    sent: list[tuple[str, str, Any]] = []
+    monkeypatch.setattr(cli, "_api", lambda settings, method, path, body=None: (
+        sent.append((method, path, body)) or (200, {"ok": True})))
+    site, _ = sqlite_site(tmp_path, lambda sessions: None)
+    base = ["--config", str(site), "qa", "score", "GD1", "--as", "8001", "--rate", "greeting=4"]
+    assert main([*base, "--recording", "7"]) == 0
+    assert main(base) == 0
+    assert [(m, p, b.get("recording")) for m, p, b in sent] == [
+        ("POST", "call-records/GD1/qa", 7), ("POST", "call-records/GD1/qa", None)]
+    assert "recording" not in sent[1][2]
+    capsys.readouterr()
