@@ -190,7 +190,12 @@ from callcenter.storage.repository import (
     list_recordings_for_call,
 )
 from callcenter.storage.sms import BroadcastCreated
-from callcenter.supervisor import AgentNotOnCall, NotPermitted, SpyFailed
+from callcenter.supervisor import (
+    AgentNotOnCall,
+    CallEndedFirst,
+    NotPermitted,
+    SpyFailed,
+)
 from callcenter.transfer import TransferRefused, UnknownTarget, consult_leg
 from callcenter.wallboard_page import Board, render_wallboard
 from callcenter.web_access import (
@@ -1227,7 +1232,7 @@ class ApiResource(Resource):
         elif failure.check(ConflictError):
             conflict = str(failure.value)
             self._finish(request, 409, {"error": conflict, "field": conflict.split(":", 1)[0] or None})
-        elif failure.check(AgentNotOnCall):
+        elif failure.check(AgentNotOnCall, CallEndedFirst):
             self._finish(request, 409, {"error": str(failure.value), "field": "agent"})
         elif failure.check(RecordingPauseRefused):
             paused = failure.value
@@ -1290,6 +1295,7 @@ def _unreachable(request: Request, failure: Failure) -> str:
 #: logged as a failure and shown as "<action> failed").
 _REFUSALS: tuple[type[Exception], ...] = (
     PreviewError, InvalidFieldError, DispositionRefused, AgentError, HandOutRefused, ReviewRefused, NotPermitted, AgentNotOnCall,
+    CallEndedFirst,
     SpyFailed, NotFoundError, ValueError)
 
 

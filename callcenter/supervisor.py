@@ -49,6 +49,7 @@ __all__ = [
     "CHANSPY_OPTIONS",
     "DEFAULT_SUPERVISOR_CHANNEL",
     "AgentNotOnCall",
+    "CallEndedFirst",
     "NotPermitted",
     "SpyFailed",
     "SpyMode",
@@ -94,6 +95,18 @@ class AgentNotOnCall(SupervisorError):
         super().__init__(
             f"agent {agent_id} is not on a call (no live channel PJSIP/agent{agent_id}-* or Local/{agent_id}@*)"
         )
+
+
+class CallEndedFirst(SupervisorError):
+    """The agent's call ended while the supervisor's phone rang: ChanSpy found nothing to
+    join (its ``u`` option names that call's channel) and hung the supervisor up."""
+
+    def __init__(self, supervisor_id: str, agent_id: str, channel: str) -> None:
+        self.supervisor_id = supervisor_id
+        self.agent_id = agent_id
+        self.channel = channel
+        super().__init__(f"agent {agent_id}'s call ({channel}) ended before supervisor {supervisor_id}'s phone "
+                         "answered: nothing to listen to; try again on their next call")
 
 
 class SpyFailed(SupervisorError):
@@ -282,7 +295,8 @@ class SupervisorService:
         The Deferred fires with a :class:`SpySession` once the supervisor's phone
         answered (the ``OriginateResponse`` said ``Success``), and fails with
         :class:`NotPermitted` / :class:`AgentNotOnCall` / ValueError before any AMI
-        action is sent, with :class:`SpyFailed` when the phone was not reached, or with
+        action is sent, with :class:`SpyFailed` when the phone was not reached, with
+        :class:`CallEndedFirst` when the agent's call ended while it rang, or with
         the AMI client's errors (not connected, refused, timed out).
         """
         try:
@@ -296,6 +310,8 @@ class SupervisorService:
         def answered(response: Message) -> SpySession:
             if (response.get("Response") or "") != "Success":
                 raise SpyFailed(supervisor.id, target, response)
+            if spied.uniqueid not in self.calls.channel_ids:  # the phone rang up to ring_timeout
+                raise CallEndedFirst(supervisor.id, agent.id, spied.name)
             return SpySession(
                 supervisor_id=supervisor.id,
                 agent_id=agent.id,

@@ -21,6 +21,7 @@ from callcenter.settings import Settings, load_settings
 from callcenter.state.calls import CallState, ChannelState
 from callcenter.supervisor import (
     AgentNotOnCall,
+    CallEndedFirst,
     NotPermitted,
     SpyFailed,
     SpyMode,
@@ -273,6 +274,30 @@ def test_unanswered_supervisor_phone_fails(settings: Settings) -> None:
     assert isinstance(outcome, Failure) and isinstance(outcome.value, SpyFailed)
     assert "supervisor 8001" in str(outcome.value) and "PJSIP/agent8001" in str(outcome.value)
     assert "reason 5" in str(outcome.value)
+
+
+def test_a_call_that_ended_while_the_supervisors_phone_rang_is_reported(settings: Settings) -> None:
+    """The supervisor's phone rings (up to 30 s) while the agent's call ends: ChanSpy has
+    nothing to join (``u``: that channel) and hangs up. The request fails with
+    CallEndedFirst, not a session the page would report as listening."""
+    service, ami, calls, _ = make_service(settings)
+    name = put_agent_on_call(calls, "2101")
+    answered: list[Deferred[Message]] = []
+
+    def ringing(action: AmiAction, *, timeout: float | None = None, action_id: str | None = None) -> Deferred[Message]:
+        ami.sent.append(action)
+        answered.append(Deferred())
+        return answered[-1]
+
+    ami.originate = ringing  # type: ignore[method-assign]
+    pending = service.spy("8001", "2101", "listen")
+    calls.handle(channel_event("Hangup", "1800000000.2", name, linkedid="1800000000.1"), 20.0)
+    answered[0].callback(Message.from_pairs([("Event", "OriginateResponse"), ("Response", "Success"),
+                                             ("Channel", "PJSIP/agent8001-00000031"), ("Uniqueid", "1800000000.9")]))
+    outcome = result_of(pending)
+    assert isinstance(outcome, Failure) and isinstance(outcome.value, CallEndedFirst)
+    assert str(outcome.value).startswith("agent 2101's call (PJSIP/agent2101-0000002a) ended before supervisor "
+                                         "8001's phone answered")
 
 
 def test_ami_errors_pass_through(settings: Settings) -> None:
