@@ -615,9 +615,10 @@ def carry_out_handout(engine: Engine, dialer: DialerService, name: str, action: 
     else:
         takeback = request = authorise(parse_takeback(body), people, teams)
         taken: Deferred[int] = dialer.repository.run(dialer_store.take_back, campaign.record.id, takeback.team,
-                                                     actor=takeback.actor, agents=takeback.agents, now=now)
+                                                     actor=takeback.actor, agents=takeback.agents,
+                                                     every_agent=takeback.every_agent, now=now)
         done = taken.addCallback(lambda n: {"campaign": campaign.name, "team": takeback.team,
-                                            "agents": takeback.agents, "taken": n})
+                                            "agents": "all" if takeback.every_agent else takeback.agents, "taken": n})
 
     def logged(result: dict[str, Any]) -> dict[str, Any]:
         _log.info("dialer.{action} campaign={campaign} by={actor} team={team} result={result}", action=action,

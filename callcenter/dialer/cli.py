@@ -317,10 +317,10 @@ def cmd_takeback(args: argparse.Namespace) -> int:
     with _context(args) as ctx, ctx.sessions.begin() as session:
         request = _authorised(ctx, request)
         record = _campaign(session, args.campaign)
-        taken = take_back(session, record.id, request.team, agents=request.agents, actor=request.actor,
-                          now=datetime.now(UTC))
+        taken = take_back(session, record.id, request.team, agents=request.agents, every_agent=request.every_agent,
+                          actor=request.actor, now=datetime.now(UTC))
     whence = f"team {request.team} (back to IT's pool)" if request.agents is None else (
-        f"{', '.join(request.agents)} (back to team {request.team})")
+        f"{'its agents' if request.every_agent else ', '.join(request.agents)} (back to team {request.team})")
     print(f"{taken} lead(s) of {record.name} taken back from {whence} (audited)")
     return 0
 

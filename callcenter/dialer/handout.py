@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Final, TypeVar
+from typing import Any, Final, overload
 
 from callcenter.settings import AgentSettings
 from callcenter.storage.records import InvalidFieldError, positive_int
@@ -54,9 +54,6 @@ __all__ = [
 
 HANDOUT_MODES: Final = ("none", "team", "agent")
 """The values of a campaign's ``handout`` setting."""
-
-
-_Request = TypeVar("_Request", "HandOut", "TakeBack")
 
 
 class HandOutRefused(Exception):
@@ -189,12 +186,15 @@ class HandOut:
 
 @dataclass(frozen=True)
 class TakeBack:
-    """Take back the leads ``agents`` hold (to ``team``), or with ``agents`` None all of
-    ``team``'s (to IT's pool); only those not dialed yet."""
+    """Take back the leads of ``team`` that ``agents`` hold (to ``team``), or with ``agents``
+    None all of ``team``'s (to IT's pool); only those not dialed yet. ``every_agent`` (what
+    ``"all"`` becomes once authorised): from every agent holding the team's leads, one moved
+    to another team since included."""
 
     actor: str
     team: str
     agents: tuple[str, ...] | None = None
+    every_agent: bool = False
 
 
 def _whole(body: Mapping[str, Any], name: str) -> int | None:
@@ -253,14 +253,39 @@ def team_agents(people: Mapping[str, AgentSettings], team: str) -> tuple[str, ..
     return tuple(sorted(p.id for p in people.values() if p.team == team and p.role == "agent"))
 
 
-def authorise(request: _Request, people: Mapping[str, AgentSettings], teams: Collection[str]) -> _Request:
-    """The request with ``"all"`` spelled out as the team's agents, if its actor may make it;
-    :class:`HandOutRefused` otherwise (giving to or taking from a team is a manager's,
-    sharing among or taking from agents the team's lead's or a manager's)."""
+def _authorise_takeback(request: TakeBack, people: Mapping[str, AgentSettings]) -> TakeBack:
+    """A take-back from agents: the team's own leads come back from whoever holds them (an
+    agent moved to another team since they were given keeps them until their old team's
+    lead takes them back), so the agents named need only be known."""
+    check_agent_handout(people, request.actor, request.team, ())
+    if request.agents == ("all",):
+        return replace(request, agents=(), every_agent=True)
+    for agent in request.agents or ():
+        _who(people, agent)  # a known agent id
+    return request
+
+
+@overload
+def authorise(request: HandOut, people: Mapping[str, AgentSettings], teams: Collection[str]) -> HandOut: ...
+
+
+@overload
+def authorise(request: TakeBack, people: Mapping[str, AgentSettings], teams: Collection[str]) -> TakeBack: ...
+
+
+def authorise(request: HandOut | TakeBack, people: Mapping[str, AgentSettings],
+              teams: Collection[str]) -> HandOut | TakeBack:
+    """The request with ``"all"`` spelled out (a hand-out's: the team's agents; a take-back's:
+    ``every_agent``), if its actor may make it; :class:`HandOutRefused` otherwise (giving to
+    or taking from a team is a manager's, sharing among or taking from agents the team's
+    lead's or a manager's). A take-back may name an agent of another team: only the team's
+    own leads come back."""
     _known_team(request.team, teams)
     if request.agents is None:
         check_team_handout(people, request.actor, request.team, teams)
         return request
+    if isinstance(request, TakeBack):
+        return _authorise_takeback(request, people)
     agents = team_agents(people, request.team) if request.agents == ("all",) else request.agents
     if not agents:
         raise HandOutRefused(f"team {request.team} has no agents")

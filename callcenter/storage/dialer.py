@@ -1048,16 +1048,22 @@ def team_pool_size(session: Session, campaign_id: int, team: str) -> int:
 
 
 def take_back(session: Session, campaign_id: int, team: str, *, actor: str, now: datetime,
-              agents: Collection[str] | None = None) -> int:
-    """Take back the waiting leads of ``agents`` (to their team), or with ``agents`` None
-    all of ``team``'s waiting leads (to the campaign's pool); returns how many, audited
-    (``leads.takeback``). Leads being dialed or done stay with their holder."""
+              agents: Collection[str] | None = None, every_agent: bool = False) -> int:
+    """Take back ``team``'s waiting leads that ``agents`` hold (to the team), or with
+    ``every_agent`` those any agent holds (one moved to another team since included), or
+    with neither all of ``team``'s waiting leads (to the campaign's pool); returns how many,
+    audited (``leads.takeback``). Leads being dialed or done stay with their holder."""
     when = aware_datetime("now", now)
     actor, team = _text("actor", actor, 64), _text("team", team, 64)
     campaign = _require_campaign(session, campaign_id)
     where: list[Any] = [models.Lead.team == team]
-    if agents is None:
-        values: dict[str, Any] = {"team": None, "agent_id": None}
+    names: list[str] | str | None = None
+    if every_agent:
+        where.append(models.Lead.agent_id.is_not(None))
+        values: dict[str, Any] = {"agent_id": None}
+        names = "every agent holding them"
+    elif agents is None:
+        values = {"team": None, "agent_id": None}
     else:
         names = sorted({_text("agent", a, 64) for a in agents})
         if not names:
@@ -1066,7 +1072,7 @@ def take_back(session: Session, campaign_id: int, team: str, *, actor: str, now:
         values = {"agent_id": None}
     moved = _move_waiting(session, campaign.id, where, None, values, when)
     _audit_handout(session, campaign, "leads.takeback", actor, when,
-                   {"from_team": team, "from_agents": None if agents is None else names, "taken": moved})
+                   {"from_team": team, "from_agents": names, "taken": moved})
     return moved
 
 

@@ -755,6 +755,22 @@ def test_leads_go_from_it_to_teams_to_agents_and_back(sessions: sessionmaker[Ses
         "team1", 4, second)
 
 
+def test_every_agent_take_back_includes_an_agent_who_moved_team(sessions: sessionmaker[Session],
+                                                                 campaign_id: int) -> None:
+    """Team1's leads held by 2101 (who has moved to team2 since) and 2102 come back to team1
+    with ``every_agent``; team2's leads held by 2201 stay theirs."""
+    import_phones(sessions, campaign_id, phones(6))
+    in_tx(sessions, store.hand_out_to_team, campaign_id, "team1", 4, actor="9001", now=NOW)
+    in_tx(sessions, store.hand_out_to_team, campaign_id, "team2", 2, actor="9001", now=NOW)
+    in_tx(sessions, store.hand_out_to_agents, campaign_id, "team1", {"2101": 2, "2102": 2}, actor="2100", now=NOW)
+    in_tx(sessions, store.hand_out_to_agents, campaign_id, "team2", {"2201": 2}, actor="2200", now=NOW)
+    assert in_tx(sessions, store.take_back, campaign_id, "team1", every_agent=True, actor="2100", now=NOW) == 4
+    assert holdings(sessions, campaign_id) == {("team1", None): (4, 0, 0), ("team2", "2201"): (2, 0, 0)}
+    (entry, *_) = in_tx(sessions, store.list_audit, limit=1)
+    assert (entry.action, entry.detail["from_agents"], entry.detail["taken"]) == (
+        "leads.takeback", "every agent holding them", 4)
+
+
 def test_a_claim_takes_only_the_leads_its_owners_hold(sessions: sessionmaker[Session], campaign_id: int) -> None:
     import_phones(sessions, campaign_id, phones(9))
     in_tx(sessions, store.hand_out_to_team, campaign_id, "team1", 4, actor="9001", now=NOW)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 
 from callcenter.dialer.handout import (
+    HandOut,
     HandOutRefused,
     Owners,
+    TakeBack,
+    authorise,
     check_agent_handout,
     check_team_handout,
     owners_for_pacing,
@@ -48,6 +51,23 @@ def test_a_lead_shares_only_their_own_teams_leads_among_its_agents() -> None:
         check_agent_handout(PEOPLE, "2101", "team1", ["2102"])
     with pytest.raises(HandOutRefused, match="^unknown agent id '2999'"):
         check_agent_handout(PEOPLE, "2100", "team1", ["2999"])
+
+
+def test_a_take_back_brings_the_teams_leads_back_from_whoever_holds_them() -> None:
+    """2101 moved from team1 to team2 with team1's leads: team1's lead takes them back, by
+    "all" (every agent holding team1's leads) or by name; giving them leads stays refused.
+    Before, "all" meant team1's agents now (2101 left out) and naming 2101 was refused."""
+    moved = {**PEOPLE, "2101": person("2101", "team2")}
+    everyone = authorise(TakeBack(actor="2100", team="team1", agents=("all",)), moved, TEAMS)
+    assert (everyone.agents, everyone.every_agent) == ((), True)
+    named = authorise(TakeBack(actor="2100", team="team1", agents=("2101",)), moved, TEAMS)
+    assert (named.agents, named.every_agent) == (("2101",), False)
+    with pytest.raises(HandOutRefused, match="^agent 2101 is in team team2, not team1"):
+        authorise(HandOut(actor="2100", team="team1", agents=("2101",)), moved, TEAMS)
+    with pytest.raises(HandOutRefused, match=r"^a lead hands out only their own team's leads \(team2\)"):
+        authorise(TakeBack(actor="2200", team="team1", agents=("all",)), moved, TEAMS)
+    with pytest.raises(HandOutRefused, match="^unknown agent id '2999'"):
+        authorise(TakeBack(actor="2100", team="team1", agents=("2999",)), moved, TEAMS)
 
 
 @pytest.mark.parametrize(("available", "agents", "each", "expected"), [
