@@ -52,6 +52,9 @@ __all__ = ["FaxService"]
 
 _log = Logger(namespace="callcenter.fax")
 
+FAX_IN_CONTEXT = "fax-in"
+"""The dialplan context receiving faxes (dialplans/fax.conf)."""
+
 _ENDED_UNSEEN = f"{NO_RESULT}: the call ended while the engine was disconnected from AMI"
 
 
@@ -90,8 +93,11 @@ class FaxService(Service):
     """
 
     def __init__(self, settings: Any, ami: Any, repository: Any, clock: Any, recordings: Any, *,
-                 trunk: str | None = None, metrics: Any = None) -> None:
+                 trunk: str | None = None, metrics: Any = None, calls: Any = None) -> None:
         self.settings = settings
+        self.calls = calls
+        """The engine's :class:`~callcenter.state.calls.CallState` (None: unknown): faxes being
+        received (channels in ``[fax-in]``) take fax channels too."""
         self.ami = ami
         self.repository = repository
         self.clock = clock
@@ -280,6 +286,12 @@ class FaxService(Service):
 
         self.repository.run(measure_and_file).addErrback(self._store_failed, result.fax_id)
 
+    def _receiving(self) -> int:
+        """Faxes being received now: the live channels in ``[fax-in]``."""
+        if self.calls is None:
+            return 0
+        return sum(1 for channel in self.calls.channels.values() if channel.context == FAX_IN_CONTEXT)
+
     def send(self, number: str, page: Path | bytes) -> Deferred[FaxRecord]:
         """Send the TIFF ``page`` (a file on this host, or its bytes) to ``number``; the record
         comes back once the page is copied and logged (status ``SENDING``), the result later.
@@ -288,8 +300,11 @@ class FaxService(Service):
         to = canonical_phone(number, "to")
         if isinstance(page, bytes):
             check_tiff_bytes(page)
-        if len(self.sending) >= self.settings.fax.channels:
-            raise FaxBusy(f"all {self.settings.fax.channels} fax channels are in use; try again in a minute")
+        receiving = self._receiving()
+        if len(self.sending) + receiving >= self.settings.fax.channels:
+            # [fax-out] checks again once the far end answers: this saves the call to it
+            raise FaxBusy(f"all {self.settings.fax.channels} fax channels are in use ({len(self.sending)} sending, "
+                          f"{receiving} receiving); try again in a minute")
         fax_id = uuid.uuid4().hex
         self.sending.add(fax_id)  # the channel is taken now: a second send meanwhile counts it
         now = self._now()

@@ -205,7 +205,7 @@ def make_service(
         watcher.setServiceParent(root)
 
     fax = FaxService(settings, ami, repository, reactor, recordings, trunk=LAB_TRUNK if lab else None,
-                     metrics=metrics)
+                     metrics=metrics, calls=engine.calls)
     fax.setName("fax")
     fax.setServiceParent(root)
 

@@ -193,6 +193,33 @@ def test_an_unanswered_fax_call_is_filed_and_the_channels_are_limited(sessions: 
         service.send("fax me", page)
 
 
+def test_faxes_being_received_take_the_fax_channels_before_a_send_dials(sessions: sessionmaker[Session],
+                                                                         tmp_path: Path) -> None:
+    """With one fax arriving ([fax-in]) and one being sent, the 2 channels are in use: a third
+    send is refused before its call is placed (the dialplan would refuse it only once the far
+    end answered); the arriving fax's channel gone, a send goes out."""
+    from callcenter.state.calls import CallState
+
+    calls = CallState()
+    service, ami, _ = _service(sessions, tmp_path)
+    service.calls = calls
+    service.send("13800138000", TIFF)
+
+    def event(name: str, uid: str, context: str) -> Message:
+        return Message.from_pairs([("Event", name), ("Channel", f"PJSIP/trunk-{uid}"), ("ChannelState", "6"),
+                                   ("ChannelStateDesc", "Up"), ("CallerIDNum", "02012345678"), ("Context", context),
+                                   ("Exten", "s"), ("Priority", "1"), ("Uniqueid", uid), ("Linkedid", uid)])
+
+    calls.handle(event("Newchannel", "1800000000.5", "from-pstn"), 1.0)
+    calls.handle(event("Newexten", "1800000000.5", "fax-in"), 2.0)
+    with pytest.raises(FaxBusy, match=r"^all 2 fax channels are in use \(1 sending, 1 receiving\)"):
+        service.send("13800138001", TIFF)
+    assert len(ami.originates) == 1
+    calls.handle(event("Hangup", "1800000000.5", "fax-in"), 60.0)
+    service.send("13800138001", TIFF)
+    assert len(ami.originates) == 2
+
+
 def test_a_sent_fax_never_reported_is_given_up_at_its_deadline(sessions: sessionmaker[Session],
                                                               tmp_path: Path) -> None:
     """A sent fax whose CCFax report is lost (AMI reconnection, restart) does not stay SENDING
