@@ -52,8 +52,8 @@ from callcenter.recording_pause import Paused, RecordingPauses, pause_offsets
 from callcenter.settings import QueueSettings, Settings
 from callcenter.staffing.live import LiveStaffingAdvisor, StaffingAdvice
 from callcenter.state.agents import (
-    NO_ANSWER,
     AgentAnomaly,
+    AgentAutoPaused,
     AgentBoard,
     AgentState,
     AgentStateChanged,
@@ -408,17 +408,18 @@ class Engine(Service):
         """Log agent state changes and keep one timer for the next wrap-up end."""
         for fact in facts:
             if isinstance(fact, AgentStateChanged):
-                self.metrics.agent_transitions.labels(fact.new.value).inc()
+                if fact.new is not fact.old:  # paused -> paused: the pause's reason changed
+                    self.metrics.agent_transitions.labels(fact.new.value).inc()
                 board = self.agents.agent(fact.agent) if fact.new is AgentState.PAUSED else None
                 pause_reason = board.pause_reason if board is not None else None
                 if self.agent_state_log is not None:
                     self.agent_state_log.changed(fact.agent, fact.at, fact.new.value, pause_reason)
                 _log.info("agent.state agent={agent} {old} -> {new} reason={reason}", agent=fact.agent,
                           old=fact.old.value, new=fact.new.value, reason=fact.reason)
-                if pause_reason == NO_ANSWER:
-                    self.metrics.no_answer_pauses.labels(fact.agent).inc()
-                    _log.warn("agent.paused_no_answer agent={agent}: a queue call rang out on their phone; paused "
-                              "in every queue until they unpause", agent=fact.agent)
+            elif isinstance(fact, AgentAutoPaused):  # once per ring-out, not on a resync or after a call
+                self.metrics.no_answer_pauses.labels(fact.agent).inc()
+                _log.warn("agent.paused_no_answer agent={agent}: a queue call rang out on their phone; paused "
+                          "in every queue until they unpause", agent=fact.agent)
             elif isinstance(fact, AgentAnomaly):
                 self.metrics.agent_anomalies.inc()
         deadline = self.agents.next_deadline()

@@ -72,6 +72,7 @@ __all__ = [
     "TRANSITIONS",
     "Agent",
     "AgentAnomaly",
+    "AgentAutoPaused",
     "AgentBoard",
     "AgentFact",
     "AgentState",
@@ -199,7 +200,17 @@ class AgentAnomaly:
     detail: str
 
 
-AgentFact = AgentStateChanged | AgentAnomaly
+@dataclass(frozen=True)
+class AgentAutoPaused:
+    """Asterisk paused ``agent`` at ``at`` for letting a queue call ring out (queues.conf
+    ``autopause``): once per such pause, not when a resync or the end of a call finds them
+    still paused for it."""
+
+    agent: str
+    at: float
+
+
+AgentFact = AgentStateChanged | AgentAnomaly | AgentAutoPaused
 
 
 @dataclass(frozen=True)
@@ -282,6 +293,10 @@ class _Record:
 _DIGITS: Final = re.compile(r"(\d+)")
 #: app_queue member Status codes that mean the member's device is ringing.
 _RINGING_STATUS: Final = frozenset({"6", "7"})
+_IN_USE_STATUS: Final = frozenset({"2", "3", "7", "8"})  # in use, busy, ringing in use, on hold
+_UNSEEN_CALL: Final = "(call under way at the resync)"
+"""The stand-in for the channel of an agent's own call a resync finds under way (its
+``AgentBusy`` came before this session, or while AMI was down): the next ``AgentFree`` ends it."""
 
 
 def agent_id_of(interface: str | None) -> str | None:
@@ -408,7 +423,7 @@ class AgentBoard:
             record.queues = set()
             record.paused_queues = set()
             reason: str | None = None
-            in_call = ringing = False
+            in_call = ringing = in_use = False
             for item in items:
                 fields = item.fields
                 queue = fields.get("Queue", "")
@@ -420,6 +435,7 @@ class AgentBoard:
                     reason = reason or pause_reason(fields.get("PausedReason")) or None
                 in_call = in_call or _flag(fields.get("InCall"))
                 ringing = ringing or fields.get("Status") in _RINGING_STATUS
+                in_use = in_use or fields.get("Status") in _IN_USE_STATUS
             if record.paused:
                 record.pause_reason = reason or record.pause_reason or record.last_pause_reason
             elif record.pause_reason is not None:
@@ -429,12 +445,18 @@ class AgentBoard:
                 new = AgentState.LOGGED_OUT
             elif in_call:
                 new = AgentState.ON_CALL
+            elif in_use:
+                # InCall counts queue calls only: a phone in use outside them is a call of the
+                # agent's own (AgentBusy), which the next AgentFree ends
+                new = AgentState.ON_CALL
+                record.own_calls = record.own_calls or {_UNSEEN_CALL}
             elif ringing:
                 new = AgentState.RINGING
             else:
                 new = self._available(record, now)
             if new not in (AgentState.ON_CALL, AgentState.RINGING):
                 self._clear_call(record)
+                record.own_calls.clear()  # its AgentFree came while AMI was down
             if new is not AgentState.WRAP_UP:
                 record.wrapup_until = None
             self._move(record, new, now, facts, "resync")
@@ -504,13 +526,29 @@ class AgentBoard:
         if record.state is AgentState.LOGGED_OUT or queue not in record.queues:
             self._anomaly(record, None, msg.name or "", now, facts, f"not a member of {queue!r}")
             return
+        auto_paused = reason_changed = False
         if "Paused" in fields:
             if _flag(fields.get("Paused")):
+                was_paused, before = bool(record.paused_queues), record.pause_reason
                 record.paused_queues.add(queue)
                 self._note_reason(record, fields.get("PausedReason"))
+                auto_paused = record.pause_reason == NO_ANSWER and (not was_paused or before != NO_ANSWER)
+                reason_changed = record.state is AgentState.PAUSED and before is not None \
+                    and record.pause_reason != before
             else:
                 record.paused_queues.discard(queue)
         self._pause_changed(record, msg, now, facts)
+        if reason_changed:  # the agent changed the reason of their pause (break -> lunch): a new stretch
+            facts.append(AgentStateChanged(record.id, AgentState.PAUSED, AgentState.PAUSED, now,
+                                           f"pause reason: {record.pause_reason}"))
+        if auto_paused:
+            facts.append(AgentAutoPaused(record.id, now))
+        # rung before this session (a resync found it ringing, its channel unknown): the phone
+        # stopped ringing, answered or not (a caller who gave up)
+        if record.state is AgentState.RINGING and record.ring_uniqueid is None \
+                and "Status" in fields and fields.get("Status") not in _RINGING_STATUS \
+                and self._apply(record, Trigger.RING_END, msg.name or "", now, facts, "ring ended"):
+            self._clear_call(record)
 
     def _on_called(self, msg: Message, now: float, facts: list[AgentFact]) -> None:
         record = self._member(msg, now, facts)
@@ -670,6 +708,9 @@ class AgentBoard:
         if new is record.state:
             return
         old = record.state
+        if old is AgentState.LOGGED_OUT:  # a new shift: the wallboard counts since the log-in
+            record.calls_handled = 0
+            record.talk_time = 0.0
         record.state = new
         record.since = now
         facts.append(AgentStateChanged(record.id, old, new, now, reason))

@@ -19,6 +19,7 @@ from callcenter.state.agents import (
     NO_ANSWER,
     TRANSITIONS,
     AgentAnomaly,
+    AgentAutoPaused,
     AgentBoard,
     AgentFact,
     AgentState,
@@ -428,6 +429,82 @@ def test_resync_rebuilds_the_board() -> None:
     assert a2102 is not None and a2102.queues == ("hotline", "outbound")
     assert a2104 is not None and (a2104.state, a2104.pause_reason) == (S.PAUSED, "lunch")
     assert board.resync(snapshot, 101.0) == []
+
+
+def test_a_resync_during_an_agents_own_call_keeps_them_on_it_until_agent_free() -> None:
+    """InCall counts queue calls only: an agent whose phone is in use (Status 2) outside them
+    is on a call of their own. A resync (AMI reconnect, daemon restart) keeps them on it and
+    the next AgentFree ends it; before, they were made ready for the whole call (the dialer
+    and the queues counted them). A phone no longer in use at the resync ends a call whose
+    AgentFree came while AMI was down."""
+    board = AgentBoard()
+    logged_in(board)
+    board.handle(own("AgentBusy"), 1.0)
+    assert board.resync([member_item("hotline", IFACE, status=2)], 5.0) == []
+    assert board.state_of("2101") is S.ON_CALL
+    assert states(board.handle(own("AgentFree"), 60.0)) == [("on_call", "ready")]
+    fresh = AgentBoard()  # a restarted daemon: the call's AgentBusy came before it
+    assert states(fresh.resync([member_item("hotline", IFACE, status=2)], 5.0)) == [("logged_out", "on_call")]
+    assert states(fresh.handle(own("AgentFree", uniqueid="1700000100.77"), 60.0)) == [("on_call", "ready")]
+    fresh.handle(own("AgentBusy"), 70.0)
+    assert states(fresh.resync([member_item("hotline", IFACE, status=1)], 90.0)) == [("on_call", "ready")]
+    assert states(fresh.handle(own("AgentBusy", uniqueid="1700000100.80"), 95.0)) == [("ready", "on_call")]
+
+
+def test_an_agent_resynced_ringing_is_ready_again_when_the_ring_stops() -> None:
+    """A resync finds the phone ringing (Status 6) without knowing its channel; the caller
+    gives up (no AgentRingNoAnswer: app_queue hangs the ringing channel up) and the member
+    status goes back to not in use: ready again (before, ringing for good)."""
+    board = AgentBoard()
+    assert states(board.resync([member_item("hotline", IFACE, status=6)], 0.0)) == [("logged_out", "ringing")]
+    status = ev("QueueMemberStatus", Queue="hotline", Interface=IFACE, StateInterface=IFACE, Status=1, Paused=0,
+                InCall=0)
+    assert states(board.handle(status, 12.0)) == [("ringing", "ready")]
+
+
+def test_a_new_pause_reason_is_a_new_stretch_of_the_pause() -> None:
+    """Paused for a break, then the reason becomes lunch: a paused -> paused change with the
+    new reason (the agent time report splits the pause by reason; before, the whole pause
+    was the break)."""
+    board = AgentBoard()
+    logged_in(board)
+    board.handle(pause(reason="break"), 10.0)
+    facts = board.handle(pause(reason="lunch"), 600.0)
+    assert [(f.old.value, f.new.value, f.at, f.reason) for f in facts if isinstance(f, AgentStateChanged)] == [
+        ("paused", "paused", 600.0, "pause reason: lunch")]
+    assert board.handle(pause(reason="lunch"), 601.0) == []  # said again (another queue): nothing new
+
+
+def test_an_auto_pause_is_one_fact_not_repeated_after_a_call_or_a_resync() -> None:
+    """Asterisk's Auto-Pause gives one AgentAutoPaused; the agent calling a customer back
+    while still paused, or a resync finding them paused, gives none."""
+    board = AgentBoard()
+    logged_in(board)
+    auto = [f for f in board.handle(pause(reason="Auto-Pause"), 5.0) if isinstance(f, AgentAutoPaused)]
+    assert auto == [AgentAutoPaused("2101", 5.0)]
+    board.handle(own("AgentBusy"), 10.0)
+    after_call = board.handle(own("AgentFree"), 40.0)
+    assert states(after_call) == [("on_call", "paused")]
+    assert not any(isinstance(f, AgentAutoPaused) for f in after_call)
+    fresh = AgentBoard()
+    found = fresh.resync([member_item("hotline", IFACE, paused=1, reason="Auto-Pause")], 50.0)
+    assert states(found) == [("logged_out", "paused")] and not any(isinstance(f, AgentAutoPaused) for f in found)
+
+
+def test_the_calls_handled_count_from_the_log_in() -> None:
+    """The wallboard's calls and talk time are since the agent logged in: a new log-in (the
+    next shift) starts them at 0 (before, they ran on since the daemon started)."""
+    board = AgentBoard()
+    logged_in(board)
+    board.handle(call_event("AgentCalled"), 1.0)
+    board.handle(call_event("AgentConnect", HoldTime=1), 2.0)
+    board.handle(call_event("AgentComplete", TalkTime=300, Reason="caller"), 302.0)
+    agent = board.agent("2101")
+    assert agent is not None and (agent.calls_handled, agent.talk_time) == (1, 300.0)
+    board.handle(removed(), 400.0)
+    board.handle(added(), 90_000.0)
+    agent = board.agent("2101")
+    assert agent is not None and (agent.calls_handled, agent.talk_time) == (0, 0.0)
 
 
 # ------------------------------------------------------------------- the real capture

@@ -505,6 +505,11 @@ def test_an_agent_asterisk_paused_for_no_answer_is_counted_and_logged() -> None:
     agent = engine.agents.agent("2101")
     assert agent is not None and (agent.state.value, agent.pause_reason) == ("paused", "no answer")
     assert registry.get_sample_value("callcenter_agent_no_answer_pauses_total", {"agent": "2101"}) == 1.0
+    # still paused, they call the customer back: back to paused after it, no second ring-out counted
+    send(_event(Event="UserEvent", UserEvent="AgentBusy", Agent="2101", Uniqueid="1700000100.9"))
+    send(_event(Event="UserEvent", UserEvent="AgentFree", Agent="2101", Uniqueid="1700000100.9"))
+    assert engine.agents.state_of("2101").value == "paused"
+    assert registry.get_sample_value("callcenter_agent_no_answer_pauses_total", {"agent": "2101"}) == 1.0
 
 
 def test_the_days_left_on_the_hotlines_holiday_list_are_a_gauge() -> None:
