@@ -252,10 +252,12 @@ class BusinessHours:
 
     ranges: Mapping[int, tuple[tuple[int, int], ...]]
 
-    def open_at(self, when: dt.datetime) -> bool:
-        """True when ``when`` (local time) falls in an opening range of its weekday."""
+    def open_at(self, when: dt.datetime, weekday: int | None = None) -> bool:
+        """True when ``when`` (local time) falls in an opening range of its weekday (or of
+        ``weekday``: a make-up working day keeps the hours of the weekday it stands for)."""
         minute = when.hour * 60 + when.minute
-        return any(start <= minute < end for start, end in self.ranges.get(when.weekday(), ()))
+        day = when.weekday() if weekday is None else weekday
+        return any(start <= minute < end for start, end in self.ranges.get(day, ()))
 
 
 @dataclass(frozen=True)
@@ -277,6 +279,9 @@ class Flow:
     holidays: frozenset[dt.date]
     prompts: Mapping[str, Prompt]
     nodes: Mapping[str, Node]
+    workdays: Mapping[dt.date, int] = field(default_factory=dict)
+    """Make-up working days (China's 调休: a weekend day worked in exchange for a holiday)
+    -> the weekday (0 = Monday) whose hours they keep."""
     busy_prompt: str | None = None
     """The queue nodes' ``busy_prompt`` unless they name their own."""
     queue_message_prompt: str | None = None
@@ -290,6 +295,12 @@ class Flow:
     def sound(self, prompt: str, language: str) -> str:
         """The audio file (without extension) of ``prompt`` in ``language``."""
         return f"custom/{self.name}/{prompt}-{language}"
+
+    def open_at(self, when: dt.datetime) -> bool:
+        """Open at ``when`` (local time): not a holiday, and within the hours of its weekday
+        (a make-up working day's: those of the weekday it stands for)."""
+        day = when.date()
+        return day not in self.holidays and self.business_hours.open_at(when, self.workdays.get(day))
 
     def holidays_left(self, today: dt.date) -> int | None:
         """Days from ``today`` to the last holiday listed (below 0 when all are past); None
@@ -659,7 +670,7 @@ def read_flow(path: Path, display_name: str | None = None) -> Flow:
     r = _Reader(locs)
     top = r.mapping(data, ())
     r.unknown(top, (), {"flow", "languages", "language_variable", "entries", "fallback", "invalid_prompt",
-                        "timeout_prompt", "busy_prompt", "queue_message_prompt", "business_hours", "holidays",
+                        "timeout_prompt", "busy_prompt", "queue_message_prompt", "business_hours", "holidays", "workdays",
                         "prompts", "stock_sounds", "nodes"})
     name = r.get(top, (), "flow", _name, "a flow name (lower case, digits, _)") or ""
     languages: list[str] = []
@@ -697,6 +708,26 @@ def read_flow(path: Path, display_name: str | None = None) -> Flow:
             holidays.add(_date(item))
         except (TypeError, ValueError):
             r.error(("holidays", index), f"expected a date (YYYY-MM-DD), got {_shown(item)}")
+    workdays: dict[dt.date, int] = {}
+    raw_workdays = top.get("workdays", [])
+    if not isinstance(raw_workdays, list):
+        r.error(("workdays",), "expected a list of {date: YYYY-MM-DD, hours_of: WEEKDAY}")
+        raw_workdays = []
+    for index, item in enumerate(raw_workdays):
+        wpath: Path_ = ("workdays", index)
+        spec = r.mapping(item, wpath)
+        r.unknown(spec, wpath, {"date", "hours_of"})
+        day = r.get(spec, wpath, "date", _date, "a date (YYYY-MM-DD)")
+        weekday = r.get(spec, wpath, "hours_of", WEEKDAYS.index, f"the weekday whose hours it keeps "
+                                                                  f"({', '.join(WEEKDAYS)})")
+        if day is None or weekday is None:
+            continue
+        if day in holidays:
+            r.error((*wpath, "date"), f"{day} is also listed under holidays")
+        elif day in workdays:
+            r.error((*wpath, "date"), f"{day} is listed twice")
+        else:
+            workdays[day] = weekday
     prompts = _read_prompts(r, top.get("prompts", {}), top.get("stock_sounds", {}))
     nodes: dict[str, Node] = {}
     for node_id, raw in r.mapping(top.get("nodes"), ("nodes",)).items():
@@ -730,6 +761,7 @@ def read_flow(path: Path, display_name: str | None = None) -> Flow:
         timeout_prompt=prompt_refs["timeout_prompt"],
         business_hours=business_hours,
         holidays=frozenset(holidays),
+        workdays=workdays,
         prompts=prompts,
         nodes=nodes,
         busy_prompt=prompt_refs["busy_prompt"],

@@ -322,7 +322,7 @@ class Interpreter:
         if when.holiday is not None:
             checks.append(holiday == when.holiday)
         if when.open is not None:
-            is_open = not holiday and self.flow.business_hours.open_at(facts.now)
+            is_open = self.flow.open_at(facts.now)
             checks.append(is_open == when.open)
         if when.variable is not None:
             checks.append(self.variables.get(when.variable) == when.equals)

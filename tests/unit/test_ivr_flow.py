@@ -226,6 +226,25 @@ def test_queue_prompts_naming_no_prompt_are_reported_with_their_line(tmp_path: P
     ]
 
 
+def test_make_up_working_days_keep_a_weekdays_hours_and_bad_ones_are_named(tmp_path: Path) -> None:
+    """``workdays``: a weekend day worked in exchange for a holiday opens with the hours of
+    the weekday named; a bad entry is refused naming its line and field."""
+    text = MINIMAL + ('business_hours: {mon: "08:30-21:00", sat: "09:00-18:00"}\n'
+                      "holidays: [2026-02-16]\n"
+                      "workdays:\n  - {date: 2026-02-14, hours_of: mon}\n")
+    flow = load_flow(_write(tmp_path, text), "flow.yaml")
+    assert flow.open_at(dt.datetime(2026, 2, 14, 20, 0)) and not flow.open_at(dt.datetime(2026, 2, 21, 20, 0))
+    assert not flow.open_at(dt.datetime(2026, 2, 16, 10, 0))  # the holiday
+    bad = MINIMAL + ("holidays: [2026-02-16]\n"
+                     "workdays:\n  - {date: 2026-02-14, hours_of: monday}\n  - {date: 2026-02-16, hours_of: mon}\n"
+                     "  - {day: 2026-02-28}\n")
+    problems = _problems(_write(tmp_path, bad))
+    assert any("workdays[0].hours_of: expected the weekday whose hours it keeps (mon, tue" in p for p in problems)
+    assert any("workdays[1].date: 2026-02-16 is also listed under holidays" in p for p in problems)
+    assert any("workdays[2]" in p and "day" in p for p in problems), problems
+    assert all(p.startswith("flow.yaml:") for p in problems), problems
+
+
 def test_a_holiday_list_running_out_is_noted(tmp_path: Path) -> None:
     """Past the last holiday listed a public holiday is a working day to the hotline: within
     60 days of it (or after it) ops get a note naming the file and the date; a flow without

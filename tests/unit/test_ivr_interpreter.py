@@ -113,6 +113,30 @@ def test_holiday_branch_takes_a_callback_on_the_caller_id(hotline: Flow) -> None
     assert steps[-1] == Callback("13912345678")
 
 
+# every day of the 2026 breaks of the State Council's notice of 2025-11-04, and its make-up working days
+BREAKS_2026 = [(1, 1, 3), (2, 15, 23), (4, 4, 6), (5, 1, 5), (6, 19, 21), (9, 25, 27), (10, 1, 7)]
+MAKE_UP_DAYS_2026 = [(1, 4), (2, 14), (2, 28), (5, 9), (9, 20), (10, 10)]
+
+
+def test_every_day_of_the_2026_breaks_is_a_holiday_and_make_up_days_keep_weekday_hours(hotline: Flow) -> None:
+    """The shipped flow: the hotline says it is a holiday on every day of a break (before, 16
+    of them, weekdays among them, ran as normal days with nobody to answer), and a weekend
+    day worked in exchange keeps a weekday's hours (open at 20:00, when a Saturday is closed)."""
+    for month, first, last in BREAKS_2026:
+        for day in range(first, last + 1):
+            steps = walk(Interpreter(hotline, facts(dt.datetime(2026, month, day, 10, 0, tzinfo=SHANGHAI))),
+                         ["1", "1", "1"])
+            assert "holiday" in prompts(steps), (month, day)
+    for month, day in MAKE_UP_DAYS_2026:
+        evening = dt.datetime(2026, month, day, 20, 0, tzinfo=SHANGHAI)
+        assert evening.weekday() >= 5 and hotline.open_at(evening), (month, day)
+        steps = walk(Interpreter(hotline, facts(evening)), ["1", "0"])
+        assert "closed" not in prompts(steps) and "holiday" not in prompts(steps), (month, day)
+        assert steps[-1] == queued(0), (month, day)
+    saturday_evening = dt.datetime(2026, 11, 28, 20, 0, tzinfo=SHANGHAI)
+    assert not hotline.open_at(saturday_evening)
+
+
 def test_invalid_and_timeouts_retry_then_take_the_flow_fallback(hotline: Flow) -> None:
     """Three failed main-menu attempts (retries: 2) go to the flow's fallback (an agent)."""
     interp = Interpreter(hotline, facts())
