@@ -78,6 +78,7 @@ from callcenter.storage.records import (
     NewCallRecord,
     NewRecording,
     canonical_phone,
+    dialable,
     is_digits,
 )
 from callcenter.storage.repository import Repository, open_call_record_of
@@ -165,17 +166,6 @@ def abandoned_wait(stay: QueueStay | None, queues: Mapping[str, QueueSettings]) 
     if queue is None or queue.call_back_abandoned is None or stay.wait < queue.call_back_abandoned:
         return None
     return f"waited {round(stay.wait)} s in {stay.queue}"
-
-
-def _dialable(phone: str | None) -> str:
-    """``phone`` if it is a telephone number (a withheld caller id, ``anonymous``, is not)."""
-    if not phone:
-        return ""
-    try:
-        canonical_phone(phone)
-    except InvalidFieldError:
-        return ""
-    return phone
 
 
 def _callback_outcome(variables: Mapping[str, str]) -> str | Any:
@@ -888,7 +878,7 @@ class Engine(Service):
         def complete(record: CallRecord | None) -> Deferred[CallRecord] | None:
             if record is None:
                 return None
-            if abandoned and _dialable(record.phone):  # the call back is the call's outcome until made
+            if abandoned and dialable(record.phone):  # the call back is the call's outcome until made
                 return repo.update_call_record(record.id, dataclasses.replace(
                     changes, outcome_if_none=f"hung up, {abandoned}; callback: {record.phone}"[:64]))
             return repo.update_call_record(record.id, changes)
@@ -903,7 +893,7 @@ class Engine(Service):
                 # the call's own recording starts with the call; another one (a transfer's) when it did
                 since = started if index == 0 else _utc(at)
                 self._track(self._add_recording_later(record, path, since, by or agent or record.agent_id))
-            number = _dialable(record.phone) if abandoned else ""
+            number = dialable(record.phone) if abandoned else ""
             request = CallbackRequest(asked, record) if asked else \
                 CallbackRequest(number, record, abandoned) if number else None
             if request is not None:

@@ -109,10 +109,12 @@ class PromptRef:
 
 @dataclass(frozen=True)
 class Condition:
-    """All set facts must hold: ``caller_known``, ``vip``, ``open`` (business hours and not a
+    """All set facts must hold: ``caller_known``, ``caller_dialable`` (the caller id is a
+    number to call back: not withheld), ``vip``, ``open`` (business hours and not a
     holiday), ``holiday``, and ``variable`` == ``equals``."""
 
     caller_known: bool | None = None
+    caller_dialable: bool | None = None
     vip: bool | None = None
     open: bool | None = None
     holiday: bool | None = None
@@ -606,9 +608,9 @@ class _NodeReader:
 
     def _condition(self, raw: Any, path: Path_) -> Condition | None:
         data = self.r.mapping(raw, path)
-        self.r.unknown(data, path, {"caller_known", "vip", "open", "holiday", "variable", "equals"})
-        flags = {key: self.r.get(data, path, key, _bool, "true or false", required=False)
-                 for key in ("caller_known", "vip", "open", "holiday")}
+        flags = ("caller_known", "caller_dialable", "vip", "open", "holiday")
+        self.r.unknown(data, path, {*flags, "variable", "equals"})
+        values = {key: self.r.get(data, path, key, _bool, "true or false", required=False) for key in flags}
         variable = self.r.get(data, path, "variable", _variable, "a variable name", required=False)
         equals = self.r.get(data, path, "equals", _scalar, "a string or number", required=False)
         if (variable is None) != (equals is None):
@@ -616,7 +618,7 @@ class _NodeReader:
         if not data:
             self.r.error(path, "empty condition")
             return None
-        return Condition(variable=variable, equals=equals, **flags)
+        return Condition(variable=variable, equals=equals, **values)
 
 
 def _read_prompts(r: _Reader, data: Any, stock_data: Any) -> dict[str, Prompt]:

@@ -35,6 +35,7 @@ from callcenter.ivr.flow import (
     TransferNode,
     VoicemailNode,
 )
+from callcenter.storage.records import dialable
 
 __all__ = [
     "CallFacts",
@@ -316,6 +317,8 @@ class Interpreter:
         checks: list[bool] = []
         if when.caller_known is not None:
             checks.append(facts.caller_known == when.caller_known)
+        if when.caller_dialable is not None:
+            checks.append(bool(dialable(facts.caller_id)) == when.caller_dialable)
         if when.vip is not None:
             checks.append(facts.vip == when.vip)
         holiday = facts.now.date() in self.flow.holidays

@@ -105,6 +105,18 @@ def _china_domestic(significant: str) -> str | None:
     return None
 
 
+def dialable(phone: str | None) -> str:
+    """``phone`` if it is a telephone number one can call back, else "" (a withheld caller
+    id, ``anonymous`` or empty, is not)."""
+    if not phone:
+        return ""
+    try:
+        canonical_phone(phone)
+    except InvalidFieldError:
+        return ""
+    return phone
+
+
 def canonical_phone(value: object, field: str = "phone") -> str:
     """One spelling per telephone line, so the same line always matches itself.
 

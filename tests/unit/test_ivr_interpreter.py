@@ -137,6 +137,24 @@ def test_every_day_of_the_2026_breaks_is_a_holiday_and_make_up_days_keep_weekday
     assert not hotline.open_at(saturday_evening)
 
 
+@pytest.mark.parametrize("withheld", ["anonymous", ""])
+def test_a_withheld_caller_is_asked_for_a_number_and_never_promised_a_call_back_without_one(
+        hotline: Flow, withheld: str) -> None:
+    """After hours, a caller whose number is withheld asks for a call back on "this number":
+    they are asked to key one in (before, they heard "your call back request is recorded"
+    and nobody could ever call them). Keying nothing in, they hear that there is no number
+    to call, not the confirmation."""
+    after_hours = CallFacts(withheld, MONDAY_10PM)
+    steps = walk(Interpreter(hotline, after_hours), ["1", "1", "1", "13912340000"])
+    assert prompts(steps)[-2:] == ["callback_number", "callback_ok"]
+    assert steps[-1] == Callback("13912340000")
+    steps = walk(Interpreter(hotline, after_hours), ["1", "1", "1", None, None, None])
+    assert "callback_ok" not in prompts(steps) and prompts(steps)[-1] == "callback_no_number"
+    assert not any(isinstance(step, Callback) for step in steps)
+    shown = walk(Interpreter(hotline, facts(MONDAY_10PM)), ["1", "1", "1"])  # a number to call: as before
+    assert steps and shown[-1] == Callback("13912345678") and "callback_number" not in prompts(shown)
+
+
 def test_invalid_and_timeouts_retry_then_take_the_flow_fallback(hotline: Flow) -> None:
     """Three failed main-menu attempts (retries: 2) go to the flow's fallback (an agent)."""
     interp = Interpreter(hotline, facts())
