@@ -568,7 +568,10 @@ class _NodeReader:
                 self.r.error((*p, "choices") if "choices" in d else p, "a menu needs at least one choice")
             for key in raw:
                 if not _DIGITS.match(key):
-                    self.r.error((*p, "choices", key), "expected a single key: 0-9, * or #")
+                    self.r.error((*p, "choices", key), "expected a single key: 0-9 or *")
+                elif key == "#":  # Asterisk's GET DATA reads # as the end of the input, never as a key
+                    self.r.error((*p, "choices", key), "'#' ends the caller's input: it cannot be a choice "
+                                                       "(use 0-9 or *)")
                 choices[key] = self.target(key, raw, (*p, "choices"))
             return self.finish(MenuNode, choices=choices, fallback=self.fallback(), **common)
         min_digits = self.int_field("min_digits", 1, 32, 1)

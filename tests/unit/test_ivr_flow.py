@@ -117,11 +117,21 @@ def test_schema_errors_are_all_reported_with_line_and_field(tmp_path: Path) -> N
         "flow.yaml:2:17: languages[1]: expected a language code such as 'zh', got 'EN'",
         "flow.yaml:12:5: nodes.start.colour: unknown field",
         "flow.yaml:18:5: nodes.menu.retries: expected an integer in 0..9, got -1",
-        "flow.yaml:19:15: nodes.menu.choices.12: expected a single key: 0-9, * or #",
+        "flow.yaml:19:15: nodes.menu.choices.12: expected a single key: 0-9 or *",
         "flow.yaml:23:5: nodes.ask.variable: expected a variable name, got '9x'",
         "flow.yaml:25:5: nodes.ask.max_digits: must be >= min_digits (4)",
         "flow.yaml:26:5: nodes.ask.pattern: expected a regular expression, got '['",
     ]
+
+
+def test_hash_is_no_menu_choice(tmp_path: Path) -> None:
+    """GET DATA reads # as the end of the input (a # pressed first comes back empty, a
+    timeout to the interpreter): a menu choice '#' could never be taken, so it is refused."""
+    text = MINIMAL.replace("nodes:\n", "nodes:\n  menu:\n    kind: menu\n    prompt: hello\n"
+                                        "    choices: {\"#\": bye, \"*\": bye}\n", 1)
+    problems = _problems(_write(tmp_path, text))
+    assert [p.split(": ", 1)[1] for p in problems if "choices" in p] == [
+        "nodes.menu.choices.#: '#' ends the caller's input: it cannot be a choice (use 0-9 or *)"], problems
 
 
 def test_a_value_yaml_cannot_build_is_named_by_line_and_key(tmp_path: Path) -> None:
