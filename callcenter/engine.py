@@ -18,7 +18,7 @@ What it does with a call:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path, PurePosixPath
@@ -257,6 +257,9 @@ class Engine(Service):
         """Linkedid -> (agent id, seconds in queue) from AgentConnect, until the call ends: the
         last agent connected, and the caller's wait before the first."""
         self._transfers: dict[str, list[str]] = {}
+        # hotline caller's channel uniqueid -> their IVR path so far ("a>b>c"), until the walk
+        # ends with a choice (CC_IVR_MAIN_PATH) or the call with the caller hanging up mid-walk
+        self._ivr_walks: dict[str, str] = {}
         """Linkedid -> the call's transfer hops so far (callcenter.transfer.hop)."""
         self._consults: dict[str, str] = {}
         """Linkedid -> the hop target a consult's leg rang, ``agent:<ID>`` or ``outside:<number>``
@@ -711,8 +714,16 @@ class Engine(Service):
             listener(fact)
         self._refresh_gauges()
 
+    def _walk_of(self, channels: Iterable[str]) -> tuple[str, ...]:
+        """The IVR path of a caller who hung up mid-walk on one of ``channels`` (dropped)."""
+        found = ""
+        for uniqueid in channels:
+            found = self._ivr_walks.pop(uniqueid, "") or found
+        return tuple(p for p in found.split(">") if p)
+
     def _forget(self, linkedid: str) -> None:
         """Drop what was kept of an ended call that gets no record here."""
+        self._ivr_walks.pop(linkedid, None)
         self._connected_agent.pop(linkedid, None)
         self._transfers.pop(linkedid, None)
         self._consults.pop(linkedid, None)
@@ -842,6 +853,7 @@ class Engine(Service):
         stay = self._first_stay.pop(call.linkedid, None) or last_stay
         transfers = self._transfers.pop(call.linkedid, None)
         self._consults.pop(call.linkedid, None)
+        walked = self._walk_of(call.channels)
         asked = variables.get("CC_CALLBACK")
         abandoned = None if asked or variables.get("CC_DIRECTION") != "inbound" else \
             abandoned_wait(last_stay, self._queues_by_name)
@@ -868,7 +880,7 @@ class Engine(Service):
             # issue_type is not set here: the record got the IVR's topic when it was opened (the
             # IVR ran before the queue), and the agent may have changed it during the call
             csat=int(csat) if csat in ("1", "2", "3", "4", "5") else UNSET,
-            ivr_path=_ivr_path(variables) or UNSET,
+            ivr_path=_ivr_path(variables) or walked or UNSET,  # walked: a caller who hung up mid-walk
             # a call-back request (the IVR's, a message left) is the call's outcome until an agent
             # calls back, unless an agent who had the call (then handed it on) wrote one
             outcome_if_none=_callback_outcome(variables),  # never over an agent's disposition
@@ -985,14 +997,27 @@ class Engine(Service):
             await agi.set_variable("CC_IVR_MAIN_PATH", IVR_FULL)
             await self._queued(agi, caller, self.hotline_queue or "hotline")
             return
+        uniqueid = env.uniqueid
+
+        def walked(path: tuple[str, ...]) -> None:
+            if uniqueid:  # kept for the record of a caller who hangs up mid-walk
+                self._ivr_walks[uniqueid] = ">".join(path)
+
         outcome = await run_flow(agi, self.hotline_flow, self._facts(caller, customer),
-                                 sound_exists=self._sound_exists, queue_busy=self.queue_busy)
+                                 sound_exists=self._sound_exists, queue_busy=self.queue_busy,
+                                 message_key=self._message_key, progress=walked)
         _log.info("hotline.ivr caller={caller} path={path} result={result}", caller=caller,
                   path=">".join(outcome.path), result=type(outcome.step).__name__ if outcome.step else "hangup")
         if outcome.step is not None:
+            self._ivr_walks.pop(uniqueid, None)
             await agi.set_variable("CC_IVR_MAIN_PATH", ">".join(outcome.path))
         if isinstance(outcome.step, IvrQueue):
             await self._queued(agi, caller, outcome.step.queue)
+
+    def _message_key(self, queue: str) -> str | None:
+        """The key that takes a caller of ``queue`` to a message (its ``message_key``), if any."""
+        found = self._queues_by_name.get(queue)
+        return found.message_key if found is not None else None
 
     def queue_busy(self, queue: str) -> bool:
         """Would one more caller of ``queue`` wait? True when its agents ready now (logged in,

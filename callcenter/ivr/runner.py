@@ -97,11 +97,17 @@ async def run_flow(
     entry: str = "main",
     sound_exists: Callable[[str], bool] = _always,
     queue_busy: Callable[[str], bool] = _never,
+    message_key: Callable[[str], str | None] = lambda queue: None,
+    progress: Callable[[tuple[str, ...]], None] = lambda path: None,
 ) -> IvrOutcome:
     """Walk ``flow`` from ``entry`` on the call behind ``agi``; see the module docstring.
 
     A walk ending in a queue whose ``queue_busy(queue)`` is true (no agent free to answer)
-    plays the queue node's busy prompt first, if it has one.
+    plays the queue node's busy prompt first, if it has one. The prompt tells the caller
+    the queue's ``message_key(queue)`` leaves a message: pressed during it, the caller is
+    not queued (``CC_QUEUE_EXIT`` is ``key``, as for the key pressed while waiting).
+    ``progress(path)`` hears the path before each prompt or command: a caller who hangs up
+    mid-walk has no channel left to hand it to, and the engine files it from there.
 
     Errors other than a hangup (a command timeout, a rejected command) propagate; the
     FastAGI server logs them and the dialplan goes on with ``CC_IVR_RESULT`` unset.
@@ -120,6 +126,7 @@ async def run_flow(
     step: Step = interpreter.start()
     try:
         while True:
+            progress(interpreter.path)
             if isinstance(step, Play):
                 name = sound(step)
                 if name is not None:
@@ -134,13 +141,20 @@ async def run_flow(
                 step = interpreter.resume()
             else:
                 message = None
+                key_pressed = False
                 if isinstance(step, Queue):
                     if step.busy is not None and queue_busy(step.queue) and (name := sound(step.busy)):
                         heard_busy = (f"{interpreter.path[-1]}:busy",)
-                        await agi.stream_file(name)
+                        key = message_key(step.queue) or ""
+                        played = await agi.stream_file(name, key)
+                        key_pressed = bool(key) and played.digit == key
+                        if key_pressed:
+                            heard_busy += (f"{interpreter.path[-1]}:key",)
                     message = sound(step.message) if step.message is not None else None
                 await _finish(agi, step, PATH_SEPARATOR.join(interpreter.path + heard_busy), interpreter.language,
                               message)
+                if key_pressed:  # dialplans/hotline.conf: straight to the message, not the queue
+                    await agi.set_variable("CC_QUEUE_EXIT", "key")
                 return outcome(step)
     except AgiHangupError:
         return outcome(None)

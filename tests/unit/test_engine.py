@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, generate_latest
@@ -15,6 +17,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.web.test.requesthelper import DummyRequest
 
+from callcenter.agi.codec import AgiHangupError, GetDataResult, PlaybackResult
 from callcenter.ami.codec import Message
 from callcenter.engine import Engine, RecordingPaths, campaign_description
 from callcenter.http_api import ApiResource
@@ -402,6 +405,54 @@ def test_a_caller_beyond_the_ivr_channels_is_queued_without_the_menus() -> None:
     assert agi.set == {"CC_QUEUE": "hotline", "CC_IVR_MAIN_PATH": "ivr=full", "CHANNEL(language)": "zh"}
     assert agi.played == []
     assert registry.get_sample_value("callcenter_ivr_full_total") == 1.0
+
+
+class _HangsUpAtTheMainMenu:
+    """A hotline caller's FastAGI session: IVR seats free, Mandarin (1) at the language menu,
+    then they hang up while the main menu plays (the session reports the hangup)."""
+
+    def __init__(self, uniqueid: str) -> None:
+        self.env = type("Env", (), {"callerid": "13800138000", "uniqueid": uniqueid})()
+        self.set: dict[str, str] = {}
+        self.keys = ["1"]
+
+    async def get_variable(self, name: str, timeout: float | None = None) -> str | None:
+        return "free" if name == "CC_IVR_SEATS" else None
+
+    async def set_variable(self, name: str, value: str | int, timeout: float | None = None) -> None:
+        self.set[name] = str(value)
+
+    async def stream_file(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        return PlaybackResult(None, 8000)
+
+    async def get_data(self, prompt: str, *args: Any, **kwargs: Any) -> Any:
+        if not self.keys:
+            raise AgiHangupError("GET DATA: channel hung up")
+        return GetDataResult(self.keys.pop(0), False)
+
+
+def test_a_caller_who_hangs_up_in_the_ivr_has_the_path_on_the_record(sessions: sessionmaker[Session]) -> None:
+    """The walk's path is kept as it goes: a caller who hangs up at the main menu (no channel
+    left to hand CC_IVR_MAIN_PATH to) still has it on the call record (before, empty for every
+    call given up in the IVR: where callers give up could not be seen)."""
+    repository = SyncRepository(sessions)
+    clock = Clock()
+    clock.advance(dt.datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp())
+    engine, ami = _engine_on(repository, clock)
+    caller = {"Channel": "PJSIP/trunk-00000001", "Uniqueid": "9.1", "Linkedid": "9.1", "CallerIDNum": "13800138000",
+              "CallerIDName": "Zhang", "Context": "hotline", "Exten": "s"}
+    send = ami.events[0]
+    send(_event(Event="Newchannel", ChannelState="6", ChannelStateDesc="Up", **caller))
+    send(_event(Event="VarSet", Variable="CC_DIRECTION", Value="inbound", **caller))
+    agi = _HangsUpAtTheMainMenu("9.1")
+    run_at_once(engine.agi_hotline(agi))  # type: ignore[arg-type]
+    assert "CC_IVR_MAIN_PATH" not in agi.set
+    clock.advance(12)
+    send(_event(Event="Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}, **caller))
+    [record] = in_tx(sessions, repo.list_recent_call_records)
+    assert record.ivr_path[:4] == ("welcome", "language", "language=1", "set_zh"), record.ivr_path
+    assert record.ivr_path[-1] == "main_menu", record.ivr_path
+    assert engine._ivr_walks == {}
 
 
 def test_agent_states_are_written_for_the_agent_time_report(sessions: sessionmaker[Session]) -> None:
