@@ -631,6 +631,8 @@ class AgentBoard:
             return
         if channel in record.own_calls:
             record.own_calls.discard(channel)
+        elif _UNSEEN_CALL in record.own_calls:
+            record.own_calls.discard(_UNSEEN_CALL)  # the call a resync found, its channel unknown
         elif len(record.own_calls) == 1:
             record.own_calls.clear()  # one call, its channel renamed on the way (a masquerade): that one
         else:

@@ -446,6 +446,11 @@ def test_a_resync_during_an_agents_own_call_keeps_them_on_it_until_agent_free() 
     fresh = AgentBoard()  # a restarted daemon: the call's AgentBusy came before it
     assert states(fresh.resync([member_item("hotline", IFACE, status=2)], 5.0)) == [("logged_out", "on_call")]
     assert states(fresh.handle(own("AgentFree", uniqueid="1700000100.77"), 60.0)) == [("on_call", "ready")]
+    again = AgentBoard()  # a colleague rings them during the call the resync found: both end
+    again.resync([member_item("hotline", IFACE, status=2)], 5.0)
+    again.handle(own("AgentBusy", uniqueid="1700000100.88"), 10.0)
+    assert again.handle(own("AgentFree", uniqueid="1700000100.77"), 20.0) == []
+    assert states(again.handle(own("AgentFree", uniqueid="1700000100.88"), 30.0)) == [("on_call", "ready")]
     fresh.handle(own("AgentBusy"), 70.0)
     assert states(fresh.resync([member_item("hotline", IFACE, status=1)], 90.0)) == [("on_call", "ready")]
     assert states(fresh.handle(own("AgentBusy", uniqueid="1700000100.80"), 95.0)) == [("ready", "on_call")]
