@@ -122,10 +122,11 @@ class DialBook:
 
     def answered_waiting(self, campaign_id: int | None = None, lanes: Collection[str] | None = None) -> list[Dial]:
         """Answered calls (of ``campaign_id`` and placed by one of ``lanes``, or all) not yet with an
-        agent nor ended: in AMD or the queue."""
+        agent nor ended: in AMD or the queue. A call AMD judged a machine will ask for no agent
+        (it hangs up or hears the campaign's message): it is not among them."""
         return [d for d in self._by_attempt.values()
-                if d.answered_at is not None and d.connected_at is None and campaign_id in (None, d.campaign_id)
-                and (lanes is None or d.lane in lanes)]
+                if d.answered_at is not None and d.connected_at is None and d.amd_status != "MACHINE"
+                and campaign_id in (None, d.campaign_id) and (lanes is None or d.lane in lanes)]
 
     def placed(self, attempt_id: int, lead_id: int, campaign_id: int, uniqueid: str, now: float,
                lane: str = "") -> Dial:

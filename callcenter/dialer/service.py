@@ -482,8 +482,8 @@ class DialerService(Service):
     def _agents_of(self, queue: str, now: float) -> tuple[int, list[float], list[float]]:
         ready, talking, wrapping = 0, [], []
         for agent in self.agents.agents():
-            if queue not in agent.queues:
-                continue
+            if queue not in agent.queues or queue in agent.paused_queues:
+                continue  # paused in this queue alone (made outside the engine): Asterisk rings them not
             if agent.state is AgentState.READY:
                 ready += 1
             elif agent.state is AgentState.RINGING:

@@ -225,6 +225,45 @@ def test_outcomes_end_each_attempt_once_with_the_retry_rules(world: World) -> No
     assert world.service.connect_latencies("test-campaign") == [pytest.approx(0.4)]
 
 
+def test_a_call_amd_judged_a_machine_no_longer_holds_back_a_dial(tmp_path: Path) -> None:
+    """One ready agent, progressive: the call placed for them is answered by a machine; while
+    it waits for the beep or hears the campaign's message (up to ~30 s) it needs no agent, so
+    the next tick dials again (before, the agent sat ready until its DialerResult)."""
+    w = World(tmp_path, config_text(), agents=1)
+    w.service.startService()
+    w.import_leads(["13800000001", "13800000002"])
+    w.advance(1.0)
+    (action, answered), = w.ami.originates
+    attempt = _variables(action)["CC_ATTEMPT"]
+    answered.callback(Message.from_pairs([("Event", "OriginateResponse"), ("Response", "Success"), ("Reason", "4")]))
+    w.ami.emit("UserEvent", UserEvent="DialerAnswered", Attempt=attempt)
+    w.advance(1.0)
+    assert len(w.ami.originates) == 1  # in AMD: maybe a person about to need the agent
+    w.ami.emit("UserEvent", UserEvent="DialerAMD", Attempt=attempt, AMDStatus="MACHINE", AMDCause="LONGGREETING")
+    w.advance(1.0)
+    assert len(w.ami.originates) == 2
+    w.service.stopService()
+
+
+def test_an_agent_paused_in_the_campaigns_queue_alone_is_not_dialed_for(tmp_path: Path) -> None:
+    """Paused in outbound only (a pause made outside the engine: the board still says ready,
+    other queues may ring them): Asterisk will not ring them for the campaign, so the pacer
+    does not count them (before, it dialed for them and the answered person was abandoned)."""
+    w = World(tmp_path, config_text(), agents=2)
+    w.board.handle(Message.from_pairs([
+        ("Event", "QueueMemberAdded"), ("Queue", "hotline"), ("Interface", "PJSIP/agent2101"),
+        ("StateInterface", "PJSIP/agent2101"), ("Paused", "0"), ("Status", "1")]), w.clock.seconds())
+    w.board.handle(Message.from_pairs([
+        ("Event", "QueueMemberPause"), ("Queue", "outbound"), ("Interface", "PJSIP/agent2101"),
+        ("StateInterface", "PJSIP/agent2101"), ("Paused", "1"), ("PausedReason", "hotline only")]), w.clock.seconds())
+    assert w.board.state_of("2101").value == "ready"
+    w.service.startService()
+    w.import_leads(["13800000001", "13800000002"])
+    w.advance(1.0)
+    assert len(w.ami.originates) == 1  # for 2102 alone
+    w.service.stopService()
+
+
 def test_a_refused_originate_is_a_recorded_failure(world: World) -> None:
     """AMI down when dialing: the attempt ends failed with the reason, nothing stays in flight."""
     campaign_id = world.import_leads(["13800000001"])
