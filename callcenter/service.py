@@ -200,7 +200,8 @@ def make_service(
         engine.talked_listeners.append(
             lambda record: dialer.close_abandoned_callback(record.phone or "", ticket=record.ticket_number))
         watcher = ConfigWatcher(dialer_config, dialer.config, dialer.apply_config, reactor,
-                                thread_reader(reactor, reactor.getThreadPool()))
+                                thread_reader(reactor, reactor.getThreadPool()),
+                                validate=lambda config: validate_against(config, settings))
         watcher.setName("dialer-config")
         watcher.setServiceParent(root)
 

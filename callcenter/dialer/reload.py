@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -42,7 +42,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from callcenter.dialer.config import DialerConfig, describe_changes, parse_dialer_config
-from callcenter.settings import ConfigError
+from callcenter.settings import ConfigError, ConfigProblem
 
 __all__ = [
     "ConfigWatcher",
@@ -123,6 +123,7 @@ class ConfigWatcher(Service):
         interval: float = 1.0,
         source: str | None = None,
         log: Logger | None = None,
+        validate: Callable[[DialerConfig], Sequence[ConfigProblem]] = lambda config: (),
     ) -> None:
         if interval <= 0:
             raise ValueError(f"interval: must be more than 0 seconds, got {interval}")
@@ -131,6 +132,9 @@ class ConfigWatcher(Service):
         self.interval = interval
         self._current = initial
         self._on_change = on_change
+        self._validate = validate
+        """Problems only the rest of the site's configuration reveals (``validate_against``: an
+        unknown queue...): an edit with any is rejected as a parse error is."""
         self._read = read
         self._log = log or _log
         self._loop = LoopingCall(self.check_now)
@@ -215,6 +219,9 @@ class ConfigWatcher(Service):
             return None
         try:
             config = parse_dialer_config(snapshot.data, self.source)  # bad UTF-8 is a located problem too
+            problems = self._validate(config)  # what start-up refuses, a running daemon refuses too
+            if problems:
+                raise ConfigError(problems)
         except ConfigError as exc:
             self._rejected = digest
             self._log.error("dialer.config_rejected {source}: keeping the settings in use\n{error}",

@@ -120,6 +120,34 @@ def test_invalid_edit_is_rejected_once_then_a_valid_edit_applies(tmp_path: Path)
     assert h.logged(LogLevel.info) == ["dialer.config_reloaded dialer.yaml: dialer.pacing.max_ratio: 3.0 -> 2.5"]
 
 
+def test_an_edit_the_rest_of_the_site_refuses_is_rejected_as_at_start_up(tmp_path: Path) -> None:
+    """The watcher checks an edit against the site's queues as start-up does
+    (``validate_against``): a campaign sent to a queue that does not exist, or to the
+    hotline (whose waiting callers go to a message), is rejected, the old settings kept
+    (before, only the file's own rules were checked: such an edit was applied live)."""
+    from callcenter.dialer.config import validate_against
+    from callcenter.settings import load_settings
+
+    settings = load_settings(Path(__file__).resolve().parents[2] / "config")
+    h = Harness(tmp_path)
+    h.watcher = ConfigWatcher(h.path, h.initial, h.applied.append, h.clock, blocking_reader, interval=1.0,
+                              log=Logger(namespace="test.dialer", observer=h.events.append),
+                              validate=lambda config: validate_against(config, settings))
+    h.watcher.start()
+    h.write(_with('      caller_id: "4008001234"\n', '      caller_id: "4008001234"\n      queue: outbond\n'))
+    h.tick()
+    assert h.applied == [] and h.watcher.current is h.initial
+    (rejected,) = h.logged(LogLevel.error)
+    assert rejected.startswith("dialer.config_rejected dialer.yaml: keeping the settings in use\ndialer.yaml:")
+    assert "unknown queue 'outbond'" in rejected
+    h.write(_with('      caller_id: "4008001234"\n', '      caller_id: "4008001234"\n      queue: hotline\n'))
+    h.tick()
+    assert h.applied == [] and "hotline" in h.logged(LogLevel.error)[-1]
+    h.write(_with("    max_ratio: 3.0\n", "    max_ratio: 2.0\n"))  # a good edit still applies
+    h.tick()
+    assert [c.pacing.settings.max_ratio for c in h.applied] == [2.0]
+
+
 def test_edit_within_the_same_mtime_is_seen_by_its_hash(tmp_path: Path) -> None:
     """Two writes of the same size and the same mtime_ns still count as an edit (content hash)."""
     h = Harness(tmp_path)
