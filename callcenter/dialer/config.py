@@ -346,6 +346,11 @@ def _build(data: Any, locs: Locations, problems: list[ConfigProblem]) -> DialerC
     )
     amd_r.done()
 
+    if amd.enabled and connect_timeout is not None and connect_timeout > 1:
+        # the 2 s rule counts from the end of the greeting; AMD's HUMAN verdict comes 0.8 s after
+        # it (after-greeting silence), and the queue's wait starts there: 2 s would be 2.8 s
+        d.problem(("connect_timeout",), f"at most 1 with amd enabled, got {connect_timeout}: AMD says HUMAN 0.8 s "
+                                        "after the greeting ends, and the person must meet an agent within 2 s of it")
     guard = _guard(d.sub("abandon_guard"))
     pacing = _pacer_choice(d.sub("pacing"), PacerChoice(), None)
     campaigns = [

@@ -236,6 +236,18 @@ def test_tick_and_connect_timeout_ranges() -> None:
     )
 
 
+def test_two_seconds_to_connect_is_too_long_with_amd() -> None:
+    """AMD's HUMAN verdict comes 0.8 s after the greeting, where the 2 s rule starts: with AMD
+    on, 2 s of queue wait would connect up to 2.8 s after it (before, accepted, and stored as
+    connected in the ledger); without AMD the wait starts at the answer: 2 is allowed."""
+    assert _one(_edit("  connect_timeout: 1\n", "  connect_timeout: 2\n")) == (
+        "dialer.yaml:5:3: dialer.connect_timeout: at most 1 with amd enabled, got 2: AMD says HUMAN 0.8 s "
+        "after the greeting ends, and the person must meet an agent within 2 s of it")
+    no_amd = _edit("  amd: {enabled: true, machine_as_abandoned: 0.0}\n", "  amd: {enabled: false}\n")
+    assert parse_dialer_config(_edit("  connect_timeout: 1\n", "  connect_timeout: 2\n", no_amd),
+                               "dialer.yaml").connect_timeout == 2
+
+
 def test_types_are_checked() -> None:
     """A string where a number or flag belongs names the key and the value."""
     assert _one(_edit("  enabled: true\n", "  enabled: yes please\n")) == (
