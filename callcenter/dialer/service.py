@@ -294,6 +294,9 @@ class DialerService(Service):
         """Agent -> their board state's start when their phone did not answer an auto-dial: held until it changes."""
         self.campaigns: dict[str, _Campaign] = {}
         self._by_id: dict[int, _Campaign] = {}
+        # every campaign's name by id, kept after dialer.yaml drops it: its calls still in
+        # flight end under its name (metrics, logs)
+        self._names: dict[int, str] = {}
         self._loop: LoopingCall | None = None
         self._subscriptions: list[Subscription | ListenerHandle] = []
         self._pending = PendingWork()
@@ -354,14 +357,16 @@ class DialerService(Service):
         """Store the campaigns' rules and build their pacers.
 
         With ``recover`` (at start-up only) attempts an earlier run left open end as
-        ``failed``: their calls were lost with that process.
+        ``failed``: their calls were lost with that process. Those of every stored campaign,
+        one removed or renamed in ``dialer.yaml`` since included (its leads would stay
+        ``dialing`` for good).
         """
         campaigns = [c.campaign for c in config.campaigns]
         now = self.now()
 
         def in_thread(session: Any) -> list[CampaignRecord]:
             records = store.sync_campaigns(session, campaigns)
-            for record in records if recover else ():
+            for record in store.list_campaigns(session) if recover else ():
                 store.fail_stale_attempts(session, record.id, started_before=now,
                                           reason="open when the dialer (re)started", now=now)
             return records
@@ -379,6 +384,7 @@ class DialerService(Service):
                     self._reconfigure(current, campaign_config)
                     current.record = record
                 self._by_id[record.id] = current
+                self._names[record.id] = name
             for name in set(self.campaigns) - {c.campaign.name for c in config.campaigns}:
                 _log.info("dialer.campaign_removed campaign={campaign}", campaign=name)
                 gone = self.campaigns.pop(name)
@@ -979,7 +985,7 @@ class DialerService(Service):
             if attempt == end.dial.attempt_id:
                 del self._auto_dialing[agent]
         campaign = self._by_id.get(end.dial.campaign_id)
-        name = campaign.name if campaign is not None else str(end.dial.campaign_id)
+        name = self._names.get(end.dial.campaign_id, str(end.dial.campaign_id))
         self.metrics.attempts.labels(name, end.outcome).inc()
         self.metrics.in_flight.labels(name).dec()
         if campaign is not None:

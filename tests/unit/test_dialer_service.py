@@ -264,6 +264,27 @@ def test_an_agent_paused_in_the_campaigns_queue_alone_is_not_dialed_for(tmp_path
     w.service.stopService()
 
 
+def test_a_restart_ends_the_open_attempts_of_a_campaign_renamed_meanwhile(tmp_path: Path) -> None:
+    """A daemon dies with calls of test-campaign in flight; dialer.yaml renames the campaign
+    before the next start. That start still ends the old campaign's open attempts as failed
+    (before: only configured campaigns', so its leads stayed 'dialing' for good)."""
+    first = World(tmp_path, config_text(), agents=2)
+    first.service.startService()
+    campaign_id = first.import_leads(["13800000001", "13800000002"])
+    first.advance(1.0)
+    assert len(first.ami.originates) == 2  # then the process dies: no stop
+    renamed = config_text().replace("    test-campaign:\n", "    autumn:\n")
+    second = World(tmp_path, renamed, agents=2)
+    second.wall = first.wall + timedelta(minutes=1)
+    second.service.startService()
+    ended = second.attempts(campaign_id)
+    assert [(a.outcome, a.detail) for a in ended] == [("failed", "open when the dialer (re)started")] * 2
+    with second.session() as session:
+        states = {store.get_lead(session, a.lead_id).state for a in ended}  # type: ignore[union-attr]
+    assert states == {"retry"}
+    second.service.stopService()
+
+
 def test_a_refused_originate_is_a_recorded_failure(world: World) -> None:
     """AMI down when dialing: the attempt ends failed with the reason, nothing stays in flight."""
     campaign_id = world.import_leads(["13800000001"])
