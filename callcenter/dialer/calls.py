@@ -190,8 +190,10 @@ class DialBook:
         return ends
 
     def forget_missing(self, live_uniqueids: set[str], now: float) -> list[DialEnded]:
-        """After an AMI resync: answered calls whose channel is gone end as ``failed``."""
-        gone = [d for d in self._by_attempt.values() if d.answered_at is not None and d.uniqueid not in live_uniqueids]
+        """After an AMI resync: calls whose channel is gone end as ``failed`` (answered ones,
+        and ringing ones whose ``OriginateResponse`` was lost with the connection: every
+        Originate waiting for its answer is, so none of those calls can end otherwise)."""
+        gone = [d for d in self._by_attempt.values() if d.uniqueid not in live_uniqueids]
         return [self._end(d, "failed", now, detail="channel gone after an AMI reconnect") for d in gone]
 
     # ------------------------------------------------------------------ internals

@@ -42,7 +42,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from callcenter.ami import actions
-from callcenter.ami.client import AmiClient, ListenerHandle, Subscription
+from callcenter.ami.client import (
+    AmiClient,
+    AmiConnectionLost,
+    ListenerHandle,
+    Subscription,
+)
 from callcenter.ami.codec import Message
 from callcenter.dialer.calls import Dial, DialBook, DialConnected, DialEnded
 from callcenter.dialer.campaign import zone
@@ -663,6 +668,15 @@ class DialerService(Service):
                 self._ended(end)
 
         def failed(failure: Failure) -> None:
+            if isinstance(failure.value, AmiConnectionLost):
+                # sent, and its answer lost with the connection: the call may well be ringing
+                # or talking in Asterisk. It stays in flight: its events after the reconnect
+                # end it (a person dropped is still in the ledger), the resync ends it if its
+                # channel is gone, and the ring limit (expire) if it never answered.
+                _log.warn("dialer.originate_unknown campaign={campaign} attempt={attempt}: the AMI connection "
+                          "was lost before Asterisk answered; the call is kept until the reconnect says",
+                          campaign=campaign.name, attempt=lead.attempt_id)
+                return
             end = self.book.failed(lead.attempt_id, self.clock.seconds(),
                                    f"Originate failed: {failure.getErrorMessage()}")
             if end is not None:
@@ -973,7 +987,8 @@ class DialerService(Service):
             self._ended(fact)
 
     def on_resync(self, channels: list[Message], queue_status: list[Message]) -> None:
-        """After an AMI reconnect: answered calls whose channel is gone have ended unseen."""
+        """After an AMI reconnect: calls whose channel is gone have ended unseen (those still
+        live go on: their events come on the new connection)."""
         live = {m.get("Uniqueid") or "" for m in channels}
         for end in self.book.forget_missing(live, self.clock.seconds()):
             self._ended(end)

@@ -285,6 +285,32 @@ def test_a_restart_ends_the_open_attempts_of_a_campaign_renamed_meanwhile(tmp_pa
     second.service.stopService()
 
 
+def test_calls_placed_before_an_ami_drop_go_on_and_are_counted(world: World) -> None:
+    """The AMI connection drops while two calls ring: the client fails their Originates, but
+    the calls go on in Asterisk. One is answered, a person no agent takes (abandoned): its
+    events after the reconnect end it, in the ledger (before: both ended at once as failed,
+    the abandoned person lost from the ledger and retried in an hour). The other's channel
+    is gone at the resync: failed then."""
+    from callcenter.ami.client import AmiConnectionLost
+
+    campaign_id = world.import_leads(["13800000001", "13800000002"])
+    world.advance(1.0)
+    (first, first_d), (second, second_d) = world.ami.originates
+    for action, pending in ((first, first_d), (second, second_d)):
+        pending.errback(AmiConnectionLost(action))
+    assert len(world.service.book) == 2 and [a.outcome for a in world.attempts(campaign_id)] == [None, None]
+    live = Message.from_pairs([("Event", "CoreShowChannel"), ("Uniqueid", first.get("ChannelId") or "")])
+    world.service.on_resync([live], [])
+    attempt = _variables(first)["CC_ATTEMPT"]
+    world.ami.emit("UserEvent", UserEvent="DialerAnswered", Attempt=attempt)
+    world.ami.emit("UserEvent", UserEvent="DialerAMD", Attempt=attempt, AMDStatus="HUMAN", AMDCause="HUMAN-800-800")
+    world.ami.emit("UserEvent", UserEvent="DialerResult", Attempt=attempt, Outcome="abandoned")
+    answered, gone = world.attempts(campaign_id)
+    assert answered.outcome == "abandoned"
+    assert (gone.outcome, gone.detail) == ("failed", "channel gone after an AMI reconnect")
+    assert len(world.service.book) == 0
+
+
 def test_a_refused_originate_is_a_recorded_failure(world: World) -> None:
     """AMI down when dialing: the attempt ends failed with the reason, nothing stays in flight."""
     campaign_id = world.import_leads(["13800000001"])
