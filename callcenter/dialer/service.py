@@ -848,8 +848,8 @@ class DialerService(Service):
                     or now - agent.since < campaign.config.auto_dial or agent.id in self._auto_dialing
                     or now < self._auto_after.get(agent.id, 0.0) or self._auto_held.get(agent.id) == agent.since):
                 continue
-            if agent.id in self._previews:
-                continue  # a lead the agent took by hand: theirs to dial or skip
+            if agent.id in self._previews or agent.id in self._claiming:
+                continue  # a lead the agent took (or is taking) by hand: theirs to dial or skip
             self._auto_held.pop(agent.id, None)
             self._auto_dialing[agent.id] = 0
             self.preview_next(agent.id, campaign.name).addCallbacks(
