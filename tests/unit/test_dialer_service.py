@@ -982,6 +982,34 @@ def _board_event(w: World, **headers: str) -> None:
     w.board.handle(Message.from_pairs(list(headers.items())), w.clock.seconds())
 
 
+def test_auto_dial_leaves_an_agent_whose_own_next_lead_claim_runs_alone(tmp_path: Path) -> None:
+    """2101 clicks "Next lead" just as auto-dial's time comes: while the click's claim runs,
+    auto-dial does not dial for them (before, it took the click's lead and dialed it before
+    the agent saw it); the lead is the agent's to preview."""
+    text = config_text(dial_mode="preview").replace("      handout: none\n", "      handout: none\n      auto_dial: 5\n")
+    w = World(tmp_path, text, agents=1)
+    later = _LaterRepository(w.sessions)
+    w.service.repository = later  # type: ignore[assignment]
+    w.service.startService()
+    later.flush()
+    w.import_leads(["13800000001", "13800000002"])
+    _board_event(w, Event="QueueMemberStatus", Queue="outbound", Interface="PJSIP/agent2101", Paused="0", Status="1")
+    for _ in range(4):  # ready 4 s: auto-dial's time is at 5
+        w.advance(1.0)
+        later.flush()
+    clicked = w.service.preview_next("2101", "test-campaign")
+    w.advance(1.0)
+    w.advance(1.0)  # auto-dial's time, the click's claim still running
+    later.flush()
+    w.advance(1.0)
+    later.flush()
+    lead = successResultOf(clicked)
+    assert lead is not None and w.service.held_preview("2101") == ("test-campaign", lead)
+    assert w.ami.originates == []
+    w.service.stopService()
+    later.flush()
+
+
 def test_auto_dial_rings_a_ready_agent_with_their_next_lead_after_the_set_seconds(tmp_path: Path) -> None:
     """auto_dial: 5 on a preview campaign: 5 s after 2101 is ready their phone rings with the next lead
     (as "Dial" would); one at a time; after the call the agent has 5 s for the disposition, then the
