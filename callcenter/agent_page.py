@@ -274,7 +274,7 @@ def describe_hops(hops: Sequence[str]) -> str:
 def _history(view: AgentView, tz: ZoneInfo) -> str:
     """The caller's earlier calls: when, the ticket, who took it, what came of it."""
     rows = ["<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in (
-        _local(r.started_at, tz), r.ticket_number, r.direction, r.agent_id or "-", r.outcome or "-",
+        _local(r.started_at, tz), r.ticket_number, r.direction, r.agent_id or "-", view.text(r.outcome or "-"),
         view.text((r.description[:80] + "...") if len(r.description) > 80 else r.description or "-"),
         "-" if r.csat is None else str(r.csat))) + "</tr>" for r in view.history]
     return html_table(("When", "Ticket", "Direction", "Agent", "Outcome", "Notes", "CSAT"), rows,
@@ -386,7 +386,7 @@ def _follow_ups(view: AgentView, tz: ZoneInfo) -> str:
         rows.append(f'<tr><td{" class=err" if late else ""}>{escape(when)}{" (overdue)" if late else ""}</td>'
                     f"<td>{escape(record.ticket_number)}</td><td>{escape(record.customer_name or '')}</td>"
                     f"<td>{escape(view.number(record.phone))}{_dnc_flag(view, record.phone)}</td>"
-                    f"<td>{escape(record.outcome or '')}</td>"
+                    f"<td>{escape(view.text(record.outcome or ''))}</td>"
                     f"<td>{escape(view.text(record.description or ''))}</td>"
                     f"<td>{_call_button(view, record.phone, 'Call', ticket=record.ticket_number)}</td>"
                     "</tr>")
@@ -456,7 +456,7 @@ def render_agent_page(view: AgentView) -> str:
             ("Handed on", view.text(describe_hops(view.transfers or record.transfers))),
             ("Waited", clock_time(record.wait_seconds) if record.wait_seconds is not None else None),
             ("Talk", clock_time(record.talk_seconds) if record.talk_seconds is not None else None),
-            ("CSAT", record.csat), ("Outcome", record.outcome or "not recorded yet"),
+            ("CSAT", record.csat), ("Outcome", view.text(record.outcome or "not recorded yet")),
         ]))
         customer = view.customer
         if customer is not None:

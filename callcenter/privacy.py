@@ -58,11 +58,12 @@ def mask_numbers_in(text: str) -> str:
 #: JSON fields whose texts are read-only there and may hold numbers, masked inside for
 #: agents: a lead file's other columns (``extra``), a call's hops (``transfers``:
 #: ``1001>outside:139...``), and under the earlier calls and follow-ups (``calls``,
-#: ``follow_ups``) their notes (``description``). The live call's notes and the customer's
+#: ``follow_ups``) their notes (``description``) and outcomes (``outcome``: a call-back
+#: request names the number to call). The live call's notes and the customer's
 #: are what an agent edits: whole, as on the page (a masked copy written back would lose them).
 TEXT_FIELDS: Final = frozenset({"extra", "transfers"})
 HISTORY_FIELDS: Final = frozenset({"calls", "follow_ups"})
-HISTORY_TEXT_FIELDS: Final = frozenset({"description"})
+HISTORY_TEXT_FIELDS: Final = frozenset({"description", "outcome"})  # "callback requested: 139..."
 
 
 def masked_json(value: Any, *, _text: bool = False, _history: bool = False) -> Any:

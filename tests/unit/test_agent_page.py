@@ -668,14 +668,16 @@ def test_an_agent_sees_customers_numbers_masked_and_still_calls_them(sessions: s
     engine.clock.advance(datetime(2026, 12, 5, 1, 0, tzinfo=UTC).timestamp())
     repo.create_call_record(NewCallRecord(
         started_at=STARTED, direction="inbound", phone="13900000001", agent_id="2101", queue="hotline",
-        follow_up_at=datetime(2026, 12, 5, 8, 0, tzinfo=UTC), description="or her mobile 13977776666"),
-        site_prefix="GD")
+        follow_up_at=datetime(2026, 12, 5, 8, 0, tzinfo=UTC), description="or her mobile 13977776666",
+        outcome="callback requested: 13966665555"), site_prefix="GD")
     engine.transfers_of = lambda linkedid: ("2101>outside:13912349999@30",)  # a consulted outside number
     request = DummyRequest([b"2101"])
     request.args = {b"find": [b"Zhang"]}
     body = page.render_GET(signed_in(request, agent))  # type: ignore[arg-type]
     html = (body if isinstance(body, bytes) else b"".join(request.written)).decode()
-    assert not any(n in html for n in ("13800138000", "13900000001", "13912349999", "13977776666")), html
+    assert not any(n in html for n in ("13800138000", "13900000001", "13912349999", "13977776666",
+                                       "13966665555")), html
+    assert "<td>callback requested: 139****5555</td>" in html  # the follow-up's outcome
     assert "<td>Handed on</td><td>2101 to outside:139****9999 at 0:30</td>" in html
     assert "<td>Caller</td><td>138****8000</td>" in html and "<td>Phone</td><td>138****8000</td>" in html
     assert "<td>139****0001</td>" in html and "<td>or her mobile 139****6666</td>" in html  # the follow-up

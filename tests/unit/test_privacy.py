@@ -38,15 +38,18 @@ def test_numbers_in_a_text_are_masked_and_tickets_and_dates_are_not() -> None:
 
 def test_json_answers_have_their_phone_fields_and_errors_masked_at_any_depth() -> None:
     """The numbers fields, errors, and the read-only texts as the agent page shows them: a
-    lead's other columns, a call's hops, the earlier calls' and follow-ups' notes. The live
+    lead's other columns, a call's hops, the earlier calls' and follow-ups' notes and outcomes
+    (a call-back request names the number: it was shown whole). The live
     call's notes and the customer's (what the agent edits) stay as written, and ids that are
     long digit runs (linkedid, uniqueid) are not numbers."""
     value = {"call_record": {"phone": "13800138000", "ticket_number": "GD20261207001", "talk_seconds": 12345678,
                              "description": "call back on 13900000009", "linkedid": "1733571234.56",
                              "transfers": ["1001>outside:13912345678@30", "1001>billing@125"]},
              "customer": {"phone": "13800138000", "notes": "wife: 13900000010"},
-             "calls": [{"phone": "13900000001", "description": "rang from 13900000011"}, {"phone": None}],
-             "follow_ups": [{"description": "her other phone 02087654321", "linkedid": "1733571299.12"}],
+             "calls": [{"phone": "13900000001", "description": "rang from 13900000011",
+                        "outcome": "message left; callback requested: 13900000012"}, {"phone": None}],
+             "follow_ups": [{"description": "her other phone 02087654321", "linkedid": "1733571299.12",
+                             "outcome": "callback requested: 13900000013"}],
              "lead": {"name": "Li", "number": "02012345678", "extra": {"note": "13900000002", "city": "Guangzhou"}},
              "error": "13800138000 is on the do-not-call list"}
     assert masked_json(value) == {
@@ -54,8 +57,10 @@ def test_json_answers_have_their_phone_fields_and_errors_masked_at_any_depth() -
                         "description": "call back on 13900000009", "linkedid": "1733571234.56",
                         "transfers": ["1001>outside:139****5678@30", "1001>billing@125"]},
         "customer": {"phone": "138****8000", "notes": "wife: 13900000010"},
-        "calls": [{"phone": "139****0001", "description": "rang from 139****0011"}, {"phone": None}],
-        "follow_ups": [{"description": "her other phone 020****4321", "linkedid": "1733571299.12"}],
+        "calls": [{"phone": "139****0001", "description": "rang from 139****0011",
+                   "outcome": "message left; callback requested: 139****0012"}, {"phone": None}],
+        "follow_ups": [{"description": "her other phone 020****4321", "linkedid": "1733571299.12",
+                        "outcome": "callback requested: 139****0013"}],
         "lead": {"name": "Li", "number": "020****5678", "extra": {"note": "139****0002", "city": "Guangzhou"}},
         "error": "138****8000 is on the do-not-call list"}
     assert value["call_record"]["phone"] == "13800138000"  # the given value is left alone
