@@ -200,6 +200,7 @@ from callcenter.transfer import TransferRefused, UnknownTarget, consult_leg
 from callcenter.wallboard_page import Board, render_wallboard
 from callcenter.web_access import (
     MIN_PASSWORD_LENGTH,
+    STAFF_ROLES,
     actor_field,
     actor_refusal,
     check_password,
@@ -207,6 +208,7 @@ from callcenter.web_access import (
     host_file_refusal,
     numbers_masked,
     password_change_problem,
+    vip_number_locked,
     vip_refusal,
 )
 from callcenter.web_guard import caller_of, person_of
@@ -531,13 +533,14 @@ def _numbers_masked(request: Request, engine: Engine) -> bool:
 
 
 def save_customer(repo: Repository, customer: str | None, fields: Mapping[str, Any], *,
-                  ticket: str | None) -> Deferred[Customer]:
+                  ticket: str | None, vip_number_locked: bool = False) -> Deferred[Customer]:
     """The API's and the agent page's one path into the CRM (docs/crm.md): a new customer
     (``customer`` None; ``ticket`` links that call to them) or changes to customer ``customer``
-    (its id as given in the URL or form)."""
+    (its id as given in the URL or form); ``vip_number_locked`` (an agent writing): a VIP's
+    number stays (:func:`~callcenter.storage.repository.update_customer`)."""
     if customer is None:
         return repo.run(crm_store.save_caller, new_customer_body(fields), ticket=ticket)
-    return repo.update_customer(_customer_id(customer), customer_changes(fields))
+    return repo.update_customer(_customer_id(customer), customer_changes(fields), vip_number_locked=vip_number_locked)
 
 
 def _agents_of(engine: Engine, record: CallRecord) -> tuple[str, ...]:
@@ -690,7 +693,7 @@ class ApiResource(Resource):
                     raise ApiError(403, why_not, field)
         except ApiError as exc:
             return self._error(request, exc)
-        result = maybeDeferred(self._post, path, body)
+        result = maybeDeferred(self._post, path, body, vip_number_locked=vip_number_locked(caller))
         result.addCallbacks(lambda value: self._finish(request, 200, value),
                             lambda failure: self._failed(request, failure))
         return NOT_DONE_YET
@@ -722,7 +725,7 @@ class ApiResource(Resource):
             raise ApiError(400, f"expected a non-empty string, got {value!r}", name)
         return value
 
-    def _post(self, path: list[str], body: dict[str, Any]) -> Deferred[Any]:
+    def _post(self, path: list[str], body: dict[str, Any], *, vip_number_locked: bool = False) -> Deferred[Any]:
         engine = self.engine
         if len(path) == 4 and path[0] == "agents" and path[2] == "consult":
             return self._end_consult(path[1], path[3], body)
@@ -764,7 +767,7 @@ class ApiResource(Resource):
         if len(path) == 3 and path[0] == "dialer" and path[2] in ("handout", "takeback"):
             return self._handout(path[1], path[2], body)
         if path and path[0] == "customers" and len(path) <= 2:
-            return self._save_customer(path[1] if len(path) == 2 else None, body)
+            return self._save_customer(path[1] if len(path) == 2 else None, body, vip_number_locked)
         if path == ["supervisor", "spy"]:
             supervisor, agent = self._field(body, "supervisor"), self._field(body, "agent")
             try:
@@ -1174,14 +1177,14 @@ class ApiResource(Resource):
 
         return repo.get_customer(customer_id).addCallback(with_calls)
 
-    def _save_customer(self, customer: str | None, body: dict[str, Any]) -> Deferred[Any]:
+    def _save_customer(self, customer: str | None, body: dict[str, Any], vip_number_locked: bool) -> Deferred[Any]:
         """``POST /api/customers`` (a new customer; ``ticket`` links that call to them) and
         ``POST /api/customers/<id>`` (changes; docs/crm.md)."""
         ticket = body.pop("ticket", None) if customer is None else None
         if ticket is not None and (not isinstance(ticket, str) or not ticket):
             raise ApiError(400, f"expected a ticket number, got {ticket!r}", "ticket")
-        return save_customer(self._repo(), customer, body, ticket=ticket).addCallback(
-            lambda saved: {"customer": saved})
+        return save_customer(self._repo(), customer, body, ticket=ticket,
+                             vip_number_locked=vip_number_locked).addCallback(lambda saved: {"customer": saved})
 
     def _repo(self) -> Repository:
         repo = self.engine.repository
@@ -1634,7 +1637,8 @@ class AgentPage(_Page):
             saved = number_to_call(repo, ticket=ticket, customer_id=None).addCallback(
                 lambda found: save_customer(repo, None, {**fields, "phone": found[0]}, ticket=ticket))
         else:
-            saved = save_customer(repo, customer, fields, ticket=ticket)
+            saved = save_customer(repo, customer, fields, ticket=ticket,
+                                  vip_number_locked=agent.role not in STAFF_ROLES)
         if customer is not None:
             return saved.addCallback(lambda found: f"customer {found.name} saved")
         return saved.addCallback(

@@ -33,7 +33,7 @@ __all__ = [
     "OPEN_PATHS", "Caller", "Credentials", "PasswordHashError", "SignInError", "SignInThrottle",
     "VerifiedPasswords", "actor_field", "actor_refusal", "check_password", "client_address", "cross_site_refusal",
     "hash_password", "host_file_refusal", "new_password", "numbers_masked", "password_change_problem",
-    "password_problem", "read_authorization", "refusal", "vip_refusal",
+    "password_problem", "read_authorization", "refusal", "vip_number_locked", "vip_refusal",
 ]
 
 SCHEME: Final = "scrypt"
@@ -386,6 +386,12 @@ def vip_refusal(caller: Caller | None, path: Sequence[str], body: Mapping[str, o
     if _is_staff(caller.person):
         return None
     return f"{caller.person.id} is an agent: marking a customer VIP is for team leads and managers"
+
+
+def vip_number_locked(caller: Caller | None) -> bool:
+    """Is ``caller`` an agent signed in, who may edit customers but not move a VIP's
+    treatment to another line by changing its number (:func:`vip_refusal`'s rule)?"""
+    return caller is not None and caller.person is not None and not _is_staff(caller.person)
 
 
 def host_file_refusal(caller: Caller | None, path: Sequence[str], body: Mapping[str, object]) -> str | None:

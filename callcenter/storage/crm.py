@@ -141,6 +141,8 @@ def search_customers(session: Session, text: str, *, limit: int = 20) -> list[Cu
     query = optional_text("q", text, 200)
     if query is None:
         raise InvalidFieldError("q", "say what to look for: a number or part of a name")
+    if "\x00" in query:  # PostgreSQL refuses it in a text parameter (a 500 before)
+        raise InvalidFieldError("q", "must not contain a NUL character")
     table = models.Customer
     matches = [func.lower(table.name).contains(query.lower(), autoescape=True)]
     try:

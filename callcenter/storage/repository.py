@@ -239,15 +239,23 @@ def create_customer(session: Session, new: NewCustomer) -> Customer:
 
 
 def update_customer(
-    session: Session, customer_id: int, changes: CustomerUpdate
+    session: Session, customer_id: int, changes: CustomerUpdate, *, vip_number_locked: bool = False
 ) -> Customer:
-    """Change the given fields of customer ``customer_id``; NotFoundError if missing."""
+    """Change the given fields of customer ``customer_id``; NotFoundError if missing.
+
+    ``vip_number_locked`` (an agent writing): a VIP customer's number is not changed
+    (ConflictError): the VIP greeting and place in the queue would go to another line, and
+    marking VIPs is for team leads and managers.
+    """
     row = session.get(models.Customer, positive_int("customer_id", customer_id))
     if row is None:
         raise NotFoundError(f"customer_id: customer {customer_id} not found")
     values = changed_fields(changes)
     if "phone" in values:
         assert isinstance(values["phone"], str)
+        if vip_number_locked and row.vip and values["phone"] != row.phone:
+            raise ConflictError(f"phone: customer {customer_id} is a VIP: only a team lead or a manager changes "
+                                "a VIP's number")
         _check_phone_free(session, values["phone"], customer_id)
     for name, value in values.items():
         setattr(row, name, value)
@@ -879,10 +887,10 @@ class Repository:
         return self.run(create_customer, new)
 
     def update_customer(
-        self, customer_id: int, changes: CustomerUpdate
+        self, customer_id: int, changes: CustomerUpdate, *, vip_number_locked: bool = False
     ) -> Deferred[Customer]:
         """See :func:`update_customer`."""
-        return self.run(update_customer, customer_id, changes)
+        return self.run(update_customer, customer_id, changes, vip_number_locked=vip_number_locked)
 
     def get_customer(self, customer_id: int) -> Deferred[Customer | None]:
         """See :func:`get_customer`."""

@@ -604,6 +604,7 @@ def test_the_screen_pop_shows_the_callers_earlier_calls_and_keeps_the_crm(sessio
     status, query = _post(page, ["2101", "customer"], {"ticket": stranger.ticket_number, "phone": "13900000042",
                                                         "name": "Again"})
     assert status == 303 and "already has 13900000042" in query["err"][0]
+    assert query["err"][0].startswith(f"phone: customer {customer.id} already has")  # a refusal, not "failed"
 
 
 def test_the_agent_finds_a_customer_and_calls_them(sessions: sessionmaker[Session]) -> None:

@@ -180,6 +180,8 @@ def test_an_import_adds_new_numbers_and_names_the_customers_already_there(
     assert [c.name for c in in_tx(sessions, crm_store.search_customers, "%")] == []  # a wildcard is a character
     with pytest.raises(InvalidFieldError, match="q"):
         in_tx(sessions, crm_store.search_customers, "  ")
+    with pytest.raises(InvalidFieldError, match="^q: must not contain a NUL character$"):  # a 500 on PostgreSQL
+        in_tx(sessions, crm_store.search_customers, "Zhang\x00")
 
 
 # ---------------------------------------------------------------------------------- api
@@ -217,6 +219,25 @@ def test_the_customer_routes(sessions: sessionmaker[Session]) -> None:
         assert (status, body["field"]) == (code, field), body
     status, body = get_json(api, [b"customers"])
     assert (status, body["field"]) == (400, "q")
+
+
+def test_an_agent_may_not_move_a_vips_treatment_to_another_number(sessions: sessionmaker[Session]) -> None:
+    """An agent edits customers, but changing a VIP customer's number would give that line the
+    VIP greeting and place in the queue (marking VIPs is for leads and managers): refused, 409
+    naming the phone; other edits go through; their team lead may change it (before, the
+    agent's change went through)."""
+    api = _api(sessions)
+    agent, lead = SETTINGS.people["2101"], SETTINGS.people["8001"]
+    status, body = post_json(api, [b"customers"], {"name": "Big Client", "phone": "13800138000", "vip": True},
+                             person=lead)
+    assert status == 200, body
+    cid = str(body["customer"]["id"]).encode()
+    status, body = post_json(api, [b"customers", cid], {"phone": "13711112222", "name": "My friend"}, person=agent)
+    assert (status, body["field"]) == (409, "phone") and "is a VIP" in body["error"], body
+    status, body = post_json(api, [b"customers", cid], {"notes": "called about the renewal"}, person=agent)
+    assert status == 200 and body["customer"]["phone"] == "138****8000"  # masked for the agent: unchanged
+    status, body = post_json(api, [b"customers", cid], {"phone": "13711112222"}, person=lead)
+    assert (status, body["customer"]["phone"], body["customer"]["vip"]) == (200, "13711112222", True)
 
 
 def test_agents_keep_customers_but_only_staff_mark_them_vip() -> None:
