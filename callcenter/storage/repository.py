@@ -56,6 +56,7 @@ from callcenter.storage.records import (
     aware_datetime,
     canonical_phone,
     changed_fields,
+    dialable,
     non_negative_int,
     positive_int,
 )
@@ -340,13 +341,23 @@ def create_call_record(
     """Create a call record with the next ticket number of ``site_prefix``.
 
     ``ticket_day`` is the day in the ticket; it defaults to the UTC date of
-    ``new.started_at`` (pass the site's local date to number by local days).
+    ``new.started_at`` (pass the site's local date to number by local days). The number is
+    stored in its canonical spelling (one that is no number, ``anonymous``, as given), and a
+    record naming no customer is linked to the CRM customer with that number.
     """
     if (
         new.customer_id is not None
         and session.get(models.Customer, new.customer_id) is None
     ):
         raise ConflictError(f"customer_id: customer {new.customer_id} does not exist")
+    phone = new.phone
+    if phone is not None and dialable(phone):
+        phone = canonical_phone(phone)  # one spelling: the number's earlier calls, follow-ups, last agent
+    customer_id = new.customer_id
+    if customer_id is None and phone is not None:
+        # the CRM customer with this number (a dialer's or an agent's own call, a hotline call
+        # whose lookup was given up): their screen pop, their history
+        customer_id = session.scalar(select(models.Customer.id).where(models.Customer.phone == phone))
     day = (
         ticket_day if ticket_day is not None else new.started_at.astimezone(UTC).date()
     )
@@ -355,9 +366,9 @@ def create_call_record(
         ticket_number=ticket_number,
         started_at=new.started_at,
         direction=new.direction,
-        customer_id=new.customer_id,
+        customer_id=customer_id,
         customer_name=new.customer_name,
-        phone=new.phone,
+        phone=phone,
         issue_type=new.issue_type,
         description=new.description,
         outcome=new.outcome,

@@ -311,3 +311,55 @@ def test_the_screen_pop_api_has_the_record_the_customer_and_the_earlier_calls(se
     assert [c["ticket_number"] for c in body["calls"]] == [tickets[2], tickets[1], tickets[0]]
     status, body = get_json(api, [b"agents", b"2102", b"screen-pop"])
     assert (status, body["field"]) == (404, "agent")
+
+
+def test_a_call_record_keeps_one_spelling_of_the_number_and_its_crm_customer(
+        sessions: sessionmaker[Session]) -> None:
+    """A record stores the number in its canonical spelling and is linked to the CRM customer
+    with that number when the call names none (a dialer's or an agent's own call: their
+    screen pop showed "not in the CRM", and adding the caller was refused 409). The
+    customer's calls then include those signalled as +86..., and a follow-up leaves the list
+    once the call back (in the other spelling) is made. A withheld number stays as it is."""
+    when = datetime(2026, 12, 5, 2, 0, tzinfo=UTC)
+    with sessions.begin() as session:
+        vip = repo_fns.create_customer(session, NewCustomer(name="Big Client", phone="13800138000", vip=True))
+        inbound = repo_fns.create_call_record(session, NewCallRecord(
+            started_at=when, direction="inbound", phone="+8613800138000", agent_id="1001",
+            follow_up_at=when + timedelta(hours=2)), site_prefix="GD")
+        dialer = repo_fns.create_call_record(session, NewCallRecord(
+            started_at=when + timedelta(hours=1), direction="outbound", phone="0086 138 0013 8000",
+            agent_id="1001"), site_prefix="GD")
+        withheld = repo_fns.create_call_record(session, NewCallRecord(
+            started_at=when, direction="inbound", phone="anonymous"), site_prefix="GD")
+    assert (inbound.phone, inbound.customer_id) == ("13800138000", vip.id)
+    assert (dialer.phone, dialer.customer_id) == ("13800138000", vip.id)
+    assert (withheld.phone, withheld.customer_id) == ("anonymous", None)
+    with sessions() as session:
+        history = crm_store.customer_history(session, customer_id=vip.id, phone=vip.phone, limit=10)
+        due = repo_fns.follow_ups_due(session, "1001", until=when + timedelta(days=1))
+    assert {r.ticket_number for r in history} == {inbound.ticket_number, dialer.ticket_number}
+    assert due == []  # called back (the dialer's call) after the follow-up was set
+
+
+def test_migration_0017_restates_the_numbers_of_call_records(db_url: str) -> None:
+    """Records stored before revision 0017 keep the number as signalled; the revision rewrites
+    them in the canonical spelling (a withheld one stays)."""
+    import sqlalchemy as sa
+
+    from callcenter.storage import models
+    from callcenter.storage.db import create_engine_for, upgrade_database
+
+    engine = create_engine_for(db_url)
+    try:
+        upgrade_database(engine, "0016")
+        when = datetime(2026, 11, 2, 9, tzinfo=UTC)
+        with engine.begin() as connection:
+            for n, phone in enumerate(["+8613900000001", "020-1234-5678", "anonymous", None], start=1):
+                connection.execute(sa.insert(models.CallRecord.__table__).values(
+                    ticket_number=f"GD2026110200{n}", started_at=when, direction="inbound", phone=phone))
+        upgrade_database(engine)
+        with engine.connect() as connection:
+            phones = connection.execute(sa.text("SELECT phone FROM call_records ORDER BY id")).scalars().all()
+        assert phones == ["13900000001", "02012345678", "anonymous", None]
+    finally:
+        engine.dispose()
