@@ -4,7 +4,7 @@ Usage (from the repository root)::
 
     .venv/bin/python bench/ami_throughput.py [--repeat N] [--chunk BYTES] [--capture PATH]
 
-Input is the recorded Asterisk 22 capture (``../shared/fixtures/ami/``), decompressed
+Input is the recorded Asterisk 22 capture (``tests/fixtures/ami/``), decompressed
 once in memory and fed in ``--chunk``-byte pieces (64 KiB by default, like socket
 reads). Each contender runs ``--repeat`` times, interleaved, and its best time counts:
 
@@ -38,9 +38,7 @@ from callcenter.ami.codec import AmiParser
 from callcenter.state.calls import CallState
 
 _ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CAPTURE = (
-    _ROOT.parent / "shared" / "fixtures" / "ami" / "asterisk22-queue-dialer-fax.ami.gz"
-)
+DEFAULT_CAPTURE = _ROOT / "tests" / "fixtures" / "ami" / "asterisk22-queue-dialer-fax.ami.gz"
 GOAL = 2.0
 
 

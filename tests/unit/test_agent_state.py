@@ -1,7 +1,7 @@
 """The sans-IO agent board: hand-made app_queue frames and the real Asterisk 22 capture.
 
 Hand-made frames carry the headers Asterisk 22 writes (see the capture); the capture
-(``../shared/fixtures/ami/``) has agents 1001-1006 as static ``Local/100X@agents/n``
+(``tests/fixtures/ami/``) has agents 1001-1006 as static ``Local/100X@agents/n``
 members, fed through the real parser.
 """
 
@@ -29,7 +29,7 @@ from callcenter.state.agents import (
     pause_reason,
 )
 
-CAPTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "ami" / "asterisk22-queue-dialer-fax.ami.gz"
+CAPTURE = Path(__file__).resolve().parents[1] / "fixtures" / "ami" / "asterisk22-queue-dialer-fax.ami.gz"
 
 S = AgentState
 IFACE = "PJSIP/agent2101"

@@ -107,11 +107,7 @@ def no_unhandled_deferred_errors() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def capture() -> bytes:
     """The raw bytes of the real Asterisk 22 AMI capture."""
-    for base in (REPO / "tests" / "fixtures" / "ami", REPO.parent / "shared" / "fixtures" / "ami"):
-        path = base / CAPTURE_NAME
-        if path.exists():
-            return gzip.decompress(path.read_bytes())
-    pytest.skip(f"AMI capture {CAPTURE_NAME} not found")
+    return gzip.decompress((REPO / "tests" / "fixtures" / "ami" / CAPTURE_NAME).read_bytes())
 
 
 @pytest.fixture(scope="module")

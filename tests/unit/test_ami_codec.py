@@ -1,6 +1,6 @@
 """Tests of the sans-IO AMI codec against a real Asterisk 22 capture and handmade frames.
 
-The capture (``../shared/fixtures/ami/asterisk22-queue-dialer-fax.ami.gz``) is the raw
+The capture (``tests/fixtures/ami/asterisk22-queue-dialer-fax.ami.gz``) is the raw
 byte stream one AMI session received; see its README for what produced it.
 """
 
@@ -18,13 +18,7 @@ import pytest
 
 from callcenter.ami.codec import AmiActionError, AmiParser, Message, format_action
 
-CAPTURE = (
-    Path(__file__).resolve().parents[3]
-    / "shared"
-    / "fixtures"
-    / "ami"
-    / "asterisk22-queue-dialer-fax.ami.gz"
-)
+CAPTURE = Path(__file__).resolve().parents[1] / "fixtures" / "ami" / "asterisk22-queue-dialer-fax.ami.gz"
 CHUNK_64K = 64 * 1024
 
 

@@ -1,6 +1,6 @@
 """Tests of the sans-IO call-state model (``callcenter.state.calls``).
 
-Two kinds: the real Asterisk 22 capture (``../shared/fixtures/ami/``) fed through the
+Two kinds: the real Asterisk 22 capture (``tests/fixtures/ami/``) fed through the
 AMI parser and the model, and handmade event sequences with exact times. Times are a
 logical clock passed as ``now`` (the capture has no ``Timestamp`` headers), so every
 result is deterministic.
@@ -37,13 +37,7 @@ from callcenter.state import (
     Transition,
 )
 
-CAPTURE = (
-    Path(__file__).resolve().parents[3]
-    / "shared"
-    / "fixtures"
-    / "ami"
-    / "asterisk22-queue-dialer-fax.ami.gz"
-)
+CAPTURE = Path(__file__).resolve().parents[1] / "fixtures" / "ami" / "asterisk22-queue-dialer-fax.ami.gz"
 
 
 @cache

@@ -46,7 +46,7 @@ from tests.syncrepository import SyncRepository, in_tx
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = load_settings(ROOT / "config")
-CAPTURE = ROOT.parent / "shared" / "fixtures" / "ami" / "asterisk22-queue-dialer-fax.ami.gz"
+CAPTURE = ROOT / "tests" / "fixtures" / "ami" / "asterisk22-queue-dialer-fax.ami.gz"
 TIFF = b"II*\x00" + bytes(2000)
 NOW = 1_800_000_000.0
 """The clock's time in the tests of deadlines (2027-01-15 08:00 UTC)."""

@@ -12,7 +12,7 @@ import pytest
 from callcenter.ami.codec import AmiParser, Message
 from callcenter.state.queues import CONNECT_GRACE_S, STAYS_KEPT, QueueBoard, QueueStay
 
-CAPTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "ami" / "asterisk22-queue-dialer-fax.ami.gz"
+CAPTURE = Path(__file__).resolve().parents[1] / "fixtures" / "ami" / "asterisk22-queue-dialer-fax.ami.gz"
 DAY = date(2026, 12, 5)
 
 
