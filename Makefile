@@ -10,7 +10,7 @@ SYSTEM_STAMP := var/.system-deps
 
 .PHONY: install system-deps lab test unit integration demo lint typecheck bench clean
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml | $(SYSTEM_STAMP)
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -19,7 +19,8 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
-# Debian packages the lab and the tests use (debootstrap, SIPp, PostgreSQL, espeak-ng, sox).
+# Debian packages the venv, the lab and the tests use (python3.11-venv, debootstrap, SIPp, PostgreSQL,
+# espeak-ng, sox): before the venv, which needs ensurepip (python3.11-venv on Debian).
 $(SYSTEM_STAMP): .ci/system-deps
 	bash .ci/system-deps
 	@mkdir -p var && touch $(SYSTEM_STAMP)
@@ -44,6 +45,9 @@ demo: lab
 
 lint: install
 	$(BIN)/ruff check callcenter tests bench
+	$(BIN)/mypy
+
+typecheck: install
 	$(BIN)/mypy
 
 bench: install
