@@ -8,6 +8,7 @@ inside each command so ``callcenter check-config`` stays fast.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -526,13 +527,17 @@ def cmd_lab(args: argparse.Namespace) -> int:
         if _refused_hotline_flow(lab_settings, "lab not started"):  # its dialplan is rendered
             return 1
         project_files = lab_project_files(lab_settings)
-    if args.cache_dir is None and args.lab_command != "shell":
-        try:
-            settings = _settings(args)
-        except ConfigError:
-            settings = None
-        if settings is not None and settings.lab.cache_dir is not None:
+    try:
+        settings = _settings(args)
+    except ConfigError:
+        settings = None  # the lab runs without a valid configuration: its own defaults
+    if settings is not None:  # config/callcenter.yaml's lab section, under the command line's
+        if args.cache_dir is None and settings.lab.cache_dir is not None:
             args.cache_dir = settings.lab.cache_dir
+        if args.runtime is None and not os.environ.get(lab_cli.RUNTIME_ENV) and settings.lab.asterisk != "auto":
+            args.runtime = settings.lab.asterisk
+        if args.lab_command == "provision" and args.mirror is None and settings.lab.mirror:
+            args.mirror = settings.lab.mirror
     return lab_cli.run(args, project_files=project_files)
 
 
@@ -558,7 +563,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     asterisk = sub.add_parser("asterisk", help="Asterisk configuration").add_subparsers(dest="asterisk_command", required=True)
-    p = asterisk.add_parser("render", help="write manager/extensions/queues/pjsip.conf")
+    p = asterisk.add_parser("render", help="write manager/extensions/queues/queuerules/pjsip/features.conf "
+                                           "from the configuration")
     p.add_argument("--out", required=True, help="target directory, e.g. /etc/asterisk")
     p.set_defaults(func=cmd_render)
     p = asterisk.add_parser("softphone", help="the SIP account to set up on a person's softphone "

@@ -56,9 +56,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     common.add_argument(
         "--runtime",
         choices=("chroot", "host"),
-        default=os.environ.get(RUNTIME_ENV, "chroot"),
+        default=None,
         help="chroot: Debian sid root (needs root); host: the host's asterisk "
-        f"(default: ${RUNTIME_ENV} or chroot)",
+        f"(default: ${RUNTIME_ENV}, else the configuration's lab.asterisk, else chroot)",
     )
     common.add_argument(
         "--asterisk",
@@ -76,7 +76,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     provision = commands.add_parser(
         "provision",
         parents=[common],
-        help="build the Debian sid root file system (once; about 1.5 min)",
+        help="build the Debian sid root file system (once; about a minute)",
     )
     provision.add_argument(
         "--mirror",
@@ -258,6 +258,7 @@ def run(
     ``project_files(endpoints)`` renders the project's files for ``up``; without it the
     instance gets the lab's defaults only (AMI with the lab user, an empty dialplan).
     """
+    args.runtime = args.runtime or os.environ.get(RUNTIME_ENV) or "chroot"
     try:
         if args.lab_command == "provision":
             cache_dir, _ = _paths(args)

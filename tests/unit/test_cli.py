@@ -208,3 +208,26 @@ def test_sms_phones_file_names_each_bad_line_and_sends_the_rest(
             "--phones-file", str(empty)]
     assert main(argv) == 1  # nothing to send: the daemon is not asked
     assert "no number to text" in capsys.readouterr().err
+
+
+def test_lab_commands_take_the_configurations_lab_section_under_the_command_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """config lab.cache_dir, lab.asterisk and lab.mirror reach every lab command (before,
+    lab.asterisk and lab.mirror were read by nothing, and lab shell ignored cache_dir);
+    --runtime and $CALLCENTER_LAB_RUNTIME win; lab.asterisk auto is chroot."""
+    from callcenter.lab import cli as lab_cli
+
+    seen: list[tuple[str, object, object, object]] = []
+    monkeypatch.setattr(lab_cli, "run", lambda args, project_files=None: seen.append(
+        (args.lab_command, args.cache_dir, args.runtime, getattr(args, "mirror", None))) or 0)
+    monkeypatch.delenv(lab_cli.RUNTIME_ENV, raising=False)
+    site = tmp_path / "site.yaml"
+    site.write_text(f"lab: {{cache_dir: {tmp_path / 'cache'}, asterisk: host, mirror: 'http://mirror.example/debian'}}\n")
+    assert main(["--config", str(site), "lab", "provision"]) == 0
+    assert main(["--config", str(site), "lab", "shell"]) == 0
+    assert main(["--config", str(site), "lab", "provision", "--runtime", "chroot", "--mirror", "http://m2/debian"]) == 0
+    monkeypatch.setenv(lab_cli.RUNTIME_ENV, "chroot")
+    assert main(["--config", str(site), "lab", "status"]) == 0
+    cache = tmp_path / "cache"
+    assert seen == [("provision", cache, "host", "http://mirror.example/debian"), ("shell", cache, "host", None),
+                    ("provision", cache, "chroot", "http://m2/debian"), ("status", cache, None, None)]
