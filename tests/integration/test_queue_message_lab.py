@@ -175,3 +175,26 @@ def test_an_outbound_customer_handed_to_a_queue_nobody_answers_leaves_a_message(
     assert any(Path(r.path).stem == Path(message.path).stem.removesuffix("-message") for r in recordings)
     found = callback_leads_when(services, rt)
     assert found == [("19900030017", {"ticket": record.ticket_number})]
+
+
+def test_a_caller_who_presses_1_during_the_busy_prompt_is_not_queued(queue_lab: EngineServices,
+                                                                     reactor_thread: ReactorThread) -> None:
+    """The busy prompt says press 1 for a message: pressed 3 s into it (7.8 s long), the
+    caller goes to the message at once, never into the queue (before, the key was thrown
+    away and they waited max_wait)."""
+    services, rt = queue_lab, reactor_thread
+    engine = services.engine
+    assert engine.repository is not None
+    _log_in(services, rt, "1001", "hotline", 30)
+    rt.call(engine.agent_service.pause, "1001", "lunch", timeout=10)
+    rt.wait_for(lambda: engine.agents.state_of("1001").value == "paused", timeout=10, message="1001 did not pause")
+    _caller(services, rt, "13912340004", key_after=3, speak_after=5.7 + 3)
+    rt.wait_for(lambda: engine.records_written >= 1, timeout=90, message="no call record written")
+    (record,) = rt.call(engine.repository.list_recent_call_records, limit=5)
+    assert record.ivr_path[-3:] == ("queue_hotline", "queue_hotline:busy", "queue_hotline:key"), record.ivr_path
+    assert record.outcome == "message left; callback requested: 13912340004"
+    assert record.queue_result is None and record.wait_seconds in (None, 0), record  # never queued
+    assert services.registry.get_sample_value("callcenter_queue_messages_total",
+                                              {"queue": "hotline", "reason": "key"}) == 1.0
+    _, message = call_and_message(services, rt, record.id)
+    assert 4 <= message.duration_seconds <= 16.5, message

@@ -33,6 +33,8 @@ class FakeAgi:
         self.commands: list[tuple[str, ...]] = []
         self.variables: dict[str, str] = {}
         self.hang_up_after = hang_up_after
+        self.pressed: dict[str, str] = {}  # sound -> the key the caller presses while it plays
+        self.escapes: list[str] = []  # each STREAM FILE's escape digits
 
     def _log(self, *command: str) -> None:
         if self.hang_up_after is not None and len(self.commands) >= self.hang_up_after:
@@ -42,7 +44,9 @@ class FakeAgi:
     async def stream_file(self, name: str, escape_digits: str = "", offset: int | None = None,
                           timeout: float | None = None) -> PlaybackResult:
         self._log("STREAM FILE", name)
-        return PlaybackResult(None, 8000)
+        self.escapes.append(escape_digits)
+        pressed = self.pressed.pop(name, None)
+        return PlaybackResult(pressed, 3000) if pressed and pressed in escape_digits else PlaybackResult(None, 8000)
 
     async def get_data(self, prompt: str, timeout_ms: int | None = None, max_digits: int | None = None,
                        timeout: float | None = None) -> GetDataResult:
@@ -124,6 +128,27 @@ def test_a_caller_about_to_wait_hears_how_to_leave_a_message_instead(hotline: Fl
     assert tail[0] == ("STREAM FILE", "custom/hotline/all_busy-zh") if busy else tail[0][0] == "SET VARIABLE"
     assert ("SET VARIABLE", "CC_QUEUE_MESSAGE_PROMPT", "custom/hotline/still_busy-zh") in tail
     assert [c for c in tail if c[0] == "STREAM FILE"] == ([("STREAM FILE", "custom/hotline/all_busy-zh")] if busy else [])
+
+
+def test_the_message_key_pressed_during_the_busy_prompt_leaves_for_a_message_at_once(hotline: Flow) -> None:
+    """The busy prompt says "press 1 to leave a message": it plays with the queue's message
+    key as its escape digit, and a 1 pressed during it ends the walk with CC_QUEUE_EXIT=key
+    (the dialplan goes to the message, not the queue; before, the 1 was thrown away and the
+    caller waited up to max_wait). Played to the end: queued as before."""
+    agi = FakeAgi(["1", "0"])
+    agi.pressed["custom/hotline/all_busy-zh"] = "1"
+    outcome = _run(agi, hotline, CallFacts("13912345678", OPEN), queue_busy=lambda _q: True,
+                   message_key=lambda queue: "1" if queue == "hotline" else None)
+    assert agi.escapes[-1] == "1"
+    assert agi.variables["CC_QUEUE_EXIT"] == "key" and agi.commands[-1] == ("SET VARIABLE", "CC_QUEUE_EXIT", "key")
+    assert outcome.path[-3:] == ("queue_hotline", "queue_hotline:busy", "queue_hotline:key")
+    waits = FakeAgi(["1", "0"])
+    _run(waits, hotline, CallFacts("13912345678", OPEN), queue_busy=lambda _q: True, message_key=lambda _q: "1")
+    assert "CC_QUEUE_EXIT" not in waits.variables and waits.variables["CC_IVR_RESULT"] == "queue"
+    no_key = FakeAgi(["1", "0"])
+    no_key.pressed["custom/hotline/all_busy-zh"] = "1"
+    _run(no_key, hotline, CallFacts("13912345678", OPEN), queue_busy=lambda _q: True)
+    assert no_key.escapes[-1] == "" and "CC_QUEUE_EXIT" not in no_key.variables
 
 
 def test_without_rendered_prompts_both_queue_prompts_are_asterisks_own(hotline: Flow) -> None:
