@@ -286,7 +286,7 @@ class FaxService(Service):
 
         self.repository.run(measure_and_file).addErrback(self._store_failed, result.fax_id)
 
-    def _receiving(self) -> int:
+    def receiving(self) -> int:
         """Faxes being received now: the live channels in ``[fax-in]``."""
         if self.calls is None:
             return 0
@@ -300,7 +300,7 @@ class FaxService(Service):
         to = canonical_phone(number, "to")
         if isinstance(page, bytes):
             check_tiff_bytes(page)
-        receiving = self._receiving()
+        receiving = self.receiving()
         if len(self.sending) + receiving >= self.settings.fax.channels:
             # [fax-out] checks again once the far end answers: this saves the call to it
             raise FaxBusy(f"all {self.settings.fax.channels} fax channels are in use ({len(self.sending)} sending, "

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from callcenter.ami import actions
+from callcenter.fax import FaxBusy
 from callcenter.lab.pages import fax_page
 from callcenter.service import EngineServices
 from tests.labengine import engine_on_lab
@@ -107,8 +108,10 @@ def test_incoming_faxes_beyond_the_fax_channels_hear_busy(fax_lab: tuple[EngineS
 def test_an_outgoing_fax_is_refused_busy_while_incoming_calls_take_the_fax_channels(
         fax_lab: tuple[EngineServices, LabHandle], lab_factory: LabFactory, reactor_thread: ReactorThread) -> None:
     """Received and sent faxes share the fax channels: with both of the 2 taken by callers to
-    the fax number, the daemon (which counts only its own sends) places a fax, and [fax-out]
-    refuses it once answered: filed BUSY, "all 2 fax channels are in use", nothing sent."""
+    the fax number, the daemon refuses a send before placing its call (it sees the channels
+    in [fax-in]). Blind to them (a fax arriving between its check and the answer), it places
+    the fax, and [fax-out] refuses it once answered: filed BUSY, "all 2 fax channels are in
+    use", nothing sent."""
     services, handle = fax_lab
     assert services.fax is not None
     host_page, _ = _page(lab_factory, handle)
@@ -120,6 +123,11 @@ def test_an_outgoing_fax_is_refused_busy_while_incoming_calls_take_the_fax_chann
                                    data="silence/10&silence/10", caller_id=f"Caller <{caller}>", timeout_ms=20000)
         answer = reactor_thread.call(services.ami.originate, action, timeout=30)
         assert answer.get("Response") == "Success", answer
+    reactor_thread.wait_for(lambda: services.fax is not None and services.fax.receiving() == 2, timeout=10,
+                            message="the engine never saw the two calls in [fax-in]")
+    with pytest.raises(FaxBusy, match=r"^all 2 fax channels are in use \(0 sending, 2 receiving\)"):
+        reactor_thread.call(services.fax.send, "19900070001", host_page, timeout=30)
+    services.fax.calls = None  # as if the callers came between the daemon's check and the answer
     sent = reactor_thread.call(services.fax.send, "19900070001", host_page, timeout=30)
     (fax,) = _wait(services, reactor_thread, lambda f: f.fax_id == sent.fax_id and f.status != "SENDING", count=1)
     assert (fax.status, fax.error, fax.pages) == ("BUSY", "all 2 fax channels are in use", 0), fax
