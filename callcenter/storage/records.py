@@ -83,6 +83,7 @@ def normalize_phone(value: object, field: str = "phone") -> str:
 
 
 _CN_MOBILE_RE = re.compile(r"1[0-9]{10}")
+_CN_ZERO_MOBILE_RE = re.compile(r"1[3-9][0-9]{9}")  # after a 0: no landline is 0 + 1[3-9] + 9 digits
 _CN_NON_GEOGRAPHIC_RE = re.compile(r"[48]00[0-9]{7}")  # 400 and 800 service numbers
 # area code without its 0 (10 Beijing, 2x the other big cities, 3 digits elsewhere) and
 # a subscriber number of 7 or 8 digits
@@ -94,10 +95,14 @@ def _china_domestic(significant: str) -> str | None:
 
     Mobiles and 400/800 numbers are dialled as they are; a geographic number (area code and
     subscriber, 9 to 11 digits) takes the trunk prefix 0. A significant number already
-    written with its 0 (``+86 (0)20 ...``) keeps it.
+    written with its 0 (``+86 (0)20 ...``) keeps it. A mobile written with a 0 before it
+    (``013800138000``: how landline trunks present an out-of-town mobile, the old long-distance
+    prefix) is the mobile.
     """
     if _CN_MOBILE_RE.fullmatch(significant) or _CN_NON_GEOGRAPHIC_RE.fullmatch(significant):
         return significant
+    if significant.startswith("0") and _CN_ZERO_MOBILE_RE.fullmatch(significant[1:]):
+        return significant[1:]
     if _CN_AREA_AND_SUBSCRIBER_RE.fullmatch(significant):
         return "0" + significant
     if significant.startswith("0") and _CN_AREA_AND_SUBSCRIBER_RE.fullmatch(significant[1:]):
@@ -129,6 +134,8 @@ def canonical_phone(value: object, field: str = "phone") -> str:
       be a Chinese number): mobiles and 400/800 numbers stand alone (``+86 138 0013 8000``
       is ``13800138000``), geographic numbers take the trunk 0 (``+86 20 1234 5678`` is
       ``02012345678``, like ``020-1234-5678``);
+    - a mobile written with a 0 before it (``013800138000``, ``+86 0 138...``: how landline
+      trunks present an out-of-town mobile) is the mobile;
     - everything else (other countries, short service numbers, a local number without
       its area code) stays as written.
 
@@ -145,6 +152,8 @@ def canonical_phone(value: object, field: str = "phone") -> str:
         # bare 86: only where no domestic number could start that way (11 to 13 digits)
         if 11 <= len(phone) <= 13 and not significant.startswith("0"):
             return _china_domestic(significant) or phone
+    if phone.startswith("0") and _CN_ZERO_MOBILE_RE.fullmatch(phone[1:]):
+        return phone[1:]  # a mobile with the old long-distance 0 (how landline trunks present it)
     return phone
 
 

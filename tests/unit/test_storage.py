@@ -714,6 +714,8 @@ def test_updates_leave_unset_fields_alone_and_normalise_set_ones() -> None:
     ("+86 10 6552 9988", "01065529988"), ("+86 871 123 4567", "08711234567"),
     # 400 / 800 service numbers stand alone
     ("+86 400 123 4567", "4001234567"), ("864001234567", "4001234567"), ("400-123-4567", "4001234567"),
+    # a mobile with the old long-distance 0 (as landline trunks present it) is the mobile; Beijing stays
+    ("013800138000", "13800138000"), ("+86 0 138 0013 8000", "13800138000"), ("010 1234 5678", "01012345678"),
     # other countries: + instead of the international prefix 00
     ("0033 1 23 45 67 89", "+33123456789"), ("+1 (212) 555-0100", "+12125550100"),
     # left as written: short numbers, local numbers, what cannot be Chinese
