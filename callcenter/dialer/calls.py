@@ -189,6 +189,19 @@ class DialBook:
                 ends.append(self._end(dial, "failed", now, detail=f"no final event within {limit:.0f} s"))
         return ends
 
+    def connected_unseen(self, bridged_uniqueids: set[str], now: float) -> list[Dial]:
+        """After an AMI resync: calls in flight found in a bridge (with an agent, their
+        ``AgentConnect`` lost with the connection) are connected from ``now``, so the limit
+        for a conversation applies to them, not the one for a call waiting for an agent."""
+        found = []
+        for dial in list(self._by_attempt.values()):
+            if dial.connected_at is None and dial.uniqueid in bridged_uniqueids:
+                dial = replace(dial, answered_at=dial.answered_at if dial.answered_at is not None else now,
+                               connected_at=now)
+                self._by_attempt[dial.attempt_id] = dial
+                found.append(dial)
+        return found
+
     def forget_missing(self, live_uniqueids: set[str], now: float) -> list[DialEnded]:
         """After an AMI resync: calls whose channel is gone end as ``failed`` (answered ones,
         and ringing ones whose ``OriginateResponse`` was lost with the connection: every

@@ -990,8 +990,13 @@ class DialerService(Service):
         """After an AMI reconnect: calls whose channel is gone have ended unseen (those still
         live go on: their events come on the new connection)."""
         live = {m.get("Uniqueid") or "" for m in channels}
-        for end in self.book.forget_missing(live, self.clock.seconds()):
+        now = self.clock.seconds()
+        for end in self.book.forget_missing(live, now):
             self._ended(end)
+        bridged = {m.get("Uniqueid") or "" for m in channels if m.get("BridgeId")}
+        for dial in self.book.connected_unseen(bridged, now):
+            _log.info("dialer.connected_unseen attempt={attempt}: with an agent at the resync (its AgentConnect "
+                      "was lost with the AMI connection)", attempt=dial.attempt_id)
 
     # ------------------------------------------------------------------ outcomes
 

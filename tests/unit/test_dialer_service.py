@@ -311,6 +311,28 @@ def test_calls_placed_before_an_ami_drop_go_on_and_are_counted(world: World) -> 
     assert len(world.service.book) == 0
 
 
+def test_a_call_found_with_an_agent_at_the_resync_is_a_conversation(world: World) -> None:
+    """The AMI connection drops while a call is answered and connected (its AgentConnect
+    lost): the resync finds its channel in a bridge, so it is a conversation from then and
+    lives past the 180 s limit of a call waiting for an agent (before, it expired as failed
+    and the person who talked to an agent was called again an hour later)."""
+    from callcenter.ami.client import AmiConnectionLost
+
+    campaign_id = world.import_leads(["13800000001"])
+    world.advance(1.0)
+    (action, pending), *_ = world.ami.originates
+    pending.errback(AmiConnectionLost(action))
+    bridged = Message.from_pairs([("Event", "CoreShowChannel"), ("Uniqueid", action.get("ChannelId") or ""),
+                                  ("BridgeId", "b-1")])
+    world.service.on_resync([bridged], [])
+    for _ in range(200):
+        world.advance(1.0)
+    assert [a.outcome for a in world.attempts(campaign_id)][:1] == [None]  # still talking
+    attempt = _variables(action)["CC_ATTEMPT"]
+    world.ami.emit("UserEvent", UserEvent="DialerResult", Attempt=attempt, Outcome="human", Agent="PJSIP/agent2101")
+    assert world.attempts(campaign_id)[0].outcome == "human"
+
+
 def test_a_refused_originate_is_a_recorded_failure(world: World) -> None:
     """AMI down when dialing: the attempt ends failed with the reason, nothing stays in flight."""
     campaign_id = world.import_leads(["13800000001"])
