@@ -291,6 +291,8 @@ class DialerService(Service):
         self._previews: dict[str, tuple[_Campaign, LeadToDial]] = {}
         # an agent's claim under way (preview_next): a second request waits for its lead
         self._claiming: dict[str, tuple[_Campaign, list[Deferred[LeadToDial | None]]]] = {}
+        # agents whose previewed lead is being checked before its call (preview_dial)
+        self._dialing_previews: set[str] = set()
         self._auto_dialing: dict[str, int] = {}
         """Agent -> the attempt auto-dial placed for them (0 while their lead is being claimed)."""
         self._auto_after: dict[str, float] = {}
@@ -818,8 +820,12 @@ class DialerService(Service):
             return waiter
         owners = owners_for_preview(campaign.config.handout, self._person(agent))
         self._claiming[agent] = (campaign, [])
-        claimed = self.repository.run(store.claim_leads, campaign.record.id, limit=1, now=self.now(),
-                                      owners=owners)
+        try:
+            claimed = self.repository.run(store.claim_leads, campaign.record.id, limit=1, now=self.now(),
+                                          owners=owners)
+        except BaseException:
+            del self._claiming[agent]  # no claim under way: the next request makes its own
+            raise
 
         def hold(leads: list[LeadToDial]) -> LeadToDial | None:
             if not leads:
@@ -848,8 +854,8 @@ class DialerService(Service):
                     or now - agent.since < campaign.config.auto_dial or agent.id in self._auto_dialing
                     or now < self._auto_after.get(agent.id, 0.0) or self._auto_held.get(agent.id) == agent.since):
                 continue
-            if agent.id in self._previews or agent.id in self._claiming:
-                continue  # a lead the agent took (or is taking) by hand: theirs to dial or skip
+            if agent.id in self._previews or agent.id in self._claiming or agent.id in self._dialing_previews:
+                continue  # a lead the agent took (or is taking, or dialing) by hand: theirs
             self._auto_held.pop(agent.id, None)
             self._auto_dialing[agent.id] = 0
             self.preview_next(agent.id, campaign.name).addCallbacks(
@@ -921,16 +927,29 @@ class DialerService(Service):
         if held is None:
             raise PreviewError(f"agent {agent} has no previewed lead (ask for one first)", "agent")
         campaign, lead = held
-        checked = self.repository.run(store.recheck_claim, lead.attempt_id, now=self.now())
+        self._dialing_previews.add(agent)  # auto-dial leaves them alone while the lead is checked
+        try:
+            checked = self.repository.run(store.recheck_claim, lead.attempt_id, now=self.now())
+        except BaseException:
+            self._dialing_previews.discard(agent)
+            self._previews[agent] = held  # nothing happened: still theirs to dial
+            raise
 
         def dial(why_not: str | None) -> Deferred[Any]:
+            self._dialing_previews.discard(agent)
             if why_not is not None:
                 _log.warn("dialer.preview_not_dialed campaign={campaign} agent={agent} lead={lead}: {why}",
                           campaign=campaign.name, agent=agent, lead=lead.lead_id, why=why_not)
                 raise PreviewError(f"lead {lead.lead_id} not dialed: {why_not}", "lead")
             return self._originate(campaign, lead, agent=agent)
 
-        return self._track(checked.addCallback(dial))
+        def unchecked(failure: Failure) -> Failure:
+            # the check itself failed (the database): the lead is still the agent's to dial
+            self._dialing_previews.discard(agent)
+            self._previews.setdefault(agent, held)
+            return failure
+
+        return self._track(checked.addCallbacks(dial, unchecked))
 
     def preview_skip(self, agent: str, reason: str, retry_minutes: int = PREVIEW_SKIP_RETRY_MINUTES) -> Deferred[Any]:
         """The agent does not dial the lead they previewed: it waits again, due in ``retry_minutes``.

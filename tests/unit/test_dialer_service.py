@@ -1032,6 +1032,36 @@ def test_auto_dial_leaves_an_agent_whose_own_next_lead_claim_runs_alone(tmp_path
     later.flush()
 
 
+def test_auto_dial_leaves_an_agent_whose_previewed_lead_is_being_checked_alone(tmp_path: Path) -> None:
+    """2101 reads a previewed lead past auto-dial's time, then dials it: while the lead is
+    checked again (the thread pool), auto-dial places no second call for them (before, it
+    claimed and dialed another lead: two calls rang the one agent)."""
+    text = config_text(dial_mode="preview").replace("      handout: none\n", "      handout: none\n      auto_dial: 5\n")
+    w = World(tmp_path, text, agents=1)
+    later = _LaterRepository(w.sessions)
+    w.service.repository = later  # type: ignore[assignment]
+    w.service.startService()
+    later.flush()
+    w.import_leads(["13800000001", "13800000002"])
+    _board_event(w, Event="QueueMemberStatus", Queue="outbound", Interface="PJSIP/agent2101", Paused="0", Status="1")
+    clicked = w.service.preview_next("2101", "test-campaign")
+    later.flush()
+    assert successResultOf(clicked) is not None
+    for _ in range(10):  # reading the preview, ready all along
+        w.advance(1.0)
+        later.flush()
+    assert w.ami.originates == []
+    w.service.preview_dial("2101")  # the check runs in the thread pool
+    w.advance(1.0)  # a tick while it runs
+    for _ in range(3):
+        later.flush()
+    w.advance(0.1)
+    later.flush()
+    assert [_variables(a)["CC_DIAL"] for a, _ in w.ami.originates] == ["Local/13800000001@sim-pstn"]
+    w.service.stopService()
+    later.flush()
+
+
 def test_auto_dial_rings_a_ready_agent_with_their_next_lead_after_the_set_seconds(tmp_path: Path) -> None:
     """auto_dial: 5 on a preview campaign: 5 s after 2101 is ready their phone rings with the next lead
     (as "Dial" would); one at a time; after the call the agent has 5 s for the disposition, then the
