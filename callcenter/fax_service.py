@@ -287,10 +287,12 @@ class FaxService(Service):
         self.repository.run(measure_and_file).addErrback(self._store_failed, result.fax_id)
 
     def receiving(self) -> int:
-        """Faxes being received now: the live channels in ``[fax-in]``."""
+        """Faxes being received now: the live channels in ``[fax-in]``, but those refused
+        (over the limit, hearing ``Busy()`` for 10 s: they left the fax group already)."""
         if self.calls is None:
             return 0
-        return sum(1 for channel in self.calls.channels.values() if channel.context == FAX_IN_CONTEXT)
+        return sum(1 for channel in self.calls.channels.values()
+                   if channel.context == FAX_IN_CONTEXT and channel.application != "Busy")
 
     def send(self, number: str, page: Path | bytes) -> Deferred[FaxRecord]:
         """Send the TIFF ``page`` (a file on this host, or its bytes) to ``number``; the record

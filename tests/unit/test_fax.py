@@ -205,12 +205,15 @@ def test_faxes_being_received_take_the_fax_channels_before_a_send_dials(sessions
     service.calls = calls
     service.send("13800138000", TIFF)
 
-    def event(name: str, uid: str, context: str) -> Message:
+    def event(name: str, uid: str, context: str, application: str = "ReceiveFAX") -> Message:
         return Message.from_pairs([("Event", name), ("Channel", f"PJSIP/trunk-{uid}"), ("ChannelState", "6"),
                                    ("ChannelStateDesc", "Up"), ("CallerIDNum", "02012345678"), ("Context", context),
-                                   ("Exten", "s"), ("Priority", "1"), ("Uniqueid", uid), ("Linkedid", uid)])
+                                   ("Exten", "s"), ("Priority", "1"), ("Uniqueid", uid), ("Linkedid", uid),
+                                   ("Application", application)])
 
     calls.handle(event("Newchannel", "1800000000.5", "from-pstn"), 1.0)
+    calls.handle(event("Newchannel", "1800000000.6", "from-pstn"), 1.4)
+    calls.handle(event("Newexten", "1800000000.6", "fax-in", "Busy"), 1.5)  # a fax refused: not counted
     calls.handle(event("Newexten", "1800000000.5", "fax-in"), 2.0)
     with pytest.raises(FaxBusy, match=r"^all 2 fax channels are in use \(1 sending, 1 receiving\)"):
         service.send("13800138001", TIFF)
