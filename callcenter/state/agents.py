@@ -543,6 +543,12 @@ class AgentBoard:
                                            f"pause reason: {record.pause_reason}"))
         if auto_paused:
             facts.append(AgentAutoPaused(record.id, now))
+        # on the call a resync found (no AgentBusy seen; maybe a call that sends none, a
+        # supervisor's own ChanSpy): the phone no longer in use ends it
+        if record.state is AgentState.ON_CALL and record.own_calls == {_UNSEEN_CALL} \
+                and fields.get("Status") == "1":
+            record.own_calls.clear()
+            self._apply(record, Trigger.OWN_CALL_END, msg.name or "", now, facts, "phone no longer in use")
         # rung before this session (a resync found it ringing, its channel unknown): the phone
         # stopped ringing, answered or not (a caller who gave up)
         if record.state is AgentState.RINGING and record.ring_uniqueid is None \

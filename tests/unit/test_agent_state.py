@@ -451,6 +451,11 @@ def test_a_resync_during_an_agents_own_call_keeps_them_on_it_until_agent_free() 
     again.handle(own("AgentBusy", uniqueid="1700000100.88"), 10.0)
     assert again.handle(own("AgentFree", uniqueid="1700000100.77"), 20.0) == []
     assert states(again.handle(own("AgentFree", uniqueid="1700000100.88"), 30.0)) == [("on_call", "ready")]
+    quiet = AgentBoard()  # a call that sends no AgentFree: the member status ends it
+    quiet.resync([member_item("hotline", IFACE, status=2)], 5.0)
+    status = ev("QueueMemberStatus", Queue="hotline", Interface=IFACE, StateInterface=IFACE, Status=1, Paused=0,
+                InCall=0)
+    assert states(quiet.handle(status, 40.0)) == [("on_call", "ready")]
     fresh.handle(own("AgentBusy"), 70.0)
     assert states(fresh.resync([member_item("hotline", IFACE, status=1)], 90.0)) == [("on_call", "ready")]
     assert states(fresh.handle(own("AgentBusy", uniqueid="1700000100.80"), 95.0)) == [("ready", "on_call")]
