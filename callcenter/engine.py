@@ -257,10 +257,11 @@ class Engine(Service):
         """Linkedid -> (agent id, seconds in queue) from AgentConnect, until the call ends: the
         last agent connected, and the caller's wait before the first."""
         self._transfers: dict[str, list[str]] = {}
-        # hotline caller's channel uniqueid -> their IVR path so far ("a>b>c"), until the walk
-        # ends with a choice (CC_IVR_MAIN_PATH) or the call with the caller hanging up mid-walk
-        self._ivr_walks: dict[str, str] = {}
         """Linkedid -> the call's transfer hops so far (callcenter.transfer.hop)."""
+        self._ivr_walks: dict[str, str] = {}
+        """A hotline caller's channel uniqueid -> their IVR path so far (``a>b>c``), until the
+        walk ends with a choice (CC_IVR_MAIN_PATH) or the call ends (a caller who hung up
+        mid-walk: the record takes it); dropped with the call either way."""
         self._consults: dict[str, str] = {}
         """Linkedid -> the hop target a consult's leg rang, ``agent:<ID>`` or ``outside:<number>``
         (``AttendedTransfer`` may not name it)."""
@@ -703,11 +704,11 @@ class Engine(Service):
             if late and direction is None and self.repository is not None:
                 # its variables unseen (began before a restart): its record is completed from SQL
                 self._track(self._close_late_record(fact))
-                self._forget(fact.linkedid)
+                self._forget(fact.linkedid, fact.call.channels)
             elif direction == "inbound" or (direction == "outbound" and fact.linkedid in self._open_records):
                 self._track(self.record_call(fact))
             else:
-                self._forget(fact.linkedid)
+                self._forget(fact.linkedid, fact.call.channels)
         elif isinstance(fact, StateAnomaly):
             _log.warn("call.anomaly {fact}", fact=fact)
         for listener in list(self.fact_listeners):
@@ -721,9 +722,9 @@ class Engine(Service):
             found = self._ivr_walks.pop(uniqueid, "") or found
         return tuple(p for p in found.split(">") if p)
 
-    def _forget(self, linkedid: str) -> None:
+    def _forget(self, linkedid: str, channels: Iterable[str] = ()) -> None:
         """Drop what was kept of an ended call that gets no record here."""
-        self._ivr_walks.pop(linkedid, None)
+        self._walk_of([linkedid, *channels])
         self._connected_agent.pop(linkedid, None)
         self._transfers.pop(linkedid, None)
         self._consults.pop(linkedid, None)
@@ -844,6 +845,7 @@ class Engine(Service):
         gets its record here, from the ended call's snapshot.
         """
         if self.repository is None:
+            self._walk_of(ended.call.channels)
             return succeed(None)
         repo = self.repository
         call = ended.call
