@@ -200,7 +200,7 @@ from callcenter.transfer import TransferRefused, UnknownTarget, consult_leg
 from callcenter.wallboard_page import Board, render_wallboard
 from callcenter.web_access import (
     MIN_PASSWORD_LENGTH,
-    STAFF_ROLES,
+    Caller,
     actor_field,
     actor_refusal,
     check_password,
@@ -1638,7 +1638,7 @@ class AgentPage(_Page):
                 lambda found: save_customer(repo, None, {**fields, "phone": found[0]}, ticket=ticket))
         else:
             saved = save_customer(repo, customer, fields, ticket=ticket,
-                                  vip_number_locked=agent.role not in STAFF_ROLES)
+                                  vip_number_locked=vip_number_locked(Caller(person=agent)))
         if customer is not None:
             return saved.addCallback(lambda found: f"customer {found.name} saved")
         return saved.addCallback(
