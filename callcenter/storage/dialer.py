@@ -464,10 +464,8 @@ def recheck_claim(session: Session, attempt_id: int, *, now: datetime) -> str | 
         return "its claim has ended: ask for the next lead"
     campaign = _require_campaign(session, lead.campaign_id)
     if is_dnc(session, lead.phone):
-        session.delete(attempt)
-        lead.attempts = max(0, lead.attempts - 1)
+        release_attempt(session, attempt.id, due_at=when, now=when)  # no call: the claim undone
         lead.state, lead.next_attempt_at, lead.final_outcome = LeadState.DONE.value, None, "dnc"
-        lead.updated_at = when
         return "the number went on the do-not-call list since it was offered: the lead is closed"
     if not campaign.active:
         release_attempt(session, attempt.id, due_at=when, now=when)
