@@ -553,15 +553,21 @@ class _LaterRepository(SyncRepository):
             inner.chainDeferred(outer)
 
 
+def _later_world(tmp_path: Path, text: str) -> tuple[World, _LaterRepository]:
+    """A started World of one agent whose repository answers on ``flush`` (its campaigns synced)."""
+    w = World(tmp_path, text, agents=1)
+    later = _LaterRepository(w.sessions)
+    w.service.repository = later  # type: ignore[assignment]
+    w.service.startService()
+    later.flush()
+    return w, later
+
+
 def test_a_second_next_lead_while_the_first_claim_runs_gets_the_same_lead(tmp_path: Path) -> None:
     """A double click on "Next lead" (or auto-dial's claim racing the agent's click): both get
     the one lead claimed, and one claim is made. Before, two leads were claimed and the first
     stayed ``dialing`` with an open attempt, never dialed, its list impossible to destroy."""
-    w = World(tmp_path, config_text(dial_mode="preview"), agents=1)
-    later = _LaterRepository(w.sessions)
-    w.service.repository = later  # type: ignore[assignment]
-    w.service.startService()
-    later.flush()  # the campaigns synced
+    w, later = _later_world(tmp_path, config_text(dial_mode="preview"))
     campaign_id = w.import_leads(["13800000001", "13800000002"])
     first = w.service.preview_next("2101", "test-campaign")
     second = w.service.preview_next("2101", "test-campaign")
@@ -992,10 +998,13 @@ def _agent_page(w: World) -> str:
     return body.decode()
 
 
-def _auto_world(tmp_path: Path, auto_dial: int = 5) -> World:
-    text = config_text(dial_mode="preview").replace("      handout: none\n",
+def _auto_text(auto_dial: int = 5) -> str:
+    return config_text(dial_mode="preview").replace("      handout: none\n",
                                                     f"      handout: none\n      auto_dial: {auto_dial}\n")
-    w = World(tmp_path, text, agents=1)  # 2101, ready since the world began
+
+
+def _auto_world(tmp_path: Path, auto_dial: int = 5) -> World:
+    w = World(tmp_path, _auto_text(auto_dial), agents=1)  # 2101, ready since the world began
     w.service.startService()
     return w
 
@@ -1008,12 +1017,7 @@ def test_auto_dial_leaves_an_agent_whose_own_next_lead_claim_runs_alone(tmp_path
     """2101 clicks "Next lead" just as auto-dial's time comes: while the click's claim runs,
     auto-dial does not dial for them (before, it took the click's lead and dialed it before
     the agent saw it); the lead is the agent's to preview."""
-    text = config_text(dial_mode="preview").replace("      handout: none\n", "      handout: none\n      auto_dial: 5\n")
-    w = World(tmp_path, text, agents=1)
-    later = _LaterRepository(w.sessions)
-    w.service.repository = later  # type: ignore[assignment]
-    w.service.startService()
-    later.flush()
+    w, later = _later_world(tmp_path, _auto_text())
     w.import_leads(["13800000001", "13800000002"])
     _board_event(w, Event="QueueMemberStatus", Queue="outbound", Interface="PJSIP/agent2101", Paused="0", Status="1")
     for _ in range(4):  # ready 4 s: auto-dial's time is at 5
@@ -1036,12 +1040,7 @@ def test_auto_dial_leaves_an_agent_whose_previewed_lead_is_being_checked_alone(t
     """2101 reads a previewed lead past auto-dial's time, then dials it: while the lead is
     checked again (the thread pool), auto-dial places no second call for them (before, it
     claimed and dialed another lead: two calls rang the one agent)."""
-    text = config_text(dial_mode="preview").replace("      handout: none\n", "      handout: none\n      auto_dial: 5\n")
-    w = World(tmp_path, text, agents=1)
-    later = _LaterRepository(w.sessions)
-    w.service.repository = later  # type: ignore[assignment]
-    w.service.startService()
-    later.flush()
+    w, later = _later_world(tmp_path, _auto_text())
     w.import_leads(["13800000001", "13800000002"])
     _board_event(w, Event="QueueMemberStatus", Queue="outbound", Interface="PJSIP/agent2101", Paused="0", Status="1")
     clicked = w.service.preview_next("2101", "test-campaign")
