@@ -10,6 +10,9 @@
 - :meth:`DialBook.handle` with every AMI event: the dialplan's ``UserEvent``\\s
   (``DialerAnswered``, ``DialerAMD``, ``DialerResult``, see ``dialplans/dialer.conf``)
   and the outbound queue's ``AgentConnect`` (answer -> agent bridged latency);
+- :meth:`DialBook.adopt` at start-up for each call an earlier run placed that is still
+  live in Asterisk (its ``OriginateResponse``, broadcast to every AMI session, then ends
+  it if it was not answered);
 - :meth:`DialBook.expire` from a timer: a call that never got its final event (an AMI
   reconnect lost it) ends as ``failed`` instead of staying in flight forever.
 
@@ -60,6 +63,9 @@ class Dial:
     agent: str | None = None
     lane: str = ""
     """The campaign's pacing lane that placed it: a team (``route: team``), else empty."""
+    adopted: bool = False
+    """Placed by an earlier run of the dialer and found live at this one's start
+    (:meth:`DialBook.adopt`): its timings before the start are not known."""
 
     @property
     def answered(self) -> bool:
@@ -140,6 +146,21 @@ class DialBook:
         self._by_uniqueid[uniqueid] = attempt_id
         return dial
 
+    def adopt(self, attempt_id: int, lead_id: int, campaign_id: int, uniqueid: str, placed_at: float,
+              now: float, *, answered: bool, bridged: bool, agent: str | None = None) -> Dial:
+        """A call an earlier run placed, live in Asterisk at this run's start: tracked again.
+
+        ``answered`` (its channel is up) and ``bridged`` (in a bridge: with an agent) are
+        what the channel list says; both count from ``now``, the first moment seen (its
+        AMD verdict and connect are not known). Its later events end it as any other.
+        """
+        dial = self.placed(attempt_id, lead_id, campaign_id, uniqueid, placed_at)
+        if answered or bridged:
+            dial = replace(dial, answered_at=now, connected_at=now if bridged else None, agent=agent)
+        dial = replace(dial, adopted=True)
+        self._by_attempt[attempt_id] = dial
+        return dial
+
     def originate_response(self, attempt_id: int, msg: Message, now: float) -> DialEnded | None:
         """The ``OriginateResponse`` of ``attempt_id``: ends an unanswered call."""
         dial = self._by_attempt.get(attempt_id)
@@ -162,6 +183,12 @@ class DialBook:
         name = msg.name
         if name == "UserEvent":
             return self._user_event(msg, now)
+        if name == "OriginateResponse":
+            # broadcast to every AMI session: an adopted call's (sent by an earlier run) ends
+            # it if it was not answered. Others come to their Originate's waiter.
+            attempt_id = self._by_uniqueid.get(msg.get("Uniqueid") or "")
+            dial = self._by_attempt.get(attempt_id) if attempt_id is not None else None
+            return self.originate_response(dial.attempt_id, msg, now) if dial is not None and dial.adopted else None
         if name == "AgentConnect":
             attempt_id = self._by_uniqueid.get(msg.get("Uniqueid") or "")
             dial = self._by_attempt.get(attempt_id) if attempt_id is not None else None

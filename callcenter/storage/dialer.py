@@ -738,10 +738,23 @@ def finish_attempt(session: Session, attempt_id: int, result: AttemptResult, *, 
     return decision
 
 
+def open_attempts(session: Session, *, started_before: datetime) -> list[AttemptRecord]:
+    """Every campaign's attempts still in flight that started before ``started_before``,
+    oldest first: at start-up, the calls an earlier run left (live in Asterisk or lost)."""
+    cutoff = aware_datetime("started_before", started_before)
+    return [_attempt(row) for row in session.scalars(
+        select(models.DialAttempt)
+        .where(models.DialAttempt.outcome.is_(None), models.DialAttempt.started_at < cutoff)
+        .order_by(models.DialAttempt.id)
+    )]
+
+
 def fail_stale_attempts(
-    session: Session, campaign_id: int, *, started_before: datetime, reason: str, now: datetime
+    session: Session, campaign_id: int, *, started_before: datetime, reason: str, now: datetime,
+    keep: Collection[int] = (),
 ) -> int:
-    """End the campaign's attempts still in flight that started before ``started_before``.
+    """End the campaign's attempts still in flight that started before ``started_before``,
+    but those in ``keep`` (calls found live and tracked again).
 
     Each ends as ``failed`` with ``detail=reason`` and its lead is decided as usual (for
     the daemon's start after a crash, or a call whose hangup was never seen). Returns the
@@ -750,12 +763,12 @@ def fail_stale_attempts(
     cutoff = aware_datetime("started_before", started_before)
     detail = _text("reason", reason, 10_000)
     _require_campaign(session, campaign_id)
-    stale = list(session.scalars(
+    stale = [attempt_id for attempt_id in session.scalars(
         select(models.DialAttempt.id)
         .where(models.DialAttempt.campaign_id == campaign_id, models.DialAttempt.outcome.is_(None),
                models.DialAttempt.started_at < cutoff)
         .order_by(models.DialAttempt.id)
-    ))
+    ) if attempt_id not in keep]
     for attempt_id in stale:
         finish_attempt(session, attempt_id, AttemptResult("failed", detail=detail), now=now)
     return len(stale)

@@ -107,3 +107,29 @@ def test_a_preview_call_connects_when_the_lead_answers_on_the_agents_line() -> N
     assert isinstance(fact, DialConnected) and fact.dial.agent == "2101" and fact.ring_seconds == 6.0
     end = book.handle(user("DialerResult", 7, Outcome="human", Agent="2101"), 166.0)
     assert end is not None and end.outcome == "human" and end.dial.connected_at == 106.0
+
+
+def test_an_adopted_call_ends_on_its_broadcast_originate_response_and_others_do_not() -> None:
+    """A call an earlier run placed, ringing at this run's start: its OriginateResponse (broadcast
+    to every AMI session) ends it. A call of this run ends only on its own Originate's answer
+    (a preview's "agent did not answer" is not the lead's no answer)."""
+    book = book_with()
+    dial = book.adopt(8, lead_id=80, campaign_id=1, uniqueid="dial-ab12-8", placed_at=90.0, now=100.0,
+                      answered=False, bridged=False)
+    assert dial.adopted and not dial.answered and sorted(book.ringing(101.0, 1)) == [1.0, 11.0]
+    assert book.handle(ev("OriginateResponse", Response="Failure", Reason="3", Uniqueid="dial-7"), 105.0) is None
+    end = book.handle(ev("OriginateResponse", Response="Failure", Reason="3", Uniqueid="dial-ab12-8"), 105.0)
+    assert end is not None and end.outcome == "noanswer" and end.dial.attempt_id == 8
+    assert [d.attempt_id for d in book.dials()] == [7]
+
+
+def test_an_adopted_call_found_in_a_bridge_is_a_conversation_with_its_agent() -> None:
+    """Adopted with an agent: answered and connected from the start that found it; its
+    DialerResult ends it as any other, talk counted from then."""
+    book = DialBook()
+    dial = book.adopt(9, lead_id=90, campaign_id=1, uniqueid="dial-ab12-9", placed_at=40.0, now=100.0,
+                      answered=True, bridged=True, agent="2101")
+    assert (dial.answered_at, dial.connected_at, dial.agent) == (100.0, 100.0, "2101")
+    assert book.answered_waiting() == []
+    end = book.handle(user("DialerResult", 9, Outcome="human", Agent="2101"), 160.0)
+    assert end is not None and end.outcome == "human" and end.ended_at - end.dial.connected_at == 60.0

@@ -403,6 +403,24 @@ def test_stale_attempts_end_failed_and_their_leads_are_decided(
                  now=restart) == 0
 
 
+def test_a_start_reads_the_open_attempts_and_keeps_those_it_adopted(
+    sessions: sessionmaker[Session], campaign_id: int
+) -> None:
+    """open_attempts lists what an earlier run left in flight (not newer ones); the stale
+    ones end as failed but those kept (calls found live and adopted)."""
+    import_phones(sessions, campaign_id, phones(3))
+    first, second = claim(sessions, campaign_id, 2)
+    (new,) = claim(sessions, campaign_id, 1, now=NOW + timedelta(minutes=10))
+    restart = NOW + timedelta(minutes=5)
+    left = in_tx(sessions, store.open_attempts, started_before=restart)
+    assert [(a.id, a.lead_id, a.campaign_id) for a in left] == [
+        (first.attempt_id, first.lead_id, campaign_id), (second.attempt_id, second.lead_id, campaign_id)]
+    assert in_tx(sessions, store.fail_stale_attempts, campaign_id, started_before=restart, reason="gone",
+                 now=restart, keep={second.attempt_id}) == 1
+    assert sorted(a.id for a in in_tx(sessions, store.list_attempts, campaign_id, outcome="in_flight")) == [
+        second.attempt_id, new.attempt_id]
+
+
 def test_recycle_puts_exhausted_leads_back_and_refuses_reached_ones(
     sessions: sessionmaker[Session], campaign_id: int
 ) -> None:
