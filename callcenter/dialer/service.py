@@ -25,6 +25,7 @@ and the lead is dialed from it (``[dialer-preview]``).
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -36,7 +37,7 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -63,9 +64,10 @@ from callcenter.dialer.pacing import (
 )
 from callcenter.pending import PendingWork
 from callcenter.settings import AgentSettings
-from callcenter.state.agents import AgentBoard, AgentState
+from callcenter.state.agents import AgentBoard, AgentState, agent_id_of
 from callcenter.storage import dialer as store
 from callcenter.storage.dialer_records import (
+    AttemptRecord,
     AttemptResult,
     CampaignRecord,
     LeadBacklog,
@@ -93,6 +95,13 @@ ANSWERED_LIMIT = 180.0
 CONNECTED_LIMIT = 4 * 3600.0
 
 BACKLOG_SECONDS = 15.0
+#: How long a start waits for Asterisk's channel list to adopt the calls an earlier run left
+#: (live ones are tracked again, the others end as failed); without it, all end as failed.
+RECOVERY_WAIT = 30.0
+#: The ``Uniqueid`` the dialer gives each call it places (``ChannelId``): ``dial-<run>-<attempt id>``.
+_DIAL_UNIQUEID = re.compile(r"^dial-[0-9a-f]+-([0-9]+)$")
+#: The events the dial book reads (held while a start adopts the earlier run's calls).
+_BOOK_EVENTS = frozenset({"UserEvent", "AgentConnect", "OriginateResponse"})
 """Seconds between two readings of the campaigns' leads still to call (the wallboard's
 "waiting" column and the ``callcenter_dialer_leads_*`` gauges)."""
 
@@ -250,6 +259,21 @@ class CampaignStatus:
     """Its leads still to call, as last read (every :data:`BACKLOG_SECONDS`); None before the first reading."""
 
 
+@dataclass
+class _Recovery:
+    """A start taking over the calls an earlier run left in flight (see DialerService._recover)."""
+
+    open: list[AttemptRecord] | None = None
+    """The attempts still open in SQL, once read."""
+    channels: list[Message] | None = None
+    """Asterisk's channels (``CoreShowChannel`` events), once known."""
+    events: list[Message] = field(default_factory=list)
+    """The dial book's events meanwhile, replayed once the calls are adopted."""
+    started: datetime | None = None
+    """The start's wall clock: attempts started before it are the earlier run's."""
+    timer: IDelayedCall | None = None
+
+
 class DialerService(Service):
     """Places the calls of the active campaigns and records how each one ended."""
 
@@ -311,12 +335,14 @@ class DialerService(Service):
         self._backlog_due = 0.0  # clock reading of the next backlog reading
         self._backlog_reading = False
         self._token = secrets.token_hex(3)
+        self._recovery: _Recovery | None = None
         self.ready: Deferred[None] = Deferred()
 
     # ------------------------------------------------------------------ lifecycle
 
     def startService(self) -> None:
         super().startService()  # type: ignore[no-untyped-call]  # Twisted's Service is untyped
+        self._recovery = _Recovery()
         self._subscriptions.append(self.ami.subscribe(self.on_event))
         self._subscriptions.append(self.ami.on_resync(self.on_resync))
         self._track(self._sync(self.config, recover=True).addCallback(self._started))
@@ -347,13 +373,14 @@ class DialerService(Service):
         for handle in self._subscriptions:
             handle.cancel()
         self._subscriptions.clear()
-        # Calls still in flight are closed as failed so no attempt stays open; the
-        # next start would also fail them (fail_stale_attempts).
-        now = self.clock.seconds()
-        for dial in self.book.dials():
-            end = self.book.failed(dial.attempt_id, now, "dialer stopped")
-            if end is not None:
-                self._ended(end)
+        if self._recovery is not None and self._recovery.timer is not None and self._recovery.timer.active():
+            self._recovery.timer.cancel()
+        self._recovery = None
+        # Calls still in flight go on in Asterisk: their attempts stay open for the next
+        # start, which adopts those still live and ends the others as failed.
+        if len(self.book):
+            _log.info("dialer.stopped_with_calls count={count}: left in flight for the next start",
+                      count=len(self.book))
         for agent, (_, lead) in list(self._previews.items()):
             self._close_preview(agent, lead, "previewed, not dialed: dialer stopped")
         return self._pending.wait()
@@ -363,22 +390,19 @@ class DialerService(Service):
     def _sync(self, config: DialerConfig, *, recover: bool = False) -> Deferred[None]:
         """Store the campaigns' rules and build their pacers.
 
-        With ``recover`` (at start-up only) attempts an earlier run left open end as
-        ``failed``: their calls were lost with that process. Those of every stored campaign,
-        one removed or renamed in ``dialer.yaml`` since included (its leads would stay
-        ``dialing`` for good).
+        With ``recover`` (at start-up only) the attempts an earlier run left open are read
+        for :meth:`_recover`: those of every stored campaign, one removed or renamed in
+        ``dialer.yaml`` since included (its leads would stay ``dialing`` for good).
         """
         campaigns = [c.campaign for c in config.campaigns]
         now = self.now()
 
-        def in_thread(session: Any) -> list[CampaignRecord]:
+        def in_thread(session: Any) -> tuple[list[CampaignRecord], list[AttemptRecord]]:
             records = store.sync_campaigns(session, campaigns)
-            for record in store.list_campaigns(session) if recover else ():
-                store.fail_stale_attempts(session, record.id, started_before=now,
-                                          reason="open when the dialer (re)started", now=now)
-            return records
+            return records, store.open_attempts(session, started_before=now) if recover else []
 
-        def built(records: list[CampaignRecord]) -> None:
+        def built(result: tuple[list[CampaignRecord], list[AttemptRecord]]) -> None:
+            records, left_open = result
             by_name = {r.name: r for r in records}
             for campaign_config in config.campaigns:
                 name = campaign_config.campaign.name
@@ -396,8 +420,122 @@ class DialerService(Service):
                 _log.info("dialer.campaign_removed campaign={campaign}", campaign=name)
                 gone = self.campaigns.pop(name)
                 self._by_id.pop(gone.record.id, None)
+            if recover and self._recovery is not None:
+                self._recovery.open = left_open
+                self._recovery.started = now
+                self._recover_when_ready()
 
         return self.repository.run(in_thread).addCallback(built)
+
+    # ------------------------------------------------------------------ taking over an earlier run's calls
+
+    def _recover_when_ready(self) -> None:
+        """Adopt the earlier run's calls once Asterisk's channels are known (or end them)."""
+        recovery = self._recovery
+        if recovery is None or recovery.open is None:
+            return
+        if not recovery.open:
+            self._recover()
+            return
+        if recovery.channels is None and self.ami.connected:
+            # the AMI session came up before this service listened: ask for the channels
+            def listed(result: Any) -> None:
+                if self._recovery is recovery and recovery.channels is None:
+                    recovery.channels = list(result.events)
+                    self._recover()
+
+            self._track(self.ami.send(actions.core_show_channels()).addCallbacks(
+                listed, lambda failure: _log.warn("dialer.recovery_channels_failed error={error}",
+                                                  error=failure.getErrorMessage())))
+        if recovery.channels is not None:
+            self._recover()
+        elif recovery.timer is None:
+            recovery.timer = self.clock.callLater(RECOVERY_WAIT, self._recover)
+
+    def _recover(self) -> None:
+        """The start's take-over: each attempt an earlier run left open whose call is live in
+        Asterisk (a channel ``dial-<run>-<attempt>``, or events for it since this run listens)
+        is tracked again (:meth:`DialBook.adopt`) and ends with its call; the others end as
+        ``failed``, their calls lost while no dialer listened. Then the events held meanwhile
+        are read, and pacing starts."""
+        recovery = self._recovery
+        if recovery is None or recovery.open is None or recovery.started is None:
+            return
+        started = recovery.started
+        self._recovery = None
+        if recovery.timer is not None and recovery.timer.active():
+            recovery.timer.cancel()
+        channels = recovery.channels or []
+        live: dict[int, Message] = {}
+        for channel in channels:
+            match = _DIAL_UNIQUEID.match(channel.get("Uniqueid") or "")
+            if match:
+                live[int(match.group(1))] = channel
+        heard: dict[int, str] = {}  # attempt -> its call's Uniqueid, from the events held
+        for msg in recovery.events:
+            match = _DIAL_UNIQUEID.match(msg.get("Uniqueid") or "")
+            if match:
+                heard.setdefault(int(match.group(1)), match.group(0))
+        now = self.clock.seconds()
+        wall = self.now()
+        adopted: list[int] = []
+        for record in recovery.open:
+            found = live.get(record.id)
+            uniqueid = found.get("Uniqueid") if found is not None else heard.get(record.id)
+            if record.id in self.book:  # this service's own call (stopped and started again)
+                adopted.append(record.id)
+                continue
+            if not uniqueid or record.lead_id is None:
+                continue
+            bridge = found.get("BridgeId") if found is not None else None
+            agent = self._agent_in_bridge(channels, bridge, uniqueid) if bridge else None
+            placed_at = now - max(0.0, (wall - record.started_at).total_seconds())
+            dial = self.book.adopt(record.id, record.lead_id, record.campaign_id, uniqueid, placed_at, now,
+                                   answered=found is not None and found.get("ChannelState") == "6",
+                                   bridged=bool(bridge), agent=agent)
+            adopted.append(record.id)
+            self._names.setdefault(record.campaign_id, str(record.campaign_id))
+            name = self._names[record.campaign_id]
+            self.metrics.in_flight.labels(name).inc()
+            _log.info("dialer.call_adopted campaign={campaign} attempt={attempt} lead={lead} state={state} "
+                      "agent={agent}: placed by an earlier run, live in Asterisk", campaign=name,
+                      attempt=record.id, lead=record.lead_id,
+                      state="with an agent" if dial.connected_at is not None else
+                      "answered" if dial.answered else "ringing", agent=agent or "-")
+        stale = len(recovery.open) - len(adopted)
+        if stale:
+            campaign_ids = sorted({r.campaign_id for r in recovery.open})
+            keep = set(adopted)
+
+            def in_thread(session: Any) -> int:
+                return sum(store.fail_stale_attempts(session, campaign_id, started_before=started,
+                                                     reason="open when the dialer (re)started", now=started,
+                                                     keep=keep)
+                           for campaign_id in campaign_ids)
+
+            d = self.repository.run(in_thread)
+            d.addCallback(lambda count: _log.info(
+                "dialer.stale_attempts_failed count={count}: open when the dialer (re)started, no live call",
+                count=count))
+            d.addErrback(lambda failure: self._db_failed("fail_stale_attempts", failure))
+            self._track(d)
+        for msg in recovery.events:
+            self.on_event(msg)
+        if recovery.channels is not None:
+            # adopted calls an event spoke of whose channel the list did not show have ended unseen
+            for end in self.book.forget_missing({c.get("Uniqueid") or "" for c in channels}
+                                                | {u for u in heard.values() if u}, now):
+                self._ended(end)
+
+    def _agent_in_bridge(self, channels: Sequence[Message], bridge: str, uniqueid: str) -> str | None:
+        """The agent whose phone shares ``bridge`` with the call ``uniqueid``, if one does."""
+        for channel in channels:
+            if channel.get("BridgeId") != bridge or channel.get("Uniqueid") == uniqueid:
+                continue
+            agent = agent_id_of(channel.get("Channel"))
+            if agent is not None and (agent in self.people or self.agents.state_of(agent) != AgentState.LOGGED_OUT):
+                return agent
+        return None
 
     def _lanes(self, config: CampaignConfig, current: Mapping[str, _Lane], *,
                keep_pacers: bool = True) -> dict[str, _Lane]:
@@ -443,6 +581,8 @@ class DialerService(Service):
 
     def tick(self) -> None:
         """One pacing step for every campaign that dials by itself."""
+        if self._recovery is not None:  # the earlier run's calls first: they may hold agents
+            return
         now = self.clock.seconds()
         for end in self.book.expire(now, ringing=self._ring_timeout() + RING_MARGIN, answered=ANSWERED_LIMIT,
                                     connected=CONNECTED_LIMIT):
@@ -988,13 +1128,17 @@ class DialerService(Service):
     # ------------------------------------------------------------------ AMI input
 
     def on_event(self, msg: Message) -> None:
-        """Every AMI event: the dialplan's results and the outbound queue's connects."""
-        if msg.name not in ("UserEvent", "AgentConnect"):
+        """Every AMI event: the dialplan's results, the outbound queue's connects, and the
+        ``OriginateResponse`` of a call an earlier run placed."""
+        if msg.name not in _BOOK_EVENTS:
+            return
+        if self._recovery is not None:  # the earlier run's calls are not known yet: read once they are
+            self._recovery.events.append(msg)
             return
         fact = self.book.handle(msg, self.clock.seconds())
         if isinstance(fact, DialConnected):
             campaign = self._by_id.get(fact.dial.campaign_id)
-            if campaign is not None:
+            if campaign is not None and not fact.dial.adopted:  # an adopted call's timings are partly unknown
                 lane = campaign.lanes.get(fact.dial.lane)
                 if lane is not None:
                     lane.pacer.record_attempt(fact.verdict_seconds, "human")
@@ -1007,7 +1151,13 @@ class DialerService(Service):
 
     def on_resync(self, channels: list[Message], queue_status: list[Message]) -> None:
         """After an AMI reconnect: calls whose channel is gone have ended unseen (those still
-        live go on: their events come on the new connection)."""
+        live go on: their events come on the new connection). At start-up: the channels the
+        earlier run's calls are looked for in (:meth:`_recover`)."""
+        if self._recovery is not None:
+            self._recovery.channels = list(channels)
+            if self._recovery.open is not None:
+                self._recover_when_ready()
+            return
         live = {m.get("Uniqueid") or "" for m in channels}
         now = self.clock.seconds()
         for end in self.book.forget_missing(live, now):
@@ -1033,6 +1183,8 @@ class DialerService(Service):
             if live:
                 self.metrics.abandon_rate.labels(name).set(campaign.outcomes["abandoned"] / live)
             lane = campaign.lanes.get(end.dial.lane)  # gone if dialer.yaml changed the campaign's route
+            if end.dial.adopted:  # placed by an earlier run: its timings are partly unknown, not learned
+                lane = None
             if lane is not None and end.dial.connected_at is None:  # a connected call was learned at its connect
                 lane.pacer.record_attempt(end.verdict_seconds, end.outcome)
             if lane is not None and end.outcome == "human" and end.dial.connected_at is not None:

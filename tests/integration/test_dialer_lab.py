@@ -586,3 +586,108 @@ def test_auto_dial_calls_a_ready_agents_own_leads_one_after_the_other(dialer_lab
     time.sleep(5)
     assert theirs not in lab.watch.dialed and len(attempts()) == 3
     assert set(mine) <= lab.watch.dialed
+
+
+def test_a_restarted_dialer_adopts_the_conversation_the_earlier_one_placed(dialer_lab: DialerLab) -> None:
+    """The dialer's call to a person is talking with 2103 when the dialer restarts (stopped,
+    then a new one on the same AMI session and database). The new dialer finds the call in
+    Asterisk's channels, in a bridge with 2103's phone, and tracks it: when it hangs up the
+    attempt is a conversation with 2103 and the lead is done (before: the stop recorded it as
+    failed and the lead was called again within the hour)."""
+    lab = dialer_lab
+    old = lab.services.dialer
+    assert old is not None
+    for name, value in {"SIM_BUSY_PCT": 0, "SIM_NOANSWER_PCT": 0, "SIM_MACHINE_PCT": 0, "SIM_FAILED_PCT": 0,
+                        "SIM_RING_MIN": 1, "SIM_RING_MAX": 1, "SIM_TALK_MIN": 20, "SIM_TALK_MAX": 20,
+                        "LAB_TALK": 40}.items():
+        lab.setvar(name, value)
+    campaign_id = lab.campaign_id
+    lab.run(store.import_leads, campaign_id, [LeadRow(line=2, phone="19900030077", name="Restart Person")],
+            list_name="restart", source_file="restart.csv", actor="test", now=datetime.now(UTC))
+    lab.rt.call(lab.services.engine.agent_service.login, "2103", timeout=20)
+
+    def talking() -> bool:
+        return any(d.connected_at is not None for d in old.book.dials())
+    _wait("the call talking with 2103", lambda: lab.rt.call(talking), timeout=60, every=0.2)
+    lab.rt.call(old.stopService, timeout=30)
+    assert [a.outcome for a in lab.run(store.list_attempts, campaign_id)] == [None]  # left for the next start
+
+    new = _restarted(lab)
+    try:
+        lab.rt.call(lambda: new.ready, timeout=30)
+        _wait("the call adopted", lambda: lab.rt.call(lambda: len(new.book)) == 1, timeout=20, every=0.2)
+        (dial,) = lab.rt.call(new.book.dials)
+        assert dial.adopted and dial.agent == "2103" and dial.connected_at is not None, dial
+        assert any(e.get("log_format", "").startswith("dialer.call_adopted") for e in lab.log)
+
+        def ended() -> list[Any]:
+            return [a for a in lab.run(store.list_attempts, campaign_id) if a.outcome is not None]
+        _wait("the adopted call's end", lambda: bool(ended()), timeout=60)
+        (attempt,) = ended()
+        assert (attempt.outcome, attempt.agent_id) == ("human", "2103"), attempt
+        assert attempt.talk_seconds is not None and attempt.talk_seconds > 0
+        lead = lab.run(store.get_lead, attempt.lead_id)
+        assert (lead.state, lead.final_outcome) == ("done", "human")
+    finally:
+        lab.rt.call(new.stopService, timeout=30)
+
+
+def _restarted(lab: DialerLab, *, crash: bool = False) -> Any:
+    """Stop the lab's dialer and start a new one on the same AMI session and database.
+
+    ``crash``: the old one dies instead, forgetting its calls at once (a graceful stop waits
+    for the answers to its Originates and records those, as a process that exits would).
+    """
+    from prometheus_client import CollectorRegistry
+
+    from callcenter.dialer.calls import DialBook
+    from callcenter.dialer.service import DialerMetrics, DialerService
+
+    old = lab.services.dialer
+    assert old is not None
+    if crash:
+        def die() -> None:
+            old.stopService()
+            old.book = DialBook()  # an Originate's late answer finds nothing to end
+        lab.rt.call(die)
+    elif old.running:
+        lab.rt.call(old.stopService, timeout=30)
+    new = DialerService(
+        old.config, ami=old.ami, repository=old.repository, agents=old.agents, clock=old.clock,
+        metrics=DialerMetrics(CollectorRegistry()), trunk=old.trunk, wrapup_seconds=old.wrapup_seconds,
+        agent_channel=old.agent_channel, on_conversation=old.on_conversation, people=old.people,
+        team_queues=old.team_queues)
+    lab.rt.call(new.startService)
+    return new
+
+
+def test_a_restarted_dialer_ends_a_ringing_call_of_the_earlier_one_by_its_originate_response(
+        dialer_lab: DialerLab) -> None:
+    """The dialer dies while its call to a number nobody answers rings. The new dialer
+    adopts the ringing call, and Asterisk's OriginateResponse for it (broadcast to every AMI
+    session, with the call's Uniqueid) ends it as no answer at the ring timeout (15 s), not
+    as failed at the ring limit (35 s), nor as failed at the start."""
+    lab = dialer_lab
+    old = lab.services.dialer
+    assert old is not None
+    campaign_id = lab.campaign_id
+    lab.run(store.import_leads, campaign_id, [LeadRow(line=2, phone="19900020077")],
+            list_name="restart-ring", source_file="restart-ring.csv", actor="test", now=datetime.now(UTC))
+    lab.rt.call(lab.services.engine.agent_service.login, "2103", timeout=20)
+    _wait("the call ringing", lambda: lab.rt.call(lambda: len(old.book)) == 1, timeout=30, every=0.2)
+    new = _restarted(lab, crash=True)
+    try:
+        lab.rt.call(lambda: new.ready, timeout=30)
+        _wait("the call adopted", lambda: lab.rt.call(lambda: len(new.book)) == 1, timeout=10, every=0.2)
+        (dial,) = lab.rt.call(new.book.dials)
+        assert dial.adopted and not dial.answered, dial
+
+        def ended() -> list[Any]:
+            return [a for a in lab.run(store.list_attempts, campaign_id) if a.outcome is not None]
+        _wait("the adopted call's end", lambda: bool(ended()), timeout=30)
+        (attempt,) = ended()
+        assert attempt.outcome == "noanswer", attempt
+        lead = lab.run(store.get_lead, attempt.lead_id)
+        assert lead.state == "retry"
+    finally:
+        lab.rt.call(new.stopService, timeout=30)

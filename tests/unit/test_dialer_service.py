@@ -13,6 +13,7 @@ import textwrap
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import pytest
@@ -94,13 +95,29 @@ class FakeAmi:
         self.listeners: list[Callable[[Message], None]] = []
         self.originates: list[tuple[Any, Deferred[Message]]] = []
         self.refuse: Exception | None = None
+        self.resync_listeners: list[Callable[[list[Message], list[Message]], None]] = []
+        self.sent: list[Any] = []
+        self.channels: list[Message] | None = []
 
     def subscribe(self, callback: Callable[[Message], None], name: str | None = None) -> Any:
         self.listeners.append(callback)
         return _Handle()
 
     def on_resync(self, callback: Any) -> Any:
+        self.resync_listeners.append(callback)
         return _Handle()
+
+    def send(self, action: Any, timeout: float | None = None) -> Deferred[Any]:
+        """``CoreShowChannels`` (what a start asks when the session was already up): ``channels``."""
+        assert action.name == "CoreShowChannels"
+        self.sent.append(action)
+        if self.channels is None:
+            return Deferred()
+        return succeed(SimpleNamespace(events=list(self.channels)))
+
+    def resync(self, channels: list[Message]) -> None:
+        for listener in list(self.resync_listeners):
+            listener(channels, [])
 
     def originate(self, action: Any, *, timeout: float | None = None) -> Deferred[Message]:
         if self.refuse is not None:
@@ -413,14 +430,112 @@ def test_a_campaign_over_the_abandon_limit_dials_progressively_until_its_ledger_
     w.service.stopService()
 
 
-def test_stopping_closes_every_attempt_in_flight(world: World) -> None:
-    """Calls still ringing when the dialer stops end as failed: no attempt is left open."""
-    campaign_id = world.import_leads(["13800000001", "13800000002"])
-    world.advance(1.0)
-    world.service.stopService()
-    attempts = world.attempts(campaign_id)
-    assert [a.outcome for a in attempts] == ["failed", "failed"]
-    assert all("stopped" in (a.detail or "") for a in attempts)
+def _channel(uniqueid: str, *, state: str = "6", bridge: str = "", name: str = "") -> Message:
+    return Message.from_pairs([("Event", "CoreShowChannel"), ("Channel", name or f"Local/x@sim-pstn-{uniqueid};1"),
+                               ("Uniqueid", uniqueid), ("ChannelState", state), ("BridgeId", bridge)])
+
+
+def _restart(first: World, tmp_path: Path, *, connected: bool = True, channels: list[Message] | None = None) -> World:
+    """A second daemon on the same database a minute later, its AMI up (or not yet) at start."""
+    second = World(tmp_path, config_text(), agents=2)
+    second.wall = first.wall + timedelta(minutes=1)
+    second.clock.advance(60)
+    second.ami.connected = connected
+    second.ami.channels = channels
+    second.service.startService()
+    return second
+
+
+def test_stopping_leaves_the_calls_in_flight_to_the_next_start(tmp_path: Path) -> None:
+    """The dialer stops (a daemon restart) while two calls are under way in Asterisk: one
+    with agent 2101, one whose channel has gone by the next start. Their attempts stay open
+    at the stop (before: both ended as failed, though the first customer was still talking
+    to an agent, and their lead was called again). The next start adopts the live call,
+    which ends with its own outcome and agent, and ends the other as failed."""
+    first = World(tmp_path, config_text(), agents=2)
+    first.service.startService()
+    campaign_id = first.import_leads(["13800000001", "13800000002"])
+    first.advance(1.0)
+    (talking, _), (_gone, _) = first.ami.originates
+    first.service.stopService()
+    assert [a.outcome for a in first.attempts(campaign_id)] == [None, None]
+    uniqueid = talking.get("ChannelId") or ""
+    second = _restart(first, tmp_path, channels=[
+        _channel(uniqueid, bridge="b-7"), _channel("1795415279.9", bridge="b-7", name="PJSIP/agent2101-0000002a")])
+    assert len(second.ami.sent) == 1  # its session was up before it listened: it asked
+    adopted, gone = second.attempts(campaign_id)
+    assert adopted.outcome is None and (gone.outcome, gone.detail) == ("failed", "open when the dialer (re)started")
+    (dial,) = second.service.book.dials()
+    assert (dial.attempt_id, dial.agent, dial.adopted, dial.connected_at is not None) == (adopted.id, "2101", True, True)
+    assert dial.placed_at == pytest.approx(second.clock.seconds() - 61.0)
+    second.advance(200.0)  # a conversation: past the 180 s limit of a call waiting for an agent
+    attempt = _variables(talking)["CC_ATTEMPT"]
+    second.ami.emit("UserEvent", UserEvent="DialerResult", Attempt=attempt, Outcome="human", Agent="2101",
+                    Uniqueid=uniqueid)
+    adopted, _ = second.attempts(campaign_id)
+    assert (adopted.outcome, adopted.agent_id) == ("human", "2101")
+    assert adopted.talk_seconds == pytest.approx(200.0, abs=1.1)  # from the start that found it: a lower bound
+    with second.session() as session:
+        lead = store.get_lead(session, adopted.lead_id)
+    assert lead is not None and (lead.state, lead.final_outcome) == ("done", "human")
+    assert second.service.connect_latencies("test-campaign") == []  # its connect was not seen
+    second.service.stopService()
+
+
+def test_a_start_holds_the_events_of_the_earlier_runs_calls_until_it_knows_them(tmp_path: Path) -> None:
+    """The AMI session comes up after the start: its resync lists a ringing call of the
+    earlier run, and that call's events follow before the database has answered (held, then
+    read): it ends busy from its broadcast OriginateResponse, with no dial placed meanwhile."""
+    first = World(tmp_path, config_text(), agents=2)
+    first.service.startService()
+    campaign_id = first.import_leads(["13800000001", "13800000002", "13800000003"])
+    first.advance(1.0)
+    (ringing, _), (answered, _) = first.ami.originates
+    first.service.stopService()
+    second = World(tmp_path, config_text(), agents=2)
+    second.wall = first.wall + timedelta(seconds=5)
+    second.ami.connected = False
+    later: Deferred[None] = Deferred()
+    real_run = second.repo.run
+    second.repo.run = lambda fn, *a, **k: later.addCallback(lambda _: real_run(fn, *a, **k))  # type: ignore[method-assign]
+    second.service.startService()
+    ring_id, answer_id = ringing.get("ChannelId") or "", answered.get("ChannelId") or ""
+    second.ami.connected = True
+    second.ami.resync([_channel(ring_id, state="5"), _channel(answer_id)])
+    second.ami.emit("OriginateResponse", Response="Failure", Reason="5", Uniqueid=ring_id)
+    second.ami.emit("UserEvent", UserEvent="DialerResult", Attempt=_variables(answered)["CC_ATTEMPT"],
+                    Outcome="abandoned", Uniqueid=answer_id)
+    second.advance(2.0)
+    assert second.ami.originates == []  # no pacing before the earlier run's calls are known
+    second.repo.run = real_run  # type: ignore[method-assign]
+    later.callback(None)
+    busy, abandoned = second.attempts(campaign_id)
+    assert (busy.outcome, abandoned.outcome) == ("busy", "abandoned")
+    assert len(second.service.book) == 0 and second.ami.sent == []  # the resync had the channels
+    second.advance(1.0)
+    assert len(second.ami.originates) == 1  # pacing once they are settled: the third lead
+    second.service.stopService()
+
+
+def test_without_asterisks_channel_list_a_start_ends_the_earlier_runs_calls_in_time(tmp_path: Path) -> None:
+    """Asterisk's channel list never comes (the AMI session stays down): after RECOVERY_WAIT
+    the earlier run's attempts end as failed as before, and pacing may start."""
+    from callcenter.dialer.service import RECOVERY_WAIT
+
+    first = World(tmp_path, config_text(), agents=2)
+    first.service.startService()
+    campaign_id = first.import_leads(["13800000001"])
+    first.advance(1.0)
+    first.service.stopService()
+    second = _restart(first, tmp_path, connected=False, channels=None)
+    assert [a.outcome for a in second.attempts(campaign_id)] == [None]
+    second.advance(RECOVERY_WAIT - 1.0)
+    assert [a.outcome for a in second.attempts(campaign_id)] == [None]
+    second.advance(1.5)
+    assert [(a.outcome, a.detail) for a in second.attempts(campaign_id)] == [
+        ("failed", "open when the dialer (re)started")]
+    assert second.service._recovery is None
+    second.service.stopService()
 
 
 def test_http_api_shows_campaigns_and_the_ledger(world: World) -> None:
