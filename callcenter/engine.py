@@ -46,7 +46,12 @@ from callcenter.ivr.interpreter import CallFacts
 from callcenter.ivr.interpreter import Queue as IvrQueue
 from callcenter.ivr.runner import run_flow
 from callcenter.metrics import EngineMetrics
-from callcenter.overflow import overflow_now, overflow_state_action, primaries_away
+from callcenter.overflow import (
+    overflow_now,
+    overflow_penalties,
+    overflow_state_action,
+    primaries_away,
+)
 from callcenter.pending import PendingWork
 from callcenter.recording_pause import Paused, RecordingPauses, pause_offsets
 from callcenter.settings import QueueSettings, Settings
@@ -273,6 +278,9 @@ class Engine(Service):
         self._overflow_told: dict[str, bool] = {}
         """Queue -> whether its primary agents are away, as last sent to Asterisk (its overflow
         device state, :meth:`_tell_overflow`)."""
+        self._penalties_told: dict[tuple[str, str], int] = {}
+        """(queue, member interface) -> the overflow agent's penalty there as last sent to
+        Asterisk (``QueuePenalty``, :meth:`_tell_overflow`)."""
         self._consult_pops: dict[str, tuple[str, str, str | None]] = {}
         """Consulted colleague -> (the customer's linkedid, the colleague's channel rung, the
         screen pop they had before): given back when that channel ends without the handover."""
@@ -395,6 +403,7 @@ class Engine(Service):
         self._agent_facts(self.agents.resync(queue_status, self.clock.seconds()))
         self.queues.resync(queue_status, self.clock.seconds())
         self._overflow_told.clear()  # a restarted Asterisk may have kept an old word (astdb)
+        self._penalties_told.clear()
         self._tell_overflow()
         self._refresh_gauges()
 
@@ -1044,11 +1053,16 @@ class Engine(Service):
 
     def _tell_overflow(self) -> None:
         """Keep each overflowing queue's device state (:func:`callcenter.overflow.overflow_device`)
-        what the board says: ``INUSE`` while its primary agents are away. Sent when it changes,
-        and all again after each (re)connection; a failed send is sent again at the next change."""
+        what the board says: ``INUSE`` while its primary agents are away; and its overflow
+        agents' penalty there 0 meanwhile, for the callers already waiting
+        (:func:`callcenter.overflow.overflow_penalties`). Sent when it changes, and all again
+        after each (re)connection; a failed send is sent again at the next change."""
         if not self.ami.connected:
             return  # the resync after the reconnection tells it
-        for queue, away in overflow_now(self.settings, self.agents.agents()).items():
+        board = self.agents.agents()
+        overflowing = overflow_now(self.settings, board)
+        self._tell_penalties(overflow_penalties(self.settings, board, overflowing))
+        for queue, away in overflowing.items():
             if self._overflow_told.get(queue) == away:
                 continue
             self._overflow_told[queue] = away
@@ -1063,6 +1077,24 @@ class Engine(Service):
                           error=failure.getErrorMessage())
 
             self.ami.send(overflow_state_action(queue, away)).addErrback(failed)
+
+    def _tell_penalties(self, wanted: dict[tuple[str, str], int]) -> None:
+        """Send each overflow agent's penalty that differs from the one last sent."""
+        for key in set(self._penalties_told) - set(wanted):
+            del self._penalties_told[key]  # logged out of the queue: a new member starts as configured
+        for (queue, interface), penalty in sorted(wanted.items()):
+            if self._penalties_told.get((queue, interface)) == penalty:
+                continue
+            self._penalties_told[(queue, interface)] = penalty
+            _log.info("queue.overflow_penalty queue={queue} member={member} penalty={penalty}", queue=queue,
+                      member=interface, penalty=penalty)
+
+            def failed(failure: Failure, key: tuple[str, str] = (queue, interface)) -> None:
+                self._penalties_told.pop(key, None)
+                _log.warn("queue.overflow_penalty_not_sent queue={queue} member={member}: {error}", queue=key[0],
+                          member=key[1], error=failure.getErrorMessage())
+
+            self.ami.send(actions.queue_penalty(interface, penalty, queue=queue)).addErrback(failed)
 
     async def _last_agent_first(self, agi: AgiSession, caller: str) -> None:
         """A caller about to be queued who talked with an agent in the last ``last_agent.days``

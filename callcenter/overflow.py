@@ -10,6 +10,11 @@ dialplan reads wherever a caller is queued: the hotline, an agent's transfer fro
 or with their phone's own key, a colleague who did not answer. A custom device state, unlike
 a global variable, outlives a dialplan reload (``clearglobalvars``) and a phone may show it
 as a lamp (BLF).
+
+A caller already waiting has had their limit set when they joined: for them the overflow
+agents' own penalty in the queue drops to 0 while the primary agents are away
+(:func:`overflow_penalties`, AMI ``QueuePenalty``), so they ring the overflow agents at once
+too, and goes back to the configured one when a primary agent is there again.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from callcenter.ami.actions import AmiAction
 from callcenter.settings import Settings
 from callcenter.state.agents import Agent
 
-__all__ = ["overflow_device", "overflow_now", "overflow_state_action", "primaries_away"]
+__all__ = ["overflow_device", "overflow_now", "overflow_penalties", "overflow_state_action", "primaries_away"]
 
 #: The device state of :func:`overflow_device` while the queue's primary agents are away;
 #: any other (``NOT_INUSE``, or ``UNKNOWN`` before the engine said) keeps the wait.
@@ -59,6 +64,28 @@ def overflow_now(settings: Settings, agents: Iterable[Agent]) -> dict[str, bool]
     board = list(agents)
     return {queue.name: primaries_away(settings, queue.name, board)
             for queue in settings.queues if queue.overflow_after}
+
+
+def overflow_penalties(settings: Settings, agents: Iterable[Agent],
+                       away: dict[str, bool] | None = None) -> dict[tuple[str, str], int]:
+    """(queue, member interface) -> the penalty each overflow agent logged in to an
+    overflowing queue should have there now: 0 while the queue's primary agents are away
+    (``away``, else :func:`overflow_now`), so the callers already waiting, limited to the
+    primary agents' penalty when they joined, ring them at once; their configured penalty
+    (config/agents.yaml) otherwise. Agents with penalty 0 there (primary) are not listed."""
+    board = list(agents)
+    away = overflow_now(settings, board) if away is None else away
+    people = settings.people
+    wanted: dict[tuple[str, str], int] = {}
+    for agent in board:
+        person = people.get(agent.id)
+        if person is None or not agent.interface:
+            continue
+        for queue in agent.queues:
+            configured = person.queues.get(queue)
+            if queue in away and configured:
+                wanted[(queue, agent.interface)] = 0 if away[queue] else configured
+    return wanted
 
 
 def overflow_device(queue: str) -> str:

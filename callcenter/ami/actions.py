@@ -43,6 +43,7 @@ __all__ = [
     "play_dtmf",
     "queue_add",
     "queue_pause",
+    "queue_penalty",
     "queue_remove",
     "queue_status",
     "queue_summary",
@@ -266,6 +267,13 @@ def queue_pause(
         "QueuePause",
         [("Interface", interface), ("Paused", paused), ("Queue", queue), ("Reason", reason)],
     )
+
+
+def queue_penalty(interface: str, penalty: int, *, queue: str) -> AmiAction:
+    """``QueuePenalty``: a member's penalty in ``queue`` (which callers, limited by
+    ``QUEUE_MAX_PENALTY`` and the queue's penalty rules, may ring them), at once for the
+    callers already waiting too."""
+    return _build("QueuePenalty", [("Interface", interface), ("Penalty", penalty), ("Queue", queue)])
 
 
 def setvar(variable: str, value: object, *, channel: str | None = None) -> AmiAction:

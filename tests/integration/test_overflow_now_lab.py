@@ -103,6 +103,50 @@ def test_a_caller_handed_back_to_the_hotline_with_its_agent_paused_reaches_the_o
     assert [hop.split("@")[0] for hop in record.transfers] == ["1001>hotline"], record.transfers
 
 
+def test_a_caller_waiting_for_the_hotline_agent_reaches_the_overflow_agent_when_that_agent_leaves(
+        overflow_engine: EngineServices, reactor_thread: ReactorThread) -> None:
+    """1001 is on a call; the next caller joins the queue and waits for 1001 (the 20 s of
+    overflow_after). 1001 pauses to leave a few seconds later: the engine drops 2101's
+    penalty in the hotline to 0 and 2101 answers the waiting caller within seconds (before:
+    the caller's limit, set when they joined, kept them waiting the whole 20 s). With 1001
+    back, 2101's penalty is the configured 5 again."""
+    services, rt = overflow_engine, reactor_thread
+    engine = services.engine
+
+    def penalty_of_2101() -> str | None:
+        listed = rt.call(services.ami.send, actions.queue_status("hotline", member="Local/2101@lab-agents/n"),
+                         timeout=10)
+        return next((m.get("Penalty") for m in listed.events if m.name == "QueueMember"), None)
+
+    _log_in(services, rt, "1001", "hotline", 60)
+    _log_in(services, rt, "2101", "hotline", 3)
+    assert penalty_of_2101() == "5"
+    _hotline_caller(services, rt, "Keeps 1001 busy", "13912340086", seconds=80, csat="5")
+    rt.wait_for(lambda: engine.agents.state_of("1001").value == "on_call", timeout=40,
+                message="1001 never took the first call")
+    _hotline_caller(services, rt, "Waits for 1001", "13912340087", seconds=80, csat="5")
+
+    def waiting() -> int:
+        return next(v["waiting"] for v in engine.queue_views() if v["queue"] == "hotline")  # type: ignore[no-any-return]
+    rt.wait_for(lambda: waiting() == 1, timeout=40, message="the second caller never queued")
+    time.sleep(4)
+    assert engine.agents.state_of("2101").value == "ready"  # waiting for 1001, who is there
+    left = time.monotonic()
+    rt.call(engine.agent_service.pause, "1001", "end of shift", timeout=10)
+    rt.wait_for(lambda: engine.agents.state_of("2101").value == "on_call", timeout=30,
+                message="2101 never took the waiting caller")
+    assert time.monotonic() - left < 8, "the waiting caller still waited out overflow_after"
+    assert penalty_of_2101() == "0"
+    record = _record(services, rt, "13912340087")
+    assert record.agent_id == "2101", record
+    assert record.wait_seconds is not None and record.wait_seconds < 15, record
+    rt.call(engine.agent_service.unpause, "1001", timeout=10)
+    deadline = time.monotonic() + 10
+    while penalty_of_2101() != "5":
+        assert time.monotonic() < deadline, "2101's penalty was not put back"
+        time.sleep(0.3)
+
+
 @pytest.fixture
 def softphone_overflow_lab(lab_factory: LabFactory, reactor_thread: ReactorThread, tmp_path: Path
                            ) -> Iterator[tuple[EngineServices, Any, Any]]:

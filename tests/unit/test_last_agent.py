@@ -212,6 +212,59 @@ def test_the_overflow_agents_ring_at_once_when_the_primary_agent_is_away(session
     assert told() == ["INUSE"]
 
 
+def test_the_callers_already_waiting_reach_the_overflow_agents_when_the_primary_agent_leaves(
+        sessions: sessionmaker[Session]) -> None:
+    """A caller who joined while 1001 was there is limited to penalty 0 (the primary agent)
+    for overflow_after: when 1001 leaves (logs out, pauses), the engine drops the overflow
+    agents' penalty in the hotline to 0 (QueuePenalty), so that caller rings them at once
+    too, and puts it back to the configured 5 when 1001 is there again. An overflow agent who
+    joins while 1001 is away gets 0 as well; sent again after a reconnection, and after a
+    send that failed."""
+    engine, send = _engine(sessions, 0)
+    ami = engine.ami
+
+    def penalties() -> list[tuple[str | None, str | None, str | None]]:
+        values = [(action.get("Interface"), action.get("Queue"), action.get("Penalty"))
+                  for action in ami.sent if action.name == "QueuePenalty"]  # type: ignore[attr-defined]
+        ami.sent.clear()  # type: ignore[attr-defined]
+        return values
+
+    def member(agent: str, event: str = "QueueMemberAdded", **fields: str) -> Message:
+        return Message.from_pairs({"Event": event, "Queue": "hotline", "Interface": f"PJSIP/agent{agent}",
+                                   "StateInterface": f"PJSIP/agent{agent}", "MemberName": agent, "Paused": "0",
+                                   "Status": "1", **fields}.items())
+
+    send(member("1001"))
+    assert penalties() == []  # the primary agent's own penalty is never touched
+    send(member("2101"))
+    assert penalties() == [("PJSIP/agent2101", "hotline", "5")]  # as configured (told once)
+    send(member("2101", "QueueMemberStatus", Status="2", InCall="1"))
+    assert penalties() == []
+    send(member("1001", "QueueMemberPause", Paused="1", PausedReason="end of shift"))
+    assert penalties() == [("PJSIP/agent2101", "hotline", "0")]
+    send(member("2102"))  # joins while 1001 is away: 0 at once
+    assert penalties() == [("PJSIP/agent2102", "hotline", "0")]
+    send(member("1001", "QueueMemberPause", Paused="0"))
+    assert penalties() == [("PJSIP/agent2101", "hotline", "5"), ("PJSIP/agent2102", "hotline", "5")]
+    send(member("2102", "QueueMemberRemoved"))
+    send(member("1001", "QueueMemberRemoved"))
+    assert penalties() == [("PJSIP/agent2101", "hotline", "0")]
+    send(member("2102"))  # back in the queue (Asterisk added them at 5): told 0 again
+    assert penalties() == [("PJSIP/agent2102", "hotline", "0")]
+    ami.failing = RuntimeError("not connected")  # type: ignore[attr-defined]
+    send(member("1001"))
+    assert penalties() == [("PJSIP/agent2101", "hotline", "5"), ("PJSIP/agent2102", "hotline", "5")]
+    ami.failing = None  # type: ignore[attr-defined]
+    send(member("2101", "QueueMemberStatus", Status="1", InCall="0"))
+    assert penalties() == [("PJSIP/agent2101", "hotline", "5"), ("PJSIP/agent2102", "hotline", "5")]
+    listed = [Message.from_pairs({"Event": "QueueMember", "Queue": "hotline", "Name": agent,
+                                  "Location": f"PJSIP/agent{agent}", "StateInterface": f"PJSIP/agent{agent}",
+                                  "Membership": "dynamic", "Penalty": "0", "Paused": "0", "Status": "1",
+                                  "InCall": "0"}.items()) for agent in ("2101",)]
+    engine.on_resync([], listed)  # 1001 gone meanwhile: told again from what Asterisk lists
+    assert penalties() == [("PJSIP/agent2101", "hotline", "0")]
+
+
 def test_every_dialplan_that_queues_a_caller_reads_the_overflow_device() -> None:
     """The hotline and the transfers (the engine's, a phone's own key, a colleague who did
     not answer: all through cc-transfer's queue-<NAME>) set the caller's penalty limit in one
