@@ -1,7 +1,7 @@
 """Sales commission: who earns what from the sales agents record on their calls (pure).
 
 The reference site pays 15% of sales: 11% to the agent who made the sale, 1.5% to the
-lead of that agent's team, 1% to the director and 1.5% into a pool for the other staff
+lead of that agent's team (the team they were in when the sale was recorded), 1% to the director and 1.5% into a pool for the other staff
 (``commission`` in ``config/callcenter.yaml``). A sale is a call record's
 ``sale_amount``, set with the call's disposition.
 
@@ -57,10 +57,12 @@ class CommissionRates:
 
 @dataclass(frozen=True)
 class Sale:
-    """One call's sale: the agent who made it and the amount in yuan."""
+    """One call's sale: the agent who made it, the amount in yuan, and the agent's team when
+    it was recorded (None: the agent's team now)."""
 
     agent_id: str | None
     amount: Decimal
+    team: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,8 @@ def commission_lines(sales: Iterable[Sale], rates: CommissionRates, *, team_of: 
                      leads_of: Mapping[str, Sequence[str]]) -> list[CommissionLine]:
     """The period's commission, one line per payee and share.
 
-    ``team_of``: agent id -> team id; ``leads_of``: team id -> the agent ids of its leads.
+    ``team_of``: agent id -> team id (for a sale that does not name its team);
+    ``leads_of``: team id -> the agent ids of its leads.
     Lines come agent shares first (by payee), then lead, director and the others' pool.
     A sale without an agent (none should exist: a sale is recorded on an agent's call)
     puts its agent and lead shares in ``unassigned``.
@@ -96,7 +99,8 @@ def commission_lines(sales: Iterable[Sale], rates: CommissionRates, *, team_of: 
             continue
         agent = sale.agent_id or "unassigned"
         basis[("agent", agent)].append(amount)
-        leads = list(leads_of.get(team_of.get(sale.agent_id or "", ""), ())) if sale.agent_id else []
+        team = sale.team or team_of.get(sale.agent_id or "", "")
+        leads = list(leads_of.get(team, ())) if sale.agent_id else []
         for lead in leads or ["unassigned"]:
             basis[("lead", lead)].append(amount / len(leads) if leads else amount)
         basis[("director", rates.director_id or "unassigned")].append(amount)

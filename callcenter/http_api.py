@@ -561,7 +561,10 @@ def save_disposition(engine: Engine, ticket: str, disposition: Disposition) -> D
         check_writer(engine.settings, disposition.writer, agents)
         changes = disposition.changes
         if changes.sale_amount is not UNSET:
-            changes = dataclasses.replace(changes, sale_agent_id=seller(disposition.writer, agents))
+            paid = seller(disposition.writer, agents)
+            person = engine.settings.people.get(paid or "")
+            changes = dataclasses.replace(changes, sale_agent_id=paid,
+                                          sale_team=person.team if person is not None and person.team else None)
         if not disposition.do_not_call:
             return repo.update_call_record(record.id, changes).addCallback(  # type: ignore[no-any-return]
                 lambda updated: (updated, False))

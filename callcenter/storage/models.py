@@ -179,6 +179,9 @@ class CallRecord(Base):
     sale_agent_id: Mapped[str | None] = mapped_column(String(64))
     """Who made the sale: the call's agent when it was recorded (``agent_id`` is the call's
     last agent: a customer handed on after buying stays the seller's sale)."""
+    sale_team: Mapped[str | None] = mapped_column(String(64))
+    """The seller's team when the sale was recorded, whose lead the lead share is paid to
+    (NULL: the seller's team now; sales recorded before revision 0019, or by no team)."""
     ivr_path: Mapped[list[str]] = mapped_column(JSON, default=list)
     transfers: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     """Each time an agent handed the call on: ``AGENT>QUEUE@SECONDS`` (callcenter.transfer)."""

@@ -557,6 +557,9 @@ class CallRecordUpdate:
     sale_agent_id: str | None | _Unset = UNSET
     """Who the sale written with it is paid to (with ``sale_amount`` only; unset: the
     record's agent)."""
+    sale_team: str | None | _Unset = UNSET
+    """The seller's team now (with ``sale_amount`` only): its lead earns the lead share
+    even if the seller changes team later (unset: decided by the team at report time)."""
     outcome_if_none: str | _Unset = UNSET
     """The outcome to set if the record has none (the engine's call-back note at hangup
     never replaces an agent's disposition); ``outcome`` given too wins."""
@@ -565,9 +568,12 @@ class CallRecordUpdate:
         for name, check in _CALL_RECORD_CHECKS.items():
             _check(self, name, check)
         _check(self, "sale_agent_id", lambda v: optional_text("sale_agent_id", v, 64))
+        _check(self, "sale_team", lambda v: optional_text("sale_team", v, 64))
         _check(self, "outcome_if_none", lambda v: optional_text("outcome_if_none", v, 64))
         if self.sale_agent_id is not UNSET and self.sale_amount is UNSET:
             raise InvalidFieldError("sale_agent_id", "names the seller of a sale_amount given with it")
+        if self.sale_team is not UNSET and self.sale_amount is UNSET:
+            raise InvalidFieldError("sale_team", "names the seller's team of a sale_amount given with it")
 
 
 # --- recordings ----------------------------------------------------------------------------

@@ -413,6 +413,8 @@ def update_call_record(
         # the seller named, else the call's agent now: agent_id becomes its last agent when it ends
         seller = values.pop("sale_agent_id", None) or values.get("agent_id") or row.agent_id
         row.sale_agent_id = seller if isinstance(seller, str) and row.sale_cents is not None else None
+        team = values.pop("sale_team", None)
+        row.sale_team = team if isinstance(team, str) and team and row.sale_cents is not None else None
     for name, value in values.items():
         setattr(row, name, list(value) if name in ("ivr_path", "transfers") else value)  # type: ignore[call-overload]
     _flush(session, f"call record {call_record_id}: update rejected by the database")
@@ -569,11 +571,12 @@ def call_report(session: Session, report_period: ReportPeriod, *, by: str, servi
 def report_sales(session: Session, *, since: datetime, until: datetime) -> list[Sale]:
     """The sales recorded on the calls started in [since, until), oldest first."""
     record = models.CallRecord
-    stmt = (select(func.coalesce(record.sale_agent_id, record.agent_id), record.sale_cents)
+    stmt = (select(func.coalesce(record.sale_agent_id, record.agent_id), record.sale_cents, record.sale_team)
             .where(record.sale_cents > 0, record.started_at >= aware_datetime("since", since),
                    record.started_at < aware_datetime("until", until))
             .order_by(record.started_at, record.id))
-    return [Sale(agent_id, _yuan(cents or 0)) for agent_id, cents in session.execute(stmt)]  # > 0 by the WHERE
+    return [Sale(agent_id, _yuan(cents or 0), team)  # > 0 by the WHERE
+            for agent_id, cents, team in session.execute(stmt)]
 
 
 def qa_candidates(session: Session, *, since: datetime, until: datetime) -> list[QaCandidate]:

@@ -25,7 +25,11 @@ from callcenter.commission import (
 from callcenter.http_api import ApiResource
 from callcenter.settings import ConfigError, load_settings
 from callcenter.storage import repository as repo
-from callcenter.storage.records import CallRecordUpdate, NewCallRecord
+from callcenter.storage.records import (
+    CallRecordUpdate,
+    InvalidFieldError,
+    NewCallRecord,
+)
 from tests.httpapi import get_json
 from tests.sitedb import sqlite_site
 from tests.syncrepository import SyncRepository
@@ -152,6 +156,35 @@ def test_a_sale_is_its_sellers_when_the_customer_is_handed_on_after(sessions: se
     lines = {(line.share, line.payee): line.amount
              for line in commission_lines(sales, settings.commission, team_of=team_of, leads_of=leads_of)}
     assert (lines[("agent", "2101")], lines[("lead", "8001")]) == (D("110.00"), D("15.00"))
+
+
+def test_the_lead_share_is_the_sellers_team_at_the_sale(sessions: sessionmaker[Session]) -> None:
+    """2101 (team1, lead 8001) records a sale, then moves to team2: the sale's lead share
+    stays 8001's (before: read from today's teams, it went to team2's lead). A sale recorded
+    before the team was kept (NULL) follows today's team as before."""
+    settings = load_settings(CONFIG)
+    team_of, leads_of = team_maps(settings.agents)
+    assert team_of["2101"] == "team1" and leads_of["team1"] == ["8001"]
+    (team2_lead,) = leads_of["team2"]
+    when = datetime(2026, 11, 2, 10, tzinfo=SHANGHAI)
+    with sessions.begin() as session:
+        for amount, team in (("1000.00", "team1"), ("200.00", None)):
+            record = repo.create_call_record(session, NewCallRecord(
+                started_at=when, direction="outbound", agent_id="2101", queue="outbound"),
+                site_prefix="GD", ticket_day=when.date())
+            changes = CallRecordUpdate(sale_amount=D(amount)) if team is None else \
+                CallRecordUpdate(sale_amount=D(amount), sale_team=team)
+            repo.update_call_record(session, record.id, changes)
+    with sessions.begin() as session:
+        sales = repo.report_sales(session, since=when - timedelta(hours=1), until=when + timedelta(hours=1))
+    assert sales == [Sale("2101", D("1000.00"), "team1"), Sale("2101", D("200.00"))]
+    moved = {**team_of, "2101": "team2"}
+    lines = {(line.share, line.payee): (line.basis, line.amount)
+             for line in commission_lines(sales, settings.commission, team_of=moved, leads_of=leads_of)}
+    assert lines[("lead", "8001")] == (D("1000.00"), D("15.00"))
+    assert lines[("lead", team2_lead)] == (D("200.00"), D("3.00"))
+    with pytest.raises(InvalidFieldError, match="sale_team"):
+        CallRecordUpdate(sale_team="team1")  # names the seller's team of a sale given with it
 
 
 def test_cli_prints_the_commission_and_writes_csv_and_json(tmp_path: Path,

@@ -144,4 +144,6 @@ def test_the_agents_of_a_call_under_way_and_of_a_call_handed_on_write_it(session
     assert status == 403 and body["error"].endswith("taken by agent 2101, agent 2201"), body
     with sessions() as session:
         sales = repo_fns.report_sales(session, since=when - timedelta(hours=1), until=when + timedelta(hours=1))
-    assert sorted(sales, key=repr) == [Sale("2101", Decimal("1000.00")), Sale("2102", Decimal("300.00"))]
+    # each with the seller's team at the sale: its lead's share stays theirs if the seller moves
+    assert sorted(sales, key=repr) == [Sale("2101", Decimal("1000.00"), "team1"),
+                                       Sale("2102", Decimal("300.00"), "team1")]
