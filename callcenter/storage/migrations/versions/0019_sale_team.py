@@ -30,6 +30,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """Drop the column."""
-    with op.batch_alter_table("call_records") as batch:
-        batch.drop_column("sale_team")
+    """Drop the column. On SQLite with ``ALTER TABLE ... DROP COLUMN`` (3.35+) rather than a
+    batch rebuild: recordings and reviews refer to call_records, and rebuilding the table
+    under them fails their foreign keys."""
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("ALTER TABLE call_records DROP COLUMN sale_team")
+    else:
+        op.drop_column("call_records", "sale_team")
