@@ -66,6 +66,9 @@ class Dial:
     adopted: bool = False
     """Placed by an earlier run of the dialer and found live at this one's start
     (:meth:`DialBook.adopt`): its timings before the start are not known."""
+    to_agent: bool = False
+    """A preview call: its Originate rang the agent's phone first (set for adopted calls,
+    whose ``OriginateResponse`` the book reads itself)."""
 
     @property
     def answered(self) -> bool:
@@ -147,17 +150,20 @@ class DialBook:
         return dial
 
     def adopt(self, attempt_id: int, lead_id: int, campaign_id: int, uniqueid: str, placed_at: float,
-              now: float, *, answered: bool, bridged: bool, agent: str | None = None) -> Dial:
+              now: float, *, answered: bool, bridged: bool, agent: str | None = None,
+              to_agent: bool = False) -> Dial:
         """A call an earlier run placed, live in Asterisk at this run's start: tracked again.
 
         ``answered`` (its channel is up) and ``bridged`` (in a bridge: with an agent) are
         what the channel list says; both count from ``now``, the first moment seen (its
-        AMD verdict and connect are not known). Its later events end it as any other.
+        AMD verdict and connect are not known). ``to_agent``: a preview call, whose
+        Originate rings the agent's phone (not the lead's). Its later events end it as any
+        other.
         """
         dial = self.placed(attempt_id, lead_id, campaign_id, uniqueid, placed_at)
         if answered or bridged:
             dial = replace(dial, answered_at=now, connected_at=now if bridged else None, agent=agent)
-        dial = replace(dial, adopted=True)
+        dial = replace(dial, adopted=True, to_agent=to_agent, agent=agent)
         self._by_attempt[attempt_id] = dial
         return dial
 
@@ -188,7 +194,12 @@ class DialBook:
             # it if it was not answered. Others come to their Originate's waiter.
             attempt_id = self._by_uniqueid.get(msg.get("Uniqueid") or "")
             dial = self._by_attempt.get(attempt_id) if attempt_id is not None else None
-            return self.originate_response(dial.attempt_id, msg, now) if dial is not None and dial.adopted else None
+            if dial is None or not dial.adopted:
+                return None
+            if dial.to_agent and msg.get("Reason") != _ANSWERED:  # the agent's phone, not the lead, did not answer
+                return self._end(dial, "failed", now,
+                                 detail=f"agent {dial.agent or '?'}'s phone did not answer (reason {msg.get('Reason')})")
+            return self.originate_response(dial.attempt_id, msg, now)
         if name == "AgentConnect":
             attempt_id = self._by_uniqueid.get(msg.get("Uniqueid") or "")
             dial = self._by_attempt.get(attempt_id) if attempt_id is not None else None

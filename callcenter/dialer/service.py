@@ -100,8 +100,22 @@ BACKLOG_SECONDS = 15.0
 RECOVERY_WAIT = 30.0
 #: The ``Uniqueid`` the dialer gives each call it places (``ChannelId``): ``dial-<run>-<attempt id>``.
 _DIAL_UNIQUEID = re.compile(r"^dial-[0-9a-f]+-([0-9]+)$")
-#: The events the dial book reads (held while a start adopts the earlier run's calls).
+#: The events the dial book reads (held while a start adopts the earlier run's calls, at most
+#: this many: the rest are dropped, logged).
 _BOOK_EVENTS = frozenset({"UserEvent", "AgentConnect", "OriginateResponse"})
+_HELD_EVENTS_MAX = 10_000
+#: A start that could not end the earlier run's lost attempts tries again, this often.
+STALE_RETRY_SECONDS = 60.0
+STALE_TRIES = 10
+
+
+def _duration(value: str | None) -> float | None:
+    """Seconds of a ``CoreShowChannel`` ``Duration`` (``HH:MM:SS``), None if unreadable."""
+    parts = (value or "").split(":")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return None
+    hours, minutes, seconds = (int(p) for p in parts)
+    return float(hours * 3600 + minutes * 60 + seconds)
 """Seconds between two readings of the campaigns' leads still to call (the wallboard's
 "waiting" column and the ``callcenter_dialer_leads_*`` gauges)."""
 
@@ -345,7 +359,12 @@ class DialerService(Service):
         self._recovery = _Recovery()
         self._subscriptions.append(self.ami.subscribe(self.on_event))
         self._subscriptions.append(self.ami.on_resync(self.on_resync))
-        self._track(self._sync(self.config, recover=True).addCallback(self._started))
+        self._track(self._sync(self.config, recover=True).addCallbacks(self._started, self._start_failed))
+
+    def _start_failed(self, failure: Failure) -> None:
+        """The start could not read the campaigns: nothing is dialed, no event held."""
+        self._recovery = None
+        _log.failure("dialer.start_failed", failure)
 
     def _started(self, _: object) -> None:
         if not self.running:
@@ -487,12 +506,20 @@ class DialerService(Service):
                 continue
             if not uniqueid or record.lead_id is None:
                 continue
+            campaign = self._by_id.get(record.campaign_id)
+            to_agent = campaign is not None and campaign.config.campaign.dial_mode == "preview"
             bridge = found.get("BridgeId") if found is not None else None
-            agent = self._agent_in_bridge(channels, bridge, uniqueid) if bridge else None
-            placed_at = now - max(0.0, (wall - record.started_at).total_seconds())
+            if to_agent:  # a preview call's channel is the agent's phone
+                agent = self._known_agent(found.get("Channel") if found is not None else None)
+            else:
+                agent = self._agent_in_bridge(channels, bridge, uniqueid) if bridge else None
+            # placed when its channel was made (a preview lead is claimed when offered, maybe
+            # long before its call), else when its attempt began
+            age = _duration(found.get("Duration")) if found is not None else None
+            placed_at = now - (age if age is not None else max(0.0, (wall - record.started_at).total_seconds()))
             dial = self.book.adopt(record.id, record.lead_id, record.campaign_id, uniqueid, placed_at, now,
                                    answered=found is not None and found.get("ChannelState") == "6",
-                                   bridged=bool(bridge), agent=agent)
+                                   bridged=bool(bridge), agent=agent, to_agent=to_agent)
             adopted.append(record.id)
             self._names.setdefault(record.campaign_id, str(record.campaign_id))
             name = self._names[record.campaign_id]
@@ -502,38 +529,53 @@ class DialerService(Service):
                       attempt=record.id, lead=record.lead_id,
                       state="with an agent" if dial.connected_at is not None else
                       "answered" if dial.answered else "ringing", agent=agent or "-")
-        stale = len(recovery.open) - len(adopted)
-        if stale:
-            campaign_ids = sorted({r.campaign_id for r in recovery.open})
-            keep = set(adopted)
-
-            def in_thread(session: Any) -> int:
-                return sum(store.fail_stale_attempts(session, campaign_id, started_before=started,
-                                                     reason="open when the dialer (re)started", now=started,
-                                                     keep=keep)
-                           for campaign_id in campaign_ids)
-
-            d = self.repository.run(in_thread)
-            d.addCallback(lambda count: _log.info(
-                "dialer.stale_attempts_failed count={count}: open when the dialer (re)started, no live call",
-                count=count))
-            d.addErrback(lambda failure: self._db_failed("fail_stale_attempts", failure))
-            self._track(d)
+        if len(recovery.open) > len(adopted):
+            self._fail_stale(sorted({r.campaign_id for r in recovery.open}), started, frozenset(adopted))
         for msg in recovery.events:
             self.on_event(msg)
         if recovery.channels is not None:
-            # adopted calls an event spoke of whose channel the list did not show have ended unseen
-            for end in self.book.forget_missing({c.get("Uniqueid") or "" for c in channels}
-                                                | {u for u in heard.values() if u}, now):
-                self._ended(end)
+            # adopted for events held whose channel the list did not show (they came before
+            # it): unless those events ended it, the call ended unseen
+            for attempt_id in adopted:
+                if attempt_id not in live:
+                    end = self.book.failed(attempt_id, now, "channel gone at the dialer's start")
+                    if end is not None:
+                        self._ended(end)
+
+    def _fail_stale(self, campaign_ids: Sequence[int], started: datetime, keep: frozenset[int],
+                    tries: int = 1) -> None:
+        """End the earlier run's open attempts but ``keep`` as failed; tried again a minute
+        later while the database refuses (their leads would stay ``dialing``)."""
+        def in_thread(session: Any) -> int:
+            return sum(store.fail_stale_attempts(session, campaign_id, started_before=started,
+                                                 reason="open when the dialer (re)started", now=started, keep=keep)
+                       for campaign_id in campaign_ids)
+
+        def failed(failure: Failure) -> None:
+            self._db_failed("fail_stale_attempts", failure)
+            if self.running and tries < STALE_TRIES:
+                self.clock.callLater(STALE_RETRY_SECONDS, self._fail_stale, campaign_ids, started, keep, tries + 1)
+
+        d = self.repository.run(in_thread)
+        d.addCallbacks(lambda count: _log.info(
+            "dialer.stale_attempts_failed count={count}: open when the dialer (re)started, no live call",
+            count=count), failed)
+        self._track(d)
+
+    def _known_agent(self, channel: str | None) -> str | None:
+        """The agent of a phone's channel name (``PJSIP/agent2101-0000002a``), if one is known."""
+        agent = agent_id_of(channel)
+        if agent is not None and (agent in self.people or self.agents.state_of(agent) != AgentState.LOGGED_OUT):
+            return agent
+        return None
 
     def _agent_in_bridge(self, channels: Sequence[Message], bridge: str, uniqueid: str) -> str | None:
         """The agent whose phone shares ``bridge`` with the call ``uniqueid``, if one does."""
         for channel in channels:
             if channel.get("BridgeId") != bridge or channel.get("Uniqueid") == uniqueid:
                 continue
-            agent = agent_id_of(channel.get("Channel"))
-            if agent is not None and (agent in self.people or self.agents.state_of(agent) != AgentState.LOGGED_OUT):
+            agent = self._known_agent(channel.get("Channel"))
+            if agent is not None:
                 return agent
         return None
 
@@ -1133,7 +1175,12 @@ class DialerService(Service):
         if msg.name not in _BOOK_EVENTS:
             return
         if self._recovery is not None:  # the earlier run's calls are not known yet: read once they are
-            self._recovery.events.append(msg)
+            if len(self._recovery.events) < _HELD_EVENTS_MAX:
+                self._recovery.events.append(msg)
+            elif len(self._recovery.events) == _HELD_EVENTS_MAX:
+                self._recovery.events.append(msg)
+                _log.warn("dialer.held_events_full: the start is still waiting for the database or Asterisk; "
+                          "later events are dropped until it is done")
             return
         fact = self.book.handle(msg, self.clock.seconds())
         if isinstance(fact, DialConnected):

@@ -691,3 +691,41 @@ def test_a_restarted_dialer_ends_a_ringing_call_of_the_earlier_one_by_its_origin
         assert lead.state == "retry"
     finally:
         lab.rt.call(new.stopService, timeout=30)
+
+
+def test_a_restarted_dialer_adopts_a_preview_call_on_the_agents_phone(dialer_lab: DialerLab) -> None:
+    """2103 previews a lead and dials it: their phone rings first, then the lead, who talks.
+    The dialer dies during the call; the new one adopts it as 2103's (the call's channel is
+    2103's phone), placed when the channel was made (not when the lead was offered), and its
+    end is a conversation with 2103."""
+    lab = dialer_lab
+    old = lab.services.dialer
+    assert old is not None
+    for name, value in {"LAB_TALK": 40, "SIM_RING_MIN": 1, "SIM_RING_MAX": 1, "SIM_TALK_MIN": 15,
+                        "SIM_TALK_MAX": 15}.items():
+        lab.setvar(name, value)
+    campaign_id = lab.id_of(PREVIEW)
+    lab.run(store.import_leads, campaign_id, [LeadRow(line=2, phone="19900030078", name="Preview Restart")],
+            list_name="preview-restart", source_file="preview-restart.csv", actor="test", now=datetime.now(UTC))
+    lead = lab.rt.call(old.preview_next, "2103", PREVIEW)
+    assert lead is not None and lead.phone == "19900030078"
+    time.sleep(12)  # the lead on the agent's screen a while before the click
+    lab.rt.call(old.preview_dial, "2103", timeout=40)
+    _wait("the preview call talking", lambda: lab.rt.call(lambda: any(d.connected_at is not None
+                                                                      for d in old.book.dials())),
+          timeout=30, every=0.2)
+    new = _restarted(lab, crash=True)
+    try:
+        lab.rt.call(lambda: new.ready, timeout=30)
+        _wait("the call adopted", lambda: lab.rt.call(lambda: len(new.book)) == 1, timeout=10, every=0.2)
+        (dial,) = lab.rt.call(new.book.dials)
+        assert dial.adopted and dial.to_agent and dial.agent == "2103", dial
+        assert lab.rt.call(new.clock.seconds) - dial.placed_at < 10, dial  # the call's age, not the offer's (12 s+)
+
+        def ended() -> list[Any]:
+            return [a for a in lab.run(store.list_attempts, campaign_id) if a.outcome is not None]
+        _wait("the adopted call's end", lambda: bool(ended()), timeout=60)
+        (attempt,) = ended()
+        assert (attempt.outcome, attempt.agent_id) == ("human", "2103"), attempt
+    finally:
+        lab.rt.call(new.stopService, timeout=30)

@@ -133,3 +133,13 @@ def test_an_adopted_call_found_in_a_bridge_is_a_conversation_with_its_agent() ->
     assert book.answered_waiting() == []
     end = book.handle(user("DialerResult", 9, Outcome="human", Agent="2101"), 160.0)
     assert end is not None and end.outcome == "human" and end.ended_at - end.dial.connected_at == 60.0
+
+
+def test_an_adopted_preview_call_whose_agent_does_not_answer_fails_without_blaming_the_lead() -> None:
+    """A preview call rings the agent's phone first: its OriginateResponse without an answer
+    says the agent did not answer, not the lead (no 'noanswer' attempt counted against it)."""
+    book = DialBook()
+    book.adopt(9, lead_id=90, campaign_id=1, uniqueid="dial-ab12-9", placed_at=95.0, now=100.0,
+               answered=False, bridged=False, agent="2101", to_agent=True)
+    end = book.handle(ev("OriginateResponse", Response="Failure", Reason="3", Uniqueid="dial-ab12-9"), 110.0)
+    assert end is not None and (end.outcome, end.detail) == ("failed", "agent 2101's phone did not answer (reason 3)")

@@ -430,9 +430,10 @@ def test_a_campaign_over_the_abandon_limit_dials_progressively_until_its_ledger_
     w.service.stopService()
 
 
-def _channel(uniqueid: str, *, state: str = "6", bridge: str = "", name: str = "") -> Message:
+def _channel(uniqueid: str, *, state: str = "6", bridge: str = "", name: str = "", duration: str = "") -> Message:
     return Message.from_pairs([("Event", "CoreShowChannel"), ("Channel", name or f"Local/x@sim-pstn-{uniqueid};1"),
-                               ("Uniqueid", uniqueid), ("ChannelState", state), ("BridgeId", bridge)])
+                               ("Uniqueid", uniqueid), ("ChannelState", state), ("BridgeId", bridge),
+                               ("Duration", duration)])
 
 
 def _restart(first: World, tmp_path: Path, *, connected: bool = True, channels: list[Message] | None = None) -> World:
@@ -461,13 +462,14 @@ def test_stopping_leaves_the_calls_in_flight_to_the_next_start(tmp_path: Path) -
     assert [a.outcome for a in first.attempts(campaign_id)] == [None, None]
     uniqueid = talking.get("ChannelId") or ""
     second = _restart(first, tmp_path, channels=[
-        _channel(uniqueid, bridge="b-7"), _channel("1795415279.9", bridge="b-7", name="PJSIP/agent2101-0000002a")])
+        _channel(uniqueid, bridge="b-7", duration="00:00:58"),
+        _channel("1795415279.9", bridge="b-7", name="PJSIP/agent2101-0000002a")])
     assert len(second.ami.sent) == 1  # its session was up before it listened: it asked
     adopted, gone = second.attempts(campaign_id)
     assert adopted.outcome is None and (gone.outcome, gone.detail) == ("failed", "open when the dialer (re)started")
     (dial,) = second.service.book.dials()
     assert (dial.attempt_id, dial.agent, dial.adopted, dial.connected_at is not None) == (adopted.id, "2101", True, True)
-    assert dial.placed_at == pytest.approx(second.clock.seconds() - 61.0)
+    assert dial.placed_at == second.clock.seconds() - 58.0  # its channel's age (else its attempt's: 61 s)
     second.advance(200.0)  # a conversation: past the 180 s limit of a call waiting for an agent
     attempt = _variables(talking)["CC_ATTEMPT"]
     second.ami.emit("UserEvent", UserEvent="DialerResult", Attempt=attempt, Outcome="human", Agent="2101",
@@ -514,6 +516,38 @@ def test_a_start_holds_the_events_of_the_earlier_runs_calls_until_it_knows_them(
     assert len(second.service.book) == 0 and second.ami.sent == []  # the resync had the channels
     second.advance(1.0)
     assert len(second.ami.originates) == 1  # pacing once they are settled: the third lead
+    second.service.stopService()
+
+
+def test_a_start_tries_again_to_end_the_earlier_runs_lost_attempts_while_the_database_refuses(
+        tmp_path: Path) -> None:
+    """The earlier run's attempt has no live call, and the database refuses the first write
+    that ends it: tried again a minute later (before the retry its lead would stay 'dialing'
+    until the next restart)."""
+    from callcenter.dialer.service import STALE_RETRY_SECONDS
+
+    first = World(tmp_path, config_text(), agents=2)
+    first.service.startService()
+    campaign_id = first.import_leads(["13800000001"])
+    first.advance(1.0)
+    first.service.stopService()
+    second = World(tmp_path, config_text(), agents=2)
+    second.wall = first.wall + timedelta(minutes=1)
+    real_run = second.repo.run
+    refused: list[str] = []
+
+    def run(fn: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
+        if not refused and getattr(fn, "__name__", "") == "in_thread" and "fail_stale" in fn.__qualname__:
+            refused.append(fn.__qualname__)
+            return fail(RuntimeError("database is locked"))
+        return real_run(fn, *args, **kwargs)
+
+    second.repo.run = run  # type: ignore[method-assign]
+    second.service.startService()
+    assert refused and [a.outcome for a in second.attempts(campaign_id)] == [None]
+    second.advance(STALE_RETRY_SECONDS + 0.5)
+    assert [(a.outcome, a.detail) for a in second.attempts(campaign_id)] == [
+        ("failed", "open when the dialer (re)started")]
     second.service.stopService()
 
 
