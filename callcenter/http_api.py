@@ -562,7 +562,7 @@ def save_disposition(engine: Engine, ticket: str, disposition: Disposition) -> D
         changes = disposition.changes
         if changes.sale_amount is not UNSET:
             paid = seller(disposition.writer, agents)
-            person = engine.settings.people.get(paid or "")
+            person = engine.settings.people.get(paid or record.agent_id or "")  # the repository's fallback
             changes = dataclasses.replace(changes, sale_agent_id=paid,
                                           sale_team=person.team if person is not None and person.team else None)
         if not disposition.do_not_call:

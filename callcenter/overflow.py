@@ -68,11 +68,13 @@ def overflow_now(settings: Settings, agents: Iterable[Agent]) -> dict[str, bool]
 
 def overflow_penalties(settings: Settings, agents: Iterable[Agent],
                        away: dict[str, bool] | None = None) -> dict[tuple[str, str], int]:
-    """(queue, member interface) -> the penalty each overflow agent logged in to an
-    overflowing queue should have there now: 0 while the queue's primary agents are away
-    (``away``, else :func:`overflow_now`), so the callers already waiting, limited to the
-    primary agents' penalty when they joined, ring them at once; their configured penalty
-    (config/agents.yaml) otherwise. Agents with penalty 0 there (primary) are not listed."""
+    """(queue, member interface) -> the penalty each agent logged in to a queue with a
+    penalty above 0 there should have now: 0 while an overflowing queue's primary agents are
+    away (``away``, else :func:`overflow_now`), so the callers already waiting, limited to
+    the primary agents' penalty when they joined, ring them at once; their configured
+    penalty (config/agents.yaml) otherwise, in every queue (one that no longer overflows, an
+    Asterisk that kept a 0 in astdb, get theirs back). Agents with penalty 0 there are not
+    listed."""
     board = list(agents)
     away = overflow_now(settings, board) if away is None else away
     people = settings.people
@@ -83,8 +85,8 @@ def overflow_penalties(settings: Settings, agents: Iterable[Agent],
             continue
         for queue in agent.queues:
             configured = person.queues.get(queue)
-            if queue in away and configured:
-                wanted[(queue, agent.interface)] = 0 if away[queue] else configured
+            if configured:
+                wanted[(queue, agent.interface)] = 0 if away.get(queue) else configured
     return wanted
 
 

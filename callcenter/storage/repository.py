@@ -409,12 +409,16 @@ def update_call_record(
         row.outcome = str(fallback)
     if "sale_amount" in values:
         sale = values.pop("sale_amount")
-        row.sale_cents = _cents(sale if isinstance(sale, Decimal) else None)  # validated: Decimal or None
+        cents = _cents(sale if isinstance(sale, Decimal) else None)  # validated: Decimal or None
         # the seller named, else the call's agent now: agent_id becomes its last agent when it ends
         seller = values.pop("sale_agent_id", None) or values.get("agent_id") or row.agent_id
-        row.sale_agent_id = seller if isinstance(seller, str) and row.sale_cents is not None else None
         team = values.pop("sale_team", None)
-        row.sale_team = team if isinstance(team, str) and team and row.sale_cents is not None else None
+        if cents is None or cents != row.sale_cents or row.sale_agent_id is None:
+            # a new sale (the same amount written again, as a form sent back with it does,
+            # keeps its seller and team: they may have moved since)
+            row.sale_cents = cents
+            row.sale_agent_id = seller if isinstance(seller, str) and cents is not None else None
+            row.sale_team = team if isinstance(team, str) and team and cents is not None else None
     for name, value in values.items():
         setattr(row, name, list(value) if name in ("ivr_path", "transfers") else value)  # type: ignore[call-overload]
     _flush(session, f"call record {call_record_id}: update rejected by the database")

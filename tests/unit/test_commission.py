@@ -185,6 +185,15 @@ def test_the_lead_share_is_the_sellers_team_at_the_sale(sessions: sessionmaker[S
     assert lines[("lead", team2_lead)] == (D("200.00"), D("3.00"))
     with pytest.raises(InvalidFieldError, match="sale_team"):
         CallRecordUpdate(sale_team="team1")  # names the seller's team of a sale given with it
+    with sessions.begin() as session:  # the form sent back with the same amount (notes edited) by 2101 in team2
+        (first, _) = sorted(repo.list_recent_call_records(session, agent_id="2101"), key=lambda r: r.id)
+        repo.update_call_record(session, first.id, CallRecordUpdate(
+            sale_amount=D("1000.00"), sale_agent_id="2101", sale_team="team2", description="paid by card"))
+        kept = repo.report_sales(session, since=when - timedelta(hours=1), until=when + timedelta(hours=1))
+        repo.update_call_record(session, first.id, CallRecordUpdate(sale_amount=D("1200.00"), sale_team="team2"))
+        sales = repo.report_sales(session, since=when - timedelta(hours=1), until=when + timedelta(hours=1))
+    assert kept[0] == Sale("2101", D("1000.00"), "team1")  # the same sale: its team at the sale kept
+    assert sales[0] == Sale("2101", D("1200.00"), "team2")  # a new amount is a new sale: today's team
 
 
 def test_cli_prints_the_commission_and_writes_csv_and_json(tmp_path: Path,

@@ -265,6 +265,30 @@ def test_the_callers_already_waiting_reach_the_overflow_agents_when_the_primary_
     assert penalties() == [("PJSIP/agent2101", "hotline", "0")]
 
 
+def test_a_queue_that_no_longer_overflows_gives_its_agents_their_configured_penalty(tmp_path: Path) -> None:
+    """The site turns the hotline's overflow off (overflow_after: 0) while Asterisk still has
+    2101 at penalty 0 there (astdb kept what an earlier daemon set): 2101's configured 5 is
+    what the engine wants, not nothing (before: only overflowing queues were looked at, so
+    the 0 stayed for good). A primary agent (penalty 0) is never listed."""
+    from callcenter.overflow import overflow_penalties
+    from callcenter.state.agents import AgentBoard
+
+    site = tmp_path / "queues.yaml"
+    site.write_text("queues:\n  hotline:\n    overflow_after: 0\n", encoding="utf-8")
+    settings = load_settings(ROOT / "config", [site])
+    board = AgentBoard({"hotline": 15})
+    for agent in ("1001", "2101"):
+        board.handle(Message.from_pairs([
+            ("Event", "QueueMemberAdded"), ("Queue", "hotline"), ("Interface", f"PJSIP/agent{agent}"),
+            ("StateInterface", f"PJSIP/agent{agent}"), ("Penalty", "0"), ("Paused", "0"), ("Status", "1")]), 1.0)
+    assert overflow_penalties(settings, board.agents()) == {("hotline", "PJSIP/agent2101"): 5}
+    shipped = load_settings(ROOT / "config")
+    assert overflow_penalties(shipped, board.agents()) == {("hotline", "PJSIP/agent2101"): 5}  # 1001 there
+    board.handle(Message.from_pairs([("Event", "QueueMemberRemoved"), ("Queue", "hotline"),
+                                     ("Interface", "PJSIP/agent1001")]), 2.0)
+    assert overflow_penalties(shipped, board.agents()) == {("hotline", "PJSIP/agent2101"): 0}
+
+
 def test_every_dialplan_that_queues_a_caller_reads_the_overflow_device() -> None:
     """The hotline and the transfers (the engine's, a phone's own key, a colleague who did
     not answer: all through cc-transfer's queue-<NAME>) set the caller's penalty limit in one
