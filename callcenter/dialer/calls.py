@@ -151,16 +151,16 @@ class DialBook:
 
     def adopt(self, attempt_id: int, lead_id: int, campaign_id: int, uniqueid: str, placed_at: float,
               now: float, *, answered: bool, bridged: bool, agent: str | None = None,
-              to_agent: bool = False) -> Dial:
+              to_agent: bool = False, lane: str = "") -> Dial:
         """A call an earlier run placed, live in Asterisk at this run's start: tracked again.
 
         ``answered`` (its channel is up) and ``bridged`` (in a bridge: with an agent) are
         what the channel list says; both count from ``now``, the first moment seen (its
         AMD verdict and connect are not known). ``to_agent``: a preview call, whose
-        Originate rings the agent's phone (not the lead's). Its later events end it as any
-        other.
+        Originate rings the agent's phone (not the lead's); ``lane``: the campaign's pacing
+        lane it counts in. Its later events end it as any other.
         """
-        dial = self.placed(attempt_id, lead_id, campaign_id, uniqueid, placed_at)
+        dial = self.placed(attempt_id, lead_id, campaign_id, uniqueid, placed_at, lane=lane)
         if answered or bridged:
             dial = replace(dial, answered_at=now, connected_at=now if bridged else None, agent=agent)
         dial = replace(dial, adopted=True, to_agent=to_agent, agent=agent)

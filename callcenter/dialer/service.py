@@ -67,13 +67,13 @@ from callcenter.settings import AgentSettings
 from callcenter.state.agents import AgentBoard, AgentState, agent_id_of
 from callcenter.storage import dialer as store
 from callcenter.storage.dialer_records import (
-    AttemptRecord,
     AttemptResult,
     CampaignRecord,
     LeadBacklog,
     LeadRow,
     LeadToDial,
     LedgerDay,
+    OpenAttempt,
 )
 from callcenter.storage.records import InvalidFieldError, canonical_phone
 from callcenter.storage.repository import Repository
@@ -277,7 +277,7 @@ class CampaignStatus:
 class _Recovery:
     """A start taking over the calls an earlier run left in flight (see DialerService._recover)."""
 
-    open: list[AttemptRecord] | None = None
+    open: list[OpenAttempt] | None = None
     """The attempts still open in SQL, once read."""
     channels: list[Message] | None = None
     """Asterisk's channels (``CoreShowChannel`` events), once known."""
@@ -416,11 +416,11 @@ class DialerService(Service):
         campaigns = [c.campaign for c in config.campaigns]
         now = self.now()
 
-        def in_thread(session: Any) -> tuple[list[CampaignRecord], list[AttemptRecord]]:
+        def in_thread(session: Any) -> tuple[list[CampaignRecord], list[OpenAttempt]]:
             records = store.sync_campaigns(session, campaigns)
             return records, store.open_attempts(session, started_before=now) if recover else []
 
-        def built(result: tuple[list[CampaignRecord], list[AttemptRecord]]) -> None:
+        def built(result: tuple[list[CampaignRecord], list[OpenAttempt]]) -> None:
             records, left_open = result
             by_name = {r.name: r for r in records}
             for campaign_config in config.campaigns:
@@ -498,7 +498,8 @@ class DialerService(Service):
         now = self.clock.seconds()
         wall = self.now()
         adopted: list[int] = []
-        for record in recovery.open:
+        for left in recovery.open:
+            record = left.attempt
             found = live.get(record.id)
             uniqueid = found.get("Uniqueid") if found is not None else heard.get(record.id)
             if record.id in self.book:  # this service's own call (stopped and started again)
@@ -517,9 +518,11 @@ class DialerService(Service):
             # long before its call), else when its attempt began
             age = _duration(found.get("Duration")) if found is not None else None
             placed_at = now - (age if age is not None else max(0.0, (wall - record.started_at).total_seconds()))
+            # a route: team campaign paces each team's calls apart: its lead's team
+            lane = left.lead_team if campaign is not None and left.lead_team in campaign.lanes else ""
             dial = self.book.adopt(record.id, record.lead_id, record.campaign_id, uniqueid, placed_at, now,
                                    answered=found is not None and found.get("ChannelState") == "6",
-                                   bridged=bool(bridge), agent=agent, to_agent=to_agent)
+                                   bridged=bool(bridge), agent=agent, to_agent=to_agent, lane=lane or "")
             adopted.append(record.id)
             self._names.setdefault(record.campaign_id, str(record.campaign_id))
             name = self._names[record.campaign_id]
@@ -530,7 +533,7 @@ class DialerService(Service):
                       state="with an agent" if dial.connected_at is not None else
                       "answered" if dial.answered else "ringing", agent=agent or "-")
         if len(recovery.open) > len(adopted):
-            self._fail_stale(sorted({r.campaign_id for r in recovery.open}), started, frozenset(adopted))
+            self._fail_stale(sorted({r.attempt.campaign_id for r in recovery.open}), started, frozenset(adopted))
         for msg in recovery.events:
             self.on_event(msg)
         if recovery.channels is not None:

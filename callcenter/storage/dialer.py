@@ -71,6 +71,7 @@ from callcenter.storage.dialer_records import (
     LeadRow,
     LeadToDial,
     LedgerDay,
+    OpenAttempt,
     RowProblem,
 )
 from callcenter.storage.records import (
@@ -738,15 +739,18 @@ def finish_attempt(session: Session, attempt_id: int, result: AttemptResult, *, 
     return decision
 
 
-def open_attempts(session: Session, *, started_before: datetime) -> list[AttemptRecord]:
+def open_attempts(session: Session, *, started_before: datetime) -> list[OpenAttempt]:
     """Every campaign's attempts still in flight that started before ``started_before``,
-    oldest first: at start-up, the calls an earlier run left (live in Asterisk or lost)."""
+    oldest first, each with its lead's team: at start-up, the calls an earlier run left
+    (live in Asterisk or lost)."""
     cutoff = aware_datetime("started_before", started_before)
-    return [_attempt(row) for row in session.scalars(
-        select(models.DialAttempt)
+    rows = session.execute(
+        select(models.DialAttempt, models.Lead.team)
+        .outerjoin(models.Lead, models.Lead.id == models.DialAttempt.lead_id)
         .where(models.DialAttempt.outcome.is_(None), models.DialAttempt.started_at < cutoff)
         .order_by(models.DialAttempt.id)
-    )]
+    )
+    return [OpenAttempt(_attempt(attempt), team) for attempt, team in rows]
 
 
 def fail_stale_attempts(

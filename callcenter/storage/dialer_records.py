@@ -49,6 +49,7 @@ __all__ = [
     "LeadRow",
     "LeadToDial",
     "LedgerDay",
+    "OpenAttempt",
     "RowProblem",
 ]
 
@@ -301,6 +302,15 @@ class AttemptRecord:
     connect_seconds: float | None
     talk_seconds: float | None
     detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAttempt:
+    """An attempt still in flight at a start, with its lead's team (the pacing lane of a
+    ``route: team`` campaign); None: the lead is in the campaign's pool, or destroyed."""
+
+    attempt: AttemptRecord
+    lead_team: str | None
 
 
 @dataclass(frozen=True, slots=True)

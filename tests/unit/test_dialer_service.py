@@ -1104,6 +1104,45 @@ def test_route_team_paces_each_team_for_its_own_agents_and_sends_its_calls_to_th
     w.service.stopService()
 
 
+def test_a_restart_counts_each_adopted_call_of_a_route_team_campaign_in_its_leads_team(tmp_path: Path) -> None:
+    """route: team, calls of team1 (two) and team2 (one) live across a restart: each adopted
+    call is in its lead's team's lane (before: in a lane of its own, so every team counted
+    all three against its agents)."""
+    text = config_text(handout="team").replace("handout: team\n", "handout: team\n      route: team\n")
+
+    def world(wall: datetime | None = None) -> World:
+        w = World(tmp_path, text, agents=0)
+        if wall is not None:
+            w.wall = wall
+            w.clock.advance(60)
+        w.service.people = PEOPLE
+        w.service.team_queues = lambda queue: {"team1": "outbound-team1", "team2": "outbound-team2"} \
+            if queue == "outbound" else {}
+        _join(w, "2101", "outbound", "outbound-team1")
+        _join(w, "2102", "outbound", "outbound-team1")
+        _join(w, "2201", "outbound", "outbound-team2")
+        return w
+
+    first = world()
+    first.service.startService()
+    campaign_id = first.import_leads([f"1380000000{i}" for i in range(1, 7)])
+    _hand_out(first, campaign_id, "team1", 3)
+    _hand_out(first, campaign_id, "team2", 3)
+    first.advance(1.0)
+    assert len(first.ami.originates) == 3
+    first.service.stopService()
+    second = world(first.wall + timedelta(minutes=1))
+    second.ami.channels = [_channel(action.get("ChannelId") or "", state="5", duration="00:00:03")
+                           for action, _ in first.ami.originates]
+    second.service.startService()
+    assert sorted(d.lane for d in second.service.book.dials()) == ["team1", "team1", "team2"]
+    second.advance(1.0)
+    assert second.ami.originates == []  # every team's agents covered by its own calls
+    (status,) = second.service.status()
+    assert [(lane.team, lane.in_flight) for lane in status.lanes] == [("team1", 2), ("team2", 1)]
+    second.service.stopService()
+
+
 def test_a_campaign_changed_to_route_team_while_running_paces_by_team_from_the_next_tick(tmp_path: Path) -> None:
     """dialer.yaml edited from route: queue to team: the next tick dials into the team queues; a
     call placed before the change still covers an agent until it ends, then ends its attempt."""

@@ -413,8 +413,8 @@ def test_a_start_reads_the_open_attempts_and_keeps_those_it_adopted(
     (new,) = claim(sessions, campaign_id, 1, now=NOW + timedelta(minutes=10))
     restart = NOW + timedelta(minutes=5)
     left = in_tx(sessions, store.open_attempts, started_before=restart)
-    assert [(a.id, a.lead_id, a.campaign_id) for a in left] == [
-        (first.attempt_id, first.lead_id, campaign_id), (second.attempt_id, second.lead_id, campaign_id)]
+    assert [(a.attempt.id, a.attempt.lead_id, a.attempt.campaign_id, a.lead_team) for a in left] == [
+        (first.attempt_id, first.lead_id, campaign_id, None), (second.attempt_id, second.lead_id, campaign_id, None)]
     assert in_tx(sessions, store.fail_stale_attempts, campaign_id, started_before=restart, reason="gone",
                  now=restart, keep={second.attempt_id}) == 1
     assert sorted(a.id for a in in_tx(sessions, store.list_attempts, campaign_id, outcome="in_flight")) == [
